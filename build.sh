@@ -1,0 +1,114 @@
+#!/bin/sh
+# midge's one entry point for building, running and testing from a checkout.
+#
+#   ./build.sh run [midge flags]   install what is missing, build, run midge
+#                                  (default: localhost:1883)
+#   ./build.sh test                install what is missing, build with -Werror,
+#                                  run every test (unit, corpus replay,
+#                                  integration, ASan+UBSan unit tests, fuzzers
+#                                  for FUZZ_SECONDS each when clang is there,
+#                                  benchmark smoke run), print "N passed, M failed"
+#   ./build.sh deps | build | fuzz | bench | dist
+#
+# Build trees: build/ (normal), build-asan/ (sanitizers), build-fuzz/ (clang
+# libFuzzer). All are disposable.
+set -eu
+
+top=$(cd "$(dirname "$0")" && pwd)
+cd "$top"
+jobs=$(nproc 2>/dev/null || echo 2)
+FUZZ_SECONDS=${FUZZ_SECONDS:-60}
+
+BUILD_PKGS="build-essential autoconf automake libtool pkg-config ragel libgnutls28-dev libzmq3-dev libuv1-dev libcunit1-dev"
+TEST_PKGS="mosquitto-clients mosquitto python3 python3-paho-mqtt python3-zmq gnutls-bin procps"
+FUZZ_PKGS="clang libclang-rt-14-dev"
+
+say() { printf '== %s\n' "$*" >&2; }
+
+# Installs the Debian/Ubuntu packages that are missing, nothing else.
+deps() {
+	missing=""
+	for p in $BUILD_PKGS $TEST_PKGS ${1:-}; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+			missing="$missing $p"
+	done
+	[ -z "$missing" ] && return 0
+	if ! command -v apt-get >/dev/null 2>&1; then
+		say "missing packages:$missing (install them with your package manager)"
+		return 1
+	fi
+	sudo=""
+	[ "$(id -u)" -eq 0 ] || sudo="sudo"
+	say "installing:$missing"
+	export DEBIAN_FRONTEND=noninteractive
+	$sudo apt-get update -qq
+	# mosquitto (for comparison benchmarks) must not start a system broker
+	# on 1883 behind our back where service managers exist.
+	$sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
+}
+
+# configure_in DIR [configure args...]: (re)configures DIR when needed.
+configure_in() {
+	dir=$1
+	shift
+	[ -x configure ] || autoreconf -fi >/dev/null
+	mkdir -p "$dir"
+	if [ ! -f "$dir/Makefile" ] || [ configure -nt "$dir/Makefile" ]; then
+		(cd "$dir" && "$top/configure" -q "$@")
+	fi
+}
+
+build() {
+	configure_in build --enable-werror
+	make -s -C build -j"$jobs"
+}
+
+run() {
+	deps
+	build
+	say "starting build/midge $*"
+	exec build/midge "$@"
+}
+
+fuzz() {
+	command -v clang >/dev/null 2>&1 || { say "clang not found: fuzzers skipped"; return 0; }
+	configure_in build-fuzz CC=clang --enable-fuzzing
+	make -s -C build-fuzz -j"$jobs" fuzzers
+	make -s -C build-fuzz fuzz-run FUZZ_SECONDS="$FUZZ_SECONDS"
+}
+
+test_all() {
+	deps "$FUZZ_PKGS"
+	build
+	status=0
+	say "make check (unit, corpus replay, integration, benchmark smoke)"
+	make -C build -j"$jobs" check >build/check.out 2>&1 || status=1
+	grep -E '^(PASS|FAIL|XFAIL|XPASS|ERROR|SKIP):' build/check.out || true
+
+	say "unit tests under ASan + UBSan"
+	configure_in build-asan --enable-sanitizers
+	make -s -C build-asan -j"$jobs" check-unit >build-asan/check.out 2>&1 || status=1
+	grep -E '^(PASS|FAIL|ERROR|SKIP):' build-asan/check.out || true
+
+	say "fuzzers, ${FUZZ_SECONDS}s each"
+	fuzz >build/fuzz.out 2>&1 || status=1
+	tail -n 20 build/fuzz.out
+
+	dirs="build build-asan"
+	[ -d build-fuzz ] && dirs="$dirs build-fuzz"
+	sh tests/summary.sh $dirs || status=1
+	return $status
+}
+
+cmd=${1:-test}
+[ $# -gt 0 ] && shift
+case "$cmd" in
+deps) deps "$FUZZ_PKGS" ;;
+build) deps && build ;;
+run) run "$@" ;;
+test) test_all ;;
+fuzz) deps "$FUZZ_PKGS" && fuzz ;;
+bench) deps && build && make -s -C build bench ;;
+dist) deps && build && make -C build -j"$jobs" distcheck ;;
+*) say "usage: $0 run|test|deps|build|fuzz|bench|dist"; exit 2 ;;
+esac

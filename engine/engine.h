@@ -1,0 +1,185 @@
+/*
+ * engine.h - MQTT broker semantics, sans I/O.
+ *
+ * The transport hands the engine complete packets (first byte + body) and
+ * the current time; the engine answers through struct engine_io: bytes to
+ * queue on a connection, connections to close, events to publish. The
+ * engine makes no system call, never reads the clock and never logs: time
+ * is a parameter, and what a human should read is an event.
+ *
+ * A connection's lifetime: engine_conn_open() when accepted; any number of
+ * engine_conn_frame(); the engine may ask io->close(); the transport calls
+ * engine_conn_closed() exactly once when the socket is gone (whoever closed
+ * it), after which the struct engine_conn is freed.
+ */
+#ifndef MIDGE_ENGINE_H
+#define MIDGE_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/frame.h"
+#include "midge.h"
+
+struct engine;
+struct engine_conn;
+
+/* Every bound the engine enforces; engine_config_default() gives the
+ * defaults documented in docs/configuration.md. 0 means "no limit" only
+ * where noted. */
+struct engine_config {
+	uint32_t max_packet_size;          /* message_size_limit-ish: largest packet accepted */
+	uint32_t max_packet_before_connect;/* framer limit until CONNECT is accepted */
+	uint16_t max_inflight;             /* max_inflight_messages: outgoing QoS 1/2 window */
+	uint16_t receive_max;              /* advertised v5 receive maximum (incoming window) */
+	uint32_t max_queued_messages;      /* per offline/overflow queue */
+	uint64_t max_queued_bytes;         /* per queue, 0 = no byte bound */
+	bool queue_qos0_messages;
+	uint16_t max_keepalive;            /* v5 server keep alive when client asks more (0 = none) */
+	uint32_t max_client_id_len;
+	bool allow_zero_length_clientid;
+	bool allow_anonymous;
+	uint32_t max_subscriptions;        /* per client, 0 = no limit */
+	uint32_t max_topic_levels;
+	uint8_t max_qos;
+	bool retain_available;
+	bool wildcard_sub_available;
+	bool sub_id_available;
+	bool shared_sub_available;
+	uint16_t topic_alias_max;          /* aliases accepted from each client */
+	uint32_t persistent_client_expiration; /* seconds; 0 = never, for 3.1.1 persistent sessions */
+	uint32_t max_session_expiry;       /* cap on v5 session expiry, seconds; 0 = no cap */
+	uint32_t retry_interval_ms;        /* unused for MQTT 5 (retry only on reconnect) */
+	bool upgrade_outgoing_qos;
+};
+
+void engine_config_default(struct engine_config *cfg);
+
+/* How the engine reaches the outside world. */
+struct engine_io {
+	void *ctx;
+	/*
+	 * Queue bytes on the connection `handle`: head[0..head_len) is copied
+	 * by the transport during the call; tail (may be NULL) is sent after
+	 * it and the transport takes its own reference if it keeps it.
+	 * droppable marks a QoS 0 delivery the transport may refuse when the
+	 * connection's output queue is over its byte bound. Returns 0 when
+	 * queued, -1 when refused (the engine counts it and emits a drop).
+	 */
+	int (*send)(void *ctx, void *handle, const uint8_t *head, size_t head_len,
+		    struct frame *tail, bool droppable);
+	/* Close the connection once what is queued is flushed. The
+	 * transport later calls engine_conn_closed(). */
+	void (*close)(void *ctx, void *handle);
+	/* A lifecycle event; see midge.h. Views inside are valid during the call. */
+	void (*event)(void *ctx, const struct midge_event *ev);
+};
+
+enum engine_access {
+	ENGINE_ACCESS_PUBLISH = 1,
+	ENGINE_ACCESS_SUBSCRIBE = 2,
+	ENGINE_ACCESS_RECEIVE = 3,
+};
+
+/* Authentication and authorization decisions. Any callback may be NULL
+ * (allow). Return 0 to allow or a v5 reason code to refuse
+ * (MQTT_RC_BAD_USERNAME_OR_PASSWORD, MQTT_RC_NOT_AUTHORIZED, ...). */
+struct engine_auth {
+	void *ctx;
+	int (*connect)(void *ctx, const struct midge_client *client, const struct midge_str *username,
+		       const struct midge_str *password);
+	int (*acl)(void *ctx, const struct midge_client *client, const uint8_t *topic, size_t len,
+		   enum engine_access access);
+};
+
+/* Broker-wide counters, for $SYS and the logs. */
+struct engine_stats {
+	uint64_t clients_connected;
+	uint64_t clients_total;        /* connected + persistent sessions offline */
+	uint64_t clients_maximum;
+	uint64_t clients_expired;
+	uint64_t msgs_received;
+	uint64_t msgs_sent;
+	uint64_t msgs_dropped;
+	uint64_t bytes_received;       /* counted by the engine from frames */
+	uint64_t bytes_sent;
+	uint64_t publish_received;
+	uint64_t publish_sent;
+	uint64_t retained_count;
+	uint64_t subscriptions_count;
+	uint64_t inflight_count;
+	uint64_t stored_count;         /* messages queued for sessions */
+	uint64_t stored_bytes;
+};
+
+/* auth may be NULL (allow all). cfg and io are copied. NULL on OOM. */
+struct engine *engine_new(const struct engine_config *cfg, const struct engine_io *io,
+			  const struct engine_auth *auth);
+/* Frees every session, message and connection state, without calling io.
+ * engine_free(NULL) does nothing. */
+void engine_free(struct engine *e);
+
+/* Applies new limits (SIGHUP). Existing connections keep what they
+ * negotiated. */
+void engine_reconfigure(struct engine *e, const struct engine_config *cfg);
+
+/*
+ * A new connection. peer_addr is copied. handle is what io calls receive.
+ * Returns NULL on OOM (the transport closes the socket).
+ */
+struct engine_conn *engine_conn_open(struct engine *e, void *handle, const char *peer_addr,
+				     uint16_t peer_port, bool tls, uint64_t now_ms);
+
+/* Sets the username from a TLS client certificate
+ * (use_identity_as_username); call before the CONNECT arrives. */
+int engine_conn_set_identity(struct engine_conn *c, const char *username);
+
+/* The largest packet the framer may accept on this connection now (lower
+ * before CONNECT is accepted). */
+uint32_t engine_conn_max_packet(const struct engine_conn *c);
+/* 0 before CONNECT, else 3, 4 or 5. */
+uint8_t engine_conn_version(const struct engine_conn *c);
+
+/*
+ * One complete packet: first byte and body[0..len). The engine decodes it,
+ * acts, and copies whatever it keeps before returning. Returns 0 to go on
+ * reading, -1 once the connection is closing (the engine has queued the
+ * CONNACK/DISCONNECT the specification prescribes and called io->close):
+ * the transport must not feed it more.
+ */
+int engine_conn_frame(struct engine *e, struct engine_conn *c, uint8_t first,
+		      const uint8_t *body, uint32_t len, uint64_t now_ms);
+
+/*
+ * The framer refused the input (rc is the positive reason code from
+ * codec_frame_scan(): malformed or packet too large). The engine answers
+ * as the specification says for the connection's state and version, and
+ * calls io->close.
+ */
+void engine_conn_framing_error(struct engine *e, struct engine_conn *c, uint8_t rc,
+			       uint64_t now_ms);
+
+/* The socket is gone. Publishes the will if the end was abnormal, keeps
+ * or drops the session, frees c. why (may be NULL) goes into the event. */
+void engine_conn_closed(struct engine *e, struct engine_conn *c, const char *why, uint64_t now_ms);
+
+/*
+ * Deadlines: keepalive (1.5 x the interval), will delay, session expiry,
+ * message expiry. Call at least once a second. Returns the earliest
+ * pending deadline in ms (UINT64_MAX if none).
+ */
+uint64_t engine_tick(struct engine *e, uint64_t now_ms);
+
+/* Graceful stop: v5 clients get DISCONNECT 0x8B, every connection is
+ * asked to close. */
+void engine_shutdown(struct engine *e, uint64_t now_ms);
+
+/* A message from the broker itself ($SYS, the embedding API). Validates
+ * the topic. Returns 0 or -1. */
+int engine_publish(struct engine *e, const uint8_t *topic, size_t topic_len, const void *payload,
+		   size_t payload_len, uint8_t qos, bool retain, uint64_t now_ms);
+
+void engine_stats(const struct engine *e, struct engine_stats *out);
+
+#endif
