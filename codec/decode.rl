@@ -497,17 +497,20 @@ struct props_run {
 };
 
 /*
- * Decodes the property block p[0..len) into *out (zeroed first) with the
- * allowed set of `slot` (a packet type, or 0 for will properties).
+ * Decodes the property block p[0..len) into *out with the allowed set of
+ * `slot` (a packet type, or 0 for will properties). *out is zeroed first
+ * unless the caller already did (the body decoder clears the whole packet).
  */
-static int props_decode(const uint8_t *p, uint32_t len, unsigned slot, struct codec_props *out)
+static int props_decode(const uint8_t *p, uint32_t len, unsigned slot, struct codec_props *out,
+			bool clear)
 {
 	struct props_run run;
 	struct props_run *d = &run;
 	const uint8_t *pe;
 	int cs;
 
-	memset(out, 0, sizeof(*out));
+	if (clear)
+		memset(out, 0, sizeof(*out));
 	out->raw.p = p;
 	out->raw.len = len;
 	if (len == 0)
@@ -532,12 +535,12 @@ int codec_props_decode(const uint8_t *p, uint32_t len, uint8_t type, struct code
 {
 	if (type == 0 || type > CODEC_AUTH)
 		return -MQTT_RC_MALFORMED;
-	return props_decode(p, len, type, out);
+	return props_decode(p, len, type, out, true);
 }
 
 int codec_props_decode_will(const uint8_t *p, uint32_t len, struct codec_props *out)
 {
-	return props_decode(p, len, 0, out);
+	return props_decode(p, len, 0, out, true);
 }
 
 /* ------------------------------------------------------------------ */
@@ -612,7 +615,7 @@ static inline int body_props(struct dstate *d, const uint8_t *p, const uint8_t *
 
 	if (d->v > (uint32_t)(pe - p - 1))
 		return -MQTT_RC_MALFORMED;
-	if ((rc = props_decode(p + 1, d->v, slot, props)) != 0)
+	if ((rc = props_decode(p + 1, d->v, slot, props, false)) != 0)
 		return rc;
 	d->list = p + 1 + d->v;
 	return 0;
