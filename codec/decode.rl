@@ -58,8 +58,9 @@
 %%{
 	machine topic_filter;
 	include utf8_common;
-	# '+' fills a whole level, '#' a whole level and only the last one
-	# [MQTT-4.7.1-2] [MQTT-4.7.1-3].
+	# '#' fills a whole level and only the last one, '+' a whole level:
+	# [MQTT-4.7.1-1] [MQTT-4.7.1-2] in 5.0, [MQTT-4.7.1-2] [MQTT-4.7.1-3]
+	# in 3.1.1.
 	level = lchar* | '+';
 	filt = (level '/')* (level | '#');
 	# $share/{ShareName}/{filter}: a share name of one or more characters
@@ -185,7 +186,7 @@ bool codec_topic_filter_valid(const uint8_t *p, size_t n)
 	}
 
 	# The legal first bytes: packet type and the flags the specification
-	# fixes for it [MQTT-2.2.2-1] [MQTT-2.2.2-2]. PUBLISH may not carry
+	# fixes for it [MQTT-2.1.3-1] (5), [MQTT-2.2.2-1] [MQTT-2.2.2-2] (3.1.1). PUBLISH may not carry
 	# QoS 3 [MQTT-3.3.1-4] nor DUP with QoS 0 [MQTT-3.3.1-2]; PUBREL,
 	# SUBSCRIBE and UNSUBSCRIBE carry 0b0010 [MQTT-3.6.1-1] [MQTT-3.8.1-1]
 	# [MQTT-3.10.1-1].
@@ -699,9 +700,9 @@ static inline int body_connect_flags(struct dstate *d, uint8_t f)
 	c->will_retain = (f & 0x20) != 0;
 	c->has_password = (f & 0x40) != 0;
 	c->has_username = (f & 0x80) != 0;
-	if (c->will_qos == 3) /* [MQTT-3.1.2-14] */
+	if (c->will_qos == 3) /* 3.1.2.6, [MQTT-3.1.2-14] in 3.1.1 */
 		return -MQTT_RC_MALFORMED;
-	if (!c->will && (c->will_qos || c->will_retain)) /* [MQTT-3.1.2-11] [MQTT-3.1.2-13] / -15 */
+	if (!c->will && (c->will_qos || c->will_retain)) /* [MQTT-3.1.2-13] [MQTT-3.1.2-15] */
 		return -MQTT_RC_MALFORMED;
 	/* 3.1 and 3.1.1: no password without a user name [MQTT-3.1.2-22]. */
 	if (d->version < CODEC_V5 && c->has_password && !c->has_username)
@@ -1053,8 +1054,8 @@ int codec_decode(uint8_t first, const uint8_t *body, uint32_t len, uint8_t versi
 		return d->err;
 	if (cs < body_first_final_state) {
 		/* "The payload MUST contain at least one Topic Filter" is a
-		 * protocol error [MQTT-3.8.3-3] [MQTT-3.10.3-2]; any other early
-		 * end is a malformed packet. */
+		 * protocol error: [MQTT-3.8.3-2] (5), [MQTT-3.8.3-3] (3.1.1),
+		 * [MQTT-3.10.3-2]. Any other early end is a malformed packet. */
 		if ((type == CODEC_SUBSCRIBE || type == CODEC_UNSUBSCRIBE) && d->list == pe &&
 		    d->count == 0)
 			return -MQTT_RC_PROTOCOL_ERROR;
