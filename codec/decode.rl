@@ -325,9 +325,10 @@ static inline int prop_begin(struct pstate *d, uint8_t id)
 	return 0;
 }
 
-/* Byte properties: the specification allows only 0 and 1 for each of them
- * except Maximum QoS, whose values are 0 and 1 too (2 is expressed by its
- * absence); anything else is a protocol error (3.1.2.11.x, 3.2.2.3.x). */
+/* Byte properties take 0 or 1 only (Maximum QoS too: QoS 2 is expressed by
+ * its absence); "It is a Protocol Error to include a value other than 0 or
+ * 1" (3.1.2.11.6, 3.1.2.11.7, 3.2.2.3.4 ...). Payload Format has no other
+ * defined value either (3.3.2.3.2), so it is treated the same way. */
 static inline int prop_byte(struct pstate *d, uint8_t v)
 {
 	struct codec_props *o = d->out;
