@@ -37,6 +37,8 @@
 #define SUB_RH(o) ((uint8_t)(((o) >> 4) & 3u))
 
 #define EXPIRY_NEVER UINT32_MAX
+/* The largest packet MQTT can express: advertised only when lower. */
+#define ENGINE_PROTOCOL_MAX_PACKET (CODEC_MAX_REMAINING + CODEC_MAX_FIXED_HEADER)
 
 /* Properties a PUBLISH or will carries on to receivers unchanged. */
 #define FORWARD_PROPS                                                                            \
@@ -1595,7 +1597,7 @@ static int handle_connect(struct engine *e, struct engine_conn *c, struct codec_
 			pr->present |= CODEC_PROP_BIT(CODEC_PROP_RETAIN_AVAILABLE);
 			pr->retain_available = 0;
 		}
-		if (cfg->max_packet_size) {
+		if (cfg->max_packet_size && cfg->max_packet_size < ENGINE_PROTOCOL_MAX_PACKET) {
 			pr->present |= CODEC_PROP_BIT(CODEC_PROP_MAX_PACKET_SIZE);
 			pr->max_packet_size = cfg->max_packet_size;
 		}
@@ -2309,7 +2311,7 @@ void engine_shutdown(struct engine *e, uint64_t now_ms)
 void engine_config_default(struct engine_config *cfg)
 {
 	memset(cfg, 0, sizeof *cfg);
-	cfg->max_packet_size = 268435455u;
+	cfg->max_packet_size = ENGINE_PROTOCOL_MAX_PACKET;
 	cfg->max_packet_before_connect = 65536;
 	cfg->max_inflight = 20;
 	cfg->receive_max = 20;
