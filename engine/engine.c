@@ -1399,13 +1399,15 @@ static char *dup_bytes(const void *p, size_t n)
 static void session_take_over(struct engine *e, struct session *s, bool clean_start)
 {
 	struct engine_conn *old = s->conn;
+	bool normal = old->normal;
 	emit_session(e, MIDGE_EV_SESSION_TAKEOVER, s, &old->info, "client id connected again");
-	send_disconnect(e, old, MQTT_RC_SESSION_TAKEN_OVER, "session taken over");
-	conn_close(e, old, MQTT_RC_SESSION_TAKEN_OVER, false, "session taken over");
+	if (old->state != CONN_CLOSING) {
+		send_disconnect(e, old, MQTT_RC_SESSION_TAKEN_OVER, "session taken over");
+		conn_close(e, old, MQTT_RC_SESSION_TAKEN_OVER, false, "session taken over");
+	}
 	old->s = NULL;
-	old->normal = true;
 	s->conn = NULL;
-	if (s->expiry == 0 || clean_start)
+	if (!normal && (s->expiry == 0 || clean_start))
 		will_publish(e, s);
 	else
 		will_clear(e, s);

@@ -1220,6 +1220,27 @@ static void t_takeover_v4_will(void)
 	stop();
 }
 
+static void t_takeover_after_disconnect(void)
+{
+	start(NULL, NULL);
+	up4(2, "sub");
+	feed(2, "82 06 00 01 00 01 77 00");
+	expect(2, "90 03 00 01 00");
+	open_conn(0);
+	connect_full(0, 4, "x", 0x06, 60, NULL, "00 01 77 00 01 78");
+	expect(0, "20 02 00 00");
+	/* DISCONNECT sent, the transport has not reported the close yet */
+	CU_ASSERT_EQUAL(feed(0, "e0 00"), -1);
+	up4(1, "x");
+	expect(0, "");
+	expect(2, ""); /* a normal DISCONNECT discarded the will */
+	gone(0, NULL);
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_WILL, NULL), 0);
+	CU_ASSERT_EQUAL(engine_publish(E, (const uint8_t *)"w", 1, "z", 1, 0, false, NOW), 0);
+	expect(2, "30 04 00 01 77 7a");
+	stop();
+}
+
 /* will "w" = "x" with delay 5 s, session expiry as given */
 static void connect_will_delay(int i, const char *expiry_props)
 {
@@ -1621,6 +1642,7 @@ static void register_tests(void)
 		{"MQTT-3.14.2-2 session expiry on DISCONNECT", t_disconnect_changes_expiry},
 		{"MQTT-3.1.4-3 takeover v5 0x8E", t_takeover_v5},
 		{"takeover v3.1.1 publishes the will", t_takeover_v4_will},
+		{"takeover of a connection that sent DISCONNECT", t_takeover_after_disconnect},
 		{"MQTT-3.1.3-9 will delay versus resume", t_will_delay_resume},
 		{"will delay elapsed", t_will_delay_elapsed},
 		{"will at session end before the delay", t_will_at_session_end},
