@@ -1949,6 +1949,10 @@ static void retained_send(struct engine *e, struct session *s, const uint8_t *f,
 		struct midge_client cl;
 		session_client(s, &cl);
 		if (m->has_expiry && m->expire_at <= e->now) {
+			/* the store is not being walked here: safe to clear */
+			if (retain_store_set(e->retained, m->topic, m->topic_len, NULL) > 0)
+				emit_message(e, MIDGE_EV_RETAIN_CLEAR, NULL, m, NULL, m->qos, 0, false, 0,
+					     "expired");
 			emit_drop(e, s, m, qos, MIDGE_DROP_EXPIRED, "retained message expired");
 		} else if (!acl_allows(e, &cl, m->topic, m->topic_len, ENGINE_ACCESS_RECEIVE)) {
 			emit_drop(e, s, m, qos, MIDGE_DROP_NOT_AUTHORIZED, "receive denied by ACL");
