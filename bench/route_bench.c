@@ -222,6 +222,40 @@ static void bench_retain(size_t n)
 	free(len);
 }
 
+/* Latency of one dependent load from main memory (a random cycle through
+ * 256 MB): the yardstick for the cold-cache match figures, since a match
+ * that leaves the cache costs about one such load per trie level. */
+static double memory_latency_ns(void)
+{
+	size_t n = (256u << 20) / 64;
+	size_t *a = malloc(n * 64);
+	uint32_t *perm = malloc(n * sizeof(*perm));
+	if (!a || !perm) {
+		free(a);
+		free(perm);
+		return 0;
+	}
+	for (size_t i = 0; i < n; i++)
+		perm[i] = (uint32_t)i;
+	for (size_t i = n - 1; i > 0; i--) {
+		size_t j = ((size_t)rng() << 16 ^ rng()) % (i + 1);
+		uint32_t x = perm[i];
+		perm[i] = perm[j];
+		perm[j] = x;
+	}
+	for (size_t i = 0; i < n; i++)
+		a[(size_t)perm[i] * 8] = (size_t)perm[(i + 1) % n] * 8;
+	enum { HOPS = 1000000 };
+	size_t p = 0;
+	double t0 = now();
+	for (int i = 0; i < HOPS; i++)
+		p = a[p];
+	double t1 = now();
+	free(a);
+	free(perm);
+	return p == SIZE_MAX ? 0 : (t1 - t0) * 1e9 / HOPS;
+}
+
 int main(int argc, char **argv)
 {
 	size_t n = argc > 1 ? strtoul(argv[1], NULL, 10) : 1000000;
@@ -320,5 +354,7 @@ int main(int argc, char **argv)
 	free(hlen);
 
 	bench_retain(n);
+	printf("main-memory latency (dependent random loads over 256 MB): %.0f ns\n",
+	       memory_latency_ns());
 	return 0;
 }

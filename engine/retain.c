@@ -109,10 +109,11 @@ static struct retain_node *rnode_walk(struct retain_store *r, const uint8_t *top
 		uint32_t hv = topic_kids_hash(r->seed, topic + s, l);
 		struct topic_knode *c = topic_kids_find(&n->k, hv, topic + s, l, RETAIN_OFF);
 		if (!c && create) {
-			struct retain_node *nn = calloc(1, sizeof(*nn) + l);
+			/* A level longer than any MQTT topic is refused like OOM. */
+			struct retain_node *nn = l > UINT16_MAX ? NULL : calloc(1, sizeof(*nn) + l);
 			if (nn) {
 				nn->k.hv = hv;
-				nn->k.len = l;
+				nn->k.len = (uint16_t)l;
 				memcpy(nn->level, topic + s, l);
 				if (topic_kids_add(&n->k, &nn->k) == 0) {
 					r->nodes++;

@@ -89,11 +89,13 @@ static struct topic_node *node_of(struct topic_knode *k)
 static struct topic_node *node_new(struct topic_tree *t, const uint8_t *level, uint32_t len,
 				   uint32_t hv)
 {
+	if (len > UINT16_MAX) /* longer than any MQTT topic: refused like OOM */
+		return NULL;
 	struct topic_node *n = calloc(1, sizeof(*n) + len);
 	if (!n)
 		return NULL;
 	n->k.hv = hv;
-	n->k.len = len;
+	n->k.len = (uint16_t)len;
 	if (len)
 		memcpy(n->level, level, len);
 	t->nodes++;

@@ -31,25 +31,28 @@ static int kids_rehash(struct topic_knode *p, uint32_t cap)
 		if (c)
 			kids_put(slot, cap, c);
 	}
-	if (p->kcap)
+	if (p->kbits)
 		free(p->kids.slot);
 	p->kids.slot = slot;
-	p->kcap = cap;
+	p->kbits = 0;
+	while (((uint32_t)1 << p->kbits) < cap)
+		p->kbits++;
 	return 0;
 }
 
 int topic_kids_add(struct topic_knode *p, struct topic_knode *c)
 {
-	if (p->kcap == 0 && p->nkids == 0) {
+	uint32_t kcap = topic_kids_cap(p);
+	if (kcap == 0 && p->nkids == 0) {
 		p->kids.one = c;
 		p->one_hv = c->hv;
 	} else {
-		if (p->kcap == 0 || (p->nkids + 1) * 4 > p->kcap * 3) {
-			uint32_t cap = p->kcap ? p->kcap * 2 : TOPIC_KIDS_MIN_CAP;
+		if (kcap == 0 || (p->nkids + 1) * 4 > kcap * 3) {
+			uint32_t cap = kcap ? kcap * 2 : TOPIC_KIDS_MIN_CAP;
 			if (cap == 0 || kids_rehash(p, cap) < 0)
 				return -1;
 		}
-		kids_put(p->kids.slot, p->kcap, c);
+		kids_put(p->kids.slot, topic_kids_cap(p), c);
 	}
 	p->nkids++;
 	c->parent = p;
@@ -58,9 +61,9 @@ int topic_kids_add(struct topic_knode *p, struct topic_knode *c)
 
 uint32_t topic_kids_slot_of(const struct topic_knode *p, const struct topic_knode *c)
 {
-	if (p->kcap == 0)
+	if (p->kbits == 0)
 		return 0;
-	uint32_t mask = p->kcap - 1;
+	uint32_t mask = topic_kids_cap(p) - 1;
 	uint32_t i = c->hv & mask;
 	while (p->kids.slot[i].node != c)
 		i = (i + 1) & mask;
@@ -71,11 +74,12 @@ void topic_kids_del(struct topic_knode *p, struct topic_knode *c)
 {
 	c->parent = NULL;
 	p->nkids--;
-	if (p->kcap == 0) {
+	uint32_t kcap = topic_kids_cap(p);
+	if (kcap == 0) {
 		p->kids.one = NULL;
 		return;
 	}
-	uint32_t mask = p->kcap - 1;
+	uint32_t mask = kcap - 1;
 	struct topic_kid *slot = p->kids.slot;
 	uint32_t hole = topic_kids_slot_of(p, c);
 	slot[hole].node = NULL;
@@ -92,23 +96,23 @@ void topic_kids_del(struct topic_knode *p, struct topic_knode *c)
 	}
 	if (p->nkids <= 1) {
 		struct topic_knode *last = NULL;
-		for (uint32_t i = 0; i < p->kcap && !last; i++)
+		for (uint32_t i = 0; i < kcap && !last; i++)
 			last = slot[i].node;
 		free(slot);
-		p->kcap = 0;
+		p->kbits = 0;
 		p->kids.one = last;
 		p->one_hv = last ? last->hv : 0;
-	} else if (p->kcap > TOPIC_KIDS_MIN_CAP && p->nkids * 8 < p->kcap) {
+	} else if (kcap > TOPIC_KIDS_MIN_CAP && p->nkids * 8 < kcap) {
 		/* Shrinking is an optimisation: on OOM the larger table stays. */
-		(void)kids_rehash(p, p->kcap / 2);
+		(void)kids_rehash(p, kcap / 2);
 	}
 }
 
 void topic_kids_release(struct topic_knode *p)
 {
-	if (p->kcap)
+	if (p->kbits)
 		free(p->kids.slot);
-	p->kcap = 0;
+	p->kbits = 0;
 	p->nkids = 0;
 	p->kids.one = NULL;
 }

@@ -33,11 +33,18 @@ struct topic_knode {
 	} kids;
 	uint32_t hv;                 /* hash of this node's level */
 	uint32_t one_hv;             /* kcap == 0: hash of kids.one's level */
-	uint32_t kcap;
 	uint32_t nkids;
-	uint32_t len;                /* level length; level bytes at node + off */
-	uint32_t aux;                /* free for the node type */
+	uint16_t len;                /* level length (a level is at most 65535
+				      * bytes); level bytes at node + off */
+	uint8_t kbits;               /* kcap = 1 << kbits, or 0 when kbits is 0 */
+	uint8_t aux;                 /* free for the node type */
 };
+
+/* Slots in p's table; 0 while its child (if any) is kept inline. */
+static inline uint32_t topic_kids_cap(const struct topic_knode *p)
+{
+	return p->kbits ? (uint32_t)1 << p->kbits : 0;
+}
 
 /*
  * A seeded hash of one level (32 bits kept: it selects a slot and filters
@@ -76,11 +83,11 @@ static inline int topic_kids_same(const struct topic_knode *c, const uint8_t *ke
 static inline struct topic_knode *topic_kids_find(const struct topic_knode *p, uint32_t hv,
 						  const uint8_t *key, uint32_t len, size_t off)
 {
-	if (p->kcap == 0) {
+	if (p->kbits == 0) {
 		struct topic_knode *c = p->kids.one;
 		return c && p->one_hv == hv && topic_kids_same(c, key, len, off) ? c : NULL;
 	}
-	uint32_t mask = p->kcap - 1;
+	uint32_t mask = topic_kids_cap(p) - 1;
 	for (uint32_t i = hv & mask;; i = (i + 1) & mask) {
 		const struct topic_kid *k = &p->kids.slot[i];
 		if (!k->node)
@@ -93,13 +100,13 @@ static inline struct topic_knode *topic_kids_find(const struct topic_knode *p, u
 /* Number of slots to iterate with topic_kids_at (1 when kept inline). */
 static inline uint32_t topic_kids_slots(const struct topic_knode *p)
 {
-	return p->kcap ? p->kcap : 1;
+	return p->kbits ? topic_kids_cap(p) : 1;
 }
 
 /* Slot i's child or NULL, i < topic_kids_slots(p). */
 static inline struct topic_knode *topic_kids_at(const struct topic_knode *p, uint32_t i)
 {
-	return p->kcap ? p->kids.slot[i].node : p->kids.one;
+	return p->kbits ? p->kids.slot[i].node : p->kids.one;
 }
 
 /* Adds child c (hv, len and level set; no sibling with the same level) and
