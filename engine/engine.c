@@ -1093,25 +1093,26 @@ static uint32_t route(struct engine *e, struct emsg *m)
 	e->fanout = m;
 	e->hc.m = NULL;
 	for (uint32_t i = base; i < end; i++) {
-		struct hit h = e->hits[i];
+		/* by index: a nested route may move the array */
+		const struct hit *h = &e->hits[i];
+		struct session *s = h->s;
 		struct delivery d;
-		struct midge_client cl;
+		d.qos = h->qos;
+		/* [MQTT-3.3.1-9] [MQTT-3.3.1-12] [MQTT-3.3.1-13] */
+		d.retain = h->rap ? m->retain : false;
+		d.nsub = s->version == CODEC_V5 ? h->nsub : 0;
+		if (d.nsub)
+			memcpy(d.subids, h->subids, d.nsub * sizeof d.subids[0]);
 		if (e->has_auth && e->auth.acl) {
-			session_client(h.s, &cl);
+			struct midge_client cl;
+			session_client(s, &cl);
 			if (!acl_allows(e, &cl, m->topic, m->topic_len, ENGINE_ACCESS_RECEIVE)) {
-				emit_drop(e, h.s, m, h.qos, MIDGE_DROP_NOT_AUTHORIZED,
+				emit_drop(e, s, m, d.qos, MIDGE_DROP_NOT_AUTHORIZED,
 					  "receive denied by ACL");
 				continue;
 			}
 		}
-		d.qos = h.qos;
-		/* [MQTT-3.3.1-9] [MQTT-3.3.1-12] [MQTT-3.3.1-13] */
-		d.retain = h.rap ? m->retain : false;
-		d.nsub = h.nsub;
-		memcpy(d.subids, h.subids, sizeof d.subids);
-		if (h.s->version != CODEC_V5)
-			d.nsub = 0;
-		session_deliver(e, h.s, m, &d);
+		session_deliver(e, s, m, &d);
 	}
 	e->fanout = outer;
 	e->hc.m = NULL;
