@@ -1351,6 +1351,8 @@ static int connect_refuse(struct engine *e, struct engine_conn *c, uint8_t versi
 	ev.u.connect.why = why;
 	emit(e, &ev);
 	conn_close(e, c, rc5, false, why);
+	/* the views pointed into the CONNECT being refused */
+	memset(&c->info.client_id, 0, sizeof c->info.client_id);
 	return -1;
 }
 

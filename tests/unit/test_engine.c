@@ -1758,6 +1758,56 @@ static void t_retained_expired(void)
 	stop();
 }
 
+
+static void t_packet_id_not_reused(void)
+{
+	struct engine_config cfg;
+	engine_config_default(&cfg);
+	cfg.max_inflight = 2;
+	start(&cfg, NULL);
+	up4(0, "pub");
+	up4(1, "sub");
+	feed(1, "82 08 00 01 00 03 61 2f 62 01");
+	expect(1, "90 03 00 01 01");
+	feed(0, "32 09 00 03 61 2f 62 00 05 68 69");
+	expect(1, "32 09 00 03 61 2f 62 00 01 68 69"); /* id 1 stays in flight */
+	for (unsigned n = 2; n <= 65535; n++) {
+		feed(0, "32 09 00 03 61 2f 62 00 05 68 69");
+		CU_ASSERT_EQUAL_FATAL(F[1].n, 11);
+		unsigned pid = (unsigned)F[1].out[7] << 8 | F[1].out[8];
+		CU_ASSERT_EQUAL_FATAL(pid, n);
+		uint8_t ack[4] = {0x40, 0x02, (uint8_t)(pid >> 8), (uint8_t)pid};
+		F[1].n = 0;
+		F[0].n = 0;
+		feed_bytes(1, ack, sizeof ack);
+	}
+	F[0].n = 0;
+	/* after 65535: not 0, not 1 (still in flight) [MQTT-2.3.1-2] */
+	feed(0, "32 09 00 03 61 2f 62 00 05 68 69");
+	expect(1, "32 09 00 03 61 2f 62 00 02 68 69");
+	stop();
+}
+
+static void t_event_order_and_limits(void)
+{
+	struct engine_config cfg;
+	engine_config_default(&cfg);
+	cfg.max_packet_before_connect = 512;
+	cfg.max_packet_size = 4096;
+	start(&cfg, NULL);
+	open_conn(0);
+	CU_ASSERT_EQUAL(engine_conn_max_packet(F[0].c), 512);
+	CU_ASSERT_EQUAL(engine_conn_version(F[0].c), 0);
+	connect_full(0, 5, "a", 0x02, 60, NULL, NULL);
+	expect(0, "20 0e 00 00 0b 21 00 14 22 00 0a 27 00 00 10 00");
+	CU_ASSERT_EQUAL(engine_conn_max_packet(F[0].c), 4096);
+	CU_ASSERT_EQUAL(EV[0].type, MIDGE_EV_SESSION_CREATED);
+	CU_ASSERT_EQUAL(EV[1].type, MIDGE_EV_CONNECT);
+	gone(0, NULL);
+	CU_ASSERT_EQUAL(EV[2].type, MIDGE_EV_DISCONNECT);
+	stop();
+}
+
 static void register_tests(void)
 {
 	static const struct test_case connect_cases[] = {
@@ -1851,6 +1901,8 @@ static void register_tests(void)
 		{"topic levels on PUBLISH 0x90", t_publish_too_deep_v5},
 		{"broker publish retained", t_broker_publish_retained},
 		{"MQTT-3.3.2-5 retained message expiry", t_retained_expired},
+		{"MQTT-2.3.1-2 packet id not reused while in flight", t_packet_id_not_reused},
+		{"event order and packet size before and after CONNECT", t_event_order_and_limits},
 		{NULL, NULL},
 	};
 	test_add_suite("engine_connect", connect_cases);
