@@ -1808,6 +1808,36 @@ static void t_event_order_and_limits(void)
 	stop();
 }
 
+
+static void t_outgoing_topic_alias(void)
+{
+	start(NULL, NULL);
+	up4(0, "pub");
+	open_conn(1);
+	connect_full(1, 5, "sub", 0x02, 60, "22 00 02", NULL); /* topic alias maximum 2 */
+	expect(1, connack5_default);
+	feed(1, "82 09 00 01 00 00 03 61 2f 23 00");
+	expect(1, "90 04 00 01 00 00");
+	feed(0, "30 07 00 03 61 2f 62 68 69 30 07 00 03 61 2f 62 68 6a");
+	/* the first carries topic and alias, the second only the alias [MQTT-3.3.2-11] */
+	expect(1, "30 0b 00 03 61 2f 62 03 23 00 01 68 69 30 08 00 00 03 23 00 01 68 6a");
+	feed(0, "30 07 00 03 61 2f 63 68 69 30 07 00 03 61 2f 64 68 69");
+	/* a/c takes alias 2; a/d finds none left and goes in full */
+	expect(1, "30 0b 00 03 61 2f 63 03 23 00 02 68 69 30 08 00 03 61 2f 64 00 68 69");
+	/* a packet refused by the transport teaches nothing */
+	open_conn(2);
+	connect_full(2, 5, "sub2", 0x02, 60, "22 00 01", NULL);
+	expect(2, connack5_default);
+	feed(2, "82 09 00 01 00 00 03 61 2f 23 00");
+	expect(2, "90 04 00 01 00 00");
+	F[2].refuse_qos0 = true;
+	feed(0, "30 07 00 03 61 2f 62 68 69");
+	F[2].refuse_qos0 = false;
+	feed(0, "30 07 00 03 61 2f 62 68 6a");
+	expect(2, "30 0b 00 03 61 2f 62 03 23 00 01 68 6a");
+	stop();
+}
+
 static void register_tests(void)
 {
 	static const struct test_case connect_cases[] = {
@@ -1879,6 +1909,7 @@ static void register_tests(void)
 		{"MQTT-3.3.4-7 client receive maximum", t_client_receive_max},
 		{"MQTT-3.3.4-9 receive maximum exceeded 0x93", t_receive_max_exceeded},
 		{"MQTT-3.3.2-9 topic aliases", t_topic_alias},
+		{"MQTT-3.3.2-11 topic aliases to clients", t_outgoing_topic_alias},
 		{"MQTT-3.3.2-5 message expiry", t_message_expiry},
 		{"MQTT-3.1.2-24 client maximum packet size", t_client_max_packet},
 		{"slow consumer QoS 0 drop", t_slow_consumer},
