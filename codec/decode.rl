@@ -70,6 +70,53 @@
 	write data noerror nofinal noentry;
 }%%
 
+/*
+ * Fast paths, eight bytes at a time: most strings are plain ASCII. Each
+ * returns how many leading bytes are certainly fine (ASCII, not NUL, and
+ * for topics not a wildcard); the Ragel machine takes over from there, so
+ * the machine stays the one definition of what is valid.
+ */
+#define ONES UINT64_C(0x0101010101010101)
+#define HIGHS UINT64_C(0x8080808080808080)
+#define HAS_ZERO(v) (((v) - ONES) & ~(v) & HIGHS)
+
+static inline uint64_t load64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+static inline size_t ascii_prefix(const uint8_t *p, size_t n)
+{
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		uint64_t v = load64(p + i);
+		if ((v & HIGHS) || HAS_ZERO(v))
+			break;
+	}
+	while (i < n && p[i] >= 0x01 && p[i] <= 0x7F)
+		i++;
+	return i;
+}
+
+static inline size_t topic_ascii_prefix(const uint8_t *p, size_t n)
+{
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		uint64_t v = load64(p + i);
+		if ((v & HIGHS) || HAS_ZERO(v) || HAS_ZERO(v ^ (ONES * '+')) ||
+		    HAS_ZERO(v ^ (ONES * '#')))
+			break;
+	}
+	while (i < n && p[i] >= 0x01 && p[i] <= 0x7F && p[i] != '+' && p[i] != '#')
+		i++;
+	return i;
+}
+
 static const int utf8_first_final_state = %%{ machine utf8; write first_final; }%%;
 
 bool codec_utf8_valid(const uint8_t *p, size_t n)
@@ -80,9 +127,7 @@ bool codec_utf8_valid(const uint8_t *p, size_t n)
 	if (n == 0) /* also spares NULL + 0 */
 		return true;
 	pe = p + n;
-	/* ASCII fast path: most topics and identifiers are plain ASCII. */
-	while (p < pe && *p >= 0x01 && *p <= 0x7F)
-		p++;
+	p += ascii_prefix(p, n);
 	if (p == pe)
 		return true;
 	%% machine utf8;
@@ -101,6 +146,9 @@ bool codec_topic_name_valid(const uint8_t *p, size_t n)
 	if (n == 0 || n > 65535)
 		return false;
 	pe = p + n;
+	p += topic_ascii_prefix(p, n);
+	if (p == pe)
+		return true;
 	%% machine topic_name;
 	%% write init;
 	%% write exec;

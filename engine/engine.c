@@ -141,6 +141,16 @@ struct alias {
 	uint16_t cap;
 };
 
+/* A topic alias midge set towards a client. */
+struct out_alias {
+	uint32_t hash;
+	uint16_t len;
+	uint8_t *topic;
+};
+
+/* Outgoing aliases used per connection at most: lookups are linear. */
+#define OUT_ALIAS_CAP 32
+
 enum conn_state {
 	CONN_NEW = 0,
 	CONN_UP = 1,
@@ -166,6 +176,9 @@ struct engine_conn {
 	uint32_t max_packet; /* the client's maximum packet size, 0 = none */
 	uint16_t alias_max;  /* aliases we accept */
 	uint16_t in_max;     /* our receive maximum, as advertised */
+	uint16_t out_alias_max; /* aliases we use towards the client (its maximum, capped) */
+	uint16_t out_alias_n;   /* aliases assigned so far, 1..out_alias_n */
+	struct out_alias *out_aliases;
 	bool expiry_zero;    /* CONNECT had session expiry 0 [MQTT-3.14.2-2] */
 	struct alias *aliases;
 	uint64_t last_rx;
@@ -544,6 +557,16 @@ static void emit_session(struct engine *e, enum midge_event_type type, const str
 	emit(e, &ev);
 }
 
+static char *dup_bytes(const void *p, size_t n)
+{
+	char *d = malloc(n + 1);
+	if (d) {
+		memcpy(d, p, n);
+		d[n] = '\0';
+	}
+	return d;
+}
+
 /* ---- output ---- */
 
 static int scratch_reserve(struct engine *e, size_t n)
@@ -696,7 +719,11 @@ static int send_publish(struct engine *e, struct engine_conn *c, const struct em
 			const struct delivery *d, uint16_t pid, bool dup)
 {
 	bool v5 = c->version == CODEC_V5;
-	bool cacheable = d->qos == 0 && e->fanout == m && (!v5 || (!d->nsub && !m->has_expiry));
+	bool cacheable = d->qos == 0 && e->fanout == m &&
+			 (!v5 || (!d->nsub && !m->has_expiry && !c->out_alias_max));
+	uint16_t alias = 0;
+	bool alias_new = false;
+	uint32_t thash = 0;
 	unsigned shape = (v5 ? 2u : 0u) | (d->retain ? 1u : 0u);
 	const uint8_t *head;
 	size_t hl, total;
@@ -717,6 +744,22 @@ static int send_publish(struct engine *e, struct engine_conn *c, const struct em
 		pub->retain = d->retain;
 		pub->topic.p = m->topic;
 		pub->topic.len = m->topic_len;
+		if (v5 && c->out_alias_max) {
+			/* [MQTT-3.3.2-11]: within the client's Topic Alias Maximum */
+			thash = hash_bytes(m->topic, m->topic_len);
+			for (uint16_t a = 0; a < c->out_alias_n && !alias; a++) {
+				const struct out_alias *oa = &c->out_aliases[a];
+				if (oa->hash == thash && oa->len == m->topic_len &&
+				    memcmp(oa->topic, m->topic, oa->len) == 0)
+					alias = (uint16_t)(a + 1);
+			}
+			if (alias) {
+				pub->topic.len = 0;
+			} else if (c->out_alias_n < c->out_alias_max) {
+				alias = (uint16_t)(c->out_alias_n + 1);
+				alias_new = true;
+			}
+		}
 		pub->packet_id = pid;
 		pub->payload.p = m->payload->data;
 		pub->payload.len = m->payload->len;
@@ -725,6 +768,10 @@ static int send_publish(struct engine *e, struct engine_conn *c, const struct em
 			if (m->has_expiry) {
 				pub->props.present |= CODEC_PROP_BIT(CODEC_PROP_MESSAGE_EXPIRY);
 				pub->props.message_expiry = remaining_expiry(e, m);
+			}
+			if (alias) {
+				pub->props.present |= CODEC_PROP_BIT(CODEC_PROP_TOPIC_ALIAS);
+				pub->props.topic_alias = alias;
 			}
 			if (d->nsub) {
 				pub->props.present |= CODEC_PROP_BIT(CODEC_PROP_SUBSCRIPTION_ID);
@@ -757,6 +804,16 @@ static int send_publish(struct engine *e, struct engine_conn *c, const struct em
 	int rc = e->io.send(e->io.ctx, c->handle, head, hl, tail, d->qos == 0);
 	if (rc < 0)
 		return SEND_REFUSED;
+	if (alias_new) {
+		/* kept only once the packet that teaches it is queued */
+		struct out_alias *oa = &c->out_aliases[alias - 1];
+		oa->topic = (uint8_t *)dup_bytes(m->topic, m->topic_len);
+		if (oa->topic) {
+			oa->hash = thash;
+			oa->len = m->topic_len;
+			c->out_alias_n++;
+		}
+	}
 	e->st.bytes_sent += total;
 	e->st.msgs_sent++;
 	e->st.publish_sent++;
@@ -1093,25 +1150,26 @@ static uint32_t route(struct engine *e, struct emsg *m)
 	e->fanout = m;
 	e->hc.m = NULL;
 	for (uint32_t i = base; i < end; i++) {
-		struct hit h = e->hits[i];
+		/* by index: a nested route may move the array */
+		const struct hit *h = &e->hits[i];
+		struct session *s = h->s;
 		struct delivery d;
-		struct midge_client cl;
+		d.qos = h->qos;
+		/* [MQTT-3.3.1-9] [MQTT-3.3.1-12] [MQTT-3.3.1-13] */
+		d.retain = h->rap ? m->retain : false;
+		d.nsub = s->version == CODEC_V5 ? h->nsub : 0;
+		if (d.nsub)
+			memcpy(d.subids, h->subids, d.nsub * sizeof d.subids[0]);
 		if (e->has_auth && e->auth.acl) {
-			session_client(h.s, &cl);
+			struct midge_client cl;
+			session_client(s, &cl);
 			if (!acl_allows(e, &cl, m->topic, m->topic_len, ENGINE_ACCESS_RECEIVE)) {
-				emit_drop(e, h.s, m, h.qos, MIDGE_DROP_NOT_AUTHORIZED,
+				emit_drop(e, s, m, d.qos, MIDGE_DROP_NOT_AUTHORIZED,
 					  "receive denied by ACL");
 				continue;
 			}
 		}
-		d.qos = h.qos;
-		/* [MQTT-3.3.1-9] [MQTT-3.3.1-12] [MQTT-3.3.1-13] */
-		d.retain = h.rap ? m->retain : false;
-		d.nsub = h.nsub;
-		memcpy(d.subids, h.subids, sizeof d.subids);
-		if (h.s->version != CODEC_V5)
-			d.nsub = 0;
-		session_deliver(e, h.s, m, &d);
+		session_deliver(e, s, m, &d);
 	}
 	e->fanout = outer;
 	e->hc.m = NULL;
@@ -1350,6 +1408,8 @@ static int connect_refuse(struct engine *e, struct engine_conn *c, uint8_t versi
 	ev.u.connect.why = why;
 	emit(e, &ev);
 	conn_close(e, c, rc5, false, why);
+	/* the views pointed into the CONNECT being refused */
+	memset(&c->info.client_id, 0, sizeof c->info.client_id);
 	return -1;
 }
 
@@ -1377,16 +1437,6 @@ static size_t client_id_assign(struct engine *e, char *buf, size_t cap)
 		if (!session_find(e, (const uint8_t *)buf, (size_t)n))
 			return (size_t)n;
 	}
-}
-
-static char *dup_bytes(const void *p, size_t n)
-{
-	char *d = malloc(n + 1);
-	if (d) {
-		memcpy(d, p, n);
-		d[n] = '\0';
-	}
-	return d;
 }
 
 /*
@@ -1439,6 +1489,13 @@ static int handle_connect(struct engine *e, struct engine_conn *c, struct codec_
 			c->recv_max = k->props.receive_max;
 		if (CODEC_HAS_PROP(&k->props, CODEC_PROP_MAX_PACKET_SIZE))
 			c->max_packet = k->props.max_packet_size;
+		if (CODEC_HAS_PROP(&k->props, CODEC_PROP_TOPIC_ALIAS_MAX) && k->props.topic_alias_max) {
+			c->out_aliases = calloc(OUT_ALIAS_CAP, sizeof *c->out_aliases);
+			if (c->out_aliases)
+				c->out_alias_max = k->props.topic_alias_max < OUT_ALIAS_CAP
+							   ? k->props.topic_alias_max
+							   : OUT_ALIAS_CAP;
+		}
 	}
 	if (!c->username && k->has_username) {
 		c->username = dup_bytes(k->username.p, k->username.len);
@@ -2230,6 +2287,9 @@ static void conn_free(struct engine *e, struct engine_conn *c)
 			free(c->aliases[i].p);
 		free(c->aliases);
 	}
+	for (uint32_t i = 0; i < c->out_alias_n; i++)
+		free(c->out_aliases[i].topic);
+	free(c->out_aliases);
 	free(c->cid);
 	free(c->username);
 	free(c);

@@ -1758,6 +1758,86 @@ static void t_retained_expired(void)
 	stop();
 }
 
+
+static void t_packet_id_not_reused(void)
+{
+	struct engine_config cfg;
+	engine_config_default(&cfg);
+	cfg.max_inflight = 2;
+	start(&cfg, NULL);
+	up4(0, "pub");
+	up4(1, "sub");
+	feed(1, "82 08 00 01 00 03 61 2f 62 01");
+	expect(1, "90 03 00 01 01");
+	feed(0, "32 09 00 03 61 2f 62 00 05 68 69");
+	expect(1, "32 09 00 03 61 2f 62 00 01 68 69"); /* id 1 stays in flight */
+	for (unsigned n = 2; n <= 65535; n++) {
+		feed(0, "32 09 00 03 61 2f 62 00 05 68 69");
+		CU_ASSERT_EQUAL_FATAL(F[1].n, 11);
+		unsigned pid = (unsigned)F[1].out[7] << 8 | F[1].out[8];
+		CU_ASSERT_EQUAL_FATAL(pid, n);
+		uint8_t ack[4] = {0x40, 0x02, (uint8_t)(pid >> 8), (uint8_t)pid};
+		F[1].n = 0;
+		F[0].n = 0;
+		feed_bytes(1, ack, sizeof ack);
+	}
+	F[0].n = 0;
+	/* after 65535: not 0, not 1 (still in flight) [MQTT-2.3.1-2] */
+	feed(0, "32 09 00 03 61 2f 62 00 05 68 69");
+	expect(1, "32 09 00 03 61 2f 62 00 02 68 69");
+	stop();
+}
+
+static void t_event_order_and_limits(void)
+{
+	struct engine_config cfg;
+	engine_config_default(&cfg);
+	cfg.max_packet_before_connect = 512;
+	cfg.max_packet_size = 4096;
+	start(&cfg, NULL);
+	open_conn(0);
+	CU_ASSERT_EQUAL(engine_conn_max_packet(F[0].c), 512);
+	CU_ASSERT_EQUAL(engine_conn_version(F[0].c), 0);
+	connect_full(0, 5, "a", 0x02, 60, NULL, NULL);
+	expect(0, "20 0e 00 00 0b 21 00 14 22 00 0a 27 00 00 10 00");
+	CU_ASSERT_EQUAL(engine_conn_max_packet(F[0].c), 4096);
+	CU_ASSERT_EQUAL(EV[0].type, MIDGE_EV_SESSION_CREATED);
+	CU_ASSERT_EQUAL(EV[1].type, MIDGE_EV_CONNECT);
+	gone(0, NULL);
+	CU_ASSERT_EQUAL(EV[2].type, MIDGE_EV_DISCONNECT);
+	stop();
+}
+
+
+static void t_outgoing_topic_alias(void)
+{
+	start(NULL, NULL);
+	up4(0, "pub");
+	open_conn(1);
+	connect_full(1, 5, "sub", 0x02, 60, "22 00 02", NULL); /* topic alias maximum 2 */
+	expect(1, connack5_default);
+	feed(1, "82 09 00 01 00 00 03 61 2f 23 00");
+	expect(1, "90 04 00 01 00 00");
+	feed(0, "30 07 00 03 61 2f 62 68 69 30 07 00 03 61 2f 62 68 6a");
+	/* the first carries topic and alias, the second only the alias [MQTT-3.3.2-11] */
+	expect(1, "30 0b 00 03 61 2f 62 03 23 00 01 68 69 30 08 00 00 03 23 00 01 68 6a");
+	feed(0, "30 07 00 03 61 2f 63 68 69 30 07 00 03 61 2f 64 68 69");
+	/* a/c takes alias 2; a/d finds none left and goes in full */
+	expect(1, "30 0b 00 03 61 2f 63 03 23 00 02 68 69 30 08 00 03 61 2f 64 00 68 69");
+	/* a packet refused by the transport teaches nothing */
+	open_conn(2);
+	connect_full(2, 5, "sub2", 0x02, 60, "22 00 01", NULL);
+	expect(2, connack5_default);
+	feed(2, "82 09 00 01 00 00 03 61 2f 23 00");
+	expect(2, "90 04 00 01 00 00");
+	F[2].refuse_qos0 = true;
+	feed(0, "30 07 00 03 61 2f 62 68 69");
+	F[2].refuse_qos0 = false;
+	feed(0, "30 07 00 03 61 2f 62 68 6a");
+	expect(2, "30 0b 00 03 61 2f 62 03 23 00 01 68 6a");
+	stop();
+}
+
 static void register_tests(void)
 {
 	static const struct test_case connect_cases[] = {
@@ -1829,6 +1909,7 @@ static void register_tests(void)
 		{"MQTT-3.3.4-7 client receive maximum", t_client_receive_max},
 		{"MQTT-3.3.4-9 receive maximum exceeded 0x93", t_receive_max_exceeded},
 		{"MQTT-3.3.2-9 topic aliases", t_topic_alias},
+		{"MQTT-3.3.2-11 topic aliases to clients", t_outgoing_topic_alias},
 		{"MQTT-3.3.2-5 message expiry", t_message_expiry},
 		{"MQTT-3.1.2-24 client maximum packet size", t_client_max_packet},
 		{"slow consumer QoS 0 drop", t_slow_consumer},
@@ -1851,6 +1932,8 @@ static void register_tests(void)
 		{"topic levels on PUBLISH 0x90", t_publish_too_deep_v5},
 		{"broker publish retained", t_broker_publish_retained},
 		{"MQTT-3.3.2-5 retained message expiry", t_retained_expired},
+		{"MQTT-2.3.1-2 packet id not reused while in flight", t_packet_id_not_reused},
+		{"event order and packet size before and after CONNECT", t_event_order_and_limits},
 		{NULL, NULL},
 	};
 	test_add_suite("engine_connect", connect_cases);
