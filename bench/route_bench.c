@@ -12,12 +12,15 @@
  *
  * Usage: route-bench [subscriptions]   (default 1000000)
  */
-#include <malloc.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+#include <malloc.h>
+#define ROUTE_BENCH_MALLINFO2 1
+#endif
 
 #include "engine/topic.h"
 #include "engine/topic_debug.h"
@@ -62,10 +65,16 @@ static size_t rss_bytes(void)
 	return (size_t)res * 4096;
 }
 
+/* Bytes allocated from the heap (glibc 2.33 and later; 0 elsewhere, where
+ * only the RSS figure is meaningful). */
 static size_t heap_bytes(void)
 {
+#ifdef ROUTE_BENCH_MALLINFO2
 	struct mallinfo2 mi = mallinfo2();
 	return mi.uordblks + mi.hblkhd;
+#else
+	return 0;
+#endif
 }
 
 /* Level l (0..6) of a topic path, drawn at random. */
