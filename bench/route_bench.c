@@ -208,8 +208,8 @@ static void bench_retain(size_t n)
 				b = now();
 		}
 		b = now();
-		printf("retain match %-42s %10.0f ns  (%zu messages)\n", filters[f],
-		       (b - a) * 1e9 / (double)iters, rc.n);
+		printf("retain match %-42s %10.2f us  (%zu messages)\n", filters[f],
+		       (b - a) * 1e6 / (double)iters, rc.n);
 	}
 	t0 = now();
 	for (size_t i = 0; i < n; i++)

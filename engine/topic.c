@@ -6,9 +6,10 @@
  * so a match visits only nodes whose filter prefix matches the topic's
  * prefix: at most a few per topic level, whatever the subscription count.
  *
- * A node holds the plain subscriptions of the filter that ends there (an
- * array of subscriber + options + identifier, with a subscriber index once
- * it grows) and the shared groups of that filter, one per share name.
+ * A node holds the plain subscriptions of the filter that ends there
+ * (subscriber + options + identifier: one inline in the node, more in an
+ * array with a subscriber index once it grows) and the shared groups of
+ * that filter, one per share name.
  *
  * Matching walks the trie without recursion and without a stack: going
  * back up uses the parent pointers and recomputes the topic offset, so it

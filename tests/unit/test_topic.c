@@ -1049,6 +1049,217 @@ static void test_brute_reference(void)
 	CU_ASSERT_FALSE(brute_match("a/b/c", "a/b"));
 }
 
+/* ---- allocation failures ---------------------------------------------- */
+
+/*
+ * The test program is linked with --wrap for malloc, calloc and realloc
+ * (engine/topic.inc), so these see every allocation of the trie and the
+ * store. When oom_countdown reaches 0 one allocation fails.
+ */
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t m);
+void *__real_realloc(void *p, size_t n);
+void *__wrap_malloc(size_t n);
+void *__wrap_calloc(size_t n, size_t m);
+void *__wrap_realloc(void *p, size_t n);
+
+static long oom_countdown = -1;
+static long oom_failed;
+
+static bool oom_now(void)
+{
+	if (oom_countdown < 0)
+		return false;
+	if (oom_countdown-- > 0)
+		return false;
+	oom_failed++;
+	return true;
+}
+
+void *__wrap_malloc(size_t n)
+{
+	return oom_now() ? NULL : __real_malloc(n);
+}
+
+void *__wrap_calloc(size_t n, size_t m)
+{
+	return oom_now() ? NULL : __real_calloc(n, m);
+}
+
+void *__wrap_realloc(void *p, size_t n)
+{
+	return oom_now() ? NULL : __real_realloc(p, n);
+}
+
+enum { OOM_SUBS = 120 };
+struct oom_sub {
+	char filter[32];
+	int who;
+	bool live;
+};
+static struct oom_sub oom_subs[OOM_SUBS];
+static int oom_who[64];
+
+/* Plain filters that share prefixes and wildcards, one wide node (20
+ * siblings: child-table growth), one crowded node (40 subscribers: subset
+ * growth and the subscriber index) and shared groups. */
+static void oom_scenario(void)
+{
+	static const char *base[] = {"a/b/c", "a/+/c", "a/#", "#", "+", "x/y/z/w/v", "a/b", "+/b/#",
+				     "$share/g/a/b/c", "$share/h/a/#", "$share/g/a/#", "/", "a//c"};
+	int k = 0;
+	for (size_t i = 0; i < sizeof(base) / sizeof(base[0]); i++, k++) {
+		snprintf(oom_subs[k].filter, sizeof(oom_subs[k].filter), "%s", base[i]);
+		oom_subs[k].who = (int)i % 5;
+	}
+	for (int i = 0; i < 20; i++, k++) {
+		snprintf(oom_subs[k].filter, sizeof(oom_subs[k].filter), "w/%d/+", i);
+		oom_subs[k].who = i % 7;
+	}
+	for (int i = 0; i < 40; i++, k++) {
+		snprintf(oom_subs[k].filter, sizeof(oom_subs[k].filter), "hot/topic");
+		oom_subs[k].who = 10 + i;
+	}
+	for (; k < OOM_SUBS; k++) {
+		snprintf(oom_subs[k].filter, sizeof(oom_subs[k].filter), "$share/q%d/hot/#", k % 3);
+		oom_subs[k].who = k % 50;
+	}
+}
+
+static const char *oom_topics[] = {"a/b/c", "a/b", "a", "x/y/z/w/v", "hot/topic", "w/3/q",
+				   "w/19/", "/", "a//c", "$SYS/x", "q/b/c"};
+
+/* Plain deliveries equal the live plain subscriptions that match; each
+ * matching shared group with a live member delivers once. */
+static bool oom_check(struct topic_tree *t)
+{
+	static struct rec r;
+	bool ok = true;
+	for (size_t i = 0; i < sizeof(oom_topics) / sizeof(oom_topics[0]); i++) {
+		size_t plain = 0, groups = 0;
+		for (int k = 0; k < OOM_SUBS; k++) {
+			const char *f = oom_subs[k].filter;
+			bool shared = strncmp(f, "$share/", 7) == 0;
+			const char *inner = shared ? strchr(f + 7, '/') + 1 : f;
+			if (!oom_subs[k].live || !brute_match(inner, oom_topics[i]))
+				continue;
+			if (!shared) {
+				plain++;
+				continue;
+			}
+			bool first = true;
+			for (int j = 0; j < k && first; j++)
+				first = !(oom_subs[j].live && strcmp(oom_subs[j].filter, f) == 0);
+			groups += first;
+		}
+		memset(&r, 0, sizeof(r));
+		topic_tree_match(t, S(oom_topics[i]), rec_cb, &r);
+		size_t got_shared = 0;
+		for (size_t j = 0; j < r.n; j++)
+			got_shared += r.shared[j];
+		ok = ok && r.n - got_shared == plain && got_shared == groups;
+	}
+	return ok;
+}
+
+/* Every allocation of a subscribe sequence fails in turn: a failed
+ * subscribe returns -1 and leaves the tree as it was (count, matches, no
+ * node left behind); unsubscribing, whose allocations only shrink, works
+ * even while allocations fail. ASan's leak check covers the rest. */
+static void test_oom_subscribe_unsubscribe(void)
+{
+	oom_scenario();
+	bool done = false;
+	long k;
+	for (k = 0; !done && k < 5000; k++) {
+		struct topic_tree *t = topic_tree_new();
+		CU_ASSERT_FATAL(t != NULL);
+		size_t live = 0;
+		oom_failed = 0;
+		oom_countdown = k;
+		for (int i = 0; i < OOM_SUBS; i++) {
+			long before = oom_failed;
+			size_t nodes = topic_tree_node_count(t), groups = topic_tree_group_count(t);
+			int rc = topic_tree_subscribe(t, S(oom_subs[i].filter), &oom_who[oom_subs[i].who],
+						      0, (uint32_t)i);
+			oom_subs[i].live = rc == 0;
+			live += rc == 0;
+			CU_ASSERT(rc == 0 || (rc == -1 && oom_failed > before));
+			if (rc < 0) { /* nothing half-built is left behind */
+				CU_ASSERT_EQUAL(topic_tree_node_count(t), nodes);
+				CU_ASSERT_EQUAL(topic_tree_group_count(t), groups);
+			}
+		}
+		oom_countdown = -1;
+		done = oom_failed == 0;
+		CU_ASSERT_EQUAL(topic_tree_count(t), live);
+		CU_ASSERT(oom_check(t));
+		/* Unsubscribe with an allocation failing at every step. */
+		oom_countdown = k % 7;
+		for (int i = OOM_SUBS - 1; i >= 0; i--) {
+			int rc = topic_tree_unsubscribe(t, S(oom_subs[i].filter),
+							&oom_who[oom_subs[i].who]);
+			CU_ASSERT_EQUAL(rc, oom_subs[i].live ? 0 : -1);
+			oom_subs[i].live = false;
+			if (oom_countdown < 0)
+				oom_countdown = 3;
+		}
+		oom_countdown = -1;
+		CU_ASSERT_EQUAL(topic_tree_count(t), 0u);
+		CU_ASSERT_EQUAL(topic_tree_node_count(t), 0u);
+		CU_ASSERT_EQUAL(topic_tree_group_count(t), 0u);
+		topic_tree_free(t);
+	}
+	CU_ASSERT(done);
+	/* The wrappers did see the trie's allocations: one per new node at
+	 * least, so many rounds before one ran without a failure. */
+	CU_ASSERT(k > 100);
+}
+
+/* Retained store under allocation failures: -1 leaves msg with the caller
+ * (no unref), and every message the store took is unref'd exactly once. */
+static void test_oom_retain(void)
+{
+	static const char *topics[] = {"a/b/c", "a/b", "a/b/d", "x", "x/y/z/w", "/", "a//c"};
+	enum { NT = sizeof(topics) / sizeof(topics[0]) };
+	static int msgs[NT * 2];
+	bool done = false;
+	long k;
+	for (k = 0; !done && k < 1000; k++) {
+		unrefs = 0;
+		struct retain_store *r = retain_store_new(count_unref);
+		CU_ASSERT_FATAL(r != NULL);
+		int taken = 0, stored = 0;
+		bool in[NT] = {false};
+		oom_failed = 0;
+		oom_countdown = k;
+		for (int i = 0; i < 2 * NT; i++) {
+			size_t nodes = retain_store_node_count(r);
+			int rc = retain_store_set(r, S(topics[i % NT]), &msgs[i]);
+			CU_ASSERT(rc == -1 || rc == (in[i % NT] ? 1 : 0));
+			if (rc < 0)
+				CU_ASSERT_EQUAL(retain_store_node_count(r), nodes);
+			if (rc >= 0) {
+				taken++;
+				stored += !in[i % NT];
+				in[i % NT] = true;
+			}
+		}
+		oom_countdown = -1;
+		done = oom_failed == 0;
+		CU_ASSERT_EQUAL(retain_store_count(r), (size_t)stored);
+		CU_ASSERT_EQUAL(unrefs, taken - stored); /* the replaced ones */
+		/* Clearing never allocates, so it cannot fail. */
+		oom_countdown = 0;
+		CU_ASSERT_EQUAL(retain_store_set(r, S(topics[0]), NULL), in[0] ? 1 : 0);
+		oom_countdown = -1;
+		retain_store_free(r);
+		CU_ASSERT_EQUAL(unrefs, taken);
+	}
+	CU_ASSERT(done);
+	CU_ASSERT(k > 10);
+}
+
 static void register_suites(void)
 {
 	static const struct test_case match[] = {
@@ -1068,6 +1279,7 @@ static void register_suites(void)
 		{"wide_nodes", test_wide_nodes},
 		{"node_mixed_states", test_node_mixed_states},
 		{"deep_topics", test_deep_topics},
+		{"oom", test_oom_subscribe_unsubscribe},
 		{NULL, NULL},
 	};
 	static const struct test_case shared[] = {
@@ -1082,6 +1294,7 @@ static void register_suites(void)
 		{"free_unrefs", test_retain_free_unrefs},
 		{"match_MQTT-4.7.2-1", test_retain_match_MQTT_4_7_2_1},
 		{"random_against_brute_force", test_retain_random_against_brute_force},
+		{"oom", test_oom_retain},
 		{NULL, NULL},
 	};
 	test_add_suite("topic_match", match);
