@@ -13,10 +13,11 @@
 
 #include "hooks/hooks.h"
 
-/* The endpoint used when midge_hooks_endpoint is not configured. Loopback
+/* The endpoint used when midge_hooks_endpoint is not configured (the
+ * transport's CONF_DEFAULT_HOOKS_ENDPOINT must agree). Loopback
  * only: exposing events beyond the host is an explicit decision (and
  * deserves CurveZMQ keys). */
-#define HOOKS_DEFAULT_ENDPOINT "tcp://127.0.0.1:1884"
+#define HOOKS_DEFAULT_ENDPOINT "tcp://127.0.0.1:5883"
 /* ZMQ_SNDHWM used when hooks_config.sndhwm is 0 or negative. */
 #define HOOKS_DEFAULT_SNDHWM 1000
 
