@@ -37,6 +37,7 @@
 #define RBUF_SIZE 4096       /* pooled receive buffer; larger ones are per packet */
 #define RBUF_POOL_MAX 256    /* idle buffers kept for reuse */
 #define SHUTDOWN_GRACE_MS 3000
+#define CLOSE_GRACE_MS 5000
 
 /* One piece of output: bytes of the queue's own buffer (f == NULL, at off)
  * or a referenced frame. */
@@ -65,6 +66,7 @@ struct conn {
 	struct conn *pre_prev, *pre_next; /* waiting for CONNECT, oldest first */
 	struct conn *dirty_next;
 	uint64_t opened_ms;
+	uint64_t closing_ms; /* when the engine asked to close: output gets a grace period */
 	uint8_t *rbuf; /* socket bytes (ciphertext for TLS) */
 	uint32_t rlen, rcap, roff, rneed;
 	uint8_t *pbuf; /* TLS plaintext */
@@ -117,6 +119,7 @@ struct midge {
 	uint8_t *pool[RBUF_POOL_MAX];
 	int pool_n;
 	int n_conns;
+	int n_closing; /* connections waiting for their output before closing */
 	uint64_t started_ms;
 	uint64_t last_sys_ms;
 	struct sys_cache sys_load[6];
@@ -199,17 +202,14 @@ static void outq_reset(struct outq *q)
 	q->n = 0;
 	q->blen = 0;
 	q->bytes = 0;
-	/* Big arrays of a burst are not kept by an idle connection. */
-	if (q->bcap > 4096) {
-		free(q->buf);
-		q->buf = NULL;
-		q->bcap = 0;
-	}
-	if (q->cap > 64) {
-		free(q->segs);
-		q->segs = NULL;
-		q->cap = 0;
-	}
+	/* An idle connection keeps no output memory (the idle-connection
+	 * budget); a busy one pays one malloc per flush. */
+	free(q->buf);
+	q->buf = NULL;
+	q->bcap = 0;
+	free(q->segs);
+	q->segs = NULL;
+	q->cap = 0;
 }
 
 static void outq_free(struct outq *q)
@@ -295,6 +295,8 @@ static uint64_t conn_out_bytes(const struct conn *c)
 
 static void conn_flush(struct conn *c);
 static void conn_teardown(struct conn *c, const char *why);
+static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
 static void conn_mark_dirty(struct conn *c)
 {
@@ -371,6 +373,8 @@ static void conn_on_close(uv_handle_t *h)
 		c->next->prev = c->prev;
 	if (c->lis)
 		c->lis->count--;
+	if (c->closing_ms)
+		m->n_closing--;
 	m->n_conns--;
 	outq_free(&c->q[0]);
 	outq_free(&c->q[1]);
@@ -419,7 +423,7 @@ static void conn_write_cb(uv_write_t *req, int status)
 	if (c->paused && conn_out_bytes(c) <= c->m->conf.max_output_bytes / 2 && !c->read_stopped &&
 	    !c->closing) {
 		c->paused = false;
-		uv_read_start((uv_stream_t *)&c->tcp, NULL, NULL);
+		uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb);
 	}
 	conn_mark_dirty(c);
 	broker_flush_dirty(c->m);
@@ -557,7 +561,7 @@ static void conn_decode(struct conn *c, uint8_t *buf, uint32_t *len, uint32_t *n
 	*need = 0;
 	while (off < *len) {
 		struct codec_frame fr;
-		if (!c->ec || c->read_stopped) {
+		if (!c->ec || c->read_stopped || c->closing) {
 			off = *len;
 			break;
 		}
@@ -740,6 +744,10 @@ static void io_close(void *ctx, void *handle)
 	(void)ctx;
 	if (!c)
 		return;
+	if (!c->closing_ms) {
+		c->closing_ms = broker_now_ms();
+		c->m->n_closing++;
+	}
 	c->closing = true;
 	conn_stop_reading(c);
 	conn_mark_dirty(c);
@@ -1129,6 +1137,13 @@ static void broker_on_tick(uv_timer_t *t)
 		log_notice("client %s:%u sent no CONNECT within %u s: closed", c->addr, c->port,
 			   m->conf.connect_timeout);
 		conn_teardown(c, "no CONNECT in time");
+	}
+	/* A client that does not read cannot hold a closing socket open:
+	 * what it has not taken after the grace period is dropped. */
+	if (m->n_closing > 0) {
+		for (struct conn *c = m->conns; c; c = c->next)
+			if (c->closing_ms && now - c->closing_ms > CLOSE_GRACE_MS)
+				conn_teardown(c, NULL);
 	}
 	if (m->hooks)
 		hooks_poll(m->hooks);
