@@ -826,9 +826,11 @@ static int session_send_inflight(struct engine *e, struct session *s, struct del
 		s->infl = n;
 		s->cap_infl = cap;
 	}
+	uint16_t before = s->next_pid;
 	uint16_t pid = session_next_pid(s);
 	int rc = send_publish(e, s->conn, d->m, d, pid, false);
 	if (rc == SEND_TOO_LARGE) {
+		s->next_pid = before; /* the id was never used on the wire */
 		emit_drop(e, s, d->m, d->qos, MIDGE_DROP_TOO_LARGE,
 			  "larger than the client's maximum packet size");
 		emsg_unref(d->m);

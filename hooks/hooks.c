@@ -63,6 +63,8 @@ struct hooks {
 	uint64_t sent;
 	uint64_t skipped;
 	uint64_t rendered;
+	uint64_t drained_ms;   /* event time of the last subscription read */
+	bool drained;
 };
 
 struct hooks *hooks_new(void)
@@ -392,10 +394,17 @@ void hooks_emit(struct hooks *h, const struct midge_event *ev)
 	bool has_msg = hooks_event_has_message(ev->type);
 	const struct midge_message *msg = has_msg ? ev->u.message.msg : NULL;
 	const struct midge_str *topic = msg ? &msg->topic : NULL;
+	/* Reading subscriptions costs a system call or two; once per
+	 * millisecond of event time keeps new subscribers' prefixes current
+	 * without paying that per event (hooks_poll covers quiet times). */
+	if (!h->drained || ev->time_ms != h->drained_ms) {
+		hooks_poll(h);
+		h->drained = true;
+		h->drained_ms = ev->time_ms;
+	}
 	int rendered = 0; /* 0 not yet, 1 done, -1 failed */
 	for (int i = 0; i < h->n_pubs; i++) {
 		struct hooks_pub *pub = &h->pubs[i];
-		pub_drain(pub);
 		uint64_t seq = ++pub->seq;
 		if (!pub_wants(pub, name, nlen, topic))
 			continue;

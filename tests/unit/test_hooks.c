@@ -541,7 +541,7 @@ static void test_json_base64(void)
 	for (int i = 0; i < 7; i++) {
 		b.len = 0;
 		CU_ASSERT_EQUAL(hooks_base64(&b, (const uint8_t *)in[i], strlen(in[i])), 0);
-		CU_ASSERT(b.len == strlen(out[i]) && memcmp(b.p, out[i], b.len) == 0);
+		CU_ASSERT(b.len == strlen(out[i]) && (b.len == 0 || memcmp(b.p, out[i], b.len) == 0));
 	}
 	hooks_buf_release(&b);
 }
