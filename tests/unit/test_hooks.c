@@ -714,9 +714,26 @@ static void test_zmq_framing(void)
 	emit_publish(h, "t", "a\0b", 3);
 	CU_ASSERT_EQUAL(recv_msg(s, &f, 2000), 3);
 	CU_ASSERT(f.len[2] == 3 && memcmp(f.data[2], "a\0b", 3) == 0);
-	CU_ASSERT_EQUAL(hooks_sent(h), 4);
+
+	/* Long names and payloads arrive intact, many times over while the
+	 * render buffer is reused. */
+	static char big[3000];
+	static char topic[200];
+	memset(topic, 't', sizeof topic - 1);
+	for (int i = 0; i < 200; i++) {
+		size_t len = i % 2 ? 1000 : sizeof big;
+		for (size_t k = 0; k < len; k++)
+			big[k] = (char)('a' + (i + k) % 26);
+		emit_publish(h, topic, big, len);
+		CU_ASSERT_EQUAL_FATAL(recv_msg(s, &f, 2000), 3);
+		CU_ASSERT(f.len[0] == 18 + sizeof topic - 1 &&
+			  memcmp(f.data[0] + 18, topic, sizeof topic - 1) == 0);
+		CU_ASSERT(f.len[2] == len && memcmp(f.data[2], big, len) == 0);
+		CU_ASSERT(json_valid(f.data[1], f.len[1]));
+	}
+	CU_ASSERT_EQUAL(hooks_sent(h), 204);
 	CU_ASSERT_EQUAL(hooks_dropped(h), 0);
-	CU_ASSERT_EQUAL(hooks_rendered(h), 4);
+	CU_ASSERT_EQUAL(hooks_rendered(h), 204);
 	zmq_close(s);
 	hooks_free(h);
 }
