@@ -63,7 +63,7 @@ struct hooks {
 	uint64_t sent;
 	uint64_t skipped;
 	uint64_t rendered;
-	uint64_t drained_ms;   /* event time of the last subscription read */
+	uint64_t drained_ms; /* event time of the last subscription read */
 	bool drained;
 };
 
@@ -140,7 +140,8 @@ static int curve_check(const struct hooks_config *cfg, char *err, size_t errlen)
 {
 	if (!cfg->curve_secret) {
 		if (cfg->curve_public) {
-			set_err(err, errlen, "midge_hooks_curve_public_key needs midge_hooks_curve_secret_key");
+			set_err(err, errlen,
+				"midge_hooks_curve_public_key needs midge_hooks_curve_secret_key");
 			return -1;
 		}
 		return 0;
@@ -155,8 +156,9 @@ static int curve_check(const struct hooks_config *cfg, char *err, size_t errlen)
 		return -1;
 	}
 	if (cfg->curve_public && strcmp(pub, cfg->curve_public) != 0) {
-		set_err(err, errlen,
-			"midge_hooks_curve_public_key does not belong to midge_hooks_curve_secret_key");
+		set_err(
+		    err, errlen,
+		    "midge_hooks_curve_public_key does not belong to midge_hooks_curve_secret_key");
 		return -1;
 	}
 	return 0;
@@ -355,12 +357,14 @@ static int key_build(struct hooks_buf *key, const char *name, size_t nlen,
 
 /* The JSON sent when rendering failed (out of memory) after the name
  * frame had gone out: a multipart message cannot be taken back. */
-static size_t render_fallback(char *out, size_t cap, uint64_t seq, uint64_t dropped, const char *name)
+static size_t render_fallback(char *out, size_t cap, uint64_t seq, uint64_t dropped,
+			      const char *name)
 {
 	int n = snprintf(out, cap,
 			 "{\"schema\":%d,\"seq\":%llu,\"dropped\":%llu,\"event\":\"%s\","
 			 "\"error\":\"out of memory\"}",
-			 MIDGE_EVENT_SCHEMA, (unsigned long long)seq, (unsigned long long)dropped, name);
+			 MIDGE_EVENT_SCHEMA, (unsigned long long)seq, (unsigned long long)dropped,
+			 name);
 	return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }
 
@@ -431,7 +435,8 @@ void hooks_emit(struct hooks *h, const struct midge_event *ev)
 			json_len = h->json.len - off;
 		} else {
 			json = fallback;
-			json_len = render_fallback(fallback, sizeof fallback, seq, pub->dropped, name);
+			json_len =
+			    render_fallback(fallback, sizeof fallback, seq, pub->dropped, name);
 		}
 		int more = has_msg ? ZMQ_SNDMORE : 0;
 		if (zmq_send(pub->sock, json, json_len, ZMQ_DONTWAIT | more) < 0 ||

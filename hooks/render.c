@@ -232,8 +232,8 @@ const char *hooks_rc_name(enum midge_event_type type, uint8_t protocol, uint8_t 
 		"not authorized",
 	};
 	static const char *const granted[] = { "granted qos 0", "granted qos 1", "granted qos 2" };
-	if ((type == MIDGE_EV_CONNECT || type == MIDGE_EV_CONNECT_REFUSED) && protocol != CODEC_V5 &&
-	    rc <= MQTT_CONNACK_V3_NOT_AUTHORIZED)
+	if ((type == MIDGE_EV_CONNECT || type == MIDGE_EV_CONNECT_REFUSED) &&
+	    protocol != CODEC_V5 && rc <= MQTT_CONNACK_V3_NOT_AUTHORIZED)
 		return connack_v3[rc];
 	if (type == MIDGE_EV_SUBSCRIBE && rc <= MQTT_RC_GRANTED_QOS2)
 		return granted[rc];
@@ -359,7 +359,8 @@ static int render_connect(struct hooks_buf *b, const struct midge_event *ev)
 
 static int render_disconnect(struct hooks_buf *b, const struct midge_event *ev)
 {
-	return f_rc(b, ev, ev->u.disconnect.rc) || f_bool(b, "by_client", ev->u.disconnect.by_client) ||
+	return f_rc(b, ev, ev->u.disconnect.rc) ||
+	       f_bool(b, "by_client", ev->u.disconnect.by_client) ||
 	       f_bool(b, "will", ev->u.disconnect.will) || f_cstr(b, "why", ev->u.disconnect.why);
 }
 
@@ -376,7 +377,8 @@ static int render_subscribe(struct hooks_buf *b, const struct midge_event *ev)
 		else
 			r |= f_null(b, "sub_id");
 	}
-	return r || f_rc(b, ev, ev->u.subscribe.rc) || f_u64(b, "packet_id", ev->u.subscribe.packet_id);
+	return r || f_rc(b, ev, ev->u.subscribe.rc) ||
+	       f_u64(b, "packet_id", ev->u.subscribe.packet_id);
 }
 
 /* The v5 properties of a message as JSON fields; a block that does not
@@ -409,7 +411,8 @@ static int render_message_props(struct hooks_buf *b, const struct midge_message 
 		r |= f_null(b, "response_topic");
 	if (ok && CODEC_HAS_PROP(&pr, CODEC_PROP_CORRELATION_DATA))
 		r |= f_key(b, "correlation_data") || PUT_LIT(b, "\"") ||
-		     hooks_base64(b, pr.correlation_data.p, pr.correlation_data.len) || PUT_LIT(b, "\"");
+		     hooks_base64(b, pr.correlation_data.p, pr.correlation_data.len) ||
+		     PUT_LIT(b, "\"");
 	else
 		r |= f_null(b, "correlation_data");
 	r |= f_key(b, "user_properties") || PUT_LIT(b, "[");
@@ -432,15 +435,15 @@ static int render_message(struct hooks_buf *b, const struct midge_event *ev)
 	const struct midge_message *m = ev->u.message.msg;
 	int r = 0;
 	if (m) {
-		r |= f_str(b, "topic", m->topic) || f_u64(b, "qos", m->qos) || f_bool(b, "retain", m->retain) ||
-		     f_bool(b, "dup", m->dup) || f_u64(b, "packet_id", m->packet_id) ||
-		     f_str_or_null(b, "origin", m->origin) || f_u64(b, "payload_len", m->payload_len) ||
-		     render_message_props(b, m);
+		r |= f_str(b, "topic", m->topic) || f_u64(b, "qos", m->qos) ||
+		     f_bool(b, "retain", m->retain) || f_bool(b, "dup", m->dup) ||
+		     f_u64(b, "packet_id", m->packet_id) || f_str_or_null(b, "origin", m->origin) ||
+		     f_u64(b, "payload_len", m->payload_len) || render_message_props(b, m);
 	} else {
-		static const char *const keys[] = { "topic", "qos", "retain", "dup", "packet_id",
-						    "origin", "payload_len", "payload_format",
-						    "message_expiry", "content_type", "response_topic",
-						    "correlation_data" };
+		static const char *const keys[] = {
+		    "topic",          "qos",          "retain",         "dup",
+		    "packet_id",      "origin",       "payload_len",    "payload_format",
+		    "message_expiry", "content_type", "response_topic", "correlation_data"};
 		for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
 			r |= f_null_n(b, keys[i], strlen(keys[i]));
 		r |= f_key(b, "user_properties") || PUT_LIT(b, "[]");
@@ -457,8 +460,8 @@ static int render_message(struct hooks_buf *b, const struct midge_event *ev)
 
 static int render_session(struct hooks_buf *b, const struct midge_event *ev)
 {
-	return f_u64(b, "expiry", ev->u.session.expiry) || f_u64(b, "queued", ev->u.session.queued) ||
-	       f_cstr(b, "why", ev->u.session.why);
+	return f_u64(b, "expiry", ev->u.session.expiry) ||
+	       f_u64(b, "queued", ev->u.session.queued) || f_cstr(b, "why", ev->u.session.why);
 }
 
 int hooks_render_body(struct hooks_buf *b, const struct midge_event *ev, const char *node)
@@ -470,8 +473,8 @@ int hooks_render_body(struct hooks_buf *b, const struct midge_event *ev, const c
 	if (hooks_buf_reserve(b, HOOKS_RENDER_HEADROOM) < 0)
 		return -1;
 	b->len = HOOKS_RENDER_HEADROOM;
-	int r = f_cstr(b, "event", name) || f_u64(b, "ts", ev->time_ms) || f_cstr(b, "node", node) ||
-		render_client(b, ev->client);
+	int r = f_cstr(b, "event", name) || f_u64(b, "ts", ev->time_ms) ||
+		f_cstr(b, "node", node) || render_client(b, ev->client);
 	switch (ev->type) {
 	case MIDGE_EV_CONNECT:
 	case MIDGE_EV_CONNECT_REFUSED:
