@@ -1016,6 +1016,9 @@ static void listeners_close(struct midge *m)
 {
 	struct listener *l = m->listeners;
 	m->listeners = NULL;
+	/* Connections outlive their listener during a shutdown. */
+	for (struct conn *c = m->conns; c; c = c->next)
+		c->lis = NULL;
 	while (l) {
 		struct listener *next = l->next;
 		tls_creds_unref(l->creds);
@@ -1250,11 +1253,7 @@ static void broker_reload(struct midge *m)
 	engine_reconfigure(m->engine, &nc.engine);
 	/* Listeners stay as they are; the rest of the settings move over. */
 	struct conf old = m->conf;
-	memcpy(nc.listeners, old.listeners, sizeof(nc.listeners));
-	nc.n_listeners = old.n_listeners;
-	nc.default_listener = old.default_listener;
-	memset(old.listeners, 0, sizeof(old.listeners));
-	old.n_listeners = 0;
+	conf_take_listeners(&nc, &old);
 	m->conf = nc;
 	conf_clear(&old);
 	log_open(&m->conf);

@@ -62,6 +62,10 @@ b = brokerctl.start("listener {port} 127.0.0.1\nacl_file /nonexistent\npid_file 
 r.check("Mosquitto key midge lacks is a warning", "acl_file" in b.log_text() and "warning" in b.log_text(),
         b.log_text()[-800:])
 pidf = os.path.join(b.dir, "midge.pid")
+for _ in range(50):
+    if os.path.exists(pidf) and open(pidf).read().strip():
+        break
+    time.sleep(0.1)
 r.check("pid_file holds the PID", os.path.exists(pidf) and open(pidf).read().strip() == str(b.pid))
 
 # SIGHUP: the subscriber stays connected and still receives.
