@@ -446,6 +446,17 @@ static void conn_teardown(struct conn *c, const char *why)
 	uv_close((uv_handle_t *)&c->tcp, conn_on_close);
 }
 
+/* A client paused for sending faster than it reads is read again once
+ * its output has drained to half the bound. */
+static void conn_maybe_resume(struct conn *c)
+{
+	if (c->paused && conn_out_bytes(c) <= c->m->conf.max_output_bytes / 2 && !c->read_stopped &&
+	    !c->closing && !uv_is_closing((uv_handle_t *)&c->tcp)) {
+		c->paused = false;
+		uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb);
+	}
+}
+
 static void conn_write_cb(uv_write_t *req, int status)
 {
 	struct conn *c = req->data;
@@ -455,11 +466,7 @@ static void conn_write_cb(uv_write_t *req, int status)
 		conn_teardown(c, status == UV_ECANCELED ? NULL : "write error");
 		return;
 	}
-	if (c->paused && conn_out_bytes(c) <= c->m->conf.max_output_bytes / 2 && !c->read_stopped &&
-	    !c->closing) {
-		c->paused = false;
-		uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb);
-	}
+	conn_maybe_resume(c);
 	conn_mark_dirty(c);
 	broker_flush_dirty(c->m);
 }
@@ -547,10 +554,12 @@ static void conn_flush(struct conn *c)
 		outq_reset(q);
 		if (bufs != stackbufs)
 			free(bufs);
-		if (c->closing)
+		if (c->closing) {
 			conn_flush(c);
-		else
+		} else {
 			conn_outbox_trim(c);
+			conn_maybe_resume(c);
+		}
 		return;
 	}
 	uint32_t i = 0;
@@ -794,9 +803,13 @@ static void broker_fmt_client(const struct midge_client *cl, char *buf, size_t l
 		snprintf(buf, len, "broker");
 		return;
 	}
-	snprintf(buf, len, "'%.*s' [%s:%u]", (int)(cl->client_id.len > 128 ? 128 : cl->client_id.len),
-		 cl->client_id.p ? cl->client_id.p : "", cl->peer_addr ? cl->peer_addr : "?",
-		 cl->peer_port);
+	if (cl->client_id.len == 0)
+		snprintf(buf, len, "[%s:%u] (no client id yet)", cl->peer_addr ? cl->peer_addr : "?",
+			 cl->peer_port);
+	else
+		snprintf(buf, len, "'%.*s' [%s:%u]",
+			 (int)(cl->client_id.len > 128 ? 128 : cl->client_id.len), cl->client_id.p,
+			 cl->peer_addr ? cl->peer_addr : "?", cl->peer_port);
 }
 
 /* One log line for what a human wants to see; the rest at debug level. */
