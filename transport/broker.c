@@ -35,7 +35,7 @@
 #include "transport/tls.h"
 
 #define RBUF_SIZE 4096       /* pooled receive buffer; larger ones are per packet */
-#define RBUF_POOL_MAX 256    /* idle buffers kept for reuse */
+#define RBUF_POOL_MAX 64     /* idle buffers kept for reuse (256 KiB) */
 #define SHUTDOWN_GRACE_MS 3000
 #define CLOSE_GRACE_MS 5000
 
@@ -979,8 +979,8 @@ static void listener_on_connection(uv_stream_t *server, int status)
 		conn_teardown(c, "read error");
 }
 
-static int listener_bind(struct midge *m, int index, const struct sockaddr *sa, char *err,
-			 size_t errlen)
+static int listener_bind(struct midge *m, int index, const struct sockaddr *sa,
+			 struct tls_creds *creds, char *err, size_t errlen)
 {
 	const struct conf_listener *cl = &m->conf.listeners[index];
 	struct listener *l = calloc(1, sizeof(*l));
@@ -1011,13 +1011,7 @@ static int listener_bind(struct midge *m, int index, const struct sockaddr *sa, 
 	uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&ss, &sslen);
 	l->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
 						 : ((struct sockaddr_in *)&ss)->sin_port);
-	if (cl->certfile || cl->keyfile) {
-		l->creds = tls_creds_new(cl, err, errlen);
-		if (!l->creds) {
-			uv_close((uv_handle_t *)&l->tcp, (uv_close_cb)free);
-			return -1;
-		}
-	}
+	l->creds = creds ? tls_creds_ref(creds) : NULL;
 	l->next = m->listeners;
 	m->listeners = l;
 	log_notice("listening on %s%s%s port %u%s", sa->sa_family == AF_INET6 ? "[" : "", l->addr,
@@ -1036,20 +1030,31 @@ static int listener_open(struct midge *m, int index, const char *const *fallback
 	const char *const *hosts = fallback_hosts ? fallback_hosts : cl->host ? one : any;
 	int bound = 0;
 	char port[8];
+	struct tls_creds *creds = NULL;
 	snprintf(port, sizeof(port), "%u", cl->port);
+	/* Certificates are loaded once per listener, whatever it binds. */
+	if (cl->certfile || cl->keyfile) {
+		char e[400];
+		creds = tls_creds_new(cl, e, sizeof(e));
+		if (!creds) {
+			snprintf(err, errlen, "listener on port %u: %s", cl->port, e);
+			return -1;
+		}
+	}
 	for (int i = 0; hosts[i]; i++) {
 		struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
 		struct addrinfo *res = NULL;
 		int rc = getaddrinfo(hosts[i], port, &hints, &res);
 		if (rc != 0) {
 			snprintf(err, errlen, "listener address '%s': %s", hosts[i], gai_strerror(rc));
+			tls_creds_unref(creds);
 			return -1;
 		}
 		for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
 			if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
 				continue;
 			char e[256];
-			if (listener_bind(m, index, ai->ai_addr, e, sizeof(e)) == 0) {
+			if (listener_bind(m, index, ai->ai_addr, creds, e, sizeof(e)) == 0) {
 				bound++;
 			} else if (hosts != one || ai->ai_next || bound) {
 				/* IPv6 may be off on this machine: not fatal while
@@ -1062,6 +1067,7 @@ static int listener_open(struct midge *m, int index, const char *const *fallback
 		}
 		freeaddrinfo(res);
 	}
+	tls_creds_unref(creds);
 	return bound > 0 ? 0 : -1;
 }
 
