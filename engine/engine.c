@@ -37,6 +37,8 @@
 #define SUB_RH(o) ((uint8_t)(((o) >> 4) & 3u))
 
 #define EXPIRY_NEVER UINT32_MAX
+/* The largest packet MQTT can express: advertised only when lower. */
+#define ENGINE_PROTOCOL_MAX_PACKET (CODEC_MAX_REMAINING + CODEC_MAX_FIXED_HEADER)
 
 /* Properties a PUBLISH or will carries on to receivers unchanged. */
 #define FORWARD_PROPS                                                                            \
@@ -1397,13 +1399,15 @@ static char *dup_bytes(const void *p, size_t n)
 static void session_take_over(struct engine *e, struct session *s, bool clean_start)
 {
 	struct engine_conn *old = s->conn;
+	bool normal = old->normal;
 	emit_session(e, MIDGE_EV_SESSION_TAKEOVER, s, &old->info, "client id connected again");
-	send_disconnect(e, old, MQTT_RC_SESSION_TAKEN_OVER, "session taken over");
-	conn_close(e, old, MQTT_RC_SESSION_TAKEN_OVER, false, "session taken over");
+	if (old->state != CONN_CLOSING) {
+		send_disconnect(e, old, MQTT_RC_SESSION_TAKEN_OVER, "session taken over");
+		conn_close(e, old, MQTT_RC_SESSION_TAKEN_OVER, false, "session taken over");
+	}
 	old->s = NULL;
-	old->normal = true;
 	s->conn = NULL;
-	if (s->expiry == 0 || clean_start)
+	if (!normal && (s->expiry == 0 || clean_start))
 		will_publish(e, s);
 	else
 		will_clear(e, s);
@@ -1595,7 +1599,7 @@ static int handle_connect(struct engine *e, struct engine_conn *c, struct codec_
 			pr->present |= CODEC_PROP_BIT(CODEC_PROP_RETAIN_AVAILABLE);
 			pr->retain_available = 0;
 		}
-		if (cfg->max_packet_size) {
+		if (cfg->max_packet_size && cfg->max_packet_size < ENGINE_PROTOCOL_MAX_PACKET) {
 			pr->present |= CODEC_PROP_BIT(CODEC_PROP_MAX_PACKET_SIZE);
 			pr->max_packet_size = cfg->max_packet_size;
 		}
@@ -1945,6 +1949,10 @@ static void retained_send(struct engine *e, struct session *s, const uint8_t *f,
 		struct midge_client cl;
 		session_client(s, &cl);
 		if (m->has_expiry && m->expire_at <= e->now) {
+			/* the store is not being walked here: safe to clear */
+			if (retain_store_set(e->retained, m->topic, m->topic_len, NULL) > 0)
+				emit_message(e, MIDGE_EV_RETAIN_CLEAR, NULL, m, NULL, m->qos, 0, false, 0,
+					     "expired");
 			emit_drop(e, s, m, qos, MIDGE_DROP_EXPIRED, "retained message expired");
 		} else if (!acl_allows(e, &cl, m->topic, m->topic_len, ENGINE_ACCESS_RECEIVE)) {
 			emit_drop(e, s, m, qos, MIDGE_DROP_NOT_AUTHORIZED, "receive denied by ACL");
@@ -2309,7 +2317,7 @@ void engine_shutdown(struct engine *e, uint64_t now_ms)
 void engine_config_default(struct engine_config *cfg)
 {
 	memset(cfg, 0, sizeof *cfg);
-	cfg->max_packet_size = 268435455u;
+	cfg->max_packet_size = ENGINE_PROTOCOL_MAX_PACKET;
 	cfg->max_packet_before_connect = 65536;
 	cfg->max_inflight = 20;
 	cfg->receive_max = 20;
