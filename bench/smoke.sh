@@ -62,6 +62,8 @@ for b in brokers:
             r = runs[0]
             check(r.get("ok") == 1 and r.get("exit") == 0,
                   name + ": run succeeded (%s)" % r.get("stderr", ""))
+            check(r.get("errors", 1) == 0,
+                  name + ": no refused, closed or failed connection (errors=%s)" % r.get("errors"))
             if w == "conn":
                 want = int(r.get("clients", -1))
                 check(r.get("conns") == want, name + ": held %s of %s connections"
