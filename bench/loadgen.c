@@ -97,6 +97,7 @@ struct lg_conn {
 	/* publisher */
 	uint32_t seq;          /* next sequence number == messages sent */
 	uint32_t pkt_inflight; /* QoS 1/2 not yet PUBACK/PUBCOMP */
+	uint32_t pkt_window;   /* min(--window, the broker's v5 Receive Maximum) */
 	uint16_t next_pid;
 	uint64_t delivered;    /* first receipts by subscribers */
 	uint64_t forgiven;     /* deliveries written off after a stall */
@@ -520,7 +521,7 @@ static void lg_pump(struct lg_conn *c, uint64_t now)
 	}
 	uint64_t win_deliveries = (uint64_t)lg->o.window * lg->fan;
 	for (unsigned k = 0; k < LG_PUMP_BATCH && k < allowed_by_rate; k++) {
-		if (lg->o.qos > 0 && c->pkt_inflight >= lg->o.window)
+		if (lg->o.qos > 0 && c->pkt_inflight >= c->pkt_window)
 			break;
 		if (lg_outstanding(c, lg->fan) + lg->fan > win_deliveries)
 			break;
@@ -637,6 +638,12 @@ static int lg_handle(struct lg_conn *c, const struct codec_packet *pkt, uint64_t
 			lg->connect_fail++;
 			return -1;
 		}
+		c->pkt_window = lg->o.window;
+		/* a v5 client must not have more unacknowledged QoS 1/2
+		 * PUBLISHes than the server's Receive Maximum [MQTT-3.3.4-7] */
+		if (CODEC_HAS_PROP(&pkt->u.connack.props, CODEC_PROP_RECEIVE_MAX) &&
+		    pkt->u.connack.props.receive_max < c->pkt_window)
+			c->pkt_window = pkt->u.connack.props.receive_max;
 		if (c->role == LG_SUB)
 			lg_start_subscribe(c);
 		else
