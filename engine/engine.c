@@ -1399,13 +1399,15 @@ static char *dup_bytes(const void *p, size_t n)
 static void session_take_over(struct engine *e, struct session *s, bool clean_start)
 {
 	struct engine_conn *old = s->conn;
+	bool normal = old->normal;
 	emit_session(e, MIDGE_EV_SESSION_TAKEOVER, s, &old->info, "client id connected again");
-	send_disconnect(e, old, MQTT_RC_SESSION_TAKEN_OVER, "session taken over");
-	conn_close(e, old, MQTT_RC_SESSION_TAKEN_OVER, false, "session taken over");
+	if (old->state != CONN_CLOSING) {
+		send_disconnect(e, old, MQTT_RC_SESSION_TAKEN_OVER, "session taken over");
+		conn_close(e, old, MQTT_RC_SESSION_TAKEN_OVER, false, "session taken over");
+	}
 	old->s = NULL;
-	old->normal = true;
 	s->conn = NULL;
-	if (s->expiry == 0 || clean_start)
+	if (!normal && (s->expiry == 0 || clean_start))
 		will_publish(e, s);
 	else
 		will_clear(e, s);
@@ -1947,6 +1949,10 @@ static void retained_send(struct engine *e, struct session *s, const uint8_t *f,
 		struct midge_client cl;
 		session_client(s, &cl);
 		if (m->has_expiry && m->expire_at <= e->now) {
+			/* the store is not being walked here: safe to clear */
+			if (retain_store_set(e->retained, m->topic, m->topic_len, NULL) > 0)
+				emit_message(e, MIDGE_EV_RETAIN_CLEAR, NULL, m, NULL, m->qos, 0, false, 0,
+					     "expired");
 			emit_drop(e, s, m, qos, MIDGE_DROP_EXPIRED, "retained message expired");
 		} else if (!acl_allows(e, &cl, m->topic, m->topic_len, ENGINE_ACCESS_RECEIVE)) {
 			emit_drop(e, s, m, qos, MIDGE_DROP_NOT_AUTHORIZED, "receive denied by ACL");
