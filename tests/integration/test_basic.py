@@ -111,9 +111,10 @@ r.check("$SYS/broker/version", "version" in out, repr(out))
 rc, out, _ = run(["mosquitto_sub", "-p", P, "-h", "127.0.0.1", "-t", "$SYS/broker/messages/received",
                   "-C", "1", "-W", "5"])
 r.check("$SYS/broker/messages/received counts", out.strip().isdigit() and int(out.strip()) > 10, repr(out))
+# The retained value may predate this subscriber; the next update counts it.
 rc, out, _ = run(["mosquitto_sub", "-p", P, "-h", "127.0.0.1", "-t", "$SYS/broker/clients/connected",
-                  "-C", "1", "-W", "5"])
-r.check("$SYS/broker/clients/connected", out.strip().isdigit() and int(out.strip()) >= 1, repr(out))
+                  "-C", "2", "-W", "3"])
+r.check("$SYS/broker/clients/connected", any(v.isdigit() and int(v) >= 1 for v in out.split()), repr(out))
 rc, out, _ = run(["mosquitto_sub", "-p", P, "-h", "127.0.0.1", "-t", "#", "-C", "1", "-W", "2", "-v"])
 r.check("# does not match $SYS topics", not out.startswith("$SYS"), repr(out))
 
