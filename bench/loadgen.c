@@ -1,0 +1,1449 @@
+/*
+ * midge-loadgen - an MQTT load generator for comparing brokers.
+ *
+ * One thread, one libuv loop, non-blocking TCP sockets with TCP_NODELAY.
+ * Every packet is encoded and decoded with midge's own codec (the bench is
+ * a client: it encodes CONNECT/SUBSCRIBE/PUBLISH/acks and decodes what a
+ * broker sends back). Output is appended to a per-connection buffer and
+ * written once per loop pass; input is read in large chunks into a
+ * per-connection buffer. Nothing is allocated per message: buffers grow
+ * only when a packet larger than any before arrives.
+ *
+ * Workloads (see bench/README.md):
+ *   fanin   P publishers, each on its own topic -> 1 subscriber on a wildcard
+ *   fanout  1 publisher -> S subscribers on the same topic
+ *   p2p     N publisher -> subscriber pairs, one topic per pair
+ *   conn    C idle connections held with keepalive
+ *
+ * Every payload starts with a 16-byte header: publisher index (u32),
+ * sequence number (u32) and the CLOCK_MONOTONIC send time in ns (u64).
+ * Subscribers check sequences per publisher (lost, duplicated) and record
+ * the end-to-end latency in a log-linear histogram.
+ *
+ * Loopback only, and bounded in count and time: a hard deadline stops the
+ * run whatever the broker does.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "codec/codec.h"
+
+#define LG_HDR 16                 /* payload header: pub u32, seq u32, ts u64 */
+#define LG_IN_MIN (64 * 1024)     /* initial receive buffer per message connection */
+#define LG_IN_IDLE 256            /* receive buffer of an idle (conn) connection */
+#define LG_OUT_HIGH (256 * 1024)  /* stop publishing on a connection above this */
+#define LG_MAX_CLIENTS 10000      /* publishers/subscribers/pairs */
+#define LG_MAX_CONNS 100000       /* idle connections */
+#define LG_MAX_PAYLOAD (16u << 20)
+#define LG_PUMP_BATCH 256         /* publishes per publisher per loop pass */
+
+enum lg_workload { LG_FANIN, LG_FANOUT, LG_P2P, LG_CONN };
+enum lg_role { LG_PUB, LG_SUB, LG_IDLE };
+enum lg_state { LG_ST_NEW, LG_ST_CONNECTING, LG_ST_CONNACK, LG_ST_SUBACK, LG_ST_READY, LG_ST_CLOSED };
+enum lg_phase { LG_PH_SETUP, LG_PH_WARMUP, LG_PH_MEASURE, LG_PH_DRAIN, LG_PH_DONE };
+
+/* A growable byte buffer; grows by doubling, never shrinks. */
+struct lg_buf {
+	uint8_t *p;
+	size_t len;
+	size_t cap;
+};
+
+/* Log-linear latency histogram: 32 sub-buckets per power of two (about 3%
+ * resolution), values in ns; no allocation per sample. */
+#define LG_HIST_SUB 32
+#define LG_HIST_N (60 * LG_HIST_SUB)
+struct lg_hist {
+	uint64_t count;
+	uint64_t max;
+	uint64_t sum;
+	uint64_t b[LG_HIST_N];
+};
+
+struct lg;
+
+struct lg_conn {
+	uv_tcp_t tcp;
+	uv_connect_t creq;
+	uv_write_t wreq;
+	struct lg *lg;
+	uint8_t role;
+	uint8_t state;
+	bool writing;      /* a uv_write of out[cur ^ 1] is pending */
+	bool dirty;        /* on the flush list */
+	bool closing;
+	uint8_t cur;       /* out[cur] takes new bytes */
+	uint32_t idx;      /* publisher, subscriber or idle index */
+	struct lg_buf in;
+	struct lg_buf out[2];
+	uint64_t last_send_ms;
+
+	/* publisher */
+	uint32_t seq;          /* next sequence number == messages sent */
+	uint32_t pkt_inflight; /* QoS 1/2 not yet PUBACK/PUBCOMP */
+	uint32_t pkt_window;   /* min(--window, the broker's v5 Receive Maximum) */
+	uint16_t next_pid;
+	uint64_t delivered;    /* first receipts by subscribers */
+	uint64_t forgiven;     /* deliveries written off after a stall */
+	uint64_t last_progress_ms;
+	uint64_t stalls;
+
+	/* subscriber */
+	uint32_t pub_base;     /* first publisher this subscriber hears */
+	uint32_t npubs;        /* how many it hears */
+	uint32_t *expect;      /* next expected sequence per heard publisher */
+};
+
+struct lg_opts {
+	const char *host;
+	int port;
+	int workload;
+	int qos;
+	uint32_t size;
+	uint32_t clients;
+	double rate;          /* per publisher, msg/s; 0 = closed loop */
+	uint32_t window;
+	double duration;
+	double warmup;
+	double drain;
+	double setup_timeout;
+	double stall;
+	uint8_t version;
+	int broker_pid;
+	uint16_t keepalive;
+	uint32_t concurrency;
+	const char *label;
+	bool quiet;
+	bool syscall_cost;
+};
+
+struct lg {
+	struct lg_opts o;
+	uv_loop_t *loop;
+	uv_prepare_t prepare;
+	uv_check_t check;
+	uv_timer_t tick;       /* 1 ms: pacing, phases, stalls, keepalive */
+	uv_timer_t deadline;
+	struct sockaddr_storage addr;
+	char prefix[64];       /* topic and client-id prefix, unique per run */
+
+	struct lg_conn *pubs;
+	struct lg_conn *subs;
+	struct lg_conn *idle;
+	uint32_t npub, nsub, nidle;
+	uint32_t fan;          /* subscribers hearing each publisher */
+	struct lg_conn **flush;
+	uint32_t nflush, flush_cap;
+
+	int phase;
+	uint32_t next_connect; /* setup: next connection to start */
+	uint32_t connecting;   /* setup: connects in progress */
+	uint32_t ready;
+	uint32_t total;        /* connections to set up */
+	uint64_t t0_ns, t_setup_done_ns, t_meas_ns, t_end_ns, t_drain_ns;
+	uint64_t first_connect_ns, last_connack_ns;
+	uint64_t phase_start_ms;
+	uint64_t last_keepalive_ms;
+	uint64_t pace_start_ns; /* fixed-rate: start of pacing */
+
+	/* payload template */
+	uint8_t *payload;
+
+	/* counters */
+	uint64_t sent_meas, recv_meas, recv_total, sent_total;
+	uint64_t lost_gap, dup, unexpected, errors, closed_by_peer, connect_fail;
+	struct lg_hist hist;
+	int exit_code;
+	const char *fail;
+
+	/* resources */
+	double broker_cpu0, broker_cpu1;
+	long rss_before_kb, rss_after_kb, rss_peak_kb;
+	struct rusage ru0, ru1;
+	uint64_t ru_t0, ru_t1;
+};
+
+static uint64_t lg_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void lg_die(const char *msg)
+{
+	fprintf(stderr, "midge-loadgen: %s\n", msg);
+	exit(2);
+}
+
+/* Makes room for n more bytes. Exits on allocation failure: a generator
+ * that cannot hold its buffers has no result to report. */
+static uint8_t *lg_buf_reserve(struct lg_buf *b, size_t n)
+{
+	if (b->cap - b->len < n) {
+		size_t cap = b->cap ? b->cap : 256; /* idle connections stay small */
+		while (cap - b->len < n)
+			cap *= 2;
+		uint8_t *p = realloc(b->p, cap);
+		if (!p)
+			lg_die("out of memory");
+		b->p = p;
+		b->cap = cap;
+	}
+	return b->p + b->len;
+}
+
+/* ---- histogram ---- */
+
+static unsigned lg_hist_index(uint64_t v)
+{
+	if (v < LG_HIST_SUB)
+		return (unsigned)v;
+	unsigned msb = 63u - (unsigned)__builtin_clzll(v);
+	unsigned i = (msb - 4) * LG_HIST_SUB + (unsigned)((v >> (msb - 5)) & (LG_HIST_SUB - 1));
+	return i < LG_HIST_N ? i : LG_HIST_N - 1;
+}
+
+/* The middle of bucket i. */
+static uint64_t lg_hist_value(unsigned i)
+{
+	if (i < LG_HIST_SUB)
+		return i;
+	unsigned msb = i / LG_HIST_SUB + 4;
+	uint64_t low = i % LG_HIST_SUB;
+	uint64_t base = (LG_HIST_SUB + low) << (msb - 5);
+	return base + ((UINT64_C(1) << (msb - 5)) >> 1);
+}
+
+static void lg_hist_add(struct lg_hist *h, uint64_t v)
+{
+	h->b[lg_hist_index(v)]++;
+	h->count++;
+	h->sum += v;
+	if (v > h->max)
+		h->max = v;
+}
+
+/* The smallest recorded value with at least fraction p of the samples at
+ * or below it; 0 with no samples. */
+static uint64_t lg_hist_pct(const struct lg_hist *h, double p)
+{
+	if (h->count == 0)
+		return 0;
+	uint64_t want = (uint64_t)ceil(p * (double)h->count);
+	if (want == 0)
+		want = 1;
+	uint64_t acc = 0;
+	for (unsigned i = 0; i < LG_HIST_N; i++) {
+		acc += h->b[i];
+		if (acc >= want) {
+			uint64_t v = lg_hist_value(i);
+			return v > h->max ? h->max : v;
+		}
+	}
+	return h->max;
+}
+
+/* ---- /proc readers (Linux) ---- */
+
+/* utime + stime of pid in seconds, or -1. */
+static double lg_proc_cpu(int pid)
+{
+	char path[64], buf[1024];
+	if (pid <= 0)
+		return -1;
+	snprintf(path, sizeof path, "/proc/%d/stat", pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	char *p = strrchr(buf, ')');
+	if (!p)
+		return -1;
+	/* after ") " come fields 3..: utime is field 14, stime 15 */
+	unsigned long long ut = 0, st = 0;
+	int field = 2;
+	for (char *tok = strtok(p + 1, " "); tok; tok = strtok(NULL, " ")) {
+		field++;
+		if (field == 14)
+			ut = strtoull(tok, NULL, 10);
+		if (field == 15) {
+			st = strtoull(tok, NULL, 10);
+			break;
+		}
+	}
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* VmRSS (or VmHWM) of pid in kB, or -1. */
+static long lg_proc_status_kb(int pid, const char *key)
+{
+	char path[64], line[256];
+	if (pid <= 0)
+		return -1;
+	snprintf(path, sizeof path, "/proc/%d/status", pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	long kb = -1;
+	size_t kl = strlen(key);
+	while (fgets(line, sizeof line, f)) {
+		if (strncmp(line, key, kl) == 0 && line[kl] == ':') {
+			kb = strtol(line + kl + 1, NULL, 10);
+			break;
+		}
+	}
+	fclose(f);
+	return kb;
+}
+
+/* ---- output ---- */
+
+static void lg_mark_dirty(struct lg_conn *c)
+{
+	struct lg *lg = c->lg;
+	if (c->dirty || c->closing)
+		return;
+	if (lg->nflush == lg->flush_cap) {
+		lg->flush_cap = lg->flush_cap ? lg->flush_cap * 2 : 256;
+		lg->flush = realloc(lg->flush, lg->flush_cap * sizeof *lg->flush);
+		if (!lg->flush)
+			lg_die("out of memory");
+	}
+	lg->flush[lg->nflush++] = c;
+	c->dirty = true;
+}
+
+/* Appends one encoded packet to the connection's output buffer. */
+static void lg_send_packet(struct lg_conn *c, const struct codec_packet *pkt)
+{
+	struct lg_buf *b = &c->out[c->cur];
+	size_t n = codec_encode_size(pkt);
+	if (n == 0)
+		lg_die("codec_encode_size failed (packet cannot be encoded)");
+	uint8_t *p = lg_buf_reserve(b, n);
+	if (codec_encode(pkt, p, n) != n)
+		lg_die("codec_encode failed");
+	b->len += n;
+	lg_mark_dirty(c);
+}
+
+static void lg_send_ack(struct lg_conn *c, uint8_t type, uint16_t pid)
+{
+	struct codec_packet pkt;
+	memset(&pkt, 0, sizeof pkt);
+	pkt.type = type;
+	pkt.flags = type == CODEC_PUBREL ? 2 : 0;
+	pkt.version = c->lg->o.version;
+	pkt.u.ack.packet_id = pid;
+	lg_send_packet(c, &pkt);
+}
+
+static void lg_on_close(uv_handle_t *h)
+{
+	(void)h;
+}
+
+static void lg_close(struct lg_conn *c)
+{
+	if (c->closing || c->state == LG_ST_NEW)
+		return;
+	c->closing = true;
+	c->state = LG_ST_CLOSED;
+	/* RST instead of FIN: no TIME_WAIT left behind for the next run */
+	uv_os_fd_t fd;
+	if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) {
+		struct linger lin = { 1, 0 };
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lin, sizeof lin);
+	}
+	uv_close((uv_handle_t *)&c->tcp, lg_on_close);
+}
+
+static void lg_flush_one(struct lg_conn *c);
+
+static void lg_on_write(uv_write_t *req, int status)
+{
+	struct lg_conn *c = req->data;
+	c->writing = false;
+	c->out[c->cur ^ 1].len = 0;
+	if (status < 0) {
+		if (!c->closing && c->lg->phase < LG_PH_DONE) {
+			c->lg->errors++;
+			lg_close(c);
+		}
+		return;
+	}
+	if (c->out[c->cur].len)
+		lg_flush_one(c);
+}
+
+/* Writes what is buffered: a direct write first; whatever the socket does
+ * not take goes to one uv_write, and new bytes collect in the other buffer
+ * until it completes. */
+static void lg_flush_one(struct lg_conn *c)
+{
+	struct lg_buf *b = &c->out[c->cur];
+	if (c->writing || c->closing || b->len == 0)
+		return;
+	uv_buf_t ub = uv_buf_init((char *)b->p, (unsigned)b->len);
+	int n = uv_try_write((uv_stream_t *)&c->tcp, &ub, 1);
+	if (n == (int)b->len) {
+		b->len = 0;
+		return;
+	}
+	if (n < 0 && n != UV_EAGAIN) {
+		if (c->lg->phase < LG_PH_DONE)
+			c->lg->errors++;
+		lg_close(c);
+		return;
+	}
+	if (n < 0)
+		n = 0;
+	ub = uv_buf_init((char *)b->p + n, (unsigned)(b->len - (size_t)n));
+	c->wreq.data = c;
+	if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &ub, 1, lg_on_write) != 0) {
+		c->lg->errors++;
+		lg_close(c);
+		return;
+	}
+	c->writing = true;
+	c->cur ^= 1;
+}
+
+static void lg_flush_all(struct lg *lg)
+{
+	uint64_t ms = uv_now(lg->loop);
+	for (uint32_t i = 0; i < lg->nflush; i++) {
+		struct lg_conn *c = lg->flush[i];
+		c->dirty = false;
+		c->last_send_ms = ms;
+		lg_flush_one(c);
+	}
+	lg->nflush = 0;
+}
+
+static size_t lg_out_pending(const struct lg_conn *c)
+{
+	return c->out[0].len + c->out[1].len;
+}
+
+/* ---- publishing ---- */
+
+/* Deliveries of this publisher's messages still expected by subscribers.
+ * Late arrivals after a write-off can push the sum past seq * fan. */
+static uint64_t lg_outstanding(const struct lg_conn *p, uint32_t fan)
+{
+	uint64_t want = (uint64_t)p->seq * fan, got = p->delivered + p->forgiven;
+	return want > got ? want - got : 0;
+}
+
+static bool lg_phase_publishing(const struct lg *lg)
+{
+	return lg->phase == LG_PH_WARMUP || lg->phase == LG_PH_MEASURE;
+}
+
+/* Appends one PUBLISH with the next sequence number. */
+static void lg_publish_one(struct lg_conn *c, uint64_t now)
+{
+	struct lg *lg = c->lg;
+	char topic[96];
+	int tl;
+	if (lg->o.workload == LG_FANOUT)
+		tl = snprintf(topic, sizeof topic, "%s/out", lg->prefix);
+	else
+		tl = snprintf(topic, sizeof topic, "%s/t/%" PRIu32, lg->prefix, c->idx);
+
+	struct codec_packet pkt;
+	memset(&pkt, 0, sizeof pkt);
+	pkt.type = CODEC_PUBLISH;
+	pkt.flags = (uint8_t)(lg->o.qos << 1);
+	pkt.version = lg->o.version;
+	pkt.u.publish.qos = (uint8_t)lg->o.qos;
+	pkt.u.publish.topic.p = (const uint8_t *)topic;
+	pkt.u.publish.topic.len = (uint32_t)tl;
+	if (lg->o.qos > 0) {
+		if (++c->next_pid == 0)
+			c->next_pid = 1;
+		pkt.u.publish.packet_id = c->next_pid;
+		c->pkt_inflight++;
+	}
+	pkt.u.publish.payload.p = lg->payload;
+	pkt.u.publish.payload.len = lg->o.size;
+
+	struct lg_buf *b = &c->out[c->cur];
+	size_t cap = CODEC_MAX_FIXED_HEADER + 2 + (size_t)tl + 2 + 16 + lg->o.size;
+	uint8_t *p = lg_buf_reserve(b, cap);
+	size_t h = codec_encode_publish_head(&pkt, p, cap);
+	if (h == 0)
+		lg_die("codec_encode_publish_head failed");
+	uint8_t *pl = p + h;
+	memcpy(pl, lg->payload, lg->o.size);
+	uint32_t pub = c->idx, seq = c->seq;
+	memcpy(pl, &pub, 4);
+	memcpy(pl + 4, &seq, 4);
+	memcpy(pl + 8, &now, 8);
+	b->len += h + lg->o.size;
+	c->seq++;
+	lg->sent_total++;
+	if (lg->phase == LG_PH_MEASURE)
+		lg->sent_meas++;
+	lg_mark_dirty(c);
+}
+
+/* Publishes as much as the window, the rate and the output bound allow. */
+static void lg_pump(struct lg_conn *c, uint64_t now)
+{
+	struct lg *lg = c->lg;
+	if (c->state != LG_ST_READY || c->closing)
+		return;
+	uint64_t allowed_by_rate = UINT64_MAX;
+	if (lg->o.rate > 0) {
+		double due = (double)(now - lg->pace_start_ns) * 1e-9 * lg->o.rate + 1;
+		allowed_by_rate = due > (double)c->seq ? (uint64_t)(due - (double)c->seq) : 0;
+	}
+	uint64_t win_deliveries = (uint64_t)lg->o.window * lg->fan;
+	for (unsigned k = 0; k < LG_PUMP_BATCH && k < allowed_by_rate; k++) {
+		if (lg->o.qos > 0 && c->pkt_inflight >= c->pkt_window)
+			break;
+		if (lg_outstanding(c, lg->fan) + lg->fan > win_deliveries)
+			break;
+		if (lg_out_pending(c) > LG_OUT_HIGH)
+			break;
+		lg_publish_one(c, now);
+	}
+}
+
+static void lg_pump_all(struct lg *lg)
+{
+	if (!lg_phase_publishing(lg))
+		return;
+	uint64_t now = lg_now_ns();
+	for (uint32_t i = 0; i < lg->npub; i++)
+		lg_pump(&lg->pubs[i], now);
+}
+
+/* ---- receiving ---- */
+
+static void lg_fail(struct lg *lg, const char *why)
+{
+	if (!lg->fail)
+		lg->fail = why;
+	lg->exit_code = 2;
+	lg->phase = LG_PH_DONE;
+}
+
+static void lg_sub_publish(struct lg_conn *c, const struct codec_publish *pb, uint64_t now)
+{
+	struct lg *lg = c->lg;
+	if (pb->payload.len < LG_HDR) {
+		lg->unexpected++;
+		return;
+	}
+	uint32_t pub, seq;
+	uint64_t ts;
+	memcpy(&pub, pb->payload.p, 4);
+	memcpy(&seq, pb->payload.p + 4, 4);
+	memcpy(&ts, pb->payload.p + 8, 8);
+	uint32_t slot = pub - c->pub_base;
+	if (pub >= lg->npub || slot >= c->npubs) {
+		lg->unexpected++;
+		return;
+	}
+	uint32_t *ex = &c->expect[slot];
+	if (seq < *ex) {
+		lg->dup++;
+		return;
+	}
+	if (seq > *ex)
+		lg->lost_gap += seq - *ex;
+	*ex = seq + 1;
+	struct lg_conn *p = &lg->pubs[pub];
+	p->delivered++;
+	p->last_progress_ms = uv_now(lg->loop);
+	lg->recv_total++;
+	if (lg->phase == LG_PH_MEASURE) {
+		lg->recv_meas++;
+		lg_hist_add(&lg->hist, now > ts ? now - ts : 0);
+	}
+}
+
+static void lg_start_subscribe(struct lg_conn *c)
+{
+	struct lg *lg = c->lg;
+	char filter[96];
+	int fl;
+	if (lg->o.workload == LG_FANIN)
+		fl = snprintf(filter, sizeof filter, "%s/t/+", lg->prefix);
+	else if (lg->o.workload == LG_FANOUT)
+		fl = snprintf(filter, sizeof filter, "%s/out", lg->prefix);
+	else
+		fl = snprintf(filter, sizeof filter, "%s/t/%" PRIu32, lg->prefix, c->idx);
+	struct codec_sub_entry e;
+	memset(&e, 0, sizeof e);
+	e.filter.p = (const uint8_t *)filter;
+	e.filter.len = (uint32_t)fl;
+	e.qos = (uint8_t)lg->o.qos;
+	e.options = (uint8_t)lg->o.qos;
+	struct codec_packet pkt;
+	memset(&pkt, 0, sizeof pkt);
+	pkt.type = CODEC_SUBSCRIBE;
+	pkt.flags = 2;
+	pkt.version = lg->o.version;
+	pkt.u.subscribe.packet_id = 1;
+	pkt.u.subscribe.entries = &e;
+	pkt.u.subscribe.count = 1;
+	lg_send_packet(c, &pkt);
+	c->state = LG_ST_SUBACK;
+}
+
+static void lg_connect_next(struct lg *lg);
+
+static void lg_conn_ready(struct lg_conn *c)
+{
+	struct lg *lg = c->lg;
+	c->state = LG_ST_READY;
+	lg->ready++;
+	uint64_t now = lg_now_ns();
+	if (now > lg->last_connack_ns)
+		lg->last_connack_ns = now;
+	lg_connect_next(lg);
+}
+
+/* Handles one decoded packet from the broker. Returns 0, or -1 when the
+ * connection must be closed. */
+static int lg_handle(struct lg_conn *c, const struct codec_packet *pkt, uint64_t now)
+{
+	struct lg *lg = c->lg;
+	switch (pkt->type) {
+	case CODEC_CONNACK:
+		if (c->state != LG_ST_CONNACK || pkt->u.connack.rc != 0) {
+			lg->connect_fail++;
+			return -1;
+		}
+		c->pkt_window = lg->o.window;
+		/* a v5 client must not have more unacknowledged QoS 1/2
+		 * PUBLISHes than the server's Receive Maximum [MQTT-3.3.4-7] */
+		if (CODEC_HAS_PROP(&pkt->u.connack.props, CODEC_PROP_RECEIVE_MAX) &&
+		    pkt->u.connack.props.receive_max < c->pkt_window)
+			c->pkt_window = pkt->u.connack.props.receive_max;
+		if (c->role == LG_SUB)
+			lg_start_subscribe(c);
+		else
+			lg_conn_ready(c);
+		return 0;
+	case CODEC_SUBACK:
+		if (c->state != LG_ST_SUBACK || pkt->u.suback.count < 1 || pkt->u.suback.codes[0] >= 0x80) {
+			lg->connect_fail++;
+			return -1;
+		}
+		lg_conn_ready(c);
+		return 0;
+	case CODEC_PUBLISH:
+		if (c->role != LG_SUB) {
+			lg->unexpected++;
+			return 0;
+		}
+		lg_sub_publish(c, &pkt->u.publish, now);
+		if (pkt->u.publish.qos == 1)
+			lg_send_ack(c, CODEC_PUBACK, pkt->u.publish.packet_id);
+		else if (pkt->u.publish.qos == 2)
+			lg_send_ack(c, CODEC_PUBREC, pkt->u.publish.packet_id);
+		return 0;
+	case CODEC_PUBREL:
+		lg_send_ack(c, CODEC_PUBCOMP, pkt->u.ack.packet_id);
+		return 0;
+	case CODEC_PUBACK:
+	case CODEC_PUBCOMP:
+		if (c->role == LG_PUB && c->pkt_inflight > 0)
+			c->pkt_inflight--;
+		return 0;
+	case CODEC_PUBREC:
+		lg_send_ack(c, CODEC_PUBREL, pkt->u.ack.packet_id);
+		return 0;
+	case CODEC_PINGRESP:
+		return 0;
+	case CODEC_DISCONNECT:
+		return -1;
+	default:
+		lg->unexpected++;
+		return 0;
+	}
+}
+
+static void lg_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
+{
+	(void)suggested;
+	struct lg_conn *c = h->data;
+	size_t want = c->role == LG_IDLE ? LG_IN_IDLE : LG_IN_MIN;
+	if (c->in.cap - c->in.len < want / 2)
+		lg_buf_reserve(&c->in, want);
+	*out = uv_buf_init((char *)c->in.p + c->in.len, (unsigned)(c->in.cap - c->in.len));
+}
+
+static void lg_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *ub)
+{
+	(void)ub;
+	struct lg_conn *c = s->data;
+	struct lg *lg = c->lg;
+	if (nread == 0)
+		return;
+	if (nread < 0) {
+		if (lg->phase < LG_PH_DONE) {
+			lg->closed_by_peer++;
+			if (lg->phase == LG_PH_SETUP)
+				lg_fail(lg, "broker closed a connection during setup");
+		}
+		lg_close(c);
+		return;
+	}
+	c->in.len += (size_t)nread;
+	uint64_t now = lg_now_ns();
+	size_t off = 0, need = 0;
+	while (off < c->in.len) {
+		struct codec_frame fr;
+		int rc = codec_frame_scan(c->in.p + off, c->in.len - off, 0, &fr);
+		if (rc == CODEC_PARTIAL)
+			break;
+		if (rc < 0) {
+			lg->errors++;
+			lg_fail(lg, "malformed packet from the broker");
+			lg_close(c);
+			return;
+		}
+		size_t whole = (size_t)fr.header_len + fr.remaining;
+		if (c->in.len - off < whole) {
+			need = whole;
+			break;
+		}
+		struct codec_packet pkt;
+		rc = codec_decode(fr.first, c->in.p + off + fr.header_len, fr.remaining, lg->o.version, &pkt);
+		off += whole;
+		if (rc < 0) {
+			lg->errors++;
+			lg_fail(lg, "undecodable packet from the broker");
+			lg_close(c);
+			return;
+		}
+		if (lg_handle(c, &pkt, now) < 0) {
+			if (lg->phase < LG_PH_DONE) {
+				lg->closed_by_peer++;
+				if (lg->phase == LG_PH_SETUP)
+					lg_fail(lg, "broker refused a connection or subscription");
+			}
+			lg_close(c);
+			return;
+		}
+	}
+	if (off > 0) {
+		memmove(c->in.p, c->in.p + off, c->in.len - off);
+		c->in.len -= off;
+	}
+	/* a packet larger than the buffer: grow once, to its size */
+	if (need > c->in.cap)
+		lg_buf_reserve(&c->in, need - c->in.len);
+}
+
+/* ---- connecting ---- */
+
+static void lg_send_connect(struct lg_conn *c)
+{
+	struct lg *lg = c->lg;
+	static const char *role_tag = "psc";
+	char id[64];
+	int il = snprintf(id, sizeof id, "%s-%c%" PRIu32, lg->prefix + 3, role_tag[c->role], c->idx);
+	struct codec_packet pkt;
+	memset(&pkt, 0, sizeof pkt);
+	pkt.type = CODEC_CONNECT;
+	pkt.version = lg->o.version;
+	struct codec_connect *cn = &pkt.u.connect;
+	cn->protocol_name.p = (const uint8_t *)"MQTT";
+	cn->protocol_name.len = 4;
+	cn->level = lg->o.version;
+	cn->clean_start = true;
+	cn->flags = 0x02;
+	cn->keep_alive = lg->o.keepalive;
+	cn->client_id.p = (const uint8_t *)id;
+	cn->client_id.len = (uint32_t)il;
+	if (lg->o.version == CODEC_V5) {
+		/* let the broker send as much as its own inflight setting allows */
+		cn->props.present = CODEC_PROP_BIT(CODEC_PROP_RECEIVE_MAX);
+		cn->props.receive_max = 65535;
+	}
+	lg_send_packet(c, &pkt);
+	c->state = LG_ST_CONNACK;
+}
+
+static void lg_on_connect(uv_connect_t *req, int status)
+{
+	struct lg_conn *c = req->data;
+	struct lg *lg = c->lg;
+	lg->connecting--;
+	if (status < 0 || c->closing) {
+		if (lg->phase < LG_PH_DONE)
+			lg->connect_fail++;
+		if (lg->phase == LG_PH_SETUP)
+			lg_fail(lg, "TCP connect failed");
+		return;
+	}
+	uv_tcp_nodelay(&c->tcp, 1);
+	uv_read_start((uv_stream_t *)&c->tcp, lg_on_alloc, lg_on_read);
+	lg_send_connect(c);
+	lg_connect_next(lg);
+}
+
+/* The order connections are made: subscribers first (so nothing is
+ * published before they listen), then publishers, then idle ones. */
+static struct lg_conn *lg_conn_at(struct lg *lg, uint32_t i)
+{
+	if (i < lg->nsub)
+		return &lg->subs[i];
+	i -= lg->nsub;
+	if (i < lg->npub)
+		return &lg->pubs[i];
+	i -= lg->npub;
+	return &lg->idle[i];
+}
+
+/* Starts connects up to the concurrency bound. Publishers wait until every
+ * subscriber is subscribed. */
+static void lg_connect_next(struct lg *lg)
+{
+	while (lg->phase == LG_PH_SETUP && lg->next_connect < lg->total &&
+	       lg->connecting < lg->o.concurrency) {
+		if (lg->next_connect >= lg->nsub && lg->ready < lg->nsub)
+			return;
+		/* bound the handshakes in flight too, not only the TCP connects */
+		if (lg->next_connect - lg->ready >= lg->o.concurrency)
+			return;
+		struct lg_conn *c = lg_conn_at(lg, lg->next_connect++);
+		if (lg->first_connect_ns == 0)
+			lg->first_connect_ns = lg_now_ns();
+		if (uv_tcp_init(lg->loop, &c->tcp) != 0) {
+			lg_fail(lg, "uv_tcp_init failed");
+			return;
+		}
+		c->tcp.data = c;
+		c->state = LG_ST_CONNECTING;
+		c->creq.data = c;
+		int rc = uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&lg->addr, lg_on_connect);
+		if (rc != 0) {
+			fprintf(stderr, "midge-loadgen: connect: %s\n", uv_strerror(rc));
+			lg->connect_fail++;
+			lg_fail(lg, "cannot start a connection (file descriptor limit?)");
+			return;
+		}
+		lg->connecting++;
+	}
+}
+
+/* ---- phases ---- */
+
+static void lg_snapshot_start(struct lg *lg)
+{
+	lg->broker_cpu0 = lg_proc_cpu(lg->o.broker_pid);
+	getrusage(RUSAGE_SELF, &lg->ru0);
+	lg->ru_t0 = lg_now_ns();
+}
+
+static void lg_snapshot_end(struct lg *lg)
+{
+	lg->broker_cpu1 = lg_proc_cpu(lg->o.broker_pid);
+	getrusage(RUSAGE_SELF, &lg->ru1);
+	lg->ru_t1 = lg_now_ns();
+	lg->rss_after_kb = lg_proc_status_kb(lg->o.broker_pid, "VmRSS");
+	lg->rss_peak_kb = lg_proc_status_kb(lg->o.broker_pid, "VmHWM");
+}
+
+/* True when every message sent has reached every subscriber meant to get
+ * it. Written-off messages count as missing here: they may still arrive,
+ * and the drain waits for them (bounded by --drain) so that a late message
+ * is not reported lost. */
+static bool lg_all_delivered(const struct lg *lg)
+{
+	for (uint32_t i = 0; i < lg->npub; i++) {
+		const struct lg_conn *p = &lg->pubs[i];
+		if (p->delivered < (uint64_t)p->seq * lg->fan)
+			return false;
+		if (lg->o.qos > 0 && p->pkt_inflight > 0)
+			return false;
+	}
+	return true;
+}
+
+static void lg_keepalive(struct lg *lg, uint64_t ms)
+{
+	if (lg->o.keepalive == 0)
+		return;
+	uint64_t due = (uint64_t)lg->o.keepalive * 500; /* half the interval, in ms */
+	struct codec_packet pkt;
+	memset(&pkt, 0, sizeof pkt);
+	pkt.type = CODEC_PINGREQ;
+	pkt.version = lg->o.version;
+	for (uint32_t i = 0; i < lg->total; i++) {
+		struct lg_conn *c = lg_conn_at(lg, i);
+		if (c->state == LG_ST_READY && !c->closing && ms - c->last_send_ms >= due) {
+			lg_send_packet(c, &pkt);
+			c->last_send_ms = ms;
+		}
+	}
+}
+
+static void lg_stalls(struct lg *lg, uint64_t ms)
+{
+	uint64_t stall_ms = (uint64_t)(lg->o.stall * 1000);
+	for (uint32_t i = 0; i < lg->npub; i++) {
+		struct lg_conn *p = &lg->pubs[i];
+		uint64_t outstanding = lg_outstanding(p, lg->fan);
+		if (outstanding == 0) {
+			p->last_progress_ms = ms;
+			continue;
+		}
+		if (ms - p->last_progress_ms >= stall_ms) {
+			/* the broker dropped or holds these: write them off so the
+			 * window reopens; the sequence check counts them lost */
+			p->forgiven += outstanding;
+			p->stalls++;
+			p->last_progress_ms = ms;
+		}
+	}
+}
+
+static void lg_finish(struct lg *lg)
+{
+	lg->phase = LG_PH_DONE;
+	uv_timer_stop(&lg->tick);
+	uv_timer_stop(&lg->deadline);
+	uv_prepare_stop(&lg->prepare);
+	uv_check_stop(&lg->check);
+	/* polite DISCONNECT, then close with RST */
+	struct codec_packet pkt;
+	memset(&pkt, 0, sizeof pkt);
+	pkt.type = CODEC_DISCONNECT;
+	pkt.version = lg->o.version;
+	for (uint32_t i = 0; i < lg->total; i++) {
+		struct lg_conn *c = lg_conn_at(lg, i);
+		if (c->state == LG_ST_NEW)
+			continue;
+		if (c->state == LG_ST_READY && !c->closing && !c->writing) {
+			uv_buf_t ub;
+			uint8_t d[8];
+			size_t n = codec_encode(&pkt, d, sizeof d);
+			ub = uv_buf_init((char *)d, (unsigned)n);
+			uv_try_write((uv_stream_t *)&c->tcp, &ub, 1);
+		}
+		if (c->state == LG_ST_CONNECTING)
+			c->closing = true, uv_close((uv_handle_t *)&c->tcp, lg_on_close);
+		else
+			lg_close(c);
+	}
+	uv_close((uv_handle_t *)&lg->tick, NULL);
+	uv_close((uv_handle_t *)&lg->deadline, NULL);
+	uv_close((uv_handle_t *)&lg->prepare, NULL);
+	uv_close((uv_handle_t *)&lg->check, NULL);
+}
+
+static void lg_on_tick(uv_timer_t *t)
+{
+	struct lg *lg = t->data;
+	uint64_t ms = uv_now(lg->loop);
+	uint64_t now = lg_now_ns();
+	double in_phase = (double)(ms - lg->phase_start_ms) / 1000.0;
+
+	switch (lg->phase) {
+	case LG_PH_SETUP:
+		if (lg->ready == lg->total) {
+			lg->t_setup_done_ns = now;
+			if (lg->o.workload == LG_CONN) {
+				/* let the broker settle, then hold for the duration */
+				lg->phase = LG_PH_MEASURE;
+				lg->t_meas_ns = now;
+				lg_snapshot_start(lg);
+			} else {
+				lg->phase = lg->o.warmup > 0 ? LG_PH_WARMUP : LG_PH_MEASURE;
+				lg->pace_start_ns = now;
+				if (lg->phase == LG_PH_MEASURE) {
+					lg->t_meas_ns = now;
+					lg_snapshot_start(lg);
+				}
+				for (uint32_t i = 0; i < lg->npub; i++)
+					lg->pubs[i].last_progress_ms = ms;
+			}
+			lg->phase_start_ms = ms;
+		} else if (in_phase > lg->o.setup_timeout) {
+			lg_fail(lg, "setup timed out (connections or subscriptions not acknowledged)");
+		}
+		break;
+	case LG_PH_WARMUP:
+		if (in_phase >= lg->o.warmup) {
+			lg->phase = LG_PH_MEASURE;
+			lg->phase_start_ms = ms;
+			lg->t_meas_ns = now;
+			lg_snapshot_start(lg);
+		}
+		break;
+	case LG_PH_MEASURE:
+		if (in_phase >= lg->o.duration) {
+			lg->t_end_ns = now;
+			lg_snapshot_end(lg);
+			lg->phase = lg->o.workload == LG_CONN ? LG_PH_DONE : LG_PH_DRAIN;
+			lg->phase_start_ms = ms;
+		}
+		break;
+	case LG_PH_DRAIN:
+		if (lg_all_delivered(lg) || in_phase >= lg->o.drain) {
+			lg->t_drain_ns = now;
+			lg->phase = LG_PH_DONE;
+		}
+		break;
+	default:
+		break;
+	}
+	if (lg_phase_publishing(lg))
+		lg_stalls(lg, ms);
+	if (lg->phase == LG_PH_SETUP)
+		lg_connect_next(lg);
+	if (lg->phase != LG_PH_DONE && ms - lg->last_keepalive_ms >= 1000) {
+		lg->last_keepalive_ms = ms;
+		lg_keepalive(lg, ms);
+	}
+	if (lg->phase == LG_PH_DONE)
+		lg_finish(lg);
+}
+
+static void lg_on_deadline(uv_timer_t *t)
+{
+	struct lg *lg = t->data;
+	lg_fail(lg, "hard deadline reached");
+	lg_finish(lg);
+}
+
+static void lg_on_prepare(uv_prepare_t *h)
+{
+	struct lg *lg = h->data;
+	lg_pump_all(lg);
+	lg_flush_all(lg);
+}
+
+static void lg_on_check(uv_check_t *h)
+{
+	struct lg *lg = h->data;
+	lg_pump_all(lg);
+	lg_flush_all(lg);
+}
+
+/* ---- report ---- */
+
+static const char *lg_workload_name(int w)
+{
+	static const char *names[] = { "fanin", "fanout", "p2p", "conn" };
+	return names[w];
+}
+
+static double lg_tv(const struct timeval *tv)
+{
+	return (double)tv->tv_sec + (double)tv->tv_usec * 1e-6;
+}
+
+static void lg_report(struct lg *lg)
+{
+	const struct lg_opts *o = &lg->o;
+	uint64_t lost_tail = 0;
+	for (uint32_t s = 0; s < lg->nsub; s++) {
+		struct lg_conn *c = &lg->subs[s];
+		for (uint32_t k = 0; k < c->npubs; k++) {
+			uint32_t sent = lg->pubs[c->pub_base + k].seq;
+			if (sent > c->expect[k])
+				lost_tail += sent - c->expect[k];
+		}
+	}
+	uint64_t lost = lg->lost_gap + lost_tail;
+	uint64_t stalls = 0;
+	for (uint32_t i = 0; i < lg->npub; i++)
+		stalls += lg->pubs[i].stalls;
+
+	double secs = lg->t_end_ns > lg->t_meas_ns ? (double)(lg->t_end_ns - lg->t_meas_ns) * 1e-9 : 0;
+	double wall = lg->ru_t1 > lg->ru_t0 ? (double)(lg->ru_t1 - lg->ru_t0) * 1e-9 : 0;
+	double recv_rate = secs > 0 ? (double)lg->recv_meas / secs : 0;
+	double sent_rate = secs > 0 ? (double)lg->sent_meas / secs : 0;
+	double bcpu = (lg->broker_cpu0 >= 0 && lg->broker_cpu1 >= 0) ? lg->broker_cpu1 - lg->broker_cpu0 : -1;
+	double bcpu_pct = bcpu >= 0 && wall > 0 ? 100.0 * bcpu / wall : -1;
+	double bcpu_per_m = bcpu >= 0 && lg->recv_meas > 0 ? bcpu / ((double)lg->recv_meas / 1e6) : -1;
+	double own = lg_tv(&lg->ru1.ru_utime) + lg_tv(&lg->ru1.ru_stime) - lg_tv(&lg->ru0.ru_utime) -
+		     lg_tv(&lg->ru0.ru_stime);
+	double own_pct = wall > 0 ? 100.0 * own / wall : 0;
+	double setup_s = lg->last_connack_ns > lg->first_connect_ns
+				 ? (double)(lg->last_connack_ns - lg->first_connect_ns) * 1e-9
+				 : 0;
+	double conn_rate = setup_s > 0 ? (double)lg->ready / setup_s : 0;
+	double per_conn = -1;
+	if (o->workload == LG_CONN && lg->rss_before_kb >= 0 && lg->rss_after_kb >= 0 && lg->ready > 0)
+		per_conn = (double)(lg->rss_after_kb - lg->rss_before_kb) * 1024.0 / lg->ready;
+	double p50 = (double)lg_hist_pct(&lg->hist, 0.50) / 1000.0;
+	double p99 = (double)lg_hist_pct(&lg->hist, 0.99) / 1000.0;
+	double p999 = (double)lg_hist_pct(&lg->hist, 0.999) / 1000.0;
+	double pmax = (double)lg->hist.max / 1000.0;
+	double pmean = lg->hist.count ? (double)lg->hist.sum / (double)lg->hist.count / 1000.0 : 0;
+	const char *ver = o->version == CODEC_V5 ? "5" : o->version == CODEC_V311 ? "3.1.1" : "3.1";
+
+	if (!o->quiet) {
+		printf("midge-loadgen %s%s%s: %s qos=%d mqtt=%s payload=%" PRIu32 "B clients=%" PRIu32
+		       " %s window=%" PRIu32 " broker=%s:%d\n",
+		       o->label ? "[" : "", o->label ? o->label : "", o->label ? "] " : "",
+		       lg_workload_name(o->workload), o->qos, ver, o->size, o->clients,
+		       o->rate > 0 ? "fixed-rate" : "closed-loop", o->window, o->host, o->port);
+		if (o->workload != LG_CONN) {
+			printf("  measured          %.2f s (after %.1f s warm-up)\n", secs, o->warmup);
+			printf("  received          %" PRIu64 " msgs, %.0f msg/s\n", lg->recv_meas, recv_rate);
+			printf("  sent              %" PRIu64 " msgs, %.0f msg/s\n", lg->sent_meas, sent_rate);
+			printf("  latency (us)      p50 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  mean %.1f\n", p50,
+			       p99, p999, pmax, pmean);
+			printf("  lost / duplicated %" PRIu64 " / %" PRIu64 " (whole run, %" PRIu64
+			       " sent)%s\n",
+			       lost, lg->dup, lg->sent_total, stalls ? " [window stalls]" : "");
+		} else {
+			printf("  connections       %" PRIu32 " held %.1f s\n", lg->ready, secs);
+			printf("  broker RSS        %ld kB before, %ld kB after, %.0f B per connection\n",
+			       lg->rss_before_kb, lg->rss_after_kb, per_conn);
+		}
+		printf("  connect rate      %.0f conn/s (%" PRIu32 " in %.3f s)\n", conn_rate, lg->ready, setup_s);
+		if (bcpu >= 0)
+			printf("  broker CPU        %.2f s (%.0f%% of a core)%s%.2f s per million msgs\n", bcpu,
+			       bcpu_pct, o->workload == LG_CONN ? "" : ", ",
+			       o->workload == LG_CONN ? 0.0 : bcpu_per_m);
+		printf("  generator CPU     %.2f s (%.0f%% of a core)\n", own, own_pct);
+		if (lg->fail)
+			printf("  FAILED: %s\n", lg->fail);
+	}
+	printf("RESULT tool=midge-loadgen label=%s workload=%s qos=%d mqtt=%s payload=%" PRIu32
+	       " clients=%" PRIu32 " rate=%.0f window=%" PRIu32 " duration=%.3f sent=%" PRIu64
+	       " received=%" PRIu64 " sent_total=%" PRIu64 " received_total=%" PRIu64
+	       " msg_per_s=%.1f sent_per_s=%.1f lat_p50_us=%.1f lat_p99_us=%.1f lat_p999_us=%.1f"
+	       " lat_max_us=%.1f lat_mean_us=%.1f lost=%" PRIu64 " dup=%" PRIu64
+	       " unexpected=%" PRIu64 " stalls=%" PRIu64 " errors=%" PRIu64 " conns=%" PRIu32
+	       " connect_per_s=%.1f broker_cpu_s=%.3f broker_cpu_pct=%.1f"
+	       " broker_cpu_s_per_M=%.3f broker_rss_before_kb=%ld broker_rss_after_kb=%ld"
+	       " broker_rss_peak_kb=%ld rss_per_conn_B=%.0f gen_cpu_s=%.3f gen_cpu_pct=%.1f ok=%d\n",
+	       o->label ? o->label : "-", lg_workload_name(o->workload), o->qos, ver, o->size, o->clients,
+	       o->rate, o->window, secs, lg->sent_meas, lg->recv_meas, lg->sent_total, lg->recv_total,
+	       recv_rate, sent_rate, p50, p99, p999, pmax, pmean, lost, lg->dup, lg->unexpected, stalls,
+	       lg->errors + lg->closed_by_peer + lg->connect_fail, lg->ready, conn_rate, bcpu, bcpu_pct,
+	       bcpu_per_m, lg->rss_before_kb, lg->rss_after_kb, lg->rss_peak_kb, per_conn, own, own_pct,
+	       lg->fail ? 0 : 1);
+	fflush(stdout);
+}
+
+/* ---- setup ---- */
+
+static void lg_usage(FILE *f)
+{
+	fputs("usage: midge-loadgen [options]\n"
+	      "  -H, --host ADDR          broker address, loopback only (127.0.0.1)\n"
+	      "  -p, --port PORT          broker port (1883)\n"
+	      "  -w, --workload W         fanin | fanout | p2p | conn (fanin)\n"
+	      "  -q, --qos N              0, 1 or 2 (0)\n"
+	      "  -s, --size BYTES         payload size, >= 16 (64)\n"
+	      "  -c, --clients N          publishers (fanin), subscribers (fanout), pairs (p2p),\n"
+	      "                           connections (conn); defaults 50, 100, 50, 1000\n"
+	      "  -r, --rate R             messages/s per publisher; 0 = closed loop (0)\n"
+	      "  -W, --window N           in-flight messages per publisher (64)\n"
+	      "  -d, --duration S         measured seconds (10)\n"
+	      "  -u, --warmup S           warm-up seconds, not measured (2)\n"
+	      "      --drain S            seconds to wait for stragglers after the run (3)\n"
+	      "      --setup-timeout S    seconds allowed to connect and subscribe (30)\n"
+	      "      --stall S            write off a publisher's in-flight messages after S\n"
+	      "                           seconds without a delivery (2)\n"
+	      "  -V, --mqtt V             3.1.1 or 5 (3.1.1)\n"
+	      "  -b, --broker-pid PID     read the broker's CPU and RSS from /proc/PID\n"
+	      "  -k, --keepalive S        keepalive sent in CONNECT; PINGREQ at S/2 (60)\n"
+	      "      --concurrency N      connects and handshakes in flight (32); keep it\n"
+	      "                           below the broker's listen backlog\n"
+	      "  -l, --label TEXT         label copied into the RESULT line (no spaces)\n"
+	      "      --quiet              only the RESULT line\n"
+	      "      --syscall-cost       print this machine's cost of a trivial system call\n"
+	      "                           (syscall_ns=...) and exit\n"
+	      "  -h, --help\n",
+	      f);
+}
+
+static double lg_parse_num(const char *s, double lo, double hi, const char *what)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || end == s || *end || !(v >= lo && v <= hi)) {
+		fprintf(stderr, "midge-loadgen: bad %s '%s' (allowed %g..%g)\n", what, s, lo, hi);
+		exit(1);
+	}
+	return v;
+}
+
+static void lg_parse(struct lg_opts *o, int argc, char **argv)
+{
+	static const struct option longs[] = {
+		{ "host", required_argument, NULL, 'H' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "workload", required_argument, NULL, 'w' },
+		{ "qos", required_argument, NULL, 'q' },
+		{ "size", required_argument, NULL, 's' },
+		{ "clients", required_argument, NULL, 'c' },
+		{ "rate", required_argument, NULL, 'r' },
+		{ "window", required_argument, NULL, 'W' },
+		{ "duration", required_argument, NULL, 'd' },
+		{ "warmup", required_argument, NULL, 'u' },
+		{ "drain", required_argument, NULL, 1 },
+		{ "setup-timeout", required_argument, NULL, 2 },
+		{ "stall", required_argument, NULL, 3 },
+		{ "mqtt", required_argument, NULL, 'V' },
+		{ "broker-pid", required_argument, NULL, 'b' },
+		{ "keepalive", required_argument, NULL, 'k' },
+		{ "concurrency", required_argument, NULL, 4 },
+		{ "label", required_argument, NULL, 'l' },
+		{ "quiet", no_argument, NULL, 5 },
+		{ "syscall-cost", no_argument, NULL, 6 },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	memset(o, 0, sizeof *o);
+	o->host = "127.0.0.1";
+	o->port = 1883;
+	o->size = 64;
+	o->window = 64;
+	o->duration = 10;
+	o->warmup = 2;
+	o->drain = 3;
+	o->setup_timeout = 30;
+	o->stall = 2;
+	o->version = CODEC_V311;
+	o->keepalive = 60;
+	o->concurrency = 32;
+	int opt;
+	while ((opt = getopt_long(argc, argv, "H:p:w:q:s:c:r:W:d:u:V:b:k:l:h", longs, NULL)) != -1) {
+		switch (opt) {
+		case 'H': o->host = optarg; break;
+		case 'p': o->port = (int)lg_parse_num(optarg, 1, 65535, "port"); break;
+		case 'w':
+			if (!strcmp(optarg, "fanin"))
+				o->workload = LG_FANIN;
+			else if (!strcmp(optarg, "fanout"))
+				o->workload = LG_FANOUT;
+			else if (!strcmp(optarg, "p2p"))
+				o->workload = LG_P2P;
+			else if (!strcmp(optarg, "conn"))
+				o->workload = LG_CONN;
+			else {
+				fprintf(stderr, "midge-loadgen: unknown workload '%s'\n", optarg);
+				exit(1);
+			}
+			break;
+		case 'q': o->qos = (int)lg_parse_num(optarg, 0, 2, "qos"); break;
+		case 's': o->size = (uint32_t)lg_parse_num(optarg, LG_HDR, LG_MAX_PAYLOAD, "size"); break;
+		case 'c': o->clients = (uint32_t)lg_parse_num(optarg, 1, LG_MAX_CONNS, "clients"); break;
+		case 'r': o->rate = lg_parse_num(optarg, 0, 1e7, "rate"); break;
+		case 'W': o->window = (uint32_t)lg_parse_num(optarg, 1, 32768, "window"); break;
+		case 'd': o->duration = lg_parse_num(optarg, 0.1, 3600, "duration"); break;
+		case 'u': o->warmup = lg_parse_num(optarg, 0, 600, "warmup"); break;
+		case 1: o->drain = lg_parse_num(optarg, 0, 600, "drain"); break;
+		case 2: o->setup_timeout = lg_parse_num(optarg, 1, 600, "setup timeout"); break;
+		case 3: o->stall = lg_parse_num(optarg, 0.01, 600, "stall"); break;
+		case 'V':
+			if (!strcmp(optarg, "3.1.1") || !strcmp(optarg, "4") || !strcmp(optarg, "311"))
+				o->version = CODEC_V311;
+			else if (!strcmp(optarg, "5"))
+				o->version = CODEC_V5;
+			else {
+				fprintf(stderr, "midge-loadgen: --mqtt takes 3.1.1 or 5\n");
+				exit(1);
+			}
+			break;
+		case 'b': o->broker_pid = (int)lg_parse_num(optarg, 1, 1e9, "broker pid"); break;
+		case 'k': o->keepalive = (uint16_t)lg_parse_num(optarg, 0, 65535, "keepalive"); break;
+		case 4: o->concurrency = (uint32_t)lg_parse_num(optarg, 1, 100000, "concurrency"); break;
+		case 'l': o->label = optarg; break;
+		case 5: o->quiet = true; break;
+		case 6: o->syscall_cost = true; break;
+		case 'h': lg_usage(stdout); exit(0);
+		default: lg_usage(stderr); exit(1);
+		}
+	}
+	if (optind != argc) {
+		lg_usage(stderr);
+		exit(1);
+	}
+	if (o->clients == 0) {
+		static const uint32_t defaults[] = { 50, 100, 50, 1000 };
+		o->clients = defaults[o->workload];
+	}
+	if (o->workload != LG_CONN && o->clients > LG_MAX_CLIENTS) {
+		fprintf(stderr, "midge-loadgen: at most %d clients for %s\n", LG_MAX_CLIENTS,
+			lg_workload_name(o->workload));
+		exit(1);
+	}
+	if (o->label && strchr(o->label, ' ')) {
+		fprintf(stderr, "midge-loadgen: --label must not contain spaces\n");
+		exit(1);
+	}
+}
+
+/* Resolves the broker address and refuses anything but loopback: this tool
+ * floods what it connects to. */
+static void lg_resolve(struct lg *lg)
+{
+	struct sockaddr_in *a4 = (struct sockaddr_in *)&lg->addr;
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&lg->addr;
+	if (uv_ip4_addr(lg->o.host, lg->o.port, a4) == 0) {
+		if ((ntohl(a4->sin_addr.s_addr) >> 24) != 127)
+			lg_die("refusing a non-loopback address (use 127.0.0.0/8 or ::1)");
+	} else if (uv_ip6_addr(lg->o.host, lg->o.port, a6) == 0) {
+		if (!IN6_IS_ADDR_LOOPBACK(&a6->sin6_addr))
+			lg_die("refusing a non-loopback address (use 127.0.0.0/8 or ::1)");
+	} else {
+		lg_die("--host takes a numeric loopback address");
+	}
+}
+
+static void lg_raise_nofile(uint32_t need)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)need + 32)
+		fprintf(stderr,
+			"midge-loadgen: warning: open-file limit %llu is below the %u connections asked for\n",
+			(unsigned long long)rl.rlim_cur, need);
+}
+
+static struct lg_conn *lg_conns_new(struct lg *lg, uint32_t n, uint8_t role)
+{
+	if (n == 0)
+		return NULL;
+	struct lg_conn *v = calloc(n, sizeof *v);
+	if (!v)
+		lg_die("out of memory");
+	for (uint32_t i = 0; i < n; i++) {
+		v[i].lg = lg;
+		v[i].role = role;
+		v[i].idx = i;
+	}
+	return v;
+}
+
+static void lg_setup(struct lg *lg)
+{
+	const struct lg_opts *o = &lg->o;
+	uint32_t n = o->clients;
+	switch (o->workload) {
+	case LG_FANIN: lg->npub = n; lg->nsub = 1; lg->fan = 1; break;
+	case LG_FANOUT: lg->npub = 1; lg->nsub = n; lg->fan = n; break;
+	case LG_P2P: lg->npub = n; lg->nsub = n; lg->fan = 1; break;
+	default: lg->nidle = n; lg->fan = 1; break;
+	}
+	lg->total = lg->npub + lg->nsub + lg->nidle;
+	lg->pubs = lg_conns_new(lg, lg->npub, LG_PUB);
+	lg->subs = lg_conns_new(lg, lg->nsub, LG_SUB);
+	lg->idle = lg_conns_new(lg, lg->nidle, LG_IDLE);
+	for (uint32_t s = 0; s < lg->nsub; s++) {
+		struct lg_conn *c = &lg->subs[s];
+		c->pub_base = o->workload == LG_P2P ? s : 0;
+		c->npubs = o->workload == LG_FANIN ? lg->npub : 1;
+		c->expect = calloc(c->npubs, sizeof *c->expect);
+		if (!c->expect)
+			lg_die("out of memory");
+	}
+	lg->payload = malloc(o->size);
+	if (!lg->payload)
+		lg_die("out of memory");
+	for (uint32_t i = 0; i < o->size; i++)
+		lg->payload[i] = (uint8_t)('a' + i % 26);
+	snprintf(lg->prefix, sizeof lg->prefix, "lg/%d-%llx", (int)getpid(),
+		 (unsigned long long)(lg_now_ns() & 0xffffff));
+	lg_raise_nofile(lg->total);
+}
+
+/* The cost of the cheapest system call, in ns: on a virtual machine it can
+ * be ten times that of bare metal, and a broker making several per message
+ * pays it on every one. Best of 100 short rounds, so that time sliced away
+ * by other processes does not count. */
+static void lg_print_syscall_cost(void)
+{
+	double best = 1e18;
+	for (int round = 0; round < 100; round++) {
+		uint64_t t0 = lg_now_ns();
+		for (int i = 0; i < 2000; i++)
+			syscall(SYS_getppid);
+		double ns = (double)(lg_now_ns() - t0) / 2000.0;
+		if (ns < best)
+			best = ns;
+	}
+	printf("syscall_ns=%.0f\n", best);
+}
+
+int main(int argc, char **argv)
+{
+	static struct lg lgs;
+	struct lg *lg = &lgs;
+	lg_parse(&lg->o, argc, argv);
+	if (lg->o.syscall_cost) {
+		lg_print_syscall_cost();
+		return 0;
+	}
+	lg_resolve(lg);
+	lg_setup(lg);
+	lg->rss_before_kb = lg_proc_status_kb(lg->o.broker_pid, "VmRSS");
+	lg->broker_cpu0 = lg->broker_cpu1 = -1;
+	lg->loop = uv_default_loop();
+	lg->t0_ns = lg_now_ns();
+
+	uv_prepare_init(lg->loop, &lg->prepare);
+	lg->prepare.data = lg;
+	uv_prepare_start(&lg->prepare, lg_on_prepare);
+	uv_check_init(lg->loop, &lg->check);
+	lg->check.data = lg;
+	uv_check_start(&lg->check, lg_on_check);
+	uv_timer_init(lg->loop, &lg->tick);
+	lg->tick.data = lg;
+	uv_timer_start(&lg->tick, lg_on_tick, 1, 1);
+	uv_timer_init(lg->loop, &lg->deadline);
+	lg->deadline.data = lg;
+	double limit = lg->o.setup_timeout + lg->o.warmup + lg->o.duration + lg->o.drain + 10;
+	uv_timer_start(&lg->deadline, lg_on_deadline, (uint64_t)(limit * 1000), 0);
+
+	lg->phase = LG_PH_SETUP;
+	lg->phase_start_ms = uv_now(lg->loop);
+	lg_connect_next(lg);
+	uv_run(lg->loop, UV_RUN_DEFAULT);
+
+	if (lg->t_end_ns == 0) {
+		lg->t_end_ns = lg_now_ns();
+		if (lg->t_meas_ns == 0)
+			lg->t_meas_ns = lg->t_end_ns;
+		lg_snapshot_end(lg);
+		if (lg->ru_t0 == 0)
+			lg->ru_t0 = lg->ru_t1;
+	}
+	lg_report(lg);
+	if (lg->fail)
+		fprintf(stderr, "midge-loadgen: %s\n", lg->fail);
+	return lg->fail ? lg->exit_code : 0;
+}
