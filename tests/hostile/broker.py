@@ -80,6 +80,11 @@ def tls_files():
                     "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key,
                     "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1"],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+    # Mosquitto started as root drops to the mosquitto user before it
+    # reads the certificate: the throw-away test key must be readable.
+    os.chmod(d, 0o755)
+    os.chmod(key, 0o644)
+    os.chmod(cert, 0o644)
     _tls_files = (cert, key)
     return _tls_files
 
