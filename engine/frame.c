@@ -1,0 +1,74 @@
+/*
+ * frame.c - reference-counted byte buffers with a per-thread size-class
+ * cache, so a PUBLISH payload costs no malloc on the hot path once the
+ * cache is warm. Frames are owned by one loop thread (frame.h), so the
+ * cache is thread-local and needs no lock.
+ */
+#include "engine/frame.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Data capacities of the cached classes; bigger frames go to malloc. */
+static const uint32_t frame_class_size[] = {64, 256, 1024, 4096, 16384};
+#define FRAME_CLASSES (sizeof frame_class_size / sizeof frame_class_size[0])
+/* Bound on cached frames per class: the cache never grows without limit. */
+#define FRAME_CACHE_MAX 1024
+
+struct frame_cache {
+	struct frame *head[FRAME_CLASSES];
+	uint32_t count[FRAME_CLASSES];
+};
+
+static _Thread_local struct frame_cache frame_cache;
+
+/* The class index for len, or FRAME_CLASSES when it is not cached. */
+static unsigned frame_class(uint32_t len)
+{
+	for (unsigned i = 0; i < FRAME_CLASSES; i++)
+		if (len <= frame_class_size[i])
+			return i;
+	return FRAME_CLASSES;
+}
+
+/* A cached frame keeps the next pointer of its free list in its data. */
+static struct frame *frame_next(struct frame *f)
+{
+	struct frame *n;
+	memcpy(&n, f->data, sizeof n);
+	return n;
+}
+
+struct frame *frame_new(uint32_t len)
+{
+	unsigned k = frame_class(len);
+	struct frame *f;
+	if (k < FRAME_CLASSES && frame_cache.head[k]) {
+		f = frame_cache.head[k];
+		frame_cache.head[k] = frame_next(f);
+		frame_cache.count[k]--;
+	} else {
+		size_t cap = k < FRAME_CLASSES ? frame_class_size[k] : len;
+		f = malloc(sizeof *f + cap);
+		if (!f)
+			return NULL;
+	}
+	f->refs = 1;
+	f->len = len;
+	return f;
+}
+
+void frame_unref(struct frame *f)
+{
+	if (!f || --f->refs > 0)
+		return;
+	unsigned k = frame_class(f->len);
+	if (k < FRAME_CLASSES && frame_cache.count[k] < FRAME_CACHE_MAX) {
+		struct frame *n = frame_cache.head[k];
+		memcpy(f->data, &n, sizeof n);
+		frame_cache.head[k] = f;
+		frame_cache.count[k]++;
+		return;
+	}
+	free(f);
+}

@@ -1,0 +1,620 @@
+/*
+ * topic.c - the subscription trie (see engine/topic.h and docs/routing.md).
+ *
+ * One node per filter level. Literal children sit in a hash table
+ * (engine/topic_kids.c); the '+' and '#' children have their own pointers,
+ * so a match visits only nodes whose filter prefix matches the topic's
+ * prefix: at most a few per topic level, whatever the subscription count.
+ *
+ * A node holds the plain subscriptions of the filter that ends there (an
+ * array of subscriber + options + identifier, with a subscriber index once
+ * it grows) and the shared groups of that filter, one per share name.
+ *
+ * Matching walks the trie without recursion and without a stack: going
+ * back up uses the parent pointers and recomputes the topic offset, so it
+ * allocates nothing and its stack use does not depend on topic depth.
+ * Callbacks must not subscribe or unsubscribe on the tree being matched.
+ */
+#include "engine/topic.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/topic_debug.h"
+#include "engine/topic_kids.h"
+
+/* Plain subscriptions of one node get a subscriber index above this many,
+ * and drop it again below half of it. */
+enum { TOPIC_IDX_MIN = 16 };
+#define TOPIC_NONE UINT32_MAX
+
+struct topic_sub {
+	void *subscriber;
+	uint32_t sub_id;
+	uint8_t options;
+};
+
+/* One "$share/NAME/filter" group. Members keep their joining order;
+ * `last` is the index of the member chosen last (TOPIC_NONE: start at 0). */
+struct topic_group {
+	struct topic_group *next;
+	struct topic_sub *m;
+	uint32_t n, cap;
+	uint32_t last;
+	uint32_t namelen;
+	uint8_t name[];
+};
+
+/* k.aux counts the plain subscriptions in subs. subidx maps a subscriber
+ * to its position + 1 (0 = empty slot) once there are many. */
+struct topic_node {
+	struct topic_knode k;
+	struct topic_node *plus;
+	struct topic_node *hash;
+	struct topic_sub *subs;
+	uint32_t *subidx;
+	struct topic_group *groups;
+	uint32_t subcap;
+	uint32_t idxcap;
+	uint8_t level[];
+};
+
+struct topic_tree {
+	struct topic_node *root;
+	uint64_t seed;
+	size_t count;
+	size_t nodes;
+	size_t groups;
+};
+
+#define TOPIC_OFF offsetof(struct topic_node, level)
+
+static struct topic_node *node_of(struct topic_knode *k)
+{
+	return (struct topic_node *)k;
+}
+
+static struct topic_node *node_new(struct topic_tree *t, const uint8_t *level, uint32_t len,
+				   uint64_t hv)
+{
+	struct topic_node *n = calloc(1, sizeof(*n) + len);
+	if (!n)
+		return NULL;
+	n->k.hv = hv;
+	n->k.len = len;
+	if (len)
+		memcpy(n->level, level, len);
+	t->nodes++;
+	return n;
+}
+
+struct topic_tree *topic_tree_new(void)
+{
+	struct topic_tree *t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->root = calloc(1, sizeof(*t->root));
+	if (!t->root) {
+		free(t);
+		return NULL;
+	}
+	/* No global state and no system call: the structure's own address
+	 * (randomised by ASLR) seeds the level hash. */
+	uint64_t a = (uint64_t)(uintptr_t)t ^ ((uint64_t)(uintptr_t)t->root << 17);
+	t->seed = topic_kids_hash(0x6d69646765ULL, (const uint8_t *)&a, sizeof(a));
+	return t;
+}
+
+static void group_free(struct topic_group *g)
+{
+	free(g->m);
+	free(g);
+}
+
+/* Frees every node without recursion: the parent field of nodes waiting to
+ * be freed links them into a work list. */
+void topic_tree_free(struct topic_tree *t)
+{
+	if (!t)
+		return;
+	struct topic_node *work = t->root;
+	work->k.parent = NULL;
+	while (work) {
+		struct topic_node *n = work;
+		work = node_of(n->k.parent);
+		struct topic_node *push[2] = {n->plus, n->hash};
+		for (int i = 0; i < 2; i++) {
+			if (push[i]) {
+				push[i]->k.parent = (struct topic_knode *)work;
+				work = push[i];
+			}
+		}
+		for (uint32_t i = 0; n->k.nkids && i < topic_kids_slots(&n->k); i++) {
+			struct topic_knode *c = topic_kids_at(&n->k, i);
+			if (c) {
+				c->parent = (struct topic_knode *)work;
+				work = node_of(c);
+			}
+		}
+		topic_kids_release(&n->k);
+		while (n->groups) {
+			struct topic_group *g = n->groups;
+			n->groups = g->next;
+			group_free(g);
+		}
+		free(n->subs);
+		free(n->subidx);
+		free(n);
+	}
+	free(t);
+}
+
+static bool node_empty(const struct topic_node *n)
+{
+	return n->k.nkids == 0 && !n->plus && !n->hash && n->k.aux == 0 && !n->groups;
+}
+
+/* Removes empty nodes from n up to (not including) the root, so memory
+ * follows the live subscriptions however much they churn. */
+static void node_prune(struct topic_tree *t, struct topic_node *n)
+{
+	while (n != t->root && node_empty(n)) {
+		struct topic_node *p = node_of(n->k.parent);
+		if (p->plus == n)
+			p->plus = NULL;
+		else if (p->hash == n)
+			p->hash = NULL;
+		else
+			topic_kids_del(&p->k, &n->k);
+		free(n);
+		t->nodes--;
+		n = p;
+	}
+}
+
+/* The child of n for level key[0..len), created if missing; NULL on OOM. */
+static struct topic_node *node_child(struct topic_tree *t, struct topic_node *n,
+				     const uint8_t *key, uint32_t len)
+{
+	struct topic_node **wild = NULL;
+	if (len == 1 && key[0] == '+')
+		wild = &n->plus;
+	else if (len == 1 && key[0] == '#')
+		wild = &n->hash;
+	if (wild) {
+		if (!*wild) {
+			*wild = node_new(t, key, len, 0);
+			if (*wild)
+				(*wild)->k.parent = &n->k;
+		}
+		return *wild;
+	}
+	uint64_t hv = topic_kids_hash(t->seed, key, len);
+	struct topic_knode *c = topic_kids_find(&n->k, hv, key, len, TOPIC_OFF);
+	if (c)
+		return node_of(c);
+	struct topic_node *nn = node_new(t, key, len, hv);
+	if (!nn)
+		return NULL;
+	if (topic_kids_add(&n->k, &nn->k) < 0) {
+		free(nn);
+		t->nodes--;
+		return NULL;
+	}
+	return nn;
+}
+
+/* The node of filter f[0..len), created when create is set. With create,
+ * NULL means OOM and whatever was created is pruned again. */
+static struct topic_node *node_walk(struct topic_tree *t, const uint8_t *f, size_t len,
+				    bool create)
+{
+	struct topic_node *n = t->root;
+	size_t s = 0;
+	for (;;) {
+		const uint8_t *slash = memchr(f + s, '/', len - s);
+		size_t e = slash ? (size_t)(slash - f) : len;
+		struct topic_node *c;
+		if (create) {
+			c = node_child(t, n, f + s, (uint32_t)(e - s));
+			if (!c) {
+				node_prune(t, n);
+				return NULL;
+			}
+		} else if (e - s == 1 && f[s] == '+') {
+			c = n->plus;
+		} else if (e - s == 1 && f[s] == '#') {
+			c = n->hash;
+		} else {
+			uint64_t hv = topic_kids_hash(t->seed, f + s, e - s);
+			c = node_of(topic_kids_find(&n->k, hv, f + s, (uint32_t)(e - s), TOPIC_OFF));
+		}
+		if (!c)
+			return NULL;
+		n = c;
+		if (e == len)
+			return n;
+		s = e + 1;
+	}
+}
+
+static uint64_t ptr_hash(const void *p)
+{
+	uint64_t h = (uint64_t)(uintptr_t)p;
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	return h;
+}
+
+/* Builds n's subscriber index with cap slots; -1 on OOM (no index then,
+ * which only costs lookup speed). */
+static int subidx_build(struct topic_node *n, uint32_t cap)
+{
+	uint32_t *idx = calloc(cap, sizeof(*idx));
+	if (!idx)
+		return -1;
+	uint32_t mask = cap - 1;
+	for (uint32_t p = 0; p < n->k.aux; p++) {
+		uint32_t i = (uint32_t)ptr_hash(n->subs[p].subscriber) & mask;
+		while (idx[i])
+			i = (i + 1) & mask;
+		idx[i] = p + 1;
+	}
+	free(n->subidx);
+	n->subidx = idx;
+	n->idxcap = cap;
+	return 0;
+}
+
+/* The index slot holding subscriber, or TOPIC_NONE. */
+static uint32_t subidx_slot(const struct topic_node *n, const void *subscriber)
+{
+	uint32_t mask = n->idxcap - 1;
+	for (uint32_t i = (uint32_t)ptr_hash(subscriber) & mask;; i = (i + 1) & mask) {
+		uint32_t v = n->subidx[i];
+		if (!v)
+			return TOPIC_NONE;
+		if (n->subs[v - 1].subscriber == subscriber)
+			return i;
+	}
+}
+
+/* Position of subscriber's plain subscription in n->subs, or TOPIC_NONE. */
+static uint32_t subs_find(const struct topic_node *n, const void *subscriber)
+{
+	if (n->subidx) {
+		uint32_t i = subidx_slot(n, subscriber);
+		return i == TOPIC_NONE ? TOPIC_NONE : n->subidx[i] - 1;
+	}
+	for (uint32_t p = 0; p < n->k.aux; p++)
+		if (n->subs[p].subscriber == subscriber)
+			return p;
+	return TOPIC_NONE;
+}
+
+static int subs_add(struct topic_node *n, const struct topic_sub *s)
+{
+	uint32_t cnt = n->k.aux;
+	if (cnt == n->subcap) {
+		uint32_t cap = n->subcap ? n->subcap * 2 : 1;
+		struct topic_sub *v = realloc(n->subs, cap * sizeof(*v));
+		if (!v)
+			return -1;
+		n->subs = v;
+		n->subcap = cap;
+	}
+	n->subs[cnt] = *s;
+	n->k.aux = cnt + 1;
+	if (n->subidx && (cnt + 1) * 2 > n->idxcap) {
+		if (subidx_build(n, n->idxcap * 2) < 0) {
+			free(n->subidx);
+			n->subidx = NULL;
+			n->idxcap = 0;
+		}
+	} else if (n->subidx) {
+		uint32_t mask = n->idxcap - 1;
+		uint32_t i = (uint32_t)ptr_hash(s->subscriber) & mask;
+		while (n->subidx[i])
+			i = (i + 1) & mask;
+		n->subidx[i] = cnt + 1;
+	} else if (cnt + 1 >= TOPIC_IDX_MIN) {
+		(void)subidx_build(n, TOPIC_IDX_MIN * 4);
+	}
+	return 0;
+}
+
+/* Removes the index slot i (backward shift, as in topic_kids.c). */
+static void subidx_del(struct topic_node *n, uint32_t hole)
+{
+	uint32_t mask = n->idxcap - 1;
+	n->subidx[hole] = 0;
+	for (uint32_t j = (hole + 1) & mask; n->subidx[j]; j = (j + 1) & mask) {
+		uint32_t home = (uint32_t)ptr_hash(n->subs[n->subidx[j] - 1].subscriber) & mask;
+		int stays = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
+		if (!stays) {
+			n->subidx[hole] = n->subidx[j];
+			n->subidx[j] = 0;
+			hole = j;
+		}
+	}
+}
+
+/* Removes the plain subscription at position p (the last one moves in). */
+static void subs_del(struct topic_node *n, uint32_t p)
+{
+	uint32_t last = n->k.aux - 1;
+	if (n->subidx) {
+		subidx_del(n, subidx_slot(n, n->subs[p].subscriber));
+		if (p != last)
+			n->subidx[subidx_slot(n, n->subs[last].subscriber)] = p + 1;
+	}
+	n->subs[p] = n->subs[last];
+	n->k.aux = last;
+	if (last == 0) {
+		free(n->subs);
+		n->subs = NULL;
+		n->subcap = 0;
+	} else if (last * 4 <= n->subcap) {
+		struct topic_sub *v = realloc(n->subs, (n->subcap / 2) * sizeof(*v));
+		if (v) {
+			n->subs = v;
+			n->subcap /= 2;
+		}
+	}
+	if (n->subidx && last < TOPIC_IDX_MIN / 2) {
+		free(n->subidx);
+		n->subidx = NULL;
+		n->idxcap = 0;
+	} else if (n->subidx && last * 8 < n->idxcap && n->idxcap > TOPIC_IDX_MIN * 4) {
+		(void)subidx_build(n, n->idxcap / 2);
+	}
+}
+
+static struct topic_group *group_find(const struct topic_node *n, const uint8_t *name,
+				      uint32_t len)
+{
+	for (struct topic_group *g = n->groups; g; g = g->next)
+		if (g->namelen == len && memcmp(g->name, name, len) == 0)
+			return g;
+	return NULL;
+}
+
+static uint32_t group_member(const struct topic_group *g, const void *subscriber)
+{
+	for (uint32_t i = 0; i < g->n; i++)
+		if (g->m[i].subscriber == subscriber)
+			return i;
+	return TOPIC_NONE;
+}
+
+/* Removes member i keeping the others' order; the member after it becomes
+ * the next one offered if i was the one chosen last. */
+static void group_del(struct topic_group *g, uint32_t i)
+{
+	memmove(&g->m[i], &g->m[i + 1], (g->n - i - 1) * sizeof(*g->m));
+	g->n--;
+	if (g->last != TOPIC_NONE && i <= g->last)
+		g->last = g->last == 0 ? TOPIC_NONE : g->last - 1;
+}
+
+/* Splits "$share/NAME/filter". Returns 1 (shared), 0 (plain) or -1 when
+ * the share syntax is incomplete. */
+static int share_split(const uint8_t **f, size_t *len, const uint8_t **name, uint32_t *namelen)
+{
+	static const char pfx[] = "$share/";
+	size_t pl = sizeof(pfx) - 1;
+	if (*len < pl || memcmp(*f, pfx, pl) != 0)
+		return 0;
+	const uint8_t *g = *f + pl;
+	const uint8_t *slash = memchr(g, '/', *len - pl);
+	if (!slash || slash == g || slash + 1 == *f + *len)
+		return -1;
+	*name = g;
+	*namelen = (uint32_t)(slash - g);
+	*len -= (size_t)(slash + 1 - *f);
+	*f = slash + 1;
+	return 1;
+}
+
+/*
+ * Plain: one entry per subscriber at the filter's node [MQTT-3.8.4-3].
+ * Shared: one group per (name, filter) at the filter's node; a subscriber
+ * is at most once in a group, and may be in any number of groups.
+ */
+int topic_tree_subscribe(struct topic_tree *t, const uint8_t *filter, size_t len, void *subscriber,
+			 uint8_t options, uint32_t sub_id)
+{
+	const uint8_t *name = NULL;
+	uint32_t namelen = 0;
+	int shared = share_split(&filter, &len, &name, &namelen);
+	if (shared < 0)
+		return -1;
+	struct topic_node *n = node_walk(t, filter, len, true);
+	if (!n)
+		return -1;
+	struct topic_sub s = {.subscriber = subscriber, .sub_id = sub_id, .options = options};
+	if (!shared) {
+		uint32_t p = subs_find(n, subscriber);
+		if (p != TOPIC_NONE) {
+			n->subs[p] = s; /* [MQTT-3.8.4-3] replace, keep one entry */
+			return 1;
+		}
+		if (subs_add(n, &s) < 0) {
+			node_prune(t, n);
+			return -1;
+		}
+		t->count++;
+		return 0;
+	}
+	struct topic_group *g = group_find(n, name, namelen);
+	if (g) {
+		uint32_t i = group_member(g, subscriber);
+		if (i != TOPIC_NONE) {
+			g->m[i] = s; /* [MQTT-3.8.4-3] */
+			return 1;
+		}
+	} else {
+		g = calloc(1, sizeof(*g) + namelen);
+		if (!g) {
+			node_prune(t, n);
+			return -1;
+		}
+		memcpy(g->name, name, namelen);
+		g->namelen = namelen;
+		g->last = TOPIC_NONE;
+		g->next = n->groups;
+		n->groups = g;
+		t->groups++;
+	}
+	if (g->n == g->cap) {
+		uint32_t cap = g->cap ? g->cap * 2 : 2;
+		struct topic_sub *m = realloc(g->m, cap * sizeof(*m));
+		if (!m) {
+			if (g->n == 0) {
+				n->groups = g->next;
+				group_free(g);
+				t->groups--;
+				node_prune(t, n);
+			}
+			return -1;
+		}
+		g->m = m;
+		g->cap = cap;
+	}
+	g->m[g->n++] = s;
+	t->count++;
+	return 0;
+}
+
+int topic_tree_unsubscribe(struct topic_tree *t, const uint8_t *filter, size_t len,
+			   void *subscriber)
+{
+	const uint8_t *name = NULL;
+	uint32_t namelen = 0;
+	int shared = share_split(&filter, &len, &name, &namelen);
+	if (shared < 0)
+		return -1;
+	struct topic_node *n = node_walk(t, filter, len, false);
+	if (!n)
+		return -1;
+	if (!shared) {
+		uint32_t p = subs_find(n, subscriber);
+		if (p == TOPIC_NONE)
+			return -1;
+		subs_del(n, p);
+	} else {
+		struct topic_group **link = &n->groups;
+		while (*link && !((*link)->namelen == namelen &&
+				  memcmp((*link)->name, name, namelen) == 0))
+			link = &(*link)->next;
+		struct topic_group *g = *link;
+		uint32_t i = g ? group_member(g, subscriber) : TOPIC_NONE;
+		if (i == TOPIC_NONE)
+			return -1;
+		group_del(g, i);
+		if (g->n == 0) {
+			*link = g->next;
+			group_free(g);
+			t->groups--;
+		}
+	}
+	t->count--;
+	node_prune(t, n);
+	return 0;
+}
+
+/* Offers g's members round robin, from the one after the member chosen
+ * last, until one accepts; at most one delivery per group and message. */
+static void group_offer(struct topic_group *g, topic_match_cb cb, void *ctx)
+{
+	uint32_t start = g->last == TOPIC_NONE ? 0 : (g->last + 1) % g->n;
+	for (uint32_t k = 0; k < g->n; k++) {
+		uint32_t i = (start + k) % g->n;
+		const struct topic_sub *m = &g->m[i];
+		if (cb(ctx, m->subscriber, m->options, m->sub_id, true)) {
+			g->last = i;
+			return;
+		}
+	}
+}
+
+static void node_emit(struct topic_node *n, topic_match_cb cb, void *ctx)
+{
+	for (uint32_t i = 0; i < n->k.aux; i++)
+		cb(ctx, n->subs[i].subscriber, n->subs[i].options, n->subs[i].sub_id, false);
+	for (struct topic_group *g = n->groups; g; g = g->next)
+		group_offer(g, cb, ctx);
+}
+
+/*
+ * Depth-first over the nodes matching the topic. State: node n and s, the
+ * offset of the topic level after n's (s > len once the topic is used up).
+ * At each node: its '#' child matches whatever is left, including nothing
+ * ("sport/#" matches "sport"); if the topic is used up, n itself matches;
+ * otherwise descend to the literal child, then to the '+' child. Leading
+ * wildcards do not match '$' topics [MQTT-4.7.2-1].
+ */
+void topic_tree_match(struct topic_tree *t, const uint8_t *topic, size_t len, topic_match_cb cb,
+		      void *ctx)
+{
+	struct topic_node *root = t->root;
+	bool dollar = len > 0 && topic[0] == '$';
+	struct topic_node *n = root;
+	size_t s = 0, e = 0;
+
+enter:
+	if (n->hash && !(dollar && n == root)) /* [MQTT-4.7.2-1] */
+		node_emit(n->hash, cb, ctx);
+	if (s > len) {
+		node_emit(n, cb, ctx);
+		goto up;
+	}
+	{
+		const uint8_t *slash = memchr(topic + s, '/', len - s);
+		e = slash ? (size_t)(slash - topic) : len;
+		uint64_t hv = topic_kids_hash(t->seed, topic + s, e - s);
+		struct topic_knode *c =
+			topic_kids_find(&n->k, hv, topic + s, (uint32_t)(e - s), TOPIC_OFF);
+		if (c) {
+			n = node_of(c);
+			s = e + 1;
+			goto enter;
+		}
+	}
+try_plus:
+	if (n->plus && !(dollar && n == root)) { /* [MQTT-4.7.2-1] */
+		n = n->plus;
+		s = e + 1;
+		goto enter;
+	}
+up:
+	while (n != root) {
+		struct topic_node *p = node_of(n->k.parent);
+		bool from_plus = p->plus == n;
+		/* n's level ended at s - 1; the parent's level starts after the
+		 * slash before it. */
+		e = s - 1;
+		s = e;
+		while (s > 0 && topic[s - 1] != '/')
+			s--;
+		n = p;
+		if (!from_plus)
+			goto try_plus;
+	}
+}
+
+size_t topic_tree_count(const struct topic_tree *t)
+{
+	return t->count;
+}
+
+size_t topic_tree_node_count(const struct topic_tree *t)
+{
+	return t->nodes;
+}
+
+size_t topic_tree_group_count(const struct topic_tree *t)
+{
+	return t->groups;
+}

@@ -1,0 +1,108 @@
+#!/usr/bin/python3
+"""Print midge's lifecycle events as they happen.
+
+midge publishes every event on a ZeroMQ XPUB socket as three frames:
+[event name, with "/<topic>" for message events] [JSON object] [payload,
+message events only]. See docs/events.md.
+
+    ./hooks_print.py                                # everything, default endpoint
+    ./hooks_print.py -p client. -p message.published/sensors/
+    ./hooks_print.py --server-key 'rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7'
+    ./hooks_print.py --count 10 --timeout 5         # bounded (for tests)
+
+Needs pyzmq (Debian: python3-zmq).
+"""
+import argparse
+import json
+import sys
+import time
+
+import zmq
+
+DEFAULT_ENDPOINT = "tcp://127.0.0.1:5883"
+
+
+def connect(endpoint, prefixes, server_key=None):
+    """A SUB socket subscribed to prefixes ("" = everything)."""
+    ctx = zmq.Context.instance()
+    sock = ctx.socket(zmq.SUB)
+    sock.setsockopt(zmq.LINGER, 0)
+    if server_key:
+        # CurveZMQ: the broker's public key, and a throwaway key pair of ours.
+        public, secret = zmq.curve_keypair()
+        sock.curve_serverkey = server_key.encode()
+        sock.curve_publickey = public
+        sock.curve_secretkey = secret
+    for p in prefixes or [""]:
+        sock.setsockopt(zmq.SUBSCRIBE, p.encode())
+    sock.connect(endpoint)
+    return sock
+
+
+def describe(ev):
+    """One line for a human: the fields that matter for each kind of event."""
+    name = ev.get("event", "?")
+    who = ev.get("client_id")
+    parts = [f"#{ev.get('seq')}", name]
+    if who is not None:
+        parts.append(f"client={who!r}")
+        if ev.get("peer_addr"):
+            parts.append(f"peer={ev['peer_addr']}:{ev.get('peer_port')}")
+    for key in ("topic", "filter", "qos", "retain", "rc", "rc_name", "to",
+                "drop_reason", "why", "expiry", "queued"):
+        if ev.get(key) not in (None, False):
+            parts.append(f"{key}={ev[key]!r}")
+    if ev.get("user_properties"):
+        parts.append(f"props={ev['user_properties']!r}")
+    return " ".join(str(p) for p in parts)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("-e", "--endpoint", default=DEFAULT_ENDPOINT)
+    ap.add_argument("-p", "--prefix", action="append",
+                    help="subscription prefix (repeatable; default: everything)")
+    ap.add_argument("--server-key", help="the broker's CurveZMQ public key (Z85)")
+    ap.add_argument("--json", action="store_true", help="print the raw JSON objects")
+    ap.add_argument("--count", type=int, default=0, help="exit after this many events")
+    ap.add_argument("--timeout", type=float, default=0,
+                    help="exit after this many seconds (0 = never)")
+    args = ap.parse_args(argv)
+
+    sock = connect(args.endpoint, args.prefix, args.server_key)
+    deadline = time.monotonic() + args.timeout if args.timeout else None
+    seen = 0
+    last_dropped = 0
+    while not args.count or seen < args.count:
+        wait = 1000
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            wait = max(1, int(left * 1000))
+        if not sock.poll(wait):
+            continue
+        frames = sock.recv_multipart()
+        ev = json.loads(frames[1])
+        # The broker counts the events it could not queue for us; a rise
+        # means we missed some (the sequence numbers show where).
+        if ev.get("dropped", 0) > last_dropped:
+            print(f"! {ev['dropped'] - last_dropped} event(s) dropped by the broker",
+                  flush=True)
+            last_dropped = ev["dropped"]
+        if args.json:
+            print(frames[1].decode(), flush=True)
+        else:
+            line = describe(ev)
+            if len(frames) > 2:
+                line += f" payload={frames[2][:60]!r}"
+            print(line, flush=True)
+        seen += 1
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(0)

@@ -1,0 +1,195 @@
+/*
+ * fuzz_engine.c - packet sequences from up to eight fake clients into one
+ * engine, with a fake clock. The input is a script of operations:
+ *
+ *   0x0k            open connection k (k = 0..7)
+ *   0x1k LL LL ...  bytes for connection k: a 16-bit length, then that many
+ *                   bytes, framed with codec_frame_scan like the transport
+ *   0x2k            the socket of connection k is gone
+ *   0x3_ NN         advance the clock by NN x 250 ms and tick
+ *   0x4_ NN ...     the broker publishes: QoS/retain from NN, topic "t/NN"
+ *   0x5_            graceful shutdown
+ *
+ * The fake io checks the contract (no send after the socket is gone,
+ * close asked at most once per connection) and the engine is freed at the
+ * end, so leaks show up under LeakSanitizer.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec/codec.h"
+#include "engine/engine.h"
+
+#define FZ_CONNS 8
+
+struct fz_conn {
+	struct engine_conn *c;
+	bool closing; /* io->close was called or the engine returned -1 */
+	uint8_t buf[4096];
+	size_t n;
+};
+
+struct fz {
+	struct fz_conn conn[FZ_CONNS];
+	uint64_t sent;
+	uint64_t events;
+};
+
+static int fz_send(void *ctx, void *handle, const uint8_t *head, size_t head_len,
+		   struct frame *tail, bool droppable)
+{
+	struct fz *z = ctx;
+	struct fz_conn *k = handle;
+	if (!k->c)
+		abort();
+	z->sent += head_len + (tail ? tail->len : 0);
+	if (tail && tail->refs == 0)
+		abort();
+	return 0;
+}
+
+static void fz_close(void *ctx, void *handle)
+{
+	struct fz_conn *k = handle;
+	if (!k->c)
+		abort();
+	k->closing = true;
+}
+
+static void fz_event(void *ctx, const struct midge_event *ev)
+{
+	struct fz *z = ctx;
+	if (ev->type <= 0 || ev->type >= MIDGE_EV__COUNT)
+		abort();
+	z->events++;
+}
+
+static void fz_gone(struct engine *e, struct fz_conn *k, uint64_t now)
+{
+	if (!k->c)
+		return;
+	engine_conn_closed(e, k->c, "fuzz", now);
+	k->c = NULL;
+	k->closing = false;
+	k->n = 0;
+}
+
+/* Appends bytes to k's receive buffer and feeds every complete packet. */
+static void fz_feed(struct engine *e, struct fz_conn *k, const uint8_t *p, size_t len,
+		    uint64_t now)
+{
+	if (!k->c || k->closing)
+		return;
+	if (len > sizeof k->buf - k->n)
+		len = sizeof k->buf - k->n;
+	memcpy(k->buf + k->n, p, len);
+	k->n += len;
+	size_t pos = 0;
+	while (!k->closing) {
+		struct codec_frame fr;
+		int rc = codec_frame_scan(k->buf + pos, k->n - pos, engine_conn_max_packet(k->c), &fr);
+		if (rc == CODEC_PARTIAL)
+			break;
+		if (rc < 0) {
+			engine_conn_framing_error(e, k->c, (uint8_t)-rc, now);
+			k->closing = true;
+			break;
+		}
+		if (fr.header_len + fr.remaining > k->n - pos)
+			break;
+		if (engine_conn_frame(e, k->c, fr.first, k->buf + pos + fr.header_len, fr.remaining,
+				      now) < 0)
+			k->closing = true;
+		pos += fr.header_len + fr.remaining;
+	}
+	memmove(k->buf, k->buf + pos, k->n - pos);
+	k->n -= pos;
+	if (k->n == sizeof k->buf) /* a packet larger than the buffer: drop it */
+		k->closing = true;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static struct fz z;
+	struct engine_config cfg;
+	struct engine_io io = {&z, fz_send, fz_close, fz_event};
+	uint64_t now = 1700000000000ull;
+	memset(&z, 0, sizeof z);
+	engine_config_default(&cfg);
+	cfg.max_inflight = 4;
+	cfg.receive_max = 4;
+	cfg.max_queued_messages = 8;
+	cfg.max_queued_bytes = 4096;
+	cfg.queue_qos0_messages = true;
+	cfg.max_subscriptions = 16;
+	cfg.topic_alias_max = 4;
+	cfg.max_packet_size = 4096;
+	cfg.max_packet_before_connect = 1024;
+	struct engine *e = engine_new(&cfg, &io, NULL);
+	if (!e)
+		return 0;
+	size_t i = 0;
+	while (i < size) {
+		uint8_t op = data[i++];
+		struct fz_conn *k = &z.conn[op & 7];
+		switch (op >> 4) {
+		case 0:
+			if (!k->c) {
+				k->c = engine_conn_open(e, k, "127.0.0.1", 1883, false, now);
+				k->closing = false;
+				k->n = 0;
+			}
+			break;
+		case 1: {
+			if (size - i < 2)
+				goto out;
+			size_t len = (size_t)data[i] << 8 | data[i + 1];
+			i += 2;
+			if (len > size - i)
+				len = size - i;
+			fz_feed(e, k, data + i, len, now);
+			i += len;
+			break;
+		}
+		case 2:
+			fz_gone(e, k, now);
+			break;
+		case 3:
+			if (i >= size)
+				goto out;
+			now += (uint64_t)data[i++] * 250;
+			engine_tick(e, now);
+			break;
+		case 4: {
+			if (i >= size)
+				goto out;
+			uint8_t b = data[i++];
+			char topic[8];
+			int n = snprintf(topic, sizeof topic, "t/%u", b & 0x0f);
+			engine_publish(e, (const uint8_t *)topic, (size_t)n, "x", 1, (b >> 4) % 3,
+				       (b & 0x80) != 0, now);
+			break;
+		}
+		case 5:
+			engine_shutdown(e, now);
+			break;
+		default:
+			break;
+		}
+	}
+out:
+	for (int j = 0; j < FZ_CONNS; j++)
+		fz_gone(e, &z.conn[j], now);
+	now += 3600ull * 1000 * 24;
+	engine_tick(e, now);
+	struct engine_stats st;
+	engine_stats(e, &st);
+	if (st.clients_connected != 0)
+		abort();
+	engine_free(e);
+	return 0;
+}

@@ -1,0 +1,494 @@
+/*
+ * render.c - events as JSON objects, the format docs/events.md specifies.
+ *
+ * Field order is fixed and every field listed for an event is always
+ * present (null when it does not apply), so consumers may rely on keys.
+ */
+#include "hooks/render.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec/codec.h"
+
+#define STR2(x) #x
+#define STR(x) STR2(x)
+#define MIDGE_SCHEMA_STR STR(MIDGE_EVENT_SCHEMA)
+
+int hooks_buf_reserve(struct hooks_buf *b, size_t n)
+{
+	if (b->cap - b->len >= n)
+		return 0;
+	size_t cap = b->cap ? b->cap : 4096;
+	while (cap - b->len < n) {
+		if (cap > SIZE_MAX / 2)
+			return -1;
+		cap *= 2;
+	}
+	char *p = realloc(b->p, cap);
+	if (!p)
+		return -1;
+	b->p = p;
+	b->cap = cap;
+	return 0;
+}
+
+void hooks_buf_release(struct hooks_buf *b)
+{
+	free(b->p);
+	b->p = NULL;
+	b->len = b->cap = 0;
+}
+
+static int put(struct hooks_buf *b, const char *s, size_t n)
+{
+	if (hooks_buf_reserve(b, n) < 0)
+		return -1;
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	return 0;
+}
+
+#define PUT_LIT(b, lit) put((b), (lit), sizeof(lit) - 1)
+
+/* Digits of v into the end of tmp[0..24); returns the first digit. */
+static char *u64_digits(uint64_t v, char tmp[24])
+{
+	char *q = tmp + 24;
+	do {
+		*--q = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	return q;
+}
+
+static int put_u64(struct hooks_buf *b, uint64_t v)
+{
+	char tmp[24];
+	char *q = u64_digits(v, tmp);
+	return put(b, q, (size_t)(tmp + 24 - q));
+}
+
+/* Length of the well-formed UTF-8 sequence at s[0..n), or 0 if the first
+ * byte does not start one (overlongs, surrogates and code points above
+ * U+10FFFF are not well-formed). */
+static size_t utf8_seq_len(const unsigned char *s, size_t n)
+{
+	unsigned char c = s[0];
+	size_t len;
+	unsigned char lo = 0x80, hi = 0xBF;
+	if (c >= 0xC2 && c <= 0xDF) {
+		len = 2;
+	} else if (c >= 0xE0 && c <= 0xEF) {
+		len = 3;
+		if (c == 0xE0)
+			lo = 0xA0;
+		else if (c == 0xED)
+			hi = 0x9F;
+	} else if (c >= 0xF0 && c <= 0xF4) {
+		len = 4;
+		if (c == 0xF0)
+			lo = 0x90;
+		else if (c == 0xF4)
+			hi = 0x8F;
+	} else {
+		return 0;
+	}
+	if (n < len || s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t i = 2; i < len; i++)
+		if (s[i] < 0x80 || s[i] > 0xBF)
+			return 0;
+	return len;
+}
+
+int hooks_json_string(struct hooks_buf *b, const char *str, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *s = (const unsigned char *)str;
+	/* Worst case: every byte becomes \u00XX. */
+	if (n > (SIZE_MAX - 2) / 6 || hooks_buf_reserve(b, n * 6 + 2) < 0)
+		return -1;
+	char *o = b->p + b->len;
+	*o++ = '"';
+	size_t i = 0;
+	while (i < n) {
+		unsigned char c = s[i];
+		if (c >= 0x20 && c < 0x7F && c != '"' && c != '\\') {
+			*o++ = (char)c;
+			i++;
+			continue;
+		}
+		if (c >= 0x80) {
+			size_t l = utf8_seq_len(s + i, n - i);
+			if (l) {
+				memcpy(o, s + i, l);
+				o += l;
+				i += l;
+				continue;
+			}
+		}
+		*o++ = '\\';
+		switch (c) {
+		case '"': *o++ = '"'; break;
+		case '\\': *o++ = '\\'; break;
+		case '\b': *o++ = 'b'; break;
+		case '\f': *o++ = 'f'; break;
+		case '\n': *o++ = 'n'; break;
+		case '\r': *o++ = 'r'; break;
+		case '\t': *o++ = 't'; break;
+		default:
+			*o++ = 'u';
+			*o++ = '0';
+			*o++ = '0';
+			*o++ = hex[c >> 4];
+			*o++ = hex[c & 15];
+		}
+		i++;
+	}
+	*o++ = '"';
+	b->len = (size_t)(o - b->p);
+	return 0;
+}
+
+int hooks_base64(struct hooks_buf *b, const uint8_t *p, size_t n)
+{
+	static const char tab[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	if (n > SIZE_MAX / 2 || hooks_buf_reserve(b, (n + 2) / 3 * 4) < 0)
+		return -1;
+	char *o = b->p + b->len;
+	size_t i = 0;
+	for (; i + 3 <= n; i += 3) {
+		uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+		*o++ = tab[v >> 18];
+		*o++ = tab[(v >> 12) & 63];
+		*o++ = tab[(v >> 6) & 63];
+		*o++ = tab[v & 63];
+	}
+	if (n - i == 1) {
+		uint32_t v = (uint32_t)p[i] << 16;
+		*o++ = tab[v >> 18];
+		*o++ = tab[(v >> 12) & 63];
+		*o++ = '=';
+		*o++ = '=';
+	} else if (n - i == 2) {
+		uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8;
+		*o++ = tab[v >> 18];
+		*o++ = tab[(v >> 12) & 63];
+		*o++ = tab[(v >> 6) & 63];
+		*o++ = '=';
+	}
+	b->len = (size_t)(o - b->p);
+	return 0;
+}
+
+bool hooks_event_has_message(enum midge_event_type type)
+{
+	switch (type) {
+	case MIDGE_EV_PUBLISH:
+	case MIDGE_EV_DELIVER:
+	case MIDGE_EV_ACKED:
+	case MIDGE_EV_DROP:
+	case MIDGE_EV_WILL:
+	case MIDGE_EV_RETAIN_SET:
+	case MIDGE_EV_RETAIN_CLEAR:
+		return true;
+	default:
+		return false;
+	}
+}
+
+const char *hooks_rc_name(enum midge_event_type type, uint8_t protocol, uint8_t rc)
+{
+	static const char *const connack_v3[] = {
+		"accepted",
+		"unacceptable protocol version",
+		"identifier rejected",
+		"server unavailable",
+		"bad user name or password",
+		"not authorized",
+	};
+	static const char *const granted[] = { "granted qos 0", "granted qos 1", "granted qos 2" };
+	if ((type == MIDGE_EV_CONNECT || type == MIDGE_EV_CONNECT_REFUSED) && protocol != CODEC_V5 &&
+	    rc <= MQTT_CONNACK_V3_NOT_AUTHORIZED)
+		return connack_v3[rc];
+	if (type == MIDGE_EV_SUBSCRIBE && rc <= MQTT_RC_GRANTED_QOS2)
+		return granted[rc];
+	return codec_rc_name(rc);
+}
+
+const char *hooks_drop_reason_name(enum midge_drop_reason r)
+{
+	switch (r) {
+	case MIDGE_DROP_NO_SUBSCRIBERS: return "no_subscribers";
+	case MIDGE_DROP_QUEUE_FULL: return "queue_full";
+	case MIDGE_DROP_SLOW_CONSUMER: return "slow_consumer";
+	case MIDGE_DROP_EXPIRED: return "expired";
+	case MIDGE_DROP_TOO_LARGE: return "too_large";
+	case MIDGE_DROP_NOT_AUTHORIZED: return "not_authorized";
+	case MIDGE_DROP_HOOK_BACKLOG: return "hook_backlog";
+	}
+	return NULL;
+}
+
+/* Helpers that write `,"key":value`. Each returns 0 or -1; callers OR the
+ * results together and check once, which keeps the renderers readable. */
+static int f_key(struct hooks_buf *b, const char *key)
+{
+	size_t n = strlen(key);
+	if (hooks_buf_reserve(b, n + 4) < 0)
+		return -1;
+	char *o = b->p + b->len;
+	*o++ = ',';
+	*o++ = '"';
+	memcpy(o, key, n);
+	o += n;
+	*o++ = '"';
+	*o++ = ':';
+	b->len = (size_t)(o - b->p);
+	return 0;
+}
+
+static int f_u64(struct hooks_buf *b, const char *key, uint64_t v)
+{
+	return f_key(b, key) || put_u64(b, v);
+}
+
+static int f_bool(struct hooks_buf *b, const char *key, bool v)
+{
+	return f_key(b, key) || (v ? PUT_LIT(b, "true") : PUT_LIT(b, "false"));
+}
+
+static int f_null(struct hooks_buf *b, const char *key)
+{
+	return f_key(b, key) || PUT_LIT(b, "null");
+}
+
+static int f_cstr(struct hooks_buf *b, const char *key, const char *s)
+{
+	if (!s)
+		return f_null(b, key);
+	return f_key(b, key) || hooks_json_string(b, s, strlen(s));
+}
+
+/* A view; p == NULL means absent (null), an empty view is "". */
+static int f_str(struct hooks_buf *b, const char *key, struct midge_str s)
+{
+	if (!s.p)
+		return f_null(b, key);
+	return f_key(b, key) || hooks_json_string(b, s.p, s.len);
+}
+
+/* A view where empty means "none" (null). */
+static int f_str_or_null(struct hooks_buf *b, const char *key, struct midge_str s)
+{
+	if (!s.p || !s.len)
+		return f_null(b, key);
+	return f_key(b, key) || hooks_json_string(b, s.p, s.len);
+}
+
+static int f_rc(struct hooks_buf *b, const struct midge_event *ev, uint8_t rc)
+{
+	uint8_t protocol = ev->client ? ev->client->protocol : 0;
+	return f_u64(b, "rc", rc) || f_cstr(b, "rc_name", hooks_rc_name(ev->type, protocol, rc));
+}
+
+static int render_client(struct hooks_buf *b, const struct midge_client *c)
+{
+	if (!c)
+		return f_null(b, "client_id") || f_null(b, "username") || f_null(b, "peer_addr") ||
+		       f_null(b, "peer_port") || f_null(b, "protocol") || f_null(b, "tls");
+	struct midge_str id = c->client_id;
+	if (!id.p)
+		id.p = "";
+	int r = f_str(b, "client_id", id) || f_str(b, "username", c->username) ||
+		f_cstr(b, "peer_addr", c->peer_addr);
+	if (c->peer_addr)
+		r |= f_u64(b, "peer_port", c->peer_port);
+	else
+		r |= f_null(b, "peer_port");
+	if (c->protocol)
+		r |= f_u64(b, "protocol", c->protocol);
+	else
+		r |= f_null(b, "protocol");
+	return r || f_bool(b, "tls", c->tls);
+}
+
+static int render_connect(struct hooks_buf *b, const struct midge_event *ev)
+{
+	return f_bool(b, "clean_start", ev->u.connect.clean_start) ||
+	       f_bool(b, "session_present", ev->u.connect.session_present) ||
+	       f_u64(b, "keep_alive", ev->u.connect.keep_alive) ||
+	       f_u64(b, "session_expiry", ev->u.connect.session_expiry) ||
+	       f_bool(b, "will", ev->u.connect.has_will) || f_rc(b, ev, ev->u.connect.rc) ||
+	       f_cstr(b, "why", ev->u.connect.why);
+}
+
+static int render_disconnect(struct hooks_buf *b, const struct midge_event *ev)
+{
+	return f_rc(b, ev, ev->u.disconnect.rc) || f_bool(b, "by_client", ev->u.disconnect.by_client) ||
+	       f_bool(b, "will", ev->u.disconnect.will) || f_cstr(b, "why", ev->u.disconnect.why);
+}
+
+static int render_subscribe(struct hooks_buf *b, const struct midge_event *ev)
+{
+	int r = f_str(b, "filter", ev->u.subscribe.filter);
+	if (ev->type == MIDGE_EV_SUBSCRIBE) {
+		r |= f_u64(b, "qos", ev->u.subscribe.qos) ||
+		     f_bool(b, "no_local", ev->u.subscribe.no_local) ||
+		     f_bool(b, "retain_as_published", ev->u.subscribe.retain_as_published) ||
+		     f_u64(b, "retain_handling", ev->u.subscribe.retain_handling);
+		if (ev->u.subscribe.sub_id)
+			r |= f_u64(b, "sub_id", ev->u.subscribe.sub_id);
+		else
+			r |= f_null(b, "sub_id");
+	}
+	return r || f_rc(b, ev, ev->u.subscribe.rc) || f_u64(b, "packet_id", ev->u.subscribe.packet_id);
+}
+
+/* The v5 properties of a message as JSON fields; a block that does not
+ * decode renders as if it were empty (the codec accepted it on the way
+ * in, so this is only defence). */
+static int render_message_props(struct hooks_buf *b, const struct midge_message *m)
+{
+	struct codec_props pr;
+	memset(&pr, 0, sizeof pr);
+	bool ok = m->props && m->props_len &&
+		  codec_props_decode(m->props, (uint32_t)m->props_len, CODEC_PUBLISH, &pr) == 0;
+	int r = 0;
+	if (ok && CODEC_HAS_PROP(&pr, CODEC_PROP_PAYLOAD_FORMAT))
+		r |= f_u64(b, "payload_format", pr.payload_format);
+	else
+		r |= f_null(b, "payload_format");
+	if (ok && CODEC_HAS_PROP(&pr, CODEC_PROP_MESSAGE_EXPIRY))
+		r |= f_u64(b, "message_expiry", pr.message_expiry);
+	else
+		r |= f_null(b, "message_expiry");
+	if (ok && CODEC_HAS_PROP(&pr, CODEC_PROP_CONTENT_TYPE))
+		r |= f_key(b, "content_type") ||
+		     hooks_json_string(b, (const char *)pr.content_type.p, pr.content_type.len);
+	else
+		r |= f_null(b, "content_type");
+	if (ok && CODEC_HAS_PROP(&pr, CODEC_PROP_RESPONSE_TOPIC))
+		r |= f_key(b, "response_topic") ||
+		     hooks_json_string(b, (const char *)pr.response_topic.p, pr.response_topic.len);
+	else
+		r |= f_null(b, "response_topic");
+	if (ok && CODEC_HAS_PROP(&pr, CODEC_PROP_CORRELATION_DATA))
+		r |= f_key(b, "correlation_data") || PUT_LIT(b, "\"") ||
+		     hooks_base64(b, pr.correlation_data.p, pr.correlation_data.len) || PUT_LIT(b, "\"");
+	else
+		r |= f_null(b, "correlation_data");
+	r |= f_key(b, "user_properties") || PUT_LIT(b, "[");
+	if (ok) {
+		uint32_t pos = 0;
+		struct codec_buf k, v;
+		bool first = true;
+		while (codec_props_next_user(&pr, &pos, &k, &v) == 1) {
+			r |= (first ? PUT_LIT(b, "[") : PUT_LIT(b, ",[")) ||
+			     hooks_json_string(b, (const char *)k.p, k.len) || PUT_LIT(b, ",") ||
+			     hooks_json_string(b, (const char *)v.p, v.len) || PUT_LIT(b, "]");
+			first = false;
+		}
+	}
+	return r || PUT_LIT(b, "]");
+}
+
+static int render_message(struct hooks_buf *b, const struct midge_event *ev)
+{
+	const struct midge_message *m = ev->u.message.msg;
+	int r = 0;
+	if (m) {
+		r |= f_str(b, "topic", m->topic) || f_u64(b, "qos", m->qos) || f_bool(b, "retain", m->retain) ||
+		     f_bool(b, "dup", m->dup) || f_u64(b, "packet_id", m->packet_id) ||
+		     f_str_or_null(b, "origin", m->origin) || f_u64(b, "payload_len", m->payload_len) ||
+		     render_message_props(b, m);
+	} else {
+		static const char *const keys[] = { "topic", "qos", "retain", "dup", "packet_id",
+						    "origin", "payload_len", "payload_format",
+						    "message_expiry", "content_type", "response_topic",
+						    "correlation_data" };
+		for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+			r |= f_null(b, keys[i]);
+		r |= f_key(b, "user_properties") || PUT_LIT(b, "[]");
+	}
+	if (ev->type == MIDGE_EV_DELIVER || ev->type == MIDGE_EV_ACKED || ev->type == MIDGE_EV_DROP)
+		r |= f_str_or_null(b, "to", ev->u.message.to) ||
+		     f_u64(b, "delivery_qos", ev->u.message.qos) ||
+		     f_u64(b, "delivery_packet_id", ev->u.message.packet_id);
+	if (ev->type == MIDGE_EV_DROP)
+		r |= f_cstr(b, "drop_reason", hooks_drop_reason_name(ev->u.message.drop)) ||
+		     f_u64(b, "drop_code", (uint64_t)ev->u.message.drop);
+	return r || f_cstr(b, "why", ev->u.message.why);
+}
+
+static int render_session(struct hooks_buf *b, const struct midge_event *ev)
+{
+	return f_u64(b, "expiry", ev->u.session.expiry) || f_u64(b, "queued", ev->u.session.queued) ||
+	       f_cstr(b, "why", ev->u.session.why);
+}
+
+int hooks_render_body(struct hooks_buf *b, const struct midge_event *ev, const char *node)
+{
+	const char *name = midge_event_name(ev->type);
+	if (!name)
+		return -1;
+	b->len = 0;
+	if (hooks_buf_reserve(b, HOOKS_RENDER_HEADROOM) < 0)
+		return -1;
+	b->len = HOOKS_RENDER_HEADROOM;
+	int r = f_cstr(b, "event", name) || f_u64(b, "ts", ev->time_ms) || f_cstr(b, "node", node) ||
+		render_client(b, ev->client);
+	switch (ev->type) {
+	case MIDGE_EV_CONNECT:
+	case MIDGE_EV_CONNECT_REFUSED:
+		r |= render_connect(b, ev);
+		break;
+	case MIDGE_EV_DISCONNECT:
+	case MIDGE_EV_PROTOCOL_ERROR:
+		r |= render_disconnect(b, ev);
+		break;
+	case MIDGE_EV_SUBSCRIBE:
+	case MIDGE_EV_UNSUBSCRIBE:
+		r |= render_subscribe(b, ev);
+		break;
+	case MIDGE_EV_SESSION_CREATED:
+	case MIDGE_EV_SESSION_RESUMED:
+	case MIDGE_EV_SESSION_TAKEOVER:
+	case MIDGE_EV_SESSION_EXPIRED:
+	case MIDGE_EV_SESSION_DISCARDED:
+		r |= render_session(b, ev);
+		break;
+	case MIDGE_EV_PING:
+		break;
+	default:
+		r |= render_message(b, ev);
+		break;
+	}
+	r |= PUT_LIT(b, "}");
+	return r ? -1 : 0;
+}
+
+size_t hooks_render_head(struct hooks_buf *b, uint64_t seq, uint64_t dropped)
+{
+	char tmp[24];
+	char *end = b->p + HOOKS_RENDER_HEADROOM;
+	char *o = end;
+	/* Written backwards, from the body's first byte down. */
+	char *q = u64_digits(dropped, tmp);
+	size_t n = (size_t)(tmp + 24 - q);
+	o -= n;
+	memcpy(o, q, n);
+	static const char k_dropped[] = ",\"dropped\":";
+	o -= sizeof k_dropped - 1;
+	memcpy(o, k_dropped, sizeof k_dropped - 1);
+	q = u64_digits(seq, tmp);
+	n = (size_t)(tmp + 24 - q);
+	o -= n;
+	memcpy(o, q, n);
+	static const char k_start[] = "{\"schema\":" MIDGE_SCHEMA_STR ",\"seq\":";
+	o -= sizeof k_start - 1;
+	memcpy(o, k_start, sizeof k_start - 1);
+	return (size_t)(o - b->p);
+}

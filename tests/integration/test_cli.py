@@ -1,0 +1,141 @@
+"""The midge command line and configuration file as a user meets them:
+--version, -h, bad options; an unknown or malformed configuration line
+stops start-up naming file and line; -p; pid_file; -d; SIGHUP reloads
+without dropping connections (and a broken file is refused); password_file
+with mosquitto_passwd hashes; Mosquitto 2's allow_anonymous rule."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import brokerctl  # noqa: E402
+from brokerctl import run, spawn, kill  # noqa: E402
+
+r = brokerctl.Results("cli")
+brokerctl.deadline(r, 120)
+midge = brokerctl.midge_binary()
+
+rc, out, err = run([midge, "--version"])
+r.check("--version", rc == 0 and out.startswith("midge "), repr((rc, out)))
+rc, out, err = run([midge, "-h"])
+r.check("-h prints usage", rc == 0 and "-c" in out and "-p" in out, repr(out))
+rc, out, err = run([midge, "--frobnicate"])
+r.check("unknown option exits 1", rc == 1 and "frobnicate" in err, repr((rc, err)))
+
+tmp = os.path.join(brokerctl.builddir(), "tests", "integration", "cli-%d" % os.getpid())
+os.makedirs(tmp, exist_ok=True)
+
+
+def write(name, text):
+    p = os.path.join(tmp, name)
+    with open(p, "w") as f:
+        f.write(text)
+    return p
+
+
+bad = write("bad.conf", "# ok\nport 1\nmax_inflight_messages many\n")
+rc, out, err = run([midge, "-c", bad], timeout=5)
+r.check("malformed value stops start-up with file:line", rc != 0 and bad + ":3:" in err and
+        "max_inflight_messages" in err, repr((rc, err)))
+bad = write("bad2.conf", "listener 1\nnot_a_key 3\n")
+rc, out, err = run([midge, "-c", bad], timeout=5)
+r.check("unknown key stops start-up with file:line", rc != 0 and bad + ":2:" in err and "not_a_key" in err,
+        repr((rc, err)))
+rc, out, err = run([midge, "-c", os.path.join(tmp, "missing.conf")], timeout=5)
+r.check("missing file stops start-up", rc != 0 and "missing.conf" in err, repr((rc, err)))
+
+# -p without a file: localhost only, anonymous allowed.
+port = brokerctl.free_port()
+p = subprocess.Popen([midge, "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+up = brokerctl.wait_port(port, proc=p)
+rc, _, err = run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-t", "x", "-m", "y"])
+p.send_signal(signal.SIGINT)
+_, err = p.communicate(timeout=10)
+r.check("-p PORT serves on localhost; SIGINT exits 0", up and rc == 0 and p.returncode == 0,
+        repr((up, rc, p.returncode, err[-500:])))
+
+# A Mosquitto-only key is a warning, not an error.
+b = brokerctl.start("listener {port} 127.0.0.1\nacl_file /nonexistent\npid_file {dir}/midge.pid\n")
+r.check("Mosquitto key midge lacks is a warning", "acl_file" in b.log_text() and "warning" in b.log_text(),
+        b.log_text()[-800:])
+pidf = os.path.join(b.dir, "midge.pid")
+r.check("pid_file holds the PID", os.path.exists(pidf) and open(pidf).read().strip() == str(b.pid))
+
+# SIGHUP: the subscriber stays connected and still receives.
+s = spawn(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(b.port), "-t", "hup", "-C", "1", "-W", "10"])
+time.sleep(0.5)
+with open(b.conf_path, "a") as f:
+    f.write("max_inflight_messages 5\n")
+b.signal(signal.SIGHUP)
+time.sleep(0.5)
+run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(b.port), "-t", "hup", "-m", "after-hup"])
+out, _ = s.communicate(timeout=12)
+r.check("SIGHUP reloads without dropping connections", out.strip() == "after-hup" and
+        "configuration reloaded" in b.log_text(), repr(out) + b.log_text()[-800:])
+with open(b.conf_path, "a") as f:
+    f.write("bogus_key 1\n")
+b.signal(signal.SIGHUP)
+time.sleep(0.5)
+rc, _, _ = run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(b.port), "-t", "x", "-m", "y"])
+r.check("a broken file on SIGHUP is refused, the broker goes on", rc == 0 and b.alive() and
+        "reload failed" in b.log_text(), b.log_text()[-800:])
+rc = b.stop()
+r.check("pid_file removed at exit", rc == 0 and not os.path.exists(pidf), "rc=%s" % rc)
+
+# password_file with mosquitto_passwd hashes; anonymous refused.
+pw = os.path.join(tmp, "passwd")
+subprocess.run(["mosquitto_passwd", "-c", "-b", pw, "alice", "s3cret"], check=True, timeout=10)
+b = brokerctl.start("listener {port} 127.0.0.1\nallow_anonymous false\npassword_file %s\n" % pw)
+P = str(b.port)
+rc1, _, e1 = run(["mosquitto_pub", "-h", "127.0.0.1", "-p", P, "-t", "x", "-m", "y", "-u", "alice",
+                  "-P", "s3cret"])
+rc2, _, e2 = run(["mosquitto_pub", "-h", "127.0.0.1", "-p", P, "-t", "x", "-m", "y", "-u", "alice",
+                  "-P", "wrong"])
+rc3, _, e3 = run(["mosquitto_pub", "-h", "127.0.0.1", "-p", P, "-t", "x", "-m", "y"])
+r.check("password_file: right password accepted", rc1 == 0, e1)
+r.check("password_file: wrong password refused", rc2 != 0, e2)
+r.check("allow_anonymous false: no username refused", rc3 != 0, e3)
+b.stop()
+
+# Mosquitto 2: a file with listeners and no allow_anonymous refuses anonymous clients.
+b = brokerctl.start("listener {port} 127.0.0.1\n# allow_anonymous unset\n")
+# (brokerctl adds allow_anonymous true only when the text never mentions it)
+rc, _, err = run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(b.port), "-t", "x", "-m", "y"])
+r.check("allow_anonymous unset with listeners: anonymous refused", rc != 0, err)
+b.stop()
+
+# -d: the parent returns at once, the daemon writes its pid_file.
+port = brokerctl.free_port()
+pidf = os.path.join(tmp, "d.pid")
+conf = write("d.conf", "listener %d 127.0.0.1\nallow_anonymous true\npid_file %s\n"
+             "midge_hooks_endpoint none\nlog_dest file %s/d.log\n" % (port, pidf, tmp))
+rc, _, err = run([midge, "-c", conf, "-d"], timeout=10)
+up = brokerctl.wait_port(port)
+for _ in range(50):
+    if os.path.exists(pidf):
+        break
+    time.sleep(0.1)
+dpid = int(open(pidf).read()) if os.path.exists(pidf) else 0
+rc2, _, _ = run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-t", "x", "-m", "y"])
+r.check("-d daemonizes and serves", rc == 0 and up and dpid > 0 and rc2 == 0, repr((rc, up, dpid, rc2, err)))
+if dpid > 0:
+    os.kill(dpid, signal.SIGTERM)
+    for _ in range(50):
+        try:
+            os.kill(dpid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    gone = True
+    try:
+        os.kill(dpid, 0)
+        gone = False
+        os.kill(dpid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    r.check("daemon stops on SIGTERM", gone)
+subprocess.run(["rm", "-rf", tmp])
+r.finish()

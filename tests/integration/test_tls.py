@@ -1,0 +1,150 @@
+"""TLS with mosquitto_pub / mosquitto_sub: a self-signed CA and server
+certificate made with certtool during the test; a listener that requires
+client certificates (with use_identity_as_username) accepts a client with
+one and refuses clients without one or with a certificate from another CA;
+TLS older than 1.2 is refused; plain and TLS listeners share one broker."""
+
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import brokerctl  # noqa: E402
+from brokerctl import run, spawn  # noqa: E402
+
+r = brokerctl.Results("tls")
+brokerctl.deadline(r, 150)
+
+
+def certtool(d, args, template):
+    tpl = os.path.join(d, "tpl-%d.cfg" % abs(hash(template)))
+    with open(tpl, "w") as f:
+        f.write(template)
+    p = subprocess.run(["certtool"] + args + ["--template", tpl], capture_output=True, text=True,
+                       timeout=60)
+    if p.returncode != 0:
+        raise RuntimeError("certtool %s: %s" % (args, p.stderr))
+
+
+def make_pki(d, prefix):
+    """CA, server certificate for 127.0.0.1/localhost, client certificate
+    with CN <prefix>-client. Returns a dict of paths."""
+    f = {k: os.path.join(d, "%s-%s.pem" % (prefix, k)) for k in
+         ("ca-key", "ca", "server-key", "server", "client-key", "client")}
+    for k in ("ca-key", "server-key", "client-key"):
+        subprocess.run(["certtool", "--generate-privkey", "--key-type", "ecdsa", "--outfile", f[k]],
+                       check=True, capture_output=True, timeout=60)
+    certtool(d, ["--generate-self-signed", "--load-privkey", f["ca-key"], "--outfile", f["ca"]],
+             'cn = "%s test CA"\nca\ncert_signing_key\nexpiration_days = 2\n' % prefix)
+    certtool(d, ["--generate-certificate", "--load-privkey", f["server-key"], "--load-ca-certificate",
+                 f["ca"], "--load-ca-privkey", f["ca-key"], "--outfile", f["server"]],
+             'cn = "localhost"\ndns_name = "localhost"\nip_address = "127.0.0.1"\ntls_www_server\n'
+             'signing_key\nencryption_key\nexpiration_days = 2\n')
+    certtool(d, ["--generate-certificate", "--load-privkey", f["client-key"], "--load-ca-certificate",
+                 f["ca"], "--load-ca-privkey", f["ca-key"], "--outfile", f["client"]],
+             'cn = "%s-client"\ntls_www_client\nsigning_key\nexpiration_days = 2\n' % prefix)
+    # A broker started as root may drop to another user (Mosquitto does).
+    os.chmod(d, 0o755)
+    for path in f.values():
+        os.chmod(path, 0o644)
+    return f
+
+
+b0 = brokerctl.start()  # only for its private directory
+d = b0.dir + "-pki"
+os.makedirs(d, exist_ok=True)
+b0.stop()
+pki = make_pki(d, "good")
+other = make_pki(d, "evil")
+
+conf = """listener {port} 127.0.0.1
+certfile %(server)s
+keyfile %(server-key)s
+
+listener {port2} 127.0.0.1
+certfile %(server)s
+keyfile %(server-key)s
+cafile %(ca)s
+require_certificate true
+use_identity_as_username true
+
+listener {port3} 127.0.0.1
+""" % pki
+b = brokerctl.start(conf)
+P, P2, P3 = str(b.port), str(b.ports["port2"]), str(b.ports["port3"])
+tls = ["--cafile", pki["ca"], "-h", "127.0.0.1"]
+cli = ["--cert", pki["client"], "--key", pki["client-key"]]
+
+for ver in ("mqttv311", "mqttv5"):
+    s = spawn(["mosquitto_sub", "-p", P, "-t", "tls/" + ver, "-C", "1", "-W", "8", "-V", ver] + tls)
+    time.sleep(0.5)
+    rc, _, err = run(["mosquitto_pub", "-p", P, "-t", "tls/" + ver, "-m", "secret", "-q", "1",
+                      "-V", ver] + tls)
+    out, e2 = s.communicate(timeout=10)
+    r.check("TLS %s round trip" % ver, rc == 0 and out.strip() == "secret", repr((rc, out, err, e2)))
+
+# A TLS subscriber hears a plain publisher (one broker behind all listeners).
+s = spawn(["mosquitto_sub", "-p", P, "-t", "mixed", "-C", "1", "-W", "8"] + tls)
+time.sleep(0.5)
+run(["mosquitto_pub", "-p", P3, "-h", "127.0.0.1", "-t", "mixed", "-m", "from-plain"])
+out, _ = s.communicate(timeout=10)
+r.check("plain publisher reaches TLS subscriber", out.strip() == "from-plain", repr(out))
+
+# A large message through TLS (many records).
+big = os.path.join(d, "big.bin")
+with open(big, "wb") as f:
+    f.write(os.urandom(300000))
+s = subprocess.Popen(["mosquitto_sub", "-p", P, "-t", "tbig", "-C", "1", "-W", "10", "-N"] + tls,
+                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+time.sleep(0.5)
+run(["mosquitto_pub", "-p", P, "-t", "tbig", "-f", big, "-q", "1"] + tls)
+out, _ = s.communicate(timeout=15)
+r.check("300 kB payload over TLS arrives intact", out == open(big, "rb").read(), "%d bytes" % len(out))
+
+# Client certificates.
+s = spawn(["mosquitto_sub", "-p", P2, "-t", "cert", "-C", "1", "-W", "8"] + tls + cli)
+time.sleep(0.5)
+rc, _, err = run(["mosquitto_pub", "-p", P2, "-t", "cert", "-m", "with-cert"] + tls + cli)
+out, _ = s.communicate(timeout=10)
+r.check("client with a certificate from the CA is accepted", rc == 0 and out.strip() == "with-cert",
+        repr((rc, out, err)))
+rc, _, err = run(["mosquitto_pub", "-p", P2, "-t", "cert", "-m", "no-cert"] + tls, timeout=10)
+r.check("client without a certificate is refused", rc != 0, repr((rc, err)))
+rc, _, err = run(["mosquitto_pub", "-p", P2, "-t", "cert", "-m", "evil"] + tls +
+                 ["--cert", other["client"], "--key", other["client-key"]], timeout=10)
+r.check("client with a certificate from another CA is refused", rc != 0, repr((rc, err)))
+rc, _, err = run(["mosquitto_pub", "-p", P, "-t", "x", "-m", "x", "--cafile", other["ca"], "-h",
+                  "127.0.0.1"], timeout=10)
+r.check("client that does not trust the server's CA fails", rc != 0, repr((rc, err)))
+def gnutls_cli(prio):
+    p = subprocess.run(["gnutls-cli", "--priority", prio, "--x509cafile", pki["ca"], "-p", P,
+                        "127.0.0.1"], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       timeout=20)
+    return p.returncode, p.stdout + p.stderr
+
+
+rc, out = gnutls_cli("NORMAL:-VERS-ALL:+VERS-TLS1.1:+VERS-TLS1.0")
+r.check("TLS 1.0 and 1.1 are refused", rc != 0 or "Handshake was completed" not in out, out[-500:])
+rc, out = gnutls_cli("NORMAL:-VERS-ALL:+VERS-TLS1.2")
+r.check("TLS 1.2 is accepted", "Handshake was completed" in out, out[-500:])
+rc, out = gnutls_cli("NORMAL:-VERS-ALL:+VERS-TLS1.3")
+r.check("TLS 1.3 is accepted", "Handshake was completed" in out, out[-500:])
+
+# Plain MQTT sent to a TLS port is not understood, and the broker goes on.
+rc, _, err = run(["mosquitto_pub", "-p", P, "-h", "127.0.0.1", "-t", "x", "-m", "plain"], timeout=10)
+r.check("plain client on a TLS port fails", rc != 0, repr((rc, err)))
+if brokerctl.broker_kind() == "midge":
+    log = b.log_text()
+    r.check("identity from the certificate is the username", "good-client" in log, log[-2000:])
+
+s = spawn(["mosquitto_sub", "-p", P, "-t", "after", "-C", "1", "-W", "8"] + tls)
+time.sleep(0.5)
+run(["mosquitto_pub", "-p", P, "-t", "after", "-m", "still"] + tls)
+out, _ = s.communicate(timeout=10)
+r.check("broker serves TLS after the refusals", out.strip() == "still", repr(out))
+
+rc = b.stop()
+r.check("SIGTERM stops the broker with status 0", rc == 0, "rc=%s" % rc)
+subprocess.run(["rm", "-rf", d])
+r.finish()

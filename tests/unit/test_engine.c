@@ -1,0 +1,1650 @@
+/*
+ * test_engine.c - the engine driven through a fake io and a fake clock.
+ * Every expectation on the wire is a hand-written hex string of the exact
+ * bytes the engine queued on a connection, in order.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec/codec.h"
+#include "engine/engine.h"
+#include "tests/unit/runner.h"
+
+#define NCONN 8
+#define OUT_MAX 65536
+#define NEV 512
+
+struct fconn {
+	struct engine_conn *c;
+	uint8_t out[OUT_MAX];
+	size_t n;
+	int close_calls;
+	bool gone;
+	bool refuse_qos0;
+};
+
+struct fevent {
+	enum midge_event_type type;
+	uint8_t rc;
+	uint8_t qos;
+	bool will;
+	bool by_client;
+	bool session_present;
+	enum midge_drop_reason drop;
+	char cid[80];
+	char to[80];
+	char topic[80];
+	char why[80];
+	uint32_t sub_id;
+};
+
+static struct engine *E;
+static struct engine_config CFG;
+static struct fconn F[NCONN];
+static struct fevent EV[NEV];
+static int NEVS;
+static uint64_t NOW;
+
+static void copy_str(char *dst, size_t cap, const char *p, size_t n)
+{
+	if (n >= cap)
+		n = cap - 1;
+	if (n)
+		memcpy(dst, p, n);
+	dst[n] = '\0';
+}
+
+static int f_send(void *ctx, void *handle, const uint8_t *head, size_t hl, struct frame *tail,
+		  bool droppable)
+{
+	struct fconn *f = handle;
+	CU_ASSERT_FATAL(!f->gone);
+	if (droppable && f->refuse_qos0)
+		return -1;
+	size_t tl = tail ? tail->len : 0;
+	CU_ASSERT_FATAL(f->n + hl + tl <= OUT_MAX);
+	memcpy(f->out + f->n, head, hl);
+	f->n += hl;
+	if (tail) {
+		memcpy(f->out + f->n, tail->data, tl);
+		f->n += tl;
+	}
+	return 0;
+}
+
+static void f_close(void *ctx, void *handle)
+{
+	struct fconn *f = handle;
+	f->close_calls++;
+}
+
+static void f_event(void *ctx, const struct midge_event *ev)
+{
+	if (NEVS >= NEV)
+		return;
+	struct fevent *r = &EV[NEVS++];
+	memset(r, 0, sizeof *r);
+	r->type = ev->type;
+	if (ev->client)
+		copy_str(r->cid, sizeof r->cid, ev->client->client_id.p, ev->client->client_id.len);
+	switch (ev->type) {
+	case MIDGE_EV_CONNECT:
+	case MIDGE_EV_CONNECT_REFUSED:
+		r->rc = ev->u.connect.rc;
+		r->session_present = ev->u.connect.session_present;
+		if (ev->u.connect.why)
+			copy_str(r->why, sizeof r->why, ev->u.connect.why, strlen(ev->u.connect.why));
+		break;
+	case MIDGE_EV_DISCONNECT:
+	case MIDGE_EV_PROTOCOL_ERROR:
+		r->rc = ev->u.disconnect.rc;
+		r->will = ev->u.disconnect.will;
+		r->by_client = ev->u.disconnect.by_client;
+		if (ev->u.disconnect.why)
+			copy_str(r->why, sizeof r->why, ev->u.disconnect.why, strlen(ev->u.disconnect.why));
+		break;
+	case MIDGE_EV_SUBSCRIBE:
+	case MIDGE_EV_UNSUBSCRIBE:
+		r->rc = ev->u.subscribe.rc;
+		r->qos = ev->u.subscribe.qos;
+		r->sub_id = ev->u.subscribe.sub_id;
+		copy_str(r->topic, sizeof r->topic, ev->u.subscribe.filter.p, ev->u.subscribe.filter.len);
+		break;
+	case MIDGE_EV_PUBLISH:
+	case MIDGE_EV_DELIVER:
+	case MIDGE_EV_ACKED:
+	case MIDGE_EV_DROP:
+	case MIDGE_EV_WILL:
+	case MIDGE_EV_RETAIN_SET:
+	case MIDGE_EV_RETAIN_CLEAR:
+		r->qos = ev->u.message.qos;
+		r->drop = ev->u.message.drop;
+		copy_str(r->topic, sizeof r->topic, ev->u.message.msg->topic.p,
+			 ev->u.message.msg->topic.len);
+		copy_str(r->to, sizeof r->to, ev->u.message.to.p, ev->u.message.to.len);
+		if (ev->u.message.why)
+			copy_str(r->why, sizeof r->why, ev->u.message.why, strlen(ev->u.message.why));
+		break;
+	default:
+		if (ev->u.session.why)
+			copy_str(r->why, sizeof r->why, ev->u.session.why, strlen(ev->u.session.why));
+		break;
+	}
+}
+
+/* Number of recorded events of a type (and, when topic is not NULL,
+ * with that topic). */
+static int count_ev(enum midge_event_type type, const char *topic)
+{
+	int n = 0;
+	for (int i = 0; i < NEVS; i++)
+		if (EV[i].type == type && (!topic || strcmp(EV[i].topic, topic) == 0))
+			n++;
+	return n;
+}
+
+static const struct fevent *last_ev(enum midge_event_type type)
+{
+	for (int i = NEVS - 1; i >= 0; i--)
+		if (EV[i].type == type)
+			return &EV[i];
+	return NULL;
+}
+
+static void start(const struct engine_config *cfg, const struct engine_auth *auth)
+{
+	static const struct engine_io io = {NULL, f_send, f_close, f_event};
+	memset(F, 0, sizeof F);
+	NEVS = 0;
+	NOW = 1000000;
+	if (cfg)
+		CFG = *cfg;
+	else
+		engine_config_default(&CFG);
+	E = engine_new(&CFG, &io, auth);
+	CU_ASSERT_FATAL(E != NULL);
+}
+
+static void stop(void)
+{
+	engine_free(E);
+	E = NULL;
+}
+
+static void open_conn(int i)
+{
+	memset(&F[i], 0, sizeof F[i]);
+	F[i].c = engine_conn_open(E, &F[i], "127.0.0.1", (uint16_t)(40000 + i), false, NOW);
+	CU_ASSERT_FATAL(F[i].c != NULL);
+}
+
+/* The transport noticed the socket is gone (after io->close or not). */
+static void gone(int i, const char *why)
+{
+	CU_ASSERT_FATAL(!F[i].gone);
+	engine_conn_closed(E, F[i].c, why, NOW);
+	F[i].gone = true;
+	F[i].c = NULL;
+}
+
+static size_t unhex(const char *hex, uint8_t *out, size_t cap)
+{
+	size_t n = 0;
+	while (*hex) {
+		if (*hex == ' ') {
+			hex++;
+			continue;
+		}
+		unsigned v;
+		CU_ASSERT_FATAL(sscanf(hex, "%2x", &v) == 1);
+		CU_ASSERT_FATAL(n < cap);
+		out[n++] = (uint8_t)v;
+		hex += 2;
+	}
+	return n;
+}
+
+/* Feeds complete packets (one or more) to connection i; returns the last
+ * engine_conn_frame() result. */
+static int feed_bytes(int i, const uint8_t *b, size_t n)
+{
+	size_t pos = 0;
+	int rc = 0;
+	while (pos < n) {
+		struct codec_frame fr;
+		int s = codec_frame_scan(b + pos, n - pos, 0, &fr);
+		CU_ASSERT_FATAL(s == 0);
+		CU_ASSERT_FATAL(pos + fr.header_len + fr.remaining <= n);
+		rc = engine_conn_frame(E, F[i].c, fr.first, b + pos + fr.header_len, fr.remaining, NOW);
+		pos += fr.header_len + fr.remaining;
+		if (rc < 0)
+			break;
+	}
+	return rc;
+}
+
+static int feed(int i, const char *hex)
+{
+	uint8_t b[4096];
+	size_t n = unhex(hex, b, sizeof b);
+	return feed_bytes(i, b, n);
+}
+
+/* What connection i was sent since the last call, as hex. */
+static const char *out(int i)
+{
+	static char buf[OUT_MAX * 3 + 1];
+	size_t k = 0;
+	for (size_t j = 0; j < F[i].n; j++)
+		k += (size_t)sprintf(buf + k, j ? " %02x" : "%02x", F[i].out[j]);
+	buf[k] = '\0';
+	F[i].n = 0;
+	return buf;
+}
+
+static void expect(int i, const char *hex)
+{
+	const char *got = out(i);
+	if (strcmp(got, hex) != 0)
+		fprintf(stderr, "\n  conn %d\n  want: %s\n  got:  %s\n", i, hex, got);
+	CU_ASSERT_STRING_EQUAL(got, hex);
+}
+
+/* Builds and feeds a CONNECT. level 3 uses "MQIsdp". props and tail (will
+ * properties/topic/payload, username, password, as hex) may be NULL. */
+static int connect_full(int i, uint8_t level, const char *cid, uint8_t flags, uint16_t ka,
+			const char *props, const char *tail)
+{
+	uint8_t body[2048], pk[2100];
+	size_t n = 0;
+	const char *name = level == 3 ? "MQIsdp" : "MQTT";
+	size_t nl = strlen(name), cl = strlen(cid);
+	body[n++] = 0;
+	body[n++] = (uint8_t)nl;
+	memcpy(body + n, name, nl);
+	n += nl;
+	body[n++] = level;
+	body[n++] = flags;
+	body[n++] = (uint8_t)(ka >> 8);
+	body[n++] = (uint8_t)ka;
+	if (level == 5) {
+		uint8_t pb[512];
+		size_t pl = props ? unhex(props, pb, sizeof pb) : 0;
+		body[n++] = (uint8_t)pl;
+		memcpy(body + n, pb, pl);
+		n += pl;
+	}
+	body[n++] = (uint8_t)(cl >> 8);
+	body[n++] = (uint8_t)cl;
+	memcpy(body + n, cid, cl);
+	n += cl;
+	if (tail)
+		n += unhex(tail, body + n, sizeof body - n);
+	size_t k = 0;
+	pk[k++] = 0x10;
+	size_t rem = n;
+	do {
+		uint8_t d = rem % 128;
+		rem /= 128;
+		pk[k++] = (uint8_t)(d | (rem ? 0x80 : 0));
+	} while (rem);
+	memcpy(pk + k, body, n);
+	return feed_bytes(i, pk, k + n);
+}
+
+/* Opens connection i and connects it with the default flags for a test:
+ * clean, keepalive 60; checks the CONNACK is a plain success. */
+static void up4(int i, const char *cid)
+{
+	open_conn(i);
+	CU_ASSERT_EQUAL(connect_full(i, 4, cid, 0x02, 60, NULL, NULL), 0);
+	expect(i, "20 02 00 00");
+}
+
+static const char *connack5_default = "20 09 00 00 06 21 00 14 22 00 0a";
+
+static void up5(int i, const char *cid, uint8_t flags, const char *props)
+{
+	open_conn(i);
+	CU_ASSERT_EQUAL(connect_full(i, 5, cid, flags, 60, props, NULL), 0);
+	if (flags & 0x02)
+		expect(i, connack5_default);
+}
+
+/* ---------------------------------------------------------------- connect */
+
+static void t_first_packet_not_connect(void)
+{
+	start(NULL, NULL);
+	open_conn(0);
+	CU_ASSERT_EQUAL(feed(0, "c0 00"), -1); /* PINGREQ first */
+	expect(0, "");
+	CU_ASSERT_EQUAL(F[0].close_calls, 1);
+	gone(0, NULL);
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_DISCONNECT, NULL), 0);
+	stop();
+}
+
+static void t_second_connect_v4(void)
+{
+	start(NULL, NULL);
+	up4(0, "a");
+	CU_ASSERT_EQUAL(connect_full(0, 4, "a", 0x02, 60, NULL, NULL), -1);
+	expect(0, "");
+	CU_ASSERT_EQUAL(F[0].close_calls, 1);
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_PROTOCOL_ERROR, NULL), 1);
+	gone(0, NULL);
+	CU_ASSERT_EQUAL(last_ev(MIDGE_EV_DISCONNECT)->rc, MQTT_RC_PROTOCOL_ERROR);
+	stop();
+}
+
+static void t_second_connect_v5(void)
+{
+	start(NULL, NULL);
+	up5(0, "a", 0x02, NULL);
+	CU_ASSERT_EQUAL(connect_full(0, 5, "a", 0x02, 60, NULL, NULL), -1);
+	/* DISCONNECT 0x82 with reason string "second CONNECT" */
+	expect(0, "e0 13 82 11 1f 00 0e 73 65 63 6f 6e 64 20 43 4f 4e 4e 45 43 54");
+	CU_ASSERT_EQUAL(F[0].close_calls, 1);
+	stop();
+}
+
+static void t_connack_v4_clean(void)
+{
+	start(NULL, NULL);
+	up4(0, "client-1");
+	const struct fevent *ev = last_ev(MIDGE_EV_CONNECT);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+	CU_ASSERT_STRING_EQUAL(ev->cid, "client-1");
+	CU_ASSERT_FALSE(ev->session_present);
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_SESSION_CREATED, NULL), 1);
+	CU_ASSERT_EQUAL(engine_conn_version(F[0].c), 4);
+	stop();
+}
+
+static void t_connack_v31(void)
+{
+	start(NULL, NULL);
+	open_conn(0);
+	CU_ASSERT_EQUAL(connect_full(0, 3, "old", 0x02, 60, NULL, NULL), 0);
+	expect(0, "20 02 00 00");
+	CU_ASSERT_EQUAL(engine_conn_version(F[0].c), 3);
+	stop();
+}
+
+static void t_unsupported_level(void)
+{
+	start(NULL, NULL);
+	open_conn(0);
+	CU_ASSERT_EQUAL(connect_full(0, 7, "a", 0x02, 60, NULL, NULL), -1);
+	expect(0, "20 02 00 01");
+	CU_ASSERT_EQUAL(F[0].close_calls, 1);
+	CU_ASSERT_EQUAL(last_ev(MIDGE_EV_CONNECT_REFUSED)->rc, 1);
+	stop();
+}
+
+static void t_empty_id_persistent_v4(void)
+{
+	start(NULL, NULL);
+	open_conn(0);
+	CU_ASSERT_EQUAL(connect_full(0, 4, "", 0x00, 60, NULL, NULL), -1);
+	expect(0, "20 02 00 02");
+	CU_ASSERT_EQUAL(F[0].close_calls, 1);
+	stop();
+}
+
+static void t_empty_id_clean_v4(void)
+{
+	start(NULL, NULL);
+	open_conn(0);
+	CU_ASSERT_EQUAL(connect_full(0, 4, "", 0x02, 60, NULL, NULL), 0);
+	expect(0, "20 02 00 00");
+	CU_ASSERT_EQUAL(strncmp(last_ev(MIDGE_EV_CONNECT)->cid, "midge-", 6), 0);
+	stop();
+}
+
+static void t_empty_id_not_allowed(void)
+{
+	struct engine_config cfg;
+	engine_config_default(&cfg);
+	cfg.allow_zero_length_clientid = false;
+	start(&cfg, NULL);
+	open_conn(0);
+	CU_ASSERT_EQUAL(connect_full(0, 5, "", 0x02, 60, NULL, NULL), -1);
+	/* CONNACK 0x85 with a reason string */
+	expect(0, "20 29 00 85 26 1f 00 23 65 6d 70 74 79 20 63 6c 69 65 6e 74 20 69 64 65 6e "
+		  "74 69 66 69 65 72 20 6e 6f 74 20 61 6c 6c 6f 77 65 64");
+	stop();
+}
+
+static void t_assigned_id_v5(void)
+{
+	start(NULL, NULL);
+	open_conn(0);
+	CU_ASSERT_EQUAL(connect_full(0, 5, "", 0x02, 60, NULL, NULL), 0);
+	/* receive max 20, assigned client id (22 bytes), topic alias max 10 */
+	const char *got = out(0);
+	char want[512];
+	const char *cid = last_ev(MIDGE_EV_CONNECT)->cid;
+	CU_ASSERT_EQUAL_FATAL(strlen(cid), 22);
+	int k = sprintf(want, "20 22 00 00 1f 12 00 16");
+	for (int j = 0; j < 22; j++)
+		k += sprintf(want + k, " %02x", (uint8_t)cid[j]);
+	sprintf(want + k, " 21 00 14 22 00 0a");
+	CU_ASSERT_STRING_EQUAL(got, want);
+	stop();
+}
+
+static void t_client_id_too_long(void)
+{
+	struct engine_config cfg;
+	engine_config_default(&cfg);
+	cfg.max_client_id_len = 4;
+	start(&cfg, NULL);
+	open_conn(0);
+	CU_ASSERT_EQUAL(connect_full(0, 4, "abcde", 0x02, 60, NULL, NULL), -1);
+	expect(0, "20 02 00 02");
+	stop();
+}
+
+static void t_anonymous_refused(void)
+{
+	struct engine_config cfg;
+	engine_config_default(&cfg);
+	cfg.allow_anonymous = false;
+	start(&cfg, NULL);
+	open_conn(0);
+	CU_ASSERT_EQUAL(connect_full(0, 4, "a", 0x02, 60, NULL, NULL), -1);
+	expect(0, "20 02 00 05");
+	/* with a username it passes */
+	open_conn(1);
+	CU_ASSERT_EQUAL(connect_full(1, 4, "b", 0x82, 60, NULL, "00 01 75"), 0);
+	expect(1, "20 02 00 00");
+	stop();
+}
+
+static int deny_connect(void *ctx, const struct midge_client *client,
+			const struct midge_str *username, const struct midge_str *password)
+{
+	if (password->len == 3 && memcmp(password->p, "pwd", 3) == 0)
+		return 0;
+	return MQTT_RC_BAD_USERNAME_OR_PASSWORD;
+}
+
+static void t_auth_connect(void)
+{
+	struct engine_auth auth = {NULL, deny_connect, NULL};
+	start(NULL, &auth);
+	open_conn(0);
+	CU_ASSERT_EQUAL(connect_full(0, 4, "a", 0xc2, 60, NULL, "00 01 75 00 03 62 61 64"), -1);
+	expect(0, "20 02 00 04");
+	open_conn(1);
+	CU_ASSERT_EQUAL(connect_full(1, 4, "b", 0xc2, 60, NULL, "00 01 75 00 03 70 77 64"), 0);
+	expect(1, "20 02 00 00");
+	open_conn(2);
+	CU_ASSERT_EQUAL(connect_full(2, 5, "c", 0xc2, 60, NULL, "00 01 75 00 01 78"), -1);
+	/* 0x86 with "refused by authentication" */
+	expect(2, "20 1f 00 86 1c 1f 00 19 72 65 66 75 73 65 64 20 62 79 20 61 75 74 68 65 6e "
+		  "74 69 63 61 74 69 6f 6e");
+	stop();
+}
+
+static void t_auth_method_v5(void)
+{
+	start(NULL, NULL);
+	open_conn(0);
+	CU_ASSERT_EQUAL(connect_full(0, 5, "a", 0x02, 60, "15 00 05 53 43 52 41 4d", NULL), -1);
+	const char *got = out(0);
+	CU_ASSERT_EQUAL(strncmp(got, "20 2c 00 8c 29 1f 00 26 6e 6f 20", 32), 0);
+	CU_ASSERT_EQUAL(F[0].close_calls, 1);
+	stop();
+}
+
+static void t_connack_v5_props(void)
+{
+	struct engine_config cfg;
+	engine_config_default(&cfg);
+	cfg.max_qos = 1;
+	cfg.retain_available = false;
+	cfg.max_packet_size = 1000;
+	cfg.wildcard_sub_available = false;
+	cfg.sub_id_available = false;
+	cfg.shared_sub_available = false;
+	cfg.max_keepalive = 30;
+	cfg.receive_max = 65535;
+	cfg.topic_alias_max = 0;
+	start(&cfg, NULL);
+	open_conn(0);
+	CU_ASSERT_EQUAL(connect_full(0, 5, "a", 0x02, 60, NULL, NULL), 0);
+	/* max QoS 1, retain 0, max packet 1000, wildcard 0, sub id 0, shared 0,
+	 * server keep alive 30 */
+	expect(0, "20 15 00 00 12 13 00 1e 24 01 25 00 27 00 00 03 e8 28 00 29 00 2a 00");
+	stop();
+}
+
+static void t_keepalive_timeout(void)
+{
+	start(NULL, NULL);
+	open_conn(0);
+	CU_ASSERT_EQUAL(connect_full(0, 4, "a", 0x02, 10, NULL, NULL), 0);
+	expect(0, "20 02 00 00");
+	uint64_t t0 = NOW;
+	NOW = t0 + 8000;
+	CU_ASSERT_EQUAL(feed(0, "c0 00"), 0); /* [MQTT-3.1.2-23] a packet resets it */
+	expect(0, "d0 00");
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_PING, NULL), 1);
+	NOW = t0 + 15000;
+	engine_tick(E, NOW);
+	CU_ASSERT_EQUAL(F[0].close_calls, 0);
+	NOW = t0 + 8000 + 14999;
+	engine_tick(E, NOW);
+	CU_ASSERT_EQUAL(F[0].close_calls, 0);
+	NOW = t0 + 8000 + 15000;
+	uint64_t next = engine_tick(E, NOW);
+	CU_ASSERT_EQUAL(F[0].close_calls, 1);
+	CU_ASSERT_EQUAL(next, UINT64_MAX);
+	gone(0, "eof");
+	const struct fevent *ev = last_ev(MIDGE_EV_DISCONNECT);
+	CU_ASSERT_EQUAL(ev->rc, MQTT_RC_KEEP_ALIVE_TIMEOUT);
+	CU_ASSERT_STRING_EQUAL(ev->why, "keepalive timeout");
+	stop();
+}
+
+static void t_keepalive_v5_disconnect(void)
+{
+	start(NULL, NULL);
+	open_conn(0);
+	CU_ASSERT_EQUAL(connect_full(0, 5, "a", 0x02, 2, NULL, NULL), 0);
+	expect(0, connack5_default);
+	NOW += 3000;
+	engine_tick(E, NOW);
+	/* DISCONNECT 0x8D "keep alive timeout" */
+	expect(0, "e0 17 8d 15 1f 00 12 6b 65 65 70 20 61 6c 69 76 65 20 74 69 6d 65 6f 75 74");
+	CU_ASSERT_EQUAL(F[0].close_calls, 1);
+	stop();
+}
+
+static void t_server_keep_alive(void)
+{
+	struct engine_config cfg;
+	engine_config_default(&cfg);
+	cfg.max_keepalive = 20;
+	start(&cfg, NULL);
+	open_conn(0);
+	CU_ASSERT_EQUAL(connect_full(0, 5, "a", 0x02, 0, NULL, NULL), 0);
+	/* keep alive 0 asked, 20 imposed [MQTT-3.2.2-21] */
+	expect(0, "20 0c 00 00 09 13 00 14 21 00 14 22 00 0a");
+	NOW += 29999;
+	engine_tick(E, NOW);
+	CU_ASSERT_EQUAL(F[0].close_calls, 0);
+	NOW += 1;
+	engine_tick(E, NOW);
+	CU_ASSERT_EQUAL(F[0].close_calls, 1);
+	stop();
+}
+
+static void t_disconnect_normal(void)
+{
+	start(NULL, NULL);
+	up4(1, "sub");
+	feed(1, "82 06 00 01 00 01 77 00");
+	expect(1, "90 03 00 01 00");
+	open_conn(0);
+	/* will "w" = "x", QoS 0 */
+	CU_ASSERT_EQUAL(connect_full(0, 4, "a", 0x06, 60, NULL, "00 01 77 00 01 78"), 0);
+	expect(0, "20 02 00 00");
+	CU_ASSERT_EQUAL(feed(0, "e0 00"), -1); /* [MQTT-3.14.4-3] will discarded */
+	CU_ASSERT_EQUAL(F[0].close_calls, 1);
+	gone(0, NULL);
+	expect(1, "");
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_WILL, NULL), 0);
+	const struct fevent *ev = last_ev(MIDGE_EV_DISCONNECT);
+	CU_ASSERT(ev->by_client);
+	CU_ASSERT_FALSE(ev->will);
+	stop();
+}
+
+static void t_will_on_abnormal_close(void)
+{
+	start(NULL, NULL);
+	up4(1, "sub");
+	feed(1, "82 06 00 01 00 01 77 01");
+	expect(1, "90 03 00 01 01");
+	open_conn(0);
+	/* will "w" = "x", QoS 1, retain */
+	CU_ASSERT_EQUAL(connect_full(0, 4, "a", 0x2e, 60, NULL, "00 01 77 00 01 78"), 0);
+	expect(0, "20 02 00 00");
+	gone(0, "connection reset"); /* [MQTT-3.1.2-8] */
+	CU_ASSERT(last_ev(MIDGE_EV_DISCONNECT)->will);
+	CU_ASSERT_STRING_EQUAL(last_ev(MIDGE_EV_DISCONNECT)->why, "connection reset");
+	expect(1, "32 06 00 01 77 00 01 78");
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_WILL, "w"), 1);
+	/* retained: a later subscriber gets it with the retain flag */
+	up4(2, "late");
+	feed(2, "82 06 00 02 00 01 77 01");
+	expect(2, "90 03 00 02 01 33 06 00 01 77 00 01 78");
+	stop();
+}
+
+static void t_will_disconnect_0x04(void)
+{
+	start(NULL, NULL);
+	up4(1, "sub");
+	feed(1, "82 06 00 01 00 01 77 00");
+	expect(1, "90 03 00 01 00");
+	open_conn(0);
+	CU_ASSERT_EQUAL(connect_full(0, 5, "a", 0x06, 60, NULL, "00 00 01 77 00 01 78"), 0);
+	expect(0, connack5_default);
+	CU_ASSERT_EQUAL(feed(0, "e0 01 04"), -1);
+	gone(0, NULL);
+	expect(1, "30 04 00 01 77 78");
+	stop();
+}
+
+/* ---------------------------------------------------------------- routing */
+
+static void t_qos0_route(void)
+{
+	start(NULL, NULL);
+	up4(0, "pub");
+	up4(1, "sub");
+	feed(1, "82 08 00 01 00 03 61 2f 62 00");
+	expect(1, "90 03 00 01 00");
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_SUBSCRIBE, "a/b"), 1);
+	CU_ASSERT_EQUAL(feed(0, "30 07 00 03 61 2f 62 68 69"), 0);
+	expect(0, "");
+	expect(1, "30 07 00 03 61 2f 62 68 69");
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_PUBLISH, "a/b"), 1);
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_DELIVER, "a/b"), 1);
+	CU_ASSERT_STRING_EQUAL(last_ev(MIDGE_EV_DELIVER)->to, "sub");
+	stop();
+}
+
+static void t_qos1_flow(void)
+{
+	start(NULL, NULL);
+	up4(0, "pub");
+	up4(1, "sub");
+	feed(1, "82 08 00 01 00 03 61 2f 62 01");
+	expect(1, "90 03 00 01 01");
+	feed(0, "32 09 00 03 61 2f 62 00 05 68 69");
+	expect(0, "40 02 00 05"); /* [MQTT-4.3.2-2] */
+	expect(1, "32 09 00 03 61 2f 62 00 01 68 69");
+	struct engine_stats st;
+	engine_stats(E, &st);
+	CU_ASSERT_EQUAL(st.inflight_count, 1);
+	feed(1, "40 02 00 01");
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_ACKED, "a/b"), 1);
+	engine_stats(E, &st);
+	CU_ASSERT_EQUAL(st.inflight_count, 0);
+	CU_ASSERT_EQUAL(st.publish_received, 1);
+	CU_ASSERT_EQUAL(st.publish_sent, 1);
+	stop();
+}
+
+static void t_qos2_flow(void)
+{
+	start(NULL, NULL);
+	up4(0, "pub");
+	up4(1, "sub");
+	feed(1, "82 08 00 01 00 03 61 2f 62 02");
+	expect(1, "90 03 00 01 02");
+	feed(0, "34 09 00 03 61 2f 62 00 07 68 69");
+	expect(0, "50 02 00 07");
+	expect(1, "34 09 00 03 61 2f 62 00 01 68 69");
+	feed(0, "62 02 00 07");
+	expect(0, "70 02 00 07");
+	feed(1, "50 02 00 01");
+	expect(1, "62 02 00 01"); /* [MQTT-4.3.3-4] */
+	feed(1, "70 02 00 01");
+	expect(1, "");
+	struct engine_stats st;
+	engine_stats(E, &st);
+	CU_ASSERT_EQUAL(st.inflight_count, 0);
+	stop();
+}
+
+static void t_qos2_no_duplicate(void)
+{
+	start(NULL, NULL);
+	up4(0, "pub");
+	up4(1, "sub");
+	feed(1, "82 08 00 01 00 03 61 2f 62 02");
+	expect(1, "90 03 00 01 02");
+	feed(0, "34 09 00 03 61 2f 62 00 07 68 69");
+	feed(0, "3c 09 00 03 61 2f 62 00 07 68 69"); /* [MQTT-4.3.3-9] resent, DUP */
+	expect(0, "50 02 00 07 50 02 00 07");
+	expect(1, "34 09 00 03 61 2f 62 00 01 68 69");
+	feed(0, "62 02 00 07");
+	expect(0, "70 02 00 07");
+	feed(0, "62 02 00 07"); /* unknown PUBREL still answered */
+	expect(0, "70 02 00 07");
+	/* after PUBREL the id is free: a new message */
+	feed(0, "34 09 00 03 61 2f 62 00 07 68 6a");
+	expect(0, "50 02 00 07");
+	expect(1, "34 09 00 03 61 2f 62 00 02 68 6a");
+	stop();
+}
+
+static void t_overlapping_subscriptions(void)
+{
+	start(NULL, NULL);
+	up4(0, "pub");
+	up4(1, "sub");
+	feed(1, "82 0e 00 01 00 03 61 2f 23 00 00 03 61 2f 62 02");
+	expect(1, "90 04 00 01 00 02");
+	/* one copy at the highest granted QoS [MQTT-3.3.5-1] */
+	feed(0, "34 09 00 03 61 2f 62 00 07 68 69");
+	expect(1, "34 09 00 03 61 2f 62 00 01 68 69");
+	feed(0, "30 07 00 03 61 2f 63 68 69");
+	expect(1, "30 07 00 03 61 2f 63 68 69");
+	stop();
+}
+
+static void t_dollar_topics(void)
+{
+	start(NULL, NULL);
+	up4(1, "sub");
+	feed(1, "82 06 00 01 00 01 23 00");
+	expect(1, "90 03 00 01 00");
+	/* [MQTT-4.7.2-1] */
+	CU_ASSERT_EQUAL(engine_publish(E, (const uint8_t *)"$SYS/x", 6, "1", 1, 0, false, NOW), 0);
+	expect(1, "");
+	CU_ASSERT_EQUAL(engine_publish(E, (const uint8_t *)"x", 1, "1", 1, 0, false, NOW), 0);
+	expect(1, "30 04 00 01 78 31");
+	CU_ASSERT_EQUAL(engine_publish(E, (const uint8_t *)"x/#", 3, "1", 1, 0, false, NOW), -1);
+	stop();
+}
+
+static void t_unsubscribe(void)
+{
+	start(NULL, NULL);
+	up4(0, "pub");
+	up4(1, "sub");
+	feed(1, "82 08 00 01 00 03 61 2f 62 00");
+	expect(1, "90 03 00 01 00");
+	feed(1, "a2 07 00 02 00 03 61 2f 62");
+	expect(1, "b0 02 00 02"); /* [MQTT-3.10.4-4] */
+	feed(0, "30 07 00 03 61 2f 62 68 69");
+	expect(1, "");
+	/* a filter that does not exist is still acknowledged [MQTT-3.10.4-5] */
+	feed(1, "a2 07 00 03 00 03 61 2f 62");
+	expect(1, "b0 02 00 03");
+	stop();
+}
+
+static void t_unsubscribe_v5_missing(void)
+{
+	start(NULL, NULL);
+	up5(1, "sub", 0x02, NULL);
+	feed(1, "82 09 00 01 00 00 03 61 2f 62 00");
+	expect(1, "90 04 00 01 00 00");
+	feed(1, "a2 0d 00 02 00 00 03 61 2f 62 00 03 61 2f 63");
+	expect(1, "b0 05 00 02 00 00 11");
+	stop();
+}
+
+static void t_retained(void)
+{
+	start(NULL, NULL);
+	up4(0, "pub");
+	feed(0, "31 07 00 03 61 2f 62 68 69");
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_RETAIN_SET, "a/b"), 1);
+	up4(1, "sub");
+	feed(1, "82 08 00 01 00 03 61 2f 62 01");
+	/* SUBACK first, then the retained message with RETAIN set [MQTT-3.3.1-8] */
+	expect(1, "90 03 00 01 01 31 07 00 03 61 2f 62 68 69");
+	/* replaced */
+	feed(0, "31 07 00 03 61 2f 62 68 6f");
+	expect(1, "30 07 00 03 61 2f 62 68 6f"); /* [MQTT-3.3.1-9] */
+	/* re-subscribe replaces and sends the retained message again [MQTT-3.8.4-3] */
+	feed(1, "82 08 00 02 00 03 61 2f 62 00");
+	expect(1, "90 03 00 02 00 31 07 00 03 61 2f 62 68 6f");
+	/* cleared by an empty retained payload [MQTT-3.3.1-10] */
+	feed(0, "31 05 00 03 61 2f 62");
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_RETAIN_CLEAR, "a/b"), 1);
+	expect(1, "30 05 00 03 61 2f 62");
+	up4(2, "late");
+	feed(2, "82 08 00 01 00 03 61 2f 23 00");
+	expect(2, "90 03 00 01 00");
+	struct engine_stats st;
+	engine_stats(E, &st);
+	CU_ASSERT_EQUAL(st.retained_count, 0);
+	stop();
+}
+
+static void t_retain_unavailable(void)
+{
+	struct engine_config cfg;
+	engine_config_default(&cfg);
+	cfg.retain_available = false;
+	start(&cfg, NULL);
+	up4(0, "pub");
+	CU_ASSERT_EQUAL(feed(0, "31 07 00 03 61 2f 62 68 69"), -1);
+	CU_ASSERT_EQUAL(F[0].close_calls, 1);
+	stop();
+}
+
+static void t_max_qos(void)
+{
+	struct engine_config cfg;
+	engine_config_default(&cfg);
+	cfg.max_qos = 1;
+	start(&cfg, NULL);
+	up4(1, "sub");
+	feed(1, "82 08 00 01 00 03 61 2f 62 02");
+	expect(1, "90 03 00 01 01");
+	open_conn(2);
+	connect_full(2, 5, "v5", 0x02, 60, NULL, NULL);
+	expect(2, "20 0b 00 00 08 21 00 14 22 00 0a 24 01"); /* maximum QoS 1 */
+	CU_ASSERT_EQUAL(feed(2, "34 0a 00 03 61 2f 62 00 07 00 68 69"), -1);
+	/* [MQTT-3.2.2-11] DISCONNECT 0x9B "QoS not supported" */
+	expect(2, "e0 16 9b 14 1f 00 11 51 6f 53 20 6e 6f 74 20 73 75 70 70 6f 72 74 65 64");
+	stop();
+}
+
+static void t_shared_round_robin(void)
+{
+	start(NULL, NULL);
+	up4(0, "pub");
+	up4(1, "s1");
+	up4(2, "s2");
+	feed(1, "82 0f 00 01 00 0a 24 73 68 61 72 65 2f 67 2f 74 00");
+	expect(1, "90 03 00 01 00");
+	feed(2, "82 0f 00 01 00 0a 24 73 68 61 72 65 2f 67 2f 74 00");
+	expect(2, "90 03 00 01 00");
+	feed(0, "30 04 00 01 74 31 30 04 00 01 74 32 30 04 00 01 74 33 30 04 00 01 74 34");
+	expect(1, "30 04 00 01 74 31 30 04 00 01 74 33");
+	expect(2, "30 04 00 01 74 32 30 04 00 01 74 34");
+	/* a member that went away is skipped */
+	gone(2, NULL);
+	feed(0, "30 04 00 01 74 35 30 04 00 01 74 36");
+	expect(1, "30 04 00 01 74 35 30 04 00 01 74 36");
+	stop();
+}
+
+static void t_no_local(void)
+{
+	start(NULL, NULL);
+	up5(0, "me", 0x02, NULL);
+	up4(1, "other");
+	feed(0, "82 07 00 01 00 00 01 74 04");
+	expect(0, "90 04 00 01 00 00");
+	feed(0, "30 05 00 01 74 00 78"); /* [MQTT-3.8.3-3] */
+	expect(0, "");
+	feed(1, "30 04 00 01 74 79");
+	expect(0, "30 05 00 01 74 00 79");
+	/* no-local on a shared subscription is a protocol error [MQTT-3.8.3-4] */
+	CU_ASSERT_EQUAL(feed(0, "82 10 00 02 00 00 0a 24 73 68 61 72 65 2f 67 2f 74 04"), -1);
+	stop();
+}
+
+static void t_retain_as_published(void)
+{
+	start(NULL, NULL);
+	up4(0, "pub");
+	up5(1, "rap", 0x02, NULL);
+	up5(2, "norap", 0x02, NULL);
+	feed(1, "82 07 00 01 00 00 01 74 08");
+	expect(1, "90 04 00 01 00 00");
+	feed(2, "82 07 00 01 00 00 01 74 00");
+	expect(2, "90 04 00 01 00 00");
+	feed(0, "31 04 00 01 74 78"); /* [MQTT-3.3.1-12] [MQTT-3.3.1-13] */
+	expect(1, "31 05 00 01 74 00 78");
+	expect(2, "30 05 00 01 74 00 78");
+	stop();
+}
+
+static void t_retain_handling(void)
+{
+	start(NULL, NULL);
+	up4(0, "pub");
+	feed(0, "31 04 00 01 74 78");
+	up5(1, "rh1", 0x02, NULL);
+	feed(1, "82 07 00 01 00 00 01 74 10");
+	expect(1, "90 04 00 01 00 00 31 05 00 01 74 00 78");
+	feed(1, "82 07 00 02 00 00 01 74 10"); /* exists: not sent [MQTT-3.3.1-10] */
+	expect(1, "90 04 00 02 00 00");
+	up5(2, "rh2", 0x02, NULL);
+	feed(2, "82 07 00 01 00 00 01 74 20"); /* never [MQTT-3.3.1-11] */
+	expect(2, "90 04 00 01 00 00");
+	stop();
+}
+
+static void t_subscription_ids(void)
+{
+	start(NULL, NULL);
+	up4(0, "pub");
+	up5(1, "sub", 0x02, NULL);
+	feed(1, "82 09 00 01 02 0b 05 00 01 74 00");
+	expect(1, "90 04 00 01 00 00");
+	feed(1, "82 09 00 02 02 0b 07 00 01 23 01");
+	expect(1, "90 04 00 02 00 01");
+	CU_ASSERT_EQUAL(last_ev(MIDGE_EV_SUBSCRIBE)->sub_id, 7);
+	/* one message, both identifiers [MQTT-3.3.4-3] (in the tree's match order) */
+	feed(0, "30 04 00 01 74 78");
+	expect(1, "30 09 00 01 74 04 0b 07 0b 05 78");
+	feed(0, "30 04 00 01 75 78");
+	expect(1, "30 07 00 01 75 02 0b 07 78");
+	stop();
+}
+
+static void t_sub_ids_unavailable(void)
+{
+	struct engine_config cfg;
+	engine_config_default(&cfg);
+	cfg.sub_id_available = false;
+	start(&cfg, NULL);
+	open_conn(1);
+	connect_full(1, 5, "sub", 0x02, 60, NULL, NULL);
+	out(1);
+	CU_ASSERT_EQUAL(feed(1, "82 09 00 01 02 0b 05 00 01 74 00"), -1);
+	const char *got = out(1);
+	CU_ASSERT_EQUAL(strncmp(got, "e0", 2), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(got, " a1 "));
+	stop();
+}
+
+static int acl_deny_secret(void *ctx, const struct midge_client *client, const uint8_t *topic,
+			   size_t len, enum engine_access access)
+{
+	if (len == 6 && memcmp(topic, "secret", 6) == 0)
+		return MQTT_RC_NOT_AUTHORIZED;
+	return 0;
+}
+
+static void t_acl(void)
+{
+	struct engine_auth auth = {NULL, NULL, acl_deny_secret};
+	start(NULL, &auth);
+	up4(0, "pub4");
+	up5(1, "pub5", 0x02, NULL);
+	up4(2, "sub");
+	feed(2, "82 06 00 01 00 01 23 00");
+	feed(2, "82 0b 00 02 00 06 73 65 63 72 65 74 00");
+	expect(2, "90 03 00 01 00 90 03 00 02 80");
+	feed(0, "32 0c 00 06 73 65 63 72 65 74 00 05 68 69");
+	expect(0, "40 02 00 05");
+	feed(1, "32 0d 00 06 73 65 63 72 65 74 00 05 00 68 69");
+	expect(1, "40 1d 00 05 87 19 1f 00 16 70 75 62 6c 69 73 68 20 6e 6f 74 20 61 75 74 68 6f "
+		  "72 69 7a 65 64");
+	expect(2, "");
+	CU_ASSERT_EQUAL(last_ev(MIDGE_EV_DROP)->drop, MIDGE_DROP_NOT_AUTHORIZED);
+	stop();
+}
+
+static void t_puback_no_subscribers_v5(void)
+{
+	start(NULL, NULL);
+	up5(0, "pub", 0x02, NULL);
+	feed(0, "32 0a 00 03 61 2f 62 00 05 00 68 69");
+	expect(0, "40 03 00 05 10");
+	CU_ASSERT_EQUAL(last_ev(MIDGE_EV_DROP)->drop, MIDGE_DROP_NO_SUBSCRIBERS);
+	stop();
+}
+
+static void t_properties_forwarded(void)
+{
+	start(NULL, NULL);
+	up5(0, "pub", 0x02, NULL);
+	up5(1, "sub", 0x02, NULL);
+	feed(1, "82 09 00 01 00 00 03 61 2f 62 00");
+	expect(1, "90 04 00 01 00 00");
+	/* user property k=v, content type "t/p", user property k=w */
+	feed(0, "30 1c 00 03 61 2f 62 14 26 00 01 6b 00 01 76 03 00 03 74 2f 70 26 00 01 6b 00 01 "
+		"77 68 69");
+	expect(1, "30 1c 00 03 61 2f 62 14 03 00 03 74 2f 70 26 00 01 6b 00 01 76 26 00 01 6b 00 01 "
+		  "77 68 69");
+	stop();
+}
+
+/* ---------------------------------------------------------------- sessions */
+
+static void t_persistent_queue_v4(void)
+{
+	start(NULL, NULL);
+	up4(0, "pub");
+	open_conn(1);
+	connect_full(1, 4, "s", 0x00, 60, NULL, NULL);
+	expect(1, "20 02 00 00");
+	feed(1, "82 08 00 01 00 03 61 2f 62 01");
+	expect(1, "90 03 00 01 01");
+	gone(1, NULL);
+	feed(0, "32 09 00 03 61 2f 62 00 05 68 69");
+	expect(0, "40 02 00 05");
+	feed(0, "30 07 00 03 61 2f 62 68 6a"); /* QoS 0: not queued by default */
+	struct engine_stats st;
+	engine_stats(E, &st);
+	CU_ASSERT_EQUAL(st.stored_count, 1);
+	CU_ASSERT_EQUAL(st.clients_total, 2);
+	open_conn(2);
+	connect_full(2, 4, "s", 0x00, 60, NULL, NULL);
+	/* [MQTT-3.2.2-2] session present, then the queued message */
+	expect(2, "20 02 01 00 32 09 00 03 61 2f 62 00 01 68 69");
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_SESSION_RESUMED, NULL), 1);
+	stop();
+}
+
+static void t_queue_qos0(void)
+{
+	struct engine_config cfg;
+	engine_config_default(&cfg);
+	cfg.queue_qos0_messages = true;
+	start(&cfg, NULL);
+	up4(0, "pub");
+	open_conn(1);
+	connect_full(1, 4, "s", 0x00, 60, NULL, NULL);
+	feed(1, "82 08 00 01 00 03 61 2f 62 00");
+	expect(1, "20 02 00 00 90 03 00 01 00");
+	gone(1, NULL);
+	feed(0, "30 07 00 03 61 2f 62 68 6a");
+	open_conn(2);
+	connect_full(2, 4, "s", 0x00, 60, NULL, NULL);
+	expect(2, "20 02 01 00 30 07 00 03 61 2f 62 68 6a");
+	stop();
+}
+
+static void t_clean_session_discards(void)
+{
+	start(NULL, NULL);
+	up4(0, "pub");
+	open_conn(1);
+	connect_full(1, 4, "s", 0x00, 60, NULL, NULL);
+	feed(1, "82 08 00 01 00 03 61 2f 62 01");
+	expect(1, "20 02 00 00 90 03 00 01 01");
+	gone(1, NULL);
+	feed(0, "32 09 00 03 61 2f 62 00 05 68 69");
+	open_conn(2);
+	connect_full(2, 4, "s", 0x02, 60, NULL, NULL);
+	expect(2, "20 02 00 00"); /* [MQTT-3.2.2-1] */
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_SESSION_DISCARDED, NULL), 1);
+	feed(0, "32 09 00 03 61 2f 62 00 06 68 69");
+	expect(2, "");
+	/* a clean session does not outlive its connection [MQTT-3.1.2-6] */
+	gone(2, NULL);
+	struct engine_stats st;
+	engine_stats(E, &st);
+	CU_ASSERT_EQUAL(st.clients_total, 1);
+	stop();
+}
+
+static void t_qos2_across_reconnect(void)
+{
+	start(NULL, NULL);
+	up4(0, "pub");
+	open_conn(1);
+	connect_full(1, 4, "s", 0x00, 60, NULL, NULL);
+	feed(1, "82 08 00 01 00 03 61 2f 62 02");
+	expect(1, "20 02 00 00 90 03 00 01 02");
+	feed(0, "34 09 00 03 61 2f 62 00 07 68 69");
+	expect(1, "34 09 00 03 61 2f 62 00 01 68 69");
+	gone(1, NULL);
+	/* resent with DUP [MQTT-4.4.0-1] */
+	open_conn(2);
+	connect_full(2, 4, "s", 0x00, 60, NULL, NULL);
+	expect(2, "20 02 01 00 3c 09 00 03 61 2f 62 00 01 68 69");
+	feed(2, "50 02 00 01");
+	expect(2, "62 02 00 01");
+	gone(2, NULL);
+	/* PUBREL resent */
+	open_conn(3);
+	connect_full(3, 4, "s", 0x00, 60, NULL, NULL);
+	expect(3, "20 02 01 00 62 02 00 01");
+	feed(3, "70 02 00 01");
+	gone(3, NULL);
+	open_conn(4);
+	connect_full(4, 4, "s", 0x00, 60, NULL, NULL);
+	expect(4, "20 02 01 00");
+	/* the inbound direction: the publisher's QoS 2 id survives its reconnect */
+	gone(4, NULL);
+	open_conn(5);
+	connect_full(5, 4, "p2", 0x00, 60, NULL, NULL);
+	expect(5, "20 02 00 00");
+	open_conn(6);
+	connect_full(6, 4, "s", 0x00, 60, NULL, NULL);
+	expect(6, "20 02 01 00");
+	feed(5, "34 09 00 03 61 2f 62 00 09 68 69");
+	expect(5, "50 02 00 09");
+	expect(6, "34 09 00 03 61 2f 62 00 02 68 69");
+	gone(5, NULL);
+	open_conn(7);
+	connect_full(7, 4, "p2", 0x00, 60, NULL, NULL);
+	expect(7, "20 02 01 00");
+	feed(7, "3c 09 00 03 61 2f 62 00 09 68 69");
+	expect(7, "50 02 00 09");
+	expect(6, ""); /* not delivered twice */
+	feed(7, "62 02 00 09");
+	expect(7, "70 02 00 09");
+	stop();
+}
+
+static void t_redelivery_order(void)
+{
+	start(NULL, NULL);
+	up4(0, "pub");
+	open_conn(1);
+	connect_full(1, 4, "s", 0x00, 60, NULL, NULL);
+	feed(1, "82 08 00 01 00 03 61 2f 62 01");
+	expect(1, "20 02 00 00 90 03 00 01 01");
+	feed(0, "32 08 00 03 61 2f 62 00 05 31 32 08 00 03 61 2f 62 00 06 32");
+	expect(1, "32 08 00 03 61 2f 62 00 01 31 32 08 00 03 61 2f 62 00 02 32");
+	gone(1, NULL);
+	feed(0, "32 08 00 03 61 2f 62 00 07 33");
+	open_conn(2);
+	connect_full(2, 4, "s", 0x00, 60, NULL, NULL);
+	expect(2, "20 02 01 00 3a 08 00 03 61 2f 62 00 01 31 3a 08 00 03 61 2f 62 00 02 32 "
+		  "32 08 00 03 61 2f 62 00 03 33");
+	stop();
+}
+
+static void t_session_expiry_v5(void)
+{
+	start(NULL, NULL);
+	up5(0, "s", 0x00, "11 00 00 00 0a");
+	expect(0, connack5_default);
+	gone(0, NULL);
+	uint64_t t0 = NOW;
+	CU_ASSERT_EQUAL(engine_tick(E, t0 + 1), t0 + 10000);
+	NOW = t0 + 5000;
+	up5(1, "s", 0x00, "11 00 00 00 0a");
+	expect(1, "20 09 01 00 06 21 00 14 22 00 0a"); /* resumed in time */
+	gone(1, NULL);
+	t0 = NOW;
+	NOW = t0 + 9999;
+	engine_tick(E, NOW);
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_SESSION_EXPIRED, NULL), 0);
+	NOW = t0 + 10000;
+	engine_tick(E, NOW);
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_SESSION_EXPIRED, NULL), 1);
+	up5(2, "s", 0x00, "11 00 00 00 0a");
+	expect(2, connack5_default);
+	stop();
+}
+
+static void t_disconnect_changes_expiry(void)
+{
+	start(NULL, NULL);
+	up5(0, "s", 0x00, "11 00 00 00 0a");
+	expect(0, connack5_default);
+	CU_ASSERT_EQUAL(feed(0, "e0 07 00 05 11 00 00 00 00"), -1);
+	gone(0, NULL);
+	struct engine_stats st;
+	engine_stats(E, &st);
+	CU_ASSERT_EQUAL(st.clients_total, 0);
+	/* 0 on CONNECT cannot become non-zero [MQTT-3.14.2-2] */
+	up5(1, "t", 0x02, NULL);
+	CU_ASSERT_EQUAL(feed(1, "e0 07 00 05 11 00 00 00 0a"), -1);
+	expect(1, "e0 38 82 36 1f 00 33 73 65 73 73 69 6f 6e 20 65 78 70 69 72 79 20 73 65 74 20 "
+		  "6f 6e 20 44 49 53 43 4f 4e 4e 45 43 54 20 61 66 74 65 72 20 30 20 6f 6e 20 43 4f 4e "
+		  "4e 45 43 54");
+	stop();
+}
+
+static void t_takeover_v5(void)
+{
+	start(NULL, NULL);
+	up5(0, "x", 0x00, "11 00 00 00 3c");
+	expect(0, connack5_default);
+	feed(0, "82 07 00 01 00 00 01 74 01");
+	expect(0, "90 04 00 01 00 01");
+	up5(1, "x", 0x00, "11 00 00 00 3c");
+	/* [MQTT-3.1.4-3] the old connection gets 0x8E and is closed */
+	expect(0, "e0 17 8e 15 1f 00 12 73 65 73 73 69 6f 6e 20 74 61 6b 65 6e 20 6f 76 65 72");
+	CU_ASSERT_EQUAL(F[0].close_calls, 1);
+	expect(1, "20 09 01 00 06 21 00 14 22 00 0a");
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_SESSION_TAKEOVER, NULL), 1);
+	gone(0, NULL);
+	CU_ASSERT_EQUAL(last_ev(MIDGE_EV_DISCONNECT)->rc, MQTT_RC_SESSION_TAKEN_OVER);
+	/* the session (and its subscription) lives on with the new connection */
+	CU_ASSERT_EQUAL(engine_publish(E, (const uint8_t *)"t", 1, "z", 1, 1, false, NOW), 0);
+	expect(1, "32 07 00 01 74 00 01 00 7a");
+	stop();
+}
+
+static void t_takeover_v4_will(void)
+{
+	start(NULL, NULL);
+	up4(2, "sub");
+	feed(2, "82 06 00 01 00 01 77 00");
+	expect(2, "90 03 00 01 00");
+	open_conn(0);
+	connect_full(0, 4, "x", 0x06, 60, NULL, "00 01 77 00 01 78");
+	expect(0, "20 02 00 00");
+	up4(1, "x");
+	expect(0, "");
+	CU_ASSERT_EQUAL(F[0].close_calls, 1);
+	expect(2, "30 04 00 01 77 78");
+	gone(0, NULL);
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_WILL, "w"), 1);
+	stop();
+}
+
+/* will "w" = "x" with delay 5 s, session expiry as given */
+static void connect_will_delay(int i, const char *expiry_props)
+{
+	open_conn(i);
+	CU_ASSERT_EQUAL(connect_full(i, 5, "w", 0x04, 60, expiry_props,
+				     "05 18 00 00 00 05 00 01 77 00 01 78"),
+			0);
+}
+
+static void t_will_delay_resume(void)
+{
+	start(NULL, NULL);
+	up4(1, "sub");
+	feed(1, "82 06 00 01 00 01 77 00");
+	expect(1, "90 03 00 01 00");
+	connect_will_delay(0, "11 00 00 00 3c");
+	expect(0, connack5_default);
+	gone(0, NULL);
+	NOW += 2000;
+	/* resumed before the delay: no will [MQTT-3.1.3-9] */
+	up5(2, "w", 0x00, "11 00 00 00 3c");
+	expect(2, "20 09 01 00 06 21 00 14 22 00 0a");
+	NOW += 10000;
+	engine_tick(E, NOW);
+	expect(1, "");
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_WILL, NULL), 0);
+	stop();
+}
+
+static void t_will_delay_elapsed(void)
+{
+	start(NULL, NULL);
+	up4(1, "sub");
+	feed(1, "82 06 00 01 00 01 77 00");
+	expect(1, "90 03 00 01 00");
+	connect_will_delay(0, "11 00 00 00 3c");
+	expect(0, connack5_default);
+	gone(0, NULL);
+	uint64_t t0 = NOW;
+	NOW = t0 + 4999;
+	engine_tick(E, NOW);
+	expect(1, "");
+	NOW = t0 + 5000;
+	engine_tick(E, NOW);
+	expect(1, "30 04 00 01 77 78");
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_WILL, "w"), 1);
+	stop();
+}
+
+static void t_will_at_session_end(void)
+{
+	start(NULL, NULL);
+	up4(1, "sub");
+	feed(1, "82 06 00 01 00 01 77 00");
+	expect(1, "90 03 00 01 00");
+	connect_will_delay(0, "11 00 00 00 02");
+	expect(0, connack5_default);
+	gone(0, NULL);
+	/* the session ends (2 s) before the delay (5 s): the will goes then */
+	NOW += 2000;
+	engine_tick(E, NOW);
+	expect(1, "30 04 00 01 77 78");
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_SESSION_EXPIRED, NULL), 1);
+	stop();
+}
+
+static void t_queue_overflow(void)
+{
+	struct engine_config cfg;
+	engine_config_default(&cfg);
+	cfg.max_queued_messages = 2;
+	start(&cfg, NULL);
+	up4(0, "pub");
+	open_conn(1);
+	connect_full(1, 4, "s", 0x00, 60, NULL, NULL);
+	feed(1, "82 08 00 01 00 03 61 2f 62 01");
+	expect(1, "20 02 00 00 90 03 00 01 01");
+	gone(1, NULL);
+	feed(0, "32 08 00 03 61 2f 62 00 05 31 32 08 00 03 61 2f 62 00 06 32 "
+		"32 08 00 03 61 2f 62 00 07 33");
+	const struct fevent *ev = last_ev(MIDGE_EV_DROP);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+	CU_ASSERT_EQUAL(ev->drop, MIDGE_DROP_QUEUE_FULL);
+	CU_ASSERT_STRING_EQUAL(ev->to, "s");
+	struct engine_stats st;
+	engine_stats(E, &st);
+	CU_ASSERT_EQUAL(st.msgs_dropped, 1);
+	open_conn(2);
+	connect_full(2, 4, "s", 0x00, 60, NULL, NULL);
+	expect(2, "20 02 01 00 32 08 00 03 61 2f 62 00 01 31 32 08 00 03 61 2f 62 00 02 32");
+	stop();
+}
+
+static void t_queue_bytes_bound(void)
+{
+	struct engine_config cfg;
+	engine_config_default(&cfg);
+	cfg.max_queued_bytes = 10; /* topic 3 + payload 1 = 4 bytes each */
+	start(&cfg, NULL);
+	up4(0, "pub");
+	open_conn(1);
+	connect_full(1, 4, "s", 0x00, 60, NULL, NULL);
+	feed(1, "82 08 00 01 00 03 61 2f 62 01");
+	out(1);
+	gone(1, NULL);
+	feed(0, "32 08 00 03 61 2f 62 00 05 31 32 08 00 03 61 2f 62 00 06 32 "
+		"32 08 00 03 61 2f 62 00 07 33");
+	struct engine_stats st;
+	engine_stats(E, &st);
+	CU_ASSERT_EQUAL(st.stored_count, 2);
+	CU_ASSERT_EQUAL(st.stored_bytes, 8);
+	CU_ASSERT_EQUAL(st.msgs_dropped, 1);
+	stop();
+}
+
+static void t_inflight_window(void)
+{
+	struct engine_config cfg;
+	engine_config_default(&cfg);
+	cfg.max_inflight = 2;
+	start(&cfg, NULL);
+	up4(0, "pub");
+	up4(1, "sub");
+	feed(1, "82 08 00 01 00 03 61 2f 62 01");
+	expect(1, "90 03 00 01 01");
+	feed(0, "32 08 00 03 61 2f 62 00 05 31 32 08 00 03 61 2f 62 00 06 32 "
+		"32 08 00 03 61 2f 62 00 07 33");
+	expect(1, "32 08 00 03 61 2f 62 00 01 31 32 08 00 03 61 2f 62 00 02 32");
+	feed(1, "40 02 00 02");
+	expect(1, "32 08 00 03 61 2f 62 00 03 33");
+	stop();
+}
+
+static void t_client_receive_max(void)
+{
+	start(NULL, NULL);
+	up4(0, "pub");
+	up5(1, "sub", 0x02, "21 00 01"); /* receive maximum 1 */
+	feed(1, "82 09 00 01 00 00 03 61 2f 62 01");
+	expect(1, "90 04 00 01 00 01");
+	feed(0, "32 08 00 03 61 2f 62 00 05 31 32 08 00 03 61 2f 62 00 06 32");
+	expect(1, "32 09 00 03 61 2f 62 00 01 00 31"); /* [MQTT-3.3.4-7] */
+	feed(1, "40 02 00 01");
+	expect(1, "32 09 00 03 61 2f 62 00 02 00 32");
+	stop();
+}
+
+static void t_receive_max_exceeded(void)
+{
+	struct engine_config cfg;
+	engine_config_default(&cfg);
+	cfg.receive_max = 2;
+	start(&cfg, NULL);
+	open_conn(0);
+	connect_full(0, 5, "p", 0x02, 60, NULL, NULL);
+	expect(0, "20 09 00 00 06 21 00 02 22 00 0a");
+	feed(0, "34 07 00 01 74 00 01 00 31 34 07 00 01 74 00 02 00 32");
+	expect(0, "50 03 00 01 10 50 03 00 02 10");
+	CU_ASSERT_EQUAL(feed(0, "34 07 00 01 74 00 03 00 33"), -1); /* [MQTT-3.3.4-9] */
+	expect(0, "e0 1d 93 1b 1f 00 18 72 65 63 65 69 76 65 20 6d 61 78 69 6d 75 6d 20 65 78 63 "
+		  "65 65 64 65 64");
+	stop();
+}
+
+static void t_topic_alias(void)
+{
+	start(NULL, NULL);
+	up5(0, "pub", 0x02, NULL);
+	up4(1, "sub");
+	feed(1, "82 08 00 01 00 03 61 2f 62 00");
+	expect(1, "90 03 00 01 00");
+	feed(0, "30 0b 00 03 61 2f 62 03 23 00 01 68 69");
+	feed(0, "30 08 00 00 03 23 00 01 68 6a");
+	expect(1, "30 07 00 03 61 2f 62 68 69 30 07 00 03 61 2f 62 68 6a");
+	/* unknown alias */
+	CU_ASSERT_EQUAL(feed(0, "30 08 00 00 03 23 00 02 68 6a"), -1);
+	expect(0, "e0 18 82 16 1f 00 13 75 6e 6b 6e 6f 77 6e 20 74 6f 70 69 63 20 61 6c 69 61 73");
+	up5(2, "pub2", 0x02, NULL);
+	/* above the maximum we advertised (10) [MQTT-3.3.2-9] */
+	CU_ASSERT_EQUAL(feed(2, "30 0b 00 03 61 2f 62 03 23 00 0b 68 69"), -1);
+	expect(2, "e0 1d 94 1b 1f 00 18 74 6f 70 69 63 20 61 6c 69 61 73 20 6f 75 74 20 6f 66 20 72 "
+		  "61 6e 67 65");
+	stop();
+}
+
+static void t_message_expiry(void)
+{
+	start(NULL, NULL);
+	up5(0, "pub", 0x02, NULL);
+	open_conn(1);
+	connect_full(1, 5, "s", 0x00, 60, "11 00 00 01 00", NULL);
+	feed(1, "82 09 00 01 00 00 03 61 2f 62 01");
+	expect(1, "20 09 00 00 06 21 00 14 22 00 0a 90 04 00 01 00 01");
+	gone(1, NULL);
+	/* two messages with expiry 5 s, queued for the offline session */
+	feed(0, "32 0f 00 03 61 2f 62 00 05 05 02 00 00 00 05 68 69");
+	expect(0, "40 02 00 05");
+	NOW += 2000;
+	open_conn(2);
+	connect_full(2, 5, "s", 0x00, 60, "11 00 00 01 00", NULL);
+	/* delivered with the remaining 3 s [MQTT-3.3.2-6] */
+	expect(2, "20 09 01 00 06 21 00 14 22 00 0a 32 0f 00 03 61 2f 62 00 01 05 02 00 00 00 03 68 69");
+	feed(2, "40 02 00 01");
+	gone(2, NULL);
+	feed(0, "32 0f 00 03 61 2f 62 00 06 05 02 00 00 00 05 68 69");
+	NOW += 6000;
+	open_conn(3);
+	connect_full(3, 5, "s", 0x00, 60, "11 00 00 01 00", NULL);
+	/* expired while queued: dropped [MQTT-3.3.2-5] */
+	expect(3, "20 09 01 00 06 21 00 14 22 00 0a");
+	CU_ASSERT_EQUAL(last_ev(MIDGE_EV_DROP)->drop, MIDGE_DROP_EXPIRED);
+	stop();
+}
+
+static void t_client_max_packet(void)
+{
+	start(NULL, NULL);
+	up4(0, "pub");
+	up5(1, "sub", 0x02, "27 00 00 00 0c"); /* maximum packet size 12 */
+	feed(1, "82 09 00 01 00 00 03 61 2f 62 01");
+	expect(1, "90 04 00 01 00 01");
+	feed(0, "30 07 00 03 61 2f 62 68 69"); /* 10 bytes in v5: fits */
+	expect(1, "30 08 00 03 61 2f 62 00 68 69");
+	feed(0, "30 0a 00 03 61 2f 62 68 69 6a 6b 6c"); /* 13: dropped [MQTT-3.1.2-24] */
+	expect(1, "");
+	CU_ASSERT_EQUAL(last_ev(MIDGE_EV_DROP)->drop, MIDGE_DROP_TOO_LARGE);
+	feed(0, "32 0c 00 03 61 2f 62 00 05 68 69 6a 6b 6c");
+	expect(1, "");
+	/* the next QoS 1 message still gets packet id 1 */
+	feed(0, "32 08 00 03 61 2f 62 00 06 68");
+	expect(1, "32 09 00 03 61 2f 62 00 01 00 68");
+	stop();
+}
+
+static void t_slow_consumer(void)
+{
+	start(NULL, NULL);
+	up4(0, "pub");
+	up4(1, "sub");
+	feed(1, "82 08 00 01 00 03 61 2f 62 00");
+	expect(1, "90 03 00 01 00");
+	F[1].refuse_qos0 = true;
+	feed(0, "30 07 00 03 61 2f 62 68 69");
+	expect(1, "");
+	CU_ASSERT_EQUAL(last_ev(MIDGE_EV_DROP)->drop, MIDGE_DROP_SLOW_CONSUMER);
+	stop();
+}
+
+static void t_shutdown(void)
+{
+	start(NULL, NULL);
+	up4(0, "a");
+	up5(1, "b", 0x02, NULL);
+	open_conn(2);
+	engine_shutdown(E, NOW);
+	expect(0, "");
+	expect(1, "e0 19 8b 17 1f 00 14 73 65 72 76 65 72 20 73 68 75 74 74 69 6e 67 20 64 6f 77 6e");
+	CU_ASSERT_EQUAL(F[0].close_calls, 1);
+	CU_ASSERT_EQUAL(F[1].close_calls, 1);
+	CU_ASSERT_EQUAL(F[2].close_calls, 1);
+	gone(0, NULL);
+	gone(1, NULL);
+	gone(2, NULL);
+	stop();
+}
+
+static void t_auth_packet(void)
+{
+	start(NULL, NULL);
+	up5(0, "a", 0x02, NULL);
+	CU_ASSERT_EQUAL(feed(0, "f0 00"), -1);
+	expect(0, "e0 2a 82 28 1f 00 25 41 55 54 48 20 77 69 74 68 6f 75 74 20 61 6e 20 61 75 74 68 "
+		  "65 6e 74 69 63 61 74 69 6f 6e 20 6d 65 74 68 6f 64");
+	stop();
+}
+
+static void t_request_problem_info(void)
+{
+	struct engine_auth auth = {NULL, NULL, acl_deny_secret};
+	start(NULL, &auth);
+	up5(0, "p", 0x02, "17 00"); /* request problem information 0 [MQTT-3.1.2-29] */
+	feed(0, "32 0d 00 06 73 65 63 72 65 74 00 05 00 68 69");
+	expect(0, "40 03 00 05 87");
+	stop();
+}
+
+static void t_framing_error(void)
+{
+	start(NULL, NULL);
+	up5(0, "a", 0x02, NULL);
+	engine_conn_framing_error(E, F[0].c, MQTT_RC_PACKET_TOO_LARGE, NOW);
+	const char *got = out(0);
+	CU_ASSERT_EQUAL(strncmp(got, "e0", 2), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(got, " 95 "));
+	CU_ASSERT_EQUAL(F[0].close_calls, 1);
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_PROTOCOL_ERROR, NULL), 1);
+	stop();
+}
+
+static void t_max_subscriptions(void)
+{
+	struct engine_config cfg;
+	engine_config_default(&cfg);
+	cfg.max_subscriptions = 1;
+	cfg.max_topic_levels = 2;
+	start(&cfg, NULL);
+	up5(0, "a", 0x02, NULL);
+	feed(0, "82 09 00 01 00 00 03 61 2f 62 00");
+	expect(0, "90 04 00 01 00 00");
+	feed(0, "82 09 00 02 00 00 03 61 2f 63 00");
+	expect(0, "90 04 00 02 00 97");
+	feed(0, "82 09 00 03 00 00 03 61 2f 62 01"); /* replacing is not a new one */
+	expect(0, "90 04 00 03 00 01");
+	up4(1, "b");
+	feed(1, "82 0a 00 01 00 05 61 2f 62 2f 63 00"); /* three levels */
+	expect(1, "90 03 00 01 80");
+	stop();
+}
+
+static void t_stats_and_events(void)
+{
+	start(NULL, NULL);
+	up4(0, "a");
+	up4(1, "b");
+	struct engine_stats st;
+	engine_stats(E, &st);
+	CU_ASSERT_EQUAL(st.clients_connected, 2);
+	CU_ASSERT_EQUAL(st.clients_maximum, 2);
+	gone(1, "reset");
+	engine_stats(E, &st);
+	CU_ASSERT_EQUAL(st.clients_connected, 1);
+	CU_ASSERT_EQUAL(st.clients_maximum, 2);
+	CU_ASSERT(st.bytes_received > 0);
+	CU_ASSERT(st.bytes_sent == 8);
+	const struct fevent *ev = last_ev(MIDGE_EV_DISCONNECT);
+	CU_ASSERT_STRING_EQUAL(ev->cid, "b");
+	CU_ASSERT_STRING_EQUAL(ev->why, "reset");
+	stop();
+}
+
+static void register_tests(void)
+{
+	static const struct test_case connect_cases[] = {
+		{"MQTT-3.1.0-1 first packet must be CONNECT", t_first_packet_not_connect},
+		{"MQTT-3.1.0-2 second CONNECT v3.1.1", t_second_connect_v4},
+		{"MQTT-3.1.0-2 second CONNECT v5 DISCONNECT 0x82", t_second_connect_v5},
+		{"MQTT-3.2.2-1 CONNACK v3.1.1 clean session", t_connack_v4_clean},
+		{"CONNACK v3.1", t_connack_v31},
+		{"MQTT-3.1.2-2 unsupported protocol level", t_unsupported_level},
+		{"MQTT-3.1.3-8 empty client id without clean session", t_empty_id_persistent_v4},
+		{"MQTT-3.1.3-6 empty client id with clean session", t_empty_id_clean_v4},
+		{"empty client id not allowed v5 0x85", t_empty_id_not_allowed},
+		{"MQTT-3.2.2-16 assigned client identifier v5", t_assigned_id_v5},
+		{"client id too long", t_client_id_too_long},
+		{"anonymous refused", t_anonymous_refused},
+		{"authentication callback", t_auth_connect},
+		{"authentication method v5 0x8C", t_auth_method_v5},
+		{"CONNACK v5 properties from configuration", t_connack_v5_props},
+		{"MQTT-3.1.2-24 keepalive timeout 1.5x", t_keepalive_timeout},
+		{"MQTT-3.1.2-22 keepalive timeout v5 DISCONNECT 0x8D", t_keepalive_v5_disconnect},
+		{"MQTT-3.2.2-21 server keep alive", t_server_keep_alive},
+		{"MQTT-3.14.4-3 normal DISCONNECT discards the will", t_disconnect_normal},
+		{"MQTT-3.1.2-8 will on abnormal close", t_will_on_abnormal_close},
+		{"will on v5 DISCONNECT 0x04", t_will_disconnect_0x04},
+		{"MQTT-3.12.4-1 PINGRESP and framing errors", t_framing_error},
+		{NULL, NULL},
+	};
+	static const struct test_case routing_cases[] = {
+		{"QoS 0 routing", t_qos0_route},
+		{"MQTT-4.3.2-2 QoS 1 flow", t_qos1_flow},
+		{"MQTT-4.3.3-4 QoS 2 flow", t_qos2_flow},
+		{"MQTT-4.3.3-9 QoS 2 resent PUBLISH not delivered twice", t_qos2_no_duplicate},
+		{"MQTT-3.3.5-1 overlapping subscriptions", t_overlapping_subscriptions},
+		{"MQTT-4.7.2-1 $ topics and wildcards", t_dollar_topics},
+		{"MQTT-3.10.4-4 unsubscribe", t_unsubscribe},
+		{"MQTT-3.11.3 UNSUBACK v5 0x11", t_unsubscribe_v5_missing},
+		{"MQTT-3.3.1-8 retained messages", t_retained},
+		{"MQTT-3.2.2-14 retain not available", t_retain_unavailable},
+		{"MQTT-3.2.2-11 maximum QoS", t_max_qos},
+		{"shared subscriptions round robin", t_shared_round_robin},
+		{"MQTT-3.8.3-3 no local", t_no_local},
+		{"MQTT-3.3.1-12 retain as published", t_retain_as_published},
+		{"MQTT-3.3.1-10 retain handling", t_retain_handling},
+		{"MQTT-3.3.4-3 subscription identifiers", t_subscription_ids},
+		{"subscription identifiers not available 0xA1", t_sub_ids_unavailable},
+		{"ACL publish and subscribe", t_acl},
+		{"PUBACK 0x10 no matching subscribers", t_puback_no_subscribers_v5},
+		{"MQTT-3.3.2-17 properties forwarded unchanged", t_properties_forwarded},
+		{"subscription and topic level limits", t_max_subscriptions},
+		{NULL, NULL},
+	};
+	static const struct test_case session_cases[] = {
+		{"MQTT-3.2.2-2 persistent session queue v3.1.1", t_persistent_queue_v4},
+		{"queue_qos0_messages", t_queue_qos0},
+		{"MQTT-3.1.2-6 clean session discards", t_clean_session_discards},
+		{"MQTT-4.4.0-1 QoS 2 across reconnect", t_qos2_across_reconnect},
+		{"MQTT-4.6.0-1 redelivery in order with DUP", t_redelivery_order},
+		{"MQTT-3.1.2-23 session expiry v5", t_session_expiry_v5},
+		{"MQTT-3.14.2-2 session expiry on DISCONNECT", t_disconnect_changes_expiry},
+		{"MQTT-3.1.4-3 takeover v5 0x8E", t_takeover_v5},
+		{"takeover v3.1.1 publishes the will", t_takeover_v4_will},
+		{"MQTT-3.1.3-9 will delay versus resume", t_will_delay_resume},
+		{"will delay elapsed", t_will_delay_elapsed},
+		{"will at session end before the delay", t_will_at_session_end},
+		{"queue overflow", t_queue_overflow},
+		{"queue byte bound", t_queue_bytes_bound},
+		{"inflight window", t_inflight_window},
+		{"MQTT-3.3.4-7 client receive maximum", t_client_receive_max},
+		{"MQTT-3.3.4-9 receive maximum exceeded 0x93", t_receive_max_exceeded},
+		{"MQTT-3.3.2-9 topic aliases", t_topic_alias},
+		{"MQTT-3.3.2-5 message expiry", t_message_expiry},
+		{"MQTT-3.1.2-24 client maximum packet size", t_client_max_packet},
+		{"slow consumer QoS 0 drop", t_slow_consumer},
+		{"server shutdown 0x8B", t_shutdown},
+		{"AUTH without method", t_auth_packet},
+		{"MQTT-3.1.2-29 request problem information 0", t_request_problem_info},
+		{"stats and disconnect event", t_stats_and_events},
+		{NULL, NULL},
+	};
+	test_add_suite("engine_connect", connect_cases);
+	test_add_suite("engine_routing", routing_cases);
+	test_add_suite("engine_session", session_cases);
+}
+
+int main(int argc, char **argv)
+{
+	return test_runner_main(argc, argv, register_tests);
+}

@@ -1,0 +1,941 @@
+/*
+ * test_topic.c - the subscription trie and the retained store
+ * (engine/topic.h): the matching examples of MQTT 5.0 section 4.7,
+ * overlapping and replaced subscriptions, unsubscribe and pruning, shared
+ * round robin, retained matching and ownership, and a randomized
+ * comparison of both tries against a brute-force matcher.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/topic.h"
+#include "engine/topic_debug.h"
+#include "tests/unit/runner.h"
+
+#define S(str) (const uint8_t *)(str), strlen(str)
+
+/* ---- helpers ---------------------------------------------------------- */
+
+enum { REC_MAX = 4096 };
+
+/* What a match reported, in order. decline[] lists subscribers that refuse
+ * shared deliveries (as the engine does for an offline member). */
+struct rec {
+	size_t n;
+	void *sub[REC_MAX];
+	uint8_t opt[REC_MAX];
+	uint32_t id[REC_MAX];
+	bool shared[REC_MAX];
+	void *decline[8];
+	size_t ndecline;
+	size_t offered;
+};
+
+static bool rec_cb(void *ctx, void *subscriber, uint8_t options, uint32_t sub_id, bool shared)
+{
+	struct rec *r = ctx;
+	r->offered++;
+	for (size_t i = 0; i < r->ndecline; i++)
+		if (shared && r->decline[i] == subscriber)
+			return false;
+	if (r->n < REC_MAX) {
+		r->sub[r->n] = subscriber;
+		r->opt[r->n] = options;
+		r->id[r->n] = sub_id;
+		r->shared[r->n] = shared;
+		r->n++;
+	}
+	return true;
+}
+
+static struct rec *rec_match(struct topic_tree *t, const char *topic)
+{
+	static struct rec r;
+	memset(&r, 0, sizeof(r));
+	topic_tree_match(t, S(topic), rec_cb, &r);
+	return &r;
+}
+
+/* Calls for subscriber sub in r. */
+static size_t rec_count(const struct rec *r, void *sub)
+{
+	size_t c = 0;
+	for (size_t i = 0; i < r->n; i++)
+		c += r->sub[i] == sub;
+	return c;
+}
+
+static bool rec_has_id(const struct rec *r, uint32_t id)
+{
+	for (size_t i = 0; i < r->n; i++)
+		if (r->id[i] == id)
+			return true;
+	return false;
+}
+
+static int A, B, C, D, E;
+
+/* ---- matching tables (MQTT 5.0 4.7 and 3.1.1 4.7) ---------------------- */
+
+struct match_case {
+	const char *filter;
+	const char *topic;
+	bool match;
+};
+
+static void check_table(const struct match_case *cases, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct topic_tree *t = topic_tree_new();
+		CU_ASSERT_FATAL(t != NULL);
+		CU_ASSERT_EQUAL(topic_tree_subscribe(t, S(cases[i].filter), &A, 1, 7), 0);
+		struct rec *r = rec_match(t, cases[i].topic);
+		if (r->n != (cases[i].match ? 1u : 0u))
+			fprintf(stderr, "filter '%s' topic '%s': %zu calls, expected %d\n",
+				cases[i].filter, cases[i].topic, r->n, cases[i].match);
+		CU_ASSERT_EQUAL(r->n, cases[i].match ? 1u : 0u);
+		topic_tree_free(t);
+	}
+}
+
+/* [MQTT-4.7.1-2] multi-level wildcard: the spec's sport/tennis/player1/#
+ * examples, and "sport/#" also matching the parent level "sport". */
+static void test_match_multilevel_MQTT_4_7_1_2(void)
+{
+	static const struct match_case c[] = {
+		{"sport/tennis/player1/#", "sport/tennis/player1", true},
+		{"sport/tennis/player1/#", "sport/tennis/player1/ranking", true},
+		{"sport/tennis/player1/#", "sport/tennis/player1/score/wimbledon", true},
+		{"sport/tennis/player1/#", "sport/tennis/player2", false},
+		{"sport/tennis/player1/#", "sport/tennis", false},
+		{"sport/#", "sport", true},
+		{"sport/#", "sport/", true},
+		{"sport/#", "sports", false},
+		{"sport/#", "sport/tennis/player1/score", true},
+		{"#", "sport", true},
+		{"#", "/finance", true},
+		{"#", "/", true},
+		{"#", "a/b/c/d/e/f/g/h", true},
+		{"sport/tennis/#", "sport/tennis/player1", true},
+		{"+/tennis/#", "sport/tennis/player1", true},
+		{"+/tennis/#", "sport/tennis", true},
+		{"+/#", "sport", true},
+		{"/#", "/", true},
+		{"/#", "/finance", true},
+		{"/#", "finance", false},
+	};
+	check_table(c, sizeof(c) / sizeof(c[0]));
+}
+
+/* [MQTT-4.7.1-3] single-level wildcard examples. */
+static void test_match_singlelevel_MQTT_4_7_1_3(void)
+{
+	static const struct match_case c[] = {
+		{"sport/tennis/+", "sport/tennis/player1", true},
+		{"sport/tennis/+", "sport/tennis/player2", true},
+		{"sport/tennis/+", "sport/tennis/player1/ranking", false},
+		{"sport/+", "sport", false},
+		{"sport/+", "sport/", true},
+		{"sport/+/player1", "sport/tennis/player1", true},
+		{"+", "sport", true},
+		{"+", "/finance", false},
+		{"+/+", "/finance", true},
+		{"/+", "/finance", true},
+		{"/+", "finance", false},
+		{"+/+", "/", true},
+		{"+", "", true},
+		{"+/+/+", "a/b", false},
+		{"+/b/+", "a/b/c", true},
+		{"a/+/+/d", "a/b/c/d", true},
+		{"a/+/+/d", "a/b/c/e", false},
+	};
+	check_table(c, sizeof(c) / sizeof(c[0]));
+}
+
+/* [MQTT-4.7.2-1] '$' topics and leading wildcards. */
+static void test_match_dollar_MQTT_4_7_2_1(void)
+{
+	static const struct match_case c[] = {
+		{"#", "$SYS/monitor/Clients", false},
+		{"+/monitor/Clients", "$SYS/monitor/Clients", false},
+		{"$SYS/#", "$SYS/monitor/Clients", true},
+		{"$SYS/monitor/+", "$SYS/monitor/Clients", true},
+		{"$SYS/#", "$SYS", true},
+		{"#", "$SYS", false},
+		{"+", "$SYS", false},
+		{"+/#", "$SYS/x", false},
+		{"$+/x", "$SYS/x", false},
+		{"a/+", "a/$b", true},
+		{"a/#", "a/$b/c", true},
+		{"#", "a$", true},
+		{"$share/g/#", "$SYS/x", false},
+		{"$share/g/$SYS/#", "$SYS/x", true},
+	};
+	check_table(c, sizeof(c) / sizeof(c[0]));
+}
+
+/* [MQTT-4.7.3-4] topics and filters are case sensitive; levels compare
+ * whole (no prefix matching); empty levels are levels. */
+static void test_match_literal_MQTT_4_7_3_4(void)
+{
+	static const struct match_case c[] = {
+		{"ACCOUNTS", "ACCOUNTS", true},
+		{"ACCOUNTS", "Accounts", false},
+		{"Accounts payable", "Accounts payable", true},
+		{"a/b", "a/b", true},
+		{"a/b", "a/bc", false},
+		{"a/bc", "a/b", false},
+		{"a/b", "a/b/", false},
+		{"a/b/", "a/b/", true},
+		{"a//b", "a//b", true},
+		{"a/+/b", "a//b", true},
+		{"a/b", "a//b", false},
+		{"/a", "/a", true},
+		{"/a", "a", false},
+		{"a", "/a", false},
+		{"/", "/", true},
+		{"//", "/", false},
+		{"a/b/c/d/e/f/g", "a/b/c/d/e/f/g", true},
+		{"a/b/c/d/e/f/g", "a/b/c/d/e/f/h", false},
+		{"a/b/c/d/e/f/g", "a/b/c/d/e/f", false},
+		{"\xc3\xa9t\xc3\xa9", "\xc3\xa9t\xc3\xa9", true},
+	};
+	check_table(c, sizeof(c) / sizeof(c[0]));
+}
+
+/* ---- subscriptions ---------------------------------------------------- */
+
+/* Overlapping subscriptions: one call per matching subscription, each with
+ * its own options and identifier; the engine merges. */
+static void test_overlapping_one_call_each(void)
+{
+	struct topic_tree *t = topic_tree_new();
+	CU_ASSERT_EQUAL(topic_tree_subscribe(t, S("a/b"), &A, 0, 1), 0);
+	CU_ASSERT_EQUAL(topic_tree_subscribe(t, S("a/+"), &A, 1, 2), 0);
+	CU_ASSERT_EQUAL(topic_tree_subscribe(t, S("#"), &A, 2, 3), 0);
+	CU_ASSERT_EQUAL(topic_tree_subscribe(t, S("a/#"), &A, 1, 4), 0);
+	CU_ASSERT_EQUAL(topic_tree_subscribe(t, S("+/b"), &A, 0, 5), 0);
+	CU_ASSERT_EQUAL(topic_tree_subscribe(t, S("a/b"), &B, 2, 6), 0);
+	CU_ASSERT_EQUAL(topic_tree_subscribe(t, S("a/c"), &B, 2, 7), 0);
+	CU_ASSERT_EQUAL(topic_tree_count(t), 7u);
+	struct rec *r = rec_match(t, "a/b");
+	CU_ASSERT_EQUAL(r->n, 6u);
+	CU_ASSERT_EQUAL(rec_count(r, &A), 5u);
+	CU_ASSERT_EQUAL(rec_count(r, &B), 1u);
+	for (uint32_t id = 1; id <= 6; id++)
+		CU_ASSERT(rec_has_id(r, id));
+	for (size_t i = 0; i < r->n; i++) {
+		CU_ASSERT_FALSE(r->shared[i]);
+		if (r->id[i] == 3)
+			CU_ASSERT_EQUAL(r->opt[i], 2);
+		if (r->id[i] == 2)
+			CU_ASSERT_EQUAL(r->opt[i], 1);
+	}
+	r = rec_match(t, "x/y");
+	CU_ASSERT_EQUAL(r->n, 1u);
+	CU_ASSERT(rec_has_id(r, 3));
+	topic_tree_free(t);
+}
+
+/* [MQTT-3.8.4-3] a second SUBSCRIBE with the same filter replaces the
+ * options and identifier, and keeps one subscription. */
+static void test_resubscribe_replaces_MQTT_3_8_4_3(void)
+{
+	struct topic_tree *t = topic_tree_new();
+	CU_ASSERT_EQUAL(topic_tree_subscribe(t, S("a/+/c"), &A, 0, 10), 0);
+	CU_ASSERT_EQUAL(topic_tree_subscribe(t, S("a/+/c"), &A, 0x26, 11), 1);
+	CU_ASSERT_EQUAL(topic_tree_count(t), 1u);
+	struct rec *r = rec_match(t, "a/b/c");
+	CU_ASSERT_EQUAL_FATAL(r->n, 1u);
+	CU_ASSERT_EQUAL(r->opt[0], 0x26);
+	CU_ASSERT_EQUAL(r->id[0], 11u);
+	/* Same filter, other subscriber: a new subscription. */
+	CU_ASSERT_EQUAL(topic_tree_subscribe(t, S("a/+/c"), &B, 1, 0), 0);
+	CU_ASSERT_EQUAL(topic_tree_count(t), 2u);
+	/* Replace also with many subscribers on the node (indexed path). */
+	int many[100];
+	for (int i = 0; i < 100; i++)
+		CU_ASSERT_EQUAL(topic_tree_subscribe(t, S("a/+/c"), &many[i], 0, 100 + i), 0);
+	for (int i = 0; i < 100; i += 7)
+		CU_ASSERT_EQUAL(topic_tree_subscribe(t, S("a/+/c"), &many[i], 2, 500 + i), 1);
+	CU_ASSERT_EQUAL(topic_tree_count(t), 102u);
+	r = rec_match(t, "a/x/c");
+	CU_ASSERT_EQUAL(r->n, 102u);
+	CU_ASSERT(rec_has_id(r, 507));
+	CU_ASSERT_FALSE(rec_has_id(r, 107));
+	CU_ASSERT(rec_has_id(r, 108));
+	topic_tree_free(t);
+}
+
+static void test_unsubscribe(void)
+{
+	struct topic_tree *t = topic_tree_new();
+	CU_ASSERT_EQUAL(topic_tree_subscribe(t, S("a/b"), &A, 0, 1), 0);
+	CU_ASSERT_EQUAL(topic_tree_subscribe(t, S("a/b"), &B, 0, 2), 0);
+	CU_ASSERT_EQUAL(topic_tree_subscribe(t, S("a/b/c"), &A, 0, 3), 0);
+	/* Not subscribed: wrong subscriber, a prefix node, a wildcard twin,
+	 * a longer filter, a shared twin. */
+	CU_ASSERT_EQUAL(topic_tree_unsubscribe(t, S("a/b"), &C), -1);
+	CU_ASSERT_EQUAL(topic_tree_unsubscribe(t, S("a"), &A), -1);
+	CU_ASSERT_EQUAL(topic_tree_unsubscribe(t, S("a/+"), &A), -1);
+	CU_ASSERT_EQUAL(topic_tree_unsubscribe(t, S("a/b/c/d"), &A), -1);
+	CU_ASSERT_EQUAL(topic_tree_unsubscribe(t, S("$share/g/a/b"), &A), -1);
+	CU_ASSERT_EQUAL(topic_tree_count(t), 3u);
+	CU_ASSERT_EQUAL(topic_tree_unsubscribe(t, S("a/b"), &A), 0);
+	CU_ASSERT_EQUAL(topic_tree_unsubscribe(t, S("a/b"), &A), -1);
+	CU_ASSERT_EQUAL(topic_tree_count(t), 2u);
+	struct rec *r = rec_match(t, "a/b");
+	CU_ASSERT_EQUAL(r->n, 1u);
+	CU_ASSERT_EQUAL(rec_count(r, &B), 1u);
+	r = rec_match(t, "a/b/c");
+	CU_ASSERT_EQUAL(r->n, 1u);
+	CU_ASSERT_EQUAL(topic_tree_unsubscribe(t, S("a/b"), &B), 0);
+	CU_ASSERT_EQUAL(rec_match(t, "a/b")->n, 0u);
+	CU_ASSERT_EQUAL(rec_match(t, "a/b/c")->n, 1u);
+	CU_ASSERT_EQUAL(topic_tree_unsubscribe(t, S("a/b/c"), &A), 0);
+	CU_ASSERT_EQUAL(topic_tree_count(t), 0u);
+	CU_ASSERT_EQUAL(rec_match(t, "a/b/c")->n, 0u);
+	topic_tree_free(t);
+}
+
+/* Empty nodes go away on unsubscribe, so churn does not grow memory. */
+static void test_prune_on_unsubscribe(void)
+{
+	struct topic_tree *t = topic_tree_new();
+	CU_ASSERT_EQUAL(topic_tree_subscribe(t, S("a/b/c/d"), &A, 0, 0), 0);
+	CU_ASSERT_EQUAL(topic_tree_node_count(t), 4u);
+	CU_ASSERT_EQUAL(topic_tree_subscribe(t, S("a/b/x"), &A, 0, 0), 0);
+	CU_ASSERT_EQUAL(topic_tree_subscribe(t, S("a/+/#"), &B, 0, 0), 0);
+	CU_ASSERT_EQUAL(topic_tree_subscribe(t, S("$share/g/a/b"), &C, 0, 0), 0);
+	CU_ASSERT_EQUAL(topic_tree_node_count(t), 7u);
+	CU_ASSERT_EQUAL(topic_tree_group_count(t), 1u);
+	CU_ASSERT_EQUAL(topic_tree_unsubscribe(t, S("a/b/c/d"), &A), 0);
+	CU_ASSERT_EQUAL(topic_tree_node_count(t), 5u); /* a, b, x, +, # */
+	CU_ASSERT_EQUAL(topic_tree_unsubscribe(t, S("$share/g/a/b"), &C), 0);
+	CU_ASSERT_EQUAL(topic_tree_group_count(t), 0u);
+	CU_ASSERT_EQUAL(topic_tree_node_count(t), 5u);
+	CU_ASSERT_EQUAL(topic_tree_unsubscribe(t, S("a/+/#"), &B), 0);
+	CU_ASSERT_EQUAL(topic_tree_node_count(t), 3u);
+	CU_ASSERT_EQUAL(topic_tree_unsubscribe(t, S("a/b/x"), &A), 0);
+	CU_ASSERT_EQUAL(topic_tree_node_count(t), 0u);
+	/* A failed unsubscribe of a path that does not exist creates nothing. */
+	CU_ASSERT_EQUAL(topic_tree_unsubscribe(t, S("q/r/s"), &A), -1);
+	CU_ASSERT_EQUAL(topic_tree_node_count(t), 0u);
+
+	/* Churn: many subscribers and siblings come and go; nothing stays. */
+	static int subs[300];
+	char f[64];
+	for (int round = 0; round < 5; round++) {
+		for (int i = 0; i < 300; i++) {
+			snprintf(f, sizeof(f), "r/%d/+/%d", i % 40, i);
+			CU_ASSERT_EQUAL(topic_tree_subscribe(t, S(f), &subs[i], 1, 0), 0);
+			CU_ASSERT_EQUAL(topic_tree_subscribe(t, S("hot/#"), &subs[i], 0, 0), 0);
+		}
+		CU_ASSERT_EQUAL(topic_tree_count(t), 600u);
+		CU_ASSERT_EQUAL(rec_match(t, "hot/x")->n, 300u);
+		for (int i = 299; i >= 0; i--) {
+			snprintf(f, sizeof(f), "r/%d/+/%d", i % 40, i);
+			CU_ASSERT_EQUAL(topic_tree_unsubscribe(t, S(f), &subs[i]), 0);
+			CU_ASSERT_EQUAL(topic_tree_unsubscribe(t, S("hot/#"), &subs[(i * 7) % 300]), 0);
+		}
+		CU_ASSERT_EQUAL(topic_tree_count(t), 0u);
+		CU_ASSERT_EQUAL(topic_tree_node_count(t), 0u);
+	}
+	topic_tree_free(t);
+}
+
+/* Many siblings under one node and many subscribers on one node: lookups
+ * go through the hash tables, and removals keep them consistent. */
+static void test_wide_nodes(void)
+{
+	struct topic_tree *t = topic_tree_new();
+	enum { N = 5000 };
+	static int subs[N];
+	char f[64];
+	for (int i = 0; i < N; i++) {
+		snprintf(f, sizeof(f), "w/%d", i);
+		CU_ASSERT_EQUAL(topic_tree_subscribe(t, S(f), &subs[i], 0, (uint32_t)i + 1), 0);
+		CU_ASSERT_EQUAL(topic_tree_subscribe(t, S("same"), &subs[i], 0, (uint32_t)i + 1), 0);
+	}
+	for (int i = 0; i < N; i += 3) {
+		snprintf(f, sizeof(f), "w/%d", i);
+		CU_ASSERT_EQUAL(topic_tree_unsubscribe(t, S(f), &subs[i]), 0);
+		CU_ASSERT_EQUAL(topic_tree_unsubscribe(t, S("same"), &subs[i]), 0);
+	}
+	for (int i = 0; i < N; i++) {
+		snprintf(f, sizeof(f), "w/%d", i);
+		struct rec *r = rec_match(t, f);
+		CU_ASSERT_EQUAL(r->n, i % 3 ? 1u : 0u);
+		if (r->n)
+			CU_ASSERT_EQUAL(r->id[0], (uint32_t)i + 1);
+		CU_ASSERT_EQUAL(topic_tree_unsubscribe(t, S("same"), &subs[i]), i % 3 ? 0 : -1);
+		if (i % 3)
+			CU_ASSERT_EQUAL(topic_tree_subscribe(t, S("same"), &subs[i], 0, 9), 0);
+	}
+	CU_ASSERT_EQUAL(rec_match(t, "same")->n, (size_t)(N - (N + 2) / 3));
+	CU_ASSERT_EQUAL(topic_tree_count(t), 2u * (size_t)(N - (N + 2) / 3));
+	topic_tree_free(t);
+}
+
+/* ---- shared subscriptions --------------------------------------------- */
+
+static void *shared_pick(struct topic_tree *t, const char *topic, struct rec *r)
+{
+	r->n = 0;
+	r->offered = 0;
+	topic_tree_match(t, S(topic), rec_cb, r);
+	for (size_t i = 0; i < r->n; i++)
+		if (r->shared[i])
+			return r->sub[i];
+	return NULL;
+}
+
+/* Round robin in joining order, one member per message, shared flag set;
+ * an overlapping plain subscription is delivered as well. */
+static void test_shared_round_robin(void)
+{
+	struct topic_tree *t = topic_tree_new();
+	CU_ASSERT_EQUAL(topic_tree_subscribe(t, S("$share/g/s/+"), &A, 1, 1), 0);
+	CU_ASSERT_EQUAL(topic_tree_subscribe(t, S("$share/g/s/+"), &B, 1, 2), 0);
+	CU_ASSERT_EQUAL(topic_tree_subscribe(t, S("$share/g/s/+"), &C, 1, 3), 0);
+	CU_ASSERT_EQUAL(topic_tree_subscribe(t, S("s/+"), &A, 0, 4), 0);
+	CU_ASSERT_EQUAL(topic_tree_count(t), 4u);
+	static struct rec r;
+	memset(&r, 0, sizeof(r));
+	void *want[] = {&A, &B, &C, &A, &B, &C, &A};
+	for (size_t i = 0; i < 7; i++) {
+		CU_ASSERT_PTR_EQUAL(shared_pick(t, "s/x", &r), want[i]);
+		CU_ASSERT_EQUAL(r.n, 2u); /* one shared + the plain one */
+	}
+	/* The shared group does not match other topics. */
+	CU_ASSERT_PTR_NULL(shared_pick(t, "s", &r));
+	/* Re-subscribing replaces options and keeps the rotation. */
+	CU_ASSERT_EQUAL(topic_tree_subscribe(t, S("$share/g/s/+"), &B, 2, 22), 1);
+	CU_ASSERT_EQUAL(topic_tree_count(t), 4u);
+	CU_ASSERT_PTR_EQUAL(shared_pick(t, "s/x", &r), &B);
+	for (size_t i = 0; i < r.n; i++)
+		if (r.shared[i])
+			CU_ASSERT_EQUAL(r.id[i], 22u);
+	topic_tree_free(t);
+}
+
+/* A member that declines (offline) is skipped; the next accepts. When all
+ * decline, nobody gets it and the rotation does not move. */
+static void test_shared_decline(void)
+{
+	struct topic_tree *t = topic_tree_new();
+	topic_tree_subscribe(t, S("$share/g/q"), &A, 1, 0);
+	topic_tree_subscribe(t, S("$share/g/q"), &B, 1, 0);
+	topic_tree_subscribe(t, S("$share/g/q"), &C, 1, 0);
+	static struct rec r;
+	memset(&r, 0, sizeof(r));
+	r.decline[0] = &B;
+	r.ndecline = 1;
+	void *want[] = {&A, &C, &A, &C};
+	for (size_t i = 0; i < 4; i++)
+		CU_ASSERT_PTR_EQUAL(shared_pick(t, "q", &r), want[i]);
+	r.decline[1] = &A;
+	r.decline[2] = &C;
+	r.ndecline = 3;
+	CU_ASSERT_PTR_NULL(shared_pick(t, "q", &r));
+	CU_ASSERT_EQUAL(r.offered, 3u); /* each offered once, no more */
+	r.ndecline = 0;
+	CU_ASSERT_PTR_EQUAL(shared_pick(t, "q", &r), &A); /* after C, chosen last */
+	CU_ASSERT_EQUAL(r.offered, 1u);
+	topic_tree_free(t);
+}
+
+/* Members join and leave; the rotation continues after the member chosen
+ * last, or with the one after a member that left. */
+static void test_shared_join_leave(void)
+{
+	struct topic_tree *t = topic_tree_new();
+	static struct rec r;
+	memset(&r, 0, sizeof(r));
+	topic_tree_subscribe(t, S("$share/g/j/#"), &A, 0, 0);
+	topic_tree_subscribe(t, S("$share/g/j/#"), &B, 0, 0);
+	topic_tree_subscribe(t, S("$share/g/j/#"), &C, 0, 0);
+	CU_ASSERT_PTR_EQUAL(shared_pick(t, "j/1", &r), &A);
+	CU_ASSERT_PTR_EQUAL(shared_pick(t, "j/1", &r), &B);
+	/* B, chosen last, leaves: C is next. */
+	CU_ASSERT_EQUAL(topic_tree_unsubscribe(t, S("$share/g/j/#"), &B), 0);
+	CU_ASSERT_PTR_EQUAL(shared_pick(t, "j", &r), &C);
+	/* D joins at the end: offered after C. */
+	topic_tree_subscribe(t, S("$share/g/j/#"), &D, 0, 0);
+	CU_ASSERT_PTR_EQUAL(shared_pick(t, "j", &r), &D);
+	/* A member before the cursor leaves: the rotation wraps to C. */
+	CU_ASSERT_EQUAL(topic_tree_unsubscribe(t, S("$share/g/j/#"), &A), 0);
+	CU_ASSERT_PTR_EQUAL(shared_pick(t, "j", &r), &C);
+	CU_ASSERT_PTR_EQUAL(shared_pick(t, "j", &r), &D);
+	/* The last member in order was chosen last and leaves: wrap to C. */
+	CU_ASSERT_EQUAL(topic_tree_unsubscribe(t, S("$share/g/j/#"), &D), 0);
+	CU_ASSERT_PTR_EQUAL(shared_pick(t, "j", &r), &C);
+	CU_ASSERT_PTR_EQUAL(shared_pick(t, "j", &r), &C);
+	CU_ASSERT_EQUAL(topic_tree_unsubscribe(t, S("$share/g/j/#"), &E), -1);
+	CU_ASSERT_EQUAL(topic_tree_unsubscribe(t, S("$share/h/j/#"), &C), -1);
+	CU_ASSERT_EQUAL(topic_tree_unsubscribe(t, S("$share/g/j/#"), &C), 0);
+	CU_ASSERT_PTR_NULL(shared_pick(t, "j", &r));
+	CU_ASSERT_EQUAL(topic_tree_count(t), 0u);
+	CU_ASSERT_EQUAL(topic_tree_node_count(t), 0u);
+	CU_ASSERT_EQUAL(topic_tree_group_count(t), 0u);
+	/* Rejoining starts a fresh rotation. */
+	topic_tree_subscribe(t, S("$share/g/j/#"), &E, 0, 0);
+	topic_tree_subscribe(t, S("$share/g/j/#"), &A, 0, 0);
+	CU_ASSERT_PTR_EQUAL(shared_pick(t, "j", &r), &E);
+	topic_tree_free(t);
+}
+
+/* Groups are per (name, filter); a subscriber may be in several groups and
+ * gets one delivery per group; incomplete $share syntax is refused. */
+static void test_shared_groups_apart(void)
+{
+	struct topic_tree *t = topic_tree_new();
+	static struct rec r;
+	memset(&r, 0, sizeof(r));
+	CU_ASSERT_EQUAL(topic_tree_subscribe(t, S("$share/g1/x/y"), &A, 0, 1), 0);
+	CU_ASSERT_EQUAL(topic_tree_subscribe(t, S("$share/g2/x/y"), &A, 0, 2), 0);
+	CU_ASSERT_EQUAL(topic_tree_subscribe(t, S("$share/g1/x/+"), &A, 0, 3), 0);
+	CU_ASSERT_EQUAL(topic_tree_subscribe(t, S("$share/g1/x/y"), &B, 0, 4), 0);
+	CU_ASSERT_EQUAL(topic_tree_group_count(t), 3u);
+	CU_ASSERT_EQUAL(topic_tree_count(t), 4u);
+	shared_pick(t, "x/y", &r);
+	CU_ASSERT_EQUAL(r.n, 3u); /* one per group */
+	CU_ASSERT(rec_has_id(&r, 1)); /* g1 x/y: A first */
+	CU_ASSERT(rec_has_id(&r, 2));
+	CU_ASSERT(rec_has_id(&r, 3));
+	shared_pick(t, "x/y", &r);
+	CU_ASSERT_EQUAL(r.n, 3u);
+	CU_ASSERT(rec_has_id(&r, 4)); /* g1 x/y: then B */
+	CU_ASSERT(rec_has_id(&r, 2));
+	CU_ASSERT(rec_has_id(&r, 3));
+	CU_ASSERT_EQUAL(topic_tree_subscribe(t, S("$share/g1"), &A, 0, 0), -1);
+	CU_ASSERT_EQUAL(topic_tree_subscribe(t, S("$share/g1/"), &A, 0, 0), -1);
+	CU_ASSERT_EQUAL(topic_tree_subscribe(t, S("$share//x"), &A, 0, 0), -1);
+	CU_ASSERT_EQUAL(topic_tree_count(t), 4u);
+	/* "$shared/..." is an ordinary filter starting with '$'. */
+	CU_ASSERT_EQUAL(topic_tree_subscribe(t, S("$shared/g/x"), &C, 0, 9), 0);
+	CU_ASSERT_EQUAL(shared_pick(t, "$shared/g/x", &r), NULL);
+	CU_ASSERT_EQUAL(r.n, 1u);
+	topic_tree_free(t);
+}
+
+/* ---- retained store --------------------------------------------------- */
+
+static int unrefs;
+static void count_unref(void *msg)
+{
+	(void)msg;
+	unrefs++;
+}
+
+struct rmatch {
+	size_t n;
+	void *msg[256];
+};
+
+static void rmatch_cb(void *ctx, void *msg)
+{
+	struct rmatch *m = ctx;
+	if (m->n < 256)
+		m->msg[m->n] = msg;
+	m->n++;
+}
+
+static size_t rmatch(struct retain_store *r, const char *filter, struct rmatch *m)
+{
+	m->n = 0;
+	retain_store_match(r, S(filter), rmatch_cb, m);
+	return m->n;
+}
+
+/* set/replace/clear, counts, and unref exactly once per message. */
+static void test_retain_set_replace_clear(void)
+{
+	unrefs = 0;
+	int m1, m2, m3, m4;
+	struct retain_store *r = retain_store_new(count_unref);
+	CU_ASSERT_FATAL(r != NULL);
+	CU_ASSERT_EQUAL(retain_store_set(r, S("a/b"), &m1), 0);
+	CU_ASSERT_EQUAL(retain_store_count(r), 1u);
+	CU_ASSERT_EQUAL(retain_store_set(r, S("a/b"), &m2), 1); /* replaces m1 */
+	CU_ASSERT_EQUAL(unrefs, 1);
+	CU_ASSERT_EQUAL(retain_store_count(r), 1u);
+	CU_ASSERT_EQUAL(retain_store_set(r, S("a"), &m3), 0);
+	CU_ASSERT_EQUAL(retain_store_set(r, S("a/b/c"), &m4), 0);
+	CU_ASSERT_EQUAL(retain_store_count(r), 3u);
+	CU_ASSERT_EQUAL(retain_store_node_count(r), 3u);
+	struct rmatch m;
+	CU_ASSERT_EQUAL(rmatch(r, "a/b", &m), 1u);
+	CU_ASSERT_PTR_EQUAL(m.msg[0], &m2);
+	/* Clearing: returns 1 and unrefs; clearing again or a prefix node or a
+	 * missing topic returns 0 and creates nothing. */
+	CU_ASSERT_EQUAL(retain_store_set(r, S("a/b"), NULL), 1);
+	CU_ASSERT_EQUAL(unrefs, 2);
+	CU_ASSERT_EQUAL(retain_store_set(r, S("a/b"), NULL), 0);
+	CU_ASSERT_EQUAL(retain_store_set(r, S("x/y/z"), NULL), 0);
+	CU_ASSERT_EQUAL(retain_store_node_count(r), 3u); /* a/b still leads to c */
+	CU_ASSERT_EQUAL(retain_store_count(r), 2u);
+	CU_ASSERT_EQUAL(rmatch(r, "a/b", &m), 0u);
+	CU_ASSERT_EQUAL(retain_store_set(r, S("a/b/c"), NULL), 1);
+	CU_ASSERT_EQUAL(retain_store_node_count(r), 1u); /* pruned to "a" */
+	CU_ASSERT_EQUAL(retain_store_set(r, S("a"), NULL), 1);
+	CU_ASSERT_EQUAL(retain_store_node_count(r), 0u);
+	CU_ASSERT_EQUAL(retain_store_count(r), 0u);
+	CU_ASSERT_EQUAL(unrefs, 4);
+	retain_store_free(r);
+	CU_ASSERT_EQUAL(unrefs, 4);
+	retain_store_free(NULL);
+	topic_tree_free(NULL);
+}
+
+/* Freeing the store lets go of every message it holds, once. */
+static void test_retain_free_unrefs(void)
+{
+	unrefs = 0;
+	static int msgs[1000];
+	struct retain_store *r = retain_store_new(count_unref);
+	char tp[64];
+	for (int i = 0; i < 1000; i++) {
+		snprintf(tp, sizeof(tp), "%d/%d/%d", i % 7, i % 100, i);
+		CU_ASSERT_EQUAL(retain_store_set(r, S(tp), &msgs[i]), 0);
+	}
+	for (int i = 0; i < 1000; i += 10) {
+		snprintf(tp, sizeof(tp), "%d/%d/%d", i % 7, i % 100, i);
+		CU_ASSERT_EQUAL(retain_store_set(r, S(tp), &msgs[i]), 1);
+	}
+	CU_ASSERT_EQUAL(unrefs, 100);
+	CU_ASSERT_EQUAL(retain_store_count(r), 1000u);
+	retain_store_free(r);
+	CU_ASSERT_EQUAL(unrefs, 1100);
+}
+
+/* Filters with wildcards; '$' topics skipped by leading wildcards
+ * [MQTT-4.7.2-1]; "x/#" includes x itself [MQTT-4.7.1-2]. */
+static void test_retain_match_MQTT_4_7_2_1(void)
+{
+	unrefs = 0;
+	static int msg[16];
+	static const char *topics[] = {"sport", "sport/tennis", "sport/tennis/player1",
+				       "sport/tennis/player2", "sport/golf", "/finance",
+				       "$SYS/uptime", "$SYS", "a//b", "sport/", "news"};
+	size_t nt = sizeof(topics) / sizeof(topics[0]);
+	struct retain_store *r = retain_store_new(count_unref);
+	for (size_t i = 0; i < nt; i++)
+		CU_ASSERT_EQUAL(retain_store_set(r, S(topics[i]), &msg[i]), 0);
+	struct {
+		const char *filter;
+		size_t n;
+	} c[] = {
+		{"#", 9},
+		{"sport/#", 6},
+		{"sport/+", 3},
+		{"sport/tennis/+", 2},
+		{"sport/+/player1", 1},
+		{"+", 2},
+		{"+/+", 4},
+		{"+/finance", 1},
+		{"/+", 1},
+		{"$SYS/#", 2},
+		{"$SYS/+", 1},
+		{"+/uptime", 0},
+		{"a/+/b", 1},
+		{"a/b", 0},
+		{"+/+/+", 3},
+		{"+/+/+/+", 0},
+		{"sport/tennis/player1/#", 1},
+		{"nothing/#", 0},
+		{"news", 1},
+		{"+/#", 9},
+	};
+	struct rmatch m;
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		size_t got = rmatch(r, c[i].filter, &m);
+		if (got != c[i].n)
+			fprintf(stderr, "retain filter '%s': %zu, expected %zu\n", c[i].filter, got,
+				c[i].n);
+		CU_ASSERT_EQUAL(got, c[i].n);
+	}
+	CU_ASSERT_EQUAL(rmatch(r, "sport/tennis/player2", &m), 1u);
+	CU_ASSERT_PTR_EQUAL(m.msg[0], &msg[3]);
+	CU_ASSERT_EQUAL(unrefs, 0);
+	retain_store_free(r);
+	CU_ASSERT_EQUAL(unrefs, (int)nt);
+}
+
+/* ---- randomized comparison with a brute-force matcher ------------------ */
+
+static uint64_t rng_state;
+static uint32_t rng(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return (uint32_t)(rng_state >> 11);
+}
+
+/* The reference: level by level, written from the spec's definitions. */
+static bool brute_match(const char *filter, const char *topic)
+{
+	if (topic[0] == '$' && (filter[0] == '+' || filter[0] == '#'))
+		return false;
+	const char *f = filter, *tp = topic;
+	for (;;) {
+		const char *fe = strchr(f, '/');
+		size_t fl = fe ? (size_t)(fe - f) : strlen(f);
+		if (fl == 1 && f[0] == '#')
+			return true;
+		if (!tp) /* topic used up, filter has a level left */
+			return false;
+		const char *te = strchr(tp, '/');
+		size_t tl = te ? (size_t)(te - tp) : strlen(tp);
+		if (!(fl == 1 && f[0] == '+') && (fl != tl || memcmp(f, tp, fl) != 0))
+			return false;
+		tp = te ? te + 1 : NULL;
+		if (!fe) {
+			return tp == NULL;
+		}
+		f = fe + 1;
+		/* "x/#" matches "x": the filter's next level is '#' */
+		if (!tp && strcmp(f, "#") == 0)
+			return true;
+	}
+}
+
+static const char *words[] = {"a", "b", "c", "", "$x", "dd", "a b", "\xc3\xa9"};
+
+static void random_name(char *out, size_t cap, bool filter)
+{
+	int levels = 1 + (int)(rng() % 5);
+	size_t o = 0;
+	out[0] = 0;
+	for (int l = 0; l < levels; l++) {
+		const char *w;
+		uint32_t x = rng() % 100;
+		if (filter && x < 20)
+			w = "+";
+		else if (filter && x < 28 && l == levels - 1)
+			w = "#";
+		else
+			w = words[rng() % (sizeof(words) / sizeof(words[0]))];
+		if (l > 0 && (w[0] == '$') && rng() % 2)
+			w = "b";
+		o += (size_t)snprintf(out + o, cap - o, "%s%s", l ? "/" : "", w);
+	}
+}
+
+enum { RND_FILTERS = 3000, RND_TOPICS = 2000 };
+
+static char rnd_filter[RND_FILTERS][48];
+static int rnd_owner[RND_FILTERS];
+static bool rnd_live[RND_FILTERS];
+static char rnd_topic[RND_TOPICS][48];
+static int rnd_subscribers[64];
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* The trie's answer (one call per live subscription: ids are filter
+ * indexes) equals the brute-force answer, for every topic. */
+static void rnd_compare(struct topic_tree *t)
+{
+	static uint32_t want[RND_FILTERS];
+	static struct rec r;
+	size_t mismatches = 0, total = 0;
+	for (int i = 0; i < RND_TOPICS; i++) {
+		size_t nw = 0;
+		for (int f = 0; f < RND_FILTERS; f++)
+			if (rnd_live[f] && brute_match(rnd_filter[f], rnd_topic[i]))
+				want[nw++] = (uint32_t)f;
+		memset(&r, 0, sizeof(r));
+		topic_tree_match(t, S(rnd_topic[i]), rec_cb, &r);
+		qsort(r.id, r.n, sizeof(r.id[0]), cmp_u32);
+		bool same = r.n == nw && memcmp(r.id, want, nw * sizeof(want[0])) == 0;
+		total += nw;
+		if (!same && mismatches++ < 5)
+			fprintf(stderr, "topic '%s': trie %zu matches, brute %zu\n", rnd_topic[i],
+				r.n, nw);
+	}
+	CU_ASSERT_EQUAL(mismatches, 0u);
+	/* The random mix must exercise matching, not only misses. */
+	CU_ASSERT(total > RND_TOPICS);
+}
+
+static void test_random_against_brute_force(void)
+{
+	rng_state = 0x9e3779b97f4a7c15ULL;
+	struct topic_tree *t = topic_tree_new();
+	size_t live = 0;
+	for (int f = 0; f < RND_FILTERS; f++) {
+		random_name(rnd_filter[f], sizeof(rnd_filter[f]), true);
+		rnd_owner[f] = (int)(rng() % 64);
+		/* A duplicate (filter, subscriber) replaces: keep one live. */
+		int dup = -1;
+		for (int g = 0; g < f; g++)
+			if (rnd_live[g] && rnd_owner[g] == rnd_owner[f] &&
+			    strcmp(rnd_filter[g], rnd_filter[f]) == 0)
+				dup = g;
+		int rc = topic_tree_subscribe(t, S(rnd_filter[f]), &rnd_subscribers[rnd_owner[f]],
+					      0, (uint32_t)f);
+		CU_ASSERT_EQUAL(rc, dup >= 0 ? 1 : 0);
+		if (dup >= 0)
+			rnd_live[dup] = false;
+		else
+			live++;
+		rnd_live[f] = true;
+	}
+	CU_ASSERT_EQUAL(topic_tree_count(t), live);
+	for (int i = 0; i < RND_TOPICS; i++)
+		random_name(rnd_topic[i], sizeof(rnd_topic[i]), false);
+	rnd_compare(t);
+	/* Remove about half, check again; then remove the rest. */
+	for (int f = 0; f < RND_FILTERS; f++) {
+		if (rnd_live[f] && rng() % 2) {
+			CU_ASSERT_EQUAL(topic_tree_unsubscribe(t, S(rnd_filter[f]),
+							       &rnd_subscribers[rnd_owner[f]]),
+					0);
+			rnd_live[f] = false;
+			live--;
+		}
+	}
+	CU_ASSERT_EQUAL(topic_tree_count(t), live);
+	rnd_compare(t);
+	for (int f = 0; f < RND_FILTERS; f++) {
+		if (!rnd_live[f])
+			continue;
+		CU_ASSERT_EQUAL(
+			topic_tree_unsubscribe(t, S(rnd_filter[f]), &rnd_subscribers[rnd_owner[f]]),
+			0);
+		rnd_live[f] = false;
+	}
+	/* Everything is gone now, replaced duplicates included. */
+	for (int f = 0; f < RND_FILTERS; f++)
+		CU_ASSERT_EQUAL(
+			topic_tree_unsubscribe(t, S(rnd_filter[f]), &rnd_subscribers[rnd_owner[f]]),
+			-1);
+	CU_ASSERT_EQUAL(topic_tree_count(t), 0u);
+	CU_ASSERT_EQUAL(topic_tree_node_count(t), 0u);
+	topic_tree_free(t);
+}
+
+/* Retained store vs brute force: random topics stored, random filters. */
+static void test_retain_random_against_brute_force(void)
+{
+	rng_state = 0x123456789abcdefULL;
+	enum { NT = 1500, NF = 1500 };
+	static char tp[NT][48];
+	static bool stored[NT];
+	static char fl[NF][48];
+	struct retain_store *r = retain_store_new(NULL);
+	size_t count = 0;
+	for (int i = 0; i < NT; i++) {
+		random_name(tp[i], sizeof(tp[i]), false);
+		int prev = -1;
+		for (int j = 0; j < i; j++)
+			if (stored[j] && strcmp(tp[j], tp[i]) == 0)
+				prev = j;
+		CU_ASSERT_EQUAL(retain_store_set(r, S(tp[i]), &tp[i]), prev >= 0 ? 1 : 0);
+		if (prev >= 0)
+			stored[prev] = false;
+		else
+			count++;
+		stored[i] = true;
+	}
+	/* Clear a third. */
+	for (int i = 0; i < NT; i += 3) {
+		if (stored[i]) {
+			CU_ASSERT_EQUAL(retain_store_set(r, S(tp[i]), NULL), 1);
+			stored[i] = false;
+			count--;
+		}
+	}
+	CU_ASSERT_EQUAL(retain_store_count(r), count);
+	size_t mismatches = 0;
+	static struct rmatch m;
+	for (int f = 0; f < NF; f++) {
+		random_name(fl[f], sizeof(fl[f]), true);
+		size_t want = 0;
+		for (int i = 0; i < NT; i++)
+			want += stored[i] && brute_match(fl[f], tp[i]);
+		size_t got = rmatch(r, fl[f], &m);
+		/* Every reported message is a stored, matching one. */
+		for (size_t k = 0; k < got && k < 256; k++) {
+			const char *mt = m.msg[k];
+			int idx = (int)(((const char(*)[48])mt) - tp);
+			if (!stored[idx] || !brute_match(fl[f], mt))
+				got = SIZE_MAX;
+		}
+		if (got != want && mismatches++ < 5)
+			fprintf(stderr, "retain filter '%s': store %zu, brute %zu\n", fl[f], got,
+				want);
+	}
+	CU_ASSERT_EQUAL(mismatches, 0u);
+	for (int i = 0; i < NT; i++)
+		if (stored[i])
+			CU_ASSERT_EQUAL(retain_store_set(r, S(tp[i]), NULL), 1);
+	CU_ASSERT_EQUAL(retain_store_count(r), 0u);
+	CU_ASSERT_EQUAL(retain_store_node_count(r), 0u);
+	retain_store_free(r);
+}
+
+/* The brute-force reference agrees with the spec table too (guards the
+ * randomized tests against a wrong reference). */
+static void test_brute_reference(void)
+{
+	CU_ASSERT(brute_match("sport/#", "sport"));
+	CU_ASSERT(brute_match("+/+", "/finance"));
+	CU_ASSERT_FALSE(brute_match("+", "/finance"));
+	CU_ASSERT_FALSE(brute_match("#", "$SYS/x"));
+	CU_ASSERT(brute_match("$SYS/#", "$SYS"));
+	CU_ASSERT_FALSE(brute_match("sport/+", "sport"));
+	CU_ASSERT(brute_match("sport/+", "sport/"));
+	CU_ASSERT_FALSE(brute_match("a/b", "a/b/c"));
+	CU_ASSERT_FALSE(brute_match("a/b/c", "a/b"));
+}
+
+static void register_suites(void)
+{
+	static const struct test_case match[] = {
+		{"match_multilevel_MQTT-4.7.1-2", test_match_multilevel_MQTT_4_7_1_2},
+		{"match_singlelevel_MQTT-4.7.1-3", test_match_singlelevel_MQTT_4_7_1_3},
+		{"match_dollar_MQTT-4.7.2-1", test_match_dollar_MQTT_4_7_2_1},
+		{"match_literal_MQTT-4.7.3-4", test_match_literal_MQTT_4_7_3_4},
+		{"brute_reference", test_brute_reference},
+		{"random_against_brute_force", test_random_against_brute_force},
+		{NULL, NULL},
+	};
+	static const struct test_case subs[] = {
+		{"overlapping_one_call_each", test_overlapping_one_call_each},
+		{"resubscribe_replaces_MQTT-3.8.4-3", test_resubscribe_replaces_MQTT_3_8_4_3},
+		{"unsubscribe", test_unsubscribe},
+		{"prune_on_unsubscribe", test_prune_on_unsubscribe},
+		{"wide_nodes", test_wide_nodes},
+		{NULL, NULL},
+	};
+	static const struct test_case shared[] = {
+		{"round_robin", test_shared_round_robin},
+		{"decline", test_shared_decline},
+		{"join_leave", test_shared_join_leave},
+		{"groups_apart", test_shared_groups_apart},
+		{NULL, NULL},
+	};
+	static const struct test_case retain[] = {
+		{"set_replace_clear", test_retain_set_replace_clear},
+		{"free_unrefs", test_retain_free_unrefs},
+		{"match_MQTT-4.7.2-1", test_retain_match_MQTT_4_7_2_1},
+		{"random_against_brute_force", test_retain_random_against_brute_force},
+		{NULL, NULL},
+	};
+	test_add_suite("topic_match", match);
+	test_add_suite("topic_subscriptions", subs);
+	test_add_suite("topic_shared", shared);
+	test_add_suite("retain", retain);
+}
+
+int main(int argc, char **argv)
+{
+	return test_runner_main(argc, argv, register_suites);
+}

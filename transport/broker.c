@@ -1,0 +1,1619 @@
+/*
+ * broker.c - the libuv loop that drives the engine: listeners, connections
+ * (receive buffers, output queues, TLS), timers, signals, $SYS, and the
+ * embedding API of include/midge.h.
+ *
+ * One loop thread owns everything here. Connections are freed only from
+ * libuv close callbacks, so an engine callback (send, close) never sees a
+ * connection disappear under it.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <grp.h>
+#include <netdb.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "codec/codec.h"
+#include "engine/engine.h"
+#include "hooks/hooks.h"
+#include "midge.h"
+#include "transport/broker.h"
+#include "transport/config.h"
+#include "transport/log.h"
+#include "transport/passwd.h"
+#include "transport/tls.h"
+
+#define RBUF_SIZE 4096       /* pooled receive buffer; larger ones are per packet */
+#define RBUF_POOL_MAX 256    /* idle buffers kept for reuse */
+#define SHUTDOWN_GRACE_MS 3000
+#define CLOSE_GRACE_MS 5000
+
+/* One piece of output: bytes of the queue's own buffer (f == NULL, at off)
+ * or a referenced frame. */
+struct outseg {
+	struct frame *f;
+	uint32_t off;
+	uint32_t len;
+};
+
+struct outq {
+	struct outseg *segs;
+	uint32_t n, cap;
+	uint8_t *buf;
+	uint32_t blen, bcap;
+	uint64_t bytes;
+};
+
+struct listener;
+
+struct conn {
+	uv_tcp_t tcp; /* first: handle.data is not needed to find the conn */
+	struct midge *m;
+	struct listener *lis;
+	struct engine_conn *ec;
+	struct conn *prev, *next;         /* every connection */
+	struct conn *pre_prev, *pre_next; /* waiting for CONNECT, oldest first */
+	struct conn *dirty_next;
+	uint64_t opened_ms;
+	uint64_t closing_ms; /* when the engine asked to close: output gets a grace period */
+	uint8_t *rbuf; /* socket bytes (ciphertext for TLS) */
+	uint32_t rlen, rcap, roff, rneed;
+	uint8_t *pbuf; /* TLS plaintext */
+	uint32_t plen, pcap, pneed;
+	struct outq q[2]; /* q[qi] fills, q[qi ^ 1] is being written */
+	struct outq plain; /* TLS: plaintext not yet encrypted */
+	uv_write_t *wreq;
+	gnutls_session_t tls;
+	struct tls_creds *creds;
+	const char *why; /* why the socket closes, for engine_conn_closed */
+	uint8_t qi;
+	bool in_pre, dirty, writing, closing, read_stopped, paused, handshaken, bye_sent;
+	uint16_t port;
+	char addr[INET6_ADDRSTRLEN];
+};
+
+struct listener {
+	uv_tcp_t tcp;
+	struct midge *m;
+	struct listener *next;
+	struct tls_creds *creds; /* NULL: plain TCP */
+	int index;               /* in conf.listeners */
+	int max_connections;
+	int count;
+	uint16_t port;
+	char addr[INET6_ADDRSTRLEN];
+};
+
+struct sys_cache {
+	double load[3];
+	uint64_t last;
+};
+
+struct midge {
+	uv_loop_t loop;
+	struct conf conf;
+	char *conf_path;
+	struct engine *engine;
+	struct hooks *hooks;
+	struct passwd_db *passwd;
+	struct listener *listeners;
+	struct conn *conns;
+	struct conn *pre_head, *pre_tail;
+	struct conn *dirty;
+	uv_check_t flush_check;
+	uv_timer_t tick;
+	uv_timer_t grace;
+	uv_async_t stop_async;
+	uv_signal_t sig_int, sig_term, sig_hup;
+	uint8_t *pool[RBUF_POOL_MAX];
+	int pool_n;
+	int n_conns;
+	int n_closing; /* connections waiting for their output before closing */
+	uint64_t started_ms;
+	uint64_t last_sys_ms;
+	struct sys_cache sys_load[6];
+	char *sys_last[40];
+	atomic_int stop_requested;
+	bool running, stopping, loop_ready, default_listen, verbose;
+};
+
+static uint64_t broker_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* ---- receive buffers ---------------------------------------------------- */
+
+static uint8_t *pool_get(struct midge *m, uint32_t size, uint32_t *cap)
+{
+	if (size <= RBUF_SIZE) {
+		*cap = RBUF_SIZE;
+		if (m->pool_n > 0)
+			return m->pool[--m->pool_n];
+		return malloc(RBUF_SIZE);
+	}
+	*cap = size;
+	return malloc(size);
+}
+
+static void pool_put(struct midge *m, uint8_t *buf, uint32_t cap)
+{
+	if (!buf)
+		return;
+	if (cap == RBUF_SIZE && m->pool_n < RBUF_POOL_MAX)
+		m->pool[m->pool_n++] = buf;
+	else
+		free(buf);
+}
+
+/* Makes room for at least one more byte, and for `need` bytes in all
+ * (the packet being assembled). Returns 0 or -1 on OOM. */
+static int buf_reserve(struct midge *m, uint8_t **buf, uint32_t *len, uint32_t *cap, uint32_t need)
+{
+	uint32_t want = need > *len + 1 ? need : *len + 1;
+	if (*buf && *cap >= want)
+		return 0;
+	if (!*buf) {
+		*buf = pool_get(m, want, cap);
+		return *buf ? 0 : -1;
+	}
+	uint32_t ncap = *cap * 2 > want ? *cap * 2 : want;
+	if (need && ncap > need && need > *cap)
+		ncap = need;
+	uint8_t *nb = malloc(ncap);
+	if (!nb)
+		return -1;
+	memcpy(nb, *buf, *len);
+	pool_put(m, *buf, *cap);
+	*buf = nb;
+	*cap = ncap;
+	return 0;
+}
+
+/* Idle connections hold no receive buffer. */
+static void buf_release_if_empty(struct midge *m, uint8_t **buf, uint32_t len, uint32_t *cap)
+{
+	if (*buf && len == 0) {
+		pool_put(m, *buf, *cap);
+		*buf = NULL;
+		*cap = 0;
+	}
+}
+
+/* ---- output queues ------------------------------------------------------ */
+
+static void outq_reset(struct outq *q)
+{
+	for (uint32_t i = 0; i < q->n; i++)
+		frame_unref(q->segs[i].f);
+	q->n = 0;
+	q->blen = 0;
+	q->bytes = 0;
+	/* An idle connection keeps no output memory (the idle-connection
+	 * budget); a busy one pays one malloc per flush. */
+	free(q->buf);
+	q->buf = NULL;
+	q->bcap = 0;
+	free(q->segs);
+	q->segs = NULL;
+	q->cap = 0;
+}
+
+static void outq_free(struct outq *q)
+{
+	outq_reset(q);
+	free(q->buf);
+	free(q->segs);
+	memset(q, 0, sizeof(*q));
+}
+
+static int outq_seg(struct outq *q, struct outseg **out)
+{
+	if (q->n == q->cap) {
+		uint32_t ncap = q->cap ? q->cap * 2 : 4;
+		struct outseg *s = realloc(q->segs, ncap * sizeof(*s));
+		if (!s)
+			return -1;
+		q->segs = s;
+		q->cap = ncap;
+	}
+	*out = &q->segs[q->n++];
+	return 0;
+}
+
+/* Copies p[0..len) to the end of the queue. */
+static int outq_copy(struct outq *q, const uint8_t *p, size_t len)
+{
+	struct outseg *s;
+	if (len == 0)
+		return 0;
+	if (q->blen + len > q->bcap) {
+		size_t ncap = q->bcap ? q->bcap : 256;
+		while (ncap < q->blen + len)
+			ncap *= 2;
+		uint8_t *nb = realloc(q->buf, ncap);
+		if (!nb)
+			return -1;
+		q->buf = nb;
+		q->bcap = (uint32_t)ncap;
+	}
+	memcpy(q->buf + q->blen, p, len);
+	/* Segments hold offsets, so a realloc above moved nothing they see. */
+	if (q->n > 0 && !q->segs[q->n - 1].f && q->segs[q->n - 1].off + q->segs[q->n - 1].len == q->blen) {
+		q->segs[q->n - 1].len += (uint32_t)len;
+	} else {
+		if (outq_seg(q, &s) < 0)
+			return -1;
+		s->f = NULL;
+		s->off = q->blen;
+		s->len = (uint32_t)len;
+	}
+	q->blen += (uint32_t)len;
+	q->bytes += len;
+	return 0;
+}
+
+/* ownership: takes a new reference on f. */
+static int outq_frame(struct outq *q, struct frame *f)
+{
+	struct outseg *s;
+	if (!f || f->len == 0)
+		return 0;
+	if (outq_seg(q, &s) < 0)
+		return -1;
+	s->f = frame_ref(f);
+	s->off = 0;
+	s->len = f->len;
+	q->bytes += f->len;
+	return 0;
+}
+
+static const uint8_t *outseg_ptr(const struct outq *q, const struct outseg *s)
+{
+	return s->f ? s->f->data + s->off : q->buf + s->off;
+}
+
+static uint64_t conn_out_bytes(const struct conn *c)
+{
+	return c->q[0].bytes + c->q[1].bytes + c->plain.bytes;
+}
+
+/* ---- connections -------------------------------------------------------- */
+
+static void conn_flush(struct conn *c);
+static void conn_teardown(struct conn *c, const char *why);
+static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+static void conn_mark_dirty(struct conn *c)
+{
+	if (c->dirty)
+		return;
+	c->dirty = true;
+	c->dirty_next = c->m->dirty;
+	c->m->dirty = c;
+}
+
+static void broker_flush_dirty(struct midge *m)
+{
+	/* Flushing can dirty more connections (a write error closes one,
+	 * whose will goes to others), so drain until empty. */
+	int rounds = 0;
+	while (m->dirty && rounds++ < 8) {
+		struct conn *list = m->dirty;
+		m->dirty = NULL;
+		while (list) {
+			struct conn *c = list;
+			list = c->dirty_next;
+			c->dirty = false;
+			c->dirty_next = NULL;
+			conn_flush(c);
+		}
+	}
+}
+
+static void pre_remove(struct conn *c)
+{
+	struct midge *m = c->m;
+	if (!c->in_pre)
+		return;
+	if (c->pre_prev)
+		c->pre_prev->pre_next = c->pre_next;
+	else
+		m->pre_head = c->pre_next;
+	if (c->pre_next)
+		c->pre_next->pre_prev = c->pre_prev;
+	else
+		m->pre_tail = c->pre_prev;
+	c->in_pre = false;
+	c->pre_prev = c->pre_next = NULL;
+}
+
+static void pre_append(struct conn *c)
+{
+	struct midge *m = c->m;
+	c->pre_prev = m->pre_tail;
+	c->pre_next = NULL;
+	if (m->pre_tail)
+		m->pre_tail->pre_next = c;
+	else
+		m->pre_head = c;
+	m->pre_tail = c;
+	c->in_pre = true;
+}
+
+static void conn_on_close(uv_handle_t *h)
+{
+	struct conn *c = (struct conn *)h;
+	struct midge *m = c->m;
+	if (c->ec) {
+		struct engine_conn *ec = c->ec;
+		c->ec = NULL;
+		engine_conn_closed(m->engine, ec, c->why, broker_now_ms());
+	}
+	pre_remove(c);
+	if (c->prev)
+		c->prev->next = c->next;
+	else if (m->conns == c)
+		m->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	if (c->lis)
+		c->lis->count--;
+	if (c->closing_ms)
+		m->n_closing--;
+	m->n_conns--;
+	outq_free(&c->q[0]);
+	outq_free(&c->q[1]);
+	outq_free(&c->plain);
+	free(c->wreq);
+	pool_put(m, c->rbuf, c->rcap);
+	pool_put(m, c->pbuf, c->pcap);
+	if (c->tls)
+		gnutls_deinit(c->tls);
+	tls_creds_unref(c->creds);
+	/* A dirty connection is still on the dirty list: unlink it. */
+	if (c->dirty) {
+		struct conn **pp = &m->dirty;
+		while (*pp && *pp != c)
+			pp = &(*pp)->dirty_next;
+		if (*pp)
+			*pp = c->dirty_next;
+	}
+	free(c);
+	broker_flush_dirty(m);
+	if (m->stopping && m->n_conns == 0)
+		uv_stop(&m->loop);
+}
+
+/* Closes the socket now, whatever is queued; the engine hears about it in
+ * the close callback. */
+static void conn_teardown(struct conn *c, const char *why)
+{
+	if (uv_is_closing((uv_handle_t *)&c->tcp))
+		return;
+	if (!c->why)
+		c->why = why;
+	c->closing = true;
+	uv_close((uv_handle_t *)&c->tcp, conn_on_close);
+}
+
+static void conn_write_cb(uv_write_t *req, int status)
+{
+	struct conn *c = req->data;
+	outq_reset(&c->q[c->qi ^ 1]);
+	c->writing = false;
+	if (status < 0) {
+		conn_teardown(c, status == UV_ECANCELED ? NULL : "write error");
+		return;
+	}
+	if (c->paused && conn_out_bytes(c) <= c->m->conf.max_output_bytes / 2 && !c->read_stopped &&
+	    !c->closing) {
+		c->paused = false;
+		uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb);
+	}
+	conn_mark_dirty(c);
+	broker_flush_dirty(c->m);
+}
+
+/* Encrypts what is queued in plain into q[qi], as few records as possible. */
+static void conn_tls_encrypt(struct conn *c)
+{
+	if (!c->tls || !c->handshaken || c->plain.n == 0)
+		return;
+	gnutls_record_cork(c->tls);
+	for (uint32_t i = 0; i < c->plain.n; i++) {
+		const uint8_t *p = outseg_ptr(&c->plain, &c->plain.segs[i]);
+		size_t left = c->plain.segs[i].len;
+		while (left > 0) {
+			ssize_t n = gnutls_record_send(c->tls, p, left);
+			if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
+				continue;
+			if (n < 0) {
+				outq_reset(&c->plain);
+				conn_teardown(c, "TLS send error");
+				return;
+			}
+			p += n;
+			left -= (size_t)n;
+		}
+	}
+	int rc;
+	do
+		rc = gnutls_record_uncork(c->tls, GNUTLS_RECORD_WAIT);
+	while (rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED);
+	outq_reset(&c->plain);
+	if (rc < 0)
+		conn_teardown(c, "TLS send error");
+}
+
+/*
+ * Writes q[qi]: one uv_try_write of every iovec; what the kernel does not
+ * take goes out with uv_write while new output fills the other queue.
+ */
+static void conn_flush(struct conn *c)
+{
+	if (uv_is_closing((uv_handle_t *)&c->tcp))
+		return;
+	conn_tls_encrypt(c);
+	if (uv_is_closing((uv_handle_t *)&c->tcp) || c->writing)
+		return;
+	struct outq *q = &c->q[c->qi];
+	if (q->n == 0) {
+		if (c->closing) {
+			if (c->tls && c->handshaken && !c->bye_sent) {
+				c->bye_sent = true;
+				gnutls_bye(c->tls, GNUTLS_SHUT_WR);
+				if (c->q[c->qi].n > 0) {
+					conn_flush(c);
+					return;
+				}
+			}
+			conn_teardown(c, NULL);
+		}
+		return;
+	}
+	uv_buf_t stackbufs[64];
+	uv_buf_t *bufs = q->n <= 64 ? stackbufs : malloc(q->n * sizeof(*bufs));
+	if (!bufs) {
+		conn_teardown(c, "out of memory");
+		return;
+	}
+	size_t total = 0;
+	for (uint32_t i = 0; i < q->n; i++) {
+		bufs[i] = uv_buf_init((char *)outseg_ptr(q, &q->segs[i]), q->segs[i].len);
+		total += q->segs[i].len;
+	}
+	int n = uv_try_write((uv_stream_t *)&c->tcp, bufs, q->n);
+	if (n == UV_EAGAIN || n == UV_ENOSYS)
+		n = 0;
+	if (n < 0) {
+		if (bufs != stackbufs)
+			free(bufs);
+		conn_teardown(c, "write error");
+		return;
+	}
+	if ((size_t)n == total) {
+		outq_reset(q);
+		if (bufs != stackbufs)
+			free(bufs);
+		if (c->closing)
+			conn_flush(c);
+		return;
+	}
+	uint32_t i = 0;
+	size_t done = (size_t)n;
+	while (done >= bufs[i].len) {
+		done -= bufs[i].len;
+		i++;
+	}
+	bufs[i].base += done;
+	bufs[i].len -= done;
+	if (!c->wreq && !(c->wreq = malloc(sizeof(*c->wreq)))) {
+		if (bufs != stackbufs)
+			free(bufs);
+		conn_teardown(c, "out of memory");
+		return;
+	}
+	c->wreq->data = c;
+	int rc = uv_write(c->wreq, (uv_stream_t *)&c->tcp, bufs + i, q->n - i, conn_write_cb);
+	if (bufs != stackbufs)
+		free(bufs);
+	if (rc < 0) {
+		conn_teardown(c, "write error");
+		return;
+	}
+	c->writing = true;
+	c->qi ^= 1;
+}
+
+static void conn_stop_reading(struct conn *c)
+{
+	if (c->read_stopped)
+		return;
+	c->read_stopped = true;
+	uv_read_stop((uv_stream_t *)&c->tcp);
+}
+
+/*
+ * Hands every complete packet in buf[0..*len) to the engine and keeps the
+ * incomplete rest at the start. *need becomes the size of the packet being
+ * assembled (0 while its fixed header is incomplete).
+ */
+static void conn_decode(struct conn *c, uint8_t *buf, uint32_t *len, uint32_t *need)
+{
+	struct midge *m = c->m;
+	uint32_t off = 0;
+	uint64_t now = broker_now_ms();
+	*need = 0;
+	while (off < *len) {
+		struct codec_frame fr;
+		if (!c->ec || c->read_stopped || c->closing) {
+			off = *len;
+			break;
+		}
+		int rc = codec_frame_scan(buf + off, *len - off, engine_conn_max_packet(c->ec), &fr);
+		if (rc == CODEC_PARTIAL)
+			break;
+		if (rc < 0) {
+			engine_conn_framing_error(m->engine, c->ec, (uint8_t)-rc, now);
+			conn_stop_reading(c);
+			off = *len;
+			break;
+		}
+		uint32_t total = fr.header_len + fr.remaining;
+		if (*len - off < total) {
+			*need = total;
+			break;
+		}
+		rc = engine_conn_frame(m->engine, c->ec, fr.first, buf + off + fr.header_len,
+				       fr.remaining, now);
+		off += total;
+		if (rc < 0) {
+			conn_stop_reading(c);
+			off = *len;
+			break;
+		}
+	}
+	if (off > 0) {
+		memmove(buf, buf + off, *len - off);
+		*len -= off;
+	}
+	if (c->in_pre && c->ec && engine_conn_version(c->ec) != 0)
+		pre_remove(c);
+	if (!c->paused && !c->read_stopped && conn_out_bytes(c) > m->conf.max_output_bytes) {
+		/* The client sends faster than it reads its answers: stop
+		 * reading until its output drains (nothing blocks the loop). */
+		c->paused = true;
+		uv_read_stop((uv_stream_t *)&c->tcp);
+	}
+}
+
+static ssize_t conn_tls_pull(gnutls_transport_ptr_t ptr, void *data, size_t len)
+{
+	struct conn *c = ptr;
+	uint32_t avail = c->rlen - c->roff;
+	if (avail == 0) {
+		gnutls_transport_set_errno(c->tls, EAGAIN);
+		return -1;
+	}
+	if (len > avail)
+		len = avail;
+	memcpy(data, c->rbuf + c->roff, len);
+	c->roff += (uint32_t)len;
+	return (ssize_t)len;
+}
+
+static ssize_t conn_tls_push(gnutls_transport_ptr_t ptr, const void *data, size_t len)
+{
+	struct conn *c = ptr;
+	if (outq_copy(&c->q[c->qi], data, len) < 0) {
+		gnutls_transport_set_errno(c->tls, ENOMEM);
+		return -1;
+	}
+	conn_mark_dirty(c);
+	return (ssize_t)len;
+}
+
+static void conn_tls_input(struct conn *c)
+{
+	struct midge *m = c->m;
+	if (!c->handshaken) {
+		int rc = gnutls_handshake(c->tls);
+		if (rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED || (rc < 0 && !gnutls_error_is_fatal(rc)))
+			goto compact;
+		if (rc < 0) {
+			log_notice("TLS handshake with %s:%u failed: %s", c->addr, c->port,
+				   gnutls_strerror(rc));
+			conn_teardown(c, "TLS handshake failed");
+			return;
+		}
+		c->handshaken = true;
+		if (c->creds->use_identity_as_username) {
+			char cn[256];
+			if (tls_peer_common_name(c->tls, cn, sizeof(cn)) == 0) {
+				engine_conn_set_identity(c->ec, cn);
+			} else {
+				log_notice("client %s:%u sent no certificate common name", c->addr, c->port);
+				conn_teardown(c, "no certificate identity");
+				return;
+			}
+		}
+	}
+	for (int guard = 0; guard < 100000 && !c->read_stopped && !c->closing; guard++) {
+		if (buf_reserve(m, &c->pbuf, &c->plen, &c->pcap, c->pneed) < 0) {
+			conn_teardown(c, "out of memory");
+			return;
+		}
+		ssize_t n = gnutls_record_recv(c->tls, c->pbuf + c->plen, c->pcap - c->plen);
+		if (n > 0) {
+			c->plen += (uint32_t)n;
+			conn_decode(c, c->pbuf, &c->plen, &c->pneed);
+			continue;
+		}
+		if (n == 0) {
+			conn_teardown(c, "connection closed by client");
+			return;
+		}
+		if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
+			break;
+		if (!gnutls_error_is_fatal((int)n))
+			continue;
+		log_notice("TLS error from %s:%u: %s", c->addr, c->port, gnutls_strerror((int)n));
+		conn_teardown(c, "TLS error");
+		return;
+	}
+compact:
+	if (c->roff > 0) {
+		memmove(c->rbuf, c->rbuf + c->roff, c->rlen - c->roff);
+		c->rlen -= c->roff;
+		c->roff = 0;
+	}
+	buf_release_if_empty(m, &c->pbuf, c->plen, &c->pcap);
+}
+
+static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct conn *c = (struct conn *)h;
+	/* For TLS the socket buffer holds ciphertext: one record at most. */
+	uint32_t need = c->tls ? 0 : c->rneed;
+	if (buf_reserve(c->m, &c->rbuf, &c->rlen, &c->rcap, need) < 0) {
+		*buf = uv_buf_init(NULL, 0);
+		return;
+	}
+	*buf = uv_buf_init((char *)c->rbuf + c->rlen, c->rcap - c->rlen);
+}
+
+static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct conn *c = (struct conn *)s;
+	struct midge *m = c->m;
+	if (nread > 0) {
+		c->rlen += (uint32_t)nread;
+		if (c->tls)
+			conn_tls_input(c);
+		else
+			conn_decode(c, c->rbuf, &c->rlen, &c->rneed);
+	} else if (nread == UV_EOF) {
+		conn_teardown(c, "connection closed by client");
+	} else if (nread == UV_ENOBUFS) {
+		conn_teardown(c, "out of memory");
+	} else if (nread < 0) {
+		conn_teardown(c, uv_strerror((int)nread));
+	}
+	if (!uv_is_closing((uv_handle_t *)&c->tcp))
+		buf_release_if_empty(m, &c->rbuf, c->rlen, &c->rcap);
+}
+
+/* ---- engine_io ---------------------------------------------------------- */
+
+static int io_send(void *ctx, void *handle, const uint8_t *head, size_t head_len,
+		   struct frame *tail, bool droppable)
+{
+	struct midge *m = ctx;
+	struct conn *c = handle;
+	if (!c || uv_is_closing((uv_handle_t *)&c->tcp))
+		return -1;
+	if (droppable && conn_out_bytes(c) > m->conf.max_output_bytes)
+		return -1;
+	struct outq *q = c->tls ? &c->plain : &c->q[c->qi];
+	if (outq_copy(q, head, head_len) < 0 || outq_frame(q, tail) < 0) {
+		conn_teardown(c, "out of memory");
+		return -1;
+	}
+	conn_mark_dirty(c);
+	return 0;
+}
+
+static void io_close(void *ctx, void *handle)
+{
+	struct conn *c = handle;
+	(void)ctx;
+	if (!c)
+		return;
+	if (!c->closing_ms) {
+		c->closing_ms = broker_now_ms();
+		c->m->n_closing++;
+	}
+	c->closing = true;
+	conn_stop_reading(c);
+	conn_mark_dirty(c);
+}
+
+static void broker_fmt_client(const struct midge_client *cl, char *buf, size_t len)
+{
+	if (!cl) {
+		snprintf(buf, len, "broker");
+		return;
+	}
+	snprintf(buf, len, "'%.*s' [%s:%u]", (int)(cl->client_id.len > 128 ? 128 : cl->client_id.len),
+		 cl->client_id.p ? cl->client_id.p : "", cl->peer_addr ? cl->peer_addr : "?",
+		 cl->peer_port);
+}
+
+/* One log line for what a human wants to see; the rest at debug level. */
+static void broker_log_event(struct midge *m, const struct midge_event *ev)
+{
+	char who[256];
+	const struct midge_client *cl = ev->client;
+	if (!m->conf.connection_messages && (ev->type == MIDGE_EV_CONNECT || ev->type == MIDGE_EV_DISCONNECT))
+		return;
+	broker_fmt_client(cl, who, sizeof(who));
+	switch (ev->type) {
+	case MIDGE_EV_CONNECT:
+		log_notice("client %s connected (protocol %u, clean %d, keepalive %u%s%.*s%s%s)", who,
+			   cl ? cl->protocol : 0, ev->u.connect.clean_start, ev->u.connect.keep_alive,
+			   cl && cl->username.len ? ", user '" : "",
+			   cl && cl->username.len ? (int)cl->username.len : 0,
+			   cl && cl->username.p ? cl->username.p : "", cl && cl->username.len ? "'" : "",
+			   cl && cl->tls ? ", TLS" : "");
+		break;
+	case MIDGE_EV_CONNECT_REFUSED:
+		log_notice("client %s refused: %s (code %u)", who,
+			   ev->u.connect.why ? ev->u.connect.why : "refused", ev->u.connect.rc);
+		break;
+	case MIDGE_EV_DISCONNECT:
+		log_notice("client %s disconnected: %s%s", who,
+			   ev->u.disconnect.why ? ev->u.disconnect.why : (ev->u.disconnect.by_client ? "by client" : "closed"),
+			   ev->u.disconnect.will ? " (will published)" : "");
+		break;
+	case MIDGE_EV_PROTOCOL_ERROR:
+		log_notice("protocol error from client %s: %s (reason 0x%02x %s)", who,
+			   ev->u.disconnect.why ? ev->u.disconnect.why : "", ev->u.disconnect.rc,
+			   codec_rc_name(ev->u.disconnect.rc));
+		break;
+	case MIDGE_EV_SUBSCRIBE:
+		log_msg(CONF_LOG_SUBSCRIBE, "client %s subscribed to '%.*s' (QoS %u, rc 0x%02x)", who,
+			(int)ev->u.subscribe.filter.len, ev->u.subscribe.filter.p, ev->u.subscribe.qos,
+			ev->u.subscribe.rc);
+		break;
+	case MIDGE_EV_UNSUBSCRIBE:
+		log_msg(CONF_LOG_UNSUBSCRIBE, "client %s unsubscribed from '%.*s'", who,
+			(int)ev->u.subscribe.filter.len, ev->u.subscribe.filter.p);
+		break;
+	case MIDGE_EV_SESSION_TAKEOVER:
+		log_info("client %s took over an existing session", who);
+		break;
+	case MIDGE_EV_SESSION_EXPIRED:
+		log_info("session of %s expired", who);
+		break;
+	case MIDGE_EV_DROP:
+		if (ev->u.message.drop != MIDGE_DROP_NO_SUBSCRIBERS && log_enabled(CONF_LOG_DEBUG))
+			log_debug("message to '%.*s' dropped for %s: %s", (int)ev->u.message.to.len,
+				  ev->u.message.to.p ? ev->u.message.to.p : "", who,
+				  ev->u.message.why ? ev->u.message.why : "");
+		break;
+	default:
+		if (log_enabled(CONF_LOG_DEBUG))
+			log_debug("event %s from %s", midge_event_name(ev->type) ? midge_event_name(ev->type) : "?", who);
+		break;
+	}
+}
+
+static void io_event(void *ctx, const struct midge_event *ev)
+{
+	struct midge *m = ctx;
+	hooks_emit(m->hooks, ev);
+	broker_log_event(m, ev);
+}
+
+static int auth_connect(void *ctx, const struct midge_client *client,
+			const struct midge_str *username, const struct midge_str *password)
+{
+	struct midge *m = ctx;
+	if (!m->passwd)
+		return 0;
+	if (!username || !username->p)
+		return m->conf.engine.allow_anonymous ? 0 : MQTT_RC_NOT_AUTHORIZED;
+	if (passwd_check(m->passwd, username->p, username->len, password ? password->p : NULL,
+			 password ? password->len : 0) == 0)
+		return 0;
+	return MQTT_RC_BAD_USERNAME_OR_PASSWORD;
+}
+
+static int broker_engine_ready(struct midge *m)
+{
+	if (m->engine)
+		return 0;
+	struct engine_io io = {.ctx = m, .send = io_send, .close = io_close, .event = io_event};
+	struct engine_auth auth = {.ctx = m, .connect = auth_connect, .acl = NULL};
+	m->engine = engine_new(&m->conf.engine, &io, &auth);
+	return m->engine ? 0 : -1;
+}
+
+/* ---- listeners ---------------------------------------------------------- */
+
+static void listener_on_connection(uv_stream_t *server, int status)
+{
+	struct listener *l = (struct listener *)server;
+	struct midge *m = l->m;
+	struct sockaddr_storage ss;
+	int sslen = sizeof(ss);
+	if (status < 0) {
+		log_warn("accept on port %u: %s", l->port, uv_strerror(status));
+		return;
+	}
+	struct conn *c = calloc(1, sizeof(*c));
+	if (!c)
+		return;
+	c->m = m;
+	uv_tcp_init(&m->loop, &c->tcp);
+	c->prev = NULL;
+	c->next = m->conns;
+	if (m->conns)
+		m->conns->prev = c;
+	m->conns = c;
+	m->n_conns++;
+	if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
+		conn_teardown(c, NULL);
+		return;
+	}
+	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen) == 0) {
+		if (ss.ss_family == AF_INET6) {
+			struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+			uv_ip6_name(a, c->addr, sizeof(c->addr));
+			c->port = ntohs(a->sin6_port);
+		} else {
+			struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+			uv_ip4_name(a, c->addr, sizeof(c->addr));
+			c->port = ntohs(a->sin_port);
+		}
+	}
+	if (m->stopping) {
+		conn_teardown(c, NULL);
+		return;
+	}
+	if ((l->max_connections >= 0 && l->count >= l->max_connections) ||
+	    (m->conf.max_connections >= 0 && m->n_conns > m->conf.max_connections)) {
+		log_notice("connection from %s:%u refused: max_connections reached", c->addr, c->port);
+		conn_teardown(c, NULL);
+		return;
+	}
+	c->lis = l;
+	l->count++;
+	uv_tcp_nodelay(&c->tcp, 1);
+	c->opened_ms = broker_now_ms();
+	if (l->creds) {
+		c->creds = tls_creds_ref(l->creds);
+		if (tls_session_new(c->creds, &c->tls, c, conn_tls_push, conn_tls_pull) < 0) {
+			c->tls = NULL;
+			conn_teardown(c, NULL);
+			return;
+		}
+	}
+	c->ec = engine_conn_open(m->engine, c, c->addr, c->port, l->creds != NULL, c->opened_ms);
+	if (!c->ec) {
+		conn_teardown(c, NULL);
+		return;
+	}
+	pre_append(c);
+	if (log_enabled(CONF_LOG_DEBUG))
+		log_debug("new connection from %s:%u on port %u", c->addr, c->port, l->port);
+	if (uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb) < 0)
+		conn_teardown(c, "read error");
+}
+
+static int listener_bind(struct midge *m, int index, const struct sockaddr *sa, char *err,
+			 size_t errlen)
+{
+	const struct conf_listener *cl = &m->conf.listeners[index];
+	struct listener *l = calloc(1, sizeof(*l));
+	int rc;
+	if (!l) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	l->m = m;
+	l->index = index;
+	l->max_connections = cl->max_connections;
+	if (sa->sa_family == AF_INET6)
+		uv_ip6_name((const struct sockaddr_in6 *)sa, l->addr, sizeof(l->addr));
+	else
+		uv_ip4_name((const struct sockaddr_in *)sa, l->addr, sizeof(l->addr));
+	uv_tcp_init(&m->loop, &l->tcp);
+	rc = uv_tcp_bind(&l->tcp, sa, sa->sa_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0);
+	if (rc == 0)
+		rc = uv_listen((uv_stream_t *)&l->tcp, 1024, listener_on_connection);
+	if (rc < 0) {
+		snprintf(err, errlen, "cannot listen on %s port %u: %s", l->addr, cl->port,
+			 uv_strerror(rc));
+		uv_close((uv_handle_t *)&l->tcp, (uv_close_cb)free);
+		return -1;
+	}
+	struct sockaddr_storage ss;
+	int sslen = sizeof(ss);
+	uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&ss, &sslen);
+	l->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+						 : ((struct sockaddr_in *)&ss)->sin_port);
+	if (cl->certfile || cl->keyfile) {
+		l->creds = tls_creds_new(cl, err, errlen);
+		if (!l->creds) {
+			uv_close((uv_handle_t *)&l->tcp, (uv_close_cb)free);
+			return -1;
+		}
+	}
+	l->next = m->listeners;
+	m->listeners = l;
+	log_notice("listening on %s%s%s port %u%s", sa->sa_family == AF_INET6 ? "[" : "", l->addr,
+		   sa->sa_family == AF_INET6 ? "]" : "", l->port, l->creds ? " (TLS)" : "");
+	return 0;
+}
+
+/* Binds one configured listener on every address its host resolves to
+ * (both IPv4 and IPv6 "any" when there is no host). */
+static int listener_open(struct midge *m, int index, const char *const *fallback_hosts, char *err,
+			 size_t errlen)
+{
+	const struct conf_listener *cl = &m->conf.listeners[index];
+	const char *any[] = {"0.0.0.0", "::", NULL};
+	const char *one[] = {cl->host, NULL};
+	const char *const *hosts = fallback_hosts ? fallback_hosts : cl->host ? one : any;
+	int bound = 0;
+	char port[8];
+	snprintf(port, sizeof(port), "%u", cl->port);
+	for (int i = 0; hosts[i]; i++) {
+		struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+		struct addrinfo *res = NULL;
+		int rc = getaddrinfo(hosts[i], port, &hints, &res);
+		if (rc != 0) {
+			snprintf(err, errlen, "listener address '%s': %s", hosts[i], gai_strerror(rc));
+			return -1;
+		}
+		for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+			if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
+				continue;
+			char e[256];
+			if (listener_bind(m, index, ai->ai_addr, e, sizeof(e)) == 0) {
+				bound++;
+			} else if (hosts != one || ai->ai_next || bound) {
+				/* IPv6 may be off on this machine: not fatal while
+				 * another address of the listener works. */
+				log_warn("%s", e);
+				snprintf(err, errlen, "%s", e);
+			} else {
+				snprintf(err, errlen, "%s", e);
+			}
+		}
+		freeaddrinfo(res);
+	}
+	return bound > 0 ? 0 : -1;
+}
+
+static void listeners_close(struct midge *m)
+{
+	struct listener *l = m->listeners;
+	m->listeners = NULL;
+	while (l) {
+		struct listener *next = l->next;
+		tls_creds_unref(l->creds);
+		l->creds = NULL;
+		uv_close((uv_handle_t *)&l->tcp, (uv_close_cb)free);
+		l = next;
+	}
+}
+
+/* ---- $SYS --------------------------------------------------------------- */
+
+static void sys_put(struct midge *m, int slot, const char *topic, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void sys_put(struct midge *m, int slot, const char *topic, const char *fmt, ...)
+{
+	char val[64];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(val, sizeof(val), fmt, ap);
+	va_end(ap);
+	/* Like Mosquitto, only changed values are published again. */
+	if (slot >= 0 && m->sys_last[slot] && strcmp(m->sys_last[slot], val) == 0)
+		return;
+	if (slot >= 0) {
+		free(m->sys_last[slot]);
+		m->sys_last[slot] = strdup(val);
+	}
+	engine_publish(m->engine, (const uint8_t *)topic, strlen(topic), val, strlen(val), 0, true,
+		       broker_now_ms());
+}
+
+static void sys_load(struct midge *m, int idx, const char *name, uint64_t total, double secs,
+		     int slot)
+{
+	static const int mins[3] = {1, 5, 15};
+	struct sys_cache *s = &m->sys_load[idx];
+	double rate = secs > 0 ? (double)(total - s->last) * 60.0 / secs : 0;
+	s->last = total;
+	for (int k = 0; k < 3; k++) {
+		double a = secs / (mins[k] * 60.0);
+		if (a > 1)
+			a = 1;
+		s->load[k] += (rate - s->load[k]) * a;
+		char topic[96];
+		snprintf(topic, sizeof(topic), "$SYS/broker/load/%s/%dmin", name, mins[k]);
+		sys_put(m, slot + k, topic, "%.2f", s->load[k]);
+	}
+}
+
+static void sys_publish(struct midge *m, uint64_t now)
+{
+	struct engine_stats st;
+	engine_stats(m->engine, &st);
+	double secs = m->last_sys_ms ? (double)(now - m->last_sys_ms) / 1000.0 : 0;
+	m->last_sys_ms = now;
+	sys_put(m, 0, "$SYS/broker/version", "midge version %s", midge_version());
+	sys_put(m, -1, "$SYS/broker/uptime", "%llu seconds",
+		(unsigned long long)((now - m->started_ms) / 1000));
+	sys_put(m, 1, "$SYS/broker/clients/connected", "%llu", (unsigned long long)st.clients_connected);
+	sys_put(m, 2, "$SYS/broker/clients/active", "%llu", (unsigned long long)st.clients_connected);
+	sys_put(m, 3, "$SYS/broker/clients/total", "%llu", (unsigned long long)st.clients_total);
+	sys_put(m, 4, "$SYS/broker/clients/disconnected", "%llu",
+		(unsigned long long)(st.clients_total - st.clients_connected));
+	sys_put(m, 5, "$SYS/broker/clients/maximum", "%llu", (unsigned long long)st.clients_maximum);
+	sys_put(m, 6, "$SYS/broker/clients/expired", "%llu", (unsigned long long)st.clients_expired);
+	sys_put(m, 7, "$SYS/broker/messages/received", "%llu", (unsigned long long)st.msgs_received);
+	sys_put(m, 8, "$SYS/broker/messages/sent", "%llu", (unsigned long long)st.msgs_sent);
+	sys_put(m, 9, "$SYS/broker/messages/stored", "%llu", (unsigned long long)st.stored_count);
+	sys_put(m, 10, "$SYS/broker/publish/messages/received", "%llu",
+		(unsigned long long)st.publish_received);
+	sys_put(m, 11, "$SYS/broker/publish/messages/sent", "%llu", (unsigned long long)st.publish_sent);
+	sys_put(m, 12, "$SYS/broker/publish/messages/dropped", "%llu",
+		(unsigned long long)st.msgs_dropped);
+	sys_put(m, 13, "$SYS/broker/bytes/received", "%llu", (unsigned long long)st.bytes_received);
+	sys_put(m, 14, "$SYS/broker/bytes/sent", "%llu", (unsigned long long)st.bytes_sent);
+	sys_put(m, 15, "$SYS/broker/subscriptions/count", "%llu",
+		(unsigned long long)st.subscriptions_count);
+	sys_put(m, 16, "$SYS/broker/retained messages/count", "%llu",
+		(unsigned long long)st.retained_count);
+	sys_put(m, 17, "$SYS/broker/store/messages/count", "%llu", (unsigned long long)st.stored_count);
+	sys_put(m, 18, "$SYS/broker/store/messages/bytes", "%llu", (unsigned long long)st.stored_bytes);
+	sys_put(m, 19, "$SYS/broker/midge/hooks/dropped", "%llu",
+		(unsigned long long)hooks_dropped(m->hooks));
+	sys_put(m, 20, "$SYS/broker/midge/hooks/sent", "%llu", (unsigned long long)hooks_sent(m->hooks));
+	sys_put(m, 21, "$SYS/broker/midge/connections", "%d", m->n_conns);
+	if (secs > 0) {
+		sys_load(m, 0, "messages/received", st.msgs_received, secs, 22);
+		sys_load(m, 1, "messages/sent", st.msgs_sent, secs, 25);
+		sys_load(m, 2, "bytes/received", st.bytes_received, secs, 28);
+		sys_load(m, 3, "bytes/sent", st.bytes_sent, secs, 31);
+		sys_load(m, 4, "publish/received", st.publish_received, secs, 34);
+		sys_load(m, 5, "publish/sent", st.publish_sent, secs, 37);
+	} else {
+		for (int i = 0; i < 6; i++)
+			m->sys_load[i].last = 0;
+		m->sys_load[0].last = st.msgs_received;
+		m->sys_load[1].last = st.msgs_sent;
+		m->sys_load[2].last = st.bytes_received;
+		m->sys_load[3].last = st.bytes_sent;
+		m->sys_load[4].last = st.publish_received;
+		m->sys_load[5].last = st.publish_sent;
+	}
+}
+
+/* ---- timers, signals, shutdown ------------------------------------------ */
+
+static void broker_on_tick(uv_timer_t *t)
+{
+	struct midge *m = t->data;
+	uint64_t now = broker_now_ms();
+	engine_tick(m->engine, now);
+	/* [MQTT-3.1.4-1]-adjacent housekeeping: a socket that never sends
+	 * CONNECT (or never finishes TLS) is closed after connect_timeout. */
+	uint64_t limit = (uint64_t)m->conf.connect_timeout * 1000u;
+	while (limit && m->pre_head && now - m->pre_head->opened_ms >= limit) {
+		struct conn *c = m->pre_head;
+		pre_remove(c);
+		log_notice("client %s:%u sent no CONNECT within %u s: closed", c->addr, c->port,
+			   m->conf.connect_timeout);
+		conn_teardown(c, "no CONNECT in time");
+	}
+	/* A client that does not read cannot hold a closing socket open:
+	 * what it has not taken after the grace period is dropped. */
+	if (m->n_closing > 0) {
+		for (struct conn *c = m->conns; c; c = c->next)
+			if (c->closing_ms && now - c->closing_ms > CLOSE_GRACE_MS)
+				conn_teardown(c, NULL);
+	}
+	if (m->hooks)
+		hooks_poll(m->hooks);
+	if (m->conf.sys_interval && !m->stopping &&
+	    now - m->last_sys_ms >= (uint64_t)m->conf.sys_interval * 1000u)
+		sys_publish(m, now);
+	broker_flush_dirty(m);
+}
+
+static void broker_on_check(uv_check_t *h)
+{
+	broker_flush_dirty(h->data);
+}
+
+static void broker_close_walk(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
+static void broker_on_grace(uv_timer_t *t)
+{
+	struct midge *m = t->data;
+	for (struct conn *c = m->conns; c; c = c->next)
+		conn_teardown(c, "server shutting down");
+	uv_stop(&m->loop);
+}
+
+static void broker_begin_stop(struct midge *m)
+{
+	if (m->stopping)
+		return;
+	m->stopping = true;
+	log_notice("shutting down: %d connection(s) to close", m->n_conns);
+	listeners_close(m);
+	engine_shutdown(m->engine, broker_now_ms());
+	broker_flush_dirty(m);
+	if (m->n_conns == 0)
+		uv_stop(&m->loop);
+	else
+		uv_timer_start(&m->grace, broker_on_grace, SHUTDOWN_GRACE_MS, 0);
+}
+
+static void broker_on_async(uv_async_t *a)
+{
+	struct midge *m = a->data;
+	if (atomic_load(&m->stop_requested))
+		broker_begin_stop(m);
+}
+
+static void broker_reload(struct midge *m)
+{
+	struct conf nc;
+	char err[512];
+	if (!m->conf_path) {
+		log_notice("SIGHUP: no configuration file to reload");
+		return;
+	}
+	conf_init(&nc);
+	if (conf_load(&nc, m->conf_path, NULL, NULL, err, sizeof(err)) < 0) {
+		log_err("reload failed, keeping the running configuration: %s", err);
+		conf_clear(&nc);
+		return;
+	}
+	if (nc.n_listeners > 0 && !nc.allow_anonymous_set)
+		nc.engine.allow_anonymous = false;
+	/* New TLS credentials first: if one fails nothing changes. */
+	struct tls_creds *fresh[64] = {0};
+	int i = 0;
+	for (struct listener *l = m->listeners; l && i < 64; l = l->next, i++) {
+		if (!l->creds || l->index >= nc.n_listeners)
+			continue;
+		fresh[i] = tls_creds_new(&nc.listeners[l->index], err, sizeof(err));
+		if (!fresh[i]) {
+			log_err("reload failed, keeping the running configuration: %s", err);
+			for (int k = 0; k < i; k++)
+				tls_creds_unref(fresh[k]);
+			conf_clear(&nc);
+			return;
+		}
+	}
+	i = 0;
+	for (struct listener *l = m->listeners; l && i < 64; l = l->next, i++) {
+		if (fresh[i]) {
+			tls_creds_unref(l->creds);
+			l->creds = fresh[i];
+		}
+		if (l->index < nc.n_listeners)
+			l->max_connections = nc.listeners[l->index].max_connections;
+	}
+	if (nc.password_file) {
+		struct passwd_db *db = passwd_load(nc.password_file, err, sizeof(err));
+		if (!db)
+			log_err("password_file not reloaded: %s", err);
+		else {
+			passwd_free(m->passwd);
+			m->passwd = db;
+		}
+	} else {
+		passwd_free(m->passwd);
+		m->passwd = NULL;
+	}
+	engine_reconfigure(m->engine, &nc.engine);
+	/* Listeners stay as they are; the rest of the settings move over. */
+	struct conf old = m->conf;
+	memcpy(nc.listeners, old.listeners, sizeof(nc.listeners));
+	nc.n_listeners = old.n_listeners;
+	nc.default_listener = old.default_listener;
+	memset(old.listeners, 0, sizeof(old.listeners));
+	old.n_listeners = 0;
+	m->conf = nc;
+	conf_clear(&old);
+	log_open(&m->conf);
+	log_notice("configuration reloaded from %s (listener changes need a restart)", m->conf_path);
+}
+
+static void broker_on_signal(uv_signal_t *s, int signum)
+{
+	struct midge *m = s->data;
+	if (signum == SIGHUP)
+		broker_reload(m);
+	else
+		broker_begin_stop(m);
+}
+
+/* ---- the embedding API -------------------------------------------------- */
+
+struct midge *midge_new(void)
+{
+	struct midge *m = calloc(1, sizeof(*m));
+	if (!m)
+		return NULL;
+	conf_init(&m->conf);
+	m->hooks = hooks_new();
+	if (!m->hooks) {
+		free(m);
+		return NULL;
+	}
+	return m;
+}
+
+void midge_free(struct midge *m)
+{
+	if (!m)
+		return;
+	engine_free(m->engine);
+	hooks_free(m->hooks);
+	passwd_free(m->passwd);
+	for (int i = 0; i < m->pool_n; i++)
+		free(m->pool[i]);
+	for (size_t i = 0; i < sizeof(m->sys_last) / sizeof(m->sys_last[0]); i++)
+		free(m->sys_last[i]);
+	conf_clear(&m->conf);
+	free(m->conf_path);
+	free(m);
+}
+
+int midge_config_set(struct midge *m, const char *key, const char *value)
+{
+	char msg[512];
+	int rc = conf_set(&m->conf, key, value, msg, sizeof(msg));
+	if (rc < 0)
+		log_err("%s", msg);
+	else if (rc > 0)
+		log_warn("%s", msg);
+	if (rc >= 0 && m->engine)
+		engine_reconfigure(m->engine, &m->conf.engine);
+	return rc < 0 ? -1 : 0;
+}
+
+static void broker_conf_warn(void *user, const char *text)
+{
+	(void)user;
+	log_warn("%s", text);
+}
+
+int midge_config_load(struct midge *m, const char *path)
+{
+	char err[600];
+	if (conf_load(&m->conf, path, broker_conf_warn, m, err, sizeof(err)) < 0) {
+		log_err("%s", err);
+		return -1;
+	}
+	if (m->conf.n_listeners > 0 && !m->conf.allow_anonymous_set) {
+		/* Mosquitto 2: a file with listeners and no allow_anonymous
+		 * refuses clients without credentials. */
+		m->conf.engine.allow_anonymous = false;
+		log_notice("%s: allow_anonymous not set: clients must authenticate (as in "
+			   "Mosquitto 2); add 'allow_anonymous true' to allow anonymous clients",
+			   path);
+	}
+	free(m->conf_path);
+	m->conf_path = realpath(path, NULL);
+	if (!m->conf_path)
+		m->conf_path = strdup(path);
+	if (m->engine)
+		engine_reconfigure(m->engine, &m->conf.engine);
+	return 0;
+}
+
+int midge_listen(struct midge *m, const char *host, uint16_t port, const char *certfile,
+		 const char *keyfile)
+{
+	if (m->running)
+		return -1;
+	int i = conf_add_listener(&m->conf, host, port);
+	if (i < 0)
+		return -1;
+	struct conf_listener *l = &m->conf.listeners[i];
+	if ((certfile && !(l->certfile = strdup(certfile))) || (keyfile && !(l->keyfile = strdup(keyfile))))
+		return -1;
+	return 0;
+}
+
+int midge_on(struct midge *m, enum midge_event_type type, midge_event_cb cb, void *user)
+{
+	return hooks_on(m->hooks, type, cb, user);
+}
+
+int midge_on_connect(struct midge *m, midge_event_cb cb, void *user)
+{
+	return midge_on(m, MIDGE_EV_CONNECT, cb, user);
+}
+
+int midge_on_disconnect(struct midge *m, midge_event_cb cb, void *user)
+{
+	return midge_on(m, MIDGE_EV_DISCONNECT, cb, user);
+}
+
+int midge_on_publish(struct midge *m, midge_event_cb cb, void *user)
+{
+	return midge_on(m, MIDGE_EV_PUBLISH, cb, user);
+}
+
+int midge_on_subscribe(struct midge *m, midge_event_cb cb, void *user)
+{
+	return midge_on(m, MIDGE_EV_SUBSCRIBE, cb, user);
+}
+
+int midge_on_unsubscribe(struct midge *m, midge_event_cb cb, void *user)
+{
+	return midge_on(m, MIDGE_EV_UNSUBSCRIBE, cb, user);
+}
+
+int midge_on_ping(struct midge *m, midge_event_cb cb, void *user)
+{
+	return midge_on(m, MIDGE_EV_PING, cb, user);
+}
+
+int midge_on_will(struct midge *m, midge_event_cb cb, void *user)
+{
+	return midge_on(m, MIDGE_EV_WILL, cb, user);
+}
+
+int midge_publish(struct midge *m, const char *topic, const void *payload, size_t len, int qos,
+		  bool retain)
+{
+	if (qos < 0 || qos > 2 || !topic || broker_engine_ready(m) < 0)
+		return -1;
+	int rc = engine_publish(m->engine, (const uint8_t *)topic, strlen(topic), payload, len,
+				(uint8_t)qos, retain, broker_now_ms());
+	if (m->running)
+		broker_flush_dirty(m);
+	return rc < 0 ? -1 : 0;
+}
+
+const char *midge_version(void)
+{
+	return PACKAGE_VERSION;
+}
+
+void midge_stop(struct midge *m)
+{
+	atomic_store(&m->stop_requested, 1);
+	if (m->loop_ready)
+		uv_async_send(&m->stop_async);
+}
+
+void broker_set_verbose(struct midge *m, bool on)
+{
+	m->verbose = on;
+	log_set_verbose(on);
+}
+
+static int broker_hooks_start(struct midge *m)
+{
+	struct hooks_config hc = {0};
+	char err[256] = "";
+	if (m->conf.hooks_off) {
+		log_info("event publisher off (midge_hooks_endpoint none)");
+		return 0;
+	}
+	if (m->conf.n_hooks_endpoints == 0) {
+		hc.endpoints[0] = CONF_DEFAULT_HOOKS_ENDPOINT;
+		hc.n_endpoints = 1;
+	} else {
+		for (int i = 0; i < m->conf.n_hooks_endpoints; i++)
+			hc.endpoints[i] = m->conf.hooks_endpoints[i];
+		hc.n_endpoints = m->conf.n_hooks_endpoints;
+	}
+	hc.sndhwm = m->conf.hooks_hwm;
+	hc.node = m->conf.node_name;
+	hc.curve_secret = m->conf.hooks_curve_secret;
+	hc.curve_public = m->conf.hooks_curve_public;
+	char node[256];
+	if (!hc.node) {
+		if (gethostname(node, sizeof(node)) != 0)
+			snprintf(node, sizeof(node), "midge");
+		node[sizeof(node) - 1] = '\0';
+		hc.node = node;
+	}
+	if (hooks_zmq_start(m->hooks, &hc, err, sizeof(err)) < 0) {
+		if (m->conf.n_hooks_endpoints == 0) {
+			/* The default endpoint may be taken by another broker on
+			 * this machine: events still reach the callbacks. */
+			log_warn("event publisher not started on the default %s: %s",
+				 CONF_DEFAULT_HOOKS_ENDPOINT, err);
+			return 0;
+		}
+		log_err("event publisher: %s", err);
+		return -1;
+	}
+	for (int i = 0; i < hc.n_endpoints; i++)
+		log_notice("events published on %s%s", hc.endpoints[i],
+			   hc.curve_secret ? " (CurveZMQ)" : "");
+	return 0;
+}
+
+static int broker_write_pid(struct midge *m)
+{
+	if (!m->conf.pid_file)
+		return 0;
+	FILE *f = fopen(m->conf.pid_file, "w");
+	if (!f) {
+		log_err("pid_file %s: %s", m->conf.pid_file, strerror(errno));
+		return -1;
+	}
+	fprintf(f, "%ld\n", (long)getpid());
+	fclose(f);
+	return 0;
+}
+
+/* After binding: drop root privileges to `user`, as Mosquitto does. */
+static int broker_drop_privileges(struct midge *m)
+{
+	if (!m->conf.user)
+		return 0;
+	if (getuid() != 0) {
+		log_warn("user %s ignored: not running as root", m->conf.user);
+		return 0;
+	}
+	struct passwd *pw = getpwnam(m->conf.user);
+	if (!pw) {
+		log_err("user %s does not exist", m->conf.user);
+		return -1;
+	}
+	if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
+	    setuid(pw->pw_uid) != 0) {
+		log_err("cannot become user %s: %s", m->conf.user, strerror(errno));
+		return -1;
+	}
+	log_notice("running as user %s", m->conf.user);
+	return 0;
+}
+
+static int broker_open_listeners(struct midge *m)
+{
+	char err[512];
+	if (m->conf.n_listeners == 0) {
+		/* No listener configured: local only, as Mosquitto 2 does. */
+		static const char *const local[] = {"127.0.0.1", "::1", NULL};
+		int i = conf_add_listener(&m->conf, NULL, CONF_DEFAULT_PORT);
+		if (i < 0)
+			return -1;
+		log_notice("no listener configured: listening on localhost only (127.0.0.1 and ::1, "
+			   "port %u), as Mosquitto 2 does",
+			   CONF_DEFAULT_PORT);
+		if (listener_open(m, i, local, err, sizeof(err)) < 0) {
+			log_err("%s", err);
+			return -1;
+		}
+		return 0;
+	}
+	for (int i = 0; i < m->conf.n_listeners; i++) {
+		if (listener_open(m, i, NULL, err, sizeof(err)) < 0) {
+			log_err("%s", err);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int midge_run(struct midge *m)
+{
+	int rc = -1;
+	char err[512];
+	if (m->running)
+		return -1;
+	log_open(&m->conf);
+	if (m->verbose)
+		log_set_verbose(true);
+	signal(SIGPIPE, SIG_IGN);
+	if (m->conf.password_file) {
+		m->passwd = passwd_load(m->conf.password_file, err, sizeof(err));
+		if (!m->passwd) {
+			log_err("%s", err);
+			return -1;
+		}
+	}
+	if (broker_engine_ready(m) < 0) {
+		log_err("out of memory");
+		return -1;
+	}
+	engine_reconfigure(m->engine, &m->conf.engine);
+	if (uv_loop_init(&m->loop) < 0)
+		return -1;
+	uv_async_init(&m->loop, &m->stop_async, broker_on_async);
+	m->stop_async.data = m;
+	m->loop_ready = true;
+	uv_check_init(&m->loop, &m->flush_check);
+	m->flush_check.data = m;
+	uv_check_start(&m->flush_check, broker_on_check);
+	uv_timer_init(&m->loop, &m->tick);
+	m->tick.data = m;
+	uv_timer_init(&m->loop, &m->grace);
+	m->grace.data = m;
+	uv_signal_init(&m->loop, &m->sig_int);
+	uv_signal_init(&m->loop, &m->sig_term);
+	uv_signal_init(&m->loop, &m->sig_hup);
+	m->sig_int.data = m->sig_term.data = m->sig_hup.data = m;
+	uv_signal_start(&m->sig_int, broker_on_signal, SIGINT);
+	uv_signal_start(&m->sig_term, broker_on_signal, SIGTERM);
+	uv_signal_start(&m->sig_hup, broker_on_signal, SIGHUP);
+
+	if (broker_open_listeners(m) < 0 || broker_hooks_start(m) < 0 || broker_write_pid(m) < 0 ||
+	    broker_drop_privileges(m) < 0)
+		goto out;
+	m->running = true;
+	m->started_ms = broker_now_ms();
+	log_notice("midge %s running", midge_version());
+	uv_timer_start(&m->tick, broker_on_tick, 1000, 1000);
+	if (m->conf.sys_interval)
+		sys_publish(m, m->started_ms);
+	if (atomic_load(&m->stop_requested))
+		broker_begin_stop(m);
+	uv_run(&m->loop, UV_RUN_DEFAULT);
+	rc = 0;
+	log_notice("midge stopped");
+out:
+	m->running = false;
+	m->loop_ready = false;
+	listeners_close(m);
+	for (struct conn *c = m->conns; c; c = c->next)
+		conn_teardown(c, "server shutting down");
+	uv_walk(&m->loop, broker_close_walk, NULL);
+	/* Close callbacks free the connections (and tell the engine). */
+	while (uv_run(&m->loop, UV_RUN_NOWAIT) != 0)
+		;
+	uv_loop_close(&m->loop);
+	if (m->conf.pid_file && rc == 0)
+		unlink(m->conf.pid_file);
+	m->stopping = false;
+	return rc;
+}
+
+uint16_t broker_first_port(const struct midge *m)
+{
+	uint16_t port = 0;
+	for (const struct listener *l = m->listeners; l; l = l->next)
+		port = l->port;
+	return port;
+}

@@ -1,0 +1,589 @@
+/*
+ * config.c - Mosquitto-syntax configuration for midge.
+ *
+ * Listener keys (certfile, max_connections, ...) apply to the listener
+ * opened by the last `listener` line; before any `listener` line they
+ * apply to Mosquitto's default listener, which `port` / `bind_address`
+ * create. Everything else is global.
+ */
+#include "transport/config.h"
+
+#include "codec/codec.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum conf_scope { SCOPE_GLOBAL, SCOPE_LISTENER, SCOPE_IGNORED };
+
+/* Mosquitto keys midge accepts but does not implement: one warning each. */
+static const char *const conf_unsupported[] = {
+	"acl_file", "auth_plugin", "auth_opt_", "plugin", "plugin_opt_", "persistence",
+	"persistence_file", "persistence_location", "autosave_interval", "autosave_on_changes",
+	"persistent_client_expiration_", "include_dir", "clientid_prefixes", "auto_id_prefix",
+	"check_retain_source", "max_inflight_bytes", "memory_limit", "per_listener_settings",
+	"psk_file", "psk_hint", "crlfile", "dhparamfile", "mount_point", "use_username_as_clientid",
+	"use_subject_as_username", "bind_interface", "http_dir", "websockets_log_level",
+	"websockets_headers_size", "log_timestamp_format", "ciphers_tls1.3", "retry_interval",
+	"store_clean_interval", "enable_control_api", "connection", "address", "topic",
+	"remote_username", "remote_password", "remote_clientid", "bridge_protocol_version",
+	"bridge_cafile", "bridge_certfile", "bridge_keyfile", "bridge_insecure", "cleansession",
+	"keepalive_interval", "try_private", "start_type", "restart_timeout", "notifications",
+	"local_clientid", "ocsp_data", "accept_protocol_versions", NULL,
+};
+
+static int conf_fail(char *msg, size_t msglen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int conf_fail(char *msg, size_t msglen, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, msglen, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static void conf_listener_clear(struct conf_listener *l)
+{
+	free(l->host);
+	free(l->certfile);
+	free(l->keyfile);
+	free(l->cafile);
+	free(l->capath);
+	free(l->ciphers);
+	free(l->tls_version);
+	free(l->priority);
+	memset(l, 0, sizeof(*l));
+	l->max_connections = -1;
+}
+
+void conf_init(struct conf *c)
+{
+	memset(c, 0, sizeof(*c));
+	engine_config_default(&c->engine);
+	/* Without a configuration file anonymous clients are welcome (on
+	 * localhost), as in Mosquitto 2; midge_config_load() applies the rule
+	 * for files. */
+	c->engine.allow_anonymous = true;
+	for (int i = 0; i < CONF_MAX_LISTENERS; i++)
+		c->listeners[i].max_connections = -1;
+	c->default_listener = -1;
+	c->max_connections = -1;
+	c->sys_interval = 10;
+	c->connect_timeout = 10;
+	c->max_output_bytes = 4u << 20;
+	c->log_types = CONF_LOG_ERR | CONF_LOG_WARNING | CONF_LOG_NOTICE | CONF_LOG_INFO;
+	c->log_dests = CONF_DEST_STDERR;
+	c->log_timestamp = true;
+	c->connection_messages = true;
+	c->hooks_hwm = 10000;
+}
+
+void conf_clear(struct conf *c)
+{
+	for (int i = 0; i < c->n_listeners; i++)
+		conf_listener_clear(&c->listeners[i]);
+	free(c->password_file);
+	free(c->pid_file);
+	free(c->user);
+	free(c->log_file);
+	for (int i = 0; i < c->n_hooks_endpoints; i++)
+		free(c->hooks_endpoints[i]);
+	free(c->hooks_curve_secret);
+	free(c->hooks_curve_public);
+	free(c->node_name);
+	conf_init(c);
+}
+
+int conf_add_listener(struct conf *c, const char *host, uint16_t port)
+{
+	if (c->n_listeners >= CONF_MAX_LISTENERS)
+		return -1;
+	struct conf_listener *l = &c->listeners[c->n_listeners];
+	conf_listener_clear(l);
+	l->port = port;
+	if (host && *host) {
+		l->host = strdup(host);
+		if (!l->host)
+			return -1;
+	}
+	return c->n_listeners++;
+}
+
+/* The listener that listener-scope keys apply to: the open block, or the
+ * default listener (created on first use, port 1883, all addresses). */
+static struct conf_listener *conf_current_listener(struct conf *c)
+{
+	if (c->listener_open)
+		return &c->listeners[c->n_listeners - 1];
+	if (c->default_listener < 0) {
+		int i = conf_add_listener(c, NULL, CONF_DEFAULT_PORT);
+		if (i < 0)
+			return NULL;
+		c->default_listener = i;
+	}
+	return &c->listeners[c->default_listener];
+}
+
+static int conf_parse_u64(const char *v, uint64_t max, uint64_t *out)
+{
+	if (!v || !*v || !isdigit((unsigned char)*v))
+		return -1;
+	errno = 0;
+	char *end;
+	unsigned long long n = strtoull(v, &end, 10);
+	if (errno || *end || n > max)
+		return -1;
+	*out = n;
+	return 0;
+}
+
+static int conf_parse_bool(const char *v, bool *out)
+{
+	if (v && strcmp(v, "true") == 0)
+		*out = true;
+	else if (v && strcmp(v, "false") == 0)
+		*out = false;
+	else
+		return -1;
+	return 0;
+}
+
+/* Mosquitto's durations: a number with h, d, w, m (month) or y. A bare
+ * number is seconds. */
+static int conf_parse_duration(const char *v, uint32_t *out)
+{
+	if (!v || !*v || !isdigit((unsigned char)*v))
+		return -1;
+	char *end;
+	errno = 0;
+	unsigned long n = strtoul(v, &end, 10);
+	uint64_t mul = 1;
+	if (errno)
+		return -1;
+	switch (*end) {
+	case '\0': mul = 1; break;
+	case 'h': mul = 3600; break;
+	case 'd': mul = 86400; break;
+	case 'w': mul = 7 * 86400; break;
+	case 'm': mul = 30 * 86400; break;
+	case 'y': mul = 365 * 86400; break;
+	default: return -1;
+	}
+	if (*end && end[1])
+		return -1;
+	uint64_t s = (uint64_t)n * mul;
+	*out = s > UINT32_MAX ? UINT32_MAX : (uint32_t)s;
+	return 0;
+}
+
+static int conf_set_str(char **dst, const char *v)
+{
+	char *s = strdup(v ? v : "");
+	if (!s)
+		return -1;
+	free(*dst);
+	*dst = s;
+	return 0;
+}
+
+unsigned conf_log_type_bit(const char *name)
+{
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} types[] = {
+		{"error", CONF_LOG_ERR},          {"warning", CONF_LOG_WARNING},
+		{"notice", CONF_LOG_NOTICE},      {"information", CONF_LOG_INFO},
+		{"debug", CONF_LOG_DEBUG},        {"subscribe", CONF_LOG_SUBSCRIBE},
+		{"unsubscribe", CONF_LOG_UNSUBSCRIBE}, {"all", CONF_LOG_ALL},
+		{"websockets", 0x80},             {"none", 0x100},
+	};
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+		if (strcmp(name, types[i].name) == 0)
+			return types[i].bit;
+	return 0;
+}
+
+static int conf_set_listener_key(struct conf *c, const char *key, const char *v, char *msg,
+				 size_t msglen)
+{
+	struct conf_listener *l = conf_current_listener(c);
+	uint64_t n;
+	if (!l)
+		return conf_fail(msg, msglen, "too many listeners (at most %d)", CONF_MAX_LISTENERS);
+	if (strcmp(key, "certfile") == 0)
+		return conf_set_str(&l->certfile, v);
+	if (strcmp(key, "keyfile") == 0)
+		return conf_set_str(&l->keyfile, v);
+	if (strcmp(key, "cafile") == 0)
+		return conf_set_str(&l->cafile, v);
+	if (strcmp(key, "capath") == 0)
+		return conf_set_str(&l->capath, v);
+	if (strcmp(key, "ciphers") == 0)
+		return conf_set_str(&l->ciphers, v);
+	if (strcmp(key, "midge_tls_priority") == 0)
+		return conf_set_str(&l->priority, v);
+	if (strcmp(key, "tls_version") == 0) {
+		if (strcmp(v, "tlsv1.2") != 0 && strcmp(v, "tlsv1.3") != 0)
+			return conf_fail(msg, msglen,
+					 "tls_version must be tlsv1.2 or tlsv1.3 (older versions are "
+					 "not offered), not '%s'",
+					 v);
+		return conf_set_str(&l->tls_version, v);
+	}
+	if (strcmp(key, "require_certificate") == 0) {
+		if (conf_parse_bool(v, &l->require_certificate) < 0)
+			return conf_fail(msg, msglen, "%s needs true or false, not '%s'", key, v);
+		return 0;
+	}
+	if (strcmp(key, "use_identity_as_username") == 0) {
+		if (conf_parse_bool(v, &l->use_identity_as_username) < 0)
+			return conf_fail(msg, msglen, "%s needs true or false, not '%s'", key, v);
+		return 0;
+	}
+	if (strcmp(key, "max_connections") == 0) {
+		if (v && strcmp(v, "-1") == 0) {
+			l->max_connections = -1;
+			return 0;
+		}
+		if (conf_parse_u64(v, INT32_MAX, &n) < 0)
+			return conf_fail(msg, msglen, "max_connections needs -1 or a count, not '%s'", v);
+		l->max_connections = (int)n;
+		/* The default listener's limit is also Mosquitto's global one. */
+		if (!c->listener_open)
+			c->max_connections = (int)n;
+		return 0;
+	}
+	if (strcmp(key, "bind_address") == 0)
+		return conf_set_str(&l->host, v);
+	if (strcmp(key, "port") == 0) {
+		if (conf_parse_u64(v, 65535, &n) < 0)
+			return conf_fail(msg, msglen, "port needs a number 0..65535, not '%s'", v);
+		l->port = (uint16_t)n;
+		return 0;
+	}
+	if (strcmp(key, "protocol") == 0) {
+		if (strcmp(v, "mqtt") != 0)
+			return conf_fail(msg, msglen,
+					 "protocol '%s' is not supported yet (only mqtt)", v);
+		return 0;
+	}
+	if (strcmp(key, "socket_domain") == 0) {
+		if (strcmp(v, "ipv4") != 0 && strcmp(v, "ipv6") != 0)
+			return conf_fail(msg, msglen, "socket_domain needs ipv4 or ipv6");
+		if (!l->host)
+			return conf_set_str(&l->host, strcmp(v, "ipv4") == 0 ? "0.0.0.0" : "::");
+		return 0;
+	}
+	return conf_fail(msg, msglen, "unknown listener key '%s'", key);
+}
+
+static bool conf_is_listener_key(const char *key)
+{
+	static const char *const keys[] = {
+		"certfile", "keyfile", "cafile", "capath", "ciphers", "midge_tls_priority",
+		"tls_version", "require_certificate", "use_identity_as_username",
+		"max_connections", "protocol", "socket_domain", NULL,
+	};
+	for (int i = 0; keys[i]; i++)
+		if (strcmp(key, keys[i]) == 0)
+			return true;
+	return false;
+}
+
+/* Numeric engine limits: key, pointer width, maximum. */
+static int conf_set_number(struct conf *c, const char *key, const char *v, char *msg,
+			   size_t msglen, int *handled)
+{
+	struct engine_config *e = &c->engine;
+	uint64_t n;
+	static const struct {
+		const char *key;
+		uint64_t max;
+	} keys[] = {
+		{"max_inflight_messages", 65535},  {"max_queued_messages", UINT32_MAX},
+		{"max_queued_bytes", UINT64_MAX},  {"message_size_limit", CODEC_MAX_REMAINING},
+		{"max_packet_size", CODEC_MAX_REMAINING}, {"max_keepalive", 65535},
+		{"sys_interval", UINT32_MAX},      {"max_topic_alias", 65535},
+		{"max_qos", 2},                    {"midge_max_subscriptions", UINT32_MAX},
+		{"midge_max_topic_levels", UINT32_MAX}, {"midge_max_client_id_len", 65535},
+		{"midge_receive_maximum", 65535},  {"midge_max_session_expiry", UINT32_MAX},
+		{"midge_max_packet_before_connect", CODEC_MAX_REMAINING},
+		{"midge_max_output_bytes", UINT64_MAX}, {"midge_connect_timeout", 86400},
+		{"midge_hooks_hwm", INT32_MAX},
+	};
+	size_t i;
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (strcmp(key, keys[i].key) == 0)
+			break;
+	if (i == sizeof(keys) / sizeof(keys[0])) {
+		*handled = 0;
+		return 0;
+	}
+	*handled = 1;
+	if (conf_parse_u64(v, keys[i].max, &n) < 0)
+		return conf_fail(msg, msglen, "%s needs a number 0..%llu, not '%s'", key,
+				 (unsigned long long)keys[i].max, v ? v : "");
+	switch (i) {
+	case 0:
+		/* Mosquitto: 0 means no limit; the window cannot exceed 65535. */
+		e->max_inflight = n ? (uint16_t)n : 65535;
+		break;
+	case 1: e->max_queued_messages = (uint32_t)n; break;
+	case 2: e->max_queued_bytes = n; break;
+	case 3:
+		/* A payload bound in Mosquitto; midge bounds the whole packet,
+		 * leaving room for the largest topic and properties. */
+		if (n)
+			e->max_packet_size = (uint32_t)(n + 65536 + 1024 > CODEC_MAX_REMAINING
+							    ? CODEC_MAX_REMAINING
+							    : n + 65536 + 1024);
+		break;
+	case 4: e->max_packet_size = n ? (uint32_t)n : CODEC_MAX_REMAINING; break;
+	case 5: e->max_keepalive = (uint16_t)n; break;
+	case 6: c->sys_interval = (uint32_t)n; break;
+	case 7: e->topic_alias_max = (uint16_t)n; break;
+	case 8: e->max_qos = (uint8_t)n; break;
+	case 9: e->max_subscriptions = (uint32_t)n; break;
+	case 10: e->max_topic_levels = (uint32_t)n; break;
+	case 11: e->max_client_id_len = (uint32_t)n; break;
+	case 12: e->receive_max = n ? (uint16_t)n : 65535; break;
+	case 13: e->max_session_expiry = (uint32_t)n; break;
+	case 14: e->max_packet_before_connect = (uint32_t)n; break;
+	case 15: c->max_output_bytes = n; break;
+	case 16: c->connect_timeout = (uint32_t)n; break;
+	case 17: c->hooks_hwm = (int)n; break;
+	}
+	return 0;
+}
+
+static int conf_set_bool(struct conf *c, const char *key, const char *v, char *msg,
+			 size_t msglen, int *handled)
+{
+	struct engine_config *e = &c->engine;
+	bool *dst = NULL;
+	if (strcmp(key, "allow_anonymous") == 0) {
+		dst = &e->allow_anonymous;
+		c->allow_anonymous_set = true;
+	}
+	else if (strcmp(key, "queue_qos0_messages") == 0)
+		dst = &e->queue_qos0_messages;
+	else if (strcmp(key, "retain_available") == 0)
+		dst = &e->retain_available;
+	else if (strcmp(key, "allow_zero_length_clientid") == 0)
+		dst = &e->allow_zero_length_clientid;
+	else if (strcmp(key, "upgrade_outgoing_qos") == 0)
+		dst = &e->upgrade_outgoing_qos;
+	else if (strcmp(key, "log_timestamp") == 0)
+		dst = &c->log_timestamp;
+	else if (strcmp(key, "connection_messages") == 0)
+		dst = &c->connection_messages;
+	else if (strcmp(key, "midge_wildcard_subscriptions") == 0)
+		dst = &e->wildcard_sub_available;
+	else if (strcmp(key, "midge_subscription_identifiers") == 0)
+		dst = &e->sub_id_available;
+	else if (strcmp(key, "midge_shared_subscriptions") == 0)
+		dst = &e->shared_sub_available;
+	if (!dst) {
+		*handled = 0;
+		return 0;
+	}
+	*handled = 1;
+	if (conf_parse_bool(v, dst) < 0)
+		return conf_fail(msg, msglen, "%s needs true or false, not '%s'", key, v ? v : "");
+	return 0;
+}
+
+int conf_set(struct conf *c, const char *key, const char *value, char *msg, size_t msglen)
+{
+	const char *v = value ? value : "";
+	int handled = 0;
+	int rc;
+	msg[0] = '\0';
+
+	if (strcmp(key, "listener") == 0) {
+		/* listener PORT [ADDRESS] */
+		char port[16] = "", addr[256] = "";
+		uint64_t n;
+		if (sscanf(v, "%15s %255s", port, addr) < 1 || conf_parse_u64(port, 65535, &n) < 0)
+			return conf_fail(msg, msglen, "listener needs a port (and an address), not '%s'",
+					 v);
+		if (conf_add_listener(c, addr[0] ? addr : NULL, (uint16_t)n) < 0)
+			return conf_fail(msg, msglen, "too many listeners (at most %d)",
+					 CONF_MAX_LISTENERS);
+		c->listener_open = true;
+		return 0;
+	}
+	if (strcmp(key, "port") == 0 || strcmp(key, "bind_address") == 0) {
+		/* Mosquitto's default listener, whatever block is open. */
+		bool open = c->listener_open;
+		c->listener_open = false;
+		rc = conf_set_listener_key(c, key, v, msg, msglen);
+		c->listener_open = open;
+		return rc;
+	}
+	if (conf_is_listener_key(key))
+		return conf_set_listener_key(c, key, v, msg, msglen);
+
+	rc = conf_set_number(c, key, v, msg, msglen, &handled);
+	if (handled)
+		return rc;
+	rc = conf_set_bool(c, key, v, msg, msglen, &handled);
+	if (handled)
+		return rc;
+
+	if (strcmp(key, "persistent_client_expiration") == 0) {
+		if (conf_parse_duration(v, &c->engine.persistent_client_expiration) < 0)
+			return conf_fail(msg, msglen,
+					 "persistent_client_expiration needs a duration like 2h, 3d, "
+					 "1w, 6m, 1y, not '%s'",
+					 v);
+		return 0;
+	}
+	if (strcmp(key, "log_dest") == 0) {
+		char kind[16] = "";
+		sscanf(v, "%15s", kind);
+		if (strcmp(kind, "stderr") == 0)
+			c->log_dests |= CONF_DEST_STDERR;
+		else if (strcmp(kind, "stdout") == 0)
+			c->log_dests |= CONF_DEST_STDOUT;
+		else if (strcmp(kind, "syslog") == 0)
+			c->log_dests |= CONF_DEST_SYSLOG;
+		else if (strcmp(kind, "none") == 0)
+			c->log_dests = 0;
+		else if (strcmp(kind, "file") == 0) {
+			const char *p = v + 4;
+			while (*p == ' ' || *p == '\t')
+				p++;
+			if (!*p)
+				return conf_fail(msg, msglen, "log_dest file needs a path");
+			c->log_dests |= CONF_DEST_FILE;
+			return conf_set_str(&c->log_file, p);
+		} else if (strcmp(kind, "topic") == 0 || strcmp(kind, "dlt") == 0) {
+			snprintf(msg, msglen, "log_dest %s is not supported by midge; ignored", kind);
+			return 1;
+		} else
+			return conf_fail(msg, msglen,
+					 "log_dest needs stderr, stdout, syslog, file PATH or none, "
+					 "not '%s'",
+					 v);
+		return 0;
+	}
+	if (strcmp(key, "log_type") == 0) {
+		unsigned bit = conf_log_type_bit(v);
+		if (!bit)
+			return conf_fail(msg, msglen, "unknown log_type '%s'", v);
+		/* The first log_type line replaces the default set, as in Mosquitto. */
+		if (!(c->log_types & 0x200))
+			c->log_types = 0x200;
+		if (bit == 0x100)
+			c->log_types = 0x200;
+		else
+			c->log_types |= bit & CONF_LOG_ALL;
+		return 0;
+	}
+	if (strcmp(key, "password_file") == 0)
+		return conf_set_str(&c->password_file, v);
+	if (strcmp(key, "pid_file") == 0)
+		return conf_set_str(&c->pid_file, v);
+	if (strcmp(key, "user") == 0)
+		return conf_set_str(&c->user, v);
+	if (strcmp(key, "set_tcp_nodelay") == 0) {
+		bool b;
+		if (conf_parse_bool(v, &b) < 0)
+			return conf_fail(msg, msglen, "%s needs true or false", key);
+		return 0; /* always on in midge */
+	}
+	if (strcmp(key, "midge_node_name") == 0)
+		return conf_set_str(&c->node_name, v);
+	if (strcmp(key, "midge_hooks_curve_secret_key") == 0)
+		return conf_set_str(&c->hooks_curve_secret, v);
+	if (strcmp(key, "midge_hooks_curve_public_key") == 0)
+		return conf_set_str(&c->hooks_curve_public, v);
+	if (strcmp(key, "midge_hooks_endpoint") == 0) {
+		if (!*v)
+			return conf_fail(msg, msglen, "midge_hooks_endpoint needs an endpoint or none");
+		if (strcmp(v, "none") == 0) {
+			c->hooks_off = true;
+			return 0;
+		}
+		if (c->n_hooks_endpoints >= HOOKS_MAX_ENDPOINTS)
+			return conf_fail(msg, msglen, "at most %d midge_hooks_endpoint lines",
+					 HOOKS_MAX_ENDPOINTS);
+		c->hooks_endpoints[c->n_hooks_endpoints] = strdup(v);
+		if (!c->hooks_endpoints[c->n_hooks_endpoints])
+			return conf_fail(msg, msglen, "out of memory");
+		c->n_hooks_endpoints++;
+		return 0;
+	}
+	for (int i = 0; conf_unsupported[i]; i++) {
+		size_t n = strlen(conf_unsupported[i]);
+		bool prefix = conf_unsupported[i][n - 1] == '_';
+		if (prefix ? strncmp(key, conf_unsupported[i], n) == 0
+			   : strcmp(key, conf_unsupported[i]) == 0) {
+			if (strcmp(key, "persistence") == 0 && strcmp(v, "false") == 0)
+				return 0;
+			if (strcmp(key, "per_listener_settings") == 0 && strcmp(v, "false") == 0)
+				return 0;
+			snprintf(msg, msglen,
+				 "'%s' is a Mosquitto option midge does not support yet; ignored", key);
+			return 1;
+		}
+	}
+	return conf_fail(msg, msglen, "unknown option '%s'", key);
+}
+
+int conf_load(struct conf *c, const char *path, conf_warn_cb warn_cb, void *user, char *err,
+	      size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	char line[4096];
+	char msg[512];
+	int lineno = 0;
+	int rc = 0;
+	if (!f) {
+		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		return -1;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		lineno++;
+		size_t len = strlen(line);
+		if (len == sizeof(line) - 1 && line[len - 1] != '\n') {
+			snprintf(err, errlen, "%s:%d: line too long", path, lineno);
+			rc = -1;
+			break;
+		}
+		while (len && isspace((unsigned char)line[len - 1]))
+			line[--len] = '\0';
+		char *p = line;
+		while (isspace((unsigned char)*p))
+			p++;
+		if (!*p || *p == '#')
+			continue;
+		char *key = p;
+		while (*p && !isspace((unsigned char)*p))
+			p++;
+		if (*p)
+			*p++ = '\0';
+		while (isspace((unsigned char)*p))
+			p++;
+		int r = conf_set(c, key, p, msg, sizeof(msg));
+		if (r < 0) {
+			snprintf(err, errlen, "%s:%d: %s", path, lineno, msg);
+			rc = -1;
+			break;
+		}
+		if (r > 0 && warn_cb) {
+			char w[640];
+			snprintf(w, sizeof(w), "%s:%d: %s", path, lineno, msg);
+			warn_cb(user, w);
+		}
+	}
+	fclose(f);
+	return rc;
+}

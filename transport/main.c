@@ -1,0 +1,100 @@
+/*
+ * main.c - the midge daemon: Mosquitto's command line over libmidge.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "midge.h"
+#include "transport/broker.h"
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"midge %s - an MQTT 3.1/3.1.1/5.0 broker\n"
+		"usage: midge [-c config_file] [-d] [-p port] [-v] [-h] [--version]\n"
+		"  -c FILE   read the configuration from FILE (Mosquitto syntax)\n"
+		"  -d        run in the background\n"
+		"  -p PORT   listen on PORT (localhost only without -c), may repeat\n"
+		"  -v        verbose: log everything to stderr\n"
+		"  -h        this help\n"
+		"  --version print the version\n"
+		"Without -c or -p midge listens on localhost port 1883.\n"
+		"See docs/configuration.md for every configuration key.\n",
+		midge_version());
+}
+
+int main(int argc, char **argv)
+{
+	const char *config = NULL;
+	int ports[16];
+	int n_ports = 0;
+	bool daemonize = false, verbose = false;
+	int rc = 1;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "-c") == 0 || strcmp(a, "--config-file") == 0) {
+			if (++i >= argc)
+				goto bad;
+			config = argv[i];
+		} else if (strcmp(a, "-p") == 0 || strcmp(a, "--port") == 0) {
+			char *end;
+			long p;
+			if (++i >= argc)
+				goto bad;
+			p = strtol(argv[i], &end, 10);
+			if (*end || p < 0 || p > 65535 || n_ports >= 16) {
+				fprintf(stderr, "midge: bad port '%s'\n", argv[i]);
+				return 1;
+			}
+			ports[n_ports++] = (int)p;
+		} else if (strcmp(a, "-d") == 0 || strcmp(a, "--daemon") == 0) {
+			daemonize = true;
+		} else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
+			verbose = true;
+		} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			usage(stdout);
+			return 0;
+		} else if (strcmp(a, "--version") == 0) {
+			printf("midge %s\n", midge_version());
+			return 0;
+		} else {
+			fprintf(stderr, "midge: unknown option '%s'\n", a);
+			goto bad;
+		}
+	}
+
+	struct midge *m = midge_new();
+	if (!m) {
+		fprintf(stderr, "midge: out of memory\n");
+		return 1;
+	}
+	broker_set_verbose(m, verbose);
+	if (config && midge_config_load(m, config) < 0)
+		goto out;
+	/* -p adds listeners; without a configuration file they are local
+	 * only, as in Mosquitto 2. */
+	for (int i = 0; i < n_ports; i++) {
+		if (config) {
+			if (midge_listen(m, NULL, (uint16_t)ports[i], NULL, NULL) < 0)
+				goto out;
+		} else if (midge_listen(m, "localhost", (uint16_t)ports[i], NULL, NULL) < 0) {
+			goto out;
+		}
+	}
+	if (!config && n_ports > 0)
+		midge_config_set(m, "allow_anonymous", "true");
+	if (daemonize && daemon(0, 0) != 0) {
+		perror("midge: daemon");
+		goto out;
+	}
+	rc = midge_run(m) == 0 ? 0 : 1;
+out:
+	midge_free(m);
+	return rc;
+bad:
+	usage(stderr);
+	return 1;
+}
