@@ -1,64 +1,41 @@
 """Start and stop the broker under test for the hostile-client suite.
 
-API (shared with tests/integration/brokerctl.py if it appears):
+A thin layer over tests/integration/brokerctl.py (the transport's
+launcher: midge from $top_builddir, or Mosquitto when MIDGE_BROKER=mosquitto,
+midge_* keys dropped for it). This module adds what the hostile cases
+need: a TLS listener with a throw-away certificate, the broker's resident
+memory and descriptor count, and the highest RLIMIT_NOFILE for the broker.
+
     b = start(config_text_or_None, extra_args=(), tls=False)
     b.port, b.tls_port, b.pid, b.stop(), b.log_text(), b.rss_kb(), b.alive()
 
-The broker is chosen by MIDGE_HOSTILE_BROKER:
-  midge (default)  $top_builddir/midge (or build/midge next to the tree)
-  mosquitto        /usr/sbin/mosquitto with a generated config; keys that
-                   start with midge_ are dropped (Mosquitto has no such
-                   keys) and message_size_limit is mirrored into
-                   max_packet_size, Mosquitto's name for the framing limit
-  /path/to/binary  any binary that reads midge's configuration
-MIDGE_HOSTILE_WRAPPER prefixes the command (for example
-"valgrind --error-exitcode=99 --leak-check=full").
-
 The config text holds broker-wide keys only; start() appends the
-listeners (plain, and TLS when asked) on free loopback ports and
-allow_anonymous true. Every broker is stopped by its PID.
+listeners on free loopback ports. Every broker is stopped by its PID.
+An ASan build is tested by pointing top_builddir at a build configured
+with --enable-sanitizers.
 """
 
 import os
 import resource
-import shlex
-import signal
-import socket
 import subprocess
+import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TOP_SRCDIR = os.environ.get("top_srcdir") or os.path.abspath(os.path.join(HERE, "..", ".."))
-TOP_BUILDDIR = os.environ.get("top_builddir") or os.path.join(TOP_SRCDIR, "build")
-MOSQUITTO = "/usr/sbin/mosquitto"
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+import brokerctl  # noqa: E402
 
 
 def kind():
-    """'midge' or 'mosquitto': which configuration dialect to write."""
-    b = os.environ.get("MIDGE_HOSTILE_BROKER", "midge")
-    return "mosquitto" if b == "mosquitto" or b.endswith("/mosquitto") else "midge"
+    return brokerctl.broker_kind()
 
 
 def binary():
-    b = os.environ.get("MIDGE_HOSTILE_BROKER", "midge")
-    if b == "midge":
-        return os.path.join(TOP_BUILDDIR, "midge")
-    if b == "mosquitto":
-        return MOSQUITTO
-    return b
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    return "/usr/sbin/mosquitto" if kind() == "mosquitto" else brokerctl.midge_binary()
 
 
 def raise_nofile():
-    """Raise the soft RLIMIT_NOFILE to the hard limit; returns it."""
+    """Raise this process's soft RLIMIT_NOFILE to the hard limit; returns it."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -90,27 +67,19 @@ def tls_files():
 
 
 class Broker:
-    def __init__(self, proc, port, tls_port, workdir, log_path):
-        self.proc = proc
-        self.pid = proc.pid
-        self.port = port
-        self.tls_port = tls_port
-        self.workdir = workdir
-        self.log_path = log_path
+    def __init__(self, b, tls):
+        self.b = b
+        self.proc = b.proc
+        self.pid = b.pid
+        self.port = b.port
+        self.tls_port = b.ports["port2"] if tls else None
 
     def alive(self):
-        return self.proc.poll() is None
+        return self.b.alive()
 
     def rss_kb(self):
-        """Resident memory of the broker process (VmRSS), in KiB; 0 if gone."""
-        try:
-            with open("/proc/%d/status" % self.pid) as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        return int(line.split()[1])
-        except OSError:
-            pass
-        return 0
+        """Resident memory (VmRSS) in KiB; 0 once the process is gone."""
+        return max(0, brokerctl.rss_kib(self.pid))
 
     def fd_count(self):
         try:
@@ -118,89 +87,24 @@ class Broker:
         except OSError:
             return 0
 
-    def stop(self, timeout=10.0):
-        """SIGTERM by PID, SIGKILL after timeout. Returns the exit status."""
-        if self.proc.poll() is None:
-            try:
-                os.kill(self.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.kill(self.pid, signal.SIGKILL)
-                self.proc.wait(5)
-        return self.proc.returncode
-
     def log_text(self):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        return self.b.log_text()
+
+    def stop(self, timeout=10.0):
+        """SIGTERM by PID, SIGKILL after timeout; returns the exit status."""
+        # Read the log first: brokerctl removes its directory on stop.
+        self.last_log = self.b.log_text()
+        rc = self.b.stop(timeout)
+        self.log_text = lambda: self.last_log
+        return rc
 
 
-def _config(config_text, port, tls_port):
-    k = kind()
-    lines = []
-    for line in (config_text or "").splitlines():
-        key = line.strip().split(" ", 1)[0] if line.strip() else ""
-        if k == "mosquitto" and key.startswith("midge_"):
-            continue
-        lines.append(line)
-        if k == "mosquitto" and key == "message_size_limit":
-            # Mosquitto's framing limit is max_packet_size; message_size_limit
-            # only bounds payloads after the whole packet was read.
-            lines.append("max_packet_size %d" % (int(line.split()[1]) + 1024))
-    lines.append("allow_anonymous true")
-    lines.append("listener %d 127.0.0.1" % port)
-    if tls_port:
+def start(config_text=None, extra_args=(), tls=False):
+    """Starts the broker with the plain listener on {port} and, with tls,
+    a TLS listener on {port2}. Raises RuntimeError if it does not come up."""
+    text = (config_text or "") + "\nlistener {port} 127.0.0.1\n"
+    if tls:
         cert, key = tls_files()
-        lines.append("listener %d 127.0.0.1" % tls_port)
-        lines.append("certfile %s" % cert)
-        lines.append("keyfile %s" % key)
-    return "\n".join(lines) + "\n"
-
-
-def _nofile_preexec():
+        text += "listener {port2} 127.0.0.1\ncertfile %s\nkeyfile %s\n" % (cert, key)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def start(config_text=None, extra_args=(), tls=False, ready_timeout=None):
-    """Start the broker on free loopback ports; returns a Broker once the
-    plain listener accepts connections. Raises RuntimeError otherwise."""
-    workdir = tempfile.mkdtemp(prefix="midge-hostile-")
-    port = free_port()
-    tls_port = free_port() if tls else None
-    conf = os.path.join(workdir, "broker.conf")
-    with open(conf, "w") as f:
-        f.write(_config(config_text, port, tls_port))
-    log_path = os.path.join(workdir, "broker.log")
-    wrapper = shlex.split(os.environ.get("MIDGE_HOSTILE_WRAPPER", ""))
-    cmd = wrapper + [binary(), "-c", conf] + list(extra_args)
-    if not os.path.exists(cmd[len(wrapper)]):
-        raise RuntimeError("broker binary not found: %s" % cmd[len(wrapper)])
-    log = open(log_path, "w")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            cwd=workdir, preexec_fn=_nofile_preexec)
-    log.close()
-    b = Broker(proc, port, tls_port, workdir, log_path)
-    if ready_timeout is None:
-        ready_timeout = 60.0 if wrapper else 10.0
-    deadline = time.monotonic() + ready_timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("broker exited with %s at start:\n%s" % (proc.returncode, b.log_text()))
-        ok = True
-        for p in [port] + ([tls_port] if tls_port else []):
-            try:
-                socket.create_connection(("127.0.0.1", p), timeout=1).close()
-            except OSError:
-                ok = False
-        if ok:
-            return b
-        time.sleep(0.05)
-    b.stop()
-    raise RuntimeError("broker did not listen within %.0fs:\n%s" % (ready_timeout, b.log_text()))
+    return Broker(brokerctl.start(text, extra_args, nofile=hard), tls)

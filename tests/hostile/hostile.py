@@ -31,12 +31,12 @@ TNAME = {0: "RESERVED0", 1: "CONNECT", 2: "CONNACK", 3: "PUBLISH", 4: "PUBACK", 
 # Mosquitto's where Mosquitto has one; midge_* keys are midge-only (see
 # docs/ROBUSTNESS.md) and are dropped when the broker is Mosquitto.
 CONNECT_TIMEOUT = 2          # midge_connect_timeout: accept -> CONNECT (and TLS handshake)
-MESSAGE_SIZE_LIMIT = 262144  # message_size_limit: largest packet accepted
-BASE_CONFIG = """message_size_limit %d
+MAX_PACKET_SIZE = 262144     # max_packet_size: largest packet accepted (both brokers)
+BASE_CONFIG = """max_packet_size %d
 midge_connect_timeout %d
 max_inflight_messages 20
 max_queued_messages 1000
-""" % (MESSAGE_SIZE_LIMIT, CONNECT_TIMEOUT)
+""" % (MAX_PACKET_SIZE, CONNECT_TIMEOUT)
 
 
 # ---------------------------------------------------------------- encoding
