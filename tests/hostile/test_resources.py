@@ -310,6 +310,17 @@ def _many_connections(b, n, limit, window):
         if held_lat > LATENCY_MAX_S:
             fail("round trip under %.1fs with %d connections" % (LATENCY_MAX_S, n), "%.2fs" % held_lat)
         still = b.fd_count()
+        open_now = 0
+        for s in socks:
+            try:
+                if s.recv(1, socket.MSG_DONTWAIT | socket.MSG_PEEK):
+                    open_now += 1  # unexpected data, but still open
+            except BlockingIOError:
+                open_now += 1
+            except OSError:
+                pass
+        if open_now != n:
+            fail("all %d connections still open while held" % n, "%d open" % open_now)
         what = pr.check(CONN_RSS_MB, absolute=True)
     finally:
         for s in socks:
