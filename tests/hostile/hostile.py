@@ -7,6 +7,7 @@ Every case is bounded by a timer (SIGALRM); every socket has a timeout.
 """
 
 import os
+import re
 import signal
 import socket
 import struct
@@ -519,6 +520,10 @@ def rss_mb(b):
 
 # ---------------------------------------------------------------- runner
 
+SAN_PATTERNS = re.compile(r"AddressSanitizer|LeakSanitizer|runtime error:|Invalid (read|write)|"
+                          r"definitely lost: [1-9]|uninitialised value|ERROR SUMMARY: [1-9]")
+
+
 class CaseTimeout(Exception):
     pass
 
@@ -601,6 +606,13 @@ class Suite:
     def finish(self):
         if self.broker:
             self.broker.stop()
+            # A sanitizer build reports leaks and errors at exit: those
+            # count as a failure of the group.
+            m = SAN_PATTERNS.search(self.broker.log_text())
+            if m:
+                log = self.broker.log_text()
+                self._fail("%s.broker_exit_report" % self.group,
+                           log[max(0, m.start() - 200):m.start() + 1500])
         if self.failures:
             print("# failed: %s" % " ".join(self.failures))
         print("%d passed, %d failed" % (self.passed, self.failed), flush=True)

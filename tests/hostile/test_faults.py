@@ -24,7 +24,6 @@
 """
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -32,7 +31,7 @@ import time
 
 from hostile import (V311, V5, VNAME, BASE_CONFIG, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBACK,
                      Closed, Conn, Suite, ack, connect, disconnect_pkt, fail, props, publish,
-                     publish_fields, subscribe, u32, brokerctl)
+                     publish_fields, subscribe, u32, brokerctl, SAN_PATTERNS)
 
 N_MSGS = 5
 CYCLES = int(os.environ.get("MIDGE_HOSTILE_CYCLES", "2000"))
@@ -282,10 +281,6 @@ def pub_killed(step, qos, version):
 
 
 # ------------------------------------------------------------ cycles
-
-SAN_PATTERNS = re.compile(r"AddressSanitizer|LeakSanitizer|runtime error:|Invalid (read|write)|"
-                          r"definitely lost: [1-9]|uninitialised value|ERROR SUMMARY: [1-9]")
-
 
 def cycles(b_unused):
     # A broker of its own, so the exit-time reports (LeakSanitizer,
