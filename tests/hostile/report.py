@@ -2,9 +2,9 @@
 """Turns the output of the hostile groups into the Markdown table of
 docs/ROBUSTNESS.md.
 
-    report.py MIDGE_DIR MOSQUITTO_DIR > table.md
+    report.py midge=DIR1 Mosquitto=DIR2 ... > table.md
 
-Each directory holds test_GROUP.log files (the stdout of each group run
+Each LABEL=DIR names a column; each directory holds test_GROUP.log files (the stdout of each group run
 against that broker). Not a test; a helper to keep the document honest.
 """
 
@@ -42,16 +42,19 @@ def cell(r):
 
 
 def main():
-    midge, mosq = load(sys.argv[1]), load(sys.argv[2])
-    names = list(midge) + [n for n in mosq if n not in midge]
-    print("| case | midge | Mosquitto 2.0.11 |")
-    print("|---|---|---|")
+    cols = [a.split("=", 1) for a in sys.argv[1:]]
+    res = [(label, load(d)) for label, d in cols]
+    names = []
+    for _, r in res:
+        names += [n for n in r if n not in names]
+    print("| case | " + " | ".join(label for label, _ in res) + " |")
+    print("|---|" + "---|" * len(res))
     for n in names:
-        print("| %s | %s | %s |" % (n, cell(midge.get(n)), cell(mosq.get(n))))
-    for label, res in (("midge", midge), ("Mosquitto", mosq)):
-        p = sum(1 for v in res.values() if v[0] == "PASS")
-        print("\n%s: %d passed, %d failed." % (label, p, len(res) - p), end="")
+        print("| %s | %s |" % (n, " | ".join(cell(r.get(n)) for _, r in res)))
     print()
+    for label, r in res:
+        p = sum(1 for v in r.values() if v[0] == "PASS")
+        print("- %s: %d passed, %d failed." % (label, p, len(r) - p))
 
 
 if __name__ == "__main__":

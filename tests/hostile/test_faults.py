@@ -285,17 +285,7 @@ def pub_killed(step, qos, version):
 def cycles(b_unused):
     # A broker of its own, so the exit-time reports (LeakSanitizer,
     # valgrind) are checked too.
-    # ASan keeps freed memory in a quarantine (256 MB by default), which
-    # would read as growth; 4 MB keeps use-after-free detection useful.
-    asan = os.environ.get("ASAN_OPTIONS")
-    os.environ["ASAN_OPTIONS"] = (asan + ":" if asan else "") + "quarantine_size_mb=4"
-    try:
-        b = brokerctl.start(BASE_CONFIG)
-    finally:
-        if asan is None:
-            del os.environ["ASAN_OPTIONS"]
-        else:
-            os.environ["ASAN_OPTIONS"] = asan
+    b = brokerctl.start(BASE_CONFIG)
     done = 0
     try:
         rss_start = None
