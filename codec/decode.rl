@@ -58,8 +58,9 @@
 %%{
 	machine topic_filter;
 	include utf8_common;
-	# '+' fills a whole level, '#' a whole level and only the last one
-	# [MQTT-4.7.1-2] [MQTT-4.7.1-3].
+	# '#' fills a whole level and only the last one, '+' a whole level:
+	# [MQTT-4.7.1-1] [MQTT-4.7.1-2] in 5.0, [MQTT-4.7.1-2] [MQTT-4.7.1-3]
+	# in 3.1.1.
 	level = lchar* | '+';
 	filt = (level '/')* (level | '#');
 	# $share/{ShareName}/{filter}: a share name of one or more characters
@@ -70,16 +71,64 @@
 	write data noerror nofinal noentry;
 }%%
 
+/*
+ * Fast paths, eight bytes at a time: most strings are plain ASCII. Each
+ * returns how many leading bytes are certainly fine (ASCII, not NUL, and
+ * for topics not a wildcard); the Ragel machine takes over from there, so
+ * the machine stays the one definition of what is valid.
+ */
+#define ONES UINT64_C(0x0101010101010101)
+#define HIGHS UINT64_C(0x8080808080808080)
+#define HAS_ZERO(v) (((v) - ONES) & ~(v) & HIGHS)
+
+static inline uint64_t load64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+static inline size_t ascii_prefix(const uint8_t *p, size_t n)
+{
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		uint64_t v = load64(p + i);
+		if ((v & HIGHS) || HAS_ZERO(v))
+			break;
+	}
+	while (i < n && p[i] >= 0x01 && p[i] <= 0x7F)
+		i++;
+	return i;
+}
+
+static inline size_t topic_ascii_prefix(const uint8_t *p, size_t n)
+{
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		uint64_t v = load64(p + i);
+		if ((v & HIGHS) || HAS_ZERO(v) || HAS_ZERO(v ^ (ONES * '+')) ||
+		    HAS_ZERO(v ^ (ONES * '#')))
+			break;
+	}
+	while (i < n && p[i] >= 0x01 && p[i] <= 0x7F && p[i] != '+' && p[i] != '#')
+		i++;
+	return i;
+}
+
 static const int utf8_first_final_state = %%{ machine utf8; write first_final; }%%;
 
 bool codec_utf8_valid(const uint8_t *p, size_t n)
 {
-	const uint8_t *pe = p + n;
+	const uint8_t *pe;
 	int cs;
 
-	/* ASCII fast path: most topics and identifiers are plain ASCII. */
-	while (p < pe && *p >= 0x01 && *p <= 0x7F)
-		p++;
+	if (n == 0) /* also spares NULL + 0 */
+		return true;
+	pe = p + n;
+	p += ascii_prefix(p, n);
 	if (p == pe)
 		return true;
 	%% machine utf8;
@@ -92,11 +141,15 @@ static const int topic_name_first_final_state = %%{ machine topic_name; write fi
 
 bool codec_topic_name_valid(const uint8_t *p, size_t n)
 {
-	const uint8_t *pe = p + n;
+	const uint8_t *pe;
 	int cs;
 
 	if (n == 0 || n > 65535)
 		return false;
+	pe = p + n;
+	p += topic_ascii_prefix(p, n);
+	if (p == pe)
+		return true;
 	%% machine topic_name;
 	%% write init;
 	%% write exec;
@@ -107,11 +160,12 @@ static const int topic_filter_first_final_state = %%{ machine topic_filter; writ
 
 bool codec_topic_filter_valid(const uint8_t *p, size_t n)
 {
-	const uint8_t *pe = p + n;
+	const uint8_t *pe;
 	int cs;
 
 	if (n == 0 || n > 65535) /* [MQTT-4.7.3-1] */
 		return false;
+	pe = p + n;
 	%% machine topic_filter;
 	%% write init;
 	%% write exec;
@@ -132,7 +186,7 @@ bool codec_topic_filter_valid(const uint8_t *p, size_t n)
 	}
 
 	# The legal first bytes: packet type and the flags the specification
-	# fixes for it [MQTT-2.2.2-1] [MQTT-2.2.2-2]. PUBLISH may not carry
+	# fixes for it [MQTT-2.1.3-1] (5), [MQTT-2.2.2-1] [MQTT-2.2.2-2] (3.1.1). PUBLISH may not carry
 	# QoS 3 [MQTT-3.3.1-4] nor DUP with QoS 0 [MQTT-3.3.1-2]; PUBREL,
 	# SUBSCRIBE and UNSUBSCRIBE carry 0b0010 [MQTT-3.6.1-1] [MQTT-3.8.1-1]
 	# [MQTT-3.10.1-1].
@@ -156,11 +210,14 @@ static const int frame_first_final_state = %%{ write first_final; }%%;
 int codec_frame_scan(const uint8_t *p, size_t n, uint32_t max_packet, struct codec_frame *fr)
 {
 	const uint8_t *start = p;
-	const uint8_t *pe = p + (n < CODEC_MAX_FIXED_HEADER ? n : CODEC_MAX_FIXED_HEADER);
+	const uint8_t *pe;
 	uint32_t len = 0;
 	unsigned shift = 0;
 	int cs;
 
+	if (n == 0) /* also spares NULL + 0 */
+		return CODEC_PARTIAL;
+	pe = p + (n < CODEC_MAX_FIXED_HEADER ? n : CODEC_MAX_FIXED_HEADER);
 	%% write init;
 	%% write exec;
 	if (cs == 0)
@@ -441,21 +498,25 @@ struct props_run {
 };
 
 /*
- * Decodes the property block p[0..len) into *out (zeroed first) with the
- * allowed set of `slot` (a packet type, or 0 for will properties).
+ * Decodes the property block p[0..len) into *out with the allowed set of
+ * `slot` (a packet type, or 0 for will properties). *out is zeroed first
+ * unless the caller already did (the body decoder clears the whole packet).
  */
-static int props_decode(const uint8_t *p, uint32_t len, unsigned slot, struct codec_props *out)
+static int props_decode(const uint8_t *p, uint32_t len, unsigned slot, struct codec_props *out,
+			bool clear)
 {
 	struct props_run run;
 	struct props_run *d = &run;
-	const uint8_t *pe = p + len;
+	const uint8_t *pe;
 	int cs;
 
-	memset(out, 0, sizeof(*out));
+	if (clear)
+		memset(out, 0, sizeof(*out));
 	out->raw.p = p;
 	out->raw.len = len;
 	if (len == 0)
 		return 0;
+	pe = p + len;
 	d->err = 0;
 	d->ps.out = out;
 	d->ps.allowed = codec_prop_allowed[slot];
@@ -475,12 +536,12 @@ int codec_props_decode(const uint8_t *p, uint32_t len, uint8_t type, struct code
 {
 	if (type == 0 || type > CODEC_AUTH)
 		return -MQTT_RC_MALFORMED;
-	return props_decode(p, len, type, out);
+	return props_decode(p, len, type, out, true);
 }
 
 int codec_props_decode_will(const uint8_t *p, uint32_t len, struct codec_props *out)
 {
-	return props_decode(p, len, 0, out);
+	return props_decode(p, len, 0, out, true);
 }
 
 /* ------------------------------------------------------------------ */
@@ -555,7 +616,7 @@ static inline int body_props(struct dstate *d, const uint8_t *p, const uint8_t *
 
 	if (d->v > (uint32_t)(pe - p - 1))
 		return -MQTT_RC_MALFORMED;
-	if ((rc = props_decode(p + 1, d->v, slot, props)) != 0)
+	if ((rc = props_decode(p + 1, d->v, slot, props, false)) != 0)
 		return rc;
 	d->list = p + 1 + d->v;
 	return 0;
@@ -639,9 +700,9 @@ static inline int body_connect_flags(struct dstate *d, uint8_t f)
 	c->will_retain = (f & 0x20) != 0;
 	c->has_password = (f & 0x40) != 0;
 	c->has_username = (f & 0x80) != 0;
-	if (c->will_qos == 3) /* [MQTT-3.1.2-14] */
+	if (c->will_qos == 3) /* 3.1.2.6, [MQTT-3.1.2-14] in 3.1.1 */
 		return -MQTT_RC_MALFORMED;
-	if (!c->will && (c->will_qos || c->will_retain)) /* [MQTT-3.1.2-11] [MQTT-3.1.2-13] / -15 */
+	if (!c->will && (c->will_qos || c->will_retain)) /* [MQTT-3.1.2-13] [MQTT-3.1.2-15] */
 		return -MQTT_RC_MALFORMED;
 	/* 3.1 and 3.1.1: no password without a user name [MQTT-3.1.2-22]. */
 	if (d->version < CODEC_V5 && c->has_password && !c->has_username)
@@ -946,14 +1007,18 @@ static int body_finish(struct dstate *d, const uint8_t *pe)
 int codec_decode(uint8_t first, const uint8_t *body, uint32_t len, uint8_t version,
 		 struct codec_packet *out)
 {
+	static const uint8_t empty[1];
 	struct dstate state;
 	struct dstate *d = &state;
-	const uint8_t *p = body;
-	const uint8_t *pe = body + len;
+	const uint8_t *p, *pe;
 	uint8_t type = first >> 4;
 	uint8_t flags = first & 0x0F;
 	int cs, entry;
 
+	if (!body) /* an empty body may come without a buffer */
+		body = empty;
+	p = body;
+	pe = body + len;
 	out->type = type;
 	out->flags = flags;
 	out->version = (version == CODEC_V31 || version == CODEC_V5) ? version : CODEC_V311;
@@ -989,8 +1054,8 @@ int codec_decode(uint8_t first, const uint8_t *body, uint32_t len, uint8_t versi
 		return d->err;
 	if (cs < body_first_final_state) {
 		/* "The payload MUST contain at least one Topic Filter" is a
-		 * protocol error [MQTT-3.8.3-3] [MQTT-3.10.3-2]; any other early
-		 * end is a malformed packet. */
+		 * protocol error: [MQTT-3.8.3-2] (5), [MQTT-3.8.3-3] (3.1.1),
+		 * [MQTT-3.10.3-2]. Any other early end is a malformed packet. */
 		if ((type == CODEC_SUBSCRIBE || type == CODEC_UNSUBSCRIBE) && d->list == pe &&
 		    d->count == 0)
 			return -MQTT_RC_PROTOCOL_ERROR;

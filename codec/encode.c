@@ -13,6 +13,10 @@ struct out {
 	uint8_t *w; /* NULL: count only */
 	size_t n;
 	bool ok;
+	/* Property block sizes, measured in the counting pass and reused, in
+	 * the same order, by the writing pass (a CONNECT has two blocks). */
+	size_t psize[2];
+	unsigned pidx;
 };
 
 static void put8(struct out *o, uint8_t v)
@@ -152,11 +156,12 @@ static void put_sub_ids(struct out *o, const struct codec_props *pr)
 /* The properties without their length prefix, in identifier order. */
 static void put_props_body(struct out *o, const struct codec_props *pr)
 {
+	uint64_t left = pr->present & ((CODEC_PROP_BIT(CODEC_PROP_ID_MAX) << 1) - 1);
 	uint32_t pos = 0;
 	struct codec_buf k, v;
 
-	for (unsigned id = 1; id <= CODEC_PROP_ID_MAX; id++) {
-		if (!(pr->present & CODEC_PROP_BIT(id)))
+	for (unsigned id = 1; left >> id; id++) {
+		if (!(left & CODEC_PROP_BIT(id)))
 			continue;
 		switch (codec_prop_kind[id]) {
 		case CODEC_KIND_BYTE:
@@ -194,7 +199,7 @@ static void put_props_body(struct out *o, const struct codec_props *pr)
 
 static size_t props_body_size(const struct codec_props *pr, bool *ok)
 {
-	struct out o = {NULL, 0, true};
+	struct out o = {NULL, 0, true, {0, 0}, 0};
 
 	if (pr->present)
 		put_props_body(&o, pr);
@@ -203,13 +208,34 @@ static size_t props_body_size(const struct codec_props *pr, bool *ok)
 	return o.n;
 }
 
+/* The size of a packet's next property block without its length prefix:
+ * measured in the counting pass, remembered for the writing pass. */
+static size_t props_len(struct out *o, const struct codec_props *pr)
+{
+	size_t n;
+
+	if (o->w && o->pidx < 2)
+		return o->psize[o->pidx++];
+	n = props_body_size(pr, &o->ok);
+	if (o->pidx < 2)
+		o->psize[o->pidx++] = n;
+	return n;
+}
+
+static void put_props_len(struct out *o, const struct codec_props *pr, size_t n)
+{
+	put_varint(o, (uint32_t)(n > CODEC_MAX_REMAINING ? CODEC_MAX_REMAINING + 1u : n));
+	if (!o->ok || !n)
+		return;
+	if (o->w)
+		put_props_body(o, pr);
+	else
+		o->n += n;
+}
+
 static void put_props(struct out *o, const struct codec_props *pr)
 {
-	size_t n = props_body_size(pr, &o->ok);
-
-	put_varint(o, (uint32_t)(n > CODEC_MAX_REMAINING ? CODEC_MAX_REMAINING + 1u : n));
-	if (n && o->ok)
-		put_props_body(o, pr);
+	put_props_len(o, pr, props_len(o, pr));
 }
 
 size_t codec_props_size(const struct codec_props *props)
@@ -283,14 +309,13 @@ static void put_connect(struct out *o, const struct codec_connect *c, uint8_t ve
  * properties) or after the reason code (no properties): 3.4.2.1. */
 static void put_rc_props(struct out *o, uint8_t rc, const struct codec_props *pr)
 {
-	bool ok = true;
-	size_t n = pr->present ? props_body_size(pr, &ok) : 0;
+	size_t n = props_len(o, pr);
 
-	if (rc == 0 && n == 0 && ok)
+	if (rc == 0 && n == 0)
 		return;
 	put8(o, rc);
-	if (n || !ok)
-		put_props(o, pr);
+	if (n)
+		put_props_len(o, pr, n);
 }
 
 static void put_subscribe(struct out *o, const struct codec_subscribe *s, uint8_t ver)
@@ -395,19 +420,22 @@ static void put_body(struct out *o, const struct codec_packet *pkt, bool payload
 }
 
 /* Remaining length of pkt, or -1 when it cannot be encoded. */
-static int64_t body_size(const struct codec_packet *pkt)
+static int64_t body_size(const struct codec_packet *pkt, struct out *o)
 {
-	struct out o = {NULL, 0, true};
-
-	put_body(&o, pkt, true);
-	if (!o.ok || o.n > CODEC_MAX_REMAINING)
+	o->w = NULL;
+	o->n = 0;
+	o->ok = true;
+	o->pidx = 0;
+	put_body(o, pkt, true);
+	if (!o->ok || o->n > CODEC_MAX_REMAINING)
 		return -1;
-	return (int64_t)o.n;
+	return (int64_t)o->n;
 }
 
 size_t codec_encode_size(const struct codec_packet *pkt)
 {
-	int64_t n = body_size(pkt);
+	struct out o;
+	int64_t n = body_size(pkt, &o);
 
 	if (n < 0)
 		return 0;
@@ -416,8 +444,8 @@ size_t codec_encode_size(const struct codec_packet *pkt)
 
 static size_t encode(const struct codec_packet *pkt, uint8_t *buf, size_t cap, bool payload)
 {
-	int64_t n = body_size(pkt);
 	struct out o;
+	int64_t n = body_size(pkt, &o);
 	size_t head, total;
 
 	if (n < 0)
@@ -431,6 +459,7 @@ static size_t encode(const struct codec_packet *pkt, uint8_t *buf, size_t cap, b
 	o.w = buf;
 	o.n = 0;
 	o.ok = true;
+	o.pidx = 0;
 	put8(&o, first_byte(pkt));
 	put_varint(&o, (uint32_t)n);
 	put_body(&o, pkt, payload);

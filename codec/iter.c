@@ -51,11 +51,11 @@ int codec_props_next_user(const struct codec_props *props, uint32_t *pos, struct
 			  struct codec_buf *val)
 {
 	const uint8_t *base = props->raw.p;
-	const uint8_t *end = base + props->raw.len;
-	const uint8_t *p, *next;
+	const uint8_t *end, *p, *next;
 
-	if (!base)
+	if (!base) /* no block at all (absent, or MQTT 3) */
 		return 0;
+	end = base + props->raw.len;
 	for (p = base + *pos; p < end; p = next) {
 		if (!(next = codec_prop_skip(p, end)))
 			return 0;
@@ -75,11 +75,11 @@ int codec_props_next_user(const struct codec_props *props, uint32_t *pos, struct
 int codec_props_next_sub_id(const struct codec_props *props, uint32_t *pos, uint32_t *id)
 {
 	const uint8_t *base = props->raw.p;
-	const uint8_t *end = base + props->raw.len;
-	const uint8_t *p, *next;
+	const uint8_t *end, *p, *next;
 
-	if (!base)
+	if (!base) /* no block at all (absent, or MQTT 3) */
 		return 0;
+	end = base + props->raw.len;
 	for (p = base + *pos; p < end; p = next) {
 		if (!(next = codec_prop_skip(p, end)))
 			return 0;

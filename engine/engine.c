@@ -1093,25 +1093,26 @@ static uint32_t route(struct engine *e, struct emsg *m)
 	e->fanout = m;
 	e->hc.m = NULL;
 	for (uint32_t i = base; i < end; i++) {
-		struct hit h = e->hits[i];
+		/* by index: a nested route may move the array */
+		const struct hit *h = &e->hits[i];
+		struct session *s = h->s;
 		struct delivery d;
-		struct midge_client cl;
+		d.qos = h->qos;
+		/* [MQTT-3.3.1-9] [MQTT-3.3.1-12] [MQTT-3.3.1-13] */
+		d.retain = h->rap ? m->retain : false;
+		d.nsub = s->version == CODEC_V5 ? h->nsub : 0;
+		if (d.nsub)
+			memcpy(d.subids, h->subids, d.nsub * sizeof d.subids[0]);
 		if (e->has_auth && e->auth.acl) {
-			session_client(h.s, &cl);
+			struct midge_client cl;
+			session_client(s, &cl);
 			if (!acl_allows(e, &cl, m->topic, m->topic_len, ENGINE_ACCESS_RECEIVE)) {
-				emit_drop(e, h.s, m, h.qos, MIDGE_DROP_NOT_AUTHORIZED,
+				emit_drop(e, s, m, d.qos, MIDGE_DROP_NOT_AUTHORIZED,
 					  "receive denied by ACL");
 				continue;
 			}
 		}
-		d.qos = h.qos;
-		/* [MQTT-3.3.1-9] [MQTT-3.3.1-12] [MQTT-3.3.1-13] */
-		d.retain = h.rap ? m->retain : false;
-		d.nsub = h.nsub;
-		memcpy(d.subids, h.subids, sizeof d.subids);
-		if (h.s->version != CODEC_V5)
-			d.nsub = 0;
-		session_deliver(e, h.s, m, &d);
+		session_deliver(e, s, m, &d);
 	}
 	e->fanout = outer;
 	e->hc.m = NULL;
@@ -1399,13 +1400,15 @@ static char *dup_bytes(const void *p, size_t n)
 static void session_take_over(struct engine *e, struct session *s, bool clean_start)
 {
 	struct engine_conn *old = s->conn;
+	bool normal = old->normal;
 	emit_session(e, MIDGE_EV_SESSION_TAKEOVER, s, &old->info, "client id connected again");
-	send_disconnect(e, old, MQTT_RC_SESSION_TAKEN_OVER, "session taken over");
-	conn_close(e, old, MQTT_RC_SESSION_TAKEN_OVER, false, "session taken over");
+	if (old->state != CONN_CLOSING) {
+		send_disconnect(e, old, MQTT_RC_SESSION_TAKEN_OVER, "session taken over");
+		conn_close(e, old, MQTT_RC_SESSION_TAKEN_OVER, false, "session taken over");
+	}
 	old->s = NULL;
-	old->normal = true;
 	s->conn = NULL;
-	if (s->expiry == 0 || clean_start)
+	if (!normal && (s->expiry == 0 || clean_start))
 		will_publish(e, s);
 	else
 		will_clear(e, s);
@@ -1947,6 +1950,10 @@ static void retained_send(struct engine *e, struct session *s, const uint8_t *f,
 		struct midge_client cl;
 		session_client(s, &cl);
 		if (m->has_expiry && m->expire_at <= e->now) {
+			/* the store is not being walked here: safe to clear */
+			if (retain_store_set(e->retained, m->topic, m->topic_len, NULL) > 0)
+				emit_message(e, MIDGE_EV_RETAIN_CLEAR, NULL, m, NULL, m->qos, 0, false, 0,
+					     "expired");
 			emit_drop(e, s, m, qos, MIDGE_DROP_EXPIRED, "retained message expired");
 		} else if (!acl_allows(e, &cl, m->topic, m->topic_len, ENGINE_ACCESS_RECEIVE)) {
 			emit_drop(e, s, m, qos, MIDGE_DROP_NOT_AUTHORIZED, "receive denied by ACL");

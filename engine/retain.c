@@ -53,6 +53,7 @@ struct retain_store *retain_store_new(void (*unref)(void *msg))
 	/* Seeded from the structure's address, as in topic.c. */
 	uint64_t a = (uint64_t)(uintptr_t)r ^ ((uint64_t)(uintptr_t)r->root << 17);
 	r->seed = topic_kids_hash(0x72657461696eULL, (const uint8_t *)&a, sizeof(a));
+	r->seed = (r->seed << 32) ^ topic_kids_hash(r->seed, (const uint8_t *)&a, sizeof(a));
 	return r;
 }
 
@@ -105,13 +106,14 @@ static struct retain_node *rnode_walk(struct retain_store *r, const uint8_t *top
 		const uint8_t *slash = memchr(topic + s, '/', len - s);
 		size_t e = slash ? (size_t)(slash - topic) : len;
 		uint32_t l = (uint32_t)(e - s);
-		uint64_t hv = topic_kids_hash(r->seed, topic + s, l);
+		uint32_t hv = topic_kids_hash(r->seed, topic + s, l);
 		struct topic_knode *c = topic_kids_find(&n->k, hv, topic + s, l, RETAIN_OFF);
 		if (!c && create) {
-			struct retain_node *nn = calloc(1, sizeof(*nn) + l);
+			/* A level longer than any MQTT topic is refused like OOM. */
+			struct retain_node *nn = l > UINT16_MAX ? NULL : calloc(1, sizeof(*nn) + l);
 			if (nn) {
 				nn->k.hv = hv;
-				nn->k.len = l;
+				nn->k.len = (uint16_t)l;
 				memcpy(nn->level, topic + s, l);
 				if (topic_kids_add(&n->k, &nn->k) == 0) {
 					r->nodes++;
@@ -229,7 +231,7 @@ enter:
 			goto scan;
 		}
 		uint32_t l = (uint32_t)(e - s);
-		uint64_t hv = topic_kids_hash(r->seed, filter + s, l);
+		uint32_t hv = topic_kids_hash(r->seed, filter + s, l);
 		struct topic_knode *c = topic_kids_find(&n->k, hv, filter + s, l, RETAIN_OFF);
 		if (c) {
 			n = rnode_of(c);

@@ -23,7 +23,7 @@
 #include "engine/topic_debug.h"
 #include "engine/topic_kids.h"
 
-/* Plain subscriptions of one node get a subscriber index above this many,
+/* A node's plain subscriptions get a subscriber index above this many,
  * and drop it again below half of it. */
 enum { TOPIC_IDX_MIN = 16 };
 #define TOPIC_NONE UINT32_MAX
@@ -45,17 +45,29 @@ struct topic_group {
 	uint8_t name[];
 };
 
-/* k.aux counts the plain subscriptions in subs. subidx maps a subscriber
- * to its position + 1 (0 = empty slot) once there are many. */
+/* The subscriptions of a node that has more than one plain subscription,
+ * or any shared group. idx maps a subscriber to its position in v plus 1
+ * (0: empty slot) once there are many. */
+struct topic_subset {
+	uint32_t n, cap;
+	uint32_t idxcap;
+	uint32_t *idx;
+	struct topic_group *groups;
+	struct topic_sub v[];
+};
+
+/* What a node's union s holds, in k.aux. A lone plain subscription, by far
+ * the most common case, lives inline: no allocation, no pointer to chase. */
+enum { TOPIC_SUBS_NONE = 0, TOPIC_SUBS_ONE = 1, TOPIC_SUBS_SET = 2 };
+
 struct topic_node {
 	struct topic_knode k;
 	struct topic_node *plus;
 	struct topic_node *hash;
-	struct topic_sub *subs;
-	uint32_t *subidx;
-	struct topic_group *groups;
-	uint32_t subcap;
-	uint32_t idxcap;
+	union {
+		struct topic_sub one;
+		struct topic_subset *set;
+	} s;
 	uint8_t level[];
 };
 
@@ -75,13 +87,15 @@ static struct topic_node *node_of(struct topic_knode *k)
 }
 
 static struct topic_node *node_new(struct topic_tree *t, const uint8_t *level, uint32_t len,
-				   uint64_t hv)
+				   uint32_t hv)
 {
+	if (len > UINT16_MAX) /* longer than any MQTT topic: refused like OOM */
+		return NULL;
 	struct topic_node *n = calloc(1, sizeof(*n) + len);
 	if (!n)
 		return NULL;
 	n->k.hv = hv;
-	n->k.len = len;
+	n->k.len = (uint16_t)len;
 	if (len)
 		memcpy(n->level, level, len);
 	t->nodes++;
@@ -102,6 +116,7 @@ struct topic_tree *topic_tree_new(void)
 	 * (randomised by ASLR) seeds the level hash. */
 	uint64_t a = (uint64_t)(uintptr_t)t ^ ((uint64_t)(uintptr_t)t->root << 17);
 	t->seed = topic_kids_hash(0x6d69646765ULL, (const uint8_t *)&a, sizeof(a));
+	t->seed = (t->seed << 32) ^ topic_kids_hash(t->seed, (const uint8_t *)&a, sizeof(a));
 	return t;
 }
 
@@ -109,6 +124,17 @@ static void group_free(struct topic_group *g)
 {
 	free(g->m);
 	free(g);
+}
+
+static void set_free(struct topic_subset *set)
+{
+	while (set->groups) {
+		struct topic_group *g = set->groups;
+		set->groups = g->next;
+		group_free(g);
+	}
+	free(set->idx);
+	free(set);
 }
 
 /* Frees every node without recursion: the parent field of nodes waiting to
@@ -137,13 +163,8 @@ void topic_tree_free(struct topic_tree *t)
 			}
 		}
 		topic_kids_release(&n->k);
-		while (n->groups) {
-			struct topic_group *g = n->groups;
-			n->groups = g->next;
-			group_free(g);
-		}
-		free(n->subs);
-		free(n->subidx);
+		if (n->k.aux == TOPIC_SUBS_SET)
+			set_free(n->s.set);
 		free(n);
 	}
 	free(t);
@@ -151,7 +172,7 @@ void topic_tree_free(struct topic_tree *t)
 
 static bool node_empty(const struct topic_node *n)
 {
-	return n->k.nkids == 0 && !n->plus && !n->hash && n->k.aux == 0 && !n->groups;
+	return n->k.nkids == 0 && !n->plus && !n->hash && n->k.aux == TOPIC_SUBS_NONE;
 }
 
 /* Removes empty nodes from n up to (not including) the root, so memory
@@ -189,7 +210,7 @@ static struct topic_node *node_child(struct topic_tree *t, struct topic_node *n,
 		}
 		return *wild;
 	}
-	uint64_t hv = topic_kids_hash(t->seed, key, len);
+	uint32_t hv = topic_kids_hash(t->seed, key, len);
 	struct topic_knode *c = topic_kids_find(&n->k, hv, key, len, TOPIC_OFF);
 	if (c)
 		return node_of(c);
@@ -226,7 +247,7 @@ static struct topic_node *node_walk(struct topic_tree *t, const uint8_t *f, size
 		} else if (e - s == 1 && f[s] == '#') {
 			c = n->hash;
 		} else {
-			uint64_t hv = topic_kids_hash(t->seed, f + s, e - s);
+			uint32_t hv = topic_kids_hash(t->seed, f + s, e - s);
 			c = node_of(topic_kids_find(&n->k, hv, f + s, (uint32_t)(e - s), TOPIC_OFF));
 		}
 		if (!c)
@@ -238,143 +259,210 @@ static struct topic_node *node_walk(struct topic_tree *t, const uint8_t *f, size
 	}
 }
 
-static uint64_t ptr_hash(const void *p)
+/* ---- plain subscriptions of a node ------------------------------------ */
+
+static uint32_t ptr_hash(const void *p)
 {
 	uint64_t h = (uint64_t)(uintptr_t)p;
 	h ^= h >> 33;
 	h *= 0xff51afd7ed558ccdULL;
 	h ^= h >> 33;
-	return h;
+	return (uint32_t)h;
 }
 
-/* Builds n's subscriber index with cap slots; -1 on OOM (no index then,
+/* Builds set's subscriber index with cap slots; -1 on OOM (no index then,
  * which only costs lookup speed). */
-static int subidx_build(struct topic_node *n, uint32_t cap)
+static int subidx_build(struct topic_subset *set, uint32_t cap)
 {
 	uint32_t *idx = calloc(cap, sizeof(*idx));
 	if (!idx)
 		return -1;
 	uint32_t mask = cap - 1;
-	for (uint32_t p = 0; p < n->k.aux; p++) {
-		uint32_t i = (uint32_t)ptr_hash(n->subs[p].subscriber) & mask;
+	for (uint32_t p = 0; p < set->n; p++) {
+		uint32_t i = ptr_hash(set->v[p].subscriber) & mask;
 		while (idx[i])
 			i = (i + 1) & mask;
 		idx[i] = p + 1;
 	}
-	free(n->subidx);
-	n->subidx = idx;
-	n->idxcap = cap;
+	free(set->idx);
+	set->idx = idx;
+	set->idxcap = cap;
 	return 0;
 }
 
-/* The index slot holding subscriber, or TOPIC_NONE. */
-static uint32_t subidx_slot(const struct topic_node *n, const void *subscriber)
+static void subidx_drop(struct topic_subset *set)
 {
-	uint32_t mask = n->idxcap - 1;
-	for (uint32_t i = (uint32_t)ptr_hash(subscriber) & mask;; i = (i + 1) & mask) {
-		uint32_t v = n->subidx[i];
+	free(set->idx);
+	set->idx = NULL;
+	set->idxcap = 0;
+}
+
+/* The index slot holding subscriber, or TOPIC_NONE. */
+static uint32_t subidx_slot(const struct topic_subset *set, const void *subscriber)
+{
+	uint32_t mask = set->idxcap - 1;
+	for (uint32_t i = ptr_hash(subscriber) & mask;; i = (i + 1) & mask) {
+		uint32_t v = set->idx[i];
 		if (!v)
 			return TOPIC_NONE;
-		if (n->subs[v - 1].subscriber == subscriber)
+		if (set->v[v - 1].subscriber == subscriber)
 			return i;
 	}
 }
 
-/* Position of subscriber's plain subscription in n->subs, or TOPIC_NONE. */
-static uint32_t subs_find(const struct topic_node *n, const void *subscriber)
+/* Removes the index slot hole (backward shift, as in topic_kids.c). */
+static void subidx_del(struct topic_subset *set, uint32_t hole)
 {
-	if (n->subidx) {
-		uint32_t i = subidx_slot(n, subscriber);
-		return i == TOPIC_NONE ? TOPIC_NONE : n->subidx[i] - 1;
-	}
-	for (uint32_t p = 0; p < n->k.aux; p++)
-		if (n->subs[p].subscriber == subscriber)
-			return p;
-	return TOPIC_NONE;
-}
-
-static int subs_add(struct topic_node *n, const struct topic_sub *s)
-{
-	uint32_t cnt = n->k.aux;
-	if (cnt == n->subcap) {
-		uint32_t cap = n->subcap ? n->subcap * 2 : 1;
-		struct topic_sub *v = realloc(n->subs, cap * sizeof(*v));
-		if (!v)
-			return -1;
-		n->subs = v;
-		n->subcap = cap;
-	}
-	n->subs[cnt] = *s;
-	n->k.aux = cnt + 1;
-	if (n->subidx && (cnt + 1) * 2 > n->idxcap) {
-		if (subidx_build(n, n->idxcap * 2) < 0) {
-			free(n->subidx);
-			n->subidx = NULL;
-			n->idxcap = 0;
-		}
-	} else if (n->subidx) {
-		uint32_t mask = n->idxcap - 1;
-		uint32_t i = (uint32_t)ptr_hash(s->subscriber) & mask;
-		while (n->subidx[i])
-			i = (i + 1) & mask;
-		n->subidx[i] = cnt + 1;
-	} else if (cnt + 1 >= TOPIC_IDX_MIN) {
-		(void)subidx_build(n, TOPIC_IDX_MIN * 4);
-	}
-	return 0;
-}
-
-/* Removes the index slot i (backward shift, as in topic_kids.c). */
-static void subidx_del(struct topic_node *n, uint32_t hole)
-{
-	uint32_t mask = n->idxcap - 1;
-	n->subidx[hole] = 0;
-	for (uint32_t j = (hole + 1) & mask; n->subidx[j]; j = (j + 1) & mask) {
-		uint32_t home = (uint32_t)ptr_hash(n->subs[n->subidx[j] - 1].subscriber) & mask;
+	uint32_t mask = set->idxcap - 1;
+	set->idx[hole] = 0;
+	for (uint32_t j = (hole + 1) & mask; set->idx[j]; j = (j + 1) & mask) {
+		uint32_t home = ptr_hash(set->v[set->idx[j] - 1].subscriber) & mask;
 		int stays = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
 		if (!stays) {
-			n->subidx[hole] = n->subidx[j];
-			n->subidx[j] = 0;
+			set->idx[hole] = set->idx[j];
+			set->idx[j] = 0;
 			hole = j;
 		}
 	}
 }
 
-/* Removes the plain subscription at position p (the last one moves in). */
-static void subs_del(struct topic_node *n, uint32_t p)
+/* subscriber's plain subscription at n, or NULL. */
+static struct topic_sub *subs_find(struct topic_node *n, const void *subscriber)
 {
-	uint32_t last = n->k.aux - 1;
-	if (n->subidx) {
-		subidx_del(n, subidx_slot(n, n->subs[p].subscriber));
-		if (p != last)
-			n->subidx[subidx_slot(n, n->subs[last].subscriber)] = p + 1;
+	if (n->k.aux == TOPIC_SUBS_ONE)
+		return n->s.one.subscriber == subscriber ? &n->s.one : NULL;
+	if (n->k.aux != TOPIC_SUBS_SET)
+		return NULL;
+	struct topic_subset *set = n->s.set;
+	if (set->idx) {
+		uint32_t i = subidx_slot(set, subscriber);
+		return i == TOPIC_NONE ? NULL : &set->v[set->idx[i] - 1];
 	}
-	n->subs[p] = n->subs[last];
-	n->k.aux = last;
-	if (last == 0) {
-		free(n->subs);
-		n->subs = NULL;
-		n->subcap = 0;
-	} else if (last * 4 <= n->subcap) {
-		struct topic_sub *v = realloc(n->subs, (n->subcap / 2) * sizeof(*v));
-		if (v) {
-			n->subs = v;
-			n->subcap /= 2;
+	for (uint32_t p = 0; p < set->n; p++)
+		if (set->v[p].subscriber == subscriber)
+			return &set->v[p];
+	return NULL;
+}
+
+/* Gives n a subset with room for cap plain subscriptions (moving the
+ * inline one into it). NULL on OOM, n unchanged. */
+static struct topic_subset *set_ensure(struct topic_node *n, uint32_t cap)
+{
+	if (n->k.aux == TOPIC_SUBS_SET) {
+		struct topic_subset *set = n->s.set;
+		if (set->cap >= cap)
+			return set;
+		set = realloc(set, sizeof(*set) + cap * sizeof(set->v[0]));
+		if (!set)
+			return NULL;
+		set->cap = cap;
+		n->s.set = set;
+		return set;
+	}
+	if (cap < 2)
+		cap = 2;
+	struct topic_subset *set = calloc(1, sizeof(*set) + cap * sizeof(set->v[0]));
+	if (!set)
+		return NULL;
+	set->cap = cap;
+	if (n->k.aux == TOPIC_SUBS_ONE)
+		set->v[set->n++] = n->s.one;
+	n->s.set = set;
+	n->k.aux = TOPIC_SUBS_SET;
+	return set;
+}
+
+/* Back to the inline form when a subset holds at most one plain
+ * subscription and no group; shrinks a mostly empty subset. */
+static void set_settle(struct topic_node *n)
+{
+	struct topic_subset *set = n->s.set;
+	if (set->groups == NULL && set->n <= 1) {
+		if (set->n == 1) {
+			n->s.one = set->v[0];
+			n->k.aux = TOPIC_SUBS_ONE;
+		} else {
+			n->k.aux = TOPIC_SUBS_NONE;
+			memset(&n->s, 0, sizeof(n->s));
+		}
+		set_free(set);
+		return;
+	}
+	if (set->idx && set->n < TOPIC_IDX_MIN / 2)
+		subidx_drop(set);
+	else if (set->idx && set->n * 8 < set->idxcap && set->idxcap > TOPIC_IDX_MIN * 4)
+		(void)subidx_build(set, set->idxcap / 2);
+	if (set->cap > 4 && set->n * 4 <= set->cap) {
+		/* Shrinking is an optimisation: on OOM the larger block stays. */
+		struct topic_subset *s2 =
+			realloc(set, sizeof(*set) + (set->cap / 2) * sizeof(set->v[0]));
+		if (s2) {
+			s2->cap /= 2;
+			n->s.set = s2;
 		}
 	}
-	if (n->subidx && last < TOPIC_IDX_MIN / 2) {
-		free(n->subidx);
-		n->subidx = NULL;
-		n->idxcap = 0;
-	} else if (n->subidx && last * 8 < n->idxcap && n->idxcap > TOPIC_IDX_MIN * 4) {
-		(void)subidx_build(n, n->idxcap / 2);
-	}
 }
+
+static int subs_add(struct topic_node *n, const struct topic_sub *s)
+{
+	if (n->k.aux == TOPIC_SUBS_NONE) {
+		n->s.one = *s;
+		n->k.aux = TOPIC_SUBS_ONE;
+		return 0;
+	}
+	uint32_t cnt = n->k.aux == TOPIC_SUBS_SET ? n->s.set->n : 1;
+	uint32_t cap = n->k.aux == TOPIC_SUBS_SET ? n->s.set->cap : 0;
+	struct topic_subset *set = set_ensure(n, cnt < cap ? cap : (cap ? cap * 2 : 2));
+	if (!set)
+		return -1;
+	cnt = set->n;
+	set->v[cnt] = *s;
+	set->n = cnt + 1;
+	if (set->idx && (cnt + 1) * 2 > set->idxcap) {
+		if (subidx_build(set, set->idxcap * 2) < 0)
+			subidx_drop(set);
+	} else if (set->idx) {
+		uint32_t mask = set->idxcap - 1;
+		uint32_t i = ptr_hash(s->subscriber) & mask;
+		while (set->idx[i])
+			i = (i + 1) & mask;
+		set->idx[i] = cnt + 1;
+	} else if (cnt + 1 >= TOPIC_IDX_MIN) {
+		(void)subidx_build(set, TOPIC_IDX_MIN * 4);
+	}
+	return 0;
+}
+
+/* Removes subscription sub (found by subs_find) from n; in a subset the
+ * last one moves into its place. */
+static void subs_del(struct topic_node *n, struct topic_sub *sub)
+{
+	if (n->k.aux == TOPIC_SUBS_ONE) {
+		n->k.aux = TOPIC_SUBS_NONE;
+		memset(&n->s, 0, sizeof(n->s));
+		return;
+	}
+	struct topic_subset *set = n->s.set;
+	uint32_t p = (uint32_t)(sub - set->v);
+	uint32_t last = set->n - 1;
+	if (set->idx) {
+		subidx_del(set, subidx_slot(set, set->v[p].subscriber));
+		if (p != last)
+			set->idx[subidx_slot(set, set->v[last].subscriber)] = p + 1;
+	}
+	set->v[p] = set->v[last];
+	set->n = last;
+	set_settle(n);
+}
+
+/* ---- shared groups ---------------------------------------------------- */
 
 static struct topic_group *group_find(const struct topic_node *n, const uint8_t *name,
 				      uint32_t len)
 {
-	for (struct topic_group *g = n->groups; g; g = g->next)
+	if (n->k.aux != TOPIC_SUBS_SET)
+		return NULL;
+	for (struct topic_group *g = n->s.set->groups; g; g = g->next)
 		if (g->namelen == len && memcmp(g->name, name, len) == 0)
 			return g;
 	return NULL;
@@ -398,6 +486,18 @@ static void group_del(struct topic_group *g, uint32_t i)
 		g->last = g->last == 0 ? TOPIC_NONE : g->last - 1;
 }
 
+/* Unlinks and frees g, which belongs to n's subset. */
+static void group_unlink(struct topic_tree *t, struct topic_node *n, struct topic_group *g)
+{
+	struct topic_group **link = &n->s.set->groups;
+	while (*link != g)
+		link = &(*link)->next;
+	*link = g->next;
+	group_free(g);
+	t->groups--;
+	set_settle(n);
+}
+
 /* Splits "$share/NAME/filter". Returns 1 (shared), 0 (plain) or -1 when
  * the share syntax is incomplete. */
 static int share_split(const uint8_t **f, size_t *len, const uint8_t **name, uint32_t *namelen)
@@ -417,6 +517,52 @@ static int share_split(const uint8_t **f, size_t *len, const uint8_t **name, uin
 	return 1;
 }
 
+/* Adds subscriber to group name at n (creating the group). Returns 1 when
+ * it was a member (options replaced), 0 when added, -1 on OOM. */
+static int group_join(struct topic_tree *t, struct topic_node *n, const uint8_t *name,
+		      uint32_t namelen, const struct topic_sub *s)
+{
+	struct topic_group *g = group_find(n, name, namelen);
+	if (g) {
+		uint32_t i = group_member(g, s->subscriber);
+		if (i != TOPIC_NONE) {
+			g->m[i] = *s; /* [MQTT-3.8.4-3] */
+			return 1;
+		}
+	} else {
+		uint32_t cnt = n->k.aux == TOPIC_SUBS_SET ? n->s.set->n
+			       : n->k.aux == TOPIC_SUBS_ONE ? 1
+							      : 0;
+		struct topic_subset *set = set_ensure(n, cnt);
+		if (!set)
+			return -1;
+		g = calloc(1, sizeof(*g) + namelen);
+		if (!g) {
+			set_settle(n);
+			return -1;
+		}
+		memcpy(g->name, name, namelen);
+		g->namelen = namelen;
+		g->last = TOPIC_NONE;
+		g->next = set->groups;
+		set->groups = g;
+		t->groups++;
+	}
+	if (g->n == g->cap) {
+		uint32_t cap = g->cap ? g->cap * 2 : 2;
+		struct topic_sub *m = realloc(g->m, cap * sizeof(*m));
+		if (!m) {
+			if (g->n == 0)
+				group_unlink(t, n, g);
+			return -1;
+		}
+		g->m = m;
+		g->cap = cap;
+	}
+	g->m[g->n++] = *s;
+	return 0;
+}
+
 /*
  * Plain: one entry per subscriber at the filter's node [MQTT-3.8.4-3].
  * Shared: one group per (name, filter) at the filter's node; a subscriber
@@ -434,57 +580,23 @@ int topic_tree_subscribe(struct topic_tree *t, const uint8_t *filter, size_t len
 	if (!n)
 		return -1;
 	struct topic_sub s = {.subscriber = subscriber, .sub_id = sub_id, .options = options};
-	if (!shared) {
-		uint32_t p = subs_find(n, subscriber);
-		if (p != TOPIC_NONE) {
-			n->subs[p] = s; /* [MQTT-3.8.4-3] replace, keep one entry */
-			return 1;
-		}
-		if (subs_add(n, &s) < 0) {
-			node_prune(t, n);
-			return -1;
-		}
-		t->count++;
-		return 0;
-	}
-	struct topic_group *g = group_find(n, name, namelen);
-	if (g) {
-		uint32_t i = group_member(g, subscriber);
-		if (i != TOPIC_NONE) {
-			g->m[i] = s; /* [MQTT-3.8.4-3] */
-			return 1;
-		}
+	int rc;
+	if (shared) {
+		rc = group_join(t, n, name, namelen, &s);
 	} else {
-		g = calloc(1, sizeof(*g) + namelen);
-		if (!g) {
-			node_prune(t, n);
-			return -1;
+		struct topic_sub *old = subs_find(n, subscriber);
+		if (old) {
+			*old = s; /* [MQTT-3.8.4-3] replace, keep one entry */
+			rc = 1;
+		} else {
+			rc = subs_add(n, &s);
 		}
-		memcpy(g->name, name, namelen);
-		g->namelen = namelen;
-		g->last = TOPIC_NONE;
-		g->next = n->groups;
-		n->groups = g;
-		t->groups++;
 	}
-	if (g->n == g->cap) {
-		uint32_t cap = g->cap ? g->cap * 2 : 2;
-		struct topic_sub *m = realloc(g->m, cap * sizeof(*m));
-		if (!m) {
-			if (g->n == 0) {
-				n->groups = g->next;
-				group_free(g);
-				t->groups--;
-				node_prune(t, n);
-			}
-			return -1;
-		}
-		g->m = m;
-		g->cap = cap;
-	}
-	g->m[g->n++] = s;
-	t->count++;
-	return 0;
+	if (rc == 0)
+		t->count++;
+	else if (rc < 0)
+		node_prune(t, n);
+	return rc;
 }
 
 int topic_tree_unsubscribe(struct topic_tree *t, const uint8_t *filter, size_t len,
@@ -499,30 +611,25 @@ int topic_tree_unsubscribe(struct topic_tree *t, const uint8_t *filter, size_t l
 	if (!n)
 		return -1;
 	if (!shared) {
-		uint32_t p = subs_find(n, subscriber);
-		if (p == TOPIC_NONE)
+		struct topic_sub *sub = subs_find(n, subscriber);
+		if (!sub)
 			return -1;
-		subs_del(n, p);
+		subs_del(n, sub);
 	} else {
-		struct topic_group **link = &n->groups;
-		while (*link && !((*link)->namelen == namelen &&
-				  memcmp((*link)->name, name, namelen) == 0))
-			link = &(*link)->next;
-		struct topic_group *g = *link;
+		struct topic_group *g = group_find(n, name, namelen);
 		uint32_t i = g ? group_member(g, subscriber) : TOPIC_NONE;
 		if (i == TOPIC_NONE)
 			return -1;
 		group_del(g, i);
-		if (g->n == 0) {
-			*link = g->next;
-			group_free(g);
-			t->groups--;
-		}
+		if (g->n == 0)
+			group_unlink(t, n, g);
 	}
 	t->count--;
 	node_prune(t, n);
 	return 0;
 }
+
+/* ---- matching --------------------------------------------------------- */
 
 /* Offers g's members round robin, from the one after the member chosen
  * last, until one accepts; at most one delivery per group and message. */
@@ -541,9 +648,16 @@ static void group_offer(struct topic_group *g, topic_match_cb cb, void *ctx)
 
 static void node_emit(struct topic_node *n, topic_match_cb cb, void *ctx)
 {
-	for (uint32_t i = 0; i < n->k.aux; i++)
-		cb(ctx, n->subs[i].subscriber, n->subs[i].options, n->subs[i].sub_id, false);
-	for (struct topic_group *g = n->groups; g; g = g->next)
+	if (n->k.aux == TOPIC_SUBS_ONE) {
+		cb(ctx, n->s.one.subscriber, n->s.one.options, n->s.one.sub_id, false);
+		return;
+	}
+	if (n->k.aux != TOPIC_SUBS_SET)
+		return;
+	struct topic_subset *set = n->s.set;
+	for (uint32_t i = 0; i < set->n; i++)
+		cb(ctx, set->v[i].subscriber, set->v[i].options, set->v[i].sub_id, false);
+	for (struct topic_group *g = set->groups; g; g = g->next)
 		group_offer(g, cb, ctx);
 }
 
@@ -564,6 +678,10 @@ void topic_tree_match(struct topic_tree *t, const uint8_t *topic, size_t len, to
 	size_t s = 0, e = 0;
 
 enter:
+	/* The '+' subtree is walked after the literal one: start loading it
+	 * now so its cache miss overlaps the literal descent. */
+	if (n->plus)
+		__builtin_prefetch(n->plus);
 	if (n->hash && !(dollar && n == root)) /* [MQTT-4.7.2-1] */
 		node_emit(n->hash, cb, ctx);
 	if (s > len) {
@@ -573,13 +691,15 @@ enter:
 	{
 		const uint8_t *slash = memchr(topic + s, '/', len - s);
 		e = slash ? (size_t)(slash - topic) : len;
-		uint64_t hv = topic_kids_hash(t->seed, topic + s, e - s);
-		struct topic_knode *c =
-			topic_kids_find(&n->k, hv, topic + s, (uint32_t)(e - s), TOPIC_OFF);
-		if (c) {
-			n = node_of(c);
-			s = e + 1;
-			goto enter;
+		if (n->k.nkids) {
+			uint32_t hv = topic_kids_hash(t->seed, topic + s, e - s);
+			struct topic_knode *c =
+				topic_kids_find(&n->k, hv, topic + s, (uint32_t)(e - s), TOPIC_OFF);
+			if (c) {
+				n = node_of(c);
+				s = e + 1;
+				goto enter;
+			}
 		}
 	}
 try_plus:

@@ -16,25 +16,43 @@
 #include <stdint.h>
 #include <string.h>
 
+struct topic_knode;
+
+/* A table slot: the child and its level hash, so a probe compares hashes
+ * without touching the child's memory. */
+struct topic_kid {
+	struct topic_knode *node;
+	uint32_t hv;
+};
+
 struct topic_knode {
-	uint64_t hv;                 /* hash of this node's level */
 	struct topic_knode *parent;  /* NULL at the root */
 	union {
 		struct topic_knode *one;  /* kcap == 0: the only child, or NULL */
-		struct topic_knode **slot; /* kcap > 0: power-of-two table */
+		struct topic_kid *slot;   /* kcap > 0: power-of-two table */
 	} kids;
-	uint32_t kcap;
+	uint32_t hv;                 /* hash of this node's level */
+	uint32_t one_hv;             /* kcap == 0: hash of kids.one's level */
 	uint32_t nkids;
-	uint32_t len;                /* level length; level bytes at node + off */
-	uint32_t aux;                /* free for the node type */
+	uint16_t len;                /* level length (a level is at most 65535
+				      * bytes); level bytes at node + off */
+	uint8_t kbits;               /* kcap = 1 << kbits, or 0 when kbits is 0 */
+	uint8_t aux;                 /* free for the node type */
 };
 
+/* Slots in p's table; 0 while its child (if any) is kept inline. */
+static inline uint32_t topic_kids_cap(const struct topic_knode *p)
+{
+	return p->kbits ? (uint32_t)1 << p->kbits : 0;
+}
+
 /*
- * A seeded 64-bit hash of one level. Not cryptographic: the seed comes from
+ * A seeded hash of one level (32 bits kept: it selects a slot and filters
+ * comparisons; equality is always decided by comparing the bytes). Not cryptographic: the seed comes from
  * the owning structure's address, so colliding levels cannot be prepared
  * offline against a fixed function; the table's load factor bounds probes.
  */
-static inline uint64_t topic_kids_hash(uint64_t seed, const uint8_t *p, size_t n)
+static inline uint32_t topic_kids_hash(uint64_t seed, const uint8_t *p, size_t n)
 {
 	uint64_t h = seed ^ ((uint64_t)n * 0x9e3779b97f4a7c15ULL);
 	while (n >= 8) {
@@ -52,43 +70,43 @@ static inline uint64_t topic_kids_hash(uint64_t seed, const uint8_t *p, size_t n
 	h ^= h >> 29;
 	h *= 0xbf58476d1ce4e5b9ULL;
 	h ^= h >> 32;
-	return h;
+	return (uint32_t)h;
 }
 
-static inline int topic_kids_same(const struct topic_knode *c, uint64_t hv, const uint8_t *key,
-				  uint32_t len, size_t off)
+static inline int topic_kids_same(const struct topic_knode *c, const uint8_t *key, uint32_t len,
+				  size_t off)
 {
-	return c->hv == hv && c->len == len && memcmp((const uint8_t *)c + off, key, len) == 0;
+	return c->len == len && memcmp((const uint8_t *)c + off, key, len) == 0;
 }
 
 /* The child of p whose level is key[0..len) (hashing to hv), or NULL. */
-static inline struct topic_knode *topic_kids_find(const struct topic_knode *p, uint64_t hv,
+static inline struct topic_knode *topic_kids_find(const struct topic_knode *p, uint32_t hv,
 						  const uint8_t *key, uint32_t len, size_t off)
 {
-	if (p->kcap == 0) {
+	if (p->kbits == 0) {
 		struct topic_knode *c = p->kids.one;
-		return c && topic_kids_same(c, hv, key, len, off) ? c : NULL;
+		return c && p->one_hv == hv && topic_kids_same(c, key, len, off) ? c : NULL;
 	}
-	uint32_t mask = p->kcap - 1;
-	for (uint32_t i = (uint32_t)hv & mask;; i = (i + 1) & mask) {
-		struct topic_knode *c = p->kids.slot[i];
-		if (!c)
+	uint32_t mask = topic_kids_cap(p) - 1;
+	for (uint32_t i = hv & mask;; i = (i + 1) & mask) {
+		const struct topic_kid *k = &p->kids.slot[i];
+		if (!k->node)
 			return NULL;
-		if (topic_kids_same(c, hv, key, len, off))
-			return c;
+		if (k->hv == hv && topic_kids_same(k->node, key, len, off))
+			return k->node;
 	}
 }
 
 /* Number of slots to iterate with topic_kids_at (1 when kept inline). */
 static inline uint32_t topic_kids_slots(const struct topic_knode *p)
 {
-	return p->kcap ? p->kcap : 1;
+	return p->kbits ? topic_kids_cap(p) : 1;
 }
 
 /* Slot i's child or NULL, i < topic_kids_slots(p). */
 static inline struct topic_knode *topic_kids_at(const struct topic_knode *p, uint32_t i)
 {
-	return p->kcap ? p->kids.slot[i] : p->kids.one;
+	return p->kbits ? p->kids.slot[i].node : p->kids.one;
 }
 
 /* Adds child c (hv, len and level set; no sibling with the same level) and

@@ -10,6 +10,10 @@
  *   0x4_ NN ...     the broker publishes: QoS/retain from NN, topic "t/NN"
  *   0x5_            graceful shutdown
  *
+ * The first byte selects a configuration variant (bits: QoS 0 queueing
+ * off, window 1, retain off, wildcards off, shared off, max QoS 1, upgrade
+ * QoS, an ACL that denies topics starting with 'd').
+ *
  * The fake io checks the contract (no send after the socket is gone,
  * close asked at most once per connection) and the engine is freed at the
  * end, so leaks show up under LeakSanitizer.
@@ -112,6 +116,18 @@ static void fz_feed(struct engine *e, struct fz_conn *k, const uint8_t *p, size_
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+static int fz_acl(void *ctx, const struct midge_client *client, const uint8_t *topic, size_t len,
+		  enum engine_access access)
+{
+	return len && topic[0] == 'd' ? MQTT_RC_NOT_AUTHORIZED : 0;
+}
+
+static int fz_connect(void *ctx, const struct midge_client *client, const struct midge_str *user,
+		      const struct midge_str *pass)
+{
+	return user->len == 1 && user->p[0] == 'x' ? MQTT_RC_BAD_USERNAME_OR_PASSWORD : 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct fz z;
@@ -124,15 +140,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cfg.receive_max = 4;
 	cfg.max_queued_messages = 8;
 	cfg.max_queued_bytes = 4096;
-	cfg.queue_qos0_messages = true;
 	cfg.max_subscriptions = 16;
 	cfg.topic_alias_max = 4;
 	cfg.max_packet_size = 4096;
 	cfg.max_packet_before_connect = 1024;
-	struct engine *e = engine_new(&cfg, &io, NULL);
+	struct engine_auth auth = {NULL, fz_connect, fz_acl};
+	uint8_t variant = size ? data[0] : 0;
+	cfg.queue_qos0_messages = !(variant & 0x01);
+	if (variant & 0x02)
+		cfg.max_inflight = 1;
+	cfg.retain_available = !(variant & 0x04);
+	cfg.wildcard_sub_available = !(variant & 0x08);
+	cfg.shared_sub_available = !(variant & 0x10);
+	if (variant & 0x20)
+		cfg.max_qos = 1;
+	cfg.upgrade_outgoing_qos = (variant & 0x40) != 0;
+	struct engine *e = engine_new(&cfg, &io, (variant & 0x80) ? &auth : NULL);
 	if (!e)
 		return 0;
-	size_t i = 0;
+	size_t i = size ? 1 : 0;
 	while (i < size) {
 		uint8_t op = data[i++];
 		struct fz_conn *k = &z.conn[op & 7];

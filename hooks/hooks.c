@@ -353,22 +353,15 @@ static int key_build(struct hooks_buf *key, const char *name, size_t nlen,
 	return 0;
 }
 
-/*
- * Sends one event as [key][json] or [key][json][payload]. Only the first
- * frame can meet the high-water mark: ZeroMQ counts a multipart message
- * once it is complete, so once the first frame is accepted the others are
- * too. Returns 0, or -1 when the socket refused the event.
- */
-static int pub_send(struct hooks_pub *pub, const struct hooks_buf *key, const char *json,
-		    size_t json_len, const void *payload, size_t payload_len, bool has_payload)
+/* The JSON sent when rendering failed (out of memory) after the name
+ * frame had gone out: a multipart message cannot be taken back. */
+static size_t render_fallback(char *out, size_t cap, uint64_t seq, uint64_t dropped, const char *name)
 {
-	if (zmq_send(pub->sock, key->p, key->len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
-		return -1;
-	if (zmq_send(pub->sock, json, json_len, ZMQ_DONTWAIT | (has_payload ? ZMQ_SNDMORE : 0)) < 0)
-		return -1;
-	if (has_payload && zmq_send(pub->sock, payload_len ? payload : "", payload_len, ZMQ_DONTWAIT) < 0)
-		return -1;
-	return 0;
+	int n = snprintf(out, cap,
+			 "{\"schema\":%d,\"seq\":%llu,\"dropped\":%llu,\"event\":\"%s\","
+			 "\"error\":\"out of memory\"}",
+			 MIDGE_EVENT_SCHEMA, (unsigned long long)seq, (unsigned long long)dropped, name);
+	return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }
 
 /*
@@ -376,6 +369,11 @@ static int pub_send(struct hooks_pub *pub, const struct hooks_buf *key, const ch
  * dispatch is called from the next event on), then every socket. Each
  * socket numbers every event offered to it, so a consumer that takes
  * everything sees a gap exactly when an event was dropped.
+ *
+ * The name frame goes first, before the JSON is rendered: it is the only
+ * frame that can meet the high-water mark (ZeroMQ counts a multipart
+ * message once, when it is complete, so once the first frame is accepted
+ * the others are too), and a full socket then costs no rendering.
  */
 void hooks_emit(struct hooks *h, const struct midge_event *ev)
 {
@@ -390,10 +388,6 @@ void hooks_emit(struct hooks *h, const struct midge_event *ev)
 	if (h->n_pubs == 0)
 		return;
 
-	size_t nlen = strlen(name);
-	bool has_msg = hooks_event_has_message(ev->type);
-	const struct midge_message *msg = has_msg ? ev->u.message.msg : NULL;
-	const struct midge_str *topic = msg ? &msg->topic : NULL;
 	/* Reading subscriptions costs a system call or two; once per
 	 * millisecond of event time keeps new subscribers' prefixes current
 	 * without paying that per event (hooks_poll covers quiet times). */
@@ -402,33 +396,55 @@ void hooks_emit(struct hooks *h, const struct midge_event *ev)
 		h->drained = true;
 		h->drained_ms = ev->time_ms;
 	}
-	int rendered = 0; /* 0 not yet, 1 done, -1 failed */
+	size_t nlen = strlen(name);
+	bool has_msg = hooks_event_has_message(ev->type);
+	const struct midge_message *msg = has_msg ? ev->u.message.msg : NULL;
+	const struct midge_str *topic = msg ? &msg->topic : NULL;
+	bool wanted = false;
+	int keyed = 0;    /* name frame built: 0 not yet, 1 done, -1 failed */
+	int rendered = 0; /* JSON body: 0 not yet, 1 done, -1 failed */
 	for (int i = 0; i < h->n_pubs; i++) {
 		struct hooks_pub *pub = &h->pubs[i];
 		uint64_t seq = ++pub->seq;
 		if (!pub_wants(pub, name, nlen, topic))
 			continue;
-		if (rendered == 0) {
-			rendered = (key_build(&h->key, name, nlen, topic) == 0 &&
-				    hooks_render_body(&h->json, ev, h->node) == 0) ? 1 : -1;
-			if (rendered == 1)
-				h->rendered++;
-		}
-		if (rendered < 0) {
+		wanted = true;
+		if (keyed == 0)
+			keyed = key_build(&h->key, name, nlen, topic) == 0 ? 1 : -1;
+		if (keyed < 0 ||
+		    zmq_send(pub->sock, h->key.p, h->key.len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
 			pub->dropped++;
 			h->dropped++;
 			continue;
 		}
-		size_t off = hooks_render_head(&h->json, seq, pub->dropped);
-		if (pub_send(pub, &h->key, h->json.p + off, h->json.len - off,
-			     msg ? msg->payload : NULL, msg ? msg->payload_len : 0, has_msg) < 0) {
+		if (rendered == 0) {
+			rendered = hooks_render_body(&h->json, ev, h->node) == 0 ? 1 : -1;
+			if (rendered > 0)
+				h->rendered++;
+		}
+		const char *json;
+		size_t json_len;
+		char fallback[256];
+		if (rendered > 0) {
+			size_t off = hooks_render_head(&h->json, seq, pub->dropped);
+			json = h->json.p + off;
+			json_len = h->json.len - off;
+		} else {
+			json = fallback;
+			json_len = render_fallback(fallback, sizeof fallback, seq, pub->dropped, name);
+		}
+		int more = has_msg ? ZMQ_SNDMORE : 0;
+		if (zmq_send(pub->sock, json, json_len, ZMQ_DONTWAIT | more) < 0 ||
+		    (has_msg && zmq_send(pub->sock, msg && msg->payload_len ? msg->payload : "",
+					 msg ? msg->payload_len : 0, ZMQ_DONTWAIT) < 0)) {
+			/* Cannot happen after the first frame went out (see above). */
 			pub->dropped++;
 			h->dropped++;
 			continue;
 		}
 		h->sent++;
 	}
-	if (rendered == 0)
+	if (!wanted)
 		h->skipped++;
 }
 

@@ -102,6 +102,22 @@ static size_t utf8_seq_len(const unsigned char *s, size_t n)
 	return len;
 }
 
+/* 1 for the ASCII bytes a JSON string may hold as they are. */
+static const uint8_t json_plain[128] = {
+	['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['('] = 1, [')'] = 1,
+	['*'] = 1, ['+'] = 1, [','] = 1, ['-'] = 1, ['.'] = 1, ['/'] = 1, ['0'] = 1, ['1'] = 1,
+	['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
+	[':'] = 1, [';'] = 1, ['<'] = 1, ['='] = 1, ['>'] = 1, ['?'] = 1, ['@'] = 1, ['A'] = 1,
+	['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1, ['I'] = 1,
+	['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1,
+	['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1,
+	['Z'] = 1, ['['] = 1, [']'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['a'] = 1, ['b'] = 1,
+	['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1,
+	['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1,
+	['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
+	['{'] = 1, ['|'] = 1, ['}'] = 1, ['~'] = 1, [' '] = 1,
+};
+
 int hooks_json_string(struct hooks_buf *b, const char *str, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
@@ -113,12 +129,18 @@ int hooks_json_string(struct hooks_buf *b, const char *str, size_t n)
 	*o++ = '"';
 	size_t i = 0;
 	while (i < n) {
-		unsigned char c = s[i];
-		if (c >= 0x20 && c < 0x7F && c != '"' && c != '\\') {
-			*o++ = (char)c;
-			i++;
-			continue;
+		/* Runs of plain ASCII (the usual case) are copied in one go. */
+		size_t j = i;
+		while (j < n && s[j] < 0x80 && json_plain[s[j]])
+			j++;
+		if (j > i) {
+			memcpy(o, s + i, j - i);
+			o += j - i;
+			i = j;
+			if (i == n)
+				break;
 		}
+		unsigned char c = s[i];
 		if (c >= 0x80) {
 			size_t l = utf8_seq_len(s + i, n - i);
 			if (l) {
@@ -232,11 +254,12 @@ const char *hooks_drop_reason_name(enum midge_drop_reason r)
 	return NULL;
 }
 
-/* Helpers that write `,"key":value`. Each returns 0 or -1; callers OR the
- * results together and check once, which keeps the renderers readable. */
-static int f_key(struct hooks_buf *b, const char *key)
+/* Helpers that write `,"key":value`. Each returns 0, or nonzero when the
+ * buffer cannot grow; callers chain them with || (which also fixes the
+ * order of evaluation) and check once, which keeps the renderers
+ * readable. */
+static int f_key_n(struct hooks_buf *b, const char *key, size_t n)
 {
-	size_t n = strlen(key);
 	if (hooks_buf_reserve(b, n + 4) < 0)
 		return -1;
 	char *o = b->p + b->len;
@@ -250,43 +273,52 @@ static int f_key(struct hooks_buf *b, const char *key)
 	return 0;
 }
 
-static int f_u64(struct hooks_buf *b, const char *key, uint64_t v)
+static int f_u64_n(struct hooks_buf *b, const char *key, size_t klen, uint64_t v)
 {
-	return f_key(b, key) || put_u64(b, v);
+	return f_key_n(b, key, klen) || put_u64(b, v);
 }
 
-static int f_bool(struct hooks_buf *b, const char *key, bool v)
+static int f_bool_n(struct hooks_buf *b, const char *key, size_t klen, bool v)
 {
-	return f_key(b, key) || (v ? PUT_LIT(b, "true") : PUT_LIT(b, "false"));
+	return f_key_n(b, key, klen) || (v ? PUT_LIT(b, "true") : PUT_LIT(b, "false"));
 }
 
-static int f_null(struct hooks_buf *b, const char *key)
+static int f_null_n(struct hooks_buf *b, const char *key, size_t klen)
 {
-	return f_key(b, key) || PUT_LIT(b, "null");
+	return f_key_n(b, key, klen) || PUT_LIT(b, "null");
 }
 
-static int f_cstr(struct hooks_buf *b, const char *key, const char *s)
+static int f_cstr_n(struct hooks_buf *b, const char *key, size_t klen, const char *s)
 {
 	if (!s)
-		return f_null(b, key);
-	return f_key(b, key) || hooks_json_string(b, s, strlen(s));
+		return f_null_n(b, key, klen);
+	return f_key_n(b, key, klen) || hooks_json_string(b, s, strlen(s));
 }
 
 /* A view; p == NULL means absent (null), an empty view is "". */
-static int f_str(struct hooks_buf *b, const char *key, struct midge_str s)
+static int f_str_n(struct hooks_buf *b, const char *key, size_t klen, struct midge_str s)
 {
 	if (!s.p)
-		return f_null(b, key);
-	return f_key(b, key) || hooks_json_string(b, s.p, s.len);
+		return f_null_n(b, key, klen);
+	return f_key_n(b, key, klen) || hooks_json_string(b, s.p, s.len);
 }
 
 /* A view where empty means "none" (null). */
-static int f_str_or_null(struct hooks_buf *b, const char *key, struct midge_str s)
+static int f_str_or_null_n(struct hooks_buf *b, const char *key, size_t klen, struct midge_str s)
 {
 	if (!s.p || !s.len)
-		return f_null(b, key);
-	return f_key(b, key) || hooks_json_string(b, s.p, s.len);
+		return f_null_n(b, key, klen);
+	return f_key_n(b, key, klen) || hooks_json_string(b, s.p, s.len);
 }
+
+/* Keys are string literals: their length is known at compile time. */
+#define f_key(b, k) f_key_n((b), (k), sizeof(k) - 1)
+#define f_u64(b, k, v) f_u64_n((b), (k), sizeof(k) - 1, (v))
+#define f_bool(b, k, v) f_bool_n((b), (k), sizeof(k) - 1, (v))
+#define f_null(b, k) f_null_n((b), (k), sizeof(k) - 1)
+#define f_cstr(b, k, v) f_cstr_n((b), (k), sizeof(k) - 1, (v))
+#define f_str(b, k, v) f_str_n((b), (k), sizeof(k) - 1, (v))
+#define f_str_or_null(b, k, v) f_str_or_null_n((b), (k), sizeof(k) - 1, (v))
 
 static int f_rc(struct hooks_buf *b, const struct midge_event *ev, uint8_t rc)
 {
@@ -410,7 +442,7 @@ static int render_message(struct hooks_buf *b, const struct midge_event *ev)
 						    "message_expiry", "content_type", "response_topic",
 						    "correlation_data" };
 		for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
-			r |= f_null(b, keys[i]);
+			r |= f_null_n(b, keys[i], strlen(keys[i]));
 		r |= f_key(b, "user_properties") || PUT_LIT(b, "[]");
 	}
 	if (ev->type == MIDGE_EV_DELIVER || ev->type == MIDGE_EV_ACKED || ev->type == MIDGE_EV_DROP)

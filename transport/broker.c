@@ -35,7 +35,7 @@
 #include "transport/tls.h"
 
 #define RBUF_SIZE 4096       /* pooled receive buffer; larger ones are per packet */
-#define RBUF_POOL_MAX 256    /* idle buffers kept for reuse */
+#define RBUF_POOL_MAX 64     /* idle buffers kept for reuse (256 KiB) */
 #define SHUTDOWN_GRACE_MS 3000
 #define CLOSE_GRACE_MS 5000
 
@@ -57,6 +57,24 @@ struct outq {
 
 struct listener;
 
+/* Output of a connection: q[qi] fills while q[qi ^ 1] is being written.
+ * Allocated on the first send and freed once everything is written, so
+ * an idle connection holds none. */
+struct outbox {
+	struct outq q[2];
+	uv_write_t req;
+};
+
+/* TLS state, only for connections of a TLS listener. */
+struct conn_tls {
+	gnutls_session_t s;
+	struct tls_creds *creds;
+	uint8_t *pbuf; /* plaintext */
+	uint32_t plen, pcap, pneed;
+	bool handshaken, bye_sent;
+	struct outq plain; /* not yet encrypted */
+};
+
 struct conn {
 	uv_tcp_t tcp; /* first: handle.data is not needed to find the conn */
 	struct midge *m;
@@ -69,16 +87,11 @@ struct conn {
 	uint64_t closing_ms; /* when the engine asked to close: output gets a grace period */
 	uint8_t *rbuf; /* socket bytes (ciphertext for TLS) */
 	uint32_t rlen, rcap, roff, rneed;
-	uint8_t *pbuf; /* TLS plaintext */
-	uint32_t plen, pcap, pneed;
-	struct outq q[2]; /* q[qi] fills, q[qi ^ 1] is being written */
-	struct outq plain; /* TLS: plaintext not yet encrypted */
-	uv_write_t *wreq;
-	gnutls_session_t tls;
-	struct tls_creds *creds;
+	struct outbox *out;
+	struct conn_tls *tls;
 	const char *why; /* why the socket closes, for engine_conn_closed */
 	uint8_t qi;
-	bool in_pre, dirty, writing, closing, read_stopped, paused, handshaken, bye_sent;
+	bool in_pre, dirty, writing, closing, read_stopped, paused;
 	uint16_t port;
 	char addr[INET6_ADDRSTRLEN];
 };
@@ -288,7 +301,24 @@ static const uint8_t *outseg_ptr(const struct outq *q, const struct outseg *s)
 
 static uint64_t conn_out_bytes(const struct conn *c)
 {
-	return c->q[0].bytes + c->q[1].bytes + c->plain.bytes;
+	return (c->out ? c->out->q[0].bytes + c->out->q[1].bytes : 0) +
+	       (c->tls ? c->tls->plain.bytes : 0);
+}
+
+/* The queue new output goes to, or NULL on OOM. */
+static struct outq *conn_outq(struct conn *c)
+{
+	if (!c->out && !(c->out = calloc(1, sizeof(*c->out))))
+		return NULL;
+	return &c->out->q[c->qi];
+}
+
+static void conn_outbox_trim(struct conn *c)
+{
+	if (c->out && !c->writing && c->out->q[0].n == 0 && c->out->q[1].n == 0) {
+		free(c->out);
+		c->out = NULL;
+	}
 }
 
 /* ---- connections -------------------------------------------------------- */
@@ -376,15 +406,20 @@ static void conn_on_close(uv_handle_t *h)
 	if (c->closing_ms)
 		m->n_closing--;
 	m->n_conns--;
-	outq_free(&c->q[0]);
-	outq_free(&c->q[1]);
-	outq_free(&c->plain);
-	free(c->wreq);
+	if (c->out) {
+		outq_free(&c->out->q[0]);
+		outq_free(&c->out->q[1]);
+		free(c->out);
+	}
 	pool_put(m, c->rbuf, c->rcap);
-	pool_put(m, c->pbuf, c->pcap);
-	if (c->tls)
-		gnutls_deinit(c->tls);
-	tls_creds_unref(c->creds);
+	if (c->tls) {
+		outq_free(&c->tls->plain);
+		pool_put(m, c->tls->pbuf, c->tls->pcap);
+		if (c->tls->s)
+			gnutls_deinit(c->tls->s);
+		tls_creds_unref(c->tls->creds);
+		free(c->tls);
+	}
 	/* A dirty connection is still on the dirty list: unlink it. */
 	if (c->dirty) {
 		struct conn **pp = &m->dirty;
@@ -411,20 +446,27 @@ static void conn_teardown(struct conn *c, const char *why)
 	uv_close((uv_handle_t *)&c->tcp, conn_on_close);
 }
 
+/* A client paused for sending faster than it reads is read again once
+ * its output has drained to half the bound. */
+static void conn_maybe_resume(struct conn *c)
+{
+	if (c->paused && conn_out_bytes(c) <= c->m->conf.max_output_bytes / 2 && !c->read_stopped &&
+	    !c->closing && !uv_is_closing((uv_handle_t *)&c->tcp)) {
+		c->paused = false;
+		uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb);
+	}
+}
+
 static void conn_write_cb(uv_write_t *req, int status)
 {
 	struct conn *c = req->data;
-	outq_reset(&c->q[c->qi ^ 1]);
+	outq_reset(&c->out->q[c->qi ^ 1]);
 	c->writing = false;
 	if (status < 0) {
 		conn_teardown(c, status == UV_ECANCELED ? NULL : "write error");
 		return;
 	}
-	if (c->paused && conn_out_bytes(c) <= c->m->conf.max_output_bytes / 2 && !c->read_stopped &&
-	    !c->closing) {
-		c->paused = false;
-		uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb);
-	}
+	conn_maybe_resume(c);
 	conn_mark_dirty(c);
 	broker_flush_dirty(c->m);
 }
@@ -432,18 +474,19 @@ static void conn_write_cb(uv_write_t *req, int status)
 /* Encrypts what is queued in plain into q[qi], as few records as possible. */
 static void conn_tls_encrypt(struct conn *c)
 {
-	if (!c->tls || !c->handshaken || c->plain.n == 0)
+	struct conn_tls *t = c->tls;
+	if (!t || !t->handshaken || t->plain.n == 0)
 		return;
-	gnutls_record_cork(c->tls);
-	for (uint32_t i = 0; i < c->plain.n; i++) {
-		const uint8_t *p = outseg_ptr(&c->plain, &c->plain.segs[i]);
-		size_t left = c->plain.segs[i].len;
+	gnutls_record_cork(t->s);
+	for (uint32_t i = 0; i < t->plain.n; i++) {
+		const uint8_t *p = outseg_ptr(&t->plain, &t->plain.segs[i]);
+		size_t left = t->plain.segs[i].len;
 		while (left > 0) {
-			ssize_t n = gnutls_record_send(c->tls, p, left);
+			ssize_t n = gnutls_record_send(t->s, p, left);
 			if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
 				continue;
 			if (n < 0) {
-				outq_reset(&c->plain);
+				outq_reset(&t->plain);
 				conn_teardown(c, "TLS send error");
 				return;
 			}
@@ -453,9 +496,9 @@ static void conn_tls_encrypt(struct conn *c)
 	}
 	int rc;
 	do
-		rc = gnutls_record_uncork(c->tls, GNUTLS_RECORD_WAIT);
+		rc = gnutls_record_uncork(t->s, GNUTLS_RECORD_WAIT);
 	while (rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED);
-	outq_reset(&c->plain);
+	outq_reset(&t->plain);
 	if (rc < 0)
 		conn_teardown(c, "TLS send error");
 }
@@ -471,13 +514,14 @@ static void conn_flush(struct conn *c)
 	conn_tls_encrypt(c);
 	if (uv_is_closing((uv_handle_t *)&c->tcp) || c->writing)
 		return;
-	struct outq *q = &c->q[c->qi];
-	if (q->n == 0) {
+	struct outq *q = c->out ? &c->out->q[c->qi] : NULL;
+	if (!q || q->n == 0) {
+		conn_outbox_trim(c);
 		if (c->closing) {
-			if (c->tls && c->handshaken && !c->bye_sent) {
-				c->bye_sent = true;
-				gnutls_bye(c->tls, GNUTLS_SHUT_WR);
-				if (c->q[c->qi].n > 0) {
+			if (c->tls && c->tls->handshaken && !c->tls->bye_sent) {
+				c->tls->bye_sent = true;
+				gnutls_bye(c->tls->s, GNUTLS_SHUT_WR);
+				if (c->out && c->out->q[c->qi].n > 0) {
 					conn_flush(c);
 					return;
 				}
@@ -510,8 +554,12 @@ static void conn_flush(struct conn *c)
 		outq_reset(q);
 		if (bufs != stackbufs)
 			free(bufs);
-		if (c->closing)
+		if (c->closing) {
 			conn_flush(c);
+		} else {
+			conn_outbox_trim(c);
+			conn_maybe_resume(c);
+		}
 		return;
 	}
 	uint32_t i = 0;
@@ -522,14 +570,8 @@ static void conn_flush(struct conn *c)
 	}
 	bufs[i].base += done;
 	bufs[i].len -= done;
-	if (!c->wreq && !(c->wreq = malloc(sizeof(*c->wreq)))) {
-		if (bufs != stackbufs)
-			free(bufs);
-		conn_teardown(c, "out of memory");
-		return;
-	}
-	c->wreq->data = c;
-	int rc = uv_write(c->wreq, (uv_stream_t *)&c->tcp, bufs + i, q->n - i, conn_write_cb);
+	c->out->req.data = c;
+	int rc = uv_write(&c->out->req, (uv_stream_t *)&c->tcp, bufs + i, q->n - i, conn_write_cb);
 	if (bufs != stackbufs)
 		free(bufs);
 	if (rc < 0) {
@@ -582,6 +624,11 @@ static void conn_decode(struct conn *c, uint8_t *buf, uint32_t *len, uint32_t *n
 		rc = engine_conn_frame(m->engine, c->ec, fr.first, buf + off + fr.header_len,
 				       fr.remaining, now);
 		off += total;
+		if (rc < 0 && fr.type != CODEC_CONNECT && c->ec && engine_conn_version(c->ec) == 0)
+			/* The engine emits no event for a connection that never
+			 * sent CONNECT; a human still wants to know. */
+			log_notice("connection from %s:%u closed: first packet was %s, not CONNECT",
+				   c->addr, c->port, codec_type_name(fr.type));
 		if (rc < 0) {
 			conn_stop_reading(c);
 			off = *len;
@@ -607,7 +654,7 @@ static ssize_t conn_tls_pull(gnutls_transport_ptr_t ptr, void *data, size_t len)
 	struct conn *c = ptr;
 	uint32_t avail = c->rlen - c->roff;
 	if (avail == 0) {
-		gnutls_transport_set_errno(c->tls, EAGAIN);
+		gnutls_transport_set_errno(c->tls->s, EAGAIN);
 		return -1;
 	}
 	if (len > avail)
@@ -620,8 +667,9 @@ static ssize_t conn_tls_pull(gnutls_transport_ptr_t ptr, void *data, size_t len)
 static ssize_t conn_tls_push(gnutls_transport_ptr_t ptr, const void *data, size_t len)
 {
 	struct conn *c = ptr;
-	if (outq_copy(&c->q[c->qi], data, len) < 0) {
-		gnutls_transport_set_errno(c->tls, ENOMEM);
+	struct outq *q = conn_outq(c);
+	if (!q || outq_copy(q, data, len) < 0) {
+		gnutls_transport_set_errno(c->tls->s, ENOMEM);
 		return -1;
 	}
 	conn_mark_dirty(c);
@@ -631,8 +679,9 @@ static ssize_t conn_tls_push(gnutls_transport_ptr_t ptr, const void *data, size_
 static void conn_tls_input(struct conn *c)
 {
 	struct midge *m = c->m;
-	if (!c->handshaken) {
-		int rc = gnutls_handshake(c->tls);
+	struct conn_tls *t = c->tls;
+	if (!t->handshaken) {
+		int rc = gnutls_handshake(t->s);
 		if (rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED || (rc < 0 && !gnutls_error_is_fatal(rc)))
 			goto compact;
 		if (rc < 0) {
@@ -641,10 +690,10 @@ static void conn_tls_input(struct conn *c)
 			conn_teardown(c, "TLS handshake failed");
 			return;
 		}
-		c->handshaken = true;
-		if (c->creds->use_identity_as_username) {
+		t->handshaken = true;
+		if (t->creds->use_identity_as_username) {
 			char cn[256];
-			if (tls_peer_common_name(c->tls, cn, sizeof(cn)) == 0) {
+			if (tls_peer_common_name(t->s, cn, sizeof(cn)) == 0) {
 				engine_conn_set_identity(c->ec, cn);
 			} else {
 				log_notice("client %s:%u sent no certificate common name", c->addr, c->port);
@@ -654,14 +703,14 @@ static void conn_tls_input(struct conn *c)
 		}
 	}
 	for (int guard = 0; guard < 100000 && !c->read_stopped && !c->closing; guard++) {
-		if (buf_reserve(m, &c->pbuf, &c->plen, &c->pcap, c->pneed) < 0) {
+		if (buf_reserve(m, &t->pbuf, &t->plen, &t->pcap, t->pneed) < 0) {
 			conn_teardown(c, "out of memory");
 			return;
 		}
-		ssize_t n = gnutls_record_recv(c->tls, c->pbuf + c->plen, c->pcap - c->plen);
+		ssize_t n = gnutls_record_recv(t->s, t->pbuf + t->plen, t->pcap - t->plen);
 		if (n > 0) {
-			c->plen += (uint32_t)n;
-			conn_decode(c, c->pbuf, &c->plen, &c->pneed);
+			t->plen += (uint32_t)n;
+			conn_decode(c, t->pbuf, &t->plen, &t->pneed);
 			continue;
 		}
 		if (n == 0) {
@@ -682,7 +731,7 @@ compact:
 		c->rlen -= c->roff;
 		c->roff = 0;
 	}
-	buf_release_if_empty(m, &c->pbuf, c->plen, &c->pcap);
+	buf_release_if_empty(m, &t->pbuf, t->plen, &t->pcap);
 }
 
 static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -729,8 +778,8 @@ static int io_send(void *ctx, void *handle, const uint8_t *head, size_t head_len
 		return -1;
 	if (droppable && conn_out_bytes(c) > m->conf.max_output_bytes)
 		return -1;
-	struct outq *q = c->tls ? &c->plain : &c->q[c->qi];
-	if (outq_copy(q, head, head_len) < 0 || outq_frame(q, tail) < 0) {
+	struct outq *q = c->tls ? &c->tls->plain : conn_outq(c);
+	if (!q || outq_copy(q, head, head_len) < 0 || outq_frame(q, tail) < 0) {
 		conn_teardown(c, "out of memory");
 		return -1;
 	}
@@ -759,9 +808,13 @@ static void broker_fmt_client(const struct midge_client *cl, char *buf, size_t l
 		snprintf(buf, len, "broker");
 		return;
 	}
-	snprintf(buf, len, "'%.*s' [%s:%u]", (int)(cl->client_id.len > 128 ? 128 : cl->client_id.len),
-		 cl->client_id.p ? cl->client_id.p : "", cl->peer_addr ? cl->peer_addr : "?",
-		 cl->peer_port);
+	if (cl->client_id.len == 0)
+		snprintf(buf, len, "[%s:%u] (no client id yet)", cl->peer_addr ? cl->peer_addr : "?",
+			 cl->peer_port);
+	else
+		snprintf(buf, len, "'%.*s' [%s:%u]",
+			 (int)(cl->client_id.len > 128 ? 128 : cl->client_id.len), cl->client_id.p,
+			 cl->peer_addr ? cl->peer_addr : "?", cl->peer_port);
 }
 
 /* One log line for what a human wants to see; the rest at debug level. */
@@ -907,9 +960,14 @@ static void listener_on_connection(uv_stream_t *server, int status)
 	uv_tcp_nodelay(&c->tcp, 1);
 	c->opened_ms = broker_now_ms();
 	if (l->creds) {
-		c->creds = tls_creds_ref(l->creds);
-		if (tls_session_new(c->creds, &c->tls, c, conn_tls_push, conn_tls_pull) < 0) {
-			c->tls = NULL;
+		c->tls = calloc(1, sizeof(*c->tls));
+		if (!c->tls) {
+			conn_teardown(c, NULL);
+			return;
+		}
+		c->tls->creds = tls_creds_ref(l->creds);
+		if (tls_session_new(c->tls->creds, &c->tls->s, c, conn_tls_push, conn_tls_pull) < 0) {
+			c->tls->s = NULL;
 			conn_teardown(c, NULL);
 			return;
 		}
@@ -926,8 +984,8 @@ static void listener_on_connection(uv_stream_t *server, int status)
 		conn_teardown(c, "read error");
 }
 
-static int listener_bind(struct midge *m, int index, const struct sockaddr *sa, char *err,
-			 size_t errlen)
+static int listener_bind(struct midge *m, int index, const struct sockaddr *sa,
+			 struct tls_creds *creds, char *err, size_t errlen)
 {
 	const struct conf_listener *cl = &m->conf.listeners[index];
 	struct listener *l = calloc(1, sizeof(*l));
@@ -958,13 +1016,7 @@ static int listener_bind(struct midge *m, int index, const struct sockaddr *sa, 
 	uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&ss, &sslen);
 	l->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
 						 : ((struct sockaddr_in *)&ss)->sin_port);
-	if (cl->certfile || cl->keyfile) {
-		l->creds = tls_creds_new(cl, err, errlen);
-		if (!l->creds) {
-			uv_close((uv_handle_t *)&l->tcp, (uv_close_cb)free);
-			return -1;
-		}
-	}
+	l->creds = creds ? tls_creds_ref(creds) : NULL;
 	l->next = m->listeners;
 	m->listeners = l;
 	log_notice("listening on %s%s%s port %u%s", sa->sa_family == AF_INET6 ? "[" : "", l->addr,
@@ -983,20 +1035,31 @@ static int listener_open(struct midge *m, int index, const char *const *fallback
 	const char *const *hosts = fallback_hosts ? fallback_hosts : cl->host ? one : any;
 	int bound = 0;
 	char port[8];
+	struct tls_creds *creds = NULL;
 	snprintf(port, sizeof(port), "%u", cl->port);
+	/* Certificates are loaded once per listener, whatever it binds. */
+	if (cl->certfile || cl->keyfile) {
+		char e[400];
+		creds = tls_creds_new(cl, e, sizeof(e));
+		if (!creds) {
+			snprintf(err, errlen, "listener on port %u: %s", cl->port, e);
+			return -1;
+		}
+	}
 	for (int i = 0; hosts[i]; i++) {
 		struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
 		struct addrinfo *res = NULL;
 		int rc = getaddrinfo(hosts[i], port, &hints, &res);
 		if (rc != 0) {
 			snprintf(err, errlen, "listener address '%s': %s", hosts[i], gai_strerror(rc));
+			tls_creds_unref(creds);
 			return -1;
 		}
 		for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
 			if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
 				continue;
 			char e[256];
-			if (listener_bind(m, index, ai->ai_addr, e, sizeof(e)) == 0) {
+			if (listener_bind(m, index, ai->ai_addr, creds, e, sizeof(e)) == 0) {
 				bound++;
 			} else if (hosts != one || ai->ai_next || bound) {
 				/* IPv6 may be off on this machine: not fatal while
@@ -1009,6 +1072,7 @@ static int listener_open(struct midge *m, int index, const char *const *fallback
 		}
 		freeaddrinfo(res);
 	}
+	tls_creds_unref(creds);
 	return bound > 0 ? 0 : -1;
 }
 
@@ -1016,6 +1080,9 @@ static void listeners_close(struct midge *m)
 {
 	struct listener *l = m->listeners;
 	m->listeners = NULL;
+	/* Connections outlive their listener during a shutdown. */
+	for (struct conn *c = m->conns; c; c = c->next)
+		c->lis = NULL;
 	while (l) {
 		struct listener *next = l->next;
 		tls_creds_unref(l->creds);
@@ -1250,11 +1317,7 @@ static void broker_reload(struct midge *m)
 	engine_reconfigure(m->engine, &nc.engine);
 	/* Listeners stay as they are; the rest of the settings move over. */
 	struct conf old = m->conf;
-	memcpy(nc.listeners, old.listeners, sizeof(nc.listeners));
-	nc.n_listeners = old.n_listeners;
-	nc.default_listener = old.default_listener;
-	memset(old.listeners, 0, sizeof(old.listeners));
-	old.n_listeners = 0;
+	conf_take_listeners(&nc, &old);
 	m->conf = nc;
 	conf_clear(&old);
 	log_open(&m->conf);

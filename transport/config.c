@@ -99,6 +99,20 @@ void conf_clear(struct conf *c)
 	conf_init(c);
 }
 
+void conf_take_listeners(struct conf *dst, struct conf *src)
+{
+	for (int i = 0; i < dst->n_listeners; i++)
+		conf_listener_clear(&dst->listeners[i]);
+	memcpy(dst->listeners, src->listeners, sizeof(dst->listeners));
+	dst->n_listeners = src->n_listeners;
+	dst->default_listener = src->default_listener;
+	memset(src->listeners, 0, sizeof(src->listeners));
+	for (int i = 0; i < CONF_MAX_LISTENERS; i++)
+		src->listeners[i].max_connections = -1;
+	src->n_listeners = 0;
+	src->default_listener = -1;
+}
+
 int conf_add_listener(struct conf *c, const char *host, uint16_t port)
 {
 	if (c->n_listeners >= CONF_MAX_LISTENERS)

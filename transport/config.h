@@ -111,6 +111,10 @@ typedef void (*conf_warn_cb)(void *user, const char *text);
 int conf_load(struct conf *c, const char *path, conf_warn_cb warn_cb, void *user, char *err,
 	      size_t errlen);
 
+/* Moves src's listeners into dst (whose own listeners are freed): a
+ * reload keeps the listeners the broker has bound. */
+void conf_take_listeners(struct conf *dst, struct conf *src);
+
 /* Adds a listener (the embedding API and -p). Returns its index or -1. */
 int conf_add_listener(struct conf *c, const char *host, uint16_t port);
 

@@ -86,7 +86,8 @@ int main(int argc, char **argv)
 	}
 	if (!config && n_ports > 0)
 		midge_config_set(m, "allow_anonymous", "true");
-	if (daemonize && daemon(0, 0) != 0) {
+	/* Keeps the working directory: relative certfile paths still work. */
+	if (daemonize && daemon(1, 0) != 0) {
 		perror("midge: daemon");
 		goto out;
 	}

@@ -62,6 +62,10 @@ b = brokerctl.start("listener {port} 127.0.0.1\nacl_file /nonexistent\npid_file 
 r.check("Mosquitto key midge lacks is a warning", "acl_file" in b.log_text() and "warning" in b.log_text(),
         b.log_text()[-800:])
 pidf = os.path.join(b.dir, "midge.pid")
+for _ in range(50):
+    if os.path.exists(pidf) and open(pidf).read().strip():
+        break
+    time.sleep(0.1)
 r.check("pid_file holds the PID", os.path.exists(pidf) and open(pidf).read().strip() == str(b.pid))
 
 # SIGHUP: the subscriber stays connected and still receives.
@@ -84,6 +88,29 @@ r.check("a broken file on SIGHUP is refused, the broker goes on", rc == 0 and b.
         "reload failed" in b.log_text(), b.log_text()[-800:])
 rc = b.stop()
 r.check("pid_file removed at exit", rc == 0 and not os.path.exists(pidf), "rc=%s" % rc)
+
+# max_connections per listener: the third socket is closed at once.
+b = brokerctl.start("listener {port} 127.0.0.1\nmax_connections 2\n")
+import socket  # noqa: E402
+time.sleep(0.5)  # brokerctl's readiness probe must be gone first
+held = [socket.create_connection(("127.0.0.1", b.port), timeout=5) for _ in range(2)]
+for h in held:
+    h.sendall(brokerctl.connect_packet("held-%d" % held.index(h)))
+    brokerctl.read_packet(h)
+third = socket.create_connection(("127.0.0.1", b.port), timeout=5)
+third.sendall(brokerctl.connect_packet("third"))
+p3 = brokerctl.read_packet(third, 3)
+r.check("max_connections 2: a third connection is closed", p3 is None and "max_connections" in b.log_text(),
+        repr(p3))
+for h in held + [third]:
+    h.close()
+time.sleep(0.3)
+again = socket.create_connection(("127.0.0.1", b.port), timeout=5)
+again.sendall(brokerctl.connect_packet("again"))
+pa = brokerctl.read_packet(again, 3)
+r.check("max_connections: a slot frees when a client leaves", pa is not None and pa[0] == 0x20, repr(pa))
+again.close()
+b.stop()
 
 # password_file with mosquitto_passwd hashes; anonymous refused.
 pw = os.path.join(tmp, "passwd")

@@ -1160,6 +1160,36 @@ static void test_props_decode_api(void)
 	CU_ASSERT_EQUAL(pr.present, 0);
 }
 
+/* Found by fuzz_decode: iterating the properties of a packet that has no
+ * property block (a v5 DISCONNECT of length 0) did arithmetic on NULL.
+ * Corpus file fuzz/corpus/decode/regress-absent-props. */
+static void test_regress_absent_props(void)
+{
+	struct codec_packet p;
+	struct codec_buf k, v;
+	uint32_t pos = 0, id;
+
+	CU_ASSERT_EQUAL(codec_decode(0xE0, NULL, 0, CODEC_V5, &p), 0);
+	CU_ASSERT_PTR_NULL(p.u.disconnect.props.raw.p);
+	CU_ASSERT_EQUAL(codec_props_next_user(&p.u.disconnect.props, &pos, &k, &v), 0);
+	CU_ASSERT_EQUAL(codec_props_next_sub_id(&p.u.disconnect.props, &pos, &id), 0);
+	CU_ASSERT_EQUAL(codec_decode(0xC0, NULL, 0, CODEC_V311, &p), 0);
+}
+
+/* Empty inputs, possibly without a buffer, are handled without touching
+ * the pointer. */
+static void test_empty_inputs(void)
+{
+	struct codec_frame fr;
+	struct codec_props pr;
+
+	CU_ASSERT_EQUAL(codec_frame_scan(NULL, 0, 0, &fr), CODEC_PARTIAL);
+	CU_ASSERT(codec_utf8_valid(NULL, 0));
+	CU_ASSERT_FALSE(codec_topic_name_valid(NULL, 0));
+	CU_ASSERT_FALSE(codec_topic_filter_valid(NULL, 0));
+	CU_ASSERT_EQUAL(codec_props_decode_will(NULL, 0, &pr), 0);
+}
+
 static void test_names(void)
 {
 	CU_ASSERT_STRING_EQUAL(codec_type_name(CODEC_PUBLISH), "PUBLISH");
@@ -1216,6 +1246,8 @@ static void register_codec(void)
 		{"encoder known bytes", test_encode_known_bytes},
 		{"property block decoding", test_props_decode_api},
 		{"names", test_names},
+		{"regression: iterators on an absent property block", test_regress_absent_props},
+		{"empty inputs without a buffer", test_empty_inputs},
 		{NULL, NULL},
 	};
 	test_add_suite("codec vectors", vectors);

@@ -1220,6 +1220,27 @@ static void t_takeover_v4_will(void)
 	stop();
 }
 
+static void t_takeover_after_disconnect(void)
+{
+	start(NULL, NULL);
+	up4(2, "sub");
+	feed(2, "82 06 00 01 00 01 77 00");
+	expect(2, "90 03 00 01 00");
+	open_conn(0);
+	connect_full(0, 4, "x", 0x06, 60, NULL, "00 01 77 00 01 78");
+	expect(0, "20 02 00 00");
+	/* DISCONNECT sent, the transport has not reported the close yet */
+	CU_ASSERT_EQUAL(feed(0, "e0 00"), -1);
+	up4(1, "x");
+	expect(0, "");
+	expect(2, ""); /* a normal DISCONNECT discarded the will */
+	gone(0, NULL);
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_WILL, NULL), 0);
+	CU_ASSERT_EQUAL(engine_publish(E, (const uint8_t *)"w", 1, "z", 1, 0, false, NOW), 0);
+	expect(2, "30 04 00 01 77 7a");
+	stop();
+}
+
 /* will "w" = "x" with delay 5 s, session expiry as given */
 static void connect_will_delay(int i, const char *expiry_props)
 {
@@ -1560,6 +1581,183 @@ static void t_stats_and_events(void)
 	stop();
 }
 
+
+/* ---------------------------------------------------------------- more statements */
+
+static void t_will_qos_refused_v5(void)
+{
+	struct engine_config cfg;
+	engine_config_default(&cfg);
+	cfg.max_qos = 1;
+	start(&cfg, NULL);
+	open_conn(0);
+	CU_ASSERT_EQUAL(connect_full(0, 5, "a", 0x16, 60, NULL, "00 00 01 77 00 01 78"), -1);
+	/* [MQTT-3.2.2-12] */
+	expect(0, "20 1c 00 9b 19 1f 00 16 77 69 6c 6c 20 51 6f 53 20 6e 6f 74 20 73 75 70 70 6f 72 "
+		  "74 65 64");
+	CU_ASSERT_EQUAL(last_ev(MIDGE_EV_CONNECT_REFUSED)->rc, 0x9b);
+	stop();
+}
+
+static void t_will_retain_refused_v5(void)
+{
+	struct engine_config cfg;
+	engine_config_default(&cfg);
+	cfg.retain_available = false;
+	start(&cfg, NULL);
+	open_conn(0);
+	CU_ASSERT_EQUAL(connect_full(0, 5, "a", 0x26, 60, NULL, "00 00 01 77 00 01 78"), -1);
+	/* [MQTT-3.2.2-13] */
+	expect(0, "20 21 00 9a 1e 1f 00 1b 72 65 74 61 69 6e 65 64 20 77 69 6c 6c 20 6e 6f 74 20 73 "
+		  "75 70 70 6f 72 74 65 64");
+	stop();
+}
+
+static void t_empty_id_v31(void)
+{
+	start(NULL, NULL);
+	open_conn(0);
+	CU_ASSERT_EQUAL(connect_full(0, 3, "", 0x02, 60, NULL, NULL), -1);
+	expect(0, "20 02 00 02");
+	stop();
+}
+
+static void t_session_expiry_capped(void)
+{
+	struct engine_config cfg;
+	engine_config_default(&cfg);
+	cfg.max_session_expiry = 100;
+	start(&cfg, NULL);
+	open_conn(0);
+	CU_ASSERT_EQUAL(connect_full(0, 5, "a", 0x00, 60, "11 00 00 03 e8", NULL), 0);
+	expect(0, "20 0e 00 00 0b 11 00 00 00 64 21 00 14 22 00 0a");
+	gone(0, NULL);
+	CU_ASSERT_EQUAL(engine_tick(E, NOW), NOW + 100000);
+	stop();
+}
+
+static void t_pubrec_unknown_v5(void)
+{
+	start(NULL, NULL);
+	up5(0, "a", 0x02, NULL);
+	feed(0, "50 02 00 09");
+	expect(0, "62 1a 00 09 92 16 1f 00 13 70 61 63 6b 65 74 20 69 64 20 6e 6f 74 20 66 6f 75 6e "
+		  "64");
+	feed(0, "62 02 00 09");
+	expect(0, "70 1a 00 09 92 16 1f 00 13 70 61 63 6b 65 74 20 69 64 20 6e 6f 74 20 66 6f 75 6e "
+		  "64");
+	stop();
+}
+
+static void t_pubrec_failure_v5(void)
+{
+	start(NULL, NULL);
+	up4(0, "pub");
+	up5(1, "sub", 0x02, NULL);
+	feed(1, "82 09 00 01 00 00 03 61 2f 62 02");
+	expect(1, "90 04 00 01 00 02");
+	feed(0, "34 09 00 03 61 2f 62 00 07 68 69");
+	expect(1, "34 0a 00 03 61 2f 62 00 01 00 68 69");
+	feed(1, "50 03 00 01 80"); /* refused: the exchange ends, no PUBREL */
+	expect(1, "");
+	struct engine_stats st;
+	engine_stats(E, &st);
+	CU_ASSERT_EQUAL(st.inflight_count, 0);
+	stop();
+}
+
+static void t_upgrade_outgoing_qos(void)
+{
+	struct engine_config cfg;
+	engine_config_default(&cfg);
+	cfg.upgrade_outgoing_qos = true;
+	start(&cfg, NULL);
+	up4(0, "pub");
+	up4(1, "sub");
+	feed(1, "82 08 00 01 00 03 61 2f 62 01");
+	expect(1, "90 03 00 01 01");
+	feed(0, "30 07 00 03 61 2f 62 68 69");
+	expect(1, "32 09 00 03 61 2f 62 00 01 68 69");
+	stop();
+}
+
+static void t_features_unavailable(void)
+{
+	struct engine_config cfg;
+	engine_config_default(&cfg);
+	cfg.wildcard_sub_available = false;
+	cfg.shared_sub_available = false;
+	start(&cfg, NULL);
+	open_conn(0);
+	connect_full(0, 5, "a", 0x02, 60, NULL, NULL);
+	out(0);
+	feed(0, "82 09 00 01 00 00 03 61 2f 23 00");
+	expect(0, "90 04 00 01 00 a2");
+	feed(0, "82 10 00 02 00 00 0a 24 73 68 61 72 65 2f 67 2f 74 00");
+	expect(0, "90 04 00 02 00 9e");
+	up4(1, "b");
+	feed(1, "82 08 00 01 00 03 61 2f 2b 00");
+	expect(1, "90 03 00 01 80");
+	stop();
+}
+
+static void t_malformed_v5(void)
+{
+	start(NULL, NULL);
+	up5(0, "a", 0x02, NULL);
+	CU_ASSERT_EQUAL(feed(0, "40 01 00"), -1); /* a PUBACK one byte short */
+	const char *got = out(0);
+	CU_ASSERT_EQUAL(strncmp(got, "e0 ", 3), 0);
+	CU_ASSERT_EQUAL(strncmp(got + 6, "81", 2), 0);
+	CU_ASSERT_EQUAL(F[0].close_calls, 1);
+	CU_ASSERT_EQUAL(last_ev(MIDGE_EV_PROTOCOL_ERROR)->rc, MQTT_RC_MALFORMED);
+	stop();
+}
+
+static void t_publish_too_deep_v5(void)
+{
+	struct engine_config cfg;
+	engine_config_default(&cfg);
+	cfg.max_topic_levels = 2;
+	start(&cfg, NULL);
+	up5(0, "a", 0x02, NULL);
+	feed(0, "32 0c 00 05 61 2f 62 2f 63 00 05 00 68 69");
+	expect(0, "40 20 00 05 90 1c 1f 00 19 74 6f 70 69 63 20 68 61 73 20 74 6f 6f 20 6d 61 6e 79 "
+		  "20 6c 65 76 65 6c 73");
+	stop();
+}
+
+static void t_broker_publish_retained(void)
+{
+	start(NULL, NULL);
+	CU_ASSERT_EQUAL(engine_publish(E, (const uint8_t *)"$SYS/v", 6, "1.0", 3, 1, true, NOW), 0);
+	up4(0, "a");
+	feed(0, "82 0b 00 01 00 06 24 53 59 53 2f 23 01");
+	expect(0, "90 03 00 01 01 33 0d 00 06 24 53 59 53 2f 76 00 01 31 2e 30");
+	CU_ASSERT_EQUAL(last_ev(MIDGE_EV_DELIVER)->qos, 1);
+	stop();
+}
+
+static void t_retained_expired(void)
+{
+	start(NULL, NULL);
+	up5(0, "pub", 0x02, NULL);
+	/* retained with message expiry 2 s */
+	feed(0, "31 0d 00 03 61 2f 62 05 02 00 00 00 02 68 69");
+	NOW += 1000;
+	up4(1, "s1");
+	feed(1, "82 08 00 01 00 03 61 2f 62 00");
+	expect(1, "90 03 00 01 00 31 07 00 03 61 2f 62 68 69");
+	NOW += 1000;
+	up4(2, "s2");
+	feed(2, "82 08 00 01 00 03 61 2f 62 00");
+	expect(2, "90 03 00 01 00");
+	struct engine_stats st;
+	engine_stats(E, &st);
+	CU_ASSERT_EQUAL(st.retained_count, 0);
+	stop();
+}
+
 static void register_tests(void)
 {
 	static const struct test_case connect_cases[] = {
@@ -1621,6 +1819,7 @@ static void register_tests(void)
 		{"MQTT-3.14.2-2 session expiry on DISCONNECT", t_disconnect_changes_expiry},
 		{"MQTT-3.1.4-3 takeover v5 0x8E", t_takeover_v5},
 		{"takeover v3.1.1 publishes the will", t_takeover_v4_will},
+		{"takeover of a connection that sent DISCONNECT", t_takeover_after_disconnect},
 		{"MQTT-3.1.3-9 will delay versus resume", t_will_delay_resume},
 		{"will delay elapsed", t_will_delay_elapsed},
 		{"will at session end before the delay", t_will_at_session_end},
@@ -1639,7 +1838,23 @@ static void register_tests(void)
 		{"stats and disconnect event", t_stats_and_events},
 		{NULL, NULL},
 	};
+	static const struct test_case more_cases[] = {
+		{"MQTT-3.2.2-12 will QoS not supported v5", t_will_qos_refused_v5},
+		{"MQTT-3.2.2-13 retained will not supported v5", t_will_retain_refused_v5},
+		{"empty client id v3.1", t_empty_id_v31},
+		{"session expiry capped and announced", t_session_expiry_capped},
+		{"PUBREC / PUBREL unknown id 0x92", t_pubrec_unknown_v5},
+		{"PUBREC failure ends the exchange", t_pubrec_failure_v5},
+		{"upgrade_outgoing_qos", t_upgrade_outgoing_qos},
+		{"wildcard and shared subscriptions unavailable", t_features_unavailable},
+		{"malformed packet v5 DISCONNECT 0x81", t_malformed_v5},
+		{"topic levels on PUBLISH 0x90", t_publish_too_deep_v5},
+		{"broker publish retained", t_broker_publish_retained},
+		{"MQTT-3.3.2-5 retained message expiry", t_retained_expired},
+		{NULL, NULL},
+	};
 	test_add_suite("engine_connect", connect_cases);
+	test_add_suite("engine_more", more_cases);
 	test_add_suite("engine_routing", routing_cases);
 	test_add_suite("engine_session", session_cases);
 }

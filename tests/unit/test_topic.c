@@ -206,6 +206,12 @@ static void test_match_literal_MQTT_4_7_3_4(void)
 
 /* ---- subscriptions ---------------------------------------------------- */
 
+static void deep_cb(void *ctx, void *msg)
+{
+	(void)msg;
+	(*(size_t *)ctx)++;
+}
+
 /* Overlapping subscriptions: one call per matching subscription, each with
  * its own options and identifier; the engine merges. */
 static void test_overlapping_one_call_each(void)
@@ -376,6 +382,92 @@ static void test_wide_nodes(void)
 	CU_ASSERT_EQUAL(rec_match(t, "same")->n, (size_t)(N - (N + 2) / 3));
 	CU_ASSERT_EQUAL(topic_tree_count(t), 2u * (size_t)(N - (N + 2) / 3));
 	topic_tree_free(t);
+}
+
+/* One node holding plain subscriptions and groups in every combination:
+ * each state matches as it should and everything is freed at the end. */
+static void test_node_mixed_states(void)
+{
+	struct topic_tree *t = topic_tree_new();
+	CU_ASSERT_EQUAL(topic_tree_subscribe(t, S("m/n"), &A, 1, 1), 0);
+	CU_ASSERT_EQUAL(topic_tree_subscribe(t, S("$share/g/m/n"), &C, 1, 3), 0);
+	CU_ASSERT_EQUAL(rec_match(t, "m/n")->n, 2u);
+	CU_ASSERT_EQUAL(topic_tree_subscribe(t, S("m/n"), &B, 1, 2), 0);
+	CU_ASSERT_EQUAL(topic_tree_subscribe(t, S("m/n"), &A, 2, 11), 1);
+	struct rec *r = rec_match(t, "m/n");
+	CU_ASSERT_EQUAL(r->n, 3u);
+	CU_ASSERT(rec_has_id(r, 11) && rec_has_id(r, 2) && rec_has_id(r, 3));
+	CU_ASSERT_EQUAL(topic_tree_unsubscribe(t, S("m/n"), &A), 0);
+	CU_ASSERT_EQUAL(topic_tree_unsubscribe(t, S("m/n"), &B), 0);
+	r = rec_match(t, "m/n");
+	CU_ASSERT_EQUAL_FATAL(r->n, 1u); /* only the group is left */
+	CU_ASSERT(r->shared[0]);
+	CU_ASSERT_EQUAL(topic_tree_subscribe(t, S("m/n"), &B, 0, 4), 0);
+	CU_ASSERT_EQUAL(topic_tree_unsubscribe(t, S("$share/g/m/n"), &C), 0);
+	r = rec_match(t, "m/n");
+	CU_ASSERT_EQUAL_FATAL(r->n, 1u); /* only B's plain one */
+	CU_ASSERT_FALSE(r->shared[0]);
+	CU_ASSERT_EQUAL(r->id[0], 4u);
+	CU_ASSERT_EQUAL(topic_tree_count(t), 1u);
+	CU_ASSERT_EQUAL(topic_tree_node_count(t), 2u);
+	CU_ASSERT_EQUAL(topic_tree_unsubscribe(t, S("m/n"), &B), 0);
+	CU_ASSERT_EQUAL(topic_tree_node_count(t), 0u);
+	/* Left populated on purpose: freeing must release all of it. */
+	for (int i = 0; i < 40; i++) {
+		topic_tree_subscribe(t, S("m/n"), (char *)&A + i, 0, 0);
+		topic_tree_subscribe(t, S("$share/h/m/#"), (char *)&A + i, 0, 0);
+	}
+	CU_ASSERT_EQUAL(topic_tree_count(t), 80u);
+	topic_tree_free(t);
+}
+
+/* Thousands of levels: matching and freeing use no recursion, so the C
+ * stack does not limit the depth. */
+static void test_deep_topics(void)
+{
+	enum { LEVELS = 20000 };
+	char *topic = malloc(2 * LEVELS);
+	char *filter = malloc(2 * LEVELS + 2);
+	CU_ASSERT_FATAL(topic && filter);
+	for (int i = 0; i < LEVELS; i++) {
+		topic[2 * i] = 'a';
+		topic[2 * i + 1] = '/';
+		filter[2 * i] = i % 2 ? 'a' : '+';
+		filter[2 * i + 1] = '/';
+	}
+	topic[2 * LEVELS - 1] = 0;
+	filter[2 * LEVELS - 1] = 0;
+	struct topic_tree *t = topic_tree_new();
+	CU_ASSERT_EQUAL(topic_tree_subscribe(t, S(filter), &A, 0, 1), 0);
+	CU_ASSERT_EQUAL(topic_tree_subscribe(t, S(topic), &B, 0, 2), 0);
+	filter[2 * LEVELS - 2] = '#';
+	CU_ASSERT_EQUAL(topic_tree_subscribe(t, S(filter), &C, 0, 3), 0);
+	CU_ASSERT_EQUAL(rec_match(t, topic)->n, 3u);
+	topic[2 * LEVELS - 2] = 'b';
+	CU_ASSERT_EQUAL(rec_match(t, topic)->n, 1u); /* only the '#' one */
+	topic_tree_free(t);
+
+	struct retain_store *rs = retain_store_new(NULL);
+	static int msg;
+	struct rmatch_deep {
+		size_t n;
+	} m = {0};
+	CU_ASSERT_EQUAL(retain_store_set(rs, S(topic), &msg), 0);
+	topic[2 * LEVELS - 2] = 'a';
+	CU_ASSERT_EQUAL(retain_store_set(rs, S(topic), &msg), 0);
+	CU_ASSERT_EQUAL(retain_store_count(rs), 2u);
+	retain_store_match(rs, (const uint8_t *)"#", 1, deep_cb, &m);
+	CU_ASSERT_EQUAL(m.n, 2u);
+	m.n = 0;
+	retain_store_match(rs, S(filter), deep_cb, &m);
+	CU_ASSERT_EQUAL(m.n, 2u);
+	m.n = 0;
+	filter[2 * LEVELS - 2] = '+';
+	retain_store_match(rs, S(filter), deep_cb, &m);
+	CU_ASSERT_EQUAL(m.n, 2u);
+	retain_store_free(rs);
+	free(topic);
+	free(filter);
 }
 
 /* ---- shared subscriptions --------------------------------------------- */
@@ -664,6 +756,8 @@ static void test_retain_match_MQTT_4_7_2_1(void)
 }
 
 /* ---- randomized comparison with a brute-force matcher ------------------ */
+/* Random names and filters over a small alphabet of levels (empty levels,
+ * '$' levels, UTF-8, spaces) so that they collide and overlap often. */
 
 static uint64_t rng_state;
 static uint32_t rng(void)
@@ -722,11 +816,18 @@ static void random_name(char *out, size_t cap, bool filter)
 			w = "b";
 		o += (size_t)snprintf(out + o, cap - o, "%s%s", l ? "/" : "", w);
 	}
+	if (o == 0) /* names and filters are at least one character long */
+		snprintf(out, cap, "a");
 }
 
 enum { RND_FILTERS = 3000, RND_TOPICS = 2000 };
 
-static char rnd_filter[RND_FILTERS][48];
+/* rnd_filter[f] is what is subscribed; shared ones ("$share/gN/...",
+ * about one in seven) have rnd_group[f] = N and their filter after the
+ * prefix at rnd_inner[f]. */
+static char rnd_filter[RND_FILTERS][64];
+static int rnd_group[RND_FILTERS];
+static size_t rnd_inner[RND_FILTERS];
 static int rnd_owner[RND_FILTERS];
 static bool rnd_live[RND_FILTERS];
 static char rnd_topic[RND_TOPICS][48];
@@ -738,30 +839,74 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* The trie's answer (one call per live subscription: ids are filter
- * indexes) equals the brute-force answer, for every topic. */
+static const char *rnd_filter_of(int f)
+{
+	return rnd_filter[f] + rnd_inner[f];
+}
+
+/* Two shared filters belong to the same group: same name, same filter. */
+static bool rnd_same_group(int f, int g)
+{
+	return rnd_group[f] == rnd_group[g] && strcmp(rnd_filter_of(f), rnd_filter_of(g)) == 0;
+}
+
+/*
+ * For every topic, the trie's answer equals the brute-force answer (ids
+ * are filter indexes): the plain calls are exactly the live matching plain
+ * subscriptions; the shared calls are one per group that has a live
+ * matching member, each to one of that group's live members.
+ */
 static void rnd_compare(struct topic_tree *t)
 {
 	static uint32_t want[RND_FILTERS];
+	static uint32_t got[RND_FILTERS];
 	static struct rec r;
-	size_t mismatches = 0, total = 0;
+	size_t mismatches = 0, total = 0, shared_total = 0;
 	for (int i = 0; i < RND_TOPICS; i++) {
-		size_t nw = 0;
-		for (int f = 0; f < RND_FILTERS; f++)
-			if (rnd_live[f] && brute_match(rnd_filter[f], rnd_topic[i]))
+		size_t nw = 0, ngroups = 0;
+		for (int f = 0; f < RND_FILTERS; f++) {
+			if (!rnd_live[f] || !brute_match(rnd_filter_of(f), rnd_topic[i]))
+				continue;
+			if (rnd_group[f] < 0) {
 				want[nw++] = (uint32_t)f;
+				continue;
+			}
+			bool first = true; /* count each group once */
+			for (int g = 0; g < f && first; g++)
+				if (rnd_live[g] && rnd_group[g] >= 0 && rnd_same_group(f, g))
+					first = false;
+			ngroups += first;
+		}
 		memset(&r, 0, sizeof(r));
 		topic_tree_match(t, S(rnd_topic[i]), rec_cb, &r);
-		qsort(r.id, r.n, sizeof(r.id[0]), cmp_u32);
-		bool same = r.n == nw && memcmp(r.id, want, nw * sizeof(want[0])) == 0;
+		size_t ng = 0, nshared = 0;
+		bool ok = true;
+		for (size_t k = 0; k < r.n; k++) {
+			int f = (int)r.id[k];
+			if (!r.shared[k]) {
+				got[ng++] = r.id[k];
+				continue;
+			}
+			nshared++;
+			ok = ok && rnd_live[f] && rnd_group[f] >= 0 &&
+			     brute_match(rnd_filter_of(f), rnd_topic[i]);
+			for (size_t j = 0; j < k; j++) /* at most one per group */
+				if (r.shared[j] && rnd_same_group(f, (int)r.id[j]))
+					ok = false;
+		}
+		qsort(got, ng, sizeof(got[0]), cmp_u32);
+		ok = ok && ng == nw && memcmp(got, want, nw * sizeof(want[0])) == 0 &&
+		     nshared == ngroups;
 		total += nw;
-		if (!same && mismatches++ < 5)
-			fprintf(stderr, "topic '%s': trie %zu matches, brute %zu\n", rnd_topic[i],
-				r.n, nw);
+		shared_total += nshared;
+		if (!ok && mismatches++ < 5)
+			fprintf(stderr, "topic '%s': trie %zu+%zu calls, brute %zu+%zu\n",
+				rnd_topic[i], ng, nshared, nw, ngroups);
 	}
 	CU_ASSERT_EQUAL(mismatches, 0u);
 	/* The random mix must exercise matching, not only misses. */
 	CU_ASSERT(total > RND_TOPICS);
+	CU_ASSERT(shared_total > RND_TOPICS / 10);
 }
 
 static void test_random_against_brute_force(void)
@@ -770,7 +915,12 @@ static void test_random_against_brute_force(void)
 	struct topic_tree *t = topic_tree_new();
 	size_t live = 0;
 	for (int f = 0; f < RND_FILTERS; f++) {
-		random_name(rnd_filter[f], sizeof(rnd_filter[f]), true);
+		rnd_group[f] = rng() % 7 == 0 ? (int)(rng() % 2) : -1;
+		rnd_inner[f] = 0;
+		if (rnd_group[f] >= 0)
+			rnd_inner[f] = (size_t)snprintf(rnd_filter[f], sizeof(rnd_filter[f]),
+							"$share/g%d/", rnd_group[f]);
+		random_name(rnd_filter[f] + rnd_inner[f], sizeof(rnd_filter[f]) - rnd_inner[f], true);
 		rnd_owner[f] = (int)(rng() % 64);
 		/* A duplicate (filter, subscriber) replaces: keep one live. */
 		int dup = -1;
@@ -862,11 +1012,14 @@ static void test_retain_random_against_brute_force(void)
 			want += stored[i] && brute_match(fl[f], tp[i]);
 		size_t got = rmatch(r, fl[f], &m);
 		/* Every reported message is a stored, matching one. */
-		for (size_t k = 0; k < got && k < 256; k++) {
+		size_t seen = got < 256 ? got : 256;
+		for (size_t k = 0; k < seen; k++) {
 			const char *mt = m.msg[k];
 			int idx = (int)(((const char(*)[48])mt) - tp);
-			if (!stored[idx] || !brute_match(fl[f], mt))
+			if (!stored[idx] || !brute_match(fl[f], mt)) {
 				got = SIZE_MAX;
+				break;
+			}
 		}
 		if (got != want && mismatches++ < 5)
 			fprintf(stderr, "retain filter '%s': store %zu, brute %zu\n", fl[f], got,
@@ -913,6 +1066,8 @@ static void register_suites(void)
 		{"unsubscribe", test_unsubscribe},
 		{"prune_on_unsubscribe", test_prune_on_unsubscribe},
 		{"wide_nodes", test_wide_nodes},
+		{"node_mixed_states", test_node_mixed_states},
+		{"deep_topics", test_deep_topics},
 		{NULL, NULL},
 	};
 	static const struct test_case shared[] = {
