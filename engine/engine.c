@@ -2260,12 +2260,19 @@ int engine_conn_set_identity(struct engine_conn *c, const char *username)
 	return 0;
 }
 
+/*
+ * The framer's limit for the next packet. Before CONNECT it is the
+ * smaller of the two bounds: the pre-CONNECT limit exists to make an
+ * unauthenticated peer cheaper, never to let it past max_packet_size.
+ */
 uint32_t engine_conn_max_packet(const struct engine_conn *c)
 {
 	const struct engine_config *cfg = &c->e->cfg;
-	if (c->state == CONN_NEW && cfg->max_packet_before_connect)
-		return cfg->max_packet_before_connect;
-	return cfg->max_packet_size;
+	uint32_t max = cfg->max_packet_size;
+	if (c->state == CONN_NEW && cfg->max_packet_before_connect &&
+	    (!max || cfg->max_packet_before_connect < max))
+		max = cfg->max_packet_before_connect;
+	return max;
 }
 
 uint8_t engine_conn_version(const struct engine_conn *c)

@@ -1808,6 +1808,24 @@ static void t_event_order_and_limits(void)
 	stop();
 }
 
+static void t_packet_limit_before_connect_smaller(void)
+{
+	struct engine_config cfg;
+	engine_config_default(&cfg);
+	cfg.max_packet_before_connect = 65536;
+	cfg.max_packet_size = 49152;
+	start(&cfg, NULL);
+	open_conn(0);
+	/* the pre-CONNECT bound never exceeds max_packet_size */
+	CU_ASSERT_EQUAL(engine_conn_max_packet(F[0].c), 49152);
+	stop();
+	cfg.max_packet_before_connect = 512;
+	start(&cfg, NULL);
+	open_conn(0);
+	CU_ASSERT_EQUAL(engine_conn_max_packet(F[0].c), 512);
+	stop();
+}
+
 
 static void t_outgoing_topic_alias(void)
 {
@@ -1934,6 +1952,7 @@ static void register_tests(void)
 		{"MQTT-3.3.2-5 retained message expiry", t_retained_expired},
 		{"MQTT-2.3.1-2 packet id not reused while in flight", t_packet_id_not_reused},
 		{"event order and packet size before and after CONNECT", t_event_order_and_limits},
+		{"packet size before CONNECT capped by max_packet_size", t_packet_limit_before_connect_smaller},
 		{NULL, NULL},
 	};
 	test_add_suite("engine_connect", connect_cases);
