@@ -1352,6 +1352,8 @@ static const struct {
 	{MQTT_RC_QOS_NOT_SUPPORTED, MQTT_CONNACK_V3_NOT_AUTHORIZED},
 	{MQTT_RC_RETAIN_NOT_SUPPORTED, MQTT_CONNACK_V3_NOT_AUTHORIZED},
 	{MQTT_RC_TOPIC_NAME_INVALID, MQTT_CONNACK_V3_NOT_AUTHORIZED},
+	/* as Mosquitto answers a will over message_size_limit */
+	{MQTT_RC_PACKET_TOO_LARGE, MQTT_CONNACK_V3_NOT_AUTHORIZED},
 };
 
 static uint8_t connack_code(uint8_t version, uint8_t rc5)
@@ -1540,6 +1542,9 @@ static int handle_connect(struct engine *e, struct engine_conn *c, struct codec_
 	struct emsg *will = NULL;
 	uint32_t will_delay = 0;
 	if (k->will) {
+		if (cfg->message_size_limit && k->will_payload.len > cfg->message_size_limit)
+			return connect_refuse(e, c, v, MQTT_RC_PACKET_TOO_LARGE, k,
+					      "will payload over message_size_limit");
 		if (k->will_qos > cfg->max_qos) /* [MQTT-3.2.2-12] */
 			return connect_refuse(e, c, v, MQTT_RC_QOS_NOT_SUPPORTED, k, "will QoS not supported");
 		if (k->will_retain && !cfg->retain_available) /* [MQTT-3.2.2-13] */
@@ -1809,7 +1814,15 @@ static int handle_publish(struct engine *e, struct engine_conn *c, struct codec_
 		return conn_fail(e, c, MQTT_RC_RECEIVE_MAX_EXCEEDED, "receive maximum exceeded");
 
 	uint8_t rc = 0;
-	if (too_deep(e, topic, tlen)) {
+	enum midge_drop_reason drop = MIDGE_DROP_NOT_AUTHORIZED;
+	if (cfg->message_size_limit && pub->payload.len > cfg->message_size_limit) {
+		/* Not forwarded, but the QoS flow completes. Mosquitto answers
+		 * 0x95, which PUBACK/PUBREC may not carry; 0x97 is the code for
+		 * an administrative limit. */
+		rc = MQTT_RC_QUOTA_EXCEEDED;
+		why = "payload over message_size_limit";
+		drop = MIDGE_DROP_TOO_LARGE;
+	} else if (too_deep(e, topic, tlen)) {
 		rc = MQTT_RC_TOPIC_NAME_INVALID;
 		why = "topic has too many levels";
 	} else if (!acl_allows(e, &c->info, topic, tlen, ENGINE_ACCESS_PUBLISH)) {
@@ -1822,7 +1835,7 @@ static int handle_publish(struct engine *e, struct engine_conn *c, struct codec_
 	if (!m)
 		return conn_fail(e, c, MQTT_RC_IMPLEMENTATION_SPECIFIC, "out of memory");
 	if (rc) {
-		emit_drop(e, NULL, m, pub->qos, MIDGE_DROP_NOT_AUTHORIZED, why);
+		emit_drop(e, NULL, m, pub->qos, drop, why);
 	} else {
 		uint32_t n = publish_accept(e, m, &c->info, pub->packet_id, pub->dup);
 		if (!n && pub->qos > 0)
@@ -2407,6 +2420,7 @@ void engine_config_default(struct engine_config *cfg)
 	cfg->max_session_expiry = 0;
 	cfg->retry_interval_ms = 20000;
 	cfg->upgrade_outgoing_qos = false;
+	cfg->message_size_limit = 0;
 }
 
 struct engine *engine_new(const struct engine_config *cfg, const struct engine_io *io,

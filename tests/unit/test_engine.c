@@ -1599,6 +1599,57 @@ static void t_will_qos_refused_v5(void)
 	stop();
 }
 
+static void t_message_size_limit_publish(void)
+{
+	struct engine_config cfg;
+	engine_config_default(&cfg);
+	cfg.message_size_limit = 2;
+	start(&cfg, NULL);
+	up4(0, "pub4");
+	up5(1, "pub5", 0x02, NULL);
+	up4(2, "sub");
+	feed(2, "82 08 00 01 00 03 61 2f 23 02");
+	expect(2, "90 03 00 01 02");
+	/* over the limit: not forwarded, the QoS 1 flow completes */
+	feed(0, "32 0a 00 03 61 2f 62 00 05 68 69 69");
+	expect(0, "40 02 00 05");
+	expect(2, "");
+	CU_ASSERT_EQUAL(last_ev(MIDGE_EV_DROP)->drop, MIDGE_DROP_TOO_LARGE);
+	/* at the limit: forwarded */
+	feed(0, "30 07 00 03 61 2f 62 68 69");
+	expect(2, "30 07 00 03 61 2f 62 68 69");
+	/* v5 QoS 2: PUBREC 0x97 ends the exchange */
+	feed(1, "34 0b 00 03 61 2f 62 00 06 00 68 69 69");
+	expect(1, "50 26 00 06 97 22 1f 00 1f 70 61 79 6c 6f 61 64 20 6f 76 65 72 20 6d 65 73 73 61 "
+		  "67 65 5f 73 69 7a 65 5f 6c 69 6d 69 74");
+	expect(2, "");
+	CU_ASSERT_EQUAL(last_ev(MIDGE_EV_DROP)->drop, MIDGE_DROP_TOO_LARGE);
+	stop();
+}
+
+static void t_message_size_limit_will(void)
+{
+	struct engine_config cfg;
+	engine_config_default(&cfg);
+	cfg.message_size_limit = 2;
+	start(&cfg, NULL);
+	open_conn(0);
+	CU_ASSERT_EQUAL(connect_full(0, 5, "a", 0x06, 60, NULL, "00 00 01 77 00 03 78 78 78"), -1);
+	expect(0, "20 2a 00 95 27 1f 00 24 77 69 6c 6c 20 70 61 79 6c 6f 61 64 20 6f 76 65 72 20 6d "
+		  "65 73 73 61 67 65 5f 73 69 7a 65 5f 6c 69 6d 69 74");
+	CU_ASSERT_EQUAL(last_ev(MIDGE_EV_CONNECT_REFUSED)->rc, 0x95);
+	/* 3.1.1 has no such code: 0x05 not authorized, as Mosquitto */
+	open_conn(1);
+	CU_ASSERT_EQUAL(connect_full(1, 4, "b", 0x06, 60, NULL, "00 01 77 00 03 78 78 78"), -1);
+	expect(1, "20 02 00 05");
+	CU_ASSERT_STRING_EQUAL(last_ev(MIDGE_EV_CONNECT_REFUSED)->cid, "b");
+	/* at the limit: accepted */
+	open_conn(2);
+	CU_ASSERT_EQUAL(connect_full(2, 4, "c", 0x06, 60, NULL, "00 01 77 00 02 78 78"), 0);
+	expect(2, "20 02 00 00");
+	stop();
+}
+
 static void t_will_retain_refused_v5(void)
 {
 	struct engine_config cfg;
@@ -1953,6 +2004,8 @@ static void register_tests(void)
 		{"MQTT-2.3.1-2 packet id not reused while in flight", t_packet_id_not_reused},
 		{"event order and packet size before and after CONNECT", t_event_order_and_limits},
 		{"packet size before CONNECT capped by max_packet_size", t_packet_limit_before_connect_smaller},
+		{"message_size_limit on PUBLISH payloads 0x97", t_message_size_limit_publish},
+		{"message_size_limit on will payloads 0x95", t_message_size_limit_will},
 		{NULL, NULL},
 	};
 	test_add_suite("engine_connect", connect_cases);
