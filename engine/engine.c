@@ -2423,13 +2423,22 @@ void engine_config_default(struct engine_config *cfg)
 	cfg->message_size_limit = 0;
 }
 
+/* Copies cfg, turning Mosquitto's "0 = unlimited" queue length into the
+ * hard bound so that session_enqueue() needs no special case. */
+static void config_apply(struct engine *e, const struct engine_config *cfg)
+{
+	e->cfg = *cfg;
+	if (!e->cfg.max_queued_messages)
+		e->cfg.max_queued_messages = ENGINE_MAX_QUEUED;
+}
+
 struct engine *engine_new(const struct engine_config *cfg, const struct engine_io *io,
 			  const struct engine_auth *auth)
 {
 	struct engine *e = calloc(1, sizeof *e);
 	if (!e)
 		return NULL;
-	e->cfg = *cfg;
+	config_apply(e, cfg);
 	e->io = *io;
 	if (auth) {
 		e->auth = *auth;
@@ -2469,7 +2478,7 @@ void engine_free(struct engine *e)
 
 void engine_reconfigure(struct engine *e, const struct engine_config *cfg)
 {
-	e->cfg = *cfg;
+	config_apply(e, cfg);
 }
 
 int engine_publish(struct engine *e, const uint8_t *topic, size_t topic_len, const void *payload,

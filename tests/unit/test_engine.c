@@ -1334,6 +1334,31 @@ static void t_queue_overflow(void)
 	stop();
 }
 
+static void t_queue_unlimited_is_bounded(void)
+{
+	struct engine_config cfg;
+	engine_config_default(&cfg);
+	cfg.max_queued_messages = 0; /* Mosquitto's "unlimited" */
+	start(&cfg, NULL);
+	up4(0, "pub");
+	open_conn(1);
+	connect_full(1, 4, "s", 0x00, 60, NULL, NULL);
+	feed(1, "82 08 00 01 00 03 61 2f 62 01");
+	expect(1, "20 02 00 00 90 03 00 01 01");
+	gone(1, NULL);
+	feed(0, "32 08 00 03 61 2f 62 00 05 31 32 08 00 03 61 2f 62 00 06 32 "
+		"32 08 00 03 61 2f 62 00 07 33");
+	CU_ASSERT_PTR_NULL(last_ev(MIDGE_EV_DROP));
+	struct engine_stats st;
+	engine_stats(E, &st);
+	CU_ASSERT_EQUAL(st.msgs_dropped, 0);
+	open_conn(2);
+	connect_full(2, 4, "s", 0x00, 60, NULL, NULL);
+	expect(2, "20 02 01 00 32 08 00 03 61 2f 62 00 01 31 32 08 00 03 61 2f 62 00 02 32 "
+		  "32 08 00 03 61 2f 62 00 03 33");
+	stop();
+}
+
 static void t_queue_bytes_bound(void)
 {
 	struct engine_config cfg;
@@ -1974,6 +1999,7 @@ static void register_tests(void)
 		{"will at session end before the delay", t_will_at_session_end},
 		{"queue overflow", t_queue_overflow},
 		{"queue byte bound", t_queue_bytes_bound},
+		{"max_queued_messages 0 is the hard bound", t_queue_unlimited_is_bounded},
 		{"inflight window", t_inflight_window},
 		{"MQTT-3.3.4-7 client receive maximum", t_client_receive_max},
 		{"MQTT-3.3.4-9 receive maximum exceeded 0x93", t_receive_max_exceeded},
