@@ -2171,6 +2171,19 @@ static int handle_disconnect(struct engine *e, struct engine_conn *c, struct cod
 	return -1;
 }
 
+/* Why a connection whose first packet is not CONNECT is closed, by the
+ * type it sent (static strings: the event's why outlives no call). */
+static const char *const first_not_connect[16] = {
+	"first packet is reserved type 0, not CONNECT", "first packet is CONNECT",
+	"first packet is CONNACK, not CONNECT",     "first packet is PUBLISH, not CONNECT",
+	"first packet is PUBACK, not CONNECT",      "first packet is PUBREC, not CONNECT",
+	"first packet is PUBREL, not CONNECT",      "first packet is PUBCOMP, not CONNECT",
+	"first packet is SUBSCRIBE, not CONNECT",   "first packet is SUBACK, not CONNECT",
+	"first packet is UNSUBSCRIBE, not CONNECT", "first packet is UNSUBACK, not CONNECT",
+	"first packet is PINGREQ, not CONNECT",     "first packet is PINGRESP, not CONNECT",
+	"first packet is DISCONNECT, not CONNECT",  "first packet is AUTH, not CONNECT",
+};
+
 int engine_conn_frame(struct engine *e, struct engine_conn *c, uint8_t first, const uint8_t *body,
 		      uint32_t len, uint64_t now_ms)
 {
@@ -2184,10 +2197,8 @@ int engine_conn_frame(struct engine *e, struct engine_conn *c, uint8_t first, co
 	int rc = codec_decode(first, body, len, c->version, &p);
 	uint8_t type = first >> 4;
 	if (c->state == CONN_NEW) {
-		if (type != CODEC_CONNECT) { /* [MQTT-3.1.0-1] */
-			conn_close(e, c, MQTT_RC_PROTOCOL_ERROR, false, "first packet is not CONNECT");
-			return -1;
-		}
+		if (type != CODEC_CONNECT) /* [MQTT-3.1.0-1] */
+			return conn_fail(e, c, MQTT_RC_PROTOCOL_ERROR, first_not_connect[type]);
 		return handle_connect(e, c, &p, rc);
 	}
 	if (type == CODEC_CONNECT) /* [MQTT-3.1.0-2] */

@@ -624,11 +624,6 @@ static void conn_decode(struct conn *c, uint8_t *buf, uint32_t *len, uint32_t *n
 		rc = engine_conn_frame(m->engine, c->ec, fr.first, buf + off + fr.header_len,
 				       fr.remaining, now);
 		off += total;
-		if (rc < 0 && fr.type != CODEC_CONNECT && c->ec && engine_conn_version(c->ec) == 0)
-			/* The engine emits no event for a connection that never
-			 * sent CONNECT; a human still wants to know. */
-			log_notice("connection from %s:%u closed: first packet was %s, not CONNECT",
-				   c->addr, c->port, codec_type_name(fr.type));
 		if (rc < 0) {
 			conn_stop_reading(c);
 			off = *len;

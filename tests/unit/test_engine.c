@@ -321,8 +321,14 @@ static void t_first_packet_not_connect(void)
 	CU_ASSERT_EQUAL(feed(0, "c0 00"), -1); /* PINGREQ first */
 	expect(0, "");
 	CU_ASSERT_EQUAL(F[0].close_calls, 1);
+	/* the engine says so, for the transport's log and the hooks */
+	const struct fevent *ev = last_ev(MIDGE_EV_PROTOCOL_ERROR);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+	CU_ASSERT_EQUAL(ev->rc, MQTT_RC_PROTOCOL_ERROR);
+	CU_ASSERT_STRING_EQUAL(ev->why, "first packet is PINGREQ, not CONNECT");
 	gone(0, NULL);
 	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_DISCONNECT, NULL), 0);
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_PROTOCOL_ERROR, NULL), 1);
 	stop();
 }
 
@@ -445,6 +451,8 @@ static void t_client_id_too_long(void)
 	open_conn(0);
 	CU_ASSERT_EQUAL(connect_full(0, 4, "abcde", 0x02, 60, NULL, NULL), -1);
 	expect(0, "20 02 00 02");
+	/* the refusal names the client id the CONNECT carried */
+	CU_ASSERT_STRING_EQUAL(last_ev(MIDGE_EV_CONNECT_REFUSED)->cid, "abcde");
 	stop();
 }
 
