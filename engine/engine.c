@@ -76,8 +76,11 @@ struct emsg {
 	uint8_t data[];
 };
 
+/* A pending will: allocated only for sessions that have one. */
 struct will {
+	struct tnode t; /* T_WILL: the will delay */
 	struct emsg *m;
+	struct session *s;
 	uint32_t delay;
 };
 
@@ -109,30 +112,31 @@ struct slot {
 	uint8_t state;
 };
 
+/* Ordered by size so that an idle session wastes no padding (one per
+ * client id: thousands of idle ones are the common case). */
 struct session {
 	struct session *hnext;
 	uint64_t serial;
 	char *cid;
+	struct engine_conn *conn;
+	struct will *will; /* NULL: no pending will */
+	struct sub *subs;
+	struct slot *infl;
+	struct delivery *q; /* ring */
+	uint16_t *rel;      /* incoming QoS 2 packet ids awaiting PUBREL */
+	uint64_t qbytes;
+	struct tnode t_expiry;
 	uint32_t cid_len;
 	uint32_t hash;
-	struct engine_conn *conn;
-	uint8_t version;
 	uint32_t expiry; /* seconds; EXPIRY_NEVER; 0 ends with the connection */
-	struct tnode t_expiry;
-	struct tnode t_will;
-	struct will will;
-	struct sub *subs;
 	uint32_t nsubs;
-	struct slot *infl;
 	uint32_t ninfl, cap_infl;
-	struct delivery *q; /* ring */
 	uint32_t qcap, qhead, qlen;
-	uint64_t qbytes;
-	uint16_t next_pid;
-	uint16_t *rel; /* incoming QoS 2 packet ids awaiting PUBREL */
 	uint32_t nrel, cap_rel;
 	uint32_t gen;     /* route generation of the hit below */
 	uint32_t hit_idx; /* index in engine.hits for this generation */
+	uint16_t next_pid;
+	uint8_t version;
 };
 
 struct alias {
@@ -157,37 +161,37 @@ enum conn_state {
 	CONN_CLOSING = 2,
 };
 
+/* Ordered by size so that an idle connection wastes no padding. */
 struct engine_conn {
 	struct engine *e;
 	struct engine_conn *prev, *next;
 	void *handle;
 	struct session *s;
+	const char *d_why;
+	struct out_alias *out_aliases;
+	struct alias *aliases;
+	char *cid;
+	char *username; /* owned; info.username views it */
+	uint64_t last_rx;
+	struct tnode t_ka;
+	struct midge_client info;
+	uint32_t max_packet; /* the client's maximum packet size, 0 = none */
+	uint16_t keepalive;
+	uint16_t recv_max;   /* the client's receive maximum: our outgoing window */
+	uint16_t alias_max;  /* aliases we accept */
+	uint16_t in_max;     /* our receive maximum, as advertised */
+	uint16_t out_alias_max; /* aliases we use towards the client (its maximum, capped) */
+	uint16_t out_alias_n;   /* aliases assigned so far, 1..out_alias_n */
 	uint8_t state;
 	uint8_t version;
+	uint8_t d_rc;
 	bool counted;   /* counted in clients_connected */
 	bool rpi;       /* v5 request problem information */
 	bool normal;    /* normal DISCONNECT: no will */
 	bool d_set;     /* d_rc / d_why hold the disconnect cause */
 	bool d_by_client;
-	uint8_t d_rc;
-	const char *d_why;
-	uint16_t keepalive;
-	uint16_t recv_max;   /* the client's receive maximum: our outgoing window */
-	uint32_t max_packet; /* the client's maximum packet size, 0 = none */
-	uint16_t alias_max;  /* aliases we accept */
-	uint16_t in_max;     /* our receive maximum, as advertised */
-	uint16_t out_alias_max; /* aliases we use towards the client (its maximum, capped) */
-	uint16_t out_alias_n;   /* aliases assigned so far, 1..out_alias_n */
-	struct out_alias *out_aliases;
 	bool expiry_zero;    /* CONNECT had session expiry 0 [MQTT-3.14.2-2] */
-	struct alias *aliases;
-	uint64_t last_rx;
-	struct tnode t_ka;
-	char *cid;
-	char *username;
-	uint32_t username_len;
-	struct midge_client info;
-	char peer[64];
+	char peer[46];       /* INET6_ADDRSTRLEN */
 };
 
 struct hit {
@@ -685,7 +689,7 @@ static int conn_fail(struct engine *e, struct engine_conn *c, uint8_t rc, const 
 	struct midge_event ev;
 	event_init(e, &ev, MIDGE_EV_PROTOCOL_ERROR, &c->info);
 	ev.u.disconnect.rc = rc;
-	ev.u.disconnect.will = c->s && c->s->will.m;
+	ev.u.disconnect.will = c->s && c->s->will;
 	ev.u.disconnect.why = why;
 	emit(e, &ev);
 	send_disconnect(e, c, rc, why);
@@ -1226,7 +1230,6 @@ static struct session *session_new(struct engine *e, const uint8_t *cid, size_t 
 	s->hash = hash_bytes(cid, len);
 	s->serial = ++e->serial;
 	s->t_expiry.kind = T_EXPIRY;
-	s->t_will.kind = T_WILL;
 	if (session_table_add(e, s) < 0) {
 		free(s->cid);
 		free(s);
@@ -1236,21 +1239,35 @@ static struct session *session_new(struct engine *e, const uint8_t *cid, size_t 
 	return s;
 }
 
+/* Frees a will record that is not (or no longer) scheduled. */
+static void will_free(struct will *w)
+{
+	if (!w)
+		return;
+	emsg_unref(w->m);
+	free(w);
+}
+
 static void will_clear(struct engine *e, struct session *s)
 {
-	timer_cancel(e, &s->t_will);
-	emsg_unref(s->will.m);
-	s->will.m = NULL;
+	struct will *w = s->will;
+	if (!w)
+		return;
+	s->will = NULL;
+	timer_cancel(e, &w->t);
+	will_free(w);
 }
 
 /* Publishes the session's pending will now and forgets it. */
 static void will_publish(struct engine *e, struct session *s)
 {
-	struct emsg *m = s->will.m;
-	if (!m)
+	struct will *w = s->will;
+	if (!w)
 		return;
-	s->will.m = NULL;
-	timer_cancel(e, &s->t_will);
+	struct emsg *m = w->m;
+	s->will = NULL;
+	timer_cancel(e, &w->t);
+	free(w);
 	struct midge_client cl;
 	session_client(s, &cl);
 	/* the will's expiry counts from when it is published */
@@ -1325,8 +1342,9 @@ static void session_detach(struct engine *e, struct session *s, bool publish)
 		session_destroy(e, s);
 		return;
 	}
-	if (s->will.m) {
-		if (s->will.delay == 0 || timer_set(e, &s->t_will, e->now + (uint64_t)s->will.delay * 1000) < 0)
+	if (s->will) {
+		if (s->will->delay == 0 ||
+		    timer_set(e, &s->will->t, e->now + (uint64_t)s->will->delay * 1000) < 0)
 			will_publish(e, s);
 	}
 	if (s->expiry != EXPIRY_NEVER &&
@@ -1352,6 +1370,8 @@ static const struct {
 	{MQTT_RC_QOS_NOT_SUPPORTED, MQTT_CONNACK_V3_NOT_AUTHORIZED},
 	{MQTT_RC_RETAIN_NOT_SUPPORTED, MQTT_CONNACK_V3_NOT_AUTHORIZED},
 	{MQTT_RC_TOPIC_NAME_INVALID, MQTT_CONNACK_V3_NOT_AUTHORIZED},
+	/* as Mosquitto answers a will over message_size_limit */
+	{MQTT_RC_PACKET_TOO_LARGE, MQTT_CONNACK_V3_NOT_AUTHORIZED},
 };
 
 static uint8_t connack_code(uint8_t version, uint8_t rc5)
@@ -1501,9 +1521,8 @@ static int handle_connect(struct engine *e, struct engine_conn *c, struct codec_
 		c->username = dup_bytes(k->username.p, k->username.len);
 		if (!c->username)
 			return connect_refuse(e, c, v, MQTT_RC_SERVER_UNAVAILABLE, k, "out of memory");
-		c->username_len = k->username.len;
 		c->info.username.p = c->username;
-		c->info.username.len = c->username_len;
+		c->info.username.len = k->username.len;
 	}
 
 	char assigned[40];
@@ -1530,7 +1549,7 @@ static int handle_connect(struct engine *e, struct engine_conn *c, struct codec_
 	if (!c->username && !cfg->allow_anonymous)
 		return connect_refuse(e, c, v, MQTT_RC_NOT_AUTHORIZED, k, "anonymous clients not allowed");
 	if (e->has_auth && e->auth.connect) {
-		struct midge_str user = {c->username, c->username_len};
+		struct midge_str user = c->info.username;
 		struct midge_str pass = {(const char *)k->password.p, k->has_password ? k->password.len : 0};
 		int arc = e->auth.connect(e->auth.ctx, &c->info, &user, &pass);
 		if (arc)
@@ -1538,8 +1557,11 @@ static int handle_connect(struct engine *e, struct engine_conn *c, struct codec_
 	}
 
 	struct emsg *will = NULL;
-	uint32_t will_delay = 0;
+	struct will *wr = NULL;
 	if (k->will) {
+		if (cfg->message_size_limit && k->will_payload.len > cfg->message_size_limit)
+			return connect_refuse(e, c, v, MQTT_RC_PACKET_TOO_LARGE, k,
+					      "will payload over message_size_limit");
 		if (k->will_qos > cfg->max_qos) /* [MQTT-3.2.2-12] */
 			return connect_refuse(e, c, v, MQTT_RC_QOS_NOT_SUPPORTED, k, "will QoS not supported");
 		if (k->will_retain && !cfg->retain_available) /* [MQTT-3.2.2-13] */
@@ -1557,8 +1579,15 @@ static int handle_connect(struct engine *e, struct engine_conn *c, struct codec_
 				true);
 		if (!will)
 			return connect_refuse(e, c, v, MQTT_RC_SERVER_UNAVAILABLE, k, "out of memory");
+		wr = calloc(1, sizeof *wr);
+		if (!wr) {
+			emsg_unref(will);
+			return connect_refuse(e, c, v, MQTT_RC_SERVER_UNAVAILABLE, k, "out of memory");
+		}
+		wr->m = will;
+		wr->t.kind = T_WILL;
 		if (v5 && CODEC_HAS_PROP(&k->will_props, CODEC_PROP_WILL_DELAY))
-			will_delay = k->will_props.will_delay;
+			wr->delay = k->will_props.will_delay;
 	}
 
 	uint16_t keepalive = k->keep_alive;
@@ -1605,13 +1634,13 @@ static int handle_connect(struct engine *e, struct engine_conn *c, struct codec_
 	if (!s) {
 		s = session_new(e, cid, cid_len);
 		if (!s) {
-			emsg_unref(will);
+			will_free(wr);
 			return connect_refuse(e, c, v, MQTT_RC_SERVER_UNAVAILABLE, k, "out of memory");
 		}
 	}
 	c->cid = dup_bytes(cid, cid_len);
 	if (!c->cid) {
-		emsg_unref(will);
+		will_free(wr);
 		if (created)
 			session_destroy(e, s);
 		return connect_refuse(e, c, v, MQTT_RC_SERVER_UNAVAILABLE, k, "out of memory");
@@ -1622,10 +1651,10 @@ static int handle_connect(struct engine *e, struct engine_conn *c, struct codec_
 	s->version = v;
 	s->expiry = expiry;
 	c->expiry_zero = expiry == 0;
-	if (will) {
-		will->origin = s->serial;
-		s->will.m = will;
-		s->will.delay = will_delay;
+	if (wr) {
+		wr->m->origin = s->serial;
+		wr->s = s;
+		s->will = wr;
 	}
 	c->state = CONN_UP;
 	c->counted = true;
@@ -1809,7 +1838,15 @@ static int handle_publish(struct engine *e, struct engine_conn *c, struct codec_
 		return conn_fail(e, c, MQTT_RC_RECEIVE_MAX_EXCEEDED, "receive maximum exceeded");
 
 	uint8_t rc = 0;
-	if (too_deep(e, topic, tlen)) {
+	enum midge_drop_reason drop = MIDGE_DROP_NOT_AUTHORIZED;
+	if (cfg->message_size_limit && pub->payload.len > cfg->message_size_limit) {
+		/* Not forwarded, but the QoS flow completes. Mosquitto answers
+		 * 0x95, which PUBACK/PUBREC may not carry; 0x97 is the code for
+		 * an administrative limit. */
+		rc = MQTT_RC_QUOTA_EXCEEDED;
+		why = "payload over message_size_limit";
+		drop = MIDGE_DROP_TOO_LARGE;
+	} else if (too_deep(e, topic, tlen)) {
 		rc = MQTT_RC_TOPIC_NAME_INVALID;
 		why = "topic has too many levels";
 	} else if (!acl_allows(e, &c->info, topic, tlen, ENGINE_ACCESS_PUBLISH)) {
@@ -1822,7 +1859,7 @@ static int handle_publish(struct engine *e, struct engine_conn *c, struct codec_
 	if (!m)
 		return conn_fail(e, c, MQTT_RC_IMPLEMENTATION_SPECIFIC, "out of memory");
 	if (rc) {
-		emit_drop(e, NULL, m, pub->qos, MIDGE_DROP_NOT_AUTHORIZED, why);
+		emit_drop(e, NULL, m, pub->qos, drop, why);
 	} else {
 		uint32_t n = publish_accept(e, m, &c->info, pub->packet_id, pub->dup);
 		if (!n && pub->qos > 0)
@@ -2158,6 +2195,19 @@ static int handle_disconnect(struct engine *e, struct engine_conn *c, struct cod
 	return -1;
 }
 
+/* Why a connection whose first packet is not CONNECT is closed, by the
+ * type it sent (static strings: the event's why outlives no call). */
+static const char *const first_not_connect[16] = {
+	"first packet is reserved type 0, not CONNECT", "first packet is CONNECT",
+	"first packet is CONNACK, not CONNECT",     "first packet is PUBLISH, not CONNECT",
+	"first packet is PUBACK, not CONNECT",      "first packet is PUBREC, not CONNECT",
+	"first packet is PUBREL, not CONNECT",      "first packet is PUBCOMP, not CONNECT",
+	"first packet is SUBSCRIBE, not CONNECT",   "first packet is SUBACK, not CONNECT",
+	"first packet is UNSUBSCRIBE, not CONNECT", "first packet is UNSUBACK, not CONNECT",
+	"first packet is PINGREQ, not CONNECT",     "first packet is PINGRESP, not CONNECT",
+	"first packet is DISCONNECT, not CONNECT",  "first packet is AUTH, not CONNECT",
+};
+
 int engine_conn_frame(struct engine *e, struct engine_conn *c, uint8_t first, const uint8_t *body,
 		      uint32_t len, uint64_t now_ms)
 {
@@ -2171,10 +2221,8 @@ int engine_conn_frame(struct engine *e, struct engine_conn *c, uint8_t first, co
 	int rc = codec_decode(first, body, len, c->version, &p);
 	uint8_t type = first >> 4;
 	if (c->state == CONN_NEW) {
-		if (type != CODEC_CONNECT) { /* [MQTT-3.1.0-1] */
-			conn_close(e, c, MQTT_RC_PROTOCOL_ERROR, false, "first packet is not CONNECT");
-			return -1;
-		}
+		if (type != CODEC_CONNECT) /* [MQTT-3.1.0-1] */
+			return conn_fail(e, c, MQTT_RC_PROTOCOL_ERROR, first_not_connect[type]);
 		return handle_connect(e, c, &p, rc);
 	}
 	if (type == CODEC_CONNECT) /* [MQTT-3.1.0-2] */
@@ -2254,18 +2302,24 @@ int engine_conn_set_identity(struct engine_conn *c, const char *username)
 		return -1;
 	free(c->username);
 	c->username = u;
-	c->username_len = (uint32_t)n;
 	c->info.username.p = u;
 	c->info.username.len = n;
 	return 0;
 }
 
+/*
+ * The framer's limit for the next packet. Before CONNECT it is the
+ * smaller of the two bounds: the pre-CONNECT limit exists to make an
+ * unauthenticated peer cheaper, never to let it past max_packet_size.
+ */
 uint32_t engine_conn_max_packet(const struct engine_conn *c)
 {
 	const struct engine_config *cfg = &c->e->cfg;
-	if (c->state == CONN_NEW && cfg->max_packet_before_connect)
-		return cfg->max_packet_before_connect;
-	return cfg->max_packet_size;
+	uint32_t max = cfg->max_packet_size;
+	if (c->state == CONN_NEW && cfg->max_packet_before_connect &&
+	    (!max || cfg->max_packet_before_connect < max))
+		max = cfg->max_packet_before_connect;
+	return max;
 }
 
 uint8_t engine_conn_version(const struct engine_conn *c)
@@ -2314,7 +2368,7 @@ void engine_conn_closed(struct engine *e, struct engine_conn *c, const char *why
 			ev.u.disconnect.by_client = true;
 			ev.u.disconnect.why = why ? why : "connection closed";
 		}
-		ev.u.disconnect.will = s && s->will.m && !c->normal;
+		ev.u.disconnect.will = s && s->will && !c->normal;
 		emit(e, &ev);
 		e->st.clients_connected--;
 	}
@@ -2350,7 +2404,7 @@ uint64_t engine_tick(struct engine *e, uint64_t now_ms)
 			keepalive_fire(e, container_of(t, struct engine_conn, t_ka));
 			break;
 		case T_WILL:
-			will_publish(e, container_of(t, struct session, t_will));
+			will_publish(e, container_of(t, struct will, t)->s);
 			break;
 		case T_EXPIRY:
 			session_expire(e, container_of(t, struct session, t_expiry));
@@ -2400,6 +2454,16 @@ void engine_config_default(struct engine_config *cfg)
 	cfg->max_session_expiry = 0;
 	cfg->retry_interval_ms = 20000;
 	cfg->upgrade_outgoing_qos = false;
+	cfg->message_size_limit = 0;
+}
+
+/* Copies cfg, turning Mosquitto's "0 = unlimited" queue length into the
+ * hard bound so that session_enqueue() needs no special case. */
+static void config_apply(struct engine *e, const struct engine_config *cfg)
+{
+	e->cfg = *cfg;
+	if (!e->cfg.max_queued_messages)
+		e->cfg.max_queued_messages = ENGINE_MAX_QUEUED;
 }
 
 struct engine *engine_new(const struct engine_config *cfg, const struct engine_io *io,
@@ -2408,7 +2472,7 @@ struct engine *engine_new(const struct engine_config *cfg, const struct engine_i
 	struct engine *e = calloc(1, sizeof *e);
 	if (!e)
 		return NULL;
-	e->cfg = *cfg;
+	config_apply(e, cfg);
 	e->io = *io;
 	if (auth) {
 		e->auth = *auth;
@@ -2448,7 +2512,7 @@ void engine_free(struct engine *e)
 
 void engine_reconfigure(struct engine *e, const struct engine_config *cfg)
 {
-	e->cfg = *cfg;
+	config_apply(e, cfg);
 }
 
 int engine_publish(struct engine *e, const uint8_t *topic, size_t topic_len, const void *payload,

@@ -29,11 +29,11 @@ struct engine_conn;
  * defaults documented in docs/configuration.md. 0 means "no limit" only
  * where noted. */
 struct engine_config {
-	uint32_t max_packet_size;          /* message_size_limit-ish: largest packet accepted */
+	uint32_t max_packet_size;          /* largest packet accepted (framer limit) */
 	uint32_t max_packet_before_connect;/* framer limit until CONNECT is accepted */
 	uint16_t max_inflight;             /* max_inflight_messages: outgoing QoS 1/2 window */
 	uint16_t receive_max;              /* advertised v5 receive maximum (incoming window) */
-	uint32_t max_queued_messages;      /* per offline/overflow queue */
+	uint32_t max_queued_messages;      /* per offline/overflow queue; 0 = ENGINE_MAX_QUEUED */
 	uint64_t max_queued_bytes;         /* per queue, 0 = no byte bound */
 	bool queue_qos0_messages;
 	uint16_t max_keepalive;            /* v5 server keep alive when client asks more (0 = none) */
@@ -52,7 +52,12 @@ struct engine_config {
 	uint32_t max_session_expiry;       /* cap on v5 session expiry, seconds; 0 = no cap */
 	uint32_t retry_interval_ms;        /* unused for MQTT 5 (retry only on reconnect) */
 	bool upgrade_outgoing_qos;
+	uint32_t message_size_limit;       /* max PUBLISH and will payload, 0 = none */
 };
+
+/* What max_queued_messages 0 ("unlimited" in Mosquitto) means: every
+ * queue stays bounded. max_queued_bytes still applies on top. */
+#define ENGINE_MAX_QUEUED 1048576u
 
 void engine_config_default(struct engine_config *cfg);
 

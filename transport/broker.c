@@ -27,6 +27,7 @@
 #include "codec/codec.h"
 #include "engine/engine.h"
 #include "hooks/hooks.h"
+#include "hooks/hooks_info.h"
 #include "midge.h"
 #include "transport/broker.h"
 #include "transport/config.h"
@@ -135,6 +136,8 @@ struct midge {
 	int n_closing; /* connections waiting for their output before closing */
 	uint64_t started_ms;
 	uint64_t last_sys_ms;
+	uint64_t last_hooks_check_ms;
+	uint64_t hooks_dropped_logged; /* hooks_dropped() when last logged */
 	struct sys_cache sys_load[6];
 	char *sys_last[40];
 	atomic_int stop_requested;
@@ -624,11 +627,6 @@ static void conn_decode(struct conn *c, uint8_t *buf, uint32_t *len, uint32_t *n
 		rc = engine_conn_frame(m->engine, c->ec, fr.first, buf + off + fr.header_len,
 				       fr.remaining, now);
 		off += total;
-		if (rc < 0 && fr.type != CODEC_CONNECT && c->ec && engine_conn_version(c->ec) == 0)
-			/* The engine emits no event for a connection that never
-			 * sent CONNECT; a human still wants to know. */
-			log_notice("connection from %s:%u closed: first packet was %s, not CONNECT",
-				   c->addr, c->port, codec_type_name(fr.type));
 		if (rc < 0) {
 			conn_stop_reading(c);
 			off = *len;
@@ -817,12 +815,38 @@ static void broker_fmt_client(const struct midge_client *cl, char *buf, size_t l
 			 cl->peer_addr ? cl->peer_addr : "?", cl->peer_port);
 }
 
+/* The log type broker_log_event() writes ev under (0: never written). */
+static unsigned broker_event_log_type(const struct midge_event *ev)
+{
+	switch (ev->type) {
+	case MIDGE_EV_CONNECT:
+	case MIDGE_EV_CONNECT_REFUSED:
+	case MIDGE_EV_DISCONNECT:
+	case MIDGE_EV_PROTOCOL_ERROR:
+		return CONF_LOG_NOTICE;
+	case MIDGE_EV_SUBSCRIBE:
+		return CONF_LOG_SUBSCRIBE;
+	case MIDGE_EV_UNSUBSCRIBE:
+		return CONF_LOG_UNSUBSCRIBE;
+	case MIDGE_EV_SESSION_TAKEOVER:
+	case MIDGE_EV_SESSION_EXPIRED:
+		return CONF_LOG_INFO;
+	case MIDGE_EV_DROP:
+		return ev->u.message.drop == MIDGE_DROP_NO_SUBSCRIBERS ? 0 : CONF_LOG_DEBUG;
+	default:
+		return CONF_LOG_DEBUG;
+	}
+}
+
 /* One log line for what a human wants to see; the rest at debug level. */
 static void broker_log_event(struct midge *m, const struct midge_event *ev)
 {
 	char who[256];
 	const struct midge_client *cl = ev->client;
 	if (!m->conf.connection_messages && (ev->type == MIDGE_EV_CONNECT || ev->type == MIDGE_EV_DISCONNECT))
+		return;
+	/* Every event passes here: decide before formatting anything. */
+	if (!log_enabled(broker_event_log_type(ev)))
 		return;
 	broker_fmt_client(cl, who, sizeof(who));
 	switch (ev->type) {
@@ -864,14 +888,12 @@ static void broker_log_event(struct midge *m, const struct midge_event *ev)
 		log_info("session of %s expired", who);
 		break;
 	case MIDGE_EV_DROP:
-		if (ev->u.message.drop != MIDGE_DROP_NO_SUBSCRIBERS && log_enabled(CONF_LOG_DEBUG))
-			log_debug("message to '%.*s' dropped for %s: %s", (int)ev->u.message.to.len,
-				  ev->u.message.to.p ? ev->u.message.to.p : "", who,
-				  ev->u.message.why ? ev->u.message.why : "");
+		log_debug("message to '%.*s' dropped for %s: %s", (int)ev->u.message.to.len,
+			  ev->u.message.to.p ? ev->u.message.to.p : "", who,
+			  ev->u.message.why ? ev->u.message.why : "");
 		break;
 	default:
-		if (log_enabled(CONF_LOG_DEBUG))
-			log_debug("event %s from %s", midge_event_name(ev->type) ? midge_event_name(ev->type) : "?", who);
+		log_debug("event %s from %s", midge_event_name(ev->type) ? midge_event_name(ev->type) : "?", who);
 		break;
 	}
 }
@@ -1190,6 +1212,25 @@ static void sys_publish(struct midge *m, uint64_t now)
 
 /* ---- timers, signals, shutdown ------------------------------------------ */
 
+
+/* Events the publisher had to drop (slow subscribers, midge_hooks_hwm)
+ * are worth a line, but at most once per sys_interval (10 s without
+ * one) and only when the count moved. */
+static void broker_log_hooks_dropped(struct midge *m, uint64_t now)
+{
+	uint64_t every = (uint64_t)(m->conf.sys_interval ? m->conf.sys_interval : 10) * 1000u;
+	if (now - m->last_hooks_check_ms < every)
+		return;
+	m->last_hooks_check_ms = now;
+	uint64_t d = hooks_dropped(m->hooks);
+	if (d == m->hooks_dropped_logged)
+		return;
+	log_warn("event publisher dropped %llu events (%llu in all): a subscriber does not keep up "
+		 "(midge_hooks_hwm %d)",
+		 (unsigned long long)(d - m->hooks_dropped_logged), (unsigned long long)d,
+		 m->conf.hooks_hwm > 0 ? m->conf.hooks_hwm : HOOKS_DEFAULT_SNDHWM);
+	m->hooks_dropped_logged = d;
+}
 static void broker_on_tick(uv_timer_t *t)
 {
 	struct midge *m = t->data;
@@ -1212,8 +1253,10 @@ static void broker_on_tick(uv_timer_t *t)
 			if (c->closing_ms && now - c->closing_ms > CLOSE_GRACE_MS)
 				conn_teardown(c, NULL);
 	}
-	if (m->hooks)
+	if (m->hooks) {
 		hooks_poll(m->hooks);
+		broker_log_hooks_dropped(m, now);
+	}
 	if (m->conf.sys_interval && !m->stopping &&
 	    now - m->last_sys_ms >= (uint64_t)m->conf.sys_interval * 1000u)
 		sys_publish(m, now);
@@ -1530,8 +1573,9 @@ static int broker_hooks_start(struct midge *m)
 		log_err("event publisher: %s", err);
 		return -1;
 	}
-	for (int i = 0; i < hc.n_endpoints; i++)
-		log_notice("events published on %s%s", hc.endpoints[i],
+	/* what was bound, with the port a "*" endpoint got */
+	for (int i = 0; i < hooks_endpoint_count(m->hooks); i++)
+		log_notice("events published on %s%s", hooks_endpoint(m->hooks, i),
 			   hc.curve_secret ? " (CurveZMQ)" : "");
 	return 0;
 }

@@ -348,15 +348,22 @@ static int conf_set_number(struct conf *c, const char *key, const char *v, char 
 		/* Mosquitto: 0 means no limit; the window cannot exceed 65535. */
 		e->max_inflight = n ? (uint16_t)n : 65535;
 		break;
-	case 1: e->max_queued_messages = (uint32_t)n; break;
+	case 1:
+		e->max_queued_messages = (uint32_t)n;
+		if (!n) {
+			/* Mosquitto's "unlimited"; midge keeps every queue bounded */
+			snprintf(msg, msglen,
+				 "max_queued_messages 0 means %u messages per client in midge "
+				 "(max_queued_bytes still applies)",
+				 ENGINE_MAX_QUEUED);
+			return 1;
+		}
+		break;
 	case 2: e->max_queued_bytes = n; break;
 	case 3:
-		/* A payload bound in Mosquitto; midge bounds the whole packet,
-		 * leaving room for the largest topic and properties. */
-		if (n)
-			e->max_packet_size = (uint32_t)(n + 65536 + 1024 > CODEC_MAX_REMAINING
-							    ? CODEC_MAX_REMAINING
-							    : n + 65536 + 1024);
+		/* A payload bound, as in Mosquitto; max_packet_size stays the
+		 * framer's whole-packet bound. */
+		e->message_size_limit = (uint32_t)n;
 		break;
 	case 4: e->max_packet_size = n ? (uint32_t)n : CODEC_MAX_REMAINING; break;
 	case 5: e->max_keepalive = (uint16_t)n; break;

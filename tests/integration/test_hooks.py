@@ -12,6 +12,7 @@ Prints "N passed, M failed" last; exits 1 if anything failed.
 import base64
 import json
 import os
+import re
 import signal
 import socket
 import struct
@@ -596,8 +597,49 @@ def test_stuck_subscriber():
         gaps = sum(1 for a, c in zip(seqs, seqs[1:]) if c != a + 1)
         check(gaps > 0, f"no seq gap in {len(seqs)} events")
         check(max(e["dropped"] for f, e in stuck.events) > 0, "dropped field grew")
+        # The log says so too (once per sys_interval at most).
+        deadline = time.monotonic() + 5
+        while "event publisher dropped" not in b.logtext() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        check("event publisher dropped" in b.logtext(), "no drop count in the log")
         check(base < 5, f"baseline round trip {base:.2f}")
         stuck.close()
+    finally:
+        b.stop()
+
+
+def test_first_packet_not_connect(broker):
+    """A first packet that is not CONNECT: the engine's client.protocol_error
+    reaches the hooks and the log (no transport special case)."""
+    ev = Events(broker.endpoint)
+    sync(broker, ev, "notconnect")
+    s = socket.create_connection(("127.0.0.1", broker.port), timeout=5)
+    s.sendall(b"\xc0\x00")
+    try:
+        check(s.recv(16) == b"", "connection not closed")
+    finally:
+        s.close()
+    why = "first packet is PINGREQ, not CONNECT"
+    check(ev.wait(lambda evs: any(e["event"] == "client.protocol_error" and e.get("why") == why
+                                  for _, e in evs), 5), "no client.protocol_error")
+    deadline = time.monotonic() + 5
+    while why not in broker.logtext() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    check(why in broker.logtext(), "not logged")
+    ev.close()
+
+
+def test_bound_endpoint_logged():
+    """A "*" port is logged as the port bound, not as configured."""
+    b = Broker(extra=["midge_hooks_endpoint tcp://127.0.0.1:*"])
+    try:
+        deadline = time.monotonic() + 5
+        ports = []
+        while len(ports) < 2 and time.monotonic() < deadline:
+            ports = re.findall(r"events published on tcp://127\.0\.0\.1:(\S+)", b.logtext())
+            time.sleep(0.05)
+        check(len(ports) == 2 and all(p.isdigit() for p in ports), f"endpoints logged {ports}")
+        check(str(b.hport) in ports, f"fixed port {b.hport} not in {ports}")
     finally:
         b.stop()
 
@@ -621,7 +663,9 @@ def main():
              ("prefix filtering", lambda: test_prefix_filtering(broker)),
              ("example consumers", lambda: test_examples(broker)),
              ("CurveZMQ", test_curve),
-             ("stuck subscriber does not stall", test_stuck_subscriber)]
+             ("stuck subscriber does not stall", test_stuck_subscriber),
+             ("first packet not CONNECT", lambda: test_first_packet_not_connect(broker)),
+             ("bound endpoints logged", test_bound_endpoint_logged)]
     only = sys.argv[1:]
     for name, fn in tests:
         if only and not any(o in name for o in only):

@@ -102,6 +102,27 @@ static void test_default_listener_port(void)
 	conf_clear(&c);
 }
 
+static void test_message_size_and_queue_zero(void)
+{
+	struct conf c;
+	char err[256];
+	conf_init(&c);
+	CU_ASSERT_EQUAL_FATAL(load_text(&c,
+					"max_packet_size 49152\n"
+					"message_size_limit 32768\n"
+					"max_queued_messages 0\n",
+					err, sizeof(err)),
+			      0);
+	/* a payload bound, not a packet bound: max_packet_size stays */
+	CU_ASSERT_EQUAL(c.engine.max_packet_size, 49152);
+	CU_ASSERT_EQUAL(c.engine.message_size_limit, 32768);
+	/* 0 ("unlimited") is accepted with a word on the bound it means */
+	CU_ASSERT_EQUAL(c.engine.max_queued_messages, 0);
+	CU_ASSERT_EQUAL(warnings, 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(last_warning, "1048576"));
+	conf_clear(&c);
+}
+
 static void test_engine_limits(void)
 {
 	struct conf c;
@@ -271,6 +292,7 @@ static void register_tests(void)
 		{"listener blocks", test_listener_blocks},
 		{"default listener from port", test_default_listener_port},
 		{"engine limits", test_engine_limits},
+		{"message_size_limit and max_queued_messages 0", test_message_size_and_queue_zero},
 		{"unknown key names file and line", test_unknown_key_names_file_and_line},
 		{"malformed values", test_malformed_values},
 		{"Mosquitto-only keys warn", test_mosquitto_only_keys_warn},

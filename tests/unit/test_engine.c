@@ -321,8 +321,14 @@ static void t_first_packet_not_connect(void)
 	CU_ASSERT_EQUAL(feed(0, "c0 00"), -1); /* PINGREQ first */
 	expect(0, "");
 	CU_ASSERT_EQUAL(F[0].close_calls, 1);
+	/* the engine says so, for the transport's log and the hooks */
+	const struct fevent *ev = last_ev(MIDGE_EV_PROTOCOL_ERROR);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+	CU_ASSERT_EQUAL(ev->rc, MQTT_RC_PROTOCOL_ERROR);
+	CU_ASSERT_STRING_EQUAL(ev->why, "first packet is PINGREQ, not CONNECT");
 	gone(0, NULL);
 	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_DISCONNECT, NULL), 0);
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_PROTOCOL_ERROR, NULL), 1);
 	stop();
 }
 
@@ -445,6 +451,8 @@ static void t_client_id_too_long(void)
 	open_conn(0);
 	CU_ASSERT_EQUAL(connect_full(0, 4, "abcde", 0x02, 60, NULL, NULL), -1);
 	expect(0, "20 02 00 02");
+	/* the refusal names the client id the CONNECT carried */
+	CU_ASSERT_STRING_EQUAL(last_ev(MIDGE_EV_CONNECT_REFUSED)->cid, "abcde");
 	stop();
 }
 
@@ -1334,6 +1342,31 @@ static void t_queue_overflow(void)
 	stop();
 }
 
+static void t_queue_unlimited_is_bounded(void)
+{
+	struct engine_config cfg;
+	engine_config_default(&cfg);
+	cfg.max_queued_messages = 0; /* Mosquitto's "unlimited" */
+	start(&cfg, NULL);
+	up4(0, "pub");
+	open_conn(1);
+	connect_full(1, 4, "s", 0x00, 60, NULL, NULL);
+	feed(1, "82 08 00 01 00 03 61 2f 62 01");
+	expect(1, "20 02 00 00 90 03 00 01 01");
+	gone(1, NULL);
+	feed(0, "32 08 00 03 61 2f 62 00 05 31 32 08 00 03 61 2f 62 00 06 32 "
+		"32 08 00 03 61 2f 62 00 07 33");
+	CU_ASSERT_PTR_NULL(last_ev(MIDGE_EV_DROP));
+	struct engine_stats st;
+	engine_stats(E, &st);
+	CU_ASSERT_EQUAL(st.msgs_dropped, 0);
+	open_conn(2);
+	connect_full(2, 4, "s", 0x00, 60, NULL, NULL);
+	expect(2, "20 02 01 00 32 08 00 03 61 2f 62 00 01 31 32 08 00 03 61 2f 62 00 02 32 "
+		  "32 08 00 03 61 2f 62 00 03 33");
+	stop();
+}
+
 static void t_queue_bytes_bound(void)
 {
 	struct engine_config cfg;
@@ -1599,6 +1632,57 @@ static void t_will_qos_refused_v5(void)
 	stop();
 }
 
+static void t_message_size_limit_publish(void)
+{
+	struct engine_config cfg;
+	engine_config_default(&cfg);
+	cfg.message_size_limit = 2;
+	start(&cfg, NULL);
+	up4(0, "pub4");
+	up5(1, "pub5", 0x02, NULL);
+	up4(2, "sub");
+	feed(2, "82 08 00 01 00 03 61 2f 23 02");
+	expect(2, "90 03 00 01 02");
+	/* over the limit: not forwarded, the QoS 1 flow completes */
+	feed(0, "32 0a 00 03 61 2f 62 00 05 68 69 69");
+	expect(0, "40 02 00 05");
+	expect(2, "");
+	CU_ASSERT_EQUAL(last_ev(MIDGE_EV_DROP)->drop, MIDGE_DROP_TOO_LARGE);
+	/* at the limit: forwarded */
+	feed(0, "30 07 00 03 61 2f 62 68 69");
+	expect(2, "30 07 00 03 61 2f 62 68 69");
+	/* v5 QoS 2: PUBREC 0x97 ends the exchange */
+	feed(1, "34 0b 00 03 61 2f 62 00 06 00 68 69 69");
+	expect(1, "50 26 00 06 97 22 1f 00 1f 70 61 79 6c 6f 61 64 20 6f 76 65 72 20 6d 65 73 73 61 "
+		  "67 65 5f 73 69 7a 65 5f 6c 69 6d 69 74");
+	expect(2, "");
+	CU_ASSERT_EQUAL(last_ev(MIDGE_EV_DROP)->drop, MIDGE_DROP_TOO_LARGE);
+	stop();
+}
+
+static void t_message_size_limit_will(void)
+{
+	struct engine_config cfg;
+	engine_config_default(&cfg);
+	cfg.message_size_limit = 2;
+	start(&cfg, NULL);
+	open_conn(0);
+	CU_ASSERT_EQUAL(connect_full(0, 5, "a", 0x06, 60, NULL, "00 00 01 77 00 03 78 78 78"), -1);
+	expect(0, "20 2a 00 95 27 1f 00 24 77 69 6c 6c 20 70 61 79 6c 6f 61 64 20 6f 76 65 72 20 6d "
+		  "65 73 73 61 67 65 5f 73 69 7a 65 5f 6c 69 6d 69 74");
+	CU_ASSERT_EQUAL(last_ev(MIDGE_EV_CONNECT_REFUSED)->rc, 0x95);
+	/* 3.1.1 has no such code: 0x05 not authorized, as Mosquitto */
+	open_conn(1);
+	CU_ASSERT_EQUAL(connect_full(1, 4, "b", 0x06, 60, NULL, "00 01 77 00 03 78 78 78"), -1);
+	expect(1, "20 02 00 05");
+	CU_ASSERT_STRING_EQUAL(last_ev(MIDGE_EV_CONNECT_REFUSED)->cid, "b");
+	/* at the limit: accepted */
+	open_conn(2);
+	CU_ASSERT_EQUAL(connect_full(2, 4, "c", 0x06, 60, NULL, "00 01 77 00 02 78 78"), 0);
+	expect(2, "20 02 00 00");
+	stop();
+}
+
 static void t_will_retain_refused_v5(void)
 {
 	struct engine_config cfg;
@@ -1808,6 +1892,24 @@ static void t_event_order_and_limits(void)
 	stop();
 }
 
+static void t_packet_limit_before_connect_smaller(void)
+{
+	struct engine_config cfg;
+	engine_config_default(&cfg);
+	cfg.max_packet_before_connect = 65536;
+	cfg.max_packet_size = 49152;
+	start(&cfg, NULL);
+	open_conn(0);
+	/* the pre-CONNECT bound never exceeds max_packet_size */
+	CU_ASSERT_EQUAL(engine_conn_max_packet(F[0].c), 49152);
+	stop();
+	cfg.max_packet_before_connect = 512;
+	start(&cfg, NULL);
+	open_conn(0);
+	CU_ASSERT_EQUAL(engine_conn_max_packet(F[0].c), 512);
+	stop();
+}
+
 
 static void t_outgoing_topic_alias(void)
 {
@@ -1905,6 +2007,7 @@ static void register_tests(void)
 		{"will at session end before the delay", t_will_at_session_end},
 		{"queue overflow", t_queue_overflow},
 		{"queue byte bound", t_queue_bytes_bound},
+		{"max_queued_messages 0 is the hard bound", t_queue_unlimited_is_bounded},
 		{"inflight window", t_inflight_window},
 		{"MQTT-3.3.4-7 client receive maximum", t_client_receive_max},
 		{"MQTT-3.3.4-9 receive maximum exceeded 0x93", t_receive_max_exceeded},
@@ -1934,6 +2037,9 @@ static void register_tests(void)
 		{"MQTT-3.3.2-5 retained message expiry", t_retained_expired},
 		{"MQTT-2.3.1-2 packet id not reused while in flight", t_packet_id_not_reused},
 		{"event order and packet size before and after CONNECT", t_event_order_and_limits},
+		{"packet size before CONNECT capped by max_packet_size", t_packet_limit_before_connect_smaller},
+		{"message_size_limit on PUBLISH payloads 0x97", t_message_size_limit_publish},
+		{"message_size_limit on will payloads 0x95", t_message_size_limit_will},
 		{NULL, NULL},
 	};
 	test_add_suite("engine_connect", connect_cases);
