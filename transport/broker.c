@@ -887,11 +887,21 @@ static void broker_log_event(struct midge *m, const struct midge_event *ev)
 	case MIDGE_EV_SESSION_EXPIRED:
 		log_info("session of %s expired", who);
 		break;
-	case MIDGE_EV_DROP:
-		log_debug("message to '%.*s' dropped for %s: %s", (int)ev->u.message.to.len,
-			  ev->u.message.to.p ? ev->u.message.to.p : "", who,
+	case MIDGE_EV_DROP: {
+		/* "to" is the receiver, empty when nobody matched: name the
+		 * topic so the line says which message it was. */
+		const struct midge_message *dm = ev->u.message.msg;
+		bool to = ev->u.message.to.len > 0;
+		/* $SYS updates nobody subscribed to are not worth a line each. */
+		if (ev->u.message.drop == MIDGE_DROP_NO_SUBSCRIBERS && dm && dm->origin.len == 0)
+			break;
+		log_debug("message on '%.*s' from %s dropped%s%.*s%s: %s",
+			  dm ? (int)dm->topic.len : 0, dm && dm->topic.p ? dm->topic.p : "", who,
+			  to ? " for '" : "", to ? (int)ev->u.message.to.len : 0,
+			  to ? ev->u.message.to.p : "", to ? "'" : "",
 			  ev->u.message.why ? ev->u.message.why : "");
 		break;
+	}
 	default:
 		log_debug("event %s from %s", midge_event_name(ev->type) ? midge_event_name(ev->type) : "?", who);
 		break;
