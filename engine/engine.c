@@ -1114,8 +1114,12 @@ static bool route_match(void *ctx, void *subscriber, uint8_t options, uint32_t s
 	}
 	if ((options & SUB_NO_LOCAL) && r->m->origin == s->serial) /* [MQTT-3.8.3-3] */
 		return false;
+	/* A delivery carries at most ENGINE_SUBIDS identifiers; the rest go in
+	 * a further copy, which the specification allows, each copy carrying
+	 * the identifiers of the subscriptions it stands for [MQTT-3.3.4-4]. */
 	if (s->gen == e->gen && s->hit_idx < e->nhits && e->hits[s->hit_idx].s == s &&
-	    !e->hits[s->hit_idx].shared) {
+	    !e->hits[s->hit_idx].shared &&
+	    !(sub_id && e->hits[s->hit_idx].nsub == ENGINE_SUBIDS)) {
 		h = &e->hits[s->hit_idx];
 		if (SUB_QOS(options) > h->qos)
 			h->qos = SUB_QOS(options);

@@ -938,6 +938,49 @@ static void t_subscription_ids(void)
 	stop();
 }
 
+/* More overlapping subscriptions with identifiers than one delivery
+ * carries: further copies, every identifier delivered exactly once. */
+static void t_subscription_ids_many(void)
+{
+	static const char *subs[] = {
+		"82 09 00 01 02 0b 01 00 01 74 00",       /* t */
+		"82 09 00 02 02 0b 02 00 01 23 00",       /* # */
+		"82 09 00 03 02 0b 03 00 01 2b 00",       /* + */
+		"82 0b 00 04 02 0b 04 00 03 74 2f 23 00", /* t/# */
+		"82 0b 00 05 02 0b 05 00 03 2b 2f 23 00", /* +/# */
+		"82 0b 00 06 02 0b 06 00 03 2b 2f 2b 00", /* +/+: no match */
+	};
+	start(NULL, NULL);
+	up4(0, "pub");
+	up5(1, "sub", 0x02, NULL);
+	for (size_t k = 0; k < sizeof subs / sizeof subs[0]; k++)
+		feed(1, subs[k]);
+	F[1].n = 0;
+	feed(0, "30 04 00 01 74 78");
+	unsigned seen = 0, copies = 0;
+	size_t at = 0;
+	while (at < F[1].n) {
+		struct codec_frame fr;
+		struct codec_packet pk;
+		CU_ASSERT_EQUAL_FATAL(codec_frame_scan(F[1].out + at, F[1].n - at, 0, &fr), 0);
+		CU_ASSERT_EQUAL_FATAL(codec_decode(fr.first, F[1].out + at + fr.header_len,
+						   fr.remaining, CODEC_V5, &pk), 0);
+		CU_ASSERT_EQUAL(pk.type, CODEC_PUBLISH);
+		uint32_t pos = 0, id;
+		while (codec_props_next_sub_id(&pk.u.publish.props, &pos, &id) == 1) {
+			CU_ASSERT(id >= 1 && id <= 5);
+			CU_ASSERT_FALSE(seen & (1u << id)); /* each identifier once */
+			seen |= 1u << id;
+		}
+		copies++;
+		at += fr.header_len + fr.remaining;
+	}
+	CU_ASSERT_EQUAL(seen, 0x3Eu);
+	CU_ASSERT_EQUAL(copies, 2);
+	F[1].n = 0;
+	stop();
+}
+
 static void t_sub_ids_unavailable(void)
 {
 	struct engine_config cfg;
@@ -1984,6 +2027,7 @@ static void register_tests(void)
 		{"MQTT-3.3.1-12 retain as published", t_retain_as_published},
 		{"MQTT-3.3.1-10 retain handling", t_retain_handling},
 		{"MQTT-3.3.4-3 subscription identifiers", t_subscription_ids},
+		{"MQTT-3.3.4-4 more identifiers than one delivery carries", t_subscription_ids_many},
 		{"subscription identifiers not available 0xA1", t_sub_ids_unavailable},
 		{"ACL publish and subscribe", t_acl},
 		{"PUBACK 0x10 no matching subscribers", t_puback_no_subscribers_v5},
