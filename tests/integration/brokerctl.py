@@ -250,7 +250,8 @@ def kill(proc, timeout=5):
 
 # ---- raw MQTT 3.1.1 packets, for tests that misbehave on purpose ----------
 
-def _varint(n):
+def varint(n):
+    """MQTT variable byte integer [MQTT-1.5.5]."""
     out = bytearray()
     while True:
         d = n % 128
@@ -267,17 +268,17 @@ def _s(b):
 def connect_packet(client_id, keepalive=60, clean=True):
     body = _s(b"MQTT") + bytes([4, 0x02 if clean else 0]) + keepalive.to_bytes(2, "big") + \
         _s(client_id.encode())
-    return bytes([0x10]) + _varint(len(body)) + body
+    return bytes([0x10]) + varint(len(body)) + body
 
 
 def subscribe_packet(packet_id, topic, qos=0):
     body = packet_id.to_bytes(2, "big") + _s(topic.encode()) + bytes([qos])
-    return bytes([0x82]) + _varint(len(body)) + body
+    return bytes([0x82]) + varint(len(body)) + body
 
 
 def publish_packet(topic, payload, qos=0, packet_id=1, retain=False):
     body = _s(topic.encode()) + (packet_id.to_bytes(2, "big") if qos else b"") + payload
-    return bytes([0x30 | (qos << 1) | (1 if retain else 0)]) + _varint(len(body)) + body
+    return bytes([0x30 | (qos << 1) | (1 if retain else 0)]) + varint(len(body)) + body
 
 
 def read_packet(sock, timeout=5.0):

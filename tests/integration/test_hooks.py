@@ -24,6 +24,9 @@ import traceback
 
 import zmq
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import brokerctl  # noqa: E402
+
 try:
     import paho.mqtt.client as mqtt
     from paho.mqtt.packettypes import PacketTypes
@@ -37,21 +40,13 @@ MIDGE = os.path.join(TOP_BUILDDIR, "midge")
 CTX = zmq.Context.instance()
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 class Broker:
     """build/midge with a generated configuration; stopped by PID."""
 
     def __init__(self, extra=(), hwm=None, curve=None):
         self.dir = tempfile.TemporaryDirectory(prefix="midge-hooks-")
-        self.port = free_port()
-        self.hport = free_port()
+        self.port = brokerctl.free_port()
+        self.hport = brokerctl.free_port()
         self.endpoint = f"tcp://127.0.0.1:{self.hport}"
         lines = [
             f"listener {self.port} 127.0.0.1",
@@ -106,23 +101,13 @@ class Broker:
 
 # ---------------------------------------------------------------- raw MQTT 3.1.1
 
-def varint(n):
-    out = bytearray()
-    while True:
-        b = n % 128
-        n //= 128
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
 def mstr(s):
     b = s.encode() if isinstance(s, str) else s
     return struct.pack("!H", len(b)) + b
 
 
 def packet(first, body):
-    return bytes([first]) + varint(len(body)) + body
+    return bytes([first]) + brokerctl.varint(len(body)) + body
 
 
 class RawClient:
