@@ -14,29 +14,9 @@ Needs pyzmq (Debian: python3-zmq).
 """
 import argparse
 import json
-import sys
 import time
 
-import zmq
-
-DEFAULT_ENDPOINT = "tcp://127.0.0.1:5883"
-
-
-def connect(endpoint, prefixes, server_key=None):
-    """A SUB socket subscribed to prefixes ("" = everything)."""
-    ctx = zmq.Context.instance()
-    sock = ctx.socket(zmq.SUB)
-    sock.setsockopt(zmq.LINGER, 0)
-    if server_key:
-        # CurveZMQ: the broker's public key, and a throwaway key pair of ours.
-        public, secret = zmq.curve_keypair()
-        sock.curve_serverkey = server_key.encode()
-        sock.curve_publickey = public
-        sock.curve_secretkey = secret
-    for p in prefixes or [""]:
-        sock.setsockopt(zmq.SUBSCRIBE, p.encode())
-    sock.connect(endpoint)
-    return sock
+from midge_hooks import add_connection_args, connect, run
 
 
 def describe(ev):
@@ -59,10 +39,9 @@ def describe(ev):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("-e", "--endpoint", default=DEFAULT_ENDPOINT)
+    add_connection_args(ap)
     ap.add_argument("-p", "--prefix", action="append",
                     help="subscription prefix (repeatable; default: everything)")
-    ap.add_argument("--server-key", help="the broker's CurveZMQ public key (Z85)")
     ap.add_argument("--json", action="store_true", help="print the raw JSON objects")
     ap.add_argument("--count", type=int, default=0, help="exit after this many events")
     ap.add_argument("--timeout", type=float, default=0,
@@ -102,7 +81,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        sys.exit(0)
+    run(main)

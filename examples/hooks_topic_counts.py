@@ -14,12 +14,11 @@ Needs pyzmq (Debian: python3-zmq).
 import argparse
 import collections
 import json
-import sys
 import time
 
 import zmq
 
-DEFAULT_ENDPOINT = "tcp://127.0.0.1:5883"
+from midge_hooks import add_connection_args, connect, run
 
 
 def table(counts, nbytes, top):
@@ -33,25 +32,16 @@ def table(counts, nbytes, top):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("-e", "--endpoint", default=DEFAULT_ENDPOINT)
+    add_connection_args(ap)
     ap.add_argument("-p", "--prefix", default="message.published/",
                     help="subscription prefix (default: message.published/)")
-    ap.add_argument("--server-key", help="the broker's CurveZMQ public key (Z85)")
     ap.add_argument("--interval", type=float, default=1.0)
     ap.add_argument("--top", type=int, default=20)
     ap.add_argument("--seconds", type=float, default=0,
                     help="print the final table and exit after this long (0 = never)")
     args = ap.parse_args(argv)
 
-    sock = zmq.Context.instance().socket(zmq.SUB)
-    sock.setsockopt(zmq.LINGER, 0)
-    if args.server_key:
-        public, secret = zmq.curve_keypair()
-        sock.curve_serverkey = args.server_key.encode()
-        sock.curve_publickey = public
-        sock.curve_secretkey = secret
-    sock.setsockopt(zmq.SUBSCRIBE, args.prefix.encode())
-    sock.connect(args.endpoint)
+    sock = connect(args.endpoint, [args.prefix], args.server_key)
 
     counts = collections.Counter()
     nbytes = collections.Counter()
@@ -86,7 +76,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        sys.exit(0)
+    run(main)
