@@ -631,3 +631,28 @@ def connected(b, version, client_id=None, **kw):
     c = Conn(b.port)
     c.handshake(version, client_id or "h%d" % (int(time.monotonic() * 1e6) % 10 ** 9), **kw)
     return c
+
+
+def pre(data, within=3.0):
+    """Case: bytes before any CONNECT. The version is unknown, so the only
+    answer is to close [MQTT-3.1.0-1] [MQTT-4.8.0-1]."""
+    def run(b):
+        c = Conn(b.port)
+        c.send(data)
+        obs = c.observe(within + 1)
+        c.close()
+        return expect_silent_close(obs, within)
+    return run
+
+
+def after(version, data, v5codes=(0x81,), within=3.0, allow_before=()):
+    """Case: a connected client sends data; v5 expects DISCONNECT with one
+    of v5codes (after packets of types allow_before) then close, 3.1.1
+    expects a close."""
+    def run(b):
+        c = connected(b, version)
+        c.send(data)
+        obs = c.observe(within + 1)
+        c.close()
+        return expect_protocol_close(obs, v5codes, within, allow_before)
+    return run

@@ -4,7 +4,7 @@ U+0000, surrogates), wildcards in topic names, malformed filters, QoS 3,
 and MQTT 5 properties (duplicates, unknown ids, topic aliases, receive
 maximum, lengths that overrun)."""
 
-from hostile import (V311, V5, VNAME, PUBREC, SUBACK, Conn, Suite, connected,
+from hostile import (after, V311, V5, VNAME, PUBREC, SUBACK, Conn, Suite, connected,
                      connect, expect_connect_refused, expect_protocol_close, fail, mstr, parse_props,
                      pkt, props, publish, subscribe, suback_codes, u16, u32, vbi)
 
@@ -24,16 +24,6 @@ def bad_connect(version, **kw):
         obs = c.observe(4)
         c.close()
         return expect_connect_refused(obs, (0x81,))
-    return run
-
-
-def after(version, data, v5codes, within=3.0, allow_before=()):
-    def run(b):
-        c = connected(b, version)
-        c.send(data)
-        obs = c.observe(within + 1)
-        c.close()
-        return expect_protocol_close(obs, v5codes, within, allow_before)
     return run
 
 

@@ -6,21 +6,9 @@ round-trips a QoS 1 message."""
 
 import time
 
-from hostile import (V311, V5, VNAME, CONNECT_TIMEOUT, Conn, Suite, connected, connect,
+from hostile import (after, pre, V311, V5, VNAME, CONNECT_TIMEOUT, Conn, Suite, connected, connect,
                      expect_connect_refused, expect_protocol_close, expect_silent_close,
                      fail, mstr, pkt, props, publish, subscribe, u16, vbi, rss_mb, DISCONNECT)
-
-
-def pre(data, within=3.0):
-    """Bytes before any CONNECT: the version is unknown, so the only
-    answer is to close [MQTT-3.1.0-1] [MQTT-4.8.0-1]."""
-    def run(b):
-        c = Conn(b.port)
-        c.send(data)
-        obs = c.observe(within + 1)
-        c.close()
-        return expect_silent_close(obs, within)
-    return run
 
 
 def pre_length_beyond_sent(b):
@@ -60,18 +48,6 @@ def connect_wrong_flags(version):
         if obs.closed and not obs.packets and obs.elapsed <= 3:
             return "close (header refused before the version is known)"
         return expect_connect_refused(obs, (0x81,))
-    return run
-
-
-def after(version, data, v5codes=(0x81,), within=3.0):
-    """A connected client sends data; v5 expects DISCONNECT with one of
-    v5codes then close, 3.1.1 expects a close."""
-    def run(b):
-        c = connected(b, version)
-        c.send(data)
-        obs = c.observe(within + 1)
-        c.close()
-        return expect_protocol_close(obs, v5codes, within)
     return run
 
 

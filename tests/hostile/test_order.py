@@ -3,30 +3,10 @@
 for unknown packet ids, empty SUBSCRIBE/UNSUBSCRIBE, packet id 0, bad
 CONNECT headers."""
 
-from hostile import (V311, V5, VNAME, PUBCOMP, PUBREL, Conn, Suite, connected, connect,
-                     expect_connect_refused, expect_protocol_close, expect_silent_close,
-                     expect_still_open, fail, mstr, pkt, props, publish, subscribe, u16, ack,
-                     PUBACK, PUBREC, PINGREQ_PKT, disconnect_pkt)
-
-
-def pre(data):
-    def run(b):
-        c = Conn(b.port)
-        c.send(data)
-        obs = c.observe(4)
-        c.close()
-        return expect_silent_close(obs)  # [MQTT-3.1.0-1]
-    return run
-
-
-def after(version, data, v5codes, within=3.0):
-    def run(b):
-        c = connected(b, version)
-        c.send(data)
-        obs = c.observe(within + 1)
-        c.close()
-        return expect_protocol_close(obs, v5codes, within)
-    return run
+from hostile import (V311, V5, VNAME, PUBCOMP, PUBREL, Conn, Suite, after, connected,
+                     connect, expect_connect_refused, expect_still_open, fail, mstr, pkt,
+                     pre, props, publish, subscribe, u16, ack, PUBACK, PUBREC, PINGREQ_PKT,
+                     disconnect_pkt)
 
 
 def tolerated(version, data, allowed=(), v5rc=None):
