@@ -7,7 +7,7 @@
  * The scanner is also fed the stream one byte at a time and must agree
  * with the one-shot scan.
  */
-#include "fuzz/fuzz_common.h"
+#include "fuzz/fuzz_stream.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -27,6 +27,36 @@ static void fuzz_scan_bytewise(const uint8_t *p, size_t n, const struct codec_fr
 		return;
 	}
 	FUZZ_CHECK(rc == CODEC_PARTIAL);
+}
+
+/* Every scan result is known, agrees with the bytewise scan and with a
+ * size limit just at or just below the packet's size. */
+static void fuzz_check_scan(const uint8_t *data, size_t size, const struct codec_frame *whole, int rc)
+{
+	struct codec_frame fr;
+
+	fuzz_scan_bytewise(data, size, whole, rc);
+	if (rc != 0) {
+		FUZZ_CHECK(rc == CODEC_PARTIAL || rc == -MQTT_RC_MALFORMED);
+		return;
+	}
+	FUZZ_CHECK(whole->header_len >= 2 && whole->header_len <= 5);
+	FUZZ_CHECK(codec_frame_scan(data, size, whole->header_len + whole->remaining, &fr) == 0);
+	if (whole->header_len + whole->remaining > 2)
+		FUZZ_CHECK(codec_frame_scan(data, size, whole->header_len + whole->remaining - 1, &fr) ==
+			   -MQTT_RC_PACKET_TOO_LARGE);
+}
+
+/* Every decode result is known; a decoded packet stays inside its body. */
+static void fuzz_check_decoded(const struct codec_frame *fr, const struct codec_packet *pkt,
+			       const uint8_t *body, int rc)
+{
+	FUZZ_CHECK(fuzz_rc_known(rc));
+	FUZZ_CHECK(pkt->type == fr->type);
+	if (rc == 0) {
+		fuzz_check_packet(pkt, body, fr->remaining);
+		FUZZ_CHECK(codec_encode_size(pkt) > 0);
+	}
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -58,37 +88,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		free(copy);
 	}
 
-	while (size > 0) {
-		struct codec_frame fr;
-		struct codec_packet pkt;
-		uint8_t *body;
-		int rc = codec_frame_scan(data, size, 0, &fr);
-
-		fuzz_scan_bytewise(data, size, &fr, rc);
-		if (rc != 0) {
-			FUZZ_CHECK(rc == CODEC_PARTIAL || rc == -MQTT_RC_MALFORMED);
-			break;
-		}
-		FUZZ_CHECK(fr.header_len >= 2 && fr.header_len <= 5);
-		FUZZ_CHECK(codec_frame_scan(data, size, fr.header_len + fr.remaining, &fr) == 0);
-		if (fr.header_len + fr.remaining > 2)
-			FUZZ_CHECK(codec_frame_scan(data, size, fr.header_len + fr.remaining - 1, &fr) ==
-				   -MQTT_RC_PACKET_TOO_LARGE);
-		if (fr.header_len + (size_t)fr.remaining > size)
-			break;
-		body = fuzz_copy(data + fr.header_len, fr.remaining);
-		rc = codec_decode(fr.first, body, fr.remaining, version, &pkt);
-		FUZZ_CHECK(fuzz_rc_known(rc));
-		FUZZ_CHECK(pkt.type == fr.type);
-		if (rc == 0) {
-			fuzz_check_packet(&pkt, body, fr.remaining);
-			FUZZ_CHECK(codec_encode_size(&pkt) > 0);
-			if (pkt.type == CODEC_CONNECT)
-				version = pkt.version;
-		}
-		free(body);
-		data += fr.header_len + fr.remaining;
-		size -= fr.header_len + fr.remaining;
-	}
+	fuzz_stream(data, size, version, fuzz_check_scan, fuzz_check_decoded);
 	return 0;
 }

@@ -6,7 +6,7 @@
  * (properties included); encoding the second decode must give the same
  * bytes, and codec_encode_publish_head() must be a prefix of them.
  */
-#include "fuzz/fuzz_common.h"
+#include "fuzz/fuzz_stream.h"
 #include "tests/unit/test_codec_compare.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -53,6 +53,15 @@ static void fuzz_roundtrip(const struct codec_packet *pkt)
 	free(b);
 }
 
+static void fuzz_roundtrip_decoded(const struct codec_frame *fr, const struct codec_packet *pkt,
+				   const uint8_t *body, int rc)
+{
+	(void)fr;
+	(void)body;
+	if (rc == 0)
+		fuzz_roundtrip(pkt);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	uint8_t version;
@@ -62,24 +71,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	version = fuzz_version(data[0]);
 	data++;
 	size--;
-	while (size > 0) {
-		struct codec_frame fr;
-		struct codec_packet pkt;
-		uint8_t *body;
-		int rc = codec_frame_scan(data, size, 0, &fr);
-
-		if (rc != 0 || fr.header_len + (size_t)fr.remaining > size)
-			break;
-		body = fuzz_copy(data + fr.header_len, fr.remaining);
-		rc = codec_decode(fr.first, body, fr.remaining, version, &pkt);
-		if (rc == 0) {
-			fuzz_roundtrip(&pkt);
-			if (pkt.type == CODEC_CONNECT)
-				version = pkt.version;
-		}
-		free(body);
-		data += fr.header_len + fr.remaining;
-		size -= fr.header_len + fr.remaining;
-	}
+	fuzz_stream(data, size, version, NULL, fuzz_roundtrip_decoded);
 	return 0;
 }
