@@ -47,85 +47,90 @@ const uint8_t *codec_prop_skip(const uint8_t *p, const uint8_t *end)
 	}
 }
 
-int codec_props_next_user(const struct codec_props *props, uint32_t *pos, struct codec_buf *key,
-			  struct codec_buf *val)
+/*
+ * The next property with identifier id at or after *pos in the block;
+ * *pos moves past it. NULL at the end of the block (*pos becomes its
+ * length), at a malformed entry (*pos unchanged) or without a block at all
+ * (absent, or MQTT 3).
+ */
+static const uint8_t *codec_props_find(const struct codec_props *props, uint32_t *pos, uint8_t id)
 {
 	const uint8_t *base = props->raw.p;
 	const uint8_t *end, *p, *next;
 
-	if (!base) /* no block at all (absent, or MQTT 3) */
-		return 0;
+	if (!base)
+		return NULL;
 	end = base + props->raw.len;
 	for (p = base + *pos; p < end; p = next) {
 		if (!(next = codec_prop_skip(p, end)))
-			return 0;
-		if (*p != CODEC_PROP_USER_PROPERTY)
-			continue;
-		key->len = codec_get16(p + 1);
-		key->p = p + 3;
-		val->len = codec_get16(key->p + key->len);
-		val->p = key->p + key->len + 2;
-		*pos = (uint32_t)(next - base);
-		return 1;
+			return NULL;
+		if (*p == id) {
+			*pos = (uint32_t)(next - base);
+			return p;
+		}
 	}
 	*pos = props->raw.len;
-	return 0;
+	return NULL;
+}
+
+int codec_props_next_user(const struct codec_props *props, uint32_t *pos, struct codec_buf *key,
+			  struct codec_buf *val)
+{
+	const uint8_t *p = codec_props_find(props, pos, CODEC_PROP_USER_PROPERTY);
+
+	if (!p)
+		return 0;
+	key->len = codec_get16(p + 1);
+	key->p = p + 3;
+	val->len = codec_get16(key->p + key->len);
+	val->p = key->p + key->len + 2;
+	return 1;
 }
 
 int codec_props_next_sub_id(const struct codec_props *props, uint32_t *pos, uint32_t *id)
 {
-	const uint8_t *base = props->raw.p;
-	const uint8_t *end, *p, *next;
+	const uint8_t *p = codec_props_find(props, pos, CODEC_PROP_SUBSCRIPTION_ID);
 
-	if (!base) /* no block at all (absent, or MQTT 3) */
+	if (!p)
 		return 0;
-	end = base + props->raw.len;
-	for (p = base + *pos; p < end; p = next) {
-		if (!(next = codec_prop_skip(p, end)))
-			return 0;
-		if (*p != CODEC_PROP_SUBSCRIPTION_ID)
-			continue;
-		codec_get_varint(p + 1, end, id);
-		*pos = (uint32_t)(next - base);
-		return 1;
-	}
-	*pos = props->raw.len;
-	return 0;
+	codec_get_varint(p + 1, props->raw.p + props->raw.len, id);
+	return 1;
+}
+
+/*
+ * The next entry of a SUBSCRIBE or UNSUBSCRIBE list at *pos: a two-byte
+ * length, that many bytes of filter, then trail bytes (the options).
+ * Returns 1 and moves *pos past the entry, or 0 at the end or at an entry
+ * that does not fit in the list.
+ */
+static int codec_list_next(struct codec_buf list, uint32_t *pos, uint32_t trail, struct codec_buf *filter)
+{
+	uint32_t at = *pos, len;
+
+	if (!list.p || list.len < 2 + trail || at > list.len - 2 - trail)
+		return 0;
+	len = codec_get16(list.p + at);
+	if (len > list.len - at - 2 - trail)
+		return 0;
+	filter->p = list.p + at + 2;
+	filter->len = len;
+	*pos = at + 2 + len + trail;
+	return 1;
 }
 
 int codec_subscribe_next(const struct codec_subscribe *s, uint32_t *pos, struct codec_sub_entry *e)
 {
-	const uint8_t *base = s->list.p;
-	uint32_t at = *pos, len;
-
-	if (!base || s->list.len < 3 || at > s->list.len - 3)
+	if (!codec_list_next(s->list, pos, 1, &e->filter))
 		return 0;
-	len = codec_get16(base + at);
-	if (len > s->list.len - at - 3)
-		return 0;
-	e->filter.p = base + at + 2;
-	e->filter.len = len;
-	e->options = base[at + 2 + len];
+	e->options = e->filter.p[e->filter.len];
 	e->qos = e->options & 0x03;
 	e->no_local = (e->options & 0x04) != 0;
 	e->retain_as_published = (e->options & 0x08) != 0;
 	e->retain_handling = (uint8_t)((e->options >> 4) & 0x03);
-	*pos = at + 3 + len;
 	return 1;
 }
 
 int codec_unsubscribe_next(const struct codec_unsubscribe *u, uint32_t *pos, struct codec_buf *filter)
 {
-	const uint8_t *base = u->list.p;
-	uint32_t at = *pos, len;
-
-	if (!base || u->list.len < 2 || at > u->list.len - 2)
-		return 0;
-	len = codec_get16(base + at);
-	if (len > u->list.len - at - 2)
-		return 0;
-	filter->p = base + at + 2;
-	filter->len = len;
-	*pos = at + 2 + len;
-	return 1;
+	return codec_list_next(u->list, pos, 0, filter);
 }
