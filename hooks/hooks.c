@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,20 +105,36 @@ void hooks_free(struct hooks *h)
 	free(h);
 }
 
+/*
+ * Room for one more element in the array v of n used and *cap allocated
+ * elements of size elem: doubles *cap (starting at first) when the array
+ * is full. Returns the array, moved or not, or NULL when out of memory
+ * (v and *cap are then unchanged).
+ */
+static void *hooks_grow(void *v, size_t n, size_t *cap, size_t elem, size_t first)
+{
+	if (n < *cap)
+		return v;
+	size_t c = *cap ? *cap * 2 : first;
+	if (c > SIZE_MAX / elem)
+		return NULL;
+	void *p = realloc(v, c * elem);
+	if (!p)
+		return NULL;
+	*cap = c;
+	return p;
+}
+
 /* Registration may allocate (the list grows); dispatch never does. */
 int hooks_on(struct hooks *h, enum midge_event_type type, midge_event_cb cb, void *user)
 {
 	if (!h || !cb || !midge_event_name(type))
 		return -1;
 	struct hooks_list *l = &h->cbs[type];
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 4;
-		struct hooks_cb *v = realloc(l->v, cap * sizeof *v);
-		if (!v)
-			return -1;
-		l->v = v;
-		l->cap = cap;
-	}
+	struct hooks_cb *v = hooks_grow(l->v, l->n, &l->cap, sizeof *v, 4);
+	if (!v)
+		return -1;
+	l->v = v;
 	l->v[l->n].cb = cb;
 	l->v[l->n].user = user;
 	l->n++;
@@ -248,14 +265,10 @@ static int prefix_add(struct hooks_pub *pub, const char *p, size_t len)
 	for (size_t i = 0; i < pub->n_prefixes; i++)
 		if (pub->prefixes[i].len == len && memcmp(pub->prefixes[i].p, p, len) == 0)
 			return 0;
-	if (pub->n_prefixes == pub->cap_prefixes) {
-		size_t cap = pub->cap_prefixes ? pub->cap_prefixes * 2 : 8;
-		struct hooks_prefix *v = realloc(pub->prefixes, cap * sizeof *v);
-		if (!v)
-			return -1;
-		pub->prefixes = v;
-		pub->cap_prefixes = cap;
-	}
+	struct hooks_prefix *v = hooks_grow(pub->prefixes, pub->n_prefixes, &pub->cap_prefixes, sizeof *v, 8);
+	if (!v)
+		return -1;
+	pub->prefixes = v;
 	char *copy = malloc(len + 1);
 	if (!copy)
 		return -1;
