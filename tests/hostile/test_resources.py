@@ -123,27 +123,32 @@ def silent_clients(b):
     return "200 silent clients cut at <= %.2fs; %s" % (worst, pr.check(RSS_SMALL_MB))
 
 
-def slowloris_connect(b):
-    pr = Prober(b)
-    c = Conn(b.port)
-    data = connect(V311, "slowloris")
+def trickle(c, data, give_up_s):
+    """Sends data one byte at a time, watching 1 s after each, until the
+    broker closes or give_up_s have passed. Returns (seconds until the
+    close or None, the last observation or None, the start time)."""
     t0 = time.monotonic()
-    closed_at = None
+    obs = None
     for i in range(len(data)):
         try:
             c.send(data[i:i + 1])
         except OSError:
-            closed_at = time.monotonic() - t0
-            break
+            return time.monotonic() - t0, obs, t0
         obs = c.observe(1.0)
         if obs.closed:
-            if obs.packets:
-                fail("close without a packet", obs.describe())
-            closed_at = time.monotonic() - t0
+            return time.monotonic() - t0, obs, t0
+        if time.monotonic() - t0 > give_up_s:
             break
-        if time.monotonic() - t0 > CONNECT_TIMEOUT + CUT_SLACK_S + 2:
-            break
+    return None, obs, t0
+
+
+def slowloris_connect(b):
+    pr = Prober(b)
+    c = Conn(b.port)
+    closed_at, obs, t0 = trickle(c, connect(V311, "slowloris"), CONNECT_TIMEOUT + CUT_SLACK_S + 2)
     c.close()
+    if obs is not None and obs.closed and obs.packets:
+        fail("close without a packet", obs.describe())
     if closed_at is None or closed_at > CONNECT_TIMEOUT + CUT_SLACK_S:
         fail("cut off within connect timeout %ds + %.1fs" % (CONNECT_TIMEOUT, CUT_SLACK_S),
              "still open after %.1fs" % (time.monotonic() - t0) if closed_at is None
@@ -156,20 +161,7 @@ def slowloris_keepalive(version):
         pr = Prober(b)
         c = connected(b, version, keepalive=2)
         data = publish("slow/loris", b"z" * 50, 0, version=version)
-        t0 = time.monotonic()
-        closed_at, obs = None, None
-        for i in range(len(data)):
-            try:
-                c.send(data[i:i + 1])
-            except OSError:
-                closed_at = time.monotonic() - t0
-                break
-            obs = c.observe(1.0)
-            if obs.closed:
-                closed_at = time.monotonic() - t0
-                break
-            if time.monotonic() - t0 > 3 + CUT_SLACK_S + 2:
-                break
+        closed_at, obs, t0 = trickle(c, data, 3 + CUT_SLACK_S + 2)
         c.close()
         # No complete packet within 1.5 x keep alive [MQTT-3.1.2-24]
         # (v5 [MQTT-3.1.2-22]); v5 may say DISCONNECT 0x8D first.
