@@ -243,6 +243,20 @@ int main(int argc, char **argv)
 	/* The mix: per 20 packets, 12 PUBLISH QoS 0 and 6 QoS 1 (v5), one
 	 * SUBSCRIBE and one CONNECT with properties. */
 	static const int mix[] = {2, 2, 3, 2, 2, 3, 2, 4, 2, 3, 2, 2, 3, 2, 5, 2, 3, 2, 2, 3};
+	static const struct {
+		const char *what;
+		const int *pick;
+		size_t npick;
+		uint8_t version;
+	} decodes[] = {
+		{"scan+decode PUBLISH QoS 0, 64 B, 3.1.1", q0, 1, CODEC_V311},
+		{"scan+decode PUBLISH QoS 1, 3.1.1", q1, 1, CODEC_V311},
+		{"scan+decode PUBLISH QoS 0, MQTT 5", q0v5, 1, CODEC_V5},
+		{"scan+decode PUBLISH QoS 1, MQTT 5", q1v5, 1, CODEC_V5},
+		{"scan+decode SUBSCRIBE, MQTT 5", sub, 1, CODEC_V5},
+		{"scan+decode CONNECT with properties, MQTT 5", conn, 1, CODEC_V5},
+		{"scan+decode mix (MQTT 5)", mix, sizeof(mix) / sizeof(mix[0]), CODEC_V5},
+	};
 
 	printf("codec bench: %.2f s per line, %d packets per buffer, packet sizes:"
 	       " publish q0 %zu, q1 %zu, v5 q0 %zu, v5 q1 %zu, subscribe %zu, connect %zu bytes\n",
@@ -250,28 +264,11 @@ int main(int argc, char **argv)
 	       codec_encode_size(&shapes[2]), codec_encode_size(&shapes[3]),
 	       codec_encode_size(&shapes[4]), codec_encode_size(&shapes[5]));
 
-	struct stream s;
-	s = build(shapes, q0, 1, COPIES, CODEC_V311);
-	fail |= bench_decode("scan+decode PUBLISH QoS 0, 64 B, 3.1.1", &s, seconds);
-	free(s.buf);
-	s = build(shapes, q1, 1, COPIES, CODEC_V311);
-	fail |= bench_decode("scan+decode PUBLISH QoS 1, 3.1.1", &s, seconds);
-	free(s.buf);
-	s = build(shapes, q0v5, 1, COPIES, CODEC_V5);
-	fail |= bench_decode("scan+decode PUBLISH QoS 0, MQTT 5", &s, seconds);
-	free(s.buf);
-	s = build(shapes, q1v5, 1, COPIES, CODEC_V5);
-	fail |= bench_decode("scan+decode PUBLISH QoS 1, MQTT 5", &s, seconds);
-	free(s.buf);
-	s = build(shapes, sub, 1, COPIES, CODEC_V5);
-	fail |= bench_decode("scan+decode SUBSCRIBE, MQTT 5", &s, seconds);
-	free(s.buf);
-	s = build(shapes, conn, 1, COPIES, CODEC_V5);
-	fail |= bench_decode("scan+decode CONNECT with properties, MQTT 5", &s, seconds);
-	free(s.buf);
-	s = build(shapes, mix, sizeof(mix) / sizeof(mix[0]), COPIES, CODEC_V5);
-	fail |= bench_decode("scan+decode mix (MQTT 5)", &s, seconds);
-	free(s.buf);
+	for (size_t i = 0; i < sizeof(decodes) / sizeof(decodes[0]); i++) {
+		struct stream s = build(shapes, decodes[i].pick, decodes[i].npick, COPIES, decodes[i].version);
+		fail |= bench_decode(decodes[i].what, &s, seconds);
+		free(s.buf);
+	}
 
 	bench_encode("encode PUBLISH QoS 0, 64 B, 3.1.1", shapes, q0, 1, seconds);
 	bench_encode("encode PUBLISH QoS 1, MQTT 5", shapes, q1v5, 1, seconds);
