@@ -195,10 +195,23 @@ def verdict(counts, qos, extra=""):
 
 # ------------------------------------------------------------ scenarios
 
+def scenario_names(role, step, qos, version):
+    """(tag, client id, topic) of the killed client, unique per scenario
+    and run, so parallel runs and earlier sessions do not interfere."""
+    tag = "%s-q%d-v%s-%d" % (step, qos, VNAME[version], os.getpid())
+    return tag, "f%s-%s" % (role, tag), "fault/%s/%s" % (role, tag)
+
+
+def resume(b, version, cid):
+    """Reconnects as the killed client; its session must still be there."""
+    c = Conn(b.port)
+    session_connect(c, version, cid, True)
+    return c
+
+
 def sub_killed(step, qos, version):
     def run(b):
-        tag = "%s-q%d-v%s-%d" % (step, qos, VNAME[version], os.getpid())
-        cid, topic = "fsub-" + tag, "fault/sub/" + tag
+        tag, cid, topic = scenario_names("sub", step, qos, version)
         pub = Conn(b.port)
         pub.handshake(version, "fpubber-" + tag)
         ch = spawn("sub", step, qos, version, b.port, cid, topic)
@@ -214,8 +227,7 @@ def sub_killed(step, qos, version):
         pending = [int(pid)] if step in ("pubrec", "pubrel") else []
         for i in range(1, N_MSGS):
             publish_complete(pub, version, topic, ("m%d" % i).encode(), qos, i + 1)
-        c = Conn(b.port)
-        session_connect(c, version, cid, True)
+        c = resume(b, version, cid)
         r = Receiver(c, version, pending)
         if step in ("pubrec", "pubrel") or qos == 1:
             r.count[payload] = 1
@@ -235,8 +247,7 @@ def sub_killed(step, qos, version):
 
 def pub_killed(step, qos, version):
     def run(b):
-        tag = "%s-q%d-v%s-%d" % (step, qos, VNAME[version], os.getpid())
-        cid, topic = "fpub-" + tag, "fault/pub/" + tag
+        tag, cid, topic = scenario_names("pub", step, qos, version)
         s = Conn(b.port)
         s.handshake(version, "fsubber-" + tag)
         s.send(subscribe(1, [(topic, 2)], version))
@@ -248,8 +259,7 @@ def pub_killed(step, qos, version):
             readline(ch, "READY")
         finally:
             kill9(ch)
-        c = Conn(b.port)
-        session_connect(c, version, cid, True)
+        c = resume(b, version, cid)
         note = ""
         # Resume what the killed publisher had persisted [MQTT-4.4.0-1].
         if step == "publish":
