@@ -172,6 +172,24 @@ static void stop(void)
 	E = NULL;
 }
 
+/* The default bounds, for a test to change one or two before start(). */
+static struct engine_config config_default(void)
+{
+	struct engine_config cfg;
+
+	engine_config_default(&cfg);
+	return cfg;
+}
+
+/* The running engine's counters now. */
+static struct engine_stats stats_now(void)
+{
+	struct engine_stats st;
+
+	engine_stats(E, &st);
+	return st;
+}
+
 static void open_conn(int i)
 {
 	memset(&F[i], 0, sizeof F[i]);
@@ -412,8 +430,7 @@ static void t_empty_id_clean_v4(void)
 
 static void t_empty_id_not_allowed(void)
 {
-	struct engine_config cfg;
-	engine_config_default(&cfg);
+	struct engine_config cfg = config_default();
 	cfg.allow_zero_length_clientid = false;
 	start(&cfg, NULL);
 	open_conn(0);
@@ -444,8 +461,7 @@ static void t_assigned_id_v5(void)
 
 static void t_client_id_too_long(void)
 {
-	struct engine_config cfg;
-	engine_config_default(&cfg);
+	struct engine_config cfg = config_default();
 	cfg.max_client_id_len = 4;
 	start(&cfg, NULL);
 	open_conn(0);
@@ -458,8 +474,7 @@ static void t_client_id_too_long(void)
 
 static void t_anonymous_refused(void)
 {
-	struct engine_config cfg;
-	engine_config_default(&cfg);
+	struct engine_config cfg = config_default();
 	cfg.allow_anonymous = false;
 	start(&cfg, NULL);
 	open_conn(0);
@@ -511,8 +526,7 @@ static void t_auth_method_v5(void)
 
 static void t_connack_v5_props(void)
 {
-	struct engine_config cfg;
-	engine_config_default(&cfg);
+	struct engine_config cfg = config_default();
 	cfg.max_qos = 1;
 	cfg.retain_available = false;
 	cfg.max_packet_size = 1000;
@@ -575,8 +589,7 @@ static void t_keepalive_v5_disconnect(void)
 
 static void t_server_keep_alive(void)
 {
-	struct engine_config cfg;
-	engine_config_default(&cfg);
+	struct engine_config cfg = config_default();
 	cfg.max_keepalive = 20;
 	start(&cfg, NULL);
 	open_conn(0);
@@ -679,8 +692,7 @@ static void t_qos1_flow(void)
 	feed(0, "32 09 00 03 61 2f 62 00 05 68 69");
 	expect(0, "40 02 00 05"); /* [MQTT-4.3.2-2] */
 	expect(1, "32 09 00 03 61 2f 62 00 01 68 69");
-	struct engine_stats st;
-	engine_stats(E, &st);
+	struct engine_stats st = stats_now();
 	CU_ASSERT_EQUAL(st.inflight_count, 1);
 	feed(1, "40 02 00 01");
 	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_ACKED, "a/b"), 1);
@@ -707,8 +719,7 @@ static void t_qos2_flow(void)
 	expect(1, "62 02 00 01"); /* [MQTT-4.3.3-4] */
 	feed(1, "70 02 00 01");
 	expect(1, "");
-	struct engine_stats st;
-	engine_stats(E, &st);
+	struct engine_stats st = stats_now();
 	CU_ASSERT_EQUAL(st.inflight_count, 0);
 	stop();
 }
@@ -816,16 +827,14 @@ static void t_retained(void)
 	up4(2, "late");
 	feed(2, "82 08 00 01 00 03 61 2f 23 00");
 	expect(2, "90 03 00 01 00");
-	struct engine_stats st;
-	engine_stats(E, &st);
+	struct engine_stats st = stats_now();
 	CU_ASSERT_EQUAL(st.retained_count, 0);
 	stop();
 }
 
 static void t_retain_unavailable(void)
 {
-	struct engine_config cfg;
-	engine_config_default(&cfg);
+	struct engine_config cfg = config_default();
 	cfg.retain_available = false;
 	start(&cfg, NULL);
 	up4(0, "pub");
@@ -836,8 +845,7 @@ static void t_retain_unavailable(void)
 
 static void t_max_qos(void)
 {
-	struct engine_config cfg;
-	engine_config_default(&cfg);
+	struct engine_config cfg = config_default();
 	cfg.max_qos = 1;
 	start(&cfg, NULL);
 	up4(1, "sub");
@@ -983,8 +991,7 @@ static void t_subscription_ids_many(void)
 
 static void t_sub_ids_unavailable(void)
 {
-	struct engine_config cfg;
-	engine_config_default(&cfg);
+	struct engine_config cfg = config_default();
 	cfg.sub_id_available = false;
 	start(&cfg, NULL);
 	open_conn(1);
@@ -1065,8 +1072,7 @@ static void t_persistent_queue_v4(void)
 	feed(0, "32 09 00 03 61 2f 62 00 05 68 69");
 	expect(0, "40 02 00 05");
 	feed(0, "30 07 00 03 61 2f 62 68 6a"); /* QoS 0: not queued by default */
-	struct engine_stats st;
-	engine_stats(E, &st);
+	struct engine_stats st = stats_now();
 	CU_ASSERT_EQUAL(st.stored_count, 1);
 	CU_ASSERT_EQUAL(st.clients_total, 2);
 	open_conn(2);
@@ -1079,8 +1085,7 @@ static void t_persistent_queue_v4(void)
 
 static void t_queue_qos0(void)
 {
-	struct engine_config cfg;
-	engine_config_default(&cfg);
+	struct engine_config cfg = config_default();
 	cfg.queue_qos0_messages = true;
 	start(&cfg, NULL);
 	up4(0, "pub");
@@ -1114,8 +1119,7 @@ static void t_clean_session_discards(void)
 	expect(2, "");
 	/* a clean session does not outlive its connection [MQTT-3.1.2-6] */
 	gone(2, NULL);
-	struct engine_stats st;
-	engine_stats(E, &st);
+	struct engine_stats st = stats_now();
 	CU_ASSERT_EQUAL(st.clients_total, 1);
 	stop();
 }
@@ -1220,8 +1224,7 @@ static void t_disconnect_changes_expiry(void)
 	expect(0, connack5_default);
 	CU_ASSERT_EQUAL(feed(0, "e0 07 00 05 11 00 00 00 00"), -1);
 	gone(0, NULL);
-	struct engine_stats st;
-	engine_stats(E, &st);
+	struct engine_stats st = stats_now();
 	CU_ASSERT_EQUAL(st.clients_total, 0);
 	/* 0 on CONNECT cannot become non-zero [MQTT-3.14.2-2] */
 	up5(1, "t", 0x02, NULL);
@@ -1360,8 +1363,7 @@ static void t_will_at_session_end(void)
 
 static void t_queue_overflow(void)
 {
-	struct engine_config cfg;
-	engine_config_default(&cfg);
+	struct engine_config cfg = config_default();
 	cfg.max_queued_messages = 2;
 	start(&cfg, NULL);
 	up4(0, "pub");
@@ -1376,8 +1378,7 @@ static void t_queue_overflow(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
 	CU_ASSERT_EQUAL(ev->drop, MIDGE_DROP_QUEUE_FULL);
 	CU_ASSERT_STRING_EQUAL(ev->to, "s");
-	struct engine_stats st;
-	engine_stats(E, &st);
+	struct engine_stats st = stats_now();
 	CU_ASSERT_EQUAL(st.msgs_dropped, 1);
 	open_conn(2);
 	connect_full(2, 4, "s", 0x00, 60, NULL, NULL);
@@ -1387,8 +1388,7 @@ static void t_queue_overflow(void)
 
 static void t_queue_unlimited_is_bounded(void)
 {
-	struct engine_config cfg;
-	engine_config_default(&cfg);
+	struct engine_config cfg = config_default();
 	cfg.max_queued_messages = 0; /* Mosquitto's "unlimited" */
 	start(&cfg, NULL);
 	up4(0, "pub");
@@ -1400,8 +1400,7 @@ static void t_queue_unlimited_is_bounded(void)
 	feed(0, "32 08 00 03 61 2f 62 00 05 31 32 08 00 03 61 2f 62 00 06 32 "
 		"32 08 00 03 61 2f 62 00 07 33");
 	CU_ASSERT_PTR_NULL(last_ev(MIDGE_EV_DROP));
-	struct engine_stats st;
-	engine_stats(E, &st);
+	struct engine_stats st = stats_now();
 	CU_ASSERT_EQUAL(st.msgs_dropped, 0);
 	open_conn(2);
 	connect_full(2, 4, "s", 0x00, 60, NULL, NULL);
@@ -1412,8 +1411,7 @@ static void t_queue_unlimited_is_bounded(void)
 
 static void t_queue_bytes_bound(void)
 {
-	struct engine_config cfg;
-	engine_config_default(&cfg);
+	struct engine_config cfg = config_default();
 	cfg.max_queued_bytes = 10; /* topic 3 + payload 1 = 4 bytes each */
 	start(&cfg, NULL);
 	up4(0, "pub");
@@ -1424,8 +1422,7 @@ static void t_queue_bytes_bound(void)
 	gone(1, NULL);
 	feed(0, "32 08 00 03 61 2f 62 00 05 31 32 08 00 03 61 2f 62 00 06 32 "
 		"32 08 00 03 61 2f 62 00 07 33");
-	struct engine_stats st;
-	engine_stats(E, &st);
+	struct engine_stats st = stats_now();
 	CU_ASSERT_EQUAL(st.stored_count, 2);
 	CU_ASSERT_EQUAL(st.stored_bytes, 8);
 	CU_ASSERT_EQUAL(st.msgs_dropped, 1);
@@ -1434,8 +1431,7 @@ static void t_queue_bytes_bound(void)
 
 static void t_inflight_window(void)
 {
-	struct engine_config cfg;
-	engine_config_default(&cfg);
+	struct engine_config cfg = config_default();
 	cfg.max_inflight = 2;
 	start(&cfg, NULL);
 	up4(0, "pub");
@@ -1466,8 +1462,7 @@ static void t_client_receive_max(void)
 
 static void t_receive_max_exceeded(void)
 {
-	struct engine_config cfg;
-	engine_config_default(&cfg);
+	struct engine_config cfg = config_default();
 	cfg.receive_max = 2;
 	start(&cfg, NULL);
 	open_conn(0);
@@ -1618,8 +1613,7 @@ static void t_framing_error(void)
 
 static void t_max_subscriptions(void)
 {
-	struct engine_config cfg;
-	engine_config_default(&cfg);
+	struct engine_config cfg = config_default();
 	cfg.max_subscriptions = 1;
 	cfg.max_topic_levels = 2;
 	start(&cfg, NULL);
@@ -1641,8 +1635,7 @@ static void t_stats_and_events(void)
 	start(NULL, NULL);
 	up4(0, "a");
 	up4(1, "b");
-	struct engine_stats st;
-	engine_stats(E, &st);
+	struct engine_stats st = stats_now();
 	CU_ASSERT_EQUAL(st.clients_connected, 2);
 	CU_ASSERT_EQUAL(st.clients_maximum, 2);
 	gone(1, "reset");
@@ -1662,8 +1655,7 @@ static void t_stats_and_events(void)
 
 static void t_will_qos_refused_v5(void)
 {
-	struct engine_config cfg;
-	engine_config_default(&cfg);
+	struct engine_config cfg = config_default();
 	cfg.max_qos = 1;
 	start(&cfg, NULL);
 	open_conn(0);
@@ -1677,8 +1669,7 @@ static void t_will_qos_refused_v5(void)
 
 static void t_message_size_limit_publish(void)
 {
-	struct engine_config cfg;
-	engine_config_default(&cfg);
+	struct engine_config cfg = config_default();
 	cfg.message_size_limit = 2;
 	start(&cfg, NULL);
 	up4(0, "pub4");
@@ -1705,8 +1696,7 @@ static void t_message_size_limit_publish(void)
 
 static void t_message_size_limit_will(void)
 {
-	struct engine_config cfg;
-	engine_config_default(&cfg);
+	struct engine_config cfg = config_default();
 	cfg.message_size_limit = 2;
 	start(&cfg, NULL);
 	open_conn(0);
@@ -1728,8 +1718,7 @@ static void t_message_size_limit_will(void)
 
 static void t_will_retain_refused_v5(void)
 {
-	struct engine_config cfg;
-	engine_config_default(&cfg);
+	struct engine_config cfg = config_default();
 	cfg.retain_available = false;
 	start(&cfg, NULL);
 	open_conn(0);
@@ -1751,8 +1740,7 @@ static void t_empty_id_v31(void)
 
 static void t_session_expiry_capped(void)
 {
-	struct engine_config cfg;
-	engine_config_default(&cfg);
+	struct engine_config cfg = config_default();
 	cfg.max_session_expiry = 100;
 	start(&cfg, NULL);
 	open_conn(0);
@@ -1787,16 +1775,14 @@ static void t_pubrec_failure_v5(void)
 	expect(1, "34 0a 00 03 61 2f 62 00 01 00 68 69");
 	feed(1, "50 03 00 01 80"); /* refused: the exchange ends, no PUBREL */
 	expect(1, "");
-	struct engine_stats st;
-	engine_stats(E, &st);
+	struct engine_stats st = stats_now();
 	CU_ASSERT_EQUAL(st.inflight_count, 0);
 	stop();
 }
 
 static void t_upgrade_outgoing_qos(void)
 {
-	struct engine_config cfg;
-	engine_config_default(&cfg);
+	struct engine_config cfg = config_default();
 	cfg.upgrade_outgoing_qos = true;
 	start(&cfg, NULL);
 	up4(0, "pub");
@@ -1810,8 +1796,7 @@ static void t_upgrade_outgoing_qos(void)
 
 static void t_features_unavailable(void)
 {
-	struct engine_config cfg;
-	engine_config_default(&cfg);
+	struct engine_config cfg = config_default();
 	cfg.wildcard_sub_available = false;
 	cfg.shared_sub_available = false;
 	start(&cfg, NULL);
@@ -1843,8 +1828,7 @@ static void t_malformed_v5(void)
 
 static void t_publish_too_deep_v5(void)
 {
-	struct engine_config cfg;
-	engine_config_default(&cfg);
+	struct engine_config cfg = config_default();
 	cfg.max_topic_levels = 2;
 	start(&cfg, NULL);
 	up5(0, "a", 0x02, NULL);
@@ -1879,8 +1863,7 @@ static void t_retained_expired(void)
 	up4(2, "s2");
 	feed(2, "82 08 00 01 00 03 61 2f 62 00");
 	expect(2, "90 03 00 01 00");
-	struct engine_stats st;
-	engine_stats(E, &st);
+	struct engine_stats st = stats_now();
 	CU_ASSERT_EQUAL(st.retained_count, 0);
 	stop();
 }
@@ -1888,8 +1871,7 @@ static void t_retained_expired(void)
 
 static void t_packet_id_not_reused(void)
 {
-	struct engine_config cfg;
-	engine_config_default(&cfg);
+	struct engine_config cfg = config_default();
 	cfg.max_inflight = 2;
 	start(&cfg, NULL);
 	up4(0, "pub");
@@ -1917,8 +1899,7 @@ static void t_packet_id_not_reused(void)
 
 static void t_event_order_and_limits(void)
 {
-	struct engine_config cfg;
-	engine_config_default(&cfg);
+	struct engine_config cfg = config_default();
 	cfg.max_packet_before_connect = 512;
 	cfg.max_packet_size = 4096;
 	start(&cfg, NULL);
@@ -1937,8 +1918,7 @@ static void t_event_order_and_limits(void)
 
 static void t_packet_limit_before_connect_smaller(void)
 {
-	struct engine_config cfg;
-	engine_config_default(&cfg);
+	struct engine_config cfg = config_default();
 	cfg.max_packet_before_connect = 65536;
 	cfg.max_packet_size = 49152;
 	start(&cfg, NULL);
