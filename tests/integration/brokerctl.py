@@ -248,6 +248,18 @@ def kill(proc, timeout=5):
     return out, err
 
 
+def publish_properties(user, **fields):
+    """paho-mqtt MQTT 5 PUBLISH properties: the user properties in the
+    given order, and each keyword as the property of that name."""
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+    props = Properties(PacketTypes.PUBLISH)
+    props.UserProperty = list(user)
+    for name, value in fields.items():
+        setattr(props, name, value)
+    return props
+
+
 # ---- raw MQTT 3.1.1 packets, for tests that misbehave on purpose ----------
 
 def varint(n):

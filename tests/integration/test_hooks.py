@@ -29,8 +29,6 @@ import brokerctl  # noqa: E402
 
 try:
     import paho.mqtt.client as mqtt
-    from paho.mqtt.packettypes import PacketTypes
-    from paho.mqtt.properties import Properties
 except ImportError:  # reported as a failure below, never skipped
     mqtt = None
 
@@ -384,13 +382,10 @@ def test_v5_properties(broker):
     cl.connect("127.0.0.1", broker.port, keepalive=20)
     cl.loop_start()
     try:
-        props = Properties(PacketTypes.PUBLISH)
-        props.UserProperty = [("a", "1"), ("b", "2"), ("a", "3")]
-        props.ContentType = "text/plain"
-        props.ResponseTopic = "v5/reply"
-        props.CorrelationData = b"\x00\x01\xfe"
-        props.MessageExpiryInterval = 120
-        props.PayloadFormatIndicator = 1
+        props = brokerctl.publish_properties(
+            [("a", "1"), ("b", "2"), ("a", "3")], ContentType="text/plain",
+            ResponseTopic="v5/reply", CorrelationData=b"\x00\x01\xfe",
+            MessageExpiryInterval=120, PayloadFormatIndicator=1)
         info = cl.publish("v5/x", b"hello", qos=1, properties=props)
         info.wait_for_publish(5)
         ok = ev.wait(lambda evs: any(e["event"] == "message.published" for f, e in evs), 5)

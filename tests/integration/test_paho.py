@@ -204,13 +204,10 @@ for m in members:
 rx = Client("props-rx", mqtt.MQTTv5)
 rx.connect()
 rx.subscribe("paho/props", 1)
-props = Properties(PacketTypes.PUBLISH)
-props.UserProperty = [("k1", "v1"), ("k2", "v2"), ("k1", "again")]
-props.ContentType = "text/plain"
-props.ResponseTopic = "paho/reply"
-props.CorrelationData = b"\x00\x01corr"
-props.PayloadFormatIndicator = 1
-props.MessageExpiryInterval = 120
+props = brokerctl.publish_properties(
+    [("k1", "v1"), ("k2", "v2"), ("k1", "again")], ContentType="text/plain",
+    ResponseTopic="paho/reply", CorrelationData=b"\x00\x01corr",
+    PayloadFormatIndicator=1, MessageExpiryInterval=120)
 pub.publish("paho/props", b"with props", 1, props=props)
 got = rx.wait(1)
 ok = False
