@@ -117,7 +117,6 @@ struct slot {
 struct session {
 	struct session *hnext;
 	uint64_t serial;
-	char *cid;
 	struct engine_conn *conn;
 	struct will *will; /* NULL: no pending will */
 	struct sub *subs;
@@ -137,6 +136,7 @@ struct session {
 	uint32_t hit_idx; /* index in engine.hits for this generation */
 	uint16_t next_pid;
 	uint8_t version;
+	char cid[]; /* cid_len bytes and a NUL, in the same allocation */
 };
 
 struct alias {
@@ -170,8 +170,6 @@ struct engine_conn {
 	const char *d_why;
 	struct out_alias *out_aliases;
 	struct alias *aliases;
-	char *cid;
-	char *username; /* owned; info.username views it */
 	uint64_t last_rx;
 	struct tnode t_ka;
 	struct midge_client info;
@@ -191,6 +189,7 @@ struct engine_conn {
 	bool d_set;     /* d_rc / d_why hold the disconnect cause */
 	bool d_by_client;
 	bool expiry_zero;    /* CONNECT had session expiry 0 [MQTT-3.14.2-2] */
+	bool cid_own;        /* info.client_id is our own copy (the session is gone), not s->cid */
 	char peer[46];       /* INET6_ADDRSTRLEN */
 };
 
@@ -1218,16 +1217,30 @@ static uint32_t publish_accept(struct engine *e, struct emsg *m, const struct mi
 
 /* ---- sessions ---- */
 
+/*
+ * A connection's client id views its session's copy (one allocation per
+ * client instead of two). When the connection outlives its session
+ * (taken over, or the session destroyed under it) it takes its own copy
+ * so its closing events still name the client; without memory it is
+ * named by the empty string rather than by freed memory.
+ */
+static void conn_keep_cid(struct engine_conn *c)
+{
+	if (c->cid_own || !c->s || c->info.client_id.p != c->s->cid)
+		return;
+	char *cid = dup_bytes(c->s->cid, c->s->cid_len);
+	c->info.client_id.p = cid ? cid : "";
+	if (cid)
+		c->cid_own = true;
+	else
+		c->info.client_id.len = 0;
+}
+
 static struct session *session_new(struct engine *e, const uint8_t *cid, size_t len)
 {
-	struct session *s = calloc(1, sizeof *s);
+	struct session *s = calloc(1, sizeof *s + len + 1);
 	if (!s)
 		return NULL;
-	s->cid = malloc(len + 1);
-	if (!s->cid) {
-		free(s);
-		return NULL;
-	}
 	memcpy(s->cid, cid, len);
 	s->cid[len] = '\0';
 	s->cid_len = (uint32_t)len;
@@ -1235,7 +1248,6 @@ static struct session *session_new(struct engine *e, const uint8_t *cid, size_t 
 	s->serial = ++e->serial;
 	s->t_expiry.kind = T_EXPIRY;
 	if (session_table_add(e, s) < 0) {
-		free(s->cid);
 		free(s);
 		return NULL;
 	}
@@ -1310,14 +1322,15 @@ static void session_destroy(struct engine *e, struct session *s)
 		session_dequeue(e, s, &d);
 		emsg_unref(d.m);
 	}
-	if (s->conn)
+	if (s->conn) {
+		conn_keep_cid(s->conn);
 		s->conn->s = NULL;
+	}
 	session_table_del(e, s);
 	e->st.clients_total--;
 	free(s->infl);
 	free(s->q);
 	free(s->rel);
-	free(s->cid);
 	free(s);
 }
 
@@ -1421,7 +1434,7 @@ static int connect_refuse(struct engine *e, struct engine_conn *c, uint8_t versi
 	if (k) {
 		cl.client_id.p = (const char *)k->client_id.p;
 		cl.client_id.len = k->client_id.len;
-		if (!c->username && k->has_username) {
+		if (!c->info.username.p && k->has_username) {
 			cl.username.p = (const char *)k->username.p;
 			cl.username.len = k->username.len;
 		}
@@ -1479,6 +1492,7 @@ static void session_take_over(struct engine *e, struct session *s, bool clean_st
 		send_disconnect(e, old, MQTT_RC_SESSION_TAKEN_OVER, "session taken over");
 		conn_close(e, old, MQTT_RC_SESSION_TAKEN_OVER, false, "session taken over");
 	}
+	conn_keep_cid(old);
 	old->s = NULL;
 	s->conn = NULL;
 	if (!normal && (s->expiry == 0 || clean_start))
@@ -1521,11 +1535,11 @@ static int handle_connect(struct engine *e, struct engine_conn *c, struct codec_
 							   : OUT_ALIAS_CAP;
 		}
 	}
-	if (!c->username && k->has_username) {
-		c->username = dup_bytes(k->username.p, k->username.len);
-		if (!c->username)
+	if (!c->info.username.p && k->has_username) {
+		char *u = dup_bytes(k->username.p, k->username.len);
+		if (!u)
 			return connect_refuse(e, c, v, MQTT_RC_SERVER_UNAVAILABLE, k, "out of memory");
-		c->info.username.p = c->username;
+		c->info.username.p = u; /* owned: freed with c */
 		c->info.username.len = k->username.len;
 	}
 
@@ -1550,7 +1564,7 @@ static int handle_connect(struct engine *e, struct engine_conn *c, struct codec_
 	if (v == CODEC_V5 && CODEC_HAS_PROP(&k->props, CODEC_PROP_AUTH_METHOD))
 		return connect_refuse(e, c, v, MQTT_RC_BAD_AUTH_METHOD, k,
 				      "no authentication method is configured");
-	if (!c->username && !cfg->allow_anonymous)
+	if (!c->info.username.p && !cfg->allow_anonymous)
 		return connect_refuse(e, c, v, MQTT_RC_NOT_AUTHORIZED, k, "anonymous clients not allowed");
 	if (e->has_auth && e->auth.connect) {
 		struct midge_str user = c->info.username;
@@ -1642,14 +1656,7 @@ static int handle_connect(struct engine *e, struct engine_conn *c, struct codec_
 			return connect_refuse(e, c, v, MQTT_RC_SERVER_UNAVAILABLE, k, "out of memory");
 		}
 	}
-	c->cid = dup_bytes(cid, cid_len);
-	if (!c->cid) {
-		will_free(wr);
-		if (created)
-			session_destroy(e, s);
-		return connect_refuse(e, c, v, MQTT_RC_SERVER_UNAVAILABLE, k, "out of memory");
-	}
-	c->info.client_id.p = c->cid;
+	c->info.client_id.p = s->cid;
 	s->conn = c;
 	c->s = s;
 	s->version = v;
@@ -1695,7 +1702,7 @@ static int handle_connect(struct engine *e, struct engine_conn *c, struct codec_
 		}
 		if (is_assigned) {
 			pr->present |= CODEC_PROP_BIT(CODEC_PROP_ASSIGNED_CLIENT_ID);
-			pr->assigned_client_id.p = (const uint8_t *)c->cid;
+			pr->assigned_client_id.p = (const uint8_t *)s->cid;
 			pr->assigned_client_id.len = (uint32_t)cid_len;
 		}
 		if (c->alias_max) {
@@ -2304,8 +2311,7 @@ int engine_conn_set_identity(struct engine_conn *c, const char *username)
 	char *u = dup_bytes(username, n);
 	if (!u)
 		return -1;
-	free(c->username);
-	c->username = u;
+	free((char *)c->info.username.p);
 	c->info.username.p = u;
 	c->info.username.len = n;
 	return 0;
@@ -2348,8 +2354,9 @@ static void conn_free(struct engine *e, struct engine_conn *c)
 	for (uint32_t i = 0; i < c->out_alias_n; i++)
 		free(c->out_aliases[i].topic);
 	free(c->out_aliases);
-	free(c->cid);
-	free(c->username);
+	if (c->cid_own)
+		free((char *)c->info.client_id.p);
+	free((char *)c->info.username.p);
 	free(c);
 }
 
