@@ -37,6 +37,9 @@
 
 #define RBUF_SIZE 4096       /* pooled receive buffer; larger ones are per packet */
 #define RBUF_POOL_MAX 64     /* idle buffers kept for reuse (256 KiB) */
+#define OUTBOX_POOL_MAX 64   /* idle outboxes kept for reuse */
+#define OUTQ_KEEP_BUF 1024   /* an outq keeps a copy buffer up to this size ... */
+#define OUTQ_KEEP_SEGS 16    /* ... and a segment array up to this many */
 #define SHUTDOWN_GRACE_MS 3000
 #define CLOSE_GRACE_MS 5000
 
@@ -132,6 +135,8 @@ struct midge {
 	uv_signal_t sig_int, sig_term, sig_hup;
 	uint8_t *pool[RBUF_POOL_MAX];
 	int pool_n;
+	struct outbox *obox_pool[OUTBOX_POOL_MAX];
+	int obox_n;
 	int n_conns;
 	int n_closing; /* connections waiting for their output before closing */
 	uint64_t started_ms;
@@ -211,29 +216,56 @@ static void buf_release_if_empty(struct midge *m, uint8_t **buf, uint32_t len, u
 
 /* ---- output queues ------------------------------------------------------ */
 
-static void outq_reset(struct outq *q)
+/*
+ * Empties q. keep: small buffers stay with q for its next use (q lives in
+ * an outbox, which goes back to the broker's pool once the connection is
+ * idle, so an idle connection still holds no output memory).
+ */
+static void outq_reset(struct outq *q, bool keep)
 {
 	for (uint32_t i = 0; i < q->n; i++)
 		frame_unref(q->segs[i].f);
 	q->n = 0;
 	q->blen = 0;
 	q->bytes = 0;
-	/* An idle connection keeps no output memory (the idle-connection
-	 * budget); a busy one pays one malloc per flush. */
-	free(q->buf);
-	q->buf = NULL;
-	q->bcap = 0;
-	free(q->segs);
-	q->segs = NULL;
-	q->cap = 0;
+	if (!keep || q->bcap > OUTQ_KEEP_BUF) {
+		free(q->buf);
+		q->buf = NULL;
+		q->bcap = 0;
+	}
+	if (!keep || q->cap > OUTQ_KEEP_SEGS) {
+		free(q->segs);
+		q->segs = NULL;
+		q->cap = 0;
+	}
 }
 
 static void outq_free(struct outq *q)
 {
-	outq_reset(q);
-	free(q->buf);
-	free(q->segs);
+	outq_reset(q, false);
 	memset(q, 0, sizeof(*q));
+}
+
+/*
+ * Outboxes are pooled rather than freed: every CONNACK, SUBACK or PINGRESP
+ * of an otherwise idle connection would otherwise allocate and free an
+ * outbox and its buffers between the allocations of longer-lived
+ * connections, and the holes they leave fragment the heap (measured:
+ * about 70 bytes of RSS per idle connection).
+ */
+static void outbox_release(struct midge *m, struct outbox *o)
+{
+	if (!o)
+		return;
+	if (m->obox_n < OUTBOX_POOL_MAX) {
+		outq_reset(&o->q[0], true);
+		outq_reset(&o->q[1], true);
+		m->obox_pool[m->obox_n++] = o;
+		return;
+	}
+	outq_free(&o->q[0]);
+	outq_free(&o->q[1]);
+	free(o);
 }
 
 static int outq_seg(struct outq *q, struct outseg **out)
@@ -311,15 +343,19 @@ static uint64_t conn_out_bytes(const struct conn *c)
 /* The queue new output goes to, or NULL on OOM. */
 static struct outq *conn_outq(struct conn *c)
 {
-	if (!c->out && !(c->out = calloc(1, sizeof(*c->out))))
-		return NULL;
+	if (!c->out) {
+		struct midge *m = c->m;
+		c->out = m->obox_n > 0 ? m->obox_pool[--m->obox_n] : calloc(1, sizeof(*c->out));
+		if (!c->out)
+			return NULL;
+	}
 	return &c->out->q[c->qi];
 }
 
 static void conn_outbox_trim(struct conn *c)
 {
 	if (c->out && !c->writing && c->out->q[0].n == 0 && c->out->q[1].n == 0) {
-		free(c->out);
+		outbox_release(c->m, c->out);
 		c->out = NULL;
 	}
 }
@@ -409,11 +445,8 @@ static void conn_on_close(uv_handle_t *h)
 	if (c->closing_ms)
 		m->n_closing--;
 	m->n_conns--;
-	if (c->out) {
-		outq_free(&c->out->q[0]);
-		outq_free(&c->out->q[1]);
-		free(c->out);
-	}
+	outbox_release(m, c->out);
+	c->out = NULL;
 	pool_put(m, c->rbuf, c->rcap);
 	if (c->tls) {
 		outq_free(&c->tls->plain);
@@ -463,7 +496,7 @@ static void conn_maybe_resume(struct conn *c)
 static void conn_write_cb(uv_write_t *req, int status)
 {
 	struct conn *c = req->data;
-	outq_reset(&c->out->q[c->qi ^ 1]);
+	outq_reset(&c->out->q[c->qi ^ 1], true);
 	c->writing = false;
 	if (status < 0) {
 		conn_teardown(c, status == UV_ECANCELED ? NULL : "write error");
@@ -489,7 +522,7 @@ static void conn_tls_encrypt(struct conn *c)
 			if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
 				continue;
 			if (n < 0) {
-				outq_reset(&t->plain);
+				outq_reset(&t->plain, false);
 				conn_teardown(c, "TLS send error");
 				return;
 			}
@@ -501,7 +534,7 @@ static void conn_tls_encrypt(struct conn *c)
 	do
 		rc = gnutls_record_uncork(t->s, GNUTLS_RECORD_WAIT);
 	while (rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED);
-	outq_reset(&t->plain);
+	outq_reset(&t->plain, false);
 	if (rc < 0)
 		conn_teardown(c, "TLS send error");
 }
@@ -554,7 +587,7 @@ static void conn_flush(struct conn *c)
 		return;
 	}
 	if ((size_t)n == total) {
-		outq_reset(q);
+		outq_reset(q, true);
 		if (bufs != stackbufs)
 			free(bufs);
 		if (c->closing) {
@@ -1411,6 +1444,11 @@ void midge_free(struct midge *m)
 	passwd_free(m->passwd);
 	for (int i = 0; i < m->pool_n; i++)
 		free(m->pool[i]);
+	for (int i = 0; i < m->obox_n; i++) {
+		outq_free(&m->obox_pool[i]->q[0]);
+		outq_free(&m->obox_pool[i]->q[1]);
+		free(m->obox_pool[i]);
+	}
 	for (size_t i = 0; i < sizeof(m->sys_last) / sizeof(m->sys_last[0]); i++)
 		free(m->sys_last[i]);
 	conf_clear(&m->conf);
