@@ -155,6 +155,13 @@ struct out_alias {
 /* Outgoing aliases used per connection at most: lookups are linear. */
 #define OUT_ALIAS_CAP 32
 
+/* A connection's topic aliases (MQTT 5 only, and rare): out of line, so
+ * the connection record of every other client is a pointer smaller. */
+struct conn_aliases {
+	struct alias *in;       /* alias_max entries once the client uses one */
+	struct out_alias *out;  /* OUT_ALIAS_CAP entries when the client accepts aliases */
+};
+
 enum conn_state {
 	CONN_NEW = 0,
 	CONN_UP = 1,
@@ -168,8 +175,7 @@ struct engine_conn {
 	void *handle;
 	struct session *s;
 	const char *d_why;
-	struct out_alias *out_aliases;
-	struct alias *aliases;
+	struct conn_aliases *al; /* NULL until a topic alias is used either way */
 	uint64_t last_rx;
 	struct tnode t_ka;
 	struct midge_client info;
@@ -751,7 +757,7 @@ static int send_publish(struct engine *e, struct engine_conn *c, const struct em
 			/* [MQTT-3.3.2-11]: within the client's Topic Alias Maximum */
 			thash = hash_bytes(m->topic, m->topic_len);
 			for (uint16_t a = 0; a < c->out_alias_n && !alias; a++) {
-				const struct out_alias *oa = &c->out_aliases[a];
+				const struct out_alias *oa = &c->al->out[a];
 				if (oa->hash == thash && oa->len == m->topic_len &&
 				    memcmp(oa->topic, m->topic, oa->len) == 0)
 					alias = (uint16_t)(a + 1);
@@ -809,7 +815,7 @@ static int send_publish(struct engine *e, struct engine_conn *c, const struct em
 		return SEND_REFUSED;
 	if (alias_new) {
 		/* kept only once the packet that teaches it is queued */
-		struct out_alias *oa = &c->out_aliases[alias - 1];
+		struct out_alias *oa = &c->al->out[alias - 1];
 		oa->topic = (uint8_t *)dup_bytes(m->topic, m->topic_len);
 		if (oa->topic) {
 			oa->hash = thash;
@@ -1528,8 +1534,11 @@ static int handle_connect(struct engine *e, struct engine_conn *c, struct codec_
 		if (CODEC_HAS_PROP(&k->props, CODEC_PROP_MAX_PACKET_SIZE))
 			c->max_packet = k->props.max_packet_size;
 		if (CODEC_HAS_PROP(&k->props, CODEC_PROP_TOPIC_ALIAS_MAX) && k->props.topic_alias_max) {
-			c->out_aliases = calloc(OUT_ALIAS_CAP, sizeof *c->out_aliases);
-			if (c->out_aliases)
+			if (!c->al)
+				c->al = calloc(1, sizeof *c->al);
+			if (c->al && !c->al->out)
+				c->al->out = calloc(OUT_ALIAS_CAP, sizeof *c->al->out);
+			if (c->al && c->al->out)
 				c->out_alias_max = k->props.topic_alias_max < OUT_ALIAS_CAP
 							   ? k->props.topic_alias_max
 							   : OUT_ALIAS_CAP;
@@ -1788,14 +1797,15 @@ static uint8_t alias_resolve(struct engine_conn *c, uint16_t a, const uint8_t **
 		*why = "topic alias out of range";
 		return MQTT_RC_TOPIC_ALIAS_INVALID;
 	}
-	if (!c->aliases) {
-		c->aliases = calloc(c->alias_max, sizeof *c->aliases);
-		if (!c->aliases) {
-			*why = "out of memory";
-			return MQTT_RC_IMPLEMENTATION_SPECIFIC;
-		}
+	if (!c->al)
+		c->al = calloc(1, sizeof *c->al);
+	if (c->al && !c->al->in)
+		c->al->in = calloc(c->alias_max, sizeof *c->al->in);
+	if (!c->al || !c->al->in) {
+		*why = "out of memory";
+		return MQTT_RC_IMPLEMENTATION_SPECIFIC;
 	}
-	struct alias *al = &c->aliases[a - 1];
+	struct alias *al = &c->al->in[a - 1];
 	if (*len == 0) {
 		if (!al->len) {
 			*why = "unknown topic alias";
@@ -2346,14 +2356,17 @@ static void conn_free(struct engine *e, struct engine_conn *c)
 		e->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	if (c->aliases) {
-		for (uint32_t i = 0; i < c->alias_max; i++)
-			free(c->aliases[i].p);
-		free(c->aliases);
+	if (c->al) {
+		if (c->al->in) {
+			for (uint32_t i = 0; i < c->alias_max; i++)
+				free(c->al->in[i].p);
+			free(c->al->in);
+		}
+		for (uint32_t i = 0; i < c->out_alias_n; i++)
+			free(c->al->out[i].topic);
+		free(c->al->out);
+		free(c->al);
 	}
-	for (uint32_t i = 0; i < c->out_alias_n; i++)
-		free(c->out_aliases[i].topic);
-	free(c->out_aliases);
 	if (c->cid_own)
 		free((char *)c->info.client_id.p);
 	free((char *)c->info.username.p);
