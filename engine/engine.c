@@ -117,7 +117,6 @@ struct slot {
 struct session {
 	struct session *hnext;
 	uint64_t serial;
-	char *cid;
 	struct engine_conn *conn;
 	struct will *will; /* NULL: no pending will */
 	struct sub *subs;
@@ -137,6 +136,7 @@ struct session {
 	uint32_t hit_idx; /* index in engine.hits for this generation */
 	uint16_t next_pid;
 	uint8_t version;
+	char cid[]; /* cid_len bytes and a NUL, in the same allocation */
 };
 
 struct alias {
@@ -155,6 +155,13 @@ struct out_alias {
 /* Outgoing aliases used per connection at most: lookups are linear. */
 #define OUT_ALIAS_CAP 32
 
+/* A connection's topic aliases (MQTT 5 only, and rare): out of line, so
+ * the connection record of every other client is a pointer smaller. */
+struct conn_aliases {
+	struct alias *in;       /* alias_max entries once the client uses one */
+	struct out_alias *out;  /* OUT_ALIAS_CAP entries when the client accepts aliases */
+};
+
 enum conn_state {
 	CONN_NEW = 0,
 	CONN_UP = 1,
@@ -168,10 +175,7 @@ struct engine_conn {
 	void *handle;
 	struct session *s;
 	const char *d_why;
-	struct out_alias *out_aliases;
-	struct alias *aliases;
-	char *cid;
-	char *username; /* owned; info.username views it */
+	struct conn_aliases *al; /* NULL until a topic alias is used either way */
 	uint64_t last_rx;
 	struct tnode t_ka;
 	struct midge_client info;
@@ -191,6 +195,7 @@ struct engine_conn {
 	bool d_set;     /* d_rc / d_why hold the disconnect cause */
 	bool d_by_client;
 	bool expiry_zero;    /* CONNECT had session expiry 0 [MQTT-3.14.2-2] */
+	bool cid_own;        /* info.client_id is our own copy (the session is gone), not s->cid */
 	char peer[46];       /* INET6_ADDRSTRLEN */
 };
 
@@ -752,7 +757,7 @@ static int send_publish(struct engine *e, struct engine_conn *c, const struct em
 			/* [MQTT-3.3.2-11]: within the client's Topic Alias Maximum */
 			thash = hash_bytes(m->topic, m->topic_len);
 			for (uint16_t a = 0; a < c->out_alias_n && !alias; a++) {
-				const struct out_alias *oa = &c->out_aliases[a];
+				const struct out_alias *oa = &c->al->out[a];
 				if (oa->hash == thash && oa->len == m->topic_len &&
 				    memcmp(oa->topic, m->topic, oa->len) == 0)
 					alias = (uint16_t)(a + 1);
@@ -810,7 +815,7 @@ static int send_publish(struct engine *e, struct engine_conn *c, const struct em
 		return SEND_REFUSED;
 	if (alias_new) {
 		/* kept only once the packet that teaches it is queued */
-		struct out_alias *oa = &c->out_aliases[alias - 1];
+		struct out_alias *oa = &c->al->out[alias - 1];
 		oa->topic = (uint8_t *)dup_bytes(m->topic, m->topic_len);
 		if (oa->topic) {
 			oa->hash = thash;
@@ -1218,16 +1223,30 @@ static uint32_t publish_accept(struct engine *e, struct emsg *m, const struct mi
 
 /* ---- sessions ---- */
 
+/*
+ * A connection's client id views its session's copy (one allocation per
+ * client instead of two). When the connection outlives its session
+ * (taken over, or the session destroyed under it) it takes its own copy
+ * so its closing events still name the client; without memory it is
+ * named by the empty string rather than by freed memory.
+ */
+static void conn_keep_cid(struct engine_conn *c)
+{
+	if (c->cid_own || !c->s || c->info.client_id.p != c->s->cid)
+		return;
+	char *cid = dup_bytes(c->s->cid, c->s->cid_len);
+	c->info.client_id.p = cid ? cid : "";
+	if (cid)
+		c->cid_own = true;
+	else
+		c->info.client_id.len = 0;
+}
+
 static struct session *session_new(struct engine *e, const uint8_t *cid, size_t len)
 {
-	struct session *s = calloc(1, sizeof *s);
+	struct session *s = calloc(1, sizeof *s + len + 1);
 	if (!s)
 		return NULL;
-	s->cid = malloc(len + 1);
-	if (!s->cid) {
-		free(s);
-		return NULL;
-	}
 	memcpy(s->cid, cid, len);
 	s->cid[len] = '\0';
 	s->cid_len = (uint32_t)len;
@@ -1235,7 +1254,6 @@ static struct session *session_new(struct engine *e, const uint8_t *cid, size_t 
 	s->serial = ++e->serial;
 	s->t_expiry.kind = T_EXPIRY;
 	if (session_table_add(e, s) < 0) {
-		free(s->cid);
 		free(s);
 		return NULL;
 	}
@@ -1310,14 +1328,15 @@ static void session_destroy(struct engine *e, struct session *s)
 		session_dequeue(e, s, &d);
 		emsg_unref(d.m);
 	}
-	if (s->conn)
+	if (s->conn) {
+		conn_keep_cid(s->conn);
 		s->conn->s = NULL;
+	}
 	session_table_del(e, s);
 	e->st.clients_total--;
 	free(s->infl);
 	free(s->q);
 	free(s->rel);
-	free(s->cid);
 	free(s);
 }
 
@@ -1421,7 +1440,7 @@ static int connect_refuse(struct engine *e, struct engine_conn *c, uint8_t versi
 	if (k) {
 		cl.client_id.p = (const char *)k->client_id.p;
 		cl.client_id.len = k->client_id.len;
-		if (!c->username && k->has_username) {
+		if (!c->info.username.p && k->has_username) {
 			cl.username.p = (const char *)k->username.p;
 			cl.username.len = k->username.len;
 		}
@@ -1479,6 +1498,7 @@ static void session_take_over(struct engine *e, struct session *s, bool clean_st
 		send_disconnect(e, old, MQTT_RC_SESSION_TAKEN_OVER, "session taken over");
 		conn_close(e, old, MQTT_RC_SESSION_TAKEN_OVER, false, "session taken over");
 	}
+	conn_keep_cid(old);
 	old->s = NULL;
 	s->conn = NULL;
 	if (!normal && (s->expiry == 0 || clean_start))
@@ -1514,18 +1534,21 @@ static int handle_connect(struct engine *e, struct engine_conn *c, struct codec_
 		if (CODEC_HAS_PROP(&k->props, CODEC_PROP_MAX_PACKET_SIZE))
 			c->max_packet = k->props.max_packet_size;
 		if (CODEC_HAS_PROP(&k->props, CODEC_PROP_TOPIC_ALIAS_MAX) && k->props.topic_alias_max) {
-			c->out_aliases = calloc(OUT_ALIAS_CAP, sizeof *c->out_aliases);
-			if (c->out_aliases)
+			if (!c->al)
+				c->al = calloc(1, sizeof *c->al);
+			if (c->al && !c->al->out)
+				c->al->out = calloc(OUT_ALIAS_CAP, sizeof *c->al->out);
+			if (c->al && c->al->out)
 				c->out_alias_max = k->props.topic_alias_max < OUT_ALIAS_CAP
 							   ? k->props.topic_alias_max
 							   : OUT_ALIAS_CAP;
 		}
 	}
-	if (!c->username && k->has_username) {
-		c->username = dup_bytes(k->username.p, k->username.len);
-		if (!c->username)
+	if (!c->info.username.p && k->has_username) {
+		char *u = dup_bytes(k->username.p, k->username.len);
+		if (!u)
 			return connect_refuse(e, c, v, MQTT_RC_SERVER_UNAVAILABLE, k, "out of memory");
-		c->info.username.p = c->username;
+		c->info.username.p = u; /* owned: freed with c */
 		c->info.username.len = k->username.len;
 	}
 
@@ -1550,7 +1573,7 @@ static int handle_connect(struct engine *e, struct engine_conn *c, struct codec_
 	if (v == CODEC_V5 && CODEC_HAS_PROP(&k->props, CODEC_PROP_AUTH_METHOD))
 		return connect_refuse(e, c, v, MQTT_RC_BAD_AUTH_METHOD, k,
 				      "no authentication method is configured");
-	if (!c->username && !cfg->allow_anonymous)
+	if (!c->info.username.p && !cfg->allow_anonymous)
 		return connect_refuse(e, c, v, MQTT_RC_NOT_AUTHORIZED, k, "anonymous clients not allowed");
 	if (e->has_auth && e->auth.connect) {
 		struct midge_str user = c->info.username;
@@ -1642,14 +1665,7 @@ static int handle_connect(struct engine *e, struct engine_conn *c, struct codec_
 			return connect_refuse(e, c, v, MQTT_RC_SERVER_UNAVAILABLE, k, "out of memory");
 		}
 	}
-	c->cid = dup_bytes(cid, cid_len);
-	if (!c->cid) {
-		will_free(wr);
-		if (created)
-			session_destroy(e, s);
-		return connect_refuse(e, c, v, MQTT_RC_SERVER_UNAVAILABLE, k, "out of memory");
-	}
-	c->info.client_id.p = c->cid;
+	c->info.client_id.p = s->cid;
 	s->conn = c;
 	c->s = s;
 	s->version = v;
@@ -1695,7 +1711,7 @@ static int handle_connect(struct engine *e, struct engine_conn *c, struct codec_
 		}
 		if (is_assigned) {
 			pr->present |= CODEC_PROP_BIT(CODEC_PROP_ASSIGNED_CLIENT_ID);
-			pr->assigned_client_id.p = (const uint8_t *)c->cid;
+			pr->assigned_client_id.p = (const uint8_t *)s->cid;
 			pr->assigned_client_id.len = (uint32_t)cid_len;
 		}
 		if (c->alias_max) {
@@ -1781,14 +1797,15 @@ static uint8_t alias_resolve(struct engine_conn *c, uint16_t a, const uint8_t **
 		*why = "topic alias out of range";
 		return MQTT_RC_TOPIC_ALIAS_INVALID;
 	}
-	if (!c->aliases) {
-		c->aliases = calloc(c->alias_max, sizeof *c->aliases);
-		if (!c->aliases) {
-			*why = "out of memory";
-			return MQTT_RC_IMPLEMENTATION_SPECIFIC;
-		}
+	if (!c->al)
+		c->al = calloc(1, sizeof *c->al);
+	if (c->al && !c->al->in)
+		c->al->in = calloc(c->alias_max, sizeof *c->al->in);
+	if (!c->al || !c->al->in) {
+		*why = "out of memory";
+		return MQTT_RC_IMPLEMENTATION_SPECIFIC;
 	}
-	struct alias *al = &c->aliases[a - 1];
+	struct alias *al = &c->al->in[a - 1];
 	if (*len == 0) {
 		if (!al->len) {
 			*why = "unknown topic alias";
@@ -2304,8 +2321,7 @@ int engine_conn_set_identity(struct engine_conn *c, const char *username)
 	char *u = dup_bytes(username, n);
 	if (!u)
 		return -1;
-	free(c->username);
-	c->username = u;
+	free((char *)c->info.username.p);
 	c->info.username.p = u;
 	c->info.username.len = n;
 	return 0;
@@ -2340,16 +2356,20 @@ static void conn_free(struct engine *e, struct engine_conn *c)
 		e->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	if (c->aliases) {
-		for (uint32_t i = 0; i < c->alias_max; i++)
-			free(c->aliases[i].p);
-		free(c->aliases);
+	if (c->al) {
+		if (c->al->in) {
+			for (uint32_t i = 0; i < c->alias_max; i++)
+				free(c->al->in[i].p);
+			free(c->al->in);
+		}
+		for (uint32_t i = 0; i < c->out_alias_n; i++)
+			free(c->al->out[i].topic);
+		free(c->al->out);
+		free(c->al);
 	}
-	for (uint32_t i = 0; i < c->out_alias_n; i++)
-		free(c->out_aliases[i].topic);
-	free(c->out_aliases);
-	free(c->cid);
-	free(c->username);
+	if (c->cid_own)
+		free((char *)c->info.client_id.p);
+	free((char *)c->info.username.p);
 	free(c);
 }
 

@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,9 @@
 
 #define RBUF_SIZE 4096       /* pooled receive buffer; larger ones are per packet */
 #define RBUF_POOL_MAX 64     /* idle buffers kept for reuse (256 KiB) */
+#define OUTBOX_POOL_MAX 64   /* idle outboxes kept for reuse */
+#define OUTQ_KEEP_BUF 1024   /* an outq keeps a copy buffer up to this size ... */
+#define OUTQ_KEEP_SEGS 16    /* ... and a segment array up to this many */
 #define SHUTDOWN_GRACE_MS 3000
 #define CLOSE_GRACE_MS 5000
 
@@ -77,9 +81,9 @@ struct conn_tls {
 };
 
 struct conn {
-	uv_tcp_t tcp; /* first: handle.data is not needed to find the conn */
-	struct midge *m;
-	struct listener *lis;
+	/* first: handle.data is not needed to find the conn, so it holds the
+	 * struct listener accepted from (NULL once the listener is gone) */
+	uv_tcp_t tcp;
 	struct engine_conn *ec;
 	struct conn *prev, *next;         /* every connection */
 	struct conn *pre_prev, *pre_next; /* waiting for CONNECT, oldest first */
@@ -93,8 +97,9 @@ struct conn {
 	const char *why; /* why the socket closes, for engine_conn_closed */
 	uint8_t qi;
 	bool in_pre, dirty, writing, closing, read_stopped, paused;
+	uint8_t af; /* addr holds: AF_INET (4 bytes), AF_INET6, or 0 (unknown) */
 	uint16_t port;
-	char addr[INET6_ADDRSTRLEN];
+	uint8_t addr[16]; /* binary: text only when logged (saves 30 bytes a connection) */
 };
 
 struct listener {
@@ -132,6 +137,8 @@ struct midge {
 	uv_signal_t sig_int, sig_term, sig_hup;
 	uint8_t *pool[RBUF_POOL_MAX];
 	int pool_n;
+	struct outbox *obox_pool[OUTBOX_POOL_MAX];
+	int obox_n;
 	int n_conns;
 	int n_closing; /* connections waiting for their output before closing */
 	uint64_t started_ms;
@@ -143,6 +150,22 @@ struct midge {
 	atomic_int stop_requested;
 	bool running, stopping, loop_ready, default_listen, verbose;
 };
+
+/* The broker of c: its loop is the one embedded in struct midge (one
+ * pointer less per connection than keeping it). */
+static struct midge *conn_midge(const struct conn *c)
+{
+	return (struct midge *)((char *)c->tcp.loop - offsetof(struct midge, loop));
+}
+
+/* c's peer address as text into buf, "" when it is not known. */
+static const char *conn_addr(const struct conn *c, char buf[INET6_ADDRSTRLEN])
+{
+	buf[0] = '\0';
+	if (c->af && !inet_ntop(c->af, c->addr, buf, INET6_ADDRSTRLEN))
+		buf[0] = '\0';
+	return buf;
+}
 
 static uint64_t broker_now_ms(void)
 {
@@ -211,29 +234,56 @@ static void buf_release_if_empty(struct midge *m, uint8_t **buf, uint32_t len, u
 
 /* ---- output queues ------------------------------------------------------ */
 
-static void outq_reset(struct outq *q)
+/*
+ * Empties q. keep: small buffers stay with q for its next use (q lives in
+ * an outbox, which goes back to the broker's pool once the connection is
+ * idle, so an idle connection still holds no output memory).
+ */
+static void outq_reset(struct outq *q, bool keep)
 {
 	for (uint32_t i = 0; i < q->n; i++)
 		frame_unref(q->segs[i].f);
 	q->n = 0;
 	q->blen = 0;
 	q->bytes = 0;
-	/* An idle connection keeps no output memory (the idle-connection
-	 * budget); a busy one pays one malloc per flush. */
-	free(q->buf);
-	q->buf = NULL;
-	q->bcap = 0;
-	free(q->segs);
-	q->segs = NULL;
-	q->cap = 0;
+	if (!keep || q->bcap > OUTQ_KEEP_BUF) {
+		free(q->buf);
+		q->buf = NULL;
+		q->bcap = 0;
+	}
+	if (!keep || q->cap > OUTQ_KEEP_SEGS) {
+		free(q->segs);
+		q->segs = NULL;
+		q->cap = 0;
+	}
 }
 
 static void outq_free(struct outq *q)
 {
-	outq_reset(q);
-	free(q->buf);
-	free(q->segs);
+	outq_reset(q, false);
 	memset(q, 0, sizeof(*q));
+}
+
+/*
+ * Outboxes are pooled rather than freed: every CONNACK, SUBACK or PINGRESP
+ * of an otherwise idle connection would otherwise allocate and free an
+ * outbox and its buffers between the allocations of longer-lived
+ * connections, and the holes they leave fragment the heap (measured:
+ * about 70 bytes of RSS per idle connection).
+ */
+static void outbox_release(struct midge *m, struct outbox *o)
+{
+	if (!o)
+		return;
+	if (m->obox_n < OUTBOX_POOL_MAX) {
+		outq_reset(&o->q[0], true);
+		outq_reset(&o->q[1], true);
+		m->obox_pool[m->obox_n++] = o;
+		return;
+	}
+	outq_free(&o->q[0]);
+	outq_free(&o->q[1]);
+	free(o);
 }
 
 static int outq_seg(struct outq *q, struct outseg **out)
@@ -311,15 +361,19 @@ static uint64_t conn_out_bytes(const struct conn *c)
 /* The queue new output goes to, or NULL on OOM. */
 static struct outq *conn_outq(struct conn *c)
 {
-	if (!c->out && !(c->out = calloc(1, sizeof(*c->out))))
-		return NULL;
+	if (!c->out) {
+		struct midge *m = conn_midge(c);
+		c->out = m->obox_n > 0 ? m->obox_pool[--m->obox_n] : calloc(1, sizeof(*c->out));
+		if (!c->out)
+			return NULL;
+	}
 	return &c->out->q[c->qi];
 }
 
 static void conn_outbox_trim(struct conn *c)
 {
 	if (c->out && !c->writing && c->out->q[0].n == 0 && c->out->q[1].n == 0) {
-		free(c->out);
+		outbox_release(conn_midge(c), c->out);
 		c->out = NULL;
 	}
 }
@@ -336,8 +390,8 @@ static void conn_mark_dirty(struct conn *c)
 	if (c->dirty)
 		return;
 	c->dirty = true;
-	c->dirty_next = c->m->dirty;
-	c->m->dirty = c;
+	c->dirty_next = conn_midge(c)->dirty;
+	conn_midge(c)->dirty = c;
 }
 
 static void broker_flush_dirty(struct midge *m)
@@ -360,7 +414,7 @@ static void broker_flush_dirty(struct midge *m)
 
 static void pre_remove(struct conn *c)
 {
-	struct midge *m = c->m;
+	struct midge *m = conn_midge(c);
 	if (!c->in_pre)
 		return;
 	if (c->pre_prev)
@@ -377,7 +431,7 @@ static void pre_remove(struct conn *c)
 
 static void pre_append(struct conn *c)
 {
-	struct midge *m = c->m;
+	struct midge *m = conn_midge(c);
 	c->pre_prev = m->pre_tail;
 	c->pre_next = NULL;
 	if (m->pre_tail)
@@ -391,7 +445,7 @@ static void pre_append(struct conn *c)
 static void conn_on_close(uv_handle_t *h)
 {
 	struct conn *c = (struct conn *)h;
-	struct midge *m = c->m;
+	struct midge *m = conn_midge(c);
 	if (c->ec) {
 		struct engine_conn *ec = c->ec;
 		c->ec = NULL;
@@ -404,16 +458,14 @@ static void conn_on_close(uv_handle_t *h)
 		m->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	if (c->lis)
-		c->lis->count--;
+	struct listener *lis = c->tcp.data;
+	if (lis)
+		lis->count--;
 	if (c->closing_ms)
 		m->n_closing--;
 	m->n_conns--;
-	if (c->out) {
-		outq_free(&c->out->q[0]);
-		outq_free(&c->out->q[1]);
-		free(c->out);
-	}
+	outbox_release(m, c->out);
+	c->out = NULL;
 	pool_put(m, c->rbuf, c->rcap);
 	if (c->tls) {
 		outq_free(&c->tls->plain);
@@ -453,7 +505,7 @@ static void conn_teardown(struct conn *c, const char *why)
  * its output has drained to half the bound. */
 static void conn_maybe_resume(struct conn *c)
 {
-	if (c->paused && conn_out_bytes(c) <= c->m->conf.max_output_bytes / 2 && !c->read_stopped &&
+	if (c->paused && conn_out_bytes(c) <= conn_midge(c)->conf.max_output_bytes / 2 && !c->read_stopped &&
 	    !c->closing && !uv_is_closing((uv_handle_t *)&c->tcp)) {
 		c->paused = false;
 		uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb);
@@ -463,7 +515,7 @@ static void conn_maybe_resume(struct conn *c)
 static void conn_write_cb(uv_write_t *req, int status)
 {
 	struct conn *c = req->data;
-	outq_reset(&c->out->q[c->qi ^ 1]);
+	outq_reset(&c->out->q[c->qi ^ 1], true);
 	c->writing = false;
 	if (status < 0) {
 		conn_teardown(c, status == UV_ECANCELED ? NULL : "write error");
@@ -471,7 +523,7 @@ static void conn_write_cb(uv_write_t *req, int status)
 	}
 	conn_maybe_resume(c);
 	conn_mark_dirty(c);
-	broker_flush_dirty(c->m);
+	broker_flush_dirty(conn_midge(c));
 }
 
 /* Encrypts what is queued in plain into q[qi], as few records as possible. */
@@ -489,7 +541,7 @@ static void conn_tls_encrypt(struct conn *c)
 			if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
 				continue;
 			if (n < 0) {
-				outq_reset(&t->plain);
+				outq_reset(&t->plain, false);
 				conn_teardown(c, "TLS send error");
 				return;
 			}
@@ -501,7 +553,7 @@ static void conn_tls_encrypt(struct conn *c)
 	do
 		rc = gnutls_record_uncork(t->s, GNUTLS_RECORD_WAIT);
 	while (rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED);
-	outq_reset(&t->plain);
+	outq_reset(&t->plain, false);
 	if (rc < 0)
 		conn_teardown(c, "TLS send error");
 }
@@ -554,7 +606,7 @@ static void conn_flush(struct conn *c)
 		return;
 	}
 	if ((size_t)n == total) {
-		outq_reset(q);
+		outq_reset(q, true);
 		if (bufs != stackbufs)
 			free(bufs);
 		if (c->closing) {
@@ -600,7 +652,7 @@ static void conn_stop_reading(struct conn *c)
  */
 static void conn_decode(struct conn *c, uint8_t *buf, uint32_t *len, uint32_t *need)
 {
-	struct midge *m = c->m;
+	struct midge *m = conn_midge(c);
 	uint32_t off = 0;
 	uint64_t now = broker_now_ms();
 	*need = 0;
@@ -676,14 +728,15 @@ static ssize_t conn_tls_push(gnutls_transport_ptr_t ptr, const void *data, size_
 
 static void conn_tls_input(struct conn *c)
 {
-	struct midge *m = c->m;
+	struct midge *m = conn_midge(c);
 	struct conn_tls *t = c->tls;
 	if (!t->handshaken) {
 		int rc = gnutls_handshake(t->s);
 		if (rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED || (rc < 0 && !gnutls_error_is_fatal(rc)))
 			goto compact;
 		if (rc < 0) {
-			log_notice("TLS handshake with %s:%u failed: %s", c->addr, c->port,
+			char a[INET6_ADDRSTRLEN];
+			log_notice("TLS handshake with %s:%u failed: %s", conn_addr(c, a), c->port,
 				   gnutls_strerror(rc));
 			conn_teardown(c, "TLS handshake failed");
 			return;
@@ -694,7 +747,9 @@ static void conn_tls_input(struct conn *c)
 			if (tls_peer_common_name(t->s, cn, sizeof(cn)) == 0) {
 				engine_conn_set_identity(c->ec, cn);
 			} else {
-				log_notice("client %s:%u sent no certificate common name", c->addr, c->port);
+				char a[INET6_ADDRSTRLEN];
+				log_notice("client %s:%u sent no certificate common name", conn_addr(c, a),
+					   c->port);
 				conn_teardown(c, "no certificate identity");
 				return;
 			}
@@ -719,7 +774,9 @@ static void conn_tls_input(struct conn *c)
 			break;
 		if (!gnutls_error_is_fatal((int)n))
 			continue;
-		log_notice("TLS error from %s:%u: %s", c->addr, c->port, gnutls_strerror((int)n));
+		char a[INET6_ADDRSTRLEN];
+		log_notice("TLS error from %s:%u: %s", conn_addr(c, a), c->port,
+			   gnutls_strerror((int)n));
 		conn_teardown(c, "TLS error");
 		return;
 	}
@@ -737,7 +794,7 @@ static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	struct conn *c = (struct conn *)h;
 	/* For TLS the socket buffer holds ciphertext: one record at most. */
 	uint32_t need = c->tls ? 0 : c->rneed;
-	if (buf_reserve(c->m, &c->rbuf, &c->rlen, &c->rcap, need) < 0) {
+	if (buf_reserve(conn_midge(c), &c->rbuf, &c->rlen, &c->rcap, need) < 0) {
 		*buf = uv_buf_init(NULL, 0);
 		return;
 	}
@@ -747,7 +804,7 @@ static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
 	struct conn *c = (struct conn *)s;
-	struct midge *m = c->m;
+	struct midge *m = conn_midge(c);
 	if (nread > 0) {
 		c->rlen += (uint32_t)nread;
 		if (c->tls)
@@ -793,7 +850,7 @@ static void io_close(void *ctx, void *handle)
 		return;
 	if (!c->closing_ms) {
 		c->closing_ms = broker_now_ms();
-		c->m->n_closing++;
+		conn_midge(c)->n_closing++;
 	}
 	c->closing = true;
 	conn_stop_reading(c);
@@ -947,6 +1004,7 @@ static void listener_on_connection(uv_stream_t *server, int status)
 	struct midge *m = l->m;
 	struct sockaddr_storage ss;
 	int sslen = sizeof(ss);
+	char addr[INET6_ADDRSTRLEN];
 	if (status < 0) {
 		log_warn("accept on port %u: %s", l->port, uv_strerror(status));
 		return;
@@ -954,7 +1012,6 @@ static void listener_on_connection(uv_stream_t *server, int status)
 	struct conn *c = calloc(1, sizeof(*c));
 	if (!c)
 		return;
-	c->m = m;
 	uv_tcp_init(&m->loop, &c->tcp);
 	c->prev = NULL;
 	c->next = m->conns;
@@ -969,11 +1026,13 @@ static void listener_on_connection(uv_stream_t *server, int status)
 	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen) == 0) {
 		if (ss.ss_family == AF_INET6) {
 			struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-			uv_ip6_name(a, c->addr, sizeof(c->addr));
+			c->af = AF_INET6;
+			memcpy(c->addr, &a->sin6_addr, 16);
 			c->port = ntohs(a->sin6_port);
 		} else {
 			struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-			uv_ip4_name(a, c->addr, sizeof(c->addr));
+			c->af = AF_INET;
+			memcpy(c->addr, &a->sin_addr, 4);
 			c->port = ntohs(a->sin_port);
 		}
 	}
@@ -983,11 +1042,12 @@ static void listener_on_connection(uv_stream_t *server, int status)
 	}
 	if ((l->max_connections >= 0 && l->count >= l->max_connections) ||
 	    (m->conf.max_connections >= 0 && m->n_conns > m->conf.max_connections)) {
-		log_notice("connection from %s:%u refused: max_connections reached", c->addr, c->port);
+		log_notice("connection from %s:%u refused: max_connections reached", conn_addr(c, addr),
+			   c->port);
 		conn_teardown(c, NULL);
 		return;
 	}
-	c->lis = l;
+	c->tcp.data = l;
 	l->count++;
 	uv_tcp_nodelay(&c->tcp, 1);
 	c->opened_ms = broker_now_ms();
@@ -1004,14 +1064,15 @@ static void listener_on_connection(uv_stream_t *server, int status)
 			return;
 		}
 	}
-	c->ec = engine_conn_open(m->engine, c, c->addr, c->port, l->creds != NULL, c->opened_ms);
+	c->ec = engine_conn_open(m->engine, c, conn_addr(c, addr), c->port, l->creds != NULL,
+				 c->opened_ms);
 	if (!c->ec) {
 		conn_teardown(c, NULL);
 		return;
 	}
 	pre_append(c);
 	if (log_enabled(CONF_LOG_DEBUG))
-		log_debug("new connection from %s:%u on port %u", c->addr, c->port, l->port);
+		log_debug("new connection from %s:%u on port %u", addr, c->port, l->port);
 	if (uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb) < 0)
 		conn_teardown(c, "read error");
 }
@@ -1114,7 +1175,7 @@ static void listeners_close(struct midge *m)
 	m->listeners = NULL;
 	/* Connections outlive their listener during a shutdown. */
 	for (struct conn *c = m->conns; c; c = c->next)
-		c->lis = NULL;
+		c->tcp.data = NULL;
 	while (l) {
 		struct listener *next = l->next;
 		tls_creds_unref(l->creds);
@@ -1252,7 +1313,8 @@ static void broker_on_tick(uv_timer_t *t)
 	while (limit && m->pre_head && now - m->pre_head->opened_ms >= limit) {
 		struct conn *c = m->pre_head;
 		pre_remove(c);
-		log_notice("client %s:%u sent no CONNECT within %u s: closed", c->addr, c->port,
+		char a[INET6_ADDRSTRLEN];
+		log_notice("client %s:%u sent no CONNECT within %u s: closed", conn_addr(c, a), c->port,
 			   m->conf.connect_timeout);
 		conn_teardown(c, "no CONNECT in time");
 	}
@@ -1411,6 +1473,11 @@ void midge_free(struct midge *m)
 	passwd_free(m->passwd);
 	for (int i = 0; i < m->pool_n; i++)
 		free(m->pool[i]);
+	for (int i = 0; i < m->obox_n; i++) {
+		outq_free(&m->obox_pool[i]->q[0]);
+		outq_free(&m->obox_pool[i]->q[1]);
+		free(m->obox_pool[i]);
+	}
 	for (size_t i = 0; i < sizeof(m->sys_last) / sizeof(m->sys_last[0]); i++)
 		free(m->sys_last[i]);
 	conf_clear(&m->conf);
