@@ -130,9 +130,9 @@ struct session {
 	uint32_t hash;
 	uint32_t expiry; /* seconds; EXPIRY_NEVER; 0 ends with the connection */
 	uint32_t nsubs;
-	uint32_t ninfl, cap_infl;
 	uint32_t qcap, qhead, qlen;
-	uint32_t nrel, cap_rel;
+	uint16_t ninfl, cap_infl; /* at most 65535 packet ids in flight either way */
+	uint16_t nrel, cap_rel;
 	uint32_t gen;     /* route generation of the hit below */
 	uint32_t hit_idx; /* index in engine.hits for this generation */
 	uint16_t next_pid;
@@ -170,6 +170,8 @@ enum conn_state {
 };
 
 /* Ordered by size so that an idle connection wastes no padding. */
+#define PEER_TEXT_MAX 46 /* INET6_ADDRSTRLEN */
+
 struct engine_conn {
 	struct engine *e;
 	struct engine_conn *prev, *next;
@@ -197,7 +199,7 @@ struct engine_conn {
 	bool d_by_client;
 	bool expiry_zero;    /* CONNECT had session expiry 0 [MQTT-3.14.2-2] */
 	bool cid_own;        /* info.client_id is our own copy (the session is gone), not s->cid */
-	char peer[46];       /* INET6_ADDRSTRLEN */
+	char peer[];         /* NUL-terminated, sized to the text: "127.0.0.1" takes 10 bytes, not 46 */
 };
 
 struct hit {
@@ -902,7 +904,7 @@ static uint16_t session_next_pid(struct session *s)
 static int session_send_inflight(struct engine *e, struct session *s, struct delivery *d)
 {
 	if (s->ninfl == s->cap_infl) {
-		uint32_t cap = s->cap_infl ? s->cap_infl * 2 : 8;
+		uint32_t cap = s->cap_infl ? (s->cap_infl >= 32768 ? 65535 : s->cap_infl * 2u) : 8;
 		struct slot *n = realloc(s->infl, cap * sizeof *n);
 		if (!n) {
 			emit_drop(e, s, d->m, d->qos, MIDGE_DROP_QUEUE_FULL, "out of memory");
@@ -910,7 +912,7 @@ static int session_send_inflight(struct engine *e, struct session *s, struct del
 			return -1;
 		}
 		s->infl = n;
-		s->cap_infl = cap;
+		s->cap_infl = (uint16_t)cap;
 	}
 	uint16_t before = s->next_pid;
 	uint16_t pid = session_next_pid(s);
@@ -1262,7 +1264,8 @@ static void conn_keep_cid(struct engine_conn *c)
 
 static struct session *session_new(struct engine *e, const uint8_t *cid, size_t len)
 {
-	struct session *s = calloc(1, sizeof *s + len + 1);
+	size_t size = offsetof(struct session, cid) + len + 1;
+	struct session *s = calloc(1, size > sizeof *s ? size : sizeof *s);
 	if (!s)
 		return NULL;
 	memcpy(s->cid, cid, len);
@@ -1791,13 +1794,15 @@ static bool rel_find(const struct session *s, uint16_t pid, uint32_t *at)
 
 static int rel_add(struct session *s, uint16_t pid)
 {
+	if (s->nrel == UINT16_MAX)
+		return -1;
 	if (s->nrel == s->cap_rel) {
-		uint32_t cap = s->cap_rel ? s->cap_rel * 2 : 8;
+		uint32_t cap = s->cap_rel ? (s->cap_rel >= 32768 ? 65535 : s->cap_rel * 2u) : 8;
 		uint16_t *n = realloc(s->rel, cap * sizeof *n);
 		if (!n)
 			return -1;
 		s->rel = n;
-		s->cap_rel = cap;
+		s->cap_rel = (uint16_t)cap;
 	}
 	s->rel[s->nrel++] = pid;
 	return 0;
@@ -2310,19 +2315,16 @@ void engine_conn_framing_error(struct engine *e, struct engine_conn *c, uint8_t 
 struct engine_conn *engine_conn_open(struct engine *e, void *handle, const char *peer_addr,
 				     uint16_t peer_port, bool tls, uint64_t now_ms)
 {
-	struct engine_conn *c = calloc(1, sizeof *c);
+	size_t n = peer_addr ? strnlen(peer_addr, PEER_TEXT_MAX - 1) : 0;
+	size_t size = offsetof(struct engine_conn, peer) + n + 1;
+	struct engine_conn *c = calloc(1, size > sizeof *c ? size : sizeof *c);
 	if (!c)
 		return NULL;
 	c->e = e;
 	c->handle = handle;
 	c->last_rx = now_ms;
 	c->t_ka.kind = T_KEEPALIVE;
-	if (peer_addr) {
-		size_t n = strlen(peer_addr);
-		if (n >= sizeof c->peer)
-			n = sizeof c->peer - 1;
-		memcpy(c->peer, peer_addr, n);
-	}
+	memcpy(c->peer, peer_addr ? peer_addr : "", n);
 	c->info.peer_addr = c->peer;
 	c->info.peer_port = peer_port;
 	c->info.tls = tls;

@@ -71,7 +71,7 @@ enum midge_drop_reason {
 struct midge_client {
 	struct midge_str client_id;
 	struct midge_str username;
-	const char *peer_addr;  /* NUL-terminated text address */
+	const char *peer_addr;  /* NUL-terminated text address; NULL once the connection is gone (a delayed will) */
 	uint16_t peer_port;
 	uint8_t protocol;       /* 3, 4, 5; 0 before CONNECT */
 	bool tls;

@@ -36,6 +36,8 @@ struct fevent {
 	char to[80];
 	char topic[80];
 	char why[80];
+	char peer[64];
+	uint16_t peer_port;
 	uint32_t sub_id;
 };
 
@@ -86,8 +88,12 @@ static void f_event(void *ctx, const struct midge_event *ev)
 	struct fevent *r = &EV[NEVS++];
 	memset(r, 0, sizeof *r);
 	r->type = ev->type;
-	if (ev->client)
+	if (ev->client) {
 		copy_str(r->cid, sizeof r->cid, ev->client->client_id.p, ev->client->client_id.len);
+		if (ev->client->peer_addr) /* NULL for a will published after its connection */
+			copy_str(r->peer, sizeof r->peer, ev->client->peer_addr, strlen(ev->client->peer_addr));
+		r->peer_port = ev->client->peer_port;
+	}
 	switch (ev->type) {
 	case MIDGE_EV_CONNECT:
 	case MIDGE_EV_CONNECT_REFUSED:
@@ -384,6 +390,28 @@ static void t_connack_v4_clean(void)
 	CU_ASSERT_FALSE(ev->session_present);
 	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_SESSION_CREATED, NULL), 1);
 	CU_ASSERT_EQUAL(engine_conn_version(F[0].c), 4);
+	stop();
+}
+
+/* The connection keeps the peer's text address sized to fit: the longest
+ * IPv6 text, a short one and none must all come back whole in events. */
+static void t_peer_address_kept(void)
+{
+	static const char *longest = "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255";
+	const char *peers[] = {longest, "::1", NULL};
+	start(NULL, NULL);
+	for (int i = 0; i < 3; i++) {
+		memset(&F[i], 0, sizeof F[i]);
+		F[i].c = engine_conn_open(E, &F[i], peers[i], (uint16_t)(50000 + i), false, NOW);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(F[i].c);
+		char cid[8];
+		snprintf(cid, sizeof cid, "p%d", i);
+		CU_ASSERT_EQUAL(connect_full(i, 4, cid, 0x02, 60, NULL, NULL), 0);
+		const struct fevent *ev = last_ev(MIDGE_EV_CONNECT);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+		CU_ASSERT_STRING_EQUAL(ev->peer, peers[i] ? peers[i] : "");
+		CU_ASSERT_EQUAL(ev->peer_port, 50000 + i);
+	}
 	stop();
 }
 
@@ -1971,6 +1999,7 @@ static void register_tests(void)
 		{"MQTT-3.1.0-2 second CONNECT v5 DISCONNECT 0x82", t_second_connect_v5},
 		{"MQTT-3.2.2-1 CONNACK v3.1.1 clean session", t_connack_v4_clean},
 		{"CONNACK v3.1", t_connack_v31},
+		{"peer address text kept whole (IPv6, short, none)", t_peer_address_kept},
 		{"MQTT-3.1.2-2 unsupported protocol level", t_unsupported_level},
 		{"MQTT-3.1.3-8 empty client id without clean session", t_empty_id_persistent_v4},
 		{"MQTT-3.1.3-6 empty client id with clean session", t_empty_id_clean_v4},
