@@ -78,6 +78,14 @@ struct outq {
 
 struct listener;
 
+/* Bytes read and not yet decoded; its bookkeeping is in it, so a
+ * connection without one (an idle one) pays only the pointer. */
+struct rbuf {
+	uint32_t len, cap; /* bytes in data, room in data */
+	uint32_t need;     /* size of the packet being assembled, 0 if unknown */
+	uint8_t data[];
+};
+
 /* Output of a connection: q[qi] fills while q[qi ^ 1] is being written
  * (the socket took part of it and the rest waits for it to be writable).
  * Allocated on the first send and pooled once everything is written, so
@@ -91,8 +99,7 @@ struct outbox {
 struct conn_tls {
 	gnutls_session_t s;
 	struct tls_creds *creds;
-	uint8_t *pbuf; /* plaintext */
-	uint32_t plen, pcap, pneed;
+	struct rbuf *pbuf; /* plaintext */
 	uint32_t roff; /* ciphertext of conn.rbuf GnuTLS has taken */
 	bool handshaken, bye_sent;
 	struct outq plain; /* not yet encrypted */
@@ -102,7 +109,7 @@ struct conn_tls {
  * One client socket. The transport reads and writes the socket itself and
  * libuv only polls it (a uv_poll_t is 88 bytes smaller than a uv_tcp_t,
  * and an idle connection is mostly this record). Fields are ordered by
- * size: 264 bytes, a 272-byte malloc chunk.
+ * size: 248 bytes, a 256-byte malloc chunk.
  */
 struct conn {
 	/* first: poll.data is not needed to find the conn, so it holds the
@@ -112,14 +119,15 @@ struct conn {
 	struct engine_conn *ec;
 	struct conn *pre_prev, *pre_next; /* waiting for CONNECT, oldest first */
 	struct conn *dirty_next;
-	uint8_t *rbuf; /* socket bytes (ciphertext for TLS) */
+	struct rbuf *rbuf; /* socket bytes (ciphertext for TLS) */
 	struct outbox *out;
 	struct conn_tls *tls;
 	const char *why; /* why the socket closes, for engine_conn_closed */
-	uint32_t rlen, rcap, rneed;
-	uint32_t opened_at;  /* broker_rel_ms() */
-	uint32_t closing_at; /* when the engine asked to close (grace set): output gets a grace period */
-	uint8_t addr[16];    /* binary: text only when logged (saves 30 bytes a connection) */
+	/* broker_rel_ms() when the socket was accepted (while in_pre), then
+	 * when the engine asked to close it (once grace: output gets a grace
+	 * period; a closing connection leaves the pre list) */
+	uint32_t at;
+	uint8_t addr[16]; /* binary: text only when logged (saves 30 bytes a connection) */
 	uint16_t port;
 	uint8_t qi : 1;
 	uint8_t in_pre : 1, dirty : 1, closing : 1, grace : 1;
@@ -165,7 +173,7 @@ struct midge {
 	uv_timer_t accept_pause;
 	uv_async_t stop_async;
 	uv_signal_t sig_int, sig_term, sig_hup;
-	uint8_t *pool[RBUF_POOL_MAX];
+	struct rbuf *pool[RBUF_POOL_MAX];
 	int pool_n;
 	struct outbox *obox_pool[OUTBOX_POOL_MAX];
 	int obox_n;
@@ -226,59 +234,69 @@ static uint32_t broker_rel_ms(const struct midge *m, uint64_t now)
 
 /* ---- receive buffers ---------------------------------------------------- */
 
-static uint8_t *pool_get(struct midge *m, uint32_t size, uint32_t *cap)
-{
-	if (size <= RBUF_SIZE) {
-		*cap = RBUF_SIZE;
-		if (m->pool_n > 0)
-			return m->pool[--m->pool_n];
-		return malloc(RBUF_SIZE);
-	}
-	*cap = size;
-	return malloc(size);
-}
+/* Pooled buffers are RBUF_SIZE bytes in all, bookkeeping included. */
+#define RBUF_CAP ((uint32_t)(RBUF_SIZE - sizeof(struct rbuf)))
 
-static void pool_put(struct midge *m, uint8_t *buf, uint32_t cap)
+static struct rbuf *rbuf_get(struct midge *m, uint32_t size)
 {
-	if (!buf)
-		return;
-	if (cap == RBUF_SIZE && m->pool_n < RBUF_POOL_MAX)
-		m->pool[m->pool_n++] = buf;
+	struct rbuf *b;
+	uint32_t cap = RBUF_CAP;
+	if (size <= RBUF_CAP && m->pool_n > 0)
+		b = m->pool[--m->pool_n];
+	else if (size <= RBUF_CAP)
+		b = malloc(RBUF_SIZE);
 	else
-		free(buf);
+		b = malloc(sizeof(*b) + (cap = size));
+	if (b) {
+		b->len = b->need = 0;
+		b->cap = cap;
+	}
+	return b;
 }
 
-/* Makes room for at least one more byte, and for `need` bytes in all
- * (the packet being assembled). Returns 0 or -1 on OOM. */
-static int buf_reserve(struct midge *m, uint8_t **buf, uint32_t *len, uint32_t *cap, uint32_t need)
+static void rbuf_put(struct midge *m, struct rbuf *b)
 {
-	uint32_t want = need > *len + 1 ? need : *len + 1;
-	if (*buf && *cap >= want)
-		return 0;
-	if (!*buf) {
-		*buf = pool_get(m, want, cap);
-		return *buf ? 0 : -1;
+	if (!b)
+		return;
+	if (b->cap == RBUF_CAP && m->pool_n < RBUF_POOL_MAX)
+		m->pool[m->pool_n++] = b;
+	else
+		free(b);
+}
+
+/* Makes room in *pb for at least one more byte, and for `need` bytes in
+ * all (the packet being assembled). Returns 0 or -1 on OOM. */
+static int rbuf_reserve(struct midge *m, struct rbuf **pb, uint32_t need)
+{
+	struct rbuf *b = *pb;
+	if (!b) {
+		*pb = rbuf_get(m, need > 1 ? need : 1);
+		return *pb ? 0 : -1;
 	}
-	uint32_t ncap = *cap * 2 > want ? *cap * 2 : want;
-	if (need && ncap > need && need > *cap)
+	uint32_t want = need > b->len + 1 ? need : b->len + 1;
+	if (b->cap >= want)
+		return 0;
+	uint32_t ncap = b->cap * 2 > want ? b->cap * 2 : want;
+	if (need && ncap > need && need > b->cap)
 		ncap = need;
-	uint8_t *nb = malloc(ncap);
+	struct rbuf *nb = malloc(sizeof(*nb) + ncap);
 	if (!nb)
 		return -1;
-	memcpy(nb, *buf, *len);
-	pool_put(m, *buf, *cap);
-	*buf = nb;
-	*cap = ncap;
+	nb->len = b->len;
+	nb->need = b->need;
+	nb->cap = ncap;
+	memcpy(nb->data, b->data, b->len);
+	rbuf_put(m, b);
+	*pb = nb;
 	return 0;
 }
 
 /* Idle connections hold no receive buffer. */
-static void buf_release_if_empty(struct midge *m, uint8_t **buf, uint32_t len, uint32_t *cap)
+static void rbuf_release_if_empty(struct midge *m, struct rbuf **pb)
 {
-	if (*buf && len == 0) {
-		pool_put(m, *buf, *cap);
-		*buf = NULL;
-		*cap = 0;
+	if (*pb && (*pb)->len == 0) {
+		rbuf_put(m, *pb);
+		*pb = NULL;
 	}
 }
 
@@ -518,10 +536,10 @@ static void conn_on_close(uv_handle_t *h)
 	m->n_conns--;
 	outbox_release(m, c->out);
 	c->out = NULL;
-	pool_put(m, c->rbuf, c->rcap);
+	rbuf_put(m, c->rbuf);
 	if (c->tls) {
 		outq_free(&c->tls->plain);
-		pool_put(m, c->tls->pbuf, c->tls->pcap);
+		rbuf_put(m, c->tls->pbuf);
 		if (c->tls->s)
 			gnutls_deinit(c->tls->s);
 		tls_creds_unref(c->tls->creds);
@@ -810,14 +828,14 @@ static void conn_decode(struct conn *c, uint8_t *buf, uint32_t *len, uint32_t *n
 static ssize_t conn_tls_pull(gnutls_transport_ptr_t ptr, void *data, size_t len)
 {
 	struct conn *c = ptr;
-	uint32_t avail = c->rlen - c->tls->roff;
+	uint32_t avail = c->rbuf ? c->rbuf->len - c->tls->roff : 0;
 	if (avail == 0) {
 		gnutls_transport_set_errno(c->tls->s, EAGAIN);
 		return -1;
 	}
 	if (len > avail)
 		len = avail;
-	memcpy(data, c->rbuf + c->tls->roff, len);
+	memcpy(data, c->rbuf->data + c->tls->roff, len);
 	c->tls->roff += (uint32_t)len;
 	return (ssize_t)len;
 }
@@ -864,14 +882,15 @@ static void conn_tls_input(struct conn *c)
 		}
 	}
 	for (int guard = 0; guard < 100000 && !c->read_stopped && !c->closing; guard++) {
-		if (buf_reserve(m, &t->pbuf, &t->plen, &t->pcap, t->pneed) < 0) {
+		if (rbuf_reserve(m, &t->pbuf, t->pbuf ? t->pbuf->need : 0) < 0) {
 			conn_teardown(c, "out of memory");
 			return;
 		}
-		ssize_t n = gnutls_record_recv(t->s, t->pbuf + t->plen, t->pcap - t->plen);
+		struct rbuf *p = t->pbuf;
+		ssize_t n = gnutls_record_recv(t->s, p->data + p->len, p->cap - p->len);
 		if (n > 0) {
-			t->plen += (uint32_t)n;
-			conn_decode(c, t->pbuf, &t->plen, &t->pneed);
+			p->len += (uint32_t)n;
+			conn_decode(c, p->data, &p->len, &p->need);
 			continue;
 		}
 		if (n == 0) {
@@ -890,11 +909,11 @@ static void conn_tls_input(struct conn *c)
 	}
 compact:
 	if (t->roff > 0) {
-		memmove(c->rbuf, c->rbuf + t->roff, c->rlen - t->roff);
-		c->rlen -= t->roff;
+		memmove(c->rbuf->data, c->rbuf->data + t->roff, c->rbuf->len - t->roff);
+		c->rbuf->len -= t->roff;
 		t->roff = 0;
 	}
-	buf_release_if_empty(m, &t->pbuf, t->plen, &t->pcap);
+	rbuf_release_if_empty(m, &t->pbuf);
 }
 
 /*
@@ -912,13 +931,14 @@ static void conn_read(struct conn *c)
 	uint32_t total = 0;
 	for (int i = 0; i < READS_PER_WAKEUP && total < READ_MAX_PER_WAKEUP; i++) {
 		/* For TLS the socket buffer holds ciphertext: one record at most. */
-		uint32_t need = c->tls ? 0 : c->rneed;
-		if (buf_reserve(m, &c->rbuf, &c->rlen, &c->rcap, need) < 0) {
+		uint32_t need = c->tls || !c->rbuf ? 0 : c->rbuf->need;
+		if (rbuf_reserve(m, &c->rbuf, need) < 0) {
 			conn_teardown(c, "out of memory");
 			return;
 		}
-		size_t room = c->rcap - c->rlen;
-		ssize_t n = read(fd, c->rbuf + c->rlen, room);
+		struct rbuf *b = c->rbuf;
+		size_t room = b->cap - b->len;
+		ssize_t n = read(fd, b->data + b->len, room);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -930,17 +950,17 @@ static void conn_read(struct conn *c)
 			conn_teardown(c, "connection closed by client");
 			break;
 		}
-		c->rlen += (uint32_t)n;
+		b->len += (uint32_t)n;
 		total += (uint32_t)n;
 		if (c->tls)
 			conn_tls_input(c);
 		else
-			conn_decode(c, c->rbuf, &c->rlen, &c->rneed);
+			conn_decode(c, b->data, &b->len, &b->need);
 		if ((size_t)n < room || c->read_stopped || c->paused || c->closing || conn_is_closed(c))
 			break;
 	}
 	if (!conn_is_closed(c))
-		buf_release_if_empty(m, &c->rbuf, c->rlen, &c->rcap);
+		rbuf_release_if_empty(m, &c->rbuf);
 }
 
 static void conn_on_poll(uv_poll_t *h, int status, int events)
@@ -989,8 +1009,9 @@ static void io_close(void *ctx, void *handle)
 	if (!c)
 		return;
 	if (!c->grace) {
+		pre_remove(c); /* the grace period bounds it now */
 		c->grace = true;
-		c->closing_at = broker_rel_ms(conn_midge(c), broker_now_ms());
+		c->at = broker_rel_ms(conn_midge(c), broker_now_ms());
 		conn_midge(c)->n_closing++;
 	}
 	c->closing = true;
@@ -1202,7 +1223,7 @@ static void listener_accepted(struct listener *l, int fd, const struct sockaddr_
 	c->poll.data = l;
 	l->count++;
 	uint64_t now = broker_now_ms();
-	c->opened_at = broker_rel_ms(m, now);
+	c->at = broker_rel_ms(m, now);
 	if (l->creds) {
 		c->tls = calloc(1, sizeof(*c->tls));
 		if (!c->tls) {
@@ -1445,7 +1466,7 @@ static void conn_walk_grace(uv_handle_t *h, void *arg)
 {
 	struct conn *c = conn_of_handle(h);
 	if (c && c->grace && !conn_is_closed(c) &&
-	    (uint32_t)(*(const uint32_t *)arg - c->closing_at) > CLOSE_GRACE_MS)
+	    (uint32_t)(*(const uint32_t *)arg - c->at) > CLOSE_GRACE_MS)
 		conn_teardown(c, NULL);
 }
 
@@ -1594,7 +1615,7 @@ static void broker_on_tick(uv_timer_t *t)
 	uint32_t rel = broker_rel_ms(m, now);
 	if (limit > UINT32_MAX)
 		limit = UINT32_MAX;
-	while (limit && m->pre_head && (uint32_t)(rel - m->pre_head->opened_at) >= limit) {
+	while (limit && m->pre_head && (uint32_t)(rel - m->pre_head->at) >= limit) {
 		struct conn *c = m->pre_head;
 		pre_remove(c);
 		char a[INET6_ADDRSTRLEN];
