@@ -7,10 +7,15 @@
  * libuv close callbacks, so an engine callback (send, close) never sees a
  * connection disappear under it.
  */
+#define _GNU_SOURCE /* accept4 */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -20,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -43,6 +49,16 @@
 #define OUTQ_KEEP_SEGS 16    /* ... and a segment array up to this many */
 #define SHUTDOWN_GRACE_MS 3000
 #define CLOSE_GRACE_MS 5000
+#define READ_MAX_PER_WAKEUP (128u * 1024u) /* then other sockets get their turn */
+#define READS_PER_WAKEUP 32
+#define ACCEPTS_PER_WAKEUP 128
+#define ACCEPT_PAUSE_MS 100  /* a listener out of file descriptors rests this long */
+#define LISTEN_BACKLOG 4096  /* the kernel caps it at net.core.somaxconn */
+#if defined(IOV_MAX) && IOV_MAX < 1024
+#define CONN_IOV IOV_MAX
+#else
+#define CONN_IOV 1024
+#endif
 
 /* One piece of output: bytes of the queue's own buffer (f == NULL, at off)
  * or a referenced frame. */
@@ -62,55 +78,77 @@ struct outq {
 
 struct listener;
 
-/* Output of a connection: q[qi] fills while q[qi ^ 1] is being written.
- * Allocated on the first send and freed once everything is written, so
+/* Bytes read and not yet decoded; its bookkeeping is in it, so a
+ * connection without one (an idle one) pays only the pointer. */
+struct rbuf {
+	uint32_t len, cap; /* bytes in data, room in data */
+	uint32_t need;     /* size of the packet being assembled, 0 if unknown */
+	uint8_t data[];
+};
+
+/* Output of a connection: q[qi] fills while q[qi ^ 1] is being written
+ * (the socket took part of it and the rest waits for it to be writable).
+ * Allocated on the first send and pooled once everything is written, so
  * an idle connection holds none. */
 struct outbox {
 	struct outq q[2];
-	uv_write_t req;
+	uint32_t wseg, woff; /* how far q[qi ^ 1] is written */
 };
 
 /* TLS state, only for connections of a TLS listener. */
 struct conn_tls {
 	gnutls_session_t s;
 	struct tls_creds *creds;
-	uint8_t *pbuf; /* plaintext */
-	uint32_t plen, pcap, pneed;
+	struct rbuf *pbuf; /* plaintext */
+	uint32_t roff; /* ciphertext of conn.rbuf GnuTLS has taken */
 	bool handshaken, bye_sent;
 	struct outq plain; /* not yet encrypted */
 };
 
+/*
+ * One client socket. The transport reads and writes the socket itself and
+ * libuv only polls it (a uv_poll_t is 88 bytes smaller than a uv_tcp_t,
+ * and an idle connection is mostly this record). Fields are ordered by
+ * size: 248 bytes, a 256-byte malloc chunk.
+ */
 struct conn {
-	/* first: handle.data is not needed to find the conn, so it holds the
-	 * struct listener accepted from (NULL once the listener is gone) */
-	uv_tcp_t tcp;
+	/* first: poll.data is not needed to find the conn, so it holds the
+	 * struct listener accepted from (NULL once the listener is gone);
+	 * poll.poll_cb == conn_on_poll tells a connection in uv_walk */
+	uv_poll_t poll;
 	struct engine_conn *ec;
-	struct conn *prev, *next;         /* every connection */
 	struct conn *pre_prev, *pre_next; /* waiting for CONNECT, oldest first */
 	struct conn *dirty_next;
-	uint64_t opened_ms;
-	uint64_t closing_ms; /* when the engine asked to close: output gets a grace period */
-	uint8_t *rbuf; /* socket bytes (ciphertext for TLS) */
-	uint32_t rlen, rcap, roff, rneed;
+	struct rbuf *rbuf; /* socket bytes (ciphertext for TLS) */
 	struct outbox *out;
 	struct conn_tls *tls;
 	const char *why; /* why the socket closes, for engine_conn_closed */
-	uint8_t qi;
-	bool in_pre, dirty, writing, closing, read_stopped, paused;
-	uint8_t af; /* addr holds: AF_INET (4 bytes), AF_INET6, or 0 (unknown) */
-	uint16_t port;
+	/* broker_rel_ms() when the socket was accepted (while in_pre), then
+	 * when the engine asked to close it (once grace: output gets a grace
+	 * period; a closing connection leaves the pre list) */
+	uint32_t at;
 	uint8_t addr[16]; /* binary: text only when logged (saves 30 bytes a connection) */
+	uint16_t port;
+	uint8_t qi : 1;
+	uint8_t in_pre : 1, dirty : 1, closing : 1, grace : 1;
+	uint8_t writing : 1;      /* q[qi ^ 1] waits for the socket to be writable */
+	uint8_t read_stopped : 1; /* protocol error or close: never read again */
+	uint8_t paused : 1;       /* output over the bound: read again once drained */
+	uint8_t events : 2;       /* UV_READABLE | UV_WRITABLE being polled for */
+	uint8_t af_known : 1, af6 : 1; /* addr holds an IPv6 (16) or IPv4 (4 bytes) address */
 };
 
 struct listener {
-	uv_tcp_t tcp;
+	uv_poll_t poll; /* first: the close callback frees the listener */
 	struct midge *m;
 	struct listener *next;
 	struct tls_creds *creds; /* NULL: plain TCP */
-	int index;               /* in conf.listeners */
+	int fd;
+	int index; /* in conf.listeners */
 	int max_connections;
 	int count;
 	uint16_t port;
+	bool paused; /* out of file descriptors: not polled until accept_pause fires */
 	char addr[INET6_ADDRSTRLEN];
 };
 
@@ -127,15 +165,15 @@ struct midge {
 	struct hooks *hooks;
 	struct passwd_db *passwd;
 	struct listener *listeners;
-	struct conn *conns;
 	struct conn *pre_head, *pre_tail;
 	struct conn *dirty;
 	uv_check_t flush_check;
 	uv_timer_t tick;
 	uv_timer_t grace;
+	uv_timer_t accept_pause;
 	uv_async_t stop_async;
 	uv_signal_t sig_int, sig_term, sig_hup;
-	uint8_t *pool[RBUF_POOL_MAX];
+	struct rbuf *pool[RBUF_POOL_MAX];
 	int pool_n;
 	struct outbox *obox_pool[OUTBOX_POOL_MAX];
 	int obox_n;
@@ -145,6 +183,7 @@ struct midge {
 	uint64_t last_sys_ms;
 	uint64_t last_hooks_check_ms;
 	uint64_t hooks_dropped_logged; /* hooks_dropped() when last logged */
+	uint64_t accept_error_logged_ms;
 	struct sys_cache sys_load[6];
 	char *sys_last[40];
 	atomic_int stop_requested;
@@ -155,14 +194,26 @@ struct midge {
  * pointer less per connection than keeping it). */
 static struct midge *conn_midge(const struct conn *c)
 {
-	return (struct midge *)((char *)c->tcp.loop - offsetof(struct midge, loop));
+	return (struct midge *)((char *)c->poll.loop - offsetof(struct midge, loop));
+}
+
+/* The socket of c, -1 once it is closing. */
+static int conn_fd(const struct conn *c)
+{
+	uv_os_fd_t fd;
+	return uv_fileno((const uv_handle_t *)&c->poll, &fd) == 0 ? fd : -1;
+}
+
+static bool conn_is_closed(const struct conn *c)
+{
+	return uv_is_closing((const uv_handle_t *)&c->poll);
 }
 
 /* c's peer address as text into buf, "" when it is not known. */
 static const char *conn_addr(const struct conn *c, char buf[INET6_ADDRSTRLEN])
 {
 	buf[0] = '\0';
-	if (c->af && !inet_ntop(c->af, c->addr, buf, INET6_ADDRSTRLEN))
+	if (c->af_known && !inet_ntop(c->af6 ? AF_INET6 : AF_INET, c->addr, buf, INET6_ADDRSTRLEN))
 		buf[0] = '\0';
 	return buf;
 }
@@ -174,61 +225,78 @@ static uint64_t broker_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* Milliseconds since the broker started, for the connection timestamps
+ * (32 bits: they only ever measure seconds between two of them). */
+static uint32_t broker_rel_ms(const struct midge *m, uint64_t now)
+{
+	return (uint32_t)(now - m->started_ms);
+}
+
 /* ---- receive buffers ---------------------------------------------------- */
 
-static uint8_t *pool_get(struct midge *m, uint32_t size, uint32_t *cap)
-{
-	if (size <= RBUF_SIZE) {
-		*cap = RBUF_SIZE;
-		if (m->pool_n > 0)
-			return m->pool[--m->pool_n];
-		return malloc(RBUF_SIZE);
-	}
-	*cap = size;
-	return malloc(size);
-}
+/* Pooled buffers are RBUF_SIZE bytes in all, bookkeeping included. */
+#define RBUF_CAP ((uint32_t)(RBUF_SIZE - sizeof(struct rbuf)))
 
-static void pool_put(struct midge *m, uint8_t *buf, uint32_t cap)
+static struct rbuf *rbuf_get(struct midge *m, uint32_t size)
 {
-	if (!buf)
-		return;
-	if (cap == RBUF_SIZE && m->pool_n < RBUF_POOL_MAX)
-		m->pool[m->pool_n++] = buf;
+	struct rbuf *b;
+	uint32_t cap = RBUF_CAP;
+	if (size <= RBUF_CAP && m->pool_n > 0)
+		b = m->pool[--m->pool_n];
+	else if (size <= RBUF_CAP)
+		b = malloc(RBUF_SIZE);
 	else
-		free(buf);
+		b = malloc(sizeof(*b) + (cap = size));
+	if (b) {
+		b->len = b->need = 0;
+		b->cap = cap;
+	}
+	return b;
 }
 
-/* Makes room for at least one more byte, and for `need` bytes in all
- * (the packet being assembled). Returns 0 or -1 on OOM. */
-static int buf_reserve(struct midge *m, uint8_t **buf, uint32_t *len, uint32_t *cap, uint32_t need)
+static void rbuf_put(struct midge *m, struct rbuf *b)
 {
-	uint32_t want = need > *len + 1 ? need : *len + 1;
-	if (*buf && *cap >= want)
-		return 0;
-	if (!*buf) {
-		*buf = pool_get(m, want, cap);
-		return *buf ? 0 : -1;
+	if (!b)
+		return;
+	if (b->cap == RBUF_CAP && m->pool_n < RBUF_POOL_MAX)
+		m->pool[m->pool_n++] = b;
+	else
+		free(b);
+}
+
+/* Makes room in *pb for at least one more byte, and for `need` bytes in
+ * all (the packet being assembled). Returns 0 or -1 on OOM. */
+static int rbuf_reserve(struct midge *m, struct rbuf **pb, uint32_t need)
+{
+	struct rbuf *b = *pb;
+	if (!b) {
+		*pb = rbuf_get(m, need > 1 ? need : 1);
+		return *pb ? 0 : -1;
 	}
-	uint32_t ncap = *cap * 2 > want ? *cap * 2 : want;
-	if (need && ncap > need && need > *cap)
+	uint32_t want = need > b->len + 1 ? need : b->len + 1;
+	if (b->cap >= want)
+		return 0;
+	uint32_t ncap = b->cap * 2 > want ? b->cap * 2 : want;
+	if (need && ncap > need && need > b->cap)
 		ncap = need;
-	uint8_t *nb = malloc(ncap);
+	struct rbuf *nb = malloc(sizeof(*nb) + ncap);
 	if (!nb)
 		return -1;
-	memcpy(nb, *buf, *len);
-	pool_put(m, *buf, *cap);
-	*buf = nb;
-	*cap = ncap;
+	nb->len = b->len;
+	nb->need = b->need;
+	nb->cap = ncap;
+	memcpy(nb->data, b->data, b->len);
+	rbuf_put(m, b);
+	*pb = nb;
 	return 0;
 }
 
 /* Idle connections hold no receive buffer. */
-static void buf_release_if_empty(struct midge *m, uint8_t **buf, uint32_t len, uint32_t *cap)
+static void rbuf_release_if_empty(struct midge *m, struct rbuf **pb)
 {
-	if (*buf && len == 0) {
-		pool_put(m, *buf, *cap);
-		*buf = NULL;
-		*cap = 0;
+	if (*pb && (*pb)->len == 0) {
+		rbuf_put(m, *pb);
+		*pb = NULL;
 	}
 }
 
@@ -382,8 +450,7 @@ static void conn_outbox_trim(struct conn *c)
 
 static void conn_flush(struct conn *c);
 static void conn_teardown(struct conn *c, const char *why);
-static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
-static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void conn_on_poll(uv_poll_t *h, int status, int events);
 
 static void conn_mark_dirty(struct conn *c)
 {
@@ -442,6 +509,15 @@ static void pre_append(struct conn *c)
 	c->in_pre = true;
 }
 
+/* Whether h is a connection's poll handle (the loop also holds listeners,
+ * timers, signals). */
+static struct conn *conn_of_handle(uv_handle_t *h)
+{
+	if (h->type != UV_POLL || ((uv_poll_t *)h)->poll_cb != conn_on_poll)
+		return NULL;
+	return (struct conn *)h;
+}
+
 static void conn_on_close(uv_handle_t *h)
 {
 	struct conn *c = (struct conn *)h;
@@ -452,30 +528,25 @@ static void conn_on_close(uv_handle_t *h)
 		engine_conn_closed(m->engine, ec, c->why, broker_now_ms());
 	}
 	pre_remove(c);
-	if (c->prev)
-		c->prev->next = c->next;
-	else if (m->conns == c)
-		m->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	struct listener *lis = c->tcp.data;
+	struct listener *lis = c->poll.data;
 	if (lis)
 		lis->count--;
-	if (c->closing_ms)
+	if (c->grace)
 		m->n_closing--;
 	m->n_conns--;
 	outbox_release(m, c->out);
 	c->out = NULL;
-	pool_put(m, c->rbuf, c->rcap);
+	rbuf_put(m, c->rbuf);
 	if (c->tls) {
 		outq_free(&c->tls->plain);
-		pool_put(m, c->tls->pbuf, c->tls->pcap);
+		rbuf_put(m, c->tls->pbuf);
 		if (c->tls->s)
 			gnutls_deinit(c->tls->s);
 		tls_creds_unref(c->tls->creds);
 		free(c->tls);
 	}
-	/* A dirty connection is still on the dirty list: unlink it. */
+	/* A dirty connection is still on the dirty list: unlink it (rare:
+	 * the check phase flushes the list before close callbacks run). */
 	if (c->dirty) {
 		struct conn **pp = &m->dirty;
 		while (*pp && *pp != c)
@@ -493,12 +564,39 @@ static void conn_on_close(uv_handle_t *h)
  * the close callback. */
 static void conn_teardown(struct conn *c, const char *why)
 {
-	if (uv_is_closing((uv_handle_t *)&c->tcp))
+	if (conn_is_closed(c))
 		return;
+	int fd = conn_fd(c);
 	if (!c->why)
 		c->why = why;
 	c->closing = true;
-	uv_close((uv_handle_t *)&c->tcp, conn_on_close);
+	/* libuv stops polling the socket in uv_close but leaves it open:
+	 * it is closed here, once, after libuv has let go of it. */
+	uv_close((uv_handle_t *)&c->poll, conn_on_close);
+	if (fd >= 0)
+		close(fd);
+}
+
+/*
+ * Polls c for what it waits for now: readable unless reading is stopped,
+ * paused or closing; writable while output waits for the socket. Each
+ * change costs libuv an epoll_ctl or two, so nothing is done when the
+ * mask is unchanged.
+ */
+static void conn_poll_update(struct conn *c)
+{
+	if (conn_is_closed(c))
+		return;
+	unsigned want = (!c->read_stopped && !c->paused && !c->closing ? UV_READABLE : 0) |
+			(c->writing ? UV_WRITABLE : 0);
+	if (want == c->events)
+		return;
+	int rc = want ? uv_poll_start(&c->poll, (int)want, conn_on_poll) : uv_poll_stop(&c->poll);
+	if (rc < 0) {
+		conn_teardown(c, uv_strerror(rc));
+		return;
+	}
+	c->events = want & 3u;
 }
 
 /* A client paused for sending faster than it reads is read again once
@@ -506,24 +604,10 @@ static void conn_teardown(struct conn *c, const char *why)
 static void conn_maybe_resume(struct conn *c)
 {
 	if (c->paused && conn_out_bytes(c) <= conn_midge(c)->conf.max_output_bytes / 2 && !c->read_stopped &&
-	    !c->closing && !uv_is_closing((uv_handle_t *)&c->tcp)) {
+	    !c->closing && !conn_is_closed(c)) {
 		c->paused = false;
-		uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb);
+		conn_poll_update(c);
 	}
-}
-
-static void conn_write_cb(uv_write_t *req, int status)
-{
-	struct conn *c = req->data;
-	outq_reset(&c->out->q[c->qi ^ 1], true);
-	c->writing = false;
-	if (status < 0) {
-		conn_teardown(c, status == UV_ECANCELED ? NULL : "write error");
-		return;
-	}
-	conn_maybe_resume(c);
-	conn_mark_dirty(c);
-	broker_flush_dirty(conn_midge(c));
 }
 
 /* Encrypts what is queued in plain into q[qi], as few records as possible. */
@@ -559,19 +643,76 @@ static void conn_tls_encrypt(struct conn *c)
 }
 
 /*
- * Writes q[qi]: one uv_try_write of every iovec; what the kernel does not
- * take goes out with uv_write while new output fills the other queue.
+ * Writes q[qi ^ 1] from (wseg, woff) on: one writev of up to CONN_IOV
+ * segments at a time (frames are referenced, never copied) until it is
+ * all written or the socket is full. Returns 1 when all is written, 0
+ * when the rest waits for the socket, -1 when c was torn down.
+ */
+static int conn_write_out(struct conn *c)
+{
+	struct outbox *o = c->out;
+	struct outq *q = &o->q[c->qi ^ 1];
+	struct iovec iov[CONN_IOV];
+	int fd = conn_fd(c);
+	while (o->wseg < q->n) {
+		int cnt = 0;
+		size_t total = 0;
+		for (uint32_t i = o->wseg; i < q->n && cnt < CONN_IOV; i++, cnt++) {
+			uint32_t skip = i == o->wseg ? o->woff : 0;
+			iov[cnt].iov_base = (uint8_t *)outseg_ptr(q, &q->segs[i]) + skip;
+			iov[cnt].iov_len = q->segs[i].len - skip;
+			total += iov[cnt].iov_len;
+		}
+		ssize_t n = cnt == 1 ? write(fd, iov[0].iov_base, iov[0].iov_len) : writev(fd, iov, cnt);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return 0;
+			conn_teardown(c, "write error");
+			return -1;
+		}
+		size_t done = (size_t)n;
+		while (done > 0) {
+			uint32_t left = q->segs[o->wseg].len - o->woff;
+			if (done >= left) {
+				done -= left;
+				o->wseg++;
+				o->woff = 0;
+			} else {
+				o->woff += (uint32_t)done;
+				done = 0;
+			}
+		}
+		if ((size_t)n < total)
+			return 0; /* the socket is full: writing again now would only get EAGAIN */
+	}
+	return 1;
+}
+
+/* q[qi ^ 1] is all written: its frames go, new output can be written. */
+static void conn_written(struct conn *c)
+{
+	outq_reset(&c->out->q[c->qi ^ 1], true);
+	c->writing = false;
+}
+
+/*
+ * Writes q[qi] straight to the socket; what the socket does not take
+ * stays in place (now q[qi ^ 1]) and is written when the socket is
+ * writable, while new output fills the other queue.
  */
 static void conn_flush(struct conn *c)
 {
-	if (uv_is_closing((uv_handle_t *)&c->tcp))
+	if (conn_is_closed(c))
 		return;
 	conn_tls_encrypt(c);
-	if (uv_is_closing((uv_handle_t *)&c->tcp) || c->writing)
+	if (conn_is_closed(c) || c->writing)
 		return;
 	struct outq *q = c->out ? &c->out->q[c->qi] : NULL;
 	if (!q || q->n == 0) {
 		conn_outbox_trim(c);
+		conn_maybe_resume(c);
 		if (c->closing) {
 			if (c->tls && c->tls->handshaken && !c->tls->bye_sent) {
 				c->tls->bye_sent = true;
@@ -585,56 +726,41 @@ static void conn_flush(struct conn *c)
 		}
 		return;
 	}
-	uv_buf_t stackbufs[64];
-	uv_buf_t *bufs = q->n <= 64 ? stackbufs : malloc(q->n * sizeof(*bufs));
-	if (!bufs) {
-		conn_teardown(c, "out of memory");
-		return;
-	}
-	size_t total = 0;
-	for (uint32_t i = 0; i < q->n; i++) {
-		bufs[i] = uv_buf_init((char *)outseg_ptr(q, &q->segs[i]), q->segs[i].len);
-		total += q->segs[i].len;
-	}
-	int n = uv_try_write((uv_stream_t *)&c->tcp, bufs, q->n);
-	if (n == UV_EAGAIN || n == UV_ENOSYS)
-		n = 0;
-	if (n < 0) {
-		if (bufs != stackbufs)
-			free(bufs);
-		conn_teardown(c, "write error");
-		return;
-	}
-	if ((size_t)n == total) {
-		outq_reset(q, true);
-		if (bufs != stackbufs)
-			free(bufs);
-		if (c->closing) {
-			conn_flush(c);
-		} else {
-			conn_outbox_trim(c);
-			conn_maybe_resume(c);
-		}
-		return;
-	}
-	uint32_t i = 0;
-	size_t done = (size_t)n;
-	while (done >= bufs[i].len) {
-		done -= bufs[i].len;
-		i++;
-	}
-	bufs[i].base += done;
-	bufs[i].len -= done;
-	c->out->req.data = c;
-	int rc = uv_write(&c->out->req, (uv_stream_t *)&c->tcp, bufs + i, q->n - i, conn_write_cb);
-	if (bufs != stackbufs)
-		free(bufs);
-	if (rc < 0) {
-		conn_teardown(c, "write error");
-		return;
-	}
-	c->writing = true;
+	c->out->wseg = 0;
+	c->out->woff = 0;
 	c->qi ^= 1;
+	c->writing = true;
+	int rc = conn_write_out(c);
+	if (rc < 0)
+		return;
+	if (rc == 0) {
+		conn_poll_update(c);
+		return;
+	}
+	conn_written(c);
+	if (c->closing) {
+		conn_flush(c);
+	} else {
+		conn_outbox_trim(c);
+		conn_maybe_resume(c);
+	}
+}
+
+/* The socket can take more of q[qi ^ 1]. */
+static void conn_on_writable(struct conn *c)
+{
+	if (c->writing) {
+		int rc = conn_write_out(c);
+		if (rc < 0)
+			return;
+		if (rc == 0)
+			return; /* still full: keep polling for writable */
+		conn_written(c);
+		/* What queued meanwhile goes now, while the socket has room,
+		 * and the poll mask changes at most once. */
+		conn_flush(c);
+	}
+	conn_poll_update(c);
 }
 
 static void conn_stop_reading(struct conn *c)
@@ -642,7 +768,7 @@ static void conn_stop_reading(struct conn *c)
 	if (c->read_stopped)
 		return;
 	c->read_stopped = true;
-	uv_read_stop((uv_stream_t *)&c->tcp);
+	conn_poll_update(c);
 }
 
 /*
@@ -695,22 +821,22 @@ static void conn_decode(struct conn *c, uint8_t *buf, uint32_t *len, uint32_t *n
 		/* The client sends faster than it reads its answers: stop
 		 * reading until its output drains (nothing blocks the loop). */
 		c->paused = true;
-		uv_read_stop((uv_stream_t *)&c->tcp);
+		conn_poll_update(c);
 	}
 }
 
 static ssize_t conn_tls_pull(gnutls_transport_ptr_t ptr, void *data, size_t len)
 {
 	struct conn *c = ptr;
-	uint32_t avail = c->rlen - c->roff;
+	uint32_t avail = c->rbuf ? c->rbuf->len - c->tls->roff : 0;
 	if (avail == 0) {
 		gnutls_transport_set_errno(c->tls->s, EAGAIN);
 		return -1;
 	}
 	if (len > avail)
 		len = avail;
-	memcpy(data, c->rbuf + c->roff, len);
-	c->roff += (uint32_t)len;
+	memcpy(data, c->rbuf->data + c->tls->roff, len);
+	c->tls->roff += (uint32_t)len;
 	return (ssize_t)len;
 }
 
@@ -756,14 +882,15 @@ static void conn_tls_input(struct conn *c)
 		}
 	}
 	for (int guard = 0; guard < 100000 && !c->read_stopped && !c->closing; guard++) {
-		if (buf_reserve(m, &t->pbuf, &t->plen, &t->pcap, t->pneed) < 0) {
+		if (rbuf_reserve(m, &t->pbuf, t->pbuf ? t->pbuf->need : 0) < 0) {
 			conn_teardown(c, "out of memory");
 			return;
 		}
-		ssize_t n = gnutls_record_recv(t->s, t->pbuf + t->plen, t->pcap - t->plen);
+		struct rbuf *p = t->pbuf;
+		ssize_t n = gnutls_record_recv(t->s, p->data + p->len, p->cap - p->len);
 		if (n > 0) {
-			t->plen += (uint32_t)n;
-			conn_decode(c, t->pbuf, &t->plen, &t->pneed);
+			p->len += (uint32_t)n;
+			conn_decode(c, p->data, &p->len, &p->need);
 			continue;
 		}
 		if (n == 0) {
@@ -781,45 +908,78 @@ static void conn_tls_input(struct conn *c)
 		return;
 	}
 compact:
-	if (c->roff > 0) {
-		memmove(c->rbuf, c->rbuf + c->roff, c->rlen - c->roff);
-		c->rlen -= c->roff;
-		c->roff = 0;
+	if (t->roff > 0) {
+		memmove(c->rbuf->data, c->rbuf->data + t->roff, c->rbuf->len - t->roff);
+		c->rbuf->len -= t->roff;
+		t->roff = 0;
 	}
-	buf_release_if_empty(m, &t->pbuf, t->plen, &t->pcap);
+	rbuf_release_if_empty(m, &t->pbuf);
 }
 
-static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+/*
+ * Reads what the socket has into c's receive buffer and decodes it: until
+ * a read comes back short (the socket is drained; polling is
+ * level-triggered, so anything that arrives later wakes us again), but
+ * at most READS_PER_WAKEUP reads and READ_MAX_PER_WAKEUP bytes, so one
+ * fast sender cannot starve the others. The buffer comes from the pool
+ * and goes back when it is empty: an idle connection holds none.
+ */
+static void conn_read(struct conn *c)
 {
-	struct conn *c = (struct conn *)h;
-	/* For TLS the socket buffer holds ciphertext: one record at most. */
-	uint32_t need = c->tls ? 0 : c->rneed;
-	if (buf_reserve(conn_midge(c), &c->rbuf, &c->rlen, &c->rcap, need) < 0) {
-		*buf = uv_buf_init(NULL, 0);
-		return;
-	}
-	*buf = uv_buf_init((char *)c->rbuf + c->rlen, c->rcap - c->rlen);
-}
-
-static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
-{
-	struct conn *c = (struct conn *)s;
 	struct midge *m = conn_midge(c);
-	if (nread > 0) {
-		c->rlen += (uint32_t)nread;
+	int fd = conn_fd(c);
+	uint32_t total = 0;
+	for (int i = 0; i < READS_PER_WAKEUP && total < READ_MAX_PER_WAKEUP; i++) {
+		/* For TLS the socket buffer holds ciphertext: one record at most. */
+		uint32_t need = c->tls || !c->rbuf ? 0 : c->rbuf->need;
+		if (rbuf_reserve(m, &c->rbuf, need) < 0) {
+			conn_teardown(c, "out of memory");
+			return;
+		}
+		struct rbuf *b = c->rbuf;
+		size_t room = b->cap - b->len;
+		ssize_t n = read(fd, b->data + b->len, room);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				conn_teardown(c, uv_strerror(uv_translate_sys_error(errno)));
+			break;
+		}
+		if (n == 0) {
+			conn_teardown(c, "connection closed by client");
+			break;
+		}
+		b->len += (uint32_t)n;
+		total += (uint32_t)n;
 		if (c->tls)
 			conn_tls_input(c);
 		else
-			conn_decode(c, c->rbuf, &c->rlen, &c->rneed);
-	} else if (nread == UV_EOF) {
-		conn_teardown(c, "connection closed by client");
-	} else if (nread == UV_ENOBUFS) {
-		conn_teardown(c, "out of memory");
-	} else if (nread < 0) {
-		conn_teardown(c, uv_strerror((int)nread));
+			conn_decode(c, b->data, &b->len, &b->need);
+		if ((size_t)n < room || c->read_stopped || c->paused || c->closing || conn_is_closed(c))
+			break;
 	}
-	if (!uv_is_closing((uv_handle_t *)&c->tcp))
-		buf_release_if_empty(m, &c->rbuf, c->rlen, &c->rcap);
+	if (!conn_is_closed(c))
+		rbuf_release_if_empty(m, &c->rbuf);
+}
+
+static void conn_on_poll(uv_poll_t *h, int status, int events)
+{
+	struct conn *c = (struct conn *)h;
+	if (status < 0) {
+		/* POLLERR: libuv stopped polling; the socket error says why
+		 * (a reset, mostly), as a read would have. */
+		int err = 0;
+		socklen_t len = sizeof(err);
+		if (getsockopt(conn_fd(c), SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err == 0)
+			err = EIO;
+		conn_teardown(c, uv_strerror(uv_translate_sys_error(err)));
+		return;
+	}
+	if (events & UV_WRITABLE)
+		conn_on_writable(c);
+	if ((events & UV_READABLE) && !c->read_stopped && !c->paused && !c->closing && !conn_is_closed(c))
+		conn_read(c);
 }
 
 /* ---- engine_io ---------------------------------------------------------- */
@@ -829,7 +989,7 @@ static int io_send(void *ctx, void *handle, const uint8_t *head, size_t head_len
 {
 	struct midge *m = ctx;
 	struct conn *c = handle;
-	if (!c || uv_is_closing((uv_handle_t *)&c->tcp))
+	if (!c || conn_is_closed(c))
 		return -1;
 	if (droppable && conn_out_bytes(c) > m->conf.max_output_bytes)
 		return -1;
@@ -848,8 +1008,10 @@ static void io_close(void *ctx, void *handle)
 	(void)ctx;
 	if (!c)
 		return;
-	if (!c->closing_ms) {
-		c->closing_ms = broker_now_ms();
+	if (!c->grace) {
+		pre_remove(c); /* the grace period bounds it now */
+		c->grace = true;
+		c->at = broker_rel_ms(conn_midge(c), broker_now_ms());
 		conn_midge(c)->n_closing++;
 	}
 	c->closing = true;
@@ -998,59 +1160,70 @@ static int broker_engine_ready(struct midge *m)
 
 /* ---- listeners ---------------------------------------------------------- */
 
-static void listener_on_connection(uv_stream_t *server, int status)
+/* Fills c's peer address from what accept() returned. */
+static void conn_set_peer(struct conn *c, const struct sockaddr_storage *ss)
 {
-	struct listener *l = (struct listener *)server;
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+		c->af_known = 1;
+		c->af6 = 1;
+		memcpy(c->addr, &a->sin6_addr, 16);
+		c->port = ntohs(a->sin6_port);
+	} else if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+		c->af_known = 1;
+		memcpy(c->addr, &a->sin_addr, 4);
+		c->port = ntohs(a->sin_port);
+	}
+}
+
+/*
+ * Takes over fd, a connection just accepted on l from ss: refuses it
+ * (max_connections, shutdown) or opens its engine connection and polls it.
+ */
+static void listener_accepted(struct listener *l, int fd, const struct sockaddr_storage *ss)
+{
 	struct midge *m = l->m;
-	struct sockaddr_storage ss;
-	int sslen = sizeof(ss);
 	char addr[INET6_ADDRSTRLEN];
-	if (status < 0) {
-		log_warn("accept on port %u: %s", l->port, uv_strerror(status));
-		return;
-	}
-	struct conn *c = calloc(1, sizeof(*c));
-	if (!c)
-		return;
-	uv_tcp_init(&m->loop, &c->tcp);
-	c->prev = NULL;
-	c->next = m->conns;
-	if (m->conns)
-		m->conns->prev = c;
-	m->conns = c;
-	m->n_conns++;
-	if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
-		conn_teardown(c, NULL);
-		return;
-	}
-	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen) == 0) {
-		if (ss.ss_family == AF_INET6) {
-			struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-			c->af = AF_INET6;
-			memcpy(c->addr, &a->sin6_addr, 16);
-			c->port = ntohs(a->sin6_port);
-		} else {
-			struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-			c->af = AF_INET;
-			memcpy(c->addr, &a->sin_addr, 4);
-			c->port = ntohs(a->sin_port);
-		}
-	}
 	if (m->stopping) {
-		conn_teardown(c, NULL);
+		close(fd);
 		return;
 	}
 	if ((l->max_connections >= 0 && l->count >= l->max_connections) ||
-	    (m->conf.max_connections >= 0 && m->n_conns > m->conf.max_connections)) {
-		log_notice("connection from %s:%u refused: max_connections reached", conn_addr(c, addr),
-			   c->port);
+	    (m->conf.max_connections >= 0 && m->n_conns >= m->conf.max_connections)) {
+		struct conn tmp = {0};
+		conn_set_peer(&tmp, ss);
+		log_notice("connection from %s:%u refused: max_connections reached", conn_addr(&tmp, addr),
+			   tmp.port);
+		close(fd);
+		return;
+	}
+	struct conn *c = calloc(1, sizeof(*c));
+	if (!c || uv_poll_init(&m->loop, &c->poll, fd) < 0) {
+		free(c);
+		close(fd);
+		return;
+	}
+	m->n_conns++;
+	conn_set_peer(c, ss);
+#ifndef __linux__
+	{
+		/* Linux copies TCP_NODELAY from the listening socket. */
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
+#endif
+	/* Polling first: conn_on_poll as the poll callback is what makes
+	 * the handle a connection for uv_walk. */
+	if (uv_poll_start(&c->poll, UV_READABLE, conn_on_poll) < 0) {
 		conn_teardown(c, NULL);
 		return;
 	}
-	c->tcp.data = l;
+	c->events = UV_READABLE;
+	c->poll.data = l;
 	l->count++;
-	uv_tcp_nodelay(&c->tcp, 1);
-	c->opened_ms = broker_now_ms();
+	uint64_t now = broker_now_ms();
+	c->at = broker_rel_ms(m, now);
 	if (l->creds) {
 		c->tls = calloc(1, sizeof(*c->tls));
 		if (!c->tls) {
@@ -1064,8 +1237,7 @@ static void listener_on_connection(uv_stream_t *server, int status)
 			return;
 		}
 	}
-	c->ec = engine_conn_open(m->engine, c, conn_addr(c, addr), c->port, l->creds != NULL,
-				 c->opened_ms);
+	c->ec = engine_conn_open(m->engine, c, conn_addr(c, addr), c->port, l->creds != NULL, now);
 	if (!c->ec) {
 		conn_teardown(c, NULL);
 		return;
@@ -1073,8 +1245,102 @@ static void listener_on_connection(uv_stream_t *server, int status)
 	pre_append(c);
 	if (log_enabled(CONF_LOG_DEBUG))
 		log_debug("new connection from %s:%u on port %u", addr, c->port, l->port);
-	if (uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb) < 0)
-		conn_teardown(c, "read error");
+}
+
+static void listener_on_poll(uv_poll_t *h, int status, int events);
+
+/* Polls every listener that rested after running out of descriptors. */
+static void listener_on_resume(uv_timer_t *t)
+{
+	struct midge *m = t->data;
+	for (struct listener *l = m->listeners; l; l = l->next) {
+		if (l->paused && uv_poll_start(&l->poll, UV_READABLE, listener_on_poll) == 0)
+			l->paused = false;
+	}
+}
+
+/*
+ * accept() failed with err (not EAGAIN): out of descriptors or memory.
+ * The pending connection stays in the backlog and polling is
+ * level-triggered, so the listener would wake the loop again at once:
+ * it stops being polled for ACCEPT_PAUSE_MS instead, and the error is
+ * logged at most once a second.
+ */
+static void listener_pause(struct listener *l, int err)
+{
+	struct midge *m = l->m;
+	uint64_t now = broker_now_ms();
+	if (now - m->accept_error_logged_ms >= 1000) {
+		m->accept_error_logged_ms = now;
+		log_warn("accept on port %u: %s (%d connections open): not accepting for %d ms", l->port,
+			 strerror(err), m->n_conns, ACCEPT_PAUSE_MS);
+	}
+	uv_poll_stop(&l->poll);
+	l->paused = true;
+	if (!uv_is_active((uv_handle_t *)&m->accept_pause))
+		uv_timer_start(&m->accept_pause, listener_on_resume, ACCEPT_PAUSE_MS, 0);
+}
+
+/* Accepts what is pending, at most ACCEPTS_PER_WAKEUP connections: with
+ * accept4 the socket is non-blocking and the peer address known in one
+ * system call. */
+static void listener_on_poll(uv_poll_t *h, int status, int events)
+{
+	struct listener *l = (struct listener *)h;
+	(void)events;
+	if (status < 0) {
+		listener_pause(l, -status);
+		return;
+	}
+	for (int i = 0; i < ACCEPTS_PER_WAKEUP && l->fd >= 0; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+#ifdef SOCK_NONBLOCK
+		int fd = accept4(l->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+#else
+		int fd = accept(l->fd, (struct sockaddr *)&ss, &len);
+		if (fd >= 0)
+			fcntl(fd, F_SETFD, FD_CLOEXEC);
+#endif
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return;
+			listener_pause(l, errno);
+			return;
+		}
+		if (len > sizeof(ss))
+			ss.ss_family = AF_UNSPEC;
+		listener_accepted(l, fd, &ss);
+	}
+}
+
+/* A listening socket on sa, TCP_NODELAY set so that every accepted
+ * socket inherits it (Linux copies it: one setsockopt less per
+ * connection). Returns the socket or -errno. */
+static int listener_socket(const struct sockaddr *sa)
+{
+	int one = 1;
+	socklen_t salen = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+#ifdef SOCK_NONBLOCK
+	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+#else
+	int fd = socket(sa->sa_family, SOCK_STREAM, 0);
+	if (fd >= 0)
+		fcntl(fd, F_SETFD, FD_CLOEXEC);
+#endif
+	if (fd < 0)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    (sa->sa_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 || bind(fd, sa, salen) < 0 ||
+	    listen(fd, LISTEN_BACKLOG) < 0) {
+		int err = errno;
+		close(fd);
+		return -err;
+	}
+	return fd;
 }
 
 static int listener_bind(struct midge *m, int index, const struct sockaddr *sa,
@@ -1082,7 +1348,6 @@ static int listener_bind(struct midge *m, int index, const struct sockaddr *sa,
 {
 	const struct conf_listener *cl = &m->conf.listeners[index];
 	struct listener *l = calloc(1, sizeof(*l));
-	int rc;
 	if (!l) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
@@ -1094,19 +1359,30 @@ static int listener_bind(struct midge *m, int index, const struct sockaddr *sa,
 		uv_ip6_name((const struct sockaddr_in6 *)sa, l->addr, sizeof(l->addr));
 	else
 		uv_ip4_name((const struct sockaddr_in *)sa, l->addr, sizeof(l->addr));
-	uv_tcp_init(&m->loop, &l->tcp);
-	rc = uv_tcp_bind(&l->tcp, sa, sa->sa_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0);
-	if (rc == 0)
-		rc = uv_listen((uv_stream_t *)&l->tcp, 1024, listener_on_connection);
+	int rc = l->fd = listener_socket(sa);
+	if (rc >= 0) {
+		rc = uv_poll_init(&m->loop, &l->poll, l->fd);
+		if (rc < 0)
+			close(l->fd);
+		else if ((rc = uv_poll_start(&l->poll, UV_READABLE, listener_on_poll)) < 0) {
+			uv_close((uv_handle_t *)&l->poll, (uv_close_cb)free);
+			close(l->fd);
+			snprintf(err, errlen, "cannot listen on %s port %u: %s", l->addr, cl->port,
+				 uv_strerror(rc));
+			return -1;
+		}
+	} else {
+		rc = uv_translate_sys_error(-rc);
+	}
 	if (rc < 0) {
 		snprintf(err, errlen, "cannot listen on %s port %u: %s", l->addr, cl->port,
 			 uv_strerror(rc));
-		uv_close((uv_handle_t *)&l->tcp, (uv_close_cb)free);
+		free(l);
 		return -1;
 	}
 	struct sockaddr_storage ss;
-	int sslen = sizeof(ss);
-	uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&ss, &sslen);
+	socklen_t sslen = sizeof(ss);
+	getsockname(l->fd, (struct sockaddr *)&ss, &sslen);
 	l->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
 						 : ((struct sockaddr_in *)&ss)->sin_port);
 	l->creds = creds ? tls_creds_ref(creds) : NULL;
@@ -1169,18 +1445,44 @@ static int listener_open(struct midge *m, int index, const char *const *fallback
 	return bound > 0 ? 0 : -1;
 }
 
+static void conn_walk_forget_listener(uv_handle_t *h, void *arg)
+{
+	struct conn *c = conn_of_handle(h);
+	(void)arg;
+	if (c)
+		c->poll.data = NULL;
+}
+
+/* uv_walk: tears down every connection, arg the reason. */
+static void conn_walk_teardown(uv_handle_t *h, void *arg)
+{
+	struct conn *c = conn_of_handle(h);
+	if (c)
+		conn_teardown(c, arg);
+}
+
+/* uv_walk: ends the grace period of closing connections; arg the time. */
+static void conn_walk_grace(uv_handle_t *h, void *arg)
+{
+	struct conn *c = conn_of_handle(h);
+	if (c && c->grace && !conn_is_closed(c) &&
+	    (uint32_t)(*(const uint32_t *)arg - c->at) > CLOSE_GRACE_MS)
+		conn_teardown(c, NULL);
+}
+
 static void listeners_close(struct midge *m)
 {
 	struct listener *l = m->listeners;
 	m->listeners = NULL;
-	/* Connections outlive their listener during a shutdown. */
-	for (struct conn *c = m->conns; c; c = c->next)
-		c->tcp.data = NULL;
+	/* Connections outlive their listener during a shutdown (those
+	 * already closing too: their close callback comes later). */
+	uv_walk(&m->loop, conn_walk_forget_listener, NULL);
 	while (l) {
 		struct listener *next = l->next;
 		tls_creds_unref(l->creds);
 		l->creds = NULL;
-		uv_close((uv_handle_t *)&l->tcp, (uv_close_cb)free);
+		uv_close((uv_handle_t *)&l->poll, (uv_close_cb)free);
+		close(l->fd);
 		l = next;
 	}
 }
@@ -1310,7 +1612,10 @@ static void broker_on_tick(uv_timer_t *t)
 	/* [MQTT-3.1.4-1]-adjacent housekeeping: a socket that never sends
 	 * CONNECT (or never finishes TLS) is closed after connect_timeout. */
 	uint64_t limit = (uint64_t)m->conf.connect_timeout * 1000u;
-	while (limit && m->pre_head && now - m->pre_head->opened_ms >= limit) {
+	uint32_t rel = broker_rel_ms(m, now);
+	if (limit > UINT32_MAX)
+		limit = UINT32_MAX;
+	while (limit && m->pre_head && (uint32_t)(rel - m->pre_head->at) >= limit) {
 		struct conn *c = m->pre_head;
 		pre_remove(c);
 		char a[INET6_ADDRSTRLEN];
@@ -1320,11 +1625,8 @@ static void broker_on_tick(uv_timer_t *t)
 	}
 	/* A client that does not read cannot hold a closing socket open:
 	 * what it has not taken after the grace period is dropped. */
-	if (m->n_closing > 0) {
-		for (struct conn *c = m->conns; c; c = c->next)
-			if (c->closing_ms && now - c->closing_ms > CLOSE_GRACE_MS)
-				conn_teardown(c, NULL);
-	}
+	if (m->n_closing > 0)
+		uv_walk(&m->loop, conn_walk_grace, &rel);
 	if (m->hooks) {
 		hooks_poll(m->hooks);
 		broker_log_hooks_dropped(m, now);
@@ -1350,8 +1652,7 @@ static void broker_close_walk(uv_handle_t *h, void *arg)
 static void broker_on_grace(uv_timer_t *t)
 {
 	struct midge *m = t->data;
-	for (struct conn *c = m->conns; c; c = c->next)
-		conn_teardown(c, "server shutting down");
+	uv_walk(&m->loop, conn_walk_teardown, "server shutting down");
 	uv_stop(&m->loop);
 }
 
@@ -1755,6 +2056,8 @@ int midge_run(struct midge *m)
 	m->tick.data = m;
 	uv_timer_init(&m->loop, &m->grace);
 	m->grace.data = m;
+	uv_timer_init(&m->loop, &m->accept_pause);
+	m->accept_pause.data = m;
 	uv_signal_init(&m->loop, &m->sig_int);
 	uv_signal_init(&m->loop, &m->sig_term);
 	uv_signal_init(&m->loop, &m->sig_hup);
@@ -1781,8 +2084,7 @@ out:
 	m->running = false;
 	m->loop_ready = false;
 	listeners_close(m);
-	for (struct conn *c = m->conns; c; c = c->next)
-		conn_teardown(c, "server shutting down");
+	uv_walk(&m->loop, conn_walk_teardown, "server shutting down");
 	uv_walk(&m->loop, broker_close_walk, NULL);
 	/* Close callbacks free the connections (and tell the engine). */
 	while (uv_run(&m->loop, UV_RUN_NOWAIT) != 0)
