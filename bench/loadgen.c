@@ -159,6 +159,8 @@ struct lg {
 	uint32_t total;        /* connections to set up */
 	uint64_t t0_ns, t_setup_done_ns, t_meas_ns, t_end_ns, t_drain_ns;
 	uint64_t first_connect_ns, last_connack_ns;
+	double setup_bcpu0, setup_bcpu1; /* broker CPU at the first connect and when all are ready */
+	double setup_cpu0, setup_cpu1;   /* our own CPU at the same moments */
 	uint64_t phase_start_ms;
 	uint64_t last_keepalive_ms;
 	uint64_t pace_start_ns; /* fixed-rate: start of pacing */
@@ -262,6 +264,16 @@ static uint64_t lg_hist_pct(const struct lg_hist *h, double p)
 }
 
 /* ---- /proc readers (Linux) ---- */
+
+/* This process's user + system CPU seconds. */
+static double lg_self_cpu(void)
+{
+	struct rusage ru;
+	if (getrusage(RUSAGE_SELF, &ru) != 0)
+		return -1;
+	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
+	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
+}
 
 /* utime + stime of pid in seconds, or -1. */
 static double lg_proc_cpu(int pid)
@@ -625,6 +637,10 @@ static void lg_conn_ready(struct lg_conn *c)
 	uint64_t now = lg_now_ns();
 	if (now > lg->last_connack_ns)
 		lg->last_connack_ns = now;
+	if (lg->ready == lg->total) {
+		lg->setup_bcpu1 = lg_proc_cpu(lg->o.broker_pid);
+		lg->setup_cpu1 = lg_self_cpu();
+	}
 	lg_connect_next(lg);
 }
 
@@ -867,8 +883,11 @@ static void lg_connect_next(struct lg *lg)
 		if (lg->next_connect - lg->ready >= lg->o.concurrency)
 			return;
 		struct lg_conn *c = lg_conn_at(lg, lg->next_connect++);
-		if (lg->first_connect_ns == 0)
+		if (lg->first_connect_ns == 0) {
 			lg->first_connect_ns = lg_now_ns();
+			lg->setup_bcpu0 = lg_proc_cpu(lg->o.broker_pid);
+			lg->setup_cpu0 = lg_self_cpu();
+		}
 		if (lg_tcp_open(lg, c, lg->next_connect - 1) != 0) {
 			lg_fail(lg, "cannot open a socket (file descriptor limit?)");
 			return;
@@ -1126,6 +1145,15 @@ static void lg_report(struct lg *lg)
 				 ? (double)(lg->last_connack_ns - lg->first_connect_ns) * 1e-9
 				 : 0;
 	double conn_rate = setup_s > 0 ? (double)lg->ready / setup_s : 0;
+	/* CPU per connection while connecting: where the connect rate's
+	 * limit is (the broker, or the generator's side of the handshakes) */
+	bool setup_done = lg->ready == lg->total && lg->ready > 0;
+	double conn_bus = setup_done && lg->setup_bcpu0 >= 0 && lg->setup_bcpu1 >= 0
+				  ? (lg->setup_bcpu1 - lg->setup_bcpu0) * 1e6 / lg->ready
+				  : -1;
+	double conn_gus = setup_done && lg->setup_cpu0 >= 0 && lg->setup_cpu1 >= 0
+				  ? (lg->setup_cpu1 - lg->setup_cpu0) * 1e6 / lg->ready
+				  : -1;
 	double per_conn = -1;
 	if (o->workload == LG_CONN && lg->rss_before_kb >= 0 && lg->rss_after_kb >= 0 && lg->ready > 0)
 		per_conn = (double)(lg->rss_after_kb - lg->rss_before_kb) * 1024.0 / lg->ready;
@@ -1157,6 +1185,9 @@ static void lg_report(struct lg *lg)
 			       lg->rss_before_kb, lg->rss_after_kb, per_conn);
 		}
 		printf("  connect rate      %.0f conn/s (%" PRIu32 " in %.3f s)\n", conn_rate, lg->ready, setup_s);
+		if (conn_gus >= 0)
+			printf("  connect CPU       broker %.1f us, generator %.1f us per connection\n",
+			       conn_bus, conn_gus);
 		if (bcpu >= 0)
 			printf("  broker CPU        %.2f s (%.0f%% of a core)%s%.2f s per million msgs\n", bcpu,
 			       bcpu_pct, o->workload == LG_CONN ? "" : ", ",
@@ -1171,13 +1202,14 @@ static void lg_report(struct lg *lg)
 	       " msg_per_s=%.1f sent_per_s=%.1f lat_p50_us=%.1f lat_p99_us=%.1f lat_p999_us=%.1f"
 	       " lat_max_us=%.1f lat_mean_us=%.1f lost=%" PRIu64 " dup=%" PRIu64
 	       " unexpected=%" PRIu64 " stalls=%" PRIu64 " errors=%" PRIu64 " conns=%" PRIu32
-	       " connect_per_s=%.1f broker_cpu_s=%.3f broker_cpu_pct=%.1f"
+	       " connect_per_s=%.1f connect_broker_us=%.1f connect_gen_us=%.1f"
+	       " broker_cpu_s=%.3f broker_cpu_pct=%.1f"
 	       " broker_cpu_s_per_M=%.3f broker_rss_before_kb=%ld broker_rss_after_kb=%ld"
 	       " broker_rss_peak_kb=%ld rss_per_conn_B=%.0f gen_cpu_s=%.3f gen_cpu_pct=%.1f ok=%d\n",
 	       o->label ? o->label : "-", lg_workload_name(o->workload), o->qos, ver, o->size, o->clients,
 	       o->rate, o->window, secs, lg->sent_meas, lg->recv_meas, lg->sent_total, lg->recv_total,
 	       recv_rate, sent_rate, p50, p99, p999, pmax, pmean, lost, lg->dup, lg->unexpected, stalls,
-	       lg->errors + lg->closed_by_peer + lg->connect_fail, lg->ready, conn_rate, bcpu, bcpu_pct,
+	       lg->errors + lg->closed_by_peer + lg->connect_fail, lg->ready, conn_rate, conn_bus, conn_gus, bcpu, bcpu_pct,
 	       bcpu_per_m, lg->rss_before_kb, lg->rss_after_kb, lg->rss_peak_kb, per_conn, own, own_pct,
 	       lg->fail ? 0 : 1);
 	fflush(stdout);

@@ -30,6 +30,12 @@ cat "$tmp/err.txt"
 	--json "$tmp/results5.json" > "$tmp/out5.txt" 2> "$tmp/err5.txt"
 echo "compare (MQTT 5) exited with $?"
 cat "$tmp/err5.txt"
+# fixed rate, as make bench's latency comparison runs it
+"$py" "$srcdir/bench/compare" --quick --build-dir "$builddir" --brokers "$brokers" \
+	--total-rate 2000 --workloads fanin,fanout --qos 1 \
+	--json "$tmp/results-rate.json" > "$tmp/out-rate.txt" 2> "$tmp/err-rate.txt"
+echo "compare (fixed rate) exited with $?"
+cat "$tmp/err-rate.txt"
 
 "$py" - "$tmp" "$brokers" <<'EOF'
 import json
@@ -42,8 +48,9 @@ plan = [("results.json", "3.1.1", w, q) for w in ("fanin", "fanout", "p2p")
         for q in (0, 1, 2)]
 plan += [("results.json", "3.1.1", "conn", 0)]
 plan += [("results5.json", "5", "p2p", q) for q in (1, 2)]
+plan += [("results-rate.json", "3.1.1", w, 1) for w in ("fanin", "fanout")]
 results = {}
-for name in ("results.json", "results5.json"):
+for name in ("results.json", "results5.json", "results-rate.json"):
     try:
         with open(os.path.join(tmp, name)) as f:
             results[name] = [json.loads(line) for line in f if line.strip()]
@@ -82,12 +89,19 @@ for b in brokers:
             check(r.get("conns") == want, name + ": held %s of %s connections"
                   % (r.get("conns"), want))
             check(r.get("connect_per_s", 0) > 0, name + ": connect rate measured")
+            check(r.get("connect_broker_us", -1) >= 0 and r.get("connect_gen_us", -1) >= 0,
+                  name + ": CPU per connect measured (broker %s us, generator %s us)"
+                  % (r.get("connect_broker_us"), r.get("connect_gen_us")))
             continue
         check(r.get("received", 0) > 0 and r.get("msg_per_s", 0) > 0,
               name + ": messages received in the measured window")
         check(r.get("lat_p50_us", 0) > 0 and r.get("lat_p999_us", 0) >= r.get("lat_p50_us", 0),
               name + ": latency percentiles ordered")
         check(r.get("unexpected", 1) == 0, name + ": no unexpected packets")
+        if fname == "results-rate.json":
+            # --total-rate 2000: the subscribers receive 2000 msg/s in all
+            check(1800 <= r.get("msg_per_s", 0) <= 2200,
+                  name + ": fixed rate held (%s msg/s for 2000)" % r.get("msg_per_s"))
         if b == "midge" and q >= 1:
             # MQTT 3.1.1 sections 4.3.2 and 4.3.3: a QoS 1/2 message reaches the
             # subscriber; nothing here disconnects, so nothing may be lost
