@@ -265,14 +265,18 @@ static uint64_t lg_hist_pct(const struct lg_hist *h, double p)
 
 /* ---- /proc readers (Linux) ---- */
 
+static double lg_tv(const struct timeval *tv)
+{
+	return (double)tv->tv_sec + (double)tv->tv_usec * 1e-6;
+}
+
 /* This process's user + system CPU seconds. */
 static double lg_self_cpu(void)
 {
 	struct rusage ru;
 	if (getrusage(RUSAGE_SELF, &ru) != 0)
 		return -1;
-	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
-	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
+	return lg_tv(&ru.ru_utime) + lg_tv(&ru.ru_stime);
 }
 
 /* utime + stime of pid in seconds, or -1. */
@@ -1109,10 +1113,6 @@ static const char *lg_workload_name(int w)
 	return names[w];
 }
 
-static double lg_tv(const struct timeval *tv)
-{
-	return (double)tv->tv_sec + (double)tv->tv_usec * 1e-6;
-}
 
 static void lg_report(struct lg *lg)
 {
