@@ -128,7 +128,7 @@ struct lg_opts {
 	int broker_pid;
 	uint16_t keepalive;
 	uint32_t concurrency;
-	uint32_t sources;     /* IPv4 loopback source addresses to spread over; 0 = auto */
+	uint32_t sources;     /* IPv4 loopback source addresses to spread over; 1 = the kernel's choice */
 	const char *label;
 	bool quiet;
 	bool syscall_cost;
@@ -1113,7 +1113,6 @@ static const char *lg_workload_name(int w)
 	return names[w];
 }
 
-
 static void lg_report(struct lg *lg)
 {
 	const struct lg_opts *o = &lg->o;
@@ -1185,9 +1184,11 @@ static void lg_report(struct lg *lg)
 			       lg->rss_before_kb, lg->rss_after_kb, per_conn);
 		}
 		printf("  connect rate      %.0f conn/s (%" PRIu32 " in %.3f s)\n", conn_rate, lg->ready, setup_s);
-		if (conn_gus >= 0)
+		if (conn_bus >= 0)
 			printf("  connect CPU       broker %.1f us, generator %.1f us per connection\n",
 			       conn_bus, conn_gus);
+		else if (conn_gus >= 0)
+			printf("  connect CPU       generator %.1f us per connection\n", conn_gus);
 		if (bcpu >= 0)
 			printf("  broker CPU        %.2f s (%.0f%% of a core)%s%.2f s per million msgs\n", bcpu,
 			       bcpu_pct, o->workload == LG_CONN ? "" : ", ",
@@ -1209,8 +1210,8 @@ static void lg_report(struct lg *lg)
 	       o->label ? o->label : "-", lg_workload_name(o->workload), o->qos, ver, o->size, o->clients,
 	       o->rate, o->window, secs, lg->sent_meas, lg->recv_meas, lg->sent_total, lg->recv_total,
 	       recv_rate, sent_rate, p50, p99, p999, pmax, pmean, lost, lg->dup, lg->unexpected, stalls,
-	       lg->errors + lg->closed_by_peer + lg->connect_fail, lg->ready, conn_rate, conn_bus, conn_gus, bcpu, bcpu_pct,
-	       bcpu_per_m, lg->rss_before_kb, lg->rss_after_kb, lg->rss_peak_kb, per_conn, own, own_pct,
+	       lg->errors + lg->closed_by_peer + lg->connect_fail, lg->ready, conn_rate, conn_bus, conn_gus,
+	       bcpu, bcpu_pct, bcpu_per_m, lg->rss_before_kb, lg->rss_after_kb, lg->rss_peak_kb, per_conn, own, own_pct,
 	       lg->fail ? 0 : 1);
 	fflush(stdout);
 }

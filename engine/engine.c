@@ -169,9 +169,9 @@ enum conn_state {
 	CONN_CLOSING = 2,
 };
 
-/* Ordered by size so that an idle connection wastes no padding. */
 #define PEER_TEXT_MAX 46 /* INET6_ADDRSTRLEN */
 
+/* Ordered by size so that an idle connection wastes no padding. */
 struct engine_conn {
 	struct engine *e;
 	struct engine_conn *prev, *next;
@@ -897,22 +897,36 @@ static uint16_t session_next_pid(struct session *s)
 }
 
 /*
+ * Makes room for element n of an array counted in 16 bits (packet ids
+ * bound both session arrays to 65535): doubles *cap from 8, up to 65535.
+ * Returns 0, or -1 when n is already 65535 or on OOM.
+ */
+static int grow16(void **arr, uint16_t *cap, uint16_t n, size_t elem)
+{
+	if (n < *cap)
+		return 0;
+	if (n == UINT16_MAX)
+		return -1;
+	uint32_t ncap = *cap ? (*cap >= 32768 ? UINT16_MAX : *cap * 2u) : 8;
+	void *p = realloc(*arr, ncap * elem);
+	if (!p)
+		return -1;
+	*arr = p;
+	*cap = (uint16_t)ncap;
+	return 0;
+}
+
+/*
  * Sends d as a QoS 1/2 PUBLISH in a new inflight slot. Takes d->m's
  * reference. Returns 0, or -1 when it was not sent (too large for the
  * client: dropped and reported; or OOM).
  */
 static int session_send_inflight(struct engine *e, struct session *s, struct delivery *d)
 {
-	if (s->ninfl == s->cap_infl) {
-		uint32_t cap = s->cap_infl ? (s->cap_infl >= 32768 ? 65535 : s->cap_infl * 2u) : 8;
-		struct slot *n = realloc(s->infl, cap * sizeof *n);
-		if (!n) {
-			emit_drop(e, s, d->m, d->qos, MIDGE_DROP_QUEUE_FULL, "out of memory");
-			emsg_unref(d->m);
-			return -1;
-		}
-		s->infl = n;
-		s->cap_infl = (uint16_t)cap;
+	if (grow16((void **)&s->infl, &s->cap_infl, s->ninfl, sizeof *s->infl) < 0) {
+		emit_drop(e, s, d->m, d->qos, MIDGE_DROP_QUEUE_FULL, "out of memory");
+		emsg_unref(d->m);
+		return -1;
 	}
 	uint16_t before = s->next_pid;
 	uint16_t pid = session_next_pid(s);
@@ -1794,16 +1808,8 @@ static bool rel_find(const struct session *s, uint16_t pid, uint32_t *at)
 
 static int rel_add(struct session *s, uint16_t pid)
 {
-	if (s->nrel == UINT16_MAX)
+	if (grow16((void **)&s->rel, &s->cap_rel, s->nrel, sizeof *s->rel) < 0)
 		return -1;
-	if (s->nrel == s->cap_rel) {
-		uint32_t cap = s->cap_rel ? (s->cap_rel >= 32768 ? 65535 : s->cap_rel * 2u) : 8;
-		uint16_t *n = realloc(s->rel, cap * sizeof *n);
-		if (!n)
-			return -1;
-		s->rel = n;
-		s->cap_rel = (uint16_t)cap;
-	}
 	s->rel[s->nrel++] = pid;
 	return 0;
 }

@@ -1897,6 +1897,49 @@ static void t_retained_expired(void)
 }
 
 
+/* The in-flight slots (towards a subscriber) and the QoS 2 ids awaiting
+ * PUBREL (from a publisher) start with room for 8 and grow: 40 of each
+ * must all be kept, in order, and each completed exactly once. */
+static void t_session_arrays_grow(void)
+{
+	enum { N = 40 };
+	struct engine_config cfg = config_default();
+	cfg.max_inflight = 100;
+	start(&cfg, NULL);
+	up4(0, "pub");
+	up4(1, "sub");
+	feed(1, "82 08 00 01 00 03 61 2f 62 01");
+	expect(1, "90 03 00 01 01");
+	char hex[64], want[N * 32];
+	size_t k = 0;
+	for (int id = 1; id <= N; id++) {
+		snprintf(hex, sizeof hex, "34 08 00 03 61 2f 62 00 %02x 78", id);
+		feed(0, hex); /* QoS 2, no PUBREL yet */
+		snprintf(hex, sizeof hex, "50 02 00 %02x", id);
+		expect(0, hex);
+		k += (size_t)snprintf(want + k, sizeof want - k, "%s32 08 00 03 61 2f 62 00 %02x 78",
+				      k ? " " : "", id);
+	}
+	/* a re-sent PUBLISH of an id still awaiting PUBREL is not routed again */
+	feed(0, "3c 08 00 03 61 2f 62 00 05 78");
+	expect(0, "50 02 00 05");
+	expect(1, want); /* ids 1..N in flight to the subscriber, none acked */
+	CU_ASSERT_EQUAL(stats_now().inflight_count, N);
+	for (int id = N; id >= 1; id--) {
+		snprintf(hex, sizeof hex, "62 02 00 %02x", id);
+		feed(0, hex);
+		snprintf(hex, sizeof hex, "70 02 00 %02x", id);
+		expect(0, hex);
+		snprintf(hex, sizeof hex, "40 02 00 %02x", id);
+		feed(1, hex);
+	}
+	CU_ASSERT_EQUAL(stats_now().inflight_count, 0);
+	feed(0, "62 02 00 05"); /* already released: PUBCOMP again, nothing else */
+	expect(0, "70 02 00 05");
+	expect(1, "");
+	stop();
+}
+
 static void t_packet_id_not_reused(void)
 {
 	struct engine_config cfg = config_default();
@@ -2000,6 +2043,7 @@ static void register_tests(void)
 		{"MQTT-3.2.2-1 CONNACK v3.1.1 clean session", t_connack_v4_clean},
 		{"CONNACK v3.1", t_connack_v31},
 		{"peer address text kept whole (IPv6, short, none)", t_peer_address_kept},
+		{"in-flight and PUBREL arrays grow past 8", t_session_arrays_grow},
 		{"MQTT-3.1.2-2 unsupported protocol level", t_unsupported_level},
 		{"MQTT-3.1.3-8 empty client id without clean session", t_empty_id_persistent_v4},
 		{"MQTT-3.1.3-6 empty client id with clean session", t_empty_id_clean_v4},
