@@ -333,6 +333,37 @@ struct codec_frame {
 int codec_frame_scan(const uint8_t *p, size_t n, uint32_t max_packet, struct codec_frame *fr);
 
 /*
+ * One complete packet found by codec_frames(): fr is its fixed header and
+ * body[0..fr->remaining) its body, a view into the caller's buffer valid
+ * for the call. Return 0 to go on, or a positive value to stop the loop.
+ */
+typedef int (*codec_packet_cb)(void *ctx, const struct codec_frame *fr, const uint8_t *body);
+
+/* What codec_frames() did with the input. */
+struct codec_feed {
+	size_t used; /* bytes of the packets handed out: the caller drops them */
+	size_t need; /* > 0: the whole size of the incomplete packet that follows,
+		      * so the caller can make room for it; 0 while its fixed
+		      * header is incomplete or nothing follows */
+};
+
+/*
+ * The one framing loop (picohttpparser's contract: bytes in, packets
+ * handled, bytes consumed, or an error). Hands every complete packet in
+ * p[0..n) to cb in order, scanning each fixed header against *max_packet
+ * read afresh before each packet (the callback may change it, as the
+ * engine does when CONNECT is accepted; NULL means no limit).
+ * Returns 0 when the input ran out (out->used bytes were handled, the rest
+ * is an incomplete packet), the callback's positive value when it stopped
+ * the loop (its packet counts as used), or the negated reason code of
+ * codec_frame_scan() (-MQTT_RC_MALFORMED, -MQTT_RC_PACKET_TOO_LARGE) for
+ * the bytes at out->used. Feeding the stream in any split gives the same
+ * packets.
+ */
+int codec_frames(const uint8_t *p, size_t n, const uint32_t *max_packet, codec_packet_cb cb,
+		 void *ctx, struct codec_feed *out);
+
+/*
  * Decodes the body of one packet: `first` is its first byte, body[0..len)
  * exactly its remaining length. `version` is the connection's protocol
  * level (0 before CONNECT: non-CONNECT packets decode as 3.1.1). A CONNECT

@@ -2316,6 +2316,44 @@ void engine_conn_framing_error(struct engine *e, struct engine_conn *c, uint8_t 
 						 : "malformed packet");
 }
 
+struct input_pass {
+	struct engine *e;
+	struct engine_conn *c;
+	uint64_t now;
+	uint32_t limit; /* the framer's limit for the next packet */
+};
+
+static int input_packet(void *ctx, const struct codec_frame *fr, const uint8_t *body)
+{
+	struct input_pass *in = ctx;
+	if (engine_conn_frame(in->e, in->c, fr->first, body, fr->remaining, in->now) < 0)
+		return 1;
+	/* CONNECT accepted: from the next packet on, the full limit. */
+	in->limit = engine_conn_max_packet(in->c);
+	return 0;
+}
+
+int engine_conn_input(struct engine *e, struct engine_conn *c, const uint8_t *buf, size_t n,
+		      uint64_t now_ms, struct codec_feed *out)
+{
+	if (c->state == CONN_CLOSING) {
+		out->used = n;
+		out->need = 0;
+		return -1;
+	}
+	struct input_pass in = {e, c, now_ms, engine_conn_max_packet(c)};
+	int rc = codec_frames(buf, n, &in.limit, input_packet, &in, out);
+	if (rc < 0)
+		engine_conn_framing_error(e, c, (uint8_t)-rc, now_ms);
+	if (rc != 0) {
+		/* Closing: whatever else arrived is never read. */
+		out->used = n;
+		out->need = 0;
+		return -1;
+	}
+	return 0;
+}
+
 /* ---- connections ---- */
 
 struct engine_conn *engine_conn_open(struct engine *e, void *handle, const char *peer_addr,

@@ -147,6 +147,20 @@ uint32_t engine_conn_max_packet(const struct engine_conn *c);
 uint8_t engine_conn_version(const struct engine_conn *c);
 
 /*
+ * Bytes from the connection, buf[0..n): the one framing loop
+ * (codec_frames()) cuts them into packets against the connection's
+ * current limit and hands each to engine_conn_frame(); a framing error is
+ * answered as engine_conn_framing_error() says. out->used is what was
+ * consumed: the caller keeps buf[used..n) at the start of its buffer and
+ * appends what arrives next; out->need, when non-zero, is the size that
+ * incomplete packet will have. Returns 0 to go on reading, -1 once the
+ * connection is closing (everything counts as used; feed it no more).
+ */
+struct codec_feed;
+int engine_conn_input(struct engine *e, struct engine_conn *c, const uint8_t *buf, size_t n,
+		      uint64_t now_ms, struct codec_feed *out);
+
+/*
  * One complete packet: first byte and body[0..len). The engine decodes it,
  * acts, and copies whatever it keeps before returning. Returns 0 to go on
  * reading, -1 once the connection is closing (the engine has queued the
