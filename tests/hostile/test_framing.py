@@ -2,10 +2,13 @@
 """Hostile clients, group "framing": the fixed header and the remaining
 length. Each case checks the exact reaction (v5: the DISCONNECT or
 CONNACK reason code; 3.1.1: the close), then that a normal client still
-round-trips a QoS 1 message."""
+round-trips a QoS 1 message. The 200 MB claims run twice: at the suite's
+256 KiB max_packet_size (refused from the header) and against the default
+configuration (within the maximum: held open, memory bounded)."""
 
 import time
 
+import broker as brokerctl
 from hostile import (after, pre, V311, V5, VNAME, CONNECT_TIMEOUT, Conn, Suite, connected, connect,
                      expect_connect_refused, expect_protocol_close, expect_silent_close,
                      fail, mstr, pkt, props, publish, subscribe, u16, vbi, rss_mb, DISCONNECT)
@@ -77,13 +80,72 @@ def oversize_claim(version):
         c.send(b"\x30" + vbi(200 * 1024 * 1024))
         obs = c.observe(5)
         c.close()
-        # Over message_size_limit: v5 DISCONNECT 0x95 [MQTT-3.2.2-15
-        # server side: 4.13, reason code 0x95], 3.1.1 close.
+        # Over max_packet_size (256 KiB in BASE_CONFIG): v5 DISCONNECT
+        # 0x95 [MQTT-4.13, reason code 0x95], 3.1.1 close [MQTT-4.8.0-1].
         what = expect_protocol_close(obs, (0x95,), within=1.5)
         grow = rss_mb(b) - rss0
         if grow > 16:
             fail("RSS growth under 16 MB", "%.1f MB" % grow)
         return what + ", RSS +%.1f MB" % grow
+    return run
+
+
+# The default configuration: no max_packet_size line, so the bound is
+# 268435455, the largest length four bytes can claim; before CONNECT midge
+# applies midge_max_packet_before_connect (65536), Mosquitto nothing.
+DEFAULT_CONFIG = ""
+CLAIM = 200 * 1024 * 1024
+STREAMED = 8 * 1024 * 1024
+
+
+def default_pre_oversize_claim(b):
+    # midge: the 200 MB CONNECT claim is over the pre-CONNECT bound, a
+    # close before any body is read (the version is unknown, so no
+    # CONNACK [MQTT-4.8.0-1]). Mosquitto has no such bound and waits.
+    rss0 = rss_mb(b)
+    c = Conn(b.port)
+    c.send(b"\x10" + vbi(CLAIM))
+    obs = c.observe(3)
+    c.close()
+    if brokerctl.kind() == "mosquitto":
+        if obs.closed or obs.packets:
+            fail("still open, nothing sent (no bound before CONNECT)", obs.describe())
+        what = "still open, no packet (%.2fs)" % obs.elapsed
+    else:
+        what = expect_silent_close(obs, 1.0)
+    grow = rss_mb(b) - rss0
+    if grow > 16:
+        fail("RSS growth under 16 MB", "%.1f MB" % grow)
+    return what + ", RSS +%.1f MB" % grow
+
+
+def default_oversize_claim(version):
+    # Within the default maximum a 200 MB claim is no error: no DISCONNECT,
+    # no close, the broker waits for the body. Memory follows the bytes
+    # that arrive, not the claim: after 8 MiB of body the growth stays
+    # near 8 MiB (twice that, plus slack, for a sanitizer's quarantine).
+    def run(b):
+        rss0 = rss_mb(b)
+        c = connected(b, version)
+        c.send(b"\x30" + vbi(CLAIM))
+        obs = c.observe(3)
+        if obs.closed or obs.packets:
+            fail("still open, nothing sent, for a claim within max_packet_size", obs.describe())
+        idle = rss_mb(b) - rss0
+        chunk = b"\0" * 65536
+        for _ in range(STREAMED // len(chunk)):
+            c.send(chunk)
+        obs = c.observe(1)
+        grow = rss_mb(b) - rss0  # before the close frees the buffer
+        c.close()
+        if obs.closed or obs.packets:
+            fail("still open after %d MiB of body" % (STREAMED >> 20), obs.describe())
+        limit = 2 * STREAMED / 2 ** 20 + 8
+        if idle > 16 or grow > limit:
+            fail("RSS growth under 16 MB for the claim, under %.0f MB after %d MiB" %
+                 (limit, STREAMED >> 20), "+%.1f MB, +%.1f MB" % (idle, grow))
+        return "open, no packet; RSS +%.1f MB idle, +%.1f MB after %d MiB" % (
+            idle, grow, STREAMED >> 20)
     return run
 
 
@@ -146,6 +208,14 @@ def main():
         s.case("length_beyond_sent_" + n, length_beyond_sent(v))
         s.case("200MB_claim_" + n, oversize_claim(v))
         s.case("truncated_then_close_" + n, truncated_then_close(v))
+
+    # A fresh broker per case: memory a previous case left in the heap
+    # would hide this one's growth.
+    s.restart(DEFAULT_CONFIG)
+    s.case("default_config_pre_connect_200MB_claim", default_pre_oversize_claim)
+    for v in (V311, V5):
+        s.restart(DEFAULT_CONFIG)
+        s.case("default_config_200MB_claim_v" + VNAME[v], default_oversize_claim(v))
     s.finish()
 
 
