@@ -6,6 +6,7 @@ probe (paho-mqtt, QoS 1 round trip) and the case runner.
 Every case is bounded by a timer (SIGALRM); every socket has a timeout.
 """
 
+import collections
 import os
 import re
 import signal
@@ -363,13 +364,9 @@ class Conn:
             pass
 
 
-class Observation:
-    def __init__(self, packets, closed, elapsed, version, leftover):
-        self.packets = packets
-        self.closed = closed
-        self.elapsed = elapsed
-        self.version = version
-        self.leftover = leftover
+class Observation(collections.namedtuple("Observation", "packets closed elapsed version leftover")):
+    """What observe() saw: the packets, whether the broker closed, after how
+    long, and the bytes of an incomplete packet left over."""
 
     def describe(self):
         parts = [p.describe(self.version) for p in self.packets]

@@ -30,8 +30,8 @@ import sys
 import time
 
 from hostile import (V311, V5, VNAME, BASE_CONFIG, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBACK,
-                     Closed, Conn, Suite, ack, connect, disconnect_pkt, fail, props, publish,
-                     publish_fields, subscribe, u32, brokerctl, SAN_PATTERNS)
+                     Closed, Conn, Suite, ack, connect, connected, disconnect_pkt, fail, props,
+                     publish, publish_fields, subscribe, u32, brokerctl, SAN_PATTERNS)
 
 N_MSGS = 5
 CYCLES = int(os.environ.get("MIDGE_HOSTILE_CYCLES", "2000"))
@@ -212,8 +212,7 @@ def resume(b, version, cid):
 def sub_killed(step, qos, version):
     def run(b):
         tag, cid, topic = scenario_names("sub", step, qos, version)
-        pub = Conn(b.port)
-        pub.handshake(version, "fpubber-" + tag)
+        pub = connected(b, version, "fpubber-" + tag)
         ch = spawn("sub", step, qos, version, b.port, cid, topic)
         try:
             readline(ch, "SUBSCRIBED")
@@ -248,8 +247,7 @@ def sub_killed(step, qos, version):
 def pub_killed(step, qos, version):
     def run(b):
         tag, cid, topic = scenario_names("pub", step, qos, version)
-        s = Conn(b.port)
-        s.handshake(version, "fsubber-" + tag)
+        s = connected(b, version, "fsubber-" + tag)
         s.send(subscribe(1, [(topic, 2)], version))
         if s.recv_packet(5).type != SUBACK:
             fail("SUBACK", "something else")

@@ -1,3 +1,8 @@
+/*
+ * runner.c - the one CUnit runner of the unit-test programs: suites from
+ * tables, an optional suite name on the command line, and the
+ * "N passed, M failed" line tests/summary.sh reads.
+ */
 #include "tests/unit/runner.h"
 
 #include <CUnit/Basic.h>
@@ -20,12 +25,10 @@ void test_add_suite(const char *name, const struct test_case *cases)
 	}
 }
 
-/* An optional argv[1] runs only the suite of that name. */
-int test_runner_main(int argc, char **argv, void (*register_fn)(void))
+/* Runs what is registered. An optional argv[1] runs only the suite of
+ * that name. */
+static int runner_run_registered(int argc, char **argv)
 {
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
-	register_fn();
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	if (argc > 1) {
 		CU_pSuite s = CU_get_suite(argv[1]);
@@ -44,4 +47,21 @@ int test_runner_main(int argc, char **argv, void (*register_fn)(void))
 	CU_cleanup_registry();
 	printf("\n%u passed, %u failed\n", run - failed, failed);
 	return (failed || asserts_failed) ? 1 : 0;
+}
+
+int test_runner_main(int argc, char **argv, void (*register_fn)(void))
+{
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 2;
+	register_fn();
+	return runner_run_registered(argc, argv);
+}
+
+int test_runner_run(int argc, char **argv, const struct test_suite *suites)
+{
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 2;
+	for (; suites->name; suites++)
+		test_add_suite(suites->name, suites->cases);
+	return runner_run_registered(argc, argv);
 }

@@ -1,7 +1,9 @@
 /*
  * runner.h - the one CUnit runner every unit-test program uses.
- * A test program defines its suites in a register function and calls
- * test_runner_main() from main(). The last line printed is
+ * A test program lists its suites in a table and ends with
+ * TEST_RUNNER_MAIN(table), or calls test_runner_run() from its own main()
+ * when it needs set-up around the run (test_runner_main() with a register
+ * function is the older form of the same). The last line printed is
  * "N passed, M failed" (tests, not assertions), which tests/summary.sh adds up.
  */
 #ifndef MIDGE_TEST_RUNNER_H
@@ -19,5 +21,22 @@ struct test_case {
 	CU_TestFunc fn;
 };
 void test_add_suite(const char *name, const struct test_case *cases);
+
+/* One suite of a program: its name and its NULL-terminated cases. */
+struct test_suite {
+	const char *name;
+	const struct test_case *cases;
+};
+
+/* Registers every suite of the table (ended by a NULL name) and runs
+ * them as test_runner_main() does; returns the process exit status. */
+int test_runner_run(int argc, char **argv, const struct test_suite *suites);
+
+/* The whole main() of a program that needs nothing around the run. */
+#define TEST_RUNNER_MAIN(suites)                              \
+	int main(int argc, char **argv)                       \
+	{                                                     \
+		return test_runner_run(argc, argv, (suites)); \
+	}
 
 #endif

@@ -240,8 +240,33 @@ static void test_ack_fields(void)
 	free(b);
 }
 
+/* Walks p's SUBSCRIBE or UNSUBSCRIBE list through the codec's iterator:
+ * exactly n entries with these filters (SUBSCRIBE: and these QoS), then
+ * the end. */
+static void check_list(const struct codec_packet *p, size_t n, const char *const filters[],
+		       const uint8_t qos[])
+{
+	uint32_t pos = 0;
+	struct codec_sub_entry e;
+
+	for (size_t i = 0; i <= n; i++) {
+		int more = p->type == CODEC_SUBSCRIBE
+				   ? codec_subscribe_next(&p->u.subscribe, &pos, &e)
+				   : codec_unsubscribe_next(&p->u.unsubscribe, &pos, &e.filter);
+		CU_ASSERT_EQUAL(more, i < n);
+		if (i == n || !more)
+			break;
+		CU_ASSERT(buf_is(e.filter, filters[i]));
+		if (qos)
+			CU_ASSERT_EQUAL(e.qos, qos[i]);
+	}
+}
+
+static const char *const two_filters[] = {"a/b", "#"};
+
 static void test_subscribe_fields(void)
 {
+	static const uint8_t qos[] = {1, 2};
 	struct codec_packet p;
 	struct codec_sub_entry e;
 	uint32_t pos = 0;
@@ -249,17 +274,10 @@ static void test_subscribe_fields(void)
 
 	CU_ASSERT_EQUAL(p.u.subscribe.packet_id, 10);
 	CU_ASSERT_EQUAL(p.u.subscribe.count, 2);
-	CU_ASSERT_EQUAL(codec_subscribe_next(&p.u.subscribe, &pos, &e), 1);
-	CU_ASSERT(buf_is(e.filter, "a/b"));
-	CU_ASSERT_EQUAL(e.qos, 1);
-	CU_ASSERT_EQUAL(codec_subscribe_next(&p.u.subscribe, &pos, &e), 1);
-	CU_ASSERT(buf_is(e.filter, "#"));
-	CU_ASSERT_EQUAL(e.qos, 2);
-	CU_ASSERT_EQUAL(codec_subscribe_next(&p.u.subscribe, &pos, &e), 0);
+	check_list(&p, 2, two_filters, qos);
 	free(b);
 
 	b = decode_named("subscribe_v5", &p);
-	pos = 0;
 	CU_ASSERT_EQUAL(p.u.subscribe.props.sub_id, 5);
 	CU_ASSERT_EQUAL(codec_subscribe_next(&p.u.subscribe, &pos, &e), 1);
 	CU_ASSERT(buf_is(e.filter, "a/+"));
@@ -278,17 +296,11 @@ static void test_subscribe_fields(void)
 static void test_unsubscribe_suback_fields(void)
 {
 	struct codec_packet p;
-	struct codec_buf f;
-	uint32_t pos = 0;
 	uint8_t *b = decode_named("unsubscribe_v5", &p);
 
 	CU_ASSERT_EQUAL(p.u.unsubscribe.packet_id, 11);
 	CU_ASSERT_EQUAL(p.u.unsubscribe.count, 2);
-	CU_ASSERT_EQUAL(codec_unsubscribe_next(&p.u.unsubscribe, &pos, &f), 1);
-	CU_ASSERT(buf_is(f, "a/b"));
-	CU_ASSERT_EQUAL(codec_unsubscribe_next(&p.u.unsubscribe, &pos, &f), 1);
-	CU_ASSERT(buf_is(f, "#"));
-	CU_ASSERT_EQUAL(codec_unsubscribe_next(&p.u.unsubscribe, &pos, &f), 0);
+	check_list(&p, 2, two_filters, NULL);
 	free(b);
 
 	b = decode_named("suback_v311", &p);
@@ -744,6 +756,38 @@ static void roundtrip(const struct codec_packet *pkt, const char *what)
 static const uint8_t user_raw[] = {0x26, 0x00, 0x02, 'k', '1', 0x00, 0x02, 'v', '1',
 				   0x26, 0x00, 0x02, 'k', '2', 0x00, 0x02, 'v', '2'};
 
+/* Every property with a distinct value; fill_props() marks present the
+ * ones a packet type allows. */
+static const struct codec_props every_prop = {
+	.payload_format = 1,
+	.message_expiry = 0x01020304,
+	.content_type = BUF("text/plain"),
+	.response_topic = BUF("reply/to"),
+	.correlation_data = BUF("\x00\x01\x02"),
+	.session_expiry = 0xFFFFFFFF,
+	.assigned_client_id = BUF("auto-1"),
+	.server_keep_alive = 120,
+	.auth_method = BUF("SCRAM-SHA-1"),
+	.auth_data = BUF("\xFF\x00"),
+	.request_problem_info = 0,
+	.will_delay = 30,
+	.request_response_info = 1,
+	.response_info = BUF("resp"),
+	.server_reference = BUF("other:1883"),
+	.reason_string = BUF("why"),
+	.receive_max = 20,
+	.topic_alias_max = 10,
+	.topic_alias = 3,
+	.max_qos = 1,
+	.retain_available = 1,
+	.max_packet_size = 65536,
+	.wildcard_sub_available = 0,
+	.sub_id_available = 1,
+	.shared_sub_available = 0,
+	.raw = {user_raw, sizeof(user_raw)},
+	.user_count = 2,
+};
+
 /* Sets every property allowed for `slot` (a type, 0 = will) with
  * distinct values; returns the expected present mask. */
 static uint64_t fill_props(struct codec_props *pr, unsigned slot)
@@ -751,36 +795,8 @@ static uint64_t fill_props(struct codec_props *pr, unsigned slot)
 	static const uint32_t ids[] = {7, 300, 268435455};
 	uint64_t allowed = codec_prop_allowed[slot];
 
-	memset(pr, 0, sizeof(*pr));
+	*pr = every_prop;
 	pr->present = allowed;
-	pr->payload_format = 1;
-	pr->message_expiry = 0x01020304;
-	pr->content_type = BUF("text/plain");
-	pr->response_topic = BUF("reply/to");
-	pr->correlation_data = BUF("\x00\x01\x02");
-	pr->session_expiry = 0xFFFFFFFF;
-	pr->assigned_client_id = BUF("auto-1");
-	pr->server_keep_alive = 120;
-	pr->auth_method = BUF("SCRAM-SHA-1");
-	pr->auth_data = BUF("\xFF\x00");
-	pr->request_problem_info = 0;
-	pr->will_delay = 30;
-	pr->request_response_info = 1;
-	pr->response_info = BUF("resp");
-	pr->server_reference = BUF("other:1883");
-	pr->reason_string = BUF("why");
-	pr->receive_max = 20;
-	pr->topic_alias_max = 10;
-	pr->topic_alias = 3;
-	pr->max_qos = 1;
-	pr->retain_available = 1;
-	pr->max_packet_size = 65536;
-	pr->wildcard_sub_available = 0;
-	pr->sub_id_available = 1;
-	pr->shared_sub_available = 0;
-	pr->raw.p = user_raw;
-	pr->raw.len = sizeof(user_raw);
-	pr->user_count = 2;
 	if (allowed & CODEC_PROP_BIT(CODEC_PROP_SUBSCRIPTION_ID)) {
 		if (slot == CODEC_PUBLISH) {
 			pr->sub_ids = ids;
@@ -954,56 +970,57 @@ static void test_roundtrip_every_type_and_version(void)
 	}
 }
 
+/* The property block of p's type (CONNECT: the packet's, not the will's);
+ * NULL for PINGREQ and PINGRESP, which have none. */
+static struct codec_props *packet_props(struct codec_packet *p)
+{
+	switch (p->type) {
+	case CODEC_CONNECT: return &p->u.connect.props;
+	case CODEC_CONNACK: return &p->u.connack.props;
+	case CODEC_PUBLISH: return &p->u.publish.props;
+	case CODEC_SUBSCRIBE: return &p->u.subscribe.props;
+	case CODEC_UNSUBSCRIBE: return &p->u.unsubscribe.props;
+	case CODEC_SUBACK:
+	case CODEC_UNSUBACK: return &p->u.suback.props;
+	case CODEC_PINGREQ:
+	case CODEC_PINGRESP: return NULL;
+	case CODEC_DISCONNECT:
+	case CODEC_AUTH: return &p->u.disconnect.props;
+	default: return &p->u.ack.props;
+	}
+}
+
 /* Every property, in every packet type that allows it. */
 static void test_roundtrip_every_property(void)
 {
 	static const uint8_t codes[] = {0};
 	static const struct codec_buf filters[] = {BUF("a")};
 	static const struct codec_sub_entry entries[] = {{BUF("a"), 1, 1, false, false, 0}};
+	static const struct codec_subscribe sub1 = {.packet_id = 1, .entries = entries, .count = 1};
+	static const struct codec_unsubscribe unsub1 = {.packet_id = 1, .filters = filters, .count = 1};
+	static const struct codec_suback suback1 = {.packet_id = 1, .codes = codes, .count = 1};
 
 	for (unsigned t = CODEC_CONNECT; t <= CODEC_AUTH; t++) {
 		struct codec_packet p = base((uint8_t)t, CODEC_V5);
-		struct codec_props *pr = NULL;
+		struct codec_props *pr = packet_props(&p);
 		char what[64];
 
+		if (!pr)
+			continue; /* PINGREQ, PINGRESP */
 		switch (t) {
 		case CODEC_CONNECT:
 			set_connect(&p, CODEC_V5, true, true);
 			fill_props(&p.u.connect.will_props, 0);
-			pr = &p.u.connect.props;
 			break;
-		case CODEC_CONNACK: pr = &p.u.connack.props; break;
-		case CODEC_PUBLISH:
-			p.u.publish.topic = BUF("t");
-			pr = &p.u.publish.props;
-			break;
-		case CODEC_SUBSCRIBE:
-			p.u.subscribe.packet_id = 1;
-			p.u.subscribe.entries = entries;
-			p.u.subscribe.count = 1;
-			pr = &p.u.subscribe.props;
-			break;
-		case CODEC_UNSUBSCRIBE:
-			p.u.unsubscribe.packet_id = 1;
-			p.u.unsubscribe.filters = filters;
-			p.u.unsubscribe.count = 1;
-			pr = &p.u.unsubscribe.props;
-			break;
-		case CODEC_SUBACK:
-		case CODEC_UNSUBACK:
-			p.u.suback.packet_id = 1;
-			p.u.suback.codes = codes;
-			p.u.suback.count = 1;
-			pr = &p.u.suback.props;
-			break;
-		case CODEC_PINGREQ:
-		case CODEC_PINGRESP: continue;
+		case CODEC_CONNACK:
 		case CODEC_DISCONNECT:
-		case CODEC_AUTH: pr = &p.u.disconnect.props; break;
-		default:
-			p.u.ack.packet_id = 1;
-			pr = &p.u.ack.props;
-			break;
+		case CODEC_AUTH: break;
+		case CODEC_PUBLISH: p.u.publish.topic = BUF("t"); break;
+		case CODEC_SUBSCRIBE: p.u.subscribe = sub1; break;
+		case CODEC_UNSUBSCRIBE: p.u.unsubscribe = unsub1; break;
+		case CODEC_SUBACK:
+		case CODEC_UNSUBACK: p.u.suback = suback1; break;
+		default: p.u.ack.packet_id = 1; break;
 		}
 		uint64_t allowed = fill_props(pr, t);
 		CU_ASSERT((allowed & CODEC_PROP_BIT(CODEC_PROP_USER_PROPERTY)) != 0);
@@ -1020,14 +1037,7 @@ static void test_roundtrip_every_property(void)
 		CU_ASSERT_EQUAL_FATAL(rc, 0);
 		/* For the decoded side, sub ids come from raw: compare through
 		 * the iterator against what we asked for. */
-		const struct codec_props *dp = t == CODEC_CONNECT ? &d.u.connect.props
-					     : t == CODEC_CONNACK ? &d.u.connack.props
-					     : t == CODEC_PUBLISH ? &d.u.publish.props
-					     : t == CODEC_SUBSCRIBE ? &d.u.subscribe.props
-					     : t == CODEC_UNSUBSCRIBE ? &d.u.unsubscribe.props
-					     : (t == CODEC_SUBACK || t == CODEC_UNSUBACK) ? &d.u.suback.props
-					     : (t == CODEC_DISCONNECT || t == CODEC_AUTH) ? &d.u.disconnect.props
-					     : &d.u.ack.props;
+		const struct codec_props *dp = packet_props(&d);
 		CU_ASSERT_EQUAL(dp->present, allowed);
 		CU_ASSERT_EQUAL(dp->user_count, 2);
 		if (allowed & CODEC_PROP_BIT(CODEC_PROP_SUBSCRIPTION_ID)) {
@@ -1199,65 +1209,63 @@ static void test_names(void)
 	CU_ASSERT_STRING_EQUAL(codec_rc_name(0x42), "unknown reason code");
 }
 
-static void register_codec(void)
-{
-	static const struct test_case vectors[] = {
-		{"all valid vectors decode", test_valid_all_decode},
-		{"CONNECT 3.1.1 fields", test_connect_v311_fields},
-		{"CONNECT 3.1 fields", test_connect_v31_fields},
-		{"CONNECT 5 fields and properties", test_connect_v5_fields},
-		{"CONNACK fields", test_connack_fields},
-		{"PUBLISH fields", test_publish_fields},
-		{"PUBACK..PUBCOMP fields", test_ack_fields},
-		{"SUBSCRIBE fields", test_subscribe_fields},
-		{"UNSUBSCRIBE, SUBACK, UNSUBACK fields", test_unsubscribe_suback_fields},
-		{"DISCONNECT, AUTH fields", test_disconnect_auth_fields},
-		{NULL, NULL},
-	};
-	static const struct test_case framing[] = {
-		{"every split point decodes identically", test_chunking_every_split},
-		{"scanner byte by byte", test_chunking_byte_by_byte},
-		{"a stream of packets split everywhere", test_chunking_stream},
-		{"remaining length boundaries", test_scan_remaining_lengths},
-		{"maximum packet size", test_scan_max_packet},
-		{"MQTT-2.2.2-2 every first byte", test_scan_every_first_byte},
-		{NULL, NULL},
-	};
-	static const struct test_case malformed[] = {
-		{"malformed vectors with exact reason codes", test_malformed_vectors},
-		{"truncated bodies", test_truncated_bodies},
-		{"failed CONNECT keeps its version", test_connect_failure_keeps_version},
-		{NULL, NULL},
-	};
-	static const struct test_case strings[] = {
-		{"MQTT-1.5.4-1 MQTT-1.5.4-2 UTF-8", test_utf8},
-		{"MQTT-3.3.2-2 topic names", test_topic_names},
-		{"MQTT-4.7.1-2 MQTT-4.7.1-3 topic filters", test_topic_filters},
-		{NULL, NULL},
-	};
-	static const struct test_case encoder[] = {
-		{"varint sizes", test_varint_size},
-		{"hand vectors re-encode byte for byte", test_reencode_vectors},
-		{"round trip every type and version", test_roundtrip_every_type_and_version},
-		{"round trip every property", test_roundtrip_every_property},
-		{"property block sizes", test_props_size},
-		{"encoder limits", test_encode_limits},
-		{"PUBLISH head without payload", test_encode_publish_head},
-		{"encoder known bytes", test_encode_known_bytes},
-		{"property block decoding", test_props_decode_api},
-		{"names", test_names},
-		{"regression: iterators on an absent property block", test_regress_absent_props},
-		{"empty inputs without a buffer", test_empty_inputs},
-		{NULL, NULL},
-	};
-	test_add_suite("codec vectors", vectors);
-	test_add_suite("codec framing", framing);
-	test_add_suite("codec malformed", malformed);
-	test_add_suite("codec strings", strings);
-	test_add_suite("codec encoder", encoder);
-}
+static const struct test_case vectors[] = {
+	{"all valid vectors decode", test_valid_all_decode},
+	{"CONNECT 3.1.1 fields", test_connect_v311_fields},
+	{"CONNECT 3.1 fields", test_connect_v31_fields},
+	{"CONNECT 5 fields and properties", test_connect_v5_fields},
+	{"CONNACK fields", test_connack_fields},
+	{"PUBLISH fields", test_publish_fields},
+	{"PUBACK..PUBCOMP fields", test_ack_fields},
+	{"SUBSCRIBE fields", test_subscribe_fields},
+	{"UNSUBSCRIBE, SUBACK, UNSUBACK fields", test_unsubscribe_suback_fields},
+	{"DISCONNECT, AUTH fields", test_disconnect_auth_fields},
+	{NULL, NULL},
+};
+static const struct test_case framing[] = {
+	{"every split point decodes identically", test_chunking_every_split},
+	{"scanner byte by byte", test_chunking_byte_by_byte},
+	{"a stream of packets split everywhere", test_chunking_stream},
+	{"remaining length boundaries", test_scan_remaining_lengths},
+	{"maximum packet size", test_scan_max_packet},
+	{"MQTT-2.2.2-2 every first byte", test_scan_every_first_byte},
+	{NULL, NULL},
+};
+static const struct test_case malformed[] = {
+	{"malformed vectors with exact reason codes", test_malformed_vectors},
+	{"truncated bodies", test_truncated_bodies},
+	{"failed CONNECT keeps its version", test_connect_failure_keeps_version},
+	{NULL, NULL},
+};
+static const struct test_case strings[] = {
+	{"MQTT-1.5.4-1 MQTT-1.5.4-2 UTF-8", test_utf8},
+	{"MQTT-3.3.2-2 topic names", test_topic_names},
+	{"MQTT-4.7.1-2 MQTT-4.7.1-3 topic filters", test_topic_filters},
+	{NULL, NULL},
+};
+static const struct test_case encoder[] = {
+	{"varint sizes", test_varint_size},
+	{"hand vectors re-encode byte for byte", test_reencode_vectors},
+	{"round trip every type and version", test_roundtrip_every_type_and_version},
+	{"round trip every property", test_roundtrip_every_property},
+	{"property block sizes", test_props_size},
+	{"encoder limits", test_encode_limits},
+	{"PUBLISH head without payload", test_encode_publish_head},
+	{"encoder known bytes", test_encode_known_bytes},
+	{"property block decoding", test_props_decode_api},
+	{"names", test_names},
+	{"regression: iterators on an absent property block", test_regress_absent_props},
+	{"empty inputs without a buffer", test_empty_inputs},
+	{NULL, NULL},
+};
 
-int main(int argc, char **argv)
-{
-	return test_runner_main(argc, argv, register_codec);
-}
+static const struct test_suite codec_suites[] = {
+	{"codec vectors", vectors},
+	{"codec framing", framing},
+	{"codec malformed", malformed},
+	{"codec strings", strings},
+	{"codec encoder", encoder},
+	{NULL, NULL},
+};
+
+TEST_RUNNER_MAIN(codec_suites)

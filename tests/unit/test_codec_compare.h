@@ -97,6 +97,40 @@ static inline const char *cmp_props(const struct codec_props *a, const struct co
 	return NULL;
 }
 
+/* SUBSCRIBE or UNSUBSCRIBE (a and b of one type): packet id, count, then
+ * both lists in step through the codec's iterators, UNSUBSCRIBE filters
+ * read as entries with options 0, then the properties. */
+static inline const char *cmp_list(const struct codec_packet *a, const struct codec_packet *b)
+{
+	const bool sub = a->type == CODEC_SUBSCRIBE;
+	const struct codec_packet *p[2] = {a, b};
+	uint32_t pos[2] = {0, 0};
+	struct codec_sub_entry e[2];
+	int more[2];
+
+	if (sub) {
+		CMP_FIELD(a->u.subscribe.packet_id != b->u.subscribe.packet_id, "packet_id");
+		CMP_FIELD(a->u.subscribe.count != b->u.subscribe.count, "count");
+	} else {
+		CMP_FIELD(a->u.unsubscribe.packet_id != b->u.unsubscribe.packet_id, "packet_id");
+		CMP_FIELD(a->u.unsubscribe.count != b->u.unsubscribe.count, "count");
+	}
+	for (;;) {
+		for (int i = 0; i < 2; i++) {
+			memset(&e[i], 0, sizeof e[i]);
+			more[i] = sub ? codec_subscribe_next(&p[i]->u.subscribe, &pos[i], &e[i])
+				      : codec_unsubscribe_next(&p[i]->u.unsubscribe, &pos[i],
+							       &e[i].filter);
+		}
+		CMP_FIELD(more[0] != more[1], "entries");
+		if (!more[0])
+			break;
+		CMP_FIELD(cmp_buf(e[0].filter, e[1].filter) || e[0].options != e[1].options, "entry");
+	}
+	return sub ? cmp_props(&a->u.subscribe.props, &b->u.subscribe.props)
+		   : cmp_props(&a->u.unsubscribe.props, &b->u.unsubscribe.props);
+}
+
 static inline const char *cmp_packet(const struct codec_packet *a, const struct codec_packet *b)
 {
 	const char *d;
@@ -140,41 +174,9 @@ static inline const char *cmp_packet(const struct codec_packet *a, const struct 
 		CMP_FIELD(cmp_buf(x->payload, y->payload), "payload");
 		return cmp_props(&x->props, &y->props);
 	}
-	case CODEC_SUBSCRIBE: {
-		const struct codec_subscribe *x = &a->u.subscribe, *y = &b->u.subscribe;
-		struct codec_sub_entry ea, eb;
-		uint32_t pa = 0, pb = 0;
-		int ra, rb;
-		CMP_FIELD(x->packet_id != y->packet_id, "packet_id");
-		CMP_FIELD(x->count != y->count, "count");
-		for (;;) {
-			ra = codec_subscribe_next(x, &pa, &ea);
-			rb = codec_subscribe_next(y, &pb, &eb);
-			CMP_FIELD(ra != rb, "entries");
-			if (!ra)
-				break;
-			CMP_FIELD(cmp_buf(ea.filter, eb.filter) || ea.options != eb.options,
-				  "entry");
-		}
-		return cmp_props(&x->props, &y->props);
-	}
-	case CODEC_UNSUBSCRIBE: {
-		const struct codec_unsubscribe *x = &a->u.unsubscribe, *y = &b->u.unsubscribe;
-		struct codec_buf fa, fb;
-		uint32_t pa = 0, pb = 0;
-		int ra, rb;
-		CMP_FIELD(x->packet_id != y->packet_id, "packet_id");
-		CMP_FIELD(x->count != y->count, "count");
-		for (;;) {
-			ra = codec_unsubscribe_next(x, &pa, &fa);
-			rb = codec_unsubscribe_next(y, &pb, &fb);
-			CMP_FIELD(ra != rb, "filters");
-			if (!ra)
-				break;
-			CMP_FIELD(cmp_buf(fa, fb), "filter");
-		}
-		return cmp_props(&x->props, &y->props);
-	}
+	case CODEC_SUBSCRIBE:
+	case CODEC_UNSUBSCRIBE:
+		return cmp_list(a, b);
 	case CODEC_SUBACK:
 	case CODEC_UNSUBACK:
 		CMP_FIELD(a->u.suback.packet_id != b->u.suback.packet_id, "packet_id");

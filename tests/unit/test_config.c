@@ -38,6 +38,18 @@ static int load_text(struct conf *c, const char *text, char *err, size_t errlen)
 	return rc;
 }
 
+/* conf_init() and load_text() that must succeed: the parser's message is
+ * printed before the test stops, so a failure says which line it hated. */
+static void load_ok(struct conf *c, const char *text)
+{
+	char err[256];
+	conf_init(c);
+	if (load_text(c, text, err, sizeof(err)) != 0) {
+		fprintf(stderr, "conf_load: %s\n", err);
+		CU_FAIL_FATAL("configuration text refused");
+	}
+}
+
 static void test_defaults(void)
 {
 	struct conf c;
@@ -90,11 +102,7 @@ static void test_listener_blocks(void)
 static void test_default_listener_port(void)
 {
 	struct conf c;
-	char err[256];
-	conf_init(&c);
-	CU_ASSERT_EQUAL_FATAL(load_text(&c, "port 1884\nmax_connections 5\nlistener 9000\n", err,
-					sizeof(err)),
-			      0);
+	load_ok(&c, "port 1884\nmax_connections 5\nlistener 9000\n");
 	CU_ASSERT_EQUAL_FATAL(c.n_listeners, 2);
 	CU_ASSERT_EQUAL(c.listeners[c.default_listener].port, 1884);
 	CU_ASSERT_EQUAL(c.listeners[c.default_listener].max_connections, 5);
@@ -105,14 +113,7 @@ static void test_default_listener_port(void)
 static void test_message_size_and_queue_zero(void)
 {
 	struct conf c;
-	char err[256];
-	conf_init(&c);
-	CU_ASSERT_EQUAL_FATAL(load_text(&c,
-					"max_packet_size 49152\n"
-					"message_size_limit 32768\n"
-					"max_queued_messages 0\n",
-					err, sizeof(err)),
-			      0);
+	load_ok(&c, "max_packet_size 49152\nmessage_size_limit 32768\nmax_queued_messages 0\n");
 	/* a payload bound, not a packet bound: max_packet_size stays */
 	CU_ASSERT_EQUAL(c.engine.max_packet_size, 49152);
 	CU_ASSERT_EQUAL(c.engine.message_size_limit, 32768);
@@ -126,21 +127,17 @@ static void test_message_size_and_queue_zero(void)
 static void test_engine_limits(void)
 {
 	struct conf c;
-	char err[256];
-	conf_init(&c);
-	CU_ASSERT_EQUAL_FATAL(load_text(&c,
-					"max_inflight_messages 7\n"
-					"max_queued_messages 123\n"
-					"max_queued_bytes 4096\n"
-					"max_packet_size 2000\n"
-					"max_keepalive 300\n"
-					"queue_qos0_messages true\n"
-					"retain_available false\n"
-					"allow_zero_length_clientid false\n"
-					"persistent_client_expiration 2d\n"
-					"sys_interval 0\n",
-					err, sizeof(err)),
-			      0);
+	load_ok(&c,
+		"max_inflight_messages 7\n"
+		"max_queued_messages 123\n"
+		"max_queued_bytes 4096\n"
+		"max_packet_size 2000\n"
+		"max_keepalive 300\n"
+		"queue_qos0_messages true\n"
+		"retain_available false\n"
+		"allow_zero_length_clientid false\n"
+		"persistent_client_expiration 2d\n"
+		"sys_interval 0\n");
 	CU_ASSERT_EQUAL(c.engine.max_inflight, 7);
 	CU_ASSERT_EQUAL(c.engine.max_queued_messages, 123);
 	CU_ASSERT_EQUAL(c.engine.max_queued_bytes, 4096);
@@ -191,11 +188,7 @@ static void test_malformed_values(void)
 static void test_mosquitto_only_keys_warn(void)
 {
 	struct conf c;
-	char err[256];
-	conf_init(&c);
-	CU_ASSERT_EQUAL(load_text(&c, "acl_file /etc/acl\npersistence false\nauth_opt_x 1\n", err,
-				  sizeof(err)),
-			0);
+	load_ok(&c, "acl_file /etc/acl\npersistence false\nauth_opt_x 1\n");
 	CU_ASSERT_EQUAL(warnings, 2);
 	CU_ASSERT_PTR_NOT_NULL(strstr(last_warning, ":3: "));
 	CU_ASSERT_PTR_NOT_NULL(strstr(last_warning, "auth_opt_x"));
@@ -205,19 +198,15 @@ static void test_mosquitto_only_keys_warn(void)
 static void test_logging_and_hooks(void)
 {
 	struct conf c;
-	char err[256];
-	conf_init(&c);
-	CU_ASSERT_EQUAL_FATAL(load_text(&c,
-					"log_type error\n"
-					"log_type subscribe\n"
-					"log_dest file /var/log/midge.log\n"
-					"log_dest syslog\n"
-					"midge_hooks_endpoint tcp://127.0.0.1:7000\n"
-					"midge_hooks_endpoint ipc:///tmp/x\n"
-					"midge_hooks_hwm 50\n"
-					"midge_node_name n1\n",
-					err, sizeof(err)),
-			      0);
+	load_ok(&c,
+		"log_type error\n"
+		"log_type subscribe\n"
+		"log_dest file /var/log/midge.log\n"
+		"log_dest syslog\n"
+		"midge_hooks_endpoint tcp://127.0.0.1:7000\n"
+		"midge_hooks_endpoint ipc:///tmp/x\n"
+		"midge_hooks_hwm 50\n"
+		"midge_node_name n1\n");
 	CU_ASSERT_EQUAL(c.log_types & CONF_LOG_ALL, CONF_LOG_ERR | CONF_LOG_SUBSCRIBE);
 	CU_ASSERT_TRUE(c.log_dests & CONF_DEST_FILE);
 	CU_ASSERT_TRUE(c.log_dests & CONF_DEST_SYSLOG);
@@ -228,8 +217,7 @@ static void test_logging_and_hooks(void)
 	CU_ASSERT_STRING_EQUAL(c.node_name, "n1");
 	CU_ASSERT_FALSE(c.hooks_off);
 	conf_clear(&c);
-	conf_init(&c);
-	CU_ASSERT_EQUAL(load_text(&c, "midge_hooks_endpoint none\n", err, sizeof(err)), 0);
+	load_ok(&c, "midge_hooks_endpoint none\n");
 	CU_ASSERT_TRUE(c.hooks_off);
 	conf_clear(&c);
 }
@@ -285,26 +273,24 @@ static void test_password_file(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, ":1: "));
 }
 
-static void register_tests(void)
-{
-	static const struct test_case cases[] = {
-		{"defaults", test_defaults},
-		{"listener blocks", test_listener_blocks},
-		{"default listener from port", test_default_listener_port},
-		{"engine limits", test_engine_limits},
-		{"message_size_limit and max_queued_messages 0", test_message_size_and_queue_zero},
-		{"unknown key names file and line", test_unknown_key_names_file_and_line},
-		{"malformed values", test_malformed_values},
-		{"Mosquitto-only keys warn", test_mosquitto_only_keys_warn},
-		{"logging and hooks", test_logging_and_hooks},
-		{"TLS priority string", test_tls_priority},
-		{"password file ($6$ and $7$)", test_password_file},
-		{NULL, NULL},
-	};
-	test_add_suite("config", cases);
-}
+static const struct test_case cases[] = {
+	{"defaults", test_defaults},
+	{"listener blocks", test_listener_blocks},
+	{"default listener from port", test_default_listener_port},
+	{"engine limits", test_engine_limits},
+	{"message_size_limit and max_queued_messages 0", test_message_size_and_queue_zero},
+	{"unknown key names file and line", test_unknown_key_names_file_and_line},
+	{"malformed values", test_malformed_values},
+	{"Mosquitto-only keys warn", test_mosquitto_only_keys_warn},
+	{"logging and hooks", test_logging_and_hooks},
+	{"TLS priority string", test_tls_priority},
+	{"password file ($6$ and $7$)", test_password_file},
+	{NULL, NULL},
+};
 
-int main(int argc, char **argv)
-{
-	return test_runner_main(argc, argv, register_tests);
-}
+static const struct test_suite config_suites[] = {
+	{"config", cases},
+	{NULL, NULL},
+};
+
+TEST_RUNNER_MAIN(config_suites)

@@ -627,7 +627,8 @@ static int recv_msg(void *sock, struct frames *f, int timeout_ms)
 	return f->n;
 }
 
-/* Starts a hooks publisher on a free loopback port. */
+/* Starts a hooks publisher on a free loopback port; a failure stops the
+ * calling test (CUnit's fatal assertion), so the result is never NULL. */
 static struct hooks *start_hooks(int hwm, const char *secret, const char *public)
 {
 	struct hooks *h = hooks_new();
@@ -638,9 +639,19 @@ static struct hooks *start_hooks(int hwm, const char *secret, const char *public
 	if (!h || hooks_zmq_start(h, &cfg, err, sizeof err) != 0) {
 		fprintf(stderr, "hooks_zmq_start: %s\n", err);
 		hooks_free(h);
-		return NULL;
+		CU_FAIL_FATAL("hooks publisher did not start");
 	}
 	return h;
+}
+
+/* s holds exactly one message, of parts frames, whose first frame (the
+ * event name and topic) is name. */
+static void expect_only(void *s, int parts, const char *name)
+{
+	static struct frames f;
+	CU_ASSERT_EQUAL(recv_msg(s, &f, 2000), parts);
+	CU_ASSERT_STRING_EQUAL(f.data[0], name);
+	CU_ASSERT_EQUAL(recv_msg(s, &f, 100), 0);
 }
 
 static void *sub_open(const char *endpoint, const char *prefix)
@@ -684,7 +695,6 @@ static void emit_publish(struct hooks *h, const char *topic, const void *payload
 static void test_zmq_framing(void)
 {
 	struct hooks *h = start_hooks(0, NULL, NULL);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(h);
 	CU_ASSERT_EQUAL(hooks_endpoint_count(h), 1);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(hooks_endpoint(h, 0));
 	CU_ASSERT_PTR_NULL(hooks_endpoint(h, 1));
@@ -741,7 +751,6 @@ static void test_zmq_framing(void)
 static void test_zmq_prefix_filter(void)
 {
 	struct hooks *h = start_hooks(0, NULL, NULL);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(h);
 	static struct frames f;
 
 	/* Nobody subscribed: nothing is rendered. */
@@ -756,9 +765,7 @@ static void test_zmq_prefix_filter(void)
 	CU_ASSERT_EQUAL(hooks_skipped(h), 2);
 	emit_client(h, MIDGE_EV_PING);
 	CU_ASSERT_EQUAL(hooks_rendered(h), 1);
-	CU_ASSERT_EQUAL(recv_msg(s, &f, 2000), 2);
-	CU_ASSERT_STRING_EQUAL(f.data[0], "client.ping");
-	CU_ASSERT_EQUAL(recv_msg(s, &f, 100), 0);
+	expect_only(s, 2, "client.ping");
 
 	/* Unsubscribing the last prefix stops rendering again. */
 	zmq_setsockopt(s, ZMQ_UNSUBSCRIBE, "client.", 7);
@@ -781,9 +788,7 @@ static void test_zmq_prefix_filter(void)
 	emit_publish(h, "sensors", "3", 1); /* "message.published/sensors" is shorter than the prefix */
 	CU_ASSERT_EQUAL(hooks_rendered(h), 2);
 	CU_ASSERT_EQUAL(hooks_skipped(h), 5);
-	CU_ASSERT_EQUAL(recv_msg(s2, &f, 2000), 3);
-	CU_ASSERT_STRING_EQUAL(f.data[0], "message.published/sensors/kitchen");
-	CU_ASSERT_EQUAL(recv_msg(s2, &f, 100), 0);
+	expect_only(s2, 3, "message.published/sensors/kitchen");
 	CU_ASSERT_EQUAL(recv_msg(s, &f, 2000), 3);
 	zmq_close(s2);
 	CU_ASSERT_FATAL(wait_prefixes(h, 0, 2)); /* the shared prefix and zz1 */
@@ -801,7 +806,6 @@ static void test_zmq_prefix_filter(void)
 static void test_zmq_sequence(void)
 {
 	struct hooks *h = start_hooks(0, NULL, NULL);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(h);
 	static struct frames f;
 	void *all = sub_open(hooks_endpoint(h, 0), "");
 	void *cl = sub_open(hooks_endpoint(h, 0), "client.");
@@ -849,9 +853,7 @@ static void test_zmq_two_endpoints(void)
 	/* Rendered once per event however many sockets want it. */
 	CU_ASSERT_EQUAL(hooks_rendered(h), 2);
 	CU_ASSERT_EQUAL(hooks_sent(h), 2);
-	CU_ASSERT_EQUAL(recv_msg(a, &f, 2000), 2);
-	CU_ASSERT_STRING_EQUAL(f.data[0], "client.connected");
-	CU_ASSERT_EQUAL(recv_msg(a, &f, 100), 0);
+	expect_only(a, 2, "client.connected");
 	CU_ASSERT_EQUAL(recv_msg(b, &f, 2000), 3);
 	CU_ASSERT_STRING_EQUAL(f.data[0], "message.published/t");
 	CU_ASSERT_EQUAL(json_int(f.data[1], f.len[1], "seq"), 2);
@@ -882,7 +884,6 @@ static void test_zmq_bad_config(void)
 
 	/* A port in use: the second bind fails and nothing stays bound. */
 	struct hooks *h1 = start_hooks(0, NULL, NULL);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(h1);
 	struct hooks_config dup = { .endpoints = { "tcp://127.0.0.1:*", hooks_endpoint(h1, 0) },
 				    .n_endpoints = 2 };
 	err[0] = '\0';
@@ -914,7 +915,6 @@ static void test_zmq_bad_config(void)
 static void test_zmq_hwm_drops(void)
 {
 	struct hooks *h = start_hooks(4, NULL, NULL);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(h);
 	void *s = zmq_socket(zctx, ZMQ_SUB);
 	int small = 4, zero = 0, buf = 8192;
 	zmq_setsockopt(s, ZMQ_RCVHWM, &small, sizeof small);
@@ -978,7 +978,6 @@ static void test_zmq_curve(void)
 	CU_ASSERT_EQUAL_FATAL(zmq_curve_keypair(spub, ssec), 0);
 	CU_ASSERT_EQUAL_FATAL(zmq_curve_keypair(cpub, csec), 0);
 	struct hooks *h = start_hooks(0, ssec, spub);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(h);
 	static struct frames f;
 
 	/* Without keys the handshake fails: no subscription, no events. */
@@ -1006,48 +1005,49 @@ static void test_zmq_curve(void)
 	hooks_free(h);
 }
 
-static void register_tests(void)
-{
-	static const struct test_case registry[] = {
-		{ "callbacks in registration order", test_registry_order },
-		{ "many callbacks per event", test_registry_many },
-		{ "bad registrations refused", test_registry_rejects },
-		{ "frozen event names", test_event_names },
-		{ NULL, NULL },
-	};
-	static const struct test_case json[] = {
-		{ "client.connected exact", test_json_connected_exact },
-		{ "client.refused v5 and 3.1.1", test_json_refused_v5 },
-		{ "client.subscribed exact", test_json_subscribed_exact },
-		{ "message.published v5 properties exact", test_json_published_v5_exact },
-		{ "message events fields", test_json_message_events },
-		{ "disconnect, ping, session events", test_json_other_events },
-		{ "string escaping", test_json_escaping },
-		{ "every byte escapes to valid JSON", test_json_escaping_all_bytes },
-		{ "base64 RFC 4648 vectors", test_json_base64 },
-		{ "large topic grows the buffer", test_json_large_topic },
-		{ "user property iterator", test_user_property_iterator },
-		{ NULL, NULL },
-	};
-	static const struct test_case zmq[] = {
-		{ "multipart framing and topic suffix", test_zmq_framing },
-		{ "prefix filtering skips rendering", test_zmq_prefix_filter },
-		{ "sequence numbers per socket", test_zmq_sequence },
-		{ "two endpoints, restart with none", test_zmq_two_endpoints },
-		{ "bad endpoints and keys refused", test_zmq_bad_config },
-		{ "HWM drops counted, never blocks", test_zmq_hwm_drops },
-		{ "CurveZMQ server keys", test_zmq_curve },
-		{ NULL, NULL },
-	};
-	test_add_suite("hooks_registry", registry);
-	test_add_suite("hooks_json", json);
-	test_add_suite("hooks_zmq", zmq);
-}
+static const struct test_case registry[] = {
+	{ "callbacks in registration order", test_registry_order },
+	{ "many callbacks per event", test_registry_many },
+	{ "bad registrations refused", test_registry_rejects },
+	{ "frozen event names", test_event_names },
+	{ NULL, NULL },
+};
+static const struct test_case json[] = {
+	{ "client.connected exact", test_json_connected_exact },
+	{ "client.refused v5 and 3.1.1", test_json_refused_v5 },
+	{ "client.subscribed exact", test_json_subscribed_exact },
+	{ "message.published v5 properties exact", test_json_published_v5_exact },
+	{ "message events fields", test_json_message_events },
+	{ "disconnect, ping, session events", test_json_other_events },
+	{ "string escaping", test_json_escaping },
+	{ "every byte escapes to valid JSON", test_json_escaping_all_bytes },
+	{ "base64 RFC 4648 vectors", test_json_base64 },
+	{ "large topic grows the buffer", test_json_large_topic },
+	{ "user property iterator", test_user_property_iterator },
+	{ NULL, NULL },
+};
+static const struct test_case zmq[] = {
+	{ "multipart framing and topic suffix", test_zmq_framing },
+	{ "prefix filtering skips rendering", test_zmq_prefix_filter },
+	{ "sequence numbers per socket", test_zmq_sequence },
+	{ "two endpoints, restart with none", test_zmq_two_endpoints },
+	{ "bad endpoints and keys refused", test_zmq_bad_config },
+	{ "HWM drops counted, never blocks", test_zmq_hwm_drops },
+	{ "CurveZMQ server keys", test_zmq_curve },
+	{ NULL, NULL },
+};
+
+static const struct test_suite hooks_suites[] = {
+	{"hooks_registry", registry},
+	{"hooks_json", json},
+	{"hooks_zmq", zmq},
+	{NULL, NULL},
+};
 
 int main(int argc, char **argv)
 {
 	zctx = zmq_ctx_new();
-	int rc = test_runner_main(argc, argv, register_tests);
+	int rc = test_runner_run(argc, argv, hooks_suites);
 	zmq_ctx_term(zctx);
 	return rc;
 }
