@@ -79,7 +79,10 @@ size_t codec_varint_size(uint32_t v)
 	return v < 128 ? 1 : v < 16384 ? 2 : v < 2097152 ? 3 : 4;
 }
 
-static uint8_t prop_byte_value(const struct codec_props *pr, unsigned id)
+/* The value of a fixed-size numeric property (byte, two or four bytes):
+ * one switch over every such identifier, the reverse of the decoder's
+ * prop_byte / prop_u16 / prop_u32. */
+static uint32_t prop_number(const struct codec_props *pr, unsigned id)
 {
 	switch (id) {
 	case CODEC_PROP_PAYLOAD_FORMAT: return pr->payload_format;
@@ -89,23 +92,11 @@ static uint8_t prop_byte_value(const struct codec_props *pr, unsigned id)
 	case CODEC_PROP_RETAIN_AVAILABLE: return pr->retain_available;
 	case CODEC_PROP_WILDCARD_SUB_AVAILABLE: return pr->wildcard_sub_available;
 	case CODEC_PROP_SUB_ID_AVAILABLE: return pr->sub_id_available;
-	default: return pr->shared_sub_available;
-	}
-}
-
-static uint16_t prop_u16_value(const struct codec_props *pr, unsigned id)
-{
-	switch (id) {
+	case CODEC_PROP_SHARED_SUB_AVAILABLE: return pr->shared_sub_available;
 	case CODEC_PROP_SERVER_KEEP_ALIVE: return pr->server_keep_alive;
 	case CODEC_PROP_RECEIVE_MAX: return pr->receive_max;
 	case CODEC_PROP_TOPIC_ALIAS_MAX: return pr->topic_alias_max;
-	default: return pr->topic_alias;
-	}
-}
-
-static uint32_t prop_u32_value(const struct codec_props *pr, unsigned id)
-{
-	switch (id) {
+	case CODEC_PROP_TOPIC_ALIAS: return pr->topic_alias;
 	case CODEC_PROP_MESSAGE_EXPIRY: return pr->message_expiry;
 	case CODEC_PROP_SESSION_EXPIRY: return pr->session_expiry;
 	case CODEC_PROP_WILL_DELAY: return pr->will_delay;
@@ -166,15 +157,15 @@ static void put_props_body(struct out *o, const struct codec_props *pr)
 		switch (codec_prop_kind[id]) {
 		case CODEC_KIND_BYTE:
 			put8(o, (uint8_t)id);
-			put8(o, prop_byte_value(pr, id));
+			put8(o, (uint8_t)prop_number(pr, id));
 			break;
 		case CODEC_KIND_U16:
 			put8(o, (uint8_t)id);
-			put16(o, prop_u16_value(pr, id));
+			put16(o, (uint16_t)prop_number(pr, id));
 			break;
 		case CODEC_KIND_U32:
 			put8(o, (uint8_t)id);
-			put32(o, prop_u32_value(pr, id));
+			put32(o, prop_number(pr, id));
 			break;
 		case CODEC_KIND_VARINT:
 			put_sub_ids(o, pr);
