@@ -149,9 +149,48 @@ static inline void vbi_add(uint32_t *v, unsigned *shift, uint8_t c)
 	*shift += 7;
 }
 
+/*
+ * The legal first bytes, bit n of entry t set when flags n are legal for
+ * packet type t: the flags the specification fixes per type
+ * [MQTT-2.1.3-1] (5), [MQTT-2.2.2-1] [MQTT-2.2.2-2] (3.1.1). PUBLISH may not
+ * carry QoS 3 [MQTT-3.3.1-4] nor DUP with QoS 0 [MQTT-3.3.1-2]; PUBREL,
+ * SUBSCRIBE and UNSUBSCRIBE carry 0b0010 [MQTT-3.6.1-1] [MQTT-3.8.1-1]
+ * [MQTT-3.10.1-1]; type 0 is reserved. AUTH is legal here: that it is
+ * reserved before MQTT 5 depends on the connection, not on the byte.
+ *
+ * The one definition: the frame grammar reads it as a condition on its
+ * first byte (mqtt.rl), codec_decode() for the first byte it is handed. A
+ * table lookup is also cheaper than the compare tree a byte alphabet
+ * compiles to.
+ */
+static const uint16_t legal_flags[16] = {
+	[CODEC_CONNECT] = 1u << 0,
+	[CODEC_CONNACK] = 1u << 0,
+	[CODEC_PUBLISH] = 0x3C3F, /* QoS 0..2 with DUP only when QoS > 0 */
+	[CODEC_PUBACK] = 1u << 0,
+	[CODEC_PUBREC] = 1u << 0,
+	[CODEC_PUBREL] = 1u << 2,
+	[CODEC_PUBCOMP] = 1u << 0,
+	[CODEC_SUBSCRIBE] = 1u << 2,
+	[CODEC_SUBACK] = 1u << 0,
+	[CODEC_UNSUBSCRIBE] = 1u << 2,
+	[CODEC_UNSUBACK] = 1u << 0,
+	[CODEC_PINGREQ] = 1u << 0,
+	[CODEC_PINGRESP] = 1u << 0,
+	[CODEC_DISCONNECT] = 1u << 0,
+	[CODEC_AUTH] = 1u << 0,
+};
+
+static inline bool first_byte_legal(uint8_t first)
+{
+	return (legal_flags[first >> 4] >> (first & 0x0F)) & 1u;
+}
+
 %%{
 	machine frame;
 	alphtype unsigned char;
+
+	action legal_first { first_byte_legal(fc) }
 
 	action save_first { fr->first = fc; }
 	action add_len_digit { vbi_add(&len, &shift, fc); }
@@ -187,27 +226,6 @@ int codec_frame_scan(const uint8_t *p, size_t n, uint32_t max_packet, struct cod
 	if (max_packet && (uint64_t)fr->header_len + len > max_packet)
 		return -MQTT_RC_PACKET_TOO_LARGE;
 	return 0;
-}
-
-%%{
-	machine first_byte;
-	include mqtt_first_byte "mqtt.rl";
-	write data noerror nofinal noentry;
-}%%
-
-static const int first_byte_first_final_state = %%{ write first_final; }%%;
-
-/* Whether `first` is a legal first byte: the frame scanner's own
- * alphabet, run over one byte, so the rule is written once (mqtt.rl). */
-static inline bool first_byte_legal(uint8_t first)
-{
-	const uint8_t *p = &first;
-	const uint8_t *pe = p + 1;
-	int cs;
-
-	%% write init;
-	%% write exec;
-	return cs >= first_byte_first_final_state;
 }
 
 /* ------------------------------------------------------------------ */

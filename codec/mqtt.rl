@@ -66,36 +66,16 @@
 }%%
 
 %%{
-	# The legal first bytes of a packet: its type and the flags the
-	# specification fixes for it [MQTT-2.1.3-1] (5), [MQTT-2.2.2-1]
-	# [MQTT-2.2.2-2] (3.1.1). PUBLISH may not carry QoS 3 [MQTT-3.3.1-4]
-	# nor DUP with QoS 0 [MQTT-3.3.1-2]; PUBREL, SUBSCRIBE and UNSUBSCRIBE
-	# carry 0b0010 [MQTT-3.6.1-1] [MQTT-3.8.1-1] [MQTT-3.10.1-1]. AUTH
-	# (0xF0) is legal here; that it is reserved before MQTT 5 depends on
-	# the connection, not on the byte.
-	#
-	# This is the one definition: the frame scanner reads it as its first
-	# byte, and the body decoder checks a caller's first byte against it
-	# (machine mqtt_first_byte).
-	machine mqtt_first;
+	# The fixed header (2.1). Actions: save_first, add_len_digit,
+	# stop_header; condition: legal_first.
+	machine mqtt_frame;
 	alphtype unsigned char;
 
-	first_byte = 0x10 | 0x20 | 0x30..0x35 | 0x3A..0x3D | 0x40 | 0x50 | 0x62 | 0x70
-	      | 0x82 | 0x90 | 0xA2 | 0xB0 | 0xC0 | 0xD0 | 0xE0 | 0xF0;
-}%%
-
-%%{
-	machine mqtt_first_byte;
-	include mqtt_first;
-
-	main := first_byte;
-}%%
-
-%%{
-	# The fixed header (2.1). Actions: save_first, add_len_digit,
-	# stop_header.
-	machine mqtt_frame;
-	include mqtt_first;
+	# The first byte: a packet type and the flags the specification fixes
+	# for it. Which bytes those are is one table in the host
+	# (legal_flags in decode.rl), read here as a condition and by
+	# codec_decode() for a first byte it is handed.
+	first_byte = any when legal_first;
 
 	# Remaining length: at most four digits, minimally encoded
 	# [MQTT-1.5.5-1] (a last digit of 0 after a continuation is a longer
