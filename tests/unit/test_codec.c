@@ -1299,8 +1299,9 @@ static size_t layout_valid_body(uint8_t first, uint8_t *b)
 }
 
 /* [MQTT-2.2.2-2]: codec_decode() refuses exactly the first bytes the frame
- * scanner refuses. Both read the one definition in codec/mqtt.rl; with a
- * body valid for the type, a first byte decodes if and only if it scans. */
+ * scanner refuses. Both read the one definition (legal_flags in
+ * codec/decode.rl); with a body valid for the type, a first byte decodes
+ * if and only if it scans, and 24 of the 256 do. */
 static void test_layout_first_byte_one_rule(void)
 {
 	int legal = 0;
