@@ -279,14 +279,21 @@ static double lg_self_cpu(void)
 	return lg_tv(&ru.ru_utime) + lg_tv(&ru.ru_stime);
 }
 
+/* /proc/PID/NAME for reading, or NULL (also for no pid). */
+static FILE *lg_proc_open(int pid, const char *name)
+{
+	char path[64];
+	if (pid <= 0)
+		return NULL;
+	snprintf(path, sizeof path, "/proc/%d/%s", pid, name);
+	return fopen(path, "r");
+}
+
 /* utime + stime of pid in seconds, or -1. */
 static double lg_proc_cpu(int pid)
 {
-	char path[64], buf[1024];
-	if (pid <= 0)
-		return -1;
-	snprintf(path, sizeof path, "/proc/%d/stat", pid);
-	FILE *f = fopen(path, "r");
+	char buf[1024];
+	FILE *f = lg_proc_open(pid, "stat");
 	if (!f)
 		return -1;
 	size_t n = fread(buf, 1, sizeof buf - 1, f);
@@ -313,11 +320,8 @@ static double lg_proc_cpu(int pid)
 /* VmRSS (or VmHWM) of pid in kB, or -1. */
 static long lg_proc_status_kb(int pid, const char *key)
 {
-	char path[64], line[256];
-	if (pid <= 0)
-		return -1;
-	snprintf(path, sizeof path, "/proc/%d/status", pid);
-	FILE *f = fopen(path, "r");
+	char line[256];
+	FILE *f = lg_proc_open(pid, "status");
 	if (!f)
 		return -1;
 	long kb = -1;
@@ -719,6 +723,26 @@ static void lg_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
 	*out = uv_buf_init((char *)c->in.p + c->in.len, (unsigned)(c->in.cap - c->in.len));
 }
 
+/* What stopped a read's framing loop early; the callback cannot close the
+ * connection itself while codec_frames() still reads its buffer. */
+enum lg_stop { LG_STOP_UNDECODABLE = 1, LG_STOP_CLOSED };
+
+struct lg_read {
+	struct lg_conn *c;
+	uint64_t now;
+};
+
+/* codec_frames()'s callback: decode one packet from the broker, handle it. */
+static int lg_on_packet(void *ctx, const struct codec_frame *fr, const uint8_t *body)
+{
+	struct lg_read *r = ctx;
+	struct codec_packet pkt;
+
+	if (codec_decode(fr->first, body, fr->remaining, r->c->lg->o.version, &pkt) < 0)
+		return LG_STOP_UNDECODABLE;
+	return lg_handle(r->c, &pkt, r->now) < 0 ? LG_STOP_CLOSED : 0;
+}
+
 static void lg_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *ub)
 {
 	(void)ub;
@@ -736,50 +760,29 @@ static void lg_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *ub)
 		return;
 	}
 	c->in.len += (size_t)nread;
-	uint64_t now = lg_now_ns();
-	size_t off = 0, need = 0;
-	while (off < c->in.len) {
-		struct codec_frame fr;
-		int rc = codec_frame_scan(c->in.p + off, c->in.len - off, 0, &fr);
-		if (rc == CODEC_PARTIAL)
-			break;
-		if (rc < 0) {
+	struct lg_read r = { c, lg_now_ns() };
+	struct codec_feed feed;
+	int rc = codec_frames(c->in.p, c->in.len, NULL, lg_on_packet, &r, &feed);
+	if (rc != 0) {
+		if (rc < 0 || rc == LG_STOP_UNDECODABLE) {
 			lg->errors++;
-			lg_fail(lg, "malformed packet from the broker");
-			lg_close(c);
-			return;
+			lg_fail(lg, rc < 0 ? "malformed packet from the broker" :
+					     "undecodable packet from the broker");
+		} else if (lg->phase < LG_PH_DONE) {
+			lg->closed_by_peer++;
+			if (lg->phase == LG_PH_SETUP)
+				lg_fail(lg, "broker refused a connection or subscription");
 		}
-		size_t whole = (size_t)fr.header_len + fr.remaining;
-		if (c->in.len - off < whole) {
-			need = whole;
-			break;
-		}
-		struct codec_packet pkt;
-		rc = codec_decode(fr.first, c->in.p + off + fr.header_len, fr.remaining, lg->o.version, &pkt);
-		off += whole;
-		if (rc < 0) {
-			lg->errors++;
-			lg_fail(lg, "undecodable packet from the broker");
-			lg_close(c);
-			return;
-		}
-		if (lg_handle(c, &pkt, now) < 0) {
-			if (lg->phase < LG_PH_DONE) {
-				lg->closed_by_peer++;
-				if (lg->phase == LG_PH_SETUP)
-					lg_fail(lg, "broker refused a connection or subscription");
-			}
-			lg_close(c);
-			return;
-		}
+		lg_close(c);
+		return;
 	}
-	if (off > 0) {
-		memmove(c->in.p, c->in.p + off, c->in.len - off);
-		c->in.len -= off;
+	if (feed.used > 0) {
+		memmove(c->in.p, c->in.p + feed.used, c->in.len - feed.used);
+		c->in.len -= feed.used;
 	}
 	/* a packet larger than the buffer: grow once, to its size */
-	if (need > c->in.cap)
-		lg_buf_reserve(&c->in, need - c->in.len);
+	if (feed.need > c->in.cap)
+		lg_buf_reserve(&c->in, feed.need - c->in.len);
 }
 
 /* ---- connecting ---- */
@@ -790,10 +793,7 @@ static void lg_send_connect(struct lg_conn *c)
 	static const char *role_tag = "psc";
 	char id[64];
 	int il = snprintf(id, sizeof id, "%s-%c%" PRIu32, lg->prefix + 3, role_tag[c->role], c->idx);
-	struct codec_packet pkt;
-	memset(&pkt, 0, sizeof pkt);
-	pkt.type = CODEC_CONNECT;
-	pkt.version = lg->o.version;
+	struct codec_packet pkt = { .type = CODEC_CONNECT, .version = lg->o.version };
 	struct codec_connect *cn = &pkt.u.connect;
 	cn->protocol_name.p = (const uint8_t *)"MQTT";
 	cn->protocol_name.len = 4;
@@ -949,10 +949,7 @@ static void lg_keepalive(struct lg *lg, uint64_t ms)
 	if (lg->o.keepalive == 0)
 		return;
 	uint64_t due = (uint64_t)lg->o.keepalive * 500; /* half the interval, in ms */
-	struct codec_packet pkt;
-	memset(&pkt, 0, sizeof pkt);
-	pkt.type = CODEC_PINGREQ;
-	pkt.version = lg->o.version;
+	struct codec_packet pkt = { .type = CODEC_PINGREQ, .version = lg->o.version };
 	for (uint32_t i = 0; i < lg->total; i++) {
 		struct lg_conn *c = lg_conn_at(lg, i);
 		if (c->state == LG_ST_READY && !c->closing && ms - c->last_send_ms >= due) {
@@ -990,10 +987,7 @@ static void lg_finish(struct lg *lg)
 	uv_prepare_stop(&lg->prepare);
 	uv_check_stop(&lg->check);
 	/* polite DISCONNECT, then close with RST */
-	struct codec_packet pkt;
-	memset(&pkt, 0, sizeof pkt);
-	pkt.type = CODEC_DISCONNECT;
-	pkt.version = lg->o.version;
+	struct codec_packet pkt = { .type = CODEC_DISCONNECT, .version = lg->o.version };
 	for (uint32_t i = 0; i < lg->total; i++) {
 		struct lg_conn *c = lg_conn_at(lg, i);
 		if (c->state == LG_ST_NEW)
@@ -1291,20 +1285,11 @@ static void lg_parse(struct lg_opts *o, int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	memset(o, 0, sizeof *o);
-	o->host = "127.0.0.1";
-	o->port = 1883;
-	o->size = 64;
-	o->window = 64;
-	o->duration = 10;
-	o->warmup = 2;
-	o->drain = 3;
-	o->setup_timeout = 30;
-	o->stall = 2;
-	o->version = CODEC_V311;
-	o->keepalive = 60;
-	o->concurrency = 32;
-	o->sources = 16;
+	*o = (struct lg_opts){
+		.host = "127.0.0.1", .port = 1883, .size = 64, .window = 64,
+		.duration = 10, .warmup = 2, .drain = 3, .setup_timeout = 30, .stall = 2,
+		.version = CODEC_V311, .keepalive = 60, .concurrency = 32, .sources = 16,
+	};
 	int opt;
 	while ((opt = getopt_long(argc, argv, "H:p:w:q:s:c:r:W:d:u:V:b:k:l:h", longs, NULL)) != -1) {
 		switch (opt) {

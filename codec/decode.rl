@@ -1,16 +1,15 @@
 /*
- * decode.rl - the MQTT decoder: Ragel machines for the fixed header, the
- * body of every packet type, MQTT 5 property blocks, UTF-8 strings, topic
- * names and topic filters. Compile with `ragel -G2`.
+ * decode.rl - the host side of the MQTT decoder: the actions the grammar in
+ * codec/mqtt.rl names, the static inline helpers they call, and the public
+ * functions (codec_frame_scan, codec_decode, codec_props_decode*, the text
+ * validators). Compile with `ragel -G2`.
  *
- * Counted fields (strings, binary data, property blocks, payloads) are
- * consumed by host code after a bounds check; the machine then jumps past
- * them with fexec. Everything decoded is a view into the caller's buffer.
- * Nothing here allocates.
- *
- * Actions are one to three lines calling the static inline helpers above
- * the machine that uses them; a helper returns 0 or a negated reason code,
- * which stops the machine (fbreak) and is what codec_decode() returns.
+ * Each machine here is one section of mqtt.rl plus its actions. An action is
+ * one to three lines calling a helper; a helper returns 0 or a negated
+ * reason code, which stops the machine (fbreak) and is what the public
+ * function returns. Counted fields are consumed by the helpers after a
+ * bounds check and skipped with fexec. Everything decoded is a view into
+ * the caller's buffer. Nothing here allocates.
  */
 #include "codec/codec.h"
 #include "codec/internal.h"
@@ -21,53 +20,20 @@
 /* UTF-8, topic names, topic filters                                  */
 
 %%{
-	machine utf8_common;
-	alphtype unsigned char;
-
-	tail = 0x80..0xBF;
-	# One code point: well-formed, no overlong form, no surrogate, not
-	# U+0000 [MQTT-1.5.4-1] [MQTT-1.5.4-2].
-	u8char = 0x01..0x7F
-		| 0xC2..0xDF tail
-		| 0xE0 0xA0..0xBF tail
-		| (0xE1..0xEC | 0xEE..0xEF) tail tail
-		| 0xED 0x80..0x9F tail
-		| 0xF0 0x90..0xBF tail tail
-		| 0xF1..0xF3 tail tail tail
-		| 0xF4 0x80..0x8F tail tail;
-
-	# A character of a topic level: neither separator nor wildcard.
-	lchar = u8char - ('+' | '#' | '/');
-}%%
-
-%%{
 	machine utf8;
-	include utf8_common;
-	main := u8char*;
+	include mqtt_utf8 "mqtt.rl";
 	write data noerror nofinal noentry;
 }%%
 
 %%{
 	machine topic_name;
-	include utf8_common;
-	# No wildcard in a topic name [MQTT-3.3.2-2] [MQTT-4.7.1-1].
-	main := (u8char - ('+' | '#'))*;
+	include mqtt_topic_name "mqtt.rl";
 	write data noerror nofinal noentry;
 }%%
 
 %%{
 	machine topic_filter;
-	include utf8_common;
-	# '#' fills a whole level and only the last one, '+' a whole level:
-	# [MQTT-4.7.1-1] [MQTT-4.7.1-2] in 5.0, [MQTT-4.7.1-2] [MQTT-4.7.1-3]
-	# in 3.1.1.
-	level = lchar* | '+';
-	filt = (level '/')* (level | '#');
-	# $share/{ShareName}/{filter}: a share name of one or more characters
-	# without wildcards or '/', and a non-empty filter [MQTT-4.8.2-1]
-	# [MQTT-4.8.2-2].
-	shared = '$share/' lchar+ '/' (filt - zlen);
-	main := shared | (filt - ('$share/' any*));
+	include mqtt_topic_filter "mqtt.rl";
 	write data noerror nofinal noentry;
 }%%
 
@@ -175,33 +141,62 @@ bool codec_topic_filter_valid(const uint8_t *p, size_t n)
 /* ------------------------------------------------------------------ */
 /* Fixed header                                                       */
 
+/* One digit of a variable byte integer, least significant first (1.5.5);
+ * the grammar bounds the digits to four. */
+static inline void vbi_add(uint32_t *v, unsigned *shift, uint8_t c)
+{
+	*v |= (uint32_t)(c & 0x7F) << *shift;
+	*shift += 7;
+}
+
+/*
+ * The legal first bytes, bit n of entry t set when flags n are legal for
+ * packet type t: the flags the specification fixes per type
+ * [MQTT-2.1.3-1] (5), [MQTT-2.2.2-1] [MQTT-2.2.2-2] (3.1.1). PUBLISH may not
+ * carry QoS 3 [MQTT-3.3.1-4] nor DUP with QoS 0 [MQTT-3.3.1-2]; PUBREL,
+ * SUBSCRIBE and UNSUBSCRIBE carry 0b0010 [MQTT-3.6.1-1] [MQTT-3.8.1-1]
+ * [MQTT-3.10.1-1]; type 0 is reserved. AUTH is legal here: that it is
+ * reserved before MQTT 5 depends on the connection, not on the byte.
+ *
+ * The one definition: the frame grammar reads it as a condition on its
+ * first byte (mqtt.rl), codec_decode() for the first byte it is handed. A
+ * table lookup is also cheaper than the compare tree a byte alphabet
+ * compiles to.
+ */
+static const uint16_t legal_flags[16] = {
+	[CODEC_CONNECT] = 1u << 0,
+	[CODEC_CONNACK] = 1u << 0,
+	[CODEC_PUBLISH] = 0x3C3F, /* QoS 0..2 with DUP only when QoS > 0 */
+	[CODEC_PUBACK] = 1u << 0,
+	[CODEC_PUBREC] = 1u << 0,
+	[CODEC_PUBREL] = 1u << 2,
+	[CODEC_PUBCOMP] = 1u << 0,
+	[CODEC_SUBSCRIBE] = 1u << 2,
+	[CODEC_SUBACK] = 1u << 0,
+	[CODEC_UNSUBSCRIBE] = 1u << 2,
+	[CODEC_UNSUBACK] = 1u << 0,
+	[CODEC_PINGREQ] = 1u << 0,
+	[CODEC_PINGRESP] = 1u << 0,
+	[CODEC_DISCONNECT] = 1u << 0,
+	[CODEC_AUTH] = 1u << 0,
+};
+
+static inline bool first_byte_legal(uint8_t first)
+{
+	return (legal_flags[first >> 4] >> (first & 0x0F)) & 1u;
+}
+
 %%{
 	machine frame;
 	alphtype unsigned char;
 
-	action first { fr->first = fc; }
-	action len_digit {
-		len |= (uint32_t)(fc & 0x7F) << shift;
-		shift += 7;
-	}
+	action legal_first { first_byte_legal(fc) }
 
-	# The legal first bytes: packet type and the flags the specification
-	# fixes for it [MQTT-2.1.3-1] (5), [MQTT-2.2.2-1] [MQTT-2.2.2-2] (3.1.1). PUBLISH may not carry
-	# QoS 3 [MQTT-3.3.1-4] nor DUP with QoS 0 [MQTT-3.3.1-2]; PUBREL,
-	# SUBSCRIBE and UNSUBSCRIBE carry 0b0010 [MQTT-3.6.1-1] [MQTT-3.8.1-1]
-	# [MQTT-3.10.1-1].
-	first_byte = 0x10 | 0x20 | 0x30..0x35 | 0x3A..0x3D | 0x40 | 0x50 | 0x62 | 0x70
-	      | 0x82 | 0x90 | 0xA2 | 0xB0 | 0xC0 | 0xD0 | 0xE0 | 0xF0;
+	action save_first { fr->first = fc; }
+	action add_len_digit { vbi_add(&len, &shift, fc); }
+	action stop_header { fbreak; }
 
-	# Remaining length: at most four digits, minimally encoded
-	# [MQTT-1.5.5-1] (a last digit of 0 after a continuation is a longer
-	# form of a smaller number).
-	remaining = ((0x80..0xFF $len_digit){0,3} 0x00..0x7F $len_digit)
-	          - ((0x80..0xFF){1,3} 0x00);
-
-	# The header ends at the last length digit: stop there, whatever
-	# follows is the body.
-	main := first_byte @first remaining @{ fbreak; };
+	include mqtt_frame "mqtt.rl";
 	write data noerror nofinal noentry;
 }%%
 
@@ -235,66 +230,6 @@ int codec_frame_scan(const uint8_t *p, size_t n, uint32_t max_packet, struct cod
 
 /* ------------------------------------------------------------------ */
 /* Property blocks                                                    */
-
-const uint8_t codec_prop_kind[CODEC_PROP_ID_MAX + 1] = {
-	[CODEC_PROP_PAYLOAD_FORMAT] = CODEC_KIND_BYTE,
-	[CODEC_PROP_MESSAGE_EXPIRY] = CODEC_KIND_U32,
-	[CODEC_PROP_CONTENT_TYPE] = CODEC_KIND_UTF8,
-	[CODEC_PROP_RESPONSE_TOPIC] = CODEC_KIND_UTF8,
-	[CODEC_PROP_CORRELATION_DATA] = CODEC_KIND_BINARY,
-	[CODEC_PROP_SUBSCRIPTION_ID] = CODEC_KIND_VARINT,
-	[CODEC_PROP_SESSION_EXPIRY] = CODEC_KIND_U32,
-	[CODEC_PROP_ASSIGNED_CLIENT_ID] = CODEC_KIND_UTF8,
-	[CODEC_PROP_SERVER_KEEP_ALIVE] = CODEC_KIND_U16,
-	[CODEC_PROP_AUTH_METHOD] = CODEC_KIND_UTF8,
-	[CODEC_PROP_AUTH_DATA] = CODEC_KIND_BINARY,
-	[CODEC_PROP_REQUEST_PROBLEM_INFO] = CODEC_KIND_BYTE,
-	[CODEC_PROP_WILL_DELAY] = CODEC_KIND_U32,
-	[CODEC_PROP_REQUEST_RESPONSE_INFO] = CODEC_KIND_BYTE,
-	[CODEC_PROP_RESPONSE_INFO] = CODEC_KIND_UTF8,
-	[CODEC_PROP_SERVER_REFERENCE] = CODEC_KIND_UTF8,
-	[CODEC_PROP_REASON_STRING] = CODEC_KIND_UTF8,
-	[CODEC_PROP_RECEIVE_MAX] = CODEC_KIND_U16,
-	[CODEC_PROP_TOPIC_ALIAS_MAX] = CODEC_KIND_U16,
-	[CODEC_PROP_TOPIC_ALIAS] = CODEC_KIND_U16,
-	[CODEC_PROP_MAX_QOS] = CODEC_KIND_BYTE,
-	[CODEC_PROP_RETAIN_AVAILABLE] = CODEC_KIND_BYTE,
-	[CODEC_PROP_USER_PROPERTY] = CODEC_KIND_PAIR,
-	[CODEC_PROP_MAX_PACKET_SIZE] = CODEC_KIND_U32,
-	[CODEC_PROP_WILDCARD_SUB_AVAILABLE] = CODEC_KIND_BYTE,
-	[CODEC_PROP_SUB_ID_AVAILABLE] = CODEC_KIND_BYTE,
-	[CODEC_PROP_SHARED_SUB_AVAILABLE] = CODEC_KIND_BYTE,
-};
-
-#define B(id) CODEC_PROP_BIT(CODEC_PROP_##id)
-/* The property table of specification 2.2.2.2: which identifier may appear
- * in which packet. User properties may appear in every packet that has
- * properties. */
-#define MSG_PROPS (B(PAYLOAD_FORMAT) | B(MESSAGE_EXPIRY) | B(CONTENT_TYPE) | B(RESPONSE_TOPIC) | \
-		   B(CORRELATION_DATA) | B(USER_PROPERTY))
-const uint64_t codec_prop_allowed[16] = {
-	[0] = MSG_PROPS | B(WILL_DELAY),
-	[CODEC_CONNECT] = B(SESSION_EXPIRY) | B(AUTH_METHOD) | B(AUTH_DATA) | B(REQUEST_PROBLEM_INFO) |
-			  B(REQUEST_RESPONSE_INFO) | B(RECEIVE_MAX) | B(TOPIC_ALIAS_MAX) |
-			  B(USER_PROPERTY) | B(MAX_PACKET_SIZE),
-	[CODEC_CONNACK] = B(SESSION_EXPIRY) | B(ASSIGNED_CLIENT_ID) | B(SERVER_KEEP_ALIVE) |
-			  B(AUTH_METHOD) | B(AUTH_DATA) | B(RESPONSE_INFO) | B(SERVER_REFERENCE) |
-			  B(REASON_STRING) | B(RECEIVE_MAX) | B(TOPIC_ALIAS_MAX) | B(MAX_QOS) |
-			  B(RETAIN_AVAILABLE) | B(USER_PROPERTY) | B(MAX_PACKET_SIZE) |
-			  B(WILDCARD_SUB_AVAILABLE) | B(SUB_ID_AVAILABLE) | B(SHARED_SUB_AVAILABLE),
-	[CODEC_PUBLISH] = MSG_PROPS | B(SUBSCRIPTION_ID) | B(TOPIC_ALIAS),
-	[CODEC_PUBACK] = B(REASON_STRING) | B(USER_PROPERTY),
-	[CODEC_PUBREC] = B(REASON_STRING) | B(USER_PROPERTY),
-	[CODEC_PUBREL] = B(REASON_STRING) | B(USER_PROPERTY),
-	[CODEC_PUBCOMP] = B(REASON_STRING) | B(USER_PROPERTY),
-	[CODEC_SUBSCRIBE] = B(SUBSCRIPTION_ID) | B(USER_PROPERTY),
-	[CODEC_SUBACK] = B(REASON_STRING) | B(USER_PROPERTY),
-	[CODEC_UNSUBSCRIBE] = B(USER_PROPERTY),
-	[CODEC_UNSUBACK] = B(REASON_STRING) | B(USER_PROPERTY),
-	[CODEC_DISCONNECT] = B(SESSION_EXPIRY) | B(SERVER_REFERENCE) | B(REASON_STRING) |
-			     B(USER_PROPERTY),
-	[CODEC_AUTH] = B(AUTH_METHOD) | B(AUTH_DATA) | B(REASON_STRING) | B(USER_PROPERTY),
-};
 
 /* Decoding state of one property block. */
 struct pstate {
@@ -451,43 +386,24 @@ static inline int prop_sub_id(struct pstate *d)
 	machine props;
 	alphtype unsigned char;
 
-	action id { if ((d->err = prop_begin(&d->ps, fc)) != 0) fbreak; }
-	action byte { if ((d->err = prop_byte(&d->ps, fc)) != 0) fbreak; }
-	action u16 { if ((d->err = prop_u16(&d->ps, codec_get16(p - 1))) != 0) fbreak; }
-	action u32 { if ((d->err = prop_u32(&d->ps, codec_get32(p - 3))) != 0) fbreak; }
-	action str {
+	action begin_prop { if ((d->err = prop_begin(&d->ps, fc)) != 0) fbreak; }
+	action set_byte { if ((d->err = prop_byte(&d->ps, fc)) != 0) fbreak; }
+	action set_u16 { if ((d->err = prop_u16(&d->ps, codec_get16(p - 1))) != 0) fbreak; }
+	action set_u32 { if ((d->err = prop_u32(&d->ps, codec_get32(p - 3))) != 0) fbreak; }
+	action read_string {
 		if ((d->err = prop_string(&d->ps, p, pe)) != 0) fbreak;
 		fexec p + 1 + d->ps.flen;
 	}
-	action bin {
+	action read_binary {
 		if ((d->err = prop_binary(&d->ps, p, pe)) != 0) fbreak;
 		fexec p + 1 + d->ps.flen;
 	}
-	action user { d->ps.out->user_count++; }
-	action vb_start { d->ps.v = 0; d->ps.shift = 0; }
-	action vb_digit { d->ps.v |= (uint32_t)(fc & 0x7F) << d->ps.shift; d->ps.shift += 7; }
-	action sub_id { if ((d->err = prop_sub_id(&d->ps)) != 0) fbreak; }
+	action count_user { d->ps.out->user_count++; }
+	action start_vbi { d->ps.v = 0; d->ps.shift = 0; }
+	action add_vbi { vbi_add(&d->ps.v, &d->ps.shift, fc); }
+	action set_sub_id { if ((d->err = prop_sub_id(&d->ps)) != 0) fbreak; }
 
-	# A variable byte integer, minimally encoded [MQTT-1.5.5-1].
-	vbi = ((0x80..0xFF){1,3} 0x01..0x7F | 0x00..0x7F) >vb_start $vb_digit;
-
-	byte = any @byte;
-	u16 = any any @u16;
-	u32 = any any any any @u32;
-	str = any any @str;
-	bin = any any @bin;
-	pair = str str @user;
-
-	# One alternative per identifier, by its wire type (2.2.2.2).
-	prop = (0x01 | 0x17 | 0x19 | 0x24 | 0x25 | 0x28 | 0x29 | 0x2A) @id byte
-	     | (0x13 | 0x21 | 0x22 | 0x23) @id u16
-	     | (0x02 | 0x11 | 0x18 | 0x27) @id u32
-	     | (0x03 | 0x08 | 0x12 | 0x15 | 0x1A | 0x1C | 0x1F) @id str
-	     | (0x09 | 0x16) @id bin
-	     | 0x0B @id vbi @sub_id
-	     | 0x26 @id pair;
-
-	main := prop*;
+	include mqtt_props "mqtt.rl";
 	write data noerror nofinal noentry;
 }%%
 
@@ -637,6 +553,17 @@ static inline int body_filter(struct dstate *d, const uint8_t *p, const uint8_t 
 	return -MQTT_RC_TOPIC_FILTER_INVALID; /* [MQTT-4.7.1-1] [MQTT-4.7.3-1] */
 }
 
+/* An UNSUBSCRIBE filter: no options follow, so it counts at once. */
+static inline int body_unsub_filter(struct dstate *d, const uint8_t *p, const uint8_t *pe)
+{
+	int rc;
+
+	if ((rc = body_filter(d, p, pe, &d->filter)) != 0)
+		return rc;
+	d->count++;
+	return 0;
+}
+
 /* Subscription options of 3.1 / 3.1.1: only the QoS bits, and not 3
  * [MQTT-3.8.3-4]. */
 static inline int body_opts_v3(struct dstate *d, uint8_t o)
@@ -678,6 +605,7 @@ static inline int body_level(struct dstate *d, uint8_t level)
 		d->out->version = level;
 	else
 		return -MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION;
+	d->version = level;
 	return 0;
 }
 
@@ -753,131 +681,59 @@ static inline int body_connect_field(struct dstate *d, const uint8_t *p, const u
 	machine body;
 	alphtype unsigned char;
 
-	action vb_start { d->v = 0; d->shift = 0; }
-	action vb_digit { d->v |= (uint32_t)(fc & 0x7F) << d->shift; d->shift += 7; }
-	action pid { if ((d->err = body_pid(d, p)) != 0) fbreak; }
-	action topic {
+	action start_vbi { d->v = 0; d->shift = 0; }
+	action add_vbi { vbi_add(&d->v, &d->shift, fc); }
+	action read_pid { if ((d->err = body_pid(d, p)) != 0) fbreak; }
+	action read_topic {
 		if ((d->err = body_topic(d, p, pe)) != 0) fbreak;
 		fexec p + 1 + d->flen;
 	}
-	action payload { d->payload = p; fexec pe; }
-	action props {
+	action mark_payload { d->payload = p; fexec pe; }
+	action read_props {
 		if ((d->err = body_props(d, p, pe, d->out->type, d->props)) != 0) fbreak;
 		fexec p + 1 + d->v;
 	}
-	action will_props {
+	action read_will_props {
 		if ((d->err = body_props(d, p, pe, 0, &d->out->u.connect.will_props)) != 0) fbreak;
 		fexec p + 1 + d->v;
 	}
-	action rc { d->rc = fc; }
-	action list { d->list = p + 1; }
-
-	action proto {
+	action save_rc { d->rc = fc; }
+	action mark_list { d->list = p + 1; }
+	action read_protocol {
 		if ((d->err = body_counted(d, p, pe, &d->out->u.connect.protocol_name)) != 0) fbreak;
 		fexec p + 1 + d->flen;
 	}
-	action level { if ((d->err = body_level(d, fc)) != 0) fbreak; d->version = fc; }
-	action cflags {
+	action check_level { if ((d->err = body_level(d, fc)) != 0) fbreak; }
+	action check_connect_flags {
 		if ((d->err = body_connect_flags(d, fc)) != 0) fbreak;
 		d->next = d->version != CODEC_V5 ? body_en_cpay_v3 :
 			  d->out->u.connect.will ? body_en_cpay_v5_will : body_en_cpay_v5;
 	}
-	action keep_alive {
+	action read_keep_alive {
 		d->out->u.connect.keep_alive = codec_get16(p - 1);
 		fgoto *d->next;
 	}
-	action cfield {
+	action read_connect_field {
 		if ((d->err = body_connect_field(d, p, pe)) != 0) fbreak;
 		fexec p + 1 + d->flen;
 	}
-	action sfilter {
+	action read_sub_filter {
 		if ((d->err = body_filter(d, p, pe, &d->filter)) != 0) fbreak;
 		fexec p + 1 + d->flen;
 	}
-	action sopts3 { if ((d->err = body_opts_v3(d, fc)) != 0) fbreak; }
-	action sopts5 { if ((d->err = body_opts_v5(d, fc, &d->filter)) != 0) fbreak; }
-	action ufilter {
-		if ((d->err = body_filter(d, p, pe, &d->filter)) != 0) fbreak;
-		d->count++;
+	action check_sub_opts_v3 { if ((d->err = body_opts_v3(d, fc)) != 0) fbreak; }
+	action check_sub_opts_v5 { if ((d->err = body_opts_v5(d, fc, &d->filter)) != 0) fbreak; }
+	action read_unsub_filter {
+		if ((d->err = body_unsub_filter(d, p, pe)) != 0) fbreak;
 		fexec p + 1 + d->flen;
 	}
-	action session_present { d->out->u.connack.session_present = fc; }
+	action save_session_present { d->out->u.connack.session_present = fc; }
 
-	vbi = ((0x80..0xFF){1,3} 0x01..0x7F | 0x00..0x7F) >vb_start $vb_digit;
-
-	pid = any any @pid;
-	props = vbi @props;
-	topic = any any @topic;
-	payload = (any >payload)?;
-
-	# Reason codes each packet may carry (MQTT 5 2.4 and the packet
-	# sections); anything else is malformed.
-	rc_connack3 = 0x00..0x05;
-	rc_connack5 = 0x00 | 0x80..0x8A | 0x8C | 0x90 | 0x95 | 0x97 | 0x99..0x9D | 0x9F;
-	rc_puback = 0x00 | 0x10 | 0x80 | 0x83 | 0x87 | 0x90 | 0x91 | 0x97 | 0x99;
-	rc_pubrel = 0x00 | 0x92;
-	rc_suback3 = 0x00..0x02 | 0x80; # [MQTT-3.9.3-2]
-	rc_suback5 = 0x00..0x02 | 0x80 | 0x83 | 0x87 | 0x8F | 0x91 | 0x97 | 0x9E | 0xA1 | 0xA2;
-	rc_unsuback5 = 0x00 | 0x11 | 0x80 | 0x83 | 0x87 | 0x8F | 0x91;
-	rc_disconnect = 0x00 | 0x04 | 0x80..0x83 | 0x87 | 0x89 | 0x8B | 0x8D..0x90 | 0x93..0xA2;
-	rc_auth = 0x00 | 0x18 | 0x19;
-
-	# CONNECT: the fixed part, then the payload machine the flags and the
-	# level choose (cpay_*), each field a counted one.
-	connect := any any @proto any @level any @cflags any any @keep_alive;
-	cfield = any any @cfield;
-	cpay_v3 := cfield+;
-	cpay_v5 := props cfield+;
-	cpay_v5_will := props cfield vbi @will_props cfield+;
-
-	connack_v3 := (0x00 | 0x01) @session_present rc_connack3 @rc;
-	connack_v5 := (0x00 | 0x01) @session_present rc_connack5 @rc props;
-
-	publish_v3_q0 := topic payload;
-	publish_v3_q := topic pid payload;
-	publish_v5_q0 := topic props payload;
-	publish_v5_q := topic pid props payload;
-
-	# PUBACK..PUBCOMP: 3.1.1 has the packet id only; MQTT 5 may omit the
-	# reason code (then 0) and the properties (3.4.2.1).
-	ack_v3 := pid;
-	puback_v5 := pid (rc_puback @rc props?)?;
-	pubrel_v5 := pid (rc_pubrel @rc props?)?;
-
-	subscribe_v3 := pid @list (any any @sfilter any @sopts3)+;
-	subscribe_v5 := pid props (any any @sfilter any @sopts5)+;
-	suback_v3 := pid @list rc_suback3+;
-	suback_v5 := pid props rc_suback5+;
-	unsubscribe_v3 := pid @list (any any @ufilter)+;
-	unsubscribe_v5 := pid props (any any @ufilter)+;
-	unsuback_v5 := pid props rc_unsuback5+;
-
-	disconnect_v5 := (rc_disconnect @rc props?)?;
-	auth_v5 := (rc_auth @rc props?)?;
-
+	include mqtt_body "mqtt.rl";
 	write data noerror nofinal;
 }%%
 
 static const int body_first_final_state = %%{ write first_final; }%%;
-
-/* Bit n set: flags nibble n is legal for the packet type (2.2.2). */
-static const uint16_t legal_flags[16] = {
-	[CODEC_CONNECT] = 1u << 0,
-	[CODEC_CONNACK] = 1u << 0,
-	[CODEC_PUBLISH] = 0x3C3F, /* QoS 0..2 with DUP only when QoS > 0 */
-	[CODEC_PUBACK] = 1u << 0,
-	[CODEC_PUBREC] = 1u << 0,
-	[CODEC_PUBREL] = 1u << 2,
-	[CODEC_PUBCOMP] = 1u << 0,
-	[CODEC_SUBSCRIBE] = 1u << 2,
-	[CODEC_SUBACK] = 1u << 0,
-	[CODEC_UNSUBSCRIBE] = 1u << 2,
-	[CODEC_UNSUBACK] = 1u << 0,
-	[CODEC_PINGREQ] = 1u << 0,
-	[CODEC_PINGRESP] = 1u << 0,
-	[CODEC_DISCONNECT] = 1u << 0,
-	[CODEC_AUTH] = 1u << 0,
-};
 
 /* Picks the body machine for a packet, or -1 when the body must be empty
  * (PINGREQ, PINGRESP, DISCONNECT before MQTT 5). Sets d->props. */
@@ -1023,7 +879,7 @@ int codec_decode(uint8_t first, const uint8_t *body, uint32_t len, uint8_t versi
 	out->type = type;
 	out->flags = flags;
 	out->version = (version == CODEC_V31 || version == CODEC_V5) ? version : CODEC_V311;
-	if (!(legal_flags[type] & (1u << flags))) /* [MQTT-2.2.2-2] */
+	if (!first_byte_legal(first)) /* [MQTT-2.2.2-2] */
 		return -MQTT_RC_MALFORMED;
 	if (type == CODEC_AUTH && out->version != CODEC_V5) /* reserved before MQTT 5 */
 		return -MQTT_RC_MALFORMED;

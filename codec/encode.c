@@ -7,6 +7,7 @@
 #include "codec/codec.h"
 #include "codec/internal.h"
 
+#include <stddef.h>
 #include <string.h>
 
 struct out {
@@ -79,38 +80,34 @@ size_t codec_varint_size(uint32_t v)
 	return v < 128 ? 1 : v < 16384 ? 2 : v < 2097152 ? 3 : 4;
 }
 
-static uint8_t prop_byte_value(const struct codec_props *pr, unsigned id)
-{
-	switch (id) {
-	case CODEC_PROP_PAYLOAD_FORMAT: return pr->payload_format;
-	case CODEC_PROP_REQUEST_PROBLEM_INFO: return pr->request_problem_info;
-	case CODEC_PROP_REQUEST_RESPONSE_INFO: return pr->request_response_info;
-	case CODEC_PROP_MAX_QOS: return pr->max_qos;
-	case CODEC_PROP_RETAIN_AVAILABLE: return pr->retain_available;
-	case CODEC_PROP_WILDCARD_SUB_AVAILABLE: return pr->wildcard_sub_available;
-	case CODEC_PROP_SUB_ID_AVAILABLE: return pr->sub_id_available;
-	default: return pr->shared_sub_available;
-	}
-}
+/* Where each fixed-size numeric property (byte, two or four bytes) lives in
+ * struct codec_props: one table, the reverse of the decoder's prop_byte /
+ * prop_u16 / prop_u32, read without a branch per identifier. The field's
+ * width is the identifier's kind (codec_prop_kind). */
+#define OFF(field) offsetof(struct codec_props, field)
+static const uint16_t prop_number_offset[CODEC_PROP_ID_MAX + 1] = {
+	[CODEC_PROP_PAYLOAD_FORMAT] = OFF(payload_format),
+	[CODEC_PROP_REQUEST_PROBLEM_INFO] = OFF(request_problem_info),
+	[CODEC_PROP_REQUEST_RESPONSE_INFO] = OFF(request_response_info),
+	[CODEC_PROP_MAX_QOS] = OFF(max_qos),
+	[CODEC_PROP_RETAIN_AVAILABLE] = OFF(retain_available),
+	[CODEC_PROP_WILDCARD_SUB_AVAILABLE] = OFF(wildcard_sub_available),
+	[CODEC_PROP_SUB_ID_AVAILABLE] = OFF(sub_id_available),
+	[CODEC_PROP_SHARED_SUB_AVAILABLE] = OFF(shared_sub_available),
+	[CODEC_PROP_SERVER_KEEP_ALIVE] = OFF(server_keep_alive),
+	[CODEC_PROP_RECEIVE_MAX] = OFF(receive_max),
+	[CODEC_PROP_TOPIC_ALIAS_MAX] = OFF(topic_alias_max),
+	[CODEC_PROP_TOPIC_ALIAS] = OFF(topic_alias),
+	[CODEC_PROP_MESSAGE_EXPIRY] = OFF(message_expiry),
+	[CODEC_PROP_SESSION_EXPIRY] = OFF(session_expiry),
+	[CODEC_PROP_WILL_DELAY] = OFF(will_delay),
+	[CODEC_PROP_MAX_PACKET_SIZE] = OFF(max_packet_size),
+};
+#undef OFF
 
-static uint16_t prop_u16_value(const struct codec_props *pr, unsigned id)
+static inline const void *prop_number(const struct codec_props *pr, unsigned id)
 {
-	switch (id) {
-	case CODEC_PROP_SERVER_KEEP_ALIVE: return pr->server_keep_alive;
-	case CODEC_PROP_RECEIVE_MAX: return pr->receive_max;
-	case CODEC_PROP_TOPIC_ALIAS_MAX: return pr->topic_alias_max;
-	default: return pr->topic_alias;
-	}
-}
-
-static uint32_t prop_u32_value(const struct codec_props *pr, unsigned id)
-{
-	switch (id) {
-	case CODEC_PROP_MESSAGE_EXPIRY: return pr->message_expiry;
-	case CODEC_PROP_SESSION_EXPIRY: return pr->session_expiry;
-	case CODEC_PROP_WILL_DELAY: return pr->will_delay;
-	default: return pr->max_packet_size;
-	}
+	return (const char *)pr + prop_number_offset[id];
 }
 
 static struct codec_buf prop_buf_value(const struct codec_props *pr, unsigned id)
@@ -166,15 +163,15 @@ static void put_props_body(struct out *o, const struct codec_props *pr)
 		switch (codec_prop_kind[id]) {
 		case CODEC_KIND_BYTE:
 			put8(o, (uint8_t)id);
-			put8(o, prop_byte_value(pr, id));
+			put8(o, *(const uint8_t *)prop_number(pr, id));
 			break;
 		case CODEC_KIND_U16:
 			put8(o, (uint8_t)id);
-			put16(o, prop_u16_value(pr, id));
+			put16(o, *(const uint16_t *)prop_number(pr, id));
 			break;
 		case CODEC_KIND_U32:
 			put8(o, (uint8_t)id);
-			put32(o, prop_u32_value(pr, id));
+			put32(o, *(const uint32_t *)prop_number(pr, id));
 			break;
 		case CODEC_KIND_VARINT:
 			put_sub_ids(o, pr);

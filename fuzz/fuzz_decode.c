@@ -1,11 +1,13 @@
 /*
  * fuzz_decode.c - the codec on arbitrary bytes. The first byte picks the
  * connection's protocol level (0, 3, 4, 5); the rest is a byte stream cut
- * into packets by codec_frame_scan() and decoded by codec_decode(), as the
+ * into packets by codec_frames() and decoded by codec_decode(), as the
  * transport does. Every result must be a known reason code, every view
  * must lie inside its body and every iterator must agree with the counts.
- * The scanner is also fed the stream one byte at a time and must agree
- * with the one-shot scan.
+ * At each packet and where the loop stops, the scanner is also fed the
+ * stream one byte at a time and must agree with the one-shot scan, and
+ * codec_frames()'s final result must be what the scanner says of the
+ * bytes it left.
  */
 #include "fuzz/fuzz_stream.h"
 
@@ -47,16 +49,41 @@ static void fuzz_check_scan(const uint8_t *data, size_t size, const struct codec
 			   -MQTT_RC_PACKET_TOO_LARGE);
 }
 
-/* Every decode result is known; a decoded packet stays inside its body. */
-static void fuzz_check_decoded(const struct codec_frame *fr, const struct codec_packet *pkt,
-			       const uint8_t *body, int rc)
+/* Every decode result is known; a decoded packet stays inside its body;
+ * the packet's fixed header scans the same bytewise and under limits. */
+static void fuzz_check_decoded(const struct fuzz_packet *fp)
 {
-	FUZZ_CHECK(fuzz_rc_known(rc));
-	FUZZ_CHECK(pkt->type == fr->type);
-	if (rc == 0) {
-		fuzz_check_packet(pkt, body, fr->remaining);
-		FUZZ_CHECK(codec_encode_size(pkt) > 0);
+	fuzz_check_scan(fp->at, fp->left, fp->fr, 0);
+	FUZZ_CHECK(fuzz_rc_known(fp->rc));
+	FUZZ_CHECK(fp->pkt->type == fp->fr->type);
+	if (fp->rc == 0) {
+		fuzz_check_packet(fp->pkt, fp->body, fp->fr->remaining);
+		FUZZ_CHECK(codec_encode_size(fp->pkt) > 0);
 	}
+}
+
+/* Where codec_frames() stopped agrees with a scan of what it left: a bad
+ * fixed header is its error, an incomplete body is reported in need, and
+ * otherwise the tail is empty or a fixed header still incomplete. */
+static void fuzz_check_end(const uint8_t *tail, size_t n, int rc, const struct codec_feed *feed)
+{
+	struct codec_frame fr;
+	int scan;
+
+	FUZZ_CHECK(rc <= 0); /* the callback never stops the loop */
+	if (n == 0) {
+		FUZZ_CHECK(rc == 0 && feed->need == 0);
+		return;
+	}
+	scan = codec_frame_scan(tail, n, 0, &fr);
+	if (rc < 0)
+		FUZZ_CHECK(scan == rc);
+	else if (feed->need > 0)
+		FUZZ_CHECK(scan == 0 && fr.header_len + (size_t)fr.remaining == feed->need &&
+			   feed->need > n);
+	else
+		FUZZ_CHECK(scan == CODEC_PARTIAL);
+	fuzz_check_scan(tail, n, &fr, scan);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -88,6 +115,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		free(copy);
 	}
 
-	fuzz_stream(data, size, version, fuzz_check_scan, fuzz_check_decoded);
+	fuzz_stream(data, size, version, fuzz_check_decoded, fuzz_check_end);
 	return 0;
 }

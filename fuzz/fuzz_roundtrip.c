@@ -53,13 +53,10 @@ static void fuzz_roundtrip(const struct codec_packet *pkt)
 	free(b);
 }
 
-static void fuzz_roundtrip_decoded(const struct codec_frame *fr, const struct codec_packet *pkt,
-				   const uint8_t *body, int rc)
+static void fuzz_roundtrip_decoded(const struct fuzz_packet *fp)
 {
-	(void)fr;
-	(void)body;
-	if (rc == 0)
-		fuzz_roundtrip(pkt);
+	if (fp->rc == 0)
+		fuzz_roundtrip(fp->pkt);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -71,6 +68,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	version = fuzz_version(data[0]);
 	data++;
 	size--;
-	fuzz_stream(data, size, version, NULL, fuzz_roundtrip_decoded);
+	fuzz_stream(data, size, version, fuzz_roundtrip_decoded, NULL);
 	return 0;
 }

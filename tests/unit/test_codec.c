@@ -1259,12 +1259,214 @@ static const struct test_case encoder[] = {
 	{NULL, NULL},
 };
 
+/* ---- one definition of the legal first bytes; the framing loop codec_frames() ---- */
+
+/* A body that is valid at MQTT 5 for the packet type of `first`, whatever
+ * its flags say (a PUBLISH gets a packet id when its QoS bits are set). */
+static size_t layout_valid_body(uint8_t first, uint8_t *b)
+{
+	static const uint8_t connect[] = {0, 4, 'M', 'Q', 'T', 'T', 5, 0x02, 0, 60, 0, 0, 0};
+	static const uint8_t pid[] = {0, 1};
+	static const uint8_t connack[] = {0, 0, 0};
+	static const uint8_t suback[] = {0, 1, 0, 0};
+	static const uint8_t subscribe[] = {0, 1, 0, 0, 1, 'a', 0};
+	static const uint8_t unsubscribe[] = {0, 1, 0, 0, 1, 'a'};
+	const uint8_t *src = NULL;
+	size_t n = 0;
+
+	switch (first >> 4) {
+	case CODEC_CONNECT: src = connect; n = sizeof(connect); break;
+	case CODEC_CONNACK: src = connack; n = sizeof(connack); break;
+	case CODEC_PUBLISH:
+		b[0] = 0, b[1] = 1, b[2] = 'a', n = 3;
+		if (first & 0x06)
+			b[n++] = 0, b[n++] = 1;
+		b[n++] = 0;
+		return n;
+	case CODEC_PUBACK:
+	case CODEC_PUBREC:
+	case CODEC_PUBREL:
+	case CODEC_PUBCOMP: src = pid; n = sizeof(pid); break;
+	case CODEC_SUBSCRIBE: src = subscribe; n = sizeof(subscribe); break;
+	case CODEC_SUBACK:
+	case CODEC_UNSUBACK: src = suback; n = sizeof(suback); break;
+	case CODEC_UNSUBSCRIBE: src = unsubscribe; n = sizeof(unsubscribe); break;
+	default: break; /* PINGREQ, PINGRESP, DISCONNECT, AUTH: empty is valid */
+	}
+	if (n)
+		memcpy(b, src, n);
+	return n;
+}
+
+/* [MQTT-2.2.2-2]: codec_decode() refuses exactly the first bytes the frame
+ * scanner refuses. Both read the one definition (legal_flags in
+ * codec/decode.rl); with a body valid for the type, a first byte decodes
+ * if and only if it scans, and 24 of the 256 do. */
+static void test_layout_first_byte_one_rule(void)
+{
+	int legal = 0;
+
+	for (unsigned v = 0; v < 256; v++) {
+		uint8_t first = (uint8_t)v, hdr[2] = {first, 0}, body[16];
+		struct codec_frame fr;
+		struct codec_packet pkt;
+		size_t n = layout_valid_body(first, body);
+		int scan = codec_frame_scan(hdr, 2, 0, &fr);
+		int rc = codec_decode(first, body, (uint32_t)n, CODEC_V5, &pkt);
+
+		if (scan == 0) {
+			legal++;
+			CU_ASSERT_EQUAL(rc, 0);
+		} else {
+			CU_ASSERT_EQUAL(scan, -MQTT_RC_MALFORMED);
+			CU_ASSERT_EQUAL(rc, -MQTT_RC_MALFORMED);
+		}
+	}
+	CU_ASSERT_EQUAL(legal, 24);
+}
+
+/* What codec_frames() handed to the callback. */
+struct layout_seen {
+	size_t count;
+	size_t bytes;   /* header + body of every packet seen */
+	size_t stop_at; /* > 0: stop (return 1) at this packet */
+	uint32_t limit; /* the limit the callback sets after the first packet */
+	uint32_t *max;  /* where codec_frames() reads the limit */
+};
+
+static int layout_on_packet(void *ctx, const struct codec_frame *fr, const uint8_t *body)
+{
+	struct layout_seen *s = ctx;
+	struct codec_packet pkt;
+
+	CU_ASSERT_EQUAL(codec_decode(fr->first, body, fr->remaining, CODEC_V5, &pkt), 0);
+	s->count++;
+	s->bytes += (size_t)fr->header_len + fr->remaining;
+	if (s->max)
+		*s->max = s->limit;
+	return s->count == s->stop_at ? 1 : 0;
+}
+
+/* The MQTT 5 valid vectors back to back; returns the byte count. */
+static size_t layout_stream(uint8_t *stream, size_t cap, size_t *count)
+{
+	size_t total = 0;
+
+	*count = 0;
+	for (size_t i = 0; i < N_VALID; i++) {
+		if (valid_vectors[i].version != 5)
+			continue;
+		CU_ASSERT_FATAL(total + valid_vectors[i].len <= cap);
+		memcpy(stream + total, valid_vectors[i].bytes, valid_vectors[i].len);
+		total += valid_vectors[i].len;
+		(*count)++;
+	}
+	return total;
+}
+
+/* A receive buffer that grows by `step` bytes per read and is compacted
+ * after each call, as the transport does: every packet comes out once,
+ * whatever the step, and `need` names the whole size of a packet whose
+ * fixed header is in but whose body is not. */
+static void test_layout_frames_in_steps(void)
+{
+	uint8_t stream[4096], buf[4096];
+	size_t count, total = layout_stream(stream, sizeof(stream), &count);
+
+	for (size_t step = 1; step <= total; step += step < 16 ? 1 : 13) {
+		struct layout_seen seen = {0};
+		size_t have = 0, fed = 0;
+
+		while (fed < total) {
+			struct codec_feed feed;
+			size_t add = total - fed < step ? total - fed : step;
+			struct codec_frame fr;
+
+			memcpy(buf + have, stream + fed, add);
+			have += add;
+			fed += add;
+			CU_ASSERT_EQUAL_FATAL(codec_frames(buf, have, NULL, layout_on_packet, &seen, &feed), 0);
+			CU_ASSERT_FATAL(feed.used <= have);
+			memmove(buf, buf + feed.used, have - feed.used);
+			have -= feed.used;
+			if (codec_frame_scan(buf, have, 0, &fr) == 0) {
+				CU_ASSERT_EQUAL(feed.need, (size_t)fr.header_len + fr.remaining);
+			} else {
+				CU_ASSERT_EQUAL(feed.need, 0);
+			}
+		}
+		CU_ASSERT_EQUAL(seen.count, count);
+		CU_ASSERT_EQUAL(seen.bytes, total);
+		CU_ASSERT_EQUAL(have, 0);
+	}
+}
+
+/* A callback's positive return stops the loop after its packet, which is
+ * counted as consumed; the caller sees the value. */
+static void test_layout_frames_callback_stops(void)
+{
+	uint8_t stream[4096];
+	size_t count, total = layout_stream(stream, sizeof(stream), &count);
+	struct layout_seen seen = {0};
+	struct codec_feed feed;
+
+	CU_ASSERT_FATAL(count >= 3);
+	seen.stop_at = 2;
+	CU_ASSERT_EQUAL(codec_frames(stream, total, NULL, layout_on_packet, &seen, &feed), 1);
+	CU_ASSERT_EQUAL(seen.count, 2);
+	CU_ASSERT_EQUAL(feed.used, seen.bytes);
+	CU_ASSERT(feed.used < total);
+}
+
+/* A bad fixed header ends the loop with its reason code; the packets
+ * before it were handled and consumed. The size limit is read afresh
+ * before each packet, so a callback that lowers it (as the engine does
+ * when CONNECT is accepted) refuses the next packet, not the current. */
+static void test_layout_frames_errors_and_limit(void)
+{
+	const uint8_t bad[] = {0xC0, 0x00, 0xC0, 0x00, 0xC1, 0x00, 0xC0, 0x00};
+	const uint8_t two[] = {0x30, 0x04, 0x00, 0x01, 'a', 0x00, 0x30, 0x04, 0x00, 0x01, 'b', 0x00};
+	struct layout_seen seen = {0};
+	struct codec_feed feed;
+	uint32_t max = 6;
+
+	CU_ASSERT_EQUAL(codec_frames(bad, sizeof(bad), NULL, layout_on_packet, &seen, &feed),
+			-MQTT_RC_MALFORMED);
+	CU_ASSERT_EQUAL(seen.count, 2);
+	CU_ASSERT_EQUAL(feed.used, 4);
+
+	memset(&seen, 0, sizeof(seen));
+	seen.max = &max;
+	seen.limit = 5; /* one byte short of the second PUBLISH */
+	CU_ASSERT_EQUAL(codec_frames(two, sizeof(two), &max, layout_on_packet, &seen, &feed),
+			-MQTT_RC_PACKET_TOO_LARGE);
+	CU_ASSERT_EQUAL(seen.count, 1);
+	CU_ASSERT_EQUAL(feed.used, 6);
+
+	memset(&seen, 0, sizeof(seen));
+	CU_ASSERT_EQUAL(codec_frames(NULL, 0, NULL, layout_on_packet, &seen, &feed), 0);
+	CU_ASSERT_EQUAL(feed.used, 0);
+	CU_ASSERT_EQUAL(feed.need, 0);
+	CU_ASSERT_EQUAL(seen.count, 0);
+}
+
+static const struct test_case layout[] = {
+	{"MQTT-2.2.2-2 decoder and scanner share the legal first bytes",
+	 test_layout_first_byte_one_rule},
+	{"codec_frames in every read size, with need", test_layout_frames_in_steps},
+	{"codec_frames stops when the callback says so", test_layout_frames_callback_stops},
+	{"codec_frames errors and a limit changed by the callback",
+	 test_layout_frames_errors_and_limit},
+	{NULL, NULL},
+};
+
 static const struct test_suite codec_suites[] = {
 	{"codec vectors", vectors},
 	{"codec framing", framing},
 	{"codec malformed", malformed},
 	{"codec strings", strings},
 	{"codec encoder", encoder},
+	{"codec grammar and framing loop", layout},
 	{NULL, NULL},
 };
 
