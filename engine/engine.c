@@ -53,7 +53,7 @@ enum tkind {
 	T_EXPIRY = 3,
 };
 
-struct tnode {
+struct timer_node {
 	uint64_t at;
 	uint32_t idx; /* position in the heap + 1; 0 when not scheduled */
 	uint8_t kind;
@@ -79,7 +79,7 @@ struct emsg {
 
 /* A pending will: allocated only for sessions that have one. */
 struct will {
-	struct tnode t; /* T_WILL: the will delay */
+	struct timer_node t; /* T_WILL: the will delay */
 	struct emsg *m;
 	struct session *s;
 	uint32_t delay;
@@ -103,8 +103,8 @@ struct delivery {
 	struct emsg *m;
 	uint8_t qos;
 	bool retain;
-	uint8_t nsub;
-	uint32_t subids[ENGINE_SUBIDS];
+	uint8_t n_sub_ids;
+	uint32_t sub_ids[ENGINE_SUBIDS];
 };
 
 struct slot {
@@ -116,25 +116,25 @@ struct slot {
 /* Ordered by size so that an idle session wastes no padding (one per
  * client id: thousands of idle ones are the common case). */
 struct session {
-	struct session *hnext;
+	struct session *hash_next;
 	uint64_t serial;
 	struct engine_conn *conn;
 	struct will *will; /* NULL: no pending will */
 	struct sub *subs;
-	struct slot *infl;
-	struct delivery *q; /* ring */
-	uint16_t *rel;      /* incoming QoS 2 packet ids awaiting PUBREL */
-	uint64_t qbytes;
-	struct tnode t_expiry;
+	struct slot *inflight;
+	struct delivery *queue; /* ring */
+	uint16_t *awaiting_rel;      /* incoming QoS 2 packet ids awaiting PUBREL */
+	uint64_t queue_bytes;
+	struct timer_node expiry_timer;
 	uint32_t cid_len;
 	uint32_t hash;
 	uint32_t expiry; /* seconds; EXPIRY_NEVER; 0 ends with the connection */
 	uint32_t nsubs;
-	uint32_t qcap, qhead, qlen;
-	uint16_t ninfl, cap_infl; /* at most 65535 packet ids in flight either way */
-	uint16_t nrel, cap_rel;
-	uint32_t gen;     /* route generation of the hit below */
-	uint32_t hit_idx; /* index in engine.hits for this generation */
+	uint32_t queue_cap, queue_head, queue_len;
+	uint16_t n_inflight, cap_inflight; /* at most 65535 packet ids in flight either way */
+	uint16_t n_awaiting_rel, cap_awaiting_rel;
+	uint32_t route_gen; /* route generation of the hit below */
+	uint32_t route_hit; /* index in engine.hits for this generation */
 	uint16_t next_pid;
 	uint8_t version;
 	char cid[]; /* cid_len bytes and a NUL, in the same allocation */
@@ -177,26 +177,26 @@ struct engine_conn {
 	struct engine_conn *prev, *next;
 	void *handle;
 	struct session *s;
-	const char *d_why;
-	struct conn_aliases *al; /* NULL until a topic alias is used either way */
-	uint64_t last_rx;
-	struct tnode t_ka;
+	const char *close_why;
+	struct conn_aliases *aliases; /* NULL until a topic alias is used either way */
+	uint64_t last_packet_ms;
+	struct timer_node keepalive_timer;
 	struct midge_client info;
-	uint32_t max_packet; /* the client's maximum packet size, 0 = none */
+	uint32_t client_max_packet; /* the client's maximum packet size, 0 = none */
 	uint16_t keepalive;
-	uint16_t recv_max;   /* the client's receive maximum: our outgoing window */
-	uint16_t alias_max;  /* aliases we accept */
-	uint16_t in_max;     /* our receive maximum, as advertised */
+	uint16_t client_receive_max;   /* the client's receive maximum: our outgoing window */
+	uint16_t in_alias_max;  /* aliases we accept */
+	uint16_t receive_max;     /* our receive maximum, as advertised */
 	uint16_t out_alias_max; /* aliases we use towards the client (its maximum, capped) */
-	uint16_t out_alias_n;   /* aliases assigned so far, 1..out_alias_n */
+	uint16_t out_alias_used;   /* aliases assigned so far, 1..out_alias_n */
 	uint8_t state;
 	uint8_t version;
-	uint8_t d_rc;
-	bool counted;   /* counted in clients_connected */
-	bool rpi;       /* v5 request problem information */
-	bool normal;    /* normal DISCONNECT: no will */
-	bool d_set;     /* d_rc / d_why hold the disconnect cause */
-	bool d_by_client;
+	uint8_t close_rc;
+	bool counted_connected;   /* counted in clients_connected */
+	bool problem_info;       /* v5 request problem information */
+	bool normal_disconnect;    /* normal DISCONNECT: no will */
+	bool close_cause_set;     /* d_rc / d_why hold the disconnect cause */
+	bool close_by_client;
 	bool expiry_zero;    /* CONNECT had session expiry 0 [MQTT-3.14.2-2] */
 	bool cid_own;        /* info.client_id is our own copy (the session is gone), not s->cid */
 	char peer[];         /* NUL-terminated, sized to the text: "127.0.0.1" takes 10 bytes, not 46 */
@@ -205,10 +205,10 @@ struct engine_conn {
 struct hit {
 	struct session *s;
 	uint8_t qos;
-	bool rap;
+	bool retain_as_published;
 	bool shared;
-	uint8_t nsub;
-	uint32_t subids[ENGINE_SUBIDS];
+	uint8_t n_sub_ids;
+	uint32_t sub_ids[ENGINE_SUBIDS];
 };
 
 struct head_cache {
@@ -227,22 +227,22 @@ struct engine {
 	uint64_t now;
 	struct topic_tree *tree;
 	struct retain_store *retained;
-	struct session **htab;
-	uint32_t hsize, hcount;
+	struct session **session_table;
+	uint32_t table_size, table_count;
 	struct engine_conn *conns;
-	struct tnode **heap;
+	struct timer_node **heap;
 	uint32_t nheap, cap_heap;
 	uint64_t serial;
-	uint64_t assigned;
-	uint32_t gen;
+	uint64_t ids_assigned;
+	uint32_t route_gen;
 	struct hit *hits;
 	uint32_t nhits, cap_hits;
-	struct emsg **rbuf; /* retained matches of one SUBSCRIBE entry */
-	uint32_t nrbuf, cap_rbuf;
+	struct emsg **retained_matches; /* retained matches of one SUBSCRIBE entry */
+	uint32_t n_retained_matches, cap_retained_matches;
 	uint8_t *scratch;
 	size_t cap_scratch;
 	const struct emsg *fanout; /* the message being routed; its heads may be cached */
-	struct head_cache hc;
+	struct head_cache head_cache;
 	struct engine_stats st;
 };
 
@@ -251,11 +251,11 @@ static void session_destroy(struct engine *e, struct session *s);
 static void will_publish(struct engine *e, struct session *s);
 static uint32_t route(struct engine *e, struct emsg *m);
 
-/* ---- deadlines: a binary min-heap of struct tnode ---- */
+/* ---- deadlines: a binary min-heap of struct timer_node ---- */
 
 static void heap_swap(struct engine *e, uint32_t a, uint32_t b)
 {
-	struct tnode *t = e->heap[a];
+	struct timer_node *t = e->heap[a];
 	e->heap[a] = e->heap[b];
 	e->heap[b] = t;
 	e->heap[a]->idx = a + 1;
@@ -288,7 +288,7 @@ static void heap_down(struct engine *e, uint32_t i)
 	}
 }
 
-static void timer_cancel(struct engine *e, struct tnode *t)
+static void timer_cancel(struct engine *e, struct timer_node *t)
 {
 	if (!t->idx)
 		return;
@@ -304,7 +304,7 @@ static void timer_cancel(struct engine *e, struct tnode *t)
 }
 
 /* Schedules (or moves) t at `at`. Returns 0 or -1 on OOM (t unscheduled). */
-static int timer_set(struct engine *e, struct tnode *t, uint64_t at)
+static int timer_set(struct engine *e, struct timer_node *t, uint64_t at)
 {
 	if (t->idx) {
 		uint32_t i = t->idx - 1;
@@ -315,7 +315,7 @@ static int timer_set(struct engine *e, struct tnode *t, uint64_t at)
 	}
 	if (e->nheap == e->cap_heap) {
 		uint32_t cap = e->cap_heap ? e->cap_heap * 2 : 64;
-		struct tnode **h = realloc(e->heap, cap * sizeof *h);
+		struct timer_node **h = realloc(e->heap, cap * sizeof *h);
 		if (!h)
 			return -1;
 		e->heap = h;
@@ -341,10 +341,10 @@ static uint32_t hash_bytes(const void *p, size_t n)
 
 static struct session *session_find(struct engine *e, const uint8_t *cid, size_t len)
 {
-	if (!e->hsize)
+	if (!e->table_size)
 		return NULL;
 	uint32_t h = hash_bytes(cid, len);
-	for (struct session *s = e->htab[h & (e->hsize - 1)]; s; s = s->hnext)
+	for (struct session *s = e->session_table[h & (e->table_size - 1)]; s; s = s->hash_next)
 		if (s->hash == h && s->cid_len == len && memcmp(s->cid, cid, len) == 0)
 			return s;
 	return NULL;
@@ -352,37 +352,37 @@ static struct session *session_find(struct engine *e, const uint8_t *cid, size_t
 
 static int session_table_add(struct engine *e, struct session *s)
 {
-	if (e->hcount >= e->hsize) {
-		uint32_t n = e->hsize ? e->hsize * 2 : 64;
+	if (e->table_count >= e->table_size) {
+		uint32_t n = e->table_size ? e->table_size * 2 : 64;
 		struct session **t = calloc(n, sizeof *t);
 		if (!t)
 			return -1;
-		for (uint32_t i = 0; i < e->hsize; i++) {
-			struct session *x = e->htab[i], *nx;
+		for (uint32_t i = 0; i < e->table_size; i++) {
+			struct session *x = e->session_table[i], *nx;
 			for (; x; x = nx) {
-				nx = x->hnext;
-				x->hnext = t[x->hash & (n - 1)];
+				nx = x->hash_next;
+				x->hash_next = t[x->hash & (n - 1)];
 				t[x->hash & (n - 1)] = x;
 			}
 		}
-		free(e->htab);
-		e->htab = t;
-		e->hsize = n;
+		free(e->session_table);
+		e->session_table = t;
+		e->table_size = n;
 	}
-	struct session **b = &e->htab[s->hash & (e->hsize - 1)];
-	s->hnext = *b;
+	struct session **b = &e->session_table[s->hash & (e->table_size - 1)];
+	s->hash_next = *b;
 	*b = s;
-	e->hcount++;
+	e->table_count++;
 	return 0;
 }
 
 static void session_table_del(struct engine *e, struct session *s)
 {
-	struct session **p = &e->htab[s->hash & (e->hsize - 1)];
-	for (; *p; p = &(*p)->hnext) {
+	struct session **p = &e->session_table[s->hash & (e->table_size - 1)];
+	for (; *p; p = &(*p)->hash_next) {
 		if (*p == s) {
-			*p = s->hnext;
-			e->hcount--;
+			*p = s->hash_next;
+			e->table_count--;
 			return;
 		}
 	}
@@ -581,7 +581,7 @@ static void emit_session(struct engine *e, enum midge_event_type type, const str
 	}
 	event_init(e, &ev, type, cl);
 	ev.u.session.expiry = s->expiry;
-	ev.u.session.queued = s->qlen + s->ninfl;
+	ev.u.session.queued = s->queue_len + s->n_inflight;
 	ev.u.session.why = why;
 	emit(e, &ev);
 }
@@ -632,7 +632,7 @@ static void props_reason(const struct engine_conn *c, struct codec_props *p, uin
 {
 	if (!why || c->version != CODEC_V5)
 		return;
-	if (!c->rpi && type != CODEC_CONNACK && type != CODEC_DISCONNECT)
+	if (!c->problem_info && type != CODEC_CONNACK && type != CODEC_DISCONNECT)
 		return;
 	p->present |= CODEC_PROP_BIT(CODEC_PROP_REASON_STRING);
 	p->reason_string.p = (const uint8_t *)why;
@@ -649,12 +649,12 @@ static int send_packet(struct engine *e, struct engine_conn *c, struct codec_pac
 {
 	p->version = c->version ? c->version : CODEC_V311;
 	size_t n = codec_encode_size(p);
-	if (n && c->max_packet && n > c->max_packet && props &&
+	if (n && c->client_max_packet && n > c->client_max_packet && props &&
 	    CODEC_HAS_PROP(props, CODEC_PROP_REASON_STRING)) {
 		props->present &= ~CODEC_PROP_BIT(CODEC_PROP_REASON_STRING);
 		n = codec_encode_size(p);
 	}
-	if (!n || (c->max_packet && n > c->max_packet) || scratch_reserve(e, n) < 0)
+	if (!n || (c->client_max_packet && n > c->client_max_packet) || scratch_reserve(e, n) < 0)
 		return -1;
 	if (codec_encode(p, e->scratch, e->cap_scratch) != n)
 		return -1;
@@ -687,19 +687,19 @@ static void send_disconnect(struct engine *e, struct engine_conn *c, uint8_t rc,
 
 /* Asks the transport to close c (once); records the cause for the
  * disconnect event unless one is recorded already. */
-static void conn_close(struct engine *e, struct engine_conn *c, uint8_t rc, bool by_client,
+static void conn_request_close(struct engine *e, struct engine_conn *c, uint8_t rc, bool by_client,
 		       const char *why)
 {
-	if (!c->d_set) {
-		c->d_set = true;
-		c->d_rc = rc;
-		c->d_by_client = by_client;
-		c->d_why = why;
+	if (!c->close_cause_set) {
+		c->close_cause_set = true;
+		c->close_rc = rc;
+		c->close_by_client = by_client;
+		c->close_why = why;
 	}
 	if (c->state == CONN_CLOSING)
 		return;
 	c->state = CONN_CLOSING;
-	timer_cancel(e, &c->t_ka);
+	timer_cancel(e, &c->keepalive_timer);
 	e->io.close(e->io.ctx, c->handle);
 }
 
@@ -718,7 +718,7 @@ static int conn_fail(struct engine *e, struct engine_conn *c, uint8_t rc, const 
 	ev.u.disconnect.why = why;
 	emit(e, &ev);
 	send_disconnect(e, c, rc, why);
-	conn_close(e, c, rc, false, why);
+	conn_request_close(e, c, rc, false, why);
 	return -1;
 }
 
@@ -749,7 +749,7 @@ static int send_publish(struct engine *e, struct engine_conn *c, const struct em
 {
 	bool v5 = c->version == CODEC_V5;
 	bool cacheable = d->qos == 0 && e->fanout == m &&
-			 (!v5 || (!d->nsub && !m->has_expiry && !c->out_alias_max));
+			 (!v5 || (!d->n_sub_ids && !m->has_expiry && !c->out_alias_max));
 	uint16_t alias = 0;
 	bool alias_new = false;
 	uint32_t thash = 0;
@@ -758,10 +758,10 @@ static int send_publish(struct engine *e, struct engine_conn *c, const struct em
 	size_t hl, total;
 	struct frame *tail = m->payload->len ? m->payload : NULL;
 
-	if (cacheable && e->hc.m == m && e->hc.valid[shape]) {
-		head = e->hc.buf[shape];
-		hl = e->hc.len[shape];
-		total = e->hc.total[shape];
+	if (cacheable && e->head_cache.m == m && e->head_cache.valid[shape]) {
+		head = e->head_cache.buf[shape];
+		hl = e->head_cache.len[shape];
+		total = e->head_cache.total[shape];
 	} else {
 		struct codec_packet p;
 		memset(&p, 0, sizeof p);
@@ -776,16 +776,16 @@ static int send_publish(struct engine *e, struct engine_conn *c, const struct em
 		if (v5 && c->out_alias_max) {
 			/* [MQTT-3.3.2-11]: within the client's Topic Alias Maximum */
 			thash = hash_bytes(m->topic, m->topic_len);
-			for (uint16_t a = 0; a < c->out_alias_n && !alias; a++) {
-				const struct out_alias *oa = &c->al->out[a];
+			for (uint16_t a = 0; a < c->out_alias_used && !alias; a++) {
+				const struct out_alias *oa = &c->aliases->out[a];
 				if (oa->hash == thash && oa->len == m->topic_len &&
 				    memcmp(oa->topic, m->topic, oa->len) == 0)
 					alias = (uint16_t)(a + 1);
 			}
 			if (alias) {
 				pub->topic.len = 0;
-			} else if (c->out_alias_n < c->out_alias_max) {
-				alias = (uint16_t)(c->out_alias_n + 1);
+			} else if (c->out_alias_used < c->out_alias_max) {
+				alias = (uint16_t)(c->out_alias_used + 1);
 				alias_new = true;
 			}
 		}
@@ -802,10 +802,10 @@ static int send_publish(struct engine *e, struct engine_conn *c, const struct em
 				pub->props.present |= CODEC_PROP_BIT(CODEC_PROP_TOPIC_ALIAS);
 				pub->props.topic_alias = alias;
 			}
-			if (d->nsub) {
+			if (d->n_sub_ids) {
 				pub->props.present |= CODEC_PROP_BIT(CODEC_PROP_SUBSCRIPTION_ID);
-				pub->props.sub_ids = d->subids;
-				pub->props.sub_id_count = d->nsub;
+				pub->props.sub_ids = d->sub_ids;
+				pub->props.sub_id_count = d->n_sub_ids;
 			}
 		}
 		total = codec_encode_size(&p);
@@ -818,29 +818,29 @@ static int send_publish(struct engine *e, struct engine_conn *c, const struct em
 			return SEND_REFUSED;
 		head = e->scratch;
 		if (cacheable && hl <= HEAD_CACHE_MAX) {
-			if (e->hc.m != m) {
-				memset(e->hc.valid, 0, sizeof e->hc.valid);
-				e->hc.m = m;
+			if (e->head_cache.m != m) {
+				memset(e->head_cache.valid, 0, sizeof e->head_cache.valid);
+				e->head_cache.m = m;
 			}
-			memcpy(e->hc.buf[shape], head, hl);
-			e->hc.len[shape] = (uint16_t)hl;
-			e->hc.total[shape] = (uint32_t)total;
-			e->hc.valid[shape] = true;
+			memcpy(e->head_cache.buf[shape], head, hl);
+			e->head_cache.len[shape] = (uint16_t)hl;
+			e->head_cache.total[shape] = (uint32_t)total;
+			e->head_cache.valid[shape] = true;
 		}
 	}
-	if (c->max_packet && total > c->max_packet)
+	if (c->client_max_packet && total > c->client_max_packet)
 		return SEND_TOO_LARGE;
 	int rc = e->io.send(e->io.ctx, c->handle, head, hl, tail, d->qos == 0);
 	if (rc < 0)
 		return SEND_REFUSED;
 	if (alias_new) {
 		/* kept only once the packet that teaches it is queued */
-		struct out_alias *oa = &c->al->out[alias - 1];
+		struct out_alias *oa = &c->aliases->out[alias - 1];
 		oa->topic = (uint8_t *)dup_bytes(m->topic, m->topic_len);
 		if (oa->topic) {
 			oa->hash = thash;
 			oa->len = m->topic_len;
-			c->out_alias_n++;
+			c->out_alias_used++;
 		}
 	}
 	e->st.bytes_sent += total;
@@ -863,25 +863,25 @@ static bool conn_up(const struct engine_conn *c)
 static uint32_t session_window(const struct engine *e, const struct session *s)
 {
 	uint32_t w = e->cfg.max_inflight ? e->cfg.max_inflight : 65535;
-	if (s->conn && s->conn->recv_max < w)
-		w = s->conn->recv_max;
+	if (s->conn && s->conn->client_receive_max < w)
+		w = s->conn->client_receive_max;
 	return w;
 }
 
 static struct slot *slot_find(struct session *s, uint16_t pid)
 {
-	for (uint32_t i = 0; i < s->ninfl; i++)
-		if (s->infl[i].pid == pid)
-			return &s->infl[i];
+	for (uint32_t i = 0; i < s->n_inflight; i++)
+		if (s->inflight[i].pid == pid)
+			return &s->inflight[i];
 	return NULL;
 }
 
 static void slot_remove(struct engine *e, struct session *s, struct slot *sl)
 {
-	uint32_t i = (uint32_t)(sl - s->infl);
+	uint32_t i = (uint32_t)(sl - s->inflight);
 	emsg_unref(sl->d.m);
-	memmove(&s->infl[i], &s->infl[i + 1], (s->ninfl - i - 1) * sizeof *sl);
-	s->ninfl--;
+	memmove(&s->inflight[i], &s->inflight[i + 1], (s->n_inflight - i - 1) * sizeof *sl);
+	s->n_inflight--;
 	e->st.inflight_count--;
 }
 
@@ -923,7 +923,7 @@ static int grow16(void **arr, uint16_t *cap, uint16_t n, size_t elem)
  */
 static int session_send_inflight(struct engine *e, struct session *s, struct delivery *d)
 {
-	if (grow16((void **)&s->infl, &s->cap_infl, s->ninfl, sizeof *s->infl) < 0) {
+	if (grow16((void **)&s->inflight, &s->cap_inflight, s->n_inflight, sizeof *s->inflight) < 0) {
 		emit_drop(e, s, d->m, d->qos, MIDGE_DROP_QUEUE_FULL, "out of memory");
 		emsg_unref(d->m);
 		return -1;
@@ -938,7 +938,7 @@ static int session_send_inflight(struct engine *e, struct session *s, struct del
 		emsg_unref(d->m);
 		return -1;
 	}
-	struct slot *sl = &s->infl[s->ninfl++];
+	struct slot *sl = &s->inflight[s->n_inflight++];
 	sl->d = *d;
 	sl->pid = pid;
 	sl->state = d->qos == 1 ? SLOT_PUBACK : SLOT_PUBREC;
@@ -953,22 +953,22 @@ static int session_send_inflight(struct engine *e, struct session *s, struct del
 static void session_enqueue(struct engine *e, struct session *s, struct delivery *d)
 {
 	size_t sz = emsg_size(d->m);
-	bool full = s->qlen >= e->cfg.max_queued_messages ||
-		    (e->cfg.max_queued_bytes && s->qbytes + sz > e->cfg.max_queued_bytes);
-	if (!full && s->qlen == s->qcap) {
-		uint32_t cap = s->qcap ? s->qcap * 2 : 8;
+	bool full = s->queue_len >= e->cfg.max_queued_messages ||
+		    (e->cfg.max_queued_bytes && s->queue_bytes + sz > e->cfg.max_queued_bytes);
+	if (!full && s->queue_len == s->queue_cap) {
+		uint32_t cap = s->queue_cap ? s->queue_cap * 2 : 8;
 		if (cap > e->cfg.max_queued_messages)
 			cap = e->cfg.max_queued_messages;
 		struct delivery *n = malloc(cap * sizeof *n);
 		if (!n) {
 			full = true;
 		} else {
-			for (uint32_t i = 0; i < s->qlen; i++)
-				n[i] = s->q[(s->qhead + i) % s->qcap];
-			free(s->q);
-			s->q = n;
-			s->qcap = cap;
-			s->qhead = 0;
+			for (uint32_t i = 0; i < s->queue_len; i++)
+				n[i] = s->queue[(s->queue_head + i) % s->queue_cap];
+			free(s->queue);
+			s->queue = n;
+			s->queue_cap = cap;
+			s->queue_head = 0;
 		}
 	}
 	if (full) {
@@ -977,20 +977,20 @@ static void session_enqueue(struct engine *e, struct session *s, struct delivery
 		emsg_unref(d->m);
 		return;
 	}
-	s->q[(s->qhead + s->qlen) % s->qcap] = *d;
-	s->qlen++;
-	s->qbytes += sz;
+	s->queue[(s->queue_head + s->queue_len) % s->queue_cap] = *d;
+	s->queue_len++;
+	s->queue_bytes += sz;
 	e->st.stored_count++;
 	e->st.stored_bytes += sz;
 }
 
 static void session_dequeue(struct engine *e, struct session *s, struct delivery *out)
 {
-	*out = s->q[s->qhead];
-	s->qhead = (s->qhead + 1) % s->qcap;
-	s->qlen--;
+	*out = s->queue[s->queue_head];
+	s->queue_head = (s->queue_head + 1) % s->queue_cap;
+	s->queue_len--;
 	size_t sz = emsg_size(out->m);
-	s->qbytes -= sz;
+	s->queue_bytes -= sz;
 	e->st.stored_count--;
 	e->st.stored_bytes -= sz;
 }
@@ -1023,7 +1023,7 @@ static void session_deliver(struct engine *e, struct session *s, struct emsg *m,
 					  "output queue over its byte bound");
 			return;
 		}
-		if (s->qlen == 0 && s->ninfl < session_window(e, s)) {
+		if (s->queue_len == 0 && s->n_inflight < session_window(e, s)) {
 			emsg_ref(m);
 			session_send_inflight(e, s, d);
 			return;
@@ -1042,9 +1042,9 @@ static void session_deliver(struct engine *e, struct session *s, struct emsg *m,
  */
 static void session_drain(struct engine *e, struct session *s)
 {
-	while (s->qlen && conn_up(s->conn)) {
-		struct delivery *head = &s->q[s->qhead];
-		if (head->qos > 0 && s->ninfl >= session_window(e, s))
+	while (s->queue_len && conn_up(s->conn)) {
+		struct delivery *head = &s->queue[s->queue_head];
+		if (head->qos > 0 && s->n_inflight >= session_window(e, s))
 			return;
 		struct delivery d;
 		session_dequeue(e, s, &d);
@@ -1077,8 +1077,8 @@ static void session_resend(struct engine *e, struct session *s)
 {
 	struct engine_conn *c = s->conn;
 	uint32_t i = 0;
-	while (i < s->ninfl && conn_up(c)) {
-		struct slot *sl = &s->infl[i];
+	while (i < s->n_inflight && conn_up(c)) {
+		struct slot *sl = &s->inflight[i];
 		if (sl->state == SLOT_PUBCOMP) {
 			send_ack(e, c, CODEC_PUBREL, sl->pid, 0, NULL);
 			i++;
@@ -1145,10 +1145,10 @@ static bool route_match(void *ctx, void *subscriber, uint8_t options, uint32_t s
 			return true;
 		h->s = s;
 		h->qos = SUB_QOS(options);
-		h->rap = (options & SUB_RAP) != 0;
+		h->retain_as_published = (options & SUB_RAP) != 0;
 		h->shared = true;
-		h->nsub = sub_id ? 1 : 0;
-		h->subids[0] = sub_id;
+		h->n_sub_ids = sub_id ? 1 : 0;
+		h->sub_ids[0] = sub_id;
 		return true;
 	}
 	if ((options & SUB_NO_LOCAL) && r->m->origin == s->serial) /* [MQTT-3.8.3-3] */
@@ -1156,27 +1156,27 @@ static bool route_match(void *ctx, void *subscriber, uint8_t options, uint32_t s
 	/* A delivery carries at most ENGINE_SUBIDS identifiers; the rest go in
 	 * a further copy, which the specification allows, each copy carrying
 	 * the identifiers of the subscriptions it stands for [MQTT-3.3.4-4]. */
-	if (s->gen == e->gen && s->hit_idx < e->nhits && e->hits[s->hit_idx].s == s &&
-	    !e->hits[s->hit_idx].shared &&
-	    !(sub_id && e->hits[s->hit_idx].nsub == ENGINE_SUBIDS)) {
-		h = &e->hits[s->hit_idx];
+	if (s->route_gen == e->route_gen && s->route_hit < e->nhits && e->hits[s->route_hit].s == s &&
+	    !e->hits[s->route_hit].shared &&
+	    !(sub_id && e->hits[s->route_hit].n_sub_ids == ENGINE_SUBIDS)) {
+		h = &e->hits[s->route_hit];
 		if (SUB_QOS(options) > h->qos)
 			h->qos = SUB_QOS(options);
 		if (options & SUB_RAP)
-			h->rap = true;
+			h->retain_as_published = true;
 	} else {
 		if (hits_push(e, &h) < 0)
 			return false;
-		s->gen = e->gen;
-		s->hit_idx = (uint32_t)(h - e->hits);
+		s->route_gen = e->route_gen;
+		s->route_hit = (uint32_t)(h - e->hits);
 		h->s = s;
 		h->qos = SUB_QOS(options);
-		h->rap = (options & SUB_RAP) != 0;
+		h->retain_as_published = (options & SUB_RAP) != 0;
 		h->shared = false;
-		h->nsub = 0;
+		h->n_sub_ids = 0;
 	}
-	if (sub_id && h->nsub < ENGINE_SUBIDS)
-		h->subids[h->nsub++] = sub_id;
+	if (sub_id && h->n_sub_ids < ENGINE_SUBIDS)
+		h->sub_ids[h->n_sub_ids++] = sub_id;
 	return false;
 }
 
@@ -1191,11 +1191,11 @@ static uint32_t route(struct engine *e, struct emsg *m)
 	uint32_t base = e->nhits;
 	const struct emsg *outer = e->fanout;
 	struct route_ctx r = {e, m};
-	e->gen++;
+	e->route_gen++;
 	topic_tree_match(e->tree, m->topic, m->topic_len, route_match, &r);
 	uint32_t end = e->nhits;
 	e->fanout = m;
-	e->hc.m = NULL;
+	e->head_cache.m = NULL;
 	for (uint32_t i = base; i < end; i++) {
 		/* by index: a nested route may move the array */
 		const struct hit *h = &e->hits[i];
@@ -1203,10 +1203,10 @@ static uint32_t route(struct engine *e, struct emsg *m)
 		struct delivery d;
 		d.qos = h->qos;
 		/* [MQTT-3.3.1-9] [MQTT-3.3.1-12] [MQTT-3.3.1-13] */
-		d.retain = h->rap ? m->retain : false;
-		d.nsub = s->version == CODEC_V5 ? h->nsub : 0;
-		if (d.nsub)
-			memcpy(d.subids, h->subids, d.nsub * sizeof d.subids[0]);
+		d.retain = h->retain_as_published ? m->retain : false;
+		d.n_sub_ids = s->version == CODEC_V5 ? h->n_sub_ids : 0;
+		if (d.n_sub_ids)
+			memcpy(d.sub_ids, h->sub_ids, d.n_sub_ids * sizeof d.sub_ids[0]);
 		if (e->has_auth && e->auth.acl) {
 			struct midge_client cl;
 			session_client(s, &cl);
@@ -1219,7 +1219,7 @@ static uint32_t route(struct engine *e, struct emsg *m)
 		session_deliver(e, s, m, &d);
 	}
 	e->fanout = outer;
-	e->hc.m = NULL;
+	e->head_cache.m = NULL;
 	e->nhits = base;
 	return end - base;
 }
@@ -1287,7 +1287,7 @@ static struct session *session_new(struct engine *e, const uint8_t *cid, size_t 
 	s->cid_len = (uint32_t)len;
 	s->hash = hash_bytes(cid, len);
 	s->serial = ++e->serial;
-	s->t_expiry.kind = T_EXPIRY;
+	s->expiry_timer.kind = T_EXPIRY;
 	if (session_table_add(e, s) < 0) {
 		free(s);
 		return NULL;
@@ -1354,11 +1354,11 @@ static void session_unsubscribe_all(struct engine *e, struct session *s)
 static void session_destroy(struct engine *e, struct session *s)
 {
 	session_unsubscribe_all(e, s);
-	timer_cancel(e, &s->t_expiry);
+	timer_cancel(e, &s->expiry_timer);
 	will_clear(e, s);
-	while (s->ninfl)
-		slot_remove(e, s, &s->infl[s->ninfl - 1]);
-	while (s->qlen) {
+	while (s->n_inflight)
+		slot_remove(e, s, &s->inflight[s->n_inflight - 1]);
+	while (s->queue_len) {
 		struct delivery d;
 		session_dequeue(e, s, &d);
 		emsg_unref(d.m);
@@ -1369,9 +1369,9 @@ static void session_destroy(struct engine *e, struct session *s)
 	}
 	session_table_del(e, s);
 	e->st.clients_total--;
-	free(s->infl);
-	free(s->q);
-	free(s->rel);
+	free(s->inflight);
+	free(s->queue);
+	free(s->awaiting_rel);
 	free(s);
 }
 
@@ -1406,7 +1406,7 @@ static void session_detach(struct engine *e, struct session *s, bool publish)
 			will_publish(e, s);
 	}
 	if (s->expiry != EXPIRY_NEVER &&
-	    timer_set(e, &s->t_expiry, e->now + (uint64_t)s->expiry * 1000) < 0)
+	    timer_set(e, &s->expiry_timer, e->now + (uint64_t)s->expiry * 1000) < 0)
 		session_expire(e, s);
 }
 
@@ -1485,7 +1485,7 @@ static int connect_refuse(struct engine *e, struct engine_conn *c, uint8_t versi
 	ev.u.connect.rc = code;
 	ev.u.connect.why = why;
 	emit(e, &ev);
-	conn_close(e, c, rc5, false, why);
+	conn_request_close(e, c, rc5, false, why);
 	/* the views pointed into the CONNECT being refused */
 	memset(&c->info.client_id, 0, sizeof c->info.client_id);
 	return -1;
@@ -1509,7 +1509,7 @@ static bool too_deep(const struct engine *e, const uint8_t *p, size_t n)
 static size_t client_id_assign(struct engine *e, char *buf, size_t cap)
 {
 	for (;;) {
-		uint64_t x = (++e->assigned + e->serial) * UINT64_C(0x9E3779B97F4A7C15) ^ e->now;
+		uint64_t x = (++e->ids_assigned + e->serial) * UINT64_C(0x9E3779B97F4A7C15) ^ e->now;
 		x ^= x >> 29;
 		int n = snprintf(buf, cap, "midge-%016llx", (unsigned long long)x);
 		if (!session_find(e, (const uint8_t *)buf, (size_t)n))
@@ -1527,11 +1527,11 @@ static size_t client_id_assign(struct engine *e, char *buf, size_t cap)
 static void session_take_over(struct engine *e, struct session *s, bool clean_start)
 {
 	struct engine_conn *old = s->conn;
-	bool normal = old->normal;
+	bool normal = old->normal_disconnect;
 	emit_session(e, MIDGE_EV_SESSION_TAKEOVER, s, &old->info, "client id connected again");
 	if (old->state != CONN_CLOSING) {
 		send_disconnect(e, old, MQTT_RC_SESSION_TAKEN_OVER, "session taken over");
-		conn_close(e, old, MQTT_RC_SESSION_TAKEN_OVER, false, "session taken over");
+		conn_request_close(e, old, MQTT_RC_SESSION_TAKEN_OVER, false, "session taken over");
 	}
 	conn_keep_cid(old);
 	old->s = NULL;
@@ -1559,21 +1559,21 @@ static int handle_connect(struct engine *e, struct engine_conn *c, struct codec_
 	const struct engine_config *cfg = &e->cfg;
 	c->version = v;
 	c->info.protocol = v;
-	c->rpi = true;
-	c->recv_max = 65535;
+	c->problem_info = true;
+	c->client_receive_max = 65535;
 	if (v == CODEC_V5) {
 		if (CODEC_HAS_PROP(&k->props, CODEC_PROP_REQUEST_PROBLEM_INFO))
-			c->rpi = k->props.request_problem_info != 0;
+			c->problem_info = k->props.request_problem_info != 0;
 		if (CODEC_HAS_PROP(&k->props, CODEC_PROP_RECEIVE_MAX))
-			c->recv_max = k->props.receive_max;
+			c->client_receive_max = k->props.receive_max;
 		if (CODEC_HAS_PROP(&k->props, CODEC_PROP_MAX_PACKET_SIZE))
-			c->max_packet = k->props.max_packet_size;
+			c->client_max_packet = k->props.max_packet_size;
 		if (CODEC_HAS_PROP(&k->props, CODEC_PROP_TOPIC_ALIAS_MAX) && k->props.topic_alias_max) {
-			if (!c->al)
-				c->al = calloc(1, sizeof *c->al);
-			if (c->al && !c->al->out)
-				c->al->out = calloc(OUT_ALIAS_CAP, sizeof *c->al->out);
-			if (c->al && c->al->out)
+			if (!c->aliases)
+				c->aliases = calloc(1, sizeof *c->aliases);
+			if (c->aliases && !c->aliases->out)
+				c->aliases->out = calloc(OUT_ALIAS_CAP, sizeof *c->aliases->out);
+			if (c->aliases && c->aliases->out)
 				c->out_alias_max = k->props.topic_alias_max < OUT_ALIAS_CAP
 							   ? k->props.topic_alias_max
 							   : OUT_ALIAS_CAP;
@@ -1688,7 +1688,7 @@ static int handle_connect(struct engine *e, struct engine_conn *c, struct codec_
 		} else {
 			/* the session resumes in time: its pending will is not sent [MQTT-3.1.3-9] */
 			will_clear(e, s);
-			timer_cancel(e, &s->t_expiry);
+			timer_cancel(e, &s->expiry_timer);
 			present = v != CODEC_V31;
 		}
 	}
@@ -1712,15 +1712,15 @@ static int handle_connect(struct engine *e, struct engine_conn *c, struct codec_
 		s->will = wr;
 	}
 	c->state = CONN_UP;
-	c->counted = true;
+	c->counted_connected = true;
 	c->keepalive = keepalive;
-	c->in_max = cfg->receive_max ? cfg->receive_max : 65535;
-	c->alias_max = v == CODEC_V5 ? cfg->topic_alias_max : 0;
+	c->receive_max = cfg->receive_max ? cfg->receive_max : 65535;
+	c->in_alias_max = v == CODEC_V5 ? cfg->topic_alias_max : 0;
 	e->st.clients_connected++;
 	if (e->st.clients_connected > e->st.clients_maximum)
 		e->st.clients_maximum = e->st.clients_connected;
 	if (keepalive)
-		timer_set(e, &c->t_ka, e->now + (uint64_t)keepalive * 1500);
+		timer_set(e, &c->keepalive_timer, e->now + (uint64_t)keepalive * 1500);
 
 	struct codec_packet ack;
 	memset(&ack, 0, sizeof ack);
@@ -1728,9 +1728,9 @@ static int handle_connect(struct engine *e, struct engine_conn *c, struct codec_
 	ack.u.connack.session_present = present; /* [MQTT-3.2.2-1] [MQTT-3.2.2-2] [MQTT-3.2.2-3] */
 	if (v == CODEC_V5) {
 		struct codec_props *pr = &ack.u.connack.props;
-		if (c->in_max != 65535) {
+		if (c->receive_max != 65535) {
 			pr->present |= CODEC_PROP_BIT(CODEC_PROP_RECEIVE_MAX);
-			pr->receive_max = c->in_max;
+			pr->receive_max = c->receive_max;
 		}
 		if (cfg->max_qos < 2) {
 			pr->present |= CODEC_PROP_BIT(CODEC_PROP_MAX_QOS);
@@ -1749,9 +1749,9 @@ static int handle_connect(struct engine *e, struct engine_conn *c, struct codec_
 			pr->assigned_client_id.p = (const uint8_t *)s->cid;
 			pr->assigned_client_id.len = (uint32_t)cid_len;
 		}
-		if (c->alias_max) {
+		if (c->in_alias_max) {
 			pr->present |= CODEC_PROP_BIT(CODEC_PROP_TOPIC_ALIAS_MAX);
-			pr->topic_alias_max = c->alias_max;
+			pr->topic_alias_max = c->in_alias_max;
 		}
 		if (!cfg->wildcard_sub_available) {
 			pr->present |= CODEC_PROP_BIT(CODEC_PROP_WILDCARD_SUB_AVAILABLE);
@@ -1796,8 +1796,8 @@ static int handle_connect(struct engine *e, struct engine_conn *c, struct codec_
 
 static bool rel_find(const struct session *s, uint16_t pid, uint32_t *at)
 {
-	for (uint32_t i = 0; i < s->nrel; i++) {
-		if (s->rel[i] == pid) {
+	for (uint32_t i = 0; i < s->n_awaiting_rel; i++) {
+		if (s->awaiting_rel[i] == pid) {
 			if (at)
 				*at = i;
 			return true;
@@ -1808,9 +1808,9 @@ static bool rel_find(const struct session *s, uint16_t pid, uint32_t *at)
 
 static int rel_add(struct session *s, uint16_t pid)
 {
-	if (grow16((void **)&s->rel, &s->cap_rel, s->nrel, sizeof *s->rel) < 0)
+	if (grow16((void **)&s->awaiting_rel, &s->cap_awaiting_rel, s->n_awaiting_rel, sizeof *s->awaiting_rel) < 0)
 		return -1;
-	s->rel[s->nrel++] = pid;
+	s->awaiting_rel[s->n_awaiting_rel++] = pid;
 	return 0;
 }
 
@@ -1822,19 +1822,19 @@ static int rel_add(struct session *s, uint16_t pid)
 static uint8_t alias_resolve(struct engine_conn *c, uint16_t a, const uint8_t **topic, size_t *len,
 			     const char **why)
 {
-	if (a == 0 || a > c->alias_max) { /* [MQTT-3.3.2-8] [MQTT-3.3.2-9] */
+	if (a == 0 || a > c->in_alias_max) { /* [MQTT-3.3.2-8] [MQTT-3.3.2-9] */
 		*why = "topic alias out of range";
 		return MQTT_RC_TOPIC_ALIAS_INVALID;
 	}
-	if (!c->al)
-		c->al = calloc(1, sizeof *c->al);
-	if (c->al && !c->al->in)
-		c->al->in = calloc(c->alias_max, sizeof *c->al->in);
-	if (!c->al || !c->al->in) {
+	if (!c->aliases)
+		c->aliases = calloc(1, sizeof *c->aliases);
+	if (c->aliases && !c->aliases->in)
+		c->aliases->in = calloc(c->in_alias_max, sizeof *c->aliases->in);
+	if (!c->aliases || !c->aliases->in) {
 		*why = "out of memory";
 		return MQTT_RC_IMPLEMENTATION_SPECIFIC;
 	}
-	struct alias *al = &c->al->in[a - 1];
+	struct alias *al = &c->aliases->in[a - 1];
 	if (*len == 0) {
 		if (!al->len) {
 			*why = "unknown topic alias";
@@ -1884,7 +1884,7 @@ static int handle_publish(struct engine *e, struct engine_conn *c, struct codec_
 		send_ack(e, c, CODEC_PUBREC, pub->packet_id, 0, NULL);
 		return 0;
 	}
-	if (v5 && pub->qos > 0 && s->nrel >= c->in_max) /* [MQTT-3.3.4-9] */
+	if (v5 && pub->qos > 0 && s->n_awaiting_rel >= c->receive_max) /* [MQTT-3.3.4-9] */
 		return conn_fail(e, c, MQTT_RC_RECEIVE_MAX_EXCEEDED, "receive maximum exceeded");
 
 	uint8_t rc = 0;
@@ -1973,7 +1973,7 @@ static int handle_ack(struct engine *e, struct engine_conn *c, struct codec_pack
 		uint32_t at;
 		bool found = rel_find(s, pid, &at);
 		if (found)
-			s->rel[at] = s->rel[--s->nrel];
+			s->awaiting_rel[at] = s->awaiting_rel[--s->n_awaiting_rel];
 		/* [MQTT-4.3.3-11] */
 		send_ack(e, c, CODEC_PUBCOMP, pid, found ? 0 : MQTT_RC_PACKET_ID_NOT_FOUND,
 			 found ? NULL : "packet id not found");
@@ -2066,15 +2066,15 @@ static int subscribe_one(struct engine *e, struct engine_conn *c, const struct c
 static void retained_collect(void *ctx, void *msg)
 {
 	struct engine *e = ctx;
-	if (e->nrbuf == e->cap_rbuf) {
-		uint32_t cap = e->cap_rbuf ? e->cap_rbuf * 2 : 16;
-		struct emsg **n = realloc(e->rbuf, cap * sizeof *n);
+	if (e->n_retained_matches == e->cap_retained_matches) {
+		uint32_t cap = e->cap_retained_matches ? e->cap_retained_matches * 2 : 16;
+		struct emsg **n = realloc(e->retained_matches, cap * sizeof *n);
 		if (!n)
 			return;
-		e->rbuf = n;
-		e->cap_rbuf = cap;
+		e->retained_matches = n;
+		e->cap_retained_matches = cap;
 	}
-	e->rbuf[e->nrbuf++] = emsg_ref(msg);
+	e->retained_matches[e->n_retained_matches++] = emsg_ref(msg);
 }
 
 /*
@@ -2085,11 +2085,11 @@ static void retained_collect(void *ctx, void *msg)
 static void retained_send(struct engine *e, struct session *s, const uint8_t *f, size_t len,
 			  uint8_t qos, uint32_t sub_id)
 {
-	uint32_t base = e->nrbuf;
+	uint32_t base = e->n_retained_matches;
 	retain_store_match(e->retained, f, len, retained_collect, e);
-	uint32_t end = e->nrbuf;
+	uint32_t end = e->n_retained_matches;
 	for (uint32_t i = base; i < end; i++) {
-		struct emsg *m = e->rbuf[i];
+		struct emsg *m = e->retained_matches[i];
 		struct midge_client cl;
 		session_client(s, &cl);
 		if (m->has_expiry && m->expire_at <= e->now) {
@@ -2105,14 +2105,14 @@ static void retained_send(struct engine *e, struct session *s, const uint8_t *f,
 			d.qos = qos;
 			d.retain = true;
 			if (sub_id && s->version == CODEC_V5) {
-				d.nsub = 1;
-				d.subids[0] = sub_id;
+				d.n_sub_ids = 1;
+				d.sub_ids[0] = sub_id;
 			}
 			session_deliver(e, s, m, &d);
 		}
 		emsg_unref(m);
 	}
-	e->nrbuf = base;
+	e->n_retained_matches = base;
 }
 
 static int handle_subscribe(struct engine *e, struct engine_conn *c, struct codec_packet *p)
@@ -2240,8 +2240,8 @@ static int handle_disconnect(struct engine *e, struct engine_conn *c, struct cod
 		s->expiry = x;
 	}
 	/* [MQTT-3.14.4-3] the will is discarded, unless v5 reason 0x04 asks for it */
-	c->normal = !(c->version == CODEC_V5 && d->rc == MQTT_RC_DISCONNECT_WITH_WILL);
-	conn_close(e, c, d->rc, true, "client disconnected");
+	c->normal_disconnect = !(c->version == CODEC_V5 && d->rc == MQTT_RC_DISCONNECT_WITH_WILL);
+	conn_request_close(e, c, d->rc, true, "client disconnected");
 	return -1;
 }
 
@@ -2265,7 +2265,7 @@ int engine_conn_frame(struct engine *e, struct engine_conn *c, uint8_t first, co
 	if (c->state == CONN_CLOSING)
 		return -1;
 	e->st.bytes_received += 1 + codec_varint_size(len) + len;
-	c->last_rx = now_ms; /* [MQTT-3.1.2-23] any packet resets the keepalive */
+	c->last_packet_ms = now_ms; /* [MQTT-3.1.2-23] any packet resets the keepalive */
 	struct codec_packet p;
 	memset(&p, 0, sizeof p);
 	int rc = codec_decode(first, body, len, c->version, &p);
@@ -2366,8 +2366,8 @@ struct engine_conn *engine_conn_open(struct engine *e, void *handle, const char 
 		return NULL;
 	c->e = e;
 	c->handle = handle;
-	c->last_rx = now_ms;
-	c->t_ka.kind = T_KEEPALIVE;
+	c->last_packet_ms = now_ms;
+	c->keepalive_timer.kind = T_KEEPALIVE;
 	memcpy(c->peer, peer_addr ? peer_addr : "", n);
 	c->info.peer_addr = c->peer;
 	c->info.peer_port = peer_port;
@@ -2411,25 +2411,25 @@ uint8_t engine_conn_version(const struct engine_conn *c)
 	return c->state == CONN_NEW ? 0 : c->version;
 }
 
-static void conn_free(struct engine *e, struct engine_conn *c)
+static void conn_teardown(struct engine *e, struct engine_conn *c)
 {
-	timer_cancel(e, &c->t_ka);
+	timer_cancel(e, &c->keepalive_timer);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
 		e->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	if (c->al) {
-		if (c->al->in) {
-			for (uint32_t i = 0; i < c->alias_max; i++)
-				free(c->al->in[i].p);
-			free(c->al->in);
+	if (c->aliases) {
+		if (c->aliases->in) {
+			for (uint32_t i = 0; i < c->in_alias_max; i++)
+				free(c->aliases->in[i].p);
+			free(c->aliases->in);
 		}
-		for (uint32_t i = 0; i < c->out_alias_n; i++)
-			free(c->al->out[i].topic);
-		free(c->al->out);
-		free(c->al);
+		for (uint32_t i = 0; i < c->out_alias_used; i++)
+			free(c->aliases->out[i].topic);
+		free(c->aliases->out);
+		free(c->aliases);
 	}
 	if (c->cid_own)
 		free((char *)c->info.client_id.p);
@@ -2442,60 +2442,60 @@ void engine_conn_closed(struct engine *e, struct engine_conn *c, const char *why
 	e->now = now_ms;
 	struct session *s = c->s;
 	if (c->state != CONN_CLOSING)
-		timer_cancel(e, &c->t_ka);
+		timer_cancel(e, &c->keepalive_timer);
 	c->state = CONN_CLOSING;
-	if (c->counted) {
+	if (c->counted_connected) {
 		struct midge_event ev;
 		event_init(e, &ev, MIDGE_EV_DISCONNECT, &c->info);
-		if (c->d_set) {
-			ev.u.disconnect.rc = c->d_rc;
-			ev.u.disconnect.by_client = c->d_by_client;
-			ev.u.disconnect.why = c->d_why;
+		if (c->close_cause_set) {
+			ev.u.disconnect.rc = c->close_rc;
+			ev.u.disconnect.by_client = c->close_by_client;
+			ev.u.disconnect.why = c->close_why;
 		} else {
 			ev.u.disconnect.rc = MQTT_RC_UNSPECIFIED;
 			ev.u.disconnect.by_client = true;
 			ev.u.disconnect.why = why ? why : "connection closed";
 		}
-		ev.u.disconnect.will = s && s->will && !c->normal;
+		ev.u.disconnect.will = s && s->will && !c->normal_disconnect;
 		emit(e, &ev);
 		e->st.clients_connected--;
 	}
 	if (s)
-		session_detach(e, s, !c->normal);
-	conn_free(e, c);
+		session_detach(e, s, !c->normal_disconnect);
+	conn_teardown(e, c);
 }
 
 /* ---- time ---- */
 
 static void keepalive_fire(struct engine *e, struct engine_conn *c)
 {
-	uint64_t deadline = c->last_rx + (uint64_t)c->keepalive * 1500;
+	uint64_t deadline = c->last_packet_ms + (uint64_t)c->keepalive * 1500;
 	if (c->state != CONN_UP || !c->keepalive)
 		return;
 	if (e->now < deadline) {
-		timer_set(e, &c->t_ka, deadline);
+		timer_set(e, &c->keepalive_timer, deadline);
 		return;
 	}
 	/* [MQTT-3.1.2-24] (3.1.1) / [MQTT-3.1.2-22] (5.0) */
 	send_disconnect(e, c, MQTT_RC_KEEP_ALIVE_TIMEOUT, "keep alive timeout");
-	conn_close(e, c, MQTT_RC_KEEP_ALIVE_TIMEOUT, false, "keepalive timeout");
+	conn_request_close(e, c, MQTT_RC_KEEP_ALIVE_TIMEOUT, false, "keepalive timeout");
 }
 
 uint64_t engine_tick(struct engine *e, uint64_t now_ms)
 {
 	e->now = now_ms;
 	while (e->nheap && e->heap[0]->at <= now_ms) {
-		struct tnode *t = e->heap[0];
+		struct timer_node *t = e->heap[0];
 		timer_cancel(e, t);
 		switch (t->kind) {
 		case T_KEEPALIVE:
-			keepalive_fire(e, container_of(t, struct engine_conn, t_ka));
+			keepalive_fire(e, container_of(t, struct engine_conn, keepalive_timer));
 			break;
 		case T_WILL:
 			will_publish(e, container_of(t, struct will, t)->s);
 			break;
 		case T_EXPIRY:
-			session_expire(e, container_of(t, struct session, t_expiry));
+			session_expire(e, container_of(t, struct session, expiry_timer));
 			break;
 		}
 	}
@@ -2510,7 +2510,7 @@ void engine_shutdown(struct engine *e, uint64_t now_ms)
 			continue;
 		if (c->state == CONN_UP)
 			send_disconnect(e, c, MQTT_RC_SERVER_SHUTTING_DOWN, "server shutting down");
-		conn_close(e, c, MQTT_RC_SERVER_SHUTTING_DOWN, false, "server shutting down");
+		conn_request_close(e, c, MQTT_RC_SERVER_SHUTTING_DOWN, false, "server shutting down");
 	}
 }
 
@@ -2583,17 +2583,17 @@ void engine_free(struct engine *e)
 		struct engine_conn *c = e->conns;
 		if (c->s)
 			c->s->conn = NULL;
-		conn_free(e, c);
+		conn_teardown(e, c);
 	}
-	for (uint32_t i = 0; i < e->hsize; i++)
-		while (e->htab[i])
-			session_destroy(e, e->htab[i]);
+	for (uint32_t i = 0; i < e->table_size; i++)
+		while (e->session_table[i])
+			session_destroy(e, e->session_table[i]);
 	topic_tree_free(e->tree);
 	retain_store_free(e->retained);
-	free(e->htab);
+	free(e->session_table);
 	free(e->heap);
 	free(e->hits);
-	free(e->rbuf);
+	free(e->retained_matches);
 	free(e->scratch);
 	free(e);
 }
@@ -2621,7 +2621,7 @@ int engine_publish(struct engine *e, const uint8_t *topic, size_t topic_len, con
 void engine_stats(const struct engine *e, struct engine_stats *out)
 {
 	*out = e->st;
-	out->clients_total = e->hcount;
+	out->clients_total = e->table_count;
 	out->retained_count = retain_store_count(e->retained);
 	out->subscriptions_count = topic_tree_count(e->tree);
 }
