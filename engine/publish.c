@@ -1,0 +1,179 @@
+/*
+ * publish.c - inbound PUBLISH and the acknowledgement flows
+ * (PUBACK, PUBREC, PUBREL, PUBCOMP), incoming QoS 2 ids awaiting PUBREL,
+ * and accepting a message (retained store, event, routing).
+ */
+#include "engine/internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/*
+ * Accepts m from a client or the broker: retained store, event, routing.
+ * Takes no reference of its own beyond what it stores.
+ */
+uint32_t publish_accept(struct engine *e, struct emsg *m, const struct midge_client *from,
+			       uint16_t pid, bool dup)
+{
+	e->st.msgs_received++;
+	e->st.publish_received++;
+	if (m->retain && e->cfg.retain_available) {
+		if (m->payload->len == 0) {
+			/* [MQTT-3.3.1-6] [MQTT-3.3.1-7] */
+			if (retain_store_set(e->retained, m->topic, m->topic_len, NULL) > 0)
+				event_message(e, MIDGE_EV_RETAIN_CLEAR, from, m, NULL, m->qos, pid, dup, 0,
+					     NULL);
+		} else if (retain_store_set(e->retained, m->topic, m->topic_len, emsg_ref(m)) >= 0) {
+			/* [MQTT-3.3.1-5] ownership: the store holds the new reference */
+			event_message(e, MIDGE_EV_RETAIN_SET, from, m, NULL, m->qos, pid, dup, 0, NULL);
+		} else {
+			emsg_unref(m);
+		}
+		e->st.retained_count = retain_store_count(e->retained);
+	}
+	event_message(e, MIDGE_EV_PUBLISH, from, m, NULL, m->qos, pid, dup, 0, NULL);
+	uint32_t n = route_message(e, m);
+	if (!n && e->io.event)
+		event_message(e, MIDGE_EV_DROP, from, m, NULL, m->qos, pid, dup,
+			     MIDGE_DROP_NO_SUBSCRIBERS, "no matching subscribers");
+	return n;
+}
+
+static bool rel_find(const struct session *s, uint16_t pid, uint32_t *at)
+{
+	for (uint32_t i = 0; i < s->n_awaiting_rel; i++) {
+		if (s->awaiting_rel[i] == pid) {
+			if (at)
+				*at = i;
+			return true;
+		}
+	}
+	return false;
+}
+
+static int rel_add(struct session *s, uint16_t pid)
+{
+	if (session_array_grow((void **)&s->awaiting_rel, &s->cap_awaiting_rel, s->n_awaiting_rel, sizeof *s->awaiting_rel) < 0)
+		return -1;
+	s->awaiting_rel[s->n_awaiting_rel++] = pid;
+	return 0;
+}
+
+int publish_handle(struct engine *e, struct engine_conn *c, struct codec_packet *p)
+{
+	struct codec_publish *pub = &p->u.publish;
+	struct session *s = c->s;
+	const struct engine_config *cfg = &e->cfg;
+	const uint8_t *topic = pub->topic.p;
+	size_t tlen = pub->topic.len;
+	const char *why = NULL;
+	bool v5 = c->version == CODEC_V5;
+
+	if (v5 && CODEC_HAS_PROP(&pub->props, CODEC_PROP_TOPIC_ALIAS)) {
+		uint8_t arc = alias_resolve(c, pub->props.topic_alias, &topic, &tlen, &why);
+		if (arc)
+			return client_fail(e, c, arc, why);
+	} else if (tlen == 0) {
+		return client_fail(e, c, MQTT_RC_PROTOCOL_ERROR, "PUBLISH without topic");
+	}
+	if (pub->qos > cfg->max_qos) /* [MQTT-3.2.2-11] */
+		return client_fail(e, c, MQTT_RC_QOS_NOT_SUPPORTED, "QoS not supported");
+	if (pub->retain && !cfg->retain_available) /* [MQTT-3.2.2-14] */
+		return client_fail(e, c, MQTT_RC_RETAIN_NOT_SUPPORTED, "retain not supported");
+	if (pub->qos == 2 && rel_find(s, pub->packet_id, NULL)) {
+		/* a resent QoS 2 PUBLISH is acknowledged, not delivered again [MQTT-4.3.3-9] */
+		output_ack(e, c, CODEC_PUBREC, pub->packet_id, 0, NULL);
+		return 0;
+	}
+	if (v5 && pub->qos > 0 && s->n_awaiting_rel >= c->receive_max) /* [MQTT-3.3.4-9] */
+		return client_fail(e, c, MQTT_RC_RECEIVE_MAX_EXCEEDED, "receive maximum exceeded");
+
+	uint8_t rc = 0;
+	enum midge_drop_reason drop = MIDGE_DROP_NOT_AUTHORIZED;
+	if (cfg->message_size_limit && pub->payload.len > cfg->message_size_limit) {
+		/* Not forwarded, but the QoS flow completes. Mosquitto answers
+		 * 0x95, which PUBACK/PUBREC may not carry; 0x97 is the code for
+		 * an administrative limit. */
+		rc = MQTT_RC_QUOTA_EXCEEDED;
+		why = "payload over message_size_limit";
+		drop = MIDGE_DROP_TOO_LARGE;
+	} else if (limits_topic_too_deep(e, topic, tlen)) {
+		rc = MQTT_RC_TOPIC_NAME_INVALID;
+		why = "topic has too many levels";
+	} else if (!limits_acl_allows(e, &c->info, topic, tlen, ENGINE_ACCESS_PUBLISH)) {
+		rc = MQTT_RC_NOT_AUTHORIZED;
+		why = "publish not authorized";
+	}
+	struct emsg *m = emsg_new(e, topic, tlen, pub->payload.p, pub->payload.len,
+				  v5 ? pub->props.raw.p : NULL, v5 ? pub->props.raw.len : 0, pub->qos,
+				  pub->retain, s->serial, (const uint8_t *)s->cid, s->cid_len, false);
+	if (!m)
+		return client_fail(e, c, MQTT_RC_IMPLEMENTATION_SPECIFIC, "out of memory");
+	if (rc) {
+		event_drop(e, NULL, m, pub->qos, drop, why);
+	} else {
+		uint32_t n = publish_accept(e, m, &c->info, pub->packet_id, pub->dup);
+		if (!n && pub->qos > 0)
+			rc = MQTT_RC_NO_MATCHING_SUBSCRIBERS;
+	}
+	emsg_unref(m);
+	if (c->state != CONN_UP)
+		return -1;
+	if (pub->qos == 1) {
+		output_ack(e, c, CODEC_PUBACK, pub->packet_id, rc, why);
+	} else if (pub->qos == 2) {
+		/* [MQTT-4.3.3-8]: remember the id until PUBREL; a refusal ends the exchange */
+		if (rc < 0x80 && rel_add(s, pub->packet_id) < 0)
+			return client_fail(e, c, MQTT_RC_IMPLEMENTATION_SPECIFIC, "out of memory");
+		output_ack(e, c, CODEC_PUBREC, pub->packet_id, rc, why);
+	}
+	return 0;
+}
+
+int publish_handle_ack(struct engine *e, struct engine_conn *c, struct codec_packet *p)
+{
+	struct session *s = c->s;
+	uint16_t pid = p->u.ack.packet_id;
+	struct slot *sl = slot_find(s, pid);
+	switch (p->type) {
+	case CODEC_PUBACK:
+		if (sl && sl->state == SLOT_PUBACK) {
+			event_acked(e, c, sl, sl->d.m);
+			slot_remove(e, s, sl);
+		}
+		break;
+	case CODEC_PUBREC:
+		if (!sl || sl->state == SLOT_PUBACK) {
+			output_ack(e, c, CODEC_PUBREL, pid, MQTT_RC_PACKET_ID_NOT_FOUND, "packet id not found");
+			return 0;
+		}
+		if (p->u.ack.rc >= 0x80) { /* the receiver refused: the exchange ends */
+			slot_remove(e, s, sl);
+			break;
+		}
+		if (sl->state == SLOT_PUBREC) {
+			event_acked(e, c, sl, sl->d.m);
+			emsg_unref(sl->d.m);
+			sl->d.m = NULL;
+			sl->state = SLOT_PUBCOMP;
+		}
+		output_ack(e, c, CODEC_PUBREL, pid, 0, NULL); /* [MQTT-4.3.3-4] */
+		return 0;
+	case CODEC_PUBCOMP:
+		if (sl && sl->state == SLOT_PUBCOMP)
+			slot_remove(e, s, sl);
+		break;
+	case CODEC_PUBREL: {
+		uint32_t at;
+		bool found = rel_find(s, pid, &at);
+		if (found)
+			s->awaiting_rel[at] = s->awaiting_rel[--s->n_awaiting_rel];
+		/* [MQTT-4.3.3-11] */
+		output_ack(e, c, CODEC_PUBCOMP, pid, found ? 0 : MQTT_RC_PACKET_ID_NOT_FOUND,
+			 found ? NULL : "packet id not found");
+		return 0;
+	}
+	}
+	session_drain(e, s);
+	return 0;
+}
