@@ -80,17 +80,7 @@ void client_teardown(struct engine *e, struct engine_conn *c)
 		e->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	if (c->aliases) {
-		if (c->aliases->in) {
-			for (uint32_t i = 0; i < c->in_alias_max; i++)
-				free(c->aliases->in[i].p);
-			free(c->aliases->in);
-		}
-		for (uint32_t i = 0; i < c->out_alias_used; i++)
-			free(c->aliases->out[i].topic);
-		free(c->aliases->out);
-		free(c->aliases);
-	}
+	alias_free(c);
 	if (c->cid_own)
 		free((char *)c->info.client_id.p);
 	free((char *)c->info.username.p);

@@ -14,120 +14,152 @@ enum {
 	SEND_TOO_LARGE = 1,
 };
 
+/* A PUBLISH head ready to go: bytes, their length, the whole packet size. */
+struct publish_head {
+	const uint8_t *bytes;
+	size_t len;
+	size_t total;
+};
+
+/* The head cache slot a delivery of m may share: QoS 0 heads without
+ * per-delivery properties are the same for every receiver of one shape
+ * (version, retain) during a fan-out. Returns -1 when not shareable. */
+static int head_cache_shape(const struct engine *e, const struct engine_conn *c,
+			    const struct emsg *m, const struct delivery *d)
+{
+	bool v5 = c->version == CODEC_V5;
+	if (d->qos != 0 || e->fanout != m ||
+	    (v5 && (d->n_sub_ids || m->has_expiry || c->out_alias_max)))
+		return -1;
+	return (int)((v5 ? 2u : 0u) | (d->retain ? 1u : 0u));
+}
+
+static bool head_cache_get(const struct engine *e, const struct emsg *m, int shape,
+			   struct publish_head *h)
+{
+	if (shape < 0 || e->head_cache.m != m || !e->head_cache.valid[shape])
+		return false;
+	h->bytes = e->head_cache.buf[shape];
+	h->len = e->head_cache.len[shape];
+	h->total = e->head_cache.total[shape];
+	return true;
+}
+
+static void head_cache_put(struct engine *e, const struct emsg *m, int shape,
+			   const struct publish_head *h)
+{
+	if (shape < 0 || h->len > HEAD_CACHE_MAX)
+		return;
+	if (e->head_cache.m != m) {
+		memset(e->head_cache.valid, 0, sizeof e->head_cache.valid);
+		e->head_cache.m = m;
+	}
+	memcpy(e->head_cache.buf[shape], h->bytes, h->len);
+	e->head_cache.len[shape] = (uint16_t)h->len;
+	e->head_cache.total[shape] = (uint32_t)h->total;
+	e->head_cache.valid[shape] = true;
+}
+
+/* The v5 properties of one delivery: the message's forwardable ones plus
+ * what differs per receiver (remaining expiry, alias, identifiers). */
+static void publish_props(const struct engine *e, const struct emsg *m, const struct delivery *d,
+			  uint16_t alias, struct codec_props *props)
+{
+	*props = m->props;
+	if (m->has_expiry) {
+		props->present |= CODEC_PROP_BIT(CODEC_PROP_MESSAGE_EXPIRY);
+		props->message_expiry = emsg_remaining_expiry(e, m);
+	}
+	if (alias) {
+		props->present |= CODEC_PROP_BIT(CODEC_PROP_TOPIC_ALIAS);
+		props->topic_alias = alias;
+	}
+	if (d->n_sub_ids) {
+		props->present |= CODEC_PROP_BIT(CODEC_PROP_SUBSCRIPTION_ID);
+		props->sub_ids = d->sub_ids;
+		props->sub_id_count = d->n_sub_ids;
+	}
+}
+
+/* Encodes the head of a PUBLISH of m to c into the scratch buffer. */
+static int publish_head_encode(struct engine *e, const struct engine_conn *c, const struct emsg *m,
+			       const struct delivery *d, uint16_t pid, bool dup,
+			       const struct alias_choice *alias, struct publish_head *h)
+{
+	struct codec_packet p;
+	memset(&p, 0, sizeof p);
+	p.type = CODEC_PUBLISH;
+	p.version = c->version;
+	struct codec_publish *pub = &p.u.publish;
+	pub->qos = d->qos;
+	pub->dup = dup;
+	pub->retain = d->retain;
+	pub->topic.p = m->topic;
+	pub->topic.len = alias->alias && !alias->is_new ? 0 : m->topic_len;
+	pub->packet_id = pid;
+	pub->payload.p = m->payload->data;
+	pub->payload.len = m->payload->len;
+	if (c->version == CODEC_V5)
+		publish_props(e, m, d, alias->alias, &pub->props);
+	h->total = codec_encode_size(&p);
+	if (!h->total)
+		return SEND_TOO_LARGE;
+	if (output_scratch_reserve(e, h->total - m->payload->len) < 0)
+		return SEND_REFUSED;
+	h->len = codec_encode_publish_head(&p, e->scratch, e->cap_scratch);
+	if (!h->len)
+		return SEND_REFUSED;
+	h->bytes = e->scratch;
+	return SENT;
+}
+
 /*
  * Writes one PUBLISH of m to c: the head (fixed header, topic, packet id,
  * per-delivery properties) from a buffer, the payload as the shared frame.
- * QoS 0 heads without per-delivery properties are encoded once per message
- * and shape and reused for every receiver (the fan-out path).
  * Returns SENT, SEND_REFUSED (QoS 0 over the transport's bound) or
  * SEND_TOO_LARGE (over the client's maximum packet size: not sent
  * [MQTT-3.1.2-24]).
  */
 static int deliver_publish(struct engine *e, struct engine_conn *c, const struct emsg *m,
-			const struct delivery *d, uint16_t pid, bool dup)
+			   const struct delivery *d, uint16_t pid, bool dup)
 {
-	bool v5 = c->version == CODEC_V5;
-	bool cacheable = d->qos == 0 && e->fanout == m &&
-			 (!v5 || (!d->n_sub_ids && !m->has_expiry && !c->out_alias_max));
-	uint16_t alias = 0;
-	bool alias_new = false;
-	uint32_t thash = 0;
-	unsigned shape = (v5 ? 2u : 0u) | (d->retain ? 1u : 0u);
-	const uint8_t *head;
-	size_t hl, total;
+	int shape = head_cache_shape(e, c, m, d);
+	struct alias_choice alias = {0, false, 0};
+	struct publish_head h;
 	struct frame *tail = m->payload->len ? m->payload : NULL;
 
-	if (cacheable && e->head_cache.m == m && e->head_cache.valid[shape]) {
-		head = e->head_cache.buf[shape];
-		hl = e->head_cache.len[shape];
-		total = e->head_cache.total[shape];
-	} else {
-		struct codec_packet p;
-		memset(&p, 0, sizeof p);
-		p.type = CODEC_PUBLISH;
-		p.version = c->version;
-		struct codec_publish *pub = &p.u.publish;
-		pub->qos = d->qos;
-		pub->dup = dup;
-		pub->retain = d->retain;
-		pub->topic.p = m->topic;
-		pub->topic.len = m->topic_len;
-		if (v5 && c->out_alias_max) {
-			/* [MQTT-3.3.2-11]: within the client's Topic Alias Maximum */
-			thash = engine_hash_bytes(m->topic, m->topic_len);
-			for (uint16_t a = 0; a < c->out_alias_used && !alias; a++) {
-				const struct out_alias *oa = &c->aliases->out[a];
-				if (oa->hash == thash && oa->len == m->topic_len &&
-				    memcmp(oa->topic, m->topic, oa->len) == 0)
-					alias = (uint16_t)(a + 1);
-			}
-			if (alias) {
-				pub->topic.len = 0;
-			} else if (c->out_alias_used < c->out_alias_max) {
-				alias = (uint16_t)(c->out_alias_used + 1);
-				alias_new = true;
-			}
-		}
-		pub->packet_id = pid;
-		pub->payload.p = m->payload->data;
-		pub->payload.len = m->payload->len;
-		if (v5) {
-			pub->props = m->props;
-			if (m->has_expiry) {
-				pub->props.present |= CODEC_PROP_BIT(CODEC_PROP_MESSAGE_EXPIRY);
-				pub->props.message_expiry = emsg_remaining_expiry(e, m);
-			}
-			if (alias) {
-				pub->props.present |= CODEC_PROP_BIT(CODEC_PROP_TOPIC_ALIAS);
-				pub->props.topic_alias = alias;
-			}
-			if (d->n_sub_ids) {
-				pub->props.present |= CODEC_PROP_BIT(CODEC_PROP_SUBSCRIPTION_ID);
-				pub->props.sub_ids = d->sub_ids;
-				pub->props.sub_id_count = d->n_sub_ids;
-			}
-		}
-		total = codec_encode_size(&p);
-		if (!total)
-			return SEND_TOO_LARGE;
-		if (output_scratch_reserve(e, total - m->payload->len) < 0)
-			return SEND_REFUSED;
-		hl = codec_encode_publish_head(&p, e->scratch, e->cap_scratch);
-		if (!hl)
-			return SEND_REFUSED;
-		head = e->scratch;
-		if (cacheable && hl <= HEAD_CACHE_MAX) {
-			if (e->head_cache.m != m) {
-				memset(e->head_cache.valid, 0, sizeof e->head_cache.valid);
-				e->head_cache.m = m;
-			}
-			memcpy(e->head_cache.buf[shape], head, hl);
-			e->head_cache.len[shape] = (uint16_t)hl;
-			e->head_cache.total[shape] = (uint32_t)total;
-			e->head_cache.valid[shape] = true;
-		}
+	if (!head_cache_get(e, m, shape, &h)) {
+		if (c->version == CODEC_V5)
+			alias = alias_out_choose(c, m->topic, m->topic_len);
+		int rc = publish_head_encode(e, c, m, d, pid, dup, &alias, &h);
+		if (rc != SENT)
+			return rc;
+		head_cache_put(e, m, shape, &h);
 	}
-	if (c->client_max_packet && total > c->client_max_packet)
+	if (c->client_max_packet && h.total > c->client_max_packet)
 		return SEND_TOO_LARGE;
-	int rc = e->io.send(e->io.ctx, c->handle, head, hl, tail, d->qos == 0);
-	if (rc < 0)
+	if (e->io.send(e->io.ctx, c->handle, h.bytes, h.len, tail, d->qos == 0) < 0)
 		return SEND_REFUSED;
-	if (alias_new) {
-		/* kept only once the packet that teaches it is queued */
-		struct out_alias *oa = &c->aliases->out[alias - 1];
-		oa->topic = (uint8_t *)engine_dup_bytes(m->topic, m->topic_len);
-		if (oa->topic) {
-			oa->hash = thash;
-			oa->len = m->topic_len;
-			c->out_alias_used++;
-		}
-	}
-	e->st.bytes_sent += total;
+	if (alias.is_new) /* kept only once the packet that teaches it is queued */
+		alias_out_learn(c, &alias, m->topic, m->topic_len);
+	e->st.bytes_sent += h.total;
 	e->st.msgs_sent++;
 	e->st.publish_sent++;
 	if (e->io.event)
 		event_message(e, MIDGE_EV_DELIVER, &c->info, m, c->s, d->qos, pid, dup, 0, NULL);
 	return SENT;
+}
+
+/* The one place a PUBLISH that did not go out becomes a drop event:
+ * too large for the client, or (QoS 0) refused by the transport. */
+static void deliver_refused(struct engine *e, struct session *s, const struct emsg *m,
+			    uint8_t qos, int rc)
+{
+	if (rc == SEND_TOO_LARGE)
+		event_drop(e, s, m, qos, MIDGE_DROP_TOO_LARGE,
+			   "larger than the client's maximum packet size");
+	else if (rc == SEND_REFUSED)
+		event_drop(e, s, m, qos, MIDGE_DROP_SLOW_CONSUMER, "output queue over its byte bound");
 }
 
 /* The outgoing window: midge's max_inflight and the client's v5 receive
@@ -175,7 +207,8 @@ static uint16_t session_next_pid(struct session *s)
  */
 static int session_send_inflight(struct engine *e, struct session *s, struct delivery *d)
 {
-	if (session_array_grow((void **)&s->inflight, &s->cap_inflight, s->n_inflight, sizeof *s->inflight) < 0) {
+	if (session_array_grow((void **)&s->inflight, &s->cap_inflight, s->n_inflight,
+			       sizeof *s->inflight) < 0) {
 		event_drop(e, s, d->m, d->qos, MIDGE_DROP_QUEUE_FULL, "out of memory");
 		emsg_unref(d->m);
 		return -1;
@@ -185,8 +218,7 @@ static int session_send_inflight(struct engine *e, struct session *s, struct del
 	int rc = deliver_publish(e, s->conn, d->m, d, pid, false);
 	if (rc == SEND_TOO_LARGE) {
 		s->next_pid = before; /* the id was never used on the wire */
-		event_drop(e, s, d->m, d->qos, MIDGE_DROP_TOO_LARGE,
-			  "larger than the client's maximum packet size");
+		deliver_refused(e, s, d->m, d->qos, rc);
 		emsg_unref(d->m);
 		return -1;
 	}
@@ -266,13 +298,7 @@ void session_deliver(struct engine *e, struct session *s, struct emsg *m,
 	struct engine_conn *c = s->conn;
 	if (client_is_up(c)) {
 		if (d->qos == 0) {
-			int rc = deliver_publish(e, c, m, d, 0, false);
-			if (rc == SEND_TOO_LARGE)
-				event_drop(e, s, m, 0, MIDGE_DROP_TOO_LARGE,
-					  "larger than the client's maximum packet size");
-			else if (rc == SEND_REFUSED)
-				event_drop(e, s, m, 0, MIDGE_DROP_SLOW_CONSUMER,
-					  "output queue over its byte bound");
+			deliver_refused(e, s, m, 0, deliver_publish(e, c, m, d, 0, false));
 			return;
 		}
 		if (s->queue_len == 0 && s->n_inflight < session_window(e, s)) {
@@ -306,13 +332,7 @@ void session_drain(struct engine *e, struct session *s)
 			continue;
 		}
 		if (d.qos == 0) {
-			int rc = deliver_publish(e, s->conn, d.m, &d, 0, false);
-			if (rc == SEND_TOO_LARGE)
-				event_drop(e, s, d.m, 0, MIDGE_DROP_TOO_LARGE,
-					  "larger than the client's maximum packet size");
-			else if (rc == SEND_REFUSED)
-				event_drop(e, s, d.m, 0, MIDGE_DROP_SLOW_CONSUMER,
-					  "output queue over its byte bound");
+			deliver_refused(e, s, d.m, 0, deliver_publish(e, s->conn, d.m, &d, 0, false));
 			emsg_unref(d.m);
 			continue;
 		}
@@ -338,8 +358,7 @@ void session_resend(struct engine *e, struct session *s)
 		}
 		int rc = deliver_publish(e, c, sl->d.m, &sl->d, sl->pid, true);
 		if (rc == SEND_TOO_LARGE) {
-			event_drop(e, s, sl->d.m, sl->d.qos, MIDGE_DROP_TOO_LARGE,
-				  "larger than the client's maximum packet size");
+			deliver_refused(e, s, sl->d.m, sl->d.qos, rc);
 			slot_remove(e, s, sl);
 			continue;
 		}

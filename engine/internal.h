@@ -348,8 +348,20 @@ int publish_handle(struct engine *e, struct engine_conn *c, struct codec_packet 
 int publish_handle_ack(struct engine *e, struct engine_conn *c, struct codec_packet *p);
 
 /* alias.c */
+/* An outgoing alias decision for one PUBLISH. */
+struct alias_choice {
+	uint16_t alias; /* 0: none */
+	bool is_new;    /* this packet teaches it */
+	uint32_t hash;  /* of the topic */
+};
 uint8_t alias_resolve(struct engine_conn *c, uint16_t a, const uint8_t **topic, size_t *len,
-			     const char **why);
+		      const char **why);
+void alias_out_enable(struct engine_conn *c, uint16_t client_max);
+struct alias_choice alias_out_choose(const struct engine_conn *c, const uint8_t *topic,
+				     size_t len);
+void alias_out_learn(struct engine_conn *c, const struct alias_choice *ch, const uint8_t *topic,
+		     size_t len);
+void alias_free(struct engine_conn *c);
 
 /* will.c */
 void will_free(struct will *w);
