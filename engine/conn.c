@@ -68,7 +68,7 @@ int engine_conn_set_identity(struct engine_conn *c, const char *username)
 
 uint8_t engine_conn_version(const struct engine_conn *c)
 {
-	return c->state == CONN_NEW ? 0 : c->version;
+	return c->state < CONN_UP ? 0 : c->version;
 }
 
 void client_teardown(struct engine *e, struct engine_conn *c)
@@ -81,6 +81,7 @@ void client_teardown(struct engine *e, struct engine_conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	alias_free(c);
+	connect_held_free(c);
 	if (c->cid_own)
 		free((char *)c->info.client_id.p);
 	free((char *)c->info.username.p);
@@ -91,6 +92,7 @@ void engine_conn_closed(struct engine *e, struct engine_conn *c, const char *why
 {
 	e->now = now_ms;
 	struct session *s = c->s;
+	connect_held_cancel(e, c);
 	if (c->state != CONN_CLOSING)
 		timer_cancel(e, &c->keepalive_timer);
 	c->state = CONN_CLOSING;
@@ -139,4 +141,9 @@ void engine_shutdown(struct engine *e, uint64_t now_ms)
 			output_disconnect(e, c, MQTT_RC_SERVER_SHUTTING_DOWN, "server shutting down");
 		client_request_close(e, c, MQTT_RC_SERVER_SHUTTING_DOWN, false, "server shutting down");
 	}
+}
+
+struct engine_conn *engine_conn_of(const struct midge_client *client)
+{
+	return container_of(client, struct engine_conn, info);
 }

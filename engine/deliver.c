@@ -183,10 +183,15 @@ struct slot *slot_find(struct session *s, uint16_t pid)
 void slot_remove(struct engine *e, struct session *s, struct slot *sl)
 {
 	uint32_t i = (uint32_t)(sl - s->inflight);
+	uint16_t pid = sl->pid; /* sl is overwritten below */
 	emsg_unref(sl->d.m);
 	memmove(&s->inflight[i], &s->inflight[i + 1], (s->n_inflight - i - 1) * sizeof *sl);
 	s->n_inflight--;
 	e->st.inflight_count--;
+	if (s->stored) {
+		struct midge_str id = session_id(s);
+		e->store.flight_done(e->store.ctx, &id, pid);
+	}
 }
 
 /* A packet id not in flight for s [MQTT-2.2.1-3]. The window is far below
@@ -227,6 +232,15 @@ static int session_send_inflight(struct engine *e, struct session *s, struct del
 	sl->pid = pid;
 	sl->state = d->qos == 1 ? SLOT_PUBACK : SLOT_PUBREC;
 	e->st.inflight_count++;
+	if (s->stored) {
+		struct midge_str id = session_id(s);
+		struct midge_message v;
+		emsg_view(d->m, &v, pid, false);
+		v.qos = d->qos;
+		e->store.flight_set(e->store.ctx, &id, pid,
+				    d->qos == 1 ? ENGINE_STORE_AWAIT_PUBACK : ENGINE_STORE_AWAIT_PUBREC,
+				    &v);
+	}
 	return 0;
 }
 
@@ -261,6 +275,13 @@ void session_enqueue(struct engine *e, struct session *s, struct delivery *d)
 		emsg_unref(d->m);
 		return;
 	}
+	if (s->stored && d->qos > 0) {
+		struct midge_str id = session_id(s);
+		struct midge_message v;
+		emsg_view(d->m, &v, 0, false);
+		v.qos = d->qos;
+		e->store.message_queued(e->store.ctx, &id, &v);
+	}
 	s->queue[(s->queue_head + s->queue_len) % s->queue_cap] = *d;
 	s->queue_len++;
 	s->queue_bytes += sz;
@@ -277,6 +298,10 @@ void session_dequeue(struct engine *e, struct session *s, struct delivery *out)
 	s->queue_bytes -= sz;
 	e->st.stored_count--;
 	e->st.stored_bytes -= sz;
+	if (s->stored && out->qos > 0) {
+		struct midge_str id = session_id(s);
+		e->store.message_unqueued(e->store.ctx, &id);
+	}
 }
 
 /*

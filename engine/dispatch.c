@@ -40,11 +40,22 @@ static int dispatch_disconnect(struct engine *e, struct engine_conn *c, struct c
 		if (e->cfg.max_session_expiry && x > e->cfg.max_session_expiry)
 			x = e->cfg.max_session_expiry;
 		s->expiry = x;
+		session_store_save(e, s);
 	}
 	/* [MQTT-3.14.4-3] the will is discarded, unless v5 reason 0x04 asks for it */
 	c->normal_disconnect = !(c->version == CODEC_V5 && d->rc == MQTT_RC_DISCONNECT_WITH_WILL);
 	client_request_close(e, c, d->rc, true, "client disconnected");
 	return -1;
+}
+
+static int dispatch_ping(struct engine *e, struct engine_conn *c)
+{
+	static const uint8_t pingresp[2] = {0xD0, 0x00};
+	struct midge_event ev;
+	event_init(e, &ev, MIDGE_EV_PING, &c->info);
+	event_emit(e, &ev);
+	client_write(e, c, pingresp, sizeof pingresp, NULL, false); /* [MQTT-3.12.4-1] */
+	return 0;
 }
 
 /* Why a connection whose first packet is not CONNECT is closed, by the
@@ -66,6 +77,8 @@ int engine_conn_frame(struct engine *e, struct engine_conn *c, uint8_t first, co
 	e->now = now_ms;
 	if (c->state == CONN_CLOSING)
 		return -1;
+	if (c->state == CONN_AUTH_PENDING)
+		return ENGINE_CONN_HELD;
 	e->st.bytes_received += 1 + codec_varint_size(len) + len;
 	c->last_packet_ms = now_ms; /* [MQTT-3.1.2-23] any packet resets the keepalive */
 	struct codec_packet p;
@@ -75,7 +88,7 @@ int engine_conn_frame(struct engine *e, struct engine_conn *c, uint8_t first, co
 	if (c->state == CONN_NEW) {
 		if (type != CODEC_CONNECT) /* [MQTT-3.1.0-1] */
 			return client_fail(e, c, MQTT_RC_PROTOCOL_ERROR, first_not_connect[type]);
-		return connect_handle(e, c, &p, rc);
+		return connect_handle(e, c, body, len, &p, rc);
 	}
 	if (type == CODEC_CONNECT) /* [MQTT-3.1.0-2] */
 		return client_fail(e, c, MQTT_RC_PROTOCOL_ERROR, "second CONNECT");
@@ -93,14 +106,8 @@ int engine_conn_frame(struct engine *e, struct engine_conn *c, uint8_t first, co
 		return subscribe_handle(e, c, &p);
 	case CODEC_UNSUBSCRIBE:
 		return unsubscribe_handle(e, c, &p);
-	case CODEC_PINGREQ: {
-		static const uint8_t pingresp[2] = {0xD0, 0x00};
-		struct midge_event ev;
-		event_init(e, &ev, MIDGE_EV_PING, &c->info);
-		event_emit(e, &ev);
-		client_write(e, c, pingresp, sizeof pingresp, NULL, false); /* [MQTT-3.12.4-1] */
-		return 0;
-	}
+	case CODEC_PINGREQ:
+		return dispatch_ping(e, c);
 	case CODEC_DISCONNECT:
 		return dispatch_disconnect(e, c, &p);
 	case CODEC_AUTH:
@@ -118,6 +125,7 @@ void engine_conn_framing_error(struct engine *e, struct engine_conn *c, uint8_t 
 						 : "malformed packet");
 }
 
+/* One engine_conn_input() call, as codec_frames() sees it. */
 struct input_pass {
 	struct engine *e;
 	struct engine_conn *c;
@@ -125,11 +133,20 @@ struct input_pass {
 	uint32_t limit; /* the framer's limit for the next packet */
 };
 
+/* Stops codec_frames() with one of these (its callback's positive values). */
+enum {
+	INPUT_CLOSING = 1,
+	INPUT_HELD = 2,
+};
+
 static int input_packet(void *ctx, const struct codec_frame *fr, const uint8_t *body)
 {
 	struct input_pass *in = ctx;
-	if (engine_conn_frame(in->e, in->c, fr->first, body, fr->remaining, in->now) < 0)
-		return 1;
+	int rc = engine_conn_frame(in->e, in->c, fr->first, body, fr->remaining, in->now);
+	if (rc < 0)
+		return INPUT_CLOSING;
+	if (rc == ENGINE_CONN_HELD)
+		return INPUT_HELD;
 	/* CONNECT accepted: from the next packet on, the full limit. */
 	in->limit = engine_conn_max_packet(in->c);
 	return 0;
@@ -138,6 +155,12 @@ static int input_packet(void *ctx, const struct codec_frame *fr, const uint8_t *
 int engine_conn_input(struct engine *e, struct engine_conn *c, const uint8_t *buf, size_t n,
 		      uint64_t now_ms, struct codec_feed *out)
 {
+	if (c->state == CONN_AUTH_PENDING) {
+		/* nothing is read while the CONNECT waits: the caller keeps it all */
+		out->used = 0;
+		out->need = 0;
+		return ENGINE_CONN_HELD;
+	}
 	if (c->state == CONN_CLOSING) {
 		out->used = n;
 		out->need = 0;
@@ -145,6 +168,8 @@ int engine_conn_input(struct engine *e, struct engine_conn *c, const uint8_t *bu
 	}
 	struct input_pass in = {e, c, now_ms, engine_conn_max_packet(c)};
 	int rc = codec_frames(buf, n, &in.limit, input_packet, &in, out);
+	if (rc == INPUT_HELD)
+		return ENGINE_CONN_HELD; /* out->used ends with the CONNECT */
 	if (rc < 0)
 		engine_conn_framing_error(e, c, (uint8_t)-rc, now_ms);
 	if (rc != 0) {

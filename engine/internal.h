@@ -139,6 +139,20 @@ struct slot {
 	uint8_t state;
 };
 
+/*
+ * What the topic tree stores for a subscription: a kind and, by kind, the
+ * record it is embedded in (container_of). Routing dispatches on the kind
+ * (route.c), so a receiver that is not a session (a bridge, a cluster
+ * link) adds a kind, not a cast.
+ */
+enum subscriber_kind {
+	SUBSCRIBER_SESSION = 1,
+};
+
+struct subscriber {
+	uint8_t kind;
+};
+
 /* Ordered by size so that an idle session wastes no padding (one per
  * client id: thousands of idle ones are the common case). */
 struct session {
@@ -163,6 +177,8 @@ struct session {
 	uint32_t route_hit; /* index in engine.hits for this generation */
 	uint16_t next_pid;
 	uint8_t version;
+	bool stored;      /* the store keeps it (expiry not 0): see session_store_save() */
+	struct subscriber subscriber; /* what the topic tree holds for it */
 	char cid[]; /* cid_len bytes and a NUL, in the same allocation */
 };
 
@@ -189,10 +205,12 @@ struct conn_aliases {
 	struct out_alias *out;  /* OUT_ALIAS_CAP entries when the client accepts aliases */
 };
 
+/* In this order: "before CONNECT was accepted" is state < CONN_UP. */
 enum conn_state {
 	CONN_NEW = 0,
-	CONN_UP = 1,
-	CONN_CLOSING = 2,
+	CONN_AUTH_PENDING = 1, /* CONNECT held until engine_conn_auth_done() */
+	CONN_UP = 2,
+	CONN_CLOSING = 3,
 };
 
 #define PEER_TEXT_MAX 46 /* INET6_ADDRSTRLEN */
@@ -205,6 +223,7 @@ struct engine_conn {
 	struct session *s;
 	const char *close_why;
 	struct conn_aliases *aliases; /* NULL until a topic alias is used either way */
+	struct connect_held *held;    /* CONN_AUTH_PENDING: the CONNECT waiting */
 	uint64_t last_packet_ms;
 	struct timer_node keepalive_timer;
 	struct midge_client info;
@@ -228,8 +247,9 @@ struct engine_conn {
 	char peer[];         /* NUL-terminated, sized to the text: "127.0.0.1" takes 10 bytes, not 46 */
 };
 
+/* One receiver of the message being routed. */
 struct hit {
-	struct session *s;
+	struct subscriber *to;
 	uint8_t qos;
 	bool retain_as_published;
 	bool shared;
@@ -364,17 +384,42 @@ void alias_out_learn(struct engine_conn *c, const struct alias_choice *ch, const
 void alias_free(struct engine_conn *c);
 
 /* will.c */
+uint8_t will_build(struct engine *e, struct engine_conn *c, const struct codec_connect *k,
+		   const uint8_t *cid, size_t cid_len, struct will **out, const char **why);
 void will_free(struct will *w);
 void will_clear(struct engine *e, struct session *s);
 void will_publish(struct engine *e, struct session *s);
 
 /* connect.c */
-int connect_handle(struct engine *e, struct engine_conn *c, struct codec_packet *p, int rc);
+struct connect_held;
+int connect_handle(struct engine *e, struct engine_conn *c, const uint8_t *body, uint32_t len,
+		   struct codec_packet *p, int rc);
+void connect_held_cancel(struct engine *e, struct engine_conn *c);
+void connect_held_free(struct engine_conn *c);
 
 /* limits.c */
 bool limits_acl_allows(struct engine *e, const struct midge_client *cl, const uint8_t *topic,
 		       size_t len, enum engine_access access);
 bool limits_topic_too_deep(const struct engine *e, const uint8_t *p, size_t n);
+enum limits_verdict {
+	LIMITS_OK = 0,
+	LIMITS_QOS,
+	LIMITS_RETAIN,
+	LIMITS_SIZE,
+	LIMITS_DEPTH,
+	LIMITS_ACL,
+	LIMITS__COUNT
+};
+struct limits_answer {
+	uint8_t rc;     /* reason code */
+	bool fatal;     /* PUBLISH: close the connection instead of acknowledging */
+	const char *why;
+};
+extern const struct limits_answer limits_answer_publish[LIMITS__COUNT];
+extern const struct limits_answer limits_answer_will[LIMITS__COUNT];
+enum limits_verdict limits_check_message(struct engine *e, const struct midge_client *from,
+					 const uint8_t *topic, size_t len, size_t payload_len,
+					 uint8_t qos, bool retain);
 
 /* subscribe.c */
 int subscribe_handle(struct engine *e, struct engine_conn *c, struct codec_packet *p);
@@ -389,5 +434,15 @@ void client_request_close(struct engine *e, struct engine_conn *c, uint8_t rc, b
 bool client_is_up(const struct engine_conn *c);
 void client_teardown(struct engine *e, struct engine_conn *c);
 void client_keepalive_fire(struct engine *e, struct engine_conn *c);
+
+/* The session's client id as a string view (for the store). */
+static inline struct midge_str session_id(const struct session *s)
+{
+	struct midge_str id = {s->cid, s->cid_len};
+	return id;
+}
+
+void session_store_save(struct engine *e, struct session *s);
+void publish_store_retained(struct engine *e, const struct emsg *m, bool set);
 
 #endif

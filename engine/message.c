@@ -53,8 +53,8 @@ size_t emsg_size(const struct emsg *m)
  * A new message with one reference: copies topic, payload and the raw v5
  * property block (decoded again from the copy so the views point into it;
  * will properties when `will`). Only forwardable properties stay marked
- * present; message expiry becomes an absolute deadline. NULL on OOM or a
- * property block that does not decode.
+ * present; message expiry becomes an absolute deadline (for a will, once
+ * it is published). NULL on OOM or a property block that does not decode.
  */
 struct emsg *emsg_new(struct engine *e, const uint8_t *topic, size_t tlen,
 			     const uint8_t *payload, size_t plen, const uint8_t *props,
@@ -97,7 +97,9 @@ struct emsg *emsg_new(struct engine *e, const uint8_t *topic, size_t tlen,
 		}
 		if (CODEC_HAS_PROP(&m->props, CODEC_PROP_MESSAGE_EXPIRY)) {
 			m->has_expiry = true;
-			m->expire_at = e->now + (uint64_t)m->props.message_expiry * 1000;
+			/* a will's deadline counts from its publication: set then */
+			if (!will)
+				m->expire_at = e->now + (uint64_t)m->props.message_expiry * 1000;
 		}
 		m->props.present &= FORWARD_PROPS;
 		m->props.sub_id_count = 0;

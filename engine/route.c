@@ -27,39 +27,48 @@ struct route_ctx {
 	struct emsg *m;
 };
 
-/*
- * topic_tree_match callback: records one matching subscription. Several
- * subscriptions of one session merge into one hit, found through the
- * session's generation stamp: the highest QoS and every subscription
- * identifier [MQTT-3.3.4-2] [MQTT-3.3.4-3]. A shared group takes the first
- * connected member offered.
- */
-static bool route_match(void *ctx, void *subscriber, uint8_t options, uint32_t sub_id, bool shared)
+static struct session *session_of(struct subscriber *sb)
 {
-	struct route_ctx *r = ctx;
-	struct engine *e = r->e;
-	struct session *s = subscriber;
+	return container_of(sb, struct session, subscriber);
+}
+
+/* A shared group offers its members in turn: the first connected one
+ * takes the message. Returns true when this one took it. */
+static bool route_match_shared(struct engine *e, struct subscriber *sb, uint8_t options,
+			       uint32_t sub_id)
+{
 	struct hit *h;
-	if (shared) {
-		if (!client_is_up(s->conn))
-			return false;
-		if (hits_push(e, &h) < 0)
-			return true;
-		h->s = s;
-		h->qos = SUB_QOS(options);
-		h->retain_as_published = (options & SUB_RAP) != 0;
-		h->shared = true;
-		h->n_sub_ids = sub_id ? 1 : 0;
-		h->sub_ids[0] = sub_id;
-		return true;
-	}
-	if ((options & SUB_NO_LOCAL) && r->m->origin == s->serial) /* [MQTT-3.8.3-3] */
+	if (!client_is_up(session_of(sb)->conn))
 		return false;
+	if (hits_push(e, &h) < 0)
+		return true;
+	h->to = sb;
+	h->qos = SUB_QOS(options);
+	h->retain_as_published = (options & SUB_RAP) != 0;
+	h->shared = true;
+	h->n_sub_ids = sub_id ? 1 : 0;
+	h->sub_ids[0] = sub_id;
+	return true;
+}
+
+/*
+ * One matching subscription of session s. Several subscriptions of one
+ * session merge into one hit, found through the session's generation
+ * stamp: the highest QoS and every subscription identifier
+ * [MQTT-3.3.4-2] [MQTT-3.3.4-3].
+ */
+static void route_match_session(struct route_ctx *r, struct session *s, uint8_t options,
+				uint32_t sub_id)
+{
+	struct engine *e = r->e;
+	struct hit *h;
+	if ((options & SUB_NO_LOCAL) && r->m->origin == s->serial) /* [MQTT-3.8.3-3] */
+		return;
 	/* A delivery carries at most ENGINE_SUBIDS identifiers; the rest go in
 	 * a further copy, which the specification allows, each copy carrying
 	 * the identifiers of the subscriptions it stands for [MQTT-3.3.4-4]. */
-	if (s->route_gen == e->route_gen && s->route_hit < e->nhits && e->hits[s->route_hit].s == s &&
-	    !e->hits[s->route_hit].shared &&
+	if (s->route_gen == e->route_gen && s->route_hit < e->nhits &&
+	    e->hits[s->route_hit].to == &s->subscriber && !e->hits[s->route_hit].shared &&
 	    !(sub_id && e->hits[s->route_hit].n_sub_ids == ENGINE_SUBIDS)) {
 		h = &e->hits[s->route_hit];
 		if (SUB_QOS(options) > h->qos)
@@ -68,10 +77,10 @@ static bool route_match(void *ctx, void *subscriber, uint8_t options, uint32_t s
 			h->retain_as_published = true;
 	} else {
 		if (hits_push(e, &h) < 0)
-			return false;
+			return;
 		s->route_gen = e->route_gen;
 		s->route_hit = (uint32_t)(h - e->hits);
-		h->s = s;
+		h->to = &s->subscriber;
 		h->qos = SUB_QOS(options);
 		h->retain_as_published = (options & SUB_RAP) != 0;
 		h->shared = false;
@@ -79,7 +88,45 @@ static bool route_match(void *ctx, void *subscriber, uint8_t options, uint32_t s
 	}
 	if (sub_id && h->n_sub_ids < ENGINE_SUBIDS)
 		h->sub_ids[h->n_sub_ids++] = sub_id;
+}
+
+/* topic_tree_match callback: records one matching subscription, by the
+ * subscriber's kind. */
+static bool route_match(void *ctx, void *subscriber, uint8_t options, uint32_t sub_id, bool shared)
+{
+	struct route_ctx *r = ctx;
+	struct subscriber *sb = subscriber;
+	switch (sb->kind) {
+	case SUBSCRIBER_SESSION:
+		if (shared)
+			return route_match_shared(r->e, sb, options, sub_id);
+		route_match_session(r, session_of(sb), options, sub_id);
+		return false;
+	}
 	return false;
+}
+
+/* Hands one hit to its session: the delivery options, the receive ACL,
+ * then the window or the queue. */
+static void route_to_session(struct engine *e, struct emsg *m, const struct hit *h,
+			     struct session *s)
+{
+	struct delivery d;
+	d.qos = h->qos;
+	/* [MQTT-3.3.1-9] [MQTT-3.3.1-12] [MQTT-3.3.1-13] */
+	d.retain = h->retain_as_published ? m->retain : false;
+	d.n_sub_ids = s->version == CODEC_V5 ? h->n_sub_ids : 0;
+	if (d.n_sub_ids)
+		memcpy(d.sub_ids, h->sub_ids, d.n_sub_ids * sizeof d.sub_ids[0]);
+	if (e->has_auth && e->auth.acl) {
+		struct midge_client cl;
+		session_client(s, &cl);
+		if (!limits_acl_allows(e, &cl, m->topic, m->topic_len, ENGINE_ACCESS_RECEIVE)) {
+			event_drop(e, s, m, d.qos, MIDGE_DROP_NOT_AUTHORIZED, "receive denied by ACL");
+			return;
+		}
+	}
+	session_deliver(e, s, m, &d);
 }
 
 /*
@@ -101,24 +148,11 @@ uint32_t route_message(struct engine *e, struct emsg *m)
 	for (uint32_t i = base; i < end; i++) {
 		/* by index: a nested route may move the array */
 		const struct hit *h = &e->hits[i];
-		struct session *s = h->s;
-		struct delivery d;
-		d.qos = h->qos;
-		/* [MQTT-3.3.1-9] [MQTT-3.3.1-12] [MQTT-3.3.1-13] */
-		d.retain = h->retain_as_published ? m->retain : false;
-		d.n_sub_ids = s->version == CODEC_V5 ? h->n_sub_ids : 0;
-		if (d.n_sub_ids)
-			memcpy(d.sub_ids, h->sub_ids, d.n_sub_ids * sizeof d.sub_ids[0]);
-		if (e->has_auth && e->auth.acl) {
-			struct midge_client cl;
-			session_client(s, &cl);
-			if (!limits_acl_allows(e, &cl, m->topic, m->topic_len, ENGINE_ACCESS_RECEIVE)) {
-				event_drop(e, s, m, d.qos, MIDGE_DROP_NOT_AUTHORIZED,
-					  "receive denied by ACL");
-				continue;
-			}
+		switch (h->to->kind) {
+		case SUBSCRIBER_SESSION:
+			route_to_session(e, m, h, session_of(h->to));
+			break;
 		}
-		session_deliver(e, s, m, &d);
 	}
 	e->fanout = outer;
 	e->head_cache.m = NULL;

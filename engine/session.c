@@ -130,6 +130,7 @@ struct session *session_new(struct engine *e, const uint8_t *cid, size_t len)
 	s->hash = engine_hash_bytes(cid, len);
 	s->serial = ++e->serial;
 	s->expiry_timer.kind = T_EXPIRY;
+	s->subscriber.kind = SUBSCRIBER_SESSION;
 	if (session_table_add(e, s) < 0) {
 		free(s);
 		return NULL;
@@ -144,7 +145,7 @@ static void session_unsubscribe_all(struct engine *e, struct session *s)
 	struct sub *x, *nx;
 	for (x = s->subs; x; x = nx) {
 		nx = x->next;
-		topic_tree_unsubscribe(e->tree, x->filter, x->len, s);
+		topic_tree_unsubscribe(e->tree, x->filter, x->len, &s->subscriber);
 		free(x);
 	}
 	s->subs = NULL;
@@ -156,6 +157,11 @@ static void session_unsubscribe_all(struct engine *e, struct session *s)
  * decide) and emits nothing. */
 void session_destroy(struct engine *e, struct session *s)
 {
+	if (s->stored) {
+		struct midge_str id = session_id(s);
+		s->stored = false; /* what follows is gone with it */
+		e->store.session_removed(e->store.ctx, &id);
+	}
 	session_unsubscribe_all(e, s);
 	timer_cancel(e, &s->expiry_timer);
 	will_clear(e, s);
@@ -236,4 +242,28 @@ void session_take_over(struct engine *e, struct session *s, bool clean_start)
 		will_publish(e, s);
 	else
 		will_clear(e, s);
+}
+
+/*
+ * Tells the store about s after its terms changed (CONNECT, DISCONNECT):
+ * a session that outlives its connection is saved, with its will; one
+ * whose expiry became 0 leaves the store. Clean sessions never reach it.
+ */
+void session_store_save(struct engine *e, struct session *s)
+{
+	struct midge_str id = session_id(s);
+	if (s->expiry == 0) {
+		if (s->stored)
+			e->store.session_removed(e->store.ctx, &id);
+		s->stored = false;
+		return;
+	}
+	struct engine_store_session rec = {id, s->expiry, s->version};
+	s->stored = true;
+	e->store.session_saved(e->store.ctx, &rec);
+	if (s->will) {
+		struct midge_message v;
+		emsg_view(s->will->m, &v, 0, false);
+		e->store.will_set(e->store.ctx, &id, &v, s->will->delay);
+	}
 }

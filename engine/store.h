@@ -64,8 +64,8 @@ struct engine_store {
 	 * the same msg->payload pointer: a store keeps the body once. */
 	void (*message_queued)(void *ctx, const struct midge_str *client_id,
 			       const struct midge_message *msg);
-	/* The oldest queued message left the queue without being sent
-	 * (expired, or dropped as too large for the client). */
+	/* The oldest queued message left the queue: sent (a flight_set for
+	 * it follows) or dropped (expired, too large for the client). */
 	void (*message_unqueued)(void *ctx, const struct midge_str *client_id);
 	/* A delivery went on the wire with packet_id, or its state moved on. */
 	void (*flight_set)(void *ctx, const struct midge_str *client_id, uint16_t packet_id,

@@ -60,7 +60,7 @@ static int subscribe_one(struct engine *e, struct engine_conn *c, const struct c
 			rc = MQTT_RC_QUOTA_EXCEEDED;
 		} else if (isnew && !(x = malloc(sizeof *x + len))) {
 			rc = MQTT_RC_UNSPECIFIED;
-		} else if (topic_tree_subscribe(e->tree, f, len, s, options, sub_id) < 0) {
+		} else if (topic_tree_subscribe(e->tree, f, len, &s->subscriber, options, sub_id) < 0) {
 			if (isnew)
 				free(x);
 			rc = MQTT_RC_UNSPECIFIED;
@@ -76,6 +76,11 @@ static int subscribe_one(struct engine *e, struct engine_conn *c, const struct c
 			}
 			x->options = options;
 			x->sub_id = sub_id;
+			if (s->stored) {
+				struct midge_str id = session_id(s);
+				struct midge_str filter = {(const char *)f, len};
+				e->store.subscription_added(e->store.ctx, &id, &filter, options, sub_id);
+			}
 			rc = qos;
 		}
 	}
@@ -115,9 +120,11 @@ static void retained_send(struct engine *e, struct session *s, const uint8_t *f,
 		session_client(s, &cl);
 		if (m->has_expiry && m->expire_at <= e->now) {
 			/* the store is not being walked here: safe to clear */
-			if (retain_store_set(e->retained, m->topic, m->topic_len, NULL) > 0)
+			if (retain_store_set(e->retained, m->topic, m->topic_len, NULL) > 0) {
+				publish_store_retained(e, m, false);
 				event_message(e, MIDGE_EV_RETAIN_CLEAR, NULL, m, NULL, m->qos, 0, false, 0,
-					     "expired");
+					      "expired");
+			}
 			event_drop(e, s, m, qos, MIDGE_DROP_EXPIRED, "retained message expired");
 		} else if (!limits_acl_allows(e, &cl, m->topic, m->topic_len, ENGINE_ACCESS_RECEIVE)) {
 			event_drop(e, s, m, qos, MIDGE_DROP_NOT_AUTHORIZED, "receive denied by ACL");
@@ -216,10 +223,15 @@ int unsubscribe_handle(struct engine *e, struct engine_conn *c, struct codec_pac
 		struct sub *x = sub_find(s, f.p, f.len, &prev);
 		uint8_t rc = MQTT_RC_NO_SUBSCRIPTION_EXISTED;
 		if (x) {
-			topic_tree_unsubscribe(e->tree, f.p, f.len, s);
+			topic_tree_unsubscribe(e->tree, f.p, f.len, &s->subscriber);
 			*prev = x->next;
 			free(x);
 			s->nsubs--;
+			if (s->stored) {
+				struct midge_str id = session_id(s);
+				struct midge_str filter = {(const char *)f.p, f.len};
+				e->store.subscription_removed(e->store.ctx, &id, &filter);
+			}
 			rc = 0;
 		}
 		codes[i++] = rc;

@@ -144,7 +144,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cfg.topic_alias_max = 4;
 	cfg.max_packet_size = 4096;
 	cfg.max_packet_before_connect = 1024;
-	struct engine_auth auth = {NULL, fz_connect, fz_acl};
+	struct engine_auth auth = {.connect = fz_connect, .acl = fz_acl};
 	uint8_t variant = size ? data[0] : 0;
 	cfg.queue_qos0_messages = !(variant & 0x01);
 	if (variant & 0x02)

@@ -525,7 +525,7 @@ static int deny_connect(void *ctx, const struct midge_client *client,
 
 static void t_auth_connect(void)
 {
-	struct engine_auth auth = {NULL, deny_connect, NULL};
+	struct engine_auth auth = {.connect = deny_connect};
 	start(NULL, &auth);
 	open_conn(0);
 	CU_ASSERT_EQUAL(connect_full(0, 4, "a", 0xc2, 60, NULL, "00 01 75 00 03 62 61 64"), -1);
@@ -1042,7 +1042,7 @@ static int acl_deny_secret(void *ctx, const struct midge_client *client, const u
 
 static void t_acl(void)
 {
-	struct engine_auth auth = {NULL, NULL, acl_deny_secret};
+	struct engine_auth auth = {.acl = acl_deny_secret};
 	start(NULL, &auth);
 	up4(0, "pub4");
 	up5(1, "pub5", 0x02, NULL);
@@ -1618,7 +1618,7 @@ static void t_auth_packet(void)
 
 static void t_request_problem_info(void)
 {
-	struct engine_auth auth = {NULL, NULL, acl_deny_secret};
+	struct engine_auth auth = {.acl = acl_deny_secret};
 	start(NULL, &auth);
 	up5(0, "p", 0x02, "17 00"); /* request problem information 0 [MQTT-3.1.2-29] */
 	feed(0, "32 0d 00 06 73 65 63 72 65 74 00 05 00 68 69");
