@@ -229,21 +229,17 @@ static size_t unhex(const char *hex, uint8_t *out, size_t cap)
 	return n;
 }
 
-/* Feeds complete packets (one or more) to connection i; returns the last
- * engine_conn_frame() result. */
+/* Feeds complete packets (one or more) to connection i through the
+ * engine's framing loop, as the transport does; returns what
+ * engine_conn_input() returned. Going on reading means every byte was a
+ * whole packet and was used. */
 static int feed_bytes(int i, const uint8_t *b, size_t n)
 {
-	size_t pos = 0;
-	int rc = 0;
-	while (pos < n) {
-		struct codec_frame fr;
-		int s = codec_frame_scan(b + pos, n - pos, 0, &fr);
-		CU_ASSERT_FATAL(s == 0);
-		CU_ASSERT_FATAL(pos + fr.header_len + fr.remaining <= n);
-		rc = engine_conn_frame(E, F[i].c, fr.first, b + pos + fr.header_len, fr.remaining, NOW);
-		pos += fr.header_len + fr.remaining;
-		if (rc < 0)
-			break;
+	struct codec_feed fo;
+	int rc = engine_conn_input(E, F[i].c, b, n, NOW, &fo);
+	if (rc == 0) {
+		CU_ASSERT_EQUAL_FATAL(fo.used, n);
+		CU_ASSERT_EQUAL(fo.need, 0);
 	}
 	return rc;
 }
@@ -275,12 +271,13 @@ static void expect(int i, const char *hex)
 	CU_ASSERT_STRING_EQUAL(got, hex);
 }
 
-/* Builds and feeds a CONNECT. level 3 uses "MQIsdp". props and tail (will
- * properties/topic/payload, username, password, as hex) may be NULL. */
-static int connect_full(int i, uint8_t level, const char *cid, uint8_t flags, uint16_t ka,
-			const char *props, const char *tail)
+/* Builds a CONNECT into pk (2100 bytes) and returns its size. level 3 uses
+ * "MQIsdp". props and tail (will properties/topic/payload, username,
+ * password, as hex) may be NULL. */
+static size_t connect_bytes(uint8_t *pk, uint8_t level, const char *cid, uint8_t flags, uint16_t ka,
+			    const char *props, const char *tail)
 {
-	uint8_t body[2048], pk[2100];
+	uint8_t body[2048];
 	size_t n = 0;
 	const char *name = level == 3 ? "MQIsdp" : "MQTT";
 	size_t nl = strlen(name), cl = strlen(cid);
@@ -314,7 +311,15 @@ static int connect_full(int i, uint8_t level, const char *cid, uint8_t flags, ui
 		pk[k++] = (uint8_t)(d | (rem ? 0x80 : 0));
 	} while (rem);
 	memcpy(pk + k, body, n);
-	return feed_bytes(i, pk, k + n);
+	return k + n;
+}
+
+/* Builds and feeds a CONNECT (see connect_bytes()). */
+static int connect_full(int i, uint8_t level, const char *cid, uint8_t flags, uint16_t ka,
+			const char *props, const char *tail)
+{
+	uint8_t pk[2100];
+	return feed_bytes(i, pk, connect_bytes(pk, level, cid, flags, ka, props, tail));
 }
 
 /* Opens connection i and connects it with the default flags for a test:
@@ -538,6 +543,136 @@ static void t_auth_connect(void)
 	/* 0x86 with "refused by authentication" */
 	expect(2, "20 1f 00 86 1c 1f 00 19 72 65 66 75 73 65 64 20 62 79 20 61 75 74 68 65 6e "
 		  "74 69 63 61 74 69 6f 6e");
+	stop();
+}
+
+/* An authentication module that answers later: it remembers whom it was
+ * asked about, as an auth worker would. */
+static struct engine_conn *PENDING_CONN;
+static char PENDING_CID[64];
+static int PENDING_CANCELS;
+
+static int later_connect(void *ctx, const struct midge_client *client,
+			 const struct midge_str *username, const struct midge_str *password)
+{
+	PENDING_CONN = engine_conn_of(client);
+	copy_str(PENDING_CID, sizeof PENDING_CID, client->client_id.p, client->client_id.len);
+	return ENGINE_AUTH_PENDING;
+}
+
+static void later_cancel(void *ctx, const struct midge_client *client)
+{
+	CU_ASSERT_PTR_EQUAL(engine_conn_of(client), PENDING_CONN);
+	PENDING_CANCELS++;
+}
+
+static const struct engine_auth auth_later = {.connect = later_connect,
+					      .connect_cancel = later_cancel};
+
+/* Starts with auth_later and feeds connection 0 a CONNECT and, in the
+ * same read, the bytes in hex; checks the CONNECT is held and what
+ * follows is not read. Returns the CONNECT's size in *used. */
+static void pending_start(uint8_t level, const char *cid, const char *after, uint8_t *buf,
+			  size_t *n, size_t *used)
+{
+	PENDING_CONN = NULL;
+	PENDING_CANCELS = 0;
+	start(NULL, &auth_later);
+	open_conn(0);
+	size_t k = connect_bytes(buf, level, cid, 0x02, 60, NULL, NULL);
+	*n = k + unhex(after, buf + k, 2100 - k);
+	struct codec_feed fo;
+	CU_ASSERT_EQUAL(engine_conn_input(E, F[0].c, buf, *n, NOW, &fo), ENGINE_CONN_HELD);
+	CU_ASSERT_EQUAL(fo.used, k); /* the CONNECT, nothing after it */
+	*used = fo.used;
+	CU_ASSERT_PTR_EQUAL(PENDING_CONN, F[0].c);
+	expect(0, "");
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_CONNECT, NULL), 0);
+	CU_ASSERT_EQUAL(engine_conn_version(F[0].c), 0);
+	/* while held, nothing more is read, by either entry */
+	CU_ASSERT_EQUAL(engine_conn_input(E, F[0].c, buf + k, *n - k, NOW, &fo), ENGINE_CONN_HELD);
+	CU_ASSERT_EQUAL(fo.used, 0);
+	CU_ASSERT_EQUAL(engine_conn_frame(E, F[0].c, 0xC0, NULL, 0, NOW), ENGINE_CONN_HELD);
+	expect(0, "");
+}
+
+static void t_auth_pending_allow(void)
+{
+	uint8_t buf[2100];
+	size_t n, used;
+	pending_start(4, "a", "82 06 00 01 00 01 74 00", buf, &n, &used); /* SUBSCRIBE t */
+	CU_ASSERT_STRING_EQUAL(PENDING_CID, "a");
+	CU_ASSERT_EQUAL(engine_conn_auth_done(E, F[0].c, 0, NOW), 0);
+	expect(0, "20 02 00 00");
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_CONNECT, NULL), 1);
+	CU_ASSERT_STRING_EQUAL(last_ev(MIDGE_EV_CONNECT)->cid, "a");
+	CU_ASSERT_EQUAL(engine_conn_version(F[0].c), 4);
+	/* the transport feeds what it kept */
+	CU_ASSERT_EQUAL(feed_bytes(0, buf + used, n - used), 0);
+	expect(0, "90 03 00 01 00");
+	/* nothing is pending any more */
+	CU_ASSERT_EQUAL(engine_conn_auth_done(E, F[0].c, 0, NOW), -1);
+	expect(0, "");
+	gone(0, NULL);
+	CU_ASSERT_EQUAL(PENDING_CANCELS, 0);
+	stop();
+}
+
+static void t_auth_pending_assigned_id(void)
+{
+	uint8_t buf[2100];
+	size_t n, used;
+	char want[256];
+	pending_start(5, "", "", buf, &n, &used);
+	/* the identifier assigned before the wait is the one CONNACK names */
+	CU_ASSERT_EQUAL(strlen(PENDING_CID), 22);
+	CU_ASSERT_EQUAL(engine_conn_auth_done(E, F[0].c, 0, NOW), 0);
+	int k = sprintf(want, "20 22 00 00 1f 12 00 16");
+	for (const char *p = PENDING_CID; *p; p++)
+		k += sprintf(want + k, " %02x", (unsigned char)*p);
+	sprintf(want + k, " 21 00 14 22 00 0a");
+	expect(0, want);
+	CU_ASSERT_STRING_EQUAL(last_ev(MIDGE_EV_CONNECT)->cid, PENDING_CID);
+	stop();
+}
+
+static void t_auth_pending_deny(void)
+{
+	uint8_t buf[2100];
+	size_t n, used;
+	pending_start(5, "b", "c0 00", buf, &n, &used);
+	CU_ASSERT_EQUAL(engine_conn_auth_done(E, F[0].c, MQTT_RC_BAD_USERNAME_OR_PASSWORD, NOW), -1);
+	/* 0x86 with "refused by authentication", as a synchronous refusal */
+	expect(0, "20 1f 00 86 1c 1f 00 19 72 65 66 75 73 65 64 20 62 79 20 61 75 74 68 65 6e "
+		  "74 69 63 61 74 69 6f 6e");
+	CU_ASSERT_EQUAL(F[0].close_calls, 1);
+	CU_ASSERT_EQUAL(last_ev(MIDGE_EV_CONNECT_REFUSED)->rc, MQTT_RC_BAD_USERNAME_OR_PASSWORD);
+	CU_ASSERT_STRING_EQUAL(last_ev(MIDGE_EV_CONNECT_REFUSED)->cid, "b");
+	/* the PINGREQ that followed is never answered */
+	CU_ASSERT_EQUAL(feed_bytes(0, buf + used, n - used), -1);
+	expect(0, "");
+	gone(0, NULL);
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_DISCONNECT, NULL), 0);
+	CU_ASSERT_EQUAL(stats_now().clients_total, 0);
+	stop();
+}
+
+static void t_auth_pending_client_gone(void)
+{
+	uint8_t buf[2100];
+	size_t n, used;
+	pending_start(4, "c", "", buf, &n, &used);
+	gone(0, "reset");
+	CU_ASSERT_EQUAL(PENDING_CANCELS, 1);
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_DISCONNECT, NULL), 0);
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_CONNECT, NULL), 0);
+	CU_ASSERT_EQUAL(stats_now().clients_total, 0);
+	CU_ASSERT_EQUAL(stats_now().clients_connected, 0);
+	/* another client with the same id is not disturbed by the old wait */
+	open_conn(1);
+	CU_ASSERT_EQUAL(connect_full(1, 4, "c", 0x02, 60, NULL, NULL), ENGINE_CONN_HELD);
+	CU_ASSERT_EQUAL(engine_conn_auth_done(E, F[1].c, 0, NOW), 0);
+	expect(1, "20 02 00 00");
 	stop();
 }
 
@@ -1026,9 +1161,10 @@ static void t_sub_ids_unavailable(void)
 	connect_full(1, 5, "sub", 0x02, 60, NULL, NULL);
 	out(1);
 	CU_ASSERT_EQUAL(feed(1, "82 09 00 01 02 0b 05 00 01 74 00"), -1);
-	const char *got = out(1);
-	CU_ASSERT_EQUAL(strncmp(got, "e0", 2), 0);
-	CU_ASSERT_PTR_NOT_NULL(strstr(got, " a1 "));
+	/* DISCONNECT 0xA1 "subscription identifiers not supported" */
+	expect(1, "e0 2b a1 29 1f 00 26 73 75 62 73 63 72 69 70 74 69 6f 6e 20 69 64 65 6e 74 69 66 "
+		  "69 65 72 73 20 6e 6f 74 20 73 75 70 70 6f 72 74 65 64");
+	CU_ASSERT_EQUAL(F[1].close_calls, 1);
 	stop();
 }
 
@@ -1628,14 +1764,40 @@ static void t_request_problem_info(void)
 
 static void t_framing_error(void)
 {
-	start(NULL, NULL);
-	up5(0, "a", 0x02, NULL);
-	engine_conn_framing_error(E, F[0].c, MQTT_RC_PACKET_TOO_LARGE, NOW);
-	const char *got = out(0);
-	CU_ASSERT_EQUAL(strncmp(got, "e0", 2), 0);
-	CU_ASSERT_PTR_NOT_NULL(strstr(got, " 95 "));
+	struct engine_config cfg = config_default();
+	cfg.max_packet_size = 64;
+	/* the default CONNACK, advertising the 64-byte maximum */
+	static const char *connack = "20 0e 00 00 0b 21 00 14 22 00 0a 27 00 00 00 40";
+	start(&cfg, NULL);
+	open_conn(0);
+	CU_ASSERT_EQUAL(connect_full(0, 5, "a", 0x02, 60, NULL, NULL), 0);
+	expect(0, connack);
+	/* [MQTT-3.12.4-1] */
+	CU_ASSERT_EQUAL(feed(0, "c0 00"), 0);
+	expect(0, "d0 00");
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_PING, NULL), 1);
+	/* a PUBLISH claiming 100 bytes, over the 64-byte maximum: DISCONNECT
+	 * 0x95 "packet larger than the maximum packet size", before the body
+	 * arrives */
+	CU_ASSERT_EQUAL(feed(0, "30 64 00 01"), -1);
+	expect(0, "e0 2f 95 2d 1f 00 2a 70 61 63 6b 65 74 20 6c 61 72 67 65 72 20 74 68 61 6e 20 74 "
+		  "68 65 20 6d 61 78 69 6d 75 6d 20 70 61 63 6b 65 74 20 73 69 7a 65");
 	CU_ASSERT_EQUAL(F[0].close_calls, 1);
 	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_PROTOCOL_ERROR, NULL), 1);
+	CU_ASSERT_EQUAL(last_ev(MIDGE_EV_PROTOCOL_ERROR)->rc, MQTT_RC_PACKET_TOO_LARGE);
+	/* reserved packet type 0: DISCONNECT 0x81 "malformed packet" */
+	open_conn(1);
+	CU_ASSERT_EQUAL(connect_full(1, 5, "b", 0x02, 60, NULL, NULL), 0);
+	expect(1, connack);
+	CU_ASSERT_EQUAL(feed(1, "00 00"), -1);
+	expect(1, "e0 15 81 13 1f 00 10 6d 61 6c 66 6f 72 6d 65 64 20 70 61 63 6b 65 74");
+	CU_ASSERT_EQUAL(F[1].close_calls, 1);
+	/* 3.1.1 has no DISCONNECT from the server: closed, nothing sent */
+	up4(2, "c");
+	CU_ASSERT_EQUAL(feed(2, "00 00"), -1);
+	expect(2, "");
+	CU_ASSERT_EQUAL(F[2].close_calls, 1);
+	CU_ASSERT_EQUAL(last_ev(MIDGE_EV_PROTOCOL_ERROR)->rc, MQTT_RC_MALFORMED);
 	stop();
 }
 
@@ -2052,6 +2214,10 @@ static void register_tests(void)
 		{"client id too long", t_client_id_too_long},
 		{"anonymous refused", t_anonymous_refused},
 		{"authentication callback", t_auth_connect},
+		{"authentication pending, then allowed: held input read after", t_auth_pending_allow},
+		{"authentication pending keeps the assigned client id", t_auth_pending_assigned_id},
+		{"authentication pending, then refused", t_auth_pending_deny},
+		{"authentication pending, client gone meanwhile", t_auth_pending_client_gone},
 		{"authentication method v5 0x8C", t_auth_method_v5},
 		{"CONNACK v5 properties from configuration", t_connack_v5_props},
 		{"MQTT-3.1.2-24 keepalive timeout 1.5x", t_keepalive_timeout},
