@@ -26,11 +26,6 @@ void client_request_close(struct engine *e, struct engine_conn *c, uint8_t rc, b
 	e->io.close(e->io.ctx, c->handle);
 }
 
-bool client_is_up(const struct engine_conn *c)
-{
-	return c && c->state == CONN_UP;
-}
-
 struct engine_conn *engine_conn_open(struct engine *e, void *handle, const char *peer_addr,
 				     uint16_t peer_port, bool tls, uint64_t now_ms)
 {

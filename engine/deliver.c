@@ -172,14 +172,6 @@ static uint32_t session_window(const struct engine *e, const struct session *s)
 	return w;
 }
 
-struct slot *slot_find(struct session *s, uint16_t pid)
-{
-	for (uint32_t i = 0; i < s->n_inflight; i++)
-		if (s->inflight[i].pid == pid)
-			return &s->inflight[i];
-	return NULL;
-}
-
 void slot_remove(struct engine *e, struct session *s, struct slot *sl)
 {
 	uint32_t i = (uint32_t)(sl - s->inflight);

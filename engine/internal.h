@@ -43,6 +43,7 @@
 #define MIDGE_ENGINE_INTERNAL_H
 
 #include <stddef.h>
+#include <string.h>
 
 #include "codec/codec.h"
 #include "engine/engine.h"
@@ -302,7 +303,6 @@ int timer_set(struct engine *e, struct timer_node *t, uint64_t at);
 uint32_t engine_hash_bytes(const void *p, size_t n);
 struct session *session_find(struct engine *e, const uint8_t *cid, size_t len);
 void session_client(const struct session *s, struct midge_client *out);
-int session_array_grow(void **arr, uint16_t *cap, uint16_t n, size_t elem);
 struct session *session_new(struct engine *e, const uint8_t *cid, size_t len);
 void session_destroy(struct engine *e, struct session *s);
 void session_expire(struct engine *e, struct session *s);
@@ -310,15 +310,11 @@ void session_detach(struct engine *e, struct session *s, bool publish);
 void session_take_over(struct engine *e, struct session *s, bool clean_start);
 
 /* message.c */
-void emsg_unref(struct emsg *m);
 void emsg_unref_cb(void *m);
-struct emsg *emsg_ref(struct emsg *m);
-size_t emsg_size(const struct emsg *m);
 struct emsg *emsg_new(struct engine *e, const uint8_t *topic, size_t tlen,
 			     const uint8_t *payload, size_t plen, const uint8_t *props,
 			     size_t props_len, uint8_t qos, bool retain, uint64_t origin,
 			     const uint8_t *origin_id, size_t olen, bool will);
-void emsg_view(const struct emsg *m, struct midge_message *v, uint16_t pid, bool dup);
 char *engine_dup_bytes(const void *p, size_t n);
 uint32_t emsg_remaining_expiry(const struct engine *e, const struct emsg *m);
 
@@ -337,7 +333,6 @@ void event_acked(struct engine *e, struct engine_conn *c, const struct slot *sl,
 		       const struct emsg *m);
 
 /* output.c */
-int output_scratch_reserve(struct engine *e, size_t n);
 int client_write(struct engine *e, struct engine_conn *c, const uint8_t *b, size_t n,
 		      struct frame *tail, bool droppable);
 void output_reason_string(const struct engine_conn *c, struct codec_props *p, uint8_t type,
@@ -349,7 +344,6 @@ void output_ack(struct engine *e, struct engine_conn *c, uint8_t type, uint16_t 
 void output_disconnect(struct engine *e, struct engine_conn *c, uint8_t rc, const char *why);
 
 /* deliver.c */
-struct slot *slot_find(struct session *s, uint16_t pid);
 void slot_remove(struct engine *e, struct session *s, struct slot *sl);
 void session_enqueue(struct engine *e, struct session *s, struct delivery *d);
 void session_dequeue(struct engine *e, struct session *s, struct delivery *out);
@@ -431,7 +425,6 @@ int client_fail(struct engine *e, struct engine_conn *c, uint8_t rc, const char 
 /* conn.c */
 void client_request_close(struct engine *e, struct engine_conn *c, uint8_t rc, bool by_client,
 		       const char *why);
-bool client_is_up(const struct engine_conn *c);
 void client_teardown(struct engine *e, struct engine_conn *c);
 void client_keepalive_fire(struct engine *e, struct engine_conn *c);
 
@@ -443,6 +436,83 @@ static inline struct midge_str session_id(const struct session *s)
 }
 
 void session_store_save(struct engine *e, struct session *s);
+
+/*
+ * Small calls of the per-message path, inline so that splitting the
+ * engine into rooms costs no call per delivery.
+ */
+static inline bool client_is_up(const struct engine_conn *c)
+{
+	return c && c->state == CONN_UP;
+}
+
+static inline struct emsg *emsg_ref(struct emsg *m)
+{
+	m->refs++;
+	return m;
+}
+
+void emsg_free(struct emsg *m);
+
+/* The event and store view of m. */
+static inline void emsg_view(const struct emsg *m, struct midge_message *v, uint16_t pid, bool dup)
+{
+	memset(v, 0, sizeof *v);
+	v->topic.p = (const char *)m->topic;
+	v->topic.len = m->topic_len;
+	v->payload = m->payload->data;
+	v->payload_len = m->payload->len;
+	v->qos = m->qos;
+	v->retain = m->retain;
+	v->dup = dup;
+	v->packet_id = pid;
+	v->props = m->raw_props;
+	v->props_len = m->props_len;
+	v->origin.p = m->origin_id;
+	v->origin.len = m->origin_len;
+}
+
+
+/* Drops one reference; emsg_unref(NULL) does nothing. */
+static inline void emsg_unref(struct emsg *m)
+{
+	if (m && --m->refs == 0)
+		emsg_free(m);
+}
+
+static inline size_t emsg_size(const struct emsg *m)
+{
+	return (size_t)m->topic_len + m->payload->len + m->props_len;
+}
+
+int output_scratch_grow(struct engine *e, size_t n);
+
+/* Makes the encode scratch buffer hold n bytes. Returns 0 or -1 on OOM. */
+static inline int output_scratch_reserve(struct engine *e, size_t n)
+{
+	return n <= e->cap_scratch ? 0 : output_scratch_grow(e, n);
+}
+
+/* The in-flight slot of packet id pid, or NULL. */
+static inline struct slot *slot_find(struct session *s, uint16_t pid)
+{
+	for (uint32_t i = 0; i < s->n_inflight; i++)
+		if (s->inflight[i].pid == pid)
+			return &s->inflight[i];
+	return NULL;
+}
+
+int session_array_grow_slow(void **arr, uint16_t *cap, uint16_t n, size_t elem);
+
+/*
+ * Makes room for element n of an array counted in 16 bits (packet ids
+ * bound both session arrays to 65535): doubles *cap from 8, up to 65535.
+ * Returns 0, or -1 when n is already 65535 or on OOM.
+ */
+static inline int session_array_grow(void **arr, uint16_t *cap, uint16_t n, size_t elem)
+{
+	return n < *cap ? 0 : session_array_grow_slow(arr, cap, n, elem);
+}
 void publish_store_retained(struct engine *e, const struct emsg *m, bool set);
 
 #endif

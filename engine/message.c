@@ -25,10 +25,9 @@ static void emsg_release(struct emsg *m)
 	frame_unref((struct frame *)(void *)((uint8_t *)m - offsetof(struct frame, data)));
 }
 
-void emsg_unref(struct emsg *m)
+/* The last reference went: payload and record go back to their caches. */
+void emsg_free(struct emsg *m)
 {
-	if (!m || --m->refs > 0)
-		return;
 	frame_unref(m->payload);
 	emsg_release(m);
 }
@@ -36,17 +35,6 @@ void emsg_unref(struct emsg *m)
 void emsg_unref_cb(void *m)
 {
 	emsg_unref(m);
-}
-
-struct emsg *emsg_ref(struct emsg *m)
-{
-	m->refs++;
-	return m;
-}
-
-size_t emsg_size(const struct emsg *m)
-{
-	return (size_t)m->topic_len + m->payload->len + m->props_len;
 }
 
 /*
@@ -105,23 +93,6 @@ struct emsg *emsg_new(struct engine *e, const uint8_t *topic, size_t tlen,
 		m->props.sub_id_count = 0;
 	}
 	return m;
-}
-
-void emsg_view(const struct emsg *m, struct midge_message *v, uint16_t pid, bool dup)
-{
-	memset(v, 0, sizeof *v);
-	v->topic.p = (const char *)m->topic;
-	v->topic.len = m->topic_len;
-	v->payload = m->payload->data;
-	v->payload_len = m->payload->len;
-	v->qos = m->qos;
-	v->retain = m->retain;
-	v->dup = dup;
-	v->packet_id = pid;
-	v->props = m->raw_props;
-	v->props_len = m->props_len;
-	v->origin.p = m->origin_id;
-	v->origin.len = m->origin_len;
 }
 
 char *engine_dup_bytes(const void *p, size_t n)

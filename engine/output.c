@@ -7,10 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-int output_scratch_reserve(struct engine *e, size_t n)
+/* The slow path of output_scratch_reserve(): the buffer doubles until n fits. */
+int output_scratch_grow(struct engine *e, size_t n)
 {
-	if (n <= e->cap_scratch)
-		return 0;
 	size_t cap = e->cap_scratch ? e->cap_scratch : 1024;
 	while (cap < n)
 		cap *= 2;

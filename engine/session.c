@@ -79,15 +79,9 @@ void session_client(const struct session *s, struct midge_client *out)
 	out->protocol = s->version;
 }
 
-/*
- * Makes room for element n of an array counted in 16 bits (packet ids
- * bound both session arrays to 65535): doubles *cap from 8, up to 65535.
- * Returns 0, or -1 when n is already 65535 or on OOM.
- */
-int session_array_grow(void **arr, uint16_t *cap, uint16_t n, size_t elem)
+/* The slow path of session_array_grow() (internal.h): n == *cap. */
+int session_array_grow_slow(void **arr, uint16_t *cap, uint16_t n, size_t elem)
 {
-	if (n < *cap)
-		return 0;
 	if (n == UINT16_MAX)
 		return -1;
 	uint32_t ncap = *cap ? (*cap >= 32768 ? UINT16_MAX : *cap * 2u) : 8;
