@@ -170,7 +170,7 @@ struct session {
 	uint32_t cid_len;
 	uint32_t hash;
 	uint32_t expiry; /* seconds; EXPIRY_NEVER; 0 ends with the connection */
-	uint32_t nsubs;
+	uint32_t n_subs;
 	uint32_t queue_cap, queue_head, queue_len;
 	uint16_t n_inflight, cap_inflight; /* at most 65535 packet ids in flight either way */
 	uint16_t n_awaiting_rel, cap_awaiting_rel;
@@ -202,7 +202,7 @@ struct out_alias {
 /* A connection's topic aliases (MQTT 5 only, and rare): out of line, so
  * the connection record of every other client is a pointer smaller. */
 struct conn_aliases {
-	struct alias *in;       /* alias_max entries once the client uses one */
+	struct alias *in;       /* in_alias_max entries once the client uses one */
 	struct out_alias *out;  /* OUT_ALIAS_CAP entries when the client accepts aliases */
 };
 
@@ -228,23 +228,23 @@ struct engine_conn {
 	uint64_t last_packet_ms;
 	struct timer_node keepalive_timer;
 	struct midge_client info;
-	uint32_t client_max_packet; /* the client's maximum packet size, 0 = none */
+	uint32_t client_max_packet;  /* the client's maximum packet size, 0 = none */
 	uint16_t keepalive;
-	uint16_t client_receive_max;   /* the client's receive maximum: our outgoing window */
-	uint16_t in_alias_max;  /* aliases we accept */
-	uint16_t receive_max;     /* our receive maximum, as advertised */
-	uint16_t out_alias_max; /* aliases we use towards the client (its maximum, capped) */
-	uint16_t out_alias_used;   /* aliases assigned so far, 1..out_alias_n */
-	uint8_t state;
+	uint16_t client_receive_max; /* the client's receive maximum: our outgoing window */
+	uint16_t in_alias_max;       /* aliases we accept */
+	uint16_t receive_max;        /* our receive maximum, as advertised */
+	uint16_t out_alias_max;      /* aliases we use towards the client (its maximum, capped) */
+	uint16_t out_alias_used;     /* aliases assigned so far, 1..out_alias_used */
+	uint8_t state;               /* enum conn_state */
 	uint8_t version;
-	uint8_t close_rc;
-	bool counted_connected;   /* counted in clients_connected */
-	bool problem_info;       /* v5 request problem information */
-	bool normal_disconnect;    /* normal DISCONNECT: no will */
-	bool close_cause_set;     /* d_rc / d_why hold the disconnect cause */
+	uint8_t close_rc;            /* with close_why, close_by_client: the cause the */
+	bool close_cause_set;        /* disconnect event reports, once recorded */
 	bool close_by_client;
-	bool expiry_zero;    /* CONNECT had session expiry 0 [MQTT-3.14.2-2] */
-	bool cid_own;        /* info.client_id is our own copy (the session is gone), not s->cid */
+	bool counted_connected;      /* counted in clients_connected */
+	bool problem_info;           /* v5 request problem information */
+	bool normal_disconnect;      /* normal DISCONNECT: no will */
+	bool expiry_zero;            /* CONNECT had session expiry 0 [MQTT-3.14.2-2] */
+	bool cid_own;                /* info.client_id is our own copy (the session is gone) */
 	char peer[];         /* NUL-terminated, sized to the text: "127.0.0.1" takes 10 bytes, not 46 */
 };
 

@@ -143,7 +143,7 @@ static void session_unsubscribe_all(struct engine *e, struct session *s)
 		free(x);
 	}
 	s->subs = NULL;
-	s->nsubs = 0;
+	s->n_subs = 0;
 	e->st.subscriptions_count = topic_tree_count(e->tree);
 }
 

@@ -56,7 +56,7 @@ static int subscribe_one(struct engine *e, struct engine_conn *c, const struct c
 		bool isnew = !x;
 		uint8_t qos = en->qos > cfg->max_qos ? cfg->max_qos : en->qos;
 		uint8_t options = c->version == CODEC_V5 ? (uint8_t)((en->options & ~3u) | qos) : qos;
-		if (isnew && cfg->max_subscriptions && s->nsubs >= cfg->max_subscriptions) {
+		if (isnew && cfg->max_subscriptions && s->n_subs >= cfg->max_subscriptions) {
 			rc = MQTT_RC_QUOTA_EXCEEDED;
 		} else if (isnew && !(x = malloc(sizeof *x + len))) {
 			rc = MQTT_RC_UNSPECIFIED;
@@ -71,7 +71,7 @@ static int subscribe_one(struct engine *e, struct engine_conn *c, const struct c
 				memcpy(x->filter, f, len);
 				x->next = s->subs;
 				s->subs = x;
-				s->nsubs++;
+				s->n_subs++;
 				*fresh = true;
 			}
 			x->options = options;
@@ -226,7 +226,7 @@ int unsubscribe_handle(struct engine *e, struct engine_conn *c, struct codec_pac
 			topic_tree_unsubscribe(e->tree, f.p, f.len, &s->subscriber);
 			*prev = x->next;
 			free(x);
-			s->nsubs--;
+			s->n_subs--;
 			if (s->stored) {
 				struct midge_str id = session_id(s);
 				struct midge_str filter = {(const char *)f.p, f.len};
