@@ -322,6 +322,23 @@ static int connect_full(int i, uint8_t level, const char *cid, uint8_t flags, ui
 	return feed_bytes(i, pk, connect_bytes(pk, level, cid, flags, ka, props, tail));
 }
 
+/* Feeds connection i the packets in hex and expects exactly want back. */
+static void exchange(int i, const char *hex, const char *want)
+{
+	feed(i, hex);
+	expect(i, want);
+}
+
+/* Opens connection i, feeds it a CONNECT (see connect_full()), checks
+ * what the engine returned and expects exactly want back. */
+static void connect_expect(int i, uint8_t level, const char *cid, uint8_t flags, uint16_t ka,
+			   const char *props, const char *tail, int rc, const char *want)
+{
+	open_conn(i);
+	CU_ASSERT_EQUAL(connect_full(i, level, cid, flags, ka, props, tail), rc);
+	expect(i, want);
+}
+
 /* Opens connection i and connects it with the default flags for a test:
  * clean, keepalive 60; checks the CONNACK is a plain success. */
 static void up4(int i, const char *cid)
@@ -423,9 +440,7 @@ static void t_peer_address_kept(void)
 static void t_connack_v31(void)
 {
 	start(NULL, NULL);
-	open_conn(0);
-	CU_ASSERT_EQUAL(connect_full(0, 3, "old", 0x02, 60, NULL, NULL), 0);
-	expect(0, "20 02 00 00");
+	connect_expect(0, 3, "old", 0x02, 60, NULL, NULL, 0, "20 02 00 00");
 	CU_ASSERT_EQUAL(engine_conn_version(F[0].c), 3);
 	stop();
 }
@@ -433,9 +448,7 @@ static void t_connack_v31(void)
 static void t_unsupported_level(void)
 {
 	start(NULL, NULL);
-	open_conn(0);
-	CU_ASSERT_EQUAL(connect_full(0, 7, "a", 0x02, 60, NULL, NULL), -1);
-	expect(0, "20 02 00 01");
+	connect_expect(0, 7, "a", 0x02, 60, NULL, NULL, -1, "20 02 00 01");
 	CU_ASSERT_EQUAL(F[0].close_calls, 1);
 	CU_ASSERT_EQUAL(last_ev(MIDGE_EV_CONNECT_REFUSED)->rc, 1);
 	stop();
@@ -444,9 +457,7 @@ static void t_unsupported_level(void)
 static void t_empty_id_persistent_v4(void)
 {
 	start(NULL, NULL);
-	open_conn(0);
-	CU_ASSERT_EQUAL(connect_full(0, 4, "", 0x00, 60, NULL, NULL), -1);
-	expect(0, "20 02 00 02");
+	connect_expect(0, 4, "", 0x00, 60, NULL, NULL, -1, "20 02 00 02");
 	CU_ASSERT_EQUAL(F[0].close_calls, 1);
 	stop();
 }
@@ -454,9 +465,7 @@ static void t_empty_id_persistent_v4(void)
 static void t_empty_id_clean_v4(void)
 {
 	start(NULL, NULL);
-	open_conn(0);
-	CU_ASSERT_EQUAL(connect_full(0, 4, "", 0x02, 60, NULL, NULL), 0);
-	expect(0, "20 02 00 00");
+	connect_expect(0, 4, "", 0x02, 60, NULL, NULL, 0, "20 02 00 00");
 	CU_ASSERT_EQUAL(strncmp(last_ev(MIDGE_EV_CONNECT)->cid, "midge-", 6), 0);
 	stop();
 }
@@ -497,9 +506,7 @@ static void t_client_id_too_long(void)
 	struct engine_config cfg = config_default();
 	cfg.max_client_id_len = 4;
 	start(&cfg, NULL);
-	open_conn(0);
-	CU_ASSERT_EQUAL(connect_full(0, 4, "abcde", 0x02, 60, NULL, NULL), -1);
-	expect(0, "20 02 00 02");
+	connect_expect(0, 4, "abcde", 0x02, 60, NULL, NULL, -1, "20 02 00 02");
 	/* the refusal names the client id the CONNECT carried */
 	CU_ASSERT_STRING_EQUAL(last_ev(MIDGE_EV_CONNECT_REFUSED)->cid, "abcde");
 	stop();
@@ -510,13 +517,9 @@ static void t_anonymous_refused(void)
 	struct engine_config cfg = config_default();
 	cfg.allow_anonymous = false;
 	start(&cfg, NULL);
-	open_conn(0);
-	CU_ASSERT_EQUAL(connect_full(0, 4, "a", 0x02, 60, NULL, NULL), -1);
-	expect(0, "20 02 00 05");
+	connect_expect(0, 4, "a", 0x02, 60, NULL, NULL, -1, "20 02 00 05");
 	/* with a username it passes */
-	open_conn(1);
-	CU_ASSERT_EQUAL(connect_full(1, 4, "b", 0x82, 60, NULL, "00 01 75"), 0);
-	expect(1, "20 02 00 00");
+	connect_expect(1, 4, "b", 0x82, 60, NULL, "00 01 75", 0, "20 02 00 00");
 	stop();
 }
 
@@ -532,12 +535,8 @@ static void t_auth_connect(void)
 {
 	struct engine_auth auth = {.connect = deny_connect};
 	start(NULL, &auth);
-	open_conn(0);
-	CU_ASSERT_EQUAL(connect_full(0, 4, "a", 0xc2, 60, NULL, "00 01 75 00 03 62 61 64"), -1);
-	expect(0, "20 02 00 04");
-	open_conn(1);
-	CU_ASSERT_EQUAL(connect_full(1, 4, "b", 0xc2, 60, NULL, "00 01 75 00 03 70 77 64"), 0);
-	expect(1, "20 02 00 00");
+	connect_expect(0, 4, "a", 0xc2, 60, NULL, "00 01 75 00 03 62 61 64", -1, "20 02 00 04");
+	connect_expect(1, 4, "b", 0xc2, 60, NULL, "00 01 75 00 03 70 77 64", 0, "20 02 00 00");
 	open_conn(2);
 	CU_ASSERT_EQUAL(connect_full(2, 5, "c", 0xc2, 60, NULL, "00 01 75 00 01 78"), -1);
 	/* 0x86 with "refused by authentication" */
@@ -711,9 +710,7 @@ static void t_connack_v5_props(void)
 static void t_keepalive_timeout(void)
 {
 	start(NULL, NULL);
-	open_conn(0);
-	CU_ASSERT_EQUAL(connect_full(0, 4, "a", 0x02, 10, NULL, NULL), 0);
-	expect(0, "20 02 00 00");
+	connect_expect(0, 4, "a", 0x02, 10, NULL, NULL, 0, "20 02 00 00");
 	uint64_t t0 = NOW;
 	NOW = t0 + 8000;
 	CU_ASSERT_EQUAL(feed(0, "c0 00"), 0); /* [MQTT-3.1.2-23] a packet resets it */
@@ -772,8 +769,7 @@ static void t_disconnect_normal(void)
 {
 	start(NULL, NULL);
 	up4(1, "sub");
-	feed(1, "82 06 00 01 00 01 77 00");
-	expect(1, "90 03 00 01 00");
+	exchange(1, "82 06 00 01 00 01 77 00", "90 03 00 01 00");
 	open_conn(0);
 	/* will "w" = "x", QoS 0 */
 	CU_ASSERT_EQUAL(connect_full(0, 4, "a", 0x06, 60, NULL, "00 01 77 00 01 78"), 0);
@@ -793,8 +789,7 @@ static void t_will_on_abnormal_close(void)
 {
 	start(NULL, NULL);
 	up4(1, "sub");
-	feed(1, "82 06 00 01 00 01 77 01");
-	expect(1, "90 03 00 01 01");
+	exchange(1, "82 06 00 01 00 01 77 01", "90 03 00 01 01");
 	open_conn(0);
 	/* will "w" = "x", QoS 1, retain */
 	CU_ASSERT_EQUAL(connect_full(0, 4, "a", 0x2e, 60, NULL, "00 01 77 00 01 78"), 0);
@@ -806,8 +801,7 @@ static void t_will_on_abnormal_close(void)
 	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_WILL, "w"), 1);
 	/* retained: a later subscriber gets it with the retain flag */
 	up4(2, "late");
-	feed(2, "82 06 00 02 00 01 77 01");
-	expect(2, "90 03 00 02 01 33 06 00 01 77 00 01 78");
+	exchange(2, "82 06 00 02 00 01 77 01", "90 03 00 02 01 33 06 00 01 77 00 01 78");
 	stop();
 }
 
@@ -815,8 +809,7 @@ static void t_will_disconnect_0x04(void)
 {
 	start(NULL, NULL);
 	up4(1, "sub");
-	feed(1, "82 06 00 01 00 01 77 00");
-	expect(1, "90 03 00 01 00");
+	exchange(1, "82 06 00 01 00 01 77 00", "90 03 00 01 00");
 	open_conn(0);
 	CU_ASSERT_EQUAL(connect_full(0, 5, "a", 0x06, 60, NULL, "00 00 01 77 00 01 78"), 0);
 	expect(0, connack5_default);
@@ -833,8 +826,7 @@ static void t_qos0_route(void)
 	start(NULL, NULL);
 	up4(0, "pub");
 	up4(1, "sub");
-	feed(1, "82 08 00 01 00 03 61 2f 62 00");
-	expect(1, "90 03 00 01 00");
+	exchange(1, "82 08 00 01 00 03 61 2f 62 00", "90 03 00 01 00");
 	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_SUBSCRIBE, "a/b"), 1);
 	CU_ASSERT_EQUAL(feed(0, "30 07 00 03 61 2f 62 68 69"), 0);
 	expect(0, "");
@@ -850,8 +842,7 @@ static void t_qos1_flow(void)
 	start(NULL, NULL);
 	up4(0, "pub");
 	up4(1, "sub");
-	feed(1, "82 08 00 01 00 03 61 2f 62 01");
-	expect(1, "90 03 00 01 01");
+	exchange(1, "82 08 00 01 00 03 61 2f 62 01", "90 03 00 01 01");
 	feed(0, "32 09 00 03 61 2f 62 00 05 68 69");
 	expect(0, "40 02 00 05"); /* [MQTT-4.3.2-2] */
 	expect(1, "32 09 00 03 61 2f 62 00 01 68 69");
@@ -871,19 +862,14 @@ static void t_qos2_flow(void)
 	start(NULL, NULL);
 	up4(0, "pub");
 	up4(1, "sub");
-	feed(1, "82 08 00 01 00 03 61 2f 62 02");
-	expect(1, "90 03 00 01 02");
-	feed(0, "34 09 00 03 61 2f 62 00 07 68 69");
-	expect(0, "50 02 00 07");
+	exchange(1, "82 08 00 01 00 03 61 2f 62 02", "90 03 00 01 02");
+	exchange(0, "34 09 00 03 61 2f 62 00 07 68 69", "50 02 00 07");
 	expect(1, "34 09 00 03 61 2f 62 00 01 68 69");
-	feed(0, "62 02 00 07");
-	expect(0, "70 02 00 07");
+	exchange(0, "62 02 00 07", "70 02 00 07");
 	feed(1, "50 02 00 01");
 	expect(1, "62 02 00 01"); /* [MQTT-4.3.3-4] */
-	feed(1, "70 02 00 01");
-	expect(1, "");
-	struct engine_stats st = stats_now();
-	CU_ASSERT_EQUAL(st.inflight_count, 0);
+	exchange(1, "70 02 00 01", "");
+	CU_ASSERT_EQUAL(stats_now().inflight_count, 0);
 	stop();
 }
 
@@ -892,19 +878,16 @@ static void t_qos2_no_duplicate(void)
 	start(NULL, NULL);
 	up4(0, "pub");
 	up4(1, "sub");
-	feed(1, "82 08 00 01 00 03 61 2f 62 02");
-	expect(1, "90 03 00 01 02");
+	exchange(1, "82 08 00 01 00 03 61 2f 62 02", "90 03 00 01 02");
 	feed(0, "34 09 00 03 61 2f 62 00 07 68 69");
-	feed(0, "3c 09 00 03 61 2f 62 00 07 68 69"); /* [MQTT-4.3.3-9] resent, DUP */
-	expect(0, "50 02 00 07 50 02 00 07");
+	/* [MQTT-4.3.3-9] resent, DUP */
+	exchange(0, "3c 09 00 03 61 2f 62 00 07 68 69",
+		 "50 02 00 07 50 02 00 07");
 	expect(1, "34 09 00 03 61 2f 62 00 01 68 69");
-	feed(0, "62 02 00 07");
-	expect(0, "70 02 00 07");
-	feed(0, "62 02 00 07"); /* unknown PUBREL still answered */
-	expect(0, "70 02 00 07");
+	exchange(0, "62 02 00 07", "70 02 00 07");
+	exchange(0, "62 02 00 07", "70 02 00 07"); /* unknown PUBREL still answered */
 	/* after PUBREL the id is free: a new message */
-	feed(0, "34 09 00 03 61 2f 62 00 07 68 6a");
-	expect(0, "50 02 00 07");
+	exchange(0, "34 09 00 03 61 2f 62 00 07 68 6a", "50 02 00 07");
 	expect(1, "34 09 00 03 61 2f 62 00 02 68 6a");
 	stop();
 }
@@ -914,8 +897,7 @@ static void t_overlapping_subscriptions(void)
 	start(NULL, NULL);
 	up4(0, "pub");
 	up4(1, "sub");
-	feed(1, "82 0e 00 01 00 03 61 2f 23 00 00 03 61 2f 62 02");
-	expect(1, "90 04 00 01 00 02");
+	exchange(1, "82 0e 00 01 00 03 61 2f 23 00 00 03 61 2f 62 02", "90 04 00 01 00 02");
 	/* one copy at the highest granted QoS [MQTT-3.3.5-1] */
 	feed(0, "34 09 00 03 61 2f 62 00 07 68 69");
 	expect(1, "34 09 00 03 61 2f 62 00 01 68 69");
@@ -928,8 +910,7 @@ static void t_dollar_topics(void)
 {
 	start(NULL, NULL);
 	up4(1, "sub");
-	feed(1, "82 06 00 01 00 01 23 00");
-	expect(1, "90 03 00 01 00");
+	exchange(1, "82 06 00 01 00 01 23 00", "90 03 00 01 00");
 	/* [MQTT-4.7.2-1] */
 	CU_ASSERT_EQUAL(engine_publish(E, (const uint8_t *)"$SYS/x", 6, "1", 1, 0, false, NOW), 0);
 	expect(1, "");
@@ -944,15 +925,13 @@ static void t_unsubscribe(void)
 	start(NULL, NULL);
 	up4(0, "pub");
 	up4(1, "sub");
-	feed(1, "82 08 00 01 00 03 61 2f 62 00");
-	expect(1, "90 03 00 01 00");
+	exchange(1, "82 08 00 01 00 03 61 2f 62 00", "90 03 00 01 00");
 	feed(1, "a2 07 00 02 00 03 61 2f 62");
 	expect(1, "b0 02 00 02"); /* [MQTT-3.10.4-4] */
 	feed(0, "30 07 00 03 61 2f 62 68 69");
 	expect(1, "");
 	/* a filter that does not exist is still acknowledged [MQTT-3.10.4-5] */
-	feed(1, "a2 07 00 03 00 03 61 2f 62");
-	expect(1, "b0 02 00 03");
+	exchange(1, "a2 07 00 03 00 03 61 2f 62", "b0 02 00 03");
 	stop();
 }
 
@@ -960,10 +939,8 @@ static void t_unsubscribe_v5_missing(void)
 {
 	start(NULL, NULL);
 	up5(1, "sub", 0x02, NULL);
-	feed(1, "82 09 00 01 00 00 03 61 2f 62 00");
-	expect(1, "90 04 00 01 00 00");
-	feed(1, "a2 0d 00 02 00 00 03 61 2f 62 00 03 61 2f 63");
-	expect(1, "b0 05 00 02 00 00 11");
+	exchange(1, "82 09 00 01 00 00 03 61 2f 62 00", "90 04 00 01 00 00");
+	exchange(1, "a2 0d 00 02 00 00 03 61 2f 62 00 03 61 2f 63", "b0 05 00 02 00 00 11");
 	stop();
 }
 
@@ -981,17 +958,14 @@ static void t_retained(void)
 	feed(0, "31 07 00 03 61 2f 62 68 6f");
 	expect(1, "30 07 00 03 61 2f 62 68 6f"); /* [MQTT-3.3.1-9] */
 	/* re-subscribe replaces and sends the retained message again [MQTT-3.8.4-3] */
-	feed(1, "82 08 00 02 00 03 61 2f 62 00");
-	expect(1, "90 03 00 02 00 31 07 00 03 61 2f 62 68 6f");
+	exchange(1, "82 08 00 02 00 03 61 2f 62 00", "90 03 00 02 00 31 07 00 03 61 2f 62 68 6f");
 	/* cleared by an empty retained payload [MQTT-3.3.1-10] */
 	feed(0, "31 05 00 03 61 2f 62");
 	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_RETAIN_CLEAR, "a/b"), 1);
 	expect(1, "30 05 00 03 61 2f 62");
 	up4(2, "late");
-	feed(2, "82 08 00 01 00 03 61 2f 23 00");
-	expect(2, "90 03 00 01 00");
-	struct engine_stats st = stats_now();
-	CU_ASSERT_EQUAL(st.retained_count, 0);
+	exchange(2, "82 08 00 01 00 03 61 2f 23 00", "90 03 00 01 00");
+	CU_ASSERT_EQUAL(stats_now().retained_count, 0);
 	stop();
 }
 
@@ -1012,8 +986,7 @@ static void t_max_qos(void)
 	cfg.max_qos = 1;
 	start(&cfg, NULL);
 	up4(1, "sub");
-	feed(1, "82 08 00 01 00 03 61 2f 62 02");
-	expect(1, "90 03 00 01 01");
+	exchange(1, "82 08 00 01 00 03 61 2f 62 02", "90 03 00 01 01");
 	open_conn(2);
 	connect_full(2, 5, "v5", 0x02, 60, NULL, NULL);
 	expect(2, "20 0b 00 00 08 21 00 14 22 00 0a 24 01"); /* maximum QoS 1 */
@@ -1029,10 +1002,8 @@ static void t_shared_round_robin(void)
 	up4(0, "pub");
 	up4(1, "s1");
 	up4(2, "s2");
-	feed(1, "82 0f 00 01 00 0a 24 73 68 61 72 65 2f 67 2f 74 00");
-	expect(1, "90 03 00 01 00");
-	feed(2, "82 0f 00 01 00 0a 24 73 68 61 72 65 2f 67 2f 74 00");
-	expect(2, "90 03 00 01 00");
+	exchange(1, "82 0f 00 01 00 0a 24 73 68 61 72 65 2f 67 2f 74 00", "90 03 00 01 00");
+	exchange(2, "82 0f 00 01 00 0a 24 73 68 61 72 65 2f 67 2f 74 00", "90 03 00 01 00");
 	feed(0, "30 04 00 01 74 31 30 04 00 01 74 32 30 04 00 01 74 33 30 04 00 01 74 34");
 	expect(1, "30 04 00 01 74 31 30 04 00 01 74 33");
 	expect(2, "30 04 00 01 74 32 30 04 00 01 74 34");
@@ -1048,10 +1019,8 @@ static void t_no_local(void)
 	start(NULL, NULL);
 	up5(0, "me", 0x02, NULL);
 	up4(1, "other");
-	feed(0, "82 07 00 01 00 00 01 74 04");
-	expect(0, "90 04 00 01 00 00");
-	feed(0, "30 05 00 01 74 00 78"); /* [MQTT-3.8.3-3] */
-	expect(0, "");
+	exchange(0, "82 07 00 01 00 00 01 74 04", "90 04 00 01 00 00");
+	exchange(0, "30 05 00 01 74 00 78", ""); /* [MQTT-3.8.3-3] */
 	feed(1, "30 04 00 01 74 79");
 	expect(0, "30 05 00 01 74 00 79");
 	/* no-local on a shared subscription is a protocol error [MQTT-3.8.3-4] */
@@ -1065,10 +1034,8 @@ static void t_retain_as_published(void)
 	up4(0, "pub");
 	up5(1, "rap", 0x02, NULL);
 	up5(2, "norap", 0x02, NULL);
-	feed(1, "82 07 00 01 00 00 01 74 08");
-	expect(1, "90 04 00 01 00 00");
-	feed(2, "82 07 00 01 00 00 01 74 00");
-	expect(2, "90 04 00 01 00 00");
+	exchange(1, "82 07 00 01 00 00 01 74 08", "90 04 00 01 00 00");
+	exchange(2, "82 07 00 01 00 00 01 74 00", "90 04 00 01 00 00");
 	feed(0, "31 04 00 01 74 78"); /* [MQTT-3.3.1-12] [MQTT-3.3.1-13] */
 	expect(1, "31 05 00 01 74 00 78");
 	expect(2, "30 05 00 01 74 00 78");
@@ -1081,13 +1048,12 @@ static void t_retain_handling(void)
 	up4(0, "pub");
 	feed(0, "31 04 00 01 74 78");
 	up5(1, "rh1", 0x02, NULL);
-	feed(1, "82 07 00 01 00 00 01 74 10");
-	expect(1, "90 04 00 01 00 00 31 05 00 01 74 00 78");
-	feed(1, "82 07 00 02 00 00 01 74 10"); /* exists: not sent [MQTT-3.3.1-10] */
-	expect(1, "90 04 00 02 00 00");
+	exchange(1, "82 07 00 01 00 00 01 74 10", "90 04 00 01 00 00 31 05 00 01 74 00 78");
+	/* exists: not sent [MQTT-3.3.1-10] */
+	exchange(1, "82 07 00 02 00 00 01 74 10",
+		 "90 04 00 02 00 00");
 	up5(2, "rh2", 0x02, NULL);
-	feed(2, "82 07 00 01 00 00 01 74 20"); /* never [MQTT-3.3.1-11] */
-	expect(2, "90 04 00 01 00 00");
+	exchange(2, "82 07 00 01 00 00 01 74 20", "90 04 00 01 00 00"); /* never [MQTT-3.3.1-11] */
 	stop();
 }
 
@@ -1096,10 +1062,8 @@ static void t_subscription_ids(void)
 	start(NULL, NULL);
 	up4(0, "pub");
 	up5(1, "sub", 0x02, NULL);
-	feed(1, "82 09 00 01 02 0b 05 00 01 74 00");
-	expect(1, "90 04 00 01 00 00");
-	feed(1, "82 09 00 02 02 0b 07 00 01 23 01");
-	expect(1, "90 04 00 02 00 01");
+	exchange(1, "82 09 00 01 02 0b 05 00 01 74 00", "90 04 00 01 00 00");
+	exchange(1, "82 09 00 02 02 0b 07 00 01 23 01", "90 04 00 02 00 01");
 	CU_ASSERT_EQUAL(last_ev(MIDGE_EV_SUBSCRIBE)->sub_id, 7);
 	/* one message, both identifiers [MQTT-3.3.4-3] (in the tree's match order) */
 	feed(0, "30 04 00 01 74 78");
@@ -1193,13 +1157,11 @@ static void t_acl(void)
 	up5(1, "pub5", 0x02, NULL);
 	up4(2, "sub");
 	feed(2, "82 06 00 01 00 01 23 00");
-	feed(2, "82 0b 00 02 00 06 73 65 63 72 65 74 00");
-	expect(2, "90 03 00 01 00 90 03 00 02 80");
-	feed(0, "32 0c 00 06 73 65 63 72 65 74 00 05 68 69");
-	expect(0, "40 02 00 05");
-	feed(1, "32 0d 00 06 73 65 63 72 65 74 00 05 00 68 69");
-	expect(1, "40 1d 00 05 87 19 1f 00 16 70 75 62 6c 69 73 68 20 6e 6f 74 20 61 75 74 68 6f "
-		  "72 69 7a 65 64");
+	exchange(2, "82 0b 00 02 00 06 73 65 63 72 65 74 00", "90 03 00 01 00 90 03 00 02 80");
+	exchange(0, "32 0c 00 06 73 65 63 72 65 74 00 05 68 69", "40 02 00 05");
+	exchange(1, "32 0d 00 06 73 65 63 72 65 74 00 05 00 68 69",
+		 "40 1d 00 05 87 19 1f 00 16 70 75 62 6c 69 73 68 20 6e 6f 74 20 61 75 74 68 6f "
+		 "72 69 7a 65 64");
 	expect(2, "");
 	CU_ASSERT_EQUAL(last_ev(MIDGE_EV_DROP)->drop, MIDGE_DROP_NOT_AUTHORIZED);
 	stop();
@@ -1209,8 +1171,7 @@ static void t_puback_no_subscribers_v5(void)
 {
 	start(NULL, NULL);
 	up5(0, "pub", 0x02, NULL);
-	feed(0, "32 0a 00 03 61 2f 62 00 05 00 68 69");
-	expect(0, "40 03 00 05 10");
+	exchange(0, "32 0a 00 03 61 2f 62 00 05 00 68 69", "40 03 00 05 10");
 	CU_ASSERT_EQUAL(last_ev(MIDGE_EV_DROP)->drop, MIDGE_DROP_NO_SUBSCRIBERS);
 	stop();
 }
@@ -1220,8 +1181,7 @@ static void t_properties_forwarded(void)
 	start(NULL, NULL);
 	up5(0, "pub", 0x02, NULL);
 	up5(1, "sub", 0x02, NULL);
-	feed(1, "82 09 00 01 00 00 03 61 2f 62 00");
-	expect(1, "90 04 00 01 00 00");
+	exchange(1, "82 09 00 01 00 00 03 61 2f 62 00", "90 04 00 01 00 00");
 	/* user property k=v, content type "t/p", user property k=w */
 	feed(0, "30 1c 00 03 61 2f 62 14 26 00 01 6b 00 01 76 03 00 03 74 2f 70 26 00 01 6b 00 01 "
 		"77 68 69");
@@ -1239,11 +1199,9 @@ static void t_persistent_queue_v4(void)
 	open_conn(1);
 	connect_full(1, 4, "s", 0x00, 60, NULL, NULL);
 	expect(1, "20 02 00 00");
-	feed(1, "82 08 00 01 00 03 61 2f 62 01");
-	expect(1, "90 03 00 01 01");
+	exchange(1, "82 08 00 01 00 03 61 2f 62 01", "90 03 00 01 01");
 	gone(1, NULL);
-	feed(0, "32 09 00 03 61 2f 62 00 05 68 69");
-	expect(0, "40 02 00 05");
+	exchange(0, "32 09 00 03 61 2f 62 00 05 68 69", "40 02 00 05");
 	feed(0, "30 07 00 03 61 2f 62 68 6a"); /* QoS 0: not queued by default */
 	struct engine_stats st = stats_now();
 	CU_ASSERT_EQUAL(st.stored_count, 1);
@@ -1264,8 +1222,7 @@ static void t_queue_qos0(void)
 	up4(0, "pub");
 	open_conn(1);
 	connect_full(1, 4, "s", 0x00, 60, NULL, NULL);
-	feed(1, "82 08 00 01 00 03 61 2f 62 00");
-	expect(1, "20 02 00 00 90 03 00 01 00");
+	exchange(1, "82 08 00 01 00 03 61 2f 62 00", "20 02 00 00 90 03 00 01 00");
 	gone(1, NULL);
 	feed(0, "30 07 00 03 61 2f 62 68 6a");
 	open_conn(2);
@@ -1280,8 +1237,7 @@ static void t_clean_session_discards(void)
 	up4(0, "pub");
 	open_conn(1);
 	connect_full(1, 4, "s", 0x00, 60, NULL, NULL);
-	feed(1, "82 08 00 01 00 03 61 2f 62 01");
-	expect(1, "20 02 00 00 90 03 00 01 01");
+	exchange(1, "82 08 00 01 00 03 61 2f 62 01", "20 02 00 00 90 03 00 01 01");
 	gone(1, NULL);
 	feed(0, "32 09 00 03 61 2f 62 00 05 68 69");
 	open_conn(2);
@@ -1292,8 +1248,7 @@ static void t_clean_session_discards(void)
 	expect(2, "");
 	/* a clean session does not outlive its connection [MQTT-3.1.2-6] */
 	gone(2, NULL);
-	struct engine_stats st = stats_now();
-	CU_ASSERT_EQUAL(st.clients_total, 1);
+	CU_ASSERT_EQUAL(stats_now().clients_total, 1);
 	stop();
 }
 
@@ -1303,8 +1258,7 @@ static void t_qos2_across_reconnect(void)
 	up4(0, "pub");
 	open_conn(1);
 	connect_full(1, 4, "s", 0x00, 60, NULL, NULL);
-	feed(1, "82 08 00 01 00 03 61 2f 62 02");
-	expect(1, "20 02 00 00 90 03 00 01 02");
+	exchange(1, "82 08 00 01 00 03 61 2f 62 02", "20 02 00 00 90 03 00 01 02");
 	feed(0, "34 09 00 03 61 2f 62 00 07 68 69");
 	expect(1, "34 09 00 03 61 2f 62 00 01 68 69");
 	gone(1, NULL);
@@ -1312,8 +1266,7 @@ static void t_qos2_across_reconnect(void)
 	open_conn(2);
 	connect_full(2, 4, "s", 0x00, 60, NULL, NULL);
 	expect(2, "20 02 01 00 3c 09 00 03 61 2f 62 00 01 68 69");
-	feed(2, "50 02 00 01");
-	expect(2, "62 02 00 01");
+	exchange(2, "50 02 00 01", "62 02 00 01");
 	gone(2, NULL);
 	/* PUBREL resent */
 	open_conn(3);
@@ -1332,18 +1285,15 @@ static void t_qos2_across_reconnect(void)
 	open_conn(6);
 	connect_full(6, 4, "s", 0x00, 60, NULL, NULL);
 	expect(6, "20 02 01 00");
-	feed(5, "34 09 00 03 61 2f 62 00 09 68 69");
-	expect(5, "50 02 00 09");
+	exchange(5, "34 09 00 03 61 2f 62 00 09 68 69", "50 02 00 09");
 	expect(6, "34 09 00 03 61 2f 62 00 02 68 69");
 	gone(5, NULL);
 	open_conn(7);
 	connect_full(7, 4, "p2", 0x00, 60, NULL, NULL);
 	expect(7, "20 02 01 00");
-	feed(7, "3c 09 00 03 61 2f 62 00 09 68 69");
-	expect(7, "50 02 00 09");
+	exchange(7, "3c 09 00 03 61 2f 62 00 09 68 69", "50 02 00 09");
 	expect(6, ""); /* not delivered twice */
-	feed(7, "62 02 00 09");
-	expect(7, "70 02 00 09");
+	exchange(7, "62 02 00 09", "70 02 00 09");
 	stop();
 }
 
@@ -1353,8 +1303,7 @@ static void t_redelivery_order(void)
 	up4(0, "pub");
 	open_conn(1);
 	connect_full(1, 4, "s", 0x00, 60, NULL, NULL);
-	feed(1, "82 08 00 01 00 03 61 2f 62 01");
-	expect(1, "20 02 00 00 90 03 00 01 01");
+	exchange(1, "82 08 00 01 00 03 61 2f 62 01", "20 02 00 00 90 03 00 01 01");
 	feed(0, "32 08 00 03 61 2f 62 00 05 31 32 08 00 03 61 2f 62 00 06 32");
 	expect(1, "32 08 00 03 61 2f 62 00 01 31 32 08 00 03 61 2f 62 00 02 32");
 	gone(1, NULL);
@@ -1397,8 +1346,7 @@ static void t_disconnect_changes_expiry(void)
 	expect(0, connack5_default);
 	CU_ASSERT_EQUAL(feed(0, "e0 07 00 05 11 00 00 00 00"), -1);
 	gone(0, NULL);
-	struct engine_stats st = stats_now();
-	CU_ASSERT_EQUAL(st.clients_total, 0);
+	CU_ASSERT_EQUAL(stats_now().clients_total, 0);
 	/* 0 on CONNECT cannot become non-zero [MQTT-3.14.2-2] */
 	up5(1, "t", 0x02, NULL);
 	CU_ASSERT_EQUAL(feed(1, "e0 07 00 05 11 00 00 00 0a"), -1);
@@ -1413,8 +1361,7 @@ static void t_takeover_v5(void)
 	start(NULL, NULL);
 	up5(0, "x", 0x00, "11 00 00 00 3c");
 	expect(0, connack5_default);
-	feed(0, "82 07 00 01 00 00 01 74 01");
-	expect(0, "90 04 00 01 00 01");
+	exchange(0, "82 07 00 01 00 00 01 74 01", "90 04 00 01 00 01");
 	up5(1, "x", 0x00, "11 00 00 00 3c");
 	/* [MQTT-3.1.4-3] the old connection gets 0x8E and is closed */
 	expect(0, "e0 17 8e 15 1f 00 12 73 65 73 73 69 6f 6e 20 74 61 6b 65 6e 20 6f 76 65 72");
@@ -1433,8 +1380,7 @@ static void t_takeover_v4_will(void)
 {
 	start(NULL, NULL);
 	up4(2, "sub");
-	feed(2, "82 06 00 01 00 01 77 00");
-	expect(2, "90 03 00 01 00");
+	exchange(2, "82 06 00 01 00 01 77 00", "90 03 00 01 00");
 	open_conn(0);
 	connect_full(0, 4, "x", 0x06, 60, NULL, "00 01 77 00 01 78");
 	expect(0, "20 02 00 00");
@@ -1451,8 +1397,7 @@ static void t_takeover_after_disconnect(void)
 {
 	start(NULL, NULL);
 	up4(2, "sub");
-	feed(2, "82 06 00 01 00 01 77 00");
-	expect(2, "90 03 00 01 00");
+	exchange(2, "82 06 00 01 00 01 77 00", "90 03 00 01 00");
 	open_conn(0);
 	connect_full(0, 4, "x", 0x06, 60, NULL, "00 01 77 00 01 78");
 	expect(0, "20 02 00 00");
@@ -1481,8 +1426,7 @@ static void t_will_delay_resume(void)
 {
 	start(NULL, NULL);
 	up4(1, "sub");
-	feed(1, "82 06 00 01 00 01 77 00");
-	expect(1, "90 03 00 01 00");
+	exchange(1, "82 06 00 01 00 01 77 00", "90 03 00 01 00");
 	connect_will_delay(0, "11 00 00 00 3c");
 	expect(0, connack5_default);
 	gone(0, NULL);
@@ -1501,8 +1445,7 @@ static void t_will_delay_elapsed(void)
 {
 	start(NULL, NULL);
 	up4(1, "sub");
-	feed(1, "82 06 00 01 00 01 77 00");
-	expect(1, "90 03 00 01 00");
+	exchange(1, "82 06 00 01 00 01 77 00", "90 03 00 01 00");
 	connect_will_delay(0, "11 00 00 00 3c");
 	expect(0, connack5_default);
 	gone(0, NULL);
@@ -1521,8 +1464,7 @@ static void t_will_at_session_end(void)
 {
 	start(NULL, NULL);
 	up4(1, "sub");
-	feed(1, "82 06 00 01 00 01 77 00");
-	expect(1, "90 03 00 01 00");
+	exchange(1, "82 06 00 01 00 01 77 00", "90 03 00 01 00");
 	connect_will_delay(0, "11 00 00 00 02");
 	expect(0, connack5_default);
 	gone(0, NULL);
@@ -1542,8 +1484,7 @@ static void t_queue_overflow(void)
 	up4(0, "pub");
 	open_conn(1);
 	connect_full(1, 4, "s", 0x00, 60, NULL, NULL);
-	feed(1, "82 08 00 01 00 03 61 2f 62 01");
-	expect(1, "20 02 00 00 90 03 00 01 01");
+	exchange(1, "82 08 00 01 00 03 61 2f 62 01", "20 02 00 00 90 03 00 01 01");
 	gone(1, NULL);
 	feed(0, "32 08 00 03 61 2f 62 00 05 31 32 08 00 03 61 2f 62 00 06 32 "
 		"32 08 00 03 61 2f 62 00 07 33");
@@ -1551,8 +1492,7 @@ static void t_queue_overflow(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
 	CU_ASSERT_EQUAL(ev->drop, MIDGE_DROP_QUEUE_FULL);
 	CU_ASSERT_STRING_EQUAL(ev->to, "s");
-	struct engine_stats st = stats_now();
-	CU_ASSERT_EQUAL(st.msgs_dropped, 1);
+	CU_ASSERT_EQUAL(stats_now().msgs_dropped, 1);
 	open_conn(2);
 	connect_full(2, 4, "s", 0x00, 60, NULL, NULL);
 	expect(2, "20 02 01 00 32 08 00 03 61 2f 62 00 01 31 32 08 00 03 61 2f 62 00 02 32");
@@ -1567,14 +1507,12 @@ static void t_queue_unlimited_is_bounded(void)
 	up4(0, "pub");
 	open_conn(1);
 	connect_full(1, 4, "s", 0x00, 60, NULL, NULL);
-	feed(1, "82 08 00 01 00 03 61 2f 62 01");
-	expect(1, "20 02 00 00 90 03 00 01 01");
+	exchange(1, "82 08 00 01 00 03 61 2f 62 01", "20 02 00 00 90 03 00 01 01");
 	gone(1, NULL);
 	feed(0, "32 08 00 03 61 2f 62 00 05 31 32 08 00 03 61 2f 62 00 06 32 "
 		"32 08 00 03 61 2f 62 00 07 33");
 	CU_ASSERT_PTR_NULL(last_ev(MIDGE_EV_DROP));
-	struct engine_stats st = stats_now();
-	CU_ASSERT_EQUAL(st.msgs_dropped, 0);
+	CU_ASSERT_EQUAL(stats_now().msgs_dropped, 0);
 	open_conn(2);
 	connect_full(2, 4, "s", 0x00, 60, NULL, NULL);
 	expect(2, "20 02 01 00 32 08 00 03 61 2f 62 00 01 31 32 08 00 03 61 2f 62 00 02 32 "
@@ -1609,13 +1547,11 @@ static void t_inflight_window(void)
 	start(&cfg, NULL);
 	up4(0, "pub");
 	up4(1, "sub");
-	feed(1, "82 08 00 01 00 03 61 2f 62 01");
-	expect(1, "90 03 00 01 01");
+	exchange(1, "82 08 00 01 00 03 61 2f 62 01", "90 03 00 01 01");
 	feed(0, "32 08 00 03 61 2f 62 00 05 31 32 08 00 03 61 2f 62 00 06 32 "
 		"32 08 00 03 61 2f 62 00 07 33");
 	expect(1, "32 08 00 03 61 2f 62 00 01 31 32 08 00 03 61 2f 62 00 02 32");
-	feed(1, "40 02 00 02");
-	expect(1, "32 08 00 03 61 2f 62 00 03 33");
+	exchange(1, "40 02 00 02", "32 08 00 03 61 2f 62 00 03 33");
 	stop();
 }
 
@@ -1624,12 +1560,10 @@ static void t_client_receive_max(void)
 	start(NULL, NULL);
 	up4(0, "pub");
 	up5(1, "sub", 0x02, "21 00 01"); /* receive maximum 1 */
-	feed(1, "82 09 00 01 00 00 03 61 2f 62 01");
-	expect(1, "90 04 00 01 00 01");
+	exchange(1, "82 09 00 01 00 00 03 61 2f 62 01", "90 04 00 01 00 01");
 	feed(0, "32 08 00 03 61 2f 62 00 05 31 32 08 00 03 61 2f 62 00 06 32");
 	expect(1, "32 09 00 03 61 2f 62 00 01 00 31"); /* [MQTT-3.3.4-7] */
-	feed(1, "40 02 00 01");
-	expect(1, "32 09 00 03 61 2f 62 00 02 00 32");
+	exchange(1, "40 02 00 01", "32 09 00 03 61 2f 62 00 02 00 32");
 	stop();
 }
 
@@ -1641,8 +1575,8 @@ static void t_receive_max_exceeded(void)
 	open_conn(0);
 	connect_full(0, 5, "p", 0x02, 60, NULL, NULL);
 	expect(0, "20 09 00 00 06 21 00 02 22 00 0a");
-	feed(0, "34 07 00 01 74 00 01 00 31 34 07 00 01 74 00 02 00 32");
-	expect(0, "50 03 00 01 10 50 03 00 02 10");
+	exchange(0, "34 07 00 01 74 00 01 00 31 34 07 00 01 74 00 02 00 32",
+		 "50 03 00 01 10 50 03 00 02 10");
 	CU_ASSERT_EQUAL(feed(0, "34 07 00 01 74 00 03 00 33"), -1); /* [MQTT-3.3.4-9] */
 	expect(0, "e0 1d 93 1b 1f 00 18 72 65 63 65 69 76 65 20 6d 61 78 69 6d 75 6d 20 65 78 63 "
 		  "65 65 64 65 64");
@@ -1654,8 +1588,7 @@ static void t_topic_alias(void)
 	start(NULL, NULL);
 	up5(0, "pub", 0x02, NULL);
 	up4(1, "sub");
-	feed(1, "82 08 00 01 00 03 61 2f 62 00");
-	expect(1, "90 03 00 01 00");
+	exchange(1, "82 08 00 01 00 03 61 2f 62 00", "90 03 00 01 00");
 	feed(0, "30 0b 00 03 61 2f 62 03 23 00 01 68 69");
 	feed(0, "30 08 00 00 03 23 00 01 68 6a");
 	expect(1, "30 07 00 03 61 2f 62 68 69 30 07 00 03 61 2f 62 68 6a");
@@ -1676,12 +1609,11 @@ static void t_message_expiry(void)
 	up5(0, "pub", 0x02, NULL);
 	open_conn(1);
 	connect_full(1, 5, "s", 0x00, 60, "11 00 00 01 00", NULL);
-	feed(1, "82 09 00 01 00 00 03 61 2f 62 01");
-	expect(1, "20 09 00 00 06 21 00 14 22 00 0a 90 04 00 01 00 01");
+	exchange(1, "82 09 00 01 00 00 03 61 2f 62 01",
+		 "20 09 00 00 06 21 00 14 22 00 0a 90 04 00 01 00 01");
 	gone(1, NULL);
 	/* two messages with expiry 5 s, queued for the offline session */
-	feed(0, "32 0f 00 03 61 2f 62 00 05 05 02 00 00 00 05 68 69");
-	expect(0, "40 02 00 05");
+	exchange(0, "32 0f 00 03 61 2f 62 00 05 05 02 00 00 00 05 68 69", "40 02 00 05");
 	NOW += 2000;
 	open_conn(2);
 	connect_full(2, 5, "s", 0x00, 60, "11 00 00 01 00", NULL);
@@ -1704,8 +1636,7 @@ static void t_client_max_packet(void)
 	start(NULL, NULL);
 	up4(0, "pub");
 	up5(1, "sub", 0x02, "27 00 00 00 0c"); /* maximum packet size 12 */
-	feed(1, "82 09 00 01 00 00 03 61 2f 62 01");
-	expect(1, "90 04 00 01 00 01");
+	exchange(1, "82 09 00 01 00 00 03 61 2f 62 01", "90 04 00 01 00 01");
 	feed(0, "30 07 00 03 61 2f 62 68 69"); /* 10 bytes in v5: fits */
 	expect(1, "30 08 00 03 61 2f 62 00 68 69");
 	feed(0, "30 0a 00 03 61 2f 62 68 69 6a 6b 6c"); /* 13: dropped [MQTT-3.1.2-24] */
@@ -1724,8 +1655,7 @@ static void t_slow_consumer(void)
 	start(NULL, NULL);
 	up4(0, "pub");
 	up4(1, "sub");
-	feed(1, "82 08 00 01 00 03 61 2f 62 00");
-	expect(1, "90 03 00 01 00");
+	exchange(1, "82 08 00 01 00 03 61 2f 62 00", "90 03 00 01 00");
 	F[1].refuse_qos0 = true;
 	feed(0, "30 07 00 03 61 2f 62 68 69");
 	expect(1, "");
@@ -1766,8 +1696,7 @@ static void t_request_problem_info(void)
 	struct engine_auth auth = {.acl = acl_deny_secret};
 	start(NULL, &auth);
 	up5(0, "p", 0x02, "17 00"); /* request problem information 0 [MQTT-3.1.2-29] */
-	feed(0, "32 0d 00 06 73 65 63 72 65 74 00 05 00 68 69");
-	expect(0, "40 03 00 05 87");
+	exchange(0, "32 0d 00 06 73 65 63 72 65 74 00 05 00 68 69", "40 03 00 05 87");
 	stop();
 }
 
@@ -1817,15 +1746,13 @@ static void t_max_subscriptions(void)
 	cfg.max_topic_levels = 2;
 	start(&cfg, NULL);
 	up5(0, "a", 0x02, NULL);
-	feed(0, "82 09 00 01 00 00 03 61 2f 62 00");
-	expect(0, "90 04 00 01 00 00");
-	feed(0, "82 09 00 02 00 00 03 61 2f 63 00");
-	expect(0, "90 04 00 02 00 97");
-	feed(0, "82 09 00 03 00 00 03 61 2f 62 01"); /* replacing is not a new one */
-	expect(0, "90 04 00 03 00 01");
+	exchange(0, "82 09 00 01 00 00 03 61 2f 62 00", "90 04 00 01 00 00");
+	exchange(0, "82 09 00 02 00 00 03 61 2f 63 00", "90 04 00 02 00 97");
+	/* replacing is not a new one */
+	exchange(0, "82 09 00 03 00 00 03 61 2f 62 01",
+		 "90 04 00 03 00 01");
 	up4(1, "b");
-	feed(1, "82 0a 00 01 00 05 61 2f 62 2f 63 00"); /* three levels */
-	expect(1, "90 03 00 01 80");
+	exchange(1, "82 0a 00 01 00 05 61 2f 62 2f 63 00", "90 03 00 01 80"); /* three levels */
 	stop();
 }
 
@@ -1874,20 +1801,18 @@ static void t_message_size_limit_publish(void)
 	up4(0, "pub4");
 	up5(1, "pub5", 0x02, NULL);
 	up4(2, "sub");
-	feed(2, "82 08 00 01 00 03 61 2f 23 02");
-	expect(2, "90 03 00 01 02");
+	exchange(2, "82 08 00 01 00 03 61 2f 23 02", "90 03 00 01 02");
 	/* over the limit: not forwarded, the QoS 1 flow completes */
-	feed(0, "32 0a 00 03 61 2f 62 00 05 68 69 69");
-	expect(0, "40 02 00 05");
+	exchange(0, "32 0a 00 03 61 2f 62 00 05 68 69 69", "40 02 00 05");
 	expect(2, "");
 	CU_ASSERT_EQUAL(last_ev(MIDGE_EV_DROP)->drop, MIDGE_DROP_TOO_LARGE);
 	/* at the limit: forwarded */
 	feed(0, "30 07 00 03 61 2f 62 68 69");
 	expect(2, "30 07 00 03 61 2f 62 68 69");
 	/* v5 QoS 2: PUBREC 0x97 ends the exchange */
-	feed(1, "34 0b 00 03 61 2f 62 00 06 00 68 69 69");
-	expect(1, "50 26 00 06 97 22 1f 00 1f 70 61 79 6c 6f 61 64 20 6f 76 65 72 20 6d 65 73 73 61 "
-		  "67 65 5f 73 69 7a 65 5f 6c 69 6d 69 74");
+	exchange(1, "34 0b 00 03 61 2f 62 00 06 00 68 69 69",
+		 "50 26 00 06 97 22 1f 00 1f 70 61 79 6c 6f 61 64 20 6f 76 65 72 20 6d 65 73 73 61 "
+		 "67 65 5f 73 69 7a 65 5f 6c 69 6d 69 74");
 	expect(2, "");
 	CU_ASSERT_EQUAL(last_ev(MIDGE_EV_DROP)->drop, MIDGE_DROP_TOO_LARGE);
 	stop();
@@ -1898,20 +1823,15 @@ static void t_message_size_limit_will(void)
 	struct engine_config cfg = config_default();
 	cfg.message_size_limit = 2;
 	start(&cfg, NULL);
-	open_conn(0);
-	CU_ASSERT_EQUAL(connect_full(0, 5, "a", 0x06, 60, NULL, "00 00 01 77 00 03 78 78 78"), -1);
-	expect(0, "20 2a 00 95 27 1f 00 24 77 69 6c 6c 20 70 61 79 6c 6f 61 64 20 6f 76 65 72 20 6d "
-		  "65 73 73 61 67 65 5f 73 69 7a 65 5f 6c 69 6d 69 74");
+	connect_expect(0, 5, "a", 0x06, 60, NULL, "00 00 01 77 00 03 78 78 78", -1,
+		 "20 2a 00 95 27 1f 00 24 77 69 6c 6c 20 70 61 79 6c 6f 61 64 20 6f 76 65 72 20 6d "
+		 "65 73 73 61 67 65 5f 73 69 7a 65 5f 6c 69 6d 69 74");
 	CU_ASSERT_EQUAL(last_ev(MIDGE_EV_CONNECT_REFUSED)->rc, 0x95);
 	/* 3.1.1 has no such code: 0x05 not authorized, as Mosquitto */
-	open_conn(1);
-	CU_ASSERT_EQUAL(connect_full(1, 4, "b", 0x06, 60, NULL, "00 01 77 00 03 78 78 78"), -1);
-	expect(1, "20 02 00 05");
+	connect_expect(1, 4, "b", 0x06, 60, NULL, "00 01 77 00 03 78 78 78", -1, "20 02 00 05");
 	CU_ASSERT_STRING_EQUAL(last_ev(MIDGE_EV_CONNECT_REFUSED)->cid, "b");
 	/* at the limit: accepted */
-	open_conn(2);
-	CU_ASSERT_EQUAL(connect_full(2, 4, "c", 0x06, 60, NULL, "00 01 77 00 02 78 78"), 0);
-	expect(2, "20 02 00 00");
+	connect_expect(2, 4, "c", 0x06, 60, NULL, "00 01 77 00 02 78 78", 0, "20 02 00 00");
 	stop();
 }
 
@@ -1931,9 +1851,7 @@ static void t_will_retain_refused_v5(void)
 static void t_empty_id_v31(void)
 {
 	start(NULL, NULL);
-	open_conn(0);
-	CU_ASSERT_EQUAL(connect_full(0, 3, "", 0x02, 60, NULL, NULL), -1);
-	expect(0, "20 02 00 02");
+	connect_expect(0, 3, "", 0x02, 60, NULL, NULL, -1, "20 02 00 02");
 	stop();
 }
 
@@ -1942,9 +1860,8 @@ static void t_session_expiry_capped(void)
 	struct engine_config cfg = config_default();
 	cfg.max_session_expiry = 100;
 	start(&cfg, NULL);
-	open_conn(0);
-	CU_ASSERT_EQUAL(connect_full(0, 5, "a", 0x00, 60, "11 00 00 03 e8", NULL), 0);
-	expect(0, "20 0e 00 00 0b 11 00 00 00 64 21 00 14 22 00 0a");
+	connect_expect(0, 5, "a", 0x00, 60, "11 00 00 03 e8", NULL, 0,
+		 "20 0e 00 00 0b 11 00 00 00 64 21 00 14 22 00 0a");
 	gone(0, NULL);
 	CU_ASSERT_EQUAL(engine_tick(E, NOW), NOW + 100000);
 	stop();
@@ -1954,12 +1871,12 @@ static void t_pubrec_unknown_v5(void)
 {
 	start(NULL, NULL);
 	up5(0, "a", 0x02, NULL);
-	feed(0, "50 02 00 09");
-	expect(0, "62 1a 00 09 92 16 1f 00 13 70 61 63 6b 65 74 20 69 64 20 6e 6f 74 20 66 6f 75 6e "
-		  "64");
-	feed(0, "62 02 00 09");
-	expect(0, "70 1a 00 09 92 16 1f 00 13 70 61 63 6b 65 74 20 69 64 20 6e 6f 74 20 66 6f 75 6e "
-		  "64");
+	exchange(0, "50 02 00 09",
+		 "62 1a 00 09 92 16 1f 00 13 70 61 63 6b 65 74 20 69 64 20 6e 6f 74 20 66 6f 75 6e "
+		 "64");
+	exchange(0, "62 02 00 09",
+		 "70 1a 00 09 92 16 1f 00 13 70 61 63 6b 65 74 20 69 64 20 6e 6f 74 20 66 6f 75 6e "
+		 "64");
 	stop();
 }
 
@@ -1968,14 +1885,11 @@ static void t_pubrec_failure_v5(void)
 	start(NULL, NULL);
 	up4(0, "pub");
 	up5(1, "sub", 0x02, NULL);
-	feed(1, "82 09 00 01 00 00 03 61 2f 62 02");
-	expect(1, "90 04 00 01 00 02");
+	exchange(1, "82 09 00 01 00 00 03 61 2f 62 02", "90 04 00 01 00 02");
 	feed(0, "34 09 00 03 61 2f 62 00 07 68 69");
 	expect(1, "34 0a 00 03 61 2f 62 00 01 00 68 69");
-	feed(1, "50 03 00 01 80"); /* refused: the exchange ends, no PUBREL */
-	expect(1, "");
-	struct engine_stats st = stats_now();
-	CU_ASSERT_EQUAL(st.inflight_count, 0);
+	exchange(1, "50 03 00 01 80", ""); /* refused: the exchange ends, no PUBREL */
+	CU_ASSERT_EQUAL(stats_now().inflight_count, 0);
 	stop();
 }
 
@@ -1986,8 +1900,7 @@ static void t_upgrade_outgoing_qos(void)
 	start(&cfg, NULL);
 	up4(0, "pub");
 	up4(1, "sub");
-	feed(1, "82 08 00 01 00 03 61 2f 62 01");
-	expect(1, "90 03 00 01 01");
+	exchange(1, "82 08 00 01 00 03 61 2f 62 01", "90 03 00 01 01");
 	feed(0, "30 07 00 03 61 2f 62 68 69");
 	expect(1, "32 09 00 03 61 2f 62 00 01 68 69");
 	stop();
@@ -2002,13 +1915,10 @@ static void t_features_unavailable(void)
 	open_conn(0);
 	connect_full(0, 5, "a", 0x02, 60, NULL, NULL);
 	out(0);
-	feed(0, "82 09 00 01 00 00 03 61 2f 23 00");
-	expect(0, "90 04 00 01 00 a2");
-	feed(0, "82 10 00 02 00 00 0a 24 73 68 61 72 65 2f 67 2f 74 00");
-	expect(0, "90 04 00 02 00 9e");
+	exchange(0, "82 09 00 01 00 00 03 61 2f 23 00", "90 04 00 01 00 a2");
+	exchange(0, "82 10 00 02 00 00 0a 24 73 68 61 72 65 2f 67 2f 74 00", "90 04 00 02 00 9e");
 	up4(1, "b");
-	feed(1, "82 08 00 01 00 03 61 2f 2b 00");
-	expect(1, "90 03 00 01 80");
+	exchange(1, "82 08 00 01 00 03 61 2f 2b 00", "90 03 00 01 80");
 	stop();
 }
 
@@ -2031,9 +1941,9 @@ static void t_publish_too_deep_v5(void)
 	cfg.max_topic_levels = 2;
 	start(&cfg, NULL);
 	up5(0, "a", 0x02, NULL);
-	feed(0, "32 0c 00 05 61 2f 62 2f 63 00 05 00 68 69");
-	expect(0, "40 20 00 05 90 1c 1f 00 19 74 6f 70 69 63 20 68 61 73 20 74 6f 6f 20 6d 61 6e 79 "
-		  "20 6c 65 76 65 6c 73");
+	exchange(0, "32 0c 00 05 61 2f 62 2f 63 00 05 00 68 69",
+		 "40 20 00 05 90 1c 1f 00 19 74 6f 70 69 63 20 68 61 73 20 74 6f 6f 20 6d 61 6e 79 "
+		 "20 6c 65 76 65 6c 73");
 	stop();
 }
 
@@ -2042,8 +1952,8 @@ static void t_broker_publish_retained(void)
 	start(NULL, NULL);
 	CU_ASSERT_EQUAL(engine_publish(E, (const uint8_t *)"$SYS/v", 6, "1.0", 3, 1, true, NOW), 0);
 	up4(0, "a");
-	feed(0, "82 0b 00 01 00 06 24 53 59 53 2f 23 01");
-	expect(0, "90 03 00 01 01 33 0d 00 06 24 53 59 53 2f 76 00 01 31 2e 30");
+	exchange(0, "82 0b 00 01 00 06 24 53 59 53 2f 23 01",
+		 "90 03 00 01 01 33 0d 00 06 24 53 59 53 2f 76 00 01 31 2e 30");
 	CU_ASSERT_EQUAL(last_ev(MIDGE_EV_DELIVER)->qos, 1);
 	stop();
 }
@@ -2056,14 +1966,11 @@ static void t_retained_expired(void)
 	feed(0, "31 0d 00 03 61 2f 62 05 02 00 00 00 02 68 69");
 	NOW += 1000;
 	up4(1, "s1");
-	feed(1, "82 08 00 01 00 03 61 2f 62 00");
-	expect(1, "90 03 00 01 00 31 07 00 03 61 2f 62 68 69");
+	exchange(1, "82 08 00 01 00 03 61 2f 62 00", "90 03 00 01 00 31 07 00 03 61 2f 62 68 69");
 	NOW += 1000;
 	up4(2, "s2");
-	feed(2, "82 08 00 01 00 03 61 2f 62 00");
-	expect(2, "90 03 00 01 00");
-	struct engine_stats st = stats_now();
-	CU_ASSERT_EQUAL(st.retained_count, 0);
+	exchange(2, "82 08 00 01 00 03 61 2f 62 00", "90 03 00 01 00");
+	CU_ASSERT_EQUAL(stats_now().retained_count, 0);
 	stop();
 }
 
@@ -2079,8 +1986,7 @@ static void t_session_arrays_grow(void)
 	start(&cfg, NULL);
 	up4(0, "pub");
 	up4(1, "sub");
-	feed(1, "82 08 00 01 00 03 61 2f 62 01");
-	expect(1, "90 03 00 01 01");
+	exchange(1, "82 08 00 01 00 03 61 2f 62 01", "90 03 00 01 01");
 	char hex[64], want[N * 32];
 	size_t k = 0;
 	for (int id = 1; id <= N; id++) {
@@ -2092,8 +1998,7 @@ static void t_session_arrays_grow(void)
 				      k ? " " : "", id);
 	}
 	/* a re-sent PUBLISH of an id still awaiting PUBREL is not routed again */
-	feed(0, "3c 08 00 03 61 2f 62 00 05 78");
-	expect(0, "50 02 00 05");
+	exchange(0, "3c 08 00 03 61 2f 62 00 05 78", "50 02 00 05");
 	expect(1, want); /* ids 1..N in flight to the subscriber, none acked */
 	CU_ASSERT_EQUAL(stats_now().inflight_count, N);
 	for (int id = N; id >= 1; id--) {
@@ -2105,8 +2010,9 @@ static void t_session_arrays_grow(void)
 		feed(1, hex);
 	}
 	CU_ASSERT_EQUAL(stats_now().inflight_count, 0);
-	feed(0, "62 02 00 05"); /* already released: PUBCOMP again, nothing else */
-	expect(0, "70 02 00 05");
+	/* already released: PUBCOMP again, nothing else */
+	exchange(0, "62 02 00 05",
+		 "70 02 00 05");
 	expect(1, "");
 	stop();
 }
@@ -2118,8 +2024,7 @@ static void t_packet_id_not_reused(void)
 	start(&cfg, NULL);
 	up4(0, "pub");
 	up4(1, "sub");
-	feed(1, "82 08 00 01 00 03 61 2f 62 01");
-	expect(1, "90 03 00 01 01");
+	exchange(1, "82 08 00 01 00 03 61 2f 62 01", "90 03 00 01 01");
 	feed(0, "32 09 00 03 61 2f 62 00 05 68 69");
 	expect(1, "32 09 00 03 61 2f 62 00 01 68 69"); /* id 1 stays in flight */
 	for (unsigned n = 2; n <= 65535; n++) {
@@ -2183,8 +2088,7 @@ static void t_outgoing_topic_alias(void)
 	open_conn(1);
 	connect_full(1, 5, "sub", 0x02, 60, "22 00 02", NULL); /* topic alias maximum 2 */
 	expect(1, connack5_default);
-	feed(1, "82 09 00 01 00 00 03 61 2f 23 00");
-	expect(1, "90 04 00 01 00 00");
+	exchange(1, "82 09 00 01 00 00 03 61 2f 23 00", "90 04 00 01 00 00");
 	feed(0, "30 07 00 03 61 2f 62 68 69 30 07 00 03 61 2f 62 68 6a");
 	/* the first carries topic and alias, the second only the alias [MQTT-3.3.2-11] */
 	expect(1, "30 0b 00 03 61 2f 62 03 23 00 01 68 69 30 08 00 00 03 23 00 01 68 6a");
@@ -2195,8 +2099,7 @@ static void t_outgoing_topic_alias(void)
 	open_conn(2);
 	connect_full(2, 5, "sub2", 0x02, 60, "22 00 01", NULL);
 	expect(2, connack5_default);
-	feed(2, "82 09 00 01 00 00 03 61 2f 23 00");
-	expect(2, "90 04 00 01 00 00");
+	exchange(2, "82 09 00 01 00 00 03 61 2f 23 00", "90 04 00 01 00 00");
 	F[2].refuse_qos0 = true;
 	feed(0, "30 07 00 03 61 2f 62 68 69");
 	F[2].refuse_qos0 = false;
