@@ -348,6 +348,18 @@ static void up4(int i, const char *cid)
 	expect(i, "20 02 00 00");
 }
 
+/* Connection 0 is "pub", connection 1 is "sub" subscribed to a/b at qos,
+ * both MQTT 3.1.1: the setup of most delivery tests. */
+static void pub_sub4(uint8_t qos)
+{
+	char sub[64], ack[64];
+	up4(0, "pub");
+	up4(1, "sub");
+	snprintf(sub, sizeof sub, "82 08 00 01 00 03 61 2f 62 %02x", qos);
+	snprintf(ack, sizeof ack, "90 03 00 01 %02x", qos);
+	exchange(1, sub, ack);
+}
+
 static const char *connack5_default = "20 09 00 00 06 21 00 14 22 00 0a";
 
 static void up5(int i, const char *cid, uint8_t flags, const char *props)
@@ -824,9 +836,7 @@ static void t_will_disconnect_0x04(void)
 static void t_qos0_route(void)
 {
 	start(NULL, NULL);
-	up4(0, "pub");
-	up4(1, "sub");
-	exchange(1, "82 08 00 01 00 03 61 2f 62 00", "90 03 00 01 00");
+	pub_sub4(0);
 	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_SUBSCRIBE, "a/b"), 1);
 	CU_ASSERT_EQUAL(feed(0, "30 07 00 03 61 2f 62 68 69"), 0);
 	expect(0, "");
@@ -840,9 +850,7 @@ static void t_qos0_route(void)
 static void t_qos1_flow(void)
 {
 	start(NULL, NULL);
-	up4(0, "pub");
-	up4(1, "sub");
-	exchange(1, "82 08 00 01 00 03 61 2f 62 01", "90 03 00 01 01");
+	pub_sub4(1);
 	feed(0, "32 09 00 03 61 2f 62 00 05 68 69");
 	expect(0, "40 02 00 05"); /* [MQTT-4.3.2-2] */
 	expect(1, "32 09 00 03 61 2f 62 00 01 68 69");
@@ -860,9 +868,7 @@ static void t_qos1_flow(void)
 static void t_qos2_flow(void)
 {
 	start(NULL, NULL);
-	up4(0, "pub");
-	up4(1, "sub");
-	exchange(1, "82 08 00 01 00 03 61 2f 62 02", "90 03 00 01 02");
+	pub_sub4(2);
 	exchange(0, "34 09 00 03 61 2f 62 00 07 68 69", "50 02 00 07");
 	expect(1, "34 09 00 03 61 2f 62 00 01 68 69");
 	exchange(0, "62 02 00 07", "70 02 00 07");
@@ -876,13 +882,10 @@ static void t_qos2_flow(void)
 static void t_qos2_no_duplicate(void)
 {
 	start(NULL, NULL);
-	up4(0, "pub");
-	up4(1, "sub");
-	exchange(1, "82 08 00 01 00 03 61 2f 62 02", "90 03 00 01 02");
+	pub_sub4(2);
 	feed(0, "34 09 00 03 61 2f 62 00 07 68 69");
 	/* [MQTT-4.3.3-9] resent, DUP */
-	exchange(0, "3c 09 00 03 61 2f 62 00 07 68 69",
-		 "50 02 00 07 50 02 00 07");
+	exchange(0, "3c 09 00 03 61 2f 62 00 07 68 69", "50 02 00 07 50 02 00 07");
 	expect(1, "34 09 00 03 61 2f 62 00 01 68 69");
 	exchange(0, "62 02 00 07", "70 02 00 07");
 	exchange(0, "62 02 00 07", "70 02 00 07"); /* unknown PUBREL still answered */
@@ -923,9 +926,7 @@ static void t_dollar_topics(void)
 static void t_unsubscribe(void)
 {
 	start(NULL, NULL);
-	up4(0, "pub");
-	up4(1, "sub");
-	exchange(1, "82 08 00 01 00 03 61 2f 62 00", "90 03 00 01 00");
+	pub_sub4(0);
 	feed(1, "a2 07 00 02 00 03 61 2f 62");
 	expect(1, "b0 02 00 02"); /* [MQTT-3.10.4-4] */
 	feed(0, "30 07 00 03 61 2f 62 68 69");
@@ -1050,8 +1051,7 @@ static void t_retain_handling(void)
 	up5(1, "rh1", 0x02, NULL);
 	exchange(1, "82 07 00 01 00 00 01 74 10", "90 04 00 01 00 00 31 05 00 01 74 00 78");
 	/* exists: not sent [MQTT-3.3.1-10] */
-	exchange(1, "82 07 00 02 00 00 01 74 10",
-		 "90 04 00 02 00 00");
+	exchange(1, "82 07 00 02 00 00 01 74 10", "90 04 00 02 00 00");
 	up5(2, "rh2", 0x02, NULL);
 	exchange(2, "82 07 00 01 00 00 01 74 20", "90 04 00 01 00 00"); /* never [MQTT-3.3.1-11] */
 	stop();
@@ -1545,9 +1545,7 @@ static void t_inflight_window(void)
 	struct engine_config cfg = config_default();
 	cfg.max_inflight = 2;
 	start(&cfg, NULL);
-	up4(0, "pub");
-	up4(1, "sub");
-	exchange(1, "82 08 00 01 00 03 61 2f 62 01", "90 03 00 01 01");
+	pub_sub4(1);
 	feed(0, "32 08 00 03 61 2f 62 00 05 31 32 08 00 03 61 2f 62 00 06 32 "
 		"32 08 00 03 61 2f 62 00 07 33");
 	expect(1, "32 08 00 03 61 2f 62 00 01 31 32 08 00 03 61 2f 62 00 02 32");
@@ -1653,9 +1651,7 @@ static void t_client_max_packet(void)
 static void t_slow_consumer(void)
 {
 	start(NULL, NULL);
-	up4(0, "pub");
-	up4(1, "sub");
-	exchange(1, "82 08 00 01 00 03 61 2f 62 00", "90 03 00 01 00");
+	pub_sub4(0);
 	F[1].refuse_qos0 = true;
 	feed(0, "30 07 00 03 61 2f 62 68 69");
 	expect(1, "");
@@ -1749,8 +1745,7 @@ static void t_max_subscriptions(void)
 	exchange(0, "82 09 00 01 00 00 03 61 2f 62 00", "90 04 00 01 00 00");
 	exchange(0, "82 09 00 02 00 00 03 61 2f 63 00", "90 04 00 02 00 97");
 	/* replacing is not a new one */
-	exchange(0, "82 09 00 03 00 00 03 61 2f 62 01",
-		 "90 04 00 03 00 01");
+	exchange(0, "82 09 00 03 00 00 03 61 2f 62 01", "90 04 00 03 00 01");
 	up4(1, "b");
 	exchange(1, "82 0a 00 01 00 05 61 2f 62 2f 63 00", "90 03 00 01 80"); /* three levels */
 	stop();
@@ -1898,9 +1893,7 @@ static void t_upgrade_outgoing_qos(void)
 	struct engine_config cfg = config_default();
 	cfg.upgrade_outgoing_qos = true;
 	start(&cfg, NULL);
-	up4(0, "pub");
-	up4(1, "sub");
-	exchange(1, "82 08 00 01 00 03 61 2f 62 01", "90 03 00 01 01");
+	pub_sub4(1);
 	feed(0, "30 07 00 03 61 2f 62 68 69");
 	expect(1, "32 09 00 03 61 2f 62 00 01 68 69");
 	stop();
@@ -1984,9 +1977,7 @@ static void t_session_arrays_grow(void)
 	struct engine_config cfg = config_default();
 	cfg.max_inflight = 100;
 	start(&cfg, NULL);
-	up4(0, "pub");
-	up4(1, "sub");
-	exchange(1, "82 08 00 01 00 03 61 2f 62 01", "90 03 00 01 01");
+	pub_sub4(1);
 	char hex[64], want[N * 32];
 	size_t k = 0;
 	for (int id = 1; id <= N; id++) {
@@ -2011,8 +2002,7 @@ static void t_session_arrays_grow(void)
 	}
 	CU_ASSERT_EQUAL(stats_now().inflight_count, 0);
 	/* already released: PUBCOMP again, nothing else */
-	exchange(0, "62 02 00 05",
-		 "70 02 00 05");
+	exchange(0, "62 02 00 05", "70 02 00 05");
 	expect(1, "");
 	stop();
 }
@@ -2022,9 +2012,7 @@ static void t_packet_id_not_reused(void)
 	struct engine_config cfg = config_default();
 	cfg.max_inflight = 2;
 	start(&cfg, NULL);
-	up4(0, "pub");
-	up4(1, "sub");
-	exchange(1, "82 08 00 01 00 03 61 2f 62 01", "90 03 00 01 01");
+	pub_sub4(1);
 	feed(0, "32 09 00 03 61 2f 62 00 05 68 69");
 	expect(1, "32 09 00 03 61 2f 62 00 01 68 69"); /* id 1 stays in flight */
 	for (unsigned n = 2; n <= 65535; n++) {
