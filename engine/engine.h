@@ -208,8 +208,8 @@ int engine_conn_frame(struct engine *e, struct engine_conn *c, uint8_t first,
 		      const uint8_t *body, uint32_t len, uint64_t now_ms);
 
 /*
- * The framer refused the input (rc is the positive reason code from
- * codec_frame_scan(): malformed or packet too large). The engine answers
+ * The framer refused the input (rc is the positive reason code of the
+ * framing loop, codec_frames(): malformed or packet too large). The engine answers
  * as the specification says for the connection's state and version, and
  * calls io->close.
  */

@@ -72,6 +72,7 @@ static void group_free(struct topic_group *g)
 	free(g);
 }
 
+/* Frees a node's subscription set with its shared groups. */
 void topic_set_free(struct topic_subset *set)
 {
 	while (set->groups) {
