@@ -66,6 +66,9 @@ uint8_t engine_conn_version(const struct engine_conn *c)
 	return c->state < CONN_UP ? 0 : c->version;
 }
 
+/* Frees c once the transport reported the socket gone (or the engine is
+ * freed): aliases, a held CONNECT, its copies of client id and username.
+ * It does not touch c's session; callers detach it first. */
 void client_teardown(struct engine *e, struct engine_conn *c)
 {
 	timer_cancel(e, &c->keepalive_timer);
@@ -112,6 +115,9 @@ void engine_conn_closed(struct engine *e, struct engine_conn *c, const char *why
 	client_teardown(e, c);
 }
 
+/* The keepalive deadline of c came due: moved to the real deadline when a
+ * packet arrived meanwhile (the heap is not touched per packet), else the
+ * connection is closed [MQTT-3.1.2-24]. */
 void client_keepalive_fire(struct engine *e, struct engine_conn *c)
 {
 	uint64_t deadline = c->last_packet_ms + (uint64_t)c->keepalive * 1500;

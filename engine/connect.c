@@ -407,7 +407,7 @@ static int connect_finish(struct engine *e, struct engine_conn *c, struct connec
 /*
  * Holds the CONNECT until engine_conn_auth_done(): its body is copied and
  * decoded again, so nothing points into the transport's buffer. Returns
- * 1 (held), or -1 when refused for want of memory.
+ * ENGINE_CONN_HELD, or -1 when refused for want of memory.
  */
 static int connect_hold(struct engine *e, struct engine_conn *c, const struct connect_plan *pl,
 			const uint8_t *body, uint32_t len)
@@ -427,14 +427,14 @@ static int connect_hold(struct engine *e, struct engine_conn *c, const struct co
 	c->info.client_id.p = (const char *)h->plan.cid;
 	c->held = h;
 	c->state = CONN_AUTH_PENDING;
-	return 1;
+	return ENGINE_CONN_HELD;
 }
 
 /*
  * A CONNECT (the first packet; rc is codec_decode()'s result, body its
- * bytes): the steps in order. Returns 0 when accepted, 1 when held for a
- * pending authentication decision, -1 when refused (the connection is
- * closing).
+ * bytes): the steps in order. Returns 0 when accepted, ENGINE_CONN_HELD
+ * while an authentication decision is pending, -1 when refused (the
+ * connection is closing).
  */
 int connect_handle(struct engine *e, struct engine_conn *c, const uint8_t *body, uint32_t len,
 		   struct codec_packet *p, int rc)

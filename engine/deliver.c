@@ -172,6 +172,8 @@ static uint32_t session_window(const struct engine *e, const struct session *s)
 	return w;
 }
 
+/* Ends the in-flight exchange in slot sl: drops its message reference and
+ * closes the gap, keeping the window in send order. */
 void slot_remove(struct engine *e, struct session *s, struct slot *sl)
 {
 	uint32_t i = (uint32_t)(sl - s->inflight);
@@ -281,6 +283,7 @@ void session_enqueue(struct engine *e, struct session *s, struct delivery *d)
 	e->st.stored_bytes += sz;
 }
 
+/* Takes the oldest queued delivery (its reference passes to *out). */
 void session_dequeue(struct engine *e, struct session *s, struct delivery *out)
 {
 	*out = s->queue[s->queue_head];

@@ -28,6 +28,8 @@ int client_fail(struct engine *e, struct engine_conn *c, uint8_t rc, const char 
 	return -1;
 }
 
+/* A client DISCONNECT: v5 may change the session expiry (not from 0
+ * [MQTT-3.14.2-2]) and ask for the will (0x04). Returns -1 (closing). */
 static int dispatch_disconnect(struct engine *e, struct engine_conn *c, struct codec_packet *p)
 {
 	struct codec_disconnect *d = &p->u.disconnect;
@@ -48,6 +50,7 @@ static int dispatch_disconnect(struct engine *e, struct engine_conn *c, struct c
 	return -1;
 }
 
+/* PINGREQ: event, then PINGRESP. */
 static int dispatch_ping(struct engine *e, struct engine_conn *c)
 {
 	static const uint8_t pingresp[2] = {0xD0, 0x00};
@@ -139,6 +142,7 @@ enum {
 	INPUT_HELD = 2,
 };
 
+/* codec_frames() callback: one packet into engine_conn_frame(). */
 static int input_packet(void *ctx, const struct codec_frame *fr, const uint8_t *body)
 {
 	struct input_pass *in = ctx;

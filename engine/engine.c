@@ -70,6 +70,8 @@ void engine_free(struct engine *e)
 {
 	if (!e)
 		return;
+	/* the sessions end with the process, not for the store: it keeps them */
+	e->store = engine_store_none;
 	while (e->conns) {
 		struct engine_conn *c = e->conns;
 		if (c->s)

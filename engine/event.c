@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Starts an event of type about client, stamped with the engine's time. */
 void event_init(struct engine *e, struct midge_event *ev, enum midge_event_type type,
 		       const struct midge_client *client)
 {
@@ -22,6 +23,9 @@ void event_emit(struct engine *e, struct midge_event *ev)
 		e->io.event(e->io.ctx, ev);
 }
 
+/* A message event (publish, deliver, drop, ack, will, retained): the
+ * message view and its per-delivery fields; to names the receiving
+ * session, if any. Nothing is built when no one listens. */
 void event_message(struct engine *e, enum midge_event_type type, const struct midge_client *cl,
 			 const struct emsg *m, const struct session *to, uint8_t qos, uint16_t pid,
 			 bool dup, enum midge_drop_reason drop, const char *why)
@@ -44,6 +48,8 @@ void event_message(struct engine *e, enum midge_event_type type, const struct mi
 	event_emit(e, &ev);
 }
 
+/* A message midge did not deliver: counted, then reported about the
+ * session it was for (s may be NULL: dropped before routing). */
 void event_drop(struct engine *e, const struct session *s, const struct emsg *m, uint8_t qos,
 		      enum midge_drop_reason drop, const char *why)
 {
@@ -56,6 +62,8 @@ void event_drop(struct engine *e, const struct session *s, const struct emsg *m,
 	event_message(e, MIDGE_EV_DROP, s ? &cl : NULL, m, s, qos, 0, false, drop, why);
 }
 
+/* A session event (created, resumed, discarded, taken over, expired);
+ * cl may be NULL: the session names itself. */
 void event_session(struct engine *e, enum midge_event_type type, const struct session *s,
 			 const struct midge_client *cl, const char *why)
 {

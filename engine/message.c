@@ -95,6 +95,7 @@ struct emsg *emsg_new(struct engine *e, const uint8_t *topic, size_t tlen,
 	return m;
 }
 
+/* A NUL-terminated malloc copy of p[0..n), or NULL on OOM. */
 char *engine_dup_bytes(const void *p, size_t n)
 {
 	char *d = malloc(n + 1);
@@ -105,6 +106,8 @@ char *engine_dup_bytes(const void *p, size_t n)
 	return d;
 }
 
+/* The message expiry interval left, in whole seconds rounded up (at least
+ * 1: an expired message is dropped before it gets here) [MQTT-3.3.2-6]. */
 uint32_t emsg_remaining_expiry(const struct engine *e, const struct emsg *m)
 {
 	if (m->expire_at <= e->now)

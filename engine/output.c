@@ -21,6 +21,8 @@ int output_scratch_grow(struct engine *e, size_t n)
 	return 0;
 }
 
+/* Queues raw bytes on c (and a shared tail); counts what was queued.
+ * Returns 0, or -1 when the transport refused (droppable only). */
 int client_write(struct engine *e, struct engine_conn *c, const uint8_t *b, size_t n,
 		      struct frame *tail, bool droppable)
 {

@@ -53,6 +53,7 @@ uint32_t publish_accept(struct engine *e, struct emsg *m, const struct midge_cli
 	return n;
 }
 
+/* Whether pid is an incoming QoS 2 id awaiting PUBREL (its index in *at). */
 static bool rel_find(const struct session *s, uint16_t pid, uint32_t *at)
 {
 	for (uint32_t i = 0; i < s->n_awaiting_rel; i++) {
@@ -65,6 +66,8 @@ static bool rel_find(const struct session *s, uint16_t pid, uint32_t *at)
 	return false;
 }
 
+/* Records an incoming QoS 2 id until its PUBREL. Returns 0 or -1 (OOM,
+ * or 65535 ids already). */
 static int rel_add(struct engine *e, struct session *s, uint16_t pid)
 {
 	if (session_array_grow((void **)&s->awaiting_rel, &s->cap_awaiting_rel, s->n_awaiting_rel,
@@ -159,6 +162,11 @@ int publish_handle(struct engine *e, struct engine_conn *c, struct codec_packet 
 	return publish_acknowledge(e, c, pub, rc, why);
 }
 
+/*
+ * PUBACK, PUBREC, PUBREL, PUBCOMP from the client: moves the matching
+ * in-flight slot on (or answers "packet id not found" as the flow
+ * requires), then lets queued messages into the freed window.
+ */
 int publish_handle_ack(struct engine *e, struct engine_conn *c, struct codec_packet *p)
 {
 	struct session *s = c->s;

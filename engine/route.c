@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A new hit on the engine's hit stack. Returns 0 or -1 on OOM. */
 static int hits_push(struct engine *e, struct hit **out)
 {
 	if (e->nhits == e->cap_hits) {

@@ -17,6 +17,7 @@ uint32_t engine_hash_bytes(const void *p, size_t n)
 	return h;
 }
 
+/* The session of client id cid[0..len), or NULL. */
 struct session *session_find(struct engine *e, const uint8_t *cid, size_t len)
 {
 	if (!e->table_size)
@@ -112,6 +113,7 @@ static void client_keep_client_id(struct engine_conn *c)
 		c->info.client_id.len = 0;
 }
 
+/* A new, empty session for cid, in the client-id table. NULL on OOM. */
 struct session *session_new(struct engine *e, const uint8_t *cid, size_t len)
 {
 	size_t size = offsetof(struct session, cid) + len + 1;

@@ -143,6 +143,9 @@ static void retained_send(struct engine *e, struct session *s, const uint8_t *f,
 	e->n_retained_matches = base;
 }
 
+/* SUBSCRIBE: each entry applied and reported, SUBACK with one code per
+ * filter, then the retained messages the new subscriptions ask for.
+ * Returns 0, or -1 once the connection is closing. */
 int subscribe_handle(struct engine *e, struct engine_conn *c, struct codec_packet *p)
 {
 	struct codec_subscribe *sb = &p->u.subscribe;
@@ -208,6 +211,8 @@ int subscribe_handle(struct engine *e, struct engine_conn *c, struct codec_packe
 	return client_is_up(c) ? 0 : -1;
 }
 
+/* UNSUBSCRIBE: each filter removed and reported, then UNSUBACK (with
+ * reason codes in v5). */
 int unsubscribe_handle(struct engine *e, struct engine_conn *c, struct codec_packet *p)
 {
 	struct codec_unsubscribe *un = &p->u.unsubscribe;

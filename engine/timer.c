@@ -43,6 +43,7 @@ static void heap_down(struct engine *e, uint32_t i)
 	}
 }
 
+/* Takes t out of the heap; nothing when it is not scheduled. */
 void timer_cancel(struct engine *e, struct timer_node *t)
 {
 	if (!t->idx)

@@ -61,6 +61,7 @@ static void will_store_forget(struct engine *e, struct session *s)
 		e->store.will_set(e->store.ctx, &id, NULL, 0);
 }
 
+/* Discards the session's pending will without publishing it. */
 void will_clear(struct engine *e, struct session *s)
 {
 	struct will *w = s->will;
