@@ -9,6 +9,7 @@
 
 #include "codec/codec.h"
 #include "engine/engine.h"
+#include "engine/store.h"
 #include "tests/unit/runner.h"
 
 #define NCONN 8
@@ -684,6 +685,133 @@ static void t_auth_pending_client_gone(void)
 	CU_ASSERT_EQUAL(connect_full(1, 4, "c", 0x02, 60, NULL, NULL), ENGINE_CONN_HELD);
 	CU_ASSERT_EQUAL(engine_conn_auth_done(E, F[1].c, 0, NOW), 0);
 	expect(1, "20 02 00 00");
+	stop();
+}
+
+/* A store that writes down what it is told, one call per entry. */
+static char STORE_LOG[1024];
+
+static void store_note(const char *fmt, const struct midge_str *who, const char *a, size_t alen,
+		       unsigned x, unsigned y)
+{
+	size_t k = strlen(STORE_LOG);
+	snprintf(STORE_LOG + k, sizeof STORE_LOG - k, fmt, (int)who->len, who->p, (int)alen, a, x, y);
+}
+
+static void rec_session_saved(void *ctx, const struct engine_store_session *s)
+{
+	store_note("saved %.*s%.*s %u v%u; ", &s->client_id, "", 0, s->expiry, s->protocol);
+}
+
+static void rec_session_removed(void *ctx, const struct midge_str *id)
+{
+	store_note("removed %.*s%.*s; ", id, "", 0, 0, 0);
+}
+
+static void rec_sub_added(void *ctx, const struct midge_str *id, const struct midge_str *filter,
+			  uint8_t options, uint32_t sub_id)
+{
+	store_note("sub %.*s %.*s %u %u; ", id, filter->p, filter->len, options, sub_id);
+}
+
+static void rec_sub_removed(void *ctx, const struct midge_str *id, const struct midge_str *filter)
+{
+	store_note("unsub %.*s %.*s; ", id, filter->p, filter->len, 0, 0);
+}
+
+static void rec_queued(void *ctx, const struct midge_str *id, const struct midge_message *msg)
+{
+	store_note("queued %.*s %.*s q%u; ", id, msg->topic.p, msg->topic.len, msg->qos, 0);
+}
+
+static void rec_unqueued(void *ctx, const struct midge_str *id)
+{
+	store_note("unqueued %.*s%.*s; ", id, "", 0, 0, 0);
+}
+
+static void rec_flight_set(void *ctx, const struct midge_str *id, uint16_t pid,
+			   enum engine_store_flight state, const struct midge_message *msg)
+{
+	store_note("flight %.*s%.*s %u %u; ", id, "", 0, pid, state);
+}
+
+static void rec_flight_done(void *ctx, const struct midge_str *id, uint16_t pid)
+{
+	store_note("done %.*s%.*s %u; ", id, "", 0, pid, 0);
+}
+
+static void rec_qos2_received(void *ctx, const struct midge_str *id, uint16_t pid)
+{
+	store_note("qos2 %.*s%.*s %u; ", id, "", 0, pid, 0);
+}
+
+static void rec_qos2_released(void *ctx, const struct midge_str *id, uint16_t pid)
+{
+	store_note("rel %.*s%.*s %u; ", id, "", 0, pid, 0);
+}
+
+static void rec_will_set(void *ctx, const struct midge_str *id, const struct midge_message *will,
+			 uint32_t delay)
+{
+	store_note("will %.*s %.*s %u; ", id, will ? will->topic.p : "-", will ? will->topic.len : 1,
+		   delay, 0);
+}
+
+static void rec_retained_set(void *ctx, const struct midge_str *topic,
+			     const struct midge_message *msg)
+{
+	store_note("retained %.*s%.*s %u; ", topic, "", 0, msg != NULL, 0);
+}
+
+static const struct engine_store store_recorder = {
+	NULL,
+	rec_session_saved,
+	rec_session_removed,
+	rec_sub_added,
+	rec_sub_removed,
+	rec_queued,
+	rec_unqueued,
+	rec_flight_set,
+	rec_flight_done,
+	rec_qos2_received,
+	rec_qos2_released,
+	rec_will_set,
+	rec_retained_set,
+};
+
+static void t_store_calls(void)
+{
+	STORE_LOG[0] = '\0';
+	start(NULL, NULL);
+	engine_store_attach(E, &store_recorder);
+	/* a clean session and its QoS 1 traffic never reach the store */
+	up4(0, "c");
+	exchange(0, "82 06 00 01 00 01 78 01", "90 03 00 01 01");
+	/* a v5 session with expiry 60 s and a will delayed 5 s */
+	connect_expect(1, 5, "p", 0x06, 60, "11 00 00 00 3c", "05 18 00 00 00 05 00 01 77 00 00",
+		       0, connack5_default);
+	exchange(1, "82 09 00 01 00 00 03 61 2f 23 01", "90 04 00 01 00 01");
+	exchange(1, "34 08 00 01 79 00 09 00 68 69", "50 03 00 09 10"); /* y: no subscribers */
+	exchange(1, "62 02 00 09", "70 02 00 09");
+	gone(1, NULL);
+	/* offline: the QoS 1 message is queued, then sent on resume */
+	exchange(0, "32 09 00 03 61 2f 62 00 05 68 69", "40 02 00 05");
+	/* resumed within the will delay: the will is discarded [MQTT-3.1.3-9] */
+	connect_expect(1, 5, "p", 0x00, 60, "11 00 00 00 3c", NULL, 0,
+		       "20 09 01 00 06 21 00 14 22 00 0a 32 0a 00 03 61 2f 62 00 01 00 68 69");
+	exchange(1, "40 02 00 01", "");
+	/* retained set and cleared */
+	feed(0, "31 07 00 03 61 2f 72 68 69 31 05 00 03 61 2f 72");
+	out(1);
+	exchange(1, "a2 08 00 02 00 00 03 61 2f 23", "b0 04 00 02 00 00");
+	/* DISCONNECT with expiry 0: the session leaves the store */
+	CU_ASSERT_EQUAL(feed(1, "e0 07 00 05 11 00 00 00 00"), -1);
+	gone(1, NULL);
+	CU_ASSERT_STRING_EQUAL(STORE_LOG,
+			       "saved p 60 v5; will p w 5; sub p a/# 1 0; qos2 p 9; rel p 9; "
+			       "queued p a/b q1; will p - 0; saved p 60 v5; unqueued p; flight p 1 1; "
+			       "done p 1; "
+			       "retained a/r 1; retained a/r 0; unsub p a/#; removed p; ");
 	stop();
 }
 
@@ -2114,6 +2242,7 @@ static void register_tests(void)
 		{"client id too long", t_client_id_too_long},
 		{"anonymous refused", t_anonymous_refused},
 		{"authentication callback", t_auth_connect},
+		{"store: persistent state reported, clean sessions never", t_store_calls},
 		{"authentication pending, then allowed: held input read after", t_auth_pending_allow},
 		{"authentication pending keeps the assigned client id", t_auth_pending_assigned_id},
 		{"authentication pending, then refused", t_auth_pending_deny},
