@@ -101,7 +101,8 @@ enum engine_access {
  * views in client, username and password are valid during the call only.
  * If the connection goes away first, connect_cancel (may be NULL) is
  * called with the same client, and engine_conn_auth_done() must not be
- * called for it any more.
+ * called for it any more. The engine sets no deadline on a pending decision:
+ * the module answers, or refuses when its own timeout expires.
  */
 struct engine_auth {
 	void *ctx;
