@@ -129,7 +129,7 @@ static int deliver_publish(struct engine *e, struct engine_conn *c, const struct
 	struct frame *tail = m->payload->len ? m->payload : NULL;
 
 	if (!head_cache_get(e, m, shape, &h)) {
-		if (c->version == CODEC_V5)
+		if (c->out_alias_max) /* v5 clients that accept aliases only */
 			alias = alias_out_choose(c, m->topic, m->topic_len);
 		int rc = publish_head_encode(e, c, m, d, pid, dup, &alias, &h);
 		if (rc != SENT)

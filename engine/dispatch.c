@@ -134,6 +134,7 @@ struct input_pass {
 	struct engine_conn *c;
 	uint64_t now;
 	uint32_t limit; /* the framer's limit for the next packet */
+	bool up;        /* CONNECT accepted: the limit no longer changes */
 };
 
 /* Stops codec_frames() with one of these (its callback's positive values). */
@@ -151,8 +152,11 @@ static int input_packet(void *ctx, const struct codec_frame *fr, const uint8_t *
 		return INPUT_CLOSING;
 	if (rc == ENGINE_CONN_HELD)
 		return INPUT_HELD;
-	/* CONNECT accepted: from the next packet on, the full limit. */
-	in->limit = engine_conn_max_packet(in->c);
+	if (!in->up && in->c->state == CONN_UP) {
+		/* CONNECT accepted: from the next packet on, the full limit. */
+		in->limit = engine_conn_max_packet(in->c);
+		in->up = true;
+	}
 	return 0;
 }
 
@@ -170,7 +174,7 @@ int engine_conn_input(struct engine *e, struct engine_conn *c, const uint8_t *bu
 		out->need = 0;
 		return -1;
 	}
-	struct input_pass in = {e, c, now_ms, engine_conn_max_packet(c)};
+	struct input_pass in = {e, c, now_ms, engine_conn_max_packet(c), c->state == CONN_UP};
 	int rc = codec_frames(buf, n, &in.limit, input_packet, &in, out);
 	if (rc == INPUT_HELD)
 		return ENGINE_CONN_HELD; /* out->used ends with the CONNECT */
