@@ -2,8 +2,8 @@
  * engine_bench.c - routing rate of the engine without I/O.
  *
  * N subscribers (half MQTT 3.1.1, half MQTT 5) subscribe to one topic;
- * one publisher sends M messages through engine_conn_frame(), exactly as
- * the transport would. The io counts bytes and does nothing else, so the
+ * one publisher sends M messages through engine_conn_input(), the framing
+ * loop the transport uses. The io counts bytes and does nothing else, so the
  * figure is the engine's own cost per delivery: decode once, match once,
  * per receiver a window check and a head handed to io->send with the
  * shared payload frame.
@@ -56,50 +56,47 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Feeds one complete packet given as bytes. */
+/* Feeds complete packets given as bytes. */
 static int feed(struct engine *e, struct engine_conn *c, const uint8_t *p, size_t n, uint64_t now)
 {
-	struct codec_frame fr;
-	if (codec_frame_scan(p, n, 0, &fr) != 0)
-		return -1;
-	return engine_conn_frame(e, c, fr.first, p + fr.header_len, fr.remaining, now);
+	struct codec_feed fo;
+	return engine_conn_input(e, c, p, n, now, &fo);
+}
+
+/* Appends an MQTT string (16-bit length, bytes) at b + n; returns the new n. */
+static size_t put_string(uint8_t *b, size_t n, const char *str)
+{
+	size_t len = strlen(str);
+	b[n++] = (uint8_t)(len >> 8);
+	b[n++] = (uint8_t)len;
+	memcpy(b + n, str, len);
+	return n + len;
 }
 
 static size_t build_connect(uint8_t *b, uint8_t level, const char *cid)
 {
-	size_t cl = strlen(cid), n = 0;
-	uint8_t body[128];
-	static const uint8_t head[] = {0, 4, 'M', 'Q', 'T', 'T'};
-	memcpy(body, head, sizeof head);
-	n = sizeof head;
-	body[n++] = level;
-	body[n++] = 0x02;
-	body[n++] = 0;
-	body[n++] = 0;
-	if (level == 5)
-		body[n++] = 0;
-	body[n++] = 0;
-	body[n++] = (uint8_t)cl;
-	memcpy(body + n, cid, cl);
-	n += cl;
+	size_t n = put_string(b, 2, "MQTT");
 	b[0] = 0x10;
-	b[1] = (uint8_t)n;
-	memcpy(b + 2, body, n);
-	return n + 2;
+	b[n++] = level;
+	b[n++] = 0x02; /* clean */
+	b[n++] = 0;    /* no keepalive */
+	b[n++] = 0;
+	if (level == 5)
+		b[n++] = 0; /* no properties */
+	n = put_string(b, n, cid);
+	b[1] = (uint8_t)(n - 2);
+	return n;
 }
 
 static size_t build_subscribe(uint8_t *b, uint8_t level, const char *filter, uint8_t qos)
 {
-	size_t fl = strlen(filter), n = 2;
+	size_t n = 2;
 	b[0] = 0x82;
-	b[n++] = 0;
+	b[n++] = 0; /* packet id 1 */
 	b[n++] = 1;
 	if (level == 5)
 		b[n++] = 0;
-	b[n++] = 0;
-	b[n++] = (uint8_t)fl;
-	memcpy(b + n, filter, fl);
-	n += fl;
+	n = put_string(b, n, filter);
 	b[n++] = qos;
 	b[1] = (uint8_t)(n - 2);
 	return n;

@@ -87,15 +87,30 @@ enum engine_access {
 	ENGINE_ACCESS_RECEIVE = 3,
 };
 
-/* Authentication and authorization decisions. Any callback may be NULL
+/* What engine_auth.connect returns when it decides later. */
+#define ENGINE_AUTH_PENDING (-1)
+
+/*
+ * Authentication and authorization decisions. Any callback may be NULL
  * (allow). Return 0 to allow or a v5 reason code to refuse
- * (MQTT_RC_BAD_USERNAME_OR_PASSWORD, MQTT_RC_NOT_AUTHORIZED, ...). */
+ * (MQTT_RC_BAD_USERNAME_OR_PASSWORD, MQTT_RC_NOT_AUTHORIZED, ...).
+ *
+ * connect may also return ENGINE_AUTH_PENDING (a password hash to compute,
+ * an auth worker to ask): the engine holds the CONNECT and the module
+ * later calls engine_conn_auth_done() for engine_conn_of(client). The
+ * views in client, username and password are valid during the call only.
+ * If the connection goes away first, connect_cancel (may be NULL) is
+ * called with the same client, and engine_conn_auth_done() must not be
+ * called for it any more. The engine sets no deadline on a pending decision:
+ * the module answers, or refuses when its own timeout expires.
+ */
 struct engine_auth {
 	void *ctx;
 	int (*connect)(void *ctx, const struct midge_client *client, const struct midge_str *username,
 		       const struct midge_str *password);
 	int (*acl)(void *ctx, const struct midge_client *client, const uint8_t *topic, size_t len,
 		   enum engine_access access);
+	void (*connect_cancel)(void *ctx, const struct midge_client *client);
 };
 
 /* Broker-wide counters, for $SYS and the logs. */
@@ -143,7 +158,7 @@ int engine_conn_set_identity(struct engine_conn *c, const char *username);
 /* The largest packet the framer may accept on this connection now (lower
  * before CONNECT is accepted). */
 uint32_t engine_conn_max_packet(const struct engine_conn *c);
-/* 0 before CONNECT, else 3, 4 or 5. */
+/* 0 until CONNECT is accepted (or refused), else 3, 4 or 5. */
 uint8_t engine_conn_version(const struct engine_conn *c);
 
 /*
@@ -154,25 +169,48 @@ uint8_t engine_conn_version(const struct engine_conn *c);
  * consumed: the caller keeps buf[used..n) at the start of its buffer and
  * appends what arrives next; out->need, when non-zero, is the size that
  * incomplete packet will have. Returns 0 to go on reading, -1 once the
- * connection is closing (everything counts as used; feed it no more).
+ * connection is closing (everything counts as used; feed it no more), or
+ * ENGINE_CONN_HELD.
  */
 struct codec_feed;
+/* Returned by engine_conn_input() and engine_conn_frame() while a CONNECT
+ * waits for its authentication decision. engine_conn_input() then
+ * consumed the CONNECT and nothing after it (out->used); the caller keeps
+ * the rest and feeds it again after engine_conn_auth_done() returned 0
+ * (it may stop reading meanwhile: before CONNECT is accepted its buffer is
+ * bounded by max_packet_before_connect). engine_conn_frame() refuses
+ * packets in that state (returns ENGINE_CONN_HELD, nothing done). */
+#define ENGINE_CONN_HELD 1
 int engine_conn_input(struct engine *e, struct engine_conn *c, const uint8_t *buf, size_t n,
 		      uint64_t now_ms, struct codec_feed *out);
+
+/*
+ * The authentication decision for a CONNECT held after engine_auth.connect
+ * answered ENGINE_AUTH_PENDING: rc 0 accepts it (CONNACK, session, events,
+ * as a synchronous answer would), a v5 reason code refuses it (any other
+ * non-zero value refuses with MQTT_RC_NOT_AUTHORIZED). Returns 0 when
+ * accepted (feed the held input again), -1 when refused or when c holds
+ * no pending CONNECT (nothing done).
+ */
+int engine_conn_auth_done(struct engine *e, struct engine_conn *c, int rc, uint64_t now_ms);
+
+/* The connection a client record handed to engine_auth.connect belongs to. */
+struct engine_conn *engine_conn_of(const struct midge_client *client);
 
 /*
  * One complete packet: first byte and body[0..len). The engine decodes it,
  * acts, and copies whatever it keeps before returning. Returns 0 to go on
  * reading, -1 once the connection is closing (the engine has queued the
  * CONNACK/DISCONNECT the specification prescribes and called io->close):
- * the transport must not feed it more.
+ * the transport must not feed it more; ENGINE_CONN_HELD while a CONNECT
+ * waits for its authentication decision.
  */
 int engine_conn_frame(struct engine *e, struct engine_conn *c, uint8_t first,
 		      const uint8_t *body, uint32_t len, uint64_t now_ms);
 
 /*
- * The framer refused the input (rc is the positive reason code from
- * codec_frame_scan(): malformed or packet too large). The engine answers
+ * The framer refused the input (rc is the positive reason code of the
+ * framing loop, codec_frames(): malformed or packet too large). The engine answers
  * as the specification says for the connection's state and version, and
  * calls io->close.
  */

@@ -4,15 +4,18 @@
  *
  *   0x0k            open connection k (k = 0..7)
  *   0x1k LL LL ...  bytes for connection k: a 16-bit length, then that many
- *                   bytes, framed with codec_frame_scan like the transport
+ *                   bytes, fed to engine_conn_input() like the transport
  *   0x2k            the socket of connection k is gone
  *   0x3_ NN         advance the clock by NN x 250 ms and tick
  *   0x4_ NN ...     the broker publishes: QoS/retain from NN, topic "t/NN"
  *   0x5_            graceful shutdown
+ *   0x6k NN         the pending authentication of connection k completes:
+ *                   allowed when NN is even, else refused with NN | 0x80
  *
  * The first byte selects a configuration variant (bits: QoS 0 queueing
  * off, window 1, retain off, wildcards off, shared off, max QoS 1, upgrade
- * QoS, an ACL that denies topics starting with 'd').
+ * QoS, an ACL that denies topics starting with 'd' and an authentication
+ * that refuses user "x" and answers later for user "p").
  *
  * The fake io checks the contract (no send after the socket is gone,
  * close asked at most once per connection) and the engine is freed at the
@@ -31,6 +34,7 @@
 struct fz_conn {
 	struct engine_conn *c;
 	bool closing; /* io->close was called or the engine returned -1 */
+	bool held;    /* the engine holds its CONNECT for the authentication */
 	uint8_t buf[4096];
 	size_t n;
 };
@@ -77,10 +81,28 @@ static void fz_gone(struct engine *e, struct fz_conn *k, uint64_t now)
 	engine_conn_closed(e, k->c, "fuzz", now);
 	k->c = NULL;
 	k->closing = false;
+	k->held = false;
 	k->n = 0;
 }
 
-/* Appends bytes to k's receive buffer and feeds every complete packet. */
+/* Feeds k's receive buffer to the engine's framing loop and keeps what it
+ * did not use, as the transport does. */
+static void fz_input(struct engine *e, struct fz_conn *k, uint64_t now)
+{
+	struct codec_feed fo;
+	int rc = engine_conn_input(e, k->c, k->buf, k->n, now, &fo);
+	if (rc < 0)
+		k->closing = true;
+	k->held = rc == ENGINE_CONN_HELD;
+	if (fo.used > k->n)
+		abort();
+	memmove(k->buf, k->buf + fo.used, k->n - fo.used);
+	k->n -= fo.used;
+	if (!k->held && !k->closing && k->n == sizeof k->buf) /* larger than the buffer: drop it */
+		k->closing = true;
+}
+
+/* Appends bytes to k's receive buffer and feeds it. */
 static void fz_feed(struct engine *e, struct fz_conn *k, const uint8_t *p, size_t len,
 		    uint64_t now)
 {
@@ -90,28 +112,26 @@ static void fz_feed(struct engine *e, struct fz_conn *k, const uint8_t *p, size_
 		len = sizeof k->buf - k->n;
 	memcpy(k->buf + k->n, p, len);
 	k->n += len;
-	size_t pos = 0;
-	while (!k->closing) {
-		struct codec_frame fr;
-		int rc = codec_frame_scan(k->buf + pos, k->n - pos, engine_conn_max_packet(k->c), &fr);
-		if (rc == CODEC_PARTIAL)
-			break;
-		if (rc < 0) {
-			engine_conn_framing_error(e, k->c, (uint8_t)-rc, now);
-			k->closing = true;
-			break;
-		}
-		if (fr.header_len + fr.remaining > k->n - pos)
-			break;
-		if (engine_conn_frame(e, k->c, fr.first, k->buf + pos + fr.header_len, fr.remaining,
-				      now) < 0)
-			k->closing = true;
-		pos += fr.header_len + fr.remaining;
+	if (!k->held)
+		fz_input(e, k, now);
+}
+
+/* The authentication decision for k arrives; what k kept is fed again. */
+static void fz_auth_done(struct engine *e, struct fz_conn *k, uint8_t verdict, uint64_t now)
+{
+	if (!k->c)
+		return;
+	int rc = engine_conn_auth_done(e, k->c, verdict & 1 ? verdict | 0x80 : 0, now);
+	if (!k->held) {
+		if (rc != -1) /* nothing was pending */
+			abort();
+		return;
 	}
-	memmove(k->buf, k->buf + pos, k->n - pos);
-	k->n -= pos;
-	if (k->n == sizeof k->buf) /* a packet larger than the buffer: drop it */
+	k->held = false;
+	if (rc < 0)
 		k->closing = true;
+	else
+		fz_input(e, k, now);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -125,6 +145,8 @@ static int fz_acl(void *ctx, const struct midge_client *client, const uint8_t *t
 static int fz_connect(void *ctx, const struct midge_client *client, const struct midge_str *user,
 		      const struct midge_str *pass)
 {
+	if (user->len == 1 && user->p[0] == 'p')
+		return ENGINE_AUTH_PENDING;
 	return user->len == 1 && user->p[0] == 'x' ? MQTT_RC_BAD_USERNAME_OR_PASSWORD : 0;
 }
 
@@ -144,7 +166,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cfg.topic_alias_max = 4;
 	cfg.max_packet_size = 4096;
 	cfg.max_packet_before_connect = 1024;
-	struct engine_auth auth = {NULL, fz_connect, fz_acl};
+	struct engine_auth auth = {.connect = fz_connect, .acl = fz_acl};
 	uint8_t variant = size ? data[0] : 0;
 	cfg.queue_qos0_messages = !(variant & 0x01);
 	if (variant & 0x02)
@@ -167,6 +189,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (!k->c) {
 				k->c = engine_conn_open(e, k, "127.0.0.1", 1883, false, now);
 				k->closing = false;
+				k->held = false;
 				k->n = 0;
 			}
 			break;
@@ -202,6 +225,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		case 5:
 			engine_shutdown(e, now);
+			break;
+		case 6:
+			if (i >= size)
+				goto out;
+			fz_auth_done(e, k, data[i++], now);
 			break;
 		default:
 			break;

@@ -1,0 +1,150 @@
+/*
+ * conn.c - connection lifetime: open, TLS identity, asking the transport
+ * to close (client_request_close) versus freeing the record once the
+ * socket is gone (client_teardown), keepalive, graceful shutdown.
+ */
+#include "engine/internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Asks the transport to close c (once); records the cause for the
+ * disconnect event unless one is recorded already. */
+void client_request_close(struct engine *e, struct engine_conn *c, uint8_t rc, bool by_client,
+		       const char *why)
+{
+	if (!c->close_cause_set) {
+		c->close_cause_set = true;
+		c->close_rc = rc;
+		c->close_by_client = by_client;
+		c->close_why = why;
+	}
+	if (c->state == CONN_CLOSING)
+		return;
+	c->state = CONN_CLOSING;
+	timer_cancel(e, &c->keepalive_timer);
+	e->io.close(e->io.ctx, c->handle);
+}
+
+struct engine_conn *engine_conn_open(struct engine *e, void *handle, const char *peer_addr,
+				     uint16_t peer_port, bool tls, uint64_t now_ms)
+{
+	size_t n = peer_addr ? strnlen(peer_addr, PEER_TEXT_MAX - 1) : 0;
+	size_t size = offsetof(struct engine_conn, peer) + n + 1;
+	struct engine_conn *c = calloc(1, size > sizeof *c ? size : sizeof *c);
+	if (!c)
+		return NULL;
+	c->e = e;
+	c->handle = handle;
+	c->last_packet_ms = now_ms;
+	c->keepalive_timer.kind = T_KEEPALIVE;
+	memcpy(c->peer, peer_addr ? peer_addr : "", n);
+	c->info.peer_addr = c->peer;
+	c->info.peer_port = peer_port;
+	c->info.tls = tls;
+	c->next = e->conns;
+	if (e->conns)
+		e->conns->prev = c;
+	e->conns = c;
+	return c;
+}
+
+int engine_conn_set_identity(struct engine_conn *c, const char *username)
+{
+	size_t n = strlen(username);
+	char *u = engine_dup_bytes(username, n);
+	if (!u)
+		return -1;
+	free((char *)c->info.username.p);
+	c->info.username.p = u;
+	c->info.username.len = n;
+	return 0;
+}
+
+uint8_t engine_conn_version(const struct engine_conn *c)
+{
+	return c->state < CONN_UP ? 0 : c->version;
+}
+
+/* Frees c once the transport reported the socket gone (or the engine is
+ * freed): aliases, a held CONNECT, its copies of client id and username.
+ * It does not touch c's session; callers detach it first. */
+void client_teardown(struct engine *e, struct engine_conn *c)
+{
+	timer_cancel(e, &c->keepalive_timer);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		e->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	alias_free(c);
+	connect_held_free(c);
+	if (c->cid_own)
+		free((char *)c->info.client_id.p);
+	free((char *)c->info.username.p);
+	free(c);
+}
+
+void engine_conn_closed(struct engine *e, struct engine_conn *c, const char *why, uint64_t now_ms)
+{
+	e->now = now_ms;
+	struct session *s = c->s;
+	connect_held_cancel(e, c);
+	if (c->state != CONN_CLOSING)
+		timer_cancel(e, &c->keepalive_timer);
+	c->state = CONN_CLOSING;
+	if (c->counted_connected) {
+		struct midge_event ev;
+		event_init(e, &ev, MIDGE_EV_DISCONNECT, &c->info);
+		if (c->close_cause_set) {
+			ev.u.disconnect.rc = c->close_rc;
+			ev.u.disconnect.by_client = c->close_by_client;
+			ev.u.disconnect.why = c->close_why;
+		} else {
+			ev.u.disconnect.rc = MQTT_RC_UNSPECIFIED;
+			ev.u.disconnect.by_client = true;
+			ev.u.disconnect.why = why ? why : "connection closed";
+		}
+		ev.u.disconnect.will = s && s->will && !c->normal_disconnect;
+		event_emit(e, &ev);
+		e->st.clients_connected--;
+	}
+	if (s)
+		session_detach(e, s, !c->normal_disconnect);
+	client_teardown(e, c);
+}
+
+/* The keepalive deadline of c came due: moved to the real deadline when a
+ * packet arrived meanwhile (the heap is not touched per packet), else the
+ * connection is closed [MQTT-3.1.2-24]. */
+void client_keepalive_fire(struct engine *e, struct engine_conn *c)
+{
+	uint64_t deadline = c->last_packet_ms + (uint64_t)c->keepalive * 1500;
+	if (c->state != CONN_UP || !c->keepalive)
+		return;
+	if (e->now < deadline) {
+		timer_set(e, &c->keepalive_timer, deadline);
+		return;
+	}
+	/* [MQTT-3.1.2-24] (3.1.1) / [MQTT-3.1.2-22] (5.0) */
+	output_disconnect(e, c, MQTT_RC_KEEP_ALIVE_TIMEOUT, "keep alive timeout");
+	client_request_close(e, c, MQTT_RC_KEEP_ALIVE_TIMEOUT, false, "keepalive timeout");
+}
+
+void engine_shutdown(struct engine *e, uint64_t now_ms)
+{
+	e->now = now_ms;
+	for (struct engine_conn *c = e->conns; c; c = c->next) {
+		if (c->state == CONN_CLOSING)
+			continue;
+		if (c->state == CONN_UP)
+			output_disconnect(e, c, MQTT_RC_SERVER_SHUTTING_DOWN, "server shutting down");
+		client_request_close(e, c, MQTT_RC_SERVER_SHUTTING_DOWN, false, "server shutting down");
+	}
+}
+
+struct engine_conn *engine_conn_of(const struct midge_client *client)
+{
+	return container_of(client, struct engine_conn, info);
+}

@@ -1,0 +1,518 @@
+/*
+ * internal.h - the engine's shared structs and the calls its rooms make to
+ * one another. Not installed, not for the transport: engine.h is the
+ * engine's interface.
+ *
+ * Rooms (one concern each; every file's opening comment says what it owns):
+ *   dispatch.c   engine_conn_input() and engine_conn_frame(): framing, decoding,
+ *                dispatch, PINGREQ, DISCONNECT, protocol and framing errors
+ *   connect.c    CONNECT in named steps, CONNACK, refusals, pending auth
+ *   conn.c       connection lifetime: open, close request, teardown, keepalive
+ *   session.c    sessions: client-id table, take-over, detach, expiry
+ *   will.c       the will and its delay
+ *   alias.c      topic aliases both ways
+ *   publish.c    inbound PUBLISH, PUBACK/PUBREC/PUBREL/PUBCOMP, QoS 2 ids
+ *   route.c      matching, shared groups, receive ACL, subscriber kinds
+ *   deliver.c    the outbound PUBLISH, window, queue, resend
+ *   output.c     other packets towards the client
+ *   subscribe.c  SUBSCRIBE, UNSUBSCRIBE, retained messages on subscribe
+ *   message.c    refcounted messages
+ *   timer.c      the deadline heap and engine_tick()
+ *   event.c      event emission
+ *   limits.c     configured bounds, the check shared by PUBLISH and will
+ *   store.c      the no-op store (engine/store.h)
+ *   engine.c     engine_new/free, configuration, engine_publish, statistics
+ *
+ * Objects:
+ *   struct emsg     one accepted message, immutable and refcounted: topic,
+ *                   payload frame, forwardable v5 properties. Every queue,
+ *                   in-flight slot and the retained store hold references.
+ *   struct session  what survives a connection: subscriptions, outgoing
+ *                   in-flight window, offline queue, incoming QoS 2 ids,
+ *                   the pending will. Kept in a hash table by client id.
+ *   struct engine_conn  one network connection; attached to at most one
+ *                   session once CONNECT is accepted.
+ *
+ * Reason codes: inside the engine a reason code is always the positive
+ * MQTT 5 value (MQTT_RC_*, carried as uint8_t; 0 is success). Only the
+ * codec returns negated codes (-MQTT_RC_MALFORMED ...); they are turned
+ * positive at the call that receives them. Functions that can only
+ * succeed or fail return 0 or -1.
+ */
+#ifndef MIDGE_ENGINE_INTERNAL_H
+#define MIDGE_ENGINE_INTERNAL_H
+
+#include <stddef.h>
+#include <string.h>
+
+#include "codec/codec.h"
+#include "engine/engine.h"
+#include "engine/store.h"
+#include "engine/topic.h"
+
+
+/* Subscription identifiers kept per queued or inflight delivery. */
+#define ENGINE_SUBIDS 4
+/* QoS 0 heads cached per fan-out: (v5?2:0) | retain. */
+#define HEAD_SHAPES 4
+#define HEAD_CACHE_MAX 320
+
+#define container_of(p, type, member) ((type *)(void *)((char *)(p)-offsetof(type, member)))
+
+#define SUB_QOS(o) ((uint8_t)((o)&3u))
+#define SUB_NO_LOCAL 0x04u
+#define SUB_RAP 0x08u
+#define SUB_RH(o) ((uint8_t)(((o) >> 4) & 3u))
+
+#define EXPIRY_NEVER UINT32_MAX
+/* The largest packet MQTT can express: advertised only when lower. */
+#define ENGINE_PROTOCOL_MAX_PACKET (CODEC_MAX_REMAINING + CODEC_MAX_FIXED_HEADER)
+
+/* Properties a PUBLISH or will carries on to receivers unchanged. */
+#define FORWARD_PROPS                                                                            \
+	(CODEC_PROP_BIT(CODEC_PROP_PAYLOAD_FORMAT) | CODEC_PROP_BIT(CODEC_PROP_CONTENT_TYPE) |    \
+	 CODEC_PROP_BIT(CODEC_PROP_RESPONSE_TOPIC) | CODEC_PROP_BIT(CODEC_PROP_CORRELATION_DATA) | \
+	 CODEC_PROP_BIT(CODEC_PROP_USER_PROPERTY))
+
+enum tkind {
+	T_KEEPALIVE = 1,
+	T_WILL = 2,
+	T_EXPIRY = 3,
+};
+
+struct timer_node {
+	uint64_t at;
+	uint32_t idx; /* position in the heap + 1; 0 when not scheduled */
+	uint8_t kind;
+};
+
+struct emsg {
+	uint32_t refs;
+	uint8_t qos;
+	bool retain;
+	bool has_expiry;
+	uint16_t topic_len;
+	uint32_t props_len;
+	uint32_t origin_len;
+	uint64_t expire_at; /* ms, when has_expiry */
+	uint64_t origin;    /* serial of the publishing session; 0 for the broker */
+	struct frame *payload;
+	struct codec_props props; /* forwardable ones; views into data */
+	uint8_t *topic;
+	uint8_t *raw_props;
+	char *origin_id;
+	uint8_t data[];
+};
+
+/* A pending will: allocated only for sessions that have one. */
+struct will {
+	struct timer_node t; /* T_WILL: the will delay */
+	struct emsg *m;
+	struct session *s;
+	uint32_t delay;
+};
+
+struct sub {
+	struct sub *next;
+	uint8_t options;
+	uint32_t sub_id;
+	uint16_t len;
+	uint8_t filter[];
+};
+
+enum slot_state {
+	SLOT_PUBACK = 1,  /* QoS 1 sent, waiting for PUBACK */
+	SLOT_PUBREC = 2,  /* QoS 2 sent, waiting for PUBREC */
+	SLOT_PUBCOMP = 3, /* PUBREL sent, waiting for PUBCOMP */
+};
+
+struct delivery {
+	struct emsg *m;
+	uint8_t qos;
+	bool retain;
+	uint8_t n_sub_ids;
+	uint32_t sub_ids[ENGINE_SUBIDS];
+};
+
+struct slot {
+	struct delivery d; /* d.m is NULL once PUBREL was sent */
+	uint16_t pid;
+	uint8_t state;
+};
+
+/*
+ * What the topic tree stores for a subscription: a kind and, by kind, the
+ * record it is embedded in (container_of). Routing dispatches on the kind
+ * (route.c), so a receiver that is not a session (a bridge, a cluster
+ * link) adds a kind, not a cast.
+ */
+enum subscriber_kind {
+	SUBSCRIBER_SESSION = 1,
+};
+
+struct subscriber {
+	uint8_t kind;
+};
+
+/* Ordered by size so that an idle session wastes no padding (one per
+ * client id: thousands of idle ones are the common case). */
+struct session {
+	struct session *hash_next;
+	uint64_t serial;
+	struct engine_conn *conn;
+	struct will *will; /* NULL: no pending will */
+	struct sub *subs;
+	struct slot *inflight;
+	struct delivery *queue; /* ring */
+	uint16_t *awaiting_rel;      /* incoming QoS 2 packet ids awaiting PUBREL */
+	uint64_t queue_bytes;
+	struct timer_node expiry_timer;
+	uint32_t cid_len;
+	uint32_t hash;
+	uint32_t expiry; /* seconds; EXPIRY_NEVER; 0 ends with the connection */
+	uint32_t n_subs;
+	uint32_t queue_cap, queue_head, queue_len;
+	uint16_t n_inflight, cap_inflight; /* at most 65535 packet ids in flight either way */
+	uint16_t n_awaiting_rel, cap_awaiting_rel;
+	uint32_t route_gen; /* route generation of the hit below */
+	uint32_t route_hit; /* index in engine.hits for this generation */
+	uint16_t next_pid;
+	uint8_t version;
+	bool stored;      /* the store keeps it (expiry not 0): see session_store_save() */
+	struct subscriber subscriber; /* what the topic tree holds for it */
+	char cid[]; /* cid_len bytes and a NUL, in the same allocation */
+};
+
+struct alias {
+	uint8_t *p;
+	uint16_t len;
+	uint16_t cap;
+};
+
+/* A topic alias midge set towards a client. */
+struct out_alias {
+	uint32_t hash;
+	uint16_t len;
+	uint8_t *topic;
+};
+
+/* Outgoing aliases used per connection at most: lookups are linear. */
+#define OUT_ALIAS_CAP 32
+
+/* A connection's topic aliases (MQTT 5 only, and rare): out of line, so
+ * the connection record of every other client is a pointer smaller. */
+struct conn_aliases {
+	struct alias *in;       /* in_alias_max entries once the client uses one */
+	struct out_alias *out;  /* OUT_ALIAS_CAP entries when the client accepts aliases */
+};
+
+/* In this order: "before CONNECT was accepted" is state < CONN_UP. */
+enum conn_state {
+	CONN_NEW = 0,
+	CONN_AUTH_PENDING = 1, /* CONNECT held until engine_conn_auth_done() */
+	CONN_UP = 2,
+	CONN_CLOSING = 3,
+};
+
+#define PEER_TEXT_MAX 46 /* INET6_ADDRSTRLEN */
+
+/* Ordered by size so that an idle connection wastes no padding. */
+struct engine_conn {
+	struct engine *e;
+	struct engine_conn *prev, *next;
+	void *handle;
+	struct session *s;
+	const char *close_why;
+	struct conn_aliases *aliases; /* NULL until a topic alias is used either way */
+	struct connect_held *held;    /* CONN_AUTH_PENDING: the CONNECT waiting */
+	uint64_t last_packet_ms;
+	struct timer_node keepalive_timer;
+	struct midge_client info;
+	uint32_t client_max_packet;  /* the client's maximum packet size, 0 = none */
+	uint16_t keepalive;
+	uint16_t client_receive_max; /* the client's receive maximum: our outgoing window */
+	uint16_t in_alias_max;       /* aliases we accept */
+	uint16_t receive_max;        /* our receive maximum, as advertised */
+	uint16_t out_alias_max;      /* aliases we use towards the client (its maximum, capped) */
+	uint16_t out_alias_used;     /* aliases assigned so far, 1..out_alias_used */
+	uint8_t state;               /* enum conn_state */
+	uint8_t version;
+	uint8_t close_rc;            /* with close_why, close_by_client: the cause the */
+	bool close_cause_set;        /* disconnect event reports, once recorded */
+	bool close_by_client;
+	bool counted_connected;      /* counted in clients_connected */
+	bool problem_info;           /* v5 request problem information */
+	bool normal_disconnect;      /* normal DISCONNECT: no will */
+	bool expiry_zero;            /* CONNECT had session expiry 0 [MQTT-3.14.2-2] */
+	bool cid_own;                /* info.client_id is our own copy (the session is gone) */
+	char peer[];         /* NUL-terminated, sized to the text: "127.0.0.1" takes 10 bytes, not 46 */
+};
+
+/* One receiver of the message being routed. */
+struct hit {
+	struct subscriber *to;
+	uint8_t qos;
+	bool retain_as_published;
+	bool shared;
+	uint8_t n_sub_ids;
+	uint32_t sub_ids[ENGINE_SUBIDS];
+};
+
+struct head_cache {
+	const struct emsg *m;
+	bool valid[HEAD_SHAPES];
+	uint16_t len[HEAD_SHAPES];
+	uint32_t total[HEAD_SHAPES];
+	uint8_t buf[HEAD_SHAPES][HEAD_CACHE_MAX];
+};
+
+struct engine {
+	struct engine_config cfg;
+	struct engine_io io;
+	struct engine_auth auth;
+	bool has_auth;
+	struct engine_store store; /* engine_store_none unless attached */
+	uint64_t now;
+	struct topic_tree *tree;
+	struct retain_store *retained;
+	struct session **session_table;
+	uint32_t table_size, table_count;
+	struct engine_conn *conns;
+	struct timer_node **heap;
+	uint32_t nheap, cap_heap;
+	uint64_t serial;
+	uint64_t ids_assigned;
+	uint32_t route_gen;
+	struct hit *hits;
+	uint32_t nhits, cap_hits;
+	struct emsg **retained_matches; /* retained matches of one SUBSCRIBE entry */
+	uint32_t n_retained_matches, cap_retained_matches;
+	uint8_t *scratch;
+	size_t cap_scratch;
+	const struct emsg *fanout; /* the message being routed; its heads may be cached */
+	struct head_cache head_cache;
+	struct engine_stats st;
+};
+
+
+/* timer.c */
+void timer_cancel(struct engine *e, struct timer_node *t);
+int timer_set(struct engine *e, struct timer_node *t, uint64_t at);
+
+/* session.c */
+uint32_t engine_hash_bytes(const void *p, size_t n);
+struct session *session_find(struct engine *e, const uint8_t *cid, size_t len);
+void session_client(const struct session *s, struct midge_client *out);
+struct session *session_new(struct engine *e, const uint8_t *cid, size_t len);
+void session_destroy(struct engine *e, struct session *s);
+void session_expire(struct engine *e, struct session *s);
+void session_detach(struct engine *e, struct session *s, bool publish);
+void session_take_over(struct engine *e, struct session *s, bool clean_start);
+
+/* message.c */
+void emsg_unref_cb(void *m);
+struct emsg *emsg_new(struct engine *e, const uint8_t *topic, size_t tlen,
+			     const uint8_t *payload, size_t plen, const uint8_t *props,
+			     size_t props_len, uint8_t qos, bool retain, uint64_t origin,
+			     const uint8_t *origin_id, size_t olen, bool will);
+char *engine_dup_bytes(const void *p, size_t n);
+uint32_t emsg_remaining_expiry(const struct engine *e, const struct emsg *m);
+
+/* event.c */
+void event_init(struct engine *e, struct midge_event *ev, enum midge_event_type type,
+		       const struct midge_client *client);
+void event_emit(struct engine *e, struct midge_event *ev);
+void event_message(struct engine *e, enum midge_event_type type, const struct midge_client *cl,
+			 const struct emsg *m, const struct session *to, uint8_t qos, uint16_t pid,
+			 bool dup, enum midge_drop_reason drop, const char *why);
+void event_drop(struct engine *e, const struct session *s, const struct emsg *m, uint8_t qos,
+		      enum midge_drop_reason drop, const char *why);
+void event_session(struct engine *e, enum midge_event_type type, const struct session *s,
+			 const struct midge_client *cl, const char *why);
+void event_acked(struct engine *e, struct engine_conn *c, const struct slot *sl,
+		       const struct emsg *m);
+
+/* output.c */
+int client_write(struct engine *e, struct engine_conn *c, const uint8_t *b, size_t n,
+		      struct frame *tail, bool droppable);
+void output_reason_string(const struct engine_conn *c, struct codec_props *p, uint8_t type,
+			 const char *why);
+int output_packet(struct engine *e, struct engine_conn *c, struct codec_packet *p,
+		       struct codec_props *props);
+void output_ack(struct engine *e, struct engine_conn *c, uint8_t type, uint16_t pid, uint8_t rc,
+		     const char *why);
+void output_disconnect(struct engine *e, struct engine_conn *c, uint8_t rc, const char *why);
+
+/* deliver.c */
+void slot_remove(struct engine *e, struct session *s, struct slot *sl);
+void session_enqueue(struct engine *e, struct session *s, struct delivery *d);
+void session_dequeue(struct engine *e, struct session *s, struct delivery *out);
+void session_deliver(struct engine *e, struct session *s, struct emsg *m,
+			    struct delivery *d);
+void session_drain(struct engine *e, struct session *s);
+void session_resend(struct engine *e, struct session *s);
+
+/* route.c */
+uint32_t route_message(struct engine *e, struct emsg *m);
+
+/* publish.c */
+uint32_t publish_accept(struct engine *e, struct emsg *m, const struct midge_client *from,
+			       uint16_t pid, bool dup);
+int publish_handle(struct engine *e, struct engine_conn *c, struct codec_packet *p);
+int publish_handle_ack(struct engine *e, struct engine_conn *c, struct codec_packet *p);
+
+/* alias.c */
+/* An outgoing alias decision for one PUBLISH. */
+struct alias_choice {
+	uint16_t alias; /* 0: none */
+	bool is_new;    /* this packet teaches it */
+	uint32_t hash;  /* of the topic */
+};
+uint8_t alias_resolve(struct engine_conn *c, uint16_t a, const uint8_t **topic, size_t *len,
+		      const char **why);
+void alias_out_enable(struct engine_conn *c, uint16_t client_max);
+struct alias_choice alias_out_choose(const struct engine_conn *c, const uint8_t *topic,
+				     size_t len);
+void alias_out_learn(struct engine_conn *c, const struct alias_choice *ch, const uint8_t *topic,
+		     size_t len);
+void alias_free(struct engine_conn *c);
+
+/* will.c */
+uint8_t will_build(struct engine *e, struct engine_conn *c, const struct codec_connect *k,
+		   const uint8_t *cid, size_t cid_len, struct will **out, const char **why);
+void will_free(struct will *w);
+void will_clear(struct engine *e, struct session *s);
+void will_publish(struct engine *e, struct session *s);
+
+/* connect.c */
+struct connect_held;
+int connect_handle(struct engine *e, struct engine_conn *c, const uint8_t *body, uint32_t len,
+		   struct codec_packet *p, int rc);
+void connect_held_cancel(struct engine *e, struct engine_conn *c);
+void connect_held_free(struct engine_conn *c);
+
+/* limits.c */
+bool limits_acl_allows(struct engine *e, const struct midge_client *cl, const uint8_t *topic,
+		       size_t len, enum engine_access access);
+bool limits_topic_too_deep(const struct engine *e, const uint8_t *p, size_t n);
+enum limits_verdict {
+	LIMITS_OK = 0,
+	LIMITS_QOS,
+	LIMITS_RETAIN,
+	LIMITS_SIZE,
+	LIMITS_DEPTH,
+	LIMITS_ACL,
+	LIMITS__COUNT
+};
+struct limits_answer {
+	uint8_t rc;     /* reason code */
+	bool fatal;     /* PUBLISH: close the connection instead of acknowledging */
+	const char *why;
+};
+extern const struct limits_answer limits_answer_publish[LIMITS__COUNT];
+extern const struct limits_answer limits_answer_will[LIMITS__COUNT];
+enum limits_verdict limits_check_message(struct engine *e, const struct midge_client *from,
+					 const uint8_t *topic, size_t len, size_t payload_len,
+					 uint8_t qos, bool retain);
+
+/* subscribe.c */
+int subscribe_handle(struct engine *e, struct engine_conn *c, struct codec_packet *p);
+int unsubscribe_handle(struct engine *e, struct engine_conn *c, struct codec_packet *p);
+
+/* dispatch.c */
+int client_fail(struct engine *e, struct engine_conn *c, uint8_t rc, const char *why);
+
+/* conn.c */
+void client_request_close(struct engine *e, struct engine_conn *c, uint8_t rc, bool by_client,
+		       const char *why);
+void client_teardown(struct engine *e, struct engine_conn *c);
+void client_keepalive_fire(struct engine *e, struct engine_conn *c);
+
+/* The session's client id as a string view (for the store). */
+static inline struct midge_str session_id(const struct session *s)
+{
+	struct midge_str id = {s->cid, s->cid_len};
+	return id;
+}
+
+void session_store_save(struct engine *e, struct session *s);
+
+/*
+ * Small calls of the per-message path, inline so that splitting the
+ * engine into rooms costs no call per delivery.
+ */
+static inline bool client_is_up(const struct engine_conn *c)
+{
+	return c && c->state == CONN_UP;
+}
+
+static inline struct emsg *emsg_ref(struct emsg *m)
+{
+	m->refs++;
+	return m;
+}
+
+void emsg_free(struct emsg *m);
+
+/* The event and store view of m. */
+static inline void emsg_view(const struct emsg *m, struct midge_message *v, uint16_t pid, bool dup)
+{
+	memset(v, 0, sizeof *v);
+	v->topic.p = (const char *)m->topic;
+	v->topic.len = m->topic_len;
+	v->payload = m->payload->data;
+	v->payload_len = m->payload->len;
+	v->qos = m->qos;
+	v->retain = m->retain;
+	v->dup = dup;
+	v->packet_id = pid;
+	v->props = m->raw_props;
+	v->props_len = m->props_len;
+	v->origin.p = m->origin_id;
+	v->origin.len = m->origin_len;
+}
+
+
+/* Drops one reference; emsg_unref(NULL) does nothing. */
+static inline void emsg_unref(struct emsg *m)
+{
+	if (m && --m->refs == 0)
+		emsg_free(m);
+}
+
+static inline size_t emsg_size(const struct emsg *m)
+{
+	return (size_t)m->topic_len + m->payload->len + m->props_len;
+}
+
+int output_scratch_grow(struct engine *e, size_t n);
+
+/* Makes the encode scratch buffer hold n bytes. Returns 0 or -1 on OOM. */
+static inline int output_scratch_reserve(struct engine *e, size_t n)
+{
+	return n <= e->cap_scratch ? 0 : output_scratch_grow(e, n);
+}
+
+/* The in-flight slot of packet id pid, or NULL. */
+static inline struct slot *slot_find(struct session *s, uint16_t pid)
+{
+	for (uint32_t i = 0; i < s->n_inflight; i++)
+		if (s->inflight[i].pid == pid)
+			return &s->inflight[i];
+	return NULL;
+}
+
+int session_array_grow_slow(void **arr, uint16_t *cap, uint16_t n, size_t elem);
+
+/*
+ * Makes room for element n of an array counted in 16 bits (packet ids
+ * bound both session arrays to 65535): doubles *cap from 8, up to 65535.
+ * Returns 0, or -1 when n is already 65535 or on OOM.
+ */
+static inline int session_array_grow(void **arr, uint16_t *cap, uint16_t n, size_t elem)
+{
+	return n < *cap ? 0 : session_array_grow_slow(arr, cap, n, elem);
+}
+void publish_store_retained(struct engine *e, const struct emsg *m, bool set);
+
+#endif

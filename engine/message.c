@@ -1,0 +1,116 @@
+/*
+ * message.c - refcounted messages (struct emsg): one immutable copy of
+ * topic, payload and forwardable v5 properties shared by every queue,
+ * in-flight slot and the retained store.
+ */
+#include "engine/internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/*
+ * A message record lives in the data of a struct frame, so it comes from
+ * the frame size-class cache like its payload: a warm broker makes no
+ * malloc per received PUBLISH. Frame data is 8-byte aligned, enough for
+ * struct emsg.
+ */
+static struct emsg *emsg_alloc(size_t n)
+{
+	struct frame *f = frame_new((uint32_t)n);
+	return f ? (struct emsg *)(void *)f->data : NULL;
+}
+
+static void emsg_release(struct emsg *m)
+{
+	frame_unref((struct frame *)(void *)((uint8_t *)m - offsetof(struct frame, data)));
+}
+
+/* The last reference went: payload and record go back to their caches. */
+void emsg_free(struct emsg *m)
+{
+	frame_unref(m->payload);
+	emsg_release(m);
+}
+
+void emsg_unref_cb(void *m)
+{
+	emsg_unref(m);
+}
+
+/*
+ * A new message with one reference: copies topic, payload and the raw v5
+ * property block (decoded again from the copy so the views point into it;
+ * will properties when `will`). Only forwardable properties stay marked
+ * present; message expiry becomes an absolute deadline (for a will, once
+ * it is published). NULL on OOM or a property block that does not decode.
+ */
+struct emsg *emsg_new(struct engine *e, const uint8_t *topic, size_t tlen,
+			     const uint8_t *payload, size_t plen, const uint8_t *props,
+			     size_t props_len, uint8_t qos, bool retain, uint64_t origin,
+			     const uint8_t *origin_id, size_t olen, bool will)
+{
+	struct emsg *m = emsg_alloc(sizeof *m + tlen + props_len + olen + 1);
+	if (!m)
+		return NULL;
+	memset(m, 0, sizeof *m);
+	m->payload = frame_new((uint32_t)plen);
+	if (!m->payload) {
+		emsg_release(m);
+		return NULL;
+	}
+	if (plen)
+		memcpy(m->payload->data, payload, plen);
+	m->refs = 1;
+	m->qos = qos;
+	m->retain = retain;
+	m->topic = m->data;
+	m->topic_len = (uint16_t)tlen;
+	memcpy(m->topic, topic, tlen);
+	m->raw_props = m->data + tlen;
+	m->props_len = (uint32_t)props_len;
+	if (props_len)
+		memcpy(m->raw_props, props, props_len);
+	m->origin_id = (char *)m->raw_props + props_len;
+	m->origin_len = (uint32_t)olen;
+	if (olen)
+		memcpy(m->origin_id, origin_id, olen);
+	m->origin_id[olen] = '\0';
+	m->origin = origin;
+	if (props_len) {
+		int rc = will ? codec_props_decode_will(m->raw_props, m->props_len, &m->props)
+			      : codec_props_decode(m->raw_props, m->props_len, CODEC_PUBLISH, &m->props);
+		if (rc < 0) {
+			emsg_unref(m);
+			return NULL;
+		}
+		if (CODEC_HAS_PROP(&m->props, CODEC_PROP_MESSAGE_EXPIRY)) {
+			m->has_expiry = true;
+			/* a will's deadline counts from its publication: set then */
+			if (!will)
+				m->expire_at = e->now + (uint64_t)m->props.message_expiry * 1000;
+		}
+		m->props.present &= FORWARD_PROPS;
+		m->props.sub_id_count = 0;
+	}
+	return m;
+}
+
+/* A NUL-terminated malloc copy of p[0..n), or NULL on OOM. */
+char *engine_dup_bytes(const void *p, size_t n)
+{
+	char *d = malloc(n + 1);
+	if (d) {
+		memcpy(d, p, n);
+		d[n] = '\0';
+	}
+	return d;
+}
+
+/* The message expiry interval left, in whole seconds rounded up (at least
+ * 1: an expired message is dropped before it gets here) [MQTT-3.3.2-6]. */
+uint32_t emsg_remaining_expiry(const struct engine *e, const struct emsg *m)
+{
+	if (m->expire_at <= e->now)
+		return 1;
+	return (uint32_t)((m->expire_at - e->now + 999) / 1000);
+}

@@ -1,0 +1,226 @@
+/*
+ * publish.c - inbound PUBLISH and the acknowledgement flows
+ * (PUBACK, PUBREC, PUBREL, PUBCOMP), incoming QoS 2 ids awaiting PUBREL,
+ * and accepting a message (retained store, event, routing).
+ */
+#include "engine/internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/*
+ * Accepts m from a client or the broker: retained store, event, routing.
+ * Takes no reference of its own beyond what it stores.
+ */
+/* Tells the store that the retained message of m's topic is now m (set)
+ * or none. */
+void publish_store_retained(struct engine *e, const struct emsg *m, bool set)
+{
+	struct midge_str topic = {(const char *)m->topic, m->topic_len};
+	struct midge_message v;
+	if (set)
+		emsg_view(m, &v, 0, false);
+	e->store.retained_set(e->store.ctx, &topic, set ? &v : NULL);
+}
+
+uint32_t publish_accept(struct engine *e, struct emsg *m, const struct midge_client *from,
+			       uint16_t pid, bool dup)
+{
+	e->st.msgs_received++;
+	e->st.publish_received++;
+	if (m->retain && e->cfg.retain_available) {
+		if (m->payload->len == 0) {
+			/* [MQTT-3.3.1-6] [MQTT-3.3.1-7] */
+			if (retain_store_set(e->retained, m->topic, m->topic_len, NULL) > 0) {
+				publish_store_retained(e, m, false);
+				event_message(e, MIDGE_EV_RETAIN_CLEAR, from, m, NULL, m->qos, pid, dup, 0,
+					      NULL);
+			}
+		} else if (retain_store_set(e->retained, m->topic, m->topic_len, emsg_ref(m)) >= 0) {
+			/* [MQTT-3.3.1-5] ownership: the store holds the new reference */
+			publish_store_retained(e, m, true);
+			event_message(e, MIDGE_EV_RETAIN_SET, from, m, NULL, m->qos, pid, dup, 0, NULL);
+		} else {
+			emsg_unref(m);
+		}
+		e->st.retained_count = retain_store_count(e->retained);
+	}
+	event_message(e, MIDGE_EV_PUBLISH, from, m, NULL, m->qos, pid, dup, 0, NULL);
+	uint32_t n = route_message(e, m);
+	if (!n && e->io.event)
+		event_message(e, MIDGE_EV_DROP, from, m, NULL, m->qos, pid, dup,
+			     MIDGE_DROP_NO_SUBSCRIBERS, "no matching subscribers");
+	return n;
+}
+
+/* Whether pid is an incoming QoS 2 id awaiting PUBREL (its index in *at). */
+static bool rel_find(const struct session *s, uint16_t pid, uint32_t *at)
+{
+	for (uint32_t i = 0; i < s->n_awaiting_rel; i++) {
+		if (s->awaiting_rel[i] == pid) {
+			if (at)
+				*at = i;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Records an incoming QoS 2 id until its PUBREL. Returns 0 or -1 (OOM,
+ * or 65535 ids already). */
+static int rel_add(struct engine *e, struct session *s, uint16_t pid)
+{
+	if (session_array_grow((void **)&s->awaiting_rel, &s->cap_awaiting_rel, s->n_awaiting_rel,
+			       sizeof *s->awaiting_rel) < 0)
+		return -1;
+	s->awaiting_rel[s->n_awaiting_rel++] = pid;
+	if (s->stored) {
+		struct midge_str id = session_id(s);
+		e->store.qos2_received(e->store.ctx, &id, pid);
+	}
+	return 0;
+}
+
+/* The topic of an inbound PUBLISH: its own, or the one its alias stands
+ * for. Returns 0, or a reason code for DISCONNECT with *why set. */
+static uint8_t publish_topic(struct engine_conn *c, const struct codec_publish *pub,
+			     const uint8_t **topic, size_t *len, const char **why)
+{
+	*topic = pub->topic.p;
+	*len = pub->topic.len;
+	if (c->version == CODEC_V5 && CODEC_HAS_PROP(&pub->props, CODEC_PROP_TOPIC_ALIAS))
+		return alias_resolve(c, pub->props.topic_alias, topic, len, why);
+	if (*len == 0) {
+		*why = "PUBLISH without topic";
+		return MQTT_RC_PROTOCOL_ERROR;
+	}
+	return 0;
+}
+
+/* PUBACK or PUBREC for an inbound QoS 1/2 PUBLISH. Returns 0 or -1. */
+static int publish_acknowledge(struct engine *e, struct engine_conn *c,
+			       const struct codec_publish *pub, uint8_t rc, const char *why)
+{
+	if (pub->qos == 1) {
+		output_ack(e, c, CODEC_PUBACK, pub->packet_id, rc, why);
+	} else if (pub->qos == 2) {
+		/* [MQTT-4.3.3-8]: remember the id until PUBREL; a refusal ends the exchange */
+		if (rc < 0x80 && rel_add(e, c->s, pub->packet_id) < 0)
+			return client_fail(e, c, MQTT_RC_IMPLEMENTATION_SPECIFIC, "out of memory");
+		output_ack(e, c, CODEC_PUBREC, pub->packet_id, rc, why);
+	}
+	return 0;
+}
+
+/*
+ * An inbound PUBLISH: topic (alias), a resent QoS 2 id, the shared message
+ * check (limits.c), the receive maximum, then accepted or dropped, then
+ * acknowledged. Returns 0, or -1 once the connection is closing.
+ */
+int publish_handle(struct engine *e, struct engine_conn *c, struct codec_packet *p)
+{
+	struct codec_publish *pub = &p->u.publish;
+	struct session *s = c->s;
+	const uint8_t *topic;
+	size_t tlen;
+	const char *why = NULL;
+	bool v5 = c->version == CODEC_V5;
+
+	uint8_t rc = publish_topic(c, pub, &topic, &tlen, &why);
+	if (rc)
+		return client_fail(e, c, rc, why);
+	if (pub->qos == 2 && rel_find(s, pub->packet_id, NULL)) {
+		/* a resent QoS 2 PUBLISH is acknowledged, not delivered again [MQTT-4.3.3-9] */
+		output_ack(e, c, CODEC_PUBREC, pub->packet_id, 0, NULL);
+		return 0;
+	}
+	enum limits_verdict verdict = limits_check_message(e, &c->info, topic, tlen, pub->payload.len,
+							   pub->qos, pub->retain);
+	const struct limits_answer *refusal = verdict ? &limits_answer_publish[verdict] : NULL;
+	if (refusal && refusal->fatal)
+		return client_fail(e, c, refusal->rc, refusal->why);
+	if (v5 && pub->qos > 0 && s->n_awaiting_rel >= c->receive_max) /* [MQTT-3.3.4-9] */
+		return client_fail(e, c, MQTT_RC_RECEIVE_MAX_EXCEEDED, "receive maximum exceeded");
+
+	struct emsg *m = emsg_new(e, topic, tlen, pub->payload.p, pub->payload.len,
+				  v5 ? pub->props.raw.p : NULL, v5 ? pub->props.raw.len : 0, pub->qos,
+				  pub->retain, s->serial, (const uint8_t *)s->cid, s->cid_len, false);
+	if (!m)
+		return client_fail(e, c, MQTT_RC_IMPLEMENTATION_SPECIFIC, "out of memory");
+	if (refusal) {
+		/* not forwarded, but the QoS flow completes */
+		rc = refusal->rc;
+		why = refusal->why;
+		event_drop(e, NULL, m, pub->qos,
+			   verdict == LIMITS_SIZE ? MIDGE_DROP_TOO_LARGE : MIDGE_DROP_NOT_AUTHORIZED, why);
+	} else if (!publish_accept(e, m, &c->info, pub->packet_id, pub->dup) && pub->qos > 0) {
+		rc = MQTT_RC_NO_MATCHING_SUBSCRIBERS;
+	}
+	emsg_unref(m);
+	if (c->state != CONN_UP)
+		return -1;
+	return publish_acknowledge(e, c, pub, rc, why);
+}
+
+/*
+ * PUBACK, PUBREC, PUBREL, PUBCOMP from the client: moves the matching
+ * in-flight slot on (or answers "packet id not found" as the flow
+ * requires), then lets queued messages into the freed window.
+ */
+int publish_handle_ack(struct engine *e, struct engine_conn *c, struct codec_packet *p)
+{
+	struct session *s = c->s;
+	uint16_t pid = p->u.ack.packet_id;
+	struct slot *sl = slot_find(s, pid);
+	switch (p->type) {
+	case CODEC_PUBACK:
+		if (sl && sl->state == SLOT_PUBACK) {
+			event_acked(e, c, sl, sl->d.m);
+			slot_remove(e, s, sl);
+		}
+		break;
+	case CODEC_PUBREC:
+		if (!sl || sl->state == SLOT_PUBACK) {
+			output_ack(e, c, CODEC_PUBREL, pid, MQTT_RC_PACKET_ID_NOT_FOUND, "packet id not found");
+			return 0;
+		}
+		if (p->u.ack.rc >= 0x80) { /* the receiver refused: the exchange ends */
+			slot_remove(e, s, sl);
+			break;
+		}
+		if (sl->state == SLOT_PUBREC) {
+			event_acked(e, c, sl, sl->d.m);
+			emsg_unref(sl->d.m);
+			sl->d.m = NULL;
+			sl->state = SLOT_PUBCOMP;
+			if (s->stored) {
+				struct midge_str id = session_id(s);
+				e->store.flight_set(e->store.ctx, &id, pid, ENGINE_STORE_AWAIT_PUBCOMP,
+						    NULL);
+			}
+		}
+		output_ack(e, c, CODEC_PUBREL, pid, 0, NULL); /* [MQTT-4.3.3-4] */
+		return 0;
+	case CODEC_PUBCOMP:
+		if (sl && sl->state == SLOT_PUBCOMP)
+			slot_remove(e, s, sl);
+		break;
+	case CODEC_PUBREL: {
+		uint32_t at;
+		bool found = rel_find(s, pid, &at);
+		if (found) {
+			s->awaiting_rel[at] = s->awaiting_rel[--s->n_awaiting_rel];
+			if (s->stored) {
+				struct midge_str id = session_id(s);
+				e->store.qos2_released(e->store.ctx, &id, pid);
+			}
+		}
+		/* [MQTT-4.3.3-11] */
+		output_ack(e, c, CODEC_PUBCOMP, pid, found ? 0 : MQTT_RC_PACKET_ID_NOT_FOUND,
+			 found ? NULL : "packet id not found");
+		return 0;
+	}
+	}
+	session_drain(e, s);
+	return 0;
+}

@@ -1,0 +1,162 @@
+/*
+ * route.c - routing one accepted message: matching subscriptions in the
+ * topic tree, merging overlapping ones, shared groups, the receive ACL,
+ * handing each hit to its subscriber by kind.
+ */
+#include "engine/internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* A new hit on the engine's hit stack. Returns 0 or -1 on OOM. */
+static int hits_push(struct engine *e, struct hit **out)
+{
+	if (e->nhits == e->cap_hits) {
+		uint32_t cap = e->cap_hits ? e->cap_hits * 2 : 64;
+		struct hit *n = realloc(e->hits, cap * sizeof *n);
+		if (!n)
+			return -1;
+		e->hits = n;
+		e->cap_hits = cap;
+	}
+	*out = &e->hits[e->nhits++];
+	return 0;
+}
+
+struct route_ctx {
+	struct engine *e;
+	struct emsg *m;
+};
+
+static struct session *session_of(struct subscriber *sb)
+{
+	return container_of(sb, struct session, subscriber);
+}
+
+/* A shared group offers its members in turn: the first connected one
+ * takes the message. Returns true when this one took it. */
+static bool route_match_shared(struct engine *e, struct subscriber *sb, uint8_t options,
+			       uint32_t sub_id)
+{
+	struct hit *h;
+	if (!client_is_up(session_of(sb)->conn))
+		return false;
+	if (hits_push(e, &h) < 0)
+		return true;
+	h->to = sb;
+	h->qos = SUB_QOS(options);
+	h->retain_as_published = (options & SUB_RAP) != 0;
+	h->shared = true;
+	h->n_sub_ids = sub_id ? 1 : 0;
+	h->sub_ids[0] = sub_id;
+	return true;
+}
+
+/*
+ * One matching subscription of session s. Several subscriptions of one
+ * session merge into one hit, found through the session's generation
+ * stamp: the highest QoS and every subscription identifier
+ * [MQTT-3.3.4-2] [MQTT-3.3.4-3].
+ */
+static void route_match_session(struct route_ctx *r, struct session *s, uint8_t options,
+				uint32_t sub_id)
+{
+	struct engine *e = r->e;
+	struct hit *h;
+	if ((options & SUB_NO_LOCAL) && r->m->origin == s->serial) /* [MQTT-3.8.3-3] */
+		return;
+	/* A delivery carries at most ENGINE_SUBIDS identifiers; the rest go in
+	 * a further copy, which the specification allows, each copy carrying
+	 * the identifiers of the subscriptions it stands for [MQTT-3.3.4-4]. */
+	if (s->route_gen == e->route_gen && s->route_hit < e->nhits &&
+	    e->hits[s->route_hit].to == &s->subscriber && !e->hits[s->route_hit].shared &&
+	    !(sub_id && e->hits[s->route_hit].n_sub_ids == ENGINE_SUBIDS)) {
+		h = &e->hits[s->route_hit];
+		if (SUB_QOS(options) > h->qos)
+			h->qos = SUB_QOS(options);
+		if (options & SUB_RAP)
+			h->retain_as_published = true;
+	} else {
+		if (hits_push(e, &h) < 0)
+			return;
+		s->route_gen = e->route_gen;
+		s->route_hit = (uint32_t)(h - e->hits);
+		h->to = &s->subscriber;
+		h->qos = SUB_QOS(options);
+		h->retain_as_published = (options & SUB_RAP) != 0;
+		h->shared = false;
+		h->n_sub_ids = 0;
+	}
+	if (sub_id && h->n_sub_ids < ENGINE_SUBIDS)
+		h->sub_ids[h->n_sub_ids++] = sub_id;
+}
+
+/* topic_tree_match callback: records one matching subscription, by the
+ * subscriber's kind. */
+static bool route_match(void *ctx, void *subscriber, uint8_t options, uint32_t sub_id, bool shared)
+{
+	struct route_ctx *r = ctx;
+	struct subscriber *sb = subscriber;
+	switch (sb->kind) {
+	case SUBSCRIBER_SESSION:
+		if (shared)
+			return route_match_shared(r->e, sb, options, sub_id);
+		route_match_session(r, session_of(sb), options, sub_id);
+		return false;
+	}
+	return false;
+}
+
+/* Hands one hit to its session: the delivery options, the receive ACL,
+ * then the window or the queue. */
+static void route_to_session(struct engine *e, struct emsg *m, const struct hit *h,
+			     struct session *s)
+{
+	struct delivery d;
+	d.qos = h->qos;
+	/* [MQTT-3.3.1-9] [MQTT-3.3.1-12] [MQTT-3.3.1-13] */
+	d.retain = h->retain_as_published ? m->retain : false;
+	d.n_sub_ids = s->version == CODEC_V5 ? h->n_sub_ids : 0;
+	if (d.n_sub_ids)
+		memcpy(d.sub_ids, h->sub_ids, d.n_sub_ids * sizeof d.sub_ids[0]);
+	if (e->has_auth && e->auth.acl) {
+		struct midge_client cl;
+		session_client(s, &cl);
+		if (!limits_acl_allows(e, &cl, m->topic, m->topic_len, ENGINE_ACCESS_RECEIVE)) {
+			event_drop(e, s, m, d.qos, MIDGE_DROP_NOT_AUTHORIZED, "receive denied by ACL");
+			return;
+		}
+	}
+	session_deliver(e, s, m, &d);
+}
+
+/*
+ * Delivers m to every matching subscription. Collects first (no callback
+ * runs while the tree is walked), then delivers, so an event callback that
+ * publishes again (engine_publish) nests safely: it works above this
+ * call's slice of the hit stack. Returns the number of receivers.
+ */
+uint32_t route_message(struct engine *e, struct emsg *m)
+{
+	uint32_t base = e->nhits;
+	const struct emsg *outer = e->fanout;
+	struct route_ctx r = {e, m};
+	e->route_gen++;
+	topic_tree_match(e->tree, m->topic, m->topic_len, route_match, &r);
+	uint32_t end = e->nhits;
+	e->fanout = m;
+	e->head_cache.m = NULL;
+	for (uint32_t i = base; i < end; i++) {
+		/* by index: a nested route may move the array */
+		const struct hit *h = &e->hits[i];
+		switch (h->to->kind) {
+		case SUBSCRIBER_SESSION:
+			route_to_session(e, m, h, session_of(h->to));
+			break;
+		}
+	}
+	e->fanout = outer;
+	e->head_cache.m = NULL;
+	e->nhits = base;
+	return end - base;
+}

@@ -1,0 +1,263 @@
+/*
+ * subscribe.c - SUBSCRIBE and UNSUBSCRIBE: the session's subscription
+ * list, the topic tree, retained messages sent to a new subscription.
+ */
+#include "engine/internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static struct sub *sub_find(struct session *s, const uint8_t *f, size_t len, struct sub ***prev)
+{
+	struct sub **pp = &s->subs;
+	for (; *pp; pp = &(*pp)->next) {
+		if ((*pp)->len == len && memcmp((*pp)->filter, f, len) == 0) {
+			if (prev)
+				*prev = pp;
+			return *pp;
+		}
+	}
+	return NULL;
+}
+
+static bool subscribe_is_shared(const uint8_t *f, size_t len)
+{
+	return len > 7 && memcmp(f, "$share/", 7) == 0;
+}
+
+/*
+ * Applies one SUBSCRIBE entry. Returns the granted QoS or a failure code
+ * (0x80 in 3.1.1), or -1 for a protocol error that closes the connection.
+ * *fresh tells whether the subscription is new.
+ */
+static int subscribe_one(struct engine *e, struct engine_conn *c, const struct codec_sub_entry *en,
+			 uint32_t sub_id, bool *fresh)
+{
+	struct session *s = c->s;
+	const struct engine_config *cfg = &e->cfg;
+	const uint8_t *f = en->filter.p;
+	size_t len = en->filter.len;
+	bool shared = subscribe_is_shared(f, len);
+	bool wild = memchr(f, '+', len) || memchr(f, '#', len);
+	int rc;
+	*fresh = false;
+	if (shared && en->no_local) /* [MQTT-3.8.3-4] */
+		return -1;
+	if (shared && !cfg->shared_sub_available)
+		rc = MQTT_RC_SHARED_SUB_NOT_SUPPORTED;
+	else if (wild && !cfg->wildcard_sub_available)
+		rc = MQTT_RC_WILDCARD_SUBS_NOT_SUPPORTED;
+	else if (limits_topic_too_deep(e, f, len))
+		rc = MQTT_RC_TOPIC_FILTER_INVALID;
+	else if (!limits_acl_allows(e, &c->info, f, len, ENGINE_ACCESS_SUBSCRIBE))
+		rc = MQTT_RC_NOT_AUTHORIZED;
+	else {
+		struct sub *x = sub_find(s, f, len, NULL);
+		bool isnew = !x;
+		uint8_t qos = en->qos > cfg->max_qos ? cfg->max_qos : en->qos;
+		uint8_t options = c->version == CODEC_V5 ? (uint8_t)((en->options & ~3u) | qos) : qos;
+		if (isnew && cfg->max_subscriptions && s->n_subs >= cfg->max_subscriptions) {
+			rc = MQTT_RC_QUOTA_EXCEEDED;
+		} else if (isnew && !(x = malloc(sizeof *x + len))) {
+			rc = MQTT_RC_UNSPECIFIED;
+		} else if (topic_tree_subscribe(e->tree, f, len, &s->subscriber, options, sub_id) < 0) {
+			if (isnew)
+				free(x);
+			rc = MQTT_RC_UNSPECIFIED;
+		} else {
+			/* [MQTT-3.8.4-3]: a subscription to the same filter is replaced */
+			if (isnew) {
+				x->len = (uint16_t)len;
+				memcpy(x->filter, f, len);
+				x->next = s->subs;
+				s->subs = x;
+				s->n_subs++;
+				*fresh = true;
+			}
+			x->options = options;
+			x->sub_id = sub_id;
+			if (s->stored) {
+				struct midge_str id = session_id(s);
+				struct midge_str filter = {(const char *)f, len};
+				e->store.subscription_added(e->store.ctx, &id, &filter, options, sub_id);
+			}
+			rc = qos;
+		}
+	}
+	if (rc >= 0x80 && c->version != CODEC_V5)
+		rc = 0x80;
+	return rc;
+}
+
+static void retained_collect(void *ctx, void *msg)
+{
+	struct engine *e = ctx;
+	if (e->n_retained_matches == e->cap_retained_matches) {
+		uint32_t cap = e->cap_retained_matches ? e->cap_retained_matches * 2 : 16;
+		struct emsg **n = realloc(e->retained_matches, cap * sizeof *n);
+		if (!n)
+			return;
+		e->retained_matches = n;
+		e->cap_retained_matches = cap;
+	}
+	e->retained_matches[e->n_retained_matches++] = emsg_ref(msg);
+}
+
+/*
+ * Sends the retained messages matching a new subscription, with the
+ * retain flag set [MQTT-3.3.1-8], after the SUBACK. Collected first so a
+ * callback that publishes cannot change the store while it is walked.
+ */
+static void retained_send(struct engine *e, struct session *s, const uint8_t *f, size_t len,
+			  uint8_t qos, uint32_t sub_id)
+{
+	uint32_t base = e->n_retained_matches;
+	retain_store_match(e->retained, f, len, retained_collect, e);
+	uint32_t end = e->n_retained_matches;
+	for (uint32_t i = base; i < end; i++) {
+		struct emsg *m = e->retained_matches[i];
+		struct midge_client cl;
+		session_client(s, &cl);
+		if (m->has_expiry && m->expire_at <= e->now) {
+			/* the store is not being walked here: safe to clear */
+			if (retain_store_set(e->retained, m->topic, m->topic_len, NULL) > 0) {
+				publish_store_retained(e, m, false);
+				event_message(e, MIDGE_EV_RETAIN_CLEAR, NULL, m, NULL, m->qos, 0, false, 0,
+					      "expired");
+			}
+			event_drop(e, s, m, qos, MIDGE_DROP_EXPIRED, "retained message expired");
+		} else if (!limits_acl_allows(e, &cl, m->topic, m->topic_len, ENGINE_ACCESS_RECEIVE)) {
+			event_drop(e, s, m, qos, MIDGE_DROP_NOT_AUTHORIZED, "receive denied by ACL");
+		} else if (s->conn) {
+			struct delivery d = {0};
+			d.qos = qos;
+			d.retain = true;
+			if (sub_id && s->version == CODEC_V5) {
+				d.n_sub_ids = 1;
+				d.sub_ids[0] = sub_id;
+			}
+			session_deliver(e, s, m, &d);
+		}
+		emsg_unref(m);
+	}
+	e->n_retained_matches = base;
+}
+
+/* SUBSCRIBE: each entry applied and reported, SUBACK with one code per
+ * filter, then the retained messages the new subscriptions ask for.
+ * Returns 0, or -1 once the connection is closing. */
+int subscribe_handle(struct engine *e, struct engine_conn *c, struct codec_packet *p)
+{
+	struct codec_subscribe *sb = &p->u.subscribe;
+	uint32_t sub_id = 0;
+	if (c->version == CODEC_V5 && CODEC_HAS_PROP(&sb->props, CODEC_PROP_SUBSCRIPTION_ID)) {
+		if (!e->cfg.sub_id_available)
+			return client_fail(e, c, MQTT_RC_SUB_IDS_NOT_SUPPORTED,
+					 "subscription identifiers not supported");
+		sub_id = sb->props.sub_id;
+	}
+	uint32_t n = sb->count;
+	uint8_t *codes = malloc(n ? n * 2 : 1);
+	if (!codes)
+		return client_fail(e, c, MQTT_RC_IMPLEMENTATION_SPECIFIC, "out of memory");
+	uint8_t *fresh = codes + n;
+	struct codec_sub_entry en;
+	uint32_t pos = 0, i = 0;
+	while (i < n && codec_subscribe_next(sb, &pos, &en) == 1) {
+		bool f;
+		int rc = subscribe_one(e, c, &en, sub_id, &f);
+		if (rc < 0) {
+			free(codes);
+			e->st.subscriptions_count = topic_tree_count(e->tree);
+			return client_fail(e, c, MQTT_RC_PROTOCOL_ERROR, "no-local on a shared subscription");
+		}
+		codes[i] = (uint8_t)rc;
+		fresh[i] = f;
+		struct midge_event ev;
+		event_init(e, &ev, MIDGE_EV_SUBSCRIBE, &c->info);
+		ev.u.subscribe.filter.p = (const char *)en.filter.p;
+		ev.u.subscribe.filter.len = en.filter.len;
+		ev.u.subscribe.qos = en.qos;
+		ev.u.subscribe.no_local = en.no_local;
+		ev.u.subscribe.retain_as_published = en.retain_as_published;
+		ev.u.subscribe.retain_handling = en.retain_handling;
+		ev.u.subscribe.sub_id = sub_id;
+		ev.u.subscribe.rc = (uint8_t)rc;
+		ev.u.subscribe.packet_id = sb->packet_id;
+		event_emit(e, &ev);
+		i++;
+	}
+	e->st.subscriptions_count = topic_tree_count(e->tree);
+	struct codec_packet ack;
+	memset(&ack, 0, sizeof ack);
+	ack.type = CODEC_SUBACK;
+	ack.u.suback.packet_id = sb->packet_id; /* [MQTT-3.8.4-2] */
+	ack.u.suback.codes = codes;
+	ack.u.suback.count = i; /* [MQTT-3.8.4-6] one code per filter, in order */
+	output_packet(e, c, &ack, NULL);
+
+	pos = 0;
+	for (uint32_t j = 0; j < i && codec_subscribe_next(sb, &pos, &en) == 1; j++) {
+		if (codes[j] >= 0x80 || !e->cfg.retain_available || subscribe_is_shared(en.filter.p, en.filter.len))
+			continue;
+		uint8_t rh = c->version == CODEC_V5 ? en.retain_handling : 0;
+		if (rh == 2 || (rh == 1 && !fresh[j])) /* [MQTT-3.3.1-10] [MQTT-3.3.1-11] */
+			continue;
+		retained_send(e, c->s, en.filter.p, en.filter.len, codes[j], sub_id);
+		if (!client_is_up(c))
+			break;
+	}
+	free(codes);
+	return client_is_up(c) ? 0 : -1;
+}
+
+/* UNSUBSCRIBE: each filter removed and reported, then UNSUBACK (with
+ * reason codes in v5). */
+int unsubscribe_handle(struct engine *e, struct engine_conn *c, struct codec_packet *p)
+{
+	struct codec_unsubscribe *un = &p->u.unsubscribe;
+	struct session *s = c->s;
+	uint32_t n = un->count;
+	uint8_t *codes = malloc(n ? n : 1);
+	if (!codes)
+		return client_fail(e, c, MQTT_RC_IMPLEMENTATION_SPECIFIC, "out of memory");
+	struct codec_buf f;
+	uint32_t pos = 0, i = 0;
+	while (i < n && codec_unsubscribe_next(un, &pos, &f) == 1) {
+		struct sub **prev;
+		struct sub *x = sub_find(s, f.p, f.len, &prev);
+		uint8_t rc = MQTT_RC_NO_SUBSCRIPTION_EXISTED;
+		if (x) {
+			topic_tree_unsubscribe(e->tree, f.p, f.len, &s->subscriber);
+			*prev = x->next;
+			free(x);
+			s->n_subs--;
+			if (s->stored) {
+				struct midge_str id = session_id(s);
+				struct midge_str filter = {(const char *)f.p, f.len};
+				e->store.subscription_removed(e->store.ctx, &id, &filter);
+			}
+			rc = 0;
+		}
+		codes[i++] = rc;
+		struct midge_event ev;
+		event_init(e, &ev, MIDGE_EV_UNSUBSCRIBE, &c->info);
+		ev.u.subscribe.filter.p = (const char *)f.p;
+		ev.u.subscribe.filter.len = f.len;
+		ev.u.subscribe.rc = rc;
+		ev.u.subscribe.packet_id = un->packet_id;
+		event_emit(e, &ev);
+	}
+	e->st.subscriptions_count = topic_tree_count(e->tree);
+	struct codec_packet ack;
+	memset(&ack, 0, sizeof ack);
+	ack.type = CODEC_UNSUBACK;
+	ack.u.suback.packet_id = un->packet_id; /* [MQTT-3.10.4-4] */
+	if (c->version == CODEC_V5) {
+		ack.u.suback.codes = codes;
+		ack.u.suback.count = i;
+	}
+	output_packet(e, c, &ack, NULL);
+	free(codes);
+	return 0;
+}
