@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-void test_add_suite(const char *name, const struct test_case *cases)
+static void test_add_suite(const char *name, const struct test_case *cases)
 {
 	CU_pSuite s = CU_add_suite(name, NULL, NULL);
 	if (!s) {
@@ -47,14 +47,6 @@ static int runner_run_registered(int argc, char **argv)
 	CU_cleanup_registry();
 	printf("\n%u passed, %u failed\n", run - failed, failed);
 	return (failed || asserts_failed) ? 1 : 0;
-}
-
-int test_runner_main(int argc, char **argv, void (*register_fn)(void))
-{
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
-	register_fn();
-	return runner_run_registered(argc, argv);
 }
 
 int test_runner_run(int argc, char **argv, const struct test_suite *suites)

@@ -2,8 +2,7 @@
  * runner.h - the one CUnit runner every unit-test program uses.
  * A test program lists its suites in a table and ends with
  * TEST_RUNNER_MAIN(table), or calls test_runner_run() from its own main()
- * when it needs set-up around the run (test_runner_main() with a register
- * function is the older form of the same). The last line printed is
+ * when it needs set-up around the run. The last line printed is
  * "N passed, M failed" (tests, not assertions), which tests/summary.sh adds up.
  */
 #ifndef MIDGE_TEST_RUNNER_H
@@ -11,16 +10,12 @@
 
 #include <CUnit/CUnit.h>
 
-/* register_fn adds suites with CU_add_suite / CU_add_test. Returns the
- * process exit status: 0 when every test passed. */
-int test_runner_main(int argc, char **argv, void (*register_fn)(void));
-
-/* Adds a suite and its tests from a NULL-terminated table. */
+/* One test: its name (the normative statement id first, where there is
+ * one) and its function. Tables of them end with {NULL, NULL}. */
 struct test_case {
 	const char *name;
 	CU_TestFunc fn;
 };
-void test_add_suite(const char *name, const struct test_case *cases);
 
 /* One suite of a program: its name and its NULL-terminated cases. */
 struct test_suite {
@@ -29,7 +24,8 @@ struct test_suite {
 };
 
 /* Registers every suite of the table (ended by a NULL name) and runs
- * them as test_runner_main() does; returns the process exit status. */
+ * them; an optional argv[1] runs only the suite of that name. Returns
+ * the process exit status: 0 when every test passed. */
 int test_runner_run(int argc, char **argv, const struct test_suite *suites);
 
 /* The whole main() of a program that needs nothing around the run. */
