@@ -64,8 +64,7 @@ struct hooks {
 	uint64_t sent;
 	uint64_t skipped;
 	uint64_t rendered;
-	uint64_t drained_ms; /* event time of the last subscription read */
-	bool drained;
+	bool touched; /* a ZeroMQ call since hooks_process() (see hooks.h) */
 };
 
 struct hooks *hooks_new(void)
@@ -320,12 +319,43 @@ static void pub_drain(struct hooks_pub *pub)
 	}
 }
 
-void hooks_poll(struct hooks *h)
+int hooks_fd(const struct hooks *h, int i)
+{
+	int fd = -1;
+	size_t len = sizeof(fd);
+	if (!h || i < 0 || i >= h->n_pubs || zmq_getsockopt(h->pubs[i].sock, ZMQ_FD, &fd, &len) != 0)
+		return -1;
+	return fd;
+}
+
+/* ZMQ_FD is edge-triggered: after reading, ask ZMQ_EVENTS again, and go
+ * on until it says nothing is ready, or a change arriving meanwhile
+ * would wait for the next edge. */
+void hooks_process(struct hooks *h)
 {
 	if (!h)
 		return;
-	for (int i = 0; i < h->n_pubs; i++)
-		pub_drain(&h->pubs[i]);
+	h->touched = false;
+	for (int i = 0; i < h->n_pubs; i++) {
+		for (;;) {
+			int ev = 0;
+			size_t len = sizeof(ev);
+			if (zmq_getsockopt(h->pubs[i].sock, ZMQ_EVENTS, &ev, &len) != 0 ||
+			    !(ev & ZMQ_POLLIN))
+				break;
+			pub_drain(&h->pubs[i]);
+		}
+	}
+}
+
+bool hooks_touched(const struct hooks *h)
+{
+	return h && h->touched;
+}
+
+void hooks_poll(struct hooks *h)
+{
+	hooks_process(h);
 }
 
 /* Does some prefix of the socket match "<name>" (no topic) or
@@ -405,14 +435,9 @@ void hooks_emit(struct hooks *h, const struct midge_event *ev)
 	if (h->n_pubs == 0)
 		return;
 
-	/* Reading subscriptions costs a system call or two; once per
-	 * millisecond of event time keeps new subscribers' prefixes current
-	 * without paying that per event (hooks_poll covers quiet times). */
-	if (!h->drained || ev->time_ms != h->drained_ms) {
-		hooks_poll(h);
-		h->drained = true;
-		h->drained_ms = ev->time_ms;
-	}
+	/* The prefixes are current: the loop reads subscription changes as
+	 * soon as ZeroMQ signals them (hooks_process), so nothing is read
+	 * here, per event. */
 	size_t nlen = strlen(name);
 	bool has_msg = hooks_event_has_message(ev->type);
 	const struct midge_message *msg = has_msg ? ev->u.message.msg : NULL;
@@ -426,6 +451,7 @@ void hooks_emit(struct hooks *h, const struct midge_event *ev)
 		if (!pub_wants(pub, name, nlen, topic))
 			continue;
 		wanted = true;
+		h->touched = true;
 		if (keyed == 0)
 			keyed = key_build(&h->key, name, nlen, topic) == 0 ? 1 : -1;
 		if (keyed < 0 ||
