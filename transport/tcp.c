@@ -18,39 +18,37 @@ static const char *tcp_strerror(int err)
 	return uv_strerror(uv_translate_sys_error(err));
 }
 
-static ssize_t tcp_read(struct xport *x, int fd, uint8_t *buf, size_t len, const char **why)
+/* One read, or one write for one segment and one writev for more: a
+ * single system call per flush whatever the queue holds. */
+static ssize_t tcp_io(int fd, bool reading, const struct iovec *iov, int cnt, const char **why)
 {
-	(void)x;
 	for (;;) {
-		ssize_t n = read(fd, buf, len);
+		ssize_t n = reading ? read(fd, iov[0].iov_base, iov[0].iov_len)
+			    : cnt == 1 ? write(fd, iov[0].iov_base, iov[0].iov_len)
+				       : writev(fd, iov, cnt);
 		if (n >= 0)
 			return n;
 		if (errno == EINTR)
 			continue;
 		if (errno == EAGAIN || errno == EWOULDBLOCK)
 			return XPORT_AGAIN;
-		*why = tcp_strerror(errno);
+		*why = reading ? tcp_strerror(errno) : "write error";
 		return XPORT_FAIL;
 	}
 }
 
-/* One write for one segment, one writev for more: a single system call
- * per flush whatever the queue holds. */
+static ssize_t tcp_read(struct xport *x, int fd, uint8_t *buf, size_t len, const char **why)
+{
+	struct iovec iov = {.iov_base = buf, .iov_len = len};
+	(void)x;
+	return tcp_io(fd, true, &iov, 1, why);
+}
+
 static ssize_t tcp_writev(struct xport *x, int fd, const struct iovec *iov, int cnt,
 			  const char **why)
 {
 	(void)x;
-	for (;;) {
-		ssize_t n = cnt == 1 ? write(fd, iov[0].iov_base, iov[0].iov_len) : writev(fd, iov, cnt);
-		if (n >= 0)
-			return n;
-		if (errno == EINTR)
-			continue;
-		if (errno == EAGAIN || errno == EWOULDBLOCK)
-			return XPORT_AGAIN;
-		*why = "write error";
-		return XPORT_FAIL;
-	}
+	return tcp_io(fd, false, iov, cnt, why);
 }
 
 static bool tcp_pending(const struct xport *x)
