@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """test_linger.py - lingering close: a client that is still writing when
 midge ends its connection reads what midge sent (DISCONNECT, a refusing
-CONNACK) and then EOF, never a reset; and lingering is bounded in count
-and in time.
+CONNACK) and then EOF, never a reset, over TCP and over TLS (where
+close_notify comes first); and lingering is bounded in count and in time.
 
 Each "still writing" client works as Paho's does: it writes its whole
 stream first and reads afterwards. Without lingering, midge closes with
@@ -12,8 +12,12 @@ its writes fail with EPIPE/ECONNRESET and the DISCONNECT is lost.
 Prints "N passed, M failed" last; exits 1 if anything failed.
 """
 import os
+import shutil
 import socket
+import ssl
+import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -186,6 +190,48 @@ def case_bounded(b):
         s.close()
 
 
+def make_server_cert(d):
+    """A self-signed server certificate for localhost / 127.0.0.1."""
+    key, cert, tpl = (os.path.join(d, n) for n in ("key.pem", "cert.pem", "tpl.cfg"))
+    with open(tpl, "w") as f:
+        f.write('cn = "localhost"\ndns_name = "localhost"\nip_address = "127.0.0.1"\n'
+                'tls_www_server\nsigning_key\nencryption_key\nca\ncert_signing_key\n'
+                'expiration_days = 2\n')
+    subprocess.run(["certtool", "--generate-privkey", "--key-type", "ecdsa", "--outfile", key],
+                   check=True, capture_output=True, timeout=60)
+    subprocess.run(["certtool", "--generate-self-signed", "--load-privkey", key, "--template", tpl,
+                    "--outfile", cert], check=True, capture_output=True, timeout=60)
+    os.chmod(d, 0o755)
+    for path in (key, cert):
+        os.chmod(path, 0o644)
+    return key, cert
+
+
+def case_tls():
+    """Over TLS: the DISCONNECT, then close_notify (a clean TLS end:
+    without it, suppress_ragged_eofs=False makes the read raise)."""
+    d = tempfile.mkdtemp(prefix="midge-linger-")
+    try:
+        key, cert = make_server_cert(d)
+        b = brokerctl.start("listener {port} 127.0.0.1\ncertfile %s\nkeyfile %s\n" % (cert, key))
+        ctx = ssl.create_default_context(cafile=cert)
+        raw = socket.create_connection(("127.0.0.1", b.port), timeout=5)
+        s = ctx.wrap_socket(raw, server_hostname="localhost", suppress_ragged_eofs=False)
+        s.sendall(connect_v5("linger-tls"))
+        ack = brokerctl.read_packet(s)
+        r.check("TLS: CONNACK", ack is not None and ack[0] == 0x20 and ack[1][1] == 0, ack)
+        bad = bytes([0x36]) + publish_v5("linger/q3", b"x", 1, 1)[1:]
+        err, data, ending = write_then_read(s, bad, filler_chunk())
+        s.close()
+        rc = disconnect_reason(packets(data))
+        r.check("TLS: every write taken while midge lingers", err is None, repr(err))
+        r.check("TLS: DISCONNECT 0x81 read", rc == 0x81, "reason %r, %s" % (rc, ending))
+        r.check("TLS: then close_notify and EOF", ending == "EOF", ending)
+        b.stop()
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def main():
     b = brokerctl.start("listener {port} 127.0.0.1\nmidge_receive_maximum %d\n" % RECV_MAX)
     case_receive_maximum(b)
@@ -196,6 +242,7 @@ def main():
     b = brokerctl.start("listener {port} 127.0.0.1\nallow_anonymous false\n")
     case_refused_connack(b)
     b.stop()
+    case_tls()
     r.finish()
 
 
