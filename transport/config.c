@@ -231,18 +231,20 @@ static int conf_set_listener_key(struct conf *c, const char *key, const char *v,
 	uint64_t n;
 	if (!l)
 		return conf_fail(msg, msglen, "too many listeners (at most %d)", CONF_MAX_LISTENERS);
-	if (strcmp(key, "certfile") == 0)
-		return conf_set_str(&l->certfile, v);
-	if (strcmp(key, "keyfile") == 0)
-		return conf_set_str(&l->keyfile, v);
-	if (strcmp(key, "cafile") == 0)
-		return conf_set_str(&l->cafile, v);
-	if (strcmp(key, "capath") == 0)
-		return conf_set_str(&l->capath, v);
-	if (strcmp(key, "ciphers") == 0)
-		return conf_set_str(&l->ciphers, v);
-	if (strcmp(key, "midge_tls_priority") == 0)
-		return conf_set_str(&l->priority, v);
+	static const struct {
+		const char *key;
+		size_t off; /* of the char * in struct conf_listener */
+	} strings[] = {
+		{"certfile", offsetof(struct conf_listener, certfile)},
+		{"keyfile", offsetof(struct conf_listener, keyfile)},
+		{"cafile", offsetof(struct conf_listener, cafile)},
+		{"capath", offsetof(struct conf_listener, capath)},
+		{"ciphers", offsetof(struct conf_listener, ciphers)},
+		{"midge_tls_priority", offsetof(struct conf_listener, priority)},
+	};
+	for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++)
+		if (strcmp(key, strings[i].key) == 0)
+			return conf_set_str((char **)(void *)((char *)l + strings[i].off), v);
 	if (strcmp(key, "tls_version") == 0) {
 		if (strcmp(v, "tlsv1.2") != 0 && strcmp(v, "tlsv1.3") != 0)
 			return conf_fail(msg, msglen,
@@ -251,13 +253,11 @@ static int conf_set_listener_key(struct conf *c, const char *key, const char *v,
 					 v);
 		return conf_set_str(&l->tls_version, v);
 	}
-	if (strcmp(key, "require_certificate") == 0) {
-		if (conf_parse_bool(v, &l->require_certificate) < 0)
-			return conf_fail(msg, msglen, "%s needs true or false, not '%s'", key, v);
-		return 0;
-	}
-	if (strcmp(key, "use_identity_as_username") == 0) {
-		if (conf_parse_bool(v, &l->use_identity_as_username) < 0)
+	bool *flag = strcmp(key, "require_certificate") == 0        ? &l->require_certificate
+		     : strcmp(key, "use_identity_as_username") == 0 ? &l->use_identity_as_username
+								    : NULL;
+	if (flag) {
+		if (conf_parse_bool(v, flag) < 0)
 			return conf_fail(msg, msglen, "%s needs true or false, not '%s'", key, v);
 		return 0;
 	}
