@@ -92,6 +92,9 @@ void conn_flush_dirty(struct midge *m, bool may_read);
 /* Tells the engine about connections that started lingering (from a
  * top-level callback only). Returns how many. */
 int conn_lingering_notify(struct midge *m);
+/* Tears down every lingering connection (descriptors are short).
+ * Returns how many. */
+int conn_linger_drop(struct midge *m);
 /* Tick: connections past connect_timeout without CONNECT, and closing
  * ones past CLOSE_GRACE_MS, are torn down. */
 void conn_expire(struct midge *m, uint64_t now);

@@ -218,6 +218,14 @@ static void conn_linger_start(struct conn *c)
 		conn_linger_schedule(m, rel);
 }
 
+int conn_linger_drop(struct midge *m)
+{
+	int n = 0;
+	for (; m->lingering.head; n++)
+		conn_teardown(m->lingering.head, NULL);
+	return n;
+}
+
 int conn_lingering_notify(struct midge *m)
 {
 	int n = 0;

@@ -43,7 +43,8 @@ static void listener_on_resume(uv_timer_t *t)
 
 /*
  * accept() failed with err (not EAGAIN): out of descriptors or memory.
- * The pending connection stays in the backlog and polling is
+ * Out of descriptors, lingering connections give theirs back first.
+ * Otherwise the pending connection stays in the backlog and polling is
  * level-triggered, so the listener would wake the loop again at once:
  * it stops being polled for ACCEPT_PAUSE_MS instead, and the error is
  * logged at most once a second.
@@ -52,6 +53,9 @@ static void listener_pause(struct listener *l, int err)
 {
 	struct midge *m = l->m;
 	uint64_t now = broker_now_ms();
+	/* Lingering connections are over anyway: their descriptors go first. */
+	if ((err == EMFILE || err == ENFILE) && conn_linger_drop(m) > 0)
+		return;
 	if (now - m->accept_error_logged_ms >= 1000) {
 		m->accept_error_logged_ms = now;
 		log_warn("accept on port %u: %s (%d connections open): not accepting for %d ms", l->port,

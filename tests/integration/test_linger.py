@@ -12,6 +12,7 @@ its writes fail with EPIPE/ECONNRESET and the DISCONNECT is lost.
 Prints "N passed, M failed" last; exits 1 if anything failed.
 """
 import os
+import resource
 import shutil
 import socket
 import ssl
@@ -190,6 +191,51 @@ def case_bounded(b):
         s.close()
 
 
+def case_fd_pressure():
+    """Lingering connections give their descriptors back when midge runs
+    out: a broker with 64 descriptors and more connections than that, each
+    ending in a protocol error and staying open; all are answered at once,
+    not as the lingering of the first ones runs out."""
+    limit = 64
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+    try:
+        b = brokerctl.start("listener {port} 127.0.0.1\nmax_connections -1\n")
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    socks = []
+    t0 = time.monotonic()
+    for i in range(limit + 20):
+        s = socket.create_connection(("127.0.0.1", b.port), timeout=5)
+        s.sendall(connect_packet("fd-%d" % i) + b"\x36\x00")
+        socks.append(s)
+    ended = 0
+    for s in socks:
+        s.settimeout(6)
+        try:
+            while s.recv(100):
+                pass
+            ended += 1
+        except OSError:
+            pass
+    took = time.monotonic() - t0
+    # Without giving descriptors back, the clients past the limit would
+    # wait for the first ones' lingering to run out (LINGER_S).
+    r.check("fd pressure: all %d flooding clients answered in %.2f s" % (len(socks), took),
+            ended == len(socks) and took < LINGER_S - 0.3, "%d answered" % ended)
+    t0 = time.monotonic()
+    c = socket.create_connection(("127.0.0.1", b.port), timeout=5)
+    c.sendall(connect_packet("fd-fresh"))
+    ack = brokerctl.read_packet(c, timeout=5)
+    took = time.monotonic() - t0
+    r.check("fd pressure: a new client served in %.2f s" % took,
+            ack is not None and ack[0] == 0x20 and took < 0.8, repr(ack))
+    c.close()
+    for s in socks:
+        s.close()
+    b.stop()
+
+
 def make_server_cert(d):
     """A self-signed server certificate for localhost / 127.0.0.1."""
     key, cert, tpl = (os.path.join(d, n) for n in ("key.pem", "cert.pem", "tpl.cfg"))
@@ -243,6 +289,7 @@ def main():
     case_refused_connack(b)
     b.stop()
     case_tls()
+    case_fd_pressure()
     r.finish()
 
 
