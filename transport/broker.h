@@ -2,7 +2,8 @@
  * broker.h - the broker object (struct midge) the transport's rooms share,
  * and what each room offers the others:
  *
- *   conn.c      one connection: read, flush, close, linger, teardown
+ *   conn.c      one connection while it lives: accept, read, frame, flush
+ *   linger.c    how it ends: close, linger, teardown; its phases' time bounds
  *   xport.h     the connection-layer stack: tcp.c, tls.c
  *   rbuf.c      receive buffers        outq.c     output queues
  *   listener.c  listening sockets, accept
