@@ -71,6 +71,7 @@ struct midge {
 	struct passwd_db *passwd;
 	struct listener *listeners;
 	struct conn_list pre;       /* accepted, waiting for CONNECT */
+	struct conn_list closing;   /* asked to close, flushing their output */
 	struct conn_list lingering; /* write side shut, discarding input */
 	struct conn *dirty;         /* output to flush in the check phase */
 	uv_check_t flush_check;
@@ -86,7 +87,6 @@ struct midge {
 	struct rbuf_pool rbufs;
 	struct outbox_pool outboxes;
 	int n_conns;
-	int n_closing; /* connections flushing their output before closing */
 	uint64_t started_ms;
 	uint64_t last_sys_ms;
 	uint64_t last_hooks_check_ms;

@@ -45,7 +45,7 @@ struct conn {
 	 * poll.poll_cb == conn_on_poll tells a connection in uv_walk */
 	uv_poll_t poll;
 	struct engine_conn *ec; /* NULL once the engine was told the end */
-	struct conn *list_prev, *list_next; /* on midge.pre or midge.lingering */
+	struct conn *list_prev, *list_next; /* on midge.pre, .closing or .lingering */
 	struct conn *dirty_next;
 	struct rbuf *rbuf;    /* the top layer's bytes not yet framed */
 	struct outbox *out;
@@ -63,7 +63,7 @@ struct conn {
 	uint8_t fill : 1;         /* out->q[fill] takes new output */
 	uint8_t in_pre : 1, dirty : 1;
 	uint8_t closing : 1;      /* close asked: flush, shut, linger */
-	uint8_t in_grace : 1;     /* counted in midge.n_closing */
+	uint8_t in_grace : 1;     /* on midge.closing */
 	uint8_t writing : 1;      /* output waits for the socket to be writable */
 	uint8_t read_stopped : 1; /* protocol error or close: never read again */
 	uint8_t paused : 1;       /* output over the bound: read again once drained */

@@ -6,8 +6,9 @@
  * FIN), then the connection lingers: input is discarded until the peer
  * closes or LINGER_MS pass, so a peer still writing reads what it was
  * sent instead of a reset. Teardown (conn_teardown): the socket goes now.
- * Also the phase lists: accepted and waiting for CONNECT
- * (connect_timeout), lingering (LINGER_MS, at most LINGER_MAX).
+ * Also the phase lists, each oldest first, so the tick looks at the heads
+ * only: accepted and waiting for CONNECT (connect_timeout), closing
+ * (CLOSE_GRACE_MS), lingering (LINGER_MS, at most LINGER_MAX).
  *
  * Connections are freed only from libuv close callbacks, so an engine
  * callback (send, close) never sees a connection disappear under it, and
@@ -71,6 +72,10 @@ static void conn_leave_lists(struct conn *c)
 		conn_list_remove(&m->pre, c);
 		c->in_pre = false;
 	}
+	if (c->in_grace) {
+		conn_list_remove(&m->closing, c);
+		c->in_grace = false;
+	}
 	if (c->lingering) {
 		conn_list_remove(&m->lingering, c);
 		c->lingering = false; /* torn down: the flag has done its work */
@@ -107,8 +112,6 @@ static void conn_on_close(uv_handle_t *h)
 	struct listener *lis = c->poll.data;
 	if (lis)
 		lis->count--;
-	if (c->in_grace)
-		m->n_closing--;
 	m->n_conns--;
 	outbox_put(&m->outboxes, c->out);
 	rbuf_put(&m->rbufs, c->rbuf);
@@ -153,7 +156,7 @@ void conn_close(struct conn *c)
 		conn_leave_lists(c); /* the grace period bounds it now */
 		c->in_grace = true;
 		c->since.closing_ms = broker_rel_ms(m, broker_now_ms());
-		m->n_closing++;
+		conn_list_append(&m->closing, c);
 	}
 	c->closing = true;
 	conn_stop_reading(c);
@@ -198,10 +201,7 @@ static void conn_linger_start(struct conn *c)
 		conn_teardown(c, NULL);
 		return;
 	}
-	if (c->in_grace) {
-		c->in_grace = false;
-		m->n_closing--;
-	}
+	conn_leave_lists(c);
 	uint32_t rel = broker_rel_ms(m, broker_now_ms());
 	c->lingering = true;
 	c->since.lingering_ms = rel;
@@ -272,15 +272,6 @@ void conn_shut(struct conn *c)
 	}
 }
 
-/* uv_walk: ends the grace period of closing connections; arg the time. */
-static void conn_walk_grace(uv_handle_t *h, void *arg)
-{
-	struct conn *c = conn_of_handle(h);
-	if (c && c->in_grace && !conn_is_closed(c) &&
-	    (uint32_t)(*(const uint32_t *)arg - c->since.closing_ms) > CLOSE_GRACE_MS)
-		conn_teardown(c, NULL);
-}
-
 void conn_expire(struct midge *m, uint64_t now)
 {
 	/* [MQTT-3.1.4-1]-adjacent housekeeping: a socket that never sends
@@ -298,8 +289,9 @@ void conn_expire(struct midge *m, uint64_t now)
 	}
 	/* A client that does not read cannot hold a closing socket open:
 	 * what it has not taken after the grace period is dropped. */
-	if (m->n_closing > 0)
-		uv_walk(&m->loop, conn_walk_grace, &rel);
+	while (m->closing.head &&
+	       (uint32_t)(rel - m->closing.head->since.closing_ms) > CLOSE_GRACE_MS)
+		conn_teardown(m->closing.head, NULL);
 }
 
 static void conn_walk_forget_listener(uv_handle_t *h, void *arg)

@@ -23,7 +23,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import brokerctl  # noqa: E402
-from brokerctl import _s, connect_packet, varint  # noqa: E402
+from brokerctl import _s, connect_packet, publish_packet, subscribe_packet, varint  # noqa: E402
 
 r = brokerctl.Results("linger")
 brokerctl.deadline(r, 120)
@@ -32,6 +32,7 @@ RECV_MAX = 10
 WRITE_SECONDS = 1.0   # under midge's LINGER_MS (1.5 s): every write must be taken
 LINGER_MAX = 256      # transport/conn.h
 LINGER_S = 1.5
+CLOSE_GRACE_S = 5     # CLOSE_GRACE_MS
 
 
 def connect_v5(client_id, user=None):
@@ -236,6 +237,36 @@ def case_fd_pressure():
     b.stop()
 
 
+def case_closing_bounded(b):
+    """A client that never reads cannot hold a closing connection: what
+    midge cannot write within CLOSE_GRACE_S of the close is dropped."""
+    pub = socket.create_connection(("127.0.0.1", b.port), timeout=5)
+    pub.sendall(connect_packet("grace-pub"))
+    brokerctl.read_packet(pub)
+    sub = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sub.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sub.connect(("127.0.0.1", b.port))
+    sub.sendall(connect_packet("grace-sub") + subscribe_packet(1, "grace/#", 0))
+    brokerctl.read_packet(sub)
+    brokerctl.read_packet(sub)
+    base = broker_fds(b)
+    # The subscriber stops reading; the kernel's buffers (megabytes on
+    # loopback) and its output queue fill.
+    big = publish_packet("grace/x", b"g" * 65536)
+    for _ in range(200):
+        pub.sendall(big)
+    time.sleep(0.3)
+    sub.sendall(b"\x36\x00")  # a protocol error: midge closes, but cannot flush
+    t0 = time.monotonic()
+    while broker_fds(b) >= base and time.monotonic() - t0 < CLOSE_GRACE_S + 4:
+        time.sleep(0.1)
+    took = time.monotonic() - t0
+    r.check("closing bounded: dropped after the %d s grace (%.1f s)" % (CLOSE_GRACE_S, took),
+            CLOSE_GRACE_S - 1 <= took < CLOSE_GRACE_S + 2.5, "%.1f s" % took)
+    sub.close()
+    pub.close()
+
+
 def make_server_cert(d):
     """A self-signed server certificate for localhost / 127.0.0.1."""
     key, cert, tpl = (os.path.join(d, n) for n in ("key.pem", "cert.pem", "tpl.cfg"))
@@ -283,6 +314,7 @@ def main():
     case_receive_maximum(b)
     case_protocol_error(b)
     case_bounded(b)
+    case_closing_bounded(b)
     r.check("broker still serving", brokerctl.wait_port(b.port, timeout=2), b.log_text()[-500:])
     b.stop()
     b = brokerctl.start("listener {port} 127.0.0.1\nallow_anonymous false\n")
