@@ -224,6 +224,22 @@ unsigned conf_log_type_bit(const char *name)
 	return 0;
 }
 
+/* A key stored at an offset in a struct (struct conf or conf_listener). */
+struct conf_field {
+	const char *key;
+	size_t off;
+};
+
+/* The field of base that key names in fields[0..n), or NULL. */
+static void *conf_field_find(void *base, const struct conf_field *fields, size_t n,
+			     const char *key)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(key, fields[i].key) == 0)
+			return (char *)base + fields[i].off;
+	return NULL;
+}
+
 static int conf_set_listener_key(struct conf *c, const char *key, const char *v, char *msg,
 				 size_t msglen)
 {
@@ -231,10 +247,7 @@ static int conf_set_listener_key(struct conf *c, const char *key, const char *v,
 	uint64_t n;
 	if (!l)
 		return conf_fail(msg, msglen, "too many listeners (at most %d)", CONF_MAX_LISTENERS);
-	static const struct {
-		const char *key;
-		size_t off; /* of the char * in struct conf_listener */
-	} strings[] = {
+	static const struct conf_field strings[] = { /* char * in struct conf_listener */
 		{"certfile", offsetof(struct conf_listener, certfile)},
 		{"keyfile", offsetof(struct conf_listener, keyfile)},
 		{"cafile", offsetof(struct conf_listener, cafile)},
@@ -242,9 +255,9 @@ static int conf_set_listener_key(struct conf *c, const char *key, const char *v,
 		{"ciphers", offsetof(struct conf_listener, ciphers)},
 		{"midge_tls_priority", offsetof(struct conf_listener, priority)},
 	};
-	for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++)
-		if (strcmp(key, strings[i].key) == 0)
-			return conf_set_str((char **)(void *)((char *)l + strings[i].off), v);
+	char **str = conf_field_find(l, strings, sizeof(strings) / sizeof(strings[0]), key);
+	if (str)
+		return conf_set_str(str, v);
 	if (strcmp(key, "tls_version") == 0) {
 		if (strcmp(v, "tlsv1.2") != 0 && strcmp(v, "tlsv1.3") != 0)
 			return conf_fail(msg, msglen,
@@ -387,10 +400,7 @@ static int conf_set_number(struct conf *c, const char *key, const char *v, char 
 static int conf_set_bool(struct conf *c, const char *key, const char *v, char *msg,
 			 size_t msglen, int *handled)
 {
-	static const struct {
-		const char *key;
-		size_t off; /* of the bool in struct conf */
-	} keys[] = {
+	static const struct conf_field keys[] = { /* bool in struct conf */
 		{"allow_anonymous", offsetof(struct conf, engine.allow_anonymous)},
 		{"queue_qos0_messages", offsetof(struct conf, engine.queue_qos0_messages)},
 		{"retain_available", offsetof(struct conf, engine.retain_available)},
@@ -402,10 +412,7 @@ static int conf_set_bool(struct conf *c, const char *key, const char *v, char *m
 		{"midge_subscription_identifiers", offsetof(struct conf, engine.sub_id_available)},
 		{"midge_shared_subscriptions", offsetof(struct conf, engine.shared_sub_available)},
 	};
-	bool *dst = NULL;
-	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]) && !dst; i++)
-		if (strcmp(key, keys[i].key) == 0)
-			dst = (bool *)(void *)((char *)c + keys[i].off);
+	bool *dst = conf_field_find(c, keys, sizeof(keys) / sizeof(keys[0]), key);
 	if (dst == &c->engine.allow_anonymous)
 		c->allow_anonymous_set = true;
 	if (!dst) {
@@ -488,10 +495,7 @@ static int conf_set_hooks_endpoint(struct conf *c, const char *v, char *msg, siz
  * whether key was one of them. */
 static int conf_set_string(struct conf *c, const char *key, const char *v, int *handled)
 {
-	static const struct {
-		const char *key;
-		size_t off; /* of the char * in struct conf */
-	} keys[] = {
+	static const struct conf_field keys[] = { /* char * in struct conf */
 		{"password_file", offsetof(struct conf, password_file)},
 		{"pid_file", offsetof(struct conf, pid_file)},
 		{"user", offsetof(struct conf, user)},
@@ -499,14 +503,9 @@ static int conf_set_string(struct conf *c, const char *key, const char *v, int *
 		{"midge_hooks_curve_secret_key", offsetof(struct conf, hooks_curve_secret)},
 		{"midge_hooks_curve_public_key", offsetof(struct conf, hooks_curve_public)},
 	};
-	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-		if (strcmp(key, keys[i].key) == 0) {
-			*handled = 1;
-			return conf_set_str((char **)(void *)((char *)c + keys[i].off), v);
-		}
-	}
-	*handled = 0;
-	return 0;
+	char **str = conf_field_find(c, keys, sizeof(keys) / sizeof(keys[0]), key);
+	*handled = str != NULL;
+	return str ? conf_set_str(str, v) : 0;
 }
 
 /* A Mosquitto key midge does not implement: a warning (1), or 0 when
