@@ -46,6 +46,7 @@ struct hooks_pub {
 	void *sock;
 	uint64_t seq;     /* number of the last event offered to this socket */
 	uint64_t dropped; /* events this socket could not take */
+	uint64_t recheck_ms; /* event time of the last retry after EAGAIN */
 	struct hooks_prefix *prefixes;
 	size_t n_prefixes;
 	size_t cap_prefixes;
@@ -412,6 +413,29 @@ static size_t render_fallback(char *out, size_t cap, uint64_t seq, uint64_t drop
 }
 
 /*
+ * Sends the name frame, the one that meets the high-water mark. zmq_send
+ * reads ZeroMQ's commands only now and then, so a subscriber that has just
+ * drained its queue may not be known yet: on EAGAIN, ZMQ_EVENTS reads
+ * them and the send is tried once more (only when a drop is due anyway,
+ * and once per millisecond at most).
+ */
+static int pub_send_name(struct hooks_pub *pub, const char *p, size_t len, uint64_t now_ms)
+{
+	int ev = 0;
+	size_t evlen = sizeof(ev);
+	if (zmq_send(pub->sock, p, len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
+		return 0;
+	/* At most once per millisecond of event time: a subscriber that stays
+	 * stuck must not cost a system call per event. */
+	if (zmq_errno() != EAGAIN || now_ms == pub->recheck_ms)
+		return -1;
+	pub->recheck_ms = now_ms;
+	if (zmq_getsockopt(pub->sock, ZMQ_EVENTS, &ev, &evlen) != 0)
+		return -1;
+	return zmq_send(pub->sock, p, len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0 ? 0 : -1;
+}
+
+/*
  * Callbacks first (in registration order; a callback registered during
  * dispatch is called from the next event on), then every socket. Each
  * socket numbers every event offered to it, so a consumer that takes
@@ -454,8 +478,7 @@ void hooks_emit(struct hooks *h, const struct midge_event *ev)
 		h->touched = true;
 		if (keyed == 0)
 			keyed = key_build(&h->key, name, nlen, topic) == 0 ? 1 : -1;
-		if (keyed < 0 ||
-		    zmq_send(pub->sock, h->key.p, h->key.len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+		if (keyed < 0 || pub_send_name(pub, h->key.p, h->key.len, ev->time_ms) < 0) {
 			pub->dropped++;
 			h->dropped++;
 			continue;
