@@ -46,6 +46,7 @@ struct hooks_pub {
 	void *sock;
 	uint64_t seq;     /* number of the last event offered to this socket */
 	uint64_t dropped; /* events this socket could not take */
+	uint64_t recheck_ms; /* event time of the last retry after EAGAIN */
 	struct hooks_prefix *prefixes;
 	size_t n_prefixes;
 	size_t cap_prefixes;
@@ -64,8 +65,7 @@ struct hooks {
 	uint64_t sent;
 	uint64_t skipped;
 	uint64_t rendered;
-	uint64_t drained_ms; /* event time of the last subscription read */
-	bool drained;
+	bool touched; /* a ZeroMQ call since hooks_process() (see hooks.h) */
 };
 
 struct hooks *hooks_new(void)
@@ -320,12 +320,43 @@ static void pub_drain(struct hooks_pub *pub)
 	}
 }
 
-void hooks_poll(struct hooks *h)
+int hooks_fd(const struct hooks *h, int i)
+{
+	int fd = -1;
+	size_t len = sizeof(fd);
+	if (!h || i < 0 || i >= h->n_pubs || zmq_getsockopt(h->pubs[i].sock, ZMQ_FD, &fd, &len) != 0)
+		return -1;
+	return fd;
+}
+
+/* ZMQ_FD is edge-triggered: after reading, ask ZMQ_EVENTS again, and go
+ * on until it says nothing is ready, or a change arriving meanwhile
+ * would wait for the next edge. */
+void hooks_process(struct hooks *h)
 {
 	if (!h)
 		return;
-	for (int i = 0; i < h->n_pubs; i++)
-		pub_drain(&h->pubs[i]);
+	h->touched = false;
+	for (int i = 0; i < h->n_pubs; i++) {
+		for (;;) {
+			int ev = 0;
+			size_t len = sizeof(ev);
+			if (zmq_getsockopt(h->pubs[i].sock, ZMQ_EVENTS, &ev, &len) != 0 ||
+			    !(ev & ZMQ_POLLIN))
+				break;
+			pub_drain(&h->pubs[i]);
+		}
+	}
+}
+
+bool hooks_touched(const struct hooks *h)
+{
+	return h && h->touched;
+}
+
+void hooks_poll(struct hooks *h)
+{
+	hooks_process(h);
 }
 
 /* Does some prefix of the socket match "<name>" (no topic) or
@@ -382,6 +413,29 @@ static size_t render_fallback(char *out, size_t cap, uint64_t seq, uint64_t drop
 }
 
 /*
+ * Sends the name frame, the one that meets the high-water mark. zmq_send
+ * reads ZeroMQ's commands only now and then, so a subscriber that has just
+ * drained its queue may not be known yet: on EAGAIN, ZMQ_EVENTS reads
+ * them and the send is tried once more (only when a drop is due anyway,
+ * and once per millisecond at most).
+ */
+static int pub_send_name(struct hooks_pub *pub, const char *p, size_t len, uint64_t now_ms)
+{
+	int ev = 0;
+	size_t evlen = sizeof(ev);
+	if (zmq_send(pub->sock, p, len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
+		return 0;
+	/* At most once per millisecond of event time: a subscriber that stays
+	 * stuck must not cost a system call per event. */
+	if (zmq_errno() != EAGAIN || now_ms == pub->recheck_ms)
+		return -1;
+	pub->recheck_ms = now_ms;
+	if (zmq_getsockopt(pub->sock, ZMQ_EVENTS, &ev, &evlen) != 0)
+		return -1;
+	return zmq_send(pub->sock, p, len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0 ? 0 : -1;
+}
+
+/*
  * Callbacks first (in registration order; a callback registered during
  * dispatch is called from the next event on), then every socket. Each
  * socket numbers every event offered to it, so a consumer that takes
@@ -405,14 +459,9 @@ void hooks_emit(struct hooks *h, const struct midge_event *ev)
 	if (h->n_pubs == 0)
 		return;
 
-	/* Reading subscriptions costs a system call or two; once per
-	 * millisecond of event time keeps new subscribers' prefixes current
-	 * without paying that per event (hooks_poll covers quiet times). */
-	if (!h->drained || ev->time_ms != h->drained_ms) {
-		hooks_poll(h);
-		h->drained = true;
-		h->drained_ms = ev->time_ms;
-	}
+	/* The prefixes are current: the loop reads subscription changes as
+	 * soon as ZeroMQ signals them (hooks_process), so nothing is read
+	 * here, per event. */
 	size_t nlen = strlen(name);
 	bool has_msg = hooks_event_has_message(ev->type);
 	const struct midge_message *msg = has_msg ? ev->u.message.msg : NULL;
@@ -426,10 +475,10 @@ void hooks_emit(struct hooks *h, const struct midge_event *ev)
 		if (!pub_wants(pub, name, nlen, topic))
 			continue;
 		wanted = true;
+		h->touched = true;
 		if (keyed == 0)
 			keyed = key_build(&h->key, name, nlen, topic) == 0 ? 1 : -1;
-		if (keyed < 0 ||
-		    zmq_send(pub->sock, h->key.p, h->key.len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+		if (keyed < 0 || pub_send_name(pub, h->key.p, h->key.len, ev->time_ms) < 0) {
 			pub->dropped++;
 			h->dropped++;
 			continue;

@@ -11,6 +11,7 @@
 #ifndef MIDGE_HOOKS_H
 #define MIDGE_HOOKS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,8 +44,20 @@ int hooks_zmq_start(struct hooks *h, const struct hooks_config *cfg, char *err, 
 /* Dispatches one event: callbacks, then ZeroMQ. Never blocks. */
 void hooks_emit(struct hooks *h, const struct midge_event *ev);
 
-/* Reads pending XPUB subscription changes; the transport calls this from a
- * timer so prefixes are known even when no event flows. */
+/*
+ * The loop drives the publisher's sockets: hooks_fd(h, i) is socket i's
+ * ZMQ_FD (i < hooks_endpoint_count(), else -1), to poll for readable.
+ * It is edge-triggered: readable means "look", and any ZeroMQ call on
+ * the socket may consume the signal. So call hooks_process() when a fd
+ * is readable, and after each loop pass in which hooks_touched() says a
+ * ZeroMQ call was made. hooks_process() reads subscription changes on
+ * every socket until ZMQ_EVENTS says nothing is ready; the prefixes are
+ * then current.
+ */
+int hooks_fd(const struct hooks *h, int i);
+void hooks_process(struct hooks *h);
+bool hooks_touched(const struct hooks *h);
+/* Same as hooks_process(), for callers that poll on their own. */
 void hooks_poll(struct hooks *h);
 
 /* Events dropped because a socket was full (for $SYS and the log). */

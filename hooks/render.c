@@ -74,32 +74,32 @@ static int put_u64(struct hooks_buf *b, uint64_t v)
  * U+10FFFF are not well-formed). */
 static size_t utf8_seq_len(const unsigned char *s, size_t n)
 {
-	unsigned char c = s[0];
-	size_t len;
-	unsigned char lo = 0x80, hi = 0xBF;
-	if (c >= 0xC2 && c <= 0xDF) {
-		len = 2;
-	} else if (c >= 0xE0 && c <= 0xEF) {
-		len = 3;
-		if (c == 0xE0)
-			lo = 0xA0;
-		else if (c == 0xED)
-			hi = 0x9F;
-	} else if (c >= 0xF0 && c <= 0xF4) {
-		len = 4;
-		if (c == 0xF0)
-			lo = 0x90;
-		else if (c == 0xF4)
-			hi = 0x8F;
-	} else {
-		return 0;
-	}
-	if (n < len || s[1] < lo || s[1] > hi)
-		return 0;
-	for (size_t i = 2; i < len; i++)
-		if (s[i] < 0x80 || s[i] > 0xBF)
+	/* RFC 3629 section 4, by first byte: the length and the range of the
+	 * second byte (the rest are 0x80..0xBF). */
+	static const struct {
+		unsigned char first, last, len, lo, hi;
+	} seq[] = {
+		{0xC2, 0xDF, 2, 0x80, 0xBF},
+		{0xE0, 0xE0, 3, 0xA0, 0xBF}, /* no overlongs */
+		{0xE1, 0xEC, 3, 0x80, 0xBF},
+		{0xED, 0xED, 3, 0x80, 0x9F}, /* no surrogates */
+		{0xEE, 0xEF, 3, 0x80, 0xBF},
+		{0xF0, 0xF0, 4, 0x90, 0xBF}, /* no overlongs */
+		{0xF1, 0xF3, 4, 0x80, 0xBF},
+		{0xF4, 0xF4, 4, 0x80, 0x8F}, /* nothing above U+10FFFF */
+	};
+	for (size_t k = 0; k < sizeof(seq) / sizeof(seq[0]); k++) {
+		if (s[0] < seq[k].first || s[0] > seq[k].last)
+			continue;
+		size_t len = seq[k].len;
+		if (n < len || s[1] < seq[k].lo || s[1] > seq[k].hi)
 			return 0;
-	return len;
+		for (size_t i = 2; i < len; i++)
+			if (s[i] < 0x80 || s[i] > 0xBF)
+				return 0;
+		return len;
+	}
+	return 0;
 }
 
 /* 1 for the ASCII bytes a JSON string may hold as they are. */

@@ -13,6 +13,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -223,6 +224,22 @@ unsigned conf_log_type_bit(const char *name)
 	return 0;
 }
 
+/* A key stored at an offset in a struct (struct conf or conf_listener). */
+struct conf_field {
+	const char *key;
+	size_t off;
+};
+
+/* The field of base that key names in fields[0..n), or NULL. */
+static void *conf_field_find(void *base, const struct conf_field *fields, size_t n,
+			     const char *key)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(key, fields[i].key) == 0)
+			return (char *)base + fields[i].off;
+	return NULL;
+}
+
 static int conf_set_listener_key(struct conf *c, const char *key, const char *v, char *msg,
 				 size_t msglen)
 {
@@ -230,18 +247,17 @@ static int conf_set_listener_key(struct conf *c, const char *key, const char *v,
 	uint64_t n;
 	if (!l)
 		return conf_fail(msg, msglen, "too many listeners (at most %d)", CONF_MAX_LISTENERS);
-	if (strcmp(key, "certfile") == 0)
-		return conf_set_str(&l->certfile, v);
-	if (strcmp(key, "keyfile") == 0)
-		return conf_set_str(&l->keyfile, v);
-	if (strcmp(key, "cafile") == 0)
-		return conf_set_str(&l->cafile, v);
-	if (strcmp(key, "capath") == 0)
-		return conf_set_str(&l->capath, v);
-	if (strcmp(key, "ciphers") == 0)
-		return conf_set_str(&l->ciphers, v);
-	if (strcmp(key, "midge_tls_priority") == 0)
-		return conf_set_str(&l->priority, v);
+	static const struct conf_field strings[] = { /* char * in struct conf_listener */
+		{"certfile", offsetof(struct conf_listener, certfile)},
+		{"keyfile", offsetof(struct conf_listener, keyfile)},
+		{"cafile", offsetof(struct conf_listener, cafile)},
+		{"capath", offsetof(struct conf_listener, capath)},
+		{"ciphers", offsetof(struct conf_listener, ciphers)},
+		{"midge_tls_priority", offsetof(struct conf_listener, priority)},
+	};
+	char **str = conf_field_find(l, strings, sizeof(strings) / sizeof(strings[0]), key);
+	if (str)
+		return conf_set_str(str, v);
 	if (strcmp(key, "tls_version") == 0) {
 		if (strcmp(v, "tlsv1.2") != 0 && strcmp(v, "tlsv1.3") != 0)
 			return conf_fail(msg, msglen,
@@ -250,13 +266,11 @@ static int conf_set_listener_key(struct conf *c, const char *key, const char *v,
 					 v);
 		return conf_set_str(&l->tls_version, v);
 	}
-	if (strcmp(key, "require_certificate") == 0) {
-		if (conf_parse_bool(v, &l->require_certificate) < 0)
-			return conf_fail(msg, msglen, "%s needs true or false, not '%s'", key, v);
-		return 0;
-	}
-	if (strcmp(key, "use_identity_as_username") == 0) {
-		if (conf_parse_bool(v, &l->use_identity_as_username) < 0)
+	bool *flag = strcmp(key, "require_certificate") == 0        ? &l->require_certificate
+		     : strcmp(key, "use_identity_as_username") == 0 ? &l->use_identity_as_username
+								    : NULL;
+	if (flag) {
+		if (conf_parse_bool(v, flag) < 0)
 			return conf_fail(msg, msglen, "%s needs true or false, not '%s'", key, v);
 		return 0;
 	}
@@ -386,30 +400,21 @@ static int conf_set_number(struct conf *c, const char *key, const char *v, char 
 static int conf_set_bool(struct conf *c, const char *key, const char *v, char *msg,
 			 size_t msglen, int *handled)
 {
-	struct engine_config *e = &c->engine;
-	bool *dst = NULL;
-	if (strcmp(key, "allow_anonymous") == 0) {
-		dst = &e->allow_anonymous;
+	static const struct conf_field keys[] = { /* bool in struct conf */
+		{"allow_anonymous", offsetof(struct conf, engine.allow_anonymous)},
+		{"queue_qos0_messages", offsetof(struct conf, engine.queue_qos0_messages)},
+		{"retain_available", offsetof(struct conf, engine.retain_available)},
+		{"allow_zero_length_clientid", offsetof(struct conf, engine.allow_zero_length_clientid)},
+		{"upgrade_outgoing_qos", offsetof(struct conf, engine.upgrade_outgoing_qos)},
+		{"log_timestamp", offsetof(struct conf, log_timestamp)},
+		{"connection_messages", offsetof(struct conf, connection_messages)},
+		{"midge_wildcard_subscriptions", offsetof(struct conf, engine.wildcard_sub_available)},
+		{"midge_subscription_identifiers", offsetof(struct conf, engine.sub_id_available)},
+		{"midge_shared_subscriptions", offsetof(struct conf, engine.shared_sub_available)},
+	};
+	bool *dst = conf_field_find(c, keys, sizeof(keys) / sizeof(keys[0]), key);
+	if (dst == &c->engine.allow_anonymous)
 		c->allow_anonymous_set = true;
-	}
-	else if (strcmp(key, "queue_qos0_messages") == 0)
-		dst = &e->queue_qos0_messages;
-	else if (strcmp(key, "retain_available") == 0)
-		dst = &e->retain_available;
-	else if (strcmp(key, "allow_zero_length_clientid") == 0)
-		dst = &e->allow_zero_length_clientid;
-	else if (strcmp(key, "upgrade_outgoing_qos") == 0)
-		dst = &e->upgrade_outgoing_qos;
-	else if (strcmp(key, "log_timestamp") == 0)
-		dst = &c->log_timestamp;
-	else if (strcmp(key, "connection_messages") == 0)
-		dst = &c->connection_messages;
-	else if (strcmp(key, "midge_wildcard_subscriptions") == 0)
-		dst = &e->wildcard_sub_available;
-	else if (strcmp(key, "midge_subscription_identifiers") == 0)
-		dst = &e->sub_id_available;
-	else if (strcmp(key, "midge_shared_subscriptions") == 0)
-		dst = &e->shared_sub_available;
 	if (!dst) {
 		*handled = 0;
 		return 0;
@@ -418,6 +423,110 @@ static int conf_set_bool(struct conf *c, const char *key, const char *v, char *m
 	if (conf_parse_bool(v, dst) < 0)
 		return conf_fail(msg, msglen, "%s needs true or false, not '%s'", key, v ? v : "");
 	return 0;
+}
+
+/* log_dest DEST: destinations add up; "none" clears them. */
+static int conf_set_log_dest(struct conf *c, const char *v, char *msg, size_t msglen)
+{
+		char kind[16] = "";
+		sscanf(v, "%15s", kind);
+		if (strcmp(kind, "stderr") == 0)
+			c->log_dests |= CONF_DEST_STDERR;
+		else if (strcmp(kind, "stdout") == 0)
+			c->log_dests |= CONF_DEST_STDOUT;
+		else if (strcmp(kind, "syslog") == 0)
+			c->log_dests |= CONF_DEST_SYSLOG;
+		else if (strcmp(kind, "none") == 0)
+			c->log_dests = 0;
+		else if (strcmp(kind, "file") == 0) {
+			const char *p = v + 4;
+			while (*p == ' ' || *p == '\t')
+				p++;
+			if (!*p)
+				return conf_fail(msg, msglen, "log_dest file needs a path");
+			c->log_dests |= CONF_DEST_FILE;
+			return conf_set_str(&c->log_file, p);
+		} else if (strcmp(kind, "topic") == 0 || strcmp(kind, "dlt") == 0) {
+			snprintf(msg, msglen, "log_dest %s is not supported by midge; ignored", kind);
+			return 1;
+		} else
+			return conf_fail(msg, msglen,
+					 "log_dest needs stderr, stdout, syslog, file PATH or none, "
+					 "not '%s'",
+					 v);
+		return 0;
+}
+
+/* log_type TYPE: the first line replaces the default set. */
+static int conf_set_log_type(struct conf *c, const char *v, char *msg, size_t msglen)
+{
+		unsigned bit = conf_log_type_bit(v);
+		if (!bit)
+			return conf_fail(msg, msglen, "unknown log_type '%s'", v);
+		/* The first log_type line replaces the default set, as in Mosquitto. */
+		if (!(c->log_types & 0x200))
+			c->log_types = 0x200;
+		if (bit == 0x100)
+			c->log_types = 0x200;
+		else
+			c->log_types |= bit & CONF_LOG_ALL;
+		return 0;
+}
+
+static int conf_set_hooks_endpoint(struct conf *c, const char *v, char *msg, size_t msglen)
+{
+		if (!*v)
+			return conf_fail(msg, msglen, "midge_hooks_endpoint needs an endpoint or none");
+		if (strcmp(v, "none") == 0) {
+			c->hooks_off = true;
+			return 0;
+		}
+		if (c->n_hooks_endpoints >= HOOKS_MAX_ENDPOINTS)
+			return conf_fail(msg, msglen, "at most %d midge_hooks_endpoint lines",
+					 HOOKS_MAX_ENDPOINTS);
+		c->hooks_endpoints[c->n_hooks_endpoints] = strdup(v);
+		if (!c->hooks_endpoints[c->n_hooks_endpoints])
+			return conf_fail(msg, msglen, "out of memory");
+		c->n_hooks_endpoints++;
+		return 0;
+}
+
+/* Keys that only hold a string. Returns 0 or -1 (OOM); *handled says
+ * whether key was one of them. */
+static int conf_set_string(struct conf *c, const char *key, const char *v, int *handled)
+{
+	static const struct conf_field keys[] = { /* char * in struct conf */
+		{"password_file", offsetof(struct conf, password_file)},
+		{"pid_file", offsetof(struct conf, pid_file)},
+		{"user", offsetof(struct conf, user)},
+		{"midge_node_name", offsetof(struct conf, node_name)},
+		{"midge_hooks_curve_secret_key", offsetof(struct conf, hooks_curve_secret)},
+		{"midge_hooks_curve_public_key", offsetof(struct conf, hooks_curve_public)},
+	};
+	char **str = conf_field_find(c, keys, sizeof(keys) / sizeof(keys[0]), key);
+	*handled = str != NULL;
+	return str ? conf_set_str(str, v) : 0;
+}
+
+/* A Mosquitto key midge does not implement: a warning (1), or 0 when
+ * its value is what midge does anyway; -1 when key is not one. */
+static int conf_set_unsupported(const char *key, const char *v, char *msg, size_t msglen)
+{
+	for (int i = 0; conf_unsupported[i]; i++) {
+		size_t n = strlen(conf_unsupported[i]);
+		bool prefix = conf_unsupported[i][n - 1] == '_';
+		if (prefix ? strncmp(key, conf_unsupported[i], n) == 0
+			   : strcmp(key, conf_unsupported[i]) == 0) {
+			if (strcmp(key, "persistence") == 0 && strcmp(v, "false") == 0)
+				return 0;
+			if (strcmp(key, "per_listener_settings") == 0 && strcmp(v, "false") == 0)
+				return 0;
+			snprintf(msg, msglen,
+				 "'%s' is a Mosquitto option midge does not support yet; ignored", key);
+			return 1;
+		}
+	}
+	return -1;
 }
 
 int conf_set(struct conf *c, const char *key, const char *value, char *msg, size_t msglen)
@@ -466,96 +575,24 @@ int conf_set(struct conf *c, const char *key, const char *value, char *msg, size
 					 v);
 		return 0;
 	}
-	if (strcmp(key, "log_dest") == 0) {
-		char kind[16] = "";
-		sscanf(v, "%15s", kind);
-		if (strcmp(kind, "stderr") == 0)
-			c->log_dests |= CONF_DEST_STDERR;
-		else if (strcmp(kind, "stdout") == 0)
-			c->log_dests |= CONF_DEST_STDOUT;
-		else if (strcmp(kind, "syslog") == 0)
-			c->log_dests |= CONF_DEST_SYSLOG;
-		else if (strcmp(kind, "none") == 0)
-			c->log_dests = 0;
-		else if (strcmp(kind, "file") == 0) {
-			const char *p = v + 4;
-			while (*p == ' ' || *p == '\t')
-				p++;
-			if (!*p)
-				return conf_fail(msg, msglen, "log_dest file needs a path");
-			c->log_dests |= CONF_DEST_FILE;
-			return conf_set_str(&c->log_file, p);
-		} else if (strcmp(kind, "topic") == 0 || strcmp(kind, "dlt") == 0) {
-			snprintf(msg, msglen, "log_dest %s is not supported by midge; ignored", kind);
-			return 1;
-		} else
-			return conf_fail(msg, msglen,
-					 "log_dest needs stderr, stdout, syslog, file PATH or none, "
-					 "not '%s'",
-					 v);
-		return 0;
-	}
-	if (strcmp(key, "log_type") == 0) {
-		unsigned bit = conf_log_type_bit(v);
-		if (!bit)
-			return conf_fail(msg, msglen, "unknown log_type '%s'", v);
-		/* The first log_type line replaces the default set, as in Mosquitto. */
-		if (!(c->log_types & 0x200))
-			c->log_types = 0x200;
-		if (bit == 0x100)
-			c->log_types = 0x200;
-		else
-			c->log_types |= bit & CONF_LOG_ALL;
-		return 0;
-	}
-	if (strcmp(key, "password_file") == 0)
-		return conf_set_str(&c->password_file, v);
-	if (strcmp(key, "pid_file") == 0)
-		return conf_set_str(&c->pid_file, v);
-	if (strcmp(key, "user") == 0)
-		return conf_set_str(&c->user, v);
+	if (strcmp(key, "log_dest") == 0)
+		return conf_set_log_dest(c, v, msg, msglen);
+	if (strcmp(key, "log_type") == 0)
+		return conf_set_log_type(c, v, msg, msglen);
+	rc = conf_set_string(c, key, v, &handled);
+	if (handled)
+		return rc;
 	if (strcmp(key, "set_tcp_nodelay") == 0) {
 		bool b;
 		if (conf_parse_bool(v, &b) < 0)
 			return conf_fail(msg, msglen, "%s needs true or false", key);
 		return 0; /* always on in midge */
 	}
-	if (strcmp(key, "midge_node_name") == 0)
-		return conf_set_str(&c->node_name, v);
-	if (strcmp(key, "midge_hooks_curve_secret_key") == 0)
-		return conf_set_str(&c->hooks_curve_secret, v);
-	if (strcmp(key, "midge_hooks_curve_public_key") == 0)
-		return conf_set_str(&c->hooks_curve_public, v);
-	if (strcmp(key, "midge_hooks_endpoint") == 0) {
-		if (!*v)
-			return conf_fail(msg, msglen, "midge_hooks_endpoint needs an endpoint or none");
-		if (strcmp(v, "none") == 0) {
-			c->hooks_off = true;
-			return 0;
-		}
-		if (c->n_hooks_endpoints >= HOOKS_MAX_ENDPOINTS)
-			return conf_fail(msg, msglen, "at most %d midge_hooks_endpoint lines",
-					 HOOKS_MAX_ENDPOINTS);
-		c->hooks_endpoints[c->n_hooks_endpoints] = strdup(v);
-		if (!c->hooks_endpoints[c->n_hooks_endpoints])
-			return conf_fail(msg, msglen, "out of memory");
-		c->n_hooks_endpoints++;
-		return 0;
-	}
-	for (int i = 0; conf_unsupported[i]; i++) {
-		size_t n = strlen(conf_unsupported[i]);
-		bool prefix = conf_unsupported[i][n - 1] == '_';
-		if (prefix ? strncmp(key, conf_unsupported[i], n) == 0
-			   : strcmp(key, conf_unsupported[i]) == 0) {
-			if (strcmp(key, "persistence") == 0 && strcmp(v, "false") == 0)
-				return 0;
-			if (strcmp(key, "per_listener_settings") == 0 && strcmp(v, "false") == 0)
-				return 0;
-			snprintf(msg, msglen,
-				 "'%s' is a Mosquitto option midge does not support yet; ignored", key);
-			return 1;
-		}
-	}
+	if (strcmp(key, "midge_hooks_endpoint") == 0)
+		return conf_set_hooks_endpoint(c, v, msg, msglen);
+	rc = conf_set_unsupported(key, v, msg, msglen);
+	if (rc >= 0)
+		return rc;
 	return conf_fail(msg, msglen, "unknown option '%s'", key);
 }
 

@@ -1,13 +1,21 @@
 /*
- * tls.c - GnuTLS credentials and sessions for TLS listeners.
+ * tls.c - GnuTLS for TLS listeners: the credentials of a listener, and the
+ * TLS connection layer (xport.h) that runs a server session over the
+ * layer below it. Owns every TLS record: handshake, decryption of input,
+ * encryption of output in corked batches, close_notify.
  */
 #include "transport/tls.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <gnutls/x509.h>
+
+#include "transport/outq.h"
+#include "transport/rbuf.h"
+#include "transport/xport.h"
 
 /* TLS 1.2 and 1.3 only unless midge_tls_priority says otherwise;
  * tls_version is Mosquitto's minimum version; ciphers are appended as
@@ -108,7 +116,7 @@ void tls_creds_unref(struct tls_creds *c)
 	free(c);
 }
 
-int tls_session_new(struct tls_creds *creds, gnutls_session_t *out, void *ptr,
+static int tls_session_new(struct tls_creds *creds, gnutls_session_t *out, void *ptr,
 		    gnutls_push_func push, gnutls_pull_func pull)
 {
 	gnutls_session_t s;
@@ -133,7 +141,7 @@ int tls_session_new(struct tls_creds *creds, gnutls_session_t *out, void *ptr,
 	return 0;
 }
 
-int tls_peer_common_name(gnutls_session_t s, char *buf, size_t len)
+static int tls_peer_common_name(gnutls_session_t s, char *buf, size_t len)
 {
 	unsigned n = 0;
 	const gnutls_datum_t *certs = gnutls_certificate_get_peers(s, &n);
@@ -149,4 +157,282 @@ int tls_peer_common_name(gnutls_session_t s, char *buf, size_t len)
 		rc = 0;
 	gnutls_x509_crt_deinit(crt);
 	return rc;
+}
+
+/* ---- the TLS connection layer ------------------------------------------- */
+
+#define TLS_IOV 64
+
+struct tls_xport {
+	struct xport base; /* first: the layer is its xport */
+	gnutls_session_t s;
+	struct tls_creds *creds;
+	struct rbuf_pool *pool;
+	struct rbuf *cipher_in; /* read from below; GnuTLS has taken in_off of it */
+	uint32_t in_off;
+	int fd;                 /* the socket of the call in progress, for pull and push */
+	struct outq cipher_out; /* records the layer below has not taken yet */
+	struct outq_pos out_pos;
+	tls_identity_cb identity;
+	void *owner;
+	const char *below_why; /* the layer below failed inside pull or push */
+	bool handshaken, bye_sent, eof;
+	char why[128];
+};
+
+/* GnuTLS wants ciphertext: what was read ahead, else one read of the
+ * layer below into a pooled buffer (one system call per buffer, not per
+ * record). */
+static ssize_t tls_pull(gnutls_transport_ptr_t ptr, void *data, size_t len)
+{
+	struct tls_xport *t = ptr;
+	struct rbuf *b = t->cipher_in;
+	if (!b || t->in_off == b->len) {
+		if (b)
+			b->len = t->in_off = 0;
+		if (rbuf_reserve(t->pool, &t->cipher_in, 0) < 0) {
+			gnutls_transport_set_errno(t->s, ENOMEM);
+			return -1;
+		}
+		b = t->cipher_in;
+		struct xport *below = t->base.below;
+		ssize_t n = below->ops->read(below, t->fd, b->data, b->cap, &t->below_why);
+		if (n == 0) {
+			t->eof = true;
+			return 0;
+		}
+		if (n < 0) {
+			gnutls_transport_set_errno(t->s, n == XPORT_AGAIN ? EAGAIN : ECONNRESET);
+			return -1;
+		}
+		b->len = (uint32_t)n;
+	}
+	size_t avail = b->len - t->in_off;
+	if (len > avail)
+		len = avail;
+	memcpy(data, b->data + t->in_off, len);
+	t->in_off += (uint32_t)len;
+	return (ssize_t)len;
+}
+
+/* GnuTLS has records to send: they queue here and go down on flush, so
+ * a corked batch costs one write below. */
+static ssize_t tls_push(gnutls_transport_ptr_t ptr, const void *data, size_t len)
+{
+	struct tls_xport *t = ptr;
+	if (outq_copy(&t->cipher_out, data, len) < 0) {
+		gnutls_transport_set_errno(t->s, ENOMEM);
+		return -1;
+	}
+	return (ssize_t)len;
+}
+
+/* An idle TLS connection holds no input buffer. */
+static void tls_input_release(struct tls_xport *t)
+{
+	if (t->cipher_in && t->in_off == t->cipher_in->len) {
+		rbuf_put(t->pool, t->cipher_in);
+		t->cipher_in = NULL;
+		t->in_off = 0;
+	}
+}
+
+/*
+ * What a GnuTLS failure rc means for the caller: 1 to retry (a warning),
+ * 0 for the end of the stream (the peer closed, with or without
+ * close_notify), XPORT_AGAIN, or the error with *why.
+ */
+static ssize_t tls_result(struct tls_xport *t, int rc, const char *what, const char **why)
+{
+	if (t->eof)
+		return 0;
+	if (t->below_why) {
+		*why = t->below_why;
+		return XPORT_FAIL;
+	}
+	if (rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED)
+		return XPORT_AGAIN;
+	if (!gnutls_error_is_fatal(rc))
+		return 1;
+	snprintf(t->why, sizeof(t->why), "%s: %s", what, gnutls_strerror(rc));
+	*why = t->why;
+	return XPORT_REFUSED;
+}
+
+/* 1 once the handshake is done (and the identity accepted), else what
+ * tls_read returns. */
+static ssize_t tls_handshake(struct tls_xport *t, const char **why)
+{
+	int rc = gnutls_handshake(t->s);
+	if (rc < 0) {
+		ssize_t r = tls_result(t, rc, "TLS handshake failed", why);
+		return r == 1 ? XPORT_AGAIN : r; /* a warning: wait for more */
+	}
+	t->handshaken = true;
+	if (t->creds->use_identity_as_username && t->identity) {
+		char cn[256];
+		bool have = tls_peer_common_name(t->s, cn, sizeof(cn)) == 0;
+		if (t->identity(t->owner, have ? cn : NULL) < 0) {
+			*why = "no certificate common name";
+			return XPORT_REFUSED;
+		}
+	}
+	return 1;
+}
+
+static ssize_t tls_read(struct xport *x, int fd, uint8_t *buf, size_t len, const char **why)
+{
+	struct tls_xport *t = (struct tls_xport *)x;
+	ssize_t r = 1;
+	t->fd = fd;
+	t->below_why = NULL;
+	if (!t->handshaken)
+		r = tls_handshake(t, why);
+	while (r == 1) {
+		ssize_t n = gnutls_record_recv(t->s, buf, len);
+		if (n >= 0) {
+			r = n;
+			break;
+		}
+		r = tls_result(t, (int)n, "TLS error", why);
+	}
+	tls_input_release(t);
+	return r;
+}
+
+static int tls_flush(struct xport *x, int fd, const char **why)
+{
+	struct tls_xport *t = (struct tls_xport *)x;
+	struct xport *below = x->below;
+	struct iovec iov[TLS_IOV];
+	while (!outq_done(&t->cipher_out, t->out_pos)) {
+		size_t total;
+		int cnt = outq_iov(&t->cipher_out, t->out_pos, iov, TLS_IOV, &total);
+		ssize_t n = below->ops->writev(below, fd, iov, cnt, why);
+		if (n == XPORT_AGAIN)
+			return 0;
+		if (n < 0)
+			return (int)n;
+		outq_advance(&t->cipher_out, &t->out_pos, (size_t)n);
+		if ((size_t)n < total)
+			return 0; /* full: writing again now would only get EAGAIN */
+	}
+	outq_reset(&t->cipher_out, true);
+	t->out_pos.seg = t->out_pos.off = 0;
+	return below->ops->flush(below, fd, why);
+}
+
+/* Encrypts all of iov as one corked batch (as few records as possible),
+ * then writes the records down as far as the layer below takes them. */
+static ssize_t tls_writev(struct xport *x, int fd, const struct iovec *iov, int cnt,
+			  const char **why)
+{
+	struct tls_xport *t = (struct tls_xport *)x;
+	size_t total = 0;
+	int rc = 0;
+	if (!t->handshaken) {
+		*why = "TLS output before the handshake";
+		return XPORT_FAIL;
+	}
+	t->fd = fd;
+	gnutls_record_cork(t->s);
+	for (int i = 0; i < cnt && rc >= 0; i++) {
+		const uint8_t *p = iov[i].iov_base;
+		size_t left = iov[i].iov_len;
+		while (left > 0) {
+			ssize_t n = gnutls_record_send(t->s, p, left);
+			if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
+				continue;
+			if (n < 0) {
+				rc = (int)n;
+				break;
+			}
+			p += n;
+			left -= (size_t)n;
+		}
+		total += iov[i].iov_len;
+	}
+	if (rc >= 0) {
+		do
+			rc = gnutls_record_uncork(t->s, GNUTLS_RECORD_WAIT);
+		while (rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED);
+	}
+	if (rc < 0) {
+		snprintf(t->why, sizeof(t->why), "TLS send error: %s", gnutls_strerror(rc));
+		*why = t->why;
+		return XPORT_FAIL;
+	}
+	rc = tls_flush(x, fd, why);
+	return rc < 0 ? rc : (ssize_t)total;
+}
+
+static bool tls_pending(const struct xport *x)
+{
+	const struct tls_xport *t = (const struct tls_xport *)x;
+	return (t->cipher_in && t->in_off < t->cipher_in->len) ||
+	       gnutls_record_check_pending(t->s) > 0;
+}
+
+static size_t tls_queued(const struct xport *x)
+{
+	const struct tls_xport *t = (const struct tls_xport *)x;
+	return (size_t)t->cipher_out.bytes + x->below->ops->queued(x->below);
+}
+
+/* close_notify where it is cheap (the handshake is done; GnuTLS writes it
+ * into the queue, so this never waits for the peer), then down. */
+static int tls_shutdown(struct xport *x, int fd, const char **why)
+{
+	struct tls_xport *t = (struct tls_xport *)x;
+	t->fd = fd;
+	if (t->handshaken && !t->bye_sent) {
+		t->bye_sent = true;
+		gnutls_bye(t->s, GNUTLS_SHUT_WR);
+	}
+	int rc = tls_flush(x, fd, why);
+	if (rc != 1)
+		return rc;
+	return x->below->ops->shutdown(x->below, fd, why);
+}
+
+static void tls_free(struct xport *x)
+{
+	struct tls_xport *t = (struct tls_xport *)x;
+	if (t->s)
+		gnutls_deinit(t->s);
+	tls_creds_unref(t->creds);
+	rbuf_put(t->pool, t->cipher_in);
+	outq_free(&t->cipher_out);
+	free(t);
+}
+
+static const struct xport_ops tls_ops = {
+	.name = "tls",
+	.read = tls_read,
+	.writev = tls_writev,
+	.pending = tls_pending,
+	.queued = tls_queued,
+	.flush = tls_flush,
+	.shutdown = tls_shutdown,
+	.free = tls_free,
+};
+
+struct xport *tls_xport_new(struct tls_creds *creds, struct xport *below, struct rbuf_pool *pool,
+			    tls_identity_cb identity, void *owner)
+{
+	struct tls_xport *t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->base.ops = &tls_ops;
+	t->base.below = below;
+	t->creds = tls_creds_ref(creds);
+	t->pool = pool;
+	t->identity = identity;
+	t->owner = owner;
+	if (tls_session_new(creds, &t->s, t, tls_push, tls_pull) < 0) {
+		t->s = NULL;
+		tls_free(&t->base);
+		return NULL;
+	}
+	return &t->base;
 }

@@ -1,7 +1,7 @@
 /*
- * tls.h - GnuTLS credentials for a TLS listener and server sessions over
- * the transport's own buffers (custom push/pull: GnuTLS never touches the
- * socket). Only transport/ includes <gnutls/gnutls.h>.
+ * tls.h - GnuTLS credentials for a TLS listener, and the TLS connection
+ * layer over the layer below it (custom push/pull: GnuTLS never touches
+ * the socket). Only transport/ includes <gnutls/gnutls.h>.
  */
 #ifndef MIDGE_TRANSPORT_TLS_H
 #define MIDGE_TRANSPORT_TLS_H
@@ -31,16 +31,24 @@ struct tls_creds *tls_creds_ref(struct tls_creds *c);
 /* tls_creds_unref(NULL) does nothing. */
 void tls_creds_unref(struct tls_creds *c);
 
-/*
- * A non-blocking server session reading through pull and writing through
- * push, both given ptr. Returns 0 or -1.
- */
-int tls_session_new(struct tls_creds *creds, gnutls_session_t *out, void *ptr,
-		    gnutls_push_func push, gnutls_pull_func pull);
+/* Called once the handshake is done when the listener has
+ * use_identity_as_username: cn is the verified certificate's common name,
+ * NULL when there is none. Return 0 to go on, -1 to refuse the peer. */
+typedef int (*tls_identity_cb)(void *owner, const char *cn);
 
-/* The common name of the verified peer certificate into buf. Returns 0,
- * or -1 when there is none. */
-int tls_peer_common_name(gnutls_session_t s, char *buf, size_t len);
+/*
+ * The TLS connection layer (see xport.h) over `below`: a non-blocking
+ * server session whose GnuTLS pull and push go through the layer below,
+ * never to the socket directly. Ciphertext read ahead sits in a buffer
+ * from pool while it lasts; output is encrypted as one corked record
+ * batch per write and what the layer below refuses is held (queued).
+ * identity (may be NULL) is called as tls_identity_cb says. Returns NULL
+ * on OOM or a GnuTLS failure.
+ */
+struct xport;
+struct rbuf_pool;
+struct xport *tls_xport_new(struct tls_creds *creds, struct xport *below, struct rbuf_pool *pool,
+			    tls_identity_cb identity, void *owner);
 
 /* The priority string a listener uses (exposed for the tests). */
 int tls_priority_string(const struct conf_listener *l, char *buf, size_t len);
