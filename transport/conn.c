@@ -288,8 +288,15 @@ static void conn_input(struct conn *c, struct rbuf *b)
 {
 	struct midge *m = conn_midge(c);
 	struct codec_feed feed;
-	if (engine_conn_input(m->engine, c->ec, b->data, b->len, broker_now_ms(), &feed) < 0)
+	int rc = engine_conn_input(m->engine, c->ec, b->data, b->len, broker_now_ms(), &feed);
+	if (rc < 0) {
 		conn_stop_reading(c);
+	} else if (rc == ENGINE_CONN_HELD) {
+		/* What follows the CONNECT waits in the buffer, bounded by the
+		 * pre-CONNECT limit, until conn_auth_done(). */
+		c->held = true;
+		conn_poll_update(c);
+	}
 	rbuf_consume(b, (uint32_t)feed.used);
 	b->need = (uint32_t)feed.need;
 	if (c->in_pre && c->ec && engine_conn_version(c->ec) != 0)
@@ -300,6 +307,19 @@ static void conn_input(struct conn *c, struct rbuf *b)
 		c->paused = true;
 		conn_poll_update(c);
 	}
+}
+
+void conn_auth_done(struct conn *c, int rc)
+{
+	if (!c->held || !c->ec || conn_is_closed(c))
+		return;
+	c->held = false;
+	/* Refused: the engine has queued the CONNACK and asked to close. */
+	if (engine_conn_auth_done(conn_midge(c)->engine, c->ec, rc, broker_now_ms()) == 0 &&
+	    c->rbuf && c->rbuf->len)
+		conn_input(c, c->rbuf);
+	conn_poll_update(c);
+	conn_want_pending(c);
 }
 
 /* A read ended the connection: n is 0 (EOF) or a layer's error. */

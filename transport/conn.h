@@ -51,13 +51,11 @@ struct conn {
 	struct outbox *out;
 	struct xport *xport;  /* top of the layer stack (&tcp_xport for plain TCP) */
 	const char *why;      /* why the socket closes, for engine_conn_closed */
-	/* broker_rel_ms() of the start of the phase that is bounded in time;
-	 * the phase flag says which member is live */
-	union {
-		uint32_t accepted_ms;  /* in_pre: CONNECT within connect_timeout */
-		uint32_t closing_ms;   /* in_grace: output within CLOSE_GRACE_MS */
-		uint32_t lingering_ms; /* lingering: input discarded LINGER_MS */
-	} since;
+	/* broker_rel_ms() when the connection entered its current time-bounded
+	 * phase: waiting for CONNECT (in_pre, connect_timeout), flushing a
+	 * close (in_grace, CLOSE_GRACE_MS) or lingering (LINGER_MS). A
+	 * connection is in at most one of them, so one time serves all three. */
+	uint32_t phase_since_ms;
 	uint8_t addr[16]; /* binary: text only when logged (saves 30 bytes a connection) */
 	uint16_t port;
 	uint8_t fill : 1;         /* out->q[fill] takes new output */
@@ -71,6 +69,7 @@ struct conn {
 	uint8_t af_known : 1, af6 : 1; /* addr holds an IPv6 (16) or IPv4 (4 bytes) address */
 	uint8_t lingering : 1;    /* write side shut, input discarded */
 	uint8_t read_pending : 1; /* a layer holds input the poller cannot see */
+	uint8_t held : 1;         /* CONNECT awaits its authentication decision */
 };
 
 /* Takes over fd, just accepted on l from ss: refuses it (max_connections,
@@ -80,6 +79,11 @@ void conn_accept(struct listener *l, int fd, const struct sockaddr_storage *ss);
 /* Queues head (copied) and tail (referenced) on c; see engine_io.send. */
 int conn_send(struct conn *c, const uint8_t *head, size_t head_len, struct frame *tail,
 	      bool droppable);
+/* The decision on c's held CONNECT (engine_conn_auth_done(): 0 accepts,
+ * a reason code refuses): on acceptance the input that arrived behind the
+ * CONNECT is framed and reading resumes. For authentication sources that
+ * answer later (ENGINE_AUTH_PENDING). */
+void conn_auth_done(struct conn *c, int rc);
 /* Close c: stop reading, flush, shut the write side, linger. */
 void conn_close(struct conn *c);
 /* The socket goes now; the engine hears it from the close callback. */
@@ -125,7 +129,7 @@ static inline bool conn_is_closed(const struct conn *c)
 
 static inline bool conn_can_read(const struct conn *c)
 {
-	return c->ec && !c->read_stopped && !c->paused && !c->closing && !c->lingering &&
+	return c->ec && !c->read_stopped && !c->paused && !c->held && !c->closing && !c->lingering &&
 	       !conn_is_closed(c);
 }
 

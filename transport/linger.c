@@ -84,7 +84,7 @@ static void conn_leave_lists(struct conn *c)
 
 void conn_pre_enter(struct conn *c, uint64_t now)
 {
-	c->since.accepted_ms = broker_rel_ms(conn_midge(c), now);
+	c->phase_since_ms = broker_rel_ms(conn_midge(c), now);
 	c->in_pre = true;
 	conn_list_append(&conn_midge(c)->pre, c);
 }
@@ -155,7 +155,7 @@ void conn_close(struct conn *c)
 		struct midge *m = conn_midge(c);
 		conn_leave_lists(c); /* the grace period bounds it now */
 		c->in_grace = true;
-		c->since.closing_ms = broker_rel_ms(m, broker_now_ms());
+		c->phase_since_ms = broker_rel_ms(m, broker_now_ms());
 		conn_list_append(&m->closing, c);
 	}
 	c->closing = true;
@@ -172,7 +172,7 @@ static void conn_linger_schedule(struct midge *m, uint32_t rel)
 		uv_timer_stop(&m->linger_timer);
 		return;
 	}
-	uint32_t age = rel - m->lingering.head->since.lingering_ms;
+	uint32_t age = rel - m->lingering.head->phase_since_ms;
 	uint32_t wait = age >= LINGER_MS ? 1 : LINGER_MS - age;
 	uv_timer_start(&m->linger_timer, conn_on_linger_timer, wait, 0);
 }
@@ -181,7 +181,7 @@ static void conn_on_linger_timer(uv_timer_t *t)
 {
 	struct midge *m = t->data;
 	uint32_t rel = broker_rel_ms(m, broker_now_ms());
-	while (m->lingering.head && rel - m->lingering.head->since.lingering_ms >= LINGER_MS)
+	while (m->lingering.head && rel - m->lingering.head->phase_since_ms >= LINGER_MS)
 		conn_teardown(m->lingering.head, NULL);
 	conn_linger_schedule(m, rel);
 }
@@ -204,7 +204,7 @@ static void conn_linger_start(struct conn *c)
 	conn_leave_lists(c);
 	uint32_t rel = broker_rel_ms(m, broker_now_ms());
 	c->lingering = true;
-	c->since.lingering_ms = rel;
+	c->phase_since_ms = rel;
 	rbuf_put(&m->rbufs, c->rbuf);
 	c->rbuf = NULL;
 	outbox_put(&m->outboxes, c->out);
@@ -280,7 +280,7 @@ void conn_expire(struct midge *m, uint64_t now)
 	uint32_t rel = broker_rel_ms(m, now);
 	if (limit > UINT32_MAX)
 		limit = UINT32_MAX;
-	while (limit && m->pre.head && (uint32_t)(rel - m->pre.head->since.accepted_ms) >= limit) {
+	while (limit && m->pre.head && (uint32_t)(rel - m->pre.head->phase_since_ms) >= limit) {
 		struct conn *c = m->pre.head;
 		char a[INET6_ADDRSTRLEN];
 		log_notice("client %s:%u sent no CONNECT within %u s: closed", conn_addr(c, a), c->port,
@@ -290,7 +290,7 @@ void conn_expire(struct midge *m, uint64_t now)
 	/* A client that does not read cannot hold a closing socket open:
 	 * what it has not taken after the grace period is dropped. */
 	while (m->closing.head &&
-	       (uint32_t)(rel - m->closing.head->since.closing_ms) > CLOSE_GRACE_MS)
+	       (uint32_t)(rel - m->closing.head->phase_since_ms) > CLOSE_GRACE_MS)
 		conn_teardown(m->closing.head, NULL);
 }
 
