@@ -363,13 +363,27 @@ static void up4_kept(int i, const char *cid, const char *want)
 	expect(i, want);
 }
 
-/* Connection i (3.1.1) subscribes to a/b at qos and gets its SUBACK. */
-static void subscribe_ab(int i, uint8_t qos)
+/* Connection i (3.1.1) subscribes to topic at qos with packet id 1 and
+ * expects exactly its SUBACK granting qos. */
+static void subscribe4(int i, const char *topic, uint8_t qos)
 {
-	char sub[64], ack[64];
-	snprintf(sub, sizeof sub, "82 08 00 01 00 03 61 2f 62 %02x", qos);
+	char sub[256], ack[32];
+	size_t tl = strlen(topic);
+	CU_ASSERT_FATAL(tl < 64);
+	int n = snprintf(sub, sizeof sub, "82 %02zx 00 01 00 %02zx", tl + 5, tl);
+	for (size_t k = 0; k < tl; k++)
+		n += snprintf(sub + n, sizeof sub - (size_t)n, " %02x", (unsigned char)topic[k]);
+	snprintf(sub + n, sizeof sub - (size_t)n, " %02x", qos);
 	snprintf(ack, sizeof ack, "90 03 00 01 %02x", qos);
 	exchange(i, sub, ack);
+}
+
+/* Connection i is "sub" (3.1.1) subscribed to the will topic "w" at qos:
+ * the watcher of the will tests. */
+static void up4_will_watcher(int i, uint8_t qos)
+{
+	up4(i, "sub");
+	subscribe4(i, "w", qos);
 }
 
 /* Connection 0 is "pub", connection 1 is "sub" subscribed to a/b at qos,
@@ -378,7 +392,7 @@ static void pub_sub4(uint8_t qos)
 {
 	up4(0, "pub");
 	up4(1, "sub");
-	subscribe_ab(1, qos);
+	subscribe4(1, "a/b", qos);
 }
 
 /* As pub_sub4(), but the subscriber is "s" with a session that outlives
@@ -387,7 +401,7 @@ static void pub_sub4_kept(uint8_t qos)
 {
 	up4(0, "pub");
 	up4_kept(1, "s", "20 02 00 00");
-	subscribe_ab(1, qos);
+	subscribe4(1, "a/b", qos);
 }
 
 static const char *connack5_default = "20 09 00 00 06 21 00 14 22 00 0a";
@@ -935,12 +949,9 @@ static void t_server_keep_alive(void)
 static void t_disconnect_normal(void)
 {
 	start(NULL, NULL);
-	up4(1, "sub");
-	exchange(1, "82 06 00 01 00 01 77 00", "90 03 00 01 00");
-	open_conn(0);
+	up4_will_watcher(1, 0);
 	/* will "w" = "x", QoS 0 */
-	CU_ASSERT_EQUAL(connect_full(0, 4, "a", 0x06, 60, NULL, "00 01 77 00 01 78"), 0);
-	expect(0, "20 02 00 00");
+	connect_expect(0, 4, "a", 0x06, 60, NULL, "00 01 77 00 01 78", 0, "20 02 00 00");
 	CU_ASSERT_EQUAL(feed(0, "e0 00"), -1); /* [MQTT-3.14.4-3] will discarded */
 	CU_ASSERT_EQUAL(F[0].close_calls, 1);
 	gone(0, NULL);
@@ -955,12 +966,9 @@ static void t_disconnect_normal(void)
 static void t_will_on_abnormal_close(void)
 {
 	start(NULL, NULL);
-	up4(1, "sub");
-	exchange(1, "82 06 00 01 00 01 77 01", "90 03 00 01 01");
-	open_conn(0);
+	up4_will_watcher(1, 1);
 	/* will "w" = "x", QoS 1, retain */
-	CU_ASSERT_EQUAL(connect_full(0, 4, "a", 0x2e, 60, NULL, "00 01 77 00 01 78"), 0);
-	expect(0, "20 02 00 00");
+	connect_expect(0, 4, "a", 0x2e, 60, NULL, "00 01 77 00 01 78", 0, "20 02 00 00");
 	gone(0, "connection reset"); /* [MQTT-3.1.2-8] */
 	CU_ASSERT(last_ev(MIDGE_EV_DISCONNECT)->will);
 	CU_ASSERT_STRING_EQUAL(last_ev(MIDGE_EV_DISCONNECT)->why, "connection reset");
@@ -975,8 +983,7 @@ static void t_will_on_abnormal_close(void)
 static void t_will_disconnect_0x04(void)
 {
 	start(NULL, NULL);
-	up4(1, "sub");
-	exchange(1, "82 06 00 01 00 01 77 00", "90 03 00 01 00");
+	up4_will_watcher(1, 0);
 	connect_expect(0, 5, "a", 0x06, 60, NULL, "00 00 01 77 00 01 78", 0, connack5_default);
 	CU_ASSERT_EQUAL(feed(0, "e0 01 04"), -1);
 	gone(0, NULL);
@@ -1496,8 +1503,7 @@ static void t_takeover_v5(void)
 static void t_takeover_v4_will(void)
 {
 	start(NULL, NULL);
-	up4(2, "sub");
-	exchange(2, "82 06 00 01 00 01 77 00", "90 03 00 01 00");
+	up4_will_watcher(2, 0);
 	connect_expect(0, 4, "x", 0x06, 60, NULL, "00 01 77 00 01 78", 0, "20 02 00 00");
 	up4(1, "x");
 	expect(0, "");
@@ -1511,8 +1517,7 @@ static void t_takeover_v4_will(void)
 static void t_takeover_after_disconnect(void)
 {
 	start(NULL, NULL);
-	up4(2, "sub");
-	exchange(2, "82 06 00 01 00 01 77 00", "90 03 00 01 00");
+	up4_will_watcher(2, 0);
 	connect_expect(0, 4, "x", 0x06, 60, NULL, "00 01 77 00 01 78", 0, "20 02 00 00");
 	/* DISCONNECT sent, the transport has not reported the close yet */
 	CU_ASSERT_EQUAL(feed(0, "e0 00"), -1);
@@ -1526,22 +1531,22 @@ static void t_takeover_after_disconnect(void)
 	stop();
 }
 
-/* will "w" = "x" with delay 5 s, session expiry as given */
+/* Connects "w" (v5) with will "w" = "x" delayed 5 s and the session expiry
+ * as given; expects the default CONNACK. */
 static void connect_will_delay(int i, const char *expiry_props)
 {
 	open_conn(i);
 	CU_ASSERT_EQUAL(connect_full(i, 5, "w", 0x04, 60, expiry_props,
 				     "05 18 00 00 00 05 00 01 77 00 01 78"),
 			0);
+	expect(i, connack5_default);
 }
 
 static void t_will_delay_resume(void)
 {
 	start(NULL, NULL);
-	up4(1, "sub");
-	exchange(1, "82 06 00 01 00 01 77 00", "90 03 00 01 00");
+	up4_will_watcher(1, 0);
 	connect_will_delay(0, "11 00 00 00 3c");
-	expect(0, connack5_default);
 	gone(0, NULL);
 	NOW += 2000;
 	/* resumed before the delay: no will [MQTT-3.1.3-9] */
@@ -1557,10 +1562,8 @@ static void t_will_delay_resume(void)
 static void t_will_delay_elapsed(void)
 {
 	start(NULL, NULL);
-	up4(1, "sub");
-	exchange(1, "82 06 00 01 00 01 77 00", "90 03 00 01 00");
+	up4_will_watcher(1, 0);
 	connect_will_delay(0, "11 00 00 00 3c");
-	expect(0, connack5_default);
 	gone(0, NULL);
 	uint64_t t0 = NOW;
 	NOW = t0 + 4999;
@@ -1576,10 +1579,8 @@ static void t_will_delay_elapsed(void)
 static void t_will_at_session_end(void)
 {
 	start(NULL, NULL);
-	up4(1, "sub");
-	exchange(1, "82 06 00 01 00 01 77 00", "90 03 00 01 00");
+	up4_will_watcher(1, 0);
 	connect_will_delay(0, "11 00 00 00 02");
-	expect(0, connack5_default);
 	gone(0, NULL);
 	/* the session ends (2 s) before the delay (5 s): the will goes then */
 	NOW += 2000;
@@ -1687,7 +1688,7 @@ static void t_topic_alias(void)
 	start(NULL, NULL);
 	up5(0, "pub", 0x02, NULL);
 	up4(1, "sub");
-	subscribe_ab(1, 0);
+	subscribe4(1, "a/b", 0);
 	feed(0, "30 0b 00 03 61 2f 62 03 23 00 01 68 69");
 	feed(0, "30 08 00 00 03 23 00 01 68 6a");
 	expect(1, "30 07 00 03 61 2f 62 68 69 30 07 00 03 61 2f 62 68 6a");
@@ -2059,7 +2060,7 @@ static void t_retained_expired(void)
 	exchange(1, "82 08 00 01 00 03 61 2f 62 00", "90 03 00 01 00 31 07 00 03 61 2f 62 68 69");
 	NOW += 1000;
 	up4(2, "s2");
-	subscribe_ab(2, 0);
+	subscribe4(2, "a/b", 0);
 	CU_ASSERT_EQUAL(stats_now().retained_count, 0);
 	stop();
 }
