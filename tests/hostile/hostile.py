@@ -19,6 +19,7 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import broker as brokerctl  # noqa: E402
+from brokerctl import varint_decode  # noqa: E402  (tests/integration/, on the path by broker.py)
 
 # An ASan build keeps freed memory in a quarantine (256 MB by default)
 # that would read as RSS growth; 4 MB keeps use-after-free detection
@@ -189,16 +190,18 @@ class Packet:
         return TNAME[self.type]
 
 
+def vbi_at(buf, i):
+    """(value, index after it) of the variable byte integer at buf[i];
+    IndexError when buf ends inside it, as indexing past the end would."""
+    got = varint_decode(buf, i)
+    if got is None:
+        raise IndexError("variable byte integer torn at %d" % i)
+    return got
+
+
 def parse_props(buf):
     """Returns ({id: [raw values]}, rest) for a v5 property block."""
-    n, mult, i = 0, 1, 0
-    while True:
-        b = buf[i]
-        n += (b & 127) * mult
-        mult *= 128
-        i += 1
-        if not b & 128:
-            break
+    n, i = vbi_at(buf, 0)
     block, rest = buf[i:i + n], buf[i + n:]
     out, j = {}, 0
     sizes = {0x01: 1, 0x17: 1, 0x19: 1, 0x24: 1, 0x25: 1, 0x28: 1, 0x29: 1, 0x2A: 1,
@@ -210,14 +213,7 @@ def parse_props(buf):
             out.setdefault(pid, []).append(int.from_bytes(block[j:j + sizes[pid]], "big"))
             j += sizes[pid]
         elif pid == 0x0B:
-            v, m = 0, 1
-            while True:
-                b = block[j]
-                j += 1
-                v += (b & 127) * m
-                m *= 128
-                if not b & 128:
-                    break
+            v, j = vbi_at(block, j)
             out.setdefault(pid, []).append(v)
         elif pid == 0x26:
             ln = struct.unpack(">H", block[j:j + 2])[0]
@@ -294,18 +290,10 @@ class Conn:
         """Next packet; raises Closed on EOF/reset, socket.timeout."""
         deadline = time.monotonic() + timeout
         while True:
-            if len(self.buf) >= 2:
-                n, mult, i = 0, 1, 1
-                complete = False
-                while i < len(self.buf) and i <= 4:
-                    b = self.buf[i]
-                    n += (b & 127) * mult
-                    mult *= 128
-                    i += 1
-                    if not b & 128:
-                        complete = True
-                        break
-                if complete and len(self.buf) >= i + n:
+            got = varint_decode(self.buf, 1, most=4)
+            if got is not None:
+                n, i = got
+                if len(self.buf) >= i + n:
                     p = Packet(self.buf[0], self.buf[i:i + n])
                     self.buf = self.buf[i + n:]
                     return p

@@ -273,6 +273,43 @@ def varint(n):
             return bytes(out)
 
 
+def varint_decode(buf, i, most=None):
+    """(value, index after it) of the variable byte integer [MQTT-1.5.5]
+    at buf[i], or None when buf ends first or it runs over `most` bytes."""
+    value, mult = 0, 1
+    end = len(buf) if most is None else min(len(buf), i + most)
+    for j in range(i, end):
+        value += (buf[j] & 0x7F) * mult
+        mult *= 128
+        if not buf[j] & 0x80:
+            return value, j + 1
+    return None
+
+
+def split_packets(data):
+    """[(first byte, body)] of a byte stream; a torn last packet is left out."""
+    out, i = [], 0
+    while i + 1 < len(data):
+        got = varint_decode(data, i + 1)
+        if got is None or got[1] + got[0] > len(data):
+            break
+        length, j = got
+        out.append((data[i], data[j:j + length]))
+        i = j + length
+    return out
+
+
+def start_fd_limited(limit, config):
+    """Starts a broker whose soft RLIMIT_NOFILE is limit: it inherits the
+    limit at fork, so this process has it lowered around the start only."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+    try:
+        return start(config)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
 def _s(b):
     return len(b).to_bytes(2, "big") + b
 

@@ -5,7 +5,6 @@ the error is logged about once a second), and serve new clients once
 descriptors are free again."""
 
 import os
-import resource
 import selectors
 import socket
 import sys
@@ -28,13 +27,7 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-# The broker inherits the limit at fork: lower it around the start only.
-soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-resource.setrlimit(resource.RLIMIT_NOFILE, (LIMIT, hard))
-try:
-    b = brokerctl.start("listener {port} 127.0.0.1\nmax_connections -1\n")
-finally:
-    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+b = brokerctl.start_fd_limited(LIMIT, "listener {port} 127.0.0.1\nmax_connections -1\n")
 
 t_start = time.time()
 socks = []

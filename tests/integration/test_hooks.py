@@ -134,18 +134,10 @@ class RawClient:
 
     def read_packet(self):
         while True:
-            if len(self.buf) >= 2:
-                n, mult, i = 0, 1, 1
-                while i < len(self.buf):
-                    c = self.buf[i]
-                    n += (c & 127) * mult
-                    mult *= 128
-                    i += 1
-                    if not c & 128:
-                        break
-                else:
-                    i = None
-                if i is not None and len(self.buf) >= i + n:
+            got = brokerctl.varint_decode(self.buf, 1)
+            if got is not None:
+                n, i = got
+                if len(self.buf) >= i + n:
                     first, body = self.buf[0], self.buf[i:i + n]
                     self.buf = self.buf[i + n:]
                     return first >> 4, (first & 15, body) if first >> 4 == 3 else body

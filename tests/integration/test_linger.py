@@ -12,7 +12,6 @@ its writes fail with EPIPE/ECONNRESET and the DISCONNECT is lost.
 Prints "N passed, M failed" last; exits 1 if anything failed.
 """
 import os
-import resource
 import shutil
 import socket
 import ssl
@@ -23,7 +22,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import brokerctl  # noqa: E402
-from brokerctl import _s, connect_packet, publish_packet, subscribe_packet, varint  # noqa: E402
+from brokerctl import _s, connect_packet, publish_packet, split_packets, subscribe_packet, varint  # noqa: E402
 
 r = brokerctl.Results("linger")
 brokerctl.deadline(r, 120)
@@ -45,25 +44,6 @@ def connect_v5(client_id, user=None):
 def publish_v5(topic, payload, qos, packet_id):
     body = _s(topic.encode()) + (packet_id.to_bytes(2, "big") if qos else b"") + b"\x00" + payload
     return bytes([0x30 | (qos << 1)]) + varint(len(body)) + body
-
-
-def packets(data):
-    """[(first byte, body)] of a byte stream; a torn last packet is left out."""
-    out, i = [], 0
-    while i < len(data):
-        first, j, mult, length = data[i], i + 1, 1, 0
-        while j < len(data):
-            d = data[j]
-            j += 1
-            length += (d & 0x7F) * mult
-            mult *= 128
-            if not d & 0x80:
-                break
-        if j + length > len(data):
-            break
-        out.append((first, data[j:j + length]))
-        i = j + length
-    return out
 
 
 def write_then_read(sock, first, filler):
@@ -113,11 +93,24 @@ def case_receive_maximum(b):
     burst = b"".join(publish_v5("linger/q2", b"x" * 100, 2, i + 1) for i in range(2000))
     err, data, ending = write_then_read(s, burst, filler_chunk())
     s.close()
-    pkts = packets(data)
+    pkts = split_packets(data)
     r.check("receive maximum: every write taken while midge lingers", err is None, repr(err))
     r.check("receive maximum: DISCONNECT 0x93 read", disconnect_reason(pkts) == 0x93,
             "%s, read %d bytes, %s" % ([hex(p[0]) for p in pkts[-3:]], len(data), ending))
     r.check("receive maximum: then EOF, not a reset", ending == "EOF", ending)
+
+
+def check_protocol_error_read(s, what, eof_check):
+    """Sends a QoS 3 PUBLISH on the connected s and writes on as Paho does;
+    checks that every write is taken and that DISCONNECT 0x81 and then EOF
+    are read. Closes s."""
+    bad = bytes([0x36]) + publish_v5("linger/q3", b"x", 1, 1)[1:]  # QoS 3 [MQTT-3.3.1-4]
+    err, data, ending = write_then_read(s, bad, filler_chunk())
+    s.close()
+    rc = disconnect_reason(split_packets(data))
+    r.check(what + ": every write taken while midge lingers", err is None, repr(err))
+    r.check(what + ": DISCONNECT 0x81 read", rc == 0x81, "reason %r, %s" % (rc, ending))
+    r.check("%s: %s" % (what, eof_check), ending == "EOF", ending)
 
 
 def case_protocol_error(b):
@@ -125,20 +118,14 @@ def case_protocol_error(b):
     s.sendall(connect_v5("linger-proto"))
     ack = brokerctl.read_packet(s)
     r.check("protocol error: CONNACK", ack is not None and ack[0] == 0x20 and ack[1][1] == 0, ack)
-    bad = bytes([0x36]) + publish_v5("linger/q3", b"x", 1, 1)[1:]  # QoS 3 [MQTT-3.3.1-4]
-    err, data, ending = write_then_read(s, bad, filler_chunk())
-    s.close()
-    rc = disconnect_reason(packets(data))
-    r.check("protocol error: every write taken while midge lingers", err is None, repr(err))
-    r.check("protocol error: DISCONNECT 0x81 read", rc == 0x81, "reason %r, %s" % (rc, ending))
-    r.check("protocol error: then EOF, not a reset", ending == "EOF", ending)
+    check_protocol_error_read(s, "protocol error", "then EOF, not a reset")
 
 
 def case_refused_connack(b):
     s = socket.create_connection(("127.0.0.1", b.port))
     err, data, ending = write_then_read(s, connect_v5("linger-anon"), filler_chunk())
     s.close()
-    pkts = packets(data)
+    pkts = split_packets(data)
     rc = pkts[0][1][1] if pkts and pkts[0][0] == 0x20 and len(pkts[0][1]) > 1 else None
     r.check("refused CONNECT: every write taken while midge lingers", err is None, repr(err))
     r.check("refused CONNECT: CONNACK 0x87 read", rc == 0x87, "%r, %s" % (pkts[:2], ending))
@@ -198,12 +185,7 @@ def case_fd_pressure():
     ending in a protocol error and staying open; all are answered at once,
     not as the lingering of the first ones runs out."""
     limit = 64
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
-    try:
-        b = brokerctl.start("listener {port} 127.0.0.1\nmax_connections -1\n")
-    finally:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    b = brokerctl.start_fd_limited(limit, "listener {port} 127.0.0.1\nmax_connections -1\n")
     socks = []
     t0 = time.monotonic()
     for i in range(limit + 20):
@@ -297,13 +279,7 @@ def case_tls():
         s.sendall(connect_v5("linger-tls"))
         ack = brokerctl.read_packet(s)
         r.check("TLS: CONNACK", ack is not None and ack[0] == 0x20 and ack[1][1] == 0, ack)
-        bad = bytes([0x36]) + publish_v5("linger/q3", b"x", 1, 1)[1:]
-        err, data, ending = write_then_read(s, bad, filler_chunk())
-        s.close()
-        rc = disconnect_reason(packets(data))
-        r.check("TLS: every write taken while midge lingers", err is None, repr(err))
-        r.check("TLS: DISCONNECT 0x81 read", rc == 0x81, "reason %r, %s" % (rc, ending))
-        r.check("TLS: then close_notify and EOF", ending == "EOF", ending)
+        check_protocol_error_read(s, "TLS", "then close_notify and EOF")
         b.stop()
     finally:
         shutil.rmtree(d, ignore_errors=True)
