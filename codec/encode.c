@@ -129,7 +129,7 @@ static struct codec_buf prop_buf_value(const struct codec_props *pr, unsigned id
  * the single sub_id field (a block built by hand). */
 static void put_sub_ids(struct out *o, const struct codec_props *pr)
 {
-	uint32_t pos = 0, id;
+	uint32_t pos = 0, id = 0;
 	int found = 0;
 
 	if (pr->sub_ids) {
