@@ -120,7 +120,10 @@ int engine_conn_frame(struct engine *e, struct engine_conn *c, uint8_t first, co
 	}
 }
 
-void engine_conn_framing_error(struct engine *e, struct engine_conn *c, uint8_t rc, uint64_t now_ms)
+/* The framer refused the input: rc is the positive reason code of
+ * codec_frames() (malformed or packet too large). */
+static void dispatch_framing_error(struct engine *e, struct engine_conn *c, uint8_t rc,
+				   uint64_t now_ms)
 {
 	e->now = now_ms;
 	client_fail(e, c, rc,
@@ -179,7 +182,7 @@ int engine_conn_input(struct engine *e, struct engine_conn *c, const uint8_t *bu
 	if (rc == INPUT_HELD)
 		return ENGINE_CONN_HELD; /* out->used ends with the CONNECT */
 	if (rc < 0)
-		engine_conn_framing_error(e, c, (uint8_t)-rc, now_ms);
+		dispatch_framing_error(e, c, (uint8_t)-rc, now_ms);
 	if (rc != 0) {
 		/* Closing: whatever else arrived is never read. */
 		out->used = n;

@@ -164,8 +164,10 @@ uint8_t engine_conn_version(const struct engine_conn *c);
 /*
  * Bytes from the connection, buf[0..n): the one framing loop
  * (codec_frames()) cuts them into packets against the connection's
- * current limit and hands each to engine_conn_frame(); a framing error is
- * answered as engine_conn_framing_error() says. out->used is what was
+ * current limit and hands each to engine_conn_frame(); input the framer
+ * refuses (malformed, or larger than the limit) is answered as the
+ * specification says for the connection's state and version (CONNACK,
+ * DISCONNECT 0x81/0x95, or a plain close) and io->close. out->used is what was
  * consumed: the caller keeps buf[used..n) at the start of its buffer and
  * appends what arrives next; out->need, when non-zero, is the size that
  * incomplete packet will have. Returns 0 to go on reading, -1 once the
@@ -207,15 +209,6 @@ struct engine_conn *engine_conn_of(const struct midge_client *client);
  */
 int engine_conn_frame(struct engine *e, struct engine_conn *c, uint8_t first,
 		      const uint8_t *body, uint32_t len, uint64_t now_ms);
-
-/*
- * The framer refused the input (rc is the positive reason code of the
- * framing loop, codec_frames(): malformed or packet too large). The engine answers
- * as the specification says for the connection's state and version, and
- * calls io->close.
- */
-void engine_conn_framing_error(struct engine *e, struct engine_conn *c, uint8_t rc,
-			       uint64_t now_ms);
 
 /* The socket is gone. Publishes the will if the end was abnormal, keeps
  * or drops the session, frees c. why (may be NULL) goes into the event. */
