@@ -172,33 +172,6 @@ static uint32_t session_window(const struct engine *e, const struct session *s)
 	return w;
 }
 
-/* Ends the in-flight exchange in slot sl: drops its message reference and
- * closes the gap, keeping the window in send order. */
-void slot_remove(struct engine *e, struct session *s, struct slot *sl)
-{
-	uint32_t i = (uint32_t)(sl - s->inflight);
-	uint16_t pid = sl->pid; /* sl is overwritten below */
-	emsg_unref(sl->d.m);
-	memmove(&s->inflight[i], &s->inflight[i + 1], (s->n_inflight - i - 1) * sizeof *sl);
-	s->n_inflight--;
-	e->st.inflight_count--;
-	if (s->stored) {
-		struct midge_str id = session_id(s);
-		e->store.flight_done(e->store.ctx, &id, pid);
-	}
-}
-
-/* A packet id not in flight for s [MQTT-2.2.1-3]. The window is far below
- * 65535, so the loop ends. */
-static uint16_t session_next_pid(struct session *s)
-{
-	for (;;) {
-		uint16_t pid = ++s->next_pid;
-		if (pid && !slot_find(s, pid))
-			return pid;
-	}
-}
-
 /*
  * Sends d as a QoS 1/2 PUBLISH in a new inflight slot. Takes d->m's
  * reference. Returns 0, or -1 when it was not sent (too large for the
@@ -206,26 +179,22 @@ static uint16_t session_next_pid(struct session *s)
  */
 static int session_send_inflight(struct engine *e, struct session *s, struct delivery *d)
 {
-	if (session_array_grow((void **)&s->inflight, &s->cap_inflight, s->n_inflight,
-			       sizeof *s->inflight) < 0) {
+	struct slot *sl = flight_reserve(s);
+	if (!sl) {
 		event_drop(e, s, d->m, d->qos, MIDGE_DROP_QUEUE_FULL, "out of memory");
 		emsg_unref(d->m);
 		return -1;
 	}
-	uint16_t before = s->next_pid;
-	uint16_t pid = session_next_pid(s);
+	uint16_t pid = sl->pid;
 	int rc = deliver_publish(e, s->conn, d->m, d, pid, false);
-	if (rc == SEND_TOO_LARGE) {
-		s->next_pid = before; /* the id was never used on the wire */
+	if (rc == SEND_TOO_LARGE) { /* the id was never used on the wire: the next one takes it */
 		deliver_refused(e, s, d->m, d->qos, rc);
 		emsg_unref(d->m);
 		return -1;
 	}
-	struct slot *sl = &s->inflight[s->n_inflight++];
 	sl->d = *d;
-	sl->pid = pid;
 	sl->state = d->qos == 1 ? SLOT_PUBACK : SLOT_PUBREC;
-	e->st.inflight_count++;
+	flight_commit(e, s);
 	if (s->stored) {
 		struct midge_str id = session_id(s);
 		struct midge_message v;
@@ -321,7 +290,7 @@ void session_deliver(struct engine *e, struct session *s, struct emsg *m,
 			deliver_refused(e, s, m, 0, deliver_publish(e, c, m, d, 0, false));
 			return;
 		}
-		if (s->queue_len == 0 && s->n_inflight < session_window(e, s)) {
+		if (s->queue_len == 0 && flight_room(e, s, session_window(e, s), emsg_size(m))) {
 			emsg_ref(m);
 			session_send_inflight(e, s, d);
 			return;
@@ -342,7 +311,7 @@ void session_drain(struct engine *e, struct session *s)
 {
 	while (s->queue_len && client_is_up(s->conn)) {
 		struct delivery *head = &s->queue[s->queue_head];
-		if (head->qos > 0 && s->n_inflight >= session_window(e, s))
+		if (head->qos > 0 && !flight_room(e, s, session_window(e, s), emsg_size(head->m)))
 			return;
 		struct delivery d;
 		session_dequeue(e, s, &d);
@@ -368,21 +337,21 @@ void session_drain(struct engine *e, struct session *s)
 void session_resend(struct engine *e, struct session *s)
 {
 	struct engine_conn *c = s->conn;
-	uint32_t i = 0;
-	while (i < s->n_inflight && client_is_up(c)) {
-		struct slot *sl = &s->inflight[i];
+	/* k counts positions from the oldest; removing the oldest moves it */
+	uint32_t k = 0;
+	while (k < s->flight_span && client_is_up(c)) {
+		struct slot *sl = flight_at(s, k);
+		uint16_t span = s->flight_span;
 		if (sl->state == SLOT_PUBCOMP) {
 			output_ack(e, c, CODEC_PUBREL, sl->pid, 0, NULL);
-			i++;
-			continue;
+		} else if (sl->state) {
+			int rc = deliver_publish(e, c, sl->d.m, &sl->d, sl->pid, true);
+			if (rc == SEND_TOO_LARGE) {
+				deliver_refused(e, s, sl->d.m, sl->d.qos, rc);
+				flight_remove(e, s, sl);
+			}
 		}
-		int rc = deliver_publish(e, c, sl->d.m, &sl->d, sl->pid, true);
-		if (rc == SEND_TOO_LARGE) {
-			deliver_refused(e, s, sl->d.m, sl->d.qos, rc);
-			slot_remove(e, s, sl);
-			continue;
-		}
-		i++;
+		k = k + 1 - (span - s->flight_span);
 	}
 	session_drain(e, s);
 }

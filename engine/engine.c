@@ -13,8 +13,9 @@
 static const struct engine_config config_defaults = {
 	.max_packet_size = ENGINE_PROTOCOL_MAX_PACKET,
 	.max_packet_before_connect = 65536,
-	.max_inflight = 20,
-	.receive_max = 20,
+	.max_inflight = ENGINE_DEFAULT_INFLIGHT,
+	.max_inflight_bytes = ENGINE_DEFAULT_INFLIGHT_BYTES,
+	.receive_max = ENGINE_DEFAULT_INFLIGHT,
 	.max_queued_messages = 1000,
 	.max_keepalive = 65535,
 	.max_client_id_len = 65535,

@@ -14,6 +14,7 @@
  *   publish.c    inbound PUBLISH, PUBACK/PUBREC/PUBREL/PUBCOMP, QoS 2 ids
  *   route.c      matching, shared groups, receive ACL, subscriber kinds
  *   deliver.c    the outbound PUBLISH, window, queue, resend
+ *   flight.c     packet ids in flight both ways (outgoing ring, incoming QoS 2 set)
  *   output.c     other packets towards the client
  *   subscribe.c  SUBSCRIBE, UNSUBSCRIBE, retained messages on subscribe
  *   message.c    refcounted messages
@@ -162,21 +163,26 @@ struct session {
 	struct engine_conn *conn;
 	struct will *will; /* NULL: no pending will */
 	struct sub *subs;
-	struct slot *inflight;
+	struct slot *flight;    /* outgoing QoS 1/2 in send order, a ring (flight.c) */
 	struct delivery *queue; /* ring */
-	uint16_t *awaiting_rel;      /* incoming QoS 2 packet ids awaiting PUBREL */
+	uint16_t *rel;          /* set of incoming QoS 2 ids awaiting PUBREL (flight.c) */
 	uint64_t queue_bytes;
+	uint64_t flight_bytes; /* bytes of the messages in the ring (emsg_size) */
 	struct timer_node expiry_timer;
 	uint32_t cid_len;
 	uint32_t hash;
 	uint32_t expiry; /* seconds; EXPIRY_NEVER; 0 ends with the connection */
 	uint32_t n_subs;
 	uint32_t queue_cap, queue_head, queue_len;
-	uint16_t n_inflight, cap_inflight; /* at most 65535 packet ids in flight either way */
-	uint16_t n_awaiting_rel, cap_awaiting_rel;
+	/* at most 65535 packet ids in flight either way */
+	uint16_t n_inflight;  /* live slots in the ring */
+	uint16_t flight_span; /* ring positions from the oldest to the newest, holes included */
+	uint16_t flight_head; /* ring index of the oldest position */
+	uint16_t flight_pid;  /* packet id of the oldest position; the next is this + span */
+	uint16_t n_rel;
+	uint8_t flight_cap_log2, rel_cap_log2;
 	uint32_t route_gen; /* route generation of the hit below */
 	uint32_t route_hit; /* index in engine.hits for this generation */
-	uint16_t next_pid;
 	uint8_t version;
 	bool stored;      /* the store keeps it (expiry not 0): see session_store_save() */
 	struct subscriber subscriber; /* what the topic tree holds for it */
@@ -344,7 +350,6 @@ void output_ack(struct engine *e, struct engine_conn *c, uint8_t type, uint16_t 
 void output_disconnect(struct engine *e, struct engine_conn *c, uint8_t rc, const char *why);
 
 /* deliver.c */
-void slot_remove(struct engine *e, struct session *s, struct slot *sl);
 void session_enqueue(struct engine *e, struct session *s, struct delivery *d);
 void session_dequeue(struct engine *e, struct session *s, struct delivery *out);
 void session_deliver(struct engine *e, struct session *s, struct emsg *m,
@@ -493,26 +498,19 @@ static inline int output_scratch_reserve(struct engine *e, size_t n)
 	return n <= e->cap_scratch ? 0 : output_scratch_grow(e, n);
 }
 
-/* The in-flight slot of packet id pid, or NULL. */
-static inline struct slot *slot_find(struct session *s, uint16_t pid)
-{
-	for (uint32_t i = 0; i < s->n_inflight; i++)
-		if (s->inflight[i].pid == pid)
-			return &s->inflight[i];
-	return NULL;
-}
+/* flight.c: packet ids in flight both ways. */
+struct slot *flight_at(struct session *s, uint32_t k);
+struct slot *flight_find(struct session *s, uint16_t pid);
+bool flight_room(const struct engine *e, const struct session *s, uint32_t w, size_t size);
+struct slot *flight_reserve(struct session *s);
+void flight_commit(struct engine *e, struct session *s);
+void flight_release_message(struct session *s, struct slot *sl);
+void flight_remove(struct engine *e, struct session *s, struct slot *sl);
+void flight_free(struct engine *e, struct session *s);
+bool rel_has(const struct session *s, uint16_t pid);
+int rel_insert(struct session *s, uint16_t pid);
+bool rel_delete(struct session *s, uint16_t pid);
 
-int session_array_grow_slow(void **arr, uint16_t *cap, uint16_t n, size_t elem);
-
-/*
- * Makes room for element n of an array counted in 16 bits (packet ids
- * bound both session arrays to 65535): doubles *cap from 8, up to 65535.
- * Returns 0, or -1 when n is already 65535 or on OOM.
- */
-static inline int session_array_grow(void **arr, uint16_t *cap, uint16_t n, size_t elem)
-{
-	return n < *cap ? 0 : session_array_grow_slow(arr, cap, n, elem);
-}
 void publish_store_retained(struct engine *e, const struct emsg *m, bool set);
 
 #endif

@@ -53,27 +53,12 @@ uint32_t publish_accept(struct engine *e, struct emsg *m, const struct midge_cli
 	return n;
 }
 
-/* Whether pid is an incoming QoS 2 id awaiting PUBREL (its index in *at). */
-static bool rel_find(const struct session *s, uint16_t pid, uint32_t *at)
-{
-	for (uint32_t i = 0; i < s->n_awaiting_rel; i++) {
-		if (s->awaiting_rel[i] == pid) {
-			if (at)
-				*at = i;
-			return true;
-		}
-	}
-	return false;
-}
-
 /* Records an incoming QoS 2 id until its PUBREL. Returns 0 or -1 (OOM,
  * or 65535 ids already). */
 static int rel_add(struct engine *e, struct session *s, uint16_t pid)
 {
-	if (session_array_grow((void **)&s->awaiting_rel, &s->cap_awaiting_rel, s->n_awaiting_rel,
-			       sizeof *s->awaiting_rel) < 0)
+	if (rel_insert(s, pid) < 0)
 		return -1;
-	s->awaiting_rel[s->n_awaiting_rel++] = pid;
 	if (s->stored) {
 		struct midge_str id = session_id(s);
 		e->store.qos2_received(e->store.ctx, &id, pid);
@@ -129,7 +114,7 @@ int publish_handle(struct engine *e, struct engine_conn *c, struct codec_packet 
 	uint8_t rc = publish_topic(c, pub, &topic, &tlen, &why);
 	if (rc)
 		return client_fail(e, c, rc, why);
-	if (pub->qos == 2 && rel_find(s, pub->packet_id, NULL)) {
+	if (pub->qos == 2 && rel_has(s, pub->packet_id)) {
 		/* a resent QoS 2 PUBLISH is acknowledged, not delivered again [MQTT-4.3.3-9] */
 		output_ack(e, c, CODEC_PUBREC, pub->packet_id, 0, NULL);
 		return 0;
@@ -139,7 +124,7 @@ int publish_handle(struct engine *e, struct engine_conn *c, struct codec_packet 
 	const struct limits_answer *refusal = verdict ? &limits_answer_publish[verdict] : NULL;
 	if (refusal && refusal->fatal)
 		return client_fail(e, c, refusal->rc, refusal->why);
-	if (v5 && pub->qos > 0 && s->n_awaiting_rel >= c->receive_max) /* [MQTT-3.3.4-9] */
+	if (v5 && pub->qos > 0 && s->n_rel >= c->receive_max) /* [MQTT-3.3.4-9] */
 		return client_fail(e, c, MQTT_RC_RECEIVE_MAX_EXCEEDED, "receive maximum exceeded");
 
 	struct emsg *m = emsg_new(e, topic, tlen, pub->payload.p, pub->payload.len,
@@ -171,12 +156,12 @@ int publish_handle_ack(struct engine *e, struct engine_conn *c, struct codec_pac
 {
 	struct session *s = c->s;
 	uint16_t pid = p->u.ack.packet_id;
-	struct slot *sl = slot_find(s, pid);
+	struct slot *sl = flight_find(s, pid);
 	switch (p->type) {
 	case CODEC_PUBACK:
 		if (sl && sl->state == SLOT_PUBACK) {
 			event_acked(e, c, sl, sl->d.m);
-			slot_remove(e, s, sl);
+			flight_remove(e, s, sl);
 		}
 		break;
 	case CODEC_PUBREC:
@@ -185,13 +170,12 @@ int publish_handle_ack(struct engine *e, struct engine_conn *c, struct codec_pac
 			return 0;
 		}
 		if (p->u.ack.rc >= 0x80) { /* the receiver refused: the exchange ends */
-			slot_remove(e, s, sl);
+			flight_remove(e, s, sl);
 			break;
 		}
 		if (sl->state == SLOT_PUBREC) {
 			event_acked(e, c, sl, sl->d.m);
-			emsg_unref(sl->d.m);
-			sl->d.m = NULL;
+			flight_release_message(s, sl);
 			sl->state = SLOT_PUBCOMP;
 			if (s->stored) {
 				struct midge_str id = session_id(s);
@@ -203,13 +187,11 @@ int publish_handle_ack(struct engine *e, struct engine_conn *c, struct codec_pac
 		return 0;
 	case CODEC_PUBCOMP:
 		if (sl && sl->state == SLOT_PUBCOMP)
-			slot_remove(e, s, sl);
+			flight_remove(e, s, sl);
 		break;
 	case CODEC_PUBREL: {
-		uint32_t at;
-		bool found = rel_find(s, pid, &at);
+		bool found = rel_delete(s, pid);
 		if (found) {
-			s->awaiting_rel[at] = s->awaiting_rel[--s->n_awaiting_rel];
 			if (s->stored) {
 				struct midge_str id = session_id(s);
 				e->store.qos2_released(e->store.ctx, &id, pid);

@@ -80,20 +80,6 @@ void session_client(const struct session *s, struct midge_client *out)
 	out->protocol = s->version;
 }
 
-/* The slow path of session_array_grow() (internal.h): n == *cap. */
-int session_array_grow_slow(void **arr, uint16_t *cap, uint16_t n, size_t elem)
-{
-	if (n == UINT16_MAX)
-		return -1;
-	uint32_t ncap = *cap ? (*cap >= 32768 ? UINT16_MAX : *cap * 2u) : 8;
-	void *p = realloc(*arr, ncap * elem);
-	if (!p)
-		return -1;
-	*arr = p;
-	*cap = (uint16_t)ncap;
-	return 0;
-}
-
 /*
  * A connection's client id views its session's copy (one allocation per
  * client instead of two). When the connection outlives its session
@@ -161,8 +147,7 @@ void session_destroy(struct engine *e, struct session *s)
 	session_unsubscribe_all(e, s);
 	timer_cancel(e, &s->expiry_timer);
 	will_clear(e, s);
-	while (s->n_inflight)
-		slot_remove(e, s, &s->inflight[s->n_inflight - 1]);
+	flight_free(e, s);
 	while (s->queue_len) {
 		struct delivery d;
 		session_dequeue(e, s, &d);
@@ -174,9 +159,8 @@ void session_destroy(struct engine *e, struct session *s)
 	}
 	session_table_del(e, s);
 	e->st.clients_total--;
-	free(s->inflight);
 	free(s->queue);
-	free(s->awaiting_rel);
+	free(s->rel);
 	free(s);
 }
 

@@ -25,7 +25,7 @@ static const char *const conf_unsupported[] = {
 	"acl_file", "auth_plugin", "auth_opt_", "plugin", "plugin_opt_", "persistence",
 	"persistence_file", "persistence_location", "autosave_interval", "autosave_on_changes",
 	"persistent_client_expiration_", "include_dir", "clientid_prefixes", "auto_id_prefix",
-	"check_retain_source", "max_inflight_bytes", "memory_limit", "per_listener_settings",
+	"check_retain_source", "memory_limit", "per_listener_settings",
 	"psk_file", "psk_hint", "crlfile", "dhparamfile", "mount_point", "use_username_as_clientid",
 	"use_subject_as_username", "bind_interface", "http_dir", "websockets_log_level",
 	"websockets_headers_size", "log_timestamp_format", "ciphers_tls1.3", "retry_interval",
@@ -343,7 +343,7 @@ static int conf_set_number(struct conf *c, const char *key, const char *v, char 
 		{"midge_receive_maximum", 65535},  {"midge_max_session_expiry", UINT32_MAX},
 		{"midge_max_packet_before_connect", CODEC_MAX_REMAINING},
 		{"midge_max_output_bytes", UINT64_MAX}, {"midge_connect_timeout", 86400},
-		{"midge_hooks_hwm", INT32_MAX},
+		{"midge_hooks_hwm", INT32_MAX},    {"max_inflight_bytes", UINT64_MAX},
 	};
 	size_t i;
 	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
@@ -393,6 +393,7 @@ static int conf_set_number(struct conf *c, const char *key, const char *v, char 
 	case 15: c->max_output_bytes = n; break;
 	case 16: c->connect_timeout = (uint32_t)n; break;
 	case 17: c->hooks_hwm = (int)n; break;
+	case 18: e->max_inflight_bytes = n; break;
 	}
 	return 0;
 }

@@ -131,6 +131,7 @@ static void test_engine_limits(void)
 		"max_inflight_messages 7\n"
 		"max_queued_messages 123\n"
 		"max_queued_bytes 4096\n"
+		"max_inflight_bytes 65536\n"
 		"max_packet_size 2000\n"
 		"max_keepalive 300\n"
 		"queue_qos0_messages true\n"
@@ -141,6 +142,7 @@ static void test_engine_limits(void)
 	CU_ASSERT_EQUAL(c.engine.max_inflight, 7);
 	CU_ASSERT_EQUAL(c.engine.max_queued_messages, 123);
 	CU_ASSERT_EQUAL(c.engine.max_queued_bytes, 4096);
+	CU_ASSERT_EQUAL(c.engine.max_inflight_bytes, 65536);
 	CU_ASSERT_EQUAL(c.engine.max_packet_size, 2000);
 	CU_ASSERT_EQUAL(c.engine.max_keepalive, 300);
 	CU_ASSERT_TRUE(c.engine.queue_qos0_messages);

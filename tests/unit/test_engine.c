@@ -169,10 +169,12 @@ static void start(const struct engine_config *cfg, const struct engine_auth *aut
 	memset(F, 0, sizeof F);
 	NEVS = 0;
 	NOW = 1000000;
-	if (cfg)
+	if (cfg) {
 		CFG = *cfg;
-	else
+	} else {
 		engine_config_default(&CFG);
+		CFG.receive_max = 20; /* as config_default() */
+	}
 	E = engine_new(&CFG, &io, auth);
 	CU_ASSERT_FATAL(E != NULL);
 }
@@ -189,6 +191,9 @@ static struct engine_config config_default(void)
 	struct engine_config cfg;
 
 	engine_config_default(&cfg);
+	/* The byte vectors below announce receive maximum 20 (21 00 14);
+	 * t_default_windows checks the real defaults. */
+	cfg.receive_max = 20;
 	return cfg;
 }
 
@@ -2107,7 +2112,47 @@ static void t_session_arrays_grow(void)
 	stop();
 }
 
+/* The shipped windows (docs/configuration.md): 1000 messages and 1 MiB
+ * each way, and a v5 client is told 1000 (21 03 e8). */
+static void t_default_windows(void)
+{
+	struct engine_config cfg;
+	engine_config_default(&cfg);
+	CU_ASSERT_EQUAL(cfg.max_inflight, 1000);
+	CU_ASSERT_EQUAL(cfg.receive_max, 1000);
+	CU_ASSERT_EQUAL(cfg.max_inflight_bytes, 1048576);
+	start(&cfg, NULL);
+	open_conn(0);
+	CU_ASSERT_EQUAL(connect_full(0, 5, "v5", 0x02, 60, NULL, NULL), 0);
+	expect(0, "20 09 00 00 06 21 03 e8 22 00 0a");
+	stop();
+}
+
 static void t_packet_id_not_reused(void)
+{
+	struct engine_config cfg = config_default();
+	cfg.max_inflight = 2;
+	start(&cfg, NULL);
+	pub_sub4(1);
+	/* acknowledged in order: ids count up, wrap past 0 to 1 [MQTT-2.3.1-2] */
+	for (unsigned n = 1; n <= 65537; n++) {
+		feed(0, "32 09 00 03 61 2f 62 00 05 68 69");
+		CU_ASSERT_EQUAL_FATAL(F[1].n, 11);
+		unsigned pid = (unsigned)F[1].out[7] << 8 | F[1].out[8];
+		CU_ASSERT_EQUAL_FATAL(pid, (n - 1) % 65535 + 1);
+		uint8_t ack[4] = {0x40, 0x02, (uint8_t)(pid >> 8), (uint8_t)pid};
+		F[1].n = 0;
+		F[0].n = 0;
+		feed_bytes(1, ack, sizeof ack);
+	}
+	stop();
+}
+
+/* A client that keeps its oldest id unanswered while acknowledging later
+ * ones (out of order, against [MQTT-4.6.0-2]) holds at most twice the
+ * window (16 at least) of ids: then messages queue, none is lost, and the
+ * answer to the oldest lets them go. */
+static void t_packet_id_oldest_held(void)
 {
 	struct engine_config cfg = config_default();
 	cfg.max_inflight = 2;
@@ -2115,7 +2160,7 @@ static void t_packet_id_not_reused(void)
 	pub_sub4(1);
 	feed(0, "32 09 00 03 61 2f 62 00 05 68 69");
 	expect(1, "32 09 00 03 61 2f 62 00 01 68 69"); /* id 1 stays in flight */
-	for (unsigned n = 2; n <= 65535; n++) {
+	for (unsigned n = 2; n <= 16; n++) {
 		feed(0, "32 09 00 03 61 2f 62 00 05 68 69");
 		CU_ASSERT_EQUAL_FATAL(F[1].n, 11);
 		unsigned pid = (unsigned)F[1].out[7] << 8 | F[1].out[8];
@@ -2126,9 +2171,54 @@ static void t_packet_id_not_reused(void)
 		feed_bytes(1, ack, sizeof ack);
 	}
 	F[0].n = 0;
-	/* after 65535: not 0, not 1 (still in flight) [MQTT-2.3.1-2] */
 	feed(0, "32 09 00 03 61 2f 62 00 05 68 69");
-	expect(1, "32 09 00 03 61 2f 62 00 02 68 69");
+	expect(1, ""); /* 16 ids spanned: queued */
+	CU_ASSERT_EQUAL(stats_now().stored_count, 1);
+	exchange(1, "40 02 00 01", "32 09 00 03 61 2f 62 00 11 68 69");
+	CU_ASSERT_EQUAL(stats_now().stored_count, 0);
+	CU_ASSERT_EQUAL(stats_now().inflight_count, 1);
+	stop();
+}
+
+/* The set of incoming QoS 2 ids under many spread ids, released in another
+ * order: a resent PUBLISH is routed again exactly when its id was
+ * released [MQTT-4.3.3-9], and each PUBREL finds its id once. */
+static void t_qos2_id_set(void)
+{
+	enum { N = 300 };
+	start(NULL, NULL);
+	up4(0, "pub");
+	up4(1, "sub");
+	subscribe4(1, "a/b", 0);
+	uint8_t pkt[10] = {0x34, 0x08, 0x00, 0x03, 0x61, 0x2f, 0x62, 0, 0, 0x78};
+	for (unsigned pass = 0; pass < 3; pass++) {
+		for (unsigned i = 0; i < N; i++) {
+			unsigned id = (i * 7919u) % 65535u + 1;
+			pkt[0] = pass ? 0x3c : 0x34; /* DUP on the resends */
+			pkt[7] = (uint8_t)(id >> 8);
+			pkt[8] = (uint8_t)id;
+			F[0].n = F[1].n = 0;
+			feed_bytes(0, pkt, sizeof pkt);
+			CU_ASSERT_EQUAL_FATAL(F[0].n, 4); /* PUBREC */
+			bool released = pass == 2 && i % 2 == 0;
+			/* routed when new (pass 0) or released (pass 2, even i) */
+			CU_ASSERT_EQUAL_FATAL(F[1].n != 0, pass == 0 || released);
+			if (released) {
+				uint8_t rel[4] = {0x62, 0x02, (uint8_t)(id >> 8), (uint8_t)id};
+				feed_bytes(0, rel, sizeof rel); /* in again: release it again */
+			}
+		}
+		if (pass == 1) /* release the even ones, last first */
+			for (unsigned i = N; i-- > 0;) {
+				if (i % 2)
+					continue;
+				unsigned id = (i * 7919u) % 65535u + 1;
+				uint8_t rel[4] = {0x62, 0x02, (uint8_t)(id >> 8), (uint8_t)id};
+				F[0].n = 0;
+				feed_bytes(0, rel, sizeof rel);
+				CU_ASSERT_EQUAL_FATAL(F[0].n, 4); /* PUBCOMP */
+			}
+	}
 	stop();
 }
 
@@ -2295,7 +2385,10 @@ static const struct test_case more_cases[] = {
 	{"topic levels on PUBLISH 0x90", t_publish_too_deep_v5},
 	{"broker publish retained", t_broker_publish_retained},
 	{"MQTT-3.3.2-5 retained message expiry", t_retained_expired},
+	{"default in-flight windows", t_default_windows},
 	{"MQTT-2.3.1-2 packet id not reused while in flight", t_packet_id_not_reused},
+	{"oldest packet id held: the window stops at twice its size", t_packet_id_oldest_held},
+	{"MQTT-4.3.3-9 incoming QoS 2 ids as a set", t_qos2_id_set},
 	{"event order and packet size before and after CONNECT", t_event_order_and_limits},
 	{"packet size before CONNECT capped by max_packet_size", t_packet_limit_before_connect_smaller},
 	{"message_size_limit on PUBLISH payloads 0x97", t_message_size_limit_publish},
