@@ -12,8 +12,17 @@
 /* Data capacities of the cached classes; bigger frames go to malloc. */
 static const uint32_t frame_class_size[] = {64, 256, 1024, 4096, 16384};
 #define FRAME_CLASSES (sizeof frame_class_size / sizeof frame_class_size[0])
-/* Bound on cached frames per class: the cache never grows without limit. */
-#define FRAME_CACHE_MAX 1024
+/*
+ * Bound on the memory each class keeps cached. It is in bytes rather than
+ * frames because what must fit is the working set of a full in-flight
+ * window: 50 publishers with 64 QoS 1 messages in flight each hold 6 400
+ * small frames (payload and record), and at a 1 024-frame bound every
+ * burst of acks freed the surplus only for the next burst to malloc it
+ * again (4 % of broker CPU at p2p QoS 1). 2 MiB a class keeps 21 845
+ * 64-byte frames and 128 of 16 KiB; at most 10 MiB stays cached after a
+ * burst.
+ */
+#define FRAME_CACHE_BYTES (2u * 1024u * 1024u)
 
 struct frame_cache {
 	struct frame *head[FRAME_CLASSES];
@@ -63,7 +72,7 @@ void frame_unref(struct frame *f)
 	if (!f || --f->refs > 0)
 		return;
 	unsigned k = frame_class(f->len);
-	if (k < FRAME_CLASSES && frame_cache.count[k] < FRAME_CACHE_MAX) {
+	if (k < FRAME_CLASSES && frame_cache.count[k] < FRAME_CACHE_BYTES / (sizeof *f + frame_class_size[k])) {
 		struct frame *n = frame_cache.head[k];
 		memcpy(f->data, &n, sizeof n);
 		frame_cache.head[k] = f;

@@ -8,8 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define OUTQ_KEEP_BUF 1024 /* a queue keeps a copy buffer up to this size ... */
-#define OUTQ_KEEP_SEGS 16  /* ... and a segment array up to this many */
+/* What a queue keeps when it is reset. One loop pass of a busy connection
+ * queues two segments per message (its head copy and its payload frame);
+ * 16 segments freed the array of every connection that got more than 8
+ * messages in a pass, for the next pass to realloc it. The pool bounds the
+ * outboxes kept (OUTBOX_POOL_MAX), so this is at most 64 x 2 x 12 KiB. */
+#define OUTQ_KEEP_BUF 4096 /* a queue keeps a copy buffer up to this size ... */
+#define OUTQ_KEEP_SEGS 512 /* ... and a segment array up to this many */
 
 void outq_reset(struct outq *q, bool keep)
 {
