@@ -290,7 +290,8 @@ void session_deliver(struct engine *e, struct session *s, struct emsg *m,
 			deliver_refused(e, s, m, 0, deliver_publish(e, c, m, d, 0, false));
 			return;
 		}
-		if (s->queue_len == 0 && flight_room(e, s, session_window(e, s), emsg_size(m))) {
+		if (s->queue_len == 0 && !s->n_unsent &&
+		    flight_room(e, s, session_window(e, s), emsg_size(m))) {
 			emsg_ref(m);
 			session_send_inflight(e, s, d);
 			return;
@@ -303,12 +304,46 @@ void session_deliver(struct engine *e, struct session *s, struct emsg *m,
 }
 
 /*
+ * Resends, oldest first, what the resumed client's Receive Maximum held
+ * back (session_resend), while the window has room: these messages hold
+ * their packet ids and come before anything queued. Returns whether none
+ * is left.
+ */
+static bool drain_unsent(struct engine *e, struct session *s)
+{
+	struct engine_conn *c = s->conn;
+	uint32_t w = session_window(e, s);
+	while (s->n_unsent && client_is_up(c) && (uint32_t)(s->n_inflight - s->n_unsent) < w) {
+		if (s->unsent_at >= s->flight_span) { /* cannot happen: the marks are in the ring */
+			s->n_unsent = 0;
+			break;
+		}
+		struct slot *sl = flight_at(s, s->unsent_at);
+		if (!sl->state || !sl->unsent) {
+			s->unsent_at++;
+			continue;
+		}
+		sl->unsent = false;
+		s->n_unsent--;
+		s->unsent_at++;
+		int rc = deliver_publish(e, c, sl->d.m, &sl->d, sl->pid, true);
+		if (rc == SEND_TOO_LARGE) {
+			deliver_refused(e, s, sl->d.m, sl->d.qos, rc);
+			flight_remove(e, s, sl);
+		}
+	}
+	return s->n_unsent == 0;
+}
+
+/*
  * Moves queued deliveries into the window while the session is connected.
  * Expired messages are dropped here, where they leave the queue
  * [MQTT-3.3.2-5].
  */
 void session_drain(struct engine *e, struct session *s)
 {
+	if (s->n_unsent && !drain_unsent(e, s))
+		return;
 	while (s->queue_len && client_is_up(s->conn)) {
 		struct delivery *head = &s->queue[s->queue_head];
 		if (head->qos > 0 && !flight_room(e, s, session_window(e, s), emsg_size(head->m)))
@@ -332,23 +367,35 @@ void session_drain(struct engine *e, struct session *s)
 /*
  * On reconnect to an existing session: resend unacknowledged PUBLISH with
  * DUP set and PUBREL, in their original order [MQTT-4.4.0-1], then the
- * queue.
+ * queue. The new connection's window may be smaller than the old one's:
+ * PUBLISH beyond it wait, marked unsent, until acknowledgements make room
+ * [MQTT-3.3.4-7] (a PUBREL is always resent: its exchange already counts).
  */
 void session_resend(struct engine *e, struct session *s)
 {
 	struct engine_conn *c = s->conn;
+	uint32_t w = session_window(e, s), sent = 0;
+	s->n_unsent = 0;
 	/* k counts positions from the oldest; removing the oldest moves it */
 	uint32_t k = 0;
 	while (k < s->flight_span && client_is_up(c)) {
 		struct slot *sl = flight_at(s, k);
 		uint16_t span = s->flight_span;
+		sl->unsent = false;
 		if (sl->state == SLOT_PUBCOMP) {
 			output_ack(e, c, CODEC_PUBREL, sl->pid, 0, NULL);
+			sent++;
+		} else if (sl->state && sent >= w) {
+			if (!s->n_unsent++)
+				s->unsent_at = (uint16_t)k;
+			sl->unsent = true;
 		} else if (sl->state) {
 			int rc = deliver_publish(e, c, sl->d.m, &sl->d, sl->pid, true);
 			if (rc == SEND_TOO_LARGE) {
 				deliver_refused(e, s, sl->d.m, sl->d.qos, rc);
 				flight_remove(e, s, sl);
+			} else {
+				sent++;
 			}
 		}
 		k = k + 1 - (span - s->flight_span);

@@ -99,6 +99,7 @@ struct slot *flight_reserve(struct session *s)
 		s->flight_pid = 1;
 	struct slot *sl = flight_at(s, s->flight_span);
 	sl->state = 0;
+	sl->unsent = false;
 	sl->pid = pid_add(s->flight_pid, s->flight_span);
 	return sl;
 }
@@ -135,10 +136,16 @@ void flight_remove(struct engine *e, struct session *s, struct slot *sl)
 	sl->state = 0;
 	s->n_inflight--;
 	e->st.inflight_count--;
+	if (sl->unsent) {
+		sl->unsent = false;
+		s->n_unsent--;
+	}
 	while (s->flight_span && !flight_at(s, 0)->state) {
 		s->flight_head = (uint16_t)((s->flight_head + 1u) & (flight_cap(s) - 1));
 		s->flight_pid = pid_add(s->flight_pid, 1);
 		s->flight_span--;
+		if (s->unsent_at)
+			s->unsent_at--;
 	}
 	if (s->stored) {
 		struct midge_str id = session_id(s);
@@ -154,6 +161,7 @@ void flight_free(struct engine *e, struct session *s)
 	free(s->flight);
 	s->flight = NULL;
 	s->flight_span = 0;
+	s->unsent_at = 0;
 }
 
 /* The set of incoming QoS 2 ids: 0 marks a free cell (0 is never an id). */

@@ -139,6 +139,9 @@ struct slot {
 	struct delivery d; /* d.m is NULL once PUBREL was sent */
 	uint16_t pid;
 	uint8_t state;
+	/* Sent on an earlier connection and not yet again on this one: the
+	 * resumed client's Receive Maximum had no room (session_resend). */
+	bool unsent;
 };
 
 /*
@@ -180,6 +183,8 @@ struct session {
 	uint16_t flight_head; /* ring index of the oldest position */
 	uint16_t flight_pid;  /* packet id of the oldest position; the next is this + span */
 	uint16_t n_rel;
+	uint16_t n_unsent;  /* slots with unsent set ... */
+	uint16_t unsent_at; /* ... none before this position from the oldest */
 	uint8_t flight_cap_log2, rel_cap_log2;
 	uint32_t route_gen; /* route generation of the hit below */
 	uint32_t route_hit; /* index in engine.hits for this generation */

@@ -157,6 +157,8 @@ int publish_handle_ack(struct engine *e, struct engine_conn *c, struct codec_pac
 	struct session *s = c->s;
 	uint16_t pid = p->u.ack.packet_id;
 	struct slot *sl = flight_find(s, pid);
+	if (sl && sl->unsent)
+		sl = NULL; /* not sent on this connection: the client cannot know it */
 	switch (p->type) {
 	case CODEC_PUBACK:
 		if (sl && sl->state == SLOT_PUBACK) {

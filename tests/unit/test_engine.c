@@ -1433,6 +1433,36 @@ static void t_qos2_across_reconnect(void)
 	stop();
 }
 
+/* A session resumed with a smaller Receive Maximum gets no more PUBLISH
+ * in flight than the new maximum; the rest follow as acks make room, in
+ * order, with their packet ids and DUP [MQTT-3.3.4-7] [MQTT-4.4.0-1]. */
+static void t_resume_smaller_receive_max(void)
+{
+	start(NULL, NULL);
+	up4(0, "pub");
+	up5(1, "sub", 0x00, "11 00 00 00 0a 21 00 05"); /* receive maximum 5 */
+	expect(1, connack5_default);
+	exchange(1, "82 09 00 01 00 00 03 61 2f 62 01", "90 04 00 01 00 01");
+	feed(0, "32 08 00 03 61 2f 62 00 05 31 32 08 00 03 61 2f 62 00 06 32 "
+		"32 08 00 03 61 2f 62 00 07 33 32 08 00 03 61 2f 62 00 08 34");
+	expect(1, "32 09 00 03 61 2f 62 00 01 00 31 32 09 00 03 61 2f 62 00 02 00 32 "
+		  "32 09 00 03 61 2f 62 00 03 00 33 32 09 00 03 61 2f 62 00 04 00 34");
+	gone(1, NULL);
+	up5(2, "sub", 0x00, "11 00 00 00 0a 21 00 02"); /* now 2 */
+	expect(2, "20 09 01 00 06 21 00 14 22 00 0a "
+		  "3a 09 00 03 61 2f 62 00 01 00 31 3a 09 00 03 61 2f 62 00 02 00 32");
+	/* an ack for an id not sent on this connection is not taken */
+	exchange(2, "40 02 00 04", "");
+	exchange(2, "40 02 00 01", "3a 09 00 03 61 2f 62 00 03 00 33");
+	exchange(2, "40 02 00 02", "3a 09 00 03 61 2f 62 00 04 00 34");
+	/* a new message waits for the window, behind the held-back ones */
+	feed(0, "32 08 00 03 61 2f 62 00 09 35");
+	expect(2, "");
+	exchange(2, "40 02 00 03", "32 09 00 03 61 2f 62 00 05 00 35");
+	exchange(2, "40 02 00 04 40 02 00 05", "");
+	stop();
+}
+
 static void t_redelivery_order(void)
 {
 	start(NULL, NULL);
@@ -2347,6 +2377,7 @@ static const struct test_case session_cases[] = {
 	{"MQTT-3.1.2-6 clean session discards", t_clean_session_discards},
 	{"MQTT-4.4.0-1 QoS 2 across reconnect", t_qos2_across_reconnect},
 	{"MQTT-4.6.0-1 redelivery in order with DUP", t_redelivery_order},
+	{"MQTT-3.3.4-7 resume with a smaller receive maximum", t_resume_smaller_receive_max},
 	{"MQTT-3.1.2-23 session expiry v5", t_session_expiry_v5},
 	{"MQTT-3.14.2-2 session expiry on DISCONNECT", t_disconnect_changes_expiry},
 	{"MQTT-3.1.4-3 takeover v5 0x8E", t_takeover_v5},
