@@ -208,6 +208,12 @@ static int connect_authenticate(struct engine *e, struct engine_conn *c,
 				const struct connect_plan *pl, const char **why)
 {
 	const struct codec_connect *k = pl->k;
+	if (pl->version == CODEC_V5 && CODEC_HAS_PROP(&k->props, CODEC_PROP_AUTH_DATA) &&
+	    !CODEC_HAS_PROP(&k->props, CODEC_PROP_AUTH_METHOD)) {
+		/* 3.1.2.11.10: data without a method is a protocol error */
+		*why = "authentication data without an authentication method";
+		return MQTT_RC_PROTOCOL_ERROR;
+	}
 	if (pl->version == CODEC_V5 && CODEC_HAS_PROP(&k->props, CODEC_PROP_AUTH_METHOD)) {
 		*why = "no authentication method is configured";
 		return MQTT_RC_BAD_AUTH_METHOD;

@@ -24,6 +24,7 @@ static const struct engine_config config_defaults = {
 	.max_topic_levels = 128,
 	.max_qos = 2,
 	.retain_available = true,
+	.check_payload_format = true,
 	.wildcard_sub_available = true,
 	.sub_id_available = true,
 	.shared_sub_available = true,

@@ -48,6 +48,7 @@ struct engine_config {
 	bool wildcard_sub_available;
 	bool sub_id_available;
 	bool shared_sub_available;
+	bool check_payload_format;         /* v5 payload format indicator 1: payload must be UTF-8 */
 	uint16_t topic_alias_max;          /* aliases accepted from each client */
 	uint32_t persistent_client_expiration; /* seconds; 0 = never, for 3.1.1 persistent sessions */
 	uint32_t max_session_expiry;       /* cap on v5 session expiry, seconds; 0 = no cap */

@@ -82,6 +82,28 @@ static uint8_t publish_topic(struct engine_conn *c, const struct codec_publish *
 	return 0;
 }
 
+/*
+ * The v5 properties a client's PUBLISH may not carry, or whose promise the
+ * payload breaks. Returns 0; a reason code for DISCONNECT with *fatal set;
+ * or a reason code for the acknowledgement (the message is not forwarded).
+ */
+static uint8_t publish_props_check(const struct engine *e, const struct codec_publish *pub,
+				   bool *fatal, const char **why)
+{
+	*fatal = false;
+	if (CODEC_HAS_PROP(&pub->props, CODEC_PROP_SUBSCRIPTION_ID)) {
+		*fatal = true; /* [MQTT-3.3.4-6] */
+		*why = "PUBLISH from a client with a subscription identifier";
+		return MQTT_RC_PROTOCOL_ERROR;
+	}
+	if (e->cfg.check_payload_format && CODEC_HAS_PROP(&pub->props, CODEC_PROP_PAYLOAD_FORMAT) &&
+	    pub->props.payload_format == 1 && !codec_utf8_valid(pub->payload.p, pub->payload.len)) {
+		*why = "payload format indicator 1 but the payload is not UTF-8"; /* 3.3.2.3.2 */
+		return MQTT_RC_PAYLOAD_FORMAT_INVALID;
+	}
+	return 0;
+}
+
 /* PUBACK or PUBREC for an inbound QoS 1/2 PUBLISH. Returns 0 or -1. */
 static int publish_acknowledge(struct engine *e, struct engine_conn *c,
 			       const struct codec_publish *pub, uint8_t rc, const char *why)
@@ -126,6 +148,19 @@ int publish_handle(struct engine *e, struct engine_conn *c, struct codec_packet 
 		return client_fail(e, c, refusal->rc, refusal->why);
 	if (v5 && pub->qos > 0 && s->n_rel >= c->receive_max) /* [MQTT-3.3.4-9] */
 		return client_fail(e, c, MQTT_RC_RECEIVE_MAX_EXCEEDED, "receive maximum exceeded");
+	enum midge_drop_reason drop = verdict == LIMITS_SIZE ? MIDGE_DROP_TOO_LARGE
+							      : MIDGE_DROP_NOT_AUTHORIZED;
+	struct limits_answer payload_refusal;
+	if (v5 && pub->props.raw.len && !refusal) {
+		payload_refusal.rc = publish_props_check(e, pub, &payload_refusal.fatal,
+							 &payload_refusal.why);
+		if (payload_refusal.rc && payload_refusal.fatal)
+			return client_fail(e, c, payload_refusal.rc, payload_refusal.why);
+		if (payload_refusal.rc) {
+			refusal = &payload_refusal;
+			drop = MIDGE_DROP_PAYLOAD_FORMAT;
+		}
+	}
 
 	struct emsg *m = emsg_new(e, topic, tlen, pub->payload.p, pub->payload.len,
 				  v5 ? pub->props.raw.p : NULL, v5 ? pub->props.raw.len : 0, pub->qos,
@@ -136,8 +171,7 @@ int publish_handle(struct engine *e, struct engine_conn *c, struct codec_packet 
 		/* not forwarded, but the QoS flow completes */
 		rc = refusal->rc;
 		why = refusal->why;
-		event_drop(e, NULL, m, pub->qos,
-			   verdict == LIMITS_SIZE ? MIDGE_DROP_TOO_LARGE : MIDGE_DROP_NOT_AUTHORIZED, why);
+		event_drop(e, NULL, m, pub->qos, drop, why);
 	} else if (!publish_accept(e, m, &c->info, pub->packet_id, pub->dup) && pub->qos > 0) {
 		rc = MQTT_RC_NO_MATCHING_SUBSCRIBERS;
 	}

@@ -412,6 +412,7 @@ static int conf_set_bool(struct conf *c, const char *key, const char *v, char *m
 		{"midge_wildcard_subscriptions", offsetof(struct conf, engine.wildcard_sub_available)},
 		{"midge_subscription_identifiers", offsetof(struct conf, engine.sub_id_available)},
 		{"midge_shared_subscriptions", offsetof(struct conf, engine.shared_sub_available)},
+		{"midge_check_payload_format", offsetof(struct conf, engine.check_payload_format)},
 	};
 	bool *dst = conf_field_find(c, keys, sizeof(keys) / sizeof(keys[0]), key);
 	if (dst == &c->engine.allow_anonymous)

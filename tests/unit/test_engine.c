@@ -1341,6 +1341,70 @@ static void t_puback_no_subscribers_v5(void)
 	stop();
 }
 
+/* 3.1.2.11.10: Authentication Data without an Authentication Method is a
+ * protocol error: CONNACK 0x82 and the connection closes. */
+static void t_auth_data_without_method(void)
+{
+	start(NULL, NULL);
+	open_conn(0);
+	CU_ASSERT_EQUAL(connect_full(0, 5, "a", 0x02, 60, "16 00 01 61", NULL), -1);
+	const char *got = out(0);
+	CU_ASSERT_EQUAL(strncmp(got, "20 ", 3), 0);
+	CU_ASSERT_EQUAL(strncmp(got + 6, "00 82", 5), 0);
+	CU_ASSERT_EQUAL(F[0].close_calls, 1);
+	stop();
+}
+
+/* [MQTT-3.3.4-6]: a client's PUBLISH must not carry a subscription
+ * identifier; it is a protocol error (DISCONNECT 0x82). */
+static void t_publish_sub_id_refused(void)
+{
+	start(NULL, NULL);
+	up5(0, "pub", 0x02, NULL);
+	up5(1, "sub", 0x02, NULL);
+	exchange(1, "82 09 00 01 00 00 03 61 2f 62 00", "90 04 00 01 00 00");
+	CU_ASSERT_EQUAL(feed(0, "30 0a 00 03 61 2f 62 02 0b 01 68 69"), -1);
+	const char *got = out(0);
+	CU_ASSERT_EQUAL(strncmp(got, "e0 ", 3), 0);
+	CU_ASSERT_EQUAL(strncmp(got + 6, "82", 2), 0);
+	CU_ASSERT_EQUAL(F[0].close_calls, 1);
+	expect(1, ""); /* not forwarded */
+	stop();
+}
+
+/* 3.3.2.3.2: payload format indicator 1 promises UTF-8; a payload that is
+ * not gets 0x99 and is not forwarded, unless the check is off. */
+static void t_payload_format_invalid(void)
+{
+	start(NULL, NULL);
+	up5(0, "pub", 0x02, NULL);
+	up5(1, "sub", 0x02, NULL);
+	exchange(1, "82 09 00 01 00 00 03 61 2f 62 00", "90 04 00 01 00 00");
+	feed(0, "32 0c 00 03 61 2f 62 00 05 02 01 01 ff fe");
+	const char *got = out(0);
+	CU_ASSERT_EQUAL(strncmp(got, "40 ", 3), 0);
+	CU_ASSERT_EQUAL(strncmp(got + 6, "00 05 99", 8), 0);
+	CU_ASSERT_EQUAL(last_ev(MIDGE_EV_DROP)->drop, MIDGE_DROP_PAYLOAD_FORMAT);
+	expect(1, "");
+	/* valid UTF-8 passes, with its indicator */
+	exchange(0, "32 0c 00 03 61 2f 62 00 06 02 01 01 68 69", "40 02 00 06");
+	expect(1, "30 0a 00 03 61 2f 62 02 01 01 68 69");
+	/* QoS 0: dropped without an answer */
+	feed(0, "30 0a 00 03 61 2f 62 02 01 01 ff fe");
+	expect(0, "");
+	expect(1, "");
+	stop();
+	struct engine_config cfg = config_default();
+	cfg.check_payload_format = false;
+	start(&cfg, NULL);
+	up5(0, "pub", 0x02, NULL);
+	up5(1, "sub", 0x02, NULL);
+	exchange(1, "82 09 00 01 00 00 03 61 2f 62 00", "90 04 00 01 00 00");
+	feed(0, "30 0a 00 03 61 2f 62 02 01 01 ff fe");
+	expect(1, "30 0a 00 03 61 2f 62 02 01 01 ff fe");
+	stop();
+}
+
 static void t_properties_forwarded(void)
 {
 	start(NULL, NULL);
@@ -2378,6 +2442,9 @@ static const struct test_case session_cases[] = {
 	{"MQTT-4.4.0-1 QoS 2 across reconnect", t_qos2_across_reconnect},
 	{"MQTT-4.6.0-1 redelivery in order with DUP", t_redelivery_order},
 	{"MQTT-3.3.4-7 resume with a smaller receive maximum", t_resume_smaller_receive_max},
+	{"auth data without auth method", t_auth_data_without_method},
+	{"MQTT-3.3.4-6 PUBLISH with a subscription id", t_publish_sub_id_refused},
+	{"payload format indicator 1, not UTF-8", t_payload_format_invalid},
 	{"MQTT-3.1.2-23 session expiry v5", t_session_expiry_v5},
 	{"MQTT-3.14.2-2 session expiry on DISCONNECT", t_disconnect_changes_expiry},
 	{"MQTT-3.1.4-3 takeover v5 0x8E", t_takeover_v5},
