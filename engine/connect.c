@@ -275,6 +275,7 @@ static int connect_resume(struct engine *e, struct connect_plan *pl)
 			pl->discarded = k->clean_start;
 			if (pl->discarded)
 				event_session(e, MIDGE_EV_SESSION_DISCARDED, s, NULL, "clean start");
+			route_share_out(e, s);
 			session_destroy(e, s);
 			s = NULL;
 		} else {

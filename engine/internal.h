@@ -131,6 +131,7 @@ struct delivery {
 	struct emsg *m;
 	uint8_t qos;
 	bool retain;
+	bool shared; /* chosen through a shared subscription (route_share_out) */
 	uint8_t n_sub_ids;
 	uint32_t sub_ids[ENGINE_SUBIDS];
 };
@@ -364,6 +365,9 @@ void session_resend(struct engine *e, struct session *s);
 
 /* route.c */
 uint32_t route_message(struct engine *e, struct emsg *m);
+/* s's session ends: what it was given through a shared subscription and
+ * has not acknowledged goes to another member of the group. */
+void route_share_out(struct engine *e, struct session *s);
 
 /* publish.c */
 uint32_t publish_accept(struct engine *e, struct emsg *m, const struct midge_client *from,

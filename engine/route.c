@@ -26,6 +26,7 @@ static int hits_push(struct engine *e, struct hit **out)
 struct route_ctx {
 	struct engine *e;
 	struct emsg *m;
+	const struct session *skip; /* never chosen from a shared group (route_share_out) */
 };
 
 static struct session *session_of(struct subscriber *sb)
@@ -35,11 +36,12 @@ static struct session *session_of(struct subscriber *sb)
 
 /* A shared group offers its members in turn: the first connected one
  * takes the message. Returns true when this one took it. */
-static bool route_match_shared(struct engine *e, struct subscriber *sb, uint8_t options,
+static bool route_match_shared(struct route_ctx *r, struct subscriber *sb, uint8_t options,
 			       uint32_t sub_id)
 {
+	struct engine *e = r->e;
 	struct hit *h;
-	if (!client_is_up(session_of(sb)->conn))
+	if (session_of(sb) == r->skip || !client_is_up(session_of(sb)->conn))
 		return false;
 	if (hits_push(e, &h) < 0)
 		return true;
@@ -100,7 +102,7 @@ static bool route_match(void *ctx, void *subscriber, uint8_t options, uint32_t s
 	switch (sb->kind) {
 	case SUBSCRIBER_SESSION:
 		if (shared)
-			return route_match_shared(r->e, sb, options, sub_id);
+			return route_match_shared(r, sb, options, sub_id);
 		route_match_session(r, session_of(sb), options, sub_id);
 		return false;
 	}
@@ -116,6 +118,7 @@ static void route_to_session(struct engine *e, struct emsg *m, const struct hit 
 	d.qos = h->qos;
 	/* [MQTT-3.3.1-9] [MQTT-3.3.1-12] [MQTT-3.3.1-13] */
 	d.retain = h->retain_as_published ? m->retain : false;
+	d.shared = h->shared;
 	d.n_sub_ids = s->version == CODEC_V5 ? h->n_sub_ids : 0;
 	if (d.n_sub_ids)
 		memcpy(d.sub_ids, h->sub_ids, d.n_sub_ids * sizeof d.sub_ids[0]);
@@ -136,13 +139,10 @@ static void route_to_session(struct engine *e, struct emsg *m, const struct hit 
  * publishes again (engine_publish) nests safely: it works above this
  * call's slice of the hit stack. Returns the number of receivers.
  */
-uint32_t route_message(struct engine *e, struct emsg *m)
+/* Delivers the hits from base on, then pops them. Returns their number. */
+static uint32_t route_deliver(struct engine *e, struct emsg *m, uint32_t base)
 {
-	uint32_t base = e->nhits;
 	const struct emsg *outer = e->fanout;
-	struct route_ctx r = {e, m};
-	e->route_gen++;
-	topic_tree_match(e->tree, m->topic, m->topic_len, route_match, &r);
 	uint32_t end = e->nhits;
 	e->fanout = m;
 	e->head_cache.m = NULL;
@@ -159,4 +159,68 @@ uint32_t route_message(struct engine *e, struct emsg *m)
 	e->head_cache.m = NULL;
 	e->nhits = base;
 	return end - base;
+}
+
+uint32_t route_message(struct engine *e, struct emsg *m)
+{
+	uint32_t base = e->nhits;
+	struct route_ctx r = {e, m, NULL};
+	e->route_gen++;
+	topic_tree_match(e->tree, m->topic, m->topic_len, route_match, &r);
+	return route_deliver(e, m, base);
+}
+
+/* m, given to s through one of its shared subscriptions, goes to another
+ * member of the first of them that matches its topic. */
+static void route_reoffer(struct engine *e, struct session *s, struct emsg *m)
+{
+	for (const struct sub *x = s->subs; x; x = x->next) {
+		static const char pfx[] = "$share/";
+		if (x->len <= sizeof pfx - 1 || memcmp(x->filter, pfx, sizeof pfx - 1) != 0)
+			continue;
+		const uint8_t *f = memchr(x->filter + 7, '/', x->len - 7u);
+		if (!f)
+			continue;
+		f++;
+		size_t flen = x->len - (size_t)(f - x->filter);
+		if (!topic_filter_matches(f, flen, m->topic, m->topic_len))
+			continue;
+		uint32_t base = e->nhits;
+		struct route_ctx r = {e, m, s};
+		e->route_gen++;
+		if (topic_tree_offer_group(e->tree, x->filter, x->len, route_match, &r)) {
+			route_deliver(e, m, base);
+			return;
+		}
+		e->nhits = base;
+	}
+}
+
+/*
+ * The session of s ends (not merely its connection): QoS 1/2 messages it
+ * was given through a shared subscription and never acknowledged (in
+ * flight before PUBACK / PUBREC, or still queued) go to another member of
+ * that group, as the specification advises (4.8.2: "the Server SHOULD
+ * send the Application Message to another Client"). A message the member
+ * refused with a PUBACK/PUBREC >= 0x80 has left the window already and is
+ * not offered again [MQTT-4.8.2-6]. Only at a session's end: while a
+ * persistent member is away its messages wait for it.
+ */
+void route_share_out(struct engine *e, struct session *s)
+{
+	bool any = false;
+	for (const struct sub *x = s->subs; x && !any; x = x->next)
+		any = x->len > 7 && memcmp(x->filter, "$share/", 7) == 0;
+	if (!any)
+		return;
+	for (uint32_t k = 0; k < s->flight_span; k++) {
+		struct slot *sl = flight_at(s, k);
+		if ((sl->state == SLOT_PUBACK || sl->state == SLOT_PUBREC) && sl->d.shared && sl->d.m)
+			route_reoffer(e, s, sl->d.m);
+	}
+	for (uint32_t i = 0; i < s->queue_len; i++) {
+		struct delivery *d = &s->queue[(s->queue_head + i) % s->queue_cap];
+		if (d->shared)
+			route_reoffer(e, s, d->m);
+	}
 }

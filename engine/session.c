@@ -171,6 +171,7 @@ void session_expire(struct engine *e, struct session *s)
 	will_publish(e, s);
 	event_session(e, MIDGE_EV_SESSION_EXPIRED, s, NULL, "session expiry interval elapsed");
 	e->st.clients_expired++;
+	route_share_out(e, s);
 	session_destroy(e, s);
 }
 
@@ -186,6 +187,7 @@ void session_detach(struct engine *e, struct session *s, bool publish)
 		will_clear(e, s);
 	if (s->expiry == 0) {
 		will_publish(e, s);
+		route_share_out(e, s);
 		session_destroy(e, s);
 		return;
 	}

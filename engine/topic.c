@@ -489,3 +489,44 @@ size_t topic_tree_group_count(const struct topic_tree *t)
 {
 	return t->groups;
 }
+
+bool topic_tree_offer_group(struct topic_tree *t, const uint8_t *f, size_t len, topic_match_cb cb,
+			    void *ctx)
+{
+	const uint8_t *name;
+	uint32_t namelen;
+	if (share_split(&f, &len, &name, &namelen) != 1)
+		return false;
+	struct topic_node *n = node_walk(t, f, len, false);
+	struct topic_group *g = n ? group_find(n, name, namelen) : NULL;
+	if (!g || !g->n)
+		return false;
+	group_offer(g, cb, ctx);
+	return true;
+}
+
+bool topic_filter_matches(const uint8_t *f, size_t flen, const uint8_t *t, size_t tlen)
+{
+	if (tlen && t[0] == '$' && flen && (f[0] == '+' || f[0] == '#'))
+		return false;
+	size_t i = 0, j = 0;
+	for (;;) {
+		size_t fe = i, te = j;
+		while (fe < flen && f[fe] != '/')
+			fe++;
+		if (fe - i == 1 && f[i] == '#')
+			return true;
+		while (te < tlen && t[te] != '/')
+			te++;
+		bool plus = fe - i == 1 && f[i] == '+';
+		if (!plus && (fe - i != te - j || memcmp(f + i, t + j, fe - i) != 0))
+			return false;
+		if (fe == flen)
+			return te == tlen;
+		if (te == tlen) /* "sport/#" matches "sport" */
+			return flen - fe == 2 && f[fe + 1] == '#';
+		i = fe + 1;
+		j = te + 1;
+	}
+}
+

@@ -51,6 +51,14 @@ void topic_tree_match(struct topic_tree *t, const uint8_t *topic, size_t len, to
 		      void *ctx);
 
 /* Number of subscriptions held. */
+/* Offers one message to the group of shared subscription f[0..len)
+ * ("$share/NAME/FILTER") as a match would: cb for its members in turn
+ * until one accepts. Returns false when there is no such group. */
+bool topic_tree_offer_group(struct topic_tree *t, const uint8_t *f, size_t len, topic_match_cb cb,
+			    void *ctx);
+/* Whether topic name t[0..tlen) matches filter f[0..flen) (no $share/
+ * prefix), with the '$' rule [MQTT-4.7.2-1]. */
+bool topic_filter_matches(const uint8_t *f, size_t flen, const uint8_t *t, size_t tlen);
 size_t topic_tree_count(const struct topic_tree *t);
 
 struct retain_store;

@@ -155,5 +155,27 @@ rest = publishes(s, 4, 1.5)
 check("after two acks the other two follow, in order, with DUP",
         rest == [(first[2][0], True), (first[3][0], True)], "got %r" % (rest,))
 s.close()
+
+# -- a shared member whose session ends: what it did not acknowledge goes
+# to another member (4.8.2)
+m1, _ = dial("v5r-m1")
+m2, _ = dial("v5r-m2")
+m1.sendall(subscribe5(1, "$share/g/v5r/sh", 1))
+m2.sendall(subscribe5(1, "$share/g/v5r/sh", 1))
+read_packet(m1)
+read_packet(m2)
+for i in range(6):
+    pub.sendall(publish5("v5r/sh", b"s%d" % i, 1, pid=40 + i))
+for i in range(6):
+    read_packet(pub)
+got1 = publishes(m1, 6, 1.0)
+got2 = publishes(m2, 6, 1.0)
+r.check("shared: both members got some", len(got1) > 0 and len(got2) > 0 and
+        len(got1) + len(got2) == 6, "got %r %r" % (got1, got2))
+m1.close()  # clean start, no expiry: its session ends unacknowledged
+more = publishes(m2, len(got1), 3.0)
+check("shared: the departed member's unacknowledged messages go to the other",
+      len(more) == len(got1), "got %r after %r" % (more, got1))
+m2.close()
 pub.close()
 r.finish()

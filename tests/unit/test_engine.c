@@ -1180,6 +1180,31 @@ static void t_shared_round_robin(void)
 	stop();
 }
 
+/* A shared member whose session ends hands what it had not acknowledged,
+ * in flight or queued, to another member of the group (4.8.2). */
+static void t_shared_member_leaves(void)
+{
+	struct engine_config cfg = config_default();
+	cfg.max_inflight = 1;
+	start(&cfg, NULL);
+	up4(0, "pub");
+	up4(1, "s1");
+	up4(2, "s2");
+	exchange(1, "82 0f 00 01 00 0a 24 73 68 61 72 65 2f 67 2f 74 01", "90 03 00 01 01");
+	exchange(2, "82 0f 00 01 00 0a 24 73 68 61 72 65 2f 67 2f 74 01", "90 03 00 01 01");
+	feed(0, "32 06 00 01 74 00 05 31 32 06 00 01 74 00 06 32 "
+		"32 06 00 01 74 00 07 33 32 06 00 01 74 00 08 34");
+	expect(1, "32 06 00 01 74 00 01 31"); /* 3 waits in s1's queue */
+	expect(2, "32 06 00 01 74 00 01 32"); /* 4 in s2's */
+	gone(1, NULL);
+	expect(2, ""); /* s2's window is full: 1 and 3 queue behind 4 */
+	exchange(2, "40 02 00 01", "32 06 00 01 74 00 02 34");
+	exchange(2, "40 02 00 02", "32 06 00 01 74 00 03 31");
+	exchange(2, "40 02 00 03", "32 06 00 01 74 00 04 33");
+	exchange(2, "40 02 00 04", "");
+	stop();
+}
+
 static void t_no_local(void)
 {
 	start(NULL, NULL);
@@ -2442,6 +2467,7 @@ static const struct test_case session_cases[] = {
 	{"MQTT-4.4.0-1 QoS 2 across reconnect", t_qos2_across_reconnect},
 	{"MQTT-4.6.0-1 redelivery in order with DUP", t_redelivery_order},
 	{"MQTT-3.3.4-7 resume with a smaller receive maximum", t_resume_smaller_receive_max},
+	{"shared member leaves: its messages go to another member", t_shared_member_leaves},
 	{"auth data without auth method", t_auth_data_without_method},
 	{"MQTT-3.3.4-6 PUBLISH with a subscription id", t_publish_sub_id_refused},
 	{"payload format indicator 1, not UTF-8", t_payload_format_invalid},
