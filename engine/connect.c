@@ -400,6 +400,12 @@ static int connect_finish(struct engine *e, struct engine_conn *c, struct connec
 	uint8_t rc = will_build(e, c, pl->k, pl->cid, pl->cid_len, &pl->will, &why);
 	if (rc)
 		return connect_refuse(e, c, pl->version, rc, pl->k, why);
+	if (e->cfg.max_sessions && e->table_count >= e->cfg.max_sessions &&
+	    !session_find(e, pl->cid, pl->cid_len)) {
+		will_free(pl->will);
+		return connect_refuse(e, c, pl->version, MQTT_RC_QUOTA_EXCEEDED, pl->k,
+				      "session limit reached (midge_max_sessions)");
+	}
 	connect_terms(&e->cfg, pl);
 	if (connect_resume(e, pl) < 0) {
 		will_free(pl->will);

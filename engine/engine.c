@@ -24,6 +24,9 @@ static const struct engine_config config_defaults = {
 	.max_topic_levels = 128,
 	.max_qos = 2,
 	.retain_available = true,
+	.max_sessions = ENGINE_DEFAULT_MAX_SESSIONS,
+	.max_retained_messages = ENGINE_DEFAULT_MAX_RETAINED,
+	.max_retained_bytes = ENGINE_DEFAULT_MAX_RETAINED_BYTES,
 	.check_payload_format = true,
 	.wildcard_sub_available = true,
 	.sub_id_available = true,
@@ -65,6 +68,7 @@ struct engine *engine_new(const struct engine_config *cfg, const struct engine_i
 		engine_free(e);
 		return NULL;
 	}
+	retain_store_set_size(e->retained, emsg_size_cb);
 	return e;
 }
 
@@ -118,5 +122,6 @@ void engine_stats(const struct engine *e, struct engine_stats *out)
 	*out = e->st;
 	out->clients_total = e->table_count;
 	out->retained_count = retain_store_count(e->retained);
+	out->retained_bytes = retain_store_bytes(e->retained);
 	out->subscriptions_count = topic_tree_count(e->tree);
 }

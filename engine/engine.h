@@ -36,6 +36,10 @@ struct engine_config {
 	uint16_t receive_max;              /* advertised v5 receive maximum (incoming window) */
 	uint32_t max_queued_messages;      /* per offline/overflow queue; 0 = ENGINE_MAX_QUEUED */
 	uint64_t max_queued_bytes;         /* per queue, 0 = no byte bound */
+	/* Broker-wide bounds, 0 = none (ENGINE_DEFAULT_* below) */
+	uint32_t max_sessions;             /* sessions, connected or not: CONNACK 0x97 past it */
+	uint32_t max_retained_messages;    /* retained topics: a new one is refused (0x97) */
+	uint64_t max_retained_bytes;       /* retained bytes (emsg_size) */
 	bool queue_qos0_messages;
 	uint16_t max_keepalive;            /* v5 server keep alive when client asks more (0 = none) */
 	uint32_t max_client_id_len;
@@ -66,6 +70,17 @@ struct engine_config {
  */
 #define ENGINE_DEFAULT_INFLIGHT 1000
 #define ENGINE_DEFAULT_INFLIGHT_BYTES (1024u * 1024u)
+
+/*
+ * Broker-wide bounds: what no number of well-behaved clients may make
+ * the broker hold. Large enough not to be met by ordinary deployments
+ * (a million devices with a retained state topic each), small enough that
+ * their memory (about 200 B per idle session, a message's size plus some
+ * 100 B per retained topic) fits a small server.
+ */
+#define ENGINE_DEFAULT_MAX_SESSIONS 1000000u
+#define ENGINE_DEFAULT_MAX_RETAINED 1000000u
+#define ENGINE_DEFAULT_MAX_RETAINED_BYTES (1024ull * 1024u * 1024u)
 
 /* What max_queued_messages 0 ("unlimited" in Mosquitto) means: every
  * queue stays bounded. max_queued_bytes still applies on top. */
@@ -139,6 +154,7 @@ struct engine_stats {
 	uint64_t publish_received;
 	uint64_t publish_sent;
 	uint64_t retained_count;
+	uint64_t retained_bytes;
 	uint64_t subscriptions_count;
 	uint64_t inflight_count;
 	uint64_t stored_count;         /* messages queued for sessions */

@@ -287,6 +287,7 @@ struct engine {
 	uint64_t now;
 	struct topic_tree *tree;
 	struct retain_store *retained;
+	size_t broker_retained; /* topics the broker itself retains ($SYS): not held to the bound */
 	struct session **session_table;
 	uint32_t table_size, table_count;
 	struct engine_conn *conns;
@@ -323,6 +324,7 @@ void session_take_over(struct engine *e, struct session *s, bool clean_start);
 
 /* message.c */
 void emsg_unref_cb(void *m);
+size_t emsg_size_cb(const void *m);
 struct emsg *emsg_new(struct engine *e, const uint8_t *topic, size_t tlen,
 			     const uint8_t *payload, size_t plen, const uint8_t *props,
 			     size_t props_len, uint8_t qos, bool retain, uint64_t origin,

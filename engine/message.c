@@ -37,6 +37,11 @@ void emsg_unref_cb(void *m)
 	emsg_unref(m);
 }
 
+size_t emsg_size_cb(const void *m)
+{
+	return emsg_size(m);
+}
+
 /*
  * A new message with one reference: copies topic, payload and the raw v5
  * property block (decoded again from the copy so the views point into it;

@@ -23,20 +23,46 @@ void publish_store_retained(struct engine *e, const struct emsg *m, bool set)
 	e->store.retained_set(e->store.ctx, &topic, set ? &v : NULL);
 }
 
+/*
+ * Whether a retained message of about size bytes for topic fits the
+ * broker-wide bounds: replacing a topic's message never adds a topic, and
+ * its old bytes go. Messages from the broker itself ($SYS) are not held to
+ * it. A client PUBLISH past it is refused (publish_handle); a will is
+ * still published, but not retained.
+ */
+static bool publish_retain_room(struct engine *e, const uint8_t *topic, size_t len, size_t size)
+{
+	const struct emsg *old = retain_store_get(e->retained, topic, len);
+	if (!old && e->cfg.max_retained_messages &&
+	    retain_store_count(e->retained) - e->broker_retained >= e->cfg.max_retained_messages)
+		return false;
+	uint64_t bytes = retain_store_bytes(e->retained) - (old ? emsg_size(old) : 0);
+	return !e->cfg.max_retained_bytes || bytes + size <= e->cfg.max_retained_bytes;
+}
+
 uint32_t publish_accept(struct engine *e, struct emsg *m, const struct midge_client *from,
 			       uint16_t pid, bool dup)
 {
 	e->st.msgs_received++;
 	e->st.publish_received++;
+	int set;
 	if (m->retain && e->cfg.retain_available) {
 		if (m->payload->len == 0) {
 			/* [MQTT-3.3.1-6] [MQTT-3.3.1-7] */
 			if (retain_store_set(e->retained, m->topic, m->topic_len, NULL) > 0) {
+				if (!from && e->broker_retained)
+					e->broker_retained--;
 				publish_store_retained(e, m, false);
 				event_message(e, MIDGE_EV_RETAIN_CLEAR, from, m, NULL, m->qos, pid, dup, 0,
 					      NULL);
 			}
-		} else if (retain_store_set(e->retained, m->topic, m->topic_len, emsg_ref(m)) >= 0) {
+		} else if (from && !publish_retain_room(e, m->topic, m->topic_len, emsg_size(m))) {
+			event_message(e, MIDGE_EV_DROP, from, m, NULL, m->qos, pid, dup,
+				      MIDGE_DROP_RETAINED_FULL,
+				      "retained store full: published, not retained");
+		} else if ((set = retain_store_set(e->retained, m->topic, m->topic_len, emsg_ref(m))) >= 0) {
+			if (!from && set == 0)
+				e->broker_retained++;
 			/* [MQTT-3.3.1-5] ownership: the store holds the new reference */
 			publish_store_retained(e, m, true);
 			event_message(e, MIDGE_EV_RETAIN_SET, from, m, NULL, m->qos, pid, dup, 0, NULL);
@@ -150,6 +176,10 @@ int publish_handle(struct engine *e, struct engine_conn *c, struct codec_packet 
 		return client_fail(e, c, MQTT_RC_RECEIVE_MAX_EXCEEDED, "receive maximum exceeded");
 	enum midge_drop_reason drop = verdict == LIMITS_SIZE ? MIDGE_DROP_TOO_LARGE
 							      : MIDGE_DROP_NOT_AUTHORIZED;
+	static const struct limits_answer retained_full = {
+		MQTT_RC_QUOTA_EXCEEDED, false,
+		"retained store full (midge_max_retained_messages / midge_max_retained_bytes)"};
+
 	struct limits_answer payload_refusal;
 	if (v5 && pub->props.raw.len && !refusal) {
 		payload_refusal.rc = publish_props_check(e, pub, &payload_refusal.fatal,
@@ -167,6 +197,11 @@ int publish_handle(struct engine *e, struct engine_conn *c, struct codec_packet 
 				  pub->retain, s->serial, (const uint8_t *)s->cid, s->cid_len, false);
 	if (!m)
 		return client_fail(e, c, MQTT_RC_IMPLEMENTATION_SPECIFIC, "out of memory");
+	if (!refusal && pub->retain && pub->payload.len && e->cfg.retain_available &&
+	    !publish_retain_room(e, m->topic, m->topic_len, emsg_size(m))) {
+		refusal = &retained_full;
+		drop = MIDGE_DROP_RETAINED_FULL;
+	}
 	if (refusal) {
 		/* not forwarded, but the QoS flow completes */
 		rc = refusal->rc;

@@ -27,8 +27,10 @@ struct retain_node {
 struct retain_store {
 	struct retain_node *root;
 	void (*unref)(void *msg);
+	size_t (*size)(const void *msg);
 	uint64_t seed;
 	size_t count;
+	uint64_t bytes; /* size() of every message held */
 	size_t nodes;
 };
 
@@ -148,6 +150,8 @@ int retain_store_set(struct retain_store *r, const uint8_t *topic, size_t len, v
 		return msg ? -1 : 0;
 	void *old = n->msg;
 	n->msg = msg; /* ownership: the store holds msg's reference now */
+	if (r->size)
+		r->bytes = r->bytes + (msg ? r->size(msg) : 0) - (old ? r->size(old) : 0);
 	if (old && r->unref)
 		r->unref(old);
 	if (!msg) {
@@ -268,6 +272,22 @@ up:
 size_t retain_store_count(const struct retain_store *r)
 {
 	return r->count;
+}
+
+void retain_store_set_size(struct retain_store *r, size_t (*size)(const void *msg))
+{
+	r->size = size;
+}
+
+uint64_t retain_store_bytes(const struct retain_store *r)
+{
+	return r->bytes;
+}
+
+void *retain_store_get(struct retain_store *r, const uint8_t *topic, size_t len)
+{
+	struct retain_node *n = rnode_walk(r, topic, len, false);
+	return n ? n->msg : NULL;
 }
 
 size_t retain_store_node_count(const struct retain_store *r)

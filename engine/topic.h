@@ -82,5 +82,11 @@ void retain_store_match(struct retain_store *r, const uint8_t *filter, size_t le
 			retain_match_cb cb, void *ctx);
 
 size_t retain_store_count(const struct retain_store *r);
+/* With a size function the store keeps the sum of its messages' sizes
+ * (set it while the store is empty). */
+void retain_store_set_size(struct retain_store *r, size_t (*size)(const void *msg));
+uint64_t retain_store_bytes(const struct retain_store *r);
+/* The message retained for topic, or NULL. The store keeps owning it. */
+void *retain_store_get(struct retain_store *r, const uint8_t *topic, size_t len);
 
 #endif

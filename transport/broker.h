@@ -92,6 +92,8 @@ struct midge {
 	uint64_t last_hooks_check_ms;
 	uint64_t hooks_dropped_logged; /* hooks_dropped() when last logged */
 	uint64_t accept_error_logged_ms;
+	uint64_t accept_refused_logged_ms; /* conn_over_limit's last log line ... */
+	uint64_t accept_refused;           /* ... and the refusals since */
 	struct sys_cache sys_load[6];
 	char *sys_last[40];
 	atomic_int stop_requested;

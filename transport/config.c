@@ -74,6 +74,7 @@ void conf_init(struct conf *c)
 		c->listeners[i].max_connections = -1;
 	c->default_listener = -1;
 	c->max_connections = -1;
+	c->max_pending_connects = CONF_DEFAULT_MAX_PENDING;
 	c->sys_interval = 10;
 	c->connect_timeout = 10;
 	c->max_output_bytes = 4u << 20;
@@ -344,6 +345,8 @@ static int conf_set_number(struct conf *c, const char *key, const char *v, char 
 		{"midge_max_packet_before_connect", CODEC_MAX_REMAINING},
 		{"midge_max_output_bytes", UINT64_MAX}, {"midge_connect_timeout", 86400},
 		{"midge_hooks_hwm", INT32_MAX},    {"max_inflight_bytes", UINT64_MAX},
+		{"midge_max_sessions", UINT32_MAX}, {"midge_max_retained_messages", UINT32_MAX},
+		{"midge_max_retained_bytes", UINT64_MAX}, {"midge_max_pending_connects", INT32_MAX},
 	};
 	size_t i;
 	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
@@ -394,6 +397,10 @@ static int conf_set_number(struct conf *c, const char *key, const char *v, char 
 	case 16: c->connect_timeout = (uint32_t)n; break;
 	case 17: c->hooks_hwm = (int)n; break;
 	case 18: e->max_inflight_bytes = n; break;
+	case 19: e->max_sessions = (uint32_t)n; break;
+	case 20: e->max_retained_messages = (uint32_t)n; break;
+	case 21: e->max_retained_bytes = n; break;
+	case 22: c->max_pending_connects = (int)n; break;
 	}
 	return 0;
 }

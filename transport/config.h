@@ -56,6 +56,12 @@ struct conf_listener {
 	char *priority;             /* midge_tls_priority: a whole GnuTLS priority string */
 };
 
+/* Sockets accepted and still waiting for CONNECT (or its TLS handshake),
+ * broker-wide: each holds a descriptor and some memory until
+ * connect_timeout, so a flood of silent sockets is cut here, not at the
+ * descriptor limit. */
+#define CONF_DEFAULT_MAX_PENDING 10000
+
 struct conf {
 	struct engine_config engine;
 	struct conf_listener listeners[CONF_MAX_LISTENERS];
@@ -67,6 +73,7 @@ struct conf {
 	bool allow_anonymous_set;   /* allow_anonymous appeared (else Mosquitto 2's rule) */
 
 	int max_connections;        /* global, -1 unlimited */
+	int max_pending_connects;   /* sockets waiting for CONNECT, 0 = no bound */
 	uint32_t sys_interval;      /* seconds, 0 = no $SYS */
 	uint32_t connect_timeout;   /* seconds before CONNECT must arrive */
 	uint32_t tls_handshake_timeout; /* unused separately: counted in connect_timeout */

@@ -429,14 +429,27 @@ static int conn_tls_identity(void *owner, const char *cn)
 static bool conn_over_limit(struct listener *l, const struct sockaddr_storage *ss)
 {
 	struct midge *m = l->m;
+	const char *why = "max_connections reached";
 	if ((l->max_connections < 0 || l->count < l->max_connections) &&
-	    (m->conf.max_connections < 0 || m->n_conns < m->conf.max_connections))
-		return false;
-	struct conn tmp = {0};
-	char addr[INET6_ADDRSTRLEN];
-	conn_set_peer(&tmp, ss);
-	log_notice("connection from %s:%u refused: max_connections reached", conn_addr(&tmp, addr),
-		   tmp.port);
+	    (m->conf.max_connections < 0 || m->n_conns < m->conf.max_connections)) {
+		if (!m->conf.max_pending_connects || m->pre.n < m->conf.max_pending_connects)
+			return false;
+		why = "midge_max_pending_connects reached";
+	}
+	/* One line a second at most: a flood must not become a log flood. */
+	uint64_t now = broker_now_ms();
+	if (now - m->accept_refused_logged_ms >= 1000) {
+		struct conn tmp = {0};
+		char addr[INET6_ADDRSTRLEN];
+		conn_set_peer(&tmp, ss);
+		log_notice("connection from %s:%u refused: %s (%llu refused since the last line)",
+			   conn_addr(&tmp, addr), tmp.port, why,
+			   (unsigned long long)m->accept_refused + 1);
+		m->accept_refused_logged_ms = now;
+		m->accept_refused = 0;
+	} else {
+		m->accept_refused++;
+	}
 	return true;
 }
 

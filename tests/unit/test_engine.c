@@ -1137,6 +1137,66 @@ static void t_retained(void)
 	stop();
 }
 
+/* Broker-wide bounds on retained messages: a new retained topic past
+ * them is refused (v5 0x97, not forwarded); replacing or clearing one is
+ * not held back, and clearing makes room. */
+static void t_retained_bounds(void)
+{
+	struct engine_config cfg = config_default();
+	cfg.max_retained_messages = 2;
+	start(&cfg, NULL);
+	up5(0, "pub", 0x02, NULL);
+	exchange(0, "33 09 00 02 74 31 00 05 00 68 69", "40 03 00 05 10");
+	exchange(0, "33 09 00 02 74 32 00 06 00 68 69", "40 03 00 06 10");
+	feed(0, "33 09 00 02 74 33 00 07 00 68 69");
+	const char *got = out(0);
+	CU_ASSERT_EQUAL(strncmp(got, "40 ", 3), 0);
+	CU_ASSERT_EQUAL(strncmp(got + 6, "00 07 97", 8), 0);
+	CU_ASSERT_EQUAL(last_ev(MIDGE_EV_DROP)->drop, MIDGE_DROP_RETAINED_FULL);
+	CU_ASSERT_EQUAL(stats_now().retained_count, 2);
+	exchange(0, "33 09 00 02 74 31 00 08 00 68 6f", "40 03 00 08 10"); /* replaces */
+	exchange(0, "33 07 00 02 74 32 00 09 00", "40 03 00 09 10");       /* clears */
+	exchange(0, "33 09 00 02 74 33 00 0a 00 68 69", "40 03 00 0a 10");
+	CU_ASSERT_EQUAL(stats_now().retained_count, 2);
+	CU_ASSERT(stats_now().retained_bytes > 0);
+	/* a will past the bound is published, not retained */
+	open_conn(1);
+	CU_ASSERT_EQUAL(connect_full(1, 4, "w", 0x26, 60, NULL, "00 02 74 34 00 01 78"), 0);
+	expect(1, "20 02 00 00");
+	gone(1, NULL);
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_DROP, "t4"), 2); /* retained_full, no_subscribers */
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_RETAIN_SET, "t4"), 0);
+	CU_ASSERT_EQUAL(stats_now().retained_count, 2);
+	stop();
+
+	cfg = config_default();
+	cfg.max_retained_bytes = 1;
+	start(&cfg, NULL);
+	up4(0, "pub");
+	exchange(0, "33 08 00 02 74 31 00 05 68 69", "40 02 00 05"); /* 3.1.1: acknowledged, dropped */
+	CU_ASSERT_EQUAL(stats_now().retained_count, 0);
+	stop();
+}
+
+/* midge_max_sessions: a new client id past it gets CONNACK 0x97 (3.1.1:
+ * server unavailable); a client whose session exists still connects. */
+static void t_max_sessions(void)
+{
+	struct engine_config cfg = config_default();
+	cfg.max_sessions = 2;
+	start(&cfg, NULL);
+	up4_kept(0, "a", "20 02 00 00");
+	up4(1, "b");
+	connect_expect(2, 4, "c", 0x02, 60, NULL, NULL, -1, "20 02 00 03");
+	open_conn(3);
+	CU_ASSERT_EQUAL(connect_full(3, 5, "d", 0x02, 60, NULL, NULL), -1);
+	const char *got = out(3);
+	CU_ASSERT_EQUAL(strncmp(got + 6, "00 97", 5), 0);
+	gone(0, NULL);
+	up4_kept(4, "a", "20 02 01 00");
+	stop();
+}
+
 static void t_retain_unavailable(void)
 {
 	struct engine_config cfg = config_default();
@@ -2467,6 +2527,8 @@ static const struct test_case session_cases[] = {
 	{"MQTT-4.4.0-1 QoS 2 across reconnect", t_qos2_across_reconnect},
 	{"MQTT-4.6.0-1 redelivery in order with DUP", t_redelivery_order},
 	{"MQTT-3.3.4-7 resume with a smaller receive maximum", t_resume_smaller_receive_max},
+	{"retained bounds broker-wide", t_retained_bounds},
+	{"midge_max_sessions", t_max_sessions},
 	{"shared member leaves: its messages go to another member", t_shared_member_leaves},
 	{"auth data without auth method", t_auth_data_without_method},
 	{"MQTT-3.3.4-6 PUBLISH with a subscription id", t_publish_sub_id_refused},
