@@ -902,6 +902,7 @@ static int lg_tls_input(struct lg_conn *c)
 		c->tls_done = true;
 		lg_mark_dirty(c); /* the CONNECT waiting in plain */
 	}
+	unsigned spins = 0;
 	for (;;) {
 		size_t want = c->role == LG_IDLE ? 1024 : 16384 + 256;
 		lg_buf_reserve(&c->in, want);
@@ -912,10 +913,18 @@ static int lg_tls_input(struct lg_conn *c)
 		}
 		if (r == 0)
 			return -1;
-		if (r == GNUTLS_E_AGAIN)
+		/* A post-handshake message (TLS 1.3 session tickets) also returns
+		 * AGAIN, with records still unread behind it: stop only when
+		 * the input is used up. */
+		if (r == GNUTLS_E_AGAIN && c->tin.len == c->tin_off &&
+		    gnutls_record_check_pending(c->tls) == 0)
 			break;
-		if (r == GNUTLS_E_INTERRUPTED || !gnutls_error_is_fatal((int)r))
+		if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED ||
+		    !gnutls_error_is_fatal((int)r)) {
+			if (++spins > 1000) /* no progress: a bug, not a broker's fault */
+				lg_die("TLS: the session takes no input");
 			continue;
+		}
 		fprintf(stderr, "midge-loadgen: TLS receive: %s\n", gnutls_strerror((int)r));
 		lg->errors++;
 		return 1;
