@@ -20,6 +20,12 @@
  * Subscribers check sequences per publisher (lost, duplicated) and record
  * the end-to-end latency in a log-linear histogram.
  *
+ * With --tls every connection runs TLS (GnuTLS) over the same socket: the
+ * session reads and writes memory buffers (push/pull callbacks), so the
+ * libuv I/O and the batching stay as they are, and the packet buffer
+ * out[cur] simply holds ciphertext. Plaintext waits in `plain` until the
+ * handshake is done and is encrypted when the connection is flushed.
+ *
  * Loopback only, and bounded in count and time: a hard deadline stops the
  * run whatever the broker does.
  */
@@ -40,6 +46,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <gnutls/gnutls.h>
 #include <uv.h>
 
 #include "codec/codec.h"
@@ -108,6 +115,13 @@ struct lg_conn {
 	uint32_t pub_base;     /* first publisher this subscriber hears */
 	uint32_t npubs;        /* how many it hears */
 	uint32_t *expect;      /* next expected sequence per heard publisher */
+
+	/* TLS (--tls): NULL without */
+	gnutls_session_t tls;
+	bool tls_done;         /* handshake complete: plain may be encrypted */
+	struct lg_buf plain;   /* packets not yet encrypted */
+	struct lg_buf tin;     /* ciphertext read, not yet taken by the session */
+	size_t tin_off;
 };
 
 struct lg_opts {
@@ -132,6 +146,9 @@ struct lg_opts {
 	const char *label;
 	bool quiet;
 	bool syscall_cost;
+	bool tls;
+	const char *cafile;   /* --cafile: verify the chain (not the name) against it */
+	bool insecure;        /* --insecure: no verification at all */
 };
 
 struct lg {
@@ -167,6 +184,10 @@ struct lg {
 
 	/* payload template */
 	uint8_t *payload;
+
+	/* TLS: one credential set shared by every session */
+	gnutls_certificate_credentials_t tls_cred;
+	gnutls_priority_t tls_prio;
 
 	/* counters */
 	uint64_t sent_meas, recv_meas, recv_total, sent_total;
@@ -356,7 +377,7 @@ static void lg_mark_dirty(struct lg_conn *c)
 /* Appends one encoded packet to the connection's output buffer. */
 static void lg_send_packet(struct lg_conn *c, const struct codec_packet *pkt)
 {
-	struct lg_buf *b = &c->out[c->cur];
+	struct lg_buf *b = c->tls ? &c->plain : &c->out[c->cur];
 	size_t n = codec_encode_size(pkt);
 	if (n == 0)
 		lg_die("codec_encode_size failed (packet cannot be encoded)");
@@ -389,6 +410,10 @@ static void lg_close(struct lg_conn *c)
 		return;
 	c->closing = true;
 	c->state = LG_ST_CLOSED;
+	if (c->tls) {
+		gnutls_deinit(c->tls);
+		c->tls = NULL;
+	}
 	/* RST instead of FIN: no TIME_WAIT left behind for the next run */
 	uv_os_fd_t fd;
 	if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) {
@@ -399,6 +424,7 @@ static void lg_close(struct lg_conn *c)
 }
 
 static void lg_flush_one(struct lg_conn *c);
+static int lg_tls_encrypt(struct lg_conn *c);
 
 static void lg_on_write(uv_write_t *req, int status)
 {
@@ -412,7 +438,7 @@ static void lg_on_write(uv_write_t *req, int status)
 		}
 		return;
 	}
-	if (c->out[c->cur].len)
+	if (c->out[c->cur].len || c->plain.len)
 		lg_flush_one(c);
 }
 
@@ -422,6 +448,8 @@ static void lg_on_write(uv_write_t *req, int status)
 static void lg_flush_one(struct lg_conn *c)
 {
 	struct lg_buf *b = &c->out[c->cur];
+	if (c->tls && c->tls_done && c->plain.len > 0 && !c->closing && lg_tls_encrypt(c) < 0)
+		return;
 	if (c->writing || c->closing || b->len == 0)
 		return;
 	uv_buf_t ub = uv_buf_init((char *)b->p, (unsigned)b->len);
@@ -463,7 +491,7 @@ static void lg_flush_all(struct lg *lg)
 
 static size_t lg_out_pending(const struct lg_conn *c)
 {
-	return c->out[0].len + c->out[1].len;
+	return c->out[0].len + c->out[1].len + c->plain.len;
 }
 
 /* ---- publishing ---- */
@@ -509,7 +537,7 @@ static void lg_publish_one(struct lg_conn *c, uint64_t now)
 	pkt.u.publish.payload.p = lg->payload;
 	pkt.u.publish.payload.len = lg->o.size;
 
-	struct lg_buf *b = &c->out[c->cur];
+	struct lg_buf *b = c->tls ? &c->plain : &c->out[c->cur];
 	size_t cap = CODEC_MAX_FIXED_HEADER + 2 + (size_t)tl + 2 + 16 + lg->o.size;
 	uint8_t *p = lg_buf_reserve(b, cap);
 	size_t h = codec_encode_publish_head(&pkt, p, cap);
@@ -718,9 +746,12 @@ static void lg_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
 	(void)suggested;
 	struct lg_conn *c = h->data;
 	size_t want = c->role == LG_IDLE ? LG_IN_IDLE : LG_IN_MIN;
-	if (c->in.cap - c->in.len < want / 2)
-		lg_buf_reserve(&c->in, want);
-	*out = uv_buf_init((char *)c->in.p + c->in.len, (unsigned)(c->in.cap - c->in.len));
+	struct lg_buf *b = c->tls ? &c->tin : &c->in;
+	if (c->tls && want < 4096)
+		want = 4096; /* a handshake message in few reads */
+	if (b->cap - b->len < want / 2)
+		lg_buf_reserve(b, want);
+	*out = uv_buf_init((char *)b->p + b->len, (unsigned)(b->cap - b->len));
 }
 
 /* What stopped a read's framing loop early; the callback cannot close the
@@ -743,6 +774,165 @@ static int lg_on_packet(void *ctx, const struct codec_frame *fr, const uint8_t *
 	return lg_handle(r->c, &pkt, r->now) < 0 ? LG_STOP_CLOSED : 0;
 }
 
+/* ---- TLS ---- */
+
+/* The session's output: ciphertext appended to the buffer that takes new
+ * bytes. Never marks the connection dirty itself (this runs inside
+ * lg_flush_one too); the callers do. */
+static ssize_t lg_tls_push(gnutls_transport_ptr_t p, const void *data, size_t n)
+{
+	struct lg_conn *c = p;
+	struct lg_buf *b = &c->out[c->cur];
+	memcpy(lg_buf_reserve(b, n), data, n);
+	b->len += n;
+	return (ssize_t)n;
+}
+
+/* The session's input: what the socket has delivered so far, then EAGAIN. */
+static ssize_t lg_tls_pull(gnutls_transport_ptr_t p, void *data, size_t n)
+{
+	struct lg_conn *c = p;
+	size_t avail = c->tin.len - c->tin_off;
+	if (avail == 0) {
+		gnutls_transport_set_errno(c->tls, EAGAIN);
+		return -1;
+	}
+	if (n > avail)
+		n = avail;
+	memcpy(data, c->tin.p + c->tin_off, n);
+	c->tin_off += n;
+	if (c->tin_off == c->tin.len)
+		c->tin.len = c->tin_off = 0;
+	return (ssize_t)n;
+}
+
+static void lg_tls_setup(struct lg *lg)
+{
+	const struct lg_opts *o = &lg->o;
+	int rc = gnutls_certificate_allocate_credentials(&lg->tls_cred);
+	if (rc < 0)
+		lg_die("gnutls_certificate_allocate_credentials failed");
+	if (o->cafile) {
+		rc = gnutls_certificate_set_x509_trust_file(lg->tls_cred, o->cafile,
+							    GNUTLS_X509_FMT_PEM);
+		if (rc <= 0) {
+			fprintf(stderr, "midge-loadgen: --cafile %s: %s\n", o->cafile,
+				rc == 0 ? "no certificate in it" : gnutls_strerror(rc));
+			exit(1);
+		}
+	}
+	if (gnutls_priority_init(&lg->tls_prio, "NORMAL", NULL) < 0)
+		lg_die("gnutls_priority_init failed");
+}
+
+/* Starts a connection's handshake (the ClientHello goes out with the next
+ * flush). The chain is checked against --cafile; the name is not (every
+ * broker here listens on 127.0.0.1 with the same test certificate). */
+static int lg_tls_start(struct lg_conn *c)
+{
+	struct lg *lg = c->lg;
+	if (gnutls_init(&c->tls, GNUTLS_CLIENT | GNUTLS_NONBLOCK) < 0) {
+		c->tls = NULL;
+		return -1;
+	}
+	if (gnutls_priority_set(c->tls, lg->tls_prio) < 0 ||
+	    gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, lg->tls_cred) < 0) {
+		gnutls_deinit(c->tls);
+		c->tls = NULL;
+		return -1;
+	}
+	if (!lg->o.insecure)
+		gnutls_session_set_verify_cert(c->tls, NULL, 0);
+	gnutls_transport_set_ptr(c->tls, c);
+	gnutls_transport_set_push_function(c->tls, lg_tls_push);
+	gnutls_transport_set_pull_function(c->tls, lg_tls_pull);
+	c->tls_done = false;
+	c->tin.len = c->tin_off = 0;
+	int rc = gnutls_handshake(c->tls);
+	if (rc != GNUTLS_E_AGAIN && rc != 0)
+		return -1;
+	c->tls_done = rc == 0;
+	lg_mark_dirty(c);
+	return 0;
+}
+
+/* Encrypts what is waiting in plain into out[cur]. */
+static int lg_tls_encrypt(struct lg_conn *c)
+{
+	size_t off = 0;
+	while (off < c->plain.len) {
+		size_t n = c->plain.len - off;
+		if (n > 16384)
+			n = 16384;
+		/* The push callback always takes everything: no AGAIN to retry. */
+		ssize_t r = gnutls_record_send(c->tls, c->plain.p + off, n);
+		if (r < 0) {
+			fprintf(stderr, "midge-loadgen: TLS send: %s\n", gnutls_strerror((int)r));
+			if (c->lg->phase < LG_PH_DONE)
+				c->lg->errors++;
+			lg_close(c);
+			return -1;
+		}
+		off += (size_t)r;
+	}
+	c->plain.len = 0;
+	return 0;
+}
+
+/* Feeds the ciphertext read to the session: the handshake while it lasts,
+ * then decrypted records appended to c->in. 0 to go on, -1 the peer closed,
+ * 1 a TLS error (counted). */
+static int lg_tls_input(struct lg_conn *c)
+{
+	struct lg *lg = c->lg;
+	if (!c->tls_done) {
+		int rc = gnutls_handshake(c->tls);
+		if (rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED) {
+			lg_mark_dirty(c);
+			return 0;
+		}
+		if (rc < 0) {
+			fprintf(stderr, "midge-loadgen: TLS handshake: %s\n", gnutls_strerror(rc));
+			lg->errors++;
+			if (lg->phase == LG_PH_SETUP)
+				lg_fail(lg, "TLS handshake failed");
+			return 1;
+		}
+		c->tls_done = true;
+		lg_mark_dirty(c); /* the CONNECT waiting in plain */
+	}
+	unsigned spins = 0;
+	for (;;) {
+		size_t want = c->role == LG_IDLE ? 1024 : 16384 + 256;
+		lg_buf_reserve(&c->in, want);
+		ssize_t r = gnutls_record_recv(c->tls, c->in.p + c->in.len, c->in.cap - c->in.len);
+		if (r > 0) {
+			c->in.len += (size_t)r;
+			continue;
+		}
+		if (r == 0)
+			return -1;
+		/* A post-handshake message (TLS 1.3 session tickets) also returns
+		 * AGAIN, with records still unread behind it: stop only when
+		 * the input is used up. */
+		if (r == GNUTLS_E_AGAIN && c->tin.len == c->tin_off &&
+		    gnutls_record_check_pending(c->tls) == 0)
+			break;
+		if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED ||
+		    !gnutls_error_is_fatal((int)r)) {
+			if (++spins > 1000) /* no progress: a bug, not a broker's fault */
+				lg_die("TLS: the session takes no input");
+			continue;
+		}
+		fprintf(stderr, "midge-loadgen: TLS receive: %s\n", gnutls_strerror((int)r));
+		lg->errors++;
+		return 1;
+	}
+	if (lg_out_pending(c))
+		lg_mark_dirty(c); /* e.g. a TLS 1.3 key update answered */
+	return 0;
+}
+
 static void lg_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *ub)
 {
 	(void)ub;
@@ -759,7 +949,23 @@ static void lg_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *ub)
 		lg_close(c);
 		return;
 	}
-	c->in.len += (size_t)nread;
+	if (c->tls) {
+		c->tin.len += (size_t)nread;
+		int t = lg_tls_input(c);
+		if (t != 0) {
+			if (t < 0 && lg->phase < LG_PH_DONE) {
+				lg->closed_by_peer++;
+				if (lg->phase == LG_PH_SETUP)
+					lg_fail(lg, "broker closed a TLS connection during setup");
+			}
+			lg_close(c);
+			return;
+		}
+		if (c->in.len == 0)
+			return;
+	} else {
+		c->in.len += (size_t)nread;
+	}
 	struct lg_read r = { c, lg_now_ns() };
 	struct codec_feed feed;
 	int rc = codec_frames(c->in.p, c->in.len, NULL, lg_on_packet, &r, &feed);
@@ -825,6 +1031,12 @@ static void lg_on_connect(uv_connect_t *req, int status)
 		return;
 	}
 	uv_tcp_nodelay(&c->tcp, 1);
+	if (lg->o.tls && lg_tls_start(c) < 0) {
+		lg->errors++;
+		if (lg->phase == LG_PH_SETUP)
+			lg_fail(lg, "cannot start a TLS session");
+		return;
+	}
 	uv_read_start((uv_stream_t *)&c->tcp, lg_on_alloc, lg_on_read);
 	lg_send_connect(c);
 	lg_connect_next(lg);
@@ -992,7 +1204,7 @@ static void lg_finish(struct lg *lg)
 		struct lg_conn *c = lg_conn_at(lg, i);
 		if (c->state == LG_ST_NEW)
 			continue;
-		if (c->state == LG_ST_READY && !c->closing && !c->writing) {
+		if (c->state == LG_ST_READY && !c->closing && !c->writing && !c->tls) {
 			uv_buf_t ub;
 			uint8_t d[8];
 			size_t n = codec_encode(&pkt, d, sizeof d);
@@ -1191,7 +1403,7 @@ static void lg_report(struct lg *lg)
 		if (lg->fail)
 			printf("  FAILED: %s\n", lg->fail);
 	}
-	printf("RESULT tool=midge-loadgen label=%s workload=%s qos=%d mqtt=%s payload=%" PRIu32
+	printf("RESULT tool=midge-loadgen label=%s workload=%s qos=%d mqtt=%s tls=%d payload=%" PRIu32
 	       " clients=%" PRIu32 " rate=%.0f window=%" PRIu32 " duration=%.3f sent=%" PRIu64
 	       " received=%" PRIu64 " sent_total=%" PRIu64 " received_total=%" PRIu64
 	       " msg_per_s=%.1f sent_per_s=%.1f lat_p50_us=%.1f lat_p99_us=%.1f lat_p999_us=%.1f"
@@ -1201,7 +1413,8 @@ static void lg_report(struct lg *lg)
 	       " broker_cpu_s=%.3f broker_cpu_pct=%.1f"
 	       " broker_cpu_s_per_M=%.3f broker_rss_before_kb=%ld broker_rss_after_kb=%ld"
 	       " broker_rss_peak_kb=%ld rss_per_conn_B=%.0f gen_cpu_s=%.3f gen_cpu_pct=%.1f ok=%d\n",
-	       o->label ? o->label : "-", lg_workload_name(o->workload), o->qos, ver, o->size, o->clients,
+	       o->label ? o->label : "-", lg_workload_name(o->workload), o->qos, ver, (int)o->tls,
+	       o->size, o->clients,
 	       o->rate, o->window, secs, lg->sent_meas, lg->recv_meas, lg->sent_total, lg->recv_total,
 	       recv_rate, sent_rate, p50, p99, p999, pmax, pmean, lost, lg->dup, lg->unexpected, stalls,
 	       lg->errors + lg->closed_by_peer + lg->connect_fail, lg->ready, conn_rate, conn_bus, conn_gus,
@@ -1238,6 +1451,10 @@ static void lg_usage(FILE *f)
 	      "      --sources N          spread connections over source addresses\n"
 	      "                           127.0.0.1..127.0.0.N (IPv4 loopback only; 16;\n"
 	      "                           1 = let the kernel choose)\n"
+	      "      --tls                every connection over TLS (GnuTLS)\n"
+	      "      --cafile FILE        with --tls: verify the broker's chain against FILE\n"
+	      "                           (PEM; the host name is not checked)\n"
+	      "      --insecure           with --tls: do not verify the broker's certificate\n"
 	      "  -l, --label TEXT         label copied into the RESULT line (no spaces)\n"
 	      "      --quiet              only the RESULT line\n"
 	      "      --syscall-cost       print this machine's cost of a trivial system call\n"
@@ -1282,6 +1499,9 @@ static void lg_parse(struct lg_opts *o, int argc, char **argv)
 		{ "label", required_argument, NULL, 'l' },
 		{ "quiet", no_argument, NULL, 5 },
 		{ "syscall-cost", no_argument, NULL, 6 },
+		{ "tls", no_argument, NULL, 8 },
+		{ "cafile", required_argument, NULL, 9 },
+		{ "insecure", no_argument, NULL, 10 },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1336,6 +1556,9 @@ static void lg_parse(struct lg_opts *o, int argc, char **argv)
 		case 'l': o->label = optarg; break;
 		case 5: o->quiet = true; break;
 		case 6: o->syscall_cost = true; break;
+		case 8: o->tls = true; break;
+		case 9: o->cafile = optarg; break;
+		case 10: o->insecure = true; break;
 		case 'h': lg_usage(stdout); exit(0);
 		default: lg_usage(stderr); exit(1);
 		}
@@ -1351,6 +1574,10 @@ static void lg_parse(struct lg_opts *o, int argc, char **argv)
 	if (o->workload != LG_CONN && o->clients > LG_MAX_CLIENTS) {
 		fprintf(stderr, "midge-loadgen: at most %d clients for %s\n", LG_MAX_CLIENTS,
 			lg_workload_name(o->workload));
+		exit(1);
+	}
+	if (o->tls && !o->cafile && !o->insecure) {
+		fprintf(stderr, "midge-loadgen: --tls needs --cafile FILE or --insecure\n");
 		exit(1);
 	}
 	if (o->label && strchr(o->label, ' ')) {
@@ -1467,6 +1694,8 @@ int main(int argc, char **argv)
 	}
 	lg_resolve(lg);
 	lg_setup(lg);
+	if (lg->o.tls)
+		lg_tls_setup(lg);
 	lg->rss_before_kb = lg_proc_status_kb(lg->o.broker_pid, "VmRSS");
 	lg->broker_cpu0 = lg->broker_cpu1 = -1;
 	lg->loop = uv_default_loop();
