@@ -25,6 +25,7 @@ static const struct engine_config config_defaults = {
 	.max_qos = 2,
 	.retain_available = true,
 	.max_sessions = ENGINE_DEFAULT_MAX_SESSIONS,
+	.max_subscriptions = ENGINE_DEFAULT_MAX_SUBSCRIPTIONS,
 	.max_retained_messages = ENGINE_DEFAULT_MAX_RETAINED,
 	.max_retained_bytes = ENGINE_DEFAULT_MAX_RETAINED_BYTES,
 	.check_payload_format = true,
@@ -90,6 +91,7 @@ void engine_free(struct engine *e)
 	topic_tree_free(e->tree);
 	retain_store_free(e->retained);
 	free(e->session_table);
+	free(e->sub_table);
 	free(e->heap);
 	free(e->hits);
 	free(e->retained_matches);

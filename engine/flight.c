@@ -57,13 +57,20 @@ struct slot *flight_find(struct session *s, uint16_t pid)
  * but an empty window takes any one message, or a message larger than
  * the bound could never go.
  */
+/* Room left under 2^32 for one message of the largest packet size. */
+#define FLIGHT_BYTES_MAX ((uint64_t)UINT32_MAX - (256u << 20))
 bool flight_room(const struct engine *e, const struct session *s, uint32_t w, size_t size)
 {
 	uint32_t span_max = w >= 32768 ? 65535 : (w < 8 ? 16 : 2 * w);
 	if (s->n_inflight >= w || s->flight_span >= span_max)
 		return false;
+	/* The counter is 32 bits (an idle session is 8 bytes smaller): with
+	 * no byte bound, or a larger one, a window still stops at
+	 * FLIGHT_BYTES_MAX. */
 	uint64_t max = e->cfg.max_inflight_bytes;
-	return !max || !s->flight_bytes || s->flight_bytes + size <= max;
+	if (!max || max > FLIGHT_BYTES_MAX)
+		max = FLIGHT_BYTES_MAX;
+	return !s->flight_bytes || s->flight_bytes + (uint64_t)size <= max;
 }
 
 /* Doubles the ring (from 8), keeping positions in order. Returns 0 or -1. */

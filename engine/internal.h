@@ -114,10 +114,12 @@ struct will {
 };
 
 struct sub {
-	struct sub *next;
-	uint8_t options;
+	struct sub *next, *prev; /* the session's list, newest first */
+	struct session *owner;
 	uint32_t sub_id;
+	uint32_t hv; /* sub_hash(owner, filter): its cell in engine.sub_table */
 	uint16_t len;
+	uint8_t options;
 	uint8_t filter[];
 };
 
@@ -171,13 +173,15 @@ struct session {
 	struct delivery *queue; /* ring */
 	uint16_t *rel;          /* set of incoming QoS 2 ids awaiting PUBREL (flight.c) */
 	uint64_t queue_bytes;
-	uint64_t flight_bytes; /* bytes of the messages in the ring (emsg_size) */
 	struct timer_node expiry_timer;
 	uint32_t cid_len;
 	uint32_t hash;
 	uint32_t expiry; /* seconds; EXPIRY_NEVER; 0 ends with the connection */
 	uint32_t n_subs;
 	uint32_t queue_cap, queue_head, queue_len;
+	uint32_t route_gen; /* route generation of the hit below */
+	uint32_t route_hit; /* index in engine.hits for this generation */
+	uint32_t flight_bytes; /* bytes of the messages in the ring (emsg_size); see flight_room() */
 	/* at most 65535 packet ids in flight either way */
 	uint16_t n_inflight;  /* live slots in the ring */
 	uint16_t flight_span; /* ring positions from the oldest to the newest, holes included */
@@ -187,8 +191,6 @@ struct session {
 	uint16_t n_unsent;  /* slots with unsent set ... */
 	uint16_t unsent_at; /* ... none before this position from the oldest */
 	uint8_t flight_cap_log2, rel_cap_log2;
-	uint32_t route_gen; /* route generation of the hit below */
-	uint32_t route_hit; /* index in engine.hits for this generation */
 	uint8_t version;
 	bool stored;      /* the store keeps it (expiry not 0): see session_store_save() */
 	struct subscriber subscriber; /* what the topic tree holds for it */
@@ -290,6 +292,13 @@ struct engine {
 	size_t broker_retained; /* topics the broker itself retains ($SYS): not held to the bound */
 	struct session **session_table;
 	uint32_t table_size, table_count;
+	/* Every session's subscriptions by (session, filter), open addressing
+	 * kept at most half full: a SUBSCRIBE or UNSUBSCRIBE entry is one probe,
+	 * not a scan of the session's list, so a client with many
+	 * subscriptions cannot make them quadratic. One table for all
+	 * sessions keeps an idle session free of it. */
+	struct sub **sub_table;
+	uint32_t sub_table_cap, sub_table_n;
 	struct engine_conn *conns;
 	struct timer_node **heap;
 	uint32_t nheap, cap_heap;
@@ -320,6 +329,9 @@ struct session *session_new(struct engine *e, const uint8_t *cid, size_t len);
 void session_destroy(struct engine *e, struct session *s);
 void session_expire(struct engine *e, struct session *s);
 void session_detach(struct engine *e, struct session *s, bool publish);
+
+/* subscribe.c */
+void sub_unlink(struct engine *e, struct sub *x);
 void session_take_over(struct engine *e, struct session *s, bool clean_start);
 
 /* message.c */

@@ -128,10 +128,9 @@ static void session_unsubscribe_all(struct engine *e, struct session *s)
 	for (x = s->subs; x; x = nx) {
 		nx = x->next;
 		topic_tree_unsubscribe(e->tree, x->filter, x->len, &s->subscriber);
+		sub_unlink(e, x);
 		free(x);
 	}
-	s->subs = NULL;
-	s->n_subs = 0;
 	e->st.subscriptions_count = topic_tree_count(e->tree);
 }
 

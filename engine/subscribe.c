@@ -7,17 +7,105 @@
 #include <stdlib.h>
 #include <string.h>
 
-static struct sub *sub_find(struct session *s, const uint8_t *f, size_t len, struct sub ***prev)
+/* ---- subscriptions by (session, filter): engine.sub_table ---------------- */
+
+static uint32_t sub_hash(const struct session *s, const uint8_t *f, size_t len)
 {
-	struct sub **pp = &s->subs;
-	for (; *pp; pp = &(*pp)->next) {
-		if ((*pp)->len == len && memcmp((*pp)->filter, f, len) == 0) {
-			if (prev)
-				*prev = pp;
-			return *pp;
-		}
+	uint32_t h = (uint32_t)((uintptr_t)s >> 4) * 2654435761u;
+	return engine_hash_bytes(f, len) ^ h;
+}
+
+static void sub_table_put(struct sub **t, uint32_t cap, struct sub *x)
+{
+	uint32_t mask = cap - 1;
+	uint32_t i = x->hv & mask;
+	while (t[i])
+		i = (i + 1) & mask;
+	t[i] = x;
+}
+
+/* Doubles the table (from 64). Returns 0 or -1, the table unchanged. */
+static int sub_table_grow(struct engine *e)
+{
+	uint32_t cap = e->sub_table_cap ? 2 * e->sub_table_cap : 64;
+	if (cap < e->sub_table_cap)
+		return -1;
+	struct sub **t = calloc(cap, sizeof *t);
+	if (!t)
+		return -1;
+	for (uint32_t i = 0; i < e->sub_table_cap; i++)
+		if (e->sub_table[i])
+			sub_table_put(t, cap, e->sub_table[i]);
+	free(e->sub_table);
+	e->sub_table = t;
+	e->sub_table_cap = cap;
+	return 0;
+}
+
+static struct sub *sub_find(struct engine *e, struct session *s, const uint8_t *f, size_t len)
+{
+	if (!e->sub_table_n)
+		return NULL;
+	uint32_t hv = sub_hash(s, f, len), mask = e->sub_table_cap - 1;
+	for (uint32_t i = hv & mask; e->sub_table[i]; i = (i + 1) & mask) {
+		struct sub *x = e->sub_table[i];
+		if (x->hv == hv && x->owner == s && x->len == len && memcmp(x->filter, f, len) == 0)
+			return x;
 	}
 	return NULL;
+}
+
+/* A new subscription of s to f[0..len), in s's list and the table; NULL
+ * without memory. */
+static struct sub *sub_new(struct engine *e, struct session *s, const uint8_t *f, size_t len)
+{
+	if (2 * (e->sub_table_n + 1) > e->sub_table_cap && sub_table_grow(e) < 0)
+		return NULL;
+	struct sub *x = malloc(sizeof *x + len);
+	if (!x)
+		return NULL;
+	x->len = (uint16_t)len;
+	memcpy(x->filter, f, len);
+	x->owner = s;
+	x->hv = sub_hash(s, f, len);
+	sub_table_put(e->sub_table, e->sub_table_cap, x);
+	e->sub_table_n++;
+	x->prev = NULL;
+	x->next = s->subs;
+	if (s->subs)
+		s->subs->prev = x;
+	s->subs = x;
+	s->n_subs++;
+	return x;
+}
+
+/* Takes x out of its session's list and the table (backward-shift
+ * deletion, so no tombstones pile up under subscribe/unsubscribe churn).
+ * The caller frees x. */
+void sub_unlink(struct engine *e, struct sub *x)
+{
+	struct session *s = x->owner;
+	if (x->prev)
+		x->prev->next = x->next;
+	else
+		s->subs = x->next;
+	if (x->next)
+		x->next->prev = x->prev;
+	s->n_subs--;
+	uint32_t mask = e->sub_table_cap - 1;
+	uint32_t i = x->hv & mask;
+	while (e->sub_table[i] != x)
+		i = (i + 1) & mask;
+	for (uint32_t j = (i + 1) & mask; e->sub_table[j]; j = (j + 1) & mask) {
+		uint32_t home = e->sub_table[j]->hv & mask;
+		/* the entry at j may move to i unless its home lies in (i, j] */
+		if (((j - home) & mask) >= ((j - i) & mask)) {
+			e->sub_table[i] = e->sub_table[j];
+			i = j;
+		}
+	}
+	e->sub_table[i] = NULL;
+	e->sub_table_n--;
 }
 
 static bool subscribe_is_shared(const uint8_t *f, size_t len)
@@ -52,28 +140,23 @@ static int subscribe_one(struct engine *e, struct engine_conn *c, const struct c
 	else if (!limits_acl_allows(e, &c->info, f, len, ENGINE_ACCESS_SUBSCRIBE))
 		rc = MQTT_RC_NOT_AUTHORIZED;
 	else {
-		struct sub *x = sub_find(s, f, len, NULL);
+		struct sub *x = sub_find(e, s, f, len);
 		bool isnew = !x;
 		uint8_t qos = en->qos > cfg->max_qos ? cfg->max_qos : en->qos;
 		uint8_t options = c->version == CODEC_V5 ? (uint8_t)((en->options & ~3u) | qos) : qos;
 		if (isnew && cfg->max_subscriptions && s->n_subs >= cfg->max_subscriptions) {
 			rc = MQTT_RC_QUOTA_EXCEEDED;
-		} else if (isnew && !(x = malloc(sizeof *x + len))) {
+		} else if (isnew && !(x = sub_new(e, s, f, len))) {
 			rc = MQTT_RC_UNSPECIFIED;
 		} else if (topic_tree_subscribe(e->tree, f, len, &s->subscriber, options, sub_id) < 0) {
-			if (isnew)
+			if (isnew) {
+				sub_unlink(e, x);
 				free(x);
+			}
 			rc = MQTT_RC_UNSPECIFIED;
 		} else {
 			/* [MQTT-3.8.4-3]: a subscription to the same filter is replaced */
-			if (isnew) {
-				x->len = (uint16_t)len;
-				memcpy(x->filter, f, len);
-				x->next = s->subs;
-				s->subs = x;
-				s->n_subs++;
-				*fresh = true;
-			}
+			*fresh = isnew;
 			x->options = options;
 			x->sub_id = sub_id;
 			if (s->stored) {
@@ -224,14 +307,12 @@ int unsubscribe_handle(struct engine *e, struct engine_conn *c, struct codec_pac
 	struct codec_buf f;
 	uint32_t pos = 0, i = 0;
 	while (i < n && codec_unsubscribe_next(un, &pos, &f) == 1) {
-		struct sub **prev;
-		struct sub *x = sub_find(s, f.p, f.len, &prev);
+		struct sub *x = sub_find(e, s, f.p, f.len);
 		uint8_t rc = MQTT_RC_NO_SUBSCRIPTION_EXISTED;
 		if (x) {
 			topic_tree_unsubscribe(e->tree, f.p, f.len, &s->subscriber);
-			*prev = x->next;
+			sub_unlink(e, x);
 			free(x);
-			s->n_subs--;
 			if (s->stored) {
 				struct midge_str id = session_id(s);
 				struct midge_str filter = {(const char *)f.p, f.len};

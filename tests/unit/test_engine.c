@@ -2035,6 +2035,81 @@ static void t_max_subscriptions(void)
 	stop();
 }
 
+/* One v5 packet with one topic: SUBSCRIBE (0x82, with options),
+ * UNSUBSCRIBE (0xa2) or QoS 0 PUBLISH (0x30, payload "x"), as hex. */
+static const char *one_topic5(uint8_t type, uint16_t pid, const char *topic, uint8_t opts)
+{
+	static char buf[512];
+	size_t tl = strlen(topic);
+	size_t rl = type == 0x30 ? tl + 4 : tl + 5 + (type == 0x82);
+	int n = snprintf(buf, sizeof buf, "%02x %02zx", type, rl);
+	if (type != 0x30)
+		n += snprintf(buf + n, sizeof buf - (size_t)n, " %02x %02x 00", pid >> 8, pid & 0xff);
+	n += snprintf(buf + n, sizeof buf - (size_t)n, " 00 %02zx", tl);
+	for (size_t k = 0; k < tl; k++)
+		n += snprintf(buf + n, sizeof buf - (size_t)n, " %02x", (unsigned char)topic[k]);
+	if (type == 0x82)
+		snprintf(buf + n, sizeof buf - (size_t)n, " %02x", opts);
+	else if (type == 0x30)
+		snprintf(buf + n, sizeof buf - (size_t)n, " 00 78");
+	return buf;
+}
+
+static void sub_exchange5(int i, uint8_t type, uint16_t pid, const char *topic, uint8_t opts, uint8_t rc)
+{
+	char ack[32];
+	snprintf(ack, sizeof ack, "%02x 04 %02x %02x 00 %02x", type == 0x82 ? 0x90 : 0xb0, pid >> 8,
+		 pid & 0xff, rc);
+	exchange(i, one_topic5(type, pid, topic, opts), ack);
+}
+
+/* Many subscriptions over two sessions that share filters: the
+ * engine-wide index must tell sessions apart, survive its growth and
+ * backward-shift deletion, and replace rather than duplicate. */
+static void t_many_subscriptions(void)
+{
+	struct engine_config d;
+	engine_config_default(&d);
+	CU_ASSERT_EQUAL(d.max_subscriptions, 10000);
+	start(NULL, NULL);
+	up5(0, "pub", 0x02, NULL);
+	up5(1, "a", 0x02, NULL);
+	up5(2, "b", 0x02, NULL);
+	char t[32];
+	for (int k = 0; k < 300; k++) {
+		snprintf(t, sizeof t, "t/%d", k);
+		sub_exchange5(1, 0x82, (uint16_t)(k + 1), t, 1, 1);
+		if (k < 100)
+			sub_exchange5(2, 0x82, (uint16_t)(k + 1), t, 0, 0);
+	}
+	CU_ASSERT_EQUAL(stats_now().subscriptions_count, 400);
+	sub_exchange5(1, 0x82, 1000, "t/5", 0, 0); /* replaced, not added */
+	CU_ASSERT_EQUAL(stats_now().subscriptions_count, 400);
+	sub_exchange5(2, 0xa2, 1001, "t/150", 0, 0x11); /* a's, not b's */
+	sub_exchange5(1, 0xa2, 1002, "t/150", 0, 0x00);
+	sub_exchange5(1, 0xa2, 1003, "t/150", 0, 0x11);
+	for (int k = 0; k < 100; k += 2) {
+		snprintf(t, sizeof t, "t/%d", k);
+		sub_exchange5(1, 0xa2, (uint16_t)(2000 + k), t, 0, 0x00);
+	}
+	CU_ASSERT_EQUAL(stats_now().subscriptions_count, 349);
+	for (int k = 0; k < 300; k++) {
+		snprintf(t, sizeof t, "t/%d", k);
+		char msg[512];
+		snprintf(msg, sizeof msg, "%s", one_topic5(0x30, 0, t, 0));
+		feed(0, msg);
+		expect(1, (k < 100 && k % 2 == 0) || k == 150 ? "" : msg);
+		expect(2, k < 100 ? msg : "");
+	}
+	/* a session's end takes all its entries out of the index */
+	gone(1, "test");
+	up5(1, "a", 0x02, NULL);
+	sub_exchange5(1, 0xa2, 1, "t/1", 0, 0x11);
+	sub_exchange5(2, 0xa2, 2, "t/1", 0, 0x00);
+	CU_ASSERT_EQUAL(stats_now().subscriptions_count, 99);
+	stop();
+}
+
 static void t_stats_and_events(void)
 {
 	start(NULL, NULL);
@@ -2518,6 +2593,7 @@ static const struct test_case routing_cases[] = {
 	{"PUBACK 0x10 no matching subscribers", t_puback_no_subscribers_v5},
 	{"MQTT-3.3.2-17 properties forwarded unchanged", t_properties_forwarded},
 	{"subscription and topic level limits", t_max_subscriptions},
+	{"many subscriptions, two sessions, one index", t_many_subscriptions},
 	{NULL, NULL},
 };
 static const struct test_case session_cases[] = {
