@@ -29,7 +29,7 @@ static int head_cache_shape(const struct engine *e, const struct engine_conn *c,
 {
 	bool v5 = c->version == CODEC_V5;
 	if (d->qos != 0 || e->fanout != m ||
-	    (v5 && (d->n_sub_ids || m->has_expiry || c->out_alias_max)))
+	    (v5 && (d->n_sub_ids || emsg_has_expiry(m) || c->out_alias_max)))
 		return -1;
 	return (int)((v5 ? 2u : 0u) | (d->retain ? 1u : 0u));
 }
@@ -66,7 +66,7 @@ static void publish_props(const struct engine *e, const struct emsg *m, const st
 			  uint16_t alias, struct codec_props *props)
 {
 	*props = m->props;
-	if (m->has_expiry) {
+	if (emsg_has_expiry(m)) {
 		props->present |= CODEC_PROP_BIT(CODEC_PROP_MESSAGE_EXPIRY);
 		props->message_expiry = emsg_remaining_expiry(e, m);
 	}
@@ -350,7 +350,7 @@ void session_drain(struct engine *e, struct session *s)
 			return;
 		struct delivery d;
 		session_dequeue(e, s, &d);
-		if (d.m->has_expiry && d.m->expire_at <= e->now) {
+		if (emsg_has_expiry(d.m) && d.m->expiry.at <= e->now) {
 			event_drop(e, s, d.m, d.qos, MIDGE_DROP_EXPIRED, "message expired while queued");
 			emsg_unref(d.m);
 			continue;

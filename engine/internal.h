@@ -79,6 +79,7 @@ enum tkind {
 	T_KEEPALIVE = 1,
 	T_WILL = 2,
 	T_EXPIRY = 3,
+	T_RETAINED = 4, /* a retained message's expiry */
 };
 
 struct timer_node {
@@ -91,11 +92,13 @@ struct emsg {
 	uint32_t refs;
 	uint8_t qos;
 	bool retain;
-	bool has_expiry;
 	uint16_t topic_len;
 	uint32_t props_len;
 	uint32_t origin_len;
-	uint64_t expire_at; /* ms, when has_expiry */
+	/* kind T_RETAINED: the message has an expiry, due at .at (ms); it is
+	 * scheduled while the retained store holds the message
+	 * (retained_set()). kind 0: no expiry. */
+	struct timer_node expiry;
 	uint64_t origin;    /* serial of the publishing session; 0 for the broker */
 	struct frame *payload;
 	struct codec_props props; /* forwardable ones; views into data */
@@ -104,6 +107,11 @@ struct emsg {
 	char *origin_id;
 	uint8_t data[];
 };
+
+static inline bool emsg_has_expiry(const struct emsg *m)
+{
+	return m->expiry.kind != 0;
+}
 
 /* A pending will: allocated only for sessions that have one. */
 struct will {
@@ -535,5 +543,7 @@ int rel_insert(struct session *s, uint16_t pid);
 bool rel_delete(struct session *s, uint16_t pid);
 
 void publish_store_retained(struct engine *e, const struct emsg *m, bool set);
+int retained_set(struct engine *e, const uint8_t *topic, size_t len, struct emsg *m);
+void retained_expire(struct engine *e, struct emsg *m);
 
 #endif

@@ -89,10 +89,10 @@ struct emsg *emsg_new(struct engine *e, const uint8_t *topic, size_t tlen,
 			return NULL;
 		}
 		if (CODEC_HAS_PROP(&m->props, CODEC_PROP_MESSAGE_EXPIRY)) {
-			m->has_expiry = true;
+			m->expiry.kind = T_RETAINED; /* has an expiry */
 			/* a will's deadline counts from its publication: set then */
 			if (!will)
-				m->expire_at = e->now + (uint64_t)m->props.message_expiry * 1000;
+				m->expiry.at = e->now + (uint64_t)m->props.message_expiry * 1000;
 		}
 		m->props.present &= FORWARD_PROPS;
 		m->props.sub_id_count = 0;
@@ -115,7 +115,7 @@ char *engine_dup_bytes(const void *p, size_t n)
  * 1: an expired message is dropped before it gets here) [MQTT-3.3.2-6]. */
 uint32_t emsg_remaining_expiry(const struct engine *e, const struct emsg *m)
 {
-	if (m->expire_at <= e->now)
+	if (m->expiry.at <= e->now)
 		return 1;
-	return (uint32_t)((m->expire_at - e->now + 999) / 1000);
+	return (uint32_t)((m->expiry.at - e->now + 999) / 1000);
 }

@@ -8,10 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/*
- * Accepts m from a client or the broker: retained store, event, routing.
- * Takes no reference of its own beyond what it stores.
- */
 /* Tells the store that the retained message of m's topic is now m (set)
  * or none. */
 void publish_store_retained(struct engine *e, const struct emsg *m, bool set)
@@ -22,6 +18,43 @@ void publish_store_retained(struct engine *e, const struct emsg *m, bool set)
 		emsg_view(m, &v, 0, false);
 	e->store.retained_set(e->store.ctx, &topic, set ? &v : NULL);
 }
+
+/*
+ * Sets (m) or clears (NULL) the retained message of topic, as
+ * retain_store_set() does, the store taking m's reference. While the
+ * store holds a message with an expiry, its deadline is in the heap, so
+ * it goes when it expires [MQTT-3.3.2-5], not when a SUBSCRIBE next finds
+ * it: a topic nobody subscribes to again does not keep its bytes forever.
+ */
+int retained_set(struct engine *e, const uint8_t *topic, size_t len, struct emsg *m)
+{
+	struct emsg *old = retain_store_get(e->retained, topic, len);
+	if (old)
+		timer_cancel(e, &old->expiry); /* before the store lets old go */
+	int rc = retain_store_set(e->retained, topic, len, m);
+	struct emsg *held = rc < 0 ? old : m;
+	/* Without memory for the heap, a SUBSCRIBE still finds it expired. */
+	if (held && emsg_has_expiry(held))
+		(void)timer_set(e, &held->expiry, held->expiry.at);
+	return rc;
+}
+
+/* The deadline of a retained message (T_RETAINED) has come. */
+void retained_expire(struct engine *e, struct emsg *m)
+{
+	emsg_ref(m); /* the store's reference goes in retained_set() */
+	if (retained_set(e, m->topic, m->topic_len, NULL) > 0) {
+		publish_store_retained(e, m, false);
+		event_message(e, MIDGE_EV_RETAIN_CLEAR, NULL, m, NULL, m->qos, 0, false, 0, "expired");
+	}
+	e->st.retained_count = retain_store_count(e->retained);
+	emsg_unref(m);
+}
+
+/*
+ * Accepts m from a client or the broker: retained store, event, routing.
+ * Takes no reference of its own beyond what it stores.
+ */
 
 /*
  * Whether a retained message of about size bytes for topic fits the
@@ -49,7 +82,7 @@ uint32_t publish_accept(struct engine *e, struct emsg *m, const struct midge_cli
 	if (m->retain && e->cfg.retain_available) {
 		if (m->payload->len == 0) {
 			/* [MQTT-3.3.1-6] [MQTT-3.3.1-7] */
-			if (retain_store_set(e->retained, m->topic, m->topic_len, NULL) > 0) {
+			if (retained_set(e, m->topic, m->topic_len, NULL) > 0) {
 				if (!from && e->broker_retained)
 					e->broker_retained--;
 				publish_store_retained(e, m, false);
@@ -60,7 +93,7 @@ uint32_t publish_accept(struct engine *e, struct emsg *m, const struct midge_cli
 			event_message(e, MIDGE_EV_DROP, from, m, NULL, m->qos, pid, dup,
 				      MIDGE_DROP_RETAINED_FULL,
 				      "retained store full: published, not retained");
-		} else if ((set = retain_store_set(e->retained, m->topic, m->topic_len, emsg_ref(m))) >= 0) {
+		} else if ((set = retained_set(e, m->topic, m->topic_len, emsg_ref(m))) >= 0) {
 			if (!from && set == 0)
 				e->broker_retained++;
 			/* [MQTT-3.3.1-5] ownership: the store holds the new reference */

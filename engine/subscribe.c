@@ -201,9 +201,9 @@ static void retained_send(struct engine *e, struct session *s, const uint8_t *f,
 		struct emsg *m = e->retained_matches[i];
 		struct midge_client cl;
 		session_client(s, &cl);
-		if (m->has_expiry && m->expire_at <= e->now) {
+		if (emsg_has_expiry(m) && m->expiry.at <= e->now) {
 			/* the store is not being walked here: safe to clear */
-			if (retain_store_set(e->retained, m->topic, m->topic_len, NULL) > 0) {
+			if (retained_set(e, m->topic, m->topic_len, NULL) > 0) {
 				publish_store_retained(e, m, false);
 				event_message(e, MIDGE_EV_RETAIN_CLEAR, NULL, m, NULL, m->qos, 0, false, 0,
 					      "expired");

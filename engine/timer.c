@@ -100,6 +100,9 @@ uint64_t engine_tick(struct engine *e, uint64_t now_ms)
 		case T_EXPIRY:
 			session_expire(e, container_of(t, struct session, expiry_timer));
 			break;
+		case T_RETAINED:
+			retained_expire(e, container_of(t, struct emsg, expiry));
+			break;
 		}
 	}
 	return e->nheap ? e->heap[0]->at : UINT64_MAX;

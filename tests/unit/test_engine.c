@@ -2327,6 +2327,33 @@ static void t_retained_expired(void)
 }
 
 
+/* A retained message goes when it expires, without a SUBSCRIBE to find
+ * it; replacing or clearing a topic takes the old message's deadline
+ * with it (under ASan a deadline left behind is a use after free). */
+static void t_retained_reaped(void)
+{
+	start(NULL, NULL);
+	up5(0, "pub", 0x02, NULL);
+	feed(0, "31 0d 00 03 61 2f 62 05 02 00 00 00 02 68 69"); /* a/b, 2 s */
+	feed(0, "31 0d 00 03 61 2f 63 05 02 00 00 00 01 68 69"); /* a/c, 1 s */
+	feed(0, "31 0d 00 03 61 2f 64 05 02 00 00 00 01 68 69"); /* a/d, 1 s */
+	feed(0, "31 08 00 03 61 2f 63 00 68 6f");                /* a/c again, no expiry */
+	feed(0, "31 06 00 03 61 2f 64 00");                      /* a/d cleared */
+	CU_ASSERT_EQUAL(stats_now().retained_count, 2);
+	NEVS = 0;
+	NOW += 1500;
+	CU_ASSERT_EQUAL(engine_tick(E, NOW), 1000000 + 2000);
+	CU_ASSERT_EQUAL(stats_now().retained_count, 2);
+	NOW += 600;
+	engine_tick(E, NOW);
+	CU_ASSERT_EQUAL(stats_now().retained_count, 1);
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_RETAIN_CLEAR, "a/b"), 1);
+	CU_ASSERT_EQUAL(NEVS, 1);
+	up4(1, "s1");
+	exchange(1, "82 08 00 01 00 03 61 2f 23 00", "90 03 00 01 00 31 07 00 03 61 2f 63 68 6f");
+	stop();
+}
+
 /* The in-flight slots (towards a subscriber) and the QoS 2 ids awaiting
  * PUBREL (from a publisher) start with room for 8 and grow: 40 of each
  * must all be kept, in order, and each completed exactly once. */
@@ -2647,6 +2674,7 @@ static const struct test_case more_cases[] = {
 	{"topic levels on PUBLISH 0x90", t_publish_too_deep_v5},
 	{"broker publish retained", t_broker_publish_retained},
 	{"MQTT-3.3.2-5 retained message expiry", t_retained_expired},
+	{"expired retained messages reaped on time", t_retained_reaped},
 	{"default in-flight windows", t_default_windows},
 	{"MQTT-2.3.1-2 packet id not reused while in flight", t_packet_id_not_reused},
 	{"oldest packet id held: the window stops at twice its size", t_packet_id_oldest_held},
