@@ -13,6 +13,7 @@
 #include "transport/broker.h"
 #include "transport/config.h"
 #include "transport/conn.h"
+#include "transport/iothr.h"
 #include "transport/log.h"
 #include "transport/passwd.h"
 
@@ -130,9 +131,12 @@ int midge_publish(struct midge *m, const char *topic, const void *payload, size_
 	int rc = engine_publish(m->engine, (const uint8_t *)topic, strlen(topic), payload, len,
 				(uint8_t)qos, retain, broker_now_ms());
 	/* May be called from an event callback, inside the engine: the
-	 * flush reads nothing. */
-	if (m->running)
+	 * engine hears of no end from this flush. */
+	if (m->running) {
 		conn_flush_dirty(m, false);
+		iothr_kick_all(m);
+		broker_keep_busy(m);
+	}
 	return rc < 0 ? -1 : 0;
 }
 

@@ -2,8 +2,11 @@
  * broker.h - the broker object (struct midge) the transport's rooms share,
  * and what each room offers the others:
  *
- *   conn.c      one connection while it lives: accept, read, frame, flush
- *   linger.c    how it ends: close, linger, teardown; its phases' time bounds
+ *   conn.c      a connection's engine half: accept, frame, output, time bounds
+ *   sock.c      its socket half, on an I/O thread: poll, read, write
+ *   linger.c    how the socket half ends: shut, linger, teardown
+ *   iothr.c     the I/O threads and the records between them and the engine
+ *   ioq.c       the record queue      chunk.c    input chunks
  *   xport.h     the connection-layer stack: tcp.c, tls.c
  *   rbuf.c      receive buffers        outq.c     output queues
  *   listener.c  listening sockets, accept
@@ -12,8 +15,10 @@
  *   loop.c      midge_run, tick, signals, reload, shutdown, ZeroMQ polling
  *   daemon.c    pid file, privileges   api.c      the midge_* embedding API
  *
- * One loop thread owns all of it. main.c uses broker_set_verbose() and
- * broker_first_port() beyond include/midge.h.
+ * The engine thread (the loop midge_run runs) owns all of it but the
+ * socket halves of connections, which their I/O threads own (iothr.h).
+ * main.c uses broker_set_verbose() and broker_first_port() beyond
+ * include/midge.h.
  */
 #ifndef MIDGE_TRANSPORT_BROKER_H
 #define MIDGE_TRANSPORT_BROKER_H
@@ -33,6 +38,7 @@
 
 struct conn;
 struct engine;
+struct iothr;
 struct passwd_db;
 struct tls_creds;
 
@@ -51,7 +57,8 @@ struct listener {
 	int fd;
 	int index; /* in conf.listeners */
 	int max_connections;
-	int count;
+	int count;    /* its connections: a closed listener is freed when the last ends */
+	bool closed;  /* its handle is closed (listeners_close): freed with the last connection */
 	uint16_t port;
 	bool paused; /* out of file descriptors: not polled until accept_pause fires */
 	char addr[INET6_ADDRSTRLEN];
@@ -72,14 +79,17 @@ struct midge {
 	struct listener *listeners;
 	struct conn_list pre;       /* accepted, waiting for CONNECT */
 	struct conn_list closing;   /* asked to close, flushing their output */
-	struct conn_list lingering; /* write side shut, discarding input */
-	struct conn *dirty;         /* output to flush in the check phase */
+	struct conn **dirty;        /* news for their I/O threads, passed on in the check phase */
+	int n_dirty, cap_dirty;
+	struct iothr **io;          /* the I/O threads (one inline with midge_io_threads 0) */
+	int n_io;
+	unsigned next_io;           /* round robin of accepted connections */
+	uv_async_t io_wake;         /* an I/O thread reported */
 	uv_check_t flush_check;
 	uv_idle_t busy; /* active while output is left: poll must not block */
 	uv_timer_t tick;
 	uv_timer_t shutdown_grace;
 	uv_timer_t accept_pause;
-	uv_timer_t linger_timer;
 	uv_poll_t hooks_polls[HOOKS_MAX_ENDPOINTS]; /* the ZeroMQ sockets' ZMQ_FD */
 	int n_hooks_polls;
 	uv_async_t stop_async;
@@ -126,6 +136,10 @@ void sys_clear(struct midge *m);
 /* daemon.c: the pid file and `user`. Each returns 0 or -1 after logging. */
 int daemon_write_pid(struct midge *m);
 int daemon_drop_privileges(struct midge *m);
+
+/* loop.c: the next loop pass comes without waiting in poll (work was
+ * queued from outside a loop callback's settling). */
+void broker_keep_busy(struct midge *m);
 
 /* -v: every log type, to stderr as well. */
 void broker_set_verbose(struct midge *m, bool on);

@@ -75,6 +75,7 @@ void conf_init(struct conf *c)
 	c->default_listener = -1;
 	c->max_connections = -1;
 	c->max_pending_connects = CONF_DEFAULT_MAX_PENDING;
+	c->io_threads = -1;
 	c->sys_interval = 10;
 	c->connect_timeout = 10;
 	c->max_output_bytes = 4u << 20;
@@ -545,6 +546,17 @@ int conf_set(struct conf *c, const char *key, const char *value, char *msg, size
 	int rc;
 	msg[0] = '\0';
 
+	if (strcmp(key, "midge_io_threads") == 0) {
+		uint64_t n;
+		if (strcmp(v, "auto") == 0) {
+			c->io_threads = -1;
+			return 0;
+		}
+		if (conf_parse_u64(v, 64, &n) < 0)
+			return conf_fail(msg, msglen, "midge_io_threads needs auto or 0..64, not '%s'", v);
+		c->io_threads = (int)n;
+		return 0;
+	}
 	if (strcmp(key, "listener") == 0) {
 		/* listener PORT [ADDRESS] */
 		char port[16] = "", addr[256] = "";

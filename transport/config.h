@@ -74,6 +74,7 @@ struct conf {
 
 	int max_connections;        /* global, -1 unlimited */
 	int max_pending_connects;   /* sockets waiting for CONNECT, 0 = no bound */
+	int io_threads;             /* midge_io_threads: -1 auto, 0 = sockets on the engine's loop */
 	uint32_t sys_interval;      /* seconds, 0 = no $SYS */
 	uint32_t connect_timeout;   /* seconds before CONNECT must arrive */
 	uint32_t tls_handshake_timeout; /* unused separately: counted in connect_timeout */

@@ -1,41 +1,41 @@
 /*
- * conn.c - one connection while it lives: accept, read and frame
- * (engine_conn_input, the engine's one framing loop), queue output, flush
- * it (one writev per flush through the layers), backpressure. How it
- * ends is linger.c.
+ * conn.c - a connection's engine half (see conn.h): accept, the input the
+ * I/O threads report framed by the engine (engine_conn_input, the one
+ * framing loop), output queued and handed to the I/O thread one batch at
+ * a time, backpressure, the held CONNECT, and the time bounds of waiting
+ * for CONNECT and of flushing before a close.
  *
- * Layers (xport.h) do the socket and TLS work; this file never knows
- * which layers a connection has.
+ * Everything this half wants from the socket it says in a record
+ * (iothr.h), and it says it from one place, conn_flush(): the flags
+ * record what should happen, conn_flush() turns them into records, so a
+ * record that cannot be queued now (out of memory) is simply said again
+ * next time.
  */
 #include "transport/conn.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <limits.h>
-#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include "codec/codec.h"
 #include "engine/engine.h"
 #include "transport/broker.h"
+#include "transport/iothr.h"
 #include "transport/log.h"
 #include "transport/outq.h"
 #include "transport/rbuf.h"
 #include "transport/tls.h"
 #include "transport/xport.h"
 
-#define READ_MAX_PER_WAKEUP (128u * 1024u) /* then other sockets get their turn */
-#define READS_PER_WAKEUP 32
-#if defined(IOV_MAX) && IOV_MAX < 1024
-#define CONN_IOV IOV_MAX
-#else
-#define CONN_IOV 1024
-#endif
+#define DRAIN_MAX 65536 /* records per conn_drain call: timers get their turn */
 
-static void conn_flush(struct conn *c);
+/* Why the engine half tore a connection down (conn.tear_why). */
+static const char *const conn_tear_reasons[] = {
+	NULL, "no CONNECT in time", "out of memory", "server shutting down",
+	"input while authenticating",
+};
 
 const char *conn_addr(const struct conn *c, char buf[INET6_ADDRSTRLEN])
 {
@@ -45,362 +45,463 @@ const char *conn_addr(const struct conn *c, char buf[INET6_ADDRSTRLEN])
 	return buf;
 }
 
-/* ---- polling and output bookkeeping ------------------------------------ */
-
-uint64_t conn_out_bytes(const struct conn *c)
+static inline struct iothr *conn_io(const struct midge *m, const struct conn *c)
 {
-	return (c->out ? c->out->q[0].bytes + c->out->q[1].bytes : 0) +
-	       c->xport->ops->queued(c->xport);
+	return m->io[c->io_index];
 }
 
-/*
- * Polls c for what it waits for now: readable while it may read (or
- * lingers); writable while output waits for the socket. Each change costs
- * libuv an epoll_ctl or two, so nothing is done when the mask is
- * unchanged.
- */
-void conn_poll_update(struct conn *c)
+static int conn_post(struct midge *m, struct conn *c, uint8_t op, uint8_t flag, void *p)
 {
-	if (conn_is_closed(c))
-		return;
-	unsigned want = (conn_can_read(c) || c->lingering ? UV_READABLE : 0) |
-			(c->writing ? UV_WRITABLE : 0);
-	if (want == c->events)
-		return;
-	int rc = want ? uv_poll_start(&c->poll, (int)want, conn_on_poll) : uv_poll_stop(&c->poll);
-	if (rc < 0) {
-		conn_teardown(c, uv_strerror(rc));
-		return;
-	}
-	c->events = want & 3u;
+	struct ioq_rec r = {.op = op, .flag = flag, .conn = c, .p = p};
+	return iothr_post(conn_io(m, c), &r);
 }
 
-void conn_mark_dirty(struct conn *c)
+/* Puts c on the list of connections whose news conn_flush() passes on. */
+static void conn_mark_dirty(struct midge *m, struct conn *c)
 {
 	if (c->dirty)
 		return;
+	if (m->n_dirty == m->cap_dirty) {
+		int ncap = m->cap_dirty ? m->cap_dirty * 2 : 256;
+		struct conn **nd = realloc(m->dirty, (size_t)ncap * sizeof(*nd));
+		if (!nd)
+			return; /* the next send or report marks it again */
+		m->dirty = nd;
+		m->cap_dirty = ncap;
+	}
 	c->dirty = true;
-	c->dirty_next = conn_midge(c)->dirty;
-	conn_midge(c)->dirty = c;
+	m->dirty[m->n_dirty++] = c;
 }
 
-void conn_stop_reading(struct conn *c)
+/* ---- the engine's phase lists (pre-CONNECT, closing) -------------------- */
+
+static void conn_list_append(struct conn_list *l, struct conn *c)
 {
-	if (c->read_stopped)
+	c->list_prev = l->tail;
+	c->list_next = NULL;
+	if (l->tail)
+		l->tail->list_next = c;
+	else
+		l->head = c;
+	l->tail = c;
+	l->n++;
+}
+
+static void conn_list_remove(struct conn_list *l, struct conn *c)
+{
+	if (c->list_prev)
+		c->list_prev->list_next = c->list_next;
+	else
+		l->head = c->list_next;
+	if (c->list_next)
+		c->list_next->list_prev = c->list_prev;
+	else
+		l->tail = c->list_prev;
+	c->list_prev = c->list_next = NULL;
+	l->n--;
+}
+
+/* Takes c off the engine's lists; the links then go to the I/O thread. */
+static void conn_leave_lists(struct midge *m, struct conn *c)
+{
+	if (c->in_pre) {
+		conn_list_remove(&m->pre, c);
+		c->in_pre = false;
+	}
+	if (c->in_grace) {
+		conn_list_remove(&m->closing, c);
+		c->in_grace = false;
+	}
+}
+
+/* ---- asking for the end ---------------------------------------------------- */
+
+void conn_close(struct midge *m, struct conn *c)
+{
+	if (c->closing || c->ending || c->gone)
 		return;
+	conn_leave_lists(m, c);
+	c->in_grace = true; /* the grace period bounds it now */
+	c->phase_since_ms = broker_rel_ms(m, broker_now_ms());
+	conn_list_append(&m->closing, c);
+	c->closing = true;
 	c->read_stopped = true;
-	conn_poll_update(c);
+	conn_mark_dirty(m, c);
 }
 
-/* A layer holds input the poller cannot see: read it from the check phase. */
-static void conn_want_pending(struct conn *c)
+void conn_teardown(struct midge *m, struct conn *c, const char *why)
 {
-	if (conn_can_read(c) && c->xport->ops->pending(c->xport)) {
-		c->read_pending = true;
-		conn_mark_dirty(c);
+	if (c->ending || c->gone)
+		return;
+	unsigned code = 0;
+	for (unsigned i = 1; i < sizeof(conn_tear_reasons) / sizeof(conn_tear_reasons[0]); i++)
+		if (why && strcmp(why, conn_tear_reasons[i]) == 0)
+			code = i;
+	c->tear = true;
+	c->tear_why = code & 7u;
+	c->read_stopped = true;
+	conn_mark_dirty(m, c);
+}
+
+/* The engine hears of the end (from the top of the loop only: it may
+ * publish a will, i.e. send to others). */
+static void conn_tell_engine(struct midge *m, struct conn *c, const char *why)
+{
+	if (c->ec) {
+		struct engine_conn *ec = c->ec;
+		c->ec = NULL;
+		engine_conn_closed(m->engine, ec, why, broker_now_ms());
 	}
-}
-
-/* A client paused for sending faster than it reads is read again once
- * its output has drained to half the bound. */
-static void conn_maybe_resume(struct conn *c)
-{
-	if (c->paused && conn_out_bytes(c) <= conn_midge(c)->conf.max_output_bytes / 2 &&
-	    !c->read_stopped && !c->closing && !conn_is_closed(c)) {
-		c->paused = false;
-		conn_poll_update(c);
-		conn_want_pending(c);
-	}
-}
-
-/* The queue new output goes to, or NULL on OOM. */
-static struct outq *conn_outq(struct conn *c)
-{
-	if (!c->out && !(c->out = outbox_get(&conn_midge(c)->outboxes)))
-		return NULL;
-	return &c->out->q[c->fill];
-}
-
-static void conn_outbox_trim(struct conn *c)
-{
-	if (c->out && !c->writing && c->out->q[0].n == 0 && c->out->q[1].n == 0) {
-		outbox_put(&conn_midge(c)->outboxes, c->out);
-		c->out = NULL;
-	}
-}
-
-int conn_send(struct conn *c, const uint8_t *head, size_t head_len, struct frame *tail,
-	      bool droppable)
-{
-	if (conn_is_closed(c) || c->lingering)
-		return -1;
-	if (droppable && conn_out_bytes(c) > conn_midge(c)->conf.max_output_bytes)
-		return -1;
-	struct outq *q = conn_outq(c);
-	if (!q || outq_copy(q, head, head_len) < 0 || outq_frame(q, tail) < 0) {
-		conn_teardown(c, "out of memory");
-		return -1;
-	}
-	conn_mark_dirty(c);
-	return 0;
 }
 
 /* ---- output -------------------------------------------------------------- */
 
-/*
- * Writes q[fill ^ 1] from out->written on: one writev of up to CONN_IOV
- * segments at a time through the layers (frames are referenced, never
- * copied) until it is all taken or the socket is full. Returns 1 when all
- * is taken, 0 when the rest waits for the socket, -1 when c was torn down.
- */
-static int conn_write_out(struct conn *c)
+static uint64_t conn_out_bytes(const struct conn *c)
 {
-	struct outbox *o = c->out;
-	if (!o)
-		return 1;
-	struct outq *q = &o->q[c->fill ^ 1];
-	struct iovec iov[CONN_IOV];
-	int fd = conn_fd(c);
-	while (!outq_done(q, o->written)) {
-		size_t total;
-		const char *why = "write error";
-		int cnt = outq_iov(q, o->written, iov, CONN_IOV, &total);
-		ssize_t n = c->xport->ops->writev(c->xport, fd, iov, cnt, &why);
-		if (n == XPORT_AGAIN)
-			return 0;
-		if (n < 0) {
-			conn_teardown(c, why);
-			return -1;
-		}
-		outq_advance(q, &o->written, (size_t)n);
-		if ((size_t)n < total)
-			return 0; /* the socket is full: writing again now would only get EAGAIN */
+	return c->out ? c->out->q[0].bytes + c->out->q[1].bytes : 0;
+}
+
+/* The queue new output goes to, or NULL on OOM. */
+static struct outq *conn_outq(struct midge *m, struct conn *c)
+{
+	if (!c->out && !(c->out = outbox_get(&m->outboxes)))
+		return NULL;
+	return &c->out->q[c->fill];
+}
+
+int conn_send(struct midge *m, struct conn *c, const uint8_t *head, size_t head_len,
+	      struct frame *tail, bool droppable)
+{
+	if (c->ending || c->gone || c->tear)
+		return -1;
+	if (droppable && conn_out_bytes(c) > m->conf.max_output_bytes)
+		return -1;
+	struct outq *q = conn_outq(m, c);
+	if (!q || outq_copy(q, head, head_len) < 0 || outq_frame(q, tail) < 0) {
+		conn_teardown(m, c, "out of memory");
+		return -1;
 	}
-	return 1;
+	conn_mark_dirty(m, c);
+	return 0;
 }
 
-/* q[fill ^ 1] is all written: its frames go, new output can be written. */
-static void conn_written(struct conn *c)
+/* Whether c's input should be read now. */
+static bool conn_wants_input(const struct conn *c)
 {
-	if (c->out)
-		outq_reset(&c->out->q[c->fill ^ 1], true);
-	c->writing = false;
+	return !c->held && !c->paused && !c->read_stopped && !c->closing;
 }
 
 /*
- * What the layers hold goes first, then q[fill] straight to the socket;
- * what the socket does not take stays in place (now q[fill ^ 1]) and is
- * written when the socket is writable, while new output fills the other
- * queue. With nothing left, a closing connection shuts its side.
+ * Passes c's news on to its I/O thread, in this order: the end it was
+ * asked for, output (one batch in flight at a time), whether to read.
+ * Returns false when c must stay on the dirty list (a record could not be
+ * queued, or an end waits for the top of the loop).
  */
-static void conn_flush(struct conn *c)
+static bool conn_flush(struct midge *m, struct conn *c, bool top_level)
 {
-	if (conn_is_closed(c) || c->lingering || c->writing)
-		return;
-	const char *why = NULL;
-	int rc = c->xport->ops->flush(c->xport, conn_fd(c), &why);
-	if (rc <= 0) {
-		if (rc < 0) {
-			conn_teardown(c, why);
-		} else {
+	if (c->gone) {
+		/* the I/O thread frees it; the engine must not touch it after */
+		return conn_post(m, c, IO_RELEASE, 0, NULL) == 0;
+	}
+	if (c->ending)
+		return true;
+	if (c->tear) {
+		const char *why = conn_tear_reasons[c->tear_why];
+		if (!top_level)
+			return false;
+		/* the links are the I/O thread's once the record is out */
+		conn_leave_lists(m, c);
+		if (conn_post(m, c, IO_TEARDOWN, 0, (void *)why) < 0)
+			return false;
+		c->ending = true;
+		conn_tell_engine(m, c, why);
+		return true;
+	}
+	if (!c->writing) {
+		struct outq *q = c->out ? &c->out->q[c->fill] : NULL;
+		if (q && q->n > 0) {
+			c->out->wq = c->fill;
+			if (conn_post(m, c, IO_WRITE, 0, NULL) < 0)
+				return false;
+			c->fill ^= 1;
 			c->writing = true;
-			conn_poll_update(c);
-		}
-		return;
-	}
-	struct outq *q = c->out ? &c->out->q[c->fill] : NULL;
-	if (!q || q->n == 0) {
-		conn_outbox_trim(c);
-		conn_maybe_resume(c);
-		if (c->closing)
-			conn_shut(c);
-		return;
-	}
-	c->out->written.seg = c->out->written.off = 0;
-	c->fill ^= 1;
-	c->writing = true;
-	rc = conn_write_out(c);
-	if (rc < 0)
-		return;
-	if (rc == 0) {
-		conn_poll_update(c);
-		return;
-	}
-	conn_written(c);
-	conn_flush(c); /* the layers' records, then what queued meanwhile */
-}
-
-/* The socket can take more. */
-static void conn_on_writable(struct conn *c)
-{
-	if (c->writing) {
-		int rc = conn_write_out(c);
-		if (rc <= 0)
-			return; /* torn down, or still full: keep polling for writable */
-		conn_written(c);
-		/* What queued meanwhile goes now, while the socket has room,
-		 * and the poll mask changes at most once. */
-		conn_flush(c);
-	}
-	conn_poll_update(c);
-}
-
-void conn_flush_dirty(struct midge *m, bool may_read)
-{
-	/* Flushing can dirty more connections (a write error closes one,
-	 * whose will goes to others), so drain until empty. */
-	struct conn *later = NULL;
-	int rounds = 0;
-	while (m->dirty && rounds++ < 8) {
-		struct conn *list = m->dirty;
-		m->dirty = NULL;
-		while (list) {
-			struct conn *c = list;
-			list = c->dirty_next;
-			c->dirty_next = NULL;
-			if (c->read_pending && !may_read) {
-				c->dirty_next = later; /* stays marked dirty */
-				later = c;
-				continue;
+		} else {
+			if (c->out && c->out->q[c->fill ^ 1].n == 0) {
+				outbox_put(&m->outboxes, c->out);
+				c->out = NULL;
 			}
+			if (c->closing) {
+				/* Everything is written: the I/O thread shuts
+				 * our side and lingers; the engine is done. */
+				if (!top_level)
+					return false;
+				conn_leave_lists(m, c);
+				if (conn_post(m, c, IO_CLOSE, 0, NULL) < 0)
+					return false;
+				c->ending = true;
+				conn_tell_engine(m, c, NULL);
+				return true;
+			}
+		}
+	}
+	bool want = conn_wants_input(c);
+	if (want != c->reading) {
+		if (conn_post(m, c, IO_READ, want, NULL) < 0)
+			return false;
+		c->reading = want;
+	}
+	return true;
+}
+
+void conn_flush_dirty(struct midge *m, bool top_level)
+{
+	/* Flushing tells the engine of ends, which may dirty others (a
+	 * will goes out): a few rounds, until none is left. */
+	for (int rounds = 0; m->n_dirty > 0 && rounds < 8; rounds++) {
+		int n = m->n_dirty, kept = 0;
+		for (int i = 0; i < n; i++) {
+			struct conn *c = m->dirty[i];
 			c->dirty = false;
-			if (c->read_pending) {
-				c->read_pending = false;
-				if (conn_can_read(c))
-					conn_on_poll(&c->poll, 0, UV_READABLE);
+			if (!conn_flush(m, c, top_level)) {
+				c->dirty = true;
+				m->dirty[kept++] = c; /* said again next time */
 			}
-			conn_flush(c);
 		}
-	}
-	while (later) {
-		struct conn *c = later;
-		later = c->dirty_next;
-		c->dirty_next = m->dirty;
-		m->dirty = c;
+		/* connections dirtied meanwhile were appended after n */
+		memmove(m->dirty + kept, m->dirty + n, (size_t)(m->n_dirty - n) * sizeof(*m->dirty));
+		m->n_dirty = kept + (m->n_dirty - n);
+		if (kept == m->n_dirty)
+			break; /* only the ones that wait are left */
 	}
 }
 
 /* ---- input --------------------------------------------------------------- */
 
-/* Frames what b holds (the one framing loop is the engine's) and keeps the
- * incomplete rest at its start. */
-static void conn_input(struct conn *c, struct rbuf *b)
+/* Leaves buf[used..n) (not in c's buffer) in c's buffer, with room for
+ * the incomplete packet it starts. Returns 0 or -1 on OOM. */
+static int conn_keep(struct midge *m, struct conn *c, const uint8_t *p, size_t len, size_t need)
 {
-	struct midge *m = conn_midge(c);
-	struct codec_feed feed;
-	int rc = engine_conn_input(m->engine, c->ec, b->data, b->len, broker_now_ms(), &feed);
-	if (rc < 0) {
-		conn_stop_reading(c);
-	} else if (rc == ENGINE_CONN_HELD) {
-		/* What follows the CONNECT waits in the buffer, bounded by the
-		 * pre-CONNECT limit, until conn_auth_done(). */
-		c->held = true;
-		conn_poll_update(c);
+	if (len == 0)
+		return 0;
+	if (rbuf_append(&m->rbufs, &c->rbuf, p, (uint32_t)len, (uint32_t)need) < 0) {
+		conn_teardown(m, c, "out of memory");
+		return -1;
 	}
-	rbuf_consume(b, (uint32_t)feed.used);
-	b->need = (uint32_t)feed.need;
-	if (c->in_pre && c->ec && engine_conn_version(c->ec) != 0)
-		conn_pre_leave(c);
-	if (!c->paused && !c->read_stopped && conn_out_bytes(c) > m->conf.max_output_bytes) {
-		/* The client sends faster than it reads its answers: stop
-		 * reading until its output drains (nothing blocks the loop). */
-		c->paused = true;
-		conn_poll_update(c);
-	}
-}
-
-void conn_auth_done(struct conn *c, int rc)
-{
-	if (!c->held || !c->ec || conn_is_closed(c))
-		return;
-	c->held = false;
-	/* Refused: the engine has queued the CONNACK and asked to close. */
-	if (engine_conn_auth_done(conn_midge(c)->engine, c->ec, rc, broker_now_ms()) == 0 &&
-	    c->rbuf && c->rbuf->len)
-		conn_input(c, c->rbuf);
-	conn_poll_update(c);
-	conn_want_pending(c);
-}
-
-/* A read ended the connection: n is 0 (EOF) or a layer's error. */
-static void conn_read_failed(struct conn *c, ssize_t n, const char *why)
-{
-	if (n == 0) {
-		why = "connection closed by client";
-	} else if (n == XPORT_REFUSED) {
-		char a[INET6_ADDRSTRLEN];
-		log_notice("connection from %s:%u refused: %s", conn_addr(c, a), c->port, why);
-	}
-	conn_teardown(c, why);
+	return 0;
 }
 
 /*
- * Reads what the top layer has into c's receive buffer and frames it:
- * until a read comes back short and the layers hold nothing more (the
- * socket is drained; polling is level-triggered, so anything that arrives
- * later wakes us again), but at most READS_PER_WAKEUP reads and
- * READ_MAX_PER_WAKEUP bytes, so one fast sender cannot starve the others.
- * The buffer comes from the pool and goes back when it is empty: an idle
- * connection holds none.
+ * Frames data[0..n) for c (data is c's own buffer, or bytes in an input
+ * chunk when c has no partial packet): every complete packet goes to the
+ * engine, the incomplete rest stays in c's buffer. A CONNECT held for its
+ * decision stops the framing; what followed it waits in the buffer.
  */
-static void conn_read(struct conn *c)
+static void conn_frame(struct midge *m, struct conn *c, const uint8_t *data, size_t n)
 {
-	struct midge *m = conn_midge(c);
-	int fd = conn_fd(c);
-	uint32_t total = 0;
-	for (int i = 0; i < READS_PER_WAKEUP && total < READ_MAX_PER_WAKEUP; i++) {
-		if (rbuf_reserve(&m->rbufs, &c->rbuf, c->rbuf ? c->rbuf->need : 0) < 0) {
-			conn_teardown(c, "out of memory");
-			return;
-		}
-		struct rbuf *b = c->rbuf;
-		size_t room = b->cap - b->len;
-		const char *why = NULL;
-		ssize_t n = c->xport->ops->read(c->xport, fd, b->data + b->len, room, &why);
-		if (n == XPORT_AGAIN)
-			break;
-		if (n <= 0) {
-			conn_read_failed(c, n, why);
-			return;
-		}
-		b->len += (uint32_t)n;
-		total += (uint32_t)n;
-		conn_input(c, b);
-		if (!conn_can_read(c) || ((size_t)n < room && !c->xport->ops->pending(c->xport)))
-			break;
-	}
-	if (conn_is_closed(c))
+	bool own = c->rbuf && data == c->rbuf->data;
+	struct codec_feed feed = {0};
+	int rc = engine_conn_input(m->engine, c->ec, data, n, broker_now_ms(), &feed);
+	if (rc < 0) {
+		c->read_stopped = true; /* the engine has asked to close */
+		rbuf_put(&m->rbufs, c->rbuf);
+		c->rbuf = NULL;
+		conn_mark_dirty(m, c);
 		return;
-	rbuf_release_if_empty(&m->rbufs, &c->rbuf);
-	if (c->xport->ops->queued(c->xport) > 0)
-		conn_mark_dirty(c); /* a layer answered by itself (a TLS handshake) */
-	conn_want_pending(c);
+	}
+	if (rc == ENGINE_CONN_HELD) {
+		c->held = true;
+		conn_mark_dirty(m, c);
+	}
+	if (own) {
+		rbuf_consume(c->rbuf, (uint32_t)feed.used);
+	} else if (conn_keep(m, c, data + feed.used, n - feed.used, feed.need) < 0) {
+		return;
+	}
+	if (c->rbuf) {
+		c->rbuf->need = (uint32_t)feed.need;
+		rbuf_release_if_empty(&m->rbufs, &c->rbuf);
+	}
+	if (c->in_pre && c->ec && engine_conn_version(c->ec) != 0) {
+		conn_list_remove(&m->pre, c);
+		c->in_pre = false;
+	}
+	if (!c->paused && conn_out_bytes(c) > m->conf.max_output_bytes) {
+		/* The client sends faster than it reads its answers: stop
+		 * reading until its output drains (nothing blocks the loop). */
+		c->paused = true;
+		conn_mark_dirty(m, c);
+	}
 }
 
-void conn_on_poll(uv_poll_t *h, int status, int events)
+/* Bytes read from c's socket. */
+static void conn_on_input(struct midge *m, struct conn *c, const uint8_t *p, uint32_t len)
 {
-	struct conn *c = (struct conn *)h;
-	if (status < 0) {
-		/* POLLERR: libuv stopped polling; the socket error says why
-		 * (a reset, mostly), as a read would have. */
-		int err = 0;
-		socklen_t len = sizeof(err);
-		if (getsockopt(conn_fd(c), SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err == 0)
-			err = EIO;
-		conn_teardown(c, uv_strerror(uv_translate_sys_error(err)));
+	if (c->gone || c->ending || c->tear || c->read_stopped || !c->ec)
+		return;
+	if (c->held) {
+		/* Read before the I/O thread heard to stop: kept, bounded
+		 * like anything before CONNECT is accepted. */
+		uint64_t bound = 2ull * engine_conn_max_packet(c->ec) + CHUNK_SIZE;
+		if ((c->rbuf ? c->rbuf->len : 0) + (uint64_t)len > bound)
+			conn_teardown(m, c, "input while authenticating");
+		else
+			conn_keep(m, c, p, len, 0);
 		return;
 	}
-	if (c->lingering) {
-		conn_linger_read(c);
-		return;
+	if (c->rbuf && c->rbuf->len > 0) {
+		if (conn_keep(m, c, p, len, c->rbuf->need) < 0)
+			return;
+		conn_frame(m, c, c->rbuf->data, c->rbuf->len);
+	} else {
+		conn_frame(m, c, p, len);
 	}
-	if (events & UV_WRITABLE)
-		conn_on_writable(c);
-	if ((events & UV_READABLE) && conn_can_read(c))
-		conn_read(c);
 }
 
-/* ---- accept and the broker-wide walks ---------------------------------- */
+void conn_auth_done(struct midge *m, struct conn *c, int rc)
+{
+	if (!c->held || !c->ec || c->gone || c->ending)
+		return;
+	c->held = false;
+	/* Refused: the engine has queued the CONNACK and asked to close. */
+	if (engine_conn_auth_done(m->engine, c->ec, rc, broker_now_ms()) == 0 && c->rbuf &&
+	    c->rbuf->len)
+		conn_frame(m, c, c->rbuf->data, c->rbuf->len);
+	conn_mark_dirty(m, c);
+}
+
+/* The handed queue is written: its frames go, the next batch can go. */
+static void conn_on_written(struct midge *m, struct conn *c)
+{
+	c->writing = false;
+	if (c->out)
+		outq_reset(&c->out->q[c->out->wq], true);
+	/* A client paused for sending faster than it reads is read again
+	 * once its output has drained to half the bound. */
+	if (c->paused && conn_out_bytes(c) <= m->conf.max_output_bytes / 2)
+		c->paused = false;
+	conn_mark_dirty(m, c);
+}
+
+/* The listener a connection was accepted from counts it until its end. */
+static void conn_listener_leave(struct conn *c)
+{
+	struct listener *l = c->listener;
+	c->listener = NULL;
+	if (l && --l->count == 0 && l->closed)
+		free(l);
+}
+
+/* The socket is gone: nothing more comes for c from its I/O thread. */
+static void conn_on_closed(struct midge *m, struct conn *c, const char *why)
+{
+	if (!c->ending)
+		conn_leave_lists(m, c); /* the engine still held the links */
+	conn_tell_engine(m, c, why);
+	c->gone = true;
+	c->writing = false;
+	outbox_put(&m->outboxes, c->out);
+	c->out = NULL;
+	rbuf_put(&m->rbufs, c->rbuf);
+	c->rbuf = NULL;
+	conn_listener_leave(c);
+	m->n_conns--;
+	if (!conn_io(m, c)->running) {
+		/* the thread has ended: nobody is left to free it */
+		sock_release(conn_io(m, c), c);
+	} else {
+		conn_mark_dirty(m, c); /* conn_flush says IO_RELEASE */
+	}
+	if (m->stopping && m->n_conns == 0)
+		uv_stop(&m->loop);
+}
+
+/* use_identity_as_username: the certificate's name, from the I/O thread. */
+static void conn_on_identity(struct midge *m, struct conn *c, char *name)
+{
+	if (c->ec && !c->gone && (!name || engine_conn_set_identity(c->ec, name) < 0))
+		conn_teardown(m, c, NULL);
+	free(name);
+}
+
+/* Input chunks are given back grouped: one atomic step per chunk per
+ * drain, not per read. */
+struct conn_chunk_run {
+	struct iothr *io;
+	struct chunk *chunk;
+	uint32_t n;
+};
+
+static void conn_chunk_flush(struct conn_chunk_run *run)
+{
+	if (run->chunk && chunk_put(&run->io->chunks, run->chunk, run->n) && run->io->running &&
+	    !run->io->inline_mode)
+		uv_async_send(&run->io->wake); /* it waited for a chunk */
+	run->chunk = NULL;
+	run->n = 0;
+}
+
+int conn_drain(struct midge *m)
+{
+	int done = 0;
+	for (int i = 0; i < m->n_io; i++) {
+		struct iothr *io = m->io[i];
+		struct conn_chunk_run run = {.io = io};
+		struct ioq_rec r;
+		while (done < DRAIN_MAX && ioq_pop(&io->out, &r)) {
+			struct conn *c = r.conn;
+			done++;
+			switch (r.op) {
+			case IO_INPUT:
+				conn_on_input(m, c, r.q, r.len);
+				if (run.chunk != r.p)
+					conn_chunk_flush(&run);
+				run.chunk = r.p;
+				run.n++;
+				break;
+			case IO_WRITTEN: conn_on_written(m, c); break;
+			case IO_CLOSED: conn_on_closed(m, c, r.p); break;
+			case IO_IDENTITY: conn_on_identity(m, c, r.p); break;
+			default: break;
+			}
+		}
+		conn_chunk_flush(&run);
+	}
+	if (done == DRAIN_MAX)
+		uv_async_send(&m->io_wake); /* more next pass */
+	return done;
+}
+
+/* ---- time bounds ----------------------------------------------------------- */
+
+void conn_expire(struct midge *m, uint64_t now)
+{
+	/* [MQTT-3.1.4-1]-adjacent housekeeping: a socket that never sends
+	 * CONNECT (or never finishes TLS) is closed after connect_timeout. */
+	uint64_t limit = (uint64_t)m->conf.connect_timeout * 1000u;
+	uint32_t rel = broker_rel_ms(m, now);
+	if (limit > UINT32_MAX)
+		limit = UINT32_MAX;
+	while (limit && m->pre.head && (uint32_t)(rel - m->pre.head->phase_since_ms) >= limit) {
+		struct conn *c = m->pre.head;
+		char a[INET6_ADDRSTRLEN];
+		log_notice("client %s:%u sent no CONNECT within %u s: closed", conn_addr(c, a), c->port,
+			   m->conf.connect_timeout);
+		conn_list_remove(&m->pre, c);
+		c->in_pre = false;
+		conn_teardown(m, c, "no CONNECT in time");
+	}
+	/* A client that does not read cannot hold a closing socket open:
+	 * what it has not taken after the grace period is dropped. */
+	while (m->closing.head &&
+	       (uint32_t)(rel - m->closing.head->phase_since_ms) > CLOSE_GRACE_MS) {
+		struct conn *c = m->closing.head;
+		conn_list_remove(&m->closing, c);
+		c->in_grace = false;
+		conn_teardown(m, c, NULL);
+	}
+}
+
+/* ---- accept ------------------------------------------------------------------ */
 
 /* Fills c's peer address from what accept() returned. */
 static void conn_set_peer(struct conn *c, const struct sockaddr_storage *ss)
@@ -419,11 +520,19 @@ static void conn_set_peer(struct conn *c, const struct sockaddr_storage *ss)
 	}
 }
 
-/* use_identity_as_username: the certificate's common name is the user. */
+/* use_identity_as_username, on the I/O thread at the end of the TLS
+ * handshake: the name goes to the engine ahead of any input. */
 static int conn_tls_identity(void *owner, const char *cn)
 {
 	struct conn *c = owner;
-	return cn && c->ec ? engine_conn_set_identity(c->ec, cn) : -1;
+	if (!cn)
+		return -1;
+	char *name = strdup(cn);
+	if (!name)
+		return -1;
+	struct ioq_rec r = {.op = IO_IDENTITY, .conn = c, .p = name};
+	iothr_report(sock_io(c), &r);
+	return 0;
 }
 
 static bool conn_over_limit(struct listener *l, const struct sockaddr_storage *ss)
@@ -462,12 +571,12 @@ void conn_accept(struct listener *l, int fd, const struct sockaddr_storage *ss)
 		return;
 	}
 	struct conn *c = calloc(1, sizeof(*c));
-	if (!c || uv_poll_init(&m->loop, &c->poll, fd) < 0) {
-		free(c);
+	if (!c) {
 		close(fd);
 		return;
 	}
-	m->n_conns++;
+	c->io_index = (uint8_t)(m->next_io++ % (unsigned)m->n_io);
+	struct iothr *io = conn_io(m, c);
 	c->xport = &tcp_xport;
 	conn_set_peer(c, ss);
 #ifndef __linux__
@@ -477,31 +586,35 @@ void conn_accept(struct listener *l, int fd, const struct sockaddr_storage *ss)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	}
 #endif
-	/* Polling first: conn_on_poll as the poll callback is what makes
-	 * the handle a connection for uv_walk. */
-	if (uv_poll_start(&c->poll, UV_READABLE, conn_on_poll) < 0) {
-		conn_teardown(c, NULL);
-		return;
-	}
-	c->events = UV_READABLE;
-	c->poll.data = l;
-	l->count++;
 	uint64_t now = broker_now_ms();
 	if (l->creds) {
-		struct xport *t = tls_xport_new(l->creds, c->xport, &m->rbufs, conn_tls_identity, c);
-		if (!t) {
-			conn_teardown(c, NULL);
-			return;
-		}
+		/* ownership: the layer is the I/O thread's from IO_ADOPT on */
+		struct xport *t = tls_xport_new(l->creds, c->xport, &io->rbufs, conn_tls_identity, c);
+		if (!t)
+			goto fail;
 		c->xport = t;
 	}
 	c->ec = engine_conn_open(m->engine, c, conn_addr(c, addr), c->port, l->creds != NULL, now);
-	if (!c->ec) {
-		conn_teardown(c, NULL);
-		return;
-	}
-	conn_pre_enter(c, now);
+	if (!c->ec)
+		goto fail;
+	struct ioq_rec r = {.op = IO_ADOPT, .conn = c, .len = (uint32_t)fd};
+	if (iothr_post(io, &r) < 0)
+		goto fail;
+	/* ownership: the socket and its layers belong to the I/O thread now */
+	m->n_conns++;
+	c->listener = l;
+	l->count++;
+	c->reading = true; /* an adopted socket is read */
+	c->phase_since_ms = broker_rel_ms(m, now);
+	c->in_pre = true;
+	conn_list_append(&m->pre, c);
 	if (log_enabled(CONF_LOG_DEBUG))
 		log_debug("new connection from %s:%u on port %u", addr, c->port, l->port);
+	return;
+fail:
+	if (c->ec)
+		engine_conn_closed(m->engine, c->ec, NULL, now);
+	xport_free(c->xport);
+	free(c);
+	close(fd);
 }
-

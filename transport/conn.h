@@ -1,12 +1,25 @@
 /*
- * conn.h - one client connection: its socket, its layer stack, its
- * receive buffer and output, and how it ends.
+ * conn.h - one client connection, in two halves that two threads own.
  *
- * Ending has two words. Close: the engine (or the broker) asks for the
- * connection to end once what is queued is written; the write side is
- * then shut and input is discarded for a while (lingering), so the peer
- * can read the DISCONNECT or CONNACK it was sent even if it is still
- * writing. Teardown: the socket is gone, now, whatever is queued.
+ * The engine half (conn.c, engine thread): the engine connection, the
+ * partial packet being assembled, the output queues, backpressure, the
+ * time bound of waiting for CONNECT and of flushing before a close.
+ * The socket half (sock.c and linger.c, the connection's I/O thread):
+ * the socket, its poll handle, the layer stack (TCP, TLS), reading into
+ * the thread's input chunks, writing the queue the engine handed over,
+ * and the end: shut, linger, teardown. With midge_io_threads 0 the
+ * "I/O thread" is the engine's own loop and nothing else changes.
+ *
+ * The halves talk only through the records of iothr.h, so neither ever
+ * waits for the other, and every record is a hand-off that orders what
+ * came before it (ioq.h). Fields are grouped by owner; the few a record
+ * hands over say so where they are declared.
+ *
+ * Ending has two words. Close: the engine asks for the connection to
+ * end once what is queued is written; the write side is then shut and
+ * input is discarded for a while (lingering), so the peer reads the
+ * DISCONNECT or CONNACK it was sent even if it is still writing.
+ * Teardown: the socket is gone, now, whatever is queued.
  */
 #ifndef MIDGE_TRANSPORT_CONN_H
 #define MIDGE_TRANSPORT_CONN_H
@@ -23,6 +36,7 @@
 #include "transport/broker.h"
 
 struct engine_conn;
+struct iothr;
 struct listener;
 struct midge;
 struct outbox;
@@ -31,122 +45,138 @@ struct xport;
 
 #define CLOSE_GRACE_MS 5000 /* a closing connection's output gets this long */
 #define LINGER_MS 1500      /* then its input is discarded this long at most */
-#define LINGER_MAX 256      /* lingering connections; over it the oldest goes */
+#define LINGER_MAX 256      /* lingering connections in all; over it the oldest goes */
 
 /*
- * The transport reads and writes the socket itself (through the layer
- * stack) and libuv only polls it: a uv_poll_t is 88 bytes smaller than a
- * uv_tcp_t, and an idle connection is mostly this record. Fields are
- * ordered by size: 248 bytes, a 256-byte malloc chunk.
+ * 248 bytes, a 256-byte malloc chunk: an idle connection is mostly this
+ * record (the poll handle is 88 bytes smaller than a uv_tcp_t; the peer
+ * address is binary; buffers and output queues are pooled and held only
+ * while there is something in them).
  */
 struct conn {
-	/* first: poll.data is not needed to find the conn, so it holds the
-	 * struct listener accepted from (NULL once the listener is gone);
-	 * poll.poll_cb == conn_on_poll tells a connection in uv_walk */
-	uv_poll_t poll;
-	struct engine_conn *ec; /* NULL once the engine was told the end */
-	struct conn *list_prev, *list_next; /* on midge.pre, .closing or .lingering */
-	struct conn *dirty_next;
-	struct rbuf *rbuf;    /* the top layer's bytes not yet framed */
+	/* ---- the socket half: the I/O thread's ---- */
+	uv_poll_t poll;        /* on the I/O thread's loop; poll.data is that struct iothr */
+	struct xport *xport;   /* top of the layer stack (&tcp_xport for plain TCP) */
+
+	/* ---- the engine half: the engine thread's ---- */
+	struct engine_conn *ec;     /* NULL once the engine was told the end */
+	struct listener *listener;  /* accepted from: counted there until the end */
+	struct rbuf *rbuf;          /* a packet cut by the end of a read; input held behind a CONNECT */
+	/* Output: q[fill] takes new output, q[fill ^ 1] is the one handed
+	 * to the I/O thread (IO_WRITE) until it says written. out itself
+	 * does not change while a write is in flight, so the I/O thread
+	 * reads it then. */
 	struct outbox *out;
-	struct xport *xport;  /* top of the layer stack (&tcp_xport for plain TCP) */
-	const char *why;      /* why the socket closes, for engine_conn_closed */
-	/* broker_rel_ms() when the connection entered its current time-bounded
-	 * phase: waiting for CONNECT (in_pre, connect_timeout), flushing a
-	 * close (in_grace, CLOSE_GRACE_MS) or lingering (LINGER_MS). A
-	 * connection is in at most one of them, so one time serves all three. */
-	uint32_t phase_since_ms;
-	uint8_t addr[16]; /* binary: text only when logged (saves 30 bytes a connection) */
+
+	/* ---- handed over ----
+	 * The phase list links and the phase start time belong to the
+	 * engine (waiting for CONNECT, flushing before a close) until it
+	 * posts IO_CLOSE or IO_TEARDOWN, then to the I/O thread (shutting,
+	 * lingering). A connection is on at most one list. */
+	struct conn *list_prev, *list_next;
+	uint32_t phase_since_ms; /* broker_rel_ms() when the current time-bounded phase began */
+
+	/* ---- set at accept, read by both ---- */
+	uint8_t addr[16]; /* IPv6 (16) or IPv4 (4 bytes) address, binary */
 	uint16_t port;
-	uint8_t fill : 1;         /* out->q[fill] takes new output */
-	uint8_t in_pre : 1, dirty : 1;
-	uint8_t closing : 1;      /* close asked: flush, shut, linger */
-	uint8_t in_grace : 1;     /* on midge.closing */
-	uint8_t writing : 1;      /* output waits for the socket to be writable */
-	uint8_t read_stopped : 1; /* protocol error or close: never read again */
-	uint8_t paused : 1;       /* output over the bound: read again once drained */
-	uint8_t events : 2;       /* UV_READABLE | UV_WRITABLE being polled for */
-	uint8_t af_known : 1, af6 : 1; /* addr holds an IPv6 (16) or IPv4 (4 bytes) address */
-	uint8_t lingering : 1;    /* write side shut, input discarded */
-	uint8_t read_pending : 1; /* a layer holds input the poller cannot see */
-	uint8_t held : 1;         /* CONNECT awaits its authentication decision */
+	uint8_t io_index; /* which I/O thread owns the socket half */
+	uint8_t af_known : 1, af6 : 1;
+	unsigned : 0;     /* the halves' flags are separate memory locations */
+
+	/* engine flags */
+	uint16_t fill : 1;
+	uint16_t dirty : 1;        /* on midge.dirty: output or a state change to pass on */
+	uint16_t writing : 1;      /* an IO_WRITE is out, IO_WRITTEN not back yet */
+	uint16_t in_pre : 1;       /* on midge.pre: waiting for CONNECT */
+	uint16_t in_grace : 1;     /* on midge.closing: close asked, output still flushing */
+	uint16_t closing : 1;      /* close asked: flush, then IO_CLOSE */
+	uint16_t ending : 1;       /* IO_CLOSE or IO_TEARDOWN posted: nothing more to the socket */
+	uint16_t gone : 1;         /* IO_CLOSED received: freed once off the dirty list */
+	uint16_t read_stopped : 1; /* protocol error or close: input is discarded */
+	uint16_t paused : 1;       /* output over the bound: not read until it drains */
+	uint16_t held : 1;         /* CONNECT awaits its authentication decision */
+	uint16_t reading : 1;      /* what the I/O thread was last told (IO_READ) */
+	uint16_t tear : 1;         /* teardown asked: IO_TEARDOWN to say */
+	uint16_t tear_why : 3;     /* why, an index in conn.c's reasons */
+	unsigned : 0;
+
+	/* socket flags */
+	uint16_t events : 2;        /* UV_READABLE | UV_WRITABLE being polled for */
+	uint16_t rd_on : 1;         /* the engine lets it be read */
+	uint16_t wr_busy : 1;       /* writing the handed queue, waiting for writable */
+	uint16_t shutting : 1;      /* IO_CLOSE: our side is being shut */
+	uint16_t lingering : 1;     /* write side shut, input discarded */
+	uint16_t read_pending : 1;  /* a layer holds input the poller cannot see */
+	uint16_t starved : 1;       /* no input chunk: waits for one */
+	uint16_t flush_wait : 1;    /* a layer holds output (TLS records): waiting for writable */
+	uint16_t torn : 1;          /* uv_close called, IO_CLOSED posted */
+	uint16_t close_done : 1;    /* libuv's close callback has run */
+	uint16_t released : 1;      /* IO_RELEASE came: freed by the close callback */
 };
 
+/* ---- the engine half (conn.c) ---- */
+
 /* Takes over fd, just accepted on l from ss: refuses it (max_connections,
- * shutdown) or opens its layers and engine connection and polls it. */
+ * shutdown) or opens its layers and engine connection and hands the
+ * socket to an I/O thread. */
 void conn_accept(struct listener *l, int fd, const struct sockaddr_storage *ss);
 
 /* Queues head (copied) and tail (referenced) on c; see engine_io.send. */
-int conn_send(struct conn *c, const uint8_t *head, size_t head_len, struct frame *tail,
-	      bool droppable);
+int conn_send(struct midge *m, struct conn *c, const uint8_t *head, size_t head_len,
+	      struct frame *tail, bool droppable);
 /* The decision on c's held CONNECT (engine_conn_auth_done(): 0 accepts,
  * a reason code refuses): on acceptance the input that arrived behind the
  * CONNECT is framed and reading resumes. For authentication sources that
  * answer later (ENGINE_AUTH_PENDING). */
-void conn_auth_done(struct conn *c, int rc);
+void conn_auth_done(struct midge *m, struct conn *c, int rc);
 /* Close c: stop reading, flush, shut the write side, linger. */
-void conn_close(struct conn *c);
-/* The socket goes now; the engine hears it from the close callback. */
-void conn_teardown(struct conn *c, const char *why);
+void conn_close(struct midge *m, struct conn *c);
+/* The socket goes now; the engine hears it when the I/O thread says so. */
+void conn_teardown(struct midge *m, struct conn *c, const char *why);
 
-/* Flushes every connection with new output (and reads those whose layer
- * holds input) until none is left. may_read is false when the caller may
- * be inside the engine: reads then wait for the next loop pass. */
-void conn_flush_dirty(struct midge *m, bool may_read);
-/* Tells the engine about connections that started lingering (from a
- * top-level callback only). Returns how many. */
-int conn_lingering_notify(struct midge *m);
-/* Tears down every lingering connection (descriptors are short).
- * Returns how many. */
-int conn_linger_drop(struct midge *m);
+/* Passes every connection's news to its I/O thread (output, reading on or
+ * off, the end). top_level is false when the caller may be inside the
+ * engine: the engine is then not told of ends until the next pass. */
+void conn_flush_dirty(struct midge *m, bool top_level);
+/* Handles what the I/O threads reported (input, output written, ends).
+ * Returns how many records it handled. */
+int conn_drain(struct midge *m);
 /* Tick: connections past connect_timeout without CONNECT, and closing
  * ones past CLOSE_GRACE_MS, are torn down. */
 void conn_expire(struct midge *m, uint64_t now);
-/* Every connection: forget its listener / tear it down. */
-void conn_forget_listeners(struct midge *m);
-void conn_teardown_all(struct midge *m, const char *why);
 
-/* ---- shared by conn.c and linger.c, the two halves of a connection ---- */
-
-/* The broker of c: its loop is the one embedded in struct midge (one
- * pointer less per connection than keeping it). */
-static inline struct midge *conn_midge(const struct conn *c)
-{
-	return (struct midge *)(void *)((char *)c->poll.loop - offsetof(struct midge, loop));
-}
-
-/* The socket of c, -1 once it is torn down. */
-static inline int conn_fd(const struct conn *c)
-{
-	uv_os_fd_t fd;
-	return uv_fileno((const uv_handle_t *)&c->poll, &fd) == 0 ? fd : -1;
-}
-
-static inline bool conn_is_closed(const struct conn *c)
-{
-	return uv_is_closing((const uv_handle_t *)&c->poll);
-}
-
-static inline bool conn_can_read(const struct conn *c)
-{
-	return c->ec && !c->read_stopped && !c->paused && !c->held && !c->closing && !c->lingering &&
-	       !conn_is_closed(c);
-}
-
-/* conn.c */
-void conn_on_poll(uv_poll_t *h, int status, int events);
-void conn_poll_update(struct conn *c);
-void conn_mark_dirty(struct conn *c);
-void conn_stop_reading(struct conn *c);
-uint64_t conn_out_bytes(const struct conn *c);
 /* c's peer address as text into buf, "" when it is not known. */
 const char *conn_addr(const struct conn *c, char buf[INET6_ADDRSTRLEN]);
 
+/* ---- the socket half (sock.c, linger.c), on c's I/O thread ---- */
+
+/* The engine's records, one at a time (iothr.c dispatches them). */
+void sock_adopt(struct iothr *io, struct conn *c, int fd);
+void sock_write(struct iothr *io, struct conn *c);
+void sock_set_reading(struct iothr *io, struct conn *c, bool on);
+void sock_close(struct iothr *io, struct conn *c);
+void sock_teardown(struct iothr *io, struct conn *c, const char *why);
+void sock_release(struct iothr *io, struct conn *c);
+/* Reads the connections whose layers hold input. */
+void sock_read_pending(struct iothr *io);
+/* Input chunks came back: the connections that waited for one are read. */
+void sock_retry_starved(struct iothr *io);
+/* Every socket of the thread's loop goes now (shutdown). */
+void sock_teardown_all(struct iothr *io, const char *why);
+
 /* linger.c */
-void conn_pre_enter(struct conn *c, uint64_t now);
-void conn_pre_leave(struct conn *c);
-/* Shuts our side (all written); then lingers, or waits for writable. */
-void conn_shut(struct conn *c);
-void conn_linger_read(struct conn *c);
+void sock_shut(struct iothr *io, struct conn *c);
+void sock_linger_read(struct iothr *io, struct conn *c);
+/* Tears down every lingering connection of io (descriptors are short).
+ * Returns how many. */
+int sock_linger_drop(struct iothr *io);
+void sock_poll_update(struct iothr *io, struct conn *c);
+void sock_on_poll(uv_poll_t *h, int status, int events);
+
+/* The I/O thread that owns c's socket (valid once adopted, on it). */
+static inline struct iothr *sock_io(const struct conn *c)
+{
+	return c->poll.data;
+}
 
 #endif

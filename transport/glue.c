@@ -15,16 +15,14 @@
 static int io_send(void *ctx, void *handle, const uint8_t *head, size_t head_len,
 		   struct frame *tail, bool droppable)
 {
-	(void)ctx;
-	return handle ? conn_send(handle, head, head_len, tail, droppable) : -1;
+	return handle ? conn_send(ctx, handle, head, head_len, tail, droppable) : -1;
 }
 
 /* engine_io.close: flush, shut, linger (conn_close). */
 static void io_close(void *ctx, void *handle)
 {
-	(void)ctx;
 	if (handle)
-		conn_close(handle);
+		conn_close(ctx, handle);
 }
 
 static void io_event(void *ctx, const struct midge_event *ev)

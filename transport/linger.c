@@ -1,44 +1,45 @@
 /*
- * linger.c - how a connection ends, and the time bounds of its phases.
+ * linger.c - how a connection's socket half ends, on its I/O thread.
  *
- * Close (conn_close): reading stops, output is flushed within
- * CLOSE_GRACE_MS, our side is shut top layer down (TLS close_notify, TCP
- * FIN), then the connection lingers: input is discarded until the peer
- * closes or LINGER_MS pass, so a peer still writing reads what it was
- * sent instead of a reset. Teardown (conn_teardown): the socket goes now.
- * Also the phase lists, each oldest first, so the tick looks at the heads
- * only: accepted and waiting for CONNECT (connect_timeout), closing
- * (CLOSE_GRACE_MS), lingering (LINGER_MS, at most LINGER_MAX).
- *
- * Connections are freed only from libuv close callbacks, so an engine
- * callback (send, close) never sees a connection disappear under it, and
- * the engine hears about an end only from a top-level loop callback.
+ * Close (IO_CLOSE, once everything the engine queued is written): our
+ * side is shut top layer down (TLS close_notify, TCP FIN), then the
+ * connection lingers: input is discarded until the peer closes or
+ * LINGER_MS pass, so a peer still writing reads what it was sent instead
+ * of a reset. Shutting and lingering connections are on the thread's
+ * list, oldest first, at most LINGER_MAX; a timer bounds them.
+ * Teardown: the socket goes now; the engine hears IO_CLOSED at once, and
+ * the record is freed when both libuv's close callback has run and the
+ * engine has said IO_RELEASE (it may still have records for it on the
+ * way), whichever comes last.
  */
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
-#include "engine/engine.h"
 #include "transport/broker.h"
 #include "transport/conn.h"
+#include "transport/iothr.h"
 #include "transport/log.h"
 #include "transport/xport.h"
 
 #define LINGER_READS 16 /* discarding reads per wakeup of a lingering socket */
 
-/* Whether h is a connection's poll handle (the loop also holds listeners,
- * timers, signals, ZeroMQ polls). */
-static struct conn *conn_of_handle(uv_handle_t *h)
+static int sock_fd(const struct conn *c)
 {
-	if (h->type != UV_POLL || ((uv_poll_t *)h)->poll_cb != conn_on_poll)
-		return NULL;
-	return (struct conn *)h;
+	uv_os_fd_t fd;
+	return uv_fileno((const uv_handle_t *)&c->poll, &fd) == 0 ? fd : -1;
 }
 
-/* ---- phase lists -------------------------------------------------------- */
+static uint32_t linger_now(void)
+{
+	return (uint32_t)(uv_hrtime() / 1000000u);
+}
 
-static void conn_list_append(struct conn_list *l, struct conn *c)
+/* ---- the thread's list of ending connections --------------------------- */
+
+static void linger_append(struct conn_list *l, struct conn *c)
 {
 	c->list_prev = l->tail;
 	c->list_next = NULL;
@@ -50,7 +51,7 @@ static void conn_list_append(struct conn_list *l, struct conn *c)
 	l->n++;
 }
 
-static void conn_list_remove(struct conn_list *l, struct conn *c)
+static void linger_remove(struct conn_list *l, struct conn *c)
 {
 	if (c->list_prev)
 		c->list_prev->list_next = c->list_next;
@@ -64,126 +65,77 @@ static void conn_list_remove(struct conn_list *l, struct conn *c)
 	l->n--;
 }
 
-/* Takes c off whichever phase list it is on. */
-static void conn_leave_lists(struct conn *c)
+static void linger_on_timer(uv_timer_t *t);
+
+/* Runs the timer for the oldest ending connection. */
+static void linger_schedule(struct iothr *io, uint32_t now)
 {
-	struct midge *m = conn_midge(c);
-	if (c->in_pre) {
-		conn_list_remove(&m->pre, c);
-		c->in_pre = false;
+	if (!io->lingering.head) {
+		uv_timer_stop(&io->linger_timer);
+		return;
 	}
-	if (c->in_grace) {
-		conn_list_remove(&m->closing, c);
-		c->in_grace = false;
-	}
-	if (c->lingering) {
-		conn_list_remove(&m->lingering, c);
-		c->lingering = false; /* torn down: the flag has done its work */
-	}
+	uint32_t age = now - io->lingering.head->phase_since_ms;
+	uint32_t wait = age >= LINGER_MS ? 1 : LINGER_MS - age;
+	uv_timer_start(&io->linger_timer, linger_on_timer, wait, 0);
 }
 
-void conn_pre_enter(struct conn *c, uint64_t now)
+static void linger_on_timer(uv_timer_t *t)
 {
-	c->phase_since_ms = broker_rel_ms(conn_midge(c), now);
-	c->in_pre = true;
-	conn_list_append(&conn_midge(c)->pre, c);
+	struct iothr *io = t->data;
+	uint32_t now = linger_now();
+	while (io->lingering.head && now - io->lingering.head->phase_since_ms >= LINGER_MS)
+		sock_teardown(io, io->lingering.head, NULL);
+	linger_schedule(io, now);
 }
 
-void conn_pre_leave(struct conn *c)
+/* ---- the end --------------------------------------------------------------- */
+
+/* Frees c: both the close callback and IO_RELEASE have come. */
+static void sock_free(struct iothr *io, struct conn *c)
 {
-	if (c->in_pre) {
-		conn_list_remove(&conn_midge(c)->pre, c);
-		c->in_pre = false;
+	if (c->read_pending) {
+		/* rare: still queued for a read that will never happen */
+		struct conn_vec *vecs[2] = {&io->pending, &io->starved};
+		for (int k = 0; k < 2; k++)
+			for (int i = 0; i < vecs[k]->n; i++)
+				if (vecs[k]->v[i] == c)
+					vecs[k]->v[i--] = vecs[k]->v[--vecs[k]->n];
 	}
+	xport_free(c->xport);
+	free(c);
 }
 
-/* ---- the end: close, linger, teardown ---------------------------------- */
-
-static void conn_on_close(uv_handle_t *h)
+static void sock_on_closed(uv_handle_t *h)
 {
 	struct conn *c = (struct conn *)h;
-	struct midge *m = conn_midge(c);
-	if (c->ec) {
-		struct engine_conn *ec = c->ec;
-		c->ec = NULL;
-		engine_conn_closed(m->engine, ec, c->why, broker_now_ms());
-	}
-	conn_leave_lists(c);
-	struct listener *lis = c->poll.data;
-	if (lis)
-		lis->count--;
-	m->n_conns--;
-	outbox_put(&m->outboxes, c->out);
-	rbuf_put(&m->rbufs, c->rbuf);
-	xport_free(c->xport);
-	/* A dirty connection is still on the dirty list: unlink it (rare:
-	 * the check phase flushes the list before close callbacks run). */
-	if (c->dirty) {
-		struct conn **pp = &m->dirty;
-		while (*pp && *pp != c)
-			pp = &(*pp)->dirty_next;
-		if (*pp)
-			*pp = c->dirty_next;
-	}
-	free(c);
-	conn_flush_dirty(m, true);
-	if (m->stopping && m->n_conns == 0)
-		uv_stop(&m->loop);
+	c->close_done = true;
+	if (c->released)
+		sock_free(sock_io(c), c);
 }
 
-void conn_teardown(struct conn *c, const char *why)
+void sock_release(struct iothr *io, struct conn *c)
 {
-	if (conn_is_closed(c))
+	c->released = true;
+	if (c->close_done)
+		sock_free(io, c);
+}
+
+void sock_teardown(struct iothr *io, struct conn *c, const char *why)
+{
+	if (c->torn)
 		return;
-	int fd = conn_fd(c);
-	if (!c->why)
-		c->why = why;
-	c->closing = true;
-	conn_leave_lists(c);
+	int fd = sock_fd(c);
+	c->torn = true;
+	if (c->shutting || c->lingering)
+		linger_remove(&io->lingering, c);
 	/* libuv stops polling the socket in uv_close but leaves it open:
-	 * it is closed here, once, after libuv has let go of it. */
-	uv_close((uv_handle_t *)&c->poll, conn_on_close);
+	 * it is closed here, once, after libuv has let go of it. The layers
+	 * stay until the record is freed: why may be a layer's text. */
+	uv_close((uv_handle_t *)&c->poll, sock_on_closed);
 	if (fd >= 0)
 		close(fd);
-}
-
-void conn_close(struct conn *c)
-{
-	if (c->lingering || conn_is_closed(c))
-		return;
-	if (!c->in_grace) {
-		struct midge *m = conn_midge(c);
-		conn_leave_lists(c); /* the grace period bounds it now */
-		c->in_grace = true;
-		c->phase_since_ms = broker_rel_ms(m, broker_now_ms());
-		conn_list_append(&m->closing, c);
-	}
-	c->closing = true;
-	conn_stop_reading(c);
-	conn_mark_dirty(c);
-}
-
-static void conn_on_linger_timer(uv_timer_t *t);
-
-/* Runs the linger timer for the oldest lingering connection. */
-static void conn_linger_schedule(struct midge *m, uint32_t rel)
-{
-	if (!m->lingering.head) {
-		uv_timer_stop(&m->linger_timer);
-		return;
-	}
-	uint32_t age = rel - m->lingering.head->phase_since_ms;
-	uint32_t wait = age >= LINGER_MS ? 1 : LINGER_MS - age;
-	uv_timer_start(&m->linger_timer, conn_on_linger_timer, wait, 0);
-}
-
-static void conn_on_linger_timer(uv_timer_t *t)
-{
-	struct midge *m = t->data;
-	uint32_t rel = broker_rel_ms(m, broker_now_ms());
-	while (m->lingering.head && rel - m->lingering.head->phase_since_ms >= LINGER_MS)
-		conn_teardown(m->lingering.head, NULL);
-	conn_linger_schedule(m, rel);
+	struct ioq_rec r = {.op = IO_CLOSED, .conn = c, .p = (void *)why};
+	iothr_report(io, &r);
 }
 
 /*
@@ -191,131 +143,88 @@ static void conn_on_linger_timer(uv_timer_t *t)
  * sent, then EOF. Its input is discarded until it closes too or LINGER_MS
  * pass, so closing never resets a peer that is still writing (which would
  * destroy the DISCONNECT in its receive buffer). A lingering connection
- * holds no buffer and no layer but the socket; at most LINGER_MAX do, the
- * oldest is torn down first. During a shutdown nobody lingers.
+ * holds no layer but the socket.
  */
-static void conn_linger_start(struct conn *c)
+static void sock_linger_start(struct iothr *io, struct conn *c)
 {
-	struct midge *m = conn_midge(c);
-	if (m->stopping) {
-		conn_teardown(c, NULL);
+	if (io->stopping) {
+		sock_teardown(io, c, NULL);
 		return;
 	}
-	conn_leave_lists(c);
-	uint32_t rel = broker_rel_ms(m, broker_now_ms());
 	c->lingering = true;
-	c->phase_since_ms = rel;
-	rbuf_put(&m->rbufs, c->rbuf);
-	c->rbuf = NULL;
-	outbox_put(&m->outboxes, c->out);
-	c->out = NULL;
+	c->flush_wait = false;
 	c->xport = xport_strip(c->xport);
-	conn_list_append(&m->lingering, c);
-	if (m->lingering.n > LINGER_MAX)
-		conn_teardown(m->lingering.head, NULL);
-	conn_poll_update(c);
-	if (!uv_is_active((uv_handle_t *)&m->linger_timer))
-		conn_linger_schedule(m, rel);
+	sock_poll_update(io, c);
 }
 
-int conn_linger_drop(struct midge *m)
+/* Our side of the stream ends, top layer down (TLS close_notify, then
+ * TCP's FIN), then the connection lingers. */
+void sock_shut(struct iothr *io, struct conn *c)
 {
-	int n = 0;
-	for (; m->lingering.head; n++)
-		conn_teardown(m->lingering.head, NULL);
-	return n;
-}
-
-int conn_lingering_notify(struct midge *m)
-{
-	int n = 0;
-	uint64_t now = broker_now_ms();
-	for (struct conn *c = m->lingering.tail; c && c->ec; c = c->list_prev, n++) {
-		struct engine_conn *ec = c->ec;
-		c->ec = NULL;
-		engine_conn_closed(m->engine, ec, c->why, now);
+	const char *why = NULL;
+	int rc = c->xport->ops->shutdown(c->xport, sock_fd(c), &why);
+	if (rc < 0) {
+		sock_teardown(io, c, why);
+	} else if (rc == 0) {
+		c->flush_wait = true;
+		sock_poll_update(io, c);
+	} else {
+		sock_linger_start(io, c);
 	}
+}
+
+void sock_close(struct iothr *io, struct conn *c)
+{
+	if (c->torn || c->shutting)
+		return;
+	uint32_t now = linger_now();
+	c->shutting = true;
+	c->rd_on = false;
+	c->phase_since_ms = now;
+	linger_append(&io->lingering, c);
+	if (io->lingering.n > io->linger_max)
+		sock_teardown(io, io->lingering.head, NULL);
+	if (!uv_is_active((uv_handle_t *)&io->linger_timer))
+		linger_schedule(io, now);
+	sock_shut(io, c);
+}
+
+int sock_linger_drop(struct iothr *io)
+{
+	int n = 0;
+	for (; io->lingering.head; n++)
+		sock_teardown(io, io->lingering.head, NULL);
 	return n;
 }
 
 /* Discards what a lingering peer still sends; its EOF (or an error) ends
  * the connection. */
-void conn_linger_read(struct conn *c)
+void sock_linger_read(struct iothr *io, struct conn *c)
 {
 	uint8_t sink[4096];
-	int fd = conn_fd(c);
+	int fd = sock_fd(c);
 	for (int i = 0; i < LINGER_READS; i++) {
 		const char *why = NULL;
 		ssize_t n = c->xport->ops->read(c->xport, fd, sink, sizeof(sink), &why);
 		if (n == XPORT_AGAIN || (n > 0 && (size_t)n < sizeof(sink)))
 			return;
 		if (n <= 0) {
-			conn_teardown(c, NULL);
+			sock_teardown(io, c, NULL);
 			return;
 		}
 	}
 }
 
-/* Our side of the stream ends, top layer down (TLS close_notify, then
- * TCP's FIN), then the connection lingers. */
-void conn_shut(struct conn *c)
+/* uv_walk: tears down every connection of the loop, arg the reason. */
+static void sock_walk_teardown(uv_handle_t *h, void *arg)
 {
-	const char *why = NULL;
-	int rc = c->xport->ops->shutdown(c->xport, conn_fd(c), &why);
-	if (rc < 0) {
-		conn_teardown(c, why);
-	} else if (rc == 0) {
-		c->writing = true;
-		conn_poll_update(c);
-	} else {
-		conn_linger_start(c);
-	}
+	if (h->type != UV_POLL || ((uv_poll_t *)h)->poll_cb != sock_on_poll || uv_is_closing(h))
+		return;
+	struct conn *c = (struct conn *)h;
+	sock_teardown(sock_io(c), c, arg);
 }
 
-void conn_expire(struct midge *m, uint64_t now)
+void sock_teardown_all(struct iothr *io, const char *why)
 {
-	/* [MQTT-3.1.4-1]-adjacent housekeeping: a socket that never sends
-	 * CONNECT (or never finishes TLS) is closed after connect_timeout. */
-	uint64_t limit = (uint64_t)m->conf.connect_timeout * 1000u;
-	uint32_t rel = broker_rel_ms(m, now);
-	if (limit > UINT32_MAX)
-		limit = UINT32_MAX;
-	while (limit && m->pre.head && (uint32_t)(rel - m->pre.head->phase_since_ms) >= limit) {
-		struct conn *c = m->pre.head;
-		char a[INET6_ADDRSTRLEN];
-		log_notice("client %s:%u sent no CONNECT within %u s: closed", conn_addr(c, a), c->port,
-			   m->conf.connect_timeout);
-		conn_teardown(c, "no CONNECT in time");
-	}
-	/* A client that does not read cannot hold a closing socket open:
-	 * what it has not taken after the grace period is dropped. */
-	while (m->closing.head &&
-	       (uint32_t)(rel - m->closing.head->phase_since_ms) > CLOSE_GRACE_MS)
-		conn_teardown(m->closing.head, NULL);
-}
-
-static void conn_walk_forget_listener(uv_handle_t *h, void *arg)
-{
-	struct conn *c = conn_of_handle(h);
-	(void)arg;
-	if (c)
-		c->poll.data = NULL;
-}
-
-void conn_forget_listeners(struct midge *m)
-{
-	uv_walk(&m->loop, conn_walk_forget_listener, NULL);
-}
-
-/* uv_walk: tears down every connection, arg the reason. */
-static void conn_walk_teardown(uv_handle_t *h, void *arg)
-{
-	struct conn *c = conn_of_handle(h);
-	if (c)
-		conn_teardown(c, arg);
-}
-
-void conn_teardown_all(struct midge *m, const char *why)
-{
-	uv_walk(&m->loop, conn_walk_teardown, (void *)why);
+	uv_walk(io->loop, sock_walk_teardown, (void *)why);
 }

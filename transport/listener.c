@@ -22,6 +22,7 @@
 #include "transport/broker.h"
 #include "transport/config.h"
 #include "transport/conn.h"
+#include "transport/iothr.h"
 #include "transport/log.h"
 #include "transport/tls.h"
 
@@ -54,7 +55,7 @@ static void listener_pause(struct listener *l, int err)
 	struct midge *m = l->m;
 	uint64_t now = broker_now_ms();
 	/* Lingering connections are over anyway: their descriptors go first. */
-	if ((err == EMFILE || err == ENFILE) && conn_linger_drop(m) > 0)
+	if ((err == EMFILE || err == ENFILE) && iothr_linger_drop(m) > 0)
 		return;
 	if (now - m->accept_error_logged_ms >= 1000) {
 		m->accept_error_logged_ms = now;
@@ -231,18 +232,25 @@ static int listener_open(struct midge *m, int index, const char *const *fallback
 	return bound > 0 ? 0 : -1;
 }
 
+/* Connections outlive their listener during a shutdown: it is freed
+ * when both its handle is closed and its last connection has ended. */
+static void listener_on_closed(uv_handle_t *h)
+{
+	struct listener *l = (struct listener *)h;
+	l->closed = true;
+	if (l->count == 0)
+		free(l);
+}
+
 void listeners_close(struct midge *m)
 {
 	struct listener *l = m->listeners;
 	m->listeners = NULL;
-	/* Connections outlive their listener during a shutdown (those
-	 * already closing too: their close callback comes later). */
-	conn_forget_listeners(m);
 	while (l) {
 		struct listener *next = l->next;
 		tls_creds_unref(l->creds);
 		l->creds = NULL;
-		uv_close((uv_handle_t *)&l->poll, (uv_close_cb)free);
+		uv_close((uv_handle_t *)&l->poll, listener_on_closed);
 		close(l->fd);
 		l = next;
 	}

@@ -22,6 +22,7 @@
 #include "transport/broker.h"
 #include "transport/config.h"
 #include "transport/conn.h"
+#include "transport/iothr.h"
 #include "transport/log.h"
 #include "transport/passwd.h"
 #include "transport/tls.h"
@@ -46,24 +47,45 @@ static void loop_on_busy(uv_idle_t *h)
 	(void)h;
 }
 
+void broker_keep_busy(struct midge *m)
+{
+	uv_idle_start(&m->busy, loop_on_busy);
+}
+
+/* Whether an inline I/O thread has reads to do without the poller. */
+static bool loop_io_pending(const struct midge *m)
+{
+	return m->n_io == 1 && m->io[0]->inline_mode && m->io[0]->pending.n > 0;
+}
+
 /*
- * Output of the pass goes out, and connections that started lingering are
- * reported to the engine (which may publish wills, hence more output):
- * until neither is left, a few rounds at most. Only from top-level
+ * The end of a loop pass: the connections' news goes to their I/O
+ * threads, what those reported is handled (which makes more news: output
+ * written lets the next batch go), until nothing moves, a few rounds at
+ * most. An inline I/O thread does its work here. Only from top-level
  * callbacks. Whatever is left keeps the loop from blocking in poll.
  */
 static void loop_settle(struct midge *m)
 {
-	int rounds = 0;
-	do
+	for (int rounds = 0; rounds < 16; rounds++) {
 		conn_flush_dirty(m, true);
-	while (conn_lingering_notify(m) > 0 && rounds++ < 4);
+		int moved = iothr_kick_all(m);
+		moved += conn_drain(m);
+		if (!moved)
+			break;
+	}
 	if (hooks_touched(m->hooks))
 		hooks_process(m->hooks);
-	if (m->dirty)
+	if (m->n_dirty || loop_io_pending(m))
 		uv_idle_start(&m->busy, loop_on_busy);
 	else
 		uv_idle_stop(&m->busy);
+}
+
+/* An I/O thread reported: handled now, settled in the check phase. */
+static void loop_on_io_wake(uv_async_t *a)
+{
+	conn_drain(a->data);
 }
 
 static void loop_on_check(uv_check_t *h)
@@ -121,7 +143,7 @@ static void loop_close_walk(uv_handle_t *h, void *arg)
 static void loop_on_shutdown_grace(uv_timer_t *t)
 {
 	struct midge *m = t->data;
-	conn_teardown_all(m, "server shutting down");
+	iothr_teardown_all(m, "server shutting down");
 	uv_stop(&m->loop);
 }
 
@@ -302,12 +324,14 @@ static int loop_init(struct midge *m)
 		return -1;
 	uv_async_init(&m->loop, &m->stop_async, loop_on_async);
 	m->stop_async.data = m;
+	uv_async_init(&m->loop, &m->io_wake, loop_on_io_wake);
+	m->io_wake.data = m;
 	m->loop_ready = true;
 	uv_check_init(&m->loop, &m->flush_check);
 	m->flush_check.data = m;
 	uv_check_start(&m->flush_check, loop_on_check);
 	uv_idle_init(&m->loop, &m->busy);
-	uv_timer_t *timers[] = {&m->tick, &m->shutdown_grace, &m->accept_pause, &m->linger_timer};
+	uv_timer_t *timers[] = {&m->tick, &m->shutdown_grace, &m->accept_pause};
 	for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++) {
 		uv_timer_init(&m->loop, timers[i]);
 		timers[i]->data = m;
@@ -329,7 +353,11 @@ static void loop_take_down(struct midge *m)
 	m->running = false;
 	m->loop_ready = false;
 	listeners_close(m);
-	conn_teardown_all(m, "server shutting down");
+	/* the sockets go first; their ends reach the engine before the
+	 * loop's own handles close */
+	conn_flush_dirty(m, true);
+	if (m->io)
+		iothr_stop(m);
 	uv_walk(&m->loop, loop_close_walk, NULL);
 	while (uv_run(&m->loop, UV_RUN_NOWAIT) != 0)
 		;
@@ -362,6 +390,8 @@ int midge_run(struct midge *m)
 	engine_reconfigure(m->engine, &m->conf.engine);
 	if (loop_init(m) < 0)
 		return -1;
+	if (iothr_start(m, m->conf.io_threads) < 0)
+		goto out;
 	if (listeners_open(m) < 0 || loop_hooks_start(m) < 0 || daemon_write_pid(m) < 0 ||
 	    daemon_drop_privileges(m) < 0)
 		goto out;

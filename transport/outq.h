@@ -43,7 +43,11 @@ struct outq_pos {
  * written, so an idle connection holds none. */
 struct outbox {
 	struct outq q[2];
-	struct outq_pos written; /* how far q[fill ^ 1] is written */
+	/* q[wq] is the queue handed to the I/O thread (set by the engine
+	 * before IO_WRITE); written, how far it is, is the I/O thread's
+	 * until it reports IO_WRITTEN */
+	struct outq_pos written;
+	uint8_t wq;
 };
 
 struct outbox_pool {

@@ -62,6 +62,20 @@ int rbuf_reserve(struct rbuf_pool *pool, struct rbuf **pb, uint32_t need)
 	return 0;
 }
 
+int rbuf_append(struct rbuf_pool *pool, struct rbuf **pb, const uint8_t *p, uint32_t len,
+		uint32_t need)
+{
+	uint32_t have = *pb ? (*pb)->len : 0;
+	if (len > UINT32_MAX - have)
+		return -1;
+	uint32_t want = have + len > need ? have + len : need;
+	if (rbuf_reserve(pool, pb, want) < 0)
+		return -1;
+	memcpy((*pb)->data + (*pb)->len, p, len);
+	(*pb)->len += len;
+	return 0;
+}
+
 void rbuf_consume(struct rbuf *b, uint32_t used)
 {
 	if (used == 0)

@@ -30,6 +30,11 @@ struct rbuf_pool {
  * all (the packet being assembled); takes a pooled buffer when *pb is
  * NULL. Returns 0 or -1 on OOM (*pb unchanged). */
 int rbuf_reserve(struct rbuf_pool *pool, struct rbuf **pb, uint32_t need);
+/* Appends p[0..len) to *pb (a pooled buffer when NULL), with room for
+ * `need` bytes in all when need is larger. Returns 0 or -1 on OOM (*pb
+ * unchanged). */
+int rbuf_append(struct rbuf_pool *pool, struct rbuf **pb, const uint8_t *p, uint32_t len,
+		uint32_t need);
 /* Drops data[0..used): the rest moves to the front. */
 void rbuf_consume(struct rbuf *b, uint32_t used);
 /* Returns *pb to the pool when it holds nothing, so idle connections hold

@@ -44,7 +44,7 @@ struct tls_creds *tls_creds_new(const struct conf_listener *l, char *err, size_t
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	c->refs = 1;
+	atomic_init(&c->refs, 1);
 	c->require_certificate = l->require_certificate;
 	c->use_identity_as_username = l->use_identity_as_username;
 	if (!l->certfile || !l->keyfile) {
@@ -101,13 +101,13 @@ fail:
 
 struct tls_creds *tls_creds_ref(struct tls_creds *c)
 {
-	c->refs++;
+	atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
 	return c;
 }
 
 void tls_creds_unref(struct tls_creds *c)
 {
-	if (!c || --c->refs > 0)
+	if (!c || atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) > 1)
 		return;
 	if (c->cert)
 		gnutls_certificate_free_credentials(c->cert);

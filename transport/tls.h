@@ -6,6 +6,7 @@
 #ifndef MIDGE_TRANSPORT_TLS_H
 #define MIDGE_TRANSPORT_TLS_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -18,7 +19,7 @@
  * SIGHUP reload replaces a listener's creds while sessions made with the
  * old ones keep them alive. */
 struct tls_creds {
-	unsigned refs;
+	atomic_uint refs; /* sessions free theirs on I/O threads */
 	gnutls_certificate_credentials_t cert;
 	gnutls_priority_t prio;
 	bool require_certificate;

@@ -80,7 +80,7 @@ per = (rss_idle - rss_before) * 1024 / N if rss_before > 0 else -1
 print("broker RSS %d KiB before, %d KiB with %d idle subscribed connections: %.0f bytes each"
       % (rss_before, rss_idle, N, per))
 if brokerctl.broker_kind() == "midge":
-    r.check("memory per idle connection below 8 KiB", 0 <= per < 8192, "%.0f bytes" % per)
+    r.check_memory("memory per idle connection below 8 KiB", 0 <= per < 8192, "%.0f bytes" % per)
 
 for v in received:
     received[v] = b""

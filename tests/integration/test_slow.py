@@ -75,10 +75,11 @@ probe.join(10)
 print("flood: 64 MB in %.1f s, broker RSS %d -> %d KiB, probe worst %.3f s over %d round trips"
       % (elapsed, rss0, rss1, probe.worst, probe.count))
 r.check("64 MB to a stuck subscriber is accepted within 30 s", elapsed < 30, "%.1f s" % elapsed)
-r.check("other clients keep round trips under 1 s meanwhile", probe.worst < 1.0 and probe.lost == 0,
+r.check("other clients keep round trips under 1 s meanwhile",
+        probe.worst < 1.0 * brokerctl.TIME_SCALE and probe.lost == 0,
         "worst %.3f s, lost %d" % (probe.worst, probe.lost))
 if brokerctl.broker_kind() == "midge":
-    r.check("broker memory stays bounded (< 48 MiB growth)", rss1 - rss0 < 48 * 1024,
+    r.check_memory("broker memory stays bounded (< 48 MiB growth)", rss1 - rss0 < 48 * 1024,
             "%d -> %d KiB" % (rss0, rss1))
 stuck.close()
 pub.close()
@@ -98,7 +99,8 @@ p = read_packet(sub, 5)
 probe.stop.set()
 probe.join(10)
 r.check("a PUBLISH sent one byte per second arrives", p is not None and p[1].endswith(b"xy"), repr(p))
-r.check("others are served while a client dribbles", probe.worst < 1.0 and probe.lost == 0 and
+r.check("others are served while a client dribbles",
+        probe.worst < 1.0 * brokerctl.TIME_SCALE and probe.lost == 0 and
         probe.count > 20, "worst %.3f s, %d round trips" % (probe.worst, probe.count))
 slow.close()
 sub.close()
