@@ -167,9 +167,9 @@ void sock_teardown_all(struct iothr *io, const char *why);
 /* linger.c */
 void sock_shut(struct iothr *io, struct conn *c);
 void sock_linger_read(struct iothr *io, struct conn *c);
-/* Tears down every lingering connection of io (descriptors are short).
- * Returns how many. */
-int sock_linger_drop(struct iothr *io);
+/* Tears down every lingering connection of io (descriptors are short;
+ * for_good: shutting down, none lingers from now on). Returns how many. */
+int sock_linger_drop(struct iothr *io, bool for_good);
 void sock_poll_update(struct iothr *io, struct conn *c);
 void sock_on_poll(uv_poll_t *h, int status, int events);
 

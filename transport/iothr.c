@@ -150,7 +150,7 @@ static void iothr_dispatch(struct iothr *io, const struct ioq_rec *r)
 	case IO_CLOSE: sock_close(io, c); break;
 	case IO_TEARDOWN: sock_teardown(io, c, r->p); break;
 	case IO_RELEASE: sock_release(io, c); break;
-	case IO_LINGER_DROP: sock_linger_drop(io); break;
+	case IO_LINGER_DROP: sock_linger_drop(io, r->flag != 0); break;
 	case IO_TEARDOWN_ALL: sock_teardown_all(io, r->p); break;
 	case IO_STOP: iothr_begin_stop(io); break;
 	default: break;
@@ -176,14 +176,14 @@ int iothr_kick_all(struct midge *m)
 	return moved;
 }
 
-int iothr_linger_drop(struct midge *m)
+int iothr_linger_drop(struct midge *m, bool for_good)
 {
 	int n = 0;
 	for (int i = 0; i < m->n_io; i++) {
 		struct iothr *io = m->io[i];
-		struct ioq_rec r = {.op = IO_LINGER_DROP};
+		struct ioq_rec r = {.op = IO_LINGER_DROP, .flag = for_good};
 		if (io->inline_mode)
-			n += sock_linger_drop(io);
+			n += sock_linger_drop(io, for_good);
 		else if (iothr_post(io, &r) == 0)
 			uv_async_send(&io->wake);
 	}

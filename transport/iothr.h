@@ -15,7 +15,8 @@
  *   IO_CLOSE     conn: flush the layers, shut our side, linger
  *   IO_TEARDOWN  conn, p = why (a static string): the socket goes now
  *   IO_RELEASE   conn: the engine is done with it; free it
- *   IO_LINGER_DROP: every lingering socket goes (out of descriptors)
+ *   IO_LINGER_DROP flag: every lingering socket goes (out of descriptors);
+ *                flag 1: and none lingers from now on (shutting down)
  *   IO_TEARDOWN_ALL p = why: every socket goes (shutdown)
  *   IO_STOP      the thread ends once every socket is closed
  * and back to the engine:
@@ -81,6 +82,7 @@ struct iothr {
 	int linger_max;         /* LINGER_MAX shared out over the threads */
 	bool inline_mode;
 	bool stopping;          /* IO_STOP: exit once the loop is empty */
+	bool no_linger;         /* shutting down: closes do not linger */
 	bool running;
 };
 
@@ -98,9 +100,10 @@ int iothr_post(struct iothr *io, const struct ioq_rec *r);
  * inline one handles its records now. Returns how many records were
  * handled inline. */
 int iothr_kick_all(struct midge *m);
-/* Every lingering socket goes (accept ran out of descriptors). Returns
- * how many went now (inline; threads do it when they wake). */
-int iothr_linger_drop(struct midge *m);
+/* Every lingering socket goes (accept ran out of descriptors; for_good:
+ * the broker shuts down, and nobody lingers any more). Returns how many
+ * went now (inline; threads do it when they wake). */
+int iothr_linger_drop(struct midge *m, bool for_good);
 /* Every socket goes now (shutdown grace over). */
 void iothr_teardown_all(struct midge *m, const char *why);
 

@@ -147,8 +147,8 @@ void sock_teardown(struct iothr *io, struct conn *c, const char *why)
  */
 static void sock_linger_start(struct iothr *io, struct conn *c)
 {
-	if (io->stopping) {
-		sock_teardown(io, c, NULL);
+	if (io->stopping || io->no_linger) {
+		sock_teardown(io, c, NULL); /* nobody lingers during a shutdown */
 		return;
 	}
 	c->lingering = true;
@@ -189,9 +189,11 @@ void sock_close(struct iothr *io, struct conn *c)
 	sock_shut(io, c);
 }
 
-int sock_linger_drop(struct iothr *io)
+int sock_linger_drop(struct iothr *io, bool for_good)
 {
 	int n = 0;
+	if (for_good)
+		io->no_linger = true;
 	for (; io->lingering.head; n++)
 		sock_teardown(io, io->lingering.head, NULL);
 	return n;

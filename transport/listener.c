@@ -55,7 +55,7 @@ static void listener_pause(struct listener *l, int err)
 	struct midge *m = l->m;
 	uint64_t now = broker_now_ms();
 	/* Lingering connections are over anyway: their descriptors go first. */
-	if ((err == EMFILE || err == ENFILE) && iothr_linger_drop(m) > 0)
+	if ((err == EMFILE || err == ENFILE) && iothr_linger_drop(m, false) > 0)
 		return;
 	if (now - m->accept_error_logged_ms >= 1000) {
 		m->accept_error_logged_ms = now;

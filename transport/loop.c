@@ -154,6 +154,7 @@ static void loop_begin_stop(struct midge *m)
 	m->stopping = true;
 	log_notice("shutting down: %d connection(s) to close", m->n_conns);
 	listeners_close(m);
+	iothr_linger_drop(m, true);
 	engine_shutdown(m->engine, broker_now_ms());
 	conn_flush_dirty(m, true);
 	if (m->n_conns == 0)
