@@ -347,6 +347,7 @@ static int conf_set_number(struct conf *c, const char *key, const char *v, char 
 		{"midge_hooks_hwm", INT32_MAX},    {"max_inflight_bytes", UINT64_MAX},
 		{"midge_max_sessions", UINT32_MAX}, {"midge_max_retained_messages", UINT32_MAX},
 		{"midge_max_retained_bytes", UINT64_MAX}, {"midge_max_pending_connects", INT32_MAX},
+		{"midge_auth_threads", 1024},      {"midge_auth_queue", 1000000},
 	};
 	size_t i;
 	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
@@ -401,6 +402,8 @@ static int conf_set_number(struct conf *c, const char *key, const char *v, char 
 	case 20: e->max_retained_messages = (uint32_t)n; break;
 	case 21: e->max_retained_bytes = n; break;
 	case 22: c->max_pending_connects = (int)n; break;
+	case 23: c->auth_threads = (unsigned)n; break;
+	case 24: c->auth_queue = (unsigned)n; break;
 	}
 	return 0;
 }

@@ -79,6 +79,8 @@ struct conf {
 	uint32_t tls_handshake_timeout; /* unused separately: counted in connect_timeout */
 	uint64_t max_output_bytes;  /* per connection, droppable sends refused past it */
 	char *password_file;
+	unsigned auth_threads;      /* midge_auth_threads: password-check workers, 0 = from the cores */
+	unsigned auth_queue;        /* midge_auth_queue: checks that may wait, 0 = 64 per worker */
 	char *pid_file;
 	char *user;
 	unsigned log_types;

@@ -54,8 +54,22 @@ uint64_t conn_out_bytes(const struct conn *c)
 }
 
 /*
+ * While its CONNECT waits for the authentication decision, c is still
+ * read, so a client that leaves is noticed (and its check cancelled): what
+ * arrives stays in the buffer for after the decision, up to the
+ * pre-CONNECT packet bound; past it, or once the peer closed, c waits.
+ */
+static bool conn_held_may_read(const struct conn *c)
+{
+	return c->held && c->ec && !c->eof_held && !c->read_stopped && !c->paused && !c->closing &&
+	       !c->lingering && !conn_is_closed(c) &&
+	       (c->rbuf ? c->rbuf->len : 0) < engine_conn_max_packet(c->ec);
+}
+
+/*
  * Polls c for what it waits for now: readable while it may read (or
- * lingers); writable while output waits for the socket. Each change costs
+ * lingers, or waits for its authentication decision); writable while
+ * output waits for the socket. Each change costs
  * libuv an epoll_ctl or two, so nothing is done when the mask is
  * unchanged.
  */
@@ -63,7 +77,7 @@ void conn_poll_update(struct conn *c)
 {
 	if (conn_is_closed(c))
 		return;
-	unsigned want = (conn_can_read(c) || c->lingering ? UV_READABLE : 0) |
+	unsigned want = (conn_can_read(c) || c->lingering || conn_held_may_read(c) ? UV_READABLE : 0) |
 			(c->writing ? UV_WRITABLE : 0);
 	if (want == c->events)
 		return;
@@ -315,16 +329,30 @@ void conn_auth_done(struct conn *c, int rc)
 		return;
 	c->held = false;
 	/* Refused: the engine has queued the CONNACK and asked to close. */
-	if (engine_conn_auth_done(conn_midge(c)->engine, c->ec, rc, broker_now_ms()) == 0 &&
-	    c->rbuf && c->rbuf->len)
-		conn_input(c, c->rbuf);
+	if (engine_conn_auth_done(conn_midge(c)->engine, c->ec, rc, broker_now_ms()) == 0) {
+		if (c->rbuf && c->rbuf->len)
+			conn_input(c, c->rbuf);
+		if (c->eof_held && !conn_is_closed(c)) {
+			/* what it sent before closing is done; now the close */
+			conn_teardown(c, "connection closed by client");
+			return;
+		}
+	}
 	conn_poll_update(c);
 	conn_want_pending(c);
 }
 
-/* A read ended the connection: n is 0 (EOF) or a layer's error. */
+/* A read ended the connection: n is 0 (EOF) or a layer's error. A peer
+ * that closed after sending packets behind a held CONNECT is kept until the
+ * decision, so they are handled as a synchronous check would have; one that
+ * sent nothing more is gone, and its check is cancelled. */
 static void conn_read_failed(struct conn *c, ssize_t n, const char *why)
 {
+	if (n == 0 && c->held && c->rbuf && c->rbuf->len) {
+		c->eof_held = true;
+		conn_poll_update(c);
+		return;
+	}
 	if (n == 0) {
 		why = "connection closed by client";
 	} else if (n == XPORT_REFUSED) {
@@ -366,7 +394,8 @@ static void conn_read(struct conn *c)
 		b->len += (uint32_t)n;
 		total += (uint32_t)n;
 		conn_input(c, b);
-		if (!conn_can_read(c) || ((size_t)n < room && !c->xport->ops->pending(c->xport)))
+		if (!(conn_can_read(c) || conn_held_may_read(c)) ||
+		    ((size_t)n < room && !c->xport->ops->pending(c->xport)))
 			break;
 	}
 	if (conn_is_closed(c))
@@ -396,7 +425,7 @@ void conn_on_poll(uv_poll_t *h, int status, int events)
 	}
 	if (events & UV_WRITABLE)
 		conn_on_writable(c);
-	if ((events & UV_READABLE) && conn_can_read(c))
+	if ((events & UV_READABLE) && (conn_can_read(c) || conn_held_may_read(c)))
 		conn_read(c);
 }
 

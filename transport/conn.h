@@ -70,6 +70,7 @@ struct conn {
 	uint8_t lingering : 1;    /* write side shut, input discarded */
 	uint8_t read_pending : 1; /* a layer holds input the poller cannot see */
 	uint8_t held : 1;         /* CONNECT awaits its authentication decision */
+	uint8_t eof_held : 1;     /* the peer closed after sending more behind its held CONNECT */
 };
 
 /* Takes over fd, just accepted on l from ss: refuses it (max_connections,

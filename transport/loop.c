@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "engine/engine.h"
+#include "auth/passwd.h"
 #include "hooks/hooks.h"
 #include "hooks/hooks_info.h"
 #include "midge.h"
@@ -23,7 +24,6 @@
 #include "transport/config.h"
 #include "transport/conn.h"
 #include "transport/log.h"
-#include "transport/passwd.h"
 #include "transport/tls.h"
 
 #define SHUTDOWN_GRACE_MS 3000
@@ -203,11 +203,11 @@ static void loop_reload(struct midge *m)
 		if (!db)
 			log_err("password_file not reloaded: %s", err);
 		else {
-			passwd_free(m->passwd);
+			passwd_unref(m->passwd); /* checks under way keep their reference */
 			m->passwd = db;
 		}
 	} else {
-		passwd_free(m->passwd);
+		passwd_unref(m->passwd);
 		m->passwd = NULL;
 	}
 	engine_reconfigure(m->engine, &nc.engine);
@@ -329,6 +329,8 @@ static void loop_take_down(struct midge *m)
 	m->running = false;
 	m->loop_ready = false;
 	listeners_close(m);
+	/* before the async handle closes: no worker may wake it after */
+	auth_stop(m);
 	conn_teardown_all(m, "server shutting down");
 	uv_walk(&m->loop, loop_close_walk, NULL);
 	while (uv_run(&m->loop, UV_RUN_NOWAIT) != 0)
@@ -362,6 +364,10 @@ int midge_run(struct midge *m)
 	engine_reconfigure(m->engine, &m->conf.engine);
 	if (loop_init(m) < 0)
 		return -1;
+	if (auth_start(m) < 0) {
+		log_err("password checks: cannot start the worker pool");
+		goto out;
+	}
 	if (listeners_open(m) < 0 || loop_hooks_start(m) < 0 || daemon_write_pid(m) < 0 ||
 	    daemon_drop_privileges(m) < 0)
 		goto out;

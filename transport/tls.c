@@ -177,6 +177,7 @@ struct tls_xport {
 	void *owner;
 	const char *below_why; /* the layer below failed inside pull or push */
 	bool handshaken, bye_sent, eof;
+	bool identity_set; /* the peer's identity became the user name */
 	char why[128];
 };
 
@@ -276,6 +277,7 @@ static ssize_t tls_handshake(struct tls_xport *t, const char **why)
 			*why = "no certificate common name";
 			return XPORT_REFUSED;
 		}
+		t->identity_set = true;
 	}
 	return 1;
 }
@@ -416,6 +418,14 @@ static const struct xport_ops tls_ops = {
 	.shutdown = tls_shutdown,
 	.free = tls_free,
 };
+
+bool tls_xport_identity(const struct xport *top)
+{
+	for (const struct xport *x = top; x; x = x->below)
+		if (x->ops == &tls_ops)
+			return ((const struct tls_xport *)x)->identity_set;
+	return false;
+}
 
 struct xport *tls_xport_new(struct tls_creds *creds, struct xport *below, struct rbuf_pool *pool,
 			    tls_identity_cb identity, void *owner)

@@ -50,6 +50,11 @@ struct rbuf_pool;
 struct xport *tls_xport_new(struct tls_creds *creds, struct xport *below, struct rbuf_pool *pool,
 			    tls_identity_cb identity, void *owner);
 
+/* Whether the stack under top has a TLS layer whose peer identity (a
+ * certificate's, or a PSK identity) became the connection's user name: the
+ * identity is then the authentication. */
+bool tls_xport_identity(const struct xport *top);
+
 /* The priority string a listener uses (exposed for the tests). */
 int tls_priority_string(const struct conf_listener *l, char *buf, size_t len);
 
