@@ -512,12 +512,12 @@ int passwd_hash(enum passwd_kind kind, unsigned iterations, const char *password
 	}
 	struct passwd_params pp = {.kind = kind,
 				   .iterations = iterations ? iterations : PASSWD_PBKDF2_ITERATIONS,
-				   .salt_len = sizeof(salt),
+				   .salt_len = PASSWD_SHA512_SALT_LEN,
 				   .hash_len = sizeof(hash)};
 	if ((kind != PASSWD_PBKDF2_SHA512 && kind != PASSWD_SHA512) ||
 	    pp.iterations > PASSWD_MAX_PBKDF2_ITERATIONS ||
 	    passwd_compute(&pp, salt, password, password_len, hash) < 0 ||
-	    passwd_b64_encode(salt, sizeof(salt), true, salt64, sizeof(salt64)) < 0 ||
+	    passwd_b64_encode(salt, pp.salt_len, true, salt64, sizeof(salt64)) < 0 ||
 	    passwd_b64_encode(hash, sizeof(hash), true, hash64, sizeof(hash64)) < 0)
 		goto out;
 	int n = kind == PASSWD_SHA512

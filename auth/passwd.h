@@ -23,6 +23,9 @@
 #define PASSWD_ARGON2_P 1
 #define PASSWD_SALT_LEN 64
 #define PASSWD_HASH_LEN 64
+/* $7$ and $6$ get 12-byte salts, the only size Mosquitto 2.0 reads (2.1
+ * reads 12 or 64): those formats are chosen to share a file with it. */
+#define PASSWD_SHA512_SALT_LEN 12
 /* mosquitto_passwd 2.1's -H sha512-pbkdf2 iterations (2.0 wrote 101). */
 #define PASSWD_PBKDF2_ITERATIONS 210000
 
