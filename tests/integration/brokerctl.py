@@ -314,9 +314,16 @@ def _s(b):
     return len(b).to_bytes(2, "big") + b
 
 
-def connect_packet(client_id, keepalive=60, clean=True):
-    body = _s(b"MQTT") + bytes([4, 0x02 if clean else 0]) + keepalive.to_bytes(2, "big") + \
-        _s(client_id.encode())
+def connect_packet(client_id, keepalive=60, clean=True, username=None, password=None, v5=False):
+    """CONNECT, 3.1.1 or (v5=True) 5.0 without properties; username and
+    password are str or bytes."""
+    flags = (0x02 if clean else 0) | (0x80 if username is not None else 0) | \
+        (0x40 if password is not None else 0)
+    body = _s(b"MQTT") + bytes([5 if v5 else 4, flags]) + keepalive.to_bytes(2, "big") + \
+        (b"\x00" if v5 else b"") + _s(client_id.encode())
+    for field in (username, password):
+        if field is not None:
+            body += _s(field.encode() if isinstance(field, str) else field)
     return bytes([0x10]) + varint(len(body)) + body
 
 
