@@ -7,6 +7,7 @@
  */
 #include "auth/passwd.h"
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,7 +39,7 @@ struct passwd_entry {
 };
 
 struct passwd_db {
-	unsigned refs;
+	atomic_uint refs; /* a check still running when the broker stops drops its own */
 	struct passwd_entry *e;
 	size_t n, cap;
 	struct pwfile_index index; /* by user name */
@@ -407,7 +408,7 @@ struct passwd_db *passwd_parse(const char *text, size_t len, const char *file, c
 		snprintf(err, errlen, "%s: out of memory", file);
 		return NULL;
 	}
-	db->refs = 1;
+	atomic_init(&db->refs, 1);
 	if (pwfile_parse(text, len, file, passwd_add, db, err, errlen) < 0)
 		goto fail;
 	if (passwd_index(db, err, errlen) < 0 || passwd_make_dummy(db) < 0) {
@@ -436,13 +437,13 @@ struct passwd_db *passwd_load(const char *path, char *err, size_t errlen)
 
 struct passwd_db *passwd_ref(struct passwd_db *db)
 {
-	db->refs++;
+	atomic_fetch_add(&db->refs, 1);
 	return db;
 }
 
 void passwd_unref(struct passwd_db *db)
 {
-	if (!db || --db->refs > 0)
+	if (!db || atomic_fetch_sub(&db->refs, 1) > 1)
 		return;
 	for (size_t i = 0; i < db->n; i++)
 		passwd_entry_clear(&db->e[i]);

@@ -8,8 +8,7 @@
  *
  * argon2id salt and hash in unpadded base64 (the PHC string format), the
  * others in padded base64. A database is read-only once loaded, so any
- * thread may check passwords against it; it is refcounted by its owner's
- * thread only.
+ * thread may check passwords against it and hold a reference.
  */
 #ifndef MIDGE_AUTH_PASSWD_H
 #define MIDGE_AUTH_PASSWD_H

@@ -3,11 +3,13 @@
  * bounded in length, a bounded number of workers, finished jobs handed
  * back to the owner's thread. One mutex guards the queue, the finished
  * list and every job's state; the key table (for cancel) is the owner's
- * alone and takes no lock.
+ * alone and takes no lock. Workers are detached and hold a reference to
+ * the pool each, so freeing it never waits for a hash to end.
  */
 #include "auth/pool.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -27,9 +29,10 @@ struct auth_pool {
 	struct job_list done;  /* finished (or cancelled), waiting for the owner */
 	size_t running;
 	bool stop;
-	pthread_t *tids;
+	atomic_uint refs; /* the owner's, and one per worker */
 	unsigned nthreads, started, queue_max;
 	auth_pool_wake_fn wake;
+	auth_pool_discard_fn discard;
 	void *arg;
 	/* owner's thread only */
 	struct auth_job **keys; /* buckets by key, chained through key_next */
@@ -97,6 +100,20 @@ static struct auth_job *key_take(struct auth_pool *p, const void *key)
 
 /* ---- workers --------------------------------------------------------------- */
 
+static void pool_destroy(struct auth_pool *p)
+{
+	pthread_cond_destroy(&p->work);
+	pthread_mutex_destroy(&p->mu);
+	free(p->keys);
+	free(p);
+}
+
+static void pool_unref(struct auth_pool *p)
+{
+	if (atomic_fetch_sub(&p->refs, 1) == 1)
+		pool_destroy(p);
+}
+
 static void *pool_worker(void *arg)
 {
 	struct auth_pool *p = arg;
@@ -114,17 +131,25 @@ static void *pool_worker(void *arg)
 		j->run(j);
 		pthread_mutex_lock(&p->mu);
 		p->running--;
+		if (p->stop) {
+			/* the owner is gone: the job ends here */
+			pthread_mutex_unlock(&p->mu);
+			if (p->discard)
+				p->discard(j);
+			pthread_mutex_lock(&p->mu);
+			break;
+		}
 		j->state = JOB_DONE;
 		bool first = p->done.head == NULL;
 		list_push(&p->done, j);
-		if (first && p->wake) {
-			/* outside the lock: the wake may take a lock of its own */
-			pthread_mutex_unlock(&p->mu);
+		/* Under the lock, so no wake can happen after auth_pool_free()
+		 * (which takes it to stop the pool) returned: the owner closes
+		 * what wake uses then. uv_async_send takes no lock. */
+		if (first && p->wake)
 			p->wake(p->arg);
-			pthread_mutex_lock(&p->mu);
-		}
 	}
 	pthread_mutex_unlock(&p->mu);
+	pool_unref(p);
 	return NULL;
 }
 
@@ -136,7 +161,7 @@ static unsigned pool_default_threads(void)
 }
 
 struct auth_pool *auth_pool_new(unsigned threads, unsigned queue, auth_pool_wake_fn wake,
-				void *arg)
+				auth_pool_discard_fn discard, void *arg)
 {
 	struct auth_pool *p = calloc(1, sizeof(*p));
 	if (!p)
@@ -144,27 +169,42 @@ struct auth_pool *auth_pool_new(unsigned threads, unsigned queue, auth_pool_wake
 	p->nthreads = threads ? threads : pool_default_threads();
 	p->queue_max = queue;
 	p->wake = wake;
+	p->discard = discard;
 	p->arg = arg;
+	atomic_init(&p->refs, 1);
 	size_t cap = (size_t)p->nthreads + queue;
 	p->nkeys = 16;
 	while (p->nkeys < cap)
 		p->nkeys *= 2;
 	p->keys = calloc(p->nkeys, sizeof(*p->keys));
-	p->tids = calloc(p->nthreads, sizeof(*p->tids));
-	if (!p->keys || !p->tids || pthread_mutex_init(&p->mu, NULL) != 0) {
+	bool mu = p->keys && pthread_mutex_init(&p->mu, NULL) == 0;
+	if (!mu || pthread_cond_init(&p->work, NULL) != 0) {
+		if (mu)
+			pthread_mutex_destroy(&p->mu);
 		free(p->keys);
-		free(p->tids);
-		free(p);
-		return NULL;
-	}
-	if (pthread_cond_init(&p->work, NULL) != 0) {
-		pthread_mutex_destroy(&p->mu);
-		free(p->keys);
-		free(p->tids);
 		free(p);
 		return NULL;
 	}
 	return p;
+}
+
+/* One more worker, detached, holding a reference. Under the lock. */
+static int pool_start_worker(struct auth_pool *p)
+{
+	pthread_t tid;
+	pthread_attr_t attr;
+	if (pthread_attr_init(&attr) != 0)
+		return -1;
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	atomic_fetch_add(&p->refs, 1);
+	int rc = pthread_create(&tid, &attr, pool_worker, p);
+	pthread_attr_destroy(&attr);
+	if (rc != 0) {
+		atomic_fetch_sub(&p->refs, 1);
+		return -1;
+	}
+	p->started++;
+	return 0;
 }
 
 unsigned auth_pool_threads(const struct auth_pool *p)
@@ -194,13 +234,10 @@ int auth_pool_submit(struct auth_pool *p, struct auth_job *j)
 	pthread_mutex_lock(&p->mu);
 	/* running or waiting: at most a job per worker and queue_max more */
 	bool full = p->running + p->queue.n >= (size_t)p->nthreads + p->queue_max;
-	if (!full && p->started < p->nthreads && p->started < p->running + p->queue.n + 1) {
-		/* one more worker, while there is work for it */
-		if (pthread_create(&p->tids[p->started], NULL, pool_worker, p) == 0)
-			p->started++;
-		else if (p->started == 0)
-			full = true;
-	}
+	/* one more worker, while there is work for it */
+	if (!full && p->started < p->nthreads && p->started < p->running + p->queue.n + 1 &&
+	    pool_start_worker(p) < 0 && p->started == 0)
+		full = true;
 	if (!full) {
 		j->cancelled = false;
 		j->state = JOB_QUEUED;
@@ -267,25 +304,19 @@ void auth_pool_free(struct auth_pool *p, auth_pool_done_fn done, void *ctx)
 	pthread_mutex_lock(&p->mu);
 	p->stop = true;
 	pthread_cond_broadcast(&p->work);
-	pthread_mutex_unlock(&p->mu);
-	for (unsigned i = 0; i < p->started; i++)
-		pthread_join(p->tids[i], NULL);
-	/* No worker is left: what waited never runs. */
+	/* What waited never runs; running jobs end in discard. */
 	while (p->queue.head) {
 		struct auth_job *j = p->queue.head;
 		list_remove(&p->queue, j);
-		j->cancelled = true;
+		j->state = JOB_DONE;
 		list_push(&p->done, j);
 	}
 	for (struct auth_job *j = p->done.head; j; j = j->next)
 		j->cancelled = true;
+	pthread_mutex_unlock(&p->mu);
 	for (size_t b = 0; b < p->nkeys; b++)
 		p->keys[b] = NULL;
 	if (done)
 		auth_pool_drain(p, done, ctx);
-	pthread_cond_destroy(&p->work);
-	pthread_mutex_destroy(&p->mu);
-	free(p->keys);
-	free(p->tids);
-	free(p);
+	pool_unref(p);
 }

@@ -7,8 +7,11 @@
  * touch anything but the job (no engine state). When a job finishes, a
  * worker calls wake(arg) (uv_async_send in the broker), and the owner
  * calls auth_pool_drain(), which hands every finished job to its done
- * callback on the owner's thread. Every submitted job comes back through
- * done exactly once, cancelled or not; the owner frees it there.
+ * callback on the owner's thread. Every submitted job comes back exactly
+ * once, cancelled or not: through done, where the owner frees it, or, for
+ * a job still running when the pool is freed, through discard on the
+ * worker that ran it (a hash is not interruptible, and a stopping broker
+ * does not wait for one).
  */
 #ifndef MIDGE_AUTH_POOL_H
 #define MIDGE_AUTH_POOL_H
@@ -35,14 +38,17 @@ struct auth_pool;
 typedef void (*auth_pool_wake_fn)(void *arg);
 /* Called on the owner's thread for each job that comes back. */
 typedef void (*auth_pool_done_fn)(void *ctx, struct auth_job *j);
+/* Called on a worker thread for a job that finished after
+ * auth_pool_free(): free it (nothing of the owner's may be touched). */
+typedef void (*auth_pool_discard_fn)(struct auth_job *j);
 
 /*
  * threads workers (0: one less than the processors online, at least
  * one) and at most queue jobs waiting for one. Threads start with the
- * first job. NULL on OOM.
+ * first job. wake and discard may be NULL. NULL on OOM.
  */
 struct auth_pool *auth_pool_new(unsigned threads, unsigned queue, auth_pool_wake_fn wake,
-				void *arg);
+				auth_pool_discard_fn discard, void *arg);
 /* The worker count and queue bound in effect. */
 unsigned auth_pool_threads(const struct auth_pool *p);
 unsigned auth_pool_queue(const struct auth_pool *p);
@@ -63,8 +69,10 @@ size_t auth_pool_drain(struct auth_pool *p, auth_pool_done_fn done, void *ctx);
 /* Jobs submitted and not yet handed back. */
 size_t auth_pool_pending(const struct auth_pool *p);
 
-/* Stops the workers (a running job is finished first), then hands every
- * job still held to done, cancelled. auth_pool_free(NULL, ...) does
+/* Stops the pool without waiting for a running job: every job waiting or
+ * finished goes to done, cancelled; a running one goes to discard when it
+ * ends, and its worker exits (the last one frees what the pool keeps).
+ * wake is never called after this returns. auth_pool_free(NULL, ...) does
  * nothing. */
 void auth_pool_free(struct auth_pool *p, auth_pool_done_fn done, void *ctx);
 

@@ -51,6 +51,12 @@ static void auth_check_free(struct auth_check *k)
 	free(k);
 }
 
+/* A check that ended after the pool was stopped, on its worker. */
+static void auth_check_discard(struct auth_job *j)
+{
+	auth_check_free((struct auth_check *)j);
+}
+
 /* A finished (or cancelled) check, on the loop thread. */
 static void auth_on_done(void *ctx, struct auth_job *j)
 {
@@ -86,14 +92,15 @@ int auth_start(struct midge *m)
 	if (m->auth_pool)
 		return 0;
 	unsigned threads = m->conf.auth_threads;
-	m->auth_pool = auth_pool_new(threads, 0, auth_wake, &m->auth_async);
+	m->auth_pool = auth_pool_new(threads, 0, auth_wake, auth_check_discard, &m->auth_async);
 	if (!m->auth_pool)
 		return -1;
 	threads = auth_pool_threads(m->auth_pool);
 	unsigned queue = m->conf.auth_queue ? m->conf.auth_queue : 64u * threads;
 	if (queue != auth_pool_queue(m->auth_pool)) {
 		auth_pool_free(m->auth_pool, NULL, NULL);
-		m->auth_pool = auth_pool_new(threads, queue, auth_wake, &m->auth_async);
+		m->auth_pool = auth_pool_new(threads, queue, auth_wake, auth_check_discard,
+					      &m->auth_async);
 		if (!m->auth_pool)
 			return -1;
 	}
@@ -104,7 +111,8 @@ int auth_start(struct midge *m)
 
 void auth_stop(struct midge *m)
 {
-	/* workers finish what they run; every check comes back cancelled */
+	/* every check comes back cancelled; one that is running is freed by
+	 * its worker when it ends (the loop does not wait for it) */
 	auth_pool_free(m->auth_pool, auth_on_done, m);
 	m->auth_pool = NULL;
 }

@@ -158,7 +158,7 @@ static void test_many_jobs(void)
 	back_total = back_cancelled = 0;
 	atomic_int *ran = calloc(N, sizeof(*ran));
 	struct tjob *t = tjobs(N, ran);
-	struct auth_pool *p = auth_pool_new(3, 64, on_wake, NULL);
+	struct auth_pool *p = auth_pool_new(3, 64, on_wake, NULL, NULL);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
 	CU_ASSERT_EQUAL(auth_pool_threads(p), 3);
 	size_t next = 0;
@@ -200,7 +200,7 @@ static void test_full_and_cancel(void)
 	struct tjob *t = tjobs(N, ran);
 	for (int i = 0; i < N; i++)
 		t[i].gate = 1;
-	struct auth_pool *p = auth_pool_new(THREADS, QUEUE, on_wake, NULL);
+	struct auth_pool *p = auth_pool_new(THREADS, QUEUE, on_wake, NULL, NULL);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
 	for (int i = 0; i < THREADS + QUEUE; i++)
 		CU_ASSERT_EQUAL(auth_pool_submit(p, &t[i].job), 0);
@@ -231,26 +231,63 @@ static void test_full_and_cancel(void)
 	free(t);
 }
 
-/* Freeing with jobs waiting and running: the running ones finish, every
- * job comes back once, cancelled. */
+static atomic_int discarded;
+
+static void on_discard(struct auth_job *j)
+{
+	struct tjob *t = (struct tjob *)j;
+	/* the worker's own: nothing else touches the job now */
+	t->came_back++;
+	atomic_fetch_add(&discarded, 1);
+}
+
+/* Freeing with jobs waiting and running does not wait for the running
+ * ones: the waiting ones come back cancelled at once, never run; the
+ * running ones end later in discard, on their workers; no wake after the
+ * free. */
 static void test_free_hands_back(void)
 {
-	enum { N = 6 };
+	enum { THREADS = 2, N = 6 };
 	reset();
 	back_total = back_cancelled = 0;
+	atomic_store(&discarded, 0);
 	atomic_int ran[N] = {0};
 	struct tjob *t = tjobs(N, ran);
-	struct auth_pool *p = auth_pool_new(1, 8, on_wake, NULL);
+	for (int i = 0; i < N; i++)
+		t[i].gate = 1;
+	struct auth_pool *p = auth_pool_new(THREADS, 8, on_wake, on_discard, NULL);
 	for (int i = 0; i < N; i++)
 		CU_ASSERT_EQUAL(auth_pool_submit(p, &t[i].job), 0);
-	auth_pool_free(p, on_done, NULL);
-	CU_ASSERT_EQUAL(back_total, N);
-	CU_ASSERT_EQUAL(back_cancelled, N);
+	for (int spin = 0; spin < 1000000 && atomic_load(&started_runs) < THREADS; spin++)
+		sched_yield();
+	auth_pool_free(p, on_done, NULL); /* returns while two jobs run */
+	CU_ASSERT_EQUAL(back_total, N - THREADS);
+	CU_ASSERT_EQUAL(back_cancelled, N - THREADS);
+	pthread_mutex_lock(&wake_mu);
+	wakes = 0;
+	pthread_mutex_unlock(&wake_mu);
+	open_gate(1);
+	for (int spin = 0; spin < 2000 && atomic_load(&discarded) < THREADS; spin++) {
+		struct timespec ms = {0, 1000000};
+		nanosleep(&ms, NULL);
+	}
+	CU_ASSERT_EQUAL(atomic_load(&discarded), THREADS);
+	pthread_mutex_lock(&wake_mu);
+	CU_ASSERT_EQUAL(wakes, 0);
+	pthread_mutex_unlock(&wake_mu);
+	int came = 0;
 	for (int i = 0; i < N; i++)
-		CU_ASSERT_EQUAL(t[i].came_back, 1);
+		came += t[i].came_back;
+	CU_ASSERT_EQUAL(came, N);
+	for (int i = 0; i < N; i++)
+		CU_ASSERT_EQUAL(atomic_load(&ran[i]), i < THREADS ? 1 : 0);
+	/* the workers leave after their discard; give them a moment before
+	 * the memory of the jobs goes */
+	struct timespec settle = {0, 50000000};
+	nanosleep(&settle, NULL);
 	free(t);
 	/* the default worker count is at least one */
-	p = auth_pool_new(0, 1, NULL, NULL);
+	p = auth_pool_new(0, 1, NULL, NULL, NULL);
 	CU_ASSERT(auth_pool_threads(p) >= 1);
 	auth_pool_free(p, NULL, NULL);
 }
