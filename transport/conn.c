@@ -448,11 +448,12 @@ static void conn_set_peer(struct conn *c, const struct sockaddr_storage *ss)
 	}
 }
 
-/* use_identity_as_username: the certificate's common name is the user. */
-static int conn_tls_identity(void *owner, const char *cn)
+/* use_identity_as_username / use_subject_as_username: what the TLS
+ * handshake proved (certificate CN or subject, PSK identity) is the user. */
+static int conn_tls_identity(void *owner, const char *name)
 {
 	struct conn *c = owner;
-	return cn && c->ec ? engine_conn_set_identity(c->ec, cn) : -1;
+	return name && c->ec ? engine_conn_set_identity(c->ec, name) : -1;
 }
 
 static bool conn_over_limit(struct listener *l, const struct sockaddr_storage *ss)

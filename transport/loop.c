@@ -158,7 +158,7 @@ static int loop_reload_listeners(struct midge *m, const struct conf *nc)
 	for (struct listener *l = m->listeners; l && i < 64; l = l->next, i++) {
 		if (!l->creds || l->index >= nc->n_listeners)
 			continue;
-		fresh[i] = tls_creds_new(&nc->listeners[l->index], err, sizeof(err));
+		fresh[i] = tls_creds_new(&nc->listeners[l->index], nc->psk_file, err, sizeof(err));
 		if (!fresh[i]) {
 			log_err("reload failed, keeping the running configuration: %s", err);
 			for (int k = 0; k < i; k++)
