@@ -153,7 +153,7 @@ static void *pool_worker(void *arg)
 	return NULL;
 }
 
-static unsigned pool_default_threads(void)
+unsigned auth_pool_default_threads(void)
 {
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
 	/* the engine thread keeps a core of its own */
@@ -166,7 +166,7 @@ struct auth_pool *auth_pool_new(unsigned threads, unsigned queue, auth_pool_wake
 	struct auth_pool *p = calloc(1, sizeof(*p));
 	if (!p)
 		return NULL;
-	p->nthreads = threads ? threads : pool_default_threads();
+	p->nthreads = threads ? threads : auth_pool_default_threads();
 	p->queue_max = queue;
 	p->wake = wake;
 	p->discard = discard;

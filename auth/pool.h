@@ -49,6 +49,9 @@ typedef void (*auth_pool_discard_fn)(struct auth_job *j);
  */
 struct auth_pool *auth_pool_new(unsigned threads, unsigned queue, auth_pool_wake_fn wake,
 				auth_pool_discard_fn discard, void *arg);
+/* One less than the processors online, at least one: the owner's thread
+ * keeps a core. */
+unsigned auth_pool_default_threads(void);
 /* The worker count and queue bound in effect. */
 unsigned auth_pool_threads(const struct auth_pool *p);
 unsigned auth_pool_queue(const struct auth_pool *p);

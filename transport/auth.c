@@ -91,19 +91,11 @@ int auth_start(struct midge *m)
 	m->auth_async.data = m;
 	if (m->auth_pool)
 		return 0;
-	unsigned threads = m->conf.auth_threads;
-	m->auth_pool = auth_pool_new(threads, 0, auth_wake, auth_check_discard, &m->auth_async);
+	unsigned threads = m->conf.auth_threads ? m->conf.auth_threads : auth_pool_default_threads();
+	unsigned queue = m->conf.auth_queue ? m->conf.auth_queue : 64u * threads;
+	m->auth_pool = auth_pool_new(threads, queue, auth_wake, auth_check_discard, &m->auth_async);
 	if (!m->auth_pool)
 		return -1;
-	threads = auth_pool_threads(m->auth_pool);
-	unsigned queue = m->conf.auth_queue ? m->conf.auth_queue : 64u * threads;
-	if (queue != auth_pool_queue(m->auth_pool)) {
-		auth_pool_free(m->auth_pool, NULL, NULL);
-		m->auth_pool = auth_pool_new(threads, queue, auth_wake, auth_check_discard,
-					      &m->auth_async);
-		if (!m->auth_pool)
-			return -1;
-	}
 	if (m->passwd)
 		log_info("password checks: %u worker thread(s), %u may wait", threads, queue);
 	return 0;
