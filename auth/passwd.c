@@ -411,9 +411,13 @@ struct passwd_db *passwd_parse(const char *text, size_t len, const char *file, c
 	atomic_init(&db->refs, 1);
 	if (pwfile_parse(text, len, file, passwd_add, db, err, errlen) < 0)
 		goto fail;
-	if (passwd_index(db, err, errlen) < 0 || passwd_make_dummy(db) < 0) {
-		if (!err[0])
-			snprintf(err, errlen, "%s: out of memory", file);
+	char why[400];
+	if (passwd_index(db, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "%s: %s", file, why);
+		goto fail;
+	}
+	if (passwd_make_dummy(db) < 0) {
+		snprintf(err, errlen, "%s: no randomness or memory for the dummy entry", file);
 		goto fail;
 	}
 	return db;

@@ -228,38 +228,20 @@ enum tool_mode { MODE_SET, MODE_DELETE, MODE_UPGRADE };
 static int tool_rewrite(struct tool *t, const char *text, size_t len, enum tool_mode mode,
 			const char *user, const char *pw, size_t pw_len, bool *found)
 {
-	size_t pos = 0, ulen = user ? strlen(user) : 0;
+	size_t pos = 0, ulen = user ? strlen(user) : 0, n, nlen, slen;
 	unsigned long lineno = 0;
-	while (pos < len) {
-		const char *line = text + pos;
-		const char *nl = memchr(line, '\n', len - pos);
-		size_t n = nl ? (size_t)(nl - line) : len - pos;
-		pos += n + (nl ? 1 : 0);
+	const char *line, *name, *secret;
+	while (pwfile_next_line(text, len, &pos, &line, &n)) {
 		lineno++;
-		const char *p = line, *colon;
-		size_t k = n;
-		while (k && isspace((unsigned char)*p)) {
-			p++;
-			k--;
-		}
-		while (k && isspace((unsigned char)p[k - 1]))
-			k--;
-		if (k == 0 || p[0] == '#') {
+		int kind = pwfile_split(line, n, &name, &nlen, &secret, &slen);
+		if (kind == 0) {
 			fprintf(t->out, "%.*s\n", (int)n, line); /* kept as it is */
 			continue;
 		}
-		if (!(colon = memchr(p, ':', k))) {
+		if (kind < 0) {
 			fprintf(stderr, "Error: %s:%lu: not name:password; nothing changed.\n", t->path,
 				lineno);
 			return -1;
-		}
-		const char *name = p, *secret = colon + 1;
-		size_t nlen = (size_t)(colon - p), slen = k - nlen - 1;
-		while (nlen && isspace((unsigned char)name[nlen - 1]))
-			nlen--;
-		while (slen && isspace((unsigned char)*secret)) {
-			secret++;
-			slen--;
 		}
 		bool me = user && nlen == ulen && memcmp(name, user, ulen) == 0;
 		if (me)

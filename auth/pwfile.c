@@ -27,51 +27,69 @@ static void pwfile_trim(const char **p, size_t *n)
 		(*n)--;
 }
 
+int pwfile_next_line(const char *text, size_t len, size_t *pos, const char **line, size_t *n)
+{
+	if (*pos >= len)
+		return 0;
+	*line = text + *pos;
+	const char *nl = memchr(*line, '\n', len - *pos);
+	*n = nl ? (size_t)(nl - *line) : len - *pos;
+	*pos += *n + (nl ? 1 : 0);
+	return 1;
+}
+
+int pwfile_split(const char *line, size_t n, const char **name, size_t *name_len,
+		 const char **secret, size_t *secret_len)
+{
+	pwfile_trim(&line, &n);
+	if (n == 0 || line[0] == '#')
+		return 0;
+	const char *colon = memchr(line, ':', n);
+	if (!colon)
+		return -1;
+	*name = line;
+	*name_len = (size_t)(colon - line);
+	*secret = colon + 1;
+	*secret_len = n - *name_len - 1;
+	pwfile_trim(name, name_len);
+	pwfile_trim(secret, secret_len);
+	return 1;
+}
+
 long pwfile_parse(const char *text, size_t len, const char *file, pwfile_entry_cb cb, void *ctx,
 		  char *err, size_t errlen)
 {
 	char why[256];
 	long entries = 0;
 	unsigned long lineno = 0;
-	size_t pos = 0;
+	size_t pos = 0, n, name_len, secret_len;
+	const char *line, *name, *secret;
 	if (len > PWFILE_MAX_BYTES) {
 		snprintf(err, errlen, "%s: larger than %u bytes", file, PWFILE_MAX_BYTES);
 		return -1;
 	}
-	while (pos < len) {
-		const char *line = text + pos;
-		const char *nl = memchr(line, '\n', len - pos);
-		size_t n = nl ? (size_t)(nl - line) : len - pos;
-		pos += n + (nl ? 1 : 0);
+	while (pwfile_next_line(text, len, &pos, &line, &n)) {
 		lineno++;
-		pwfile_trim(&line, &n);
-		if (n == 0 || line[0] == '#')
-			continue;
 		why[0] = '\0';
-		const char *colon = memchr(line, ':', n);
-		if (memchr(line, '\0', n)) {
+		int kind = pwfile_split(line, n, &name, &name_len, &secret, &secret_len);
+		if (kind == 0)
+			continue;
+		if (memchr(line, '\0', n))
 			snprintf(why, sizeof(why), "NUL byte in the line");
-		} else if (!colon) {
+		else if (kind < 0)
 			snprintf(why, sizeof(why), "expected name:secret (no ':' in the line)");
-		} else {
-			const char *name = line, *secret = colon + 1;
-			size_t name_len = (size_t)(colon - line), secret_len = n - name_len - 1;
-			pwfile_trim(&name, &name_len);
-			pwfile_trim(&secret, &secret_len);
-			if (name_len == 0)
-				snprintf(why, sizeof(why), "empty name before ':'");
-			else if (name_len > PWFILE_MAX_NAME)
-				snprintf(why, sizeof(why), "name longer than %u bytes", PWFILE_MAX_NAME);
-			else if (secret_len == 0)
-				snprintf(why, sizeof(why), "nothing after ':'");
-			else if (secret_len > PWFILE_MAX_SECRET)
-				snprintf(why, sizeof(why), "secret longer than %u bytes",
-					 PWFILE_MAX_SECRET);
-			else if (cb(ctx, name, name_len, secret, secret_len, why, sizeof(why)) == 0)
-				entries++;
-			else if (!why[0])
-				snprintf(why, sizeof(why), "refused");
-		}
+		else if (name_len == 0)
+			snprintf(why, sizeof(why), "empty name before ':'");
+		else if (name_len > PWFILE_MAX_NAME)
+			snprintf(why, sizeof(why), "name longer than %u bytes", PWFILE_MAX_NAME);
+		else if (secret_len == 0)
+			snprintf(why, sizeof(why), "nothing after ':'");
+		else if (secret_len > PWFILE_MAX_SECRET)
+			snprintf(why, sizeof(why), "secret longer than %u bytes", PWFILE_MAX_SECRET);
+		else if (cb(ctx, name, name_len, secret, secret_len, why, sizeof(why)) == 0)
+			entries++;
+		else if (!why[0])
+			snprintf(why, sizeof(why), "refused");
 		if (why[0]) {
 			snprintf(err, errlen, "%s:%lu: %s", file, lineno, why);
 			return -1;

@@ -14,6 +14,21 @@
 #define PWFILE_MAX_NAME 65535u      /* an MQTT string */
 #define PWFILE_MAX_SECRET 4096u     /* a hash or a hex key is far shorter */
 
+/*
+ * The next line of text[0..len) from *pos on (without its newline), and
+ * *pos past it. Returns 0 at the end of the text, else 1 with the line in
+ * *line, *n.
+ */
+int pwfile_next_line(const char *text, size_t len, size_t *pos, const char **line, size_t *n);
+
+/*
+ * Cuts a line into name and secret, blanks around each trimmed. Returns 0
+ * for a blank or comment line, 1 for name:secret (either may be empty),
+ * -1 when there is no ':'.
+ */
+int pwfile_split(const char *line, size_t n, const char **name, size_t *name_len,
+		 const char **secret, size_t *secret_len);
+
 /* Called for each entry: name[0..name_len) and secret[0..secret_len),
  * neither empty nor NUL-terminated, valid during the call. Return 0 to go
  * on, or -1 after writing why into err (the reader prefixes "file:line: "). */

@@ -180,6 +180,28 @@ def start(config=None, extra_args=(), nofile=None, wait_for="port", env=None):
     return b
 
 
+def scratch_dir(tag):
+    """A private temporary directory (0755, so a broker that drops
+    privileges can read what is put there); the caller removes it."""
+    d = tempfile.mkdtemp(prefix="midge-it-%s-" % tag)
+    os.chmod(d, 0o755)
+    return d
+
+
+def start_reference(config, **kw):
+    """start() with Mosquitto (/usr/sbin/mosquitto) whatever MIDGE_BROKER
+    says: a test that compares midge with it."""
+    saved = os.environ.get("MIDGE_BROKER")
+    os.environ["MIDGE_BROKER"] = "mosquitto"
+    try:
+        return start(config, **kw)
+    finally:
+        if saved is None:
+            del os.environ["MIDGE_BROKER"]
+        else:
+            os.environ["MIDGE_BROKER"] = saved
+
+
 def stop_all():
     for b in list(_started):
         try:

@@ -32,11 +32,7 @@ brokerctl.deadline(r, 170)
 midge = brokerctl.midge_binary()
 is_midge = brokerctl.broker_kind() == "midge"
 
-b0 = brokerctl.start()  # only for a private directory
-d = b0.dir + "-auth"
-os.makedirs(d, exist_ok=True)
-b0.stop()
-os.chmod(d, 0o755)
+d = brokerctl.scratch_dir("auth")
 pw = os.path.join(d, "pw")
 # PBKDF2 at 250000 iterations: a few hundred ms a check, and a format
 # Mosquitto 2.0 reads as well.
@@ -85,6 +81,17 @@ def read_all(s, n, timeout=10.0):
     return out
 
 
+def timed_connect(port, cid, user="alice", password="good"):
+    """(CONNACK code, seconds from CONNECT to CONNACK) of a new client."""
+    s = open_sock(port)
+    t0 = time.time()
+    s.sendall(connect_packet(cid, username=user, password=password))
+    rc = connack_rc(read_packet(s, 30))
+    took = time.time() - t0
+    s.close()
+    return rc, took
+
+
 def subscriber(port, topic):
     sub = spawn(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-u", "alice", "-P", "good",
                  "-t", topic, "-v", "-W", "30"])
@@ -96,12 +103,7 @@ b = brokerctl.start(BASE + "midge_auth_threads 1\n")
 P, PT = b.port, b.ports["port2"]
 
 # The cost of one check, the yardstick of the timings below.
-s = open_sock(P)
-t0 = time.time()
-s.sendall(connect_packet("one", username="alice", password="good"))
-rc = connack_rc(read_packet(s, 20))
-one = time.time() - t0
-s.close()
+rc, one = timed_connect(P, "one")
 r.check("a password-checked CONNECT is accepted (%.0f ms)" % (one * 1e3), rc == 0, repr(rc))
 
 for tls in (False, True):
@@ -164,12 +166,7 @@ if is_midge:
         g.close()
     busy.close()  # its own check is running: the late answer is dropped
     time.sleep(0.2)
-    z = open_sock(P)
-    t0 = time.time()
-    z.sendall(connect_packet("z", username="alice", password="good"))
-    rc = connack_rc(read_packet(z, 30))
-    waited = time.time() - t0
-    z.close()
+    rc, waited = timed_connect(P, "z")
     r.check("clients that left: the next is answered in %.2f s (one check %.2f s; 21 would be "
             "%.1f s)" % (waited, one, 21 * one), rc == 0 and waited < 6 * one + 0.5,
             repr(rc))

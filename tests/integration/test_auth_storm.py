@@ -24,10 +24,7 @@ r = brokerctl.Results("auth storm")
 brokerctl.deadline(r, 150)
 midge = brokerctl.midge_binary()
 
-b0 = brokerctl.start()
-d = b0.dir + "-storm"
-os.makedirs(d, exist_ok=True)
-b0.stop()
+d = brokerctl.scratch_dir("storm")
 pw = os.path.join(d, "pw")
 subprocess.run([midge, "passwd", "-c", "-H", "sha512", "-b", pw, "fast", "f4st"], check=True,
                timeout=30)

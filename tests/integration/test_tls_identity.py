@@ -36,10 +36,7 @@ r = brokerctl.Results("tls identity")
 brokerctl.deadline(r, 170)
 midge = brokerctl.midge_binary()
 
-b0 = brokerctl.start()
-d = b0.dir + "-tlsid"
-os.makedirs(d, exist_ok=True)
-b0.stop()
+d = brokerctl.scratch_dir("tlsid")
 pki = pkitool.make(d, "id")
 certs = {}
 for name, subject in (
@@ -188,11 +185,7 @@ b.stop()
 
 # The subjects against Mosquitto's on the same certificates.
 if os.path.exists("/usr/sbin/mosquitto"):
-    os.chmod(d, 0o755)
-    saved = os.environ.get("MIDGE_BROKER")
-    os.environ["MIDGE_BROKER"] = "mosquitto"
-    try:
-        m = brokerctl.start("""listener {port} 127.0.0.1
+    m = brokerctl.start_reference("""listener {port} 127.0.0.1
 certfile %(server)s
 keyfile %(server-key)s
 cafile %(ca)s
@@ -201,18 +194,13 @@ use_subject_as_username true
 allow_anonymous false
 log_type all
 """ % pki)
-        mosq = {}
-        for name in midge_subjects:
-            rc, _, err = pub(m.port, name)
-            time.sleep(0.3)
-            found = re.findall(r"as \S+ \(p\d, c\d, k\d+, u'(.*)'\)\.$", m.log_text(), re.M)
-            mosq[name] = found[-1] if rc == 0 and found else None
-        m.stop()
-    finally:
-        if saved is None:
-            del os.environ["MIDGE_BROKER"]
-        else:
-            os.environ["MIDGE_BROKER"] = saved
+    mosq = {}
+    for name in midge_subjects:
+        rc, _, err = pub(m.port, name)
+        time.sleep(0.3)
+        found = re.findall(r"as \S+ \(p\d, c\d, k\d+, u'(.*)'\)\.$", m.log_text(), re.M)
+        mosq[name] = found[-1] if rc == 0 and found else None
+    m.stop()
     for name, s in midge_subjects.items():
         r.check("subject of %s as Mosquitto writes it: %r" % (name, s),
                 s is not None and s == mosq[name], "Mosquitto: %r" % mosq[name])

@@ -158,7 +158,7 @@ static void test_file_rules(void)
 	/* a name twice: which line wins would be a guess */
 	snprintf(text, sizeof(text), "u:%s\nv:%s\nu:%s\n", h, h, h);
 	CU_ASSERT_PTR_NULL(parse(text));
-	CU_ASSERT_PTR_NOT_NULL(strstr(err, "user 'u' appears twice"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "pw: user 'u' appears twice"));
 	/* control characters of a name are escaped in the message */
 	CU_ASSERT_PTR_NULL(parse("a\nb\x1b[2J:plain\n"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "pw:1: "));
