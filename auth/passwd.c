@@ -426,17 +426,15 @@ fail:
 	return NULL;
 }
 
+static void *passwd_parse_any(const char *text, size_t len, const char *file, char *err,
+			      size_t errlen)
+{
+	return passwd_parse(text, len, file, err, errlen);
+}
+
 struct passwd_db *passwd_load(const char *path, char *err, size_t errlen)
 {
-	char *text;
-	size_t len;
-	err[0] = '\0';
-	if (pwfile_read("password_file", path, &text, &len, err, errlen) < 0)
-		return NULL;
-	struct passwd_db *db = passwd_parse(text, len, path, err, errlen);
-	pwfile_wipe(text, len);
-	free(text);
-	return db;
+	return pwfile_load("password_file", path, passwd_parse_any, err, errlen);
 }
 
 struct passwd_db *passwd_ref(struct passwd_db *db)

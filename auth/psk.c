@@ -116,16 +116,15 @@ fail:
 	return NULL;
 }
 
+static void *psk_parse_any(const char *text, size_t len, const char *file, char *err,
+			      size_t errlen)
+{
+	return psk_parse(text, len, file, err, errlen);
+}
+
 struct psk_db *psk_load(const char *path, char *err, size_t errlen)
 {
-	char *text;
-	size_t len;
-	if (pwfile_read("psk_file", path, &text, &len, err, errlen) < 0)
-		return NULL;
-	struct psk_db *db = psk_parse(text, len, path, err, errlen);
-	pwfile_wipe(text, len);
-	free(text);
-	return db;
+	return pwfile_load("psk_file", path, psk_parse_any, err, errlen);
 }
 
 struct psk_db *psk_ref(struct psk_db *db)

@@ -218,6 +218,20 @@ void pwfile_index_free(struct pwfile_index *ix)
 	ix->nslots = 0;
 }
 
+void *pwfile_load(const char *what, const char *path, pwfile_parse_fn parse, char *err,
+		  size_t errlen)
+{
+	char *text;
+	size_t len;
+	err[0] = '\0';
+	if (pwfile_read(what, path, &text, &len, err, errlen) < 0)
+		return NULL;
+	void *db = parse(text, len, path, err, errlen);
+	pwfile_wipe(text, len);
+	free(text);
+	return db;
+}
+
 const char *pwfile_printable(const char *name, size_t len, char *buf, size_t buflen)
 {
 	size_t o = 0;

@@ -71,6 +71,13 @@ long pwfile_index_find(const struct pwfile_index *ix, const char *name, size_t l
 		       pwfile_name_fn name_of, const void *ctx);
 void pwfile_index_free(struct pwfile_index *ix);
 
+/* Reads path (pwfile_read) and hands its text to parse, then wipes and
+ * frees the text. Returns what parse returned, NULL with err on failure. */
+typedef void *(*pwfile_parse_fn)(const char *text, size_t len, const char *file, char *err,
+				 size_t errlen);
+void *pwfile_load(const char *what, const char *path, pwfile_parse_fn parse, char *err,
+		  size_t errlen);
+
 /* name[0..len) for a message: at most 64 bytes, control characters and
  * bytes over 0x7e as \xNN, into buf. Returns buf. */
 const char *pwfile_printable(const char *name, size_t len, char *buf, size_t buflen);
