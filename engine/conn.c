@@ -148,3 +148,8 @@ struct engine_conn *engine_conn_of(const struct midge_client *client)
 {
 	return container_of(client, struct engine_conn, info);
 }
+
+void *engine_conn_handle(const struct engine_conn *c)
+{
+	return c->handle;
+}

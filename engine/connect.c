@@ -426,9 +426,14 @@ static int connect_hold(struct engine *e, struct engine_conn *c, const struct co
 			const uint8_t *body, uint32_t len)
 {
 	struct connect_held *h = malloc(sizeof *h + len);
-	if (!h)
+	if (!h) {
+		/* the module started work for a CONNECT that is not held:
+		 * it must forget it, as if the client had gone */
+		if (e->auth.connect_cancel)
+			e->auth.connect_cancel(e->auth.ctx, &c->info);
 		return connect_refuse(e, c, pl->version, MQTT_RC_SERVER_UNAVAILABLE, pl->k,
 				      "out of memory");
+	}
 	memcpy(h->body, body, len);
 	/* the same bytes decode the same way: this cannot fail */
 	memset(&h->packet, 0, sizeof h->packet);

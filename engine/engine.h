@@ -228,6 +228,9 @@ int engine_conn_auth_done(struct engine *e, struct engine_conn *c, int rc, uint6
 
 /* The connection a client record handed to engine_auth.connect belongs to. */
 struct engine_conn *engine_conn_of(const struct midge_client *client);
+/* The transport's handle given to engine_conn_open() (an auth module
+ * answering later finds the transport's connection with it). */
+void *engine_conn_handle(const struct engine_conn *c);
 
 /*
  * One complete packet: first byte and body[0..len). The engine decodes it,

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/passwd.h"
 #include "engine/engine.h"
 #include "hooks/hooks.h"
 #include "midge.h"
@@ -15,7 +16,6 @@
 #include "transport/conn.h"
 #include "transport/iothr.h"
 #include "transport/log.h"
-#include "transport/passwd.h"
 
 struct midge *midge_new(void)
 {
@@ -37,7 +37,8 @@ void midge_free(struct midge *m)
 		return;
 	engine_free(m->engine);
 	hooks_free(m->hooks);
-	passwd_free(m->passwd);
+	auth_stop(m);
+	passwd_unref(m->passwd);
 	rbuf_pool_clear(&m->rbufs);
 	outbox_pool_clear(&m->outboxes);
 	sys_clear(m);

@@ -10,7 +10,9 @@
  *   xport.h     the connection-layer stack: tcp.c, tls.c
  *   rbuf.c      receive buffers        outq.c     output queues
  *   listener.c  listening sockets, accept
- *   glue.c      engine_io (send, close, event) and the auth glue
+ *   glue.c      engine_io (send, close, event)
+ *   auth.c      authentication: password checks on the worker pool, pending
+ *               CONNECTs, TLS identities
  *   evlog.c     log lines for events   sys.c      $SYS topics
  *   loop.c      midge_run, tick, signals, reload, shutdown, ZeroMQ polling
  *   daemon.c    pid file, privileges   api.c      the midge_* embedding API
@@ -36,9 +38,12 @@
 #include "transport/outq.h"
 #include "transport/rbuf.h"
 
+struct auth_pool;
 struct conn;
 struct engine;
 struct iothr;
+struct midge_client;
+struct midge_str;
 struct passwd_db;
 struct tls_creds;
 
@@ -76,6 +81,10 @@ struct midge {
 	struct engine *engine;
 	struct hooks *hooks;
 	struct passwd_db *passwd;
+	struct auth_pool *auth_pool;  /* password checks off the loop (auth.c) */
+	uv_async_t auth_async;        /* ... finished ones wake the loop */
+	uint64_t auth_busy_logged_ms; /* refusals "server busy": the last line ... */
+	uint64_t auth_busy;           /* ... and those since */
 	struct listener *listeners;
 	struct conn_list pre;       /* accepted, waiting for CONNECT */
 	struct conn_list closing;   /* asked to close, flushing their output */
@@ -119,6 +128,15 @@ uint32_t broker_rel_ms(const struct midge *m, uint64_t now);
 /* glue.c: creates the engine with the transport's engine_io and auth
  * once. Returns 0 or -1 on OOM. */
 int glue_engine_start(struct midge *m);
+
+/* auth.c: the worker pool and its wake-up (after the loop is set up),
+ * and their end (before the loop's handles close). 0 or -1. */
+int auth_start(struct midge *m);
+void auth_stop(struct midge *m);
+/* engine_auth.connect and .connect_cancel (see engine.h). */
+int auth_connect(void *ctx, const struct midge_client *client, const struct midge_str *username,
+		 const struct midge_str *password);
+void auth_connect_cancel(void *ctx, const struct midge_client *client);
 
 /* evlog.c: the log line (if any) for one event. */
 void evlog_event(const struct conf *conf, const struct midge_event *ev);

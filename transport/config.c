@@ -26,8 +26,7 @@ static const char *const conf_unsupported[] = {
 	"persistence_file", "persistence_location", "autosave_interval", "autosave_on_changes",
 	"persistent_client_expiration_", "include_dir", "clientid_prefixes", "auto_id_prefix",
 	"check_retain_source", "memory_limit", "per_listener_settings",
-	"psk_file", "psk_hint", "crlfile", "dhparamfile", "mount_point", "use_username_as_clientid",
-	"use_subject_as_username", "bind_interface", "http_dir", "websockets_log_level",
+	"dhparamfile", "mount_point", "use_username_as_clientid", "bind_interface", "http_dir", "websockets_log_level",
 	"websockets_headers_size", "log_timestamp_format", "ciphers_tls1.3", "retry_interval",
 	"store_clean_interval", "enable_control_api", "connection", "address", "topic",
 	"remote_username", "remote_password", "remote_clientid", "bridge_protocol_version",
@@ -58,6 +57,8 @@ static void conf_listener_clear(struct conf_listener *l)
 	free(l->ciphers);
 	free(l->tls_version);
 	free(l->priority);
+	free(l->crlfile);
+	free(l->psk_hint);
 	memset(l, 0, sizeof(*l));
 	l->max_connections = -1;
 }
@@ -91,6 +92,7 @@ void conf_clear(struct conf *c)
 	for (int i = 0; i < c->n_listeners; i++)
 		conf_listener_clear(&c->listeners[i]);
 	free(c->password_file);
+	free(c->psk_file);
 	free(c->pid_file);
 	free(c->user);
 	free(c->log_file);
@@ -256,6 +258,8 @@ static int conf_set_listener_key(struct conf *c, const char *key, const char *v,
 		{"capath", offsetof(struct conf_listener, capath)},
 		{"ciphers", offsetof(struct conf_listener, ciphers)},
 		{"midge_tls_priority", offsetof(struct conf_listener, priority)},
+		{"crlfile", offsetof(struct conf_listener, crlfile)},
+		{"psk_hint", offsetof(struct conf_listener, psk_hint)},
 	};
 	char **str = conf_field_find(l, strings, sizeof(strings) / sizeof(strings[0]), key);
 	if (str)
@@ -270,6 +274,7 @@ static int conf_set_listener_key(struct conf *c, const char *key, const char *v,
 	}
 	bool *flag = strcmp(key, "require_certificate") == 0        ? &l->require_certificate
 		     : strcmp(key, "use_identity_as_username") == 0 ? &l->use_identity_as_username
+		     : strcmp(key, "use_subject_as_username") == 0  ? &l->use_subject_as_username
 								    : NULL;
 	if (flag) {
 		if (conf_parse_bool(v, flag) < 0)
@@ -318,6 +323,7 @@ static bool conf_is_listener_key(const char *key)
 	static const char *const keys[] = {
 		"certfile", "keyfile", "cafile", "capath", "ciphers", "midge_tls_priority",
 		"tls_version", "require_certificate", "use_identity_as_username",
+		"use_subject_as_username", "crlfile", "psk_hint",
 		"max_connections", "protocol", "socket_domain", NULL,
 	};
 	for (int i = 0; keys[i]; i++)
@@ -348,6 +354,7 @@ static int conf_set_number(struct conf *c, const char *key, const char *v, char 
 		{"midge_hooks_hwm", INT32_MAX},    {"max_inflight_bytes", UINT64_MAX},
 		{"midge_max_sessions", UINT32_MAX}, {"midge_max_retained_messages", UINT32_MAX},
 		{"midge_max_retained_bytes", UINT64_MAX}, {"midge_max_pending_connects", INT32_MAX},
+		{"midge_auth_threads", 1024},      {"midge_auth_queue", 1000000},
 	};
 	size_t i;
 	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
@@ -402,6 +409,8 @@ static int conf_set_number(struct conf *c, const char *key, const char *v, char 
 	case 20: e->max_retained_messages = (uint32_t)n; break;
 	case 21: e->max_retained_bytes = n; break;
 	case 22: c->max_pending_connects = (int)n; break;
+	case 23: c->auth_threads = (unsigned)n; break;
+	case 24: c->auth_queue = (unsigned)n; break;
 	}
 	return 0;
 }
@@ -507,6 +516,7 @@ static int conf_set_string(struct conf *c, const char *key, const char *v, int *
 {
 	static const struct conf_field keys[] = { /* char * in struct conf */
 		{"password_file", offsetof(struct conf, password_file)},
+		{"psk_file", offsetof(struct conf, psk_file)},
 		{"pid_file", offsetof(struct conf, pid_file)},
 		{"user", offsetof(struct conf, user)},
 		{"midge_node_name", offsetof(struct conf, node_name)},

@@ -50,7 +50,10 @@ struct conf_listener {
 	char *cafile;
 	char *capath;
 	bool require_certificate;
-	bool use_identity_as_username;
+	bool use_identity_as_username;  /* certificate CN (or PSK identity) is the user name */
+	bool use_subject_as_username;   /* certificate subject DN is the user name */
+	char *crlfile;                  /* revoked client certificates */
+	char *psk_hint;                 /* set: TLS-PSK with psk_file's keys */
 	char *ciphers;              /* Mosquitto's cipher list (TLS 1.2), GnuTLS syntax here */
 	char *tls_version;          /* tlsv1.2, tlsv1.3 */
 	char *priority;             /* midge_tls_priority: a whole GnuTLS priority string */
@@ -80,6 +83,9 @@ struct conf {
 	uint32_t tls_handshake_timeout; /* unused separately: counted in connect_timeout */
 	uint64_t max_output_bytes;  /* per connection, droppable sends refused past it */
 	char *password_file;
+	char *psk_file;             /* identity:hexkey lines for psk_hint listeners */
+	unsigned auth_threads;      /* midge_auth_threads: password-check workers, 0 = from the cores */
+	unsigned auth_queue;        /* midge_auth_queue: checks that may wait, 0 = 64 per worker */
 	char *pid_file;
 	char *user;
 	unsigned log_types;

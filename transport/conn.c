@@ -34,7 +34,7 @@
 /* Why the engine half tore a connection down (conn.tear_why). */
 static const char *const conn_tear_reasons[] = {
 	NULL, "no CONNECT in time", "out of memory", "server shutting down",
-	"input while authenticating",
+	"input while authenticating", "connection closed by client",
 };
 
 const char *conn_addr(const struct conn *c, char buf[INET6_ADDRSTRLEN])
@@ -185,10 +185,19 @@ int conn_send(struct midge *m, struct conn *c, const uint8_t *head, size_t head_
 	return 0;
 }
 
-/* Whether c's input should be read now. */
+/*
+ * Whether c's input should be read now. While its CONNECT waits for the
+ * authentication decision c is still read, so a client that leaves is
+ * noticed (and its check cancelled): what arrives waits in its buffer for
+ * the decision, up to the pre-CONNECT packet bound; past it, or once the
+ * peer closed, c waits.
+ */
 static bool conn_wants_input(const struct conn *c)
 {
-	return !c->held && !c->paused && !c->read_stopped && !c->closing;
+	if (c->paused || c->read_stopped || c->closing || c->eof_held)
+		return false;
+	return !c->held || !c->ec ||
+	       (c->rbuf ? c->rbuf->len : 0) < engine_conn_max_packet(c->ec);
 }
 
 /*
@@ -363,10 +372,34 @@ void conn_auth_done(struct midge *m, struct conn *c, int rc)
 		return;
 	c->held = false;
 	/* Refused: the engine has queued the CONNACK and asked to close. */
-	if (engine_conn_auth_done(m->engine, c->ec, rc, broker_now_ms()) == 0 && c->rbuf &&
-	    c->rbuf->len)
-		conn_frame(m, c, c->rbuf->data, c->rbuf->len);
+	if (engine_conn_auth_done(m->engine, c->ec, rc, broker_now_ms()) == 0) {
+		if (c->rbuf && c->rbuf->len)
+			conn_frame(m, c, c->rbuf->data, c->rbuf->len);
+		if (c->eof_held) {
+			/* what it sent before closing is done; now the close */
+			conn_teardown(m, c, "connection closed by client");
+		}
+	}
 	conn_mark_dirty(m, c);
+}
+
+/*
+ * The peer closed its side: everything it sent came before this record.
+ * A peer that closed after sending packets behind a held CONNECT is kept
+ * until the decision, so they are handled as a synchronous check would
+ * have; otherwise the connection goes (a peer that sent nothing more
+ * behind a held CONNECT is gone, and its check is cancelled).
+ */
+static void conn_on_eof(struct midge *m, struct conn *c)
+{
+	if (c->gone || c->ending)
+		return;
+	if (c->held && c->ec && c->rbuf && c->rbuf->len) {
+		c->eof_held = true;
+		conn_mark_dirty(m, c); /* no more reading */
+		return;
+	}
+	conn_teardown(m, c, "connection closed by client");
 }
 
 /* The handed queue is written: its frames go, the next batch can go. */
@@ -415,11 +448,17 @@ static void conn_on_closed(struct midge *m, struct conn *c, const char *why)
 		uv_stop(&m->loop);
 }
 
-/* use_identity_as_username: the certificate's name, from the I/O thread. */
+/* use_identity_as_username, use_subject_as_username, a PSK identity:
+ * what the TLS handshake proved is the user name, from the I/O thread
+ * ahead of any input. */
 static void conn_on_identity(struct midge *m, struct conn *c, char *name)
 {
-	if (c->ec && !c->gone && (!name || engine_conn_set_identity(c->ec, name) < 0))
-		conn_teardown(m, c, NULL);
+	if (c->ec && !c->gone) {
+		if (!name || engine_conn_set_identity(c->ec, name) < 0)
+			conn_teardown(m, c, NULL);
+		else
+			c->tls_identity = true;
+	}
 	free(name);
 }
 
@@ -459,6 +498,7 @@ int conn_drain(struct midge *m)
 				run.n++;
 				break;
 			case IO_WRITTEN: conn_on_written(m, c); break;
+			case IO_EOF: conn_on_eof(m, c); break;
 			case IO_CLOSED: conn_on_closed(m, c, r.p); break;
 			case IO_IDENTITY: conn_on_identity(m, c, r.p); break;
 			default: break;
@@ -520,14 +560,15 @@ static void conn_set_peer(struct conn *c, const struct sockaddr_storage *ss)
 	}
 }
 
-/* use_identity_as_username, on the I/O thread at the end of the TLS
- * handshake: the name goes to the engine ahead of any input. */
-static int conn_tls_identity(void *owner, const char *cn)
+/* use_identity_as_username / use_subject_as_username, on the I/O thread
+ * at the end of the TLS handshake: what it proved (certificate CN or
+ * subject, PSK identity) goes to the engine ahead of any input. */
+static int conn_tls_identity(void *owner, const char *proved)
 {
 	struct conn *c = owner;
-	if (!cn)
+	if (!proved)
 		return -1;
-	char *name = strdup(cn);
+	char *name = strdup(proved);
 	if (!name)
 		return -1;
 	struct ioq_rec r = {.op = IO_IDENTITY, .conn = c, .p = name};

@@ -84,20 +84,22 @@ struct conn {
 	unsigned : 0;     /* the halves' flags are separate memory locations */
 
 	/* engine flags */
-	uint16_t fill : 1;
-	uint16_t dirty : 1;        /* on midge.dirty: output or a state change to pass on */
-	uint16_t writing : 1;      /* an IO_WRITE is out, IO_WRITTEN not back yet */
-	uint16_t in_pre : 1;       /* on midge.pre: waiting for CONNECT */
-	uint16_t in_grace : 1;     /* on midge.closing: close asked, output still flushing */
-	uint16_t closing : 1;      /* close asked: flush, then IO_CLOSE */
-	uint16_t ending : 1;       /* IO_CLOSE or IO_TEARDOWN posted: nothing more to the socket */
-	uint16_t gone : 1;         /* IO_CLOSED received: freed once off the dirty list */
-	uint16_t read_stopped : 1; /* protocol error or close: input is discarded */
-	uint16_t paused : 1;       /* output over the bound: not read until it drains */
-	uint16_t held : 1;         /* CONNECT awaits its authentication decision */
-	uint16_t reading : 1;      /* what the I/O thread was last told (IO_READ) */
-	uint16_t tear : 1;         /* teardown asked: IO_TEARDOWN to say */
-	uint16_t tear_why : 3;     /* why, an index in conn.c's reasons */
+	uint32_t fill : 1;
+	uint32_t dirty : 1;        /* on midge.dirty: output or a state change to pass on */
+	uint32_t writing : 1;      /* an IO_WRITE is out, IO_WRITTEN not back yet */
+	uint32_t in_pre : 1;       /* on midge.pre: waiting for CONNECT */
+	uint32_t in_grace : 1;     /* on midge.closing: close asked, output still flushing */
+	uint32_t closing : 1;      /* close asked: flush, then IO_CLOSE */
+	uint32_t ending : 1;       /* IO_CLOSE or IO_TEARDOWN posted: nothing more to the socket */
+	uint32_t gone : 1;         /* IO_CLOSED received: freed once off the dirty list */
+	uint32_t read_stopped : 1; /* protocol error or close: input is discarded */
+	uint32_t paused : 1;       /* output over the bound: not read until it drains */
+	uint32_t held : 1;         /* CONNECT awaits its authentication decision */
+	uint32_t eof_held : 1;     /* the peer closed after sending more behind its held CONNECT */
+	uint32_t reading : 1;      /* what the I/O thread was last told (IO_READ) */
+	uint32_t tear : 1;         /* teardown asked: IO_TEARDOWN to say */
+	uint32_t tear_why : 3;     /* why, an index in conn.c's reasons */
+	uint32_t tls_identity : 1; /* a TLS handshake proved the user name (IO_IDENTITY) */
 	unsigned : 0;
 
 	/* socket flags */
@@ -109,6 +111,7 @@ struct conn {
 	uint16_t read_pending : 1;  /* a layer holds input the poller cannot see */
 	uint16_t starved : 1;       /* no input chunk: waits for one */
 	uint16_t flush_wait : 1;    /* a layer holds output (TLS records): waiting for writable */
+	uint16_t eof : 1;           /* the peer's EOF was read: IO_EOF posted, no more reads */
 	uint16_t torn : 1;          /* uv_close called, IO_CLOSED posted */
 	uint16_t close_done : 1;    /* libuv's close callback has run */
 	uint16_t released : 1;      /* IO_RELEASE came: freed by the close callback */
@@ -133,6 +136,13 @@ void conn_auth_done(struct midge *m, struct conn *c, int rc);
 void conn_close(struct midge *m, struct conn *c);
 /* The socket goes now; the engine hears it when the I/O thread says so. */
 void conn_teardown(struct midge *m, struct conn *c, const char *why);
+
+/* Whether a TLS handshake proved c's user name (use_identity_as_username,
+ * use_subject_as_username, a PSK identity): that is the authentication. */
+static inline bool conn_tls_authenticated(const struct conn *c)
+{
+	return c->tls_identity;
+}
 
 /* Passes every connection's news to its I/O thread (output, reading on or
  * off, the end). top_level is false when the caller may be inside the

@@ -22,6 +22,7 @@
  * and back to the engine:
  *   IO_INPUT     conn, p = chunk, q = bytes, len: input read
  *   IO_WRITTEN   conn: the handed queue is written
+ *   IO_EOF       conn: the peer closed its side (nothing is read after it)
  *   IO_CLOSED    conn, p = why: the socket is gone; nothing more comes for conn
  *   IO_IDENTITY  conn, p = malloc'd name or NULL: a TLS client's verified name
  */
@@ -50,6 +51,7 @@ enum iothr_op {
 	IO_STOP,
 	IO_INPUT,
 	IO_WRITTEN,
+	IO_EOF,
 	IO_CLOSED,
 	IO_IDENTITY,
 };

@@ -194,9 +194,9 @@ static int listener_open(struct midge *m, int index, const char *const *fallback
 	struct tls_creds *creds = NULL;
 	snprintf(port, sizeof(port), "%u", cl->port);
 	/* Certificates are loaded once per listener, whatever it binds. */
-	if (cl->certfile || cl->keyfile) {
+	if (cl->certfile || cl->keyfile || cl->psk_hint) {
 		char e[400];
-		creds = tls_creds_new(cl, e, sizeof(e));
+		creds = tls_creds_new(cl, m->conf.psk_file, e, sizeof(e));
 		if (!creds) {
 			snprintf(err, errlen, "listener on port %u: %s", cl->port, e);
 			return -1;

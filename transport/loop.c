@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "engine/engine.h"
+#include "auth/passwd.h"
 #include "hooks/hooks.h"
 #include "hooks/hooks_info.h"
 #include "midge.h"
@@ -24,7 +25,6 @@
 #include "transport/conn.h"
 #include "transport/iothr.h"
 #include "transport/log.h"
-#include "transport/passwd.h"
 #include "transport/tls.h"
 
 #define SHUTDOWN_GRACE_MS 3000
@@ -181,7 +181,7 @@ static int loop_reload_listeners(struct midge *m, const struct conf *nc)
 	for (struct listener *l = m->listeners; l && i < 64; l = l->next, i++) {
 		if (!l->creds || l->index >= nc->n_listeners)
 			continue;
-		fresh[i] = tls_creds_new(&nc->listeners[l->index], err, sizeof(err));
+		fresh[i] = tls_creds_new(&nc->listeners[l->index], nc->psk_file, err, sizeof(err));
 		if (!fresh[i]) {
 			log_err("reload failed, keeping the running configuration: %s", err);
 			for (int k = 0; k < i; k++)
@@ -226,11 +226,11 @@ static void loop_reload(struct midge *m)
 		if (!db)
 			log_err("password_file not reloaded: %s", err);
 		else {
-			passwd_free(m->passwd);
+			passwd_unref(m->passwd); /* checks under way keep their reference */
 			m->passwd = db;
 		}
 	} else {
-		passwd_free(m->passwd);
+		passwd_unref(m->passwd);
 		m->passwd = NULL;
 	}
 	engine_reconfigure(m->engine, &nc.engine);
@@ -354,6 +354,8 @@ static void loop_take_down(struct midge *m)
 	m->running = false;
 	m->loop_ready = false;
 	listeners_close(m);
+	/* before the async handle closes: no worker may wake it after */
+	auth_stop(m);
 	/* the sockets go first; their ends reach the engine before the
 	 * loop's own handles close */
 	conn_flush_dirty(m, true);
@@ -393,6 +395,10 @@ int midge_run(struct midge *m)
 		return -1;
 	if (iothr_start(m, m->conf.io_threads) < 0)
 		goto out;
+	if (auth_start(m) < 0) {
+		log_err("password checks: cannot start the worker pool");
+		goto out;
+	}
 	if (listeners_open(m) < 0 || loop_hooks_start(m) < 0 || daemon_write_pid(m) < 0 ||
 	    daemon_drop_privileges(m) < 0)
 		goto out;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "auth/passwd_tool.h"
 #include "midge.h"
 #include "transport/broker.h"
 
@@ -20,6 +21,8 @@ static void usage(FILE *out)
 		"  -v        verbose: log everything to stderr\n"
 		"  -h        this help\n"
 		"  --version print the version\n"
+		"       midge passwd ...  manage a password file (mosquitto_passwd's flags; "
+		"midge passwd -h)\n"
 		"Without -c or -p midge listens on localhost port 1883.\n"
 		"See docs/configuration.md for every configuration key.\n",
 		midge_version());
@@ -33,6 +36,8 @@ int main(int argc, char **argv)
 	bool daemonize = false, verbose = false;
 	int rc = 1;
 
+	if (argc > 1 && strcmp(argv[1], "passwd") == 0)
+		return passwd_tool_main(argc - 1, argv + 1);
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (strcmp(a, "-c") == 0 || strcmp(a, "--config-file") == 0) {

@@ -53,7 +53,7 @@ void sock_poll_update(struct iothr *io, struct conn *c)
 {
 	if (c->torn)
 		return;
-	bool readable = c->lingering || (c->rd_on && !c->shutting && !c->starved);
+	bool readable = c->lingering || (c->rd_on && !c->shutting && !c->starved && !c->eof);
 	bool writable = c->wr_busy || c->flush_wait;
 	unsigned want = (readable ? UV_READABLE : 0) | (writable ? UV_WRITABLE : 0);
 	if (want == c->events)
@@ -168,12 +168,18 @@ static void sock_on_writable(struct iothr *io, struct conn *c)
 
 /* ---- input --------------------------------------------------------------- */
 
-/* A read ended the connection: n is 0 (EOF) or a layer's error. */
+/* A read ended the stream: n is 0 (EOF: the engine decides, since what
+ * came before it may still be waiting for an authentication decision)
+ * or a layer's error. */
 static void sock_read_failed(struct iothr *io, struct conn *c, ssize_t n, const char *why)
 {
 	if (n == 0) {
-		why = "connection closed by client";
-	} else if (n == XPORT_REFUSED) {
+		c->eof = true;
+		sock_poll_update(io, c);
+		sock_report(io, c, IO_EOF);
+		return;
+	}
+	if (n == XPORT_REFUSED) {
 		char a[INET6_ADDRSTRLEN];
 		log_notice("connection from %s:%u refused: %s", conn_addr(c, a), c->port, why);
 	}
@@ -235,7 +241,7 @@ static void sock_read(struct iothr *io, struct conn *c)
 
 void sock_set_reading(struct iothr *io, struct conn *c, bool on)
 {
-	if (c->torn || c->rd_on == on)
+	if (c->torn || c->eof || c->rd_on == on)
 		return;
 	c->rd_on = on;
 	sock_poll_update(io, c);
@@ -251,7 +257,7 @@ void sock_read_pending(struct iothr *io)
 	for (int i = 0; i < n; i++) {
 		struct conn *c = io->pending.v[i];
 		c->read_pending = false;
-		if (!c->torn && c->rd_on && !c->shutting && !c->lingering && !c->starved)
+		if (!c->torn && c->rd_on && !c->shutting && !c->lingering && !c->starved && !c->eof)
 			sock_read(io, c);
 	}
 	memmove(io->pending.v, io->pending.v + n, (size_t)(io->pending.n - n) * sizeof(struct conn *));
@@ -292,6 +298,6 @@ void sock_on_poll(uv_poll_t *h, int status, int events)
 	}
 	if (events & UV_WRITABLE)
 		sock_on_writable(io, c);
-	if ((events & UV_READABLE) && !c->torn && c->rd_on && !c->shutting && !c->starved)
+	if ((events & UV_READABLE) && !c->torn && c->rd_on && !c->shutting && !c->starved && !c->eof)
 		sock_read(io, c);
 }

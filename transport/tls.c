@@ -1,8 +1,11 @@
 /*
- * tls.c - GnuTLS for TLS listeners: the credentials of a listener, and the
- * TLS connection layer (xport.h) that runs a server session over the
- * layer below it. Owns every TLS record: handshake, decryption of input,
- * encryption of output in corked batches, close_notify.
+ * tls.c - GnuTLS for TLS listeners: the credentials of a listener
+ * (certificates, client-certificate verification and CRLs, TLS-PSK keys),
+ * and the TLS connection layer (xport.h) that runs a server session over
+ * the layer below it. Owns every TLS record: handshake, decryption of
+ * input, encryption of output in corked batches, close_notify; and the
+ * identity the handshake proves (use_identity_as_username,
+ * use_subject_as_username), handed up through the identity callback.
  */
 #include "transport/tls.h"
 
@@ -13,81 +16,197 @@
 
 #include <gnutls/x509.h>
 
+#include "auth/psk.h"
+#include "auth/pwfile.h"
+#include "codec/codec.h"
 #include "transport/outq.h"
 #include "transport/rbuf.h"
+#include "transport/tls_name.h"
 #include "transport/xport.h"
+
+#define TLS_IOV 64
+
+struct tls_xport {
+	struct xport base; /* first: the layer is its xport */
+	gnutls_session_t s;
+	struct tls_creds *creds;
+	struct rbuf_pool *pool;
+	struct rbuf *cipher_in; /* read from below; GnuTLS has taken in_off of it */
+	uint32_t in_off;
+	int fd;                 /* the socket of the call in progress, for pull and push */
+	struct outq cipher_out; /* records the layer below has not taken yet */
+	struct outq_pos out_pos;
+	tls_identity_cb identity;
+	void *owner;
+	const char *below_why; /* the layer below failed inside pull or push */
+	bool handshaken, bye_sent, eof;
+	char why[128];
+};
 
 /* TLS 1.2 and 1.3 only unless midge_tls_priority says otherwise;
  * tls_version is Mosquitto's minimum version; ciphers are appended as
- * GnuTLS priority items. */
+ * GnuTLS priority items; a PSK listener (psk_hint) adds the PSK key
+ * exchanges, which NORMAL leaves out. */
 int tls_priority_string(const struct conf_listener *l, char *buf, size_t len)
 {
 	int n;
+	const char *psk = l->psk_hint ? ":+ECDHE-PSK:+DHE-PSK:+PSK" : "";
 	if (l->priority && *l->priority)
 		n = snprintf(buf, len, "%s", l->priority);
 	else if (l->tls_version && strcmp(l->tls_version, "tlsv1.3") == 0)
-		n = snprintf(buf, len, "NORMAL:-VERS-ALL:+VERS-TLS1.3%s%s",
+		n = snprintf(buf, len, "NORMAL:-VERS-ALL:+VERS-TLS1.3%s%s%s", psk,
 			     l->ciphers ? ":" : "", l->ciphers ? l->ciphers : "");
 	else
-		n = snprintf(buf, len, "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2%s%s",
+		n = snprintf(buf, len, "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2%s%s%s", psk,
 			     l->ciphers ? ":" : "", l->ciphers ? l->ciphers : "");
 	return n < 0 || (size_t)n >= len ? -1 : 0;
 }
 
-struct tls_creds *tls_creds_new(const struct conf_listener *l, char *err, size_t errlen)
+/* psk_file's key for the identity a client names in its handshake. The
+ * session's pointer is its TLS layer. -1: unknown identity (GnuTLS
+ * answers as it would to a wrong key, so identities are not revealed). */
+static int tls_psk_key(gnutls_session_t s, const gnutls_datum_t *identity, gnutls_datum_t *key)
 {
-	struct tls_creds *c = calloc(1, sizeof(*c));
-	char prio[1024];
-	const char *errpos = NULL;
-	int rc;
-	if (!c) {
-		snprintf(err, errlen, "out of memory");
-		return NULL;
+	const struct tls_xport *t = gnutls_session_get_ptr(s);
+	uint8_t k[PSK_MAX_KEY];
+	long n = t && t->creds->psk_db
+			 ? psk_lookup(t->creds->psk_db, (const char *)identity->data, identity->size, k)
+			 : -1;
+	if (n <= 0)
+		return -1;
+	key->data = gnutls_malloc((size_t)n);
+	if (key->data) {
+		memcpy(key->data, k, (size_t)n);
+		key->size = (unsigned)n;
 	}
-	atomic_init(&c->refs, 1);
-	c->require_certificate = l->require_certificate;
-	c->use_identity_as_username = l->use_identity_as_username;
+	pwfile_wipe(k, sizeof(k));
+	return key->data ? 0 : -1;
+}
+
+/* The certificate side: key pair, trust, revocation. 0 or -1 with err. */
+static int tls_creds_cert(struct tls_creds *c, const struct conf_listener *l, char *err,
+			  size_t errlen)
+{
+	int rc;
 	if (!l->certfile || !l->keyfile) {
 		snprintf(err, errlen, "TLS listener on port %u needs both certfile and keyfile",
 			 l->port);
-		goto fail;
+		return -1;
 	}
 	if (gnutls_certificate_allocate_credentials(&c->cert) < 0) {
 		snprintf(err, errlen, "out of memory");
-		goto fail;
+		return -1;
 	}
 	rc = gnutls_certificate_set_x509_key_file(c->cert, l->certfile, l->keyfile,
 						  GNUTLS_X509_FMT_PEM);
 	if (rc < 0) {
 		snprintf(err, errlen, "certfile %s / keyfile %s: %s", l->certfile, l->keyfile,
 			 gnutls_strerror(rc));
-		goto fail;
+		return -1;
 	}
 	if (l->cafile) {
 		rc = gnutls_certificate_set_x509_trust_file(c->cert, l->cafile, GNUTLS_X509_FMT_PEM);
 		if (rc <= 0) {
 			snprintf(err, errlen, "cafile %s: %s", l->cafile,
 				 rc == 0 ? "no certificate in it" : gnutls_strerror(rc));
-			goto fail;
+			return -1;
 		}
 	}
 	if (l->capath) {
 		rc = gnutls_certificate_set_x509_trust_dir(c->cert, l->capath, GNUTLS_X509_FMT_PEM);
 		if (rc < 0) {
 			snprintf(err, errlen, "capath %s: %s", l->capath, gnutls_strerror(rc));
-			goto fail;
+			return -1;
 		}
 	}
-	if (l->require_certificate && !l->cafile && !l->capath) {
-		snprintf(err, errlen, "require_certificate needs cafile or capath to verify with");
-		goto fail;
+	const char *needs = l->require_certificate	  ? "require_certificate"
+			    : l->use_identity_as_username ? "use_identity_as_username"
+			    : l->use_subject_as_username  ? "use_subject_as_username"
+							  : NULL;
+	if (needs && !l->cafile && !l->capath) {
+		snprintf(err, errlen, "%s needs cafile or capath to verify client certificates with",
+			 needs);
+		return -1;
+	}
+	if (l->crlfile) {
+		if (!c->verify_peer) {
+			/* without a client certificate there is nothing to
+			 * check: clients the file revokes would get in */
+			snprintf(err, errlen,
+				 "crlfile %s: client certificates are not requested on this "
+				 "listener; add require_certificate true",
+				 l->crlfile);
+			return -1;
+		}
+		/* after the CAs: GnuTLS checks each CRL's signature against them */
+		rc = gnutls_certificate_set_x509_crl_file(c->cert, l->crlfile, GNUTLS_X509_FMT_PEM);
+		if (rc <= 0) {
+			snprintf(err, errlen, "crlfile %s: %s", l->crlfile,
+				 rc == 0 ? "no CRL signed by cafile's CAs in it" : gnutls_strerror(rc));
+			return -1;
+		}
 	}
 	gnutls_certificate_set_known_dh_params(c->cert, GNUTLS_SEC_PARAM_MEDIUM);
+	return 0;
+}
+
+/* The PSK side: psk_file's keys and the hint. 0 or -1 with err. */
+static int tls_creds_psk(struct tls_creds *c, const struct conf_listener *l, const char *psk_file,
+			 char *err, size_t errlen)
+{
+	if (!psk_file) {
+		snprintf(err, errlen, "psk_hint on port %u needs psk_file (the identities and keys)",
+			 l->port);
+		return -1;
+	}
+	if (!(c->psk_db = psk_load(psk_file, err, errlen)))
+		return -1;
+	if (gnutls_psk_allocate_server_credentials(&c->psk) < 0 ||
+	    gnutls_psk_set_server_credentials_hint(c->psk, l->psk_hint) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	gnutls_psk_set_server_credentials_function2(c->psk, tls_psk_key);
+	return 0;
+}
+
+struct tls_creds *tls_creds_new(const struct conf_listener *l, const char *psk_file, char *err,
+				size_t errlen)
+{
+	struct tls_creds *c = calloc(1, sizeof(*c));
+	char prio[1024];
+	const char *errpos = NULL;
+	bool cert = l->certfile || l->keyfile || !l->psk_hint;
+	if (!c) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	atomic_init(&c->refs, 1);
+	/* use_identity_as_username wins over use_subject_as_username, as in
+	 * Mosquitto */
+	c->identity = l->use_identity_as_username  ? TLS_IDENTITY_CN
+		      : l->use_subject_as_username ? TLS_IDENTITY_SUBJECT
+						   : TLS_IDENTITY_NONE;
+	/* An identity from a certificate needs one, verified. */
+	c->verify_peer = cert && (l->require_certificate || c->identity != TLS_IDENTITY_NONE);
+	if (!cert && (l->require_certificate || l->cafile || l->capath || l->crlfile ||
+		      c->identity == TLS_IDENTITY_SUBJECT)) {
+		snprintf(err, errlen,
+			 "listener on port %u has psk_hint and no certfile/keyfile: "
+			 "require_certificate, cafile, capath, crlfile and use_subject_as_username "
+			 "need certificates (use_identity_as_username takes the PSK identity)",
+			 l->port);
+		goto fail;
+	}
+	if (cert && tls_creds_cert(c, l, err, errlen) < 0)
+		goto fail;
+	if (l->psk_hint && tls_creds_psk(c, l, psk_file, err, errlen) < 0)
+		goto fail;
 	if (tls_priority_string(l, prio, sizeof(prio)) < 0) {
 		snprintf(err, errlen, "TLS priority string too long");
 		goto fail;
 	}
-	rc = gnutls_priority_init(&c->prio, prio, &errpos);
+	int rc = gnutls_priority_init(&c->prio, prio, &errpos);
 	if (rc < 0) {
 		snprintf(err, errlen, "TLS priority '%s' invalid near '%s': %s", prio,
 			 errpos ? errpos : "", gnutls_strerror(rc));
@@ -111,29 +230,35 @@ void tls_creds_unref(struct tls_creds *c)
 		return;
 	if (c->cert)
 		gnutls_certificate_free_credentials(c->cert);
+	if (c->psk)
+		gnutls_psk_free_server_credentials(c->psk);
+	psk_unref(c->psk_db);
 	if (c->prio)
 		gnutls_priority_deinit(c->prio);
 	free(c);
 }
 
 static int tls_session_new(struct tls_creds *creds, gnutls_session_t *out, void *ptr,
-		    gnutls_push_func push, gnutls_pull_func pull)
+			   gnutls_push_func push, gnutls_pull_func pull)
 {
 	gnutls_session_t s;
 	if (gnutls_init(&s, GNUTLS_SERVER | GNUTLS_NONBLOCK) < 0)
 		return -1;
 	if (gnutls_priority_set(s, creds->prio) < 0 ||
-	    gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, creds->cert) < 0) {
+	    (creds->cert && gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, creds->cert) < 0) ||
+	    (creds->psk && gnutls_credentials_set(s, GNUTLS_CRD_PSK, creds->psk) < 0)) {
 		gnutls_deinit(s);
 		return -1;
 	}
-	if (creds->require_certificate) {
+	if (creds->verify_peer) {
 		gnutls_certificate_server_set_request(s, GNUTLS_CERT_REQUIRE);
-		/* The handshake fails unless the chain verifies against cafile. */
+		/* The handshake fails unless the chain verifies against cafile
+		 * (and no crlfile revokes it). */
 		gnutls_session_set_verify_cert(s, NULL, 0);
 	} else {
 		gnutls_certificate_server_set_request(s, GNUTLS_CERT_IGNORE);
 	}
+	gnutls_session_set_ptr(s, ptr);
 	gnutls_transport_set_ptr(s, ptr);
 	gnutls_transport_set_push_function(s, push);
 	gnutls_transport_set_pull_function(s, pull);
@@ -141,44 +266,51 @@ static int tls_session_new(struct tls_creds *creds, gnutls_session_t *out, void 
 	return 0;
 }
 
-static int tls_peer_common_name(gnutls_session_t s, char *buf, size_t len)
+/*
+ * The user name the handshake gives (creds->identity) into buf: the PSK
+ * identity when the session used a PSK, else the verified certificate's
+ * common name (the first, as Mosquitto takes it) or subject. UTF-8 without
+ * NUL, as an MQTT user name must be. 0, or -1 when there is none.
+ */
+static int tls_peer_identity(gnutls_session_t s, enum tls_identity how, char *buf, size_t len)
 {
-	unsigned n = 0;
-	const gnutls_datum_t *certs = gnutls_certificate_get_peers(s, &n);
-	gnutls_x509_crt_t crt;
-	size_t size = len;
+	size_t n = 0;
 	int rc = -1;
-	if (!certs || n == 0 || len == 0)
-		return -1;
-	if (gnutls_x509_crt_init(&crt) < 0)
-		return -1;
-	if (gnutls_x509_crt_import(crt, &certs[0], GNUTLS_X509_FMT_DER) >= 0 &&
-	    gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, buf, &size) >= 0)
+	if (gnutls_auth_get_type(s) == GNUTLS_CRD_PSK) {
+		gnutls_datum_t id;
+		if (how != TLS_IDENTITY_CN || gnutls_psk_server_get_username2(s, &id) < 0 ||
+		    id.size >= len)
+			return -1;
+		memcpy(buf, id.data, id.size);
+		buf[id.size] = '\0';
+		n = id.size;
 		rc = 0;
-	gnutls_x509_crt_deinit(crt);
-	return rc;
+	} else {
+		unsigned count = 0;
+		const gnutls_datum_t *certs = gnutls_certificate_get_peers(s, &count);
+		gnutls_x509_crt_t crt;
+		if (!certs || count == 0 || gnutls_x509_crt_init(&crt) < 0)
+			return -1;
+		if (gnutls_x509_crt_import(crt, &certs[0], GNUTLS_X509_FMT_DER) >= 0) {
+			if (how == TLS_IDENTITY_SUBJECT) {
+				long got = tls_name_subject(crt, buf, len);
+				rc = got > 0 ? 0 : -1;
+				n = got > 0 ? (size_t)got : 0;
+			} else {
+				n = len;
+				rc = gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0,
+								   buf, &n) < 0 ? -1 : 0;
+			}
+		}
+		gnutls_x509_crt_deinit(crt);
+	}
+	/* a NUL inside would make the name another one */
+	if (rc < 0 || n == 0 || strlen(buf) != n || !codec_utf8_valid((const uint8_t *)buf, n))
+		return -1;
+	return 0;
 }
 
 /* ---- the TLS connection layer ------------------------------------------- */
-
-#define TLS_IOV 64
-
-struct tls_xport {
-	struct xport base; /* first: the layer is its xport */
-	gnutls_session_t s;
-	struct tls_creds *creds;
-	struct rbuf_pool *pool;
-	struct rbuf *cipher_in; /* read from below; GnuTLS has taken in_off of it */
-	uint32_t in_off;
-	int fd;                 /* the socket of the call in progress, for pull and push */
-	struct outq cipher_out; /* records the layer below has not taken yet */
-	struct outq_pos out_pos;
-	tls_identity_cb identity;
-	void *owner;
-	const char *below_why; /* the layer below failed inside pull or push */
-	bool handshaken, bye_sent, eof;
-	char why[128];
-};
 
 /* GnuTLS wants ciphertext: what was read ahead, else one read of the
  * layer below into a pooled buffer (one system call per buffer, not per
@@ -269,11 +401,14 @@ static ssize_t tls_handshake(struct tls_xport *t, const char **why)
 		return r == 1 ? XPORT_AGAIN : r; /* a warning: wait for more */
 	}
 	t->handshaken = true;
-	if (t->creds->use_identity_as_username && t->identity) {
-		char cn[256];
-		bool have = tls_peer_common_name(t->s, cn, sizeof(cn)) == 0;
-		if (t->identity(t->owner, have ? cn : NULL) < 0) {
-			*why = "no certificate common name";
+	if (t->creds->identity != TLS_IDENTITY_NONE && t->identity) {
+		char name[4096];
+		bool have = tls_peer_identity(t->s, t->creds->identity, name, sizeof(name)) == 0;
+		if (!have || t->identity(t->owner, name) < 0) {
+			*why = t->creds->identity == TLS_IDENTITY_SUBJECT
+				       ? "no usable certificate subject for use_subject_as_username"
+				       : "no usable certificate common name or PSK identity for "
+					 "use_identity_as_username";
 			return XPORT_REFUSED;
 		}
 	}

@@ -15,27 +15,44 @@
 
 #include "transport/config.h"
 
-/* Certificates, trust and priorities of one listener. Refcounted: a
- * SIGHUP reload replaces a listener's creds while sessions made with the
- * old ones keep them alive. */
-struct tls_creds {
-	atomic_uint refs; /* sessions free theirs on I/O threads */
-	gnutls_certificate_credentials_t cert;
-	gnutls_priority_t prio;
-	bool require_certificate;
-	bool use_identity_as_username;
+/* Where a connection's user name comes from on a listener. */
+enum tls_identity {
+	TLS_IDENTITY_NONE,    /* the CONNECT's */
+	TLS_IDENTITY_CN,      /* use_identity_as_username: certificate CN, or the PSK identity */
+	TLS_IDENTITY_SUBJECT, /* use_subject_as_username: the certificate's subject DN */
 };
 
-/* Loads the listener's files. Returns NULL with a reason in err. */
-struct tls_creds *tls_creds_new(const struct conf_listener *l, char *err, size_t errlen);
+struct psk_db;
+
+/* Certificates, trust, PSK keys and priorities of one listener.
+ * Refcounted: a SIGHUP reload replaces a listener's creds while sessions
+ * made with the old ones keep them alive. */
+struct tls_creds {
+	atomic_uint refs; /* sessions free theirs on I/O threads */
+	gnutls_certificate_credentials_t cert; /* NULL on a PSK-only listener */
+	gnutls_psk_server_credentials_t psk;   /* NULL without psk_hint */
+	struct psk_db *psk_db;                 /* psk_file's identities and keys */
+	gnutls_priority_t prio;
+	bool verify_peer; /* a client certificate is required and verified */
+	enum tls_identity identity;
+};
+
+/* Loads the listener's files (certificates, cafile/capath, crlfile, and
+ * psk_file when it has psk_hint). Returns NULL with a reason in err:
+ * a setting that cannot be honoured (an identity or a CRL without a CA
+ * to verify client certificates with, psk_hint without psk_file, ...)
+ * is an error, never a weaker listener. */
+struct tls_creds *tls_creds_new(const struct conf_listener *l, const char *psk_file, char *err,
+				size_t errlen);
 struct tls_creds *tls_creds_ref(struct tls_creds *c);
 /* tls_creds_unref(NULL) does nothing. */
 void tls_creds_unref(struct tls_creds *c);
 
-/* Called once the handshake is done when the listener has
- * use_identity_as_username: cn is the verified certificate's common name,
- * NULL when there is none. Return 0 to go on, -1 to refuse the peer. */
-typedef int (*tls_identity_cb)(void *owner, const char *cn);
+/* Called once the handshake is done when the listener takes user names
+ * from TLS (enum tls_identity): name is the verified certificate's common
+ * name or subject, or the PSK identity, UTF-8 without NUL. Return 0 to go
+ * on, -1 to refuse the peer. */
+typedef int (*tls_identity_cb)(void *owner, const char *name);
 
 /*
  * The TLS connection layer (see xport.h) over `below`: a non-blocking

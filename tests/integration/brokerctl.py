@@ -190,6 +190,28 @@ def start(config=None, extra_args=(), nofile=None, wait_for="port", env=None):
     return b
 
 
+def scratch_dir(tag):
+    """A private temporary directory (0755, so a broker that drops
+    privileges can read what is put there); the caller removes it."""
+    d = tempfile.mkdtemp(prefix="midge-it-%s-" % tag)
+    os.chmod(d, 0o755)
+    return d
+
+
+def start_reference(config, **kw):
+    """start() with Mosquitto (/usr/sbin/mosquitto) whatever MIDGE_BROKER
+    says: a test that compares midge with it."""
+    saved = os.environ.get("MIDGE_BROKER")
+    os.environ["MIDGE_BROKER"] = "mosquitto"
+    try:
+        return start(config, **kw)
+    finally:
+        if saved is None:
+            del os.environ["MIDGE_BROKER"]
+        else:
+            os.environ["MIDGE_BROKER"] = saved
+
+
 def stop_all():
     for b in list(_started):
         try:
@@ -335,9 +357,16 @@ def _s(b):
     return len(b).to_bytes(2, "big") + b
 
 
-def connect_packet(client_id, keepalive=60, clean=True):
-    body = _s(b"MQTT") + bytes([4, 0x02 if clean else 0]) + keepalive.to_bytes(2, "big") + \
-        _s(client_id.encode())
+def connect_packet(client_id, keepalive=60, clean=True, username=None, password=None, v5=False):
+    """CONNECT, 3.1.1 or (v5=True) 5.0 without properties; username and
+    password are str or bytes."""
+    flags = (0x02 if clean else 0) | (0x80 if username is not None else 0) | \
+        (0x40 if password is not None else 0)
+    body = _s(b"MQTT") + bytes([5 if v5 else 4, flags]) + keepalive.to_bytes(2, "big") + \
+        (b"\x00" if v5 else b"") + _s(client_id.encode())
+    for field in (username, password):
+        if field is not None:
+            body += _s(field.encode() if isinstance(field, str) else field)
     return bytes([0x10]) + varint(len(body)) + body
 
 

@@ -1,6 +1,6 @@
 /*
  * test_config.c - the Mosquitto-syntax configuration parser, the TLS
- * priority string and the password file check.
+ * priority string (password files: test_passwd.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,7 +9,6 @@
 
 #include "tests/unit/runner.h"
 #include "transport/config.h"
-#include "transport/passwd.h"
 #include "transport/tls.h"
 
 static char tmp_path[64];
@@ -241,40 +240,6 @@ static void test_tls_priority(void)
 	CU_ASSERT_STRING_EQUAL(buf, "SECURE256");
 }
 
-/* Vectors made with mosquitto_passwd 2.0 (-H sha512-pbkdf2 and -H sha512). */
-static void test_password_file(void)
-{
-	char err[256];
-	snprintf(tmp_path, sizeof(tmp_path), "/tmp/midge-test-pw-XXXXXX");
-	int fd = mkstemp(tmp_path);
-	CU_ASSERT_FATAL(fd >= 0);
-	const char *text =
-		"alice:$7$101$NvXAw60AWfWNgvje$bdJvD/9qtMHjEB96EhtMZWJcuQEPH6Wf+oSRWtraZPT59krArKZ"
-		"44WwnP1hvaK8y+6EBl20pZGBy+VEAWryiqg==\n"
-		"bob:$6$0AYtCAbIaI1pyzcQ$9VVN1p0vNpfQgW2hU5k6DQng1+a6NEocWDM1wXLia7hVmq1iaSoiaR8ysH"
-		"NuJcsY2Wtd840fS4KrQJQGXmvD4g==\n";
-	CU_ASSERT_FATAL(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
-	close(fd);
-	struct passwd_db *db = passwd_load(tmp_path, err, sizeof(err));
-	unlink(tmp_path);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(db);
-	CU_ASSERT_EQUAL(passwd_check(db, "alice", 5, "secret", 6), 0);
-	CU_ASSERT_EQUAL(passwd_check(db, "alice", 5, "secreT", 6), -1);
-	CU_ASSERT_EQUAL(passwd_check(db, "bob", 3, "hunter2", 7), 0);
-	CU_ASSERT_EQUAL(passwd_check(db, "bob", 3, "hunter", 6), -1);
-	CU_ASSERT_EQUAL(passwd_check(db, "carol", 5, "secret", 6), -1);
-	CU_ASSERT_EQUAL(passwd_check(db, "alice", 5, NULL, 0), -1);
-	passwd_free(db);
-
-	fd = mkstemp(strcpy(tmp_path, "/tmp/midge-test-pw-XXXXXX"));
-	CU_ASSERT_FATAL(write(fd, "dave:plaintext\n", 15) == 15);
-	close(fd);
-	db = passwd_load(tmp_path, err, sizeof(err));
-	unlink(tmp_path);
-	CU_ASSERT_PTR_NULL(db);
-	CU_ASSERT_PTR_NOT_NULL(strstr(err, ":1: "));
-}
-
 static const struct test_case cases[] = {
 	{"defaults", test_defaults},
 	{"listener blocks", test_listener_blocks},
@@ -286,7 +251,6 @@ static const struct test_case cases[] = {
 	{"Mosquitto-only keys warn", test_mosquitto_only_keys_warn},
 	{"logging and hooks", test_logging_and_hooks},
 	{"TLS priority string", test_tls_priority},
-	{"password file ($6$ and $7$)", test_password_file},
 	{NULL, NULL},
 };
 
