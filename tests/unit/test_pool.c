@@ -3,7 +3,7 @@
  * intact; concurrency never exceeds the worker count; a full pool refuses
  * at once; a cancelled waiting job never runs and a cancelled running one
  * comes back marked; freeing hands back what is left. Run under
- * ThreadSanitizer by `make check-tsan`.
+ * ThreadSanitizer in the --enable-tsan build (build.sh runs it).
  */
 #include <pthread.h>
 #include <stdatomic.h>
