@@ -4,7 +4,7 @@
  *
  *   conn.c      one connection while it lives: accept, read, frame, flush
  *   linger.c    how it ends: close, linger, teardown; its phases' time bounds
- *   xport.h     the connection-layer stack: tcp.c, tls.c
+ *   xport.h     the connection-layer stack: tcp.c, proxy.c, tls.c, ws.c
  *   rbuf.c      receive buffers        outq.c     output queues
  *   listener.c  listening sockets, accept
  *   glue.c      engine_io (send, close, event) and the auth glue
@@ -35,6 +35,7 @@ struct conn;
 struct engine;
 struct passwd_db;
 struct tls_creds;
+struct ws_conf;
 
 /* Connections in one phase, oldest first (an intrusive list: the links
  * are in struct conn, a connection is on at most one list). */
@@ -48,6 +49,12 @@ struct listener {
 	struct midge *m;
 	struct listener *next;
 	struct tls_creds *creds; /* NULL: plain TCP */
+	struct ws_conf *ws;      /* NULL: MQTT straight on the stream */
+	char *unix_path;         /* a Unix domain socket's path (removed when closed) */
+	int proxy;               /* enable_proxy_protocol: 0, 1 or 2 */
+	bool proxy_require_tls;
+	bool proxy_require_cert; /* require_certificate on a listener without certfile */
+	bool proxy_identity;     /* use_identity_as_username likewise */
 	int fd;
 	int index; /* in conf.listeners */
 	int max_connections;

@@ -23,8 +23,10 @@
 #include "transport/broker.h"
 #include "transport/log.h"
 #include "transport/outq.h"
+#include "transport/proxy.h"
 #include "transport/rbuf.h"
 #include "transport/tls.h"
+#include "transport/ws.h"
 #include "transport/xport.h"
 
 #define READ_MAX_PER_WAKEUP (128u * 1024u) /* then other sockets get their turn */
@@ -39,6 +41,10 @@ static void conn_flush(struct conn *c);
 
 const char *conn_addr(const struct conn *c, char buf[INET6_ADDRSTRLEN])
 {
+	if (c->af_unix) {
+		const struct listener *l = c->poll.data;
+		return l && l->unix_path ? l->unix_path : "unix-socket";
+	}
 	buf[0] = '\0';
 	if (c->af_known && !inet_ntop(c->af6 ? AF_INET6 : AF_INET, c->addr, buf, INET6_ADDRSTRLEN))
 		buf[0] = '\0';
@@ -322,7 +328,10 @@ void conn_auth_done(struct conn *c, int rc)
 	conn_want_pending(c);
 }
 
-/* A read ended the connection: n is 0 (EOF) or a layer's error. */
+/* A read ended the connection: n is 0 (EOF) or a layer's error. A
+ * refusal or an orderly end of a layer's stream closes as the engine's
+ * close does, so the layer's answer (an HTTP error, a WebSocket Close, a
+ * TLS alert) reaches the peer before our FIN. */
 static void conn_read_failed(struct conn *c, ssize_t n, const char *why)
 {
 	if (n == 0) {
@@ -330,6 +339,12 @@ static void conn_read_failed(struct conn *c, ssize_t n, const char *why)
 	} else if (n == XPORT_REFUSED) {
 		char a[INET6_ADDRSTRLEN];
 		log_notice("connection from %s:%u refused: %s", conn_addr(c, a), c->port, why);
+	}
+	if (n == XPORT_REFUSED || n == XPORT_CLOSE) {
+		if (!c->why)
+			c->why = why;
+		conn_close(c);
+		return;
 	}
 	conn_teardown(c, why);
 }
@@ -405,7 +420,9 @@ void conn_on_poll(uv_poll_t *h, int status, int events)
 /* Fills c's peer address from what accept() returned. */
 static void conn_set_peer(struct conn *c, const struct sockaddr_storage *ss)
 {
-	if (ss->ss_family == AF_INET6) {
+	if (ss->ss_family == AF_UNIX) {
+		c->af_unix = 1;
+	} else if (ss->ss_family == AF_INET6) {
 		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
 		c->af_known = 1;
 		c->af6 = 1;
@@ -424,6 +441,73 @@ static int conn_tls_identity(void *owner, const char *cn)
 {
 	struct conn *c = owner;
 	return cn && c->ec ? engine_conn_set_identity(c->ec, cn) : -1;
+}
+
+/* The PROXY header named the real client: logs, events and ACL patterns
+ * see it from now on. */
+static int conn_proxy_peer(void *owner, const struct proxy_info *pi, const char *cn)
+{
+	struct conn *c = owner;
+	char a[INET6_ADDRSTRLEN];
+	const char *text = a;
+	if (!c->ec)
+		return -1;
+	if (pi->family == PROXY_INET || pi->family == PROXY_INET6) {
+		c->af_known = 1;
+		c->af_unix = 0;
+		c->af6 = pi->family == PROXY_INET6;
+		memcpy(c->addr, pi->addr, c->af6 ? 16 : 4);
+		c->port = pi->port;
+		conn_addr(c, a);
+	} else if (pi->family == PROXY_UNIX) {
+		c->af_known = 0;
+		c->port = 0;
+		text = pi->path;
+	} else {
+		text = NULL; /* LOCAL: the socket's own address stays */
+	}
+	if (text && engine_conn_set_peer(c->ec, text, c->port) < 0)
+		return -1;
+	if (cn && engine_conn_set_identity(c->ec, cn) < 0)
+		return -1;
+	if (log_enabled(CONF_LOG_DEBUG))
+		log_debug("PROXY header: the client is %s:%u", text ? text : "(local)", c->port);
+	return 0;
+}
+
+/*
+ * The layers of a connection accepted on l, bottom up: the socket, PROXY
+ * (enable_proxy_protocol), TLS (certfile), WebSocket (protocol
+ * websockets). Each is given what it needs now and reports up through
+ * its callback, so it runs wherever the connection's I/O runs.
+ */
+static struct xport *conn_layers_new(struct listener *l, struct conn *c)
+{
+	struct midge *m = l->m;
+	struct xport *top = &tcp_xport, *x = NULL;
+	if (l->proxy) {
+		struct proxy_opts o = {l->proxy, l->proxy_require_tls, l->proxy_require_cert,
+				       l->proxy_identity};
+		if (!(x = proxy_xport_new(&o, top, &m->rbufs, conn_proxy_peer, c)))
+			goto fail;
+		top = x;
+	}
+	if (l->creds) {
+		if (!(x = tls_xport_new(l->creds, top, &m->rbufs, conn_tls_identity, c)))
+			goto fail;
+		top = x;
+	}
+	if (l->ws) {
+		/* A frame or message may carry at most one largest packet. */
+		uint64_t max_frame = m->conf.engine.max_packet_size + 5u;
+		if (!(x = ws_xport_new(l->ws, top, &m->rbufs, max_frame)))
+			goto fail;
+		top = x;
+	}
+	return top;
+fail:
+	xport_free(top);
+	return NULL;
 }
 
 static bool conn_over_limit(struct listener *l, const struct sockaddr_storage *ss)
@@ -487,14 +571,12 @@ void conn_accept(struct listener *l, int fd, const struct sockaddr_storage *ss)
 	c->poll.data = l;
 	l->count++;
 	uint64_t now = broker_now_ms();
-	if (l->creds) {
-		struct xport *t = tls_xport_new(l->creds, c->xport, &m->rbufs, conn_tls_identity, c);
-		if (!t) {
-			conn_teardown(c, NULL);
-			return;
-		}
-		c->xport = t;
+	struct xport *top = conn_layers_new(l, c);
+	if (!top) {
+		conn_teardown(c, NULL);
+		return;
 	}
+	c->xport = top;
 	c->ec = engine_conn_open(m->engine, c, conn_addr(c, addr), c->port, l->creds != NULL, now);
 	if (!c->ec) {
 		conn_teardown(c, NULL);
@@ -502,6 +584,6 @@ void conn_accept(struct listener *l, int fd, const struct sockaddr_storage *ss)
 	}
 	conn_pre_enter(c, now);
 	if (log_enabled(CONF_LOG_DEBUG))
-		log_debug("new connection from %s:%u on port %u", addr, c->port, l->port);
+		log_debug("new connection from %s:%u on port %u", conn_addr(c, addr), c->port, l->port);
 }
 

@@ -70,6 +70,7 @@ struct conn {
 	uint8_t lingering : 1;    /* write side shut, input discarded */
 	uint8_t read_pending : 1; /* a layer holds input the poller cannot see */
 	uint8_t held : 1;         /* CONNECT awaits its authentication decision */
+	uint8_t af_unix : 1;      /* came through a Unix socket: the listener's path is its address */
 };
 
 /* Takes over fd, just accepted on l from ss: refuses it (max_connections,
@@ -139,7 +140,8 @@ void conn_poll_update(struct conn *c);
 void conn_mark_dirty(struct conn *c);
 void conn_stop_reading(struct conn *c);
 uint64_t conn_out_bytes(const struct conn *c);
-/* c's peer address as text into buf, "" when it is not known. */
+/* c's peer address as text (in buf, or a Unix socket's path), "" when it
+ * is not known. */
 const char *conn_addr(const struct conn *c, char buf[INET6_ADDRSTRLEN]);
 
 /* linger.c */
