@@ -18,38 +18,7 @@ r = brokerctl.Results("tls")
 brokerctl.deadline(r, 150)
 
 
-def certtool(d, args, template):
-    tpl = os.path.join(d, "tpl-%d.cfg" % abs(hash(template)))
-    with open(tpl, "w") as f:
-        f.write(template)
-    p = subprocess.run(["certtool"] + args + ["--template", tpl], capture_output=True, text=True,
-                       timeout=60)
-    if p.returncode != 0:
-        raise RuntimeError("certtool %s: %s" % (args, p.stderr))
-
-
-def make_pki(d, prefix):
-    """CA, server certificate for 127.0.0.1/localhost, client certificate
-    with CN <prefix>-client. Returns a dict of paths."""
-    f = {k: os.path.join(d, "%s-%s.pem" % (prefix, k)) for k in
-         ("ca-key", "ca", "server-key", "server", "client-key", "client")}
-    for k in ("ca-key", "server-key", "client-key"):
-        subprocess.run(["certtool", "--generate-privkey", "--key-type", "ecdsa", "--outfile", f[k]],
-                       check=True, capture_output=True, timeout=60)
-    certtool(d, ["--generate-self-signed", "--load-privkey", f["ca-key"], "--outfile", f["ca"]],
-             'cn = "%s test CA"\nca\ncert_signing_key\nexpiration_days = 2\n' % prefix)
-    certtool(d, ["--generate-certificate", "--load-privkey", f["server-key"], "--load-ca-certificate",
-                 f["ca"], "--load-ca-privkey", f["ca-key"], "--outfile", f["server"]],
-             'cn = "localhost"\ndns_name = "localhost"\nip_address = "127.0.0.1"\ntls_www_server\n'
-             'signing_key\nencryption_key\nexpiration_days = 2\n')
-    certtool(d, ["--generate-certificate", "--load-privkey", f["client-key"], "--load-ca-certificate",
-                 f["ca"], "--load-ca-privkey", f["ca-key"], "--outfile", f["client"]],
-             'cn = "%s-client"\ntls_www_client\nsigning_key\nexpiration_days = 2\n' % prefix)
-    # A broker started as root may drop to another user (Mosquitto does).
-    os.chmod(d, 0o755)
-    for path in f.values():
-        os.chmod(path, 0o644)
-    return f
+make_pki = brokerctl.make_pki
 
 
 b0 = brokerctl.start()  # only for its private directory
