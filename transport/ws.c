@@ -6,13 +6,13 @@
  * websockets_headers_size and parsed by the Ragel machine of
  * codec/http_parse.rl as it arrives; the answer is 101 (Sec-WebSocket-Accept
  * is GnuTLS's SHA-1 and base64), a file, or an HTTP error followed by a
- * close. After 101, wslay's event API in no-buffering mode reads frames:
- * it checks masking, opcodes, fragmentation, control frames, answers PING
- * and the Close handshake; the payload of binary frames is copied straight
- * into the caller's buffer as a plain byte stream, so an MQTT packet may
- * span frames and a frame may hold several [MQTT-6.0.0-2]. Text frames
- * are refused with Close 1003 [MQTT-6.0.0-1]; a frame or message above
- * max_frame with Close 1009.
+ * close. After 101 the frames are scanned here (ws_scan): the payload of
+ * binary frames is unmasked straight into the caller's buffer as a plain
+ * byte stream, so an MQTT packet may span frames and a frame may hold
+ * several [MQTT-6.0.0-2]; control frames and malformed ones go to wslay's
+ * event API, which answers PING, runs the Close handshake and refuses
+ * what breaks RFC 6455. Text frames are refused with Close 1003
+ * [MQTT-6.0.0-1]; a frame or message above max_frame with Close 1009.
  *
  * Output: each writev becomes one binary frame whose header (2 to 10
  * bytes) is the only byte copied; the payload goes down as the caller's
@@ -103,8 +103,6 @@ struct ws_xport {
 	struct rbuf_pool *pool;
 	struct ws_handshake *hs;     /* NULL once answered */
 	wslay_event_context_ptr ctx; /* NULL until the upgrade */
-	struct rbuf *early;          /* bytes behind the head: the first frames */
-	uint32_t early_off;
 	struct outq out;             /* our bytes for below: answers, control frames, frame headers */
 	struct outq_pos out_pos;
 	int file_fd;                 /* a file being sent (-1: none) */
@@ -115,10 +113,21 @@ struct ws_xport {
 	int fd;
 	uint8_t *rd;
 	size_t rd_room, rd_got;
-	const char *below_why;
-	ssize_t below_err;
 	const char *refused; /* we refused the peer: why */
-	bool eof, below_short, in_data, close_queued;
+	bool close_queued;
+	bool ended;          /* reading has ended (a refusal or a Close) */
+	bool more_below;     /* the last read of below filled what was asked: it may hold more */
+	bool msg_open;       /* a fragmented binary message goes on */
+	/* the frame being scanned (see ws_scan) */
+	struct rbuf *raw;    /* frames read from below, from raw_off on not scanned */
+	uint32_t raw_off;
+	uint8_t in;          /* WS_IN_* */
+	uint8_t hdr[14], hdr_len;
+	uint8_t key[4];
+	unsigned phase;      /* of the mask, at the next payload byte */
+	uint64_t left;       /* payload bytes of the frame still to come */
+	uint8_t wsl[14 + 125]; /* the frame handed to wslay */
+	uint32_t wsl_len, wsl_off;
 	char why[192];
 };
 
@@ -447,14 +456,10 @@ static ssize_t ws_decide(struct ws_xport *w, const char **why)
 		return XPORT_FAIL;
 	}
 	/* What came behind the head is the first frames. */
-	w->early = hs->buf;
-	w->early_off = hs->req.head_len;
+	w->raw = hs->buf;
+	w->raw_off = hs->req.head_len;
 	free(hs);
 	w->hs = NULL;
-	if (w->early_off == w->early->len) {
-		rbuf_put(w->pool, w->early);
-		w->early = NULL;
-	}
 	return 1;
 }
 
@@ -497,62 +502,46 @@ static ssize_t ws_handshake_read(struct ws_xport *w, const char **why)
 
 /* ---- input: frames ------------------------------------------------------- */
 
-/* wslay wants bytes: the early ones, else below's, never more than the
- * caller's buffer can take as payload (payload <= bytes read, so a chunk
- * always fits). */
+/*
+ * Frames are scanned here, header by header. Binary and continuation
+ * frames (masked, no reserved bit, in a valid fragmentation sequence)
+ * are unmasked eight bytes at a time straight into the caller's buffer:
+ * wslay unmasks byte by byte, which measured as a fifth of the broker's
+ * instructions per message. Every other frame (PING, PONG, Close, and
+ * anything malformed) goes to wslay whole, which answers PING, runs the
+ * Close handshake and refuses what breaks RFC 6455 with its close code;
+ * text frames are refused here with 1003 [MQTT-6.0.0-1].
+ */
+enum { WS_IN_HEADER, WS_IN_DATA, WS_IN_WSLAY };
+
+#define WS_CONTROL_MAX (14 + 125) /* a whole control frame, header included */
+
+/* wslay asks for bytes: the frame being handed to it, then nothing. */
 static ssize_t ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
 			  void *user)
 {
 	struct ws_xport *w = user;
-	struct xport *below = w->base.below;
-	size_t room = w->rd_room - w->rd_got;
+	size_t avail = w->wsl_len - w->wsl_off;
 	(void)flags;
-	if (room == 0 || w->below_short) {
+	if (avail == 0) {
 		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
 		return -1;
 	}
-	if (len > room)
-		len = room;
-	if (w->early) {
-		size_t avail = w->early->len - w->early_off;
-		if (len > avail)
-			len = avail;
-		memcpy(buf, w->early->data + w->early_off, len);
-		w->early_off += (uint32_t)len;
-		if (w->early_off == w->early->len) {
-			rbuf_put(w->pool, w->early);
-			w->early = NULL;
-		}
-		return (ssize_t)len;
-	}
-	ssize_t n = below->ops->read(below, w->fd, buf, len, &w->below_why);
-	if (n > 0) {
-		/* A short read drained the socket: stop here rather than pay a
-		 * read that says EAGAIN (polling is level-triggered). */
-		if ((size_t)n < len && !below->ops->pending(below))
-			w->below_short = true;
-		return n;
-	}
-	if (n == XPORT_AGAIN) {
-		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-		return -1;
-	}
-	if (n == 0)
-		w->eof = true;
-	else
-		w->below_err = n;
-	wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
-	return -1;
+	if (len > avail)
+		len = avail;
+	memcpy(buf, w->wsl + w->wsl_off, len);
+	w->wsl_off += (uint32_t)len;
+	return (ssize_t)len;
 }
 
 /* We end the connection with a Close of this code. */
 static void ws_refuse(struct ws_xport *w, uint16_t code, const char *why)
 {
-	w->in_data = false;
 	if (w->refused)
 		return;
 	w->refused = why;
-	if (wslay_event_queue_close(w->ctx, code, (const uint8_t *)why, strlen(why) > 123 ? 123 : strlen(why)) == 0)
+	size_t n = strlen(why) > 123 ? 123 : strlen(why);
+	if (wslay_event_queue_close(w->ctx, code, (const uint8_t *)why, n) == 0)
 		w->close_queued = true;
 	wslay_event_shutdown_read(w->ctx);
 }
@@ -560,37 +549,158 @@ static void ws_refuse(struct ws_xport *w, uint16_t code, const char *why)
 static void ws_frame_start_cb(wslay_event_context_ptr ctx,
 			      const struct wslay_event_on_frame_recv_start_arg *arg, void *user)
 {
-	struct ws_xport *w = user;
 	(void)ctx;
-	switch (arg->opcode) {
-	case WSLAY_BINARY_FRAME:
-		w->msg_len = 0;
-		/* fall through */
-	case WSLAY_CONTINUATION_FRAME:
-		w->in_data = !w->refused;
-		w->msg_len += arg->payload_length;
-		if (arg->payload_length > w->max_frame || w->msg_len > w->max_frame)
-			ws_refuse(w, 1009, "frame or message larger than the maximum packet size");
-		break;
-	case WSLAY_TEXT_FRAME:
-		ws_refuse(w, 1003, "text frame: MQTT travels in binary frames [MQTT-6.0.0-1]");
-		break;
-	default:
-		w->in_data = false; /* PING, PONG, Close: wslay's */
-	}
+	(void)arg;
+	(void)user; /* wslay only ever sees control and malformed frames */
 }
 
-/* Payload of a binary frame: straight into the caller's buffer. */
-static void ws_frame_chunk_cb(wslay_event_context_ptr ctx,
-			      const struct wslay_event_on_frame_recv_chunk_arg *arg, void *user)
+/* dst[0..n) = src[0..n) XOR the mask, starting at byte `phase` of it. */
+static void ws_unmask(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t key[4],
+		      unsigned phase)
 {
-	struct ws_xport *w = user;
-	(void)ctx;
-	if (!w->in_data)
-		return;
-	assert(arg->data_length <= w->rd_room - w->rd_got); /* see ws_recv_cb */
-	memcpy(w->rd + w->rd_got, arg->data, arg->data_length);
-	w->rd_got += arg->data_length;
+	uint8_t k[8];
+	uint64_t k8, v;
+	size_t i = 0;
+	for (int j = 0; j < 8; j++)
+		k[j] = key[(phase + (unsigned)j) & 3];
+	memcpy(&k8, k, 8);
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&v, src + i, 8);
+		v ^= k8;
+		memcpy(dst + i, &v, 8);
+	}
+	for (; i < n; i++)
+		dst[i] = src[i] ^ k[i & 7];
+}
+
+/* A frame header at h[0..avail): its size once complete, else 0. Where
+ * its frame goes is set: our data path, wslay, or a refusal. */
+static size_t ws_header(struct ws_xport *w, const uint8_t *h, size_t avail)
+{
+	if (avail < 2)
+		return 0;
+	uint8_t code = h[1] & 0x7F;
+	bool masked = h[1] & 0x80;
+	size_t need = 2 + (code == 126 ? 2 : code == 127 ? 8 : 0) + (masked ? 4 : 0);
+	if (avail < need)
+		return 0;
+	uint64_t len = code;
+	if (code >= 126) {
+		len = 0;
+		for (size_t i = 2; i < (code == 126 ? 4u : 10u); i++)
+			len = len << 8 | h[i];
+	}
+	uint8_t op = h[0] & 0x0F;
+	bool fin = h[0] & 0x80, rsv = h[0] & 0x70;
+	if (masked)
+		memcpy(w->key, h + need - 4, 4);
+	w->left = len;
+	w->phase = 0;
+	if (op == 0x1 && masked && !rsv) {
+		ws_refuse(w, 1003, "text frame: MQTT travels in binary frames [MQTT-6.0.0-1]");
+		return need;
+	}
+	if ((op == 0x0 || op == 0x2) && masked && !rsv) {
+		if (op == 0x2 && w->msg_open) {
+			ws_refuse(w, 1002, "binary frame inside a fragmented message");
+			return need;
+		}
+		if (op == 0x0 && !w->msg_open) {
+			ws_refuse(w, 1002, "continuation frame without a message");
+			return need;
+		}
+		w->msg_len = op == 0x2 ? len : w->msg_len + len;
+		if (len > w->max_frame || w->msg_len > w->max_frame) {
+			ws_refuse(w, 1009, "frame or message larger than the maximum packet size");
+			return need;
+		}
+		w->msg_open = !fin;
+		w->in = WS_IN_DATA;
+		return need;
+	}
+	/* A control frame, or one wslay will refuse: handed over whole (a
+	 * control frame's payload is at most 125 bytes; of anything else the
+	 * header and what fits is enough for wslay to refuse it). */
+	memcpy(w->wsl, h, need);
+	w->wsl_len = (uint32_t)need;
+	w->wsl_off = 0;
+	w->in = WS_IN_WSLAY;
+	return need;
+}
+
+/* The frame in w->wsl goes to wslay. Returns whether reading goes on. */
+static bool ws_to_wslay(struct ws_xport *w)
+{
+	wslay_event_set_error(w->ctx, 0);
+	int rc = wslay_event_recv(w->ctx);
+	bool control = (w->wsl[0] & 0x08) && (w->wsl[1] & 0x80) && !(w->wsl[0] & 0x70) &&
+		       (w->wsl[0] & 0x0F) <= 0xA;
+	w->wsl_len = w->wsl_off = 0;
+	w->in = WS_IN_HEADER;
+	if (!wslay_event_get_read_enabled(w->ctx))
+		return false;
+	if (rc != 0 || !control) {
+		/* wslay took a frame it should have refused: refuse it here. */
+		ws_refuse(w, 1002, "malformed frame");
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Scans raw[*off..len): data payload unmasked into the caller's buffer
+ * (as far as it has room), other frames to wslay. Returns false once
+ * reading has ended (a refusal or a Close).
+ */
+static bool ws_scan(struct ws_xport *w, const uint8_t *raw, uint32_t len, uint32_t *off)
+{
+	while (*off < len) {
+		if (w->in == WS_IN_HEADER) {
+			/* Mostly the whole header is there: read in place. A
+			 * header split across reads is gathered in hdr. */
+			size_t hl = w->hdr_len ? 0 : ws_header(w, raw + *off, len - *off);
+			if (hl) {
+				*off += (uint32_t)hl;
+			} else {
+				w->hdr[w->hdr_len++] = raw[(*off)++];
+				if (!ws_header(w, w->hdr, w->hdr_len))
+					continue;
+				w->hdr_len = 0;
+			}
+			if (w->refused)
+				return false;
+			if (w->in == WS_IN_WSLAY && w->left == 0 && !ws_to_wslay(w))
+				return false;
+			if (w->in == WS_IN_DATA && w->left == 0)
+				w->in = WS_IN_HEADER;
+			continue;
+		}
+		size_t n = len - *off;
+		if (n > w->left)
+			n = (size_t)w->left;
+		if (w->in == WS_IN_DATA) {
+			size_t room = w->rd_room - w->rd_got;
+			if (n > room)
+				n = room;
+			if (n == 0)
+				return true; /* the caller's buffer is full */
+			ws_unmask(w->rd + w->rd_got, raw + *off, n, w->key, w->phase);
+			w->rd_got += n;
+		} else {
+			size_t space = WS_CONTROL_MAX - w->wsl_len;
+			memcpy(w->wsl + w->wsl_len, raw + *off, n < space ? n : space);
+			w->wsl_len += (uint32_t)(n < space ? n : space);
+		}
+		*off += (uint32_t)n;
+		w->left -= n;
+		w->phase = (w->phase + (unsigned)n) & 3;
+		if (w->in == WS_IN_WSLAY && (w->left == 0 || w->wsl_len == WS_CONTROL_MAX) &&
+		    !ws_to_wslay(w))
+			return false;
+		if (w->left == 0)
+			w->in = WS_IN_HEADER;
+	}
+	return true;
 }
 
 static int ws_start(struct ws_xport *w, const char *subprotocol, const uint8_t *key)
@@ -599,7 +709,6 @@ static int ws_start(struct ws_xport *w, const char *subprotocol, const uint8_t *
 		.recv_callback = ws_recv_cb,
 		.send_callback = ws_send_cb,
 		.on_frame_recv_start_callback = ws_frame_start_cb,
-		.on_frame_recv_chunk_callback = ws_frame_chunk_cb,
 	};
 	char accept[29], head[256];
 	if (ws_accept_key(key, 24, accept) < 0)
@@ -615,8 +724,8 @@ static int ws_start(struct ws_xport *w, const char *subprotocol, const uint8_t *
 		w->ctx = NULL;
 		return -1;
 	}
+	/* Data frames never reach wslay: nothing of theirs is buffered. */
 	wslay_event_config_set_no_buffering(w->ctx, 1);
-	wslay_event_config_set_max_recv_msg_length(w->ctx, w->max_frame);
 	return 0;
 }
 
@@ -624,49 +733,17 @@ static int ws_start(struct ws_xport *w, const char *subprotocol, const uint8_t *
 static const char *ws_wslay_why(struct ws_xport *w)
 {
 	unsigned code = wslay_event_get_status_code_sent(w->ctx);
-	const char *what = code == 1009 ? "frame larger than the maximum packet size"
-			   : code == 1007 ? "invalid payload"
-					  : "protocol error (an unmasked client frame, a bad opcode, "
-					    "reserved bits, or broken fragmentation)";
-	snprintf(w->why, sizeof(w->why), "WebSocket %s: Close %u", what, code);
+	snprintf(w->why, sizeof(w->why),
+		 "WebSocket protocol error (an unmasked client frame, a bad opcode, reserved bits "
+		 "or a bad control frame): Close %u",
+		 code);
 	return w->why;
 }
 
-static ssize_t ws_read(struct xport *x, int fd, uint8_t *buf, size_t len, const char **why)
+/* Reading has ended: our refusal, the peer's Close, or wslay's refusal.
+ * The Close answer goes out before our side shuts. */
+static ssize_t ws_read_ended(struct ws_xport *w, const char **why)
 {
-	struct ws_xport *w = (struct ws_xport *)x;
-	w->fd = fd;
-	if (w->hs) {
-		ssize_t r = ws_handshake_read(w, why);
-		if (r != 1)
-			return r;
-	}
-	if (!w->ctx)
-		return XPORT_AGAIN; /* a file is being sent */
-	w->rd = buf;
-	w->rd_room = len;
-	w->rd_got = 0;
-	w->below_short = false;
-	w->below_why = NULL;
-	w->below_err = 0;
-	wslay_event_set_error(w->ctx, 0);
-	int rc = wslay_event_recv(w->ctx);
-	if (w->rd_got > 0)
-		return (ssize_t)w->rd_got; /* an end behind the data shows on the next read */
-	if (w->eof)
-		return 0;
-	if (w->below_err) {
-		*why = w->below_why ? w->below_why : "read error";
-		return w->below_err;
-	}
-	if (rc != 0 && rc != WSLAY_ERR_CALLBACK_FAILURE) {
-		*why = "WebSocket: out of memory";
-		return XPORT_FAIL;
-	}
-	if (wslay_event_get_read_enabled(w->ctx))
-		return XPORT_AGAIN;
-	/* Reading ended: our refusal, the peer's Close, or wslay's refusal.
-	 * The Close answer goes out before our side shuts. */
 	if (ws_pull_control(w) < 0) {
 		*why = "WebSocket: out of memory";
 		return XPORT_FAIL;
@@ -686,10 +763,78 @@ static ssize_t ws_read(struct xport *x, int fd, uint8_t *buf, size_t len, const 
 	return XPORT_REFUSED;
 }
 
+/*
+ * The MQTT byte stream: what the frames read carry, into buf. Below is
+ * read once per call (into a pooled buffer; what the caller has no room
+ * for stays there and makes the layer pending); when that read came back
+ * full, the layer is pending too, so the caller reads again at once.
+ */
+static ssize_t ws_read(struct xport *x, int fd, uint8_t *buf, size_t len, const char **why)
+{
+	struct ws_xport *w = (struct ws_xport *)x;
+	struct xport *below = x->below;
+	w->fd = fd;
+	if (w->hs) {
+		ssize_t r = ws_handshake_read(w, why);
+		if (r != 1)
+			return r;
+	}
+	if (!w->ctx)
+		return XPORT_AGAIN; /* a file is being sent */
+	if (w->ended)
+		return ws_read_ended(w, why);
+	w->rd = buf;
+	w->rd_room = len;
+	w->rd_got = 0;
+	bool read_once = false;
+	for (;;) {
+		if (!w->raw || w->raw_off == w->raw->len) {
+			if (read_once)
+				break;
+			if (w->raw)
+				w->raw->len = w->raw_off = 0;
+			if (rbuf_reserve(w->pool, &w->raw, 0) < 0) {
+				*why = "WebSocket: out of memory";
+				return XPORT_FAIL;
+			}
+			size_t want = w->raw->cap;
+			ssize_t n = below->ops->read(below, fd, w->raw->data, want, why);
+			read_once = true;
+			if (n <= 0) {
+				w->more_below = false;
+				if (w->rd_got > 0 && n == XPORT_AGAIN)
+					break;
+				if (w->rd_got > 0)
+					return (ssize_t)w->rd_got; /* the end shows on the next read */
+				return n;
+			}
+			w->raw->len = (uint32_t)n;
+			w->more_below = (size_t)n == want;
+		}
+		if (!ws_scan(w, w->raw->data, w->raw->len, &w->raw_off)) {
+			w->ended = true;
+			break;
+		}
+		if (w->rd_got == w->rd_room)
+			break;
+	}
+	if (w->raw && w->raw_off == w->raw->len) {
+		rbuf_put(w->pool, w->raw);
+		w->raw = NULL;
+		w->raw_off = 0;
+	}
+	if (w->rd_got > 0)
+		return (ssize_t)w->rd_got; /* an end behind the data shows on the next read */
+	if (w->ended)
+		return ws_read_ended(w, why);
+	return XPORT_AGAIN;
+}
+
 static bool ws_pending(const struct xport *x)
 {
 	const struct ws_xport *w = (const struct ws_xport *)x;
-	return w->early || x->below->ops->pending(x->below);
+	return (w->raw && w->raw_off < w->raw->len && !w->ended) || w->more_below ||
+	       x->below->ops->pending(x->below);
 }
 
 static size_t ws_queued(const struct xport *x)
@@ -722,7 +867,7 @@ static void ws_free(struct xport *x)
 	}
 	if (w->ctx)
 		wslay_event_context_free(w->ctx);
-	rbuf_put(w->pool, w->early);
+	rbuf_put(w->pool, w->raw);
 	if (w->file_fd >= 0)
 		close(w->file_fd);
 	outq_free(&w->out);
