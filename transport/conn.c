@@ -498,8 +498,8 @@ static struct xport *conn_layers_new(struct listener *l, struct conn *c)
 		top = x;
 	}
 	if (l->ws) {
-		/* A frame or message may carry at most one largest packet. */
-		uint64_t max_frame = m->conf.engine.max_packet_size + 5u;
+		/* A frame or a message is bounded like a packet. */
+		uint64_t max_frame = m->conf.engine.max_packet_size;
 		if (!(x = ws_xport_new(l->ws, top, &m->rbufs, max_frame)))
 			goto fail;
 		top = x;
