@@ -274,9 +274,11 @@ static ssize_t ws_writev(struct xport *x, int fd, const struct iovec *iov, int c
 			}
 			w->frame_left = total - taken;
 		}
+		/* Our bytes first; the payload joins them only when all of them
+		 * are in this writev (else it would overtake the rest). */
 		size_t pre;
-		int m = outq_iov(&w->out, w->out_pos, v, 16, &pre);
-		size_t want = pre, left = w->frame_left;
+		int m = outq_iov(&w->out, w->out_pos, v, 64, &pre);
+		size_t want = pre, left = m < 64 ? w->frame_left : 0;
 		for (int i = idx; i < cnt && left > 0 && m < XPORT_IOV; i++) {
 			size_t o = i == idx ? off : 0;
 			size_t l = iov[i].iov_len - o;
