@@ -341,8 +341,12 @@ static void conn_read_failed(struct conn *c, ssize_t n, const char *why)
 		log_notice("connection from %s:%u refused: %s", conn_addr(c, a), c->port, why);
 	}
 	if (n == XPORT_REFUSED || n == XPORT_CLOSE) {
+		/* why lives in the layer, which is freed when lingering starts,
+		 * before the engine hears of the end: the engine gets a fixed
+		 * text, the log line above the layer's own. */
 		if (!c->why)
-			c->why = why;
+			c->why = n == XPORT_CLOSE ? "connection closed by client"
+						  : "refused by a connection layer (logged)";
 		conn_close(c);
 		return;
 	}

@@ -19,7 +19,9 @@
  * XPORT_REFUSED and XPORT_CLOSE the connection ends as a close does: what
  * the layer queued in answer (a TLS alert, an HTTP error, a WebSocket
  * Close) is flushed, our side is shut, input is discarded a while. On all
- * three *why says why, a string that lives as long as the layer.
+ * three *why says why, a string that lives as long as the layer (which,
+ * after XPORT_REFUSED and XPORT_CLOSE, is freed before the engine hears
+ * of the end: the connection keeps only a fixed text for it).
  */
 #ifndef MIDGE_TRANSPORT_XPORT_H
 #define MIDGE_TRANSPORT_XPORT_H

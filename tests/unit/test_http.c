@@ -296,7 +296,8 @@ static size_t v2_header(uint8_t *b, uint8_t cmd, uint8_t fam, const uint8_t *res
 	b[13] = fam;
 	b[14] = (uint8_t)(n >> 8);
 	b[15] = (uint8_t)n;
-	memcpy(b + 16, rest, n);
+	if (n)
+		memcpy(b + 16, rest, n);
 	return 16 + n;
 }
 
@@ -349,8 +350,8 @@ static void test_proxy_v2(void)
 	CU_ASSERT_EQUAL(proxy_parse(b, n, 2, &pi), PROXY_ERR);
 	n = v2_header(b, 1, 0x41, v4, 12);
 	CU_ASSERT_EQUAL(proxy_parse(b, n, 2, &pi), PROXY_ERR);
-	memset(b + 200, 0, 1200);
-	n = v2_header(b, 1, 0x11, b + 200, 1100);
+	static const uint8_t zeros[1100];
+	n = v2_header(b, 1, 0x11, zeros, sizeof(zeros));
 	CU_ASSERT_EQUAL(proxy_parse(b, 16, 2, &pi), PROXY_ERR);
 	CU_ASSERT_EQUAL(proxy_parse((const uint8_t *)"PROXY TCP4", 10, 2, &pi), PROXY_ERR);
 	CU_ASSERT_EQUAL(proxy_parse((const uint8_t *)"\x10\x0c", 2, 2, &pi), PROXY_ERR);
