@@ -191,6 +191,11 @@ listener 0 {dir}/proxied.sock
 enable_proxy_protocol 2
 """)
 path = os.path.join(b.dir, "mqtt.sock")
+# The TCP listener (what start() waits for) is bound before the sockets.
+for _ in range(100):
+    if os.path.exists(path) and os.path.exists(os.path.join(b.dir, "proxied.sock")):
+        break
+    time.sleep(0.05)
 st = os.stat(path)
 r.check("the Unix socket exists with mode srwxrwx--- (Mosquitto's umask 0007)",
         stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o770, oct(st.st_mode))

@@ -45,6 +45,24 @@ def read_http(sock, timeout=5.0):
     return data.decode(errors="replace")
 
 
+def http_whole(port, request, timeout=5.0):
+    """The whole answer, head and body, read until the broker closes."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    data = b""
+    try:
+        s.sendall(request)
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except OSError:
+        pass
+    finally:
+        s.close()
+    return data
+
+
 def http_exchange(port, request, timeout=5.0):
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     try:
