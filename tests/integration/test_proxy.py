@@ -7,13 +7,15 @@ keeps the socket's; a missing, malformed or wrong-version header closes
 the connection without a CONNACK; proxy_protocol_v2_require_tls refuses a
 header without TLS; use_identity_as_username takes the certificate's CN
 from the header; a PROXY listener may be a WebSocket one (the header comes
-before the HTTP upgrade). Unix sockets: mosquitto_pub/sub and paho cross
+before the HTTP upgrade) or a TLS one (before the handshake). Unix sockets: mosquitto_pub/sub and paho cross
 to TCP clients, the socket is srwxrwx---, a stale socket is replaced, and
 PROXY v2 works on one too."""
 
 import json
 import os
+import shutil
 import socket
+import ssl
 import stat
 import struct
 import sys
@@ -136,6 +138,8 @@ b.stop()
 # proxy_protocol_v2_require_tls, require_certificate and
 # use_identity_as_username from the header's SSL TLV; a PROXY WebSocket
 # listener.
+os.makedirs(b.dir + "-pki")
+pki = brokerctl.make_pki(b.dir + "-pki", "proxy")
 b = brokerctl.start("""listener {port} 127.0.0.1
 enable_proxy_protocol 2
 proxy_protocol_v2_require_tls true
@@ -144,7 +148,11 @@ use_identity_as_username true
 listener {port2} 127.0.0.1
 enable_proxy_protocol 1
 protocol websockets
-""")
+listener {port3} 127.0.0.1
+enable_proxy_protocol 2
+certfile %(server)s
+keyfile %(server-key)s
+""" % pki)
 P = b.port
 r.check("require_tls: a header without TLS is refused",
         not session(P, v2_inet("192.0.2.1", 1), "no-tls"))
@@ -163,8 +171,20 @@ p = c.read_mqtt()
 r.check("PROXY v1 before a WebSocket upgrade", head.startswith("HTTP/1.1 101") and p is not None
         and p[0] == 0x20, head[:100])
 s.close()
+# PROXY before TLS terminated by midge (a TCP-mode load balancer).
+ctx = ssl.create_default_context(cafile=pki["ca"])
+ctx.check_hostname = False
+raw = socket.create_connection(("127.0.0.1", b.ports["port3"]), timeout=5)
+raw.sendall(v2_inet("192.0.2.99", 4099))
+t = ctx.wrap_socket(raw)
+t.sendall(connect_packet("tls-behind-proxy"))
+p = read_packet(t, 5)
+r.check("PROXY v2 header, then TLS terminated by midge", p is not None and p[0] == 0x20, repr(p))
+t.close()
 time.sleep(0.3)
 log = b.log_text()
+r.check("the TLS client has the header's address", "'tls-behind-proxy' [192.0.2.99:4099]" in log,
+        log[-2000:])
 r.check("the CN from the header is the username",
         "'with-cn' [192.0.2.4:4] connected" in log and "user 'alice'" in log, log[-2000:])
 r.check("the WebSocket client has the header's address", "'ws-behind-proxy' [192.0.2.77:4077]" in log,
@@ -215,7 +235,7 @@ r.check("PROXY v2 on a Unix socket listener: the header's address",
         and "'unix-proxied' [203.0.113.50:5050]" in b.log_text())
 r.check("missing PROXY header on a Unix socket listener is refused",
         not session(0, b"", "unix-bare", socket.AF_UNIX, os.path.join(b.dir, "proxied.sock")))
-conf = b.conf_path
 rc = b.stop()
 r.check("SIGTERM stops the broker with status 0", rc == 0, "rc=%s" % rc)
+shutil.rmtree(os.path.dirname(pki["ca"]), ignore_errors=True)
 r.finish()
