@@ -7,9 +7,10 @@ keeps the socket's; a missing, malformed or wrong-version header closes
 the connection without a CONNACK; proxy_protocol_v2_require_tls refuses a
 header without TLS; use_identity_as_username takes the certificate's CN
 from the header; a PROXY listener may be a WebSocket one (the header comes
-before the HTTP upgrade) or a TLS one (before the handshake). Unix sockets: mosquitto_pub/sub and paho cross
-to TCP clients, the socket is srwxrwx---, a stale socket is replaced, and
-PROXY v2 works on one too."""
+before the HTTP upgrade) or a TLS one (before the handshake). Unix
+sockets: mosquitto_pub/sub cross to TCP clients, the socket is srwxrwx---,
+a stale socket left at the path is replaced and anything else there stops
+start-up, and PROXY v2 works on one too."""
 
 import json
 import os
@@ -237,5 +238,31 @@ r.check("missing PROXY header on a Unix socket listener is refused",
         not session(0, b"", "unix-bare", socket.AF_UNIX, os.path.join(b.dir, "proxied.sock")))
 rc = b.stop()
 r.check("SIGTERM stops the broker with status 0", rc == 0, "rc=%s" % rc)
-shutil.rmtree(os.path.dirname(pki["ca"]), ignore_errors=True)
+r.check("the Unix socket is removed at shutdown", not os.path.exists(path))
+
+# A stale socket (a killed broker's) is replaced; a file is not touched.
+spot = os.path.dirname(pki["ca"])
+stale = os.path.join(spot, "stale.sock")
+old = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+old.bind(stale)
+old.close()
+b = brokerctl.start("listener {port} 127.0.0.1\nlistener 0 %s\n" % stale)
+for _ in range(100):
+    if session(0, b"", "after-stale", socket.AF_UNIX, stale):
+        r.check("a stale socket at the path is replaced", True)
+        break
+    time.sleep(0.05)
+else:
+    r.check("a stale socket at the path is replaced", False, b.log_text()[-500:])
+b.stop()
+regular = os.path.join(spot, "file.sock")
+with open(regular, "w") as f:
+    f.write("not a socket\n")
+try:
+    brokerctl.start("listener {port} 127.0.0.1\nlistener 0 %s\n" % regular).stop()
+    r.check("a file at the path stops start-up", False)
+except RuntimeError as err:
+    r.check("a file at the path stops start-up", "is not a socket" in str(err), str(err)[-300:])
+r.check("... and is left alone", open(regular).read() == "not a socket\n")
+shutil.rmtree(spot, ignore_errors=True)
 r.finish()
