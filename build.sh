@@ -21,8 +21,11 @@ cd "$top"
 jobs=$(nproc 2>/dev/null || echo 2)
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 
-BUILD_PKGS="build-essential autoconf automake libtool pkg-config ragel libgnutls28-dev libzmq3-dev libuv1-dev libcunit1-dev libargon2-dev"
-TEST_PKGS="mosquitto-clients mosquitto python3 python3-paho-mqtt python3-zmq gnutls-bin procps argon2"
+BUILD_PKGS="build-essential autoconf automake libtool pkg-config ragel libgnutls28-dev libzmq3-dev libuv1-dev libcunit1-dev libargon2-dev libwslay-dev"
+TEST_PKGS="mosquitto-clients mosquitto python3 python3-paho-mqtt python3-zmq gnutls-bin procps argon2 chromium"
+# Commands the tests need and the Debian packages that bring them, when
+# they are not there already (a newer Node from elsewhere will do).
+TEST_CMDS="node:nodejs npm:npm"
 FUZZ_PKGS="clang libclang-rt-14-dev"
 
 say() { printf '== %s\n' "$*" >&2; }
@@ -33,6 +36,9 @@ deps() {
 	for p in $BUILD_PKGS $TEST_PKGS ${1:-}; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
 			missing="$missing $p"
+	done
+	for cp in $TEST_CMDS; do
+		command -v "${cp%%:*}" >/dev/null 2>&1 || missing="$missing ${cp#*:}"
 	done
 	[ -z "$missing" ] && return 0
 	if ! command -v apt-get >/dev/null 2>&1; then

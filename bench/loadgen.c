@@ -26,6 +26,12 @@
  * out[cur] simply holds ciphertext. Plaintext waits in `plain` until the
  * handshake is done and is encrypted when the connection is flushed.
  *
+ * With --ws every connection is MQTT over WebSocket (RFC 6455): an HTTP
+ * upgrade first, then each packet in a masked binary frame of its own (as
+ * a browser's MQTT.js sends them), written into the same buffers; the
+ * broker's frames are unwrapped in place as they are read, before the
+ * MQTT framer sees the bytes. Works over --tls too (wss).
+ *
  * Loopback only, and bounded in count and time: a hard deadline stops the
  * run whatever the broker does.
  */
@@ -62,7 +68,8 @@
 
 enum lg_workload { LG_FANIN, LG_FANOUT, LG_P2P, LG_CONN };
 enum lg_role { LG_PUB, LG_SUB, LG_IDLE };
-enum lg_state { LG_ST_NEW, LG_ST_CONNECTING, LG_ST_CONNACK, LG_ST_SUBACK, LG_ST_READY, LG_ST_CLOSED };
+enum lg_state { LG_ST_NEW, LG_ST_CONNECTING, LG_ST_UPGRADE, LG_ST_CONNACK, LG_ST_SUBACK, LG_ST_READY,
+		LG_ST_CLOSED };
 enum lg_phase { LG_PH_SETUP, LG_PH_WARMUP, LG_PH_MEASURE, LG_PH_DRAIN, LG_PH_DONE };
 
 /* A growable byte buffer; grows by doubling, never shrinks. */
@@ -122,6 +129,12 @@ struct lg_conn {
 	struct lg_buf plain;   /* packets not yet encrypted */
 	struct lg_buf tin;     /* ciphertext read, not yet taken by the session */
 	size_t tin_off;
+
+	/* WebSocket (--ws): the frame being read */
+	uint64_t ws_left;      /* its payload bytes still to come */
+	uint8_t ws_hdr[14];    /* its header while incomplete */
+	uint8_t ws_hlen;
+	bool ws_skip;          /* a control frame: its payload is dropped */
 };
 
 struct lg_opts {
@@ -149,6 +162,8 @@ struct lg_opts {
 	bool tls;
 	const char *cafile;   /* --cafile: verify the chain (not the name) against it */
 	bool insecure;        /* --insecure: no verification at all */
+	bool ws;              /* --ws: MQTT over WebSocket */
+	const char *ws_path;  /* --ws-path (/mqtt) */
 };
 
 struct lg {
@@ -184,6 +199,7 @@ struct lg {
 
 	/* payload template */
 	uint8_t *payload;
+	uint64_t ws_mask_state; /* xorshift state for frame masks */
 
 	/* TLS: one credential set shared by every session */
 	gnutls_certificate_credentials_t tls_cred;
@@ -374,6 +390,67 @@ static void lg_mark_dirty(struct lg_conn *c)
 	c->dirty = true;
 }
 
+/* --ws: room for a frame header before a packet is appended to b; the
+ * offset to give lg_ws_end(). */
+#define LG_WS_HDR 14
+static size_t lg_ws_begin(struct lg_conn *c, struct lg_buf *b)
+{
+	if (!c->lg->o.ws)
+		return SIZE_MAX;
+	lg_buf_reserve(b, LG_WS_HDR);
+	size_t at = b->len;
+	b->len += LG_WS_HDR;
+	return at;
+}
+
+/* The packet appended behind `at` becomes a masked binary frame: the
+ * header is written, the packet moved up against it and masked. */
+static void lg_ws_end(struct lg_conn *c, struct lg_buf *b, size_t at)
+{
+	if (at == SIZE_MAX)
+		return;
+	uint8_t *p = b->p + at;
+	uint64_t n = b->len - at - LG_WS_HDR;
+	uint8_t h[LG_WS_HDR];
+	size_t hl;
+	h[0] = 0x82;
+	if (n < 126) {
+		h[1] = (uint8_t)(0x80 | n);
+		hl = 2;
+	} else if (n < 65536) {
+		h[1] = 0x80 | 126;
+		h[2] = (uint8_t)(n >> 8);
+		h[3] = (uint8_t)n;
+		hl = 4;
+	} else {
+		h[1] = 0x80 | 127;
+		for (int i = 0; i < 8; i++)
+			h[2 + i] = (uint8_t)(n >> (56 - 8 * i));
+		hl = 10;
+	}
+	uint64_t *st = &c->lg->ws_mask_state;
+	*st ^= *st << 13;
+	*st ^= *st >> 7;
+	*st ^= *st << 17;
+	uint32_t key = (uint32_t)*st;
+	memcpy(h + hl, &key, 4);
+	hl += 4;
+	memmove(p + hl, p + LG_WS_HDR, n);
+	memcpy(p, h, hl);
+	uint8_t *q = p + hl, *k = h + hl - 4;
+	uint64_t i = 0;
+	uint64_t k8 = (uint64_t)key | (uint64_t)key << 32;
+	for (; i + 8 <= n; i += 8) {
+		uint64_t v;
+		memcpy(&v, q + i, 8);
+		v ^= k8;
+		memcpy(q + i, &v, 8);
+	}
+	for (; i < n; i++)
+		q[i] ^= k[i % 4];
+	b->len -= LG_WS_HDR - hl;
+}
+
 /* Appends one encoded packet to the connection's output buffer. */
 static void lg_send_packet(struct lg_conn *c, const struct codec_packet *pkt)
 {
@@ -381,10 +458,12 @@ static void lg_send_packet(struct lg_conn *c, const struct codec_packet *pkt)
 	size_t n = codec_encode_size(pkt);
 	if (n == 0)
 		lg_die("codec_encode_size failed (packet cannot be encoded)");
+	size_t at = lg_ws_begin(c, b);
 	uint8_t *p = lg_buf_reserve(b, n);
 	if (codec_encode(pkt, p, n) != n)
 		lg_die("codec_encode failed");
 	b->len += n;
+	lg_ws_end(c, b, at);
 	lg_mark_dirty(c);
 }
 
@@ -539,6 +618,7 @@ static void lg_publish_one(struct lg_conn *c, uint64_t now)
 
 	struct lg_buf *b = c->tls ? &c->plain : &c->out[c->cur];
 	size_t cap = CODEC_MAX_FIXED_HEADER + 2 + (size_t)tl + 2 + 16 + lg->o.size;
+	size_t at = lg_ws_begin(c, b);
 	uint8_t *p = lg_buf_reserve(b, cap);
 	size_t h = codec_encode_publish_head(&pkt, p, cap);
 	if (h == 0)
@@ -550,6 +630,7 @@ static void lg_publish_one(struct lg_conn *c, uint64_t now)
 	memcpy(pl + 4, &seq, 4);
 	memcpy(pl + 8, &now, 8);
 	b->len += h + lg->o.size;
+	lg_ws_end(c, b, at);
 	c->seq++;
 	lg->sent_total++;
 	if (lg->phase == LG_PH_MEASURE)
@@ -933,6 +1014,75 @@ static int lg_tls_input(struct lg_conn *c)
 	return 0;
 }
 
+static void lg_send_connect(struct lg_conn *c);
+
+/* --ws: the frames appended to c->in from `from` on are unwrapped in
+ * place: binary and continuation payloads join the MQTT bytes, control
+ * frames are dropped (a Close too: the broker's FIN follows it).
+ * Returns -1 on a masked or malformed frame. */
+static int lg_ws_unwrap(struct lg_conn *c, size_t from)
+{
+	uint8_t *in = c->in.p;
+	size_t w = from, i = from, len = c->in.len;
+	while (i < len) {
+		if (c->ws_left > 0) {
+			size_t take = len - i < c->ws_left ? len - i : (size_t)c->ws_left;
+			if (!c->ws_skip) {
+				memmove(in + w, in + i, take);
+				w += take;
+			}
+			i += take;
+			c->ws_left -= take;
+			continue;
+		}
+		c->ws_hdr[c->ws_hlen++] = in[i++];
+		if (c->ws_hlen < 2)
+			continue;
+		if (c->ws_hdr[1] & 0x80)
+			return -1; /* a server never masks */
+		uint8_t code = c->ws_hdr[1] & 0x7F;
+		size_t need = code == 126 ? 4 : code == 127 ? 10 : 2;
+		if (c->ws_hlen < need)
+			continue;
+		uint64_t n = code;
+		if (code >= 126) {
+			n = 0;
+			for (size_t k = 2; k < need; k++)
+				n = n << 8 | c->ws_hdr[k];
+		}
+		uint8_t op = c->ws_hdr[0] & 0x0F;
+		c->ws_skip = op != 0x0 && op != 0x2;
+		c->ws_left = n;
+		c->ws_hlen = 0;
+	}
+	c->in.len = w;
+	return 0;
+}
+
+/* --ws: the broker's answer to the upgrade, once complete in c->in: 101
+ * sends the CONNECT; anything else fails the connection. 1 when the
+ * answer is still incomplete, 0 upgraded, -1 refused. */
+static int lg_ws_upgraded(struct lg_conn *c)
+{
+	uint8_t *in = c->in.p;
+	size_t len = c->in.len, end = 0;
+	for (size_t i = 3; i < len; i++)
+		if (in[i - 3] == '\r' && in[i - 2] == '\n' && in[i - 1] == '\r' && in[i] == '\n') {
+			end = i + 1;
+			break;
+		}
+	if (!end)
+		return len > 4096 ? -1 : 1;
+	if (len < 12 || memcmp(in, "HTTP/1.1 101", 12) != 0)
+		return -1;
+	memmove(in, in + end, len - end);
+	c->in.len = len - end;
+	if (lg_ws_unwrap(c, 0) < 0)
+		return -1;
+	lg_send_connect(c);
+	return 0;
+}
+
 static void lg_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *ub)
 {
 	(void)ub;
@@ -949,6 +1099,7 @@ static void lg_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *ub)
 		lg_close(c);
 		return;
 	}
+	size_t from = c->in.len;
 	if (c->tls) {
 		c->tin.len += (size_t)nread;
 		int t = lg_tls_input(c);
@@ -965,6 +1116,20 @@ static void lg_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *ub)
 			return;
 	} else {
 		c->in.len += (size_t)nread;
+	}
+	if (lg->o.ws) {
+		int u = c->state == LG_ST_UPGRADE ? lg_ws_upgraded(c) : lg_ws_unwrap(c, from);
+		if (u > 0)
+			return;
+		if (u < 0) {
+			lg->errors++;
+			lg_fail(lg, c->state == LG_ST_UPGRADE ? "WebSocket upgrade refused"
+							      : "bad WebSocket frame from the broker");
+			lg_close(c);
+			return;
+		}
+		if (c->in.len == 0)
+			return;
 	}
 	struct lg_read r = { c, lg_now_ns() };
 	struct codec_feed feed;
@@ -1018,6 +1183,38 @@ static void lg_send_connect(struct lg_conn *c)
 	c->state = LG_ST_CONNACK;
 }
 
+/* --ws: the upgrade request, plain bytes ahead of any frame; the CONNECT
+ * follows the 101. */
+static void lg_ws_request(struct lg_conn *c)
+{
+	struct lg *lg = c->lg;
+	struct lg_buf *b = c->tls ? &c->plain : &c->out[c->cur];
+	char req[512];
+	uint8_t key[16];
+	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	char k64[25];
+	for (int i = 0; i < 16; i++)
+		key[i] = (uint8_t)(lg->ws_mask_state >> (i * 4));
+	for (int i = 0, o = 0; i < 16; i += 3) {
+		uint32_t v = (uint32_t)key[i] << 16 | (i + 1 < 16 ? (uint32_t)key[i + 1] << 8 : 0) |
+			     (i + 2 < 16 ? key[i + 2] : 0);
+		k64[o++] = b64[v >> 18 & 63];
+		k64[o++] = b64[v >> 12 & 63];
+		k64[o++] = i + 1 < 16 ? b64[v >> 6 & 63] : '=';
+		k64[o++] = i + 2 < 16 ? b64[v & 63] : '=';
+	}
+	k64[24] = '\0';
+	int n = snprintf(req, sizeof req,
+			 "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
+			 "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+			 "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n",
+			 lg->o.ws_path, lg->o.host, lg->o.port, k64);
+	memcpy(lg_buf_reserve(b, (size_t)n), req, (size_t)n);
+	b->len += (size_t)n;
+	c->state = LG_ST_UPGRADE;
+	lg_mark_dirty(c);
+}
+
 static void lg_on_connect(uv_connect_t *req, int status)
 {
 	struct lg_conn *c = req->data;
@@ -1038,7 +1235,10 @@ static void lg_on_connect(uv_connect_t *req, int status)
 		return;
 	}
 	uv_read_start((uv_stream_t *)&c->tcp, lg_on_alloc, lg_on_read);
-	lg_send_connect(c);
+	if (lg->o.ws)
+		lg_ws_request(c);
+	else
+		lg_send_connect(c);
 	lg_connect_next(lg);
 }
 
@@ -1403,7 +1603,7 @@ static void lg_report(struct lg *lg)
 		if (lg->fail)
 			printf("  FAILED: %s\n", lg->fail);
 	}
-	printf("RESULT tool=midge-loadgen label=%s workload=%s qos=%d mqtt=%s tls=%d payload=%" PRIu32
+	printf("RESULT tool=midge-loadgen label=%s workload=%s qos=%d mqtt=%s tls=%d ws=%d payload=%" PRIu32
 	       " clients=%" PRIu32 " rate=%.0f window=%" PRIu32 " duration=%.3f sent=%" PRIu64
 	       " received=%" PRIu64 " sent_total=%" PRIu64 " received_total=%" PRIu64
 	       " msg_per_s=%.1f sent_per_s=%.1f lat_p50_us=%.1f lat_p99_us=%.1f lat_p999_us=%.1f"
@@ -1413,7 +1613,7 @@ static void lg_report(struct lg *lg)
 	       " broker_cpu_s=%.3f broker_cpu_pct=%.1f"
 	       " broker_cpu_s_per_M=%.3f broker_rss_before_kb=%ld broker_rss_after_kb=%ld"
 	       " broker_rss_peak_kb=%ld rss_per_conn_B=%.0f gen_cpu_s=%.3f gen_cpu_pct=%.1f ok=%d\n",
-	       o->label ? o->label : "-", lg_workload_name(o->workload), o->qos, ver, (int)o->tls,
+	       o->label ? o->label : "-", lg_workload_name(o->workload), o->qos, ver, (int)o->tls, (int)o->ws,
 	       o->size, o->clients,
 	       o->rate, o->window, secs, lg->sent_meas, lg->recv_meas, lg->sent_total, lg->recv_total,
 	       recv_rate, sent_rate, p50, p99, p999, pmax, pmean, lost, lg->dup, lg->unexpected, stalls,
@@ -1455,6 +1655,9 @@ static void lg_usage(FILE *f)
 	      "      --cafile FILE        with --tls: verify the broker's chain against FILE\n"
 	      "                           (PEM; the host name is not checked)\n"
 	      "      --insecure           with --tls: do not verify the broker's certificate\n"
+	      "      --ws                 MQTT over WebSocket (with --tls: wss); one masked\n"
+	      "                           binary frame per packet\n"
+	      "      --ws-path PATH       the upgrade request's path (/mqtt)\n"
 	      "  -l, --label TEXT         label copied into the RESULT line (no spaces)\n"
 	      "      --quiet              only the RESULT line\n"
 	      "      --syscall-cost       print this machine's cost of a trivial system call\n"
@@ -1502,6 +1705,8 @@ static void lg_parse(struct lg_opts *o, int argc, char **argv)
 		{ "tls", no_argument, NULL, 8 },
 		{ "cafile", required_argument, NULL, 9 },
 		{ "insecure", no_argument, NULL, 10 },
+		{ "ws", no_argument, NULL, 11 },
+		{ "ws-path", required_argument, NULL, 12 },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1509,6 +1714,7 @@ static void lg_parse(struct lg_opts *o, int argc, char **argv)
 		.host = "127.0.0.1", .port = 1883, .size = 64, .window = 64,
 		.duration = 10, .warmup = 2, .drain = 3, .setup_timeout = 30, .stall = 2,
 		.version = CODEC_V311, .keepalive = 60, .concurrency = 32, .sources = 16,
+		.ws_path = "/mqtt",
 	};
 	int opt;
 	while ((opt = getopt_long(argc, argv, "H:p:w:q:s:c:r:W:d:u:V:b:k:l:h", longs, NULL)) != -1) {
@@ -1559,6 +1765,8 @@ static void lg_parse(struct lg_opts *o, int argc, char **argv)
 		case 8: o->tls = true; break;
 		case 9: o->cafile = optarg; break;
 		case 10: o->insecure = true; break;
+		case 11: o->ws = true; break;
+		case 12: o->ws_path = optarg; break;
 		case 'h': lg_usage(stdout); exit(0);
 		default: lg_usage(stderr); exit(1);
 		}
@@ -1655,6 +1863,7 @@ static void lg_setup(struct lg *lg)
 		if (!c->expect)
 			lg_die("out of memory");
 	}
+	lg->ws_mask_state = lg_now_ns() | 1;
 	lg->payload = malloc(o->size);
 	if (!lg->payload)
 		lg_die("out of memory");

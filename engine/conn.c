@@ -61,6 +61,27 @@ int engine_conn_set_identity(struct engine_conn *c, const char *username)
 	return 0;
 }
 
+int engine_conn_set_peer(struct engine_conn *c, const char *peer_addr, uint16_t peer_port)
+{
+	size_t n = strnlen(peer_addr, PEER_TEXT_MAX - 1);
+	char *text = c->peer;
+	if (n > strlen(c->peer)) {
+		/* The record was sized to the socket's address: a longer one
+		 * gets its own copy (once per connection, before CONNECT). */
+		text = engine_dup_bytes(peer_addr, n);
+		if (!text)
+			return -1;
+	} else {
+		memcpy(text, peer_addr, n);
+		text[n] = '\0';
+	}
+	if (c->info.peer_addr != c->peer)
+		free((char *)c->info.peer_addr);
+	c->info.peer_addr = text;
+	c->info.peer_port = peer_port;
+	return 0;
+}
+
 uint8_t engine_conn_version(const struct engine_conn *c)
 {
 	return c->state < CONN_UP ? 0 : c->version;
@@ -83,6 +104,8 @@ void client_teardown(struct engine *e, struct engine_conn *c)
 	if (c->cid_own)
 		free((char *)c->info.client_id.p);
 	free((char *)c->info.username.p);
+	if (c->info.peer_addr != c->peer)
+		free((char *)c->info.peer_addr);
 	free(c);
 }
 

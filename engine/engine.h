@@ -185,6 +185,11 @@ struct engine_conn *engine_conn_open(struct engine *e, void *handle, const char 
  * (use_identity_as_username); call before the CONNECT arrives. */
 int engine_conn_set_identity(struct engine_conn *c, const char *username);
 
+/* The peer's address as a PROXY protocol header gives it (the socket's
+ * is the proxy's): what events, logs and ACL patterns see from now on.
+ * Call before the CONNECT arrives. Returns 0, or -1 on OOM. */
+int engine_conn_set_peer(struct engine_conn *c, const char *peer_addr, uint16_t peer_port);
+
 /* The largest packet the framer may accept on this connection now (lower
  * before CONNECT is accepted). */
 uint32_t engine_conn_max_packet(const struct engine_conn *c);

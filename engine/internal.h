@@ -236,7 +236,7 @@ enum conn_state {
 	CONN_CLOSING = 3,
 };
 
-#define PEER_TEXT_MAX 46 /* INET6_ADDRSTRLEN */
+#define PEER_TEXT_MAX 108 /* a Unix socket path (sun_path); INET6_ADDRSTRLEN is 46 */
 
 /* Ordered by size so that an idle connection wastes no padding. */
 struct engine_conn {

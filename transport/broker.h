@@ -7,7 +7,7 @@
  *   linger.c    how the socket half ends: shut, linger, teardown
  *   iothr.c     the I/O threads and the records between them and the engine
  *   ioq.c       the record queue      chunk.c    input chunks
- *   xport.h     the connection-layer stack: tcp.c, tls.c
+ *   xport.h     the connection-layer stack: tcp.c, proxy.c, tls.c, ws.c
  *   rbuf.c      receive buffers        outq.c     output queues
  *   listener.c  listening sockets, accept
  *   glue.c      engine_io (send, close, event)
@@ -46,6 +46,7 @@ struct midge_client;
 struct midge_str;
 struct passwd_db;
 struct tls_creds;
+struct ws_conf;
 
 /* Connections in one phase, oldest first (an intrusive list: the links
  * are in struct conn, a connection is on at most one list). */
@@ -59,6 +60,12 @@ struct listener {
 	struct midge *m;
 	struct listener *next;
 	struct tls_creds *creds; /* NULL: plain TCP */
+	struct ws_conf *ws;      /* NULL: MQTT straight on the stream */
+	char *unix_path;         /* a Unix domain socket's path (removed when closed) */
+	int proxy;               /* enable_proxy_protocol: 0, 1 or 2 */
+	bool proxy_require_tls;
+	bool proxy_require_cert; /* require_certificate on a listener without certfile */
+	bool proxy_identity;     /* use_identity_as_username likewise */
 	int fd;
 	int index; /* in conf.listeners */
 	int max_connections;
@@ -144,6 +151,8 @@ void evlog_event(const struct conf *conf, const struct midge_event *ev);
 /* listener.c: binds every configured listener (localhost when there is
  * none). Returns 0, or -1 after logging why. */
 int listeners_open(struct midge *m);
+/* Frees a closed listener once its last connection has ended. */
+void listener_free(struct listener *l);
 /* Stops listening; open connections stay. */
 void listeners_close(struct midge *m);
 

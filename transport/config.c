@@ -26,8 +26,8 @@ static const char *const conf_unsupported[] = {
 	"persistence_file", "persistence_location", "autosave_interval", "autosave_on_changes",
 	"persistent_client_expiration_", "include_dir", "clientid_prefixes", "auto_id_prefix",
 	"check_retain_source", "memory_limit", "per_listener_settings",
-	"dhparamfile", "mount_point", "use_username_as_clientid", "bind_interface", "http_dir", "websockets_log_level",
-	"websockets_headers_size", "log_timestamp_format", "ciphers_tls1.3", "retry_interval",
+	"dhparamfile", "mount_point", "use_username_as_clientid", "bind_interface",
+	"websockets_log_level", "log_timestamp_format", "ciphers_tls1.3", "retry_interval",
 	"store_clean_interval", "enable_control_api", "connection", "address", "topic",
 	"remote_username", "remote_password", "remote_clientid", "bridge_protocol_version",
 	"bridge_cafile", "bridge_certfile", "bridge_keyfile", "bridge_insecure", "cleansession",
@@ -59,6 +59,9 @@ static void conf_listener_clear(struct conf_listener *l)
 	free(l->priority);
 	free(l->crlfile);
 	free(l->psk_hint);
+	free(l->unix_path);
+	free(l->http_dir);
+	free(l->ws_path);
 	memset(l, 0, sizeof(*l));
 	l->max_connections = -1;
 }
@@ -80,6 +83,7 @@ void conf_init(struct conf *c)
 	c->sys_interval = 10;
 	c->connect_timeout = 10;
 	c->max_output_bytes = 4u << 20;
+	c->ws_headers_size = CONF_DEFAULT_WS_HEADERS;
 	c->log_types = CONF_LOG_ERR | CONF_LOG_WARNING | CONF_LOG_NOTICE | CONF_LOG_INFO;
 	c->log_dests = CONF_DEST_STDERR;
 	c->log_timestamp = true;
@@ -210,6 +214,36 @@ static int conf_set_str(char **dst, const char *v)
 	return 0;
 }
 
+int conf_listener_check(const struct conf_listener *l, char *err, size_t errlen)
+{
+	const char *what = NULL;
+	/* psk_hint alone makes a TLS-PSK listener (its identity can be the
+	 * user name); what needs certificates there, tls_creds_new refuses */
+	bool tls = l->certfile || l->keyfile || l->psk_hint;
+	if (l->http_dir && !l->websockets)
+		what = "http_dir needs `protocol websockets` on the same listener";
+	else if (l->ws_path && !l->websockets)
+		what = "midge_websockets_path needs `protocol websockets` on the same listener";
+	else if (l->ws_path && l->ws_path[0] != '/')
+		what = "midge_websockets_path must start with '/'";
+	else if (l->proxy_require_tls && l->proxy_protocol != 2)
+		what = "proxy_protocol_v2_require_tls needs enable_proxy_protocol 2 (version 1 carries no "
+		       "TLS information)";
+	else if ((l->require_certificate || l->use_identity_as_username) && !tls &&
+		 l->proxy_protocol != 2)
+		what = "require_certificate / use_identity_as_username need certfile and keyfile (or "
+		       "psk_hint), or enable_proxy_protocol 2 behind a proxy that terminates TLS";
+	else if (l->unix_path && l->host)
+		what = "a Unix socket listener (`listener 0 /path`) takes no bind_address";
+	if (!what)
+		return 0;
+	if (l->unix_path)
+		snprintf(err, errlen, "listener %s: %s", l->unix_path, what);
+	else
+		snprintf(err, errlen, "listener on port %u: %s", l->port, what);
+	return -1;
+}
+
 unsigned conf_log_type_bit(const char *name)
 {
 	static const struct {
@@ -260,6 +294,8 @@ static int conf_set_listener_key(struct conf *c, const char *key, const char *v,
 		{"midge_tls_priority", offsetof(struct conf_listener, priority)},
 		{"crlfile", offsetof(struct conf_listener, crlfile)},
 		{"psk_hint", offsetof(struct conf_listener, psk_hint)},
+		{"http_dir", offsetof(struct conf_listener, http_dir)},
+		{"midge_websockets_path", offsetof(struct conf_listener, ws_path)},
 	};
 	char **str = conf_field_find(l, strings, sizeof(strings) / sizeof(strings[0]), key);
 	if (str)
@@ -275,6 +311,7 @@ static int conf_set_listener_key(struct conf *c, const char *key, const char *v,
 	bool *flag = strcmp(key, "require_certificate") == 0        ? &l->require_certificate
 		     : strcmp(key, "use_identity_as_username") == 0 ? &l->use_identity_as_username
 		     : strcmp(key, "use_subject_as_username") == 0  ? &l->use_subject_as_username
+		     : strcmp(key, "proxy_protocol_v2_require_tls") == 0 ? &l->proxy_require_tls
 								    : NULL;
 	if (flag) {
 		if (conf_parse_bool(v, flag) < 0)
@@ -303,9 +340,15 @@ static int conf_set_listener_key(struct conf *c, const char *key, const char *v,
 		return 0;
 	}
 	if (strcmp(key, "protocol") == 0) {
-		if (strcmp(v, "mqtt") != 0)
-			return conf_fail(msg, msglen,
-					 "protocol '%s' is not supported yet (only mqtt)", v);
+		if (strcmp(v, "mqtt") != 0 && strcmp(v, "websockets") != 0)
+			return conf_fail(msg, msglen, "protocol needs mqtt or websockets, not '%s'", v);
+		l->websockets = strcmp(v, "websockets") == 0;
+		return 0;
+	}
+	if (strcmp(key, "enable_proxy_protocol") == 0) {
+		if (strcmp(v, "1") != 0 && strcmp(v, "2") != 0)
+			return conf_fail(msg, msglen, "enable_proxy_protocol needs 1 or 2, not '%s'", v);
+		l->proxy_protocol = v[0] - '0';
 		return 0;
 	}
 	if (strcmp(key, "socket_domain") == 0) {
@@ -324,7 +367,8 @@ static bool conf_is_listener_key(const char *key)
 		"certfile", "keyfile", "cafile", "capath", "ciphers", "midge_tls_priority",
 		"tls_version", "require_certificate", "use_identity_as_username",
 		"use_subject_as_username", "crlfile", "psk_hint",
-		"max_connections", "protocol", "socket_domain", NULL,
+		"max_connections", "protocol", "socket_domain", "http_dir", "midge_websockets_path",
+		"enable_proxy_protocol", "proxy_protocol_v2_require_tls", NULL,
 	};
 	for (int i = 0; keys[i]; i++)
 		if (strcmp(key, keys[i]) == 0)
@@ -355,6 +399,7 @@ static int conf_set_number(struct conf *c, const char *key, const char *v, char 
 		{"midge_max_sessions", UINT32_MAX}, {"midge_max_retained_messages", UINT32_MAX},
 		{"midge_max_retained_bytes", UINT64_MAX}, {"midge_max_pending_connects", INT32_MAX},
 		{"midge_auth_threads", 1024},      {"midge_auth_queue", 1000000},
+		{"websockets_headers_size", 1u << 20},
 	};
 	size_t i;
 	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
@@ -411,6 +456,7 @@ static int conf_set_number(struct conf *c, const char *key, const char *v, char 
 	case 22: c->max_pending_connects = (int)n; break;
 	case 23: c->auth_threads = (unsigned)n; break;
 	case 24: c->auth_queue = (unsigned)n; break;
+	case 25: c->ws_headers_size = n ? (uint32_t)n : CONF_DEFAULT_WS_HEADERS; break;
 	}
 	return 0;
 }
@@ -574,9 +620,15 @@ int conf_set(struct conf *c, const char *key, const char *value, char *msg, size
 		if (sscanf(v, "%15s %255s", port, addr) < 1 || conf_parse_u64(port, 65535, &n) < 0)
 			return conf_fail(msg, msglen, "listener needs a port (and an address), not '%s'",
 					 v);
-		if (conf_add_listener(c, addr[0] ? addr : NULL, (uint16_t)n) < 0)
+		/* `listener 0 /path` is a Unix domain socket (Mosquitto 2.0);
+		 * port 0 with an address is a TCP port the kernel picks. */
+		bool unix_socket = n == 0 && strchr(addr, '/');
+		int i = conf_add_listener(c, addr[0] && !unix_socket ? addr : NULL, (uint16_t)n);
+		if (i < 0)
 			return conf_fail(msg, msglen, "too many listeners (at most %d)",
 					 CONF_MAX_LISTENERS);
+		if (unix_socket && conf_set_str(&c->listeners[i].unix_path, addr) < 0)
+			return conf_fail(msg, msglen, "out of memory");
 		c->listener_open = true;
 		return 0;
 	}
@@ -672,7 +724,17 @@ int conf_load(struct conf *c, const char *path, conf_warn_cb warn_cb, void *user
 			snprintf(w, sizeof(w), "%s:%d: %s", path, lineno, msg);
 			warn_cb(user, w);
 		}
+		if (strcmp(key, "listener") == 0)
+			c->listeners[c->n_listeners - 1].line = lineno;
 	}
 	fclose(f);
+	/* Listener keys come in any order within a block: whether they go
+	 * together is known once the file is read. */
+	for (int i = 0; rc == 0 && i < c->n_listeners; i++) {
+		if (conf_listener_check(&c->listeners[i], msg, sizeof(msg)) < 0) {
+			snprintf(err, errlen, "%s:%d: %s", path, c->listeners[i].line, msg);
+			rc = -1;
+		}
+	}
 	return rc;
 }

@@ -57,6 +57,13 @@ struct conf_listener {
 	char *ciphers;              /* Mosquitto's cipher list (TLS 1.2), GnuTLS syntax here */
 	char *tls_version;          /* tlsv1.2, tlsv1.3 */
 	char *priority;             /* midge_tls_priority: a whole GnuTLS priority string */
+	char *unix_path;            /* `listener 0 /path`: a Unix domain socket, not TCP */
+	bool websockets;            /* protocol websockets: MQTT over WebSocket (wss with certfile) */
+	char *http_dir;             /* websockets: static files served on the same listener */
+	char *ws_path;              /* midge_websockets_path: the only upgrade path (NULL: any) */
+	int proxy_protocol;         /* enable_proxy_protocol: 0 none, 1 or 2 */
+	bool proxy_require_tls;     /* proxy_protocol_v2_require_tls */
+	int line;                   /* of its `listener` line in the file (0: none) */
 };
 
 /* Sockets accepted and still waiting for CONNECT (or its TLS handshake),
@@ -64,6 +71,11 @@ struct conf_listener {
  * connect_timeout, so a flood of silent sockets is cut here, not at the
  * descriptor limit. */
 #define CONF_DEFAULT_MAX_PENDING 10000
+
+/* websockets_headers_size when unset or 0: the bound of a WebSocket
+ * listener's HTTP request head (Mosquitto's key; libwebsockets' default
+ * was 1024, too little for a browser with cookies). */
+#define CONF_DEFAULT_WS_HEADERS 4096
 
 struct conf {
 	struct engine_config engine;
@@ -82,6 +94,7 @@ struct conf {
 	uint32_t connect_timeout;   /* seconds before CONNECT must arrive */
 	uint32_t tls_handshake_timeout; /* unused separately: counted in connect_timeout */
 	uint64_t max_output_bytes;  /* per connection, droppable sends refused past it */
+	uint32_t ws_headers_size;   /* websockets_headers_size: bound of a request head */
 	char *password_file;
 	char *psk_file;             /* identity:hexkey lines for psk_hint listeners */
 	unsigned auth_threads;      /* midge_auth_threads: password-check workers, 0 = from the cores */
@@ -131,6 +144,10 @@ void conf_take_listeners(struct conf *dst, struct conf *src);
 
 /* Adds a listener (the embedding API and -p). Returns its index or -1. */
 int conf_add_listener(struct conf *c, const char *host, uint16_t port);
+
+/* Whether the listener settings can be honoured together; -1 with the
+ * reason (naming what to use instead) in err. Called at start-up. */
+int conf_listener_check(const struct conf_listener *l, char *err, size_t errlen);
 
 /* Parses the value of log_type; returns the bit or 0 if unknown. */
 unsigned conf_log_type_bit(const char *name);

@@ -25,20 +25,42 @@
 #include "transport/iothr.h"
 #include "transport/log.h"
 #include "transport/outq.h"
+#include "transport/proxy.h"
 #include "transport/rbuf.h"
 #include "transport/tls.h"
+#include "transport/ws.h"
 #include "transport/xport.h"
 
 #define DRAIN_MAX 65536 /* records per conn_drain call: timers get their turn */
 
-/* Why the engine half tore a connection down (conn.tear_why). */
-static const char *const conn_tear_reasons[] = {
-	NULL, "no CONNECT in time", "out of memory", "server shutting down",
-	"input while authenticating", "connection closed by client",
+/* Why the engine half ended a connection (conn.tear_why): the text the
+ * engine's disconnect event and log line get. */
+enum conn_why {
+	WHY_NONE,
+	WHY_NO_CONNECT,
+	WHY_OOM,
+	WHY_AUTH_INPUT,
+	WHY_PEER_CLOSED,
+	/* the layer's own text is freed before the engine hears: this one
+	 * is fixed, the log line has the detail */
+	WHY_LAYER_REFUSED,
+};
+static const char *const conn_why_text[] = {
+	[WHY_NONE] = NULL,
+	[WHY_NO_CONNECT] = "no CONNECT in time",
+	[WHY_OOM] = "out of memory",
+	[WHY_AUTH_INPUT] = "input while authenticating",
+	[WHY_PEER_CLOSED] = "connection closed by client",
+	[WHY_LAYER_REFUSED] = "refused by a connection layer (logged)",
 };
 
 const char *conn_addr(const struct conn *c, char buf[INET6_ADDRSTRLEN])
 {
+	if (c->af_unix) {
+		/* the listener outlives its connections (listener_free) */
+		const struct listener *l = c->listener;
+		return l && l->unix_path ? l->unix_path : "unix-socket";
+	}
 	buf[0] = '\0';
 	if (c->af_known && !inet_ntop(c->af6 ? AF_INET6 : AF_INET, c->addr, buf, INET6_ADDRSTRLEN))
 		buf[0] = '\0';
@@ -129,18 +151,24 @@ void conn_close(struct midge *m, struct conn *c)
 	conn_mark_dirty(m, c);
 }
 
-void conn_teardown(struct midge *m, struct conn *c, const char *why)
+/* Ends c: now (teardown), or closing at once whatever is queued
+ * (close_now: a layer's refusal, whose answer is flushed first). */
+static void conn_end(struct midge *m, struct conn *c, enum conn_why why, bool close_now)
 {
-	if (c->ending || c->gone)
+	if (c->ending || c->gone || c->tear || c->close_now)
 		return;
-	unsigned code = 0;
-	for (unsigned i = 1; i < sizeof(conn_tear_reasons) / sizeof(conn_tear_reasons[0]); i++)
-		if (why && strcmp(why, conn_tear_reasons[i]) == 0)
-			code = i;
-	c->tear = true;
-	c->tear_why = code & 7u;
+	if (close_now)
+		c->close_now = true;
+	else
+		c->tear = true;
+	c->tear_why = why & 7u;
 	c->read_stopped = true;
 	conn_mark_dirty(m, c);
+}
+
+void conn_teardown(struct midge *m, struct conn *c)
+{
+	conn_end(m, c, WHY_NONE, false);
 }
 
 /* The engine hears of the end (from the top of the loop only: it may
@@ -178,7 +206,7 @@ int conn_send(struct midge *m, struct conn *c, const uint8_t *head, size_t head_
 		return -1;
 	struct outq *q = conn_outq(m, c);
 	if (!q || outq_copy(q, head, head_len) < 0 || outq_frame(q, tail) < 0) {
-		conn_teardown(m, c, "out of memory");
+		conn_end(m, c, WHY_OOM, false);
 		return -1;
 	}
 	conn_mark_dirty(m, c);
@@ -214,13 +242,15 @@ static bool conn_flush(struct midge *m, struct conn *c, bool top_level)
 	}
 	if (c->ending)
 		return true;
-	if (c->tear) {
-		const char *why = conn_tear_reasons[c->tear_why];
+	if (c->tear || c->close_now) {
+		/* torn down, or closed now whatever is queued (a layer's
+		 * refusal: its own answer goes out before our FIN) */
+		const char *why = conn_why_text[c->tear_why];
 		if (!top_level)
 			return false;
 		/* the links are the I/O thread's once the record is out */
 		conn_leave_lists(m, c);
-		if (conn_post(m, c, IO_TEARDOWN, 0, (void *)why) < 0)
+		if (conn_post(m, c, c->tear ? IO_TEARDOWN : IO_CLOSE, 0, (void *)why) < 0)
 			return false;
 		c->ending = true;
 		conn_tell_engine(m, c, why);
@@ -293,7 +323,7 @@ static int conn_keep(struct midge *m, struct conn *c, const uint8_t *p, size_t l
 	if (len == 0)
 		return 0;
 	if (rbuf_append(&m->rbufs, &c->rbuf, p, (uint32_t)len, (uint32_t)need) < 0) {
-		conn_teardown(m, c, "out of memory");
+		conn_end(m, c, WHY_OOM, false);
 		return -1;
 	}
 	return 0;
@@ -352,7 +382,7 @@ static void conn_on_input(struct midge *m, struct conn *c, const uint8_t *p, uin
 		 * like anything before CONNECT is accepted. */
 		uint64_t bound = 2ull * engine_conn_max_packet(c->ec) + CHUNK_SIZE;
 		if ((c->rbuf ? c->rbuf->len : 0) + (uint64_t)len > bound)
-			conn_teardown(m, c, "input while authenticating");
+			conn_end(m, c, WHY_AUTH_INPUT, false);
 		else
 			conn_keep(m, c, p, len, 0);
 		return;
@@ -377,7 +407,7 @@ void conn_auth_done(struct midge *m, struct conn *c, int rc)
 			conn_frame(m, c, c->rbuf->data, c->rbuf->len);
 		if (c->eof_held) {
 			/* what it sent before closing is done; now the close */
-			conn_teardown(m, c, "connection closed by client");
+			conn_end(m, c, WHY_PEER_CLOSED, false);
 		}
 	}
 	conn_mark_dirty(m, c);
@@ -399,7 +429,7 @@ static void conn_on_eof(struct midge *m, struct conn *c)
 		conn_mark_dirty(m, c); /* no more reading */
 		return;
 	}
-	conn_teardown(m, c, "connection closed by client");
+	conn_end(m, c, WHY_PEER_CLOSED, false);
 }
 
 /* The handed queue is written: its frames go, the next batch can go. */
@@ -448,6 +478,28 @@ static void conn_on_closed(struct midge *m, struct conn *c, const char *why)
 		uv_stop(&m->loop);
 }
 
+/* A layer refused the peer or ended the stream in order (IO_REFUSED):
+ * the connection closes now, the layer's answer flushed first. */
+static void conn_on_refused(struct midge *m, struct conn *c, bool orderly)
+{
+	conn_end(m, c, orderly ? WHY_PEER_CLOSED : WHY_LAYER_REFUSED, true);
+}
+
+/* The PROXY header named the real client: the engine's logs, events and
+ * ACL patterns see it from now on. */
+static void conn_on_peer(struct midge *m, struct conn *c, struct conn_peer *p)
+{
+	if (c->ec && !c->gone) {
+		if ((p->text[0] && engine_conn_set_peer(c->ec, p->text, p->port) < 0) ||
+		    (p->identity && engine_conn_set_identity(c->ec, p->identity) < 0))
+			conn_end(m, c, WHY_OOM, false);
+		else if (p->identity)
+			c->tls_identity = true; /* the proxy verified the certificate */
+	}
+	free(p->identity);
+	free(p);
+}
+
 /* use_identity_as_username, use_subject_as_username, a PSK identity:
  * what the TLS handshake proved is the user name, from the I/O thread
  * ahead of any input. */
@@ -455,7 +507,7 @@ static void conn_on_identity(struct midge *m, struct conn *c, char *name)
 {
 	if (c->ec && !c->gone) {
 		if (!name || engine_conn_set_identity(c->ec, name) < 0)
-			conn_teardown(m, c, NULL);
+			conn_teardown(m, c);
 		else
 			c->tls_identity = true;
 	}
@@ -501,6 +553,8 @@ int conn_drain(struct midge *m)
 			case IO_EOF: conn_on_eof(m, c); break;
 			case IO_CLOSED: conn_on_closed(m, c, r.p); break;
 			case IO_IDENTITY: conn_on_identity(m, c, r.p); break;
+			case IO_PEER: conn_on_peer(m, c, r.p); break;
+			case IO_REFUSED: conn_on_refused(m, c, r.flag != 0); break;
 			default: break;
 			}
 		}
@@ -528,7 +582,7 @@ void conn_expire(struct midge *m, uint64_t now)
 			   m->conf.connect_timeout);
 		conn_list_remove(&m->pre, c);
 		c->in_pre = false;
-		conn_teardown(m, c, "no CONNECT in time");
+		conn_end(m, c, WHY_NO_CONNECT, false);
 	}
 	/* A client that does not read cannot hold a closing socket open:
 	 * what it has not taken after the grace period is dropped. */
@@ -537,7 +591,7 @@ void conn_expire(struct midge *m, uint64_t now)
 		struct conn *c = m->closing.head;
 		conn_list_remove(&m->closing, c);
 		c->in_grace = false;
-		conn_teardown(m, c, NULL);
+		conn_teardown(m, c);
 	}
 }
 
@@ -546,7 +600,9 @@ void conn_expire(struct midge *m, uint64_t now)
 /* Fills c's peer address from what accept() returned. */
 static void conn_set_peer(struct conn *c, const struct sockaddr_storage *ss)
 {
-	if (ss->ss_family == AF_INET6) {
+	if (ss->ss_family == AF_UNIX) {
+		c->af_unix = 1;
+	} else if (ss->ss_family == AF_INET6) {
 		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
 		c->af_known = 1;
 		c->af6 = 1;
@@ -574,6 +630,80 @@ static int conn_tls_identity(void *owner, const char *proved)
 	struct ioq_rec r = {.op = IO_IDENTITY, .conn = c, .p = name};
 	iothr_report(sock_io(c), &r);
 	return 0;
+}
+
+/* On the I/O thread: the PROXY header named the real client. The socket
+ * half's address fields take it (its log lines), the engine hears it in
+ * a record. */
+static int conn_proxy_peer(void *owner, const struct proxy_info *pi, const char *cn)
+{
+	struct conn *c = owner;
+	char a[INET6_ADDRSTRLEN] = "";
+	const char *text = a;
+	if (pi->family == PROXY_INET || pi->family == PROXY_INET6) {
+		c->af_known = 1;
+		c->af_unix = 0;
+		c->af6 = pi->family == PROXY_INET6;
+		memcpy(c->addr, pi->addr, c->af6 ? 16 : 4);
+		c->port = pi->port;
+		conn_addr(c, a);
+	} else if (pi->family == PROXY_UNIX) {
+		c->af_known = 0;
+		c->port = 0;
+		text = pi->path;
+	}
+	/* PROXY LOCAL: the socket's own address stays (text "") */
+	size_t len = strlen(text);
+	struct conn_peer *p = malloc(sizeof(*p) + len + 1);
+	if (!p)
+		return -1;
+	p->port = c->port;
+	p->identity = NULL;
+	memcpy(p->text, text, len + 1);
+	if (cn && !(p->identity = strdup(cn))) {
+		free(p);
+		return -1;
+	}
+	struct ioq_rec r = {.op = IO_PEER, .conn = c, .p = p};
+	iothr_report(sock_io(c), &r);
+	if (log_enabled(CONF_LOG_DEBUG))
+		log_debug("PROXY header: the client is %s:%u", text[0] ? text : "(local)", c->port);
+	return 0;
+}
+
+/*
+ * The layers of a connection accepted on l, bottom up: the socket, PROXY
+ * (enable_proxy_protocol), TLS (certfile), WebSocket (protocol
+ * websockets). Each is given what it needs now (buffers from the pool of
+ * io, the thread that will own it) and reports up through its callback.
+ */
+static struct xport *conn_layers_new(struct listener *l, struct conn *c, struct iothr *io)
+{
+	struct midge *m = l->m;
+	struct xport *top = &tcp_xport, *x = NULL;
+	if (l->proxy) {
+		struct proxy_opts o = {l->proxy, l->proxy_require_tls, l->proxy_require_cert,
+				       l->proxy_identity};
+		if (!(x = proxy_xport_new(&o, top, &io->rbufs, conn_proxy_peer, c)))
+			goto fail;
+		top = x;
+	}
+	if (l->creds) {
+		if (!(x = tls_xport_new(l->creds, top, &io->rbufs, conn_tls_identity, c)))
+			goto fail;
+		top = x;
+	}
+	if (l->ws) {
+		/* A frame or a message is bounded like a packet. */
+		uint64_t max_frame = m->conf.engine.max_packet_size;
+		if (!(x = ws_xport_new(l->ws, top, &io->rbufs, max_frame)))
+			goto fail;
+		top = x;
+	}
+	return top;
+fail:
+	xport_free(top);
+	return NULL;
 }
 
 static bool conn_over_limit(struct listener *l, const struct sockaddr_storage *ss)
@@ -628,13 +758,12 @@ void conn_accept(struct listener *l, int fd, const struct sockaddr_storage *ss)
 	}
 #endif
 	uint64_t now = broker_now_ms();
-	if (l->creds) {
-		/* ownership: the layer is the I/O thread's from IO_ADOPT on */
-		struct xport *t = tls_xport_new(l->creds, c->xport, &io->rbufs, conn_tls_identity, c);
-		if (!t)
-			goto fail;
-		c->xport = t;
-	}
+	c->listener = l; /* for a Unix socket's address */
+	/* ownership: the layers are the I/O thread's from IO_ADOPT on */
+	struct xport *top = conn_layers_new(l, c, io);
+	if (!top)
+		goto fail;
+	c->xport = top;
 	c->ec = engine_conn_open(m->engine, c, conn_addr(c, addr), c->port, l->creds != NULL, now);
 	if (!c->ec)
 		goto fail;
@@ -643,7 +772,6 @@ void conn_accept(struct listener *l, int fd, const struct sockaddr_storage *ss)
 		goto fail;
 	/* ownership: the socket and its layers belong to the I/O thread now */
 	m->n_conns++;
-	c->listener = l;
 	l->count++;
 	c->reading = true; /* an adopted socket is read */
 	c->phase_since_ms = broker_rel_ms(m, now);

@@ -80,7 +80,10 @@ struct conn {
 	uint8_t addr[16]; /* IPv6 (16) or IPv4 (4 bytes) address, binary */
 	uint16_t port;
 	uint8_t io_index; /* which I/O thread owns the socket half */
-	uint8_t af_known : 1, af6 : 1;
+	/* IPv4/IPv6 address, or a Unix socket's (the listener's path). The
+	 * socket half rewrites them when a PROXY header names the client;
+	 * the engine half knows that address through its engine connection. */
+	uint8_t af_known : 1, af6 : 1, af_unix : 1;
 	unsigned : 0;     /* the halves' flags are separate memory locations */
 
 	/* engine flags */
@@ -98,8 +101,9 @@ struct conn {
 	uint32_t eof_held : 1;     /* the peer closed after sending more behind its held CONNECT */
 	uint32_t reading : 1;      /* what the I/O thread was last told (IO_READ) */
 	uint32_t tear : 1;         /* teardown asked: IO_TEARDOWN to say */
-	uint32_t tear_why : 3;     /* why, an index in conn.c's reasons */
+	uint32_t tear_why : 3;     /* why: conn.c's enum conn_why */
 	uint32_t tls_identity : 1; /* a TLS handshake proved the user name (IO_IDENTITY) */
+	uint32_t close_now : 1;    /* a layer refused or ended the stream: IO_CLOSE whatever is queued */
 	unsigned : 0;
 
 	/* socket flags */
@@ -134,8 +138,8 @@ int conn_send(struct midge *m, struct conn *c, const uint8_t *head, size_t head_
 void conn_auth_done(struct midge *m, struct conn *c, int rc);
 /* Close c: stop reading, flush, shut the write side, linger. */
 void conn_close(struct midge *m, struct conn *c);
-/* The socket goes now; the engine hears it when the I/O thread says so. */
-void conn_teardown(struct midge *m, struct conn *c, const char *why);
+/* The socket goes now (the engine is told at once). */
+void conn_teardown(struct midge *m, struct conn *c);
 
 /* Whether a TLS handshake proved c's user name (use_identity_as_username,
  * use_subject_as_username, a PSK identity): that is the authentication. */
@@ -155,7 +159,9 @@ int conn_drain(struct midge *m);
  * ones past CLOSE_GRACE_MS, are torn down. */
 void conn_expire(struct midge *m, uint64_t now);
 
-/* c's peer address as text into buf, "" when it is not known. */
+/* c's peer address as text (in buf, or a Unix socket's path), "" when it
+ * is not known. For the socket half's log lines (the engine's name the
+ * client as its engine connection knows it). */
 const char *conn_addr(const struct conn *c, char buf[INET6_ADDRSTRLEN]);
 
 /* ---- the socket half (sock.c, linger.c), on c's I/O thread ---- */

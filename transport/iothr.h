@@ -25,6 +25,11 @@
  *   IO_EOF       conn: the peer closed its side (nothing is read after it)
  *   IO_CLOSED    conn, p = why: the socket is gone; nothing more comes for conn
  *   IO_IDENTITY  conn, p = malloc'd name or NULL: a TLS client's verified name
+ *   IO_PEER      conn, p = malloc'd struct conn_peer: what a PROXY header said
+ *   IO_REFUSED   conn, flag = orderly: a layer refused the peer (logged) or
+ *                ended its stream in order (a WebSocket Close, a file served);
+ *                nothing more is read, the engine closes (the layer's answer
+ *                is flushed before our FIN)
  */
 #ifndef MIDGE_TRANSPORT_IOTHR_H
 #define MIDGE_TRANSPORT_IOTHR_H
@@ -54,6 +59,15 @@ enum iothr_op {
 	IO_EOF,
 	IO_CLOSED,
 	IO_IDENTITY,
+	IO_PEER,
+	IO_REFUSED,
+};
+
+/* IO_PEER: the client as a PROXY header names it. */
+struct conn_peer {
+	uint16_t port;
+	char *identity;  /* the certificate CN the header vouches for, or NULL */
+	char text[];     /* the address as text ("" for PROXY LOCAL: the socket's stays) */
 };
 
 /* Connections to come back to (an array: no link in struct conn). */

@@ -180,6 +180,7 @@ void sock_close(struct iothr *io, struct conn *c)
 	uint32_t now = linger_now();
 	c->shutting = true;
 	c->rd_on = false;
+	c->wr_busy = false; /* a layer's refusal closes whatever the engine had queued */
 	c->phase_since_ms = now;
 	linger_append(&io->lingering, c);
 	if (io->lingering.n > io->linger_max)

@@ -1,6 +1,7 @@
 /*
  * listener.c - listening sockets: resolving and binding each configured
- * listener (TCP over IPv4 and IPv6, its TLS credentials), accepting with
+ * listener (TCP over IPv4 and IPv6, or a Unix domain socket; its TLS
+ * credentials, WebSocket settings and PROXY demands), accepting with
  * accept4 (the connection itself is conn_accept's), resting a listener
  * that runs out of descriptors, closing them all.
  */
@@ -15,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <uv.h>
@@ -25,12 +28,14 @@
 #include "transport/iothr.h"
 #include "transport/log.h"
 #include "transport/tls.h"
+#include "transport/ws.h"
 
 #define ACCEPTS_PER_WAKEUP 128
 #define ACCEPT_PAUSE_MS 100  /* a listener out of file descriptors rests this long */
 #define LISTEN_BACKLOG 4096  /* the kernel caps it at net.core.somaxconn */
 
 static void listener_on_poll(uv_poll_t *h, int status, int events);
+static void listener_on_closed(uv_handle_t *h);
 
 /* Polls every listener that rested after running out of descriptors. */
 static void listener_on_resume(uv_timer_t *t)
@@ -109,7 +114,10 @@ static void listener_on_poll(uv_poll_t *h, int status, int events)
 static int listener_socket(const struct sockaddr *sa)
 {
 	int one = 1;
-	socklen_t salen = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+	bool inet = sa->sa_family != AF_UNIX;
+	socklen_t salen = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+			  : inet		  ? sizeof(struct sockaddr_in)
+						  : sizeof(struct sockaddr_un);
 #ifdef SOCK_NONBLOCK
 	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 #else
@@ -119,10 +127,21 @@ static int listener_socket(const struct sockaddr *sa)
 #endif
 	if (fd < 0)
 		return -errno;
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    (sa->sa_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
-	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 || bind(fd, sa, salen) < 0 ||
-	    listen(fd, LISTEN_BACKLOG) < 0) {
+	int rc = 0;
+	if (inet) {
+		rc = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+		     (sa->sa_family == AF_INET6 &&
+		      setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
+		     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 ||
+		     bind(fd, sa, salen) < 0;
+	} else {
+		/* A Unix socket is srwxrwx---: its owner and group may connect,
+		 * others may not (Mosquitto's umask 0007 around bind). */
+		mode_t old = umask(0007);
+		rc = bind(fd, sa, salen) < 0;
+		umask(old);
+	}
+	if (rc || listen(fd, LISTEN_BACKLOG) < 0) {
 		int err = errno;
 		close(fd);
 		return -err;
@@ -130,21 +149,35 @@ static int listener_socket(const struct sockaddr *sa)
 	return fd;
 }
 
+/* What a listener's connections get, loaded once per configured
+ * listener whatever it binds. */
+struct listener_layers {
+	struct tls_creds *creds;
+	struct ws_conf *ws;
+};
+
 static int listener_bind(struct midge *m, int index, const struct sockaddr *sa,
-			 struct tls_creds *creds, char *err, size_t errlen)
+			 const struct listener_layers *ly, char *err, size_t errlen)
 {
 	const struct conf_listener *cl = &m->conf.listeners[index];
 	struct listener *l = calloc(1, sizeof(*l));
-	if (!l) {
+	if (!l || (cl->unix_path && !(l->unix_path = strdup(cl->unix_path)))) {
+		free(l);
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
 	l->m = m;
 	l->index = index;
 	l->max_connections = cl->max_connections;
+	l->proxy = cl->proxy_protocol;
+	l->proxy_require_tls = cl->proxy_require_tls;
+	/* Behind a proxy that terminated TLS, its header vouches for the
+	 * client's certificate; with TLS of our own, GnuTLS does. */
+	l->proxy_require_cert = cl->proxy_protocol == 2 && !ly->creds && cl->require_certificate;
+	l->proxy_identity = cl->proxy_protocol == 2 && !ly->creds && cl->use_identity_as_username;
 	if (sa->sa_family == AF_INET6)
 		uv_ip6_name((const struct sockaddr_in6 *)sa, l->addr, sizeof(l->addr));
-	else
+	else if (sa->sa_family == AF_INET)
 		uv_ip4_name((const struct sockaddr_in *)sa, l->addr, sizeof(l->addr));
 	int rc = l->fd = listener_socket(sa);
 	if (rc >= 0) {
@@ -152,7 +185,7 @@ static int listener_bind(struct midge *m, int index, const struct sockaddr *sa,
 		if (rc < 0)
 			close(l->fd);
 		else if ((rc = uv_poll_start(&l->poll, UV_READABLE, listener_on_poll)) < 0) {
-			uv_close((uv_handle_t *)&l->poll, (uv_close_cb)free);
+			uv_close((uv_handle_t *)&l->poll, listener_on_closed);
 			close(l->fd);
 			snprintf(err, errlen, "cannot listen on %s port %u: %s", l->addr, cl->port,
 				 uv_strerror(rc));
@@ -162,22 +195,60 @@ static int listener_bind(struct midge *m, int index, const struct sockaddr *sa,
 		rc = uv_translate_sys_error(-rc);
 	}
 	if (rc < 0) {
-		snprintf(err, errlen, "cannot listen on %s port %u: %s", l->addr, cl->port,
-			 uv_strerror(rc));
+		if (l->unix_path)
+			snprintf(err, errlen, "cannot listen on Unix socket %s: %s", l->unix_path,
+				 uv_strerror(rc));
+		else
+			snprintf(err, errlen, "cannot listen on %s port %u: %s", l->addr, cl->port,
+				 uv_strerror(rc));
+		free(l->unix_path);
 		free(l);
 		return -1;
 	}
-	struct sockaddr_storage ss;
-	socklen_t sslen = sizeof(ss);
-	getsockname(l->fd, (struct sockaddr *)&ss, &sslen);
-	l->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-						 : ((struct sockaddr_in *)&ss)->sin_port);
-	l->creds = creds ? tls_creds_ref(creds) : NULL;
+	if (!l->unix_path) {
+		struct sockaddr_storage ss;
+		socklen_t sslen = sizeof(ss);
+		getsockname(l->fd, (struct sockaddr *)&ss, &sslen);
+		l->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+							 : ((struct sockaddr_in *)&ss)->sin_port);
+	}
+	l->creds = ly->creds ? tls_creds_ref(ly->creds) : NULL;
+	l->ws = ly->ws ? ws_conf_ref(ly->ws) : NULL;
 	l->next = m->listeners;
 	m->listeners = l;
-	log_notice("listening on %s%s%s port %u%s", sa->sa_family == AF_INET6 ? "[" : "", l->addr,
-		   sa->sa_family == AF_INET6 ? "]" : "", l->port, l->creds ? " (TLS)" : "");
+	const char *kind = l->ws ? (l->creds ? " (WebSocket over TLS)" : " (WebSocket)")
+			   : l->creds ? " (TLS)" : "";
+	const char *proxy = l->proxy == 1 ? ", PROXY v1" : l->proxy == 2 ? ", PROXY v2" : "";
+	if (l->unix_path)
+		log_notice("listening on Unix socket %s%s%s", l->unix_path, kind, proxy);
+	else
+		log_notice("listening on %s%s%s port %u%s%s", sa->sa_family == AF_INET6 ? "[" : "",
+			   l->addr, sa->sa_family == AF_INET6 ? "]" : "", l->port, kind, proxy);
 	return 0;
+}
+
+/* A Unix domain socket listener: a stale socket left by an earlier run is
+ * replaced; anything else at the path is not touched. */
+static int listener_open_unix(struct midge *m, int index, const struct listener_layers *ly,
+			      char *err, size_t errlen)
+{
+	const char *path = m->conf.listeners[index].unix_path;
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	struct stat st;
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		snprintf(err, errlen, "Unix socket path %s is longer than %zu bytes", path,
+			 sizeof(sun.sun_path) - 1);
+		return -1;
+	}
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			snprintf(err, errlen, "Unix socket path %s exists and is not a socket", path);
+			return -1;
+		}
+		unlink(path);
+	}
+	return listener_bind(m, index, (const struct sockaddr *)&sun, ly, err, errlen);
 }
 
 /* Binds one configured listener on every address its host resolves to
@@ -191,16 +262,29 @@ static int listener_open(struct midge *m, int index, const char *const *fallback
 	const char *const *hosts = fallback_hosts ? fallback_hosts : cl->host ? one : any;
 	int bound = 0;
 	char port[8];
-	struct tls_creds *creds = NULL;
+	struct listener_layers ly = {NULL, NULL};
+	char e[400];
 	snprintf(port, sizeof(port), "%u", cl->port);
+	/* Settings given on the command line or through the API were not
+	 * checked by conf_load(). */
+	if (conf_listener_check(cl, err, errlen) < 0)
+		return -1;
 	/* Certificates are loaded once per listener, whatever it binds. */
-	if (cl->certfile || cl->keyfile || cl->psk_hint) {
-		char e[400];
-		creds = tls_creds_new(cl, m->conf.psk_file, e, sizeof(e));
-		if (!creds) {
-			snprintf(err, errlen, "listener on port %u: %s", cl->port, e);
-			return -1;
-		}
+	if ((cl->certfile || cl->keyfile || cl->psk_hint) &&
+	    !(ly.creds = tls_creds_new(cl, m->conf.psk_file, e, sizeof(e)))) {
+		snprintf(err, errlen, "listener on port %u: %s", cl->port, e);
+		return -1;
+	}
+	if (cl->websockets && !(ly.ws = ws_conf_new(cl, m->conf.ws_headers_size, e, sizeof(e)))) {
+		snprintf(err, errlen, "listener on port %u: %s", cl->port, e);
+		tls_creds_unref(ly.creds);
+		return -1;
+	}
+	if (cl->unix_path) {
+		int rc = listener_open_unix(m, index, &ly, err, errlen);
+		tls_creds_unref(ly.creds);
+		ws_conf_unref(ly.ws);
+		return rc;
 	}
 	for (int i = 0; hosts[i]; i++) {
 		struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
@@ -208,14 +292,14 @@ static int listener_open(struct midge *m, int index, const char *const *fallback
 		int rc = getaddrinfo(hosts[i], port, &hints, &res);
 		if (rc != 0) {
 			snprintf(err, errlen, "listener address '%s': %s", hosts[i], gai_strerror(rc));
-			tls_creds_unref(creds);
+			tls_creds_unref(ly.creds);
+			ws_conf_unref(ly.ws);
 			return -1;
 		}
 		for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
 			if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
 				continue;
-			char e[256];
-			if (listener_bind(m, index, ai->ai_addr, creds, e, sizeof(e)) == 0) {
+			if (listener_bind(m, index, ai->ai_addr, &ly, e, sizeof(e)) == 0) {
 				bound++;
 			} else if (hosts != one || ai->ai_next || bound) {
 				/* IPv6 may be off on this machine: not fatal while
@@ -228,18 +312,26 @@ static int listener_open(struct midge *m, int index, const char *const *fallback
 		}
 		freeaddrinfo(res);
 	}
-	tls_creds_unref(creds);
+	tls_creds_unref(ly.creds);
+	ws_conf_unref(ly.ws);
 	return bound > 0 ? 0 : -1;
 }
 
 /* Connections outlive their listener during a shutdown: it is freed
  * when both its handle is closed and its last connection has ended. */
+void listener_free(struct listener *l)
+{
+	/* a Unix socket's path is the address its connections log */
+	free(l->unix_path);
+	free(l);
+}
+
 static void listener_on_closed(uv_handle_t *h)
 {
 	struct listener *l = (struct listener *)h;
 	l->closed = true;
 	if (l->count == 0)
-		free(l);
+		listener_free(l);
 }
 
 void listeners_close(struct midge *m)
@@ -250,6 +342,10 @@ void listeners_close(struct midge *m)
 		struct listener *next = l->next;
 		tls_creds_unref(l->creds);
 		l->creds = NULL;
+		ws_conf_unref(l->ws);
+		l->ws = NULL;
+		if (l->unix_path)
+			unlink(l->unix_path);
 		uv_close((uv_handle_t *)&l->poll, listener_on_closed);
 		close(l->fd);
 		l = next;

@@ -183,6 +183,16 @@ static void sock_read_failed(struct iothr *io, struct conn *c, ssize_t n, const 
 		char a[INET6_ADDRSTRLEN];
 		log_notice("connection from %s:%u refused: %s", conn_addr(c, a), c->port, why);
 	}
+	if (n == XPORT_REFUSED || n == XPORT_CLOSE) {
+		/* The layer's answer (an HTTP error, a WebSocket Close, a TLS
+		 * alert) must reach the peer before our FIN: nothing more is
+		 * read and the engine closes as it would its own close. */
+		c->eof = true;
+		sock_poll_update(io, c);
+		struct ioq_rec r = {.op = IO_REFUSED, .conn = c, .flag = n == XPORT_CLOSE};
+		iothr_report(io, &r);
+		return;
+	}
 	sock_teardown(io, c, why);
 }
 

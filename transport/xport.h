@@ -1,7 +1,8 @@
 /*
  * xport.h - the connection-layer interface: a stack of layers between a
- * connection (conn.c) and its socket, TCP at the bottom, then TLS, later
- * WebSocket (TCP -> TLS -> WS). Modelled on Redis's ConnectionType
+ * connection (conn.c) and its socket: TCP (or a Unix socket) at the
+ * bottom, then PROXY, TLS, WebSocket, each only where the listener has it
+ * (TCP -> PROXY -> TLS -> WS). Modelled on Redis's ConnectionType
  * (src/connection.h), with layers that stack: each one reads and writes
  * through the one below.
  *
@@ -11,9 +12,16 @@
  *
  * Results: bytes (> 0), 0 for end of stream (read only), or
  * XPORT_AGAIN (nothing now: wait for the socket), XPORT_FAIL (the
- * connection is broken) or XPORT_REFUSED (the peer broke the layer's
- * protocol, worth a log line); on the last two *why says why, a string
- * that lives as long as the layer.
+ * connection is broken: it goes now), XPORT_REFUSED (the peer broke the
+ * layer's protocol, worth a log line) or XPORT_CLOSE (read only: the peer
+ * ended the layer's stream in order, a WebSocket Close, or the layer
+ * answered a request that ends the connection, a static file). After
+ * XPORT_REFUSED and XPORT_CLOSE the connection ends as a close does: what
+ * the layer queued in answer (a TLS alert, an HTTP error, a WebSocket
+ * Close) is flushed, our side is shut, input is discarded a while. On all
+ * three *why says why, a string that lives as long as the layer (which,
+ * after XPORT_REFUSED and XPORT_CLOSE, is freed before the engine hears
+ * of the end: the connection keeps only a fixed text for it).
  */
 #ifndef MIDGE_TRANSPORT_XPORT_H
 #define MIDGE_TRANSPORT_XPORT_H
@@ -27,6 +35,11 @@
 #define XPORT_AGAIN (-1)
 #define XPORT_FAIL (-2)
 #define XPORT_REFUSED (-3)
+#define XPORT_CLOSE (-4)
+
+/* At most this many iovecs per writev through the layers (IOV_MAX on
+ * Linux and the BSDs). */
+#define XPORT_IOV 1024
 
 struct xport;
 

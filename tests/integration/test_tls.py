@@ -19,6 +19,7 @@ r = brokerctl.Results("tls")
 brokerctl.deadline(r, 150)
 
 
+
 b0 = brokerctl.start()  # only for its private directory
 d = b0.dir + "-pki"
 os.makedirs(d, exist_ok=True)

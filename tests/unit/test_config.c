@@ -170,7 +170,7 @@ static void test_malformed_values(void)
 		"allow_anonymous yes\n", "port 70000\n",       "max_inflight_messages -3\n",
 		"listener\n",            "listener abc\n",     "persistent_client_expiration 3x\n",
 		"log_type loud\n",       "log_dest file\n",    "tls_version tlsv1\n",
-		"max_qos 3\n",           "protocol websockets\n", "require_certificate 1\n",
+		"max_qos 3\n",           "protocol http\n",      "require_certificate 1\n",
 		NULL,
 	};
 	for (int i = 0; bad[i]; i++) {
@@ -193,6 +193,69 @@ static void test_mosquitto_only_keys_warn(void)
 	CU_ASSERT_EQUAL(warnings, 2);
 	CU_ASSERT_PTR_NOT_NULL(strstr(last_warning, ":3: "));
 	CU_ASSERT_PTR_NOT_NULL(strstr(last_warning, "auth_opt_x"));
+	conf_clear(&c);
+}
+
+static void test_websockets_proxy_unix(void)
+{
+	struct conf c;
+	load_ok(&c, "listener 1883\n"
+		    "listener 8080 127.0.0.1\n"
+		    "protocol websockets\n"
+		    "http_dir /srv/www\n"
+		    "midge_websockets_path /mqtt\n"
+		    "enable_proxy_protocol 2\n"
+		    "proxy_protocol_v2_require_tls true\n"
+		    "listener 0 /run/midge.sock\n"
+		    "enable_proxy_protocol 1\n"
+		    "listener 0 127.0.0.1\n"
+		    "websockets_headers_size 8192\n");
+	CU_ASSERT_EQUAL_FATAL(c.n_listeners, 4);
+	CU_ASSERT_FALSE(c.listeners[0].websockets);
+	CU_ASSERT_TRUE(c.listeners[1].websockets);
+	CU_ASSERT_STRING_EQUAL(c.listeners[1].http_dir, "/srv/www");
+	CU_ASSERT_STRING_EQUAL(c.listeners[1].ws_path, "/mqtt");
+	CU_ASSERT_EQUAL(c.listeners[1].proxy_protocol, 2);
+	CU_ASSERT_TRUE(c.listeners[1].proxy_require_tls);
+	CU_ASSERT_STRING_EQUAL(c.listeners[2].unix_path, "/run/midge.sock");
+	CU_ASSERT_PTR_NULL(c.listeners[2].host);
+	CU_ASSERT_EQUAL(c.listeners[2].proxy_protocol, 1);
+	/* Port 0 with an address is a TCP port the kernel picks. */
+	CU_ASSERT_PTR_NULL(c.listeners[3].unix_path);
+	CU_ASSERT_STRING_EQUAL(c.listeners[3].host, "127.0.0.1");
+	CU_ASSERT_EQUAL(c.ws_headers_size, 8192);
+	conf_clear(&c);
+}
+
+/* Settings that cannot be honoured together fail with the listener's line. */
+static void test_listener_conflicts(void)
+{
+	static const char *const bad[] = {
+		"listener 1\nhttp_dir /srv\n",
+		"listener 1\nmidge_websockets_path /mqtt\n",
+		"listener 1\nprotocol websockets\nmidge_websockets_path mqtt\n",
+		"listener 1\nenable_proxy_protocol 1\nproxy_protocol_v2_require_tls true\n",
+		"listener 1\nrequire_certificate true\n",
+		"listener 1\nenable_proxy_protocol 1\nuse_identity_as_username true\n",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct conf c;
+		char err[512];
+		conf_init(&c);
+		CU_ASSERT_EQUAL(load_text(&c, bad[i], err, sizeof(err)), -1);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err, ":1: listener on port 1: "));
+		conf_clear(&c);
+	}
+	struct conf c;
+	char err[512];
+	conf_init(&c);
+	CU_ASSERT_EQUAL(load_text(&c, "listener 1\nprotocol http\n", err, sizeof(err)), -1);
+	CU_ASSERT_EQUAL(load_text(&c, "listener 1\nenable_proxy_protocol 3\n", err, sizeof(err)), -1);
+	conf_clear(&c);
+	/* Behind a proxy that terminates TLS, version 2 vouches for the
+	 * certificate. */
+	load_ok(&c, "listener 1\nenable_proxy_protocol 2\nrequire_certificate true\n"
+		    "use_identity_as_username true\n");
 	conf_clear(&c);
 }
 
@@ -249,6 +312,8 @@ static const struct test_case cases[] = {
 	{"unknown key names file and line", test_unknown_key_names_file_and_line},
 	{"malformed values", test_malformed_values},
 	{"Mosquitto-only keys warn", test_mosquitto_only_keys_warn},
+	{"WebSocket, PROXY and Unix socket listeners", test_websockets_proxy_unix},
+	{"listener settings that conflict", test_listener_conflicts},
 	{"logging and hooks", test_logging_and_hooks},
 	{"TLS priority string", test_tls_priority},
 	{NULL, NULL},
