@@ -529,3 +529,95 @@ size_t hooks_render_head(struct hooks_buf *b, uint64_t seq, uint64_t dropped)
 	memcpy(o, k_start, sizeof k_start - 1);
 	return (size_t)(o - b->p);
 }
+
+static void le16(uint8_t *o, uint16_t v)
+{
+	o[0] = (uint8_t)v;
+	o[1] = (uint8_t)(v >> 8);
+}
+
+static void le32(uint8_t *o, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		o[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void le64(uint8_t *o, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		o[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* A u32 length (0xFFFFFFFF: null) and the bytes; room is reserved. */
+static uint8_t *compact_str(uint8_t *o, const void *p, size_t n)
+{
+	le32(o, p ? (uint32_t)n : UINT32_MAX);
+	o += 4;
+	if (p && n) {
+		memcpy(o, p, n);
+		o += n;
+	}
+	return o;
+}
+
+int hooks_render_compact(struct hooks_buf *b, const struct midge_event *ev, const char *key,
+			 size_t klen)
+{
+	const struct midge_message *m = ev->u.message.msg;
+	if (!hooks_event_has_message(ev->type) || !m)
+		return -1;
+	const struct midge_client *c = ev->client;
+	struct midge_str none = {NULL, 0};
+	struct midge_str cid = c ? c->client_id : none, user = c ? c->username : none;
+	struct midge_str to = ev->u.message.to;
+	const char *peer = c ? c->peer_addr : NULL;
+	const char *why = ev->u.message.why;
+	if (c && !cid.p)
+		cid.p = "";
+	if (!to.len)
+		to.p = NULL; /* as in JSON: an empty receiver is null */
+	size_t plen = peer ? strlen(peer) : 0, wlen = why ? strlen(why) : 0;
+	size_t strs = cid.len + user.len + plen + m->origin.len + to.len + wlen + m->props_len +
+		      m->payload_len;
+	if (m->payload_len > UINT32_MAX || m->props_len > UINT32_MAX)
+		return -1;
+	b->len = 0;
+	if (hooks_buf_reserve(b, klen + 1 + HOOKS_COMPACT_HEAD + 8 * 4 + strs) < 0)
+		return -1;
+	uint8_t *o = (uint8_t *)b->p;
+	memcpy(o, key, klen);
+	o += klen;
+	*o++ = 0;
+	memset(o, 0, HOOKS_COMPACT_HEAD);
+	o[0] = HOOKS_COMPACT_VERSION;
+	o[1] = (uint8_t)ev->type;
+	o[2] = (uint8_t)((m->retain ? 1 : 0) | (m->dup ? 2 : 0) | (c ? 4 : 0) |
+			 (c && c->tls ? 8 : 0));
+	o[3] = m->qos;
+	/* seq and dropped (4..19) per socket: hooks_compact_head() */
+	le64(o + 20, ev->time_ms);
+	le16(o + 28, m->packet_id);
+	le16(o + 30, ev->u.message.packet_id);
+	o[32] = ev->u.message.qos;
+	o[33] = ev->type == MIDGE_EV_DROP ? (uint8_t)ev->u.message.drop : 0;
+	o[34] = c ? c->protocol : 0;
+	le16(o + 36, c && peer ? c->peer_port : 0);
+	o += HOOKS_COMPACT_HEAD;
+	o = compact_str(o, cid.p, cid.len);
+	o = compact_str(o, user.p, user.len);
+	o = compact_str(o, peer, plen);
+	o = compact_str(o, m->origin.len ? m->origin.p : NULL, m->origin.len);
+	o = compact_str(o, to.p, to.len);
+	o = compact_str(o, why, wlen);
+	o = compact_str(o, m->props_len ? m->props : NULL, m->props_len);
+	o = compact_str(o, m->payload_len ? m->payload : "", m->payload_len);
+	b->len = (size_t)(o - (uint8_t *)b->p);
+	return 0;
+}
+
+void hooks_compact_head(struct hooks_buf *b, size_t klen, uint64_t seq, uint64_t dropped)
+{
+	uint8_t *o = (uint8_t *)b->p + klen + 1;
+	le64(o + 4, seq);
+	le64(o + 12, dropped);
+}

@@ -57,6 +57,20 @@ int hooks_render_body(struct hooks_buf *b, const struct midge_event *ev, const c
 size_t hooks_render_head(struct hooks_buf *b, uint64_t seq, uint64_t dropped);
 
 /*
+ * The compact encoding of a message event (midge_hooks_format compact,
+ * docs/events.md): one frame, the name frame's bytes key[0..klen), a NUL,
+ * then HOOKS_COMPACT_HEAD bytes of fixed fields (little-endian), then
+ * length-prefixed strings and the payload. Written into b (b->len set);
+ * returns 0 or -1 (out of memory, or not a message event).
+ */
+#define HOOKS_COMPACT_VERSION 1
+#define HOOKS_COMPACT_HEAD 40
+int hooks_render_compact(struct hooks_buf *b, const struct midge_event *ev, const char *key,
+			 size_t klen);
+/* Writes one socket's seq and dropped into a frame rendered above. */
+void hooks_compact_head(struct hooks_buf *b, size_t klen, uint64_t seq, uint64_t dropped);
+
+/*
  * Writes s[0..n) as a JSON string (quotes included). Bytes that are not
  * well-formed UTF-8 become \u00XX (the byte read as Latin-1) so arbitrary
  * bytes always give valid JSON; control characters, '"', '\\' and DEL are

@@ -347,6 +347,7 @@ static int conf_set_number(struct conf *c, const char *key, const char *v, char 
 		{"midge_hooks_hwm", INT32_MAX},    {"max_inflight_bytes", UINT64_MAX},
 		{"midge_max_sessions", UINT32_MAX}, {"midge_max_retained_messages", UINT32_MAX},
 		{"midge_max_retained_bytes", UINT64_MAX}, {"midge_max_pending_connects", INT32_MAX},
+		{"midge_hooks_queue_bytes", (uint64_t)1 << 40}, {"midge_hooks_max_prefixes", INT32_MAX},
 	};
 	size_t i;
 	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
@@ -401,6 +402,8 @@ static int conf_set_number(struct conf *c, const char *key, const char *v, char 
 	case 20: e->max_retained_messages = (uint32_t)n; break;
 	case 21: e->max_retained_bytes = n; break;
 	case 22: c->max_pending_connects = (int)n; break;
+	case 23: c->hooks_queue_bytes = n; break;
+	case 24: c->hooks_max_prefixes = (uint32_t)n; break;
 	}
 	return 0;
 }
@@ -599,6 +602,16 @@ int conf_set(struct conf *c, const char *key, const char *value, char *msg, size
 	}
 	if (strcmp(key, "midge_hooks_endpoint") == 0)
 		return conf_set_hooks_endpoint(c, v, msg, msglen);
+	if (strcmp(key, "midge_hooks_format") == 0) {
+		if (strcmp(v, "json") == 0)
+			c->hooks_format = HOOKS_FORMAT_JSON;
+		else if (strcmp(v, "compact") == 0)
+			c->hooks_format = HOOKS_FORMAT_COMPACT;
+		else
+			return conf_fail(msg, msglen, "midge_hooks_format needs json or compact, not '%s'",
+					 v);
+		return 0;
+	}
 	rc = conf_set_unsupported(key, v, msg, msglen);
 	if (rc >= 0)
 		return rc;

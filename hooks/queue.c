@@ -1,0 +1,385 @@
+/*
+ * queue.c - the single-producer single-consumer ring of event records
+ * between the engine thread and the hooks thread (see queue.h).
+ *
+ * Memory order: the producer fills a record, then stores head with
+ * release; the consumer loads head with acquire before reading records up
+ * to it. The consumer stores tail with release when it is done with
+ * records; the producer loads tail with acquire before reusing their bytes
+ * and releasing what they hold. Nothing else is shared.
+ */
+#include "hooks/queue.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "hooks/render.h"
+
+/* The strings a record carries, in the order they follow its structs. */
+enum {
+	S_CID,     /* client.client_id */
+	S_USER,    /* client.username */
+	S_PEER,    /* client.peer_addr (with its NUL) */
+	S_WHY,     /* the event's `why` (with its NUL) */
+	S_VIEW,    /* subscribe.filter or message.to */
+	S_TOPIC,   /* a copied message (no holder): topic, */
+	S_PAYLOAD, /* payload, */
+	S_PROPS,   /* properties, */
+	S_ORIGIN,  /* origin */
+	S__COUNT
+};
+
+#define S_NONE UINT32_MAX /* a NULL pointer */
+
+struct rec_head {
+	uint32_t size; /* the whole record, a multiple of 8 */
+	uint8_t kind;
+	uint8_t has_client;
+	uint8_t has_msg;
+	uint8_t held;        /* the message is held (else copied into S_TOPIC...) */
+	uint64_t held_bytes; /* what the held message counts against max_held */
+	uint64_t seq;
+	void *msg;
+	struct midge_event ev;
+	uint32_t len[S__COUNT];
+};
+
+struct rec_drops {
+	uint32_t size;
+	uint8_t kind;
+	uint8_t pad[3];
+	uint64_t drops[HOOKS_MAX_ENDPOINTS];
+};
+
+#define ALIGN8(n) (((n) + 7) & ~(size_t)7)
+
+int hooks_queue_init(struct hooks_queue *q, size_t bytes, const struct hooks_holder *holder)
+{
+	memset(q, 0, sizeof *q);
+	size_t size = 64 * 1024;
+	while (size < bytes && size < ((size_t)1 << 40))
+		size *= 2;
+	q->buf = malloc(size);
+	if (!q->buf)
+		return -1;
+	q->size = size;
+	q->max_held = size;
+	if (holder)
+		q->holder = *holder;
+	atomic_init(&q->head, 0);
+	atomic_init(&q->tail, 0);
+	atomic_init(&q->sleeping, false);
+	return 0;
+}
+
+static struct rec_head *rec_at(const struct hooks_queue *q, uint64_t pos)
+{
+	return (struct rec_head *)(void *)(q->buf + (pos & (q->size - 1)));
+}
+
+/* Releases what the records in [reclaim, upto) hold. */
+static void queue_release(struct hooks_queue *q, uint64_t upto)
+{
+	while (q->reclaim < upto) {
+		struct rec_head *r = rec_at(q, q->reclaim);
+		if (r->kind == HOOKS_REC_EVENT && r->held) {
+			q->holder.release(r->msg);
+			q->held -= r->held_bytes;
+		}
+		q->reclaim += r->size;
+	}
+}
+
+void hooks_queue_reclaim(struct hooks_queue *q)
+{
+	if (q->buf)
+		queue_release(q, atomic_load_explicit(&q->tail, memory_order_acquire));
+}
+
+bool hooks_queue_busy(struct hooks_queue *q)
+{
+	return q->buf && atomic_load_explicit(&q->tail, memory_order_acquire) != q->wpos;
+}
+
+void hooks_queue_free(struct hooks_queue *q)
+{
+	if (!q->buf)
+		return;
+	/* The consumer has stopped: whatever it did not read is given back
+	 * too. */
+	queue_release(q, q->wpos);
+	free(q->buf);
+	q->buf = NULL;
+}
+
+/* Room for n contiguous bytes at the write position (after a wrap record
+ * if they do not fit before the end of the ring): a pointer, or NULL. */
+static uint8_t *queue_reserve(struct hooks_queue *q, size_t n)
+{
+	size_t off = (size_t)(q->wpos & (q->size - 1));
+	size_t need = off + n > q->size ? q->size - off + n : n;
+	if (n > q->size / 2)
+		return NULL;
+	if (q->size - (q->wpos - q->reclaim) < need) {
+		hooks_queue_reclaim(q);
+		if (q->size - (q->wpos - q->reclaim) < need)
+			return NULL;
+	}
+	if (off + n > q->size) {
+		struct rec_head *w = rec_at(q, q->wpos);
+		w->size = (uint32_t)(q->size - off);
+		w->kind = HOOKS_REC_WRAP;
+		q->wpos += q->size - off;
+	}
+	return q->buf + (q->wpos & (q->size - 1));
+}
+
+/* The `why` of ev, wherever its type keeps it. */
+static const char **why_of(struct midge_event *ev)
+{
+	switch (ev->type) {
+	case MIDGE_EV_CONNECT:
+	case MIDGE_EV_CONNECT_REFUSED:
+		return &ev->u.connect.why;
+	case MIDGE_EV_DISCONNECT:
+	case MIDGE_EV_PROTOCOL_ERROR:
+		return &ev->u.disconnect.why;
+	case MIDGE_EV_SESSION_CREATED:
+	case MIDGE_EV_SESSION_RESUMED:
+	case MIDGE_EV_SESSION_TAKEOVER:
+	case MIDGE_EV_SESSION_EXPIRED:
+	case MIDGE_EV_SESSION_DISCARDED:
+		return &ev->u.session.why;
+	case MIDGE_EV_SUBSCRIBE:
+	case MIDGE_EV_UNSUBSCRIBE:
+	case MIDGE_EV_PING:
+		return NULL;
+	default:
+		return hooks_event_has_message(ev->type) ? &ev->u.message.why : NULL;
+	}
+}
+
+/* The filter or receiver view of ev, if its type has one. */
+static struct midge_str *view_of(struct midge_event *ev)
+{
+	if (ev->type == MIDGE_EV_SUBSCRIBE || ev->type == MIDGE_EV_UNSUBSCRIBE)
+		return &ev->u.subscribe.filter;
+	if (hooks_event_has_message(ev->type))
+		return &ev->u.message.to;
+	return NULL;
+}
+
+static void str_set(uint32_t *len, const void *p, size_t n)
+{
+	*len = p ? (uint32_t)n : S_NONE;
+}
+
+static size_t str_cstr(uint32_t *len, const char *s)
+{
+	*len = s ? (uint32_t)strlen(s) + 1 : S_NONE;
+	return s ? *len : 0;
+}
+
+/* Lengths above what a record may hold are refused (the event is
+ * dropped) rather than cut: a record is the event, whole. */
+#define STR_MAX (UINT32_MAX / 2)
+
+int hooks_queue_put(struct hooks_queue *q, const struct midge_event *ev0, void *msg,
+		    uint64_t seq)
+{
+	struct midge_event ev = *ev0;
+	const struct midge_client *cl = ev.client;
+	bool has_msg = hooks_event_has_message(ev.type) && ev.u.message.msg;
+	const struct midge_message *m = has_msg ? ev.u.message.msg : NULL;
+	bool held = has_msg && msg && q->holder.hold;
+	uint32_t len[S__COUNT];
+	const void *src[S__COUNT] = {0};
+	size_t strings = 0;
+	for (int i = 0; i < S__COUNT; i++)
+		len[i] = S_NONE;
+	if (cl) {
+		str_set(&len[S_CID], cl->client_id.p, cl->client_id.len);
+		str_set(&len[S_USER], cl->username.p, cl->username.len);
+		src[S_CID] = cl->client_id.p;
+		src[S_USER] = cl->username.p;
+		src[S_PEER] = cl->peer_addr;
+		strings += str_cstr(&len[S_PEER], cl->peer_addr);
+	}
+	const char **why = why_of(&ev);
+	if (why) {
+		src[S_WHY] = *why;
+		strings += str_cstr(&len[S_WHY], *why);
+	}
+	struct midge_str *view = view_of(&ev);
+	if (view) {
+		str_set(&len[S_VIEW], view->p, view->len);
+		src[S_VIEW] = view->p;
+	}
+	if (m && !held) {
+		str_set(&len[S_TOPIC], m->topic.p, m->topic.len);
+		str_set(&len[S_PAYLOAD], m->payload, m->payload_len);
+		str_set(&len[S_PROPS], m->props, m->props_len);
+		str_set(&len[S_ORIGIN], m->origin.p, m->origin.len);
+		src[S_TOPIC] = m->topic.p;
+		src[S_PAYLOAD] = m->payload;
+		src[S_PROPS] = m->props;
+		src[S_ORIGIN] = m->origin.p;
+	}
+	for (int i = 0; i < S__COUNT; i++) {
+		if (len[i] == S_NONE || i == S_PEER || i == S_WHY)
+			continue;
+		if (len[i] > STR_MAX)
+			return -1;
+		strings += len[i];
+	}
+	if (strings > STR_MAX)
+		return -1;
+	uint64_t held_bytes = held ? m->topic.len + m->payload_len + m->props_len : 0;
+	if (held && q->held + held_bytes > q->max_held) {
+		hooks_queue_reclaim(q);
+		if (q->held + held_bytes > q->max_held)
+			return -1;
+	}
+	size_t size = ALIGN8(sizeof(struct rec_head) + (cl ? sizeof *cl : 0) +
+			     (m ? sizeof *m : 0) + strings);
+	size_t dsize = q->has_drops_pending ? sizeof(struct rec_drops) : 0;
+	/* Both in one reservation: the drops must reach the consumer before
+	 * the next event, or its `dropped` field would run late. */
+	uint8_t *p = queue_reserve(q, dsize + size);
+	if (!p)
+		return -1;
+	if (dsize) {
+		struct rec_drops *d = (struct rec_drops *)(void *)p;
+		d->size = (uint32_t)dsize;
+		d->kind = HOOKS_REC_DROPS;
+		memcpy(d->drops, q->drops_pending, sizeof d->drops);
+		memset(q->drops_pending, 0, sizeof q->drops_pending);
+		q->has_drops_pending = false;
+		p += dsize;
+	}
+	struct rec_head *r = (struct rec_head *)(void *)p;
+	r->size = (uint32_t)size;
+	r->kind = HOOKS_REC_EVENT;
+	r->has_client = cl != NULL;
+	r->has_msg = m != NULL;
+	r->held = held;
+	r->held_bytes = held_bytes;
+	r->seq = seq;
+	r->msg = held ? msg : NULL;
+	r->ev = ev;
+	memcpy(r->len, len, sizeof len);
+	uint8_t *o = p + sizeof *r;
+	if (cl) {
+		memcpy(o, cl, sizeof *cl);
+		o += sizeof *cl;
+	}
+	if (m) {
+		memcpy(o, m, sizeof *m);
+		o += sizeof *m;
+	}
+	for (int i = 0; i < S__COUNT; i++) {
+		if (len[i] == S_NONE || !len[i])
+			continue;
+		memcpy(o, src[i], len[i]);
+		o += len[i];
+	}
+	if (held) {
+		q->holder.hold(msg);
+		q->held += held_bytes;
+	}
+	q->wpos += dsize + size;
+	atomic_store_explicit(&q->head, q->wpos, memory_order_release);
+	return 0;
+}
+
+void hooks_queue_drop(struct hooks_queue *q, uint32_t sockets)
+{
+	for (int i = 0; i < HOOKS_MAX_ENDPOINTS; i++) {
+		if (sockets & (1u << i)) {
+			q->drops_pending[i]++;
+			q->has_drops_pending = true;
+		}
+	}
+}
+
+bool hooks_queue_ready(struct hooks_queue *q)
+{
+	if (q->rpos != q->head_seen)
+		return true;
+	q->head_seen = atomic_load_explicit(&q->head, memory_order_acquire);
+	return q->rpos != q->head_seen;
+}
+
+/* Points *v at the next string of the record (NULL when absent). */
+static const uint8_t *str_take(const uint8_t *o, uint32_t len, const void **v)
+{
+	*v = len == S_NONE ? NULL : o;
+	return len == S_NONE ? o : o + len;
+}
+
+bool hooks_queue_peek(struct hooks_queue *q, struct hooks_rec_view *out)
+{
+	for (;;) {
+		if (!hooks_queue_ready(q))
+			return false;
+		const struct rec_head *r = rec_at(q, q->rpos);
+		if (r->kind == HOOKS_REC_WRAP) {
+			q->rpos += r->size;
+			continue;
+		}
+		out->kind = r->kind;
+		if (r->kind == HOOKS_REC_DROPS) {
+			out->drops = ((const struct rec_drops *)(const void *)r)->drops;
+			return true;
+		}
+		out->seq = r->seq;
+		out->ev = r->ev;
+		const uint8_t *o = (const uint8_t *)(r + 1);
+		if (r->has_client) {
+			memcpy(&out->client, o, sizeof out->client);
+			o += sizeof out->client;
+			out->ev.client = &out->client;
+		} else {
+			out->ev.client = NULL;
+		}
+		if (r->has_msg) {
+			memcpy(&out->msg, o, sizeof out->msg);
+			o += sizeof out->msg;
+		}
+		if (hooks_event_has_message(out->ev.type))
+			out->ev.u.message.msg = r->has_msg ? &out->msg : NULL;
+		const void *s[S__COUNT];
+		for (int i = 0; i < S__COUNT; i++)
+			o = str_take(o, r->len[i], &s[i]);
+		if (r->has_client) {
+			out->client.client_id.p = s[S_CID];
+			out->client.username.p = s[S_USER];
+			out->client.peer_addr = s[S_PEER];
+		}
+		const char **why = why_of(&out->ev);
+		if (why)
+			*why = s[S_WHY];
+		struct midge_str *view = view_of(&out->ev);
+		if (view)
+			view->p = s[S_VIEW];
+		if (r->has_msg && !r->held) {
+			out->msg.topic.p = s[S_TOPIC];
+			out->msg.payload = s[S_PAYLOAD];
+			out->msg.props = s[S_PROPS];
+			out->msg.origin.p = s[S_ORIGIN];
+		}
+		return true;
+	}
+}
+
+void hooks_queue_pop(struct hooks_queue *q, bool publish)
+{
+	q->rpos += rec_at(q, q->rpos)->size;
+	if (publish)
+		atomic_store_explicit(&q->tail, q->rpos, memory_order_release);
+}
+
+void hooks_queue_publish(struct hooks_queue *q)
+{
+	atomic_store_explicit(&q->tail, q->rpos, memory_order_release);
+}
