@@ -66,6 +66,13 @@ void engine_msg_release(void *m)
 	emsg_unref(m);
 }
 
+/* Reads only what emsg_new() wrote and nothing changes later: the count
+ * and the expiry, which the engine thread changes, are other fields. */
+void engine_msg_view(const void *m, struct midge_message *v)
+{
+	emsg_view(m, v, 0, false);
+}
+
 /* A message midge did not deliver: counted, then reported about the
  * session it was for (s may be NULL: dropped before routing). */
 void event_drop(struct engine *e, const struct session *s, const struct emsg *m, uint8_t qos,

@@ -169,7 +169,7 @@ void hooks_zmq_stop(struct hooks *h)
 int hooks_zmq_start(struct hooks *h, const struct hooks_config *cfg, char *err, size_t errlen)
 {
 	if (!h || !cfg || cfg->n_endpoints < 0 || cfg->n_endpoints > HOOKS_MAX_ENDPOINTS ||
-	    (cfg->holder.hold && !cfg->holder.release)) {
+	    (cfg->holder.hold && (!cfg->holder.release || !cfg->holder.view))) {
 		set_err(err, errlen, "bad hooks configuration");
 		return -1;
 	}
@@ -193,7 +193,8 @@ int hooks_zmq_start(struct hooks *h, const struct hooks_config *cfg, char *err, 
 			set_err(err, errlen, "zmq_ctx_new: %s", zmq_strerror(zmq_errno()));
 			return -1;
 		}
-		/* hooks_free() must not wait for unsent events. */
+		/* hooks_free() waits for unsent events only as long as the
+		 * sockets' ZMQ_LINGER says (publisher.c). */
 		zmq_ctx_set(h->zctx, ZMQ_BLOCKY, 0);
 	}
 	h->pub = hooks_publisher_start(h->zctx, cfg, err, errlen);

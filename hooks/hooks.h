@@ -26,12 +26,16 @@
  * How the queue keeps the message of a message event past the call:
  * hold(msg) takes a reference, release(msg) gives it back; both are called
  * on the engine thread only (release when a later hooks_flush() or
- * hooks_emit() finds the record consumed). Without a holder the message's
- * bytes are copied into the record.
+ * hooks_emit() finds the record consumed). view(msg, v) is called on the
+ * publisher's thread while the message is held: it fills v from the parts
+ * of the message that never change (topic, payload, properties, origin,
+ * qos, retain). Without a holder the message's bytes are copied into the
+ * record.
  */
 struct hooks_holder {
 	void (*hold)(void *msg);
 	void (*release)(void *msg);
+	void (*view)(const void *msg, struct midge_message *v);
 };
 
 enum hooks_format {

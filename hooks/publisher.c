@@ -28,6 +28,9 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 #include <unistd.h>
 
 #include <uv.h>
@@ -43,9 +46,27 @@
 /* Records the engine thread puts before it checks whether the hooks thread
  * sleeps (besides once per loop pass). */
 #define PUB_WAKE_EVERY 256
+/* While records came this recently (ms), the hooks thread polls the queue
+ * every millisecond rather than sleeping until woken. */
+#define PUB_BUSY_MS 100
+/* A batch of compact events goes out at this size, or at the end of the
+ * round of records that filled it. */
+#define PUB_BATCH_BYTES (64 * 1024)
+/* At shutdown the last events (the connections closed) may still be in
+ * ZeroMQ's queues: they get this long to reach their subscribers, so a
+ * stuck one delays the exit by at most this. */
+#define PUB_LINGER_MS 250
 /* Log lines the hooks thread may leave for the engine thread. */
 #define PUB_NOTES 8
 #define PUB_NOTE_LEN 240
+
+/* A batch of compact message events of one type for one socket. */
+struct pub_batch {
+	struct hooks_buf b;
+	uint32_t count;
+	size_t klen;
+	uint64_t time_ms; /* of its last event */
+};
 
 struct pub_sock {
 	void *sock;
@@ -54,6 +75,7 @@ struct pub_sock {
 	struct hooks_want want;
 	uint64_t dropped;    /* events this socket wanted and did not take */
 	uint64_t recheck_ms; /* event time of the last retry after EAGAIN */
+	struct pub_batch batch[MIDGE_EV__COUNT]; /* compact format only */
 	char endpoint[256];
 };
 
@@ -76,6 +98,8 @@ struct hooks_publisher {
 	_Alignas(HOOKS_LINE) uv_loop_t loop;
 	uv_async_t wake;
 	uv_idle_t more;
+	uv_timer_t poll_timer;
+	uint64_t busy_ms; /* loop time of the last round that read records */
 	struct hooks_buf json;  /* reused for every event */
 	struct hooks_buf key;   /* the name frame: "<name>" or "<name>/<topic>" */
 	struct hooks_buf frame; /* a compact message event */
@@ -143,6 +167,8 @@ static void sock_close(struct pub_sock *s)
 {
 	if (s->sock)
 		zmq_close(s->sock);
+	for (int t = 0; t < MIDGE_EV__COUNT; t++)
+		hooks_buf_release(&s->batch[t].b);
 	hooks_want_clear(&s->want);
 	s->sock = NULL;
 }
@@ -151,7 +177,7 @@ static int sock_open(void *zctx, struct pub_sock *s, const char *endpoint,
 		     const struct hooks_config *cfg, char *err, size_t errlen)
 {
 	int hwm = cfg->sndhwm > 0 ? cfg->sndhwm : HOOKS_DEFAULT_SNDHWM;
-	int zero = 0, one = 1;
+	int linger = PUB_LINGER_MS, one = 1;
 	size_t len = sizeof s->fd;
 	hooks_want_init(&s->want, cfg->max_prefixes);
 	if (strncmp(endpoint, "ipc://", 6) == 0 && ipc_check_free(endpoint, err, errlen) < 0)
@@ -160,7 +186,7 @@ static int sock_open(void *zctx, struct pub_sock *s, const char *endpoint,
 	if (!s->sock)
 		goto fail;
 	if (zmq_setsockopt(s->sock, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
-	    zmq_setsockopt(s->sock, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
+	    zmq_setsockopt(s->sock, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
 	    zmq_setsockopt(s->sock, ZMQ_XPUB_NODROP, &one, sizeof one) != 0)
 		goto fail;
 	if (cfg->curve_secret &&
@@ -395,19 +421,71 @@ static int sock_send_json(struct hooks_publisher *p, struct pub_sock *s,
 
 /* Sends a message event to one socket as one compact frame (render.h). */
 static int sock_send_compact(struct hooks_publisher *p, struct pub_sock *s,
-			     const struct hooks_rec_view *r, int *rendered)
+			     const struct hooks_rec_view *r)
 {
-	if (*rendered == 0) {
-		*rendered = hooks_render_compact(&p->frame, &r->ev, p->key.p, p->key.len) == 0
-				? 1
-				: -1;
-		if (*rendered > 0)
-			p->t_rendered++;
-	}
-	if (*rendered < 0)
+	if (hooks_compact_start(&p->frame, p->key.p, p->key.len, false) < 0 ||
+	    hooks_compact_body(&p->frame, &r->ev, r->seq, s->dropped) < 0)
 		return -1;
-	hooks_compact_head(&p->frame, p->key.len, r->seq, s->dropped);
 	return sock_send_first(s, p->frame.p, p->frame.len, 0, r->ev.time_ms);
+}
+
+/* Sends a socket's batch of one event type, if it has one: all its events
+ * go, or none (they are then drops). */
+static void batch_send(struct hooks_publisher *p, struct pub_sock *s, int type)
+{
+	struct pub_batch *bt = &s->batch[type];
+	if (!bt->count)
+		return;
+	hooks_compact_count(&bt->b, bt->klen, bt->count);
+	if (sock_send_first(s, bt->b.p, bt->b.len, 0, bt->time_ms) < 0) {
+		s->dropped += bt->count;
+		p->t_dropped += bt->count;
+	} else {
+		p->t_sent += bt->count;
+	}
+	p->touched = true;
+	bt->count = 0;
+	bt->b.len = 0;
+}
+
+/* Sends every batch that has events (the end of a round of records). */
+static void pub_send_batches(struct hooks_publisher *p)
+{
+	if (p->format != HOOKS_FORMAT_COMPACT)
+		return;
+	for (int i = 0; i < p->n; i++)
+		for (int t = 1; t < MIDGE_EV__COUNT; t++)
+			batch_send(p, &p->s[i], t);
+}
+
+/*
+ * Adds a message event to the socket's batch of its type. Only when every
+ * prefix of the socket that wants the type wants all of it: a batch frame
+ * ("<name>/" and a NUL) reaches exactly those subscribers, and the
+ * subscribers of a topic prefix, who would not get it, get single frames
+ * instead (then for the whole socket, or a subscriber of both kinds would
+ * get events twice).
+ */
+static int batch_add(struct hooks_publisher *p, struct pub_sock *s, const struct hooks_rec_view *r,
+		     const char *name)
+{
+	struct pub_batch *bt = &s->batch[r->ev.type];
+	if (!bt->count) {
+		size_t nlen = strlen(name);
+		char key[64];
+		memcpy(key, name, nlen);
+		key[nlen] = '/';
+		bt->klen = nlen + 1;
+		if (hooks_compact_start(&bt->b, key, bt->klen, true) < 0)
+			return -1;
+	}
+	if (hooks_compact_append(&bt->b, &r->ev, r->seq, s->dropped) < 0)
+		return -1;
+	bt->count++;
+	bt->time_ms = r->ev.time_ms;
+	if (bt->b.len >= PUB_BATCH_BYTES)
+		batch_send(p, s, r->ev.type);
+	return 0;
 }
 
 /* Offers one event to every socket whose subscribers want it. */
@@ -430,11 +508,19 @@ static void pub_send(struct hooks_publisher *p, const struct hooks_rec_view *r)
 				      topic ? topic->len : 0))
 			continue;
 		wanted = true;
+		if (compact && (s->want.all & (1u << ev->type)) &&
+		    !(s->want.topical & (1u << ev->type))) {
+			if (batch_add(p, s, r, name) < 0) {
+				s->dropped++;
+				p->t_dropped++;
+			}
+			continue; /* counted as sent when the batch goes */
+		}
 		p->touched = true;
 		if (keyed == 0)
 			keyed = key_build(&p->key, name, strlen(name), topic) == 0 ? 1 : -1;
 		int rc = keyed < 0 ? -1
-			 : compact ? sock_send_compact(p, s, r, &rendered)
+			 : compact ? sock_send_compact(p, s, r)
 				   : sock_send_json(p, s, r, &rendered);
 		if (rc < 0) {
 			s->dropped++;
@@ -445,6 +531,8 @@ static void pub_send(struct hooks_publisher *p, const struct hooks_rec_view *r)
 	}
 	if (!wanted)
 		p->t_skipped++;
+	else if (compact)
+		p->t_rendered++; /* each socket encodes its own copy: cheap */
 }
 
 /* The counters other threads read, after a batch. */
@@ -474,6 +562,7 @@ static bool pub_drain(struct hooks_publisher *p, unsigned max)
 		 * now and then in a long one, so the engine can reuse space. */
 		hooks_queue_pop(&p->q, n % 64 == 0);
 	}
+	pub_send_batches(p);
 	/* Counts first: whoever sees the tail (hooks_publisher_idle) sees
 	 * them count what it covers. */
 	pub_publish_counts(p);
@@ -487,6 +576,7 @@ static void pub_close_cb(uv_handle_t *h)
 }
 
 static void pub_on_more(uv_idle_t *h);
+static void pub_on_timer(uv_timer_t *h);
 
 static void pub_shutdown(struct hooks_publisher *p)
 {
@@ -499,6 +589,7 @@ static void pub_shutdown(struct hooks_publisher *p)
 		pub_read_subs(p);
 	uv_close((uv_handle_t *)&p->wake, pub_close_cb);
 	uv_close((uv_handle_t *)&p->more, pub_close_cb);
+	uv_close((uv_handle_t *)&p->poll_timer, pub_close_cb);
 	for (int i = 0; i < p->n; i++)
 		uv_close((uv_handle_t *)&p->s[i].poll, pub_close_cb);
 }
@@ -506,10 +597,15 @@ static void pub_shutdown(struct hooks_publisher *p)
 /*
  * One round of work: a batch of records, then the sockets' subscriptions
  * if a ZeroMQ call may have consumed their edge. With records left, the
- * idle handle brings us back after one look at the sockets; without, we
- * say we sleep and look once more: the engine thread wakes a sleeper only
- * (hooks_publisher_flush()), and the two fences make sure that either it
- * sees us asleep or we see its record.
+ * idle handle brings us back after one look at the sockets.
+ *
+ * With none left, while events flow (some came in the last PUB_BUSY_MS)
+ * we look again in a millisecond instead of asking to be woken: a wake-up
+ * is a system call on the engine thread (about a microsecond on a virtual
+ * machine), once per loop pass, and a timer of ours costs the engine
+ * nothing. Once quiet, we say we sleep and look once more: the engine
+ * thread wakes a sleeper only (pub_wake()), and the two fences make sure
+ * that either it sees us asleep or we see its record.
  */
 static void pub_round(struct hooks_publisher *p)
 {
@@ -518,20 +614,33 @@ static void pub_round(struct hooks_publisher *p)
 		return;
 	}
 	atomic_store_explicit(&p->q.sleeping, false, memory_order_relaxed);
+	uint64_t before = p->q.rpos;
 	bool left = pub_drain(p, PUB_BATCH);
+	uint64_t now = uv_now(&p->loop);
+	if (p->q.rpos != before)
+		p->busy_ms = now;
 	if (p->touched)
 		pub_read_subs(p);
-	if (!left) {
-		atomic_store_explicit(&p->q.sleeping, true, memory_order_relaxed);
-		atomic_thread_fence(memory_order_seq_cst);
-		left = hooks_queue_ready(&p->q);
-		if (left)
-			atomic_store_explicit(&p->q.sleeping, false, memory_order_relaxed);
-	}
-	if (left)
+	if (left) {
 		uv_idle_start(&p->more, pub_on_more);
-	else
-		uv_idle_stop(&p->more);
+		return;
+	}
+	uv_idle_stop(&p->more);
+	if (now - p->busy_ms < PUB_BUSY_MS) {
+		uv_timer_start(&p->poll_timer, pub_on_timer, 1, 0);
+		return;
+	}
+	atomic_store_explicit(&p->q.sleeping, true, memory_order_relaxed);
+	atomic_thread_fence(memory_order_seq_cst);
+	if (hooks_queue_ready(&p->q)) {
+		atomic_store_explicit(&p->q.sleeping, false, memory_order_relaxed);
+		uv_idle_start(&p->more, pub_on_more);
+	}
+}
+
+static void pub_on_timer(uv_timer_t *h)
+{
+	pub_round(h->data);
 }
 
 static void pub_on_more(uv_idle_t *h)
@@ -556,6 +665,9 @@ static void pub_on_fd(uv_poll_t *h, int status, int events)
 static void pub_main(void *arg)
 {
 	struct hooks_publisher *p = arg;
+#ifdef __linux__
+	prctl(PR_SET_NAME, "midge-hooks", 0, 0, 0); /* for top -H and perf */
+#endif
 	/* Subscribers may have come before the thread ran. */
 	pub_read_subs(p);
 	pub_round(p);
@@ -596,6 +708,8 @@ static int pub_loop_init(struct hooks_publisher *p)
 	p->wake.data = p;
 	uv_idle_init(&p->loop, &p->more);
 	p->more.data = p;
+	uv_timer_init(&p->loop, &p->poll_timer);
+	p->poll_timer.data = p;
 	for (int i = 0; i < p->n; i++) {
 		if (uv_poll_init(&p->loop, &p->s[i].poll, p->s[i].fd) < 0)
 			return -1;

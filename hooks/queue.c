@@ -15,7 +15,7 @@
 
 #include "hooks/render.h"
 
-/* The strings a record carries, in the order they follow its structs. */
+/* The strings a record carries, in this order after its head. */
 enum {
 	S_CID,     /* client.client_id */
 	S_USER,    /* client.username */
@@ -31,16 +31,38 @@ enum {
 
 #define S_NONE UINT32_MAX /* a NULL pointer */
 
+enum {
+	R_CLIENT = 1, /* the event names a client */
+	R_TLS = 2,
+	R_MSG = 4,    /* a message event with its message */
+	R_HELD = 8,   /* the message is held (else copied: S_TOPIC...) */
+	R_DUP = 16,
+	R_RETAIN = 32, /* of a copied message */
+};
+
+typedef char ev_union[sizeof(((struct midge_event *)0)->u)];
+
+/*
+ * An event record: the scalars of the event (its union is copied whole;
+ * the pointers in it are stale and rewritten by the reader), then the
+ * strings. Kept small: the engine thread writes one per event, and the
+ * other thread reads it from another core's cache.
+ */
 struct rec_head {
 	uint32_t size; /* the whole record, a multiple of 8 */
 	uint8_t kind;
-	uint8_t has_client;
-	uint8_t has_msg;
-	uint8_t held;        /* the message is held (else copied into S_TOPIC...) */
-	uint64_t held_bytes; /* what the held message counts against max_held */
+	uint8_t type;
+	uint8_t flags;
+	uint8_t protocol;
 	uint64_t seq;
+	uint64_t time_ms;
 	void *msg;
-	struct midge_event ev;
+	uint32_t held_bytes; /* what the held message counts against max_held */
+	uint16_t peer_port;
+	uint16_t msg_pid;    /* the view's packet_id; also a copied message's qos below */
+	uint8_t msg_qos;     /* of a copied message */
+	uint8_t pad[7];
+	_Alignas(8) ev_union u;
 	uint32_t len[S__COUNT];
 };
 
@@ -82,7 +104,7 @@ static void queue_release(struct hooks_queue *q, uint64_t upto)
 {
 	while (q->reclaim < upto) {
 		struct rec_head *r = rec_at(q, q->reclaim);
-		if (r->kind == HOOKS_REC_EVENT && r->held) {
+		if (r->kind == HOOKS_REC_EVENT && (r->flags & R_HELD)) {
 			q->holder.release(r->msg);
 			q->held -= r->held_bytes;
 		}
@@ -184,14 +206,14 @@ static size_t str_cstr(uint32_t *len, const char *s)
  * dropped) rather than cut: a record is the event, whole. */
 #define STR_MAX (UINT32_MAX / 2)
 
-int hooks_queue_put(struct hooks_queue *q, const struct midge_event *ev0, void *msg,
+int hooks_queue_put(struct hooks_queue *q, const struct midge_event *ev, void *msg,
 		    uint64_t seq)
 {
-	struct midge_event ev = *ev0;
-	const struct midge_client *cl = ev.client;
-	bool has_msg = hooks_event_has_message(ev.type) && ev.u.message.msg;
-	const struct midge_message *m = has_msg ? ev.u.message.msg : NULL;
-	bool held = has_msg && msg && q->holder.hold;
+	struct midge_event tmp = *ev; /* why_of() and view_of() want it writable */
+	const struct midge_client *cl = ev->client;
+	const struct midge_message *m =
+	    hooks_event_has_message(ev->type) ? ev->u.message.msg : NULL;
+	bool held = m && msg && q->holder.hold;
 	uint32_t len[S__COUNT];
 	const void *src[S__COUNT] = {0};
 	size_t strings = 0;
@@ -205,12 +227,12 @@ int hooks_queue_put(struct hooks_queue *q, const struct midge_event *ev0, void *
 		src[S_PEER] = cl->peer_addr;
 		strings += str_cstr(&len[S_PEER], cl->peer_addr);
 	}
-	const char **why = why_of(&ev);
+	const char **why = why_of(&tmp);
 	if (why) {
 		src[S_WHY] = *why;
 		strings += str_cstr(&len[S_WHY], *why);
 	}
-	struct midge_str *view = view_of(&ev);
+	struct midge_str *view = view_of(&tmp);
 	if (view) {
 		str_set(&len[S_VIEW], view->p, view->len);
 		src[S_VIEW] = view->p;
@@ -235,13 +257,12 @@ int hooks_queue_put(struct hooks_queue *q, const struct midge_event *ev0, void *
 	if (strings > STR_MAX)
 		return -1;
 	uint64_t held_bytes = held ? m->topic.len + m->payload_len + m->props_len : 0;
-	if (held && q->held + held_bytes > q->max_held) {
+	if (held && (held_bytes > UINT32_MAX || q->held + held_bytes > q->max_held)) {
 		hooks_queue_reclaim(q);
-		if (q->held + held_bytes > q->max_held)
+		if (held_bytes > UINT32_MAX || q->held + held_bytes > q->max_held)
 			return -1;
 	}
-	size_t size = ALIGN8(sizeof(struct rec_head) + (cl ? sizeof *cl : 0) +
-			     (m ? sizeof *m : 0) + strings);
+	size_t size = ALIGN8(sizeof(struct rec_head) + strings);
 	size_t dsize = q->has_drops_pending ? sizeof(struct rec_drops) : 0;
 	/* Both in one reservation: the drops must reach the consumer before
 	 * the next event, or its `dropped` field would run late. */
@@ -260,23 +281,21 @@ int hooks_queue_put(struct hooks_queue *q, const struct midge_event *ev0, void *
 	struct rec_head *r = (struct rec_head *)(void *)p;
 	r->size = (uint32_t)size;
 	r->kind = HOOKS_REC_EVENT;
-	r->has_client = cl != NULL;
-	r->has_msg = m != NULL;
-	r->held = held;
-	r->held_bytes = held_bytes;
+	r->type = (uint8_t)ev->type;
+	r->flags = (uint8_t)((cl ? R_CLIENT : 0) | (cl && cl->tls ? R_TLS : 0) | (m ? R_MSG : 0) |
+			     (held ? R_HELD : 0) | (m && m->dup ? R_DUP : 0) |
+			     (m && m->retain ? R_RETAIN : 0));
+	r->protocol = cl ? cl->protocol : 0;
 	r->seq = seq;
+	r->time_ms = ev->time_ms;
 	r->msg = held ? msg : NULL;
-	r->ev = ev;
+	r->held_bytes = (uint32_t)held_bytes;
+	r->peer_port = cl ? cl->peer_port : 0;
+	r->msg_pid = m ? m->packet_id : 0;
+	r->msg_qos = m ? m->qos : 0;
+	memcpy(r->u, &ev->u, sizeof r->u);
 	memcpy(r->len, len, sizeof len);
 	uint8_t *o = p + sizeof *r;
-	if (cl) {
-		memcpy(o, cl, sizeof *cl);
-		o += sizeof *cl;
-	}
-	if (m) {
-		memcpy(o, m, sizeof *m);
-		o += sizeof *m;
-	}
 	for (int i = 0; i < S__COUNT; i++) {
 		if (len[i] == S_NONE || !len[i])
 			continue;
@@ -332,29 +351,27 @@ bool hooks_queue_peek(struct hooks_queue *q, struct hooks_rec_view *out)
 			out->drops = ((const struct rec_drops *)(const void *)r)->drops;
 			return true;
 		}
-		out->seq = r->seq;
-		out->ev = r->ev;
-		const uint8_t *o = (const uint8_t *)(r + 1);
-		if (r->has_client) {
-			memcpy(&out->client, o, sizeof out->client);
-			o += sizeof out->client;
-			out->ev.client = &out->client;
-		} else {
-			out->ev.client = NULL;
-		}
-		if (r->has_msg) {
-			memcpy(&out->msg, o, sizeof out->msg);
-			o += sizeof out->msg;
-		}
-		if (hooks_event_has_message(out->ev.type))
-			out->ev.u.message.msg = r->has_msg ? &out->msg : NULL;
 		const void *s[S__COUNT];
+		const uint8_t *o = (const uint8_t *)(r + 1);
 		for (int i = 0; i < S__COUNT; i++)
 			o = str_take(o, r->len[i], &s[i]);
-		if (r->has_client) {
+		out->seq = r->seq;
+		memset(&out->ev, 0, sizeof out->ev);
+		out->ev.type = (enum midge_event_type)r->type;
+		out->ev.time_ms = r->time_ms;
+		memcpy(&out->ev.u, r->u, sizeof r->u);
+		out->ev.client = NULL;
+		if (r->flags & R_CLIENT) {
+			memset(&out->client, 0, sizeof out->client);
 			out->client.client_id.p = s[S_CID];
+			out->client.client_id.len = s[S_CID] ? r->len[S_CID] : 0;
 			out->client.username.p = s[S_USER];
+			out->client.username.len = s[S_USER] ? r->len[S_USER] : 0;
 			out->client.peer_addr = s[S_PEER];
+			out->client.peer_port = r->peer_port;
+			out->client.protocol = r->protocol;
+			out->client.tls = (r->flags & R_TLS) != 0;
+			out->ev.client = &out->client;
 		}
 		const char **why = why_of(&out->ev);
 		if (why)
@@ -362,12 +379,25 @@ bool hooks_queue_peek(struct hooks_queue *q, struct hooks_rec_view *out)
 		struct midge_str *view = view_of(&out->ev);
 		if (view)
 			view->p = s[S_VIEW];
-		if (r->has_msg && !r->held) {
+		if (hooks_event_has_message(out->ev.type))
+			out->ev.u.message.msg = r->flags & R_MSG ? &out->msg : NULL;
+		if (r->flags & R_HELD) {
+			q->holder.view(r->msg, &out->msg);
+		} else if (r->flags & R_MSG) {
+			memset(&out->msg, 0, sizeof out->msg);
 			out->msg.topic.p = s[S_TOPIC];
+			out->msg.topic.len = s[S_TOPIC] ? r->len[S_TOPIC] : 0;
 			out->msg.payload = s[S_PAYLOAD];
+			out->msg.payload_len = s[S_PAYLOAD] ? r->len[S_PAYLOAD] : 0;
 			out->msg.props = s[S_PROPS];
+			out->msg.props_len = s[S_PROPS] ? r->len[S_PROPS] : 0;
 			out->msg.origin.p = s[S_ORIGIN];
+			out->msg.origin.len = s[S_ORIGIN] ? r->len[S_ORIGIN] : 0;
+			out->msg.qos = r->msg_qos;
+			out->msg.retain = (r->flags & R_RETAIN) != 0;
 		}
+		out->msg.packet_id = r->msg_pid;
+		out->msg.dup = (r->flags & R_DUP) != 0;
 		return true;
 	}
 }

@@ -69,7 +69,9 @@ enum {
 };
 
 /* An event as the consumer gets it back: the views point into the record
- * (or into the held message) and are valid until hooks_queue_pop(). */
+ * (or into the held message) and are valid until hooks_queue_pop(). The
+ * lengths of views are those of the event, and pointers NULL where the
+ * event's were. */
 struct hooks_rec_view {
 	int kind;
 	uint64_t seq;

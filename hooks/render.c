@@ -560,8 +560,8 @@ static uint8_t *compact_str(uint8_t *o, const void *p, size_t n)
 	return o;
 }
 
-int hooks_render_compact(struct hooks_buf *b, const struct midge_event *ev, const char *key,
-			 size_t klen)
+int hooks_compact_body(struct hooks_buf *b, const struct midge_event *ev, uint64_t seq,
+		       uint64_t dropped)
 {
 	const struct midge_message *m = ev->u.message.msg;
 	if (!hooks_event_has_message(ev->type) || !m)
@@ -577,24 +577,21 @@ int hooks_render_compact(struct hooks_buf *b, const struct midge_event *ev, cons
 	if (!to.len)
 		to.p = NULL; /* as in JSON: an empty receiver is null */
 	size_t plen = peer ? strlen(peer) : 0, wlen = why ? strlen(why) : 0;
-	size_t strs = cid.len + user.len + plen + m->origin.len + to.len + wlen + m->props_len +
-		      m->payload_len;
 	if (m->payload_len > UINT32_MAX || m->props_len > UINT32_MAX)
 		return -1;
-	b->len = 0;
-	if (hooks_buf_reserve(b, klen + 1 + HOOKS_COMPACT_HEAD + 8 * 4 + strs) < 0)
+	size_t strs = m->topic.len + cid.len + user.len + plen + m->origin.len + to.len + wlen +
+		      m->props_len + m->payload_len;
+	if (hooks_buf_reserve(b, HOOKS_COMPACT_HEAD + 9 * 4 + strs) < 0)
 		return -1;
-	uint8_t *o = (uint8_t *)b->p;
-	memcpy(o, key, klen);
-	o += klen;
-	*o++ = 0;
+	uint8_t *o = (uint8_t *)b->p + b->len;
 	memset(o, 0, HOOKS_COMPACT_HEAD);
 	o[0] = HOOKS_COMPACT_VERSION;
 	o[1] = (uint8_t)ev->type;
 	o[2] = (uint8_t)((m->retain ? 1 : 0) | (m->dup ? 2 : 0) | (c ? 4 : 0) |
 			 (c && c->tls ? 8 : 0));
 	o[3] = m->qos;
-	/* seq and dropped (4..19) per socket: hooks_compact_head() */
+	le64(o + 4, seq);
+	le64(o + 12, dropped);
 	le64(o + 20, ev->time_ms);
 	le16(o + 28, m->packet_id);
 	le16(o + 30, ev->u.message.packet_id);
@@ -603,6 +600,7 @@ int hooks_render_compact(struct hooks_buf *b, const struct midge_event *ev, cons
 	o[34] = c ? c->protocol : 0;
 	le16(o + 36, c && peer ? c->peer_port : 0);
 	o += HOOKS_COMPACT_HEAD;
+	o = compact_str(o, m->topic.p ? m->topic.p : "", m->topic.len);
 	o = compact_str(o, cid.p, cid.len);
 	o = compact_str(o, user.p, user.len);
 	o = compact_str(o, peer, plen);
@@ -615,9 +613,37 @@ int hooks_render_compact(struct hooks_buf *b, const struct midge_event *ev, cons
 	return 0;
 }
 
-void hooks_compact_head(struct hooks_buf *b, size_t klen, uint64_t seq, uint64_t dropped)
+int hooks_compact_start(struct hooks_buf *b, const char *key, size_t klen, bool batch)
 {
-	uint8_t *o = (uint8_t *)b->p + klen + 1;
-	le64(o + 4, seq);
-	le64(o + 12, dropped);
+	b->len = 0;
+	if (hooks_buf_reserve(b, klen + 1 + 4) < 0)
+		return -1;
+	memcpy(b->p, key, klen);
+	b->p[klen] = '\0';
+	b->len = klen + 1;
+	if (batch) {
+		memset(b->p + b->len, 0, 4); /* the count, hooks_compact_count() */
+		b->len += 4;
+	}
+	return 0;
+}
+
+int hooks_compact_append(struct hooks_buf *b, const struct midge_event *ev, uint64_t seq,
+			 uint64_t dropped)
+{
+	size_t at = b->len;
+	if (hooks_buf_reserve(b, 4) < 0)
+		return -1;
+	b->len += 4;
+	if (hooks_compact_body(b, ev, seq, dropped) < 0) {
+		b->len = at;
+		return -1;
+	}
+	le32((uint8_t *)b->p + at, (uint32_t)(b->len - at - 4));
+	return 0;
+}
+
+void hooks_compact_count(struct hooks_buf *b, size_t klen, uint32_t count)
+{
+	le32((uint8_t *)b->p + klen + 1, count);
 }

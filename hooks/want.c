@@ -116,7 +116,7 @@ static int want_classify(const struct hooks_bytes *pr, const char *name, size_t 
 
 void hooks_want_rebuild(struct hooks_want *w)
 {
-	w->all = w->some = 0;
+	w->all = w->some = w->topical = 0;
 	memset(w->tn, 0, sizeof w->tn);
 	memset(w->toff, 0, sizeof w->toff);
 	free(w->tv);
@@ -135,12 +135,14 @@ void hooks_want_rebuild(struct hooks_want *w)
 		size_t nlen = strlen(name);
 		bool msg = hooks_event_has_message((enum midge_event_type)t);
 		w->toff[t] = used;
-		for (size_t i = 0; i < w->n && !(w->all & (1u << t)); i++) {
+		for (size_t i = 0; i < w->n; i++) {
 			struct hooks_bytes tail;
 			int c = want_classify(&w->v[i], name, nlen, msg, &tail);
+			if (c == 1)
+				w->topical |= 1u << t;
 			if (c == 2) {
 				w->all |= 1u << t;
-			} else if (c == 1) {
+			} else if (c == 1 && !(w->all & (1u << t))) {
 				/* v is sorted, so the tails of one name are too: an
 				 * entry another is a prefix of follows it directly. */
 				size_t k = w->tn[t];

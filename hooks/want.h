@@ -38,6 +38,7 @@ struct hooks_want {
 	bool everything;       /* a prefix could not be stored: want all */
 	uint32_t all;          /* bit t: every event of type t is wanted */
 	uint32_t some;         /* bit t: topics of type t in topics[t] are */
+	uint32_t topical;      /* bit t: some prefix names topics of type t (all or not) */
 	struct hooks_bytes *tv; /* the topic prefixes, a run per type */
 	size_t toff[MIDGE_EV__COUNT], tn[MIDGE_EV__COUNT];
 };

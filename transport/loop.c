@@ -270,9 +270,11 @@ static int loop_hooks_start(struct midge *m)
 	hc.queue_bytes = (size_t)m->conf.hooks_queue_bytes;
 	hc.max_prefixes = m->conf.hooks_max_prefixes;
 	/* The queue holds message events' messages instead of copying them;
-	 * hold and release run on this thread (hooks_emit, hooks_flush). */
+	 * hold and release run on this thread (hooks_emit, hooks_flush),
+	 * view on the publisher's. */
 	hc.holder.hold = engine_msg_hold;
 	hc.holder.release = engine_msg_release;
+	hc.holder.view = engine_msg_view;
 	char node[256];
 	if (!hc.node) {
 		if (gethostname(node, sizeof(node)) != 0)
