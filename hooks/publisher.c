@@ -604,8 +604,9 @@ static void pub_shutdown(struct hooks_publisher *p)
  * is a system call on the engine thread (about a microsecond on a virtual
  * machine), once per loop pass, and a timer of ours costs the engine
  * nothing. Once quiet, we say we sleep and look once more: the engine
- * thread wakes a sleeper only (pub_wake()), and the two fences make sure
- * that either it sees us asleep or we see its record.
+ * thread wakes a sleeper only (pub_wake()), and sequentially consistent
+ * operations on both sides make sure that either it sees us asleep or we
+ * see its record.
  */
 static void pub_round(struct hooks_publisher *p)
 {
@@ -630,9 +631,8 @@ static void pub_round(struct hooks_publisher *p)
 		uv_timer_start(&p->poll_timer, pub_on_timer, 1, 0);
 		return;
 	}
-	atomic_store_explicit(&p->q.sleeping, true, memory_order_relaxed);
-	atomic_thread_fence(memory_order_seq_cst);
-	if (hooks_queue_ready(&p->q)) {
+	atomic_store_explicit(&p->q.sleeping, true, memory_order_seq_cst);
+	if (hooks_queue_ready_sc(&p->q)) {
 		atomic_store_explicit(&p->q.sleeping, false, memory_order_relaxed);
 		uv_idle_start(&p->more, pub_on_more);
 	}
@@ -801,8 +801,11 @@ void hooks_publisher_stop(struct hooks_publisher *p)
 static void pub_wake(struct hooks_publisher *p)
 {
 	p->since_wake = 0;
-	atomic_thread_fence(memory_order_seq_cst);
-	if (atomic_load_explicit(&p->q.sleeping, memory_order_relaxed))
+	/* A sequentially consistent read-modify-write of head against the
+	 * sleeper's store of `sleeping` and load of head (pub_round): one of
+	 * us sees the other. (No fence: ThreadSanitizer does not model them.) */
+	atomic_fetch_add_explicit(&p->q.head, 0, memory_order_seq_cst);
+	if (atomic_load_explicit(&p->q.sleeping, memory_order_seq_cst))
 		uv_async_send(&p->wake);
 }
 

@@ -329,6 +329,12 @@ bool hooks_queue_ready(struct hooks_queue *q)
 	return q->rpos != q->head_seen;
 }
 
+bool hooks_queue_ready_sc(struct hooks_queue *q)
+{
+	q->head_seen = atomic_load_explicit(&q->head, memory_order_seq_cst);
+	return q->rpos != q->head_seen;
+}
+
 /* Points *v at the next string of the record (NULL when absent). */
 static const uint8_t *str_take(const uint8_t *o, uint32_t len, const void **v)
 {

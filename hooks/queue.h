@@ -113,5 +113,7 @@ void hooks_queue_pop(struct hooks_queue *q, bool publish);
 void hooks_queue_publish(struct hooks_queue *q);
 /* Hooks thread: is there a record to read (fresh look at head)? */
 bool hooks_queue_ready(struct hooks_queue *q);
+/* The same, as a sequentially consistent load (the sleep handshake). */
+bool hooks_queue_ready_sc(struct hooks_queue *q);
 
 #endif
