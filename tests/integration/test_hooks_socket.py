@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -72,6 +73,31 @@ def wait_event(s, name, port, tag, timeout=5.0):
     return None
 
 
+def wait_log(b, text, timeout=5.0):
+    """Whether the broker's log says text within timeout (the publisher
+    starts after the listeners, which brokerctl waits for)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if text in b.log_text():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def stopped(b, what):
+    """Stops b and checks it stopped cleanly: status 0, and nothing from a
+    sanitizer (an ASan or TSan build reports leaks and races in the log)."""
+    b.signal(signal.SIGTERM)
+    try:
+        b.proc.wait(10)
+    except subprocess.TimeoutExpired:
+        pass
+    log = b.log_text()
+    rc = b.stop()
+    r.check("%s: stopped cleanly" % what, rc == 0 and "Sanitizer" not in log,
+            "rc %s %s" % (rc, log[-600:]))
+
+
 def start_fails(conf, env):
     """Starts midge expecting it to stop at start-up: (exit status, log)."""
     b = brokerctl.start(conf, wait_for=None, env=env)
@@ -90,7 +116,7 @@ def test_default_endpoint():
         b = brokerctl.start(DEFAULT, env=env_with(xdg))
         ep = "ipc://%s/midge/events" % xdg
         d = os.path.join(xdg, "midge")
-        r.check("default endpoint logged", "events published on " + ep in b.log_text(),
+        r.check("default endpoint logged", wait_log(b, "events published on " + ep),
                 b.log_text()[-400:])
         st = os.lstat(d)
         r.check("directory 0700, ours", (st.st_mode & 0o777) == 0o700 and st.st_uid == os.geteuid(),
@@ -104,13 +130,13 @@ def test_default_endpoint():
         b2 = brokerctl.start(DEFAULT, env=env_with(xdg))
         r.check("second broker runs", b2.alive())
         r.check("second broker says the default is in use",
-                "not started on the default" in b2.log_text() and "in use" in b2.log_text(),
+                wait_log(b2, "not started on the default") and "in use" in b2.log_text(),
                 b2.log_text()[-400:])
         ev = wait_event(s, "client.connected", b.port, "still-first")
         r.check("first broker still publishes", ev is not None)
         s.close()
-        b2.stop()
-        b.stop()
+        stopped(b2, "second broker")
+        stopped(b, "default-endpoint broker")
 
         # Wider permissions stop start-up, naming the directory.
         os.chmod(d, 0o755)
@@ -128,7 +154,7 @@ def test_default_endpoint():
         os.chmod(d, 0o777)
         b = brokerctl.start("midge_hooks_endpoint none\n", env=env_with(xdg))
         r.check("midge_hooks_endpoint none ignores the directory", b.alive())
-        b.stop()
+        stopped(b, "broker with none")
     finally:
         shutil.rmtree(xdg, ignore_errors=True)
 
@@ -136,14 +162,14 @@ def test_default_endpoint():
 def test_tcp_warning():
     hp = brokerctl.free_port()
     b = brokerctl.start("midge_hooks_endpoint tcp://127.0.0.1:%d\n" % hp)
-    r.check("tcp without CurveZMQ warned", "without CurveZMQ" in b.log_text(), b.log_text()[-300:])
-    b.stop()
+    r.check("tcp without CurveZMQ warned", wait_log(b, "without CurveZMQ"), b.log_text()[-300:])
+    stopped(b, "plain tcp broker")
     pub, sec = zmq.curve_keypair()
     b = brokerctl.start("midge_hooks_endpoint tcp://127.0.0.1:%d\n"
                         "midge_hooks_curve_secret_key %s\n" % (hp, sec.decode()))
-    r.check("tcp with CurveZMQ not warned", "without CurveZMQ" not in b.log_text(),
-            b.log_text()[-300:])
-    b.stop()
+    r.check("tcp with CurveZMQ not warned", wait_log(b, "events published on") and
+            "without CurveZMQ" not in b.log_text(), b.log_text()[-300:])
+    stopped(b, "CurveZMQ broker")
 
 
 def test_prefix_bound():
@@ -170,7 +196,7 @@ def test_prefix_bound():
     r.check("ignored prefix renders nothing", "message.published" not in names and
             "client.connected" in names, names)
     s.close()
-    b.stop()
+    stopped(b, "bounded broker")
 
 
 def run_load(fmt, prefix, n=3000):
@@ -203,7 +229,7 @@ def run_load(fmt, prefix, n=3000):
     r.check("%s: seq increasing, nothing dropped" % fmt,
             all(a < b for a, b in zip(seqs, seqs[1:])) and dropped == 0, dropped)
     s.close()
-    b.stop()
+    stopped(b, "%s load broker" % fmt)
 
 
 def test_shutdown_in_flight():
@@ -223,10 +249,12 @@ def test_shutdown_in_flight():
     b.signal(signal.SIGTERM)
     try:
         b.proc.wait(10)
-    except Exception:
+    except subprocess.TimeoutExpired:
         pass
+    log = b.log_text()
     r.check("stopped with events in flight", b.proc.returncode == 0 and
-            "midge stopped" in b.log_text(), "rc %s %s" % (b.proc.returncode, b.log_text()[-300:]))
+            "midge stopped" in log and "Sanitizer" not in log,
+            "rc %s %s" % (b.proc.returncode, log[-600:]))
     c.close()
     stuck.close()
     b.stop()
