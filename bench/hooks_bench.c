@@ -199,7 +199,7 @@ int main(int argc, char **argv)
 	uint64_t sent = hooks_sent(h);
 	printf("HBENCH events=%" PRIu64 " queued=%" PRIu64 " sent=%" PRIu64 " dropped=%" PRIu64
 	       " emit_ns=%.0f pub_ns=%.0f zmq_ns=%.0f wall_s=%.2f\n",
-	       n, hooks_queued(h), sent, hooks_dropped(h), emit_s * 1e9 / (double)n,
+	       n, hooks_counts(h).queued, sent, hooks_dropped(h), emit_s * 1e9 / (double)n,
 	       sent ? pub_cpu * 1e9 / (double)sent : 0, sent ? zmq_cpu * 1e9 / (double)sent : 0,
 	       wall);
 	hooks_free(h);

@@ -103,44 +103,43 @@ int hooks_on(struct hooks *h, enum midge_event_type type, midge_event_cb cb, voi
 	return 0;
 }
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (!err || !errlen)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /* Checks the CurveZMQ server keys: the secret key must be Z85 text of a
  * 32-byte key, and a public key, when given, must be the secret key's. */
 static int curve_check(const struct hooks_config *cfg, char *err, size_t errlen)
 {
 	if (!cfg->curve_secret) {
 		if (cfg->curve_public) {
-			set_err(err, errlen,
+			hooks_set_err(err, errlen,
 				"midge_hooks_curve_public_key needs midge_hooks_curve_secret_key");
 			return -1;
 		}
 		return 0;
 	}
 	if (!zmq_has("curve")) {
-		set_err(err, errlen, "this libzmq has no CurveZMQ support");
+		hooks_set_err(err, errlen, "this libzmq has no CurveZMQ support");
 		return -1;
 	}
 	char pub[41];
 	if (strlen(cfg->curve_secret) != 40 || zmq_curve_public(pub, cfg->curve_secret) != 0) {
-		set_err(err, errlen, "midge_hooks_curve_secret_key is not a 40-character Z85 key");
+		hooks_set_err(err, errlen, "midge_hooks_curve_secret_key is not a 40-character Z85 key");
 		return -1;
 	}
 	if (cfg->curve_public && strcmp(pub, cfg->curve_public) != 0) {
-		set_err(
-		    err, errlen,
-		    "midge_hooks_curve_public_key does not belong to midge_hooks_curve_secret_key");
+		hooks_set_err(err, errlen, "midge_hooks_curve_public_key does not belong to "
+					   "midge_hooks_curve_secret_key");
 		return -1;
 	}
 	return 0;
+}
+
+static void counts_add(struct hooks_counts *to, const struct hooks_counts *c)
+{
+	to->dropped += c->dropped;
+	to->sent += c->sent;
+	to->skipped += c->skipped;
+	to->rendered += c->rendered;
+	to->queued += c->queued;
+	to->ignored += c->ignored;
 }
 
 void hooks_zmq_stop(struct hooks *h)
@@ -151,12 +150,7 @@ void hooks_zmq_stop(struct hooks *h)
 	hooks_publisher_stop(h->pub);
 	/* the thread is joined: its last counts are final */
 	hooks_publisher_counts(h->pub, &c);
-	h->past.dropped += c.dropped;
-	h->past.sent += c.sent;
-	h->past.skipped += c.skipped;
-	h->past.rendered += c.rendered;
-	h->past.queued += c.queued;
-	h->past.ignored += c.ignored;
+	counts_add(&h->past, &c);
 	hooks_publisher_free(h->pub);
 	h->pub = NULL;
 }
@@ -170,14 +164,14 @@ int hooks_zmq_start(struct hooks *h, const struct hooks_config *cfg, char *err, 
 {
 	if (!h || !cfg || cfg->n_endpoints < 0 || cfg->n_endpoints > HOOKS_MAX_ENDPOINTS ||
 	    (cfg->holder.hold && (!cfg->holder.release || !cfg->holder.view))) {
-		set_err(err, errlen, "bad hooks configuration");
+		hooks_set_err(err, errlen, "bad hooks configuration");
 		return -1;
 	}
 	hooks_zmq_stop(h);
 	int n = cfg->n_endpoints;
 	for (int i = 0; i < n; i++) {
 		if (!cfg->endpoints[i] || !*cfg->endpoints[i]) {
-			set_err(err, errlen, "empty hooks endpoint");
+			hooks_set_err(err, errlen, "empty hooks endpoint");
 			return -1;
 		}
 		if (strcmp(cfg->endpoints[i], "none") == 0)
@@ -190,7 +184,7 @@ int hooks_zmq_start(struct hooks *h, const struct hooks_config *cfg, char *err, 
 	if (!h->zctx) {
 		h->zctx = zmq_ctx_new();
 		if (!h->zctx) {
-			set_err(err, errlen, "zmq_ctx_new: %s", zmq_strerror(zmq_errno()));
+			hooks_set_err(err, errlen, "zmq_ctx_new: %s", zmq_strerror(zmq_errno()));
 			return -1;
 		}
 		/* hooks_free() waits for unsent events only as long as the
@@ -239,12 +233,7 @@ static struct hooks_counts hooks_counts_now(const struct hooks *h)
 	if (h->pub) {
 		struct hooks_counts now;
 		hooks_publisher_counts(h->pub, &now);
-		c.dropped += now.dropped;
-		c.sent += now.sent;
-		c.skipped += now.skipped;
-		c.rendered += now.rendered;
-		c.queued += now.queued;
-		c.ignored += now.ignored;
+		counts_add(&c, &now);
 	}
 	return c;
 }
@@ -259,24 +248,9 @@ uint64_t hooks_sent(const struct hooks *h)
 	return hooks_counts_now(h).sent;
 }
 
-uint64_t hooks_skipped(const struct hooks *h)
+struct hooks_counts hooks_counts(const struct hooks *h)
 {
-	return hooks_counts_now(h).skipped;
-}
-
-uint64_t hooks_rendered(const struct hooks *h)
-{
-	return hooks_counts_now(h).rendered;
-}
-
-uint64_t hooks_queued(const struct hooks *h)
-{
-	return hooks_counts_now(h).queued;
-}
-
-uint64_t hooks_ignored(const struct hooks *h)
-{
-	return hooks_counts_now(h).ignored;
+	return hooks_counts_now(h);
 }
 
 int hooks_endpoint_count(const struct hooks *h)

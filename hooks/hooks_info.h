@@ -28,15 +28,18 @@ int hooks_endpoint_count(const struct hooks *h);
 const char *hooks_endpoint(const struct hooks *h, int i);
 /* Distinct subscription prefixes the publisher acts on, on socket i. */
 size_t hooks_prefix_count(const struct hooks *h, int i);
-/* Events no socket wanted: not queued, or queued and matching nothing
- * by the time the publisher read them. Not rendered, not sent. */
-uint64_t hooks_skipped(const struct hooks *h);
-/* Events rendered (at most once per event, whatever the sockets). */
-uint64_t hooks_rendered(const struct hooks *h);
-/* Records the engine thread put into the queue. */
-uint64_t hooks_queued(const struct hooks *h);
-/* Subscriptions ignored because a socket had midge_hooks_max_prefixes. */
-uint64_t hooks_ignored(const struct hooks *h);
+/* The publisher's counters since hooks_new(), every publisher started
+ * since included (any thread may read them). */
+struct hooks_counts {
+	uint64_t dropped;  /* events a socket wanted and did not get: queue full or HWM */
+	uint64_t sent;     /* events sent (per socket) */
+	uint64_t skipped;  /* events no socket wanted: not queued, or queued and
+			    * matching nothing by the time the publisher read them */
+	uint64_t rendered; /* events rendered (at most once per event) */
+	uint64_t queued;   /* records the engine thread put into the queue */
+	uint64_t ignored;  /* subscriptions over midge_hooks_max_prefixes */
+};
+struct hooks_counts hooks_counts(const struct hooks *h);
 /* Waits (at most timeout_ms) until the publisher has read every record;
  * the counters then include them. Returns true when it has. For tests and
  * a clean shutdown. */

@@ -119,7 +119,7 @@ struct hooks_publisher {
 	uint64_t notes_lost;
 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
+void hooks_set_err(char *err, size_t errlen, const char *fmt, ...)
 {
 	if (!err || !errlen)
 		return;
@@ -144,7 +144,7 @@ static int ipc_check_free(const char *endpoint, char *err, size_t errlen)
 	if (*path == '@')
 		return 0; /* Linux abstract namespace: bind itself fails when taken */
 	if (strlen(path) >= sizeof sa.sun_path) {
-		set_err(err, errlen, "hooks endpoint %s: path longer than %zu bytes", endpoint,
+		hooks_set_err(err, errlen, "hooks endpoint %s: path longer than %zu bytes", endpoint,
 			sizeof sa.sun_path - 1);
 		return -1;
 	}
@@ -157,7 +157,7 @@ static int ipc_check_free(const char *endpoint, char *err, size_t errlen)
 	int rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
 	close(fd);
 	if (rc == 0) {
-		set_err(err, errlen, "hooks endpoint %s: in use (another midge?)", endpoint);
+		hooks_set_err(err, errlen, "hooks endpoint %s: in use (another midge?)", endpoint);
 		return -1;
 	}
 	return 0;
@@ -203,7 +203,7 @@ static int sock_open(void *zctx, struct pub_sock *s, const char *endpoint,
 		snprintf(s->endpoint, sizeof s->endpoint, "%s", endpoint);
 	return 0;
 fail:
-	set_err(err, errlen, "hooks endpoint %s: %s", endpoint, zmq_strerror(zmq_errno()));
+	hooks_set_err(err, errlen, "hooks endpoint %s: %s", endpoint, zmq_strerror(zmq_errno()));
 	return -1;
 }
 
@@ -743,12 +743,12 @@ struct hooks_publisher *hooks_publisher_start(void *zctx, const struct hooks_con
 {
 	struct hooks_publisher *p = calloc(1, sizeof *p);
 	if (!p) {
-		set_err(err, errlen, "out of memory");
+		hooks_set_err(err, errlen, "out of memory");
 		return NULL;
 	}
 	if (uv_mutex_init(&p->notes_mu) != 0) {
 		free(p);
-		set_err(err, errlen, "cannot create a mutex");
+		hooks_set_err(err, errlen, "cannot create a mutex");
 		return NULL;
 	}
 	p->format = cfg->format;
@@ -765,13 +765,13 @@ struct hooks_publisher *hooks_publisher_start(void *zctx, const struct hooks_con
 		}
 	}
 	if (pub_loop_init(p) < 0) {
-		set_err(err, errlen, "event publisher: cannot set up its loop");
+		hooks_set_err(err, errlen, "event publisher: cannot set up its loop");
 		goto fail_loop;
 	}
 	/* From here on the sockets are the thread's (thread creation orders
 	 * everything written so far before anything it does). */
 	if (uv_thread_create(&p->thread, pub_main, p) != 0) {
-		set_err(err, errlen, "event publisher: cannot start its thread");
+		hooks_set_err(err, errlen, "event publisher: cannot start its thread");
 		goto fail_loop;
 	}
 	return p;
@@ -780,7 +780,7 @@ fail_loop:
 	hooks_publisher_free(p);
 	return NULL;
 oom:
-	set_err(err, errlen, "out of memory");
+	hooks_set_err(err, errlen, "out of memory");
 	hooks_publisher_free(p);
 	return NULL;
 }

@@ -20,15 +20,11 @@
 
 struct hooks_publisher;
 
-/* The counters, for $SYS, the log and the tests (any thread). */
-struct hooks_counts {
-	uint64_t dropped;  /* events a socket wanted and did not get: queue full or HWM */
-	uint64_t sent;     /* events sent (per socket) */
-	uint64_t skipped;  /* events no socket wanted: not queued or not rendered */
-	uint64_t rendered; /* events rendered (once per event) */
-	uint64_t queued;   /* records the engine thread put into the queue */
-	uint64_t ignored;  /* subscriptions over midge_hooks_max_prefixes */
-};
+#include "hooks/hooks_info.h"
+
+/* printf into err[0..errlen) (nothing when err is NULL). */
+void hooks_set_err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 /*
  * Binds the sockets (on the calling thread, so that an error is reported

@@ -23,21 +23,10 @@
 #include "hooks/render.h"
 #include "hooks/want.h"
 #include "midge.h"
+#include "tests/unit/hooks_zsub.h"
 #include "tests/unit/runner.h"
 
-static void *zctx;
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-	nanosleep(&ts, NULL);
-}
-
-static struct midge_str S(const char *s)
-{
-	struct midge_str r = {s, s ? strlen(s) : 0};
-	return r;
-}
+void *zctx;
 
 /* ------------------------------------------------------------ a holder */
 
@@ -485,84 +474,6 @@ static void test_want_bound(void)
 
 /* ------------------------------------------------------ the thread */
 
-struct frames {
-	int n;
-	size_t len[4];
-	char *data[4];
-};
-
-/* Receives one whole message within timeout_ms into f (frames malloc'd,
- * NUL-terminated). Returns the frame count, 0 on timeout. */
-static int recv_msg(void *sock, struct frames *f, int timeout_ms)
-{
-	for (int i = 0; i < f->n && i < 4; i++)
-		free(f->data[i]);
-	f->n = 0;
-	zmq_pollitem_t it = {sock, 0, ZMQ_POLLIN, 0};
-	if (timeout_ms >= 0 && zmq_poll(&it, 1, timeout_ms) <= 0)
-		return 0;
-	int more = 1;
-	while (more) {
-		zmq_msg_t m;
-		zmq_msg_init(&m);
-		if (zmq_msg_recv(&m, sock, timeout_ms < 0 ? ZMQ_DONTWAIT : 0) < 0) {
-			zmq_msg_close(&m);
-			return f->n;
-		}
-		if (f->n < 4) {
-			size_t n = zmq_msg_size(&m);
-			f->data[f->n] = malloc(n + 1);
-			memcpy(f->data[f->n], zmq_msg_data(&m), n);
-			f->data[f->n][n] = '\0';
-			f->len[f->n] = n;
-		}
-		f->n++;
-		more = zmq_msg_more(&m);
-		zmq_msg_close(&m);
-	}
-	return f->n;
-}
-
-static void frames_free(struct frames *f)
-{
-	for (int i = 0; i < f->n && i < 4; i++)
-		free(f->data[i]);
-	f->n = 0;
-}
-
-static long long json_int(const char *json, size_t n, const char *key)
-{
-	char pat[64];
-	snprintf(pat, sizeof pat, "\"%s\":", key);
-	size_t pl = strlen(pat);
-	for (size_t i = 0; i + pl < n; i++)
-		if (!memcmp(json + i, pat, pl))
-			return strtoll(json + i + pl, NULL, 10);
-	return -1;
-}
-
-static void *sub_open(const char *endpoint, const char *prefix)
-{
-	void *s = zmq_socket(zctx, ZMQ_SUB);
-	int zero = 0, hwm = 0;
-	zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
-	zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
-	if (prefix)
-		zmq_setsockopt(s, ZMQ_SUBSCRIBE, prefix, strlen(prefix));
-	zmq_connect(s, endpoint);
-	return s;
-}
-
-static bool wait_prefixes(struct hooks *h, int i, size_t n)
-{
-	for (int k = 0; k < 2000; k++) {
-		if (hooks_prefix_count(h, i) == n)
-			return true;
-		sleep_ms(1);
-	}
-	return false;
-}
-
 static struct hooks *start(enum hooks_format fmt, size_t queue, size_t max_prefixes, int hwm)
 {
 	struct hooks *h = hooks_new();
@@ -824,9 +735,9 @@ static void test_thread_nobody(void)
 		hooks_emit(h, i % 2 ? &pub : &ping, i % 2 ? &m : NULL);
 	hooks_flush(h);
 	CU_ASSERT(hooks_wait_idle(h, 2000));
-	CU_ASSERT_EQUAL(hooks_queued(h), 0);
-	CU_ASSERT_EQUAL(hooks_skipped(h), 1000);
-	CU_ASSERT_EQUAL(hooks_rendered(h), 0);
+	CU_ASSERT_EQUAL(hooks_counts(h).queued, 0);
+	CU_ASSERT_EQUAL(hooks_counts(h).skipped, 1000);
+	CU_ASSERT_EQUAL(hooks_counts(h).rendered, 0);
 	CU_ASSERT_EQUAL(holds, 0);
 
 	void *s = sub_open(hooks_endpoint(h, 0), "client.");
@@ -835,9 +746,9 @@ static void test_thread_nobody(void)
 		hooks_emit(h, i % 2 ? &pub : &ping, i % 2 ? &m : NULL);
 	hooks_flush(h);
 	CU_ASSERT(hooks_wait_idle(h, 2000));
-	CU_ASSERT_EQUAL(hooks_queued(h), 500);   /* the pings */
-	CU_ASSERT_EQUAL(hooks_skipped(h), 1500); /* the publishes too */
-	CU_ASSERT_EQUAL(hooks_rendered(h), 500);
+	CU_ASSERT_EQUAL(hooks_counts(h).queued, 500);   /* the pings */
+	CU_ASSERT_EQUAL(hooks_counts(h).skipped, 1500); /* the publishes too */
+	CU_ASSERT_EQUAL(hooks_counts(h).rendered, 500);
 	CU_ASSERT_EQUAL(holds, 0);
 	zmq_close(s);
 	hooks_free(h);
@@ -946,9 +857,9 @@ static void test_thread_prefix_bound(void)
 	CU_ASSERT_FATAL(wait_prefixes(h, 0, 3));
 	zmq_setsockopt(s, ZMQ_SUBSCRIBE, "message.\x01\n", 10);
 	zmq_setsockopt(s, ZMQ_SUBSCRIBE, "message.published", 17);
-	for (int k = 0; k < 2000 && hooks_ignored(h) < 2; k++)
+	for (int k = 0; k < 2000 && hooks_counts(h).ignored < 2; k++)
 		sleep_ms(1);
-	CU_ASSERT_EQUAL(hooks_ignored(h), 2);
+	CU_ASSERT_EQUAL(hooks_counts(h).ignored, 2);
 	CU_ASSERT_EQUAL(hooks_prefix_count(h, 0), 3);
 	struct note_log log = {.n = 0};
 	hooks_notes(h, note_cb, &log);
@@ -964,7 +875,7 @@ static void test_thread_prefix_bound(void)
 	ev.u.message.msg = &v;
 	holder_reset();
 	hooks_emit(h, &ev, &m);
-	CU_ASSERT_EQUAL(hooks_queued(h), 0);
+	CU_ASSERT_EQUAL(hooks_counts(h).queued, 0);
 	zmq_close(s);
 	hooks_free(h);
 }
@@ -995,9 +906,9 @@ static void test_thread_many_prefixes(void)
 	}
 	hooks_flush(h);
 	CU_ASSERT(hooks_wait_idle(h, 2000));
-	CU_ASSERT_EQUAL(hooks_queued(h), 40);
+	CU_ASSERT_EQUAL(hooks_counts(h).queued, 40);
 	CU_ASSERT_EQUAL(hooks_sent(h), 20);
-	CU_ASSERT_EQUAL(hooks_skipped(h), 20);
+	CU_ASSERT_EQUAL(hooks_counts(h).skipped, 20);
 	struct frames f = {0};
 	int got = 0;
 	while (recv_msg(s, &f, 300) == 3) {
