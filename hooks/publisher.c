@@ -832,7 +832,10 @@ void hooks_publisher_emit(struct hooks_publisher *p, const struct midge_event *e
 				socks |= 1u << i;
 		hooks_queue_drop(&p->q, socks);
 		p->e_dropped++;
-		pub_wake(p);
+		/* The thread is behind, not asleep (or the periodic wake-up
+		 * below and the loop pass's will reach it). */
+		if (++p->since_wake >= PUB_WAKE_EVERY)
+			pub_wake(p);
 		return;
 	}
 	p->e_queued++;

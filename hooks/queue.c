@@ -10,6 +10,7 @@
  */
 #include "hooks/queue.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -73,6 +74,9 @@ struct rec_drops {
 	uint64_t drops[HOOKS_MAX_ENDPOINTS];
 };
 
+/* Refusals of a full ring before it looks at the consumer's tail again. */
+#define QUEUE_FULL_SKIP 64
+
 #define ALIGN8(n) (((n) + 7) & ~(size_t)7)
 
 int hooks_queue_init(struct hooks_queue *q, size_t bytes, const struct hooks_holder *holder)
@@ -114,8 +118,10 @@ static void queue_release(struct hooks_queue *q, uint64_t upto)
 
 void hooks_queue_reclaim(struct hooks_queue *q)
 {
-	if (q->buf)
-		queue_release(q, atomic_load_explicit(&q->tail, memory_order_acquire));
+	if (!q->buf)
+		return;
+	q->full_skip = 0;
+	queue_release(q, atomic_load_explicit(&q->tail, memory_order_acquire));
 }
 
 bool hooks_queue_busy(struct hooks_queue *q)
@@ -143,9 +149,18 @@ static uint8_t *queue_reserve(struct hooks_queue *q, size_t n)
 	if (n > q->size / 2)
 		return NULL;
 	if (q->size - (q->wpos - q->reclaim) < need) {
-		hooks_queue_reclaim(q);
-		if (q->size - (q->wpos - q->reclaim) < need)
+		/* Full. Looking at the consumer's tail is a cache miss on a
+		 * line it writes: while it is this far behind, look at most
+		 * every QUEUE_FULL_SKIP refusals (and on hooks_queue_reclaim()). */
+		if (q->full_skip) {
+			q->full_skip--;
 			return NULL;
+		}
+		queue_release(q, atomic_load_explicit(&q->tail, memory_order_acquire));
+		if (q->size - (q->wpos - q->reclaim) < need) {
+			q->full_skip = QUEUE_FULL_SKIP;
+			return NULL;
+		}
 	}
 	if (off + n > q->size) {
 		struct rec_head *w = rec_at(q, q->wpos);
@@ -156,103 +171,98 @@ static uint8_t *queue_reserve(struct hooks_queue *q, size_t n)
 	return q->buf + (q->wpos & (q->size - 1));
 }
 
-/* The `why` of ev, wherever its type keeps it. */
-static const char **why_of(struct midge_event *ev)
-{
-	switch (ev->type) {
-	case MIDGE_EV_CONNECT:
-	case MIDGE_EV_CONNECT_REFUSED:
-		return &ev->u.connect.why;
-	case MIDGE_EV_DISCONNECT:
-	case MIDGE_EV_PROTOCOL_ERROR:
-		return &ev->u.disconnect.why;
-	case MIDGE_EV_SESSION_CREATED:
-	case MIDGE_EV_SESSION_RESUMED:
-	case MIDGE_EV_SESSION_TAKEOVER:
-	case MIDGE_EV_SESSION_EXPIRED:
-	case MIDGE_EV_SESSION_DISCARDED:
-		return &ev->u.session.why;
-	case MIDGE_EV_SUBSCRIBE:
-	case MIDGE_EV_UNSUBSCRIBE:
-	case MIDGE_EV_PING:
-		return NULL;
-	default:
-		return hooks_event_has_message(ev->type) ? &ev->u.message.why : NULL;
-	}
-}
-
-/* The filter or receiver view of ev, if its type has one. */
-static struct midge_str *view_of(struct midge_event *ev)
-{
-	if (ev->type == MIDGE_EV_SUBSCRIBE || ev->type == MIDGE_EV_UNSUBSCRIBE)
-		return &ev->u.subscribe.filter;
-	if (hooks_event_has_message(ev->type))
-		return &ev->u.message.to;
-	return NULL;
-}
-
-static void str_set(uint32_t *len, const void *p, size_t n)
-{
-	*len = p ? (uint32_t)n : S_NONE;
-}
-
-static size_t str_cstr(uint32_t *len, const char *s)
-{
-	*len = s ? (uint32_t)strlen(s) + 1 : S_NONE;
-	return s ? *len : 0;
-}
+/*
+ * Where each event type keeps its `why` (a C string) and its view (the
+ * subscription filter, or the receiver of a message), as offsets into
+ * struct midge_event; 0 where it has none. Tables, not a switch: put runs
+ * for every event the sockets want.
+ */
+#define EV_OFF(field) ((uint8_t)offsetof(struct midge_event, field))
+static const uint8_t why_at[MIDGE_EV__COUNT] = {
+	[MIDGE_EV_CONNECT] = EV_OFF(u.connect.why),
+	[MIDGE_EV_CONNECT_REFUSED] = EV_OFF(u.connect.why),
+	[MIDGE_EV_DISCONNECT] = EV_OFF(u.disconnect.why),
+	[MIDGE_EV_PROTOCOL_ERROR] = EV_OFF(u.disconnect.why),
+	[MIDGE_EV_SESSION_CREATED] = EV_OFF(u.session.why),
+	[MIDGE_EV_SESSION_RESUMED] = EV_OFF(u.session.why),
+	[MIDGE_EV_SESSION_TAKEOVER] = EV_OFF(u.session.why),
+	[MIDGE_EV_SESSION_EXPIRED] = EV_OFF(u.session.why),
+	[MIDGE_EV_SESSION_DISCARDED] = EV_OFF(u.session.why),
+	[MIDGE_EV_PUBLISH] = EV_OFF(u.message.why),
+	[MIDGE_EV_DELIVER] = EV_OFF(u.message.why),
+	[MIDGE_EV_ACKED] = EV_OFF(u.message.why),
+	[MIDGE_EV_DROP] = EV_OFF(u.message.why),
+	[MIDGE_EV_WILL] = EV_OFF(u.message.why),
+	[MIDGE_EV_RETAIN_SET] = EV_OFF(u.message.why),
+	[MIDGE_EV_RETAIN_CLEAR] = EV_OFF(u.message.why),
+};
+static const uint8_t view_at[MIDGE_EV__COUNT] = {
+	[MIDGE_EV_SUBSCRIBE] = EV_OFF(u.subscribe.filter),
+	[MIDGE_EV_UNSUBSCRIBE] = EV_OFF(u.subscribe.filter),
+	[MIDGE_EV_PUBLISH] = EV_OFF(u.message.to),
+	[MIDGE_EV_DELIVER] = EV_OFF(u.message.to),
+	[MIDGE_EV_ACKED] = EV_OFF(u.message.to),
+	[MIDGE_EV_DROP] = EV_OFF(u.message.to),
+	[MIDGE_EV_WILL] = EV_OFF(u.message.to),
+	[MIDGE_EV_RETAIN_SET] = EV_OFF(u.message.to),
+	[MIDGE_EV_RETAIN_CLEAR] = EV_OFF(u.message.to),
+};
 
 /* Lengths above what a record may hold are refused (the event is
  * dropped) rather than cut: a record is the event, whole. */
 #define STR_MAX (UINT32_MAX / 2)
 
+/* A string to copy: bytes and length, S_NONE for a NULL pointer. */
+struct str_src {
+	const void *p;
+	uint32_t len;
+};
+
+/* A view (may be empty); adds its length to *total. */
+static void str_view(struct str_src *s, const void *p, size_t n, size_t *total)
+{
+	s->p = p;
+	s->len = p ? (n > STR_MAX ? STR_MAX + 1 : (uint32_t)n) : S_NONE;
+	*total += p ? n : 0;
+}
+
+/* A C string, copied with its NUL. */
+static void str_c(struct str_src *s, const char *p, size_t *total)
+{
+	str_view(s, p, p ? strlen(p) + 1 : 0, total);
+}
+
 int hooks_queue_put(struct hooks_queue *q, const struct midge_event *ev, void *msg,
 		    uint64_t seq)
 {
-	struct midge_event tmp = *ev; /* why_of() and view_of() want it writable */
+	unsigned t = (unsigned)ev->type;
+	if (t >= MIDGE_EV__COUNT)
+		return -1;
 	const struct midge_client *cl = ev->client;
-	const struct midge_message *m =
-	    hooks_event_has_message(ev->type) ? ev->u.message.msg : NULL;
+	const struct midge_message *m = hooks_event_has_message(ev->type) ? ev->u.message.msg : NULL;
 	bool held = m && msg && q->holder.hold;
-	uint32_t len[S__COUNT];
-	const void *src[S__COUNT] = {0};
+	struct str_src s[S__COUNT];
 	size_t strings = 0;
 	for (int i = 0; i < S__COUNT; i++)
-		len[i] = S_NONE;
+		s[i].len = S_NONE;
 	if (cl) {
-		str_set(&len[S_CID], cl->client_id.p, cl->client_id.len);
-		str_set(&len[S_USER], cl->username.p, cl->username.len);
-		src[S_CID] = cl->client_id.p;
-		src[S_USER] = cl->username.p;
-		src[S_PEER] = cl->peer_addr;
-		strings += str_cstr(&len[S_PEER], cl->peer_addr);
+		str_view(&s[S_CID], cl->client_id.p, cl->client_id.len, &strings);
+		str_view(&s[S_USER], cl->username.p, cl->username.len, &strings);
+		str_c(&s[S_PEER], cl->peer_addr, &strings);
 	}
-	const char **why = why_of(&tmp);
-	if (why) {
-		src[S_WHY] = *why;
-		strings += str_cstr(&len[S_WHY], *why);
-	}
-	struct midge_str *view = view_of(&tmp);
-	if (view) {
-		str_set(&len[S_VIEW], view->p, view->len);
-		src[S_VIEW] = view->p;
+	if (why_at[t])
+		str_c(&s[S_WHY], *(const char *const *)(const void *)((const char *)ev + why_at[t]),
+		      &strings);
+	if (view_at[t]) {
+		const struct midge_str *v =
+		    (const struct midge_str *)(const void *)((const char *)ev + view_at[t]);
+		str_view(&s[S_VIEW], v->p, v->len, &strings);
 	}
 	if (m && !held) {
-		str_set(&len[S_TOPIC], m->topic.p, m->topic.len);
-		str_set(&len[S_PAYLOAD], m->payload, m->payload_len);
-		str_set(&len[S_PROPS], m->props, m->props_len);
-		str_set(&len[S_ORIGIN], m->origin.p, m->origin.len);
-		src[S_TOPIC] = m->topic.p;
-		src[S_PAYLOAD] = m->payload;
-		src[S_PROPS] = m->props;
-		src[S_ORIGIN] = m->origin.p;
-	}
-	for (int i = 0; i < S__COUNT; i++) {
-		if (len[i] == S_NONE || i == S_PEER || i == S_WHY)
-			continue;
-		if (len[i] > STR_MAX)
-			return -1;
-		strings += len[i];
+		str_view(&s[S_TOPIC], m->topic.p, m->topic.len, &strings);
+		str_view(&s[S_PAYLOAD], m->payload, m->payload_len, &strings);
+		str_view(&s[S_PROPS], m->props, m->props_len, &strings);
+		str_view(&s[S_ORIGIN], m->origin.p, m->origin.len, &strings);
 	}
 	if (strings > STR_MAX)
 		return -1;
@@ -281,7 +291,7 @@ int hooks_queue_put(struct hooks_queue *q, const struct midge_event *ev, void *m
 	struct rec_head *r = (struct rec_head *)(void *)p;
 	r->size = (uint32_t)size;
 	r->kind = HOOKS_REC_EVENT;
-	r->type = (uint8_t)ev->type;
+	r->type = (uint8_t)t;
 	r->flags = (uint8_t)((cl ? R_CLIENT : 0) | (cl && cl->tls ? R_TLS : 0) | (m ? R_MSG : 0) |
 			     (held ? R_HELD : 0) | (m && m->dup ? R_DUP : 0) |
 			     (m && m->retain ? R_RETAIN : 0));
@@ -294,13 +304,13 @@ int hooks_queue_put(struct hooks_queue *q, const struct midge_event *ev, void *m
 	r->msg_pid = m ? m->packet_id : 0;
 	r->msg_qos = m ? m->qos : 0;
 	memcpy(r->u, &ev->u, sizeof r->u);
-	memcpy(r->len, len, sizeof len);
 	uint8_t *o = p + sizeof *r;
 	for (int i = 0; i < S__COUNT; i++) {
-		if (len[i] == S_NONE || !len[i])
-			continue;
-		memcpy(o, src[i], len[i]);
-		o += len[i];
+		r->len[i] = s[i].len;
+		if (s[i].len != S_NONE && s[i].len) {
+			memcpy(o, s[i].p, s[i].len);
+			o += s[i].len;
+		}
 	}
 	if (held) {
 		q->holder.hold(msg);
@@ -379,12 +389,11 @@ bool hooks_queue_peek(struct hooks_queue *q, struct hooks_rec_view *out)
 			out->client.tls = (r->flags & R_TLS) != 0;
 			out->ev.client = &out->client;
 		}
-		const char **why = why_of(&out->ev);
-		if (why)
-			*why = s[S_WHY];
-		struct midge_str *view = view_of(&out->ev);
-		if (view)
-			view->p = s[S_VIEW];
+		if (why_at[r->type])
+			*(const char **)(void *)((char *)&out->ev + why_at[r->type]) = s[S_WHY];
+		if (view_at[r->type])
+			((struct midge_str *)(void *)((char *)&out->ev + view_at[r->type]))->p =
+			    s[S_VIEW];
 		if (hooks_event_has_message(out->ev.type))
 			out->ev.u.message.msg = r->flags & R_MSG ? &out->msg : NULL;
 		if (r->flags & R_HELD) {

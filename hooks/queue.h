@@ -47,6 +47,7 @@ struct hooks_queue {
 	_Alignas(HOOKS_LINE) uint64_t wpos;   /* head as written, published below */
 	uint64_t reclaim;
 	uint64_t held;            /* bytes of messages the unreclaimed records hold */
+	unsigned full_skip;       /* refusals left before the tail is read again */
 	uint64_t drops_pending[HOOKS_MAX_ENDPOINTS]; /* not yet told to the consumer */
 	bool has_drops_pending;
 

@@ -530,22 +530,31 @@ size_t hooks_render_head(struct hooks_buf *b, uint64_t seq, uint64_t dropped)
 	return (size_t)(o - b->p);
 }
 
+/* Little-endian stores: one move on little-endian hosts, which is every
+ * host midge is built on in practice, byte by byte elsewhere. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define LE_STORE(o, v) memcpy((o), &(v), sizeof(v))
+#else
+#define LE_STORE(o, v)                                              \
+	do {                                                        \
+		for (size_t i_ = 0; i_ < sizeof(v); i_++)           \
+			(o)[i_] = (uint8_t)((uint64_t)(v) >> (8 * i_)); \
+	} while (0)
+#endif
+
 static void le16(uint8_t *o, uint16_t v)
 {
-	o[0] = (uint8_t)v;
-	o[1] = (uint8_t)(v >> 8);
+	LE_STORE(o, v);
 }
 
 static void le32(uint8_t *o, uint32_t v)
 {
-	for (int i = 0; i < 4; i++)
-		o[i] = (uint8_t)(v >> (8 * i));
+	LE_STORE(o, v);
 }
 
 static void le64(uint8_t *o, uint64_t v)
 {
-	for (int i = 0; i < 8; i++)
-		o[i] = (uint8_t)(v >> (8 * i));
+	LE_STORE(o, v);
 }
 
 /* A u32 length (0xFFFFFFFF: null) and the bytes; room is reserved. */
