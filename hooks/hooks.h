@@ -54,6 +54,7 @@ struct hooks_config {
 	size_t queue_bytes;         /* the queue's bytes (and bound on held messages); 0 = default */
 	size_t max_prefixes;        /* distinct prefixes per socket; 0 = default */
 	struct hooks_holder holder; /* how message events' messages are held */
+	int nice;                   /* the publisher thread's nice value, 0..19 (Linux) */
 };
 
 struct hooks;

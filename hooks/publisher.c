@@ -58,8 +58,6 @@
  * ZeroMQ's queues: they get this long to reach their subscribers, so a
  * stuck one delays the exit by at most this. */
 #define PUB_LINGER_MS 250
-/* The hooks thread's nice value, relative to the broker's (Linux). */
-#define PUB_NICE 10
 /* Log lines the hooks thread may leave for the engine thread. */
 #define PUB_NOTES 8
 #define PUB_NOTE_LEN 240
@@ -89,6 +87,7 @@ struct hooks_publisher {
 	struct pub_sock s[HOOKS_MAX_ENDPOINTS];
 	char *node;
 	enum hooks_format format;
+	int nice;
 	struct hooks_queue q;
 	uv_thread_t thread;
 	bool loop_ready;
@@ -671,11 +670,12 @@ static void pub_main(void *arg)
 	struct hooks_publisher *p = arg;
 #ifdef __linux__
 	prctl(PR_SET_NAME, "midge-hooks", 0, 0, 0); /* for top -H and perf */
-	/* Observation comes after the traffic it observes: when the cores are
-	 * busy, the broker's thread gets them first and this one what is
-	 * left, dropping (and counting) what it cannot send. Linux applies a
-	 * nice value per thread; failing to set it changes nothing else. */
-	if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), PUB_NICE) != 0)
+	/* Observation may come after the traffic it observes: at a nice
+	 * value above the broker's, when the cores are busy the broker's
+	 * thread gets them first and this one what is left, dropping (and
+	 * counting) what it cannot send. Linux applies a nice value per
+	 * thread; failing to set it changes nothing else. */
+	if (p->nice > 0 && setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), p->nice) != 0)
 		(void)0;
 #endif
 	/* Subscribers may have come before the thread ran. */
@@ -762,6 +762,7 @@ struct hooks_publisher *hooks_publisher_start(void *zctx, const struct hooks_con
 		return NULL;
 	}
 	p->format = cfg->format;
+	p->nice = cfg->nice > 19 ? 19 : cfg->nice;
 	if (cfg->node && !(p->node = strdup(cfg->node)))
 		goto oom;
 	size_t qbytes = cfg->queue_bytes ? cfg->queue_bytes : HOOKS_DEFAULT_QUEUE_BYTES;

@@ -83,6 +83,7 @@ void conf_init(struct conf *c)
 	c->log_timestamp = true;
 	c->connection_messages = true;
 	c->hooks_hwm = 10000;
+	c->hooks_nice = 10;
 }
 
 void conf_clear(struct conf *c)
@@ -348,6 +349,7 @@ static int conf_set_number(struct conf *c, const char *key, const char *v, char 
 		{"midge_max_sessions", UINT32_MAX}, {"midge_max_retained_messages", UINT32_MAX},
 		{"midge_max_retained_bytes", UINT64_MAX}, {"midge_max_pending_connects", INT32_MAX},
 		{"midge_hooks_queue_bytes", (uint64_t)1 << 40}, {"midge_hooks_max_prefixes", INT32_MAX},
+		{"midge_hooks_nice", 19},
 	};
 	size_t i;
 	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
@@ -404,6 +406,7 @@ static int conf_set_number(struct conf *c, const char *key, const char *v, char 
 	case 22: c->max_pending_connects = (int)n; break;
 	case 23: c->hooks_queue_bytes = n; break;
 	case 24: c->hooks_max_prefixes = (uint32_t)n; break;
+	case 25: c->hooks_nice = (int)n; break;
 	}
 	return 0;
 }

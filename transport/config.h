@@ -93,6 +93,7 @@ struct conf {
 	uint64_t hooks_queue_bytes; /* 0 = HOOKS_DEFAULT_QUEUE_BYTES */
 	uint32_t hooks_max_prefixes; /* per socket; 0 = HOOKS_DEFAULT_MAX_PREFIXES */
 	enum hooks_format hooks_format;
+	int hooks_nice;              /* the publisher thread's nice value (Linux) */
 	char *hooks_curve_secret;
 	char *hooks_curve_public;
 	char *node_name;

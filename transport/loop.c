@@ -269,6 +269,7 @@ static int loop_hooks_start(struct midge *m)
 	hc.format = m->conf.hooks_format;
 	hc.queue_bytes = (size_t)m->conf.hooks_queue_bytes;
 	hc.max_prefixes = m->conf.hooks_max_prefixes;
+	hc.nice = m->conf.hooks_nice;
 	/* The queue holds message events' messages instead of copying them;
 	 * hold and release run on this thread (hooks_emit, hooks_flush),
 	 * view on the publisher's. */

@@ -206,6 +206,38 @@ def test_prefix_bound():
     stopped(b, "bounded broker")
 
 
+def thread_nice(pid, name):
+    """The nice value of the broker's thread called name (Linux), or None."""
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                if f.read().strip() != name:
+                    continue
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                return int(f.read().rsplit(")", 1)[1].split()[16])
+        except OSError:
+            pass
+    return None
+
+
+def test_nice():
+    """The publisher's thread yields to the broker's (midge_hooks_nice)."""
+    if not os.path.isdir("/proc/self/task"):
+        return
+    for conf, want in (("", 10), ("midge_hooks_nice 0\n", 0), ("midge_hooks_nice 19\n", 19)):
+        hp = brokerctl.free_port()
+        b = brokerctl.start("midge_hooks_endpoint tcp://127.0.0.1:%d\n%s" % (hp, conf))
+        wait_log(b, "events published on")
+        got = None
+        for _ in range(50):
+            got = thread_nice(b.pid, "midge-hooks")
+            if got == want:
+                break
+            time.sleep(0.05)
+        r.check("publisher thread at nice %d" % want, got == want, got)
+        stopped(b, "nice %d broker" % want)
+
+
 def run_load(fmt, prefix, n=3000):
     """n publishes, pipelined: every message.published event arrives, in
     order, its payload intact, nothing dropped."""
@@ -266,6 +298,7 @@ def main():
     test_default_endpoint()
     test_tcp_warning()
     test_prefix_bound()
+    test_nice()
     run_load("json", "message.published/load/")
     run_load("compact", "message.")
     run_load("compact", "message.published/load/")

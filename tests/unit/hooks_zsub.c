@@ -23,11 +23,18 @@ struct midge_str S(const char *s)
 	return r;
 }
 
+/* Frames not received read as "" (a failed check, not a crash). */
+static char no_frame[1];
+
 void frames_free(struct frames *f)
 {
 	for (int i = 0; i < f->n && i < 4; i++)
 		free(f->data[i]);
 	f->n = 0;
+	for (int i = 0; i < 4; i++) {
+		f->data[i] = no_frame;
+		f->len[i] = 0;
+	}
 }
 
 int recv_msg(void *sock, struct frames *f, int timeout_ms)

@@ -17,8 +17,9 @@ extern void *zctx;
 void sleep_ms(long ms);
 struct midge_str S(const char *s);
 
-/* One message's frames (the first four), malloc'd and NUL-terminated;
- * recv_msg() frees what the struct held before. Start zeroed. */
+/* One message's frames (the first four), malloc'd and NUL-terminated
+ * ("" past the last one received); recv_msg() frees what the struct held
+ * before. Start zeroed. */
 struct frames {
 	int n;
 	size_t len[4];
