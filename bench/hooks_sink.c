@@ -75,6 +75,75 @@ static int64_t head_num(const char *p, size_t n, const char *key)
 	return -1;
 }
 
+static uint64_t le64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static uint32_t le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+struct counts {
+	uint64_t events, published, delivered, acked, dropped_ev, other, malformed;
+	int64_t midge_dropped, seq_first, seq_last;
+};
+
+/* One compact body (docs/events.md): type, seq and dropped. */
+static void count_body(struct counts *c, const uint8_t *b, size_t n)
+{
+	if (n < 40 || b[0] != 1) {
+		c->malformed++;
+		return;
+	}
+	switch (b[1]) {
+	case 7: c->published++; break;
+	case 8: c->delivered++; break;
+	case 9: c->acked++; break;
+	case 10: c->dropped_ev++; break;
+	default: c->other++; break;
+	}
+	c->events++;
+	int64_t seq = (int64_t)le64(b + 4), d = (int64_t)le64(b + 12);
+	if (c->seq_first < 0)
+		c->seq_first = seq;
+	c->seq_last = seq;
+	if (d > c->midge_dropped)
+		c->midge_dropped = d;
+}
+
+/* A compact frame: "<key>\0<body>", or "<name>/\0" and a batch. Returns
+ * false if it is not one. */
+static bool count_compact(struct counts *c, const uint8_t *p, size_t n)
+{
+	const uint8_t *z = memchr(p, 0, n);
+	if (!z)
+		return false;
+	size_t klen = (size_t)(z - p), at = klen + 1;
+	if (klen && p[klen - 1] == '/') {
+		if (n - at < 4)
+			return false;
+		uint32_t count = le32(p + at);
+		at += 4;
+		for (uint32_t i = 0; i < count; i++) {
+			if (n - at < 4 || n - at - 4 < le32(p + at)) {
+				c->malformed++;
+				return true;
+			}
+			uint32_t len = le32(p + at);
+			count_body(c, p + at + 4, len);
+			at += 4 + (size_t)len;
+		}
+		return true;
+	}
+	count_body(c, p + at, n - at);
+	return true;
+}
+
 static bool starts(const char *p, size_t n, const char *pre)
 {
 	size_t l = strlen(pre);
@@ -143,9 +212,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
-	uint64_t events = 0, published = 0, delivered = 0, acked = 0, dropped_ev = 0, other = 0;
-	uint64_t bytes = 0, malformed = 0;
-	int64_t midge_dropped = 0, seq_first = -1, seq_last = -1;
+	struct counts c = {.seq_first = -1, .seq_last = -1};
+	uint64_t bytes = 0;
 	double t0 = now_s(), last_rx = t0;
 	zmq_msg_t m;
 	zmq_msg_init(&m);
@@ -161,17 +229,20 @@ int main(int argc, char **argv)
 			const char *p = zmq_msg_data(&m);
 			size_t len = zmq_msg_size(&m);
 			bytes += len;
+			last_rx = now_s();
+			if (!zmq_msg_more(&m) && count_compact(&c, (const uint8_t *)p, len))
+				continue;
 			if (starts(p, len, "message.published"))
-				published++;
+				c.published++;
 			else if (starts(p, len, "message.delivered"))
-				delivered++;
+				c.delivered++;
 			else if (starts(p, len, "message.acked"))
-				acked++;
+				c.acked++;
 			else if (starts(p, len, "message.dropped"))
-				dropped_ev++;
+				c.dropped_ev++;
 			else
-				other++;
-			events++;
+				c.other++;
+			c.events++;
 			int frame = 1;
 			while (zmq_msg_more(&m)) {
 				if (zmq_msg_recv(&m, sock, 0) < 0)
@@ -184,12 +255,12 @@ int main(int argc, char **argv)
 					int64_t seq = head_num(j, jl, "seq");
 					int64_t d = head_num(j, jl, "dropped");
 					if (seq < 0 || d < 0)
-						malformed++;
-					if (seq_first < 0)
-						seq_first = seq;
-					seq_last = seq;
-					if (d > midge_dropped)
-						midge_dropped = d;
+						c.malformed++;
+					if (c.seq_first < 0)
+						c.seq_first = seq;
+					c.seq_last = seq;
+					if (d > c.midge_dropped)
+						c.midge_dropped = d;
 				}
 			}
 			last_rx = now_s();
@@ -202,7 +273,7 @@ int main(int argc, char **argv)
 	       " dropped_ev=%" PRIu64 " other=%" PRIu64 " midge_dropped=%" PRId64
 	       " seq_first=%" PRId64 " seq_last=%" PRId64 " malformed=%" PRIu64 " bytes=%" PRIu64
 	       " cpu_s=%.3f ok=%d\n",
-	       events, published, delivered, acked, dropped_ev, other, midge_dropped, seq_first,
-	       seq_last, malformed, bytes, cpu_s(), stop_asked ? 1 : 0);
+	       c.events, c.published, c.delivered, c.acked, c.dropped_ev, c.other, c.midge_dropped,
+	       c.seq_first, c.seq_last, c.malformed, bytes, cpu_s(), stop_asked ? 1 : 0);
 	return 0;
 }

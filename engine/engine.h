@@ -170,6 +170,23 @@ struct engine *engine_new(const struct engine_config *cfg, const struct engine_i
  * engine_free(NULL) does nothing. */
 void engine_free(struct engine *e);
 
+/*
+ * The message of the message event (message.*, retained.*) io.event is
+ * being called with, NULL during any other call. A consumer that must
+ * look at it after the call (the hooks thread renders it later) holds it
+ * with engine_msg_hold() and gives it back with engine_msg_release(), both
+ * on the engine's thread: the count is not atomic. While held, the bytes
+ * the event's struct midge_message points to (topic, payload, properties,
+ * origin) stay valid and unchanged, and may be read from any thread;
+ * engine_msg_view() (any thread, while held) makes that view again, with
+ * packet_id 0 and dup false (those are the event's own).
+ */
+struct emsg;
+struct emsg *engine_event_msg(const struct engine *e);
+void engine_msg_hold(void *m);
+void engine_msg_release(void *m);
+void engine_msg_view(const void *m, struct midge_message *v);
+
 /* Applies new limits (SIGHUP). Existing connections keep what they
  * negotiated. */
 void engine_reconfigure(struct engine *e, const struct engine_config *cfg);

@@ -45,7 +45,32 @@ void event_message(struct engine *e, enum midge_event_type type, const struct mi
 	ev.u.message.packet_id = pid;
 	ev.u.message.drop = drop;
 	ev.u.message.why = why;
+	/* The record is immutable; only its count changes, and only here. */
+	e->event_msg = (struct emsg *)m;
 	event_emit(e, &ev);
+	e->event_msg = NULL;
+}
+
+struct emsg *engine_event_msg(const struct engine *e)
+{
+	return e ? e->event_msg : NULL;
+}
+
+void engine_msg_hold(void *m)
+{
+	emsg_ref(m);
+}
+
+void engine_msg_release(void *m)
+{
+	emsg_unref(m);
+}
+
+/* Reads only what emsg_new() wrote and nothing changes later: the count
+ * and the expiry, which the engine thread changes, are other fields. */
+void engine_msg_view(const void *m, struct midge_message *v)
+{
+	emsg_view(m, v, 0, false);
 }
 
 /* A message midge did not deliver: counted, then reported about the

@@ -320,6 +320,7 @@ struct engine {
 	uint8_t *scratch;
 	size_t cap_scratch;
 	const struct emsg *fanout; /* the message being routed; its heads may be cached */
+	struct emsg *event_msg;    /* the message of the event io.event is being called with */
 	struct head_cache head_cache;
 	struct engine_stats st;
 };

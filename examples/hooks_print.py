@@ -3,7 +3,9 @@
 
 midge publishes every event on a ZeroMQ XPUB socket as three frames:
 [event name, with "/<topic>" for message events] [JSON object] [payload,
-message events only]. See docs/events.md.
+message events only], or, with midge_hooks_format compact, message events
+in a binary frame (alone or in batches); midge_hooks.decode() reads both.
+See docs/events.md.
 
     ./hooks_print.py                                # everything, default endpoint
     ./hooks_print.py -p client. -p message.published/sensors/
@@ -16,7 +18,7 @@ import argparse
 import json
 import time
 
-from midge_hooks import add_connection_args, connect, run
+from midge_hooks import add_connection_args, connect, decode, run
 
 
 def describe(ev):
@@ -61,22 +63,21 @@ def main(argv=None):
             wait = max(1, int(left * 1000))
         if not sock.poll(wait):
             continue
-        frames = sock.recv_multipart()
-        ev = json.loads(frames[1])
-        # The broker counts the events it could not queue for us; a rise
-        # means we missed some (the sequence numbers show where).
-        if ev.get("dropped", 0) > last_dropped:
-            print(f"! {ev['dropped'] - last_dropped} event(s) dropped by the broker",
-                  flush=True)
-            last_dropped = ev["dropped"]
-        if args.json:
-            print(frames[1].decode(), flush=True)
-        else:
-            line = describe(ev)
-            if len(frames) > 2:
-                line += f" payload={frames[2][:60]!r}"
-            print(line, flush=True)
-        seen += 1
+        for ev, payload in decode(sock.recv_multipart()):
+            # The broker counts the events it could not queue for us; a
+            # rise means we missed some (the sequence numbers show where).
+            if ev.get("dropped", 0) > last_dropped:
+                print(f"! {ev['dropped'] - last_dropped} event(s) dropped by the broker",
+                      flush=True)
+                last_dropped = ev["dropped"]
+            if args.json:
+                print(json.dumps(ev, separators=(",", ":")), flush=True)
+            else:
+                line = describe(ev)
+                if payload is not None:
+                    line += f" payload={payload[:60]!r}"
+                print(line, flush=True)
+            seen += 1
     return 0
 
 

@@ -13,12 +13,11 @@ Needs pyzmq (Debian: python3-zmq).
 """
 import argparse
 import collections
-import json
 import time
 
 import zmq
 
-from midge_hooks import add_connection_args, connect, run
+from midge_hooks import add_connection_args, connect, decode, run
 
 
 def table(counts, nbytes, top):
@@ -65,11 +64,11 @@ def main(argv=None):
                 frames = sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 break
-            ev = json.loads(frames[1])
-            topic = ev["topic"]
-            counts[topic] += 1
-            nbytes[topic] += len(frames[2])
-            dropped = ev.get("dropped", dropped)
+            for ev, payload in decode(frames):
+                topic = ev["topic"]
+                counts[topic] += 1
+                nbytes[topic] += len(payload)
+                dropped = ev.get("dropped", dropped)
     print(table(counts, nbytes, args.top), flush=True)
     print(f"({sum(counts.values())} messages, broker dropped {dropped} events)", flush=True)
     return 0

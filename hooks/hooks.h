@@ -2,11 +2,14 @@
  * hooks.h - where lifecycle events go: in-process callbacks (the
  * midge_on_* API) and the ZeroMQ publisher.
  *
- * hooks_emit() is called on the loop thread for every event the engine
- * emits. It calls the registered callbacks in registration order, then
- * renders the event (only if some ZeroMQ subscriber's prefix wants it) and
- * sends it without blocking: a full socket drops the event and counts it.
- * This is the only part of midge that includes <zmq.h>.
+ * hooks_emit() is called on the engine thread for every event the engine
+ * emits. It calls the registered callbacks there and then, in
+ * registration order. Then, only when some ZeroMQ subscriber's prefix may
+ * want the event (a bit the publisher thread keeps current), it puts a
+ * record of the event into a bounded queue and returns: rendering and
+ * sending happen on the publisher's own thread. A full queue drops the
+ * event and counts it, as a full ZeroMQ socket does. This is the only part
+ * of midge that includes <zmq.h>.
  */
 #ifndef MIDGE_HOOKS_H
 #define MIDGE_HOOKS_H
@@ -19,6 +22,27 @@
 
 #define HOOKS_MAX_ENDPOINTS 8
 
+/*
+ * How the queue keeps the message of a message event past the call:
+ * hold(msg) takes a reference, release(msg) gives it back; both are called
+ * on the engine thread only (release when a later hooks_flush() or
+ * hooks_emit() finds the record consumed). view(msg, v) is called on the
+ * publisher's thread while the message is held: it fills v from the parts
+ * of the message that never change (topic, payload, properties, origin,
+ * qos, retain). Without a holder the message's bytes are copied into the
+ * record.
+ */
+struct hooks_holder {
+	void (*hold)(void *msg);
+	void (*release)(void *msg);
+	void (*view)(const void *msg, struct midge_message *v);
+};
+
+enum hooks_format {
+	HOOKS_FORMAT_JSON = 0,    /* docs/events.md: name, JSON, payload frames */
+	HOOKS_FORMAT_COMPACT = 1, /* message events as one binary frame (docs/events.md) */
+};
+
 struct hooks_config {
 	const char *endpoints[HOOKS_MAX_ENDPOINTS]; /* zmq endpoints to bind; none = publisher off */
 	int n_endpoints;
@@ -26,41 +50,47 @@ struct hooks_config {
 	const char *node;           /* node name put in every event */
 	const char *curve_secret;   /* Z85 server secret key, or NULL (no CurveZMQ) */
 	const char *curve_public;   /* Z85 server public key, or NULL */
+	enum hooks_format format;
+	size_t queue_bytes;         /* the queue's bytes (and bound on held messages); 0 = default */
+	size_t max_prefixes;        /* distinct prefixes per socket; 0 = default */
+	struct hooks_holder holder; /* how message events' messages are held */
+	int nice;                   /* the publisher thread's nice value, 0..19 (Linux) */
 };
 
 struct hooks;
 
 struct hooks *hooks_new(void);
-/* Closes the sockets and the ZeroMQ context. hooks_free(NULL) does nothing. */
+/* Stops the publisher (hooks_zmq_stop) and frees everything.
+ * hooks_free(NULL) does nothing. */
 void hooks_free(struct hooks *h);
 
 /* Adds a callback for one event type. Returns 0 or -1. */
 int hooks_on(struct hooks *h, enum midge_event_type type, midge_event_cb cb, void *user);
 
-/* Binds the configured endpoints (replacing any bound before).
- * Returns 0, or -1 with a message in err[0..errlen). */
+/* Binds the configured endpoints (replacing any bound before) and starts
+ * the publisher's thread. Returns 0, or -1 with a message in
+ * err[0..errlen). */
 int hooks_zmq_start(struct hooks *h, const struct hooks_config *cfg, char *err, size_t errlen);
+/* Lets the publisher send what is queued, stops its thread, gives back
+ * what the queue held and closes the sockets. Events emitted afterwards
+ * reach the callbacks only. */
+void hooks_zmq_stop(struct hooks *h);
 
-/* Dispatches one event: callbacks, then ZeroMQ. Never blocks. */
-void hooks_emit(struct hooks *h, const struct midge_event *ev);
+/* Dispatches one event: callbacks, then (maybe) a record for the
+ * publisher. msg is the engine's handle of a message event's message (for
+ * the holder), or NULL. Never blocks. */
+void hooks_emit(struct hooks *h, const struct midge_event *ev, void *msg);
 
-/*
- * The loop drives the publisher's sockets: hooks_fd(h, i) is socket i's
- * ZMQ_FD (i < hooks_endpoint_count(), else -1), to poll for readable.
- * It is edge-triggered: readable means "look", and any ZeroMQ call on
- * the socket may consume the signal. So call hooks_process() when a fd
- * is readable, and after each loop pass in which hooks_touched() says a
- * ZeroMQ call was made. hooks_process() reads subscription changes on
- * every socket until ZMQ_EVENTS says nothing is ready; the prefixes are
- * then current.
- */
-int hooks_fd(const struct hooks *h, int i);
-void hooks_process(struct hooks *h);
-bool hooks_touched(const struct hooks *h);
-/* Same as hooks_process(), for callers that poll on their own. */
-void hooks_poll(struct hooks *h);
+/* Engine thread, once per loop pass: gives back what consumed records
+ * held and wakes the publisher if records wait for it. */
+void hooks_flush(struct hooks *h);
 
-/* Events dropped because a socket was full (for $SYS and the log). */
+/* Hands each log line the publisher's thread produced (subscriptions
+ * ignored over the bound) to cb, on the calling (engine) thread. */
+void hooks_notes(struct hooks *h, void (*cb)(void *ctx, const char *line), void *ctx);
+
+/* Events a socket wanted and did not get (queue full or a subscriber at
+ * the high-water mark), for $SYS and the log. */
 uint64_t hooks_dropped(const struct hooks *h);
 /* Events sent on ZeroMQ. */
 uint64_t hooks_sent(const struct hooks *h);

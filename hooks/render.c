@@ -529,3 +529,130 @@ size_t hooks_render_head(struct hooks_buf *b, uint64_t seq, uint64_t dropped)
 	memcpy(o, k_start, sizeof k_start - 1);
 	return (size_t)(o - b->p);
 }
+
+/* Little-endian stores: one move on little-endian hosts, which is every
+ * host midge is built on in practice, byte by byte elsewhere. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define LE_STORE(o, v) memcpy((o), &(v), sizeof(v))
+#else
+#define LE_STORE(o, v)                                              \
+	do {                                                        \
+		for (size_t i_ = 0; i_ < sizeof(v); i_++)           \
+			(o)[i_] = (uint8_t)((uint64_t)(v) >> (8 * i_)); \
+	} while (0)
+#endif
+
+static void le16(uint8_t *o, uint16_t v)
+{
+	LE_STORE(o, v);
+}
+
+static void le32(uint8_t *o, uint32_t v)
+{
+	LE_STORE(o, v);
+}
+
+static void le64(uint8_t *o, uint64_t v)
+{
+	LE_STORE(o, v);
+}
+
+/* A u32 length (0xFFFFFFFF: null) and the bytes; room is reserved. */
+static uint8_t *compact_str(uint8_t *o, const void *p, size_t n)
+{
+	le32(o, p ? (uint32_t)n : UINT32_MAX);
+	o += 4;
+	if (p && n) {
+		memcpy(o, p, n);
+		o += n;
+	}
+	return o;
+}
+
+int hooks_compact_body(struct hooks_buf *b, const struct midge_event *ev, uint64_t seq,
+		       uint64_t dropped)
+{
+	const struct midge_message *m = ev->u.message.msg;
+	if (!hooks_event_has_message(ev->type) || !m)
+		return -1;
+	const struct midge_client *c = ev->client;
+	struct midge_str none = {NULL, 0};
+	struct midge_str cid = c ? c->client_id : none, user = c ? c->username : none;
+	struct midge_str to = ev->u.message.to;
+	const char *peer = c ? c->peer_addr : NULL;
+	const char *why = ev->u.message.why;
+	if (c && !cid.p)
+		cid.p = "";
+	if (!to.len)
+		to.p = NULL; /* as in JSON: an empty receiver is null */
+	size_t plen = peer ? strlen(peer) : 0, wlen = why ? strlen(why) : 0;
+	if (m->payload_len > UINT32_MAX || m->props_len > UINT32_MAX)
+		return -1;
+	size_t strs = m->topic.len + cid.len + user.len + plen + m->origin.len + to.len + wlen +
+		      m->props_len + m->payload_len;
+	if (hooks_buf_reserve(b, HOOKS_COMPACT_HEAD + 9 * 4 + strs) < 0)
+		return -1;
+	uint8_t *o = (uint8_t *)b->p + b->len;
+	memset(o, 0, HOOKS_COMPACT_HEAD);
+	o[0] = HOOKS_COMPACT_VERSION;
+	o[1] = (uint8_t)ev->type;
+	o[2] = (uint8_t)((m->retain ? 1 : 0) | (m->dup ? 2 : 0) | (c ? 4 : 0) |
+			 (c && c->tls ? 8 : 0));
+	o[3] = m->qos;
+	le64(o + 4, seq);
+	le64(o + 12, dropped);
+	le64(o + 20, ev->time_ms);
+	le16(o + 28, m->packet_id);
+	le16(o + 30, ev->u.message.packet_id);
+	o[32] = ev->u.message.qos;
+	o[33] = ev->type == MIDGE_EV_DROP ? (uint8_t)ev->u.message.drop : 0;
+	o[34] = c ? c->protocol : 0;
+	le16(o + 36, c && peer ? c->peer_port : 0);
+	o += HOOKS_COMPACT_HEAD;
+	o = compact_str(o, m->topic.p ? m->topic.p : "", m->topic.len);
+	o = compact_str(o, cid.p, cid.len);
+	o = compact_str(o, user.p, user.len);
+	o = compact_str(o, peer, plen);
+	o = compact_str(o, m->origin.len ? m->origin.p : NULL, m->origin.len);
+	o = compact_str(o, to.p, to.len);
+	o = compact_str(o, why, wlen);
+	o = compact_str(o, m->props_len ? m->props : NULL, m->props_len);
+	o = compact_str(o, m->payload_len ? m->payload : "", m->payload_len);
+	b->len = (size_t)(o - (uint8_t *)b->p);
+	return 0;
+}
+
+int hooks_compact_start(struct hooks_buf *b, const char *key, size_t klen, bool batch)
+{
+	b->len = 0;
+	if (hooks_buf_reserve(b, klen + 1 + 4) < 0)
+		return -1;
+	memcpy(b->p, key, klen);
+	b->p[klen] = '\0';
+	b->len = klen + 1;
+	if (batch) {
+		memset(b->p + b->len, 0, 4); /* the count, hooks_compact_count() */
+		b->len += 4;
+	}
+	return 0;
+}
+
+int hooks_compact_append(struct hooks_buf *b, const struct midge_event *ev, uint64_t seq,
+			 uint64_t dropped)
+{
+	size_t at = b->len;
+	if (hooks_buf_reserve(b, 4) < 0)
+		return -1;
+	b->len += 4;
+	if (hooks_compact_body(b, ev, seq, dropped) < 0) {
+		b->len = at;
+		return -1;
+	}
+	le32((uint8_t *)b->p + at, (uint32_t)(b->len - at - 4));
+	return 0;
+}
+
+void hooks_compact_count(struct hooks_buf *b, size_t klen, uint32_t count)
+{
+	le32((uint8_t *)b->p + klen + 1, count);
+}

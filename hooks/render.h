@@ -57,6 +57,28 @@ int hooks_render_body(struct hooks_buf *b, const struct midge_event *ev, const c
 size_t hooks_render_head(struct hooks_buf *b, uint64_t seq, uint64_t dropped);
 
 /*
+ * The compact encoding of message events (midge_hooks_format compact,
+ * docs/events.md). A body is HOOKS_COMPACT_HEAD bytes of fixed fields
+ * (little-endian), then length-prefixed strings, the payload last. One
+ * event is a frame of its name frame's bytes, a NUL, and its body; a batch
+ * of events of one type is a frame of "<name>/", a NUL, a u32 count, and
+ * count times a u32 length and a body.
+ */
+#define HOOKS_COMPACT_VERSION 1
+#define HOOKS_COMPACT_HEAD 40
+/* Appends ev's body to b. Returns 0 or -1 (out of memory, or not a
+ * message event). */
+int hooks_compact_body(struct hooks_buf *b, const struct midge_event *ev, uint64_t seq,
+		       uint64_t dropped);
+/* Starts a frame in b: key, NUL, and for a batch room for its count. */
+int hooks_compact_start(struct hooks_buf *b, const char *key, size_t klen, bool batch);
+/* Appends ev to a batch started above (length and body). */
+int hooks_compact_append(struct hooks_buf *b, const struct midge_event *ev, uint64_t seq,
+			 uint64_t dropped);
+/* Writes a batch's count (klen: its key's length). */
+void hooks_compact_count(struct hooks_buf *b, size_t klen, uint32_t count);
+
+/*
  * Writes s[0..n) as a JSON string (quotes included). Bytes that are not
  * well-formed UTF-8 become \u00XX (the byte read as Latin-1) so arbitrary
  * bytes always give valid JSON; control characters, '"', '\\' and DEL are

@@ -106,8 +106,6 @@ struct midge {
 	uv_timer_t tick;
 	uv_timer_t shutdown_grace;
 	uv_timer_t accept_pause;
-	uv_poll_t hooks_polls[HOOKS_MAX_ENDPOINTS]; /* the ZeroMQ sockets' ZMQ_FD */
-	int n_hooks_polls;
 	uv_async_t stop_async;
 	uv_signal_t sig_int, sig_term, sig_hup;
 	struct rbuf_pool rbufs;

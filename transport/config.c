@@ -89,6 +89,7 @@ void conf_init(struct conf *c)
 	c->log_timestamp = true;
 	c->connection_messages = true;
 	c->hooks_hwm = 10000;
+	c->hooks_nice = 10;
 }
 
 void conf_clear(struct conf *c)
@@ -400,6 +401,8 @@ static int conf_set_number(struct conf *c, const char *key, const char *v, char 
 		{"midge_max_retained_bytes", UINT64_MAX}, {"midge_max_pending_connects", INT32_MAX},
 		{"midge_auth_threads", 1024},      {"midge_auth_queue", 1000000},
 		{"websockets_headers_size", 1u << 20},
+		{"midge_hooks_queue_bytes", (uint64_t)1 << 40}, {"midge_hooks_max_prefixes", INT32_MAX},
+		{"midge_hooks_nice", 19},
 	};
 	size_t i;
 	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
@@ -457,6 +460,9 @@ static int conf_set_number(struct conf *c, const char *key, const char *v, char 
 	case 23: c->auth_threads = (unsigned)n; break;
 	case 24: c->auth_queue = (unsigned)n; break;
 	case 25: c->ws_headers_size = n ? (uint32_t)n : CONF_DEFAULT_WS_HEADERS; break;
+	case 26: c->hooks_queue_bytes = n; break;
+	case 27: c->hooks_max_prefixes = (uint32_t)n; break;
+	case 28: c->hooks_nice = (int)n; break;
 	}
 	return 0;
 }
@@ -673,6 +679,16 @@ int conf_set(struct conf *c, const char *key, const char *value, char *msg, size
 	}
 	if (strcmp(key, "midge_hooks_endpoint") == 0)
 		return conf_set_hooks_endpoint(c, v, msg, msglen);
+	if (strcmp(key, "midge_hooks_format") == 0) {
+		if (strcmp(v, "json") == 0)
+			c->hooks_format = HOOKS_FORMAT_JSON;
+		else if (strcmp(v, "compact") == 0)
+			c->hooks_format = HOOKS_FORMAT_COMPACT;
+		else
+			return conf_fail(msg, msglen, "midge_hooks_format needs json or compact, not '%s'",
+					 v);
+		return 0;
+	}
 	rc = conf_set_unsupported(key, v, msg, msglen);
 	if (rc >= 0)
 		return rc;

@@ -20,7 +20,6 @@
 
 #define CONF_MAX_LISTENERS 32
 #define CONF_DEFAULT_PORT 1883
-#define CONF_DEFAULT_HOOKS_ENDPOINT "tcp://127.0.0.1:5883"
 
 enum conf_log_type {
 	CONF_LOG_ERR = 1 << 0,
@@ -111,6 +110,10 @@ struct conf {
 	int n_hooks_endpoints;      /* 0 = the default endpoint */
 	bool hooks_off;             /* midge_hooks_endpoint none */
 	int hooks_hwm;
+	uint64_t hooks_queue_bytes; /* 0 = HOOKS_DEFAULT_QUEUE_BYTES */
+	uint32_t hooks_max_prefixes; /* per socket; 0 = HOOKS_DEFAULT_MAX_PREFIXES */
+	enum hooks_format hooks_format;
+	int hooks_nice;              /* the publisher thread's nice value (Linux) */
 	char *hooks_curve_secret;
 	char *hooks_curve_public;
 	char *node_name;

@@ -24,10 +24,12 @@ static void io_close(void *ctx, void *handle)
 		conn_close(ctx, handle);
 }
 
+/* Hooks get the message's handle with the event, so the publisher's
+ * queue can hold it instead of copying it. */
 static void io_event(void *ctx, const struct midge_event *ev)
 {
 	struct midge *m = ctx;
-	hooks_emit(m->hooks, ev);
+	hooks_emit(m->hooks, ev, engine_event_msg(m->engine));
 	evlog_event(&m->conf, ev);
 }
 

@@ -1,8 +1,8 @@
 /*
  * loop.c - the libuv loop: midge_run (set-up, run, take-down), the
  * one-second tick (engine deadlines, connection time bounds, $SYS), the
- * check phase that flushes output once per loop pass, the ZeroMQ sockets
- * polled through their ZMQ_FD, signals (SIGINT/SIGTERM stop, SIGHUP
+ * check phase that flushes output once per loop pass (and hands the event
+ * publisher's thread its records), signals (SIGINT/SIGTERM stop, SIGHUP
  * reloads) and the graceful shutdown.
  */
 #include <signal.h>
@@ -74,8 +74,9 @@ static void loop_settle(struct midge *m)
 		if (!moved)
 			break;
 	}
-	if (hooks_touched(m->hooks))
-		hooks_process(m->hooks);
+	/* Once per pass: the publisher's thread is woken for the pass's
+	 * events, and what it has read is given back. */
+	hooks_flush(m->hooks);
 	if (m->n_dirty || loop_io_pending(m))
 		uv_idle_start(&m->busy, loop_on_busy);
 	else
@@ -102,11 +103,17 @@ static void loop_log_hooks_dropped(struct midge *m, uint64_t now)
 	uint64_t d = hooks_dropped(m->hooks);
 	if (d == m->hooks_dropped_logged)
 		return;
-	log_warn("event publisher dropped %llu events (%llu in all): a subscriber does not keep up "
-		 "(midge_hooks_hwm %d)",
+	log_warn("event publisher dropped %llu events (%llu in all): a subscriber or the "
+		 "publisher's thread does not keep up (midge_hooks_hwm %d)",
 		 (unsigned long long)(d - m->hooks_dropped_logged), (unsigned long long)d,
 		 m->conf.hooks_hwm > 0 ? m->conf.hooks_hwm : HOOKS_DEFAULT_SNDHWM);
 	m->hooks_dropped_logged = d;
+}
+
+static void loop_log_hooks_note(void *ctx, const char *line)
+{
+	(void)ctx;
+	log_warn("%s", line);
 }
 
 static void loop_on_tick(uv_timer_t *t)
@@ -116,21 +123,13 @@ static void loop_on_tick(uv_timer_t *t)
 	engine_tick(m->engine, now);
 	conn_expire(m, now);
 	if (m->hooks) {
-		hooks_process(m->hooks);
+		hooks_notes(m->hooks, loop_log_hooks_note, NULL);
 		loop_log_hooks_dropped(m, now);
 	}
 	if (m->conf.sys_interval && !m->stopping &&
 	    now - m->last_sys_ms >= (uint64_t)m->conf.sys_interval * 1000u)
 		sys_publish(m, now);
 	loop_settle(m);
-}
-
-/* A ZeroMQ socket signalled: subscriptions changed, most likely. */
-static void loop_on_hooks_fd(uv_poll_t *p, int status, int events)
-{
-	(void)status;
-	(void)events;
-	hooks_process(p->data);
 }
 
 static void loop_close_walk(uv_handle_t *h, void *arg)
@@ -252,36 +251,34 @@ static void loop_on_signal(uv_signal_t *s, int signum)
 		loop_begin_stop(m);
 }
 
-/* Polls each ZeroMQ socket's ZMQ_FD for readable (see hooks.h). */
-static int loop_hooks_poll(struct midge *m)
+/* tcp:// without CurveZMQ hands every event to whoever can reach the
+ * port: allowed (a firewall may stand in front) but said at start-up. */
+static void loop_hooks_warn_plain(const struct hooks_config *hc)
 {
-	int n = hooks_endpoint_count(m->hooks);
-	for (int i = 0; i < n && i < HOOKS_MAX_ENDPOINTS; i++) {
-		uv_poll_t *p = &m->hooks_polls[i];
-		int fd = hooks_fd(m->hooks, i);
-		if (fd < 0 || uv_poll_init(&m->loop, p, fd) < 0) {
-			log_err("event publisher: cannot poll socket %d", i);
-			return -1;
-		}
-		p->data = m->hooks;
-		uv_poll_start(p, UV_READABLE, loop_on_hooks_fd);
-		m->n_hooks_polls = i + 1;
-	}
-	/* Subscribers may have come before the fds were polled. */
-	hooks_process(m->hooks);
-	return 0;
+	for (int i = 0; i < hc->n_endpoints; i++)
+		if (!hc->curve_secret && strncmp(hc->endpoints[i], "tcp://", 6) == 0)
+			log_warn("event publisher on %s without CurveZMQ: anyone who can reach it "
+				 "reads every event (payloads, client ids, user names); set "
+				 "midge_hooks_curve_secret_key, or use an ipc:// endpoint",
+				 hc->endpoints[i]);
 }
 
 static int loop_hooks_start(struct midge *m)
 {
 	struct hooks_config hc = {0};
-	char err[256] = "";
+	char err[512] = "";
+	char def[256];
 	if (m->conf.hooks_off) {
 		log_info("event publisher off (midge_hooks_endpoint none)");
 		return 0;
 	}
 	if (m->conf.n_hooks_endpoints == 0) {
-		hc.endpoints[0] = CONF_DEFAULT_HOOKS_ENDPOINT;
+		/* A directory others can open stops start-up: fail closed. */
+		if (hooks_default_endpoint(def, sizeof def, err, sizeof err) < 0) {
+			log_err("event publisher: %s", err);
+			return -1;
+		}
+		hc.endpoints[0] = def;
 		hc.n_endpoints = 1;
 	} else {
 		for (int i = 0; i < m->conf.n_hooks_endpoints; i++)
@@ -292,6 +289,16 @@ static int loop_hooks_start(struct midge *m)
 	hc.node = m->conf.node_name;
 	hc.curve_secret = m->conf.hooks_curve_secret;
 	hc.curve_public = m->conf.hooks_curve_public;
+	hc.format = m->conf.hooks_format;
+	hc.queue_bytes = (size_t)m->conf.hooks_queue_bytes;
+	hc.max_prefixes = m->conf.hooks_max_prefixes;
+	hc.nice = m->conf.hooks_nice;
+	/* The queue holds message events' messages instead of copying them;
+	 * hold and release run on this thread (hooks_emit, hooks_flush),
+	 * view on the publisher's. */
+	hc.holder.hold = engine_msg_hold;
+	hc.holder.release = engine_msg_release;
+	hc.holder.view = engine_msg_view;
 	char node[256];
 	if (!hc.node) {
 		if (gethostname(node, sizeof(node)) != 0)
@@ -301,22 +308,21 @@ static int loop_hooks_start(struct midge *m)
 	}
 	if (hooks_zmq_start(m->hooks, &hc, err, sizeof(err)) < 0) {
 		if (m->conf.n_hooks_endpoints == 0) {
-			/* The default endpoint may be taken by another broker on
-			 * this machine: events still reach the callbacks. */
-			log_warn("event publisher not started on the default %s: %s",
-				 CONF_DEFAULT_HOOKS_ENDPOINT, err);
+			/* The default socket may be another broker's on this
+			 * machine: events still reach the callbacks. */
+			log_warn("event publisher not started on the default %s: %s", def, err);
 			return 0;
 		}
 		log_err("event publisher: %s", err);
 		return -1;
 	}
+	loop_hooks_warn_plain(&hc);
 	/* what was bound, with the port a "*" endpoint got */
 	for (int i = 0; i < hooks_endpoint_count(m->hooks); i++)
 		log_notice("events published on %s%s", hooks_endpoint(m->hooks, i),
 			   hc.curve_secret ? " (CurveZMQ)" : "");
-	return loop_hooks_poll(m);
+	return 0;
 }
-
 
 /* Sets up the loop and every handle but the listeners. Returns 0 or -1. */
 static int loop_init(struct midge *m)
@@ -364,8 +370,10 @@ static void loop_take_down(struct midge *m)
 	uv_walk(&m->loop, loop_close_walk, NULL);
 	while (uv_run(&m->loop, UV_RUN_NOWAIT) != 0)
 		;
+	/* The last events (connections closed above) are queued: the
+	 * publisher sends them, stops, and gives back what it held. */
+	hooks_zmq_stop(m->hooks);
 	uv_loop_close(&m->loop);
-	m->n_hooks_polls = 0;
 	m->stopping = false;
 }
 

@@ -86,15 +86,20 @@ class Broker:
         return self.proc.poll() is None
 
     def stop(self):
+        """SIGTERM; raises if the broker did not stop cleanly, or a
+        sanitizer build (ASan, TSan) reported anything."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(5)
+                self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+        text = self.logtext()
         self.log.close()
         self.dir.cleanup()
+        if self.proc.returncode != 0 or "Sanitizer" in text:
+            raise AssertionError(f"broker stopped with {self.proc.returncode}:\n{text}")
 
 
 # ---------------------------------------------------------------- raw MQTT 3.1.1
@@ -473,7 +478,7 @@ def test_examples(broker):
                            "-p", "client.connected", "--count", "1", "--timeout", "10"],
                           stdout=subprocess.PIPE, text=True)
     tc = subprocess.Popen([sys.executable, os.path.join(ex, "hooks_topic_counts.py"), "-e",
-                           broker.endpoint, "-p", "message.published/ex/", "--seconds", "6"],
+                           broker.endpoint, "-p", "message.published/ex/", "--seconds", "12"],
                           stdout=subprocess.PIPE, text=True)
     try:
         # hooks_print.py exits after its first event: connect clients
@@ -490,7 +495,7 @@ def test_examples(broker):
         out, _ = pr.communicate(timeout=15)
         check(pr.returncode == 0 and "client.connected" in out and "example-client" in out,
               f"hooks_print.py said {out!r}")
-        out, _ = tc.communicate(timeout=15)
+        out, _ = tc.communicate(timeout=25)
         last = out.strip().split("\n")
         check(tc.returncode == 0, f"hooks_topic_counts.py rc {tc.returncode}")
         table = {ln.split()[0]: ln.split()[1:] for ln in last if ln.startswith("ex/")}
@@ -653,7 +658,11 @@ def main():
             traceback.print_exc()
             if broker and not broker.alive():
                 print(broker.logtext())
-    broker.stop()
+    try:
+        broker.stop()
+    except AssertionError as e:
+        failed += 1
+        print(f"FAIL: main broker's stop: {e}", flush=True)
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0
 

@@ -14,21 +14,11 @@
 #include "hooks/hooks_info.h"
 #include "hooks/render.h"
 #include "midge.h"
+#include "tests/unit/hooks_zsub.h"
 #include "tests/unit/runner.h"
 
 /* ---------------------------------------------------------------- helpers */
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-	nanosleep(&ts, NULL);
-}
-
-static struct midge_str S(const char *s)
-{
-	struct midge_str r = { s, s ? strlen(s) : 0 };
-	return r;
-}
 
 /* A minimal JSON validator (RFC 8259 grammar, no semantic checks): the
  * rendered objects must parse, whatever bytes went into them. */
@@ -153,18 +143,6 @@ static const char *render(const struct midge_event *ev, const char *node, uint64
 	return out;
 }
 
-/* The integer after "key": in a JSON text, or -1. */
-static long long json_int(const char *json, size_t n, const char *key)
-{
-	char pat[64];
-	snprintf(pat, sizeof pat, "\"%s\":", key);
-	size_t pl = strlen(pat);
-	for (size_t i = 0; i + pl < n; i++)
-		if (!memcmp(json + i, pat, pl))
-			return strtoll(json + i + pl, NULL, 10);
-	return -1;
-}
-
 /* ------------------------------------------------------------- registry */
 
 struct call_log {
@@ -197,18 +175,18 @@ static void test_registry_order(void)
 	CU_ASSERT_EQUAL(hooks_on(h, MIDGE_EV_PING, cb_record, &t4), 0);
 	CU_ASSERT_EQUAL(hooks_on(h, MIDGE_EV_CONNECT, cb_record, &t3), 0);
 	struct midge_event ev = { .type = MIDGE_EV_CONNECT };
-	hooks_emit(h, &ev);
+	hooks_emit(h, &ev, NULL);
 	CU_ASSERT_EQUAL(log.n, 3);
 	CU_ASSERT_EQUAL(log.calls[0], 1);
 	CU_ASSERT_EQUAL(log.calls[1], 2);
 	CU_ASSERT_EQUAL(log.calls[2], 3);
 	CU_ASSERT_PTR_EQUAL(log.last, &ev);
 	ev.type = MIDGE_EV_PING;
-	hooks_emit(h, &ev);
+	hooks_emit(h, &ev, NULL);
 	CU_ASSERT_EQUAL(log.n, 4);
 	CU_ASSERT_EQUAL(log.calls[3], 4);
 	ev.type = MIDGE_EV_DISCONNECT;
-	hooks_emit(h, &ev);
+	hooks_emit(h, &ev, NULL);
 	CU_ASSERT_EQUAL(log.n, 4);
 	CU_ASSERT_EQUAL(hooks_sent(h), 0);
 	hooks_free(h);
@@ -225,7 +203,7 @@ static void test_registry_many(void)
 		CU_ASSERT_EQUAL(hooks_on(h, MIDGE_EV_PUBLISH, cb_record, &tags[i]), 0);
 	}
 	struct midge_event ev = { .type = MIDGE_EV_PUBLISH };
-	hooks_emit(h, &ev);
+	hooks_emit(h, &ev, NULL);
 	CU_ASSERT_EQUAL(log.n, 40);
 	for (int i = 0; i < 40; i++)
 		CU_ASSERT_EQUAL(log.calls[i], i);
@@ -242,8 +220,8 @@ static void test_registry_rejects(void)
 	CU_ASSERT_EQUAL(hooks_on(h, MIDGE_EV_PING, NULL, &t), -1);
 	CU_ASSERT_EQUAL(hooks_on(NULL, MIDGE_EV_PING, cb_record, &t), -1);
 	struct midge_event ev = { .type = MIDGE_EV__COUNT };
-	hooks_emit(h, &ev); /* unknown type: ignored */
-	hooks_emit(h, NULL);
+	hooks_emit(h, &ev, NULL); /* unknown type: ignored */
+	hooks_emit(h, NULL, NULL);
 	CU_ASSERT_EQUAL(log.n, 0);
 	hooks_free(h);
 	hooks_free(NULL);
@@ -588,44 +566,7 @@ static void test_user_property_iterator(void)
 
 /* ---------------------------------------------------------------- ZeroMQ */
 
-static void *zctx;
-
-struct frames {
-	int n;
-	size_t len[4];
-	char data[4][1 << 17];
-};
-
-/* Receives one whole message within timeout_ms. Returns its frame count
- * (0 on timeout). */
-static int recv_msg(void *sock, struct frames *f, int timeout_ms)
-{
-	zmq_pollitem_t it = { sock, 0, ZMQ_POLLIN, 0 };
-	f->n = 0;
-	if (zmq_poll(&it, 1, timeout_ms) <= 0)
-		return 0;
-	int more = 1;
-	while (more) {
-		zmq_msg_t m;
-		zmq_msg_init(&m);
-		if (zmq_msg_recv(&m, sock, 0) < 0) {
-			zmq_msg_close(&m);
-			return f->n;
-		}
-		if (f->n < 4) {
-			size_t n = zmq_msg_size(&m);
-			if (n >= sizeof f->data[0])
-				n = sizeof f->data[0] - 1;
-			memcpy(f->data[f->n], zmq_msg_data(&m), n);
-			f->data[f->n][n] = '\0';
-			f->len[f->n] = n;
-		}
-		f->n++;
-		more = zmq_msg_more(&m);
-		zmq_msg_close(&m);
-	}
-	return f->n;
-}
+void *zctx;
 
 /* Starts a hooks publisher on a free loopback port; a failure stops the
  * calling test (CUnit's fatal assertion), so the result is never NULL. */
@@ -654,33 +595,19 @@ static void expect_only(void *s, int parts, const char *name)
 	CU_ASSERT_EQUAL(recv_msg(s, &f, 100), 0);
 }
 
-static void *sub_open(const char *endpoint, const char *prefix)
+/* What the loop does after a pass, then a wait for the publisher's thread
+ * to have read the records: the counters are then current. */
+static void settle(struct hooks *h)
 {
-	void *s = zmq_socket(zctx, ZMQ_SUB);
-	int zero = 0;
-	zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
-	if (prefix)
-		zmq_setsockopt(s, ZMQ_SUBSCRIBE, prefix, strlen(prefix));
-	zmq_connect(s, endpoint);
-	return s;
-}
-
-/* Polls until socket i knows n prefixes (2 s at most). */
-static bool wait_prefixes(struct hooks *h, int i, size_t n)
-{
-	for (int k = 0; k < 2000; k++) {
-		hooks_poll(h);
-		if (hooks_prefix_count(h, i) == n)
-			return true;
-		sleep_ms(1);
-	}
-	return false;
+	hooks_flush(h);
+	CU_ASSERT(hooks_wait_idle(h, 2000));
 }
 
 static void emit_client(struct hooks *h, enum midge_event_type t)
 {
 	struct midge_event ev = { .type = t, .time_ms = 1000, .client = &client_v4 };
-	hooks_emit(h, &ev);
+	hooks_emit(h, &ev, NULL);
+	settle(h);
 }
 
 static void emit_publish(struct hooks *h, const char *topic, const void *payload, size_t len)
@@ -689,7 +616,8 @@ static void emit_publish(struct hooks *h, const char *topic, const void *payload
 				   .origin = S("c1") };
 	struct midge_event ev = { .type = MIDGE_EV_PUBLISH, .time_ms = 1001, .client = &client_v4 };
 	ev.u.message.msg = &m;
-	hooks_emit(h, &ev);
+	hooks_emit(h, &ev, NULL);
+	settle(h);
 }
 
 static void test_zmq_framing(void)
@@ -743,7 +671,7 @@ static void test_zmq_framing(void)
 	}
 	CU_ASSERT_EQUAL(hooks_sent(h), 204);
 	CU_ASSERT_EQUAL(hooks_dropped(h), 0);
-	CU_ASSERT_EQUAL(hooks_rendered(h), 204);
+	CU_ASSERT_EQUAL(hooks_counts(h).rendered, 204);
 	zmq_close(s);
 	hooks_free(h);
 }
@@ -755,24 +683,24 @@ static void test_zmq_prefix_filter(void)
 
 	/* Nobody subscribed: nothing is rendered. */
 	emit_client(h, MIDGE_EV_CONNECT);
-	CU_ASSERT_EQUAL(hooks_rendered(h), 0);
-	CU_ASSERT_EQUAL(hooks_skipped(h), 1);
+	CU_ASSERT_EQUAL(hooks_counts(h).rendered, 0);
+	CU_ASSERT_EQUAL(hooks_counts(h).skipped, 1);
 
 	void *s = sub_open(hooks_endpoint(h, 0), "client.");
 	CU_ASSERT_FATAL(wait_prefixes(h, 0, 1));
 	emit_publish(h, "a/b", "x", 1); /* no "message." subscriber */
-	CU_ASSERT_EQUAL(hooks_rendered(h), 0);
-	CU_ASSERT_EQUAL(hooks_skipped(h), 2);
+	CU_ASSERT_EQUAL(hooks_counts(h).rendered, 0);
+	CU_ASSERT_EQUAL(hooks_counts(h).skipped, 2);
 	emit_client(h, MIDGE_EV_PING);
-	CU_ASSERT_EQUAL(hooks_rendered(h), 1);
+	CU_ASSERT_EQUAL(hooks_counts(h).rendered, 1);
 	expect_only(s, 2, "client.ping");
 
 	/* Unsubscribing the last prefix stops rendering again. */
 	zmq_setsockopt(s, ZMQ_UNSUBSCRIBE, "client.", 7);
 	CU_ASSERT_FATAL(wait_prefixes(h, 0, 0));
 	emit_client(h, MIDGE_EV_PING);
-	CU_ASSERT_EQUAL(hooks_rendered(h), 1);
-	CU_ASSERT_EQUAL(hooks_skipped(h), 3);
+	CU_ASSERT_EQUAL(hooks_counts(h).rendered, 1);
+	CU_ASSERT_EQUAL(hooks_counts(h).skipped, 3);
 
 	/* Two subscribers of one prefix: it stays until both are gone, and a
 	 * disconnect counts as an unsubscription. XPUB reports a prefix once,
@@ -786,20 +714,20 @@ static void test_zmq_prefix_filter(void)
 	emit_publish(h, "sensors/kitchen", "1", 1);
 	emit_publish(h, "other/kitchen", "2", 1);
 	emit_publish(h, "sensors", "3", 1); /* "message.published/sensors" is shorter than the prefix */
-	CU_ASSERT_EQUAL(hooks_rendered(h), 2);
-	CU_ASSERT_EQUAL(hooks_skipped(h), 5);
+	CU_ASSERT_EQUAL(hooks_counts(h).rendered, 2);
+	CU_ASSERT_EQUAL(hooks_counts(h).skipped, 5);
 	expect_only(s2, 3, "message.published/sensors/kitchen");
 	CU_ASSERT_EQUAL(recv_msg(s, &f, 2000), 3);
 	zmq_close(s2);
 	CU_ASSERT_FATAL(wait_prefixes(h, 0, 2)); /* the shared prefix and zz1 */
 	emit_publish(h, "sensors/kitchen", "1", 1);
-	CU_ASSERT_EQUAL(hooks_rendered(h), 3);
+	CU_ASSERT_EQUAL(hooks_counts(h).rendered, 3);
 	CU_ASSERT_EQUAL(recv_msg(s, &f, 2000), 3);
 	zmq_close(s);
 	CU_ASSERT(wait_prefixes(h, 0, 0));
 	emit_publish(h, "sensors/kitchen", "1", 1);
-	CU_ASSERT_EQUAL(hooks_rendered(h), 3);
-	CU_ASSERT_EQUAL(hooks_skipped(h), 6);
+	CU_ASSERT_EQUAL(hooks_counts(h).rendered, 3);
+	CU_ASSERT_EQUAL(hooks_counts(h).skipped, 6);
 	hooks_free(h);
 }
 
@@ -851,7 +779,7 @@ static void test_zmq_two_endpoints(void)
 	emit_client(h, MIDGE_EV_CONNECT);
 	emit_publish(h, "t", "p", 1);
 	/* Rendered once per event however many sockets want it. */
-	CU_ASSERT_EQUAL(hooks_rendered(h), 2);
+	CU_ASSERT_EQUAL(hooks_counts(h).rendered, 2);
 	CU_ASSERT_EQUAL(hooks_sent(h), 2);
 	expect_only(a, 2, "client.connected");
 	CU_ASSERT_EQUAL(recv_msg(b, &f, 2000), 3);
@@ -983,7 +911,6 @@ static void test_zmq_curve(void)
 	/* Without keys the handshake fails: no subscription, no events. */
 	void *plain = sub_open(hooks_endpoint(h, 0), "");
 	sleep_ms(200);
-	hooks_poll(h);
 	CU_ASSERT_EQUAL(hooks_prefix_count(h, 0), 0);
 
 	void *sec = zmq_socket(zctx, ZMQ_SUB);
