@@ -49,6 +49,58 @@ struct engine_conn *engine_conn_open(struct engine *e, void *handle, const char 
 	return c;
 }
 
+int engine_conn_set_listener(struct engine_conn *c, uint16_t listener, uint8_t versions,
+			     bool username_as_clientid, const char *mount_point)
+{
+	c->info.listener = listener;
+	c->versions = versions;
+	c->username_as_clientid = username_as_clientid;
+	free(c->mount);
+	c->mount = NULL;
+	c->mount_len = 0;
+	if (mount_point && *mount_point) {
+		size_t n = strlen(mount_point);
+		if (n > 65535 || !(c->mount = engine_dup_bytes(mount_point, n)))
+			return -1;
+		c->mount_len = (uint16_t)n;
+	}
+	return 0;
+}
+
+/*
+ * mount_point (Mosquitto's): what a client of a listener with one
+ * publishes and subscribes to lives under it: *p[0..*n) (a topic or a
+ * filter) becomes the mount point followed by it (a shared filter
+ * "$share/G/F": "$share/G/" then the mount point then F). Without a mount
+ * point *p is left as it is. The result is in e->mount_buf until the next
+ * call. Returns 0, or -1 (out of memory, or longer than a topic may be).
+ */
+int conn_mount(struct engine *e, const struct engine_conn *c, const uint8_t **p, size_t *n)
+{
+	if (!c->mount_len)
+		return 0;
+	size_t total = *n + c->mount_len, head = 0;
+	if (total > 65535)
+		return -1;
+	if (total > e->cap_mount_buf) {
+		uint8_t *b = realloc(e->mount_buf, total);
+		if (!b)
+			return -1;
+		e->mount_buf = b;
+		e->cap_mount_buf = total;
+	}
+	if (*n > 7 && memcmp(*p, "$share/", 7) == 0) {
+		const uint8_t *slash = memchr(*p + 7, '/', *n - 7);
+		head = slash ? (size_t)(slash + 1 - *p) : 0;
+	}
+	memcpy(e->mount_buf, *p, head);
+	memcpy(e->mount_buf + head, c->mount, c->mount_len);
+	memcpy(e->mount_buf + head + c->mount_len, *p + head, *n - head);
+	*p = e->mount_buf;
+	*n = total;
+	return 0;
+}
+
 int engine_conn_set_identity(struct engine_conn *c, const char *username)
 {
 	size_t n = strlen(username);
@@ -106,6 +158,7 @@ void client_teardown(struct engine *e, struct engine_conn *c)
 	free((char *)c->info.username.p);
 	if (c->info.peer_addr != c->peer)
 		free((char *)c->info.peer_addr);
+	free(c->mount);
 	free(c);
 }
 
@@ -165,6 +218,21 @@ void engine_shutdown(struct engine *e, uint64_t now_ms)
 			output_disconnect(e, c, MQTT_RC_SERVER_SHUTTING_DOWN, "server shutting down");
 		client_request_close(e, c, MQTT_RC_SERVER_SHUTTING_DOWN, false, "server shutting down");
 	}
+}
+
+uint32_t engine_recheck(struct engine *e, bool (*keep)(void *ctx, const struct midge_client *cl),
+			void *ctx, uint64_t now_ms)
+{
+	uint32_t closed = 0;
+	e->now = now_ms;
+	for (struct engine_conn *c = e->conns; c; c = c->next) {
+		if (c->state != CONN_UP || keep(ctx, &c->info))
+			continue;
+		output_disconnect(e, c, MQTT_RC_NOT_AUTHORIZED, "not authorized any more");
+		client_request_close(e, c, MQTT_RC_NOT_AUTHORIZED, false, "not authorized any more");
+		closed++;
+	}
+	return closed;
 }
 
 struct engine_conn *engine_conn_of(const struct midge_client *client)

@@ -172,6 +172,11 @@ static uint8_t connect_identify(struct engine *e, struct engine_conn *c, struct 
 {
 	const struct codec_connect *k = pl->k;
 	const struct engine_config *cfg = &e->cfg;
+	if (c->versions && !(c->versions & (1u << pl->version))) {
+		/* accept_protocol_versions of the listener */
+		*why = "protocol version not accepted on this listener";
+		return MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION;
+	}
 	if (!c->info.username.p && k->has_username) {
 		char *u = engine_dup_bytes(k->username.p, k->username.len);
 		if (!u) {
@@ -183,6 +188,12 @@ static uint8_t connect_identify(struct engine *e, struct engine_conn *c, struct 
 	}
 	pl->cid = k->client_id.p;
 	pl->cid_len = k->client_id.len;
+	if (c->username_as_clientid && !c->info.username.p) {
+		/* use_username_as_clientid, as Mosquitto: no user name, no entry
+		 * (the name replaces the id once authenticated: connect_finish) */
+		*why = "use_username_as_clientid: no user name";
+		return MQTT_RC_NOT_AUTHORIZED;
+	}
 	if (pl->cid_len == 0) {
 		/* [MQTT-3.1.3-7] [MQTT-3.1.3-8] */
 		bool may = pl->version == CODEC_V5 || (pl->version == CODEC_V311 && k->clean_start);
@@ -302,6 +313,7 @@ static void connect_attach(struct engine *e, struct engine_conn *c, struct conne
 	s->conn = c;
 	c->s = s;
 	s->version = pl->version;
+	session_set_owner(s, &c->info);
 	s->expiry = pl->expiry;
 	c->expiry_zero = pl->expiry == 0;
 	if (pl->will) {
@@ -397,6 +409,15 @@ static void connect_acknowledge(struct engine *e, struct engine_conn *c,
 static int connect_finish(struct engine *e, struct engine_conn *c, struct connect_plan *pl)
 {
 	const char *why = NULL;
+	if (c->username_as_clientid) {
+		/* after authentication, as Mosquitto: clientid_prefixes and the
+		 * auth module saw the id the client sent */
+		pl->cid = (const uint8_t *)c->info.username.p;
+		pl->cid_len = c->info.username.len;
+		pl->cid_assigned = false;
+		c->info.client_id.p = c->info.username.p;
+		c->info.client_id.len = c->info.username.len;
+	}
 	uint8_t rc = will_build(e, c, pl->k, pl->cid, pl->cid_len, &pl->will, &why);
 	if (rc)
 		return connect_refuse(e, c, pl->version, rc, pl->k, why);

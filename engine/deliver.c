@@ -12,6 +12,7 @@ enum {
 	SENT = 0,
 	SEND_REFUSED = -1,
 	SEND_TOO_LARGE = 1,
+	SEND_NOT_MOUNTED = 2, /* not under the receiving listener's mount_point */
 };
 
 /* A PUBLISH head ready to go: bytes, their length, the whole packet size. */
@@ -28,7 +29,7 @@ static int head_cache_shape(const struct engine *e, const struct engine_conn *c,
 			    const struct emsg *m, const struct delivery *d)
 {
 	bool v5 = c->version == CODEC_V5;
-	if (d->qos != 0 || e->fanout != m ||
+	if (d->qos != 0 || e->fanout != m || c->mount_len ||
 	    (v5 && (d->n_sub_ids || emsg_has_expiry(m) || c->out_alias_max)))
 		return -1;
 	return (int)((v5 ? 2u : 0u) | (d->retain ? 1u : 0u));
@@ -83,8 +84,9 @@ static void publish_props(const struct engine *e, const struct emsg *m, const st
 
 /* Encodes the head of a PUBLISH of m to c into the scratch buffer. */
 static int publish_head_encode(struct engine *e, const struct engine_conn *c, const struct emsg *m,
-			       const struct delivery *d, uint16_t pid, bool dup,
-			       const struct alias_choice *alias, struct publish_head *h)
+			       const uint8_t *topic, size_t topic_len, const struct delivery *d,
+			       uint16_t pid, bool dup, const struct alias_choice *alias,
+			       struct publish_head *h)
 {
 	struct codec_packet p;
 	memset(&p, 0, sizeof p);
@@ -94,8 +96,8 @@ static int publish_head_encode(struct engine *e, const struct engine_conn *c, co
 	pub->qos = d->qos;
 	pub->dup = dup;
 	pub->retain = d->retain;
-	pub->topic.p = m->topic;
-	pub->topic.len = alias->alias && !alias->is_new ? 0 : m->topic_len;
+	pub->topic.p = topic;
+	pub->topic.len = alias->alias && !alias->is_new ? 0 : (uint32_t)topic_len;
 	pub->packet_id = pid;
 	pub->payload.p = m->payload->data;
 	pub->payload.len = m->payload->len;
@@ -116,9 +118,10 @@ static int publish_head_encode(struct engine *e, const struct engine_conn *c, co
 /*
  * Writes one PUBLISH of m to c: the head (fixed header, topic, packet id,
  * per-delivery properties) from a buffer, the payload as the shared frame.
- * Returns SENT, SEND_REFUSED (QoS 0 over the transport's bound) or
+ * Returns SENT, SEND_REFUSED (QoS 0 over the transport's bound),
  * SEND_TOO_LARGE (over the client's maximum packet size: not sent
- * [MQTT-3.1.2-24]).
+ * [MQTT-3.1.2-24]) or SEND_NOT_MOUNTED (not under the mount_point of the
+ * client's listener: queued before it came back through another).
  */
 static int deliver_publish(struct engine *e, struct engine_conn *c, const struct emsg *m,
 			   const struct delivery *d, uint16_t pid, bool dup)
@@ -127,11 +130,21 @@ static int deliver_publish(struct engine *e, struct engine_conn *c, const struct
 	struct alias_choice alias = {0, false, 0};
 	struct publish_head h;
 	struct frame *tail = m->payload->len ? m->payload : NULL;
+	/* mount_point: the client sees its topics without it (all it
+	 * subscribed to is under it; anything else is not its to see) */
+	const uint8_t *topic = m->topic;
+	size_t topic_len = m->topic_len;
+	if (c->mount_len) {
+		if (topic_len <= c->mount_len || memcmp(topic, c->mount, c->mount_len) != 0)
+			return SEND_NOT_MOUNTED;
+		topic += c->mount_len;
+		topic_len -= c->mount_len;
+	}
 
 	if (!head_cache_get(e, m, shape, &h)) {
 		if (c->out_alias_max) /* v5 clients that accept aliases only */
-			alias = alias_out_choose(c, m->topic, m->topic_len);
-		int rc = publish_head_encode(e, c, m, d, pid, dup, &alias, &h);
+			alias = alias_out_choose(c, topic, topic_len);
+		int rc = publish_head_encode(e, c, m, topic, topic_len, d, pid, dup, &alias, &h);
 		if (rc != SENT)
 			return rc;
 		head_cache_put(e, m, shape, &h);
@@ -141,7 +154,7 @@ static int deliver_publish(struct engine *e, struct engine_conn *c, const struct
 	if (e->io.send(e->io.ctx, c->handle, h.bytes, h.len, tail, d->qos == 0) < 0)
 		return SEND_REFUSED;
 	if (alias.is_new) /* kept only once the packet that teaches it is queued */
-		alias_out_learn(c, &alias, m->topic, m->topic_len);
+		alias_out_learn(c, &alias, topic, topic_len);
 	e->st.bytes_sent += h.total;
 	e->st.msgs_sent++;
 	e->st.publish_sent++;
@@ -158,6 +171,9 @@ static void deliver_refused(struct engine *e, struct session *s, const struct em
 	if (rc == SEND_TOO_LARGE)
 		event_drop(e, s, m, qos, MIDGE_DROP_TOO_LARGE,
 			   "larger than the client's maximum packet size");
+	else if (rc == SEND_NOT_MOUNTED)
+		event_drop(e, s, m, qos, MIDGE_DROP_NOT_AUTHORIZED,
+			   "not under the mount_point of the client's listener");
 	else if (rc == SEND_REFUSED)
 		event_drop(e, s, m, qos, MIDGE_DROP_SLOW_CONSUMER, "output queue over its byte bound");
 }
@@ -187,7 +203,7 @@ static int session_send_inflight(struct engine *e, struct session *s, struct del
 	}
 	uint16_t pid = sl->pid;
 	int rc = deliver_publish(e, s->conn, d->m, d, pid, false);
-	if (rc == SEND_TOO_LARGE) { /* the id was never used on the wire: the next one takes it */
+	if (rc == SEND_TOO_LARGE || rc == SEND_NOT_MOUNTED) { /* the id was never used on the wire: the next one takes it */
 		deliver_refused(e, s, d->m, d->qos, rc);
 		emsg_unref(d->m);
 		return -1;
@@ -327,7 +343,7 @@ static bool drain_unsent(struct engine *e, struct session *s)
 		s->n_unsent--;
 		s->unsent_at++;
 		int rc = deliver_publish(e, c, sl->d.m, &sl->d, sl->pid, true);
-		if (rc == SEND_TOO_LARGE) {
+		if (rc == SEND_TOO_LARGE || rc == SEND_NOT_MOUNTED) {
 			deliver_refused(e, s, sl->d.m, sl->d.qos, rc);
 			flight_remove(e, s, sl);
 		}
@@ -352,6 +368,12 @@ void session_drain(struct engine *e, struct session *s)
 		session_dequeue(e, s, &d);
 		if (emsg_has_expiry(d.m) && d.m->expiry.at <= e->now) {
 			event_drop(e, s, d.m, d.qos, MIDGE_DROP_EXPIRED, "message expired while queued");
+			emsg_unref(d.m);
+			continue;
+		}
+		/* checked when queued; asked again for what changed since (a
+		 * reload, a resume under another user name) */
+		if (!limits_may_receive(e, s, d.m, d.qos)) {
 			emsg_unref(d.m);
 			continue;
 		}
@@ -391,7 +413,7 @@ void session_resend(struct engine *e, struct session *s)
 			sl->unsent = true;
 		} else if (sl->state) {
 			int rc = deliver_publish(e, c, sl->d.m, &sl->d, sl->pid, true);
-			if (rc == SEND_TOO_LARGE) {
+			if (rc == SEND_TOO_LARGE || rc == SEND_NOT_MOUNTED) {
 				deliver_refused(e, s, sl->d.m, sl->d.qos, rc);
 				flight_remove(e, s, sl);
 			} else {

@@ -29,6 +29,7 @@ static const struct engine_config config_defaults = {
 	.max_retained_messages = ENGINE_DEFAULT_MAX_RETAINED,
 	.max_retained_bytes = ENGINE_DEFAULT_MAX_RETAINED_BYTES,
 	.check_payload_format = true,
+	.check_retain_source = true, /* Mosquitto's default */
 	.wildcard_sub_available = true,
 	.sub_id_available = true,
 	.shared_sub_available = true,
@@ -61,6 +62,7 @@ struct engine *engine_new(const struct engine_config *cfg, const struct engine_i
 	if (auth) {
 		e->auth = *auth;
 		e->has_auth = true;
+		e->acl_on = auth->acl != NULL;
 	}
 	e->store = engine_store_none;
 	e->tree = topic_tree_new();
@@ -96,7 +98,18 @@ void engine_free(struct engine *e)
 	free(e->hits);
 	free(e->retained_matches);
 	free(e->scratch);
+	free(e->mount_buf);
 	free(e);
+}
+
+void engine_set_memory_full(struct engine *e, bool full)
+{
+	e->memory_full = full;
+}
+
+void engine_set_acl(struct engine *e, bool on)
+{
+	e->acl_on = on && e->has_auth && e->auth.acl;
 }
 
 void engine_reconfigure(struct engine *e, const struct engine_config *cfg)

@@ -59,6 +59,8 @@ struct engine_config {
 	uint32_t retry_interval_ms;        /* unused for MQTT 5 (retry only on reconnect) */
 	bool upgrade_outgoing_qos;
 	uint32_t message_size_limit;       /* max PUBLISH and will payload, 0 = none */
+	bool check_retain_source;          /* a retained message goes out only while its
+					    * publisher may still publish on its topic */
 };
 
 /*
@@ -110,10 +112,13 @@ struct engine_io {
 	void (*event)(void *ctx, const struct midge_event *ev);
 };
 
+/* What engine_auth.acl is asked (the values of enum midge_acl_access):
+ * PUBLISH a topic (a PUBLISH or a will), SUBSCRIBE a filter (refuse only
+ * when no topic it matches could be received), RECEIVE a topic. */
 enum engine_access {
-	ENGINE_ACCESS_PUBLISH = 1,
-	ENGINE_ACCESS_SUBSCRIBE = 2,
-	ENGINE_ACCESS_RECEIVE = 3,
+	ENGINE_ACCESS_PUBLISH = MIDGE_ACL_PUBLISH,
+	ENGINE_ACCESS_SUBSCRIBE = MIDGE_ACL_SUBSCRIBE,
+	ENGINE_ACCESS_RECEIVE = MIDGE_ACL_RECEIVE,
 };
 
 /* What engine_auth.connect returns when it decides later. */
@@ -161,6 +166,7 @@ struct engine_stats {
 	uint64_t inflight_count;
 	uint64_t stored_count;         /* messages queued for sessions */
 	uint64_t stored_bytes;
+	uint64_t acl_denied;           /* publishes, subscriptions and deliveries refused */
 };
 
 /* auth may be NULL (allow all). cfg and io are copied. NULL on OOM. */
@@ -186,6 +192,15 @@ struct emsg *engine_event_msg(const struct engine *e);
 void engine_msg_hold(void *m);
 void engine_msg_release(void *m);
 void engine_msg_view(const void *m, struct midge_message *v);
+/* Whether engine_auth.acl is asked at all (on by default when it is
+ * set): off, every topic is allowed but for the $ rule, and deliveries
+ * skip the call. */
+void engine_set_acl(struct engine *e, bool on);
+
+/* memory_limit: while full, every PUBLISH and will is refused (QoS > 0:
+ * the acknowledgement says 0x97 in MQTT 5; a will: CONNACK 0x97). The
+ * transport measures and sets it. */
+void engine_set_memory_full(struct engine *e, bool full);
 
 /* Applies new limits (SIGHUP). Existing connections keep what they
  * negotiated. */
@@ -197,6 +212,17 @@ void engine_reconfigure(struct engine *e, const struct engine_config *cfg);
  */
 struct engine_conn *engine_conn_open(struct engine *e, void *handle, const char *peer_addr,
 				     uint16_t peer_port, bool tls, uint64_t now_ms);
+
+/* What the listener c came through decides: its number
+ * (midge_client.listener, for per-listener security), the protocol levels
+ * it accepts (bit 1 << level; 0 = all; others get CONNACK "unsupported
+ * protocol version"), use_username_as_clientid (the user name replaces
+ * the client id; no user name, CONNACK "not authorized") and its
+ * mount_point (NULL or "": none; copied): the client's topics and filters
+ * live under it, and what it receives has it taken off. Call before the
+ * CONNECT arrives. Returns 0 or -1 (OOM). */
+int engine_conn_set_listener(struct engine_conn *c, uint16_t listener, uint8_t versions,
+			     bool username_as_clientid, const char *mount_point);
 
 /* Sets the username from a TLS client certificate
  * (use_identity_as_username); call before the CONNECT arrives. */
@@ -275,6 +301,14 @@ void engine_conn_closed(struct engine *e, struct engine_conn *c, const char *why
  * pending deadline in ms (UINT64_MAX if none).
  */
 uint64_t engine_tick(struct engine *e, uint64_t now_ms);
+
+/*
+ * After the rules changed (a reload): asks keep() about every connected
+ * client; those it refuses get DISCONNECT 0x87 (v5) and are closed (their
+ * wills go out as for any unrequested end). Returns how many.
+ */
+uint32_t engine_recheck(struct engine *e, bool (*keep)(void *ctx, const struct midge_client *cl),
+			void *ctx, uint64_t now_ms);
 
 /* Graceful stop: v5 clients get DISCONNECT 0x8B, every connection is
  * asked to close. */

@@ -100,6 +100,11 @@ struct emsg {
 	 * (retained_set()). kind 0: no expiry. */
 	struct timer_node expiry;
 	uint64_t origin;    /* serial of the publishing session; 0 for the broker */
+	/* a retained message's publisher, for check_retain_source: its user
+	 * name (NULL: anonymous) and listener */
+	char *origin_user;
+	uint32_t origin_user_len;
+	uint16_t origin_listener;
 	struct frame *payload;
 	struct codec_props props; /* forwardable ones; views into data */
 	uint8_t *topic;
@@ -182,6 +187,10 @@ struct session {
 	uint16_t *rel;          /* set of incoming QoS 2 ids awaiting PUBREL (flight.c) */
 	uint64_t queue_bytes;
 	struct timer_node expiry_timer;
+	/* who the session's last connection was (user name, listener): what
+	 * the receive ACL asks about while the session is offline */
+	char *user; /* NULL: anonymous */
+	uint32_t user_len;
 	uint32_t cid_len;
 	uint32_t hash;
 	uint32_t expiry; /* seconds; EXPIRY_NEVER; 0 ends with the connection */
@@ -200,6 +209,7 @@ struct session {
 	uint16_t unsent_at; /* ... none before this position from the oldest */
 	uint8_t flight_cap_log2, rel_cap_log2;
 	uint8_t version;
+	uint16_t listener;
 	bool stored;      /* the store keeps it (expiry not 0): see session_store_save() */
 	struct subscriber subscriber; /* what the topic tree holds for it */
 	char cid[]; /* cid_len bytes and a NUL, in the same allocation */
@@ -267,6 +277,10 @@ struct engine_conn {
 	bool normal_disconnect;      /* normal DISCONNECT: no will */
 	bool expiry_zero;            /* CONNECT had session expiry 0 [MQTT-3.14.2-2] */
 	bool cid_own;                /* info.client_id is our own copy (the session is gone) */
+	bool username_as_clientid;   /* the listener's use_username_as_clientid */
+	uint16_t mount_len;          /* the listener's mount_point, mount[0..mount_len) */
+	char *mount;
+	uint8_t versions;            /* protocol levels the listener accepts (bit 1 << level), 0 = all */
 	char peer[];         /* NUL-terminated, sized to the text: "127.0.0.1" takes 10 bytes, not 46 */
 };
 
@@ -293,6 +307,8 @@ struct engine {
 	struct engine_io io;
 	struct engine_auth auth;
 	bool has_auth;
+	bool acl_on; /* auth.acl is set and asked (engine_set_acl) */
+	bool memory_full; /* memory_limit reached (engine_set_memory_full) */
 	struct engine_store store; /* engine_store_none unless attached */
 	uint64_t now;
 	struct topic_tree *tree;
@@ -319,6 +335,8 @@ struct engine {
 	uint32_t n_retained_matches, cap_retained_matches;
 	uint8_t *scratch;
 	size_t cap_scratch;
+	uint8_t *mount_buf; /* conn_mount()'s result */
+	size_t cap_mount_buf;
 	const struct emsg *fanout; /* the message being routed; its heads may be cached */
 	struct emsg *event_msg;    /* the message of the event io.event is being called with */
 	struct head_cache head_cache;
@@ -334,6 +352,7 @@ int timer_set(struct engine *e, struct timer_node *t, uint64_t at);
 uint32_t engine_hash_bytes(const void *p, size_t n);
 struct session *session_find(struct engine *e, const uint8_t *cid, size_t len);
 void session_client(const struct session *s, struct midge_client *out);
+void session_set_owner(struct session *s, const struct midge_client *cl);
 struct session *session_new(struct engine *e, const uint8_t *cid, size_t len);
 void session_destroy(struct engine *e, struct session *s);
 void session_expire(struct engine *e, struct session *s);
@@ -350,6 +369,7 @@ struct emsg *emsg_new(struct engine *e, const uint8_t *topic, size_t tlen,
 			     const uint8_t *payload, size_t plen, const uint8_t *props,
 			     size_t props_len, uint8_t qos, bool retain, uint64_t origin,
 			     const uint8_t *origin_id, size_t olen, bool will);
+void emsg_set_source(struct emsg *m, const struct midge_client *from);
 char *engine_dup_bytes(const void *p, size_t n);
 uint32_t emsg_remaining_expiry(const struct engine *e, const struct emsg *m);
 
@@ -431,6 +451,8 @@ void connect_held_free(struct engine_conn *c);
 /* limits.c */
 bool limits_acl_allows(struct engine *e, const struct midge_client *cl, const uint8_t *topic,
 		       size_t len, enum engine_access access);
+bool limits_may_receive(struct engine *e, struct session *s, const struct emsg *m, uint8_t qos);
+bool limits_retain_source_ok(struct engine *e, const struct emsg *m);
 bool limits_topic_too_deep(const struct engine *e, const uint8_t *p, size_t n);
 enum limits_verdict {
 	LIMITS_OK = 0,
@@ -439,6 +461,7 @@ enum limits_verdict {
 	LIMITS_SIZE,
 	LIMITS_DEPTH,
 	LIMITS_ACL,
+	LIMITS_MEMORY,
 	LIMITS__COUNT
 };
 struct limits_answer {
@@ -455,6 +478,9 @@ enum limits_verdict limits_check_message(struct engine *e, const struct midge_cl
 /* subscribe.c */
 int subscribe_handle(struct engine *e, struct engine_conn *c, struct codec_packet *p);
 int unsubscribe_handle(struct engine *e, struct engine_conn *c, struct codec_packet *p);
+
+/* conn.c: a topic or filter of c as the broker keeps it (mount_point) */
+int conn_mount(struct engine *e, const struct engine_conn *c, const uint8_t **p, size_t *n);
 
 /* dispatch.c */
 int client_fail(struct engine *e, struct engine_conn *c, uint8_t rc, const char *why);

@@ -8,12 +8,95 @@
 #include <stdlib.h>
 #include <string.h>
 
+/*
+ * The broker's own `$` topics, whatever the auth module says (Mosquitto's
+ * acl__check_dollar): no client publishes on a topic starting with `$SYS`
+ * except `$SYS/broker/connection/+/state` (a bridge reports its state
+ * there), nor on one starting with `$share` (a filter prefix, never a
+ * topic). Byte prefixes, as Mosquitto compares them.
+ */
+static bool limits_dollar_may_publish(const uint8_t *t, size_t n)
+{
+	static const char conn[] = "$SYS/broker/connection/";
+	if (n >= 6 && memcmp(t, "$share", 6) == 0)
+		return false;
+	if (n < 4 || memcmp(t, "$SYS", 4) != 0)
+		return true;
+	size_t cl = sizeof conn - 1;
+	if (n <= cl || memcmp(t, conn, cl) != 0)
+		return false;
+	const uint8_t *slash = memchr(t + cl, '/', n - cl); /* after the one `+` level */
+	return slash && (size_t)(t + n - slash) == 6 && memcmp(slash, "/state", 6) == 0;
+}
+
+/*
+ * Every access decision of the engine: the `$` rule for publishes, then
+ * the auth module's acl callback. A refusal is counted ($SYS) and
+ * reported as an acl.denied event about cl. topic is a topic name, or
+ * the filter of a SUBSCRIBE.
+ */
 bool limits_acl_allows(struct engine *e, const struct midge_client *cl, const uint8_t *topic,
 		       size_t len, enum engine_access access)
 {
-	if (!e->has_auth || !e->auth.acl)
+	const char *why = NULL;
+	if (access == ENGINE_ACCESS_PUBLISH && !limits_dollar_may_publish(topic, len))
+		why = "clients may not publish on $SYS or $share topics";
+	else if (e->acl_on && e->auth.acl(e->auth.ctx, cl, topic, len, access) != 0)
+		why = access == ENGINE_ACCESS_PUBLISH     ? "publish not authorized"
+		      : access == ENGINE_ACCESS_SUBSCRIBE ? "no topic of the filter is readable"
+							  : "receive not authorized";
+	if (!why)
 		return true;
-	return e->auth.acl(e->auth.ctx, cl, topic, len, access) == 0;
+	e->st.acl_denied++;
+	if (e->io.event) {
+		struct midge_event ev;
+		event_init(e, &ev, MIDGE_EV_ACL_DENIED, cl);
+		ev.u.acl.topic.p = (const char *)topic;
+		ev.u.acl.topic.len = len;
+		ev.u.acl.access = (enum midge_acl_access)access;
+		ev.u.acl.why = why;
+		event_emit(e, &ev);
+	}
+	return false;
+}
+
+/*
+ * May the session s receive m? The one question the engine asks before
+ * it hands a message to a receiver (live, queued, retained), so every
+ * path asks it the same way. A refusal is also a message.dropped
+ * (not_authorized) event for s.
+ */
+bool limits_may_receive(struct engine *e, struct session *s, const struct emsg *m, uint8_t qos)
+{
+	if (!e->acl_on)
+		return true;
+	struct midge_client cl;
+	session_client(s, &cl);
+	if (limits_acl_allows(e, &cl, m->topic, m->topic_len, ENGINE_ACCESS_RECEIVE))
+		return true;
+	event_drop(e, s, m, qos, MIDGE_DROP_NOT_AUTHORIZED, "receive denied by ACL");
+	return false;
+}
+
+/*
+ * check_retain_source (Mosquitto's): a retained message from a client is
+ * sent to a new subscriber only while its publisher (client id, user
+ * name, listener, as they were) may still publish on its topic, so a
+ * reload that takes write access away also takes back what was retained
+ * with it. Messages from the broker, or kept without their source, pass.
+ */
+bool limits_retain_source_ok(struct engine *e, const struct emsg *m)
+{
+	if (!e->cfg.check_retain_source || !e->acl_on || !m->origin)
+		return true;
+	struct midge_client src;
+	memset(&src, 0, sizeof src);
+	src.client_id.p = m->origin_id;
+	src.client_id.len = m->origin_len;
+	src.username.p = m->origin_user;
+	src.username.len = m->origin_user_len;
+	src.listener = m->origin_listener;
+	return e->auth.acl(e->auth.ctx, &src, m->topic, m->topic_len, ENGINE_ACCESS_PUBLISH) == 0;
 }
 
 static uint32_t topic_levels(const uint8_t *p, size_t n)
@@ -34,8 +117,8 @@ bool limits_topic_too_deep(const struct engine *e, const uint8_t *p, size_t n)
  * The one check a message passes before midge accepts it, a PUBLISH and a
  * will alike: QoS within max_qos [MQTT-3.2.2-11] [MQTT-3.2.2-12], retain
  * only where available [MQTT-3.2.2-13] [MQTT-3.2.2-14], payload within
- * message_size_limit, topic depth within max_topic_levels, and the publish
- * ACL. Returns the first bound broken, in that order, or LIMITS_OK; the
+ * message_size_limit, topic depth within max_topic_levels, the publish
+ * ACL, and memory_limit. Returns the first bound broken, in that order, or LIMITS_OK; the
  * caller answers as its packet requires (limits_verdict_* below).
  */
 enum limits_verdict limits_check_message(struct engine *e, const struct midge_client *from,
@@ -53,6 +136,8 @@ enum limits_verdict limits_check_message(struct engine *e, const struct midge_cl
 		return LIMITS_DEPTH;
 	if (!limits_acl_allows(e, from, topic, len, ENGINE_ACCESS_PUBLISH))
 		return LIMITS_ACL;
+	if (e->memory_full)
+		return LIMITS_MEMORY;
 	return LIMITS_OK;
 }
 
@@ -70,6 +155,7 @@ const struct limits_answer limits_answer_publish[LIMITS__COUNT] = {
 	[LIMITS_SIZE] = {MQTT_RC_QUOTA_EXCEEDED, false, "payload over message_size_limit"},
 	[LIMITS_DEPTH] = {MQTT_RC_TOPIC_NAME_INVALID, false, "topic has too many levels"},
 	[LIMITS_ACL] = {MQTT_RC_NOT_AUTHORIZED, false, "publish not authorized"},
+	[LIMITS_MEMORY] = {MQTT_RC_QUOTA_EXCEEDED, false, "memory_limit reached"},
 };
 
 const struct limits_answer limits_answer_will[LIMITS__COUNT] = {
@@ -78,6 +164,7 @@ const struct limits_answer limits_answer_will[LIMITS__COUNT] = {
 	[LIMITS_SIZE] = {MQTT_RC_PACKET_TOO_LARGE, true, "will payload over message_size_limit"},
 	[LIMITS_DEPTH] = {MQTT_RC_TOPIC_NAME_INVALID, true, "will topic has too many levels"},
 	[LIMITS_ACL] = {MQTT_RC_NOT_AUTHORIZED, true, "will topic not authorized"},
+	[LIMITS_MEMORY] = {MQTT_RC_QUOTA_EXCEEDED, true, "memory_limit reached"},
 };
 
 /*

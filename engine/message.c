@@ -29,6 +29,7 @@ static void emsg_release(struct emsg *m)
 void emsg_free(struct emsg *m)
 {
 	frame_unref(m->payload);
+	free(m->origin_user);
 	emsg_release(m);
 }
 
@@ -40,6 +41,18 @@ void emsg_unref_cb(void *m)
 size_t emsg_size_cb(const void *m)
 {
 	return emsg_size(m);
+}
+
+/*
+ * Remembers who published m (user name, listener) for check_retain_source:
+ * only retained messages from clients carry it. Without memory for the
+ * name the source stays unknown and the message is not re-checked.
+ */
+void emsg_set_source(struct emsg *m, const struct midge_client *from)
+{
+	m->origin_listener = from->listener;
+	if (from->username.p && (m->origin_user = engine_dup_bytes(from->username.p, from->username.len)))
+		m->origin_user_len = (uint32_t)from->username.len;
 }
 
 /*

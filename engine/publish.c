@@ -195,6 +195,8 @@ int publish_handle(struct engine *e, struct engine_conn *c, struct codec_packet 
 	uint8_t rc = publish_topic(c, pub, &topic, &tlen, &why);
 	if (rc)
 		return client_fail(e, c, rc, why);
+	if (conn_mount(e, c, &topic, &tlen) < 0) /* the listener's mount_point in front */
+		return client_fail(e, c, MQTT_RC_TOPIC_NAME_INVALID, "topic too long under mount_point");
 	if (pub->qos == 2 && rel_has(s, pub->packet_id)) {
 		/* a resent QoS 2 PUBLISH is acknowledged, not delivered again [MQTT-4.3.3-9] */
 		output_ack(e, c, CODEC_PUBREC, pub->packet_id, 0, NULL);
@@ -207,8 +209,9 @@ int publish_handle(struct engine *e, struct engine_conn *c, struct codec_packet 
 		return client_fail(e, c, refusal->rc, refusal->why);
 	if (v5 && pub->qos > 0 && s->n_rel >= c->receive_max) /* [MQTT-3.3.4-9] */
 		return client_fail(e, c, MQTT_RC_RECEIVE_MAX_EXCEEDED, "receive maximum exceeded");
-	enum midge_drop_reason drop = verdict == LIMITS_SIZE ? MIDGE_DROP_TOO_LARGE
-							      : MIDGE_DROP_NOT_AUTHORIZED;
+	enum midge_drop_reason drop = verdict == LIMITS_SIZE     ? MIDGE_DROP_TOO_LARGE
+				      : verdict == LIMITS_MEMORY ? MIDGE_DROP_MEMORY_LIMIT
+								 : MIDGE_DROP_NOT_AUTHORIZED;
 	static const struct limits_answer retained_full = {
 		MQTT_RC_QUOTA_EXCEEDED, false,
 		"retained store full (midge_max_retained_messages / midge_max_retained_bytes)"};
@@ -230,6 +233,8 @@ int publish_handle(struct engine *e, struct engine_conn *c, struct codec_packet 
 				  pub->retain, s->serial, (const uint8_t *)s->cid, s->cid_len, false);
 	if (!m)
 		return client_fail(e, c, MQTT_RC_IMPLEMENTATION_SPECIFIC, "out of memory");
+	if (pub->retain && e->cfg.check_retain_source)
+		emsg_set_source(m, &c->info);
 	if (!refusal && pub->retain && pub->payload.len && e->cfg.retain_available &&
 	    !publish_retain_room(e, m->topic, m->topic_len, emsg_size(m))) {
 		refusal = &retained_full;

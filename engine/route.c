@@ -122,14 +122,8 @@ static void route_to_session(struct engine *e, struct emsg *m, const struct hit 
 	d.n_sub_ids = s->version == CODEC_V5 ? h->n_sub_ids : 0;
 	if (d.n_sub_ids)
 		memcpy(d.sub_ids, h->sub_ids, d.n_sub_ids * sizeof d.sub_ids[0]);
-	if (e->has_auth && e->auth.acl) {
-		struct midge_client cl;
-		session_client(s, &cl);
-		if (!limits_acl_allows(e, &cl, m->topic, m->topic_len, ENGINE_ACCESS_RECEIVE)) {
-			event_drop(e, s, m, d.qos, MIDGE_DROP_NOT_AUTHORIZED, "receive denied by ACL");
-			return;
-		}
-	}
+	if (!limits_may_receive(e, s, m, d.qos))
+		return;
 	session_deliver(e, s, m, &d);
 }
 

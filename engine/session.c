@@ -77,7 +77,24 @@ void session_client(const struct session *s, struct midge_client *out)
 	}
 	out->client_id.p = s->cid;
 	out->client_id.len = s->cid_len;
+	out->username.p = s->user;
+	out->username.len = s->user_len;
 	out->protocol = s->version;
+	out->listener = s->listener;
+}
+
+/* Remembers who connected to s (user name, listener) for the checks
+ * made while it is offline (an allocation failure leaves it anonymous). */
+void session_set_owner(struct session *s, const struct midge_client *cl)
+{
+	free(s->user);
+	s->user = NULL;
+	s->user_len = 0;
+	if (cl->username.p) {
+		s->user = engine_dup_bytes(cl->username.p, cl->username.len);
+		s->user_len = s->user ? (uint32_t)cl->username.len : 0;
+	}
+	s->listener = cl->listener;
 }
 
 /*
@@ -160,6 +177,7 @@ void session_destroy(struct engine *e, struct session *s)
 	e->st.clients_total--;
 	free(s->queue);
 	free(s->rel);
+	free(s->user);
 	free(s);
 }
 

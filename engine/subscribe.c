@@ -125,6 +125,9 @@ static int subscribe_one(struct engine *e, struct engine_conn *c, const struct c
 	const struct engine_config *cfg = &e->cfg;
 	const uint8_t *f = en->filter.p;
 	size_t len = en->filter.len;
+	*fresh = false;
+	if (conn_mount(e, c, &f, &len) < 0) /* the listener's mount_point in front */
+		return c->version == CODEC_V5 ? MQTT_RC_TOPIC_FILTER_INVALID : 0x80;
 	bool shared = subscribe_is_shared(f, len);
 	bool wild = memchr(f, '+', len) || memchr(f, '#', len);
 	int rc;
@@ -199,8 +202,6 @@ static void retained_send(struct engine *e, struct session *s, const uint8_t *f,
 	uint32_t end = e->n_retained_matches;
 	for (uint32_t i = base; i < end; i++) {
 		struct emsg *m = e->retained_matches[i];
-		struct midge_client cl;
-		session_client(s, &cl);
 		if (emsg_has_expiry(m) && m->expiry.at <= e->now) {
 			/* the store is not being walked here: safe to clear */
 			if (retained_set(e, m->topic, m->topic_len, NULL) > 0) {
@@ -209,8 +210,11 @@ static void retained_send(struct engine *e, struct session *s, const uint8_t *f,
 					      "expired");
 			}
 			event_drop(e, s, m, qos, MIDGE_DROP_EXPIRED, "retained message expired");
-		} else if (!limits_acl_allows(e, &cl, m->topic, m->topic_len, ENGINE_ACCESS_RECEIVE)) {
-			event_drop(e, s, m, qos, MIDGE_DROP_NOT_AUTHORIZED, "receive denied by ACL");
+		} else if (!limits_retain_source_ok(e, m)) {
+			event_drop(e, s, m, qos, MIDGE_DROP_NOT_AUTHORIZED,
+				   "retained message's publisher may no longer publish on its topic");
+		} else if (!limits_may_receive(e, s, m, qos)) {
+			/* counted and reported there */
 		} else if (s->conn) {
 			struct delivery d = {0};
 			d.qos = qos;
@@ -286,7 +290,10 @@ int subscribe_handle(struct engine *e, struct engine_conn *c, struct codec_packe
 		uint8_t rh = c->version == CODEC_V5 ? en.retain_handling : 0;
 		if (rh == 2 || (rh == 1 && !fresh[j])) /* [MQTT-3.3.1-10] [MQTT-3.3.1-11] */
 			continue;
-		retained_send(e, c->s, en.filter.p, en.filter.len, codes[j], sub_id);
+		const uint8_t *f = en.filter.p;
+		size_t flen = en.filter.len;
+		if (conn_mount(e, c, &f, &flen) == 0)
+			retained_send(e, c->s, f, flen, codes[j], sub_id);
 		if (!client_is_up(c))
 			break;
 	}
@@ -307,7 +314,12 @@ int unsubscribe_handle(struct engine *e, struct engine_conn *c, struct codec_pac
 	struct codec_buf f;
 	uint32_t pos = 0, i = 0;
 	while (i < n && codec_unsubscribe_next(un, &pos, &f) == 1) {
-		struct sub *x = sub_find(e, s, f.p, f.len);
+		struct codec_buf client_f = f;
+		size_t flen = f.len;
+		if (conn_mount(e, c, &f.p, &flen) < 0)
+			flen = 0; /* cannot be mounted: no such subscription */
+		f.len = (uint32_t)flen;
+		struct sub *x = flen ? sub_find(e, s, f.p, f.len) : NULL;
 		uint8_t rc = MQTT_RC_NO_SUBSCRIPTION_EXISTED;
 		if (x) {
 			topic_tree_unsubscribe(e->tree, f.p, f.len, &s->subscriber);
@@ -323,8 +335,8 @@ int unsubscribe_handle(struct engine *e, struct engine_conn *c, struct codec_pac
 		codes[i++] = rc;
 		struct midge_event ev;
 		event_init(e, &ev, MIDGE_EV_UNSUBSCRIBE, &c->info);
-		ev.u.subscribe.filter.p = (const char *)f.p;
-		ev.u.subscribe.filter.len = f.len;
+		ev.u.subscribe.filter.p = (const char *)client_f.p;
+		ev.u.subscribe.filter.len = client_f.len;
 		ev.u.subscribe.rc = rc;
 		ev.u.subscribe.packet_id = un->packet_id;
 		event_emit(e, &ev);

@@ -18,9 +18,15 @@ uint8_t will_build(struct engine *e, struct engine_conn *c, const struct codec_c
 	*out = NULL;
 	if (!k->will)
 		return 0;
+	const uint8_t *topic = k->will_topic.p;
+	size_t tlen = k->will_topic.len;
+	if (conn_mount(e, c, &topic, &tlen) < 0) { /* the listener's mount_point in front */
+		*why = "will topic too long under mount_point";
+		return MQTT_RC_TOPIC_NAME_INVALID;
+	}
 	enum limits_verdict verdict =
-		limits_check_message(e, &c->info, k->will_topic.p, k->will_topic.len,
-				     k->will_payload.len, k->will_qos, k->will_retain);
+		limits_check_message(e, &c->info, topic, tlen, k->will_payload.len, k->will_qos,
+				     k->will_retain);
 	if (verdict) {
 		*why = limits_answer_will[verdict].why;
 		return limits_answer_will[verdict].rc;
@@ -28,7 +34,7 @@ uint8_t will_build(struct engine *e, struct engine_conn *c, const struct codec_c
 	bool v5 = k->level == CODEC_V5;
 	struct will *w = calloc(1, sizeof *w);
 	if (w)
-		w->m = emsg_new(e, k->will_topic.p, k->will_topic.len, k->will_payload.p,
+		w->m = emsg_new(e, topic, tlen, k->will_payload.p,
 				k->will_payload.len, v5 ? k->will_props.raw.p : NULL,
 				v5 ? k->will_props.raw.len : 0, k->will_qos, k->will_retain, 0, cid,
 				cid_len, true);
@@ -86,6 +92,15 @@ void will_publish(struct engine *e, struct session *s)
 	free(w);
 	struct midge_client cl;
 	session_client(s, &cl);
+	/* allowed at CONNECT; asked again as it goes out (what Mosquitto
+	 * does), for a reload may have taken the topic away since */
+	if (!limits_acl_allows(e, &cl, m->topic, m->topic_len, ENGINE_ACCESS_PUBLISH)) {
+		event_drop(e, s, m, m->qos, MIDGE_DROP_NOT_AUTHORIZED, "will topic no longer authorized");
+		emsg_unref(m);
+		return;
+	}
+	if (m->retain && e->cfg.check_retain_source)
+		emsg_set_source(m, &cl);
 	/* the will's expiry counts from when it is published (emsg_new left
 	 * the deadline unset) */
 	if (emsg_has_expiry(m))

@@ -22,7 +22,7 @@ enum {
 	S_USER,    /* client.username */
 	S_PEER,    /* client.peer_addr (with its NUL) */
 	S_WHY,     /* the event's `why` (with its NUL) */
-	S_VIEW,    /* subscribe.filter or message.to */
+	S_VIEW,    /* subscribe.filter, message.to or acl.topic */
 	S_TOPIC,   /* a copied message (no holder): topic, */
 	S_PAYLOAD, /* payload, */
 	S_PROPS,   /* properties, */
@@ -173,7 +173,8 @@ static uint8_t *queue_reserve(struct hooks_queue *q, size_t n)
 
 /*
  * Where each event type keeps its `why` (a C string) and its view (the
- * subscription filter, or the receiver of a message), as offsets into
+ * subscription filter, the receiver of a message, the topic an ACL
+ * refused), as offsets into
  * struct midge_event; 0 where it has none. Tables, not a switch: put runs
  * for every event the sockets want.
  */
@@ -195,6 +196,7 @@ static const uint8_t why_at[MIDGE_EV__COUNT] = {
 	[MIDGE_EV_WILL] = EV_OFF(u.message.why),
 	[MIDGE_EV_RETAIN_SET] = EV_OFF(u.message.why),
 	[MIDGE_EV_RETAIN_CLEAR] = EV_OFF(u.message.why),
+	[MIDGE_EV_ACL_DENIED] = EV_OFF(u.acl.why),
 };
 static const uint8_t view_at[MIDGE_EV__COUNT] = {
 	[MIDGE_EV_SUBSCRIBE] = EV_OFF(u.subscribe.filter),
@@ -206,6 +208,7 @@ static const uint8_t view_at[MIDGE_EV__COUNT] = {
 	[MIDGE_EV_WILL] = EV_OFF(u.message.to),
 	[MIDGE_EV_RETAIN_SET] = EV_OFF(u.message.to),
 	[MIDGE_EV_RETAIN_CLEAR] = EV_OFF(u.message.to),
+	[MIDGE_EV_ACL_DENIED] = EV_OFF(u.acl.topic),
 };
 
 /* Lengths above what a record may hold are refused (the event is

@@ -252,6 +252,7 @@ const char *hooks_drop_reason_name(enum midge_drop_reason r)
 	case MIDGE_DROP_HOOK_BACKLOG: return "hook_backlog";
 	case MIDGE_DROP_PAYLOAD_FORMAT: return "payload_format_invalid";
 	case MIDGE_DROP_RETAINED_FULL: return "retained_full";
+	case MIDGE_DROP_MEMORY_LIMIT: return "memory_limit";
 	}
 	return NULL;
 }
@@ -460,6 +461,14 @@ static int render_message(struct hooks_buf *b, const struct midge_event *ev)
 	return r || f_cstr(b, "why", ev->u.message.why);
 }
 
+static int render_acl(struct hooks_buf *b, const struct midge_event *ev)
+{
+	static const char *const access[] = {"?", "publish", "subscribe", "receive"};
+	unsigned a = ev->u.acl.access;
+	return f_str(b, "topic", ev->u.acl.topic) || f_cstr(b, "access", access[a < 4 ? a : 0]) ||
+	       f_cstr(b, "why", ev->u.acl.why);
+}
+
 static int render_session(struct hooks_buf *b, const struct midge_event *ev)
 {
 	return f_u64(b, "expiry", ev->u.session.expiry) ||
@@ -498,6 +507,9 @@ int hooks_render_body(struct hooks_buf *b, const struct midge_event *ev, const c
 		r |= render_session(b, ev);
 		break;
 	case MIDGE_EV_PING:
+		break;
+	case MIDGE_EV_ACL_DENIED:
+		r |= render_acl(b, ev);
 		break;
 	default:
 		r |= render_message(b, ev);

@@ -54,6 +54,7 @@ enum midge_event_type {
 	MIDGE_EV_SESSION_EXPIRED = 17, /* session.expired */
 	MIDGE_EV_SESSION_DISCARDED = 18,/* session.discarded: clean start dropped old state */
 	MIDGE_EV_PROTOCOL_ERROR = 19,  /* client.protocol_error: bad input, before the close */
+	MIDGE_EV_ACL_DENIED = 20,      /* acl.denied: a publish, subscribe or receive refused */
 	MIDGE_EV__COUNT
 };
 
@@ -67,6 +68,15 @@ enum midge_drop_reason {
 	MIDGE_DROP_HOOK_BACKLOG = 7,    /* the event publisher's queue was full */
 	MIDGE_DROP_PAYLOAD_FORMAT = 8,  /* v5 payload format indicator 1, payload not UTF-8 */
 	MIDGE_DROP_RETAINED_FULL = 9,   /* a new retained message past the broker-wide bound */
+	MIDGE_DROP_MEMORY_LIMIT = 10,   /* a publish while memory_limit is reached */
+};
+
+/* What an acl.denied event refused (the values of the engine's access
+ * checks). */
+enum midge_acl_access {
+	MIDGE_ACL_PUBLISH = 1,   /* a PUBLISH or a will from the client */
+	MIDGE_ACL_SUBSCRIBE = 2, /* a SUBSCRIBE filter nothing readable matches */
+	MIDGE_ACL_RECEIVE = 3,   /* a message the client is subscribed to */
 };
 
 /* Who an event is about. Fields are empty/0 when not known yet. */
@@ -77,6 +87,7 @@ struct midge_client {
 	uint16_t peer_port;
 	uint8_t protocol;       /* 3, 4, 5; 0 before CONNECT */
 	bool tls;
+	uint16_t listener;      /* the listener it came through: 1, 2, ... in the configuration's order; 0 unknown */
 };
 
 /* A message as published. `props` is the raw MQTT 5 property block
@@ -137,6 +148,11 @@ struct midge_event {
 			uint32_t queued;     /* messages held for the session */
 			const char *why;
 		} session;               /* SESSION_* */
+		struct {
+			struct midge_str topic; /* the topic, or the filter of a SUBSCRIBE */
+			enum midge_acl_access access;
+			const char *why;
+		} acl;                   /* ACL_DENIED */
 	} u;
 };
 

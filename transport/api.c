@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth/passwd.h"
 #include "engine/engine.h"
 #include "hooks/hooks.h"
 #include "midge.h"
@@ -16,6 +15,7 @@
 #include "transport/conn.h"
 #include "transport/iothr.h"
 #include "transport/log.h"
+#include "transport/security.h"
 
 struct midge *midge_new(void)
 {
@@ -38,7 +38,7 @@ void midge_free(struct midge *m)
 	engine_free(m->engine);
 	hooks_free(m->hooks);
 	auth_stop(m);
-	passwd_unref(m->passwd);
+	security_free(m->sec);
 	rbuf_pool_clear(&m->rbufs);
 	outbox_pool_clear(&m->outboxes);
 	sys_clear(m);
@@ -55,8 +55,14 @@ int midge_config_set(struct midge *m, const char *key, const char *value)
 		log_err("%s", msg);
 	else if (rc > 0)
 		log_warn("%s", msg);
-	if (rc >= 0 && m->engine)
-		engine_reconfigure(m->engine, &m->conf.engine);
+	if (rc >= 0 && m->engine) {
+		struct engine_config cfg;
+		glue_engine_config(&m->conf, &cfg);
+		engine_reconfigure(m->engine, &cfg);
+	}
+	/* running: allow_anonymous, password_file, acl_file take effect now */
+	if (rc >= 0 && m->running && broker_security_start(m) < 0)
+		return -1;
 	return rc < 0 ? -1 : 0;
 }
 
@@ -85,8 +91,11 @@ int midge_config_load(struct midge *m, const char *path)
 	m->conf_path = realpath(path, NULL);
 	if (!m->conf_path)
 		m->conf_path = strdup(path);
-	if (m->engine)
-		engine_reconfigure(m->engine, &m->conf.engine);
+	if (m->engine) {
+		struct engine_config cfg;
+		glue_engine_config(&m->conf, &cfg);
+		engine_reconfigure(m->engine, &cfg);
+	}
 	return 0;
 }
 
@@ -151,6 +160,16 @@ void midge_stop(struct midge *m)
 	atomic_store(&m->stop_requested, 1);
 	if (m->loop_ready)
 		uv_async_send(&m->stop_async);
+}
+
+int broker_listener_count(const struct midge *m)
+{
+	return m->conf.n_listeners;
+}
+
+bool broker_allow_anonymous_set(const struct midge *m)
+{
+	return m->conf.allow_anonymous_set;
 }
 
 void broker_set_verbose(struct midge *m, bool on)

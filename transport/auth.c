@@ -26,6 +26,7 @@
 #include "transport/broker.h"
 #include "transport/conn.h"
 #include "transport/log.h"
+#include "transport/security.h"
 #include "transport/tls.h"
 
 /* One password check: what the worker needs, and nothing else. */
@@ -96,8 +97,7 @@ int auth_start(struct midge *m)
 	m->auth_pool = auth_pool_new(threads, queue, auth_wake, auth_check_discard, &m->auth_async);
 	if (!m->auth_pool)
 		return -1;
-	if (m->passwd)
-		log_info("password checks: %u worker thread(s), %u may wait", threads, queue);
+	log_info("password checks: %u worker thread(s), %u may wait", threads, queue);
 	return 0;
 }
 
@@ -131,33 +131,20 @@ static void auth_log_busy(struct midge *m, const struct midge_client *client)
 	}
 }
 
-/* The password database for this client's listener (one for the broker
- * until per-listener settings land). */
-static struct passwd_db *auth_passwd_for(struct midge *m, const struct conn *c)
-{
-	(void)c;
-	return m->passwd;
-}
-
 int auth_connect(void *ctx, const struct midge_client *client, const struct midge_str *username,
 		 const struct midge_str *password)
 {
 	struct midge *m = ctx;
 	struct engine_conn *ec = engine_conn_of(client);
 	struct conn *c = engine_conn_handle(ec);
-	/* The certificate or PSK was the authentication; the user name is
-	 * its identity and the CONNECT's password is not looked at. */
-	if (c && conn_tls_authenticated(c))
-		return 0;
-	struct passwd_db *db = auth_passwd_for(m, c);
-	if (!db)
-		return 0;
-	if (!username || !username->p)
-		return m->conf.engine.allow_anonymous ? 0 : MQTT_RC_NOT_AUTHORIZED;
-	/* No password: refused alike for every user, without hashing, so
-	 * this tells nothing about who exists. */
-	if (!password || !password->p)
-		return MQTT_RC_BAD_USERNAME_OR_PASSWORD;
+	struct passwd_db *db;
+	/* no realm yet (the embedding API before midge_run): nobody is let in */
+	if (!m->sec)
+		return MQTT_RC_NOT_AUTHORIZED;
+	int rc = security_connect(m->sec, client, username, password,
+				  c && conn_tls_authenticated(c), &db);
+	if (rc != SECURITY_CHECK_PASSWORD)
+		return rc;
 	if (!m->auth_pool)
 		return MQTT_RC_SERVER_UNAVAILABLE;
 	struct auth_check *k = malloc(sizeof(*k) + username->len + password->len);

@@ -44,7 +44,7 @@ struct engine;
 struct iothr;
 struct midge_client;
 struct midge_str;
-struct passwd_db;
+struct security_set;
 struct tls_creds;
 struct ws_conf;
 
@@ -71,6 +71,9 @@ struct listener {
 	int max_connections;
 	int count;    /* its connections: a closed listener is freed when the last ends */
 	bool closed;  /* its handle is closed (listeners_close): freed with the last connection */
+	uint8_t versions;           /* accept_protocol_versions (bits), 0 = all */
+	bool username_as_clientid;  /* use_username_as_clientid */
+	char *mount_point;          /* NULL: none */
 	uint16_t port;
 	bool paused; /* out of file descriptors: not polled until accept_pause fires */
 	char addr[INET6_ADDRSTRLEN];
@@ -87,7 +90,7 @@ struct midge {
 	char *conf_path;
 	struct engine *engine;
 	struct hooks *hooks;
-	struct passwd_db *passwd;
+	struct security_set *sec;     /* who may connect and what they may do (security.h) */
 	struct auth_pool *auth_pool;  /* password checks off the loop (auth.c) */
 	uv_async_t auth_async;        /* ... finished ones wake the loop */
 	uint64_t auth_busy_logged_ms; /* refusals "server busy": the last line ... */
@@ -119,9 +122,10 @@ struct midge {
 	uint64_t accept_refused_logged_ms; /* conn_over_limit's last log line ... */
 	uint64_t accept_refused;           /* ... and the refusals since */
 	struct sys_cache sys_load[6];
-	char *sys_last[40];
+	char *sys_last[41];
 	atomic_int stop_requested;
 	bool running, stopping, loop_ready, verbose;
+	bool memory_full; /* memory_limit reached at the last tick */
 };
 
 /* Wall clock in ms (the engine's time). */
@@ -133,6 +137,9 @@ uint32_t broker_rel_ms(const struct midge *m, uint64_t now);
 /* glue.c: creates the engine with the transport's engine_io and auth
  * once. Returns 0 or -1 on OOM. */
 int glue_engine_start(struct midge *m);
+/* glue.c: the engine configuration the transport hands the engine: the
+ * file's, with allow_anonymous left to the security realms. */
+void glue_engine_config(const struct conf *c, struct engine_config *out);
 
 /* auth.c: the worker pool and its wake-up (after the loop is set up),
  * and their end (before the loop's handles close). 0 or -1. */
@@ -165,9 +172,17 @@ int daemon_drop_privileges(struct midge *m);
 /* loop.c: the next loop pass comes without waiting in poll (work was
  * queued from outside a loop callback's settling). */
 void broker_keep_busy(struct midge *m);
+/* loop.c: (re)builds the security realms from m->conf (midge_run, and
+ * midge_config_set while running). Returns 0 or -1 after logging why. */
+int broker_security_start(struct midge *m);
 
 /* -v: every log type, to stderr as well. */
 void broker_set_verbose(struct midge *m, bool on);
+/* main.c's -p: listeners the configuration defines, and whether it set
+ * allow_anonymous. */
+int broker_listener_count(const struct midge *m);
+bool broker_allow_anonymous_set(const struct midge *m);
+
 /* The port of a bound listener (0 if none): for port 0 listeners. */
 uint16_t broker_first_port(const struct midge *m);
 

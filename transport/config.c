@@ -11,6 +11,7 @@
 #include "codec/codec.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,19 +21,46 @@
 
 enum conf_scope { SCOPE_GLOBAL, SCOPE_LISTENER, SCOPE_IGNORED };
 
-/* Mosquitto keys midge accepts but does not implement: one warning each. */
+/* Mosquitto keys midge accepts but does not implement, whose absence
+ * changes nothing a user relies on (or that another issue implements
+ * now): one warning each. A trailing '_' makes a prefix. */
 static const char *const conf_unsupported[] = {
-	"acl_file", "auth_plugin", "auth_opt_", "plugin", "plugin_opt_", "persistence",
-	"persistence_file", "persistence_location", "autosave_interval", "autosave_on_changes",
-	"persistent_client_expiration_", "include_dir", "clientid_prefixes", "auto_id_prefix",
-	"check_retain_source", "memory_limit", "per_listener_settings",
-	"dhparamfile", "mount_point", "use_username_as_clientid", "bind_interface",
-	"websockets_log_level", "log_timestamp_format", "ciphers_tls1.3", "retry_interval",
-	"store_clean_interval", "enable_control_api", "connection", "address", "topic",
-	"remote_username", "remote_password", "remote_clientid", "bridge_protocol_version",
-	"bridge_cafile", "bridge_certfile", "bridge_keyfile", "bridge_insecure", "cleansession",
-	"keepalive_interval", "try_private", "start_type", "restart_timeout", "notifications",
-	"local_clientid", "ocsp_data", "accept_protocol_versions", NULL,
+	"persistence", "persistence_file", "persistence_location", "autosave_interval",
+	"autosave_on_changes", "persistent_client_expiration_", "auto_id_prefix", "dhparamfile",
+	"websockets_log_level", "log_timestamp_format", "retry_interval",
+	"store_clean_interval", "enable_control_api", "ocsp_data", NULL,
+};
+
+/* Mosquitto keys midge refuses (fail closed): ignoring them would weaken
+ * security or lose messages. Each names what midge offers instead. */
+static const struct {
+	const char *key; /* a trailing '_' makes a prefix */
+	const char *why;
+} conf_refused[] = {
+	{"plugin", "midge does not load Mosquitto plugins: it checks passwords with password_file "
+		   "and topics with acl_file (docs/security.md)"},
+	{"auth_plugin", "midge does not load Mosquitto plugins: it checks passwords with "
+			"password_file and topics with acl_file (docs/security.md)"},
+	{"global_plugin", "midge does not load Mosquitto plugins (docs/security.md)"},
+	{"auth_opt_", "is an option of a Mosquitto plugin, which midge does not load: use "
+		      "password_file and acl_file (docs/security.md)"},
+	{"plugin_opt_", "is an option of a Mosquitto plugin, which midge does not load: use "
+			"password_file and acl_file (docs/security.md)"},
+	{"auth_plugin_deny_special_chars", "is an option of Mosquitto plugins, which midge does "
+					   "not load (docs/security.md)"},
+	{"ciphers_tls1.3", "is not read by midge: restrict TLS 1.3 suites with "
+			   "midge_tls_priority (a GnuTLS priority string)"},
+	/* bridges: an issue of their own */
+	{"connection", "bridges are not implemented yet: the messages this bridge would carry "
+		       "would not flow (docs/security.md)"},
+	{"address", NULL}, {"addresses", NULL}, {"topic", NULL}, {"remote_username", NULL},
+	{"remote_password", NULL}, {"remote_clientid", NULL}, {"local_clientid", NULL},
+	{"local_username", NULL}, {"local_password", NULL}, {"bridge_", NULL},
+	{"cleansession", NULL}, {"local_cleansession", NULL}, {"keepalive_interval", NULL},
+	{"try_private", NULL}, {"start_type", NULL}, {"restart_timeout", NULL},
+	{"notifications", NULL}, {"notifications_local_only", NULL}, {"notification_topic", NULL},
+	{"round_robin", NULL}, {"idle_timeout", NULL}, {"threshold", NULL},
+	{NULL, NULL},
 };
 
 static int conf_fail(char *msg, size_t msglen, const char *fmt, ...)
@@ -62,8 +90,14 @@ static void conf_listener_clear(struct conf_listener *l)
 	free(l->unix_path);
 	free(l->http_dir);
 	free(l->ws_path);
+	free(l->tls_where);
+	free(l->bind_interface);
+	free(l->mount_point);
+	free(l->password_file);
+	free(l->acl_file);
 	memset(l, 0, sizeof(*l));
 	l->max_connections = -1;
+	l->allow_anonymous = -1;
 }
 
 void conf_init(struct conf *c)
@@ -74,8 +108,10 @@ void conf_init(struct conf *c)
 	 * localhost), as in Mosquitto 2; midge_config_load() applies the rule
 	 * for files. */
 	c->engine.allow_anonymous = true;
-	for (int i = 0; i < CONF_MAX_LISTENERS; i++)
+	for (int i = 0; i < CONF_MAX_LISTENERS; i++) {
 		c->listeners[i].max_connections = -1;
+		c->listeners[i].allow_anonymous = -1;
+	}
 	c->default_listener = -1;
 	c->max_connections = -1;
 	c->max_pending_connects = CONF_DEFAULT_MAX_PENDING;
@@ -98,6 +134,8 @@ void conf_clear(struct conf *c)
 		conf_listener_clear(&c->listeners[i]);
 	free(c->password_file);
 	free(c->psk_file);
+	free(c->acl_file);
+	free(c->clientid_prefixes);
 	free(c->pid_file);
 	free(c->user);
 	free(c->log_file);
@@ -117,8 +155,10 @@ void conf_take_listeners(struct conf *dst, struct conf *src)
 	dst->n_listeners = src->n_listeners;
 	dst->default_listener = src->default_listener;
 	memset(src->listeners, 0, sizeof(src->listeners));
-	for (int i = 0; i < CONF_MAX_LISTENERS; i++)
+	for (int i = 0; i < CONF_MAX_LISTENERS; i++) {
 		src->listeners[i].max_connections = -1;
+		src->listeners[i].allow_anonymous = -1;
+	}
 	src->n_listeners = 0;
 	src->default_listener = -1;
 }
@@ -279,6 +319,27 @@ static void *conf_field_find(void *base, const struct conf_field *fields, size_t
 	return NULL;
 }
 
+/* accept_protocol_versions: a list of 3, 4 and 5 (MQTT 3.1, 3.1.1, 5),
+ * separated by commas or blanks (Mosquitto 2.1). */
+static int conf_parse_versions(const char *v, uint8_t *out, char *msg, size_t msglen)
+{
+	uint8_t bits = 0;
+	for (const char *p = v; *p; p++) {
+		if (*p == ',' || *p == ' ' || *p == '\t')
+			continue;
+		if ((*p != '3' && *p != '4' && *p != '5') || (p[1] && p[1] != ',' && p[1] != ' '))
+			return conf_fail(msg, msglen,
+					 "accept_protocol_versions needs a list of 3, 4 and 5 (MQTT 3.1, "
+					 "3.1.1, 5.0), not '%s'",
+					 v);
+		bits |= (uint8_t)(1u << (*p - '0'));
+	}
+	if (!bits)
+		return conf_fail(msg, msglen, "accept_protocol_versions needs at least one version");
+	*out = bits;
+	return 0;
+}
+
 static int conf_set_listener_key(struct conf *c, const char *key, const char *v, char *msg,
 				 size_t msglen)
 {
@@ -298,9 +359,39 @@ static int conf_set_listener_key(struct conf *c, const char *key, const char *v,
 		{"http_dir", offsetof(struct conf_listener, http_dir)},
 		{"midge_websockets_path", offsetof(struct conf_listener, ws_path)},
 	};
+	/* keys that only mean something on a listener with TLS of its own:
+	 * conf_check() refuses them on one without a certificate (or PSK).
+	 * require_certificate and use_identity_as_username may also be
+	 * vouched for by a PROXY v2 header: conf_listener_check() decides. */
+	static const char *const tls_keys[] = {
+		"cafile", "capath", "ciphers", "midge_tls_priority", "crlfile", "tls_version", NULL,
+	};
+	bool tls_key = strcmp(key, "use_subject_as_username") == 0 && strcmp(v, "true") == 0;
+	for (int i = 0; tls_keys[i] && !tls_key; i++)
+		tls_key = strcmp(key, tls_keys[i]) == 0;
+	if (tls_key && !l->tls_where) {
+		char w[400];
+		snprintf(w, sizeof w, "%s: %s", c->where ? c->where : "midge_config_set", key);
+		if (conf_set_str(&l->tls_where, w) < 0)
+			return conf_fail(msg, msglen, "out of memory");
+	}
 	char **str = conf_field_find(l, strings, sizeof(strings) / sizeof(strings[0]), key);
 	if (str)
 		return conf_set_str(str, v);
+	if (strcmp(key, "bind_interface") == 0) {
+		if (!*v || strlen(v) >= 16)
+			return conf_fail(msg, msglen, "bind_interface needs an interface name, not '%s'", v);
+		return conf_set_str(&l->bind_interface, v);
+	}
+	if (strcmp(key, "accept_protocol_versions") == 0)
+		return conf_parse_versions(v, &l->protocol_versions, msg, msglen);
+	if (strcmp(key, "mount_point") == 0) {
+		/* a prefix of topics: no wildcard, at most 65535 bytes with the topic */
+		if (!*v || strpbrk(v, "+#") || strlen(v) > 65535)
+			return conf_fail(msg, msglen, "mount_point needs a topic prefix without + or #, "
+					 "not '%s'", v);
+		return conf_set_str(&l->mount_point, v);
+	}
 	if (strcmp(key, "tls_version") == 0) {
 		if (strcmp(v, "tlsv1.2") != 0 && strcmp(v, "tlsv1.3") != 0)
 			return conf_fail(msg, msglen,
@@ -313,6 +404,7 @@ static int conf_set_listener_key(struct conf *c, const char *key, const char *v,
 		     : strcmp(key, "use_identity_as_username") == 0 ? &l->use_identity_as_username
 		     : strcmp(key, "use_subject_as_username") == 0  ? &l->use_subject_as_username
 		     : strcmp(key, "proxy_protocol_v2_require_tls") == 0 ? &l->proxy_require_tls
+		     : strcmp(key, "use_username_as_clientid") == 0 ? &l->use_username_as_clientid
 								    : NULL;
 	if (flag) {
 		if (conf_parse_bool(v, flag) < 0)
@@ -369,7 +461,8 @@ static bool conf_is_listener_key(const char *key)
 		"tls_version", "require_certificate", "use_identity_as_username",
 		"use_subject_as_username", "crlfile", "psk_hint",
 		"max_connections", "protocol", "socket_domain", "http_dir", "midge_websockets_path",
-		"enable_proxy_protocol", "proxy_protocol_v2_require_tls", NULL,
+		"enable_proxy_protocol", "proxy_protocol_v2_require_tls", "bind_interface",
+		"use_username_as_clientid", "accept_protocol_versions", "mount_point", NULL,
 	};
 	for (int i = 0; keys[i]; i++)
 		if (strcmp(key, keys[i]) == 0)
@@ -403,6 +496,7 @@ static int conf_set_number(struct conf *c, const char *key, const char *v, char 
 		{"websockets_headers_size", 1u << 20},
 		{"midge_hooks_queue_bytes", (uint64_t)1 << 40}, {"midge_hooks_max_prefixes", INT32_MAX},
 		{"midge_hooks_nice", 19},
+		{"memory_limit", UINT64_MAX},
 	};
 	size_t i;
 	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
@@ -463,6 +557,7 @@ static int conf_set_number(struct conf *c, const char *key, const char *v, char 
 	case 26: c->hooks_queue_bytes = n; break;
 	case 27: c->hooks_max_prefixes = (uint32_t)n; break;
 	case 28: c->hooks_nice = (int)n; break;
+	case 29: c->memory_limit = n; break;
 	}
 	return 0;
 }
@@ -471,7 +566,6 @@ static int conf_set_bool(struct conf *c, const char *key, const char *v, char *m
 			 size_t msglen, int *handled)
 {
 	static const struct conf_field keys[] = { /* bool in struct conf */
-		{"allow_anonymous", offsetof(struct conf, engine.allow_anonymous)},
 		{"queue_qos0_messages", offsetof(struct conf, engine.queue_qos0_messages)},
 		{"retain_available", offsetof(struct conf, engine.retain_available)},
 		{"allow_zero_length_clientid", offsetof(struct conf, engine.allow_zero_length_clientid)},
@@ -482,10 +576,9 @@ static int conf_set_bool(struct conf *c, const char *key, const char *v, char *m
 		{"midge_subscription_identifiers", offsetof(struct conf, engine.sub_id_available)},
 		{"midge_shared_subscriptions", offsetof(struct conf, engine.shared_sub_available)},
 		{"midge_check_payload_format", offsetof(struct conf, engine.check_payload_format)},
+		{"check_retain_source", offsetof(struct conf, engine.check_retain_source)},
 	};
 	bool *dst = conf_field_find(c, keys, sizeof(keys) / sizeof(keys[0]), key);
-	if (dst == &c->engine.allow_anonymous)
-		c->allow_anonymous_set = true;
 	if (!dst) {
 		*handled = 0;
 		return 0;
@@ -493,6 +586,94 @@ static int conf_set_bool(struct conf *c, const char *key, const char *v, char *m
 	*handled = 1;
 	if (conf_parse_bool(v, dst) < 0)
 		return conf_fail(msg, msglen, "%s needs true or false, not '%s'", key, v ? v : "");
+	return 0;
+}
+
+/*
+ * The security keys, where Mosquitto puts them: allow_anonymous,
+ * password_file and acl_file are global, or with per_listener_settings
+ * true the open listener's (the default listener's before any `listener`
+ * line). per_listener_settings must come before them, as Mosquitto
+ * requires. *handled says whether key was one of them.
+ */
+static int conf_set_security(struct conf *c, const char *key, const char *v, char *msg,
+			     size_t msglen, int *handled)
+{
+	bool anon = strcmp(key, "allow_anonymous") == 0;
+	bool pw = strcmp(key, "password_file") == 0, acl = strcmp(key, "acl_file") == 0;
+	*handled = 1;
+	if (strcmp(key, "per_listener_settings") == 0) {
+		bool b;
+		if (conf_parse_bool(v, &b) < 0)
+			return conf_fail(msg, msglen, "per_listener_settings needs true or false, not '%s'", v);
+		if (b && c->security_seen)
+			return conf_fail(msg, msglen,
+					 "per_listener_settings must be set before any other security "
+					 "setting (allow_anonymous, password_file, acl_file), as in Mosquitto");
+		c->per_listener_settings = b;
+		return 0;
+	}
+	if (strcmp(key, "allow_zero_length_clientid") == 0) {
+		c->security_seen = true;
+		if (c->per_listener_settings)
+			return conf_fail(msg, msglen,
+					 "allow_zero_length_clientid applies to every listener in midge, not "
+					 "to one: with per_listener_settings true, leave it out");
+		*handled = 0; /* an engine flag: conf_set_bool() */
+		return 0;
+	}
+	if (!anon && !pw && !acl) {
+		*handled = 0;
+		return 0;
+	}
+	c->security_seen = true;
+	if ((pw || acl) && !*v)
+		return conf_fail(msg, msglen, "%s needs a path", key);
+	if (!c->per_listener_settings) {
+		if (anon) {
+			c->allow_anonymous_set = true;
+			if (conf_parse_bool(v, &c->engine.allow_anonymous) < 0)
+				return conf_fail(msg, msglen, "allow_anonymous needs true or false, not '%s'", v);
+			return 0;
+		}
+		return conf_set_str(pw ? &c->password_file : &c->acl_file, v);
+	}
+	struct conf_listener *l = c->listener_open	  ? &c->listeners[c->n_listeners - 1]
+				  : c->default_listener >= 0 ? &c->listeners[c->default_listener]
+							     : NULL;
+	if (!l)
+		return conf_fail(msg, msglen,
+				 "with per_listener_settings true, %s belongs to a listener: put it "
+				 "after the `listener` line it is for",
+				 key);
+	if (anon) {
+		bool b;
+		if (conf_parse_bool(v, &b) < 0)
+			return conf_fail(msg, msglen, "allow_anonymous needs true or false, not '%s'", v);
+		l->allow_anonymous = b;
+		return 0;
+	}
+	return conf_set_str(pw ? &l->password_file : &l->acl_file, v);
+}
+
+/* A key midge refuses (fail closed): -1 with the reason, or 0 when key is
+ * not one. */
+static int conf_set_refused(struct conf *c, const char *key, char *msg, size_t msglen)
+{
+	const char *why = NULL;
+	for (int i = 0; conf_refused[i].key; i++) {
+		const char *k = conf_refused[i].key;
+		size_t n = strlen(k);
+		bool prefix = k[n - 1] == '_';
+		if (conf_refused[i].why)
+			why = conf_refused[i].why; /* a NULL reason repeats the one above */
+		if (prefix ? strncmp(key, k, n) == 0 : strcmp(key, k) == 0) {
+			if (strstr(k, "plugin") || strncmp(k, "auth_", 5) == 0)
+				c->security_seen = true;
+			return conf_fail(msg, msglen, "'%s' %s%s", key,
+					 why[0] == 'i' && why[1] == 's' ? "" : "refused: ", why);
+		}
+	}
 	return 0;
 }
 
@@ -567,8 +748,8 @@ static int conf_set_hooks_endpoint(struct conf *c, const char *v, char *msg, siz
 static int conf_set_string(struct conf *c, const char *key, const char *v, int *handled)
 {
 	static const struct conf_field keys[] = { /* char * in struct conf */
-		{"password_file", offsetof(struct conf, password_file)},
 		{"psk_file", offsetof(struct conf, psk_file)},
+		{"clientid_prefixes", offsetof(struct conf, clientid_prefixes)},
 		{"pid_file", offsetof(struct conf, pid_file)},
 		{"user", offsetof(struct conf, user)},
 		{"midge_node_name", offsetof(struct conf, node_name)},
@@ -590,8 +771,6 @@ static int conf_set_unsupported(const char *key, const char *v, char *msg, size_
 		if (prefix ? strncmp(key, conf_unsupported[i], n) == 0
 			   : strcmp(key, conf_unsupported[i]) == 0) {
 			if (strcmp(key, "persistence") == 0 && strcmp(v, "false") == 0)
-				return 0;
-			if (strcmp(key, "per_listener_settings") == 0 && strcmp(v, "false") == 0)
 				return 0;
 			snprintf(msg, msglen,
 				 "'%s' is a Mosquitto option midge does not support yet; ignored", key);
@@ -649,6 +828,9 @@ int conf_set(struct conf *c, const char *key, const char *value, char *msg, size
 	if (conf_is_listener_key(key))
 		return conf_set_listener_key(c, key, v, msg, msglen);
 
+	rc = conf_set_security(c, key, v, msg, msglen, &handled);
+	if (handled)
+		return rc;
 	rc = conf_set_number(c, key, v, msg, msglen, &handled);
 	if (handled)
 		return rc;
@@ -689,18 +871,80 @@ int conf_set(struct conf *c, const char *key, const char *value, char *msg, size
 					 v);
 		return 0;
 	}
+	if (strcmp(key, "include_dir") == 0)
+		return conf_fail(msg, msglen, "include_dir is read from a configuration file only");
+	if (conf_set_refused(c, key, msg, msglen) < 0)
+		return -1;
 	rc = conf_set_unsupported(key, v, msg, msglen);
 	if (rc >= 0)
 		return rc;
 	return conf_fail(msg, msglen, "unknown option '%s'", key);
 }
 
-int conf_load(struct conf *c, const char *path, conf_warn_cb warn_cb, void *user, char *err,
-	      size_t errlen)
+static int conf_load_file(struct conf *c, const char *path, conf_warn_cb warn_cb, void *user,
+			  char *err, size_t errlen);
+
+static int conf_name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* include_dir DIR: every file of DIR ending in .conf, in byte order of
+ * their names, as Mosquitto reads them. At most CONF_MAX_INCLUDE files,
+ * nested include_dir at most CONF_MAX_INCLUDE_DEPTH deep. */
+#define CONF_MAX_INCLUDE 1024
+#define CONF_MAX_INCLUDE_DEPTH 4
+static int conf_include_dir(struct conf *c, const char *dir, conf_warn_cb warn_cb, void *user,
+			    char *err, size_t errlen)
+{
+	char *names[CONF_MAX_INCLUDE];
+	int n = 0, rc = 0;
+	if (c->include_depth >= CONF_MAX_INCLUDE_DEPTH) {
+		snprintf(err, errlen, "include_dir nested more than %d deep", CONF_MAX_INCLUDE_DEPTH);
+		return -1;
+	}
+	DIR *d = opendir(dir);
+	if (!d) {
+		snprintf(err, errlen, "include_dir %s: cannot open: %s", dir, strerror(errno));
+		return -1;
+	}
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		size_t len = strlen(de->d_name);
+		if (len <= 5 || strcmp(de->d_name + len - 5, ".conf") != 0)
+			continue;
+		if (n == CONF_MAX_INCLUDE) {
+			snprintf(err, errlen, "include_dir %s: more than %d .conf files", dir,
+				 CONF_MAX_INCLUDE);
+			rc = -1;
+			break;
+		}
+		size_t need = strlen(dir) + len + 2;
+		if (!(names[n] = malloc(need))) {
+			snprintf(err, errlen, "out of memory");
+			rc = -1;
+			break;
+		}
+		snprintf(names[n++], need, "%s/%s", dir, de->d_name);
+	}
+	closedir(d);
+	qsort(names, (size_t)n, sizeof names[0], conf_name_cmp);
+	c->include_depth++;
+	for (int i = 0; i < n && rc == 0; i++)
+		rc = conf_load_file(c, names[i], warn_cb, user, err, errlen);
+	c->include_depth--;
+	for (int i = 0; i < n; i++)
+		free(names[i]);
+	return rc;
+}
+
+static int conf_load_file(struct conf *c, const char *path, conf_warn_cb warn_cb, void *user,
+			  char *err, size_t errlen)
 {
 	FILE *f = fopen(path, "r");
 	char line[4096];
 	char msg[512];
+	char where[300];
 	int lineno = 0;
 	int rc = 0;
 	if (!f) {
@@ -729,15 +973,27 @@ int conf_load(struct conf *c, const char *path, conf_warn_cb warn_cb, void *user
 			*p++ = '\0';
 		while (isspace((unsigned char)*p))
 			p++;
+		snprintf(where, sizeof where, "%s:%d", path, lineno);
+		if (strcmp(key, "include_dir") == 0) {
+			char e[400];
+			if (!*p || conf_include_dir(c, p, warn_cb, user, e, sizeof e) < 0) {
+				snprintf(err, errlen, "%s: %s", where, *p ? e : "include_dir needs a directory");
+				rc = -1;
+				break;
+			}
+			continue;
+		}
+		c->where = where;
 		int r = conf_set(c, key, p, msg, sizeof(msg));
+		c->where = NULL;
 		if (r < 0) {
-			snprintf(err, errlen, "%s:%d: %s", path, lineno, msg);
+			snprintf(err, errlen, "%s: %s", where, msg);
 			rc = -1;
 			break;
 		}
 		if (r > 0 && warn_cb) {
-			char w[640];
-			snprintf(w, sizeof(w), "%s:%d: %s", path, lineno, msg);
+			char w[840];
+			snprintf(w, sizeof(w), "%s: %s", where, msg);
 			warn_cb(user, w);
 		}
 		if (strcmp(key, "listener") == 0)
@@ -753,4 +1009,34 @@ int conf_load(struct conf *c, const char *path, conf_warn_cb warn_cb, void *user
 		}
 	}
 	return rc;
+}
+
+int conf_load(struct conf *c, const char *path, conf_warn_cb warn_cb, void *user, char *err,
+	      size_t errlen)
+{
+	if (conf_load_file(c, path, warn_cb, user, err, errlen) < 0)
+		return -1;
+	return conf_check(c, err, errlen);
+}
+
+int conf_check(const struct conf *c, char *err, size_t errlen)
+{
+	for (int i = 0; i < c->n_listeners; i++) {
+		const struct conf_listener *l = &c->listeners[i];
+		if ((l->certfile != NULL) != (l->keyfile != NULL)) {
+			snprintf(err, errlen,
+				 "listener on port %u has %s without %s: a TLS listener needs both",
+				 l->port, l->certfile ? "certfile" : "keyfile",
+				 l->certfile ? "keyfile" : "certfile");
+			return -1;
+		}
+		if (l->tls_where && !l->certfile && !l->psk_hint) {
+			snprintf(err, errlen,
+				 "%s needs TLS, but the listener on port %u has no certfile and keyfile: "
+				 "it would accept plain TCP; add them, or remove the TLS keys",
+				 l->tls_where, l->port);
+			return -1;
+		}
+	}
+	return 0;
 }

@@ -3,10 +3,14 @@
  * engine's limits, listeners, logging, hooks.
  *
  * A struct conf is filled by conf_set() one "key value" line at a time
- * (conf_load() reads a file through it). Keys that Mosquitto has and midge
- * does not implement yet are accepted with a warning; unknown keys and bad
- * values are errors carrying a message. Strings are owned by the struct
- * and freed by conf_clear().
+ * (conf_load() reads a file through it, and the files of include_dir).
+ * Fail closed: a Mosquitto key midge cannot honour and whose absence would
+ * weaken security or durability is an error naming what midge offers
+ * instead; Mosquitto keys that change nothing a user relies on are
+ * accepted with a warning; unknown keys and bad values are errors.
+ * conf_check() then refuses what only the whole file shows (TLS keys on a
+ * listener without a certificate). Strings are owned by the struct and
+ * freed by conf_clear().
  */
 #ifndef MIDGE_TRANSPORT_CONFIG_H
 #define MIDGE_TRANSPORT_CONFIG_H
@@ -63,6 +67,15 @@ struct conf_listener {
 	int proxy_protocol;         /* enable_proxy_protocol: 0 none, 1 or 2 */
 	bool proxy_require_tls;     /* proxy_protocol_v2_require_tls */
 	int line;                   /* of its `listener` line in the file (0: none) */
+	char *tls_where;            /* "file:line key" of its first TLS key: checked by conf_check() */
+	char *bind_interface;       /* SO_BINDTODEVICE */
+	char *mount_point;          /* topics of its clients live under it */
+	bool use_username_as_clientid;
+	uint8_t protocol_versions;  /* accept_protocol_versions: bit 1 << level (3, 4, 5); 0 = all */
+	/* per_listener_settings true: this listener's security (Mosquitto's meaning) */
+	int allow_anonymous;        /* -1: not set */
+	char *password_file;
+	char *acl_file;
 };
 
 /* Sockets accepted and still waiting for CONNECT (or its TLS handshake),
@@ -85,6 +98,10 @@ struct conf {
 	int default_listener;
 	bool listener_open;         /* a `listener` line was seen: keys go to the last one */
 	bool allow_anonymous_set;   /* allow_anonymous appeared (else Mosquitto 2's rule) */
+	bool per_listener_settings; /* allow_anonymous, password_file, acl_file per listener */
+	bool security_seen;         /* a security key appeared: per_listener_settings comes first */
+	const char *where;          /* conf_load's "file:line" while a line is applied, else NULL */
+	int include_depth;
 
 	int max_connections;        /* global, -1 unlimited */
 	int max_pending_connects;   /* sockets waiting for CONNECT, 0 = no bound */
@@ -94,10 +111,13 @@ struct conf {
 	uint32_t tls_handshake_timeout; /* unused separately: counted in connect_timeout */
 	uint64_t max_output_bytes;  /* per connection, droppable sends refused past it */
 	uint32_t ws_headers_size;   /* websockets_headers_size: bound of a request head */
-	char *password_file;
 	char *psk_file;             /* identity:hexkey lines for psk_hint listeners */
 	unsigned auth_threads;      /* midge_auth_threads: password-check workers, 0 = from the cores */
 	unsigned auth_queue;        /* midge_auth_queue: checks that may wait, 0 = 64 per worker */
+	uint64_t memory_limit;      /* bytes of heap in use past which publishes are refused, 0 = none */
+	char *password_file;
+	char *acl_file;
+	char *clientid_prefixes;    /* only client ids starting with it may connect */
 	char *pid_file;
 	char *user;
 	unsigned log_types;
@@ -140,6 +160,11 @@ int conf_set(struct conf *c, const char *key, const char *value, char *msg, size
 typedef void (*conf_warn_cb)(void *user, const char *text);
 int conf_load(struct conf *c, const char *path, conf_warn_cb warn_cb, void *user, char *err,
 	      size_t errlen);
+
+/* What only the whole configuration shows: TLS keys on a listener without
+ * certfile and keyfile, per-listener settings without a listener.
+ * Returns 0, or -1 with "file:line: why" in err. conf_load() calls it. */
+int conf_check(const struct conf *c, char *err, size_t errlen);
 
 /* Moves src's listeners into dst (whose own listeners are freed): a
  * reload keeps the listeners the broker has bound. */

@@ -767,6 +767,10 @@ void conn_accept(struct listener *l, int fd, const struct sockaddr_storage *ss)
 	c->ec = engine_conn_open(m->engine, c, conn_addr(c, addr), c->port, l->creds != NULL, now);
 	if (!c->ec)
 		goto fail;
+	/* the listener's number is its place in the configuration it was bound from */
+	if (engine_conn_set_listener(c->ec, (uint16_t)(l->index + 1), l->versions,
+				     l->username_as_clientid, l->mount_point) < 0)
+		goto fail;
 	struct ioq_rec r = {.op = IO_ADOPT, .conn = c, .len = (uint32_t)fd};
 	if (iothr_post(io, &r) < 0)
 		goto fail;

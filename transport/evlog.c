@@ -114,6 +114,17 @@ void evlog_event(const struct conf *conf, const struct midge_event *ev)
 			  ev->u.message.why ? ev->u.message.why : "");
 		break;
 	}
+	case MIDGE_EV_ACL_DENIED: {
+		static const char *const access[] = {"?", "publish on", "subscribe to", "receive"};
+		unsigned a = ev->u.acl.access < 4 ? ev->u.acl.access : 0;
+		log_debug("client %s%s%.*s%s denied: %s '%.*s' (%s)", who,
+			  cl && cl->username.p ? " user '" : "",
+			  cl && cl->username.p ? (int)(cl->username.len > 128 ? 128 : cl->username.len) : 0,
+			  cl && cl->username.p ? cl->username.p : "", cl && cl->username.p ? "'" : "",
+			  access[a], (int)(ev->u.acl.topic.len > 512 ? 512 : ev->u.acl.topic.len),
+			  ev->u.acl.topic.p, ev->u.acl.why ? ev->u.acl.why : "");
+		break;
+	}
 	default:
 		log_debug("event %s from %s", midge_event_name(ev->type) ? midge_event_name(ev->type) : "?", who);
 		break;

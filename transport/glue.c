@@ -1,7 +1,9 @@
 /*
  * glue.c - what the engine sees of the transport: the engine_io it calls
- * (send and close on a connection, events to hooks and the log), and the
- * authentication callbacks of auth.c.
+ * (send and close on a connection, events to hooks and the log) and the
+ * auth decisions the transport answers: who may connect (auth.c, with the
+ * realms of security.h: password file per listener or not, checked on the
+ * worker pool) and what they may do (security.h: acl_file).
  */
 #include "codec/codec.h"
 #include "engine/engine.h"
@@ -9,6 +11,7 @@
 #include "midge.h"
 #include "transport/broker.h"
 #include "transport/conn.h"
+#include "transport/security.h"
 
 /* engine_io.send: the head is copied, the tail referenced (conn_send). */
 static int io_send(void *ctx, void *handle, const uint8_t *head, size_t head_len,
@@ -33,14 +36,32 @@ static void io_event(void *ctx, const struct midge_event *ev)
 	evlog_event(&m->conf, ev);
 }
 
+static int auth_acl(void *ctx, const struct midge_client *client, const uint8_t *topic, size_t len,
+		    enum engine_access access)
+{
+	struct midge *m = ctx;
+	return m->sec ? security_acl(m->sec, client, topic, len, access) : MQTT_RC_NOT_AUTHORIZED;
+}
+
+void glue_engine_config(const struct conf *c, struct engine_config *out)
+{
+	*out = c->engine;
+	/* the realms decide, per listener with per_listener_settings */
+	out->allow_anonymous = true;
+}
+
 int glue_engine_start(struct midge *m)
 {
 	if (m->engine)
 		return 0;
 	struct engine_io io = {.ctx = m, .send = io_send, .close = io_close, .event = io_event};
-	struct engine_auth auth = {
-		.ctx = m, .connect = auth_connect, .acl = NULL, .connect_cancel = auth_connect_cancel};
-	m->engine = engine_new(&m->conf.engine, &io, &auth);
+	struct engine_auth auth = {.ctx = m,
+				   .connect = auth_connect,
+				   .acl = auth_acl,
+				   .connect_cancel = auth_connect_cancel};
+	struct engine_config cfg;
+	glue_engine_config(&m->conf, &cfg);
+	m->engine = engine_new(&cfg, &io, &auth);
 	return m->engine ? 0 : -1;
 }
 

@@ -110,8 +110,9 @@ static void listener_on_poll(uv_poll_t *h, int status, int events)
 
 /* A listening socket on sa, TCP_NODELAY set so that every accepted
  * socket inherits it (Linux copies it: one setsockopt less per
- * connection). Returns the socket or -errno. */
-static int listener_socket(const struct sockaddr *sa)
+ * connection), bound to the network interface iface when it is not NULL
+ * (bind_interface: SO_BINDTODEVICE). Returns the socket or -errno. */
+static int listener_socket(const struct sockaddr *sa, const char *iface)
 {
 	int one = 1;
 	bool inet = sa->sa_family != AF_UNIX;
@@ -127,6 +128,18 @@ static int listener_socket(const struct sockaddr *sa)
 #endif
 	if (fd < 0)
 		return -errno;
+#ifdef SO_BINDTODEVICE
+	if (iface && setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, iface, (socklen_t)strlen(iface) + 1) < 0) {
+		int err = errno;
+		close(fd);
+		return -err;
+	}
+#else
+	if (iface) {
+		close(fd);
+		return -ENOTSUP; /* no way to honour bind_interface: refuse */
+	}
+#endif
 	int rc = 0;
 	if (inet) {
 		rc = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
@@ -175,11 +188,19 @@ static int listener_bind(struct midge *m, int index, const struct sockaddr *sa,
 	 * client's certificate; with TLS of our own, GnuTLS does. */
 	l->proxy_require_cert = cl->proxy_protocol == 2 && !ly->creds && cl->require_certificate;
 	l->proxy_identity = cl->proxy_protocol == 2 && !ly->creds && cl->use_identity_as_username;
+	l->versions = cl->protocol_versions;
+	l->username_as_clientid = cl->use_username_as_clientid;
+	if (cl->mount_point && !(l->mount_point = strdup(cl->mount_point))) {
+		free(l->unix_path);
+		free(l);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
 	if (sa->sa_family == AF_INET6)
 		uv_ip6_name((const struct sockaddr_in6 *)sa, l->addr, sizeof(l->addr));
 	else if (sa->sa_family == AF_INET)
 		uv_ip4_name((const struct sockaddr_in *)sa, l->addr, sizeof(l->addr));
-	int rc = l->fd = listener_socket(sa);
+	int rc = l->fd = listener_socket(sa, cl->bind_interface);
 	if (rc >= 0) {
 		rc = uv_poll_init(&m->loop, &l->poll, l->fd);
 		if (rc < 0)
@@ -199,9 +220,11 @@ static int listener_bind(struct midge *m, int index, const struct sockaddr *sa,
 			snprintf(err, errlen, "cannot listen on Unix socket %s: %s", l->unix_path,
 				 uv_strerror(rc));
 		else
-			snprintf(err, errlen, "cannot listen on %s port %u: %s", l->addr, cl->port,
-				 uv_strerror(rc));
+			snprintf(err, errlen, "cannot listen on %s port %u%s%s: %s", l->addr, cl->port,
+				 cl->bind_interface ? " on interface " : "",
+				 cl->bind_interface ? cl->bind_interface : "", uv_strerror(rc));
 		free(l->unix_path);
+		free(l->mount_point);
 		free(l);
 		return -1;
 	}
@@ -323,6 +346,7 @@ void listener_free(struct listener *l)
 {
 	/* a Unix socket's path is the address its connections log */
 	free(l->unix_path);
+	free(l->mount_point);
 	free(l);
 }
 

@@ -73,16 +73,82 @@ static int log_syslog_priority(unsigned type)
 	}
 }
 
+/* The length of the valid UTF-8 sequence at s[0..n) (a multi-byte one:
+ * s[0] >= 0x80), or 0. Overlong forms, surrogates and code points past
+ * U+10FFFF are not valid. */
+static size_t log_utf8_len(const unsigned char *s, size_t n)
+{
+	size_t len = s[0] >= 0xF0 ? 4 : s[0] >= 0xE0 ? 3 : s[0] >= 0xC2 ? 2 : 0;
+	if (!len || len > n || s[0] > 0xF4)
+		return 0;
+	for (size_t i = 1; i < len; i++)
+		if ((s[i] & 0xC0) != 0x80)
+			return 0;
+	if ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] >= 0xA0) ||
+	    (s[0] == 0xF0 && s[1] < 0x90) || (s[0] == 0xF4 && s[1] >= 0x90))
+		return 0;
+	return len;
+}
+
+size_t log_escape(char *out, size_t cap, const char *in, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *s = (const unsigned char *)in;
+	size_t o = 0;
+	if (!cap)
+		return 0;
+	for (size_t i = 0; i < n;) {
+		size_t l = s[i] >= 0x80 ? log_utf8_len(s + i, n - i) : 0;
+		char esc[5];
+		size_t el;
+		if (l) {
+			if (o + l >= cap)
+				break;
+			memcpy(out + o, s + i, l);
+			o += l;
+			i += l;
+			continue;
+		}
+		if (s[i] == '\\') {
+			memcpy(esc, "\\\\", 2);
+			el = 2;
+		} else if (s[i] < 0x20 || s[i] >= 0x7f) {
+			esc[0] = '\\';
+			esc[1] = 'x';
+			esc[2] = hex[s[i] >> 4];
+			esc[3] = hex[s[i] & 15];
+			el = 4;
+		} else {
+			esc[0] = (char)s[i];
+			el = 1;
+		}
+		if (o + el >= cap)
+			break;
+		memcpy(out + o, esc, el);
+		o += el;
+		i++;
+	}
+	out[o] = '\0';
+	return o;
+}
+
 void log_msg(unsigned type, const char *fmt, ...)
 {
-	char text[1024];
+	char raw[1024];
+	char text[4 * sizeof raw];
 	char stamp[32] = "";
 	va_list ap;
 	if (!log_enabled(type))
 		return;
 	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
+	int n = vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
+	if (n < 0)
+		return;
+	/* Every line is escaped whole: a client id, user name or topic with a
+	 * newline or a terminal escape cannot forge or garble a line, wherever
+	 * it was formatted in. */
+	log_escape(text, sizeof text, raw, (size_t)n < sizeof raw ? (size_t)n : sizeof raw - 1);
 	if (log_state.timestamp) {
 		struct timespec ts;
 		struct tm tm;

@@ -7,6 +7,7 @@
 #define MIDGE_TRANSPORT_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "transport/config.h"
 
@@ -18,6 +19,17 @@ void log_close(void);
 void log_set_verbose(bool on);
 bool log_enabled(unsigned type);
 
+/*
+ * Copies in[0..n) to out (cap bytes, always NUL-terminated), escaping what
+ * must not reach a log line raw: control characters and DEL as \xNN, a
+ * backslash as \\, bytes that are not valid UTF-8 as \xNN. Stops at a
+ * whole character when out is full. Returns the length written. log_msg()
+ * passes every line through it.
+ */
+size_t log_escape(char *out, size_t cap, const char *in, size_t n);
+
+/* One log line (printf format); escaped by log_escape() before it is
+ * written. */
 void log_msg(unsigned type, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define log_err(...) log_msg(CONF_LOG_ERR, __VA_ARGS__)

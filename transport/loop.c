@@ -12,11 +12,13 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h> /* mallinfo2: memory_limit */
+#endif
 
 #include <uv.h>
 
 #include "engine/engine.h"
-#include "auth/passwd.h"
 #include "hooks/hooks.h"
 #include "hooks/hooks_info.h"
 #include "midge.h"
@@ -25,6 +27,7 @@
 #include "transport/conn.h"
 #include "transport/iothr.h"
 #include "transport/log.h"
+#include "transport/security.h"
 #include "transport/tls.h"
 
 #define SHUTDOWN_GRACE_MS 3000
@@ -116,10 +119,49 @@ static void loop_log_hooks_note(void *ctx, const char *line)
 	log_warn("%s", line);
 }
 
+/* The heap in use, in bytes: glibc's own count (what free() gives back
+ * lowers it), else (another libc, or an allocator that replaces glibc's
+ * and leaves its count at 0, as sanitizers do) the resident set. */
+static uint64_t loop_memory_used(void)
+{
+	uint64_t used = 0;
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+	struct mallinfo2 mi = mallinfo2();
+	used = (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd;
+#endif
+	size_t rss = 0;
+	if (!used && uv_resident_set_memory(&rss) == 0)
+		used = rss;
+	return used;
+}
+
+/* memory_limit, measured once a tick: past it the engine refuses
+ * publishes until the heap is below it again. */
+static void loop_check_memory(struct midge *m)
+{
+	if (!m->conf.memory_limit) {
+		if (m->memory_full)
+			engine_set_memory_full(m->engine, m->memory_full = false);
+		return;
+	}
+	uint64_t used = loop_memory_used();
+	bool full = used > m->conf.memory_limit;
+	if (full != m->memory_full) {
+		if (full)
+			log_warn("memory_limit %llu reached (%llu bytes in use): publishes are refused",
+				 (unsigned long long)m->conf.memory_limit, (unsigned long long)used);
+		else
+			log_notice("below memory_limit again (%llu bytes in use)", (unsigned long long)used);
+		engine_set_memory_full(m->engine, full);
+		m->memory_full = full;
+	}
+}
+
 static void loop_on_tick(uv_timer_t *t)
 {
 	struct midge *m = t->data;
 	uint64_t now = broker_now_ms();
+	loop_check_memory(m);
 	engine_tick(m->engine, now);
 	conn_expire(m, now);
 	if (m->hooks) {
@@ -169,77 +211,169 @@ static void loop_on_async(uv_async_t *a)
 		loop_begin_stop(m);
 }
 
-/* New TLS credentials and limits for the listeners, from nc: all of them
- * or, if one fails to load, none. Returns 0 or -1 after logging why. */
-static int loop_reload_listeners(struct midge *m, const struct conf *nc)
+/* Two listener lines name the same socket: same address (none = all)
+ * and port. */
+static bool loop_same_listener(const struct conf_listener *a, const struct conf_listener *b)
 {
-	char err[512];
-	/* New TLS credentials first: if one fails nothing changes. */
-	struct tls_creds *fresh[64] = {0};
-	int i = 0;
-	for (struct listener *l = m->listeners; l && i < 64; l = l->next, i++) {
-		if (!l->creds || l->index >= nc->n_listeners)
-			continue;
-		fresh[i] = tls_creds_new(&nc->listeners[l->index], nc->psk_file, err, sizeof(err));
-		if (!fresh[i]) {
-			log_err("reload failed, keeping the running configuration: %s", err);
-			for (int k = 0; k < i; k++)
-				tls_creds_unref(fresh[k]);
-			return -1;
-		}
-	}
-	i = 0;
-	for (struct listener *l = m->listeners; l && i < 64; l = l->next, i++) {
-		if (fresh[i]) {
-			tls_creds_unref(l->creds);
-			l->creds = fresh[i];
-		}
-		if (l->index < nc->n_listeners)
-			l->max_connections = nc->listeners[l->index].max_connections;
-	}
-	return 0;
+	return a->port == b->port && ((!a->host && !b->host) || (a->host && b->host && strcmp(a->host, b->host) == 0));
 }
 
+/*
+ * Which listener of the new configuration nc each running one is:
+ * order[i] for m->conf.listeners[i], matched by address and port (NULL:
+ * the file no longer has it). Listeners the file adds, removes or turns
+ * TLS on or off need a restart: logged. Returns the number of listeners.
+ */
+static int loop_match_listeners(struct midge *m, const struct conf *nc,
+				const struct conf_listener **order)
+{
+	bool used[CONF_MAX_LISTENERS] = {false};
+	int n = m->conf.n_listeners;
+	for (int i = 0; i < n; i++) {
+		const struct conf_listener *old = &m->conf.listeners[i];
+		order[i] = NULL;
+		for (int j = 0; j < nc->n_listeners; j++)
+			if (!used[j] && loop_same_listener(old, &nc->listeners[j])) {
+				order[i] = &nc->listeners[j];
+				used[j] = true;
+				break;
+			}
+		/* midge's own localhost listener (no listener configured) stays */
+		if (!order[i] && nc->n_listeners == 0 && m->conf.default_listener < 0)
+			continue;
+		if (!order[i])
+			log_warn("reload: the listener on %s port %u is no longer configured: it stays "
+				 "open until a restart%s",
+				 old->host ? old->host : "all addresses", old->port,
+				 nc->per_listener_settings ? ", refusing every client" : "");
+		else if ((old->certfile != NULL) != (order[i]->certfile != NULL))
+			log_warn("reload: the listener on port %u changes between TLS and plain TCP: "
+				 "that needs a restart",
+				 old->port);
+	}
+	for (int j = 0; j < nc->n_listeners; j++)
+		if (!used[j])
+			log_warn("reload: the new listener on %s port %u needs a restart",
+				 nc->listeners[j].host ? nc->listeners[j].host : "all addresses",
+				 nc->listeners[j].port);
+	return n;
+}
+
+/* Warns when a reload drops a password_file or acl_file: the new file is
+ * applied as written (as Mosquitto does), but not silently. */
+static void loop_warn_dropped(const struct security_set *old, const struct security_set *nw,
+			      int n)
+{
+	for (int i = 0; i <= n; i++) {
+		uint16_t id = (uint16_t)i; /* 0: the broker-wide realm */
+		const struct security *a = security_of(old, id), *b = security_of(nw, id);
+		bool wanted = i == 0 ? !nw->per_listener : nw->per_listener;
+		if (!a || !b || !wanted)
+			continue;
+		if (a->acl_file && !b->acl_file)
+			log_warn("reload: acl_file %s removed%s: every client may now publish and receive "
+				 "every topic",
+				 a->acl_file, i ? " from a listener" : "");
+		if (a->password_file && !b->password_file)
+			log_warn("reload: password_file %s removed%s: %s", a->password_file,
+				 i ? " from a listener" : "",
+				 b->allow_anonymous ? "allow_anonymous true now lets every client in"
+						    : "no client can connect (allow_anonymous false)");
+	}
+}
+
+static bool loop_may_stay(void *ctx, const struct midge_client *cl)
+{
+	struct midge *m = ctx;
+	return security_may_stay(m->sec, cl);
+}
+
+/*
+ * SIGHUP: parse and check the whole file, load every certificate,
+ * password file and acl_file it names, and only then apply all of it; if
+ * anything fails nothing changes and the log says why. Listeners are
+ * matched by address and port; binding new ones needs a restart.
+ */
 static void loop_reload(struct midge *m)
 {
 	struct conf nc;
-	char err[512];
+	char err[600];
+	struct tls_creds *fresh[CONF_MAX_LISTENERS * 4] = {0};
+	const struct conf_listener *order[CONF_MAX_LISTENERS] = {0};
+	struct security_set *sec = NULL;
+	int nl = 0, i;
 	if (!m->conf_path) {
 		log_notice("SIGHUP: no configuration file to reload");
 		return;
 	}
 	conf_init(&nc);
-	if (conf_load(&nc, m->conf_path, NULL, NULL, err, sizeof(err)) < 0) {
-		log_err("reload failed, keeping the running configuration: %s", err);
-		conf_clear(&nc);
-		return;
-	}
+	if (conf_load(&nc, m->conf_path, NULL, NULL, err, sizeof(err)) < 0)
+		goto fail;
 	if (nc.n_listeners > 0 && !nc.allow_anonymous_set)
 		nc.engine.allow_anonymous = false;
-	if (loop_reload_listeners(m, &nc) < 0) {
-		conf_clear(&nc);
-		return;
-	}
-	if (nc.password_file) {
-		struct passwd_db *db = passwd_load(nc.password_file, err, sizeof(err));
-		if (!db)
-			log_err("password_file not reloaded: %s", err);
-		else {
-			passwd_unref(m->passwd); /* checks under way keep their reference */
-			m->passwd = db;
+	nl = loop_match_listeners(m, &nc, order);
+	/* every certificate first */
+	i = 0;
+	for (struct listener *l = m->listeners; l && i < CONF_MAX_LISTENERS * 4; l = l->next, i++) {
+		const struct conf_listener *nl_conf = l->index < nl ? order[l->index] : NULL;
+		if (!l->creds || !nl_conf || !(nl_conf->certfile || nl_conf->psk_hint))
+			continue;
+		char e[400];
+		if (!(fresh[i] = tls_creds_new(nl_conf, nc.psk_file, e, sizeof(e)))) {
+			snprintf(err, sizeof err, "listener on port %u: %s", l->port, e);
+			goto fail;
 		}
-	} else {
-		passwd_unref(m->passwd);
-		m->passwd = NULL;
 	}
-	engine_reconfigure(m->engine, &nc.engine);
-	/* Listeners stay as they are; the rest of the settings move over. */
+	if (!(sec = security_load(&nc, order, nl, err, sizeof(err))))
+		goto fail;
+	/* nothing fails from here on */
+	loop_warn_dropped(m->sec, sec, nl);
+	security_free(m->sec);
+	m->sec = sec;
+	engine_set_acl(m->engine, security_has_acl(sec));
+	uint32_t dropped = engine_recheck(m->engine, loop_may_stay, m, broker_now_ms());
+	if (dropped)
+		log_notice("reload: %u client(s) no longer allowed by the new configuration: "
+			   "disconnected",
+			   dropped);
+	i = 0;
+	for (struct listener *l = m->listeners; l && i < CONF_MAX_LISTENERS * 4; l = l->next, i++) {
+		const struct conf_listener *nl_conf = l->index < nl ? order[l->index] : NULL;
+		if (fresh[i]) {
+			tls_creds_unref(l->creds);
+			l->creds = fresh[i];
+		}
+		if (nl_conf) {
+			/* new connections take the new listener settings; an
+			 * allocation failure keeps the old mount point */
+			char *mp = nl_conf->mount_point ? strdup(nl_conf->mount_point) : NULL;
+			if (mp || !nl_conf->mount_point) {
+				free(l->mount_point);
+				l->mount_point = mp;
+			}
+			l->max_connections = nl_conf->max_connections;
+			l->versions = nl_conf->protocol_versions;
+			l->username_as_clientid = nl_conf->use_username_as_clientid;
+		}
+	}
+	struct engine_config cfg;
+	glue_engine_config(&nc, &cfg);
+	engine_reconfigure(m->engine, &cfg);
+	/* the bound listeners stay as they were read; the rest moves over */
 	struct conf old = m->conf;
 	conf_take_listeners(&nc, &old);
 	m->conf = nc;
 	conf_clear(&old);
 	log_open(&m->conf);
-	log_notice("configuration reloaded from %s (listener changes need a restart)", m->conf_path);
+	char desc[600];
+	security_describe(m->sec, desc, sizeof desc);
+	log_notice("configuration reloaded from %s: %s", m->conf_path, desc);
+	return;
+fail:
+	for (i = 0; i < CONF_MAX_LISTENERS * 4; i++)
+		tls_creds_unref(fresh[i]);
+	conf_clear(&nc);
+	log_err("reload failed, nothing changed: %s", err);
 }
 
 static void loop_on_signal(uv_signal_t *s, int signum)
@@ -377,28 +511,55 @@ static void loop_take_down(struct midge *m)
 	m->stopping = false;
 }
 
+/* The security realms of the configuration, listeners numbered by their
+ * place in it (replacing those in force). Returns 0 or -1 after logging
+ * why (the realms in force stay). */
+int broker_security_start(struct midge *m)
+{
+	const struct conf_listener *order[CONF_MAX_LISTENERS];
+	char err[600];
+	if (m->conf.per_listener_settings && m->conf.n_listeners == 0) {
+		log_err("per_listener_settings true, but no listener is configured for the settings");
+		return -1;
+	}
+	for (int i = 0; i < m->conf.n_listeners; i++)
+		order[i] = &m->conf.listeners[i];
+	struct security_set *sec = security_load(&m->conf, order, m->conf.n_listeners, err, sizeof err);
+	if (!sec) {
+		log_err("%s", err);
+		return -1;
+	}
+	security_free(m->sec);
+	m->sec = sec;
+	if (m->engine)
+		engine_set_acl(m->engine, security_has_acl(sec));
+	char desc[600];
+	security_describe(m->sec, desc, sizeof desc);
+	log_info("security: %s", desc);
+	if (!m->sec->per_listener && !m->sec->global.allow_anonymous && !m->sec->global.passwd)
+		log_warn("allow_anonymous false and no password_file: every client will be refused");
+	return 0;
+}
+
 int midge_run(struct midge *m)
 {
 	int rc = -1;
-	char err[512];
 	if (m->running)
 		return -1;
 	log_open(&m->conf);
 	if (m->verbose)
 		log_set_verbose(true);
 	signal(SIGPIPE, SIG_IGN);
-	if (m->conf.password_file) {
-		m->passwd = passwd_load(m->conf.password_file, err, sizeof(err));
-		if (!m->passwd) {
-			log_err("%s", err);
-			return -1;
-		}
-	}
+	if (broker_security_start(m) < 0)
+		return -1;
 	if (glue_engine_start(m) < 0) {
 		log_err("out of memory");
 		return -1;
 	}
-	engine_reconfigure(m->engine, &m->conf.engine);
+	struct engine_config cfg;
+	glue_engine_config(&m->conf, &cfg);
+	engine_reconfigure(m->engine, &cfg);
+	engine_set_acl(m->engine, security_has_acl(m->sec));
 	if (loop_init(m) < 0)
 		return -1;
 	if (iothr_start(m, m->conf.io_threads) < 0)

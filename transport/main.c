@@ -17,7 +17,8 @@ static void usage(FILE *out)
 		"usage: midge [-c config_file] [-d] [-p port] [-v] [-h] [--version]\n"
 		"  -c FILE   read the configuration from FILE (Mosquitto syntax)\n"
 		"  -d        run in the background\n"
-		"  -p PORT   listen on PORT (localhost only without -c), may repeat\n"
+		"  -p PORT   listen on PORT on localhost only, may repeat; ignored when\n"
+		"            the configuration file defines listeners (as in Mosquitto 2)\n"
 		"  -v        verbose: log everything to stderr\n"
 		"  -h        this help\n"
 		"  --version print the version\n"
@@ -79,17 +80,20 @@ int main(int argc, char **argv)
 	broker_set_verbose(m, verbose);
 	if (config && midge_config_load(m, config) < 0)
 		goto out;
-	/* -p adds listeners; without a configuration file they are local
-	 * only, as in Mosquitto 2. */
-	for (int i = 0; i < n_ports; i++) {
-		if (config) {
-			if (midge_listen(m, NULL, (uint16_t)ports[i], NULL, NULL) < 0)
-				goto out;
-		} else if (midge_listen(m, "localhost", (uint16_t)ports[i], NULL, NULL) < 0) {
+	/*
+	 * -p as Mosquitto 2 documents it: the ports are bound to the loopback
+	 * interface only, and IGNORED when the configuration file defines a
+	 * listener. Local-only listeners take anonymous clients unless the
+	 * file said allow_anonymous false (Mosquitto would let them in; midge
+	 * never widens what the file restricts).
+	 */
+	bool file_listeners = config && broker_listener_count(m) > 0;
+	if (file_listeners && n_ports > 0)
+		fprintf(stderr, "midge: -p ignored: %s defines listeners (as in Mosquitto 2)\n", config);
+	for (int i = 0; i < n_ports && !file_listeners; i++)
+		if (midge_listen(m, "localhost", (uint16_t)ports[i], NULL, NULL) < 0)
 			goto out;
-		}
-	}
-	if (!config && n_ports > 0)
+	if (n_ports > 0 && !file_listeners && !broker_allow_anonymous_set(m))
 		midge_config_set(m, "allow_anonymous", "true");
 	/* Keeps the working directory: relative certfile paths still work. */
 	if (daemonize && daemon(1, 0) != 0) {

@@ -1,6 +1,6 @@
 /*
  * test_config.c - the Mosquitto-syntax configuration parser, the TLS
- * priority string (password files: test_passwd.c).
+ * priority string, log escaping (password files: test_passwd.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +9,7 @@
 
 #include "tests/unit/runner.h"
 #include "transport/config.h"
+#include "transport/log.h"
 #include "transport/tls.h"
 
 static char tmp_path[64];
@@ -189,10 +190,11 @@ static void test_malformed_values(void)
 static void test_mosquitto_only_keys_warn(void)
 {
 	struct conf c;
-	load_ok(&c, "acl_file /etc/acl\npersistence false\nauth_opt_x 1\n");
-	CU_ASSERT_EQUAL(warnings, 2);
+	load_ok(&c, "acl_file /etc/acl\npersistence false\nauto_id_prefix a-\n");
+	CU_ASSERT_EQUAL(warnings, 1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(last_warning, ":3: "));
-	CU_ASSERT_PTR_NOT_NULL(strstr(last_warning, "auth_opt_x"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(last_warning, "auto_id_prefix"));
+	CU_ASSERT_STRING_EQUAL(c.acl_file, "/etc/acl");
 	conf_clear(&c);
 }
 
@@ -259,6 +261,172 @@ static void test_listener_conflicts(void)
 	conf_clear(&c);
 }
 
+/* Fail closed: what midge cannot honour stops start-up at its line, and
+ * the message says what midge offers instead. */
+static void test_refused_keys(void)
+{
+	static const struct {
+		const char *text;
+		const char *says;
+	} refused[] = {
+		{"plugin /usr/lib/mosquitto_dynamic_security.so\n", "password_file and topics with acl_file"},
+		{"auth_plugin /x.so\n", "does not load Mosquitto plugins"},
+		{"auth_opt_backend mysql\n", "use password_file and acl_file"},
+		{"plugin_opt_db x\n", "use password_file and acl_file"},
+		{"connection b1\n", "bridges are not implemented yet"},
+		{"address 10.0.0.1:1883\n", "bridges are not implemented yet"},
+		{"topic # both 0\n", "bridges are not implemented yet"},
+		{"bridge_cafile /x\n", "bridges are not implemented yet"},
+		{"mount_point a/+/\n", "without + or #"},
+		{"ciphers_tls1.3 TLS_AES_128_GCM_SHA256\n", "midge_tls_priority"},
+		{"password_file /p\nper_listener_settings true\n", "must be set before"},
+		{"per_listener_settings true\nacl_file /a\n", "put it after the `listener`"},
+		{"per_listener_settings true\nlistener 1883\nallow_zero_length_clientid false\n",
+		 "applies to every listener"},
+		{"accept_protocol_versions 4,6\n", "needs a list of 3, 4 and 5"},
+		{"include_dir /nonexistent-midge-dir\n", "cannot open"},
+		{NULL, NULL},
+	};
+	for (int i = 0; refused[i].text; i++) {
+		struct conf c;
+		char err[512];
+		conf_init(&c);
+		int rc = load_text(&c, refused[i].text, err, sizeof(err));
+		CU_ASSERT_EQUAL(rc, -1);
+		if (rc != -1 || !strstr(err, refused[i].says))
+			fprintf(stderr, "%s -> %s\n", refused[i].text, rc ? err : "accepted");
+		CU_ASSERT_PTR_NOT_NULL(strstr(err, refused[i].says));
+		CU_ASSERT_PTR_NOT_NULL(strstr(err, tmp_path));
+		conf_clear(&c);
+	}
+}
+
+/* TLS keys on a listener with no certificate would leave it plain TCP. */
+static void test_tls_keys_need_certificate(void)
+{
+	static const char *const bad[] = {
+		"listener 8883\ncafile /ca.pem\n",
+		"listener 8883\nrequire_certificate true\n",
+		"listener 8883\nuse_identity_as_username true\n",
+		"listener 8883\nciphers HIGH\n",
+		"listener 8883\ntls_version tlsv1.3\n",
+		"listener 8883\ncertfile /c.pem\n",
+		"cafile /ca.pem\nlistener 1884\n",
+		NULL,
+	};
+	for (int i = 0; bad[i]; i++) {
+		struct conf c;
+		char err[512];
+		conf_init(&c);
+		CU_ASSERT_EQUAL(load_text(&c, bad[i], err, sizeof(err)), -1);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err, "certfile"));
+		conf_clear(&c);
+	}
+	struct conf c;
+	char err[512];
+	conf_init(&c);
+	CU_ASSERT_EQUAL(load_text(&c, "listener 8883\ncafile /ca.pem\n", err, sizeof err), -1);
+	/* the line of the offending key, not the end of the file */
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, ":2: cafile needs TLS"));
+	conf_clear(&c);
+	load_ok(&c, "listener 8883\nrequire_certificate false\nuse_identity_as_username false\n"
+		    "listener 8884\ncertfile /c\nkeyfile /k\ncafile /ca\nrequire_certificate true\n");
+	conf_clear(&c);
+}
+
+static void test_per_listener_settings(void)
+{
+	struct conf c;
+	load_ok(&c, "per_listener_settings true\n"
+		    "listener 1883\nallow_anonymous true\nacl_file /a1\n"
+		    "listener 1884\npassword_file /p2\nacl_file /a2\nuse_username_as_clientid true\n"
+		    "accept_protocol_versions 4, 5\nbind_interface lo\n");
+	CU_ASSERT_TRUE(c.per_listener_settings);
+	CU_ASSERT_EQUAL(c.listeners[0].allow_anonymous, 1);
+	CU_ASSERT_STRING_EQUAL(c.listeners[0].acl_file, "/a1");
+	CU_ASSERT_PTR_NULL(c.listeners[0].password_file);
+	CU_ASSERT_EQUAL(c.listeners[1].allow_anonymous, -1);
+	CU_ASSERT_STRING_EQUAL(c.listeners[1].password_file, "/p2");
+	CU_ASSERT_TRUE(c.listeners[1].use_username_as_clientid);
+	CU_ASSERT_EQUAL(c.listeners[1].protocol_versions, (1 << 4) | (1 << 5));
+	CU_ASSERT_STRING_EQUAL(c.listeners[1].bind_interface, "lo");
+	CU_ASSERT_PTR_NULL(c.acl_file);
+	CU_ASSERT_PTR_NULL(c.password_file);
+	conf_clear(&c);
+	/* without it the same keys are global, the last one wins */
+	load_ok(&c, "listener 1883\nacl_file /a1\nlistener 1884\nacl_file /a2\nallow_anonymous true\n");
+	CU_ASSERT_STRING_EQUAL(c.acl_file, "/a2");
+	CU_ASSERT_TRUE(c.engine.allow_anonymous);
+	CU_ASSERT_EQUAL(c.listeners[0].allow_anonymous, -1);
+	conf_clear(&c);
+	/* the default listener (port) takes them before any listener line */
+	load_ok(&c, "per_listener_settings true\nport 1885\npassword_file /p\nlistener 1886\n");
+	CU_ASSERT_STRING_EQUAL(c.listeners[c.default_listener].password_file, "/p");
+	conf_clear(&c);
+}
+
+static void test_include_dir(void)
+{
+	char dir[] = "/tmp/midge-test-incl-XXXXXX";
+	CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+	char path[128];
+	const char *files[][2] = {{"b.conf", "max_qos 1\n"}, {"a.conf", "max_qos 2\nsys_interval 7\n"},
+				  {"c.txt", "frobnicate 1\n"}};
+	for (int i = 0; i < 3; i++) {
+		snprintf(path, sizeof path, "%s/%s", dir, files[i][0]);
+		FILE *f = fopen(path, "w");
+		CU_ASSERT_FATAL(f != NULL);
+		fputs(files[i][1], f);
+		fclose(f);
+	}
+	struct conf c;
+	char text[200];
+	snprintf(text, sizeof text, "sys_interval 3\ninclude_dir %s\n", dir);
+	load_ok(&c, text);
+	/* a.conf then b.conf; c.txt is not read */
+	CU_ASSERT_EQUAL(c.engine.max_qos, 1);
+	CU_ASSERT_EQUAL(c.sys_interval, 7);
+	conf_clear(&c);
+	/* an error inside names the included file and line */
+	snprintf(path, sizeof path, "%s/d.conf", dir);
+	FILE *f = fopen(path, "w");
+	fputs("\nplugin /x.so\n", f);
+	fclose(f);
+	char err[512];
+	conf_init(&c);
+	CU_ASSERT_EQUAL(load_text(&c, text, err, sizeof err), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "d.conf:2: 'plugin'"));
+	conf_clear(&c);
+	const char *names[] = {"a.conf", "b.conf", "c.txt", "d.conf"};
+	for (int i = 0; i < 4; i++) {
+		snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+		unlink(path);
+	}
+	rmdir(dir);
+}
+
+/* Log lines: control characters, DEL, backslashes and bytes that are not
+ * UTF-8 come out as escapes; valid UTF-8 stays; the output is bounded. */
+static void test_log_escape(void)
+{
+	char out[64];
+	CU_ASSERT_EQUAL(log_escape(out, sizeof out, "a\nb\r\x1b[31m\\", 10), 20);
+	CU_ASSERT_STRING_EQUAL(out, "a\\x0ab\\x0d\\x1b[31m\\\\");
+	log_escape(out, sizeof out, "\x7f\xff\xc3\xa9\xed\xa0\x80", 7);
+	CU_ASSERT_STRING_EQUAL(out, "\\x7f\\xff\xc3\xa9\\xed\\xa0\\x80");
+	log_escape(out, sizeof out, "x\0y", 3);
+	CU_ASSERT_STRING_EQUAL(out, "x\\x00y");
+	/* full: never half an escape */
+	CU_ASSERT_EQUAL(log_escape(out, 6, "ab\n", 3), 2);
+	CU_ASSERT_STRING_EQUAL(out, "ab");
+	for (int c = 0; c < 256; c++) {
+		char in[1] = {(char)c};
+		log_escape(out, sizeof out, in, 1);
+		for (const char *p = out; *p; p++)
+			CU_ASSERT((unsigned char)*p >= 0x20 && (unsigned char)*p != 0x7f);
+	}
+}
+
 static void test_logging_and_hooks(void)
 {
 	struct conf c;
@@ -314,6 +482,11 @@ static const struct test_case cases[] = {
 	{"Mosquitto-only keys warn", test_mosquitto_only_keys_warn},
 	{"WebSocket, PROXY and Unix socket listeners", test_websockets_proxy_unix},
 	{"listener settings that conflict", test_listener_conflicts},
+	{"refused keys name what to use instead", test_refused_keys},
+	{"TLS keys need a certificate", test_tls_keys_need_certificate},
+	{"per_listener_settings", test_per_listener_settings},
+	{"include_dir", test_include_dir},
+	{"log lines escaped", test_log_escape},
 	{"logging and hooks", test_logging_and_hooks},
 	{"TLS priority string", test_tls_priority},
 	{NULL, NULL},

@@ -85,7 +85,7 @@ static void f_close(void *ctx, void *handle)
 /* Which member of ev->u each event type fills (include/midge.h); a type
  * not listed fills u.session. A table, so that adding an event type is one
  * line here and the recorder's copying stays one case per member. */
-enum f_event_part { FEV_SESSION, FEV_CONNECT, FEV_DISCONNECT, FEV_SUBSCRIBE, FEV_MESSAGE };
+enum f_event_part { FEV_SESSION, FEV_CONNECT, FEV_DISCONNECT, FEV_SUBSCRIBE, FEV_MESSAGE, FEV_ACL };
 static const enum f_event_part f_event_parts[MIDGE_EV__COUNT] = {
 	[MIDGE_EV_CONNECT] = FEV_CONNECT, [MIDGE_EV_CONNECT_REFUSED] = FEV_CONNECT,
 	[MIDGE_EV_DISCONNECT] = FEV_DISCONNECT, [MIDGE_EV_PROTOCOL_ERROR] = FEV_DISCONNECT,
@@ -93,6 +93,7 @@ static const enum f_event_part f_event_parts[MIDGE_EV__COUNT] = {
 	[MIDGE_EV_PUBLISH] = FEV_MESSAGE, [MIDGE_EV_DELIVER] = FEV_MESSAGE,
 	[MIDGE_EV_ACKED] = FEV_MESSAGE, [MIDGE_EV_DROP] = FEV_MESSAGE, [MIDGE_EV_WILL] = FEV_MESSAGE,
 	[MIDGE_EV_RETAIN_SET] = FEV_MESSAGE, [MIDGE_EV_RETAIN_CLEAR] = FEV_MESSAGE,
+	[MIDGE_EV_ACL_DENIED] = FEV_ACL,
 };
 
 static void f_event(void *ctx, const struct midge_event *ev)
@@ -136,6 +137,11 @@ static void f_event(void *ctx, const struct midge_event *ev)
 		copy_str(r->to, sizeof r->to, ev->u.message.to.p, ev->u.message.to.len);
 		if (ev->u.message.why)
 			copy_str(r->why, sizeof r->why, ev->u.message.why, strlen(ev->u.message.why));
+		break;
+	case FEV_ACL:
+		r->rc = (uint8_t)ev->u.acl.access;
+		copy_str(r->topic, sizeof r->topic, ev->u.acl.topic.p, ev->u.acl.topic.len);
+		copy_str(r->why, sizeof r->why, ev->u.acl.why, strlen(ev->u.acl.why));
 		break;
 	case FEV_SESSION:
 		if (ev->u.session.why)
@@ -1391,10 +1397,16 @@ static void t_sub_ids_unavailable(void)
 	stop();
 }
 
+/* The fake ACL: "secret" is refused to everyone; "mine" is readable
+ * only by user u (the session's user name also while it is offline). */
 static int acl_deny_secret(void *ctx, const struct midge_client *client, const uint8_t *topic,
 			   size_t len, enum engine_access access)
 {
+	(void)ctx;
 	if (len == 6 && memcmp(topic, "secret", 6) == 0)
+		return MQTT_RC_NOT_AUTHORIZED;
+	if (access == ENGINE_ACCESS_RECEIVE && len == 4 && memcmp(topic, "mine", 4) == 0 &&
+	    !(client->username.len == 1 && client->username.p[0] == 'u'))
 		return MQTT_RC_NOT_AUTHORIZED;
 	return 0;
 }
@@ -1402,18 +1414,159 @@ static int acl_deny_secret(void *ctx, const struct midge_client *client, const u
 static void t_acl(void)
 {
 	struct engine_auth auth = {.acl = acl_deny_secret};
+	struct engine_stats st;
 	start(NULL, &auth);
 	up4(0, "pub4");
 	up5(1, "pub5", 0x02, NULL);
 	up4(2, "sub");
 	feed(2, "82 06 00 01 00 01 23 00");
 	exchange(2, "82 0b 00 02 00 06 73 65 63 72 65 74 00", "90 03 00 01 00 90 03 00 02 80");
+	CU_ASSERT_EQUAL(last_ev(MIDGE_EV_ACL_DENIED)->rc, MIDGE_ACL_SUBSCRIBE);
+	CU_ASSERT_STRING_EQUAL(last_ev(MIDGE_EV_ACL_DENIED)->topic, "secret");
+	/* 3.1.1: acknowledged and dropped, as Mosquitto does */
 	exchange(0, "32 0c 00 06 73 65 63 72 65 74 00 05 68 69", "40 02 00 05");
+	CU_ASSERT_EQUAL(last_ev(MIDGE_EV_ACL_DENIED)->rc, MIDGE_ACL_PUBLISH);
 	exchange(1, "32 0d 00 06 73 65 63 72 65 74 00 05 00 68 69",
 		 "40 1d 00 05 87 19 1f 00 16 70 75 62 6c 69 73 68 20 6e 6f 74 20 61 75 74 68 6f "
 		 "72 69 7a 65 64");
 	expect(2, "");
+	/* a message the subscriber may not receive: dropped for it alone */
+	exchange(0, "32 0a 00 04 6d 69 6e 65 00 06 68 69", "40 02 00 06");
+	expect(2, "");
 	CU_ASSERT_EQUAL(last_ev(MIDGE_EV_DROP)->drop, MIDGE_DROP_NOT_AUTHORIZED);
+	CU_ASSERT_EQUAL(last_ev(MIDGE_EV_ACL_DENIED)->rc, MIDGE_ACL_RECEIVE);
+	engine_stats(E, &st);
+	CU_ASSERT_EQUAL(st.acl_denied, 4);
+	stop();
+}
+
+/* Mosquitto's rule for $ topics, with no auth module at all: no client
+ * publishes on $SYS (but a bridge's state topic) or $share; 3.1.1 is
+ * acknowledged, v5 told 0x87. */
+static void t_acl_dollar_publish(void)
+{
+	start(NULL, NULL);
+	up4(0, "pub4");
+	up5(1, "pub5", 0x02, NULL);
+	up4(2, "sub");
+	exchange(2, "82 0b 00 01 00 06 24 53 59 53 2f 23 00", "90 03 00 01 00");
+	/* $SYS/x retained, QoS 1 */
+	exchange(0, "33 0b 00 06 24 53 59 53 2f 78 00 05 68", "40 02 00 05");
+	expect(2, "");
+	CU_ASSERT_STRING_EQUAL(last_ev(MIDGE_EV_ACL_DENIED)->topic, "$SYS/x");
+	/* $SYSx: a byte prefix, as Mosquitto compares */
+	exchange(1, "32 0b 00 05 24 53 59 53 78 00 05 00 68",
+		 "40 1d 00 05 87 19 1f 00 16 70 75 62 6c 69 73 68 20 6e 6f 74 20 61 75 74 68 6f "
+		 "72 69 7a 65 64");
+	/* $share/g/t */
+	exchange(0, "32 0f 00 0a 24 73 68 61 72 65 2f 67 2f 74 00 07 68", "40 02 00 07");
+	CU_ASSERT_STRING_EQUAL(last_ev(MIDGE_EV_ACL_DENIED)->topic, "$share/g/t");
+	/* $SYS/broker/connection/b1/state is a bridge's own: allowed */
+	feed(0, "30 22 00 1f 24 53 59 53 2f 62 72 6f 6b 65 72 2f 63 6f 6e 6e 65 63 74 69 6f 6e 2f "
+		"62 31 2f 73 74 61 74 65 31");
+	expect(2, "30 22 00 1f 24 53 59 53 2f 62 72 6f 6b 65 72 2f 63 6f 6e 6e 65 63 74 69 6f 6e 2f "
+		  "62 31 2f 73 74 61 74 65 31");
+	/* ... and nothing longer */
+	exchange(0, "32 26 00 21 24 53 59 53 2f 62 72 6f 6b 65 72 2f 63 6f 6e 6e 65 63 74 69 6f 6e "
+		    "2f 62 31 2f 73 74 61 74 65 2f 78 00 08 31", "40 02 00 08");
+	expect(2, "");
+	stop();
+}
+
+/* An offline session is checked as the user it was: the receive ACL sees
+ * its last user name, and queued messages are asked again when they go
+ * out. */
+static void t_acl_offline_session(void)
+{
+	struct engine_auth auth = {.acl = acl_deny_secret};
+	start(NULL, &auth);
+	up4(0, "pub");
+	open_conn(1);
+	/* 3.1.1, clean session 0, user "u" */
+	CU_ASSERT_EQUAL(connect_full(1, 4, "s", 0x80, 60, NULL, "00 01 75"), 0);
+	out(1);
+	exchange(1, "82 09 00 01 00 04 6d 69 6e 65 01", "90 03 00 01 01");
+	gone(1, "eof");
+	/* queued while offline: the check uses "u" */
+	exchange(0, "32 0a 00 04 6d 69 6e 65 00 05 68 69", "40 02 00 05");
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_ACL_DENIED, NULL), 0);
+	/* back as another user: the queued message is refused on its way out */
+	open_conn(1);
+	CU_ASSERT_EQUAL(connect_full(1, 4, "s", 0x80, 60, NULL, "00 01 76"), 0);
+	const char *got = out(1);
+	CU_ASSERT_PTR_NULL(strstr(got, "6d 69 6e 65"));
+	CU_ASSERT_EQUAL(last_ev(MIDGE_EV_DROP)->drop, MIDGE_DROP_NOT_AUTHORIZED);
+	stop();
+}
+
+static bool deny_ret_publish; /* the fake ACL's "reload": publishing on ret is refused */
+
+static int acl_ret(void *ctx, const struct midge_client *client, const uint8_t *topic, size_t len,
+		   enum engine_access access)
+{
+	(void)ctx;
+	(void)client;
+	if (deny_ret_publish && access == ENGINE_ACCESS_PUBLISH && len == 3 &&
+	    memcmp(topic, "ret", 3) == 0)
+		return MQTT_RC_NOT_AUTHORIZED;
+	return 0;
+}
+
+/* check_retain_source: a retained message goes to a new subscriber only
+ * while its publisher may still publish on its topic (Mosquitto's
+ * default); off, it goes anyway. */
+static void t_check_retain_source(void)
+{
+	struct engine_auth auth = {.acl = acl_ret};
+	for (int on = 1; on >= 0; on--) {
+		struct engine_config cfg = config_default();
+		cfg.check_retain_source = on;
+		deny_ret_publish = false;
+		start(&cfg, &auth);
+		up4(0, "pub");
+		exchange(0, "31 08 00 03 72 65 74 00 01 68", ""); /* ret, QoS 0, retained */
+		deny_ret_publish = true;
+		up4(1, "sub");
+		feed(1, "82 08 00 01 00 03 72 65 74 00");
+		const char *got = out(1);
+		if (on) {
+			CU_ASSERT_STRING_EQUAL(got, "90 03 00 01 00");
+			CU_ASSERT_EQUAL(last_ev(MIDGE_EV_DROP)->drop, MIDGE_DROP_NOT_AUTHORIZED);
+		} else {
+			CU_ASSERT_STRING_EQUAL(got, "90 03 00 01 00 31 08 00 03 72 65 74 00 01 68");
+		}
+		stop();
+	}
+	deny_ret_publish = false;
+}
+
+/* mount_point: a client's PUBLISH, will and filters get the listener's
+ * mount point in front; what it receives has it taken off; retained
+ * messages and UNSUBSCRIBE go through the same. */
+static void t_mount_point(void)
+{
+	start(NULL, NULL);
+	up4(0, "root");
+	open_conn(1);
+	CU_ASSERT_EQUAL(engine_conn_set_listener(F[1].c, 2, 0, false, "m/"), 0);
+	/* will "w" -> "m/w" */
+	CU_ASSERT_EQUAL(connect_full(1, 4, "mounted", 0x06, 60, NULL, "00 01 77 00 01 78"), 0);
+	expect(1, "20 02 00 00");
+	exchange(0, "82 06 00 01 00 01 23 00", "90 03 00 01 00");      /* root: # */
+	exchange(1, "31 06 00 01 72 00 01 76", "");                    /* retained r = "v" */
+	expect(0, "30 08 00 03 6d 2f 72 00 01 76");                    /* root sees m/r */
+	exchange(1, "82 06 00 01 00 01 23 00", "90 03 00 01 00 31 06 00 01 72 00 01 76"); /* r */
+	feed(0, "30 06 00 03 6d 2f 73 79");                            /* root publishes m/s */
+	expect(1, "30 04 00 01 73 79");                                /* mounted sees s */
+	feed(0, "30 04 00 01 6f 78");                                  /* o: not under m/ */
+	expect(1, "");
+	exchange(1, "a2 05 00 02 00 01 23", "b0 02 00 02");            /* UNSUBSCRIBE # */
+	feed(0, "30 06 00 03 6d 2f 73 7a");
+	expect(1, "");
+	gone(1, "reset");                                              /* the will: m/w */
+	/* root (subscribed to #) got its own three, then the will */
+	expect(0, "30 06 00 03 6d 2f 73 79 30 04 00 01 6f 78 30 06 00 03 6d 2f 73 7a "
+		  "30 06 00 03 6d 2f 77 78");
 	stop();
 }
 
@@ -2617,6 +2770,10 @@ static const struct test_case routing_cases[] = {
 	{"MQTT-3.3.4-4 more identifiers than one delivery carries", t_subscription_ids_many},
 	{"subscription identifiers not available 0xA1", t_sub_ids_unavailable},
 	{"ACL publish and subscribe", t_acl},
+	{"ACL $SYS and $share not published by clients", t_acl_dollar_publish},
+	{"ACL offline session keeps its user name", t_acl_offline_session},
+	{"check_retain_source", t_check_retain_source},
+	{"mount_point", t_mount_point},
 	{"PUBACK 0x10 no matching subscribers", t_puback_no_subscribers_v5},
 	{"MQTT-3.3.2-17 properties forwarded unchanged", t_properties_forwarded},
 	{"subscription and topic level limits", t_max_subscriptions},

@@ -234,7 +234,7 @@ static void test_event_names(void)
 		"client.subscribed", "client.unsubscribed", "message.published", "message.delivered",
 		"message.acked", "message.dropped", "message.will", "retained.set", "retained.cleared",
 		"session.created", "session.resumed", "session.taken_over", "session.expired",
-		"session.discarded", "client.protocol_error",
+		"session.discarded", "client.protocol_error", "acl.denied",
 	};
 	CU_ASSERT_EQUAL(sizeof want / sizeof want[0], MIDGE_EV__COUNT);
 	for (int t = 1; t < MIDGE_EV__COUNT; t++) {
@@ -932,6 +932,29 @@ static void test_zmq_curve(void)
 	hooks_free(h);
 }
 
+/* acl.denied: the refused topic and access; a hostile client id, user
+ * name and topic come out escaped, never as raw control characters. */
+static void test_json_acl_denied(void)
+{
+	struct midge_client cl = {{"c\n1", 3}, {"u\x1b[31m", 6}, "127.0.0.1", 5, 5, false, 1};
+	struct midge_event ev = {0};
+	ev.type = MIDGE_EV_ACL_DENIED;
+	ev.time_ms = 7;
+	ev.client = &cl;
+	ev.u.acl.topic.p = "a/\r\nb";
+	ev.u.acl.topic.len = 5;
+	ev.u.acl.access = MIDGE_ACL_PUBLISH;
+	ev.u.acl.why = "publish not authorized";
+	const char *j = render(&ev, "n", 1, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+	CU_ASSERT_PTR_NOT_NULL(strstr(j, "\"event\":\"acl.denied\""));
+	CU_ASSERT_PTR_NOT_NULL(strstr(j, "\"client_id\":\"c\\n1\""));
+	CU_ASSERT_PTR_NOT_NULL(strstr(j, "\"username\":\"u\\u001b[31m\""));
+	CU_ASSERT_PTR_NOT_NULL(strstr(j, "\"topic\":\"a/\\r\\nb\",\"access\":\"publish\""));
+	for (const char *p = j; *p; p++)
+		CU_ASSERT((unsigned char)*p >= 0x20);
+}
+
 static const struct test_case registry[] = {
 	{ "callbacks in registration order", test_registry_order },
 	{ "many callbacks per event", test_registry_many },
@@ -947,6 +970,7 @@ static const struct test_case json[] = {
 	{ "message events fields", test_json_message_events },
 	{ "disconnect, ping, session events", test_json_other_events },
 	{ "string escaping", test_json_escaping },
+	{ "acl.denied, hostile names escaped", test_json_acl_denied },
 	{ "every byte escapes to valid JSON", test_json_escaping_all_bytes },
 	{ "base64 RFC 4648 vectors", test_json_base64 },
 	{ "large topic grows the buffer", test_json_large_topic },

@@ -127,6 +127,8 @@ static char *body_of(const struct midge_event *ev)
 }
 
 /* One event of every kind, with every string the record must copy. */
+static char acl_topic[16];
+
 static int sample_events(struct midge_event *evs, struct midge_message *m)
 {
 	static const uint8_t props[] = {0x03, 0x00, 0x04, 't', 'e', 'x', 't'};
@@ -142,7 +144,7 @@ static int sample_events(struct midge_event *evs, struct midge_message *m)
 	m->props_len = sizeof props;
 	m->origin = S("origin-client");
 	int n = 0;
-	memset(evs, 0, 12 * sizeof *evs);
+	memset(evs, 0, 13 * sizeof *evs);
 	evs[n] = (struct midge_event){.type = MIDGE_EV_CONNECT, .time_ms = 1, .client = &cl_a};
 	evs[n].u.connect.clean_start = true;
 	evs[n].u.connect.keep_alive = 30;
@@ -181,6 +183,12 @@ static int sample_events(struct midge_event *evs, struct midge_message *m)
 	evs[n++].u.session.why = "expired";
 	evs[n] = (struct midge_event){.type = MIDGE_EV_RETAIN_CLEAR, .time_ms = 11, .client = NULL};
 	evs[n++].u.message.msg = NULL; /* a message event without its message */
+	/* its topic lives in scratch the engine reuses: the record must copy it */
+	snprintf(acl_topic, sizeof acl_topic, "bob/will");
+	evs[n] = (struct midge_event){.type = MIDGE_EV_ACL_DENIED, .time_ms = 12, .client = &cl_b};
+	evs[n].u.acl.topic = (struct midge_str){acl_topic, strlen(acl_topic)};
+	evs[n].u.acl.access = MIDGE_ACL_PUBLISH;
+	evs[n++].u.acl.why = "will";
 	return n;
 }
 
@@ -190,16 +198,18 @@ static void test_queue_roundtrip(void)
 {
 	struct hooks_queue q;
 	CU_ASSERT_EQUAL_FATAL(hooks_queue_init(&q, 0, NULL), 0);
-	struct midge_event evs[12];
+	struct midge_event evs[13];
 	struct midge_message m;
 	int n = sample_events(evs, &m);
-	char *want[12];
+	char *want[13];
 	for (int i = 0; i < n; i++)
 		want[i] = body_of(&evs[i]);
 	uint64_t seq = 0;
 	for (int round = 0; round < 400; round++) {
+		snprintf(acl_topic, sizeof acl_topic, "bob/will");
 		for (int i = 0; i < n; i++)
 			CU_ASSERT_EQUAL_FATAL(hooks_queue_put(&q, &evs[i], NULL, ++seq), 0);
+		memset(acl_topic, 'X', sizeof acl_topic - 1); /* the engine moved on */
 		for (int i = 0; i < n; i++) {
 			struct hooks_rec_view r;
 			CU_ASSERT_FATAL(hooks_queue_peek(&q, &r));
