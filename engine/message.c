@@ -65,6 +65,7 @@ struct emsg *emsg_new(struct engine *e, const uint8_t *topic, size_t tlen,
 	}
 	if (plen)
 		memcpy(m->payload->data, payload, plen);
+	m->id = ++e->msg_ids;
 	m->refs = 1;
 	m->qos = qos;
 	m->retain = retain;

@@ -56,9 +56,8 @@ void will_free(struct will *w)
 /* The session has no pending will any more: the store forgets it too. */
 static void will_store_forget(struct engine *e, struct session *s)
 {
-	struct midge_str id = session_id(s);
-	if (s->stored)
-		e->store.will_set(e->store.ctx, &id, NULL, 0);
+	if (s->store)
+		STORE_CALL(e, will_set, s->store, NULL, 0);
 }
 
 /* Discards the session's pending will without publishing it. */

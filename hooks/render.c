@@ -252,6 +252,7 @@ const char *hooks_drop_reason_name(enum midge_drop_reason r)
 	case MIDGE_DROP_HOOK_BACKLOG: return "hook_backlog";
 	case MIDGE_DROP_PAYLOAD_FORMAT: return "payload_format_invalid";
 	case MIDGE_DROP_RETAINED_FULL: return "retained_full";
+	case MIDGE_DROP_STORE_FAILING: return "store_failing";
 	}
 	return NULL;
 }

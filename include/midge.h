@@ -67,6 +67,7 @@ enum midge_drop_reason {
 	MIDGE_DROP_HOOK_BACKLOG = 7,    /* the event publisher's queue was full */
 	MIDGE_DROP_PAYLOAD_FORMAT = 8,  /* v5 payload format indicator 1, payload not UTF-8 */
 	MIDGE_DROP_RETAINED_FULL = 9,   /* a new retained message past the broker-wide bound */
+	MIDGE_DROP_STORE_FAILING = 10,  /* QoS 1/2 refused while the persistence store cannot write */
 };
 
 /* Who an event is about. Fields are empty/0 when not known yet. */
