@@ -262,9 +262,10 @@ int engine_restore_queued(struct engine *e, const struct midge_str *cid, uint64_
 		return restore_bad(why, "a queued delivery names a message that is not stored");
 	if (restore_delivery(sd, m, &d, why) < 0)
 		return -1;
+	uint32_t before = s->queue_len;
 	emsg_ref(m);
 	session_enqueue(e, s, &d); /* within the queue's bounds: past them it drops, with an event */
-	return 0;
+	return s->queue_len > before ? 0 : 1;
 }
 
 int engine_restore_flight(struct engine *e, const struct midge_str *cid, uint16_t pid,
@@ -336,11 +337,14 @@ int engine_restore_will(struct engine *e, const struct midge_str *cid,
 	return 0;
 }
 
-int engine_restore_retained(struct engine *e, uint64_t msg_id, const char **why)
+int engine_restore_retained(struct engine *e, const struct midge_str *topic, uint64_t msg_id,
+			    const char **why)
 {
 	struct emsg *m = restore_msg_get(e->restore, msg_id);
 	if (!m)
 		return restore_bad(why, "a retained topic names a message that is not stored");
+	if (topic->len != m->topic_len || memcmp(topic->p, m->topic, m->topic_len) != 0)
+		return restore_bad(why, "a retained topic names a message of another topic");
 	if (retain_store_get(e->retained, m->topic, m->topic_len))
 		return restore_bad(why, "a topic has two retained messages");
 	/* ownership: the retained store takes the new reference */

@@ -206,6 +206,9 @@ int engine_restore_session(struct engine *e, const struct engine_store_session *
 int engine_restore_subscription(struct engine *e, const struct midge_str *client_id,
 				const struct midge_str *filter, uint8_t options, uint32_t sub_id,
 				const char **why);
+/* Returns 1 when the delivery did not fit the session's queue bounds
+ * (configured lower since): dropped, and the store forgets it; the later
+ * ones of the session will not fit either. */
 int engine_restore_queued(struct engine *e, const struct midge_str *client_id, uint64_t msg_id,
 			  const struct engine_store_delivery *d, const char **why);
 /* In send order. msg_id 0 only with ENGINE_STORE_AWAIT_PUBCOMP. */
@@ -216,7 +219,8 @@ int engine_restore_qos2(struct engine *e, const struct midge_str *client_id, uin
 			const char **why);
 int engine_restore_will(struct engine *e, const struct midge_str *client_id,
 			const struct engine_restore_msg *will, uint32_t delay, const char **why);
-int engine_restore_retained(struct engine *e, uint64_t msg_id, const char **why);
+int engine_restore_retained(struct engine *e, const struct midge_str *topic, uint64_t msg_id,
+			    const char **why);
 /* In seq order per log; an entry of a log no longer configured is
  * dropped (returns 1: the store forgets it). */
 int engine_restore_history(struct engine *e, const struct midge_str *filter, uint64_t seq,

@@ -3127,7 +3127,9 @@ static void t_store_restore(void)
 	CU_ASSERT_EQUAL(engine_restore_queued(E, &cid, 11, &d2, &why), 0);
 	CU_ASSERT_EQUAL(engine_restore_queued(E, &cid, 99, &d2, &why), -1);
 	CU_ASSERT_EQUAL(engine_restore_qos2(E, &cid, 33, &why), 0);
-	CU_ASSERT_EQUAL(engine_restore_retained(E, 12, &why), 0);
+	struct midge_str rt = {"r", 1};
+	CU_ASSERT_EQUAL(engine_restore_retained(E, &cid, 12, &why), -1); /* another topic */
+	CU_ASSERT_EQUAL(engine_restore_retained(E, &rt, 12, &why), 0);
 	/* w: disconnected 50 s ago, will delay 30 s (due), expiry 100 s (not yet) */
 	struct engine_store_session sw = {{"w", 1}, 100, 5, NOW - 50000};
 	CU_ASSERT_EQUAL(engine_restore_session(E, &sw, strdup("w"), &why), 0);
