@@ -29,6 +29,7 @@ static const char *const event_names[MIDGE_EV__COUNT] = {
 	[MIDGE_EV_SESSION_EXPIRED] = "session.expired",
 	[MIDGE_EV_SESSION_DISCARDED] = "session.discarded",
 	[MIDGE_EV_PROTOCOL_ERROR] = "client.protocol_error",
+	[MIDGE_EV_STORE] = "store.status",
 };
 
 const char *midge_event_name(enum midge_event_type type)

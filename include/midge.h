@@ -54,6 +54,7 @@ enum midge_event_type {
 	MIDGE_EV_SESSION_EXPIRED = 17, /* session.expired */
 	MIDGE_EV_SESSION_DISCARDED = 18,/* session.discarded: clean start dropped old state */
 	MIDGE_EV_PROTOCOL_ERROR = 19,  /* client.protocol_error: bad input, before the close */
+	MIDGE_EV_STORE = 20,           /* store.status: persistence figures, failures, recovery */
 	MIDGE_EV__COUNT
 };
 
@@ -138,6 +139,19 @@ struct midge_event {
 			uint32_t queued;     /* messages held for the session */
 			const char *why;
 		} session;               /* SESSION_* */
+		struct {
+			const char *state;   /* "ok", "failing", "recovered" (writes work again), "loaded" */
+			const char *why;     /* failing: what the database said */
+			uint64_t commits;    /* transactions committed since start */
+			uint64_t messages;   /* message bodies written since start */
+			uint64_t fsyncs;     /* fsync calls since start */
+			uint64_t errors;     /* failed commits since start */
+			uint64_t db_bytes;   /* database file and its WAL */
+			double commit_ms_avg;/* since the previous store.status */
+			double commit_ms_max;
+			double messages_per_commit;
+			double fsyncs_per_second;
+		} store;                 /* STORE */
 	} u;
 };
 

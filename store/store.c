@@ -347,6 +347,13 @@ void store_completed(struct store *st, uint64_t now_ms, struct store_change *chg
 
 /* ---- close ------------------------------------------------------------------- */
 
+void store_quiet(struct store *st)
+{
+	pthread_mutex_lock(&st->mu);
+	st->notify = NULL; /* the writer calls it under mu: none is running after this */
+	pthread_mutex_unlock(&st->mu);
+}
+
 int store_close(struct store *st, uint64_t now_ms, char *err, size_t errlen)
 {
 	if (!st)

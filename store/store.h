@@ -108,6 +108,10 @@ void store_completed(struct store *st, uint64_t now_ms, struct store_change *chg
  * (commit_delay_ms or the period), or UINT64_MAX when nothing waits. */
 uint64_t store_next_due(const struct store *st, uint64_t now_ms);
 
+/* notify is not called any more (the loop that listened is closing);
+ * store_close() still commits what is left. */
+void store_quiet(struct store *st);
+
 /* Commits what is left (waiting for the writer), stops it, closes the
  * database, detaches from the engine. Returns 0, or -1 when changes could
  * not be written (err says why). store_close(NULL) does nothing. */

@@ -36,6 +36,8 @@
 #endif
 
 static void conn_flush(struct conn *c);
+static void conn_input(struct conn *c, struct rbuf *b);
+static void conn_want_pending(struct conn *c);
 
 const char *conn_addr(const struct conn *c, char buf[INET6_ADDRSTRLEN])
 {
@@ -258,12 +260,22 @@ void conn_flush_dirty(struct midge *m, bool may_read)
 			struct conn *c = list;
 			list = c->dirty_next;
 			c->dirty_next = NULL;
-			if (c->read_pending && !may_read) {
+			if ((c->read_pending || c->resume_input) && !may_read) {
 				c->dirty_next = later; /* stays marked dirty */
 				later = c;
 				continue;
 			}
 			c->dirty = false;
+			if (c->resume_input && may_read) {
+				c->resume_input = false;
+				if (c->held && c->ec && !conn_is_closed(c)) {
+					c->held = false;
+					if (c->rbuf && c->rbuf->len)
+						conn_input(c, c->rbuf);
+					conn_poll_update(c);
+					conn_want_pending(c);
+				}
+			}
 			if (c->read_pending) {
 				c->read_pending = false;
 				if (conn_can_read(c))
@@ -307,6 +319,14 @@ static void conn_input(struct conn *c, struct rbuf *b)
 		c->paused = true;
 		conn_poll_update(c);
 	}
+}
+
+void conn_resume(struct conn *c)
+{
+	if (!c->held || conn_is_closed(c))
+		return;
+	c->resume_input = true;
+	conn_mark_dirty(c);
 }
 
 void conn_auth_done(struct conn *c, int rc)

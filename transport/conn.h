@@ -69,7 +69,9 @@ struct conn {
 	uint8_t af_known : 1, af6 : 1; /* addr holds an IPv6 (16) or IPv4 (4 bytes) address */
 	uint8_t lingering : 1;    /* write side shut, input discarded */
 	uint8_t read_pending : 1; /* a layer holds input the poller cannot see */
-	uint8_t held : 1;         /* CONNECT awaits its authentication decision */
+	uint8_t held : 1;         /* CONNECT awaits its authentication decision, or the
+				     engine holds as many acknowledgements as it may */
+	uint8_t resume_input : 1; /* engine_io.resume came: frame what waits, read again */
 };
 
 /* Takes over fd, just accepted on l from ss: refuses it (max_connections,
@@ -84,6 +86,9 @@ int conn_send(struct conn *c, const uint8_t *head, size_t head_len, struct frame
  * CONNECT is framed and reading resumes. For authentication sources that
  * answer later (ENGINE_AUTH_PENDING). */
 void conn_auth_done(struct conn *c, int rc);
+/* engine_io.resume: c may be read again (the acknowledgements it held
+ * went out). Deferred to the next flush pass, outside the engine. */
+void conn_resume(struct conn *c);
 /* Close c: stop reading, flush, shut the write side, linger. */
 void conn_close(struct conn *c);
 /* The socket goes now; the engine hears it from the close callback. */

@@ -27,6 +27,15 @@ static void io_close(void *ctx, void *handle)
 		conn_close(handle);
 }
 
+/* engine_io.resume: the connection held too many acknowledgements for
+ * the store and may be read again (conn_resume). */
+static void io_resume(void *ctx, void *handle)
+{
+	(void)ctx;
+	if (handle)
+		conn_resume(handle);
+}
+
 static void io_event(void *ctx, const struct midge_event *ev)
 {
 	struct midge *m = ctx;
@@ -52,7 +61,8 @@ int glue_engine_start(struct midge *m)
 {
 	if (m->engine)
 		return 0;
-	struct engine_io io = {.ctx = m, .send = io_send, .close = io_close, .event = io_event};
+	struct engine_io io = {.ctx = m, .send = io_send, .close = io_close, .event = io_event,
+			       .resume = io_resume};
 	struct engine_auth auth = {.ctx = m, .connect = auth_connect, .acl = NULL};
 	m->engine = engine_new(&m->conf.engine, &io, &auth);
 	return m->engine ? 0 : -1;

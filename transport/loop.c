@@ -55,6 +55,7 @@ static void loop_on_busy(uv_idle_t *h)
 static void loop_settle(struct midge *m)
 {
 	int rounds = 0;
+	persist_pass(m); /* this pass's changes go to the writer; durable acks are queued */
 	do
 		conn_flush_dirty(m, true);
 	while (conn_lingering_notify(m) > 0 && rounds++ < 4);
@@ -330,9 +331,11 @@ static void loop_take_down(struct midge *m)
 	m->loop_ready = false;
 	listeners_close(m);
 	conn_teardown_all(m, "server shutting down");
+	persist_quiet(m); /* its uv_async_t closes with the rest */
 	uv_walk(&m->loop, loop_close_walk, NULL);
 	while (uv_run(&m->loop, UV_RUN_NOWAIT) != 0)
 		;
+	persist_stop(m); /* every session detached: the final commit */
 	uv_loop_close(&m->loop);
 	m->n_hooks_polls = 0;
 	m->stopping = false;
@@ -362,7 +365,7 @@ int midge_run(struct midge *m)
 	engine_reconfigure(m->engine, &m->conf.engine);
 	if (loop_init(m) < 0)
 		return -1;
-	if (listeners_open(m) < 0 || loop_hooks_start(m) < 0 || daemon_write_pid(m) < 0 ||
+	if (persist_start(m) < 0 || listeners_open(m) < 0 || loop_hooks_start(m) < 0 || daemon_write_pid(m) < 0 ||
 	    daemon_drop_privileges(m) < 0)
 		goto out;
 	m->running = true;
