@@ -21,12 +21,12 @@ static void bind_sub_ids(sqlite3_stmt *s, int col, const struct op *op, uint8_t 
 	sqlite3_bind_blob(s, col, buf, 4 * op->n_sub_ids, SQLITE_TRANSIENT);
 }
 
-/* Runs a statement that returns no row, and resets it. */
+/* Runs a statement that returns no row, and resets it (every use binds
+ * all its parameters again: no need to clear them). */
 static int step(sqlite3_stmt *s)
 {
 	int rc = sqlite3_step(s);
 	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
 	return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 

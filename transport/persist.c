@@ -205,11 +205,19 @@ void persist_stop(struct midge *m)
 		return;
 	if (p->st) {
 		char path[4096];
+		struct store_stats s;
 		snprintf(path, sizeof path, "%s", store_path(p->st));
+		store_get_stats(p->st, &s);
 		if (store_close(p->st, broker_now_ms(), err, sizeof err) < 0)
 			log_err("persistence: %s", err);
 		else
-			log_notice("persistence: %s closed", path);
+			log_notice("persistence: %s closed: %llu commits, %llu changes, %llu rows "
+				   "written (%llu message bodies), %llu cancelled before writing, "
+				   "%llu fsyncs, %.3f ms per commit",
+				   path, (unsigned long long)s.commits, (unsigned long long)s.changes,
+				   (unsigned long long)s.ops, (unsigned long long)s.messages,
+				   (unsigned long long)s.cancelled, (unsigned long long)s.fsyncs,
+				   s.commits ? (double)s.commit_us_total / 1000.0 / (double)s.commits : 0.0);
 	}
 	p->st = NULL;
 	free(p);
