@@ -65,7 +65,10 @@ static void head_cache_put(struct engine *e, const struct emsg *m, int shape,
 static void publish_props(const struct engine *e, const struct emsg *m, const struct delivery *d,
 			  uint16_t alias, struct codec_props *props)
 {
-	*props = m->props;
+	if (m->props)
+		*props = *m->props;
+	else
+		memset(props, 0, sizeof *props);
 	if (emsg_has_expiry(m)) {
 		props->present |= CODEC_PROP_BIT(CODEC_PROP_MESSAGE_EXPIRY);
 		props->message_expiry = emsg_remaining_expiry(e, m);

@@ -107,7 +107,10 @@ struct emsg {
 	struct timer_node expiry;
 	uint64_t origin;    /* serial of the publishing session; 0 for the broker */
 	struct frame *payload;
-	struct codec_props props; /* forwardable ones; views into data */
+	/* forwardable ones, views into data; NULL without properties (most
+	 * messages: the record stays small enough for the 256-byte frame
+	 * class, which matters with a million of them queued) */
+	struct codec_props *props;
 	uint8_t *topic;
 	uint8_t *raw_props;
 	char *origin_id;

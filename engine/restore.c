@@ -15,7 +15,7 @@
 #include <string.h>
 
 struct restore_msg {
-	uint64_t id; /* 0: a free cell */
+	uint64_t id;
 	struct emsg *m;
 };
 
@@ -25,54 +25,54 @@ struct restore_session {
 };
 
 struct restore {
-	struct restore_msg *msgs; /* by id, open addressing, at most half full */
-	uint32_t cap, n;
+	/* by id, ascending as they come (engine_restore_message): queues refer
+	 * to messages mostly in that order, so a look-up is usually the next
+	 * cell after the last one found, and never a random probe of a table
+	 * as large as the store */
+	struct restore_msg *msgs;
+	uint32_t n, cap, cursor;
 	struct restore_session *sessions;
 	uint32_t n_sessions, cap_sessions;
 	struct session *last; /* the session looked up last: rows come grouped */
 };
 
-static uint32_t restore_home(uint64_t id, uint32_t cap)
-{
-	return (uint32_t)((id * UINT64_C(0x9E3779B97F4A7C15)) >> 32) & (cap - 1);
-}
-
-static struct emsg *restore_msg_get(const struct restore *r, uint64_t id)
+static struct emsg *restore_msg_get(struct restore *r, uint64_t id)
 {
 	if (!id || !r->n)
 		return NULL;
-	for (uint32_t i = restore_home(id, r->cap);; i = (i + 1) & (r->cap - 1)) {
-		if (r->msgs[i].id == id)
-			return r->msgs[i].m;
-		if (!r->msgs[i].id)
-			return NULL;
+	for (uint32_t k = r->cursor; k < r->n && k <= r->cursor + 1; k++)
+		if (r->msgs[k].id == id) {
+			r->cursor = k;
+			return r->msgs[k].m;
+		}
+	uint32_t lo = 0, hi = r->n;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (r->msgs[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
 	}
+	if (lo < r->n && r->msgs[lo].id == id) {
+		r->cursor = lo;
+		return r->msgs[lo].m;
+	}
+	return NULL;
 }
 
+/* Appends id (greater than every id so far). Returns 0 or -1 on OOM. */
 static int restore_msg_put(struct restore *r, uint64_t id, struct emsg *m)
 {
-	if (2 * (r->n + 1) > r->cap) {
+	if (r->n == r->cap) {
 		uint32_t cap = r->cap ? r->cap * 2 : 1024;
-		struct restore_msg *t = calloc(cap, sizeof *t);
-		if (!t)
+		struct restore_msg *v = realloc(r->msgs, cap * sizeof *v);
+		if (!v)
 			return -1;
-		for (uint32_t i = 0; i < r->cap; i++) {
-			if (!r->msgs[i].id)
-				continue;
-			uint32_t j = restore_home(r->msgs[i].id, cap);
-			while (t[j].id)
-				j = (j + 1) & (cap - 1);
-			t[j] = r->msgs[i];
-		}
-		free(r->msgs);
-		r->msgs = t;
+		r->msgs = v;
 		r->cap = cap;
 	}
-	uint32_t i = restore_home(id, r->cap);
-	while (r->msgs[i].id)
-		i = (i + 1) & (r->cap - 1);
-	r->msgs[i].id = id;
-	r->msgs[i].m = m;
+	r->msgs[r->n].id = id;
+	r->msgs[r->n].m = m;
 	r->n++;
 	return 0;
 }
@@ -91,9 +91,8 @@ void engine_restore_abort(struct engine *e)
 	struct restore *r = e->restore;
 	if (!r)
 		return;
-	for (uint32_t i = 0; i < r->cap; i++)
-		if (r->msgs[i].id)
-			emsg_unref(r->msgs[i].m);
+	for (uint32_t i = 0; i < r->n; i++)
+		emsg_unref(r->msgs[i].m);
 	free(r->msgs);
 	free(r->sessions);
 	free(r);
@@ -152,8 +151,8 @@ int engine_restore_message(struct engine *e, const struct engine_restore_msg *rm
 	struct emsg *m;
 	if (!rm->id)
 		return restore_bad(why, "a message has id 0");
-	if (restore_msg_get(r, rm->id))
-		return restore_bad(why, "two messages have the same id");
+	if (r->n && rm->id <= r->msgs[r->n - 1].id)
+		return restore_bad(why, "message ids are repeated or not in ascending order");
 	if (restore_make(e, rm, false, &m, why) < 0)
 		return -1;
 	if (restore_msg_put(r, rm->id, m) < 0) { /* ownership: the table holds m until the end */

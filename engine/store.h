@@ -199,6 +199,7 @@ struct engine_restore_msg {
  * when the client resumes.
  */
 int engine_restore_begin(struct engine *e, uint64_t now_ms);
+/* In ascending id order (a look-up by id is then a step, not a search). */
 int engine_restore_message(struct engine *e, const struct engine_restore_msg *m, const char **why);
 /* handle: what the store wants back in its calls about the session. */
 int engine_restore_session(struct engine *e, const struct engine_store_session *s, void *handle,

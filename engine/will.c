@@ -88,7 +88,7 @@ void will_publish(struct engine *e, struct session *s)
 	/* the will's expiry counts from when it is published (emsg_new left
 	 * the deadline unset) */
 	if (emsg_has_expiry(m))
-		m->expiry.at = e->now + (uint64_t)m->props.message_expiry * 1000;
+		m->expiry.at = e->now + (uint64_t)m->props->message_expiry * 1000;
 	event_message(e, MIDGE_EV_WILL, &cl, m, NULL, m->qos, 0, false, 0, NULL);
 	publish_accept(e, m, &cl, 0, false);
 	emsg_unref(m);

@@ -228,7 +228,7 @@ int db_open(struct db *d, const char *path, bool sync_full, bool quick_check, bo
 	char pragmas[256];
 	snprintf(pragmas, sizeof pragmas,
 		 "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA cell_size_check=ON; "
-		 "PRAGMA cache_size=-65536; PRAGMA wal_autocheckpoint=16384",
+		 "PRAGMA wal_autocheckpoint=16384",
 		 sync_full ? "FULL" : "NORMAL");
 	rc = sqlite3_exec(d->h, pragmas, NULL, NULL, &msg);
 	if (rc != SQLITE_OK) {

@@ -261,34 +261,33 @@ static void ref_drop(struct store *st, uint64_t id)
 	ref_remove(st, r);
 }
 
-int front_ref_restored(struct store *st, uint64_t id)
+int front_refs_load(struct store *st, const struct front_ref *v, size_t n)
 {
-	struct msgref *r = ref_find(st, id);
-	if (!r) {
-		r = ref_insert(st, id);
-		if (!r)
-			return -1;
-		r->batch = 0; /* written long ago */
-		r->refs = 0;
-		return 0;
-	}
-	r->refs++;
-	return 0;
-}
-
-void front_drop_unreferenced(struct store *st)
-{
-	for (uint32_t i = 0; i < st->refs_cap;) {
-		struct msgref *r = &st->refs[i];
-		if (r->id && !r->refs) {
+	size_t live = 0;
+	for (size_t i = 0; i < n; i++)
+		live += v[i].refs > 0;
+	uint32_t cap = 1024;
+	while ((size_t)cap < 2 * live + 2)
+		cap *= 2;
+	free(st->refs);
+	st->refs = calloc(cap, sizeof *st->refs);
+	if (!st->refs)
+		return -1;
+	st->refs_cap = cap;
+	st->refs_n = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (!v[i].refs) { /* a body nothing refers to any more: it goes */
 			struct op *op = front_op(st, OP_MSG_DEL);
-			if (op)
-				op->a = r->id;
-			ref_remove(st, r); /* a later cell may have moved here: look again */
+			if (!op)
+				return -1;
+			op->a = v[i].id;
 			continue;
 		}
-		i++;
+		struct msgref *r = ref_insert(st, v[i].id); /* cannot grow: sized above */
+		r->refs = v[i].refs;
+		r->batch = 0; /* written long ago */
 	}
+	return 0;
 }
 
 /* ---- sessions ---------------------------------------------------------------- */

@@ -223,10 +223,13 @@ void front_init(struct store *st);
 void front_free(struct store *st);
 /* A session record for recovery (sid from the database). */
 struct sess *front_sess_new(struct store *st, int64_t sid);
-/* Recovery: a reference from a stored row to message id. */
-int front_ref_restored(struct store *st, uint64_t id);
-/* Recovery: messages no row refers to are deleted. */
-void front_drop_unreferenced(struct store *st);
+/* Recovery: the stored messages and how many rows refer to each; those no
+ * row refers to are deleted. Returns 0 or -1 on OOM. */
+struct front_ref {
+	uint64_t id;
+	uint32_t refs;
+};
+int front_refs_load(struct store *st, const struct front_ref *v, size_t n);
 /* The open batch gets a number (if it has none) and *op for a new
  * operation; NULL on OOM. */
 struct op *front_op(struct store *st, uint8_t kind);

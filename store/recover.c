@@ -33,6 +33,8 @@ struct rsess {
 
 struct recover {
 	struct store *st;
+	struct front_ref *refs; /* every stored message, ascending by id */
+	size_t n_refs, cap_refs, ref_cursor;
 	sqlite3 *h;
 	uint64_t now;
 	struct rsess *ss;
@@ -124,6 +126,28 @@ static struct rsess *rsess_get(struct recover *r, sqlite3_stmt *s, int col)
 	if (!x)
 		rfail(r, "a row names a session that is not stored");
 	return x;
+}
+
+/* One more row refers to message id (known to exist: the engine found
+ * it). Rows mostly come in id order: the next cell is tried first. */
+static void rref(struct recover *r, uint64_t id)
+{
+	size_t k = r->ref_cursor;
+	if (!(k < r->n_refs && r->refs[k].id == id) && !(++k < r->n_refs && r->refs[k].id == id)) {
+		size_t lo = 0, hi = r->n_refs;
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+			if (r->refs[mid].id < id)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		k = lo;
+	}
+	if (k < r->n_refs && r->refs[k].id == id) {
+		r->refs[k].refs++;
+		r->ref_cursor = k;
+	}
 }
 
 static int rengine(struct recover *r, int rc, const char *why)
@@ -218,7 +242,7 @@ static int recover_messages(struct recover *r)
 	bool row;
 	int rc = rprepare(r, "messages",
 			  "SELECT id, topic, payload, props, origin, qos, retain, expiry_at FROM "
-			  "messages", &s);
+			  "messages ORDER BY id", &s);
 	while (rc == 0 && (rc = rstep(r, s, &row)) == 0 && row) {
 		struct engine_restore_msg m = {0};
 		int64_t id, at;
@@ -232,8 +256,21 @@ static int recover_messages(struct recover *r)
 		m.expiry_at = (uint64_t)at;
 		int e_rc = engine_restore_message(r->st->e, &m, &why);
 		rc = rengine(r, e_rc, why);
-		if (rc == 0 && front_ref_restored(r->st, m.id) < 0)
-			rc = rfail(r, "out of memory");
+		if (rc == 0 && r->n_refs == r->cap_refs) {
+			size_t cap = r->cap_refs ? r->cap_refs * 2 : 1024;
+			struct front_ref *v = realloc(r->refs, cap * sizeof *v);
+			if (!v) {
+				rc = rfail(r, "out of memory");
+				break;
+			}
+			r->refs = v;
+			r->cap_refs = cap;
+		}
+		if (rc == 0) {
+			r->refs[r->n_refs].id = m.id;
+			r->refs[r->n_refs].refs = 0;
+			r->n_refs++;
+		}
 		r->st->stats.recovered_messages++;
 	}
 	sqlite3_finalize(s);
@@ -311,8 +348,8 @@ static int recover_inflight(struct recover *r)
 		int e_rc = engine_restore_flight(r->st->e, &x->cid, (uint16_t)pid,
 						 (enum engine_store_flight)state, (uint64_t)msg, &d, &why);
 		rc = rengine(r, e_rc, why);
-		if (rc == 0 && msg && front_ref_restored(r->st, (uint64_t)msg) < 0)
-			rc = rfail(r, "out of memory");
+		if (rc == 0 && msg)
+			rref(r, (uint64_t)msg);
 	}
 	sqlite3_finalize(s);
 	return rc;
@@ -350,8 +387,7 @@ static int recover_queue(struct recover *r)
 			break;
 		if (got == 0) {
 			x->h->qtail = (uint64_t)seq + 1;
-			if (front_ref_restored(r->st, (uint64_t)msg) < 0)
-				rc = rfail(r, "out of memory");
+			rref(r, (uint64_t)msg);
 		} else { /* past the queue's bounds now: the row goes */
 			x->dropped_tail = true;
 			struct op *op = front_op(r->st, OP_Q_DEL);
@@ -430,8 +466,8 @@ static int recover_retained(struct recover *r)
 		t.p = (const char *)tp;
 		int e_rc = engine_restore_retained(r->st->e, &t, (uint64_t)msg, &why);
 		rc = rengine(r, e_rc, why);
-		if (rc == 0 && front_ref_restored(r->st, (uint64_t)msg) < 0)
-			rc = rfail(r, "out of memory");
+		if (rc == 0)
+			rref(r, (uint64_t)msg);
 	}
 	sqlite3_finalize(s);
 	return rc;
@@ -459,8 +495,7 @@ static int recover_history(struct recover *r)
 		if ((rc = rengine(r, got, why)) < 0)
 			break;
 		if (got == 0) {
-			if (front_ref_restored(r->st, (uint64_t)msg) < 0)
-				rc = rfail(r, "out of memory");
+			rref(r, (uint64_t)msg);
 		} else { /* a log no longer configured */
 			struct op *op = front_op(r->st, OP_HIST_DEL);
 			if (!op || batch_bytes(r->st->open, op, f.p, f.len) < 0) {
@@ -526,8 +561,9 @@ int recover_run(struct store *st, sqlite3 *h, uint64_t now_ms, char *err, size_t
 		rc = recover_history(&r);
 	if (rc == 0)
 		rc = recover_connected(&r);
-	if (rc == 0)
-		front_drop_unreferenced(st);
+	if (rc == 0 && front_refs_load(st, r.refs, r.n_refs) < 0)
+		rc = rfail(&r, "out of memory");
+	free(r.refs);
 	st->stats.recovered_sessions = r.n;
 	for (size_t i = 0; i < r.n; i++)
 		free((char *)r.ss[i].cid.p);

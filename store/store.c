@@ -216,6 +216,10 @@ struct store *store_open(const struct store_config *cfg, struct engine *e,
 			snprintf(err, errlen, "%s: %s", st->path, why);
 		goto fail;
 	}
+	/* Recovery reads every page once: the default small cache is enough
+	 * for that, and a large one would only hold pages never read again.
+	 * From now on the hot pages (queues, windows) stay cached. */
+	sqlite3_exec(st->db.h, "PRAGMA cache_size=-65536", NULL, NULL, NULL);
 	st->stats.recovered_ms = (mono_us() - t0) / 1000;
 	st->stats.db_bytes = db_size(st->path);
 	struct engine_store front = store_front;
