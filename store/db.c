@@ -115,8 +115,8 @@ static bool db_is_damage(int rc)
 	       rc == SQLITE_SCHEMA || rc == SQLITE_MISMATCH || rc == SQLITE_RANGE;
 }
 
-/* Creates the tables in an empty database. */
-static int db_create(sqlite3 *h, char *err, size_t errlen)
+/* Creates the tables in an empty database (also the recovery fuzzer's). */
+int db_create(sqlite3 *h, char *err, size_t errlen)
 {
 	char *msg = NULL;
 	int rc = sqlite3_exec(h, "BEGIN IMMEDIATE", NULL, NULL, &msg);

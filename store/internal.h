@@ -133,6 +133,8 @@ int db_open(struct db *d, const char *path, bool sync_full, bool quick_check, bo
 /* Checks an already open handle (the recovery fuzzer's in-memory image):
  * application id, version, tables. Returns 0 or -1 with err. */
 int db_check(sqlite3 *h, char *err, size_t errlen);
+/* Creates midge's tables in an empty database. Returns 0 or -1 with err. */
+int db_create(sqlite3 *h, char *err, size_t errlen);
 int db_prepare(struct db *d, char *err, size_t errlen);
 void db_close(struct db *d);
 /* The file and its WAL, in bytes. */

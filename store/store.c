@@ -14,6 +14,8 @@
  */
 #include "store/internal.h"
 
+#include "engine/engine.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -412,6 +414,45 @@ int store_close(struct store *st, uint64_t now_ms, char *err, size_t errlen)
 		pthread_join(st->thread, NULL);
 	}
 	(void)now_ms;
+	store_free(st);
+	return rc;
+}
+
+/* ---- the recovery fuzzer ------------------------------------------------------ */
+
+int store_fuzz_recover(void *h, struct engine *e, uint64_t now_ms, uint64_t *ref_errors,
+		       char *err, size_t errlen)
+{
+	struct store *st = calloc(1, sizeof *st);
+	int rc = -1;
+	*ref_errors = 0;
+	if (!st)
+		return -1;
+	st->lock_fd = -1;
+	st->e = e;
+	pthread_mutex_init(&st->mu, NULL);
+	pthread_cond_init(&st->cv, NULL);
+	front_init(st);
+	st->open = batch_new();
+	st->spare = batch_new();
+	st->path = strdup(":memory:");
+	if (!st->open || !st->spare || !st->path) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	if (db_check(h, err, errlen) < 0 || recover_run(st, h, now_ms, err, errlen) < 0)
+		goto out;
+	struct engine_store front = store_front;
+	front.ctx = st;
+	engine_store_attach(e, &front);
+	engine_restore_end(e, now_ms);
+	/* every session with an expiry ends: its references are released */
+	engine_tick(e, now_ms + 100ull * 365 * 86400 * 1000);
+	engine_store_attach(e, NULL);
+	*ref_errors = st->ref_errors;
+	rc = 0;
+out:
+	st->db.h = NULL; /* the caller's */
 	store_free(st);
 	return rc;
 }

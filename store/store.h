@@ -120,6 +120,18 @@ int store_close(struct store *st, uint64_t now_ms, char *err, size_t errlen);
 void store_get_stats(struct store *st, struct store_stats *out);
 void store_stats_reset_max(struct store *st);
 
+/*
+ * The recovery fuzzer's entry (fuzz/fuzz_store.c): checks the database open
+ * on h (an in-memory image) as store_open() would and recovers it into e
+ * with a store that has no file and no writer, then expires every session
+ * (time passes by a century), which releases what recovery counted.
+ * Returns 0, or -1 with err when the image was refused. *ref_errors is the
+ * number of releases the store could not match (0 unless the recovery
+ * miscounted).
+ */
+int store_fuzz_recover(void *h, struct engine *e, uint64_t now_ms, uint64_t *ref_errors,
+		       char *err, size_t errlen);
+
 /* The database file's path as opened. */
 const char *store_path(const struct store *st);
 
