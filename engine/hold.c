@@ -186,7 +186,7 @@ static void hold_release_one(struct engine *e, struct held_acks *h)
 	h->head = (h->head + 1) % h->cap;
 	h->n--;
 	e->st.acks_held--;
-	if (hold_is_quota(a.type) && !a.bytes)
+	if (hold_is_quota(a.type))
 		h->n_quota--;
 	if (c->state == CONN_UP) {
 		if (a.bytes)

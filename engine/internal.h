@@ -57,8 +57,10 @@
 #include "engine/topic.h"
 
 
-/* Subscription identifiers kept per queued or inflight delivery. */
+/* Subscription identifiers kept per queued or inflight delivery (as many
+ * as a store keeps: engine/store.h). */
 #define ENGINE_SUBIDS 4
+_Static_assert(ENGINE_SUBIDS == ENGINE_STORE_SUBIDS, "a stored delivery keeps every identifier");
 /* QoS 0 heads cached per fan-out: (v5?2:0) | retain. */
 #define HEAD_SHAPES 4
 #define HEAD_CACHE_MAX 320

@@ -72,10 +72,10 @@ static void fz_bind(sqlite3_stmt *s, int i, struct rd *r)
 		sqlite3_bind_int64(s, i, k >> 3); /* 0..31: rows refer to each other */
 		break;
 	case 3: {
-		int64_t v = 0;
+		uint64_t v = 0;
 		for (int j = 0; j < 8; j++)
 			v = (v << 8) | rd_u8(r);
-		sqlite3_bind_int64(s, i, v);
+		sqlite3_bind_int64(s, i, (int64_t)v);
 		break;
 	}
 	case 4: {

@@ -40,11 +40,11 @@ struct op *front_op(struct store *st, uint8_t kind)
 }
 
 /* Out of memory in the front: the change is lost for the store. It is
- * counted and the store fails like an I/O error would (ticket() keeps
- * acknowledgements waiting until a commit succeeds again). */
+ * counted (store_stats.lost) and the transport logs it: the database may
+ * then differ from what was acknowledged. */
 static void front_oom(struct store *st)
 {
-	st->ref_errors++;
+	st->stats.lost++;
 }
 
 /* ---- the open batch's index ---------------------------------------------- */

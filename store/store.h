@@ -60,6 +60,7 @@ struct store_stats {
 	uint64_t changes;        /* engine calls received */
 	uint64_t fsyncs;         /* fsync/fdatasync calls SQLite made */
 	uint64_t errors;         /* failed commits */
+	uint64_t lost;           /* changes not recorded for want of memory */
 	uint64_t commit_us_total;
 	uint64_t commit_us_max;  /* since the last store_stats_reset_max() */
 	uint64_t db_bytes;       /* database file + WAL, as of the last commit */

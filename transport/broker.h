@@ -136,6 +136,9 @@ int persist_start(struct midge *m);
 void persist_pass(struct midge *m);
 void persist_quiet(struct midge *m);
 void persist_stop(struct midge *m);
+/* SIGHUP: keeps the running persistence settings in the new conf nc,
+ * warning when the file changed them (they need a restart). */
+void persist_reload(struct midge *m, struct conf *nc);
 /* The $SYS/broker/midge/store/ topics from cache slot `slot` on (10). */
 void persist_sys(struct midge *m, uint64_t now, sys_put_fn put, int slot);
 

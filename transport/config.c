@@ -517,7 +517,7 @@ static int conf_set_persist_sync(struct conf *c, const char *v, char *msg, size_
 	char mode[16] = "", secs[24] = "", extra[2] = "";
 	uint64_t n;
 	int k = sscanf(v, "%15s %23s %1s", mode, secs, extra);
-	if (k >= 1 && k <= 1 && strcmp(mode, "ack") == 0) {
+	if (k == 1 && strcmp(mode, "ack") == 0) {
 		c->persist_sync = CONF_PERSIST_ACK;
 		return 0;
 	}

@@ -212,6 +212,7 @@ static void loop_reload(struct midge *m)
 		m->passwd = NULL;
 	}
 	engine_reconfigure(m->engine, &nc.engine);
+	persist_reload(m, &nc);
 	/* Listeners stay as they are; the rest of the settings move over. */
 	struct conf old = m->conf;
 	conf_take_listeners(&nc, &old);

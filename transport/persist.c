@@ -26,7 +26,7 @@ struct persist {
 	uv_timer_t timer;
 	bool handles;          /* async and timer initialised */
 	/* figures at the last $SYS / store.status, for rates */
-	uint64_t last_ms, last_commits, last_messages, last_fsyncs, last_us;
+	uint64_t last_ms, last_commits, last_messages, last_fsyncs, last_us, last_lost;
 };
 
 /* Writer thread: a commit finished (or failed). Only wakes the loop. */
@@ -251,10 +251,67 @@ void persist_sys(struct midge *m, uint64_t now, sys_put_fn put, int slot)
 	    (unsigned long long)s.messages);
 	put(m, slot + 9, "$SYS/broker/midge/store/fsyncs", "%llu", (unsigned long long)s.fsyncs);
 	persist_event(m, s.failing ? "failing" : "ok", NULL, now);
+	if (s.lost > p->last_lost)
+		log_err("persistence: %llu changes could not be recorded (out of memory): the "
+			"database may not hold everything acknowledged since",
+			(unsigned long long)(s.lost - p->last_lost));
+	p->last_lost = s.lost;
 	p->last_ms = now;
 	p->last_commits = s.commits;
 	p->last_messages = s.messages;
 	p->last_fsyncs = s.fsyncs;
 	p->last_us = s.commit_us_total;
 	store_stats_reset_max(p->st);
+}
+
+static bool persist_str_eq(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* SIGHUP: persistence and the replay logs are set up at start-up only.
+ * When the new file changes them, say so; the running settings stay in
+ * nc (the strings and logs swap, so each conf frees its own). */
+void persist_reload(struct midge *m, struct conf *nc)
+{
+	struct conf *c = &m->conf;
+	bool same = nc->persistence == c->persistence &&
+		    persist_str_eq(nc->persistence_location, c->persistence_location) &&
+		    persist_str_eq(nc->persistence_file, c->persistence_file) &&
+		    nc->autosave_interval == c->autosave_interval &&
+		    nc->autosave_on_changes == c->autosave_on_changes &&
+		    nc->persist_sync == c->persist_sync && nc->persist_period == c->persist_period &&
+		    nc->persist_period_set == c->persist_period_set &&
+		    nc->persist_commit_delay_ms == c->persist_commit_delay_ms &&
+		    nc->persist_move_damaged == c->persist_move_damaged &&
+		    nc->persist_quick_check == c->persist_quick_check && nc->n_history == c->n_history;
+	for (int i = 0; same && i < nc->n_history; i++)
+		same = persist_str_eq(nc->history[i].filter, c->history[i].filter) &&
+		       nc->history[i].max_messages == c->history[i].max_messages &&
+		       nc->history[i].max_age_s == c->history[i].max_age_s;
+	if (!same)
+		log_warn("reload: persistence keys and midge_history need a restart; the running "
+			 "settings stay");
+	nc->persistence = c->persistence;
+	char *t = nc->persistence_location;
+	nc->persistence_location = c->persistence_location;
+	c->persistence_location = t;
+	t = nc->persistence_file;
+	nc->persistence_file = c->persistence_file;
+	c->persistence_file = t;
+	nc->autosave_interval = c->autosave_interval;
+	nc->autosave_on_changes = c->autosave_on_changes;
+	nc->persist_sync = c->persist_sync;
+	nc->persist_period = c->persist_period;
+	nc->persist_period_set = c->persist_period_set;
+	nc->persist_commit_delay_ms = c->persist_commit_delay_ms;
+	nc->persist_move_damaged = c->persist_move_damaged;
+	nc->persist_quick_check = c->persist_quick_check;
+	struct conf_history tmp[CONF_MAX_HISTORY];
+	int n = nc->n_history;
+	memcpy(tmp, nc->history, sizeof tmp);
+	memcpy(nc->history, c->history, sizeof tmp);
+	nc->n_history = c->n_history;
+	memcpy(c->history, tmp, sizeof tmp);
+	c->n_history = n;
 }
