@@ -82,6 +82,10 @@ int engine_restore_begin(struct engine *e, uint64_t now_ms)
 	e->now = now_ms;
 	if (e->restore)
 		return 0;
+	/* Stored messages keep their ids: one made before (the embedding
+	 * API's midge_publish before midge_run) could carry the same one. */
+	if (e->msg_ids || e->table_count)
+		return -1;
 	e->restore = calloc(1, sizeof *e->restore);
 	return e->restore ? 0 : -1;
 }

@@ -198,6 +198,7 @@ struct engine_restore_msg {
  * their order, in-flight ones their packet ids and are resent with DUP
  * when the client resumes.
  */
+/* -1 when the engine already made messages or sessions: restore first. */
 int engine_restore_begin(struct engine *e, uint64_t now_ms);
 /* In ascending id order (a look-up by id is then a step, not a search). */
 int engine_restore_message(struct engine *e, const struct engine_restore_msg *m, const char **why);

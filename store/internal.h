@@ -236,7 +236,9 @@ int front_refs_load(struct store *st, const struct front_ref *v, size_t n);
  * operation; NULL on OOM. */
 struct op *front_op(struct store *st, uint8_t kind);
 
-/* recover.c */
+/* recover.c: returns 0, -1 when the database is damaged (a record the
+ * engine could not take, a read that failed), -2 when the failure is not
+ * the file's (out of memory, the engine not empty). */
 int recover_run(struct store *st, sqlite3 *h, uint64_t now_ms, char *err, size_t errlen);
 
 #endif

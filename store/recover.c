@@ -42,10 +42,13 @@ struct recover {
 	char *err;
 	size_t errlen;
 	const char *table;
+	bool not_damage; /* failed for want of memory: the file may be fine */
 };
 
 static int rfail(struct recover *r, const char *why)
 {
+	if (strcmp(why, "out of memory") == 0)
+		r->not_damage = true;
 	snprintf(r->err, r->errlen, "table %s: %s", r->table, why);
 	return -1;
 }
@@ -87,6 +90,10 @@ static int rstep(struct recover *r, sqlite3_stmt *s, bool *row)
 	*row = false;
 	if (rc == SQLITE_DONE)
 		return 0;
+	/* a disk that fails to read, or no memory, is not a damaged file */
+	int code = rc & 0xff;
+	if (code == SQLITE_IOERR || code == SQLITE_NOMEM || code == SQLITE_BUSY || code == SQLITE_FULL)
+		r->not_damage = true;
 	snprintf(r->err, r->errlen, "table %s: cannot read it: %s", r->table,
 		 sqlite3_errmsg(r->h));
 	return -1;
@@ -539,8 +546,11 @@ int recover_run(struct store *st, sqlite3 *h, uint64_t now_ms, char *err, size_t
 	r.err = err;
 	r.errlen = errlen;
 	int rc = engine_restore_begin(st->e, now_ms);
-	if (rc < 0)
-		snprintf(err, errlen, "out of memory");
+	if (rc < 0) {
+		snprintf(err, errlen, "the broker holds messages or sessions already: the store is "
+			 "opened before any (publish with midge_publish once midge_run runs)");
+		r.not_damage = true;
+	}
 	if (rc == 0)
 		rc = recover_sessions(&r);
 	if (rc == 0)
@@ -570,5 +580,5 @@ int recover_run(struct store *st, sqlite3 *h, uint64_t now_ms, char *err, size_t
 	free(r.ss);
 	if (rc < 0)
 		engine_restore_abort(st->e);
-	return rc;
+	return rc < 0 ? (r.not_damage ? -2 : -1) : 0;
 }

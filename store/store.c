@@ -188,10 +188,13 @@ struct store *store_open(const struct store_config *cfg, struct engine *e,
 		db_close(&st->db);
 		rc = -1;
 	}
-	if (rc == 0 && recover_run(st, st->db.h, now_ms, why, sizeof why) < 0) {
-		damaged = true; /* a record the engine could not take */
-		db_close(&st->db);
-		rc = -1;
+	if (rc == 0) {
+		int rr = recover_run(st, st->db.h, now_ms, why, sizeof why);
+		if (rr < 0) {
+			damaged = rr == -1; /* a record the engine could not take */
+			db_close(&st->db);
+			rc = -1;
+		}
 	}
 	if (rc < 0 && damaged && cfg->move_damaged) {
 		/* start empty, the old file kept for inspection */
