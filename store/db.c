@@ -227,8 +227,7 @@ int db_open(struct db *d, const char *path, bool sync_full, bool quick_check, bo
 	char *msg = NULL;
 	char pragmas[256];
 	snprintf(pragmas, sizeof pragmas,
-		 "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA cell_size_check=ON; "
-		 "PRAGMA wal_autocheckpoint=16384",
+		 "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA cell_size_check=ON",
 		 sync_full ? "FULL" : "NORMAL");
 	rc = sqlite3_exec(d->h, pragmas, NULL, NULL, &msg);
 	if (rc != SQLITE_OK) {

@@ -217,6 +217,14 @@ struct store {
 	void (*notify)(void *arg);
 	void *notify_arg;
 	struct store_stats stats; /* under mu for the writer's fields */
+	/* the checkpointer: its own connection, so that copying the WAL into
+	 * the database (and that file's fsync) is never on a commit's path */
+	sqlite3 *ckpt;
+	pthread_t ckpt_thread;
+	bool ckpt_started;
+	bool ckpt_wanted;       /* under mu: the WAL grew past CKPT_PAGES */
+	pthread_cond_t ckpt_cv; /* the checkpointer's own: cv wakes the writer */
+	int wal_pages;          /* the WAL's frames after the last commit (writer only) */
 };
 
 /* front.c */

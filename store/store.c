@@ -26,6 +26,9 @@
 #include <unistd.h>
 
 #define RETRY_MS 1000
+/* The checkpointer copies the WAL into the database once it holds this many
+ * pages (4 MiB at 4 KiB pages: SQLite's own auto-checkpoint size). */
+#define CKPT_PAGES 1000
 
 /* Periodic mode keeps memory bounded: a batch this large is committed
  * before its period is over. */
@@ -93,6 +96,88 @@ static void *store_writer(void *arg)
 	return NULL;
 }
 
+/* ---- the checkpointer ---------------------------------------------------- */
+
+/* SQLite's WAL hook on the writer's connection (after each commit, on the
+ * writer thread): replaces auto-checkpointing, which would copy the WAL
+ * inside a commit, with a word to the checkpointer. */
+static int store_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+	struct store *st = arg;
+	(void)db;
+	(void)name;
+	st->wal_pages = pages;
+	int limit = st->cfg.checkpoint_pages ? (int)st->cfg.checkpoint_pages : CKPT_PAGES;
+	if (pages >= limit && st->ckpt_started) {
+		pthread_mutex_lock(&st->mu);
+		st->ckpt_wanted = true;
+		pthread_cond_signal(&st->ckpt_cv);
+		pthread_mutex_unlock(&st->mu);
+	}
+	return SQLITE_OK;
+}
+
+/* Runs PASSIVE checkpoints on its own connection: they copy what no
+ * reader needs while the writer goes on committing, so a commit never
+ * waits for the database file's writes and fsync. */
+static void *store_checkpointer(void *arg)
+{
+	struct store *st = arg;
+	pthread_mutex_lock(&st->mu);
+	for (;;) {
+		while (!st->stopping && !st->ckpt_wanted)
+			pthread_cond_wait(&st->ckpt_cv, &st->mu);
+		if (st->stopping)
+			break;
+		st->ckpt_wanted = false;
+		pthread_mutex_unlock(&st->mu);
+		int rc = sqlite3_wal_checkpoint_v2(st->ckpt, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+		pthread_mutex_lock(&st->mu);
+		if (rc == SQLITE_OK)
+			st->stats.checkpoints++;
+	}
+	pthread_mutex_unlock(&st->mu);
+	return NULL;
+}
+
+/* Opens the checkpointer's connection and thread. Without them (an error)
+ * the writer checkpoints itself, as SQLite does by default. */
+static void store_checkpointer_start(struct store *st, bool sync_full)
+{
+	if (sqlite3_open_v2(st->path, &st->ckpt, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+			    "midge") != SQLITE_OK) {
+		sqlite3_close(st->ckpt);
+		st->ckpt = NULL;
+		return;
+	}
+	sqlite3_busy_timeout(st->ckpt, 2000);
+	sqlite3_exec(st->ckpt, sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
+		     NULL, NULL, NULL);
+	if (pthread_create(&st->ckpt_thread, NULL, store_checkpointer, st) != 0) {
+		sqlite3_close(st->ckpt);
+		st->ckpt = NULL;
+		return;
+	}
+	st->ckpt_started = true;
+	sqlite3_wal_hook(st->db.h, store_wal_hook, st);
+}
+
+/* Stops the checkpointer and closes its connection (before the writer's:
+ * the last connection to close folds the WAL into the database). */
+static void store_checkpointer_stop(struct store *st)
+{
+	if (st->ckpt_started) {
+		pthread_mutex_lock(&st->mu);
+		st->stopping = true;
+		pthread_cond_broadcast(&st->ckpt_cv);
+		pthread_mutex_unlock(&st->mu);
+		pthread_join(st->ckpt_thread, NULL);
+		st->ckpt_started = false;
+	}
+	sqlite3_close(st->ckpt);
+	st->ckpt = NULL;
+}
+
 /* ---- open ------------------------------------------------------------------ */
 
 /* Takes an exclusive lock on the database file for this process: a second
@@ -138,6 +223,7 @@ static void store_free(struct store *st)
 {
 	if (!st)
 		return;
+	store_checkpointer_stop(st);
 	db_close(&st->db);
 	if (st->lock_fd >= 0)
 		close(st->lock_fd);
@@ -147,6 +233,7 @@ static void store_free(struct store *st)
 	batch_free(st->work);
 	pthread_mutex_destroy(&st->mu);
 	pthread_cond_destroy(&st->cv);
+	pthread_cond_destroy(&st->ckpt_cv);
 	free(st->path);
 	free(st);
 }
@@ -170,6 +257,7 @@ struct store *store_open(const struct store_config *cfg, struct engine *e,
 	st->notify_arg = arg;
 	pthread_mutex_init(&st->mu, NULL);
 	pthread_cond_init(&st->cv, NULL);
+	pthread_cond_init(&st->ckpt_cv, NULL);
 	front_init(st);
 	st->path = strdup(cfg->path);
 	st->open = batch_new();
@@ -236,6 +324,7 @@ struct store *store_open(const struct store_config *cfg, struct engine *e,
 		goto fail;
 	}
 	st->last_commit_ms = now_ms;
+	store_checkpointer_start(st, full);
 	if (pthread_create(&st->thread, NULL, store_writer, st) != 0) {
 		snprintf(err, errlen, "cannot start the writer thread");
 		engine_store_attach(e, NULL);
@@ -306,7 +395,7 @@ void store_pass(struct store *st, uint64_t now_ms)
 	pthread_mutex_lock(&st->mu);
 	st->work = b;
 	st->work_done = false;
-	pthread_cond_signal(&st->cv);
+	pthread_cond_broadcast(&st->cv);
 	pthread_mutex_unlock(&st->mu);
 	st->open = st->spare;
 	st->spare = NULL;
@@ -381,7 +470,7 @@ int store_close(struct store *st, uint64_t now_ms, char *err, size_t errlen)
 				st->open = st->spare ? st->spare : batch_new();
 				st->spare = NULL;
 				st->work_done = false;
-				pthread_cond_signal(&st->cv);
+				pthread_cond_broadcast(&st->cv);
 			}
 			uint64_t t0 = mono_us();
 			while (st->work && !st->work_done && mono_us() - t0 < 5u * RETRY_MS * 1000) {
@@ -416,6 +505,7 @@ int store_close(struct store *st, uint64_t now_ms, char *err, size_t errlen)
 		pthread_mutex_unlock(&st->mu);
 		pthread_join(st->thread, NULL);
 	}
+	store_checkpointer_stop(st);
 	(void)now_ms;
 	store_free(st);
 	return rc;
@@ -435,6 +525,7 @@ int store_fuzz_recover(void *h, struct engine *e, uint64_t now_ms, uint64_t *ref
 	st->e = e;
 	pthread_mutex_init(&st->mu, NULL);
 	pthread_cond_init(&st->cv, NULL);
+	pthread_cond_init(&st->ckpt_cv, NULL);
 	front_init(st);
 	st->open = batch_new();
 	st->spare = batch_new();

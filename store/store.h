@@ -49,6 +49,7 @@ struct store_config {
 	uint32_t commit_delay_ms; /* ack: gather changes this long before a commit (0: one loop pass) */
 	bool move_damaged;        /* a damaged database is moved aside and a new one started */
 	bool quick_check;         /* PRAGMA quick_check at start-up (default on) */
+	uint32_t checkpoint_pages; /* WAL pages that start a checkpoint (0: 1000, 4 MiB) */
 };
 
 /* Figures since store_open() (the $SYS topics and the bench's). */
@@ -61,6 +62,7 @@ struct store_stats {
 	uint64_t fsyncs;         /* fsync/fdatasync calls SQLite made */
 	uint64_t errors;         /* failed commits */
 	uint64_t lost;           /* changes not recorded for want of memory */
+	uint64_t checkpoints;    /* WAL checkpoints run by the checkpointer */
 	uint64_t commit_us_total;
 	uint64_t commit_us_max;  /* since the last store_stats_reset_max() */
 	uint64_t db_bytes;       /* database file + WAL, as of the last commit */
