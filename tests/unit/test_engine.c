@@ -187,10 +187,13 @@ static void start(const struct engine_config *cfg, const struct engine_auth *aut
 	CU_ASSERT_FATAL(E != NULL);
 }
 
+static void rec_free_handles(void);
+
 static void stop(void)
 {
 	engine_free(E);
 	E = NULL;
+	rec_free_handles();
 }
 
 /* The default bounds, for a test to change one or two before start(). */
@@ -761,17 +764,39 @@ static void store_note(const char *fmt, ...)
 	va_end(ap);
 }
 
+/* The recorder's handles, freed by rec_free_handles() (a store owns its
+ * handles: the engine never frees them). */
+#define REC_HANDLES 64
+static char *REC_HANDLE[REC_HANDLES];
+
 static void *rec_session_saved(void *ctx, void *sess, const struct engine_store_session *s)
 {
 	store_note("saved %.*s %u v%u%s; ", (int)s->client_id.len, s->client_id.p, s->expiry,
 		   s->protocol, s->disconnected_at ? " off" : "");
-	return sess ? sess : strndup(s->client_id.p, s->client_id.len);
+	if (sess)
+		return sess;
+	for (int i = 0; i < REC_HANDLES; i++)
+		if (!REC_HANDLE[i])
+			return REC_HANDLE[i] = strndup(s->client_id.p, s->client_id.len);
+	CU_FAIL("too many stored sessions for the recorder");
+	return NULL;
 }
 
 static void rec_session_removed(void *ctx, void *sess)
 {
 	store_note("removed %s; ", (char *)sess);
+	for (int i = 0; i < REC_HANDLES; i++)
+		if (REC_HANDLE[i] == sess)
+			REC_HANDLE[i] = NULL;
 	free(sess);
+}
+
+static void rec_free_handles(void)
+{
+	for (int i = 0; i < REC_HANDLES; i++) {
+		free(REC_HANDLE[i]);
+		REC_HANDLE[i] = NULL;
+	}
 }
 
 static void rec_sub_added(void *ctx, void *sess, const struct midge_str *filter, uint8_t options,
@@ -3116,7 +3141,7 @@ static void t_store_restore(void)
 	CU_ASSERT_EQUAL(engine_restore_message(E, &m, &why), 0);
 	CU_ASSERT_EQUAL(engine_restore_message(E, &m, &why), -1); /* the same id twice */
 	struct engine_store_session ss = {{"s", 1}, UINT32_MAX, 4, NOW - 1000};
-	CU_ASSERT_EQUAL(engine_restore_session(E, &ss, strdup("s"), &why), 0);
+	CU_ASSERT_EQUAL(engine_restore_session(E, &ss, REC_HANDLE[0] = strdup("s"), &why), 0);
 	struct midge_str cid = {"s", 1}, filter = {"a/#", 3};
 	CU_ASSERT_EQUAL(engine_restore_subscription(E, &cid, &filter, 2, 0, &why), 0);
 	struct engine_store_delivery d1 = {1, false, false, 0, {0}}, d2 = {2, false, false, 0, {0}};
@@ -3132,7 +3157,7 @@ static void t_store_restore(void)
 	CU_ASSERT_EQUAL(engine_restore_retained(E, &rt, 12, &why), 0);
 	/* w: disconnected 50 s ago, will delay 30 s (due), expiry 100 s (not yet) */
 	struct engine_store_session sw = {{"w", 1}, 100, 5, NOW - 50000};
-	CU_ASSERT_EQUAL(engine_restore_session(E, &sw, strdup("w"), &why), 0);
+	CU_ASSERT_EQUAL(engine_restore_session(E, &sw, REC_HANDLE[1] = strdup("w"), &why), 0);
 	struct midge_str wid = {"w", 1};
 	struct engine_restore_msg wm = {0};
 	wm.topic = (const uint8_t *)"will";
@@ -3142,7 +3167,7 @@ static void t_store_restore(void)
 	CU_ASSERT_EQUAL(engine_restore_will(E, &wid, &wm, 30, &why), 0);
 	/* old: expired while the broker was down */
 	struct engine_store_session so = {{"old", 3}, 10, 4, NOW - 20000};
-	CU_ASSERT_EQUAL(engine_restore_session(E, &so, strdup("old"), &why), 0);
+	CU_ASSERT_EQUAL(engine_restore_session(E, &so, REC_HANDLE[2] = strdup("old"), &why), 0);
 	struct midge_str nobody = {"x", 1};
 	CU_ASSERT_EQUAL(engine_restore_qos2(E, &nobody, 1, &why), -1);
 	engine_store_attach(E, &store_recorder);
