@@ -113,31 +113,17 @@ static void history_trim(struct engine *e, struct history *h, bool room)
 		history_drop_oldest(e, h);
 }
 
-/* Makes the ring hold cap entries; it grows by doubling up to max (a log
- * configured for a million messages that sees ten holds ten). */
-static int history_reserve(struct history *h, uint32_t cap)
-{
-	struct history_entry *r = malloc(cap * sizeof *r);
-	if (!r)
-		return -1;
-	for (uint32_t i = 0; i < h->n; i++)
-		r[i] = h->ring[(h->head + i) % h->cap];
-	free(h->ring);
-	h->ring = r;
-	h->cap = cap;
-	h->head = 0;
-	return 0;
-}
-
 /* Appends an entry (taking a reference to m). Returns 0 or -1 on OOM. */
 static int history_put(struct engine *e, struct history *h, uint64_t seq, uint64_t at,
 		       struct emsg *m)
 {
 	if (h->n == h->cap) {
+		/* by doubling up to max: a log configured for a million
+		 * messages that sees ten holds ten */
 		uint32_t cap = h->cap ? h->cap * 2 : 16;
 		if (cap > h->max && h->max > h->n)
 			cap = h->max;
-		if (history_reserve(h, cap) < 0)
+		if (ring_regrow(&h->ring, sizeof *h->ring, &h->cap, &h->head, h->n, cap) < 0)
 			return -1;
 	}
 	struct history_entry *x = &h->ring[(h->head + h->n) % h->cap];

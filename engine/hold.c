@@ -96,18 +96,9 @@ static struct held_ack *hold_push(struct engine *e, struct engine_conn *c)
 		h->c = c;
 		c->acks = h;
 	}
-	if (h->n == h->cap) {
-		uint32_t cap = h->cap ? h->cap * 2 : 16;
-		struct held_ack *r = malloc(cap * sizeof *r);
-		if (!r)
-			return NULL;
-		for (uint32_t i = 0; i < h->n; i++)
-			r[i] = h->ring[(h->head + i) % h->cap];
-		free(h->ring);
-		h->ring = r;
-		h->cap = cap;
-		h->head = 0;
-	}
+	if (h->n == h->cap &&
+	    ring_regrow(&h->ring, sizeof *h->ring, &h->cap, &h->head, h->n, h->cap ? h->cap * 2 : 16) < 0)
+		return NULL;
 	struct held_ack *a = &h->ring[(h->head + h->n) % h->cap];
 	memset(a, 0, sizeof *a);
 	h->n++;
@@ -232,6 +223,22 @@ void engine_store_durable(struct engine *e, uint64_t ticket, uint64_t now_ms)
 				e->io.resume(e->io.ctx, h->c->handle);
 		}
 	}
+}
+
+int ring_regrow(void *ring, size_t esize, uint32_t *cap, uint32_t *head, uint32_t n,
+		uint32_t ncap)
+{
+	uint8_t *old = *(uint8_t **)ring;
+	uint8_t *v = malloc((size_t)ncap * esize);
+	if (!v)
+		return -1;
+	for (uint32_t i = 0; i < n; i++)
+		memcpy(v + (size_t)i * esize, old + (size_t)((*head + i) % *cap) * esize, esize);
+	free(old);
+	*(uint8_t **)ring = v;
+	*cap = ncap;
+	*head = 0;
+	return 0;
 }
 
 void engine_store_failing(struct engine *e, bool failing, const char *why)

@@ -581,6 +581,11 @@ void retained_expire(struct engine *e, struct emsg *m);
 void store_msg_view(const struct emsg *m, struct engine_store_msg *out);
 void store_delivery_view(const struct delivery *d, struct engine_store_delivery *out);
 
+/* Regrows a ring of n elements of esize bytes (*ring, *cap, *head) to ncap
+ * elements, oldest first at index 0. Returns 0 or -1 on OOM (unchanged). */
+int ring_regrow(void *ring, size_t esize, uint32_t *cap, uint32_t *head, uint32_t n,
+		uint32_t ncap);
+
 /* hold.c: acknowledgements that wait for the store. */
 /* The ticket an acknowledgement must wait for: 0 when the store wants
  * none, or when nothing was reported since `before` (e->store_changes

@@ -2770,33 +2770,52 @@ static const struct test_case more_cases[] = {
 
 /* ------------------------------------------------------------ store (issue 14) */
 
+/* Appends a v5 property block (its bytes as hex) to body at *n. */
+static void body_props(uint8_t *body, size_t *n, const char *props)
+{
+	uint8_t pb[128];
+	size_t k = unhex(props, pb, sizeof pb);
+	body[(*n)++] = (uint8_t)k;
+	memcpy(body + *n, pb, k);
+	*n += k;
+}
+
+/* Appends a 2-byte length and the string. */
+static void body_str(uint8_t *body, size_t *n, const char *str)
+{
+	size_t len = strlen(str);
+	body[(*n)++] = (uint8_t)(len >> 8);
+	body[(*n)++] = (uint8_t)len;
+	memcpy(body + *n, str, len);
+	*n += len;
+}
+
+/* A packet as hex: first byte, its remaining length (< 128), the body. */
+static const char *packet_hex(char *buf, size_t cap, uint8_t first, const uint8_t *body, size_t n)
+{
+	size_t k = (size_t)snprintf(buf, cap, "%02x %02zx", first, n);
+	for (size_t i = 0; i < n; i++)
+		k += (size_t)snprintf(buf + k, cap - k, " %02x", body[i]);
+	return buf;
+}
+
 /* A PUBLISH as hex: first byte, topic, packet id (0: none), v5 property
  * bytes as hex (NULL: a 3.x packet), payload text. */
 static const char *pubhex(char *buf, size_t cap, uint8_t first, const char *topic, uint16_t pid,
 			  const char *props, const char *payload)
 {
-	uint8_t body[512], pb[128];
-	size_t n = 0, tl = strlen(topic), pl = strlen(payload);
-	body[n++] = (uint8_t)(tl >> 8);
-	body[n++] = (uint8_t)tl;
-	memcpy(body + n, topic, tl);
-	n += tl;
+	uint8_t body[512];
+	size_t n = 0, pl = strlen(payload);
+	body_str(body, &n, topic);
 	if (pid) {
 		body[n++] = (uint8_t)(pid >> 8);
 		body[n++] = (uint8_t)pid;
 	}
-	if (props) {
-		size_t k = unhex(props, pb, sizeof pb);
-		body[n++] = (uint8_t)k;
-		memcpy(body + n, pb, k);
-		n += k;
-	}
+	if (props)
+		body_props(body, &n, props);
 	memcpy(body + n, payload, pl);
 	n += pl;
-	size_t k = (size_t)snprintf(buf, cap, "%02x %02zx", first, n);
-	for (size_t i = 0; i < n; i++)
-		k += (size_t)snprintf(buf + k, cap - k, " %02x", body[i]);
-	return buf;
+	return packet_hex(buf, cap, first, body, n);
 }
 
 /* Subscribes connection i (packet id pid) to filter with the options
@@ -2806,25 +2825,15 @@ static const char *sub_raw(int i, uint16_t pid, const char *filter, uint8_t opti
 			   const char *props)
 {
 	char hx[1024];
-	uint8_t body[512], pb[64];
-	size_t n = 0, fl = strlen(filter);
+	uint8_t body[512];
+	size_t n = 0;
 	body[n++] = (uint8_t)(pid >> 8);
 	body[n++] = (uint8_t)pid;
-	if (props) {
-		size_t k = unhex(props, pb, sizeof pb);
-		body[n++] = (uint8_t)k;
-		memcpy(body + n, pb, k);
-		n += k;
-	}
-	body[n++] = (uint8_t)(fl >> 8);
-	body[n++] = (uint8_t)fl;
-	memcpy(body + n, filter, fl);
-	n += fl;
+	if (props)
+		body_props(body, &n, props);
+	body_str(body, &n, filter);
 	body[n++] = options;
-	size_t k = (size_t)snprintf(hx, sizeof hx, "82 %02zx", n);
-	for (size_t j = 0; j < n; j++)
-		k += (size_t)snprintf(hx + k, sizeof hx - k, " %02x", body[j]);
-	feed(i, hx);
+	feed(i, packet_hex(hx, sizeof hx, 0x82, body, n));
 	return out(i);
 }
 

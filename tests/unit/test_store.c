@@ -305,16 +305,23 @@ static void t_store_roundtrip(void)
 	}
 }
 
+/* "s" (persistent, 3.1.1) subscribes to a/# at QoS 1 on connection 0,
+ * durably. */
+static void sub_s(void)
+{
+	conn(0, CONNECT_S);
+	feed(0, "82 08 00 01 00 03 61 2f 23 01");
+	settle();
+	got(0);
+}
+
 /* Acknowledged to a connected persistent subscriber before the commit:
  * nothing of it is written, and its publisher's PUBACK still waited. */
 static void t_store_cancel(void)
 {
 	setup_dir();
 	open_ok();
-	conn(0, CONNECT_S);
-	feed(0, "82 08 00 01 00 03 61 2f 23 01");
-	settle();
-	got(0);
+	sub_s();
 	conn(1, CONNECT_P);
 	got(1);
 	struct store_stats a, b;
@@ -343,10 +350,7 @@ static void t_store_fault(void)
 {
 	setup_dir();
 	open_ok();
-	conn(0, CONNECT_S);
-	feed(0, "82 08 00 01 00 03 61 2f 23 01");
-	settle();
-	got(0);
+	sub_s();
 	gone(0);
 	/* a v5 publisher */
 	conn(1, "10 0f 00 04 4d 51 54 54 05 02 00 3c 00 00 02 70 35");
@@ -403,9 +407,7 @@ static void t_store_checkpoints(void)
 	struct store_config cfg = config();
 	cfg.checkpoint_pages = 4;
 	CU_ASSERT_FATAL(open_with(&cfg, err, sizeof err) != NULL);
-	conn(0, CONNECT_S);
-	feed(0, "82 08 00 01 00 03 61 2f 23 01");
-	settle();
+	sub_s();
 	gone(0);
 	conn(1, CONNECT_P);
 	for (int i = 0; i < 200; i++) {
