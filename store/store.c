@@ -59,13 +59,11 @@ static void *store_writer(void *arg)
 		uint64_t t0 = mono_us();
 		int rc = writer_apply(&st->db, b, why, sizeof why);
 		uint64_t us = mono_us() - t0;
-		uint64_t size = db_size(st->path);
 		pthread_mutex_lock(&st->mu);
 		st->result = rc;
 		st->result_us = us;
 		st->result_new = true;
 		snprintf(st->result_why, sizeof st->result_why, "%s", why);
-		st->stats.db_bytes = size;
 		if (rc == SQLITE_OK) {
 			st->work_done = true;
 			st->stats.commits++;
@@ -314,7 +312,6 @@ struct store *store_open(const struct store_config *cfg, struct engine *e,
 	 * From now on the hot pages (queues, windows) stay cached. */
 	sqlite3_exec(st->db.h, "PRAGMA cache_size=-65536", NULL, NULL, NULL);
 	st->stats.recovered_ms = (mono_us() - t0) / 1000;
-	st->stats.db_bytes = db_size(st->path);
 	struct engine_store front = store_front;
 	front.ctx = st;
 	engine_store_attach(e, &front);
@@ -558,6 +555,7 @@ void store_get_stats(struct store *st, struct store_stats *out)
 	pthread_mutex_lock(&st->mu);
 	*out = st->stats;
 	pthread_mutex_unlock(&st->mu);
+	out->db_bytes = db_size(st->path); /* asked for now and then, not per commit */
 	out->fsyncs = atomic_load(&store_vfs_syncs);
 	out->failing = st->failing;
 }

@@ -65,7 +65,7 @@ struct store_stats {
 	uint64_t checkpoints;    /* WAL checkpoints run by the checkpointer */
 	uint64_t commit_us_total;
 	uint64_t commit_us_max;  /* since the last store_stats_reset_max() */
-	uint64_t db_bytes;       /* database file + WAL, as of the last commit */
+	uint64_t db_bytes;       /* database file + WAL, now */
 	uint64_t recovered_sessions, recovered_messages, recovered_ms;
 	bool failing;
 };
