@@ -117,6 +117,8 @@ struct lg_conn {
 	uint64_t forgiven;     /* deliveries written off after a stall */
 	uint64_t last_progress_ms;
 	uint64_t stalls;
+	uint64_t *ack_ts;      /* send times of PUBLISHes awaiting PUBACK/PUBCOMP, a FIFO: */
+	uint32_t ack_head, ack_n, ack_cap; /* a broker acknowledges in order [4.6] */
 
 	/* subscriber */
 	uint32_t pub_base;     /* first publisher this subscriber hears */
@@ -164,6 +166,7 @@ struct lg_opts {
 	bool insecure;        /* --insecure: no verification at all */
 	bool ws;              /* --ws: MQTT over WebSocket */
 	const char *ws_path;  /* --ws-path (/mqtt) */
+	bool persistent;      /* --persistent: subscribers keep their session (clean 0 / expiry) */
 };
 
 struct lg {
@@ -209,6 +212,7 @@ struct lg {
 	uint64_t sent_meas, recv_meas, recv_total, sent_total;
 	uint64_t lost_gap, dup, unexpected, errors, closed_by_peer, connect_fail;
 	struct lg_hist hist;
+	struct lg_hist ack_hist; /* publish -> PUBACK/PUBCOMP, QoS 1/2, measured phase */
 	int exit_code;
 	const char *fail;
 
@@ -588,6 +592,36 @@ static bool lg_phase_publishing(const struct lg *lg)
 	return lg->phase == LG_PH_WARMUP || lg->phase == LG_PH_MEASURE;
 }
 
+/* The send time of a QoS 1/2 PUBLISH, until its acknowledgement. */
+static void lg_ack_push(struct lg_conn *c, uint64_t now)
+{
+	if (c->ack_n == c->ack_cap) {
+		uint32_t cap = c->ack_cap ? c->ack_cap * 2 : 64;
+		uint64_t *v = malloc(cap * sizeof *v);
+		if (!v)
+			lg_die("out of memory");
+		for (uint32_t i = 0; i < c->ack_n; i++)
+			v[i] = c->ack_ts[(c->ack_head + i) % c->ack_cap];
+		free(c->ack_ts);
+		c->ack_ts = v;
+		c->ack_cap = cap;
+		c->ack_head = 0;
+	}
+	c->ack_ts[(c->ack_head + c->ack_n++) % c->ack_cap] = now;
+}
+
+/* The oldest PUBLISH is acknowledged: publish -> PUBACK latency. */
+static void lg_ack_pop(struct lg_conn *c, uint64_t now)
+{
+	if (!c->ack_n)
+		return;
+	uint64_t ts = c->ack_ts[c->ack_head];
+	c->ack_head = (c->ack_head + 1) % c->ack_cap;
+	c->ack_n--;
+	if (c->lg->phase == LG_PH_MEASURE)
+		lg_hist_add(&c->lg->ack_hist, now > ts ? now - ts : 0);
+}
+
 /* Appends one PUBLISH with the next sequence number. */
 static void lg_publish_one(struct lg_conn *c, uint64_t now)
 {
@@ -612,6 +646,7 @@ static void lg_publish_one(struct lg_conn *c, uint64_t now)
 			c->next_pid = 1;
 		pkt.u.publish.packet_id = c->next_pid;
 		c->pkt_inflight++;
+		lg_ack_push(c, now);
 	}
 	pkt.u.publish.payload.p = lg->payload;
 	pkt.u.publish.payload.len = lg->o.size;
@@ -806,8 +841,10 @@ static int lg_handle(struct lg_conn *c, const struct codec_packet *pkt, uint64_t
 		return 0;
 	case CODEC_PUBACK:
 	case CODEC_PUBCOMP:
-		if (c->role == LG_PUB && c->pkt_inflight > 0)
+		if (c->role == LG_PUB && c->pkt_inflight > 0) {
 			c->pkt_inflight--;
+			lg_ack_pop(c, now);
+		}
 		return 0;
 	case CODEC_PUBREC:
 		lg_send_ack(c, CODEC_PUBREL, pkt->u.ack.packet_id);
@@ -1169,8 +1206,11 @@ static void lg_send_connect(struct lg_conn *c)
 	cn->protocol_name.p = (const uint8_t *)"MQTT";
 	cn->protocol_name.len = 4;
 	cn->level = lg->o.version;
-	cn->clean_start = true;
-	cn->flags = 0x02;
+	/* --persistent: a subscriber's session outlives its connection, so a
+	 * broker with persistence stores what it is sent */
+	bool keep = lg->o.persistent && c->role == LG_SUB;
+	cn->clean_start = !keep;
+	cn->flags = keep ? 0x00 : 0x02;
 	cn->keep_alive = lg->o.keepalive;
 	cn->client_id.p = (const uint8_t *)id;
 	cn->client_id.len = (uint32_t)il;
@@ -1178,6 +1218,10 @@ static void lg_send_connect(struct lg_conn *c)
 		/* let the broker send as much as its own inflight setting allows */
 		cn->props.present = CODEC_PROP_BIT(CODEC_PROP_RECEIVE_MAX);
 		cn->props.receive_max = 65535;
+		if (keep) {
+			cn->props.present |= CODEC_PROP_BIT(CODEC_PROP_SESSION_EXPIRY);
+			cn->props.session_expiry = 300;
+		}
 	}
 	lg_send_packet(c, &pkt);
 	c->state = LG_ST_CONNACK;
@@ -1567,6 +1611,9 @@ static void lg_report(struct lg *lg)
 	double p999 = (double)lg_hist_pct(&lg->hist, 0.999) / 1000.0;
 	double pmax = (double)lg->hist.max / 1000.0;
 	double pmean = lg->hist.count ? (double)lg->hist.sum / (double)lg->hist.count / 1000.0 : 0;
+	double a50 = (double)lg_hist_pct(&lg->ack_hist, 0.50) / 1000.0;
+	double a99 = (double)lg_hist_pct(&lg->ack_hist, 0.99) / 1000.0;
+	double a999 = (double)lg_hist_pct(&lg->ack_hist, 0.999) / 1000.0;
 	const char *ver = o->version == CODEC_V5 ? "5" : o->version == CODEC_V311 ? "3.1.1" : "3.1";
 
 	if (!o->quiet) {
@@ -1581,6 +1628,9 @@ static void lg_report(struct lg *lg)
 			printf("  sent              %" PRIu64 " msgs, %.0f msg/s\n", lg->sent_meas, sent_rate);
 			printf("  latency (us)      p50 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  mean %.1f\n", p50,
 			       p99, p999, pmax, pmean);
+			if (o->qos > 0)
+				printf("  ack latency (us)  p50 %.1f  p99 %.1f  p99.9 %.1f  (publish -> %s)\n",
+				       a50, a99, a999, o->qos == 1 ? "PUBACK" : "PUBCOMP");
 			printf("  lost / duplicated %" PRIu64 " / %" PRIu64 " (whole run, %" PRIu64
 			       " sent)%s\n",
 			       lost, lg->dup, lg->sent_total, stalls ? " [window stalls]" : "");
@@ -1607,7 +1657,8 @@ static void lg_report(struct lg *lg)
 	       " clients=%" PRIu32 " rate=%.0f window=%" PRIu32 " duration=%.3f sent=%" PRIu64
 	       " received=%" PRIu64 " sent_total=%" PRIu64 " received_total=%" PRIu64
 	       " msg_per_s=%.1f sent_per_s=%.1f lat_p50_us=%.1f lat_p99_us=%.1f lat_p999_us=%.1f"
-	       " lat_max_us=%.1f lat_mean_us=%.1f lost=%" PRIu64 " dup=%" PRIu64
+	       " lat_max_us=%.1f lat_mean_us=%.1f ack_p50_us=%.1f ack_p99_us=%.1f ack_p999_us=%.1f"
+	       " lost=%" PRIu64 " dup=%" PRIu64
 	       " unexpected=%" PRIu64 " stalls=%" PRIu64 " errors=%" PRIu64 " conns=%" PRIu32
 	       " connect_per_s=%.1f connect_broker_us=%.1f connect_gen_us=%.1f"
 	       " broker_cpu_s=%.3f broker_cpu_pct=%.1f"
@@ -1616,7 +1667,7 @@ static void lg_report(struct lg *lg)
 	       o->label ? o->label : "-", lg_workload_name(o->workload), o->qos, ver, (int)o->tls, (int)o->ws,
 	       o->size, o->clients,
 	       o->rate, o->window, secs, lg->sent_meas, lg->recv_meas, lg->sent_total, lg->recv_total,
-	       recv_rate, sent_rate, p50, p99, p999, pmax, pmean, lost, lg->dup, lg->unexpected, stalls,
+	       recv_rate, sent_rate, p50, p99, p999, pmax, pmean, a50, a99, a999, lost, lg->dup, lg->unexpected, stalls,
 	       lg->errors + lg->closed_by_peer + lg->connect_fail, lg->ready, conn_rate, conn_bus, conn_gus,
 	       bcpu, bcpu_pct, bcpu_per_m, lg->rss_before_kb, lg->rss_after_kb, lg->rss_peak_kb, per_conn, own, own_pct,
 	       lg->fail ? 0 : 1);
@@ -1658,6 +1709,9 @@ static void lg_usage(FILE *f)
 	      "      --ws                 MQTT over WebSocket (with --tls: wss); one masked\n"
 	      "                           binary frame per packet\n"
 	      "      --ws-path PATH       the upgrade request's path (/mqtt)\n"
+	      "      --persistent         subscribers keep their session (3.1.1 clean 0, v5\n"
+	      "                           session expiry 300 s): a broker with persistence\n"
+	      "                           stores what they are sent\n"
 	      "  -l, --label TEXT         label copied into the RESULT line (no spaces)\n"
 	      "      --quiet              only the RESULT line\n"
 	      "      --syscall-cost       print this machine's cost of a trivial system call\n"
@@ -1707,6 +1761,7 @@ static void lg_parse(struct lg_opts *o, int argc, char **argv)
 		{ "insecure", no_argument, NULL, 10 },
 		{ "ws", no_argument, NULL, 11 },
 		{ "ws-path", required_argument, NULL, 12 },
+		{ "persistent", no_argument, NULL, 13 },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1767,6 +1822,7 @@ static void lg_parse(struct lg_opts *o, int argc, char **argv)
 		case 10: o->insecure = true; break;
 		case 11: o->ws = true; break;
 		case 12: o->ws_path = optarg; break;
+		case 13: o->persistent = true; break;
 		case 'h': lg_usage(stdout); exit(0);
 		default: lg_usage(stderr); exit(1);
 		}

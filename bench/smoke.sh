@@ -55,6 +55,17 @@ if [ $hooks = yes ]; then
 	echo "compare (hooks) exited with $?"
 	cat "$tmp/err-hooks.txt" "$tmp/out-hooks.txt"
 fi
+# persistence (ack mode) with persistent subscribers, and Mosquitto with persistence
+pbrokers=
+case ",$brokers," in *,midge,*) pbrokers=midge-persist ;; esac
+case ",$brokers," in *,mosquitto,*) pbrokers=${pbrokers:+$pbrokers,}mosquitto-persist ;; esac
+if [ -n "$pbrokers" ]; then
+	"$py" "$srcdir/bench/compare" --quick --build-dir "$builddir" --persist --brokers "$pbrokers" \
+		--workloads p2p+ps --json "$tmp/results-persist.json" > "$tmp/out-persist.txt" \
+		2> "$tmp/err-persist.txt"
+	echo "compare (persist) exited with $?"
+	cat "$tmp/err-persist.txt"
+fi
 # FlashMQ, when it is there: both thread counts, plain and TLS
 flashmq=${MIDGE_FLASHMQ:-}
 for cand in "$srcdir/../shared/peers/flashmq" "$srcdir/../../shared/peers/flashmq"; do
@@ -76,13 +87,14 @@ else
 	echo "FlashMQ not found (../shared/peers/flashmq, MIDGE_FLASHMQ): its part skipped"
 fi
 
-"$py" - "$tmp" "$brokers" "$hooks" "$flashmq" <<'EOF'
+"$py" - "$tmp" "$brokers" "$hooks" "$flashmq" "$pbrokers" <<'EOF'
 import json
 import os
 import sys
 
 tmp, brokers = sys.argv[1], sys.argv[2].split(",")
 hooks, flashmq = sys.argv[3] == "yes", sys.argv[4]
+pbrokers = [b for b in sys.argv[5].split(",") if b]
 # (results file, MQTT version, workload, QoS) expected for every broker
 plan = [("results.json", "3.1.1", w, q) for w in ("fanin", "fanout", "p2p")
         for q in (0, 1, 2)]
@@ -94,6 +106,7 @@ plan += [("results-tls.json", "3.1.1", w, 1 if w != "conn" else 0)
 plan = [(b, f, m, w, q) for b in brokers for f, m, w, q in plan]
 if hooks:
     plan += [(b, "results-hooks.json", "3.1.1", "fanin", 0) for b in ("midge", "midge-hooks")]
+plan += [(b, "results-persist.json", "3.1.1", "p2p+ps", 1) for b in pbrokers]
 if flashmq:
     plan += [(b, "results-fmq.json", "3.1.1", w, q) for b in ("flashmq", "flashmq-t1")
              for w in ("fanin", "p2p") for q in (0, 1)]
@@ -167,6 +180,13 @@ for b, fname, mqtt, w, q in plan:
         # --total-rate 2000: the subscribers receive 2000 msg/s in all
         check(1800 <= r.get("msg_per_s", 0) <= 2200,
               name + ": fixed rate held (%s msg/s for 2000)" % r.get("msg_per_s"))
+    if b == "midge-persist":
+        # ack mode: the store committed (figures from midge's closing line)
+        check(r.get("store_msgs_per_commit", -1) >= 0 and r.get("store_fsyncs_per_s", 0) > 0,
+              name + ": store figures read (%s bodies/commit, %s fsyncs/s)"
+              % (r.get("store_msgs_per_commit"), r.get("store_fsyncs_per_s")))
+        check(r.get("ack_p99_us", 0) > 0, name + ": publish -> PUBACK latency measured")
+        check(r.get("lost") == 0, name + ": lost=%s (must be 0)" % r.get("lost"))
     if b == "midge" and q >= 1:
         # MQTT 3.1.1 sections 4.3.2 and 4.3.3: a QoS 1/2 message reaches the
         # subscriber; nothing here disconnects, so nothing may be lost

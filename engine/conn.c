@@ -152,6 +152,7 @@ void client_teardown(struct engine *e, struct engine_conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	alias_free(c);
+	hold_free(e, c);
 	connect_held_free(c);
 	if (c->cid_own)
 		free((char *)c->info.client_id.p);

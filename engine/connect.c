@@ -303,6 +303,13 @@ static int connect_resume(struct engine *e, struct connect_plan *pl)
 	return s ? 0 : -1;
 }
 
+/* Whether the CONNECT resumes a session the store keeps already. */
+static bool connect_resumes(struct engine *e, const struct connect_plan *pl)
+{
+	const struct session *s = session_find(e, pl->cid, pl->cid_len);
+	return s && s->store && !pl->k->clean_start;
+}
+
 /* Step 7, attach: the connection is up on its session with the will and
  * the terms decided. */
 static void connect_attach(struct engine *e, struct engine_conn *c, struct connect_plan *pl)
@@ -428,6 +435,12 @@ static int connect_finish(struct engine *e, struct engine_conn *c, struct connec
 				      "session limit reached (midge_max_sessions)");
 	}
 	connect_terms(&e->cfg, pl);
+	if (e->store_failing && pl->expiry && !connect_resumes(e, pl)) {
+		/* a session the store could not keep would be a promise broken */
+		will_free(pl->will);
+		return connect_refuse(e, c, pl->version, MQTT_RC_SERVER_UNAVAILABLE, pl->k,
+				      e->store_failing);
+	}
 	if (connect_resume(e, pl) < 0) {
 		will_free(pl->will);
 		return connect_refuse(e, c, pl->version, MQTT_RC_SERVER_UNAVAILABLE, pl->k,

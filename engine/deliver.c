@@ -66,7 +66,10 @@ static void head_cache_put(struct engine *e, const struct emsg *m, int shape,
 static void publish_props(const struct engine *e, const struct emsg *m, const struct delivery *d,
 			  uint16_t alias, struct codec_props *props)
 {
-	*props = m->props;
+	if (m->props)
+		*props = *m->props;
+	else
+		memset(props, 0, sizeof *props);
 	if (emsg_has_expiry(m)) {
 		props->present |= CODEC_PROP_BIT(CODEC_PROP_MESSAGE_EXPIRY);
 		props->message_expiry = emsg_remaining_expiry(e, m);
@@ -211,14 +214,12 @@ static int session_send_inflight(struct engine *e, struct session *s, struct del
 	sl->d = *d;
 	sl->state = d->qos == 1 ? SLOT_PUBACK : SLOT_PUBREC;
 	flight_commit(e, s);
-	if (s->stored) {
-		struct midge_str id = session_id(s);
-		struct midge_message v;
-		emsg_view(d->m, &v, pid, false);
-		v.qos = d->qos;
-		e->store.flight_set(e->store.ctx, &id, pid,
-				    d->qos == 1 ? ENGINE_STORE_AWAIT_PUBACK : ENGINE_STORE_AWAIT_PUBREC,
-				    &v);
+	if (s->store) {
+		struct engine_store_msg v;
+		struct engine_store_delivery dv;
+		store_msg_view(d->m, &v);
+		store_delivery_view(d, &dv);
+		STORE_CALL(e, flight_sent, s->store, pid, &v, &dv);
 	}
 	return 0;
 }
@@ -254,12 +255,12 @@ void session_enqueue(struct engine *e, struct session *s, struct delivery *d)
 		emsg_unref(d->m);
 		return;
 	}
-	if (s->stored && d->qos > 0) {
-		struct midge_str id = session_id(s);
-		struct midge_message v;
-		emsg_view(d->m, &v, 0, false);
-		v.qos = d->qos;
-		e->store.message_queued(e->store.ctx, &id, &v);
+	if (s->store && d->qos > 0) {
+		struct engine_store_msg v;
+		struct engine_store_delivery dv;
+		store_msg_view(d->m, &v);
+		store_delivery_view(d, &dv);
+		STORE_CALL(e, message_queued, s->store, &v, &dv);
 	}
 	s->queue[(s->queue_head + s->queue_len) % s->queue_cap] = *d;
 	s->queue_len++;
@@ -278,10 +279,8 @@ void session_dequeue(struct engine *e, struct session *s, struct delivery *out)
 	s->queue_bytes -= sz;
 	e->st.stored_count--;
 	e->st.stored_bytes -= sz;
-	if (s->stored && out->qos > 0) {
-		struct midge_str id = session_id(s);
-		e->store.message_unqueued(e->store.ctx, &id);
-	}
+	if (s->store && out->qos > 0)
+		STORE_CALL(e, message_unqueued, s->store, out->m->id);
 }
 
 /*
@@ -405,7 +404,8 @@ void session_resend(struct engine *e, struct session *s)
 		uint16_t span = s->flight_span;
 		sl->unsent = false;
 		if (sl->state == SLOT_PUBCOMP) {
-			output_ack(e, c, CODEC_PUBREL, sl->pid, 0, NULL);
+			/* the PUBREC it answers may not be durable yet */
+			hold_ack(e, c, hold_ticket(e, 0, true), CODEC_PUBREL, sl->pid, 0, NULL);
 			sent++;
 		} else if (sl->state && sent >= w) {
 			if (!s->n_unsent++)

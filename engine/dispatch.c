@@ -155,6 +155,10 @@ static int input_packet(void *ctx, const struct codec_frame *fr, const uint8_t *
 		return INPUT_CLOSING;
 	if (rc == ENGINE_CONN_HELD)
 		return INPUT_HELD;
+	if (hold_full(in->c)) { /* read on once the store made some durable */
+		hold_stop_input(in->c);
+		return INPUT_HELD;
+	}
 	if (!in->up && in->c->state == CONN_UP) {
 		/* CONNECT accepted: from the next packet on, the full limit. */
 		in->limit = engine_conn_max_packet(in->c);
@@ -177,10 +181,16 @@ int engine_conn_input(struct engine *e, struct engine_conn *c, const uint8_t *bu
 		out->need = 0;
 		return -1;
 	}
+	if (hold_full(c)) {
+		hold_stop_input(c);
+		out->used = 0;
+		out->need = 0;
+		return ENGINE_CONN_HELD;
+	}
 	struct input_pass in = {e, c, now_ms, engine_conn_max_packet(c), c->state == CONN_UP};
 	int rc = codec_frames(buf, n, &in.limit, input_packet, &in, out);
 	if (rc == INPUT_HELD)
-		return ENGINE_CONN_HELD; /* out->used ends with the CONNECT */
+		return ENGINE_CONN_HELD; /* out->used ends with the CONNECT, or the packet that filled the hold */
 	if (rc < 0)
 		dispatch_framing_error(e, c, (uint8_t)-rc, now_ms);
 	if (rc != 0) {

@@ -90,7 +90,9 @@ void engine_free(struct engine *e)
 	for (uint32_t i = 0; i < e->table_size; i++)
 		while (e->session_table[i])
 			session_destroy(e, e->session_table[i]);
+	engine_restore_abort(e);
 	topic_tree_free(e->tree);
+	history_free_all(e);
 	retain_store_free(e->retained);
 	free(e->session_table);
 	free(e->sub_table);
@@ -138,5 +140,5 @@ void engine_stats(const struct engine *e, struct engine_stats *out)
 	out->clients_total = e->table_count;
 	out->retained_count = retain_store_count(e->retained);
 	out->retained_bytes = retain_store_bytes(e->retained);
-	out->subscriptions_count = topic_tree_count(e->tree);
+	out->subscriptions_count = topic_tree_count(e->tree) - e->n_histories;
 }

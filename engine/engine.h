@@ -110,6 +110,11 @@ struct engine_io {
 	void (*close)(void *ctx, void *handle);
 	/* A lifecycle event; see midge.h. Views inside are valid during the call. */
 	void (*event)(void *ctx, const struct midge_event *ev);
+	/* Read the connection again: engine_conn_input() returned
+	 * ENGINE_CONN_HELD because it holds too many acknowledgements waiting
+	 * for the store, and enough of them went out. May be NULL when no
+	 * store that holds acknowledgements is attached. */
+	void (*resume)(void *ctx, void *handle);
 };
 
 /* What engine_auth.acl is asked (the values of enum midge_acl_access):
@@ -167,6 +172,8 @@ struct engine_stats {
 	uint64_t stored_count;         /* messages queued for sessions */
 	uint64_t stored_bytes;
 	uint64_t acl_denied;           /* publishes, subscriptions and deliveries refused */
+	uint64_t acks_held;            /* acknowledgements waiting for the store now */
+	uint64_t history_count;        /* messages in the replay logs */
 };
 
 /* auth may be NULL (allow all). cfg and io are copied. NULL on OOM. */
@@ -259,7 +266,11 @@ struct codec_feed;
  * the rest and feeds it again after engine_conn_auth_done() returned 0
  * (it may stop reading meanwhile: before CONNECT is accepted its buffer is
  * bounded by max_packet_before_connect). engine_conn_frame() refuses
- * packets in that state (returns ENGINE_CONN_HELD, nothing done). */
+ * packets in that state (returns ENGINE_CONN_HELD, nothing done).
+ * engine_conn_input() also returns it when the connection holds as many
+ * acknowledgements waiting for the store as its receive maximum: the
+ * caller stops reading, keeps the rest, and feeds it again when
+ * engine_io.resume is called for the connection. */
 #define ENGINE_CONN_HELD 1
 int engine_conn_input(struct engine *e, struct engine_conn *c, const uint8_t *buf, size_t n,
 		      uint64_t now_ms, struct codec_feed *out);
@@ -320,5 +331,16 @@ int engine_publish(struct engine *e, const uint8_t *topic, size_t topic_len, con
 		   size_t payload_len, uint8_t qos, bool retain, uint64_t now_ms);
 
 void engine_stats(const struct engine *e, struct engine_stats *out);
+
+/*
+ * A replay log (midge_history FILTER MAX_MESSAGES [MAX_AGE_SECONDS]): the
+ * engine keeps the last max_messages messages published on topics that
+ * match filter (none older than max_age_s, 0 = no age bound), which a
+ * SUBSCRIBE to $replay/SPEC/FILTER delivers before going on live (see
+ * docs/persistence.md). Add before restoring and before the first
+ * connection. Returns 0, or -1 when filter is invalid or on OOM.
+ */
+int engine_history_add(struct engine *e, const char *filter, uint32_t max_messages,
+		       uint32_t max_age_s);
 
 #endif

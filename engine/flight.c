@@ -18,6 +18,7 @@
 #include "engine/internal.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 /* Packet ids run 1..65535 and wrap past 0 [MQTT-2.2.1-3]. */
 static uint16_t pid_add(uint16_t pid, uint32_t k)
@@ -111,10 +112,43 @@ struct slot *flight_reserve(struct session *s)
 	return sl;
 }
 
+/*
+ * Restoring a window (restore.c): the slot of outgoing packet id pid,
+ * placed after every position already in the ring; the positions between
+ * become holes. Ids come in send order, so pid must lie beyond the newest
+ * one. Returns NULL when it does not (a damaged store) or on OOM; else the
+ * slot, zeroed but for its id, for the caller to fill and flight_commit().
+ */
+struct slot *flight_place(struct session *s, uint16_t pid)
+{
+	uint32_t k = 0;
+	if (!pid)
+		return NULL;
+	if (!s->flight_span)
+		s->flight_pid = pid;
+	else
+		k = pid >= s->flight_pid ? (uint32_t)(pid - s->flight_pid)
+					 : 65535u - s->flight_pid + pid;
+	if ((s->flight_span && k < s->flight_span) || k >= 65535)
+		return NULL;
+	while (k >= flight_cap(s))
+		if (flight_grow(s) < 0)
+			return NULL;
+	for (uint32_t j = s->flight_span; j <= k; j++) {
+		struct slot *h = flight_at(s, j);
+		memset(h, 0, sizeof *h);
+		h->pid = pid_add(s->flight_pid, j);
+	}
+	s->flight_span = (uint16_t)k;
+	return flight_at(s, k);
+}
+
 /* Puts the reserved slot (now filled in) in flight. */
 void flight_commit(struct engine *e, struct session *s)
 {
-	s->flight_bytes += emsg_size(flight_at(s, s->flight_span)->d.m);
+	const struct slot *sl = flight_at(s, s->flight_span);
+	if (sl->d.m) /* a restored PUBREL-sent slot has none */
+		s->flight_bytes += emsg_size(sl->d.m);
 	s->flight_span++;
 	s->n_inflight++;
 	e->st.inflight_count++;
@@ -139,6 +173,7 @@ void flight_release_message(struct session *s, struct slot *sl)
 void flight_remove(struct engine *e, struct session *s, struct slot *sl)
 {
 	uint16_t pid = sl->pid;
+	uint64_t id = sl->d.m ? sl->d.m->id : 0;
 	flight_release_message(s, sl);
 	sl->state = 0;
 	s->n_inflight--;
@@ -154,10 +189,8 @@ void flight_remove(struct engine *e, struct session *s, struct slot *sl)
 		if (s->unsent_at)
 			s->unsent_at--;
 	}
-	if (s->stored) {
-		struct midge_str id = session_id(s);
-		e->store.flight_done(e->store.ctx, &id, pid);
-	}
+	if (s->store)
+		STORE_CALL(e, flight_done, s->store, pid, id);
 }
 
 /* Ends every outgoing exchange and frees the ring. */

@@ -21,7 +21,12 @@
  *   timer.c      the deadline heap and engine_tick()
  *   event.c      event emission
  *   limits.c     configured bounds, the check shared by PUBLISH and will
- *   store.c      the no-op store (engine/store.h)
+ *   store.c      the no-op store (engine/store.h), views of messages for a store
+ *   hold.c       acknowledgements held until the store made them durable;
+ *                refusals while the store cannot write
+ *   restore.c    rebuilding sessions, queues, windows, retained messages
+ *                and logs from a store at start-up
+ *   history.c    replay logs (midge_history) and $replay/ subscriptions
  *   engine.c     engine_new/free, configuration, engine_publish, statistics
  *
  * Objects:
@@ -52,8 +57,10 @@
 #include "engine/topic.h"
 
 
-/* Subscription identifiers kept per queued or inflight delivery. */
+/* Subscription identifiers kept per queued or inflight delivery (as many
+ * as a store keeps: engine/store.h). */
 #define ENGINE_SUBIDS 4
+_Static_assert(ENGINE_SUBIDS == ENGINE_STORE_SUBIDS, "a stored delivery keeps every identifier");
 /* QoS 0 heads cached per fan-out: (v5?2:0) | retain. */
 #define HEAD_SHAPES 4
 #define HEAD_CACHE_MAX 320
@@ -89,6 +96,7 @@ struct timer_node {
 };
 
 struct emsg {
+	uint64_t id; /* stable: what a store knows the message by */
 	uint32_t refs;
 	uint8_t qos;
 	bool retain;
@@ -106,7 +114,10 @@ struct emsg {
 	uint32_t origin_user_len;
 	uint16_t origin_listener;
 	struct frame *payload;
-	struct codec_props props; /* forwardable ones; views into data */
+	/* forwardable ones, views into data; NULL without properties (most
+	 * messages: the record stays small enough for the 256-byte frame
+	 * class, which matters with a million of them queued) */
+	struct codec_props *props;
 	uint8_t *topic;
 	uint8_t *raw_props;
 	char *origin_id;
@@ -168,6 +179,7 @@ struct slot {
  */
 enum subscriber_kind {
 	SUBSCRIBER_SESSION = 1,
+	SUBSCRIBER_HISTORY = 2, /* a replay log (history.c) */
 };
 
 struct subscriber {
@@ -182,6 +194,7 @@ struct session {
 	struct engine_conn *conn;
 	struct will *will; /* NULL: no pending will */
 	struct sub *subs;
+	void *store;            /* the store's handle while it keeps the session (expiry not 0) */
 	struct slot *flight;    /* outgoing QoS 1/2 in send order, a ring (flight.c) */
 	struct delivery *queue; /* ring */
 	uint16_t *rel;          /* set of incoming QoS 2 ids awaiting PUBREL (flight.c) */
@@ -210,7 +223,6 @@ struct session {
 	uint8_t flight_cap_log2, rel_cap_log2;
 	uint8_t version;
 	uint16_t listener;
-	bool stored;      /* the store keeps it (expiry not 0): see session_store_save() */
 	struct subscriber subscriber; /* what the topic tree holds for it */
 	char cid[]; /* cid_len bytes and a NUL, in the same allocation */
 };
@@ -257,6 +269,7 @@ struct engine_conn {
 	const char *close_why;
 	struct conn_aliases *aliases; /* NULL until a topic alias is used either way */
 	struct connect_held *held;    /* CONN_AUTH_PENDING: the CONNECT waiting */
+	struct held_acks *acks;       /* acknowledgements waiting for the store (hold.c) */
 	uint64_t last_packet_ms;
 	struct timer_node keepalive_timer;
 	struct midge_client info;
@@ -310,6 +323,15 @@ struct engine {
 	bool acl_on; /* auth.acl is set and asked (engine_set_acl) */
 	bool memory_full; /* memory_limit reached (engine_set_memory_full) */
 	struct engine_store store; /* engine_store_none unless attached */
+	uint64_t store_changes;    /* store calls made: did a packet report anything? */
+	uint64_t durable;          /* the store's ticket reached (engine_store_durable) */
+	struct held_acks *holding; /* connections with acknowledgements held */
+	const char *store_failing; /* why the store cannot write; NULL while it can */
+	struct restore *restore;   /* between engine_restore_begin() and _end() */
+	struct history **histories; /* replay logs, in configuration order */
+	uint32_t n_histories;
+	uint64_t history_seq;      /* the last entry number given to any log */
+	uint64_t msg_ids;          /* the last message id given */
 	uint64_t now;
 	struct topic_tree *tree;
 	struct retain_store *retained;
@@ -392,6 +414,8 @@ int client_write(struct engine *e, struct engine_conn *c, const uint8_t *b, size
 		      struct frame *tail, bool droppable);
 void output_reason_string(const struct engine_conn *c, struct codec_props *p, uint8_t type,
 			 const char *why);
+size_t output_encode(struct engine *e, struct engine_conn *c, struct codec_packet *p,
+		     struct codec_props *props);
 int output_packet(struct engine *e, struct engine_conn *c, struct codec_packet *p,
 		       struct codec_props *props);
 void output_ack(struct engine *e, struct engine_conn *c, uint8_t type, uint16_t pid, uint8_t rc,
@@ -476,6 +500,8 @@ enum limits_verdict limits_check_message(struct engine *e, const struct midge_cl
 					 uint8_t qos, bool retain);
 
 /* subscribe.c */
+int sub_apply(struct engine *e, struct session *s, const uint8_t *f, size_t len, uint8_t options,
+	      uint32_t sub_id);
 int subscribe_handle(struct engine *e, struct engine_conn *c, struct codec_packet *p);
 int unsubscribe_handle(struct engine *e, struct engine_conn *c, struct codec_packet *p);
 
@@ -561,6 +587,7 @@ struct slot *flight_at(struct session *s, uint32_t k);
 struct slot *flight_find(struct session *s, uint16_t pid);
 bool flight_room(const struct engine *e, const struct session *s, uint32_t w, size_t size);
 struct slot *flight_reserve(struct session *s);
+struct slot *flight_place(struct session *s, uint16_t pid);
 void flight_commit(struct engine *e, struct session *s);
 void flight_release_message(struct session *s, struct slot *sl);
 void flight_remove(struct engine *e, struct session *s, struct slot *sl);
@@ -569,8 +596,72 @@ bool rel_has(const struct session *s, uint16_t pid);
 int rel_insert(struct session *s, uint16_t pid);
 bool rel_delete(struct session *s, uint16_t pid);
 
-void publish_store_retained(struct engine *e, const struct emsg *m, bool set);
 int retained_set(struct engine *e, const uint8_t *topic, size_t len, struct emsg *m);
 void retained_expire(struct engine *e, struct emsg *m);
+
+/* ---- the store (store.c, hold.c) ----------------------------------------- */
+
+/* Every store call goes through here: each counts as a change, so hold.c
+ * can tell whether handling a packet reported anything. */
+#define STORE_CALL(e, fn, ...) ((e)->store_changes++, (e)->store.fn((e)->store.ctx, __VA_ARGS__))
+
+void store_msg_view(const struct emsg *m, struct engine_store_msg *out);
+void store_delivery_view(const struct delivery *d, struct engine_store_delivery *out);
+
+/* Regrows a ring of n elements of esize bytes (*ring, *cap, *head) to ncap
+ * elements, oldest first at index 0. Returns 0 or -1 on OOM (unchanged). */
+int ring_regrow(void *ring, size_t esize, uint32_t *cap, uint32_t *head, uint32_t n,
+		uint32_t ncap);
+
+/* hold.c: acknowledgements that wait for the store. */
+/* The ticket an acknowledgement must wait for: 0 when the store wants
+ * none, or when nothing was reported since `before` (e->store_changes
+ * then) and conservative is false. conservative: wait for everything
+ * reported so far (an acknowledgement that repeats one whose state may not
+ * be durable yet). */
+uint64_t hold_ticket(struct engine *e, uint64_t before, bool conservative);
+/* An acknowledgement packet (PUBACK, PUBREC, PUBREL, PUBCOMP) to c: sent
+ * now, or after ticket is durable and behind every acknowledgement already
+ * held for c (the order the specification requires, 4.6). */
+void hold_ack(struct engine *e, struct engine_conn *c, uint64_t ticket, uint8_t type, uint16_t pid,
+	      uint8_t rc, const char *why);
+/* The same for an encoded packet (SUBACK, UNSUBACK): bytes are copied. */
+void hold_packet(struct engine *e, struct engine_conn *c, uint64_t ticket, struct codec_packet *p,
+		 struct codec_props *props);
+/* Whether c holds so many acknowledgements that no more input is read. */
+bool hold_full(const struct engine_conn *c);
+/* Acknowledgements held for c (its connection is gone) are dropped. */
+void hold_free(struct engine *e, struct engine_conn *c);
+/* Held PUBACKs and PUBCOMPs on c: they count against midge's receive
+ * maximum (the client still counts those exchanges open). */
+uint32_t hold_count(const struct engine_conn *c);
+/* engine_conn_input stops reading c for hold_full(). */
+void hold_stop_input(struct engine_conn *c);
+
+/* history.c */
+void history_append(struct engine *e, struct subscriber *sb, struct emsg *m);
+void history_free_all(struct engine *e);
+/* The $replay/SPEC/FILTER subscription filter f: FILTER's position and the
+ * replay asked for. Returns 0, 1 when f is not a replay filter, or -1 when
+ * it is one but malformed. */
+struct replay_spec {
+	uint8_t kind; /* REPLAY_LAST, REPLAY_SINCE, REPLAY_ALL */
+	uint64_t n;   /* LAST: messages; SINCE: unix seconds */
+	const uint8_t *filter;
+	size_t len;
+};
+enum { REPLAY_LAST = 1, REPLAY_SINCE = 2, REPLAY_ALL = 3 };
+int history_parse_replay(const uint8_t *f, size_t len, struct replay_spec *out);
+/* Delivers to s the logged messages matching the replay, oldest first. */
+void history_replay(struct engine *e, struct session *s, const struct replay_spec *r, uint8_t qos,
+		    uint8_t options, uint32_t sub_id);
+struct history *history_find(struct engine *e, const uint8_t *filter, size_t len);
+int history_restore(struct engine *e, struct history *h, uint64_t seq, uint64_t at, struct emsg *m);
+void history_trim_all(struct engine *e);
+
+/* session.c: the store forgets s (its queue and window released). */
+void session_store_forget(struct engine *e, struct session *s);
+/* restore.c: a session's timers after a restore. */
+void session_arm_timers(struct engine *e, struct session *s, uint64_t ended_at);
 
 #endif

@@ -67,10 +67,18 @@ struct emsg *emsg_new(struct engine *e, const uint8_t *topic, size_t tlen,
 			     size_t props_len, uint8_t qos, bool retain, uint64_t origin,
 			     const uint8_t *origin_id, size_t olen, bool will)
 {
-	struct emsg *m = emsg_alloc(sizeof *m + tlen + props_len + olen + 1);
+	/* the decoded properties (only with some) first, aligned, then the bytes */
+	size_t pd = props_len ? sizeof(struct codec_props) : 0;
+	struct emsg *m = emsg_alloc(sizeof *m + pd + tlen + props_len + olen + 1);
 	if (!m)
 		return NULL;
 	memset(m, 0, sizeof *m);
+	uint8_t *bytes = m->data;
+	if (pd) {
+		m->props = (struct codec_props *)(void *)m->data;
+		memset(m->props, 0, pd);
+		bytes += pd;
+	}
 	m->payload = frame_new((uint32_t)plen);
 	if (!m->payload) {
 		emsg_release(m);
@@ -78,13 +86,14 @@ struct emsg *emsg_new(struct engine *e, const uint8_t *topic, size_t tlen,
 	}
 	if (plen)
 		memcpy(m->payload->data, payload, plen);
+	m->id = ++e->msg_ids;
 	m->refs = 1;
 	m->qos = qos;
 	m->retain = retain;
-	m->topic = m->data;
+	m->topic = bytes;
 	m->topic_len = (uint16_t)tlen;
 	memcpy(m->topic, topic, tlen);
-	m->raw_props = m->data + tlen;
+	m->raw_props = bytes + tlen;
 	m->props_len = (uint32_t)props_len;
 	if (props_len)
 		memcpy(m->raw_props, props, props_len);
@@ -95,20 +104,20 @@ struct emsg *emsg_new(struct engine *e, const uint8_t *topic, size_t tlen,
 	m->origin_id[olen] = '\0';
 	m->origin = origin;
 	if (props_len) {
-		int rc = will ? codec_props_decode_will(m->raw_props, m->props_len, &m->props)
-			      : codec_props_decode(m->raw_props, m->props_len, CODEC_PUBLISH, &m->props);
+		int rc = will ? codec_props_decode_will(m->raw_props, m->props_len, m->props)
+			      : codec_props_decode(m->raw_props, m->props_len, CODEC_PUBLISH, m->props);
 		if (rc < 0) {
 			emsg_unref(m);
 			return NULL;
 		}
-		if (CODEC_HAS_PROP(&m->props, CODEC_PROP_MESSAGE_EXPIRY)) {
+		if (CODEC_HAS_PROP(m->props, CODEC_PROP_MESSAGE_EXPIRY)) {
 			m->expiry.kind = T_RETAINED; /* has an expiry */
 			/* a will's deadline counts from its publication: set then */
 			if (!will)
-				m->expiry.at = e->now + (uint64_t)m->props.message_expiry * 1000;
+				m->expiry.at = e->now + (uint64_t)m->props->message_expiry * 1000;
 		}
-		m->props.present &= FORWARD_PROPS;
-		m->props.sub_id_count = 0;
+		m->props->present &= FORWARD_PROPS;
+		m->props->sub_id_count = 0;
 	}
 	return m;
 }

@@ -50,12 +50,13 @@ void output_reason_string(const struct engine_conn *c, struct codec_props *p, ui
 }
 
 /*
- * Encodes and queues a non-PUBLISH packet. A packet over the client's
- * maximum packet size first loses its reason string [MQTT-3.1.2-25]; if it
- * still does not fit it is not sent. Returns 0 or -1.
+ * Encodes a non-PUBLISH packet into the scratch buffer. A packet over the
+ * client's maximum packet size first loses its reason string
+ * [MQTT-3.1.2-25]; if it still does not fit it is not sent. Returns its
+ * size, or 0 when it cannot be sent.
  */
-int output_packet(struct engine *e, struct engine_conn *c, struct codec_packet *p,
-		       struct codec_props *props)
+size_t output_encode(struct engine *e, struct engine_conn *c, struct codec_packet *p,
+		     struct codec_props *props)
 {
 	p->version = c->version ? c->version : CODEC_V311;
 	size_t n = codec_encode_size(p);
@@ -65,8 +66,18 @@ int output_packet(struct engine *e, struct engine_conn *c, struct codec_packet *
 		n = codec_encode_size(p);
 	}
 	if (!n || (c->client_max_packet && n > c->client_max_packet) || output_scratch_reserve(e, n) < 0)
-		return -1;
+		return 0;
 	if (codec_encode(p, e->scratch, e->cap_scratch) != n)
+		return 0;
+	return n;
+}
+
+/* Encodes and queues a non-PUBLISH packet (output_encode). Returns 0 or -1. */
+int output_packet(struct engine *e, struct engine_conn *c, struct codec_packet *p,
+		       struct codec_props *props)
+{
+	size_t n = output_encode(e, c, p, props);
+	if (!n)
 		return -1;
 	return client_write(e, c, e->scratch, n, NULL, false);
 }

@@ -8,27 +8,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Tells the store that the retained message of m's topic is now m (set)
- * or none. */
-void publish_store_retained(struct engine *e, const struct emsg *m, bool set)
-{
-	struct midge_str topic = {(const char *)m->topic, m->topic_len};
-	struct midge_message v;
-	if (set)
-		emsg_view(m, &v, 0, false);
-	e->store.retained_set(e->store.ctx, &topic, set ? &v : NULL);
-}
-
 /*
  * Sets (m) or clears (NULL) the retained message of topic, as
- * retain_store_set() does, the store taking m's reference. While the
- * store holds a message with an expiry, its deadline is in the heap, so
- * it goes when it expires [MQTT-3.3.2-5], not when a SUBSCRIBE next finds
- * it: a topic nobody subscribes to again does not keep its bytes forever.
+ * retain_store_set() does, the store taking m's reference, and tells the
+ * persistence store what changed. While the retained store holds a
+ * message with an expiry, its deadline is in the heap, so it goes when it
+ * expires [MQTT-3.3.2-5], not when a SUBSCRIBE next finds it: a topic
+ * nobody subscribes to again does not keep its bytes forever.
  */
 int retained_set(struct engine *e, const uint8_t *topic, size_t len, struct emsg *m)
 {
 	struct emsg *old = retain_store_get(e->retained, topic, len);
+	uint64_t old_id = old ? old->id : 0;
 	if (old)
 		timer_cancel(e, &old->expiry); /* before the store lets old go */
 	int rc = retain_store_set(e->retained, topic, len, m);
@@ -36,6 +27,13 @@ int retained_set(struct engine *e, const uint8_t *topic, size_t len, struct emsg
 	/* Without memory for the heap, a SUBSCRIBE still finds it expired. */
 	if (held && emsg_has_expiry(held))
 		(void)timer_set(e, &held->expiry, held->expiry.at);
+	if (rc >= 0 && (m || old_id)) {
+		struct midge_str t = {(const char *)topic, len};
+		struct engine_store_msg v;
+		if (m)
+			store_msg_view(m, &v);
+		STORE_CALL(e, retained_set, &t, m ? &v : NULL, old_id);
+	}
 	return rc;
 }
 
@@ -44,7 +42,6 @@ void retained_expire(struct engine *e, struct emsg *m)
 {
 	emsg_ref(m); /* the store's reference goes in retained_set() */
 	if (retained_set(e, m->topic, m->topic_len, NULL) > 0) {
-		publish_store_retained(e, m, false);
 		event_message(e, MIDGE_EV_RETAIN_CLEAR, NULL, m, NULL, m->qos, 0, false, 0, "expired");
 	}
 	e->st.retained_count = retain_store_count(e->retained);
@@ -85,7 +82,6 @@ uint32_t publish_accept(struct engine *e, struct emsg *m, const struct midge_cli
 			if (retained_set(e, m->topic, m->topic_len, NULL) > 0) {
 				if (!from && e->broker_retained)
 					e->broker_retained--;
-				publish_store_retained(e, m, false);
 				event_message(e, MIDGE_EV_RETAIN_CLEAR, from, m, NULL, m->qos, pid, dup, 0,
 					      NULL);
 			}
@@ -97,7 +93,6 @@ uint32_t publish_accept(struct engine *e, struct emsg *m, const struct midge_cli
 			if (!from && set == 0)
 				e->broker_retained++;
 			/* [MQTT-3.3.1-5] ownership: the store holds the new reference */
-			publish_store_retained(e, m, true);
 			event_message(e, MIDGE_EV_RETAIN_SET, from, m, NULL, m->qos, pid, dup, 0, NULL);
 		} else {
 			emsg_unref(m);
@@ -118,10 +113,8 @@ static int rel_add(struct engine *e, struct session *s, uint16_t pid)
 {
 	if (rel_insert(s, pid) < 0)
 		return -1;
-	if (s->stored) {
-		struct midge_str id = session_id(s);
-		e->store.qos2_received(e->store.ctx, &id, pid);
-	}
+	if (s->store)
+		STORE_CALL(e, qos2_received, s->store, pid);
 	return 0;
 }
 
@@ -163,19 +156,49 @@ static uint8_t publish_props_check(const struct engine *e, const struct codec_pu
 	return 0;
 }
 
-/* PUBACK or PUBREC for an inbound QoS 1/2 PUBLISH. Returns 0 or -1. */
+/*
+ * PUBACK or PUBREC for an inbound QoS 1/2 PUBLISH, held until what its
+ * handling reported to the store (since `before`) is durable. Returns 0
+ * or -1.
+ */
 static int publish_acknowledge(struct engine *e, struct engine_conn *c,
-			       const struct codec_publish *pub, uint8_t rc, const char *why)
+			       const struct codec_publish *pub, uint8_t rc, const char *why,
+			       uint64_t before)
 {
 	if (pub->qos == 1) {
-		output_ack(e, c, CODEC_PUBACK, pub->packet_id, rc, why);
+		hold_ack(e, c, hold_ticket(e, before, false), CODEC_PUBACK, pub->packet_id, rc, why);
 	} else if (pub->qos == 2) {
 		/* [MQTT-4.3.3-8]: remember the id until PUBREL; a refusal ends the exchange */
 		if (rc < 0x80 && rel_add(e, c->s, pub->packet_id) < 0)
 			return client_fail(e, c, MQTT_RC_IMPLEMENTATION_SPECIFIC, "out of memory");
-		output_ack(e, c, CODEC_PUBREC, pub->packet_id, rc, why);
+		hold_ack(e, c, hold_ticket(e, before, false), CODEC_PUBREC, pub->packet_id, rc, why);
 	}
 	return 0;
+}
+
+/*
+ * The store cannot write: a QoS 1/2 PUBLISH is not accepted, since its
+ * acknowledgement would promise what the store cannot keep. v5: the
+ * acknowledgement says 0x97 and the message is not forwarded; 3.x has no
+ * way to refuse, so the connection is closed without one (the client
+ * sends it again later). Returns 0 (answered in v5) or -1.
+ */
+static int publish_refuse_unstorable(struct engine *e, struct engine_conn *c,
+				     const struct codec_publish *pub, const uint8_t *topic,
+				     size_t tlen, uint64_t before)
+{
+	struct emsg *m = emsg_new(e, topic, tlen, pub->payload.p, pub->payload.len, NULL, 0,
+				  pub->qos, pub->retain, c->s->serial, (const uint8_t *)c->s->cid,
+				  c->s->cid_len, false);
+	if (m) {
+		event_drop(e, NULL, m, pub->qos, MIDGE_DROP_STORE_FAILING, e->store_failing);
+		emsg_unref(m);
+	}
+	if (c->version != CODEC_V5) {
+		client_request_close(e, c, MQTT_RC_QUOTA_EXCEEDED, false, e->store_failing);
+		return -1;
+	}
+	return publish_acknowledge(e, c, pub, MQTT_RC_QUOTA_EXCEEDED, e->store_failing, before);
 }
 
 /*
@@ -191,6 +214,7 @@ int publish_handle(struct engine *e, struct engine_conn *c, struct codec_packet 
 	size_t tlen;
 	const char *why = NULL;
 	bool v5 = c->version == CODEC_V5;
+	uint64_t before = e->store_changes;
 
 	uint8_t rc = publish_topic(c, pub, &topic, &tlen, &why);
 	if (rc)
@@ -198,8 +222,9 @@ int publish_handle(struct engine *e, struct engine_conn *c, struct codec_packet 
 	if (conn_mount(e, c, &topic, &tlen) < 0) /* the listener's mount_point in front */
 		return client_fail(e, c, MQTT_RC_TOPIC_NAME_INVALID, "topic too long under mount_point");
 	if (pub->qos == 2 && rel_has(s, pub->packet_id)) {
-		/* a resent QoS 2 PUBLISH is acknowledged, not delivered again [MQTT-4.3.3-9] */
-		output_ack(e, c, CODEC_PUBREC, pub->packet_id, 0, NULL);
+		/* a resent QoS 2 PUBLISH is acknowledged, not delivered again
+		 * [MQTT-4.3.3-9]; the id it names may not be durable yet */
+		hold_ack(e, c, hold_ticket(e, before, true), CODEC_PUBREC, pub->packet_id, 0, NULL);
 		return 0;
 	}
 	enum limits_verdict verdict = limits_check_message(e, &c->info, topic, tlen, pub->payload.len,
@@ -207,8 +232,11 @@ int publish_handle(struct engine *e, struct engine_conn *c, struct codec_packet 
 	const struct limits_answer *refusal = verdict ? &limits_answer_publish[verdict] : NULL;
 	if (refusal && refusal->fatal)
 		return client_fail(e, c, refusal->rc, refusal->why);
-	if (v5 && pub->qos > 0 && s->n_rel >= c->receive_max) /* [MQTT-3.3.4-9] */
+	/* [MQTT-3.3.4-9]: acknowledgements held for the store still count */
+	if (v5 && pub->qos > 0 && s->n_rel + hold_count(c) >= c->receive_max)
 		return client_fail(e, c, MQTT_RC_RECEIVE_MAX_EXCEEDED, "receive maximum exceeded");
+	if (pub->qos > 0 && e->store_failing && !refusal)
+		return publish_refuse_unstorable(e, c, pub, topic, tlen, before);
 	enum midge_drop_reason drop = verdict == LIMITS_SIZE     ? MIDGE_DROP_TOO_LARGE
 				      : verdict == LIMITS_MEMORY ? MIDGE_DROP_MEMORY_LIMIT
 								 : MIDGE_DROP_NOT_AUTHORIZED;
@@ -251,7 +279,7 @@ int publish_handle(struct engine *e, struct engine_conn *c, struct codec_packet 
 	emsg_unref(m);
 	if (c->state != CONN_UP)
 		return -1;
-	return publish_acknowledge(e, c, pub, rc, why);
+	return publish_acknowledge(e, c, pub, rc, why, before);
 }
 
 /*
@@ -263,6 +291,7 @@ int publish_handle_ack(struct engine *e, struct engine_conn *c, struct codec_pac
 {
 	struct session *s = c->s;
 	uint16_t pid = p->u.ack.packet_id;
+	uint64_t before = e->store_changes;
 	struct slot *sl = flight_find(s, pid);
 	if (sl && sl->unsent)
 		sl = NULL; /* not sent on this connection: the client cannot know it */
@@ -273,42 +302,43 @@ int publish_handle_ack(struct engine *e, struct engine_conn *c, struct codec_pac
 			flight_remove(e, s, sl);
 		}
 		break;
-	case CODEC_PUBREC:
+	case CODEC_PUBREC: {
 		if (!sl || sl->state == SLOT_PUBACK) {
-			output_ack(e, c, CODEC_PUBREL, pid, MQTT_RC_PACKET_ID_NOT_FOUND, "packet id not found");
+			hold_ack(e, c, 0, CODEC_PUBREL, pid, MQTT_RC_PACKET_ID_NOT_FOUND,
+				 "packet id not found");
 			return 0;
 		}
 		if (p->u.ack.rc >= 0x80) { /* the receiver refused: the exchange ends */
 			flight_remove(e, s, sl);
 			break;
 		}
+		bool again = sl->state == SLOT_PUBCOMP; /* a repeated PUBREC */
 		if (sl->state == SLOT_PUBREC) {
 			event_acked(e, c, sl, sl->d.m);
+			if (s->store)
+				STORE_CALL(e, flight_released, s->store, pid, sl->d.m->id);
 			flight_release_message(s, sl);
 			sl->state = SLOT_PUBCOMP;
-			if (s->stored) {
-				struct midge_str id = session_id(s);
-				e->store.flight_set(e->store.ctx, &id, pid, ENGINE_STORE_AWAIT_PUBCOMP,
-						    NULL);
-			}
 		}
-		output_ack(e, c, CODEC_PUBREL, pid, 0, NULL); /* [MQTT-4.3.3-4] */
+		/* [MQTT-4.3.3-4]; once sent, the message cannot be sent again, so
+		 * the PUBREL waits until its state is durable */
+		hold_ack(e, c, hold_ticket(e, before, again), CODEC_PUBREL, pid, 0, NULL);
 		return 0;
+	}
 	case CODEC_PUBCOMP:
 		if (sl && sl->state == SLOT_PUBCOMP)
 			flight_remove(e, s, sl);
 		break;
 	case CODEC_PUBREL: {
 		bool found = rel_delete(s, pid);
-		if (found) {
-			if (s->stored) {
-				struct midge_str id = session_id(s);
-				e->store.qos2_released(e->store.ctx, &id, pid);
-			}
-		}
-		/* [MQTT-4.3.3-11] */
-		output_ack(e, c, CODEC_PUBCOMP, pid, found ? 0 : MQTT_RC_PACKET_ID_NOT_FOUND,
-			 found ? NULL : "packet id not found");
+		if (found && s->store)
+			STORE_CALL(e, qos2_released, s->store, pid);
+		/* [MQTT-4.3.3-11]; the PUBCOMP waits until the id is gone from
+		 * the store, or a crash would bring it back and swallow the next
+		 * message that uses it. "Not found" may answer a release not
+		 * durable yet: it waits for everything reported. */
+		hold_ack(e, c, hold_ticket(e, before, !found), CODEC_PUBCOMP, pid,
+			 found ? 0 : MQTT_RC_PACKET_ID_NOT_FOUND, found ? NULL : "packet id not found");
 		return 0;
 	}
 	}

@@ -99,11 +99,18 @@ static bool route_match(void *ctx, void *subscriber, uint8_t options, uint32_t s
 {
 	struct route_ctx *r = ctx;
 	struct subscriber *sb = subscriber;
+	struct hit *h;
 	switch (sb->kind) {
 	case SUBSCRIBER_SESSION:
 		if (shared)
 			return route_match_shared(r, sb, options, sub_id);
 		route_match_session(r, session_of(sb), options, sub_id);
+		return false;
+	case SUBSCRIBER_HISTORY: /* one subscription per log: no merging */
+		if (hits_push(r->e, &h) == 0) {
+			memset(h, 0, sizeof *h);
+			h->to = sb;
+		}
 		return false;
 	}
 	return false;
@@ -133,11 +140,12 @@ static void route_to_session(struct engine *e, struct emsg *m, const struct hit 
  * publishes again (engine_publish) nests safely: it works above this
  * call's slice of the hit stack. Returns the number of receivers.
  */
-/* Delivers the hits from base on, then pops them. Returns their number. */
+/* Delivers the hits from base on, then pops them. Returns the number of
+ * receivers (replay logs are not receivers). */
 static uint32_t route_deliver(struct engine *e, struct emsg *m, uint32_t base)
 {
 	const struct emsg *outer = e->fanout;
-	uint32_t end = e->nhits;
+	uint32_t end = e->nhits, n = 0;
 	e->fanout = m;
 	e->head_cache.m = NULL;
 	for (uint32_t i = base; i < end; i++) {
@@ -146,13 +154,17 @@ static uint32_t route_deliver(struct engine *e, struct emsg *m, uint32_t base)
 		switch (h->to->kind) {
 		case SUBSCRIBER_SESSION:
 			route_to_session(e, m, h, session_of(h->to));
+			n++;
+			break;
+		case SUBSCRIBER_HISTORY:
+			history_append(e, h->to, m);
 			break;
 		}
 	}
 	e->fanout = outer;
 	e->head_cache.m = NULL;
 	e->nhits = base;
-	return end - base;
+	return n;
 }
 
 uint32_t route_message(struct engine *e, struct emsg *m)

@@ -155,11 +155,8 @@ static void session_unsubscribe_all(struct engine *e, struct session *s)
  * decide) and emits nothing. */
 void session_destroy(struct engine *e, struct session *s)
 {
-	if (s->stored) {
-		struct midge_str id = session_id(s);
-		s->stored = false; /* what follows is gone with it */
-		e->store.session_removed(e->store.ctx, &id);
-	}
+	if (s->store)
+		session_store_forget(e, s); /* what follows is gone with it */
 	session_unsubscribe_all(e, s);
 	timer_cancel(e, &s->expiry_timer);
 	will_clear(e, s);
@@ -208,6 +205,10 @@ void session_detach(struct engine *e, struct session *s, bool publish)
 		session_destroy(e, s);
 		return;
 	}
+	if (s->store) { /* the time its connection ended: its deadlines count from it */
+		struct engine_store_session rec = {session_id(s), s->expiry, s->version, e->now};
+		s->store = STORE_CALL(e, session_saved, s->store, &rec);
+	}
 	if (s->will) {
 		if (s->will->delay == 0 ||
 		    timer_set(e, &s->will->t, e->now + (uint64_t)s->will->delay * 1000) < 0)
@@ -244,25 +245,45 @@ void session_take_over(struct engine *e, struct session *s, bool clean_start)
 }
 
 /*
+ * The store forgets s: the session goes from it with everything stored
+ * under it, and each message its queue and window held is released, so a
+ * store counting references to message bodies stays exact.
+ */
+void session_store_forget(struct engine *e, struct session *s)
+{
+	void *h = s->store;
+	if (!h)
+		return;
+	s->store = NULL;
+	STORE_CALL(e, session_removed, h);
+	for (uint32_t i = 0; i < s->queue_len; i++) {
+		const struct delivery *d = &s->queue[(s->queue_head + i) % s->queue_cap];
+		if (d->qos > 0)
+			STORE_CALL(e, message_released, d->m->id);
+	}
+	for (uint32_t k = 0; k < s->flight_span; k++) {
+		const struct slot *sl = flight_at(s, k);
+		if (sl->state && sl->d.m)
+			STORE_CALL(e, message_released, sl->d.m->id);
+	}
+}
+
+/*
  * Tells the store about s after its terms changed (CONNECT, DISCONNECT):
  * a session that outlives its connection is saved, with its will; one
  * whose expiry became 0 leaves the store. Clean sessions never reach it.
  */
 void session_store_save(struct engine *e, struct session *s)
 {
-	struct midge_str id = session_id(s);
 	if (s->expiry == 0) {
-		if (s->stored)
-			e->store.session_removed(e->store.ctx, &id);
-		s->stored = false;
+		session_store_forget(e, s);
 		return;
 	}
-	struct engine_store_session rec = {id, s->expiry, s->version};
-	s->stored = true;
-	e->store.session_saved(e->store.ctx, &rec);
-	if (s->will) {
-		struct midge_message v;
-		emsg_view(s->will->m, &v, 0, false);
-		e->store.will_set(e->store.ctx, &id, &v, s->will->delay);
+	struct engine_store_session rec = {session_id(s), s->expiry, s->version, s->conn ? 0 : e->now};
+	s->store = STORE_CALL(e, session_saved, s->store, &rec);
+	if (s->store && s->will) {
+		struct engine_store_msg v;
+		store_msg_view(s->will->m, &v);
+		STORE_CALL(e, will_set, s->store, &v, s->will->delay);
 	}
 }

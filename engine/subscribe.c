@@ -113,10 +113,54 @@ static bool subscribe_is_shared(const uint8_t *f, size_t len)
 	return len > 7 && memcmp(f, "$share/", 7) == 0;
 }
 
+/* Whether the filter of a $share/GROUP/FILTER names a replay: not
+ * available on a shared subscription (each member would replay). */
+static bool subscribe_shared_replay(const uint8_t *f, size_t len)
+{
+	const uint8_t *g = memchr(f + 7, '/', len - 7);
+	size_t rest = g ? len - (size_t)(g + 1 - f) : 0;
+	return g && rest >= 8 && memcmp(g + 1, "$replay/", 8) == 0;
+}
+
 /*
- * Applies one SUBSCRIBE entry. Returns the granted QoS or a failure code
- * (0x80 in 3.1.1), or -1 for a protocol error that closes the connection.
- * *fresh tells whether the subscription is new.
+ * Adds (or replaces) the subscription of s to f[0..len): the session's
+ * list, the table, the topic tree. Returns 1 when new, 0 when replaced,
+ * -1 on OOM (nothing changed). Shared by SUBSCRIBE and restore.c.
+ */
+int sub_apply(struct engine *e, struct session *s, const uint8_t *f, size_t len, uint8_t options,
+	      uint32_t sub_id)
+{
+	struct sub *x = sub_find(e, s, f, len);
+	bool isnew = !x;
+	if (isnew && !(x = sub_new(e, s, f, len)))
+		return -1;
+	if (topic_tree_subscribe(e->tree, f, len, &s->subscriber, options, sub_id) < 0) {
+		if (isnew) {
+			sub_unlink(e, x);
+			free(x);
+		}
+		return -1;
+	}
+	/* [MQTT-3.8.4-3]: a subscription to the same filter is replaced */
+	x->options = options;
+	x->sub_id = sub_id;
+	return isnew;
+}
+
+/* Whether s may have one more subscription to f[0..len) (a replaced one
+ * always fits). */
+static bool sub_room(struct engine *e, struct session *s, const uint8_t *f, size_t len)
+{
+	return !e->cfg.max_subscriptions || s->n_subs < e->cfg.max_subscriptions ||
+	       sub_find(e, s, f, len);
+}
+
+/*
+ * Applies one SUBSCRIBE entry. A $replay/SPEC/FILTER entry subscribes to
+ * FILTER (history.c delivers the log after the SUBACK). Returns the
+ * granted QoS or a failure code (0x80 in 3.1.1), or -1 for a protocol
+ * error that closes the connection. *fresh tells whether the subscription
+ * is new.
  */
 static int subscribe_one(struct engine *e, struct engine_conn *c, const struct codec_sub_entry *en,
 			 uint32_t sub_id, bool *fresh)
@@ -125,6 +169,12 @@ static int subscribe_one(struct engine *e, struct engine_conn *c, const struct c
 	const struct engine_config *cfg = &e->cfg;
 	const uint8_t *f = en->filter.p;
 	size_t len = en->filter.len;
+	struct replay_spec rs;
+	int replay = history_parse_replay(f, len, &rs);
+	if (replay == 0) {
+		f = rs.filter;
+		len = rs.len;
+	}
 	*fresh = false;
 	if (conn_mount(e, c, &f, &len) < 0) /* the listener's mount_point in front */
 		return c->version == CODEC_V5 ? MQTT_RC_TOPIC_FILTER_INVALID : 0x80;
@@ -134,7 +184,9 @@ static int subscribe_one(struct engine *e, struct engine_conn *c, const struct c
 	*fresh = false;
 	if (shared && en->no_local) /* [MQTT-3.8.3-4] */
 		return -1;
-	if (shared && !cfg->shared_sub_available)
+	if (replay < 0 || (shared && subscribe_shared_replay(f, len)))
+		rc = MQTT_RC_TOPIC_FILTER_INVALID;
+	else if (shared && !cfg->shared_sub_available)
 		rc = MQTT_RC_SHARED_SUB_NOT_SUPPORTED;
 	else if (wild && !cfg->wildcard_sub_available)
 		rc = MQTT_RC_WILDCARD_SUBS_NOT_SUPPORTED;
@@ -142,30 +194,19 @@ static int subscribe_one(struct engine *e, struct engine_conn *c, const struct c
 		rc = MQTT_RC_TOPIC_FILTER_INVALID;
 	else if (!limits_acl_allows(e, &c->info, f, len, ENGINE_ACCESS_SUBSCRIBE))
 		rc = MQTT_RC_NOT_AUTHORIZED;
+	else if (!sub_room(e, s, f, len))
+		rc = MQTT_RC_QUOTA_EXCEEDED;
 	else {
-		struct sub *x = sub_find(e, s, f, len);
-		bool isnew = !x;
 		uint8_t qos = en->qos > cfg->max_qos ? cfg->max_qos : en->qos;
 		uint8_t options = c->version == CODEC_V5 ? (uint8_t)((en->options & ~3u) | qos) : qos;
-		if (isnew && cfg->max_subscriptions && s->n_subs >= cfg->max_subscriptions) {
-			rc = MQTT_RC_QUOTA_EXCEEDED;
-		} else if (isnew && !(x = sub_new(e, s, f, len))) {
-			rc = MQTT_RC_UNSPECIFIED;
-		} else if (topic_tree_subscribe(e->tree, f, len, &s->subscriber, options, sub_id) < 0) {
-			if (isnew) {
-				sub_unlink(e, x);
-				free(x);
-			}
+		int added = sub_apply(e, s, f, len, options, sub_id);
+		if (added < 0) {
 			rc = MQTT_RC_UNSPECIFIED;
 		} else {
-			/* [MQTT-3.8.4-3]: a subscription to the same filter is replaced */
-			*fresh = isnew;
-			x->options = options;
-			x->sub_id = sub_id;
-			if (s->stored) {
-				struct midge_str id = session_id(s);
+			*fresh = added == 1;
+			if (s->store) {
 				struct midge_str filter = {(const char *)f, len};
-				e->store.subscription_added(e->store.ctx, &id, &filter, options, sub_id);
+				STORE_CALL(e, subscription_added, s->store, &filter, options, sub_id);
 			}
 			rc = qos;
 		}
@@ -205,7 +246,6 @@ static void retained_send(struct engine *e, struct session *s, const uint8_t *f,
 		if (emsg_has_expiry(m) && m->expiry.at <= e->now) {
 			/* the store is not being walked here: safe to clear */
 			if (retained_set(e, m->topic, m->topic_len, NULL) > 0) {
-				publish_store_retained(e, m, false);
 				event_message(e, MIDGE_EV_RETAIN_CLEAR, NULL, m, NULL, m->qos, 0, false, 0,
 					      "expired");
 			}
@@ -236,6 +276,7 @@ static void retained_send(struct engine *e, struct session *s, const uint8_t *f,
 int subscribe_handle(struct engine *e, struct engine_conn *c, struct codec_packet *p)
 {
 	struct codec_subscribe *sb = &p->u.subscribe;
+	uint64_t before = e->store_changes;
 	uint32_t sub_id = 0;
 	if (c->version == CODEC_V5 && CODEC_HAS_PROP(&sb->props, CODEC_PROP_SUBSCRIPTION_ID)) {
 		if (!e->cfg.sub_id_available)
@@ -281,19 +322,34 @@ int subscribe_handle(struct engine *e, struct engine_conn *c, struct codec_packe
 	ack.u.suback.packet_id = sb->packet_id; /* [MQTT-3.8.4-2] */
 	ack.u.suback.codes = codes;
 	ack.u.suback.count = i; /* [MQTT-3.8.4-6] one code per filter, in order */
-	output_packet(e, c, &ack, NULL);
+	/* a persistent session's SUBACK waits until its subscriptions are durable */
+	hold_packet(e, c, hold_ticket(e, before, false), &ack, NULL);
 
 	pos = 0;
 	for (uint32_t j = 0; j < i && codec_subscribe_next(sb, &pos, &en) == 1; j++) {
-		if (codes[j] >= 0x80 || !e->cfg.retain_available || subscribe_is_shared(en.filter.p, en.filter.len))
-			continue;
-		uint8_t rh = c->version == CODEC_V5 ? en.retain_handling : 0;
-		if (rh == 2 || (rh == 1 && !fresh[j])) /* [MQTT-3.3.1-10] [MQTT-3.3.1-11] */
+		struct replay_spec rs;
+		if (codes[j] >= 0x80)
 			continue;
 		const uint8_t *f = en.filter.p;
 		size_t flen = en.filter.len;
-		if (conn_mount(e, c, &f, &flen) == 0)
+		bool replay = history_parse_replay(f, flen, &rs) == 0;
+		if (replay) {
+			f = rs.filter;
+			flen = rs.len;
+		}
+		if (conn_mount(e, c, &f, &flen) < 0) /* the listener's mount_point in front */
+			continue;
+		if (replay) {
+			/* the log, then live: nothing can be routed in between */
+			rs.filter = f;
+			rs.len = flen;
+			history_replay(e, c->s, &rs, codes[j], en.options, sub_id);
+		} else if (e->cfg.retain_available && !subscribe_is_shared(f, flen)) {
+			uint8_t rh = c->version == CODEC_V5 ? en.retain_handling : 0;
+			if (rh == 2 || (rh == 1 && !fresh[j])) /* [MQTT-3.3.1-10] [MQTT-3.3.1-11] */
+				continue;
 			retained_send(e, c->s, f, flen, codes[j], sub_id);
+		}
 		if (!client_is_up(c))
 			break;
 	}
@@ -307,6 +363,7 @@ int unsubscribe_handle(struct engine *e, struct engine_conn *c, struct codec_pac
 {
 	struct codec_unsubscribe *un = &p->u.unsubscribe;
 	struct session *s = c->s;
+	uint64_t before = e->store_changes;
 	uint32_t n = un->count;
 	uint8_t *codes = malloc(n ? n : 1);
 	if (!codes)
@@ -315,20 +372,26 @@ int unsubscribe_handle(struct engine *e, struct engine_conn *c, struct codec_pac
 	uint32_t pos = 0, i = 0;
 	while (i < n && codec_unsubscribe_next(un, &pos, &f) == 1) {
 		struct codec_buf client_f = f;
-		size_t flen = f.len;
-		if (conn_mount(e, c, &f.p, &flen) < 0)
+		/* $replay/SPEC/FILTER subscribed to FILTER */
+		struct replay_spec rs;
+		struct codec_buf tf = f;
+		if (history_parse_replay(f.p, f.len, &rs) == 0) {
+			tf.p = rs.filter;
+			tf.len = (uint32_t)rs.len;
+		}
+		size_t flen = tf.len;
+		if (conn_mount(e, c, &tf.p, &flen) < 0)
 			flen = 0; /* cannot be mounted: no such subscription */
-		f.len = (uint32_t)flen;
-		struct sub *x = flen ? sub_find(e, s, f.p, f.len) : NULL;
+		tf.len = (uint32_t)flen;
+		struct sub *x = flen ? sub_find(e, s, tf.p, tf.len) : NULL;
 		uint8_t rc = MQTT_RC_NO_SUBSCRIPTION_EXISTED;
 		if (x) {
-			topic_tree_unsubscribe(e->tree, f.p, f.len, &s->subscriber);
+			topic_tree_unsubscribe(e->tree, tf.p, tf.len, &s->subscriber);
 			sub_unlink(e, x);
 			free(x);
-			if (s->stored) {
-				struct midge_str id = session_id(s);
-				struct midge_str filter = {(const char *)f.p, f.len};
-				e->store.subscription_removed(e->store.ctx, &id, &filter);
+			if (s->store) {
+				struct midge_str filter = {(const char *)tf.p, tf.len};
+				STORE_CALL(e, subscription_removed, s->store, &filter);
 			}
 			rc = 0;
 		}
@@ -350,7 +413,7 @@ int unsubscribe_handle(struct engine *e, struct engine_conn *c, struct codec_pac
 		ack.u.suback.codes = codes;
 		ack.u.suback.count = i;
 	}
-	output_packet(e, c, &ack, NULL);
+	hold_packet(e, c, hold_ticket(e, before, false), &ack, NULL);
 	free(codes);
 	return 0;
 }

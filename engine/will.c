@@ -62,9 +62,8 @@ void will_free(struct will *w)
 /* The session has no pending will any more: the store forgets it too. */
 static void will_store_forget(struct engine *e, struct session *s)
 {
-	struct midge_str id = session_id(s);
-	if (s->stored)
-		e->store.will_set(e->store.ctx, &id, NULL, 0);
+	if (s->store)
+		STORE_CALL(e, will_set, s->store, NULL, 0);
 }
 
 /* Discards the session's pending will without publishing it. */
@@ -104,7 +103,7 @@ void will_publish(struct engine *e, struct session *s)
 	/* the will's expiry counts from when it is published (emsg_new left
 	 * the deadline unset) */
 	if (emsg_has_expiry(m))
-		m->expiry.at = e->now + (uint64_t)m->props.message_expiry * 1000;
+		m->expiry.at = e->now + (uint64_t)m->props->message_expiry * 1000;
 	event_message(e, MIDGE_EV_WILL, &cl, m, NULL, m->qos, 0, false, 0, NULL);
 	publish_accept(e, m, &cl, 0, false);
 	emsg_unref(m);

@@ -30,6 +30,7 @@ static const char *const event_names[MIDGE_EV__COUNT] = {
 	[MIDGE_EV_SESSION_DISCARDED] = "session.discarded",
 	[MIDGE_EV_PROTOCOL_ERROR] = "client.protocol_error",
 	[MIDGE_EV_ACL_DENIED] = "acl.denied",
+	[MIDGE_EV_STORE] = "store.status",
 };
 
 const char *midge_event_name(enum midge_event_type type)

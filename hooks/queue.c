@@ -197,6 +197,7 @@ static const uint8_t why_at[MIDGE_EV__COUNT] = {
 	[MIDGE_EV_RETAIN_SET] = EV_OFF(u.message.why),
 	[MIDGE_EV_RETAIN_CLEAR] = EV_OFF(u.message.why),
 	[MIDGE_EV_ACL_DENIED] = EV_OFF(u.acl.why),
+	[MIDGE_EV_STORE] = EV_OFF(u.store.why),
 };
 static const uint8_t view_at[MIDGE_EV__COUNT] = {
 	[MIDGE_EV_SUBSCRIBE] = EV_OFF(u.subscribe.filter),

@@ -7,6 +7,7 @@
 #include "hooks/render.h"
 
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "codec/codec.h"
@@ -253,6 +254,7 @@ const char *hooks_drop_reason_name(enum midge_drop_reason r)
 	case MIDGE_DROP_PAYLOAD_FORMAT: return "payload_format_invalid";
 	case MIDGE_DROP_RETAINED_FULL: return "retained_full";
 	case MIDGE_DROP_MEMORY_LIMIT: return "memory_limit";
+	case MIDGE_DROP_STORE_FAILING: return "store_failing";
 	}
 	return NULL;
 }
@@ -475,6 +477,26 @@ static int render_session(struct hooks_buf *b, const struct midge_event *ev)
 	       f_u64(b, "queued", ev->u.session.queued) || f_cstr(b, "why", ev->u.session.why);
 }
 
+/* A number with a fraction, as JSON (3 decimals are plenty for ms). */
+static int f_double(struct hooks_buf *b, const char *key, double v)
+{
+	char tmp[48];
+	int n = snprintf(tmp, sizeof tmp, "%.3f", v > 0 && v < 1e15 ? v : 0.0);
+	return f_key_n(b, key, strlen(key)) || put(b, tmp, (size_t)n);
+}
+
+static int render_store(struct hooks_buf *b, const struct midge_event *ev)
+{
+	return f_cstr(b, "state", ev->u.store.state) || f_cstr(b, "why", ev->u.store.why) ||
+	       f_u64(b, "commits", ev->u.store.commits) ||
+	       f_u64(b, "messages", ev->u.store.messages) || f_u64(b, "fsyncs", ev->u.store.fsyncs) ||
+	       f_u64(b, "errors", ev->u.store.errors) || f_u64(b, "db_bytes", ev->u.store.db_bytes) ||
+	       f_double(b, "commit_ms_avg", ev->u.store.commit_ms_avg) ||
+	       f_double(b, "commit_ms_max", ev->u.store.commit_ms_max) ||
+	       f_double(b, "messages_per_commit", ev->u.store.messages_per_commit) ||
+	       f_double(b, "fsyncs_per_second", ev->u.store.fsyncs_per_second);
+}
+
 int hooks_render_body(struct hooks_buf *b, const struct midge_event *ev, const char *node)
 {
 	const char *name = midge_event_name(ev->type);
@@ -510,6 +532,9 @@ int hooks_render_body(struct hooks_buf *b, const struct midge_event *ev, const c
 		break;
 	case MIDGE_EV_ACL_DENIED:
 		r |= render_acl(b, ev);
+		break;
+	case MIDGE_EV_STORE:
+		r |= render_store(b, ev);
 		break;
 	default:
 		r |= render_message(b, ev);

@@ -55,6 +55,7 @@ enum midge_event_type {
 	MIDGE_EV_SESSION_DISCARDED = 18,/* session.discarded: clean start dropped old state */
 	MIDGE_EV_PROTOCOL_ERROR = 19,  /* client.protocol_error: bad input, before the close */
 	MIDGE_EV_ACL_DENIED = 20,      /* acl.denied: a publish, subscribe or receive refused */
+	MIDGE_EV_STORE = 21,           /* store.status: persistence figures, failures, recovery */
 	MIDGE_EV__COUNT
 };
 
@@ -69,6 +70,7 @@ enum midge_drop_reason {
 	MIDGE_DROP_PAYLOAD_FORMAT = 8,  /* v5 payload format indicator 1, payload not UTF-8 */
 	MIDGE_DROP_RETAINED_FULL = 9,   /* a new retained message past the broker-wide bound */
 	MIDGE_DROP_MEMORY_LIMIT = 10,   /* a publish while memory_limit is reached */
+	MIDGE_DROP_STORE_FAILING = 11,  /* QoS 1/2 refused while the persistence store cannot write */
 };
 
 /* What an acl.denied event refused (the values of the engine's access
@@ -153,6 +155,19 @@ struct midge_event {
 			enum midge_acl_access access;
 			const char *why;
 		} acl;                   /* ACL_DENIED */
+		struct {
+			const char *state;   /* "ok", "failing", "recovered" (writes work again), "loaded" */
+			const char *why;     /* failing: what the database said */
+			uint64_t commits;    /* transactions committed since start */
+			uint64_t messages;   /* message bodies written since start */
+			uint64_t fsyncs;     /* fsync calls since start */
+			uint64_t errors;     /* failed commits since start */
+			uint64_t db_bytes;   /* database file and its WAL */
+			double commit_ms_avg;/* since the previous store.status */
+			double commit_ms_max;
+			double messages_per_commit;
+			double fsyncs_per_second;
+		} store;                 /* STORE */
 	} u;
 };
 

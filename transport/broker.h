@@ -44,6 +44,7 @@ struct engine;
 struct iothr;
 struct midge_client;
 struct midge_str;
+struct persist;
 struct security_set;
 struct tls_creds;
 struct ws_conf;
@@ -122,7 +123,8 @@ struct midge {
 	uint64_t accept_refused_logged_ms; /* conn_over_limit's last log line ... */
 	uint64_t accept_refused;           /* ... and the refusals since */
 	struct sys_cache sys_load[6];
-	char *sys_last[41];
+	char *sys_last[57];
+	struct persist *persist;    /* NULL without persistence */
 	atomic_int stop_requested;
 	bool running, stopping, loop_ready, verbose;
 	bool memory_full; /* memory_limit reached at the last tick */
@@ -164,6 +166,23 @@ void listeners_close(struct midge *m);
 /* sys.c: publishes the $SYS topics whose values changed. */
 void sys_publish(struct midge *m, uint64_t now);
 void sys_clear(struct midge *m);
+/* One $SYS value through sys.c's cache slot (published when it changed). */
+typedef void (*sys_put_fn)(struct midge *m, int slot, const char *topic, const char *fmt, ...);
+
+/* persist.c: the store on the loop. persist_start declares the replay
+ * logs and, with persistence on, opens the store (recovery) before the
+ * listeners; returns 0 or -1 after logging why. persist_pass at the end of
+ * every loop pass; persist_quiet before the loop closes its handles;
+ * persist_stop once every connection is gone (the final commit). */
+int persist_start(struct midge *m);
+void persist_pass(struct midge *m);
+void persist_quiet(struct midge *m);
+void persist_stop(struct midge *m);
+/* SIGHUP: keeps the running persistence settings in the new conf nc,
+ * warning when the file changed them (they need a restart). */
+void persist_reload(struct midge *m, struct conf *nc);
+/* The $SYS/broker/midge/store/ topics from cache slot `slot` on (10). */
+void persist_sys(struct midge *m, uint64_t now, sys_put_fn put, int slot);
 
 /* daemon.c: the pid file and `user`. Each returns 0 or -1 after logging. */
 int daemon_write_pid(struct midge *m);

@@ -25,8 +25,7 @@ enum conf_scope { SCOPE_GLOBAL, SCOPE_LISTENER, SCOPE_IGNORED };
  * changes nothing a user relies on (or that another issue implements
  * now): one warning each. A trailing '_' makes a prefix. */
 static const char *const conf_unsupported[] = {
-	"persistence", "persistence_file", "persistence_location", "autosave_interval",
-	"autosave_on_changes", "persistent_client_expiration_", "auto_id_prefix", "dhparamfile",
+	"persistent_client_expiration_", "auto_id_prefix", "dhparamfile",
 	"websockets_log_level", "log_timestamp_format", "retry_interval",
 	"store_clean_interval", "enable_control_api", "ocsp_data", NULL,
 };
@@ -126,6 +125,8 @@ void conf_init(struct conf *c)
 	c->connection_messages = true;
 	c->hooks_hwm = 10000;
 	c->hooks_nice = 10;
+	c->autosave_interval = 1800;
+	c->persist_quick_check = true;
 }
 
 void conf_clear(struct conf *c)
@@ -144,6 +145,10 @@ void conf_clear(struct conf *c)
 	free(c->hooks_curve_secret);
 	free(c->hooks_curve_public);
 	free(c->node_name);
+	free(c->persistence_location);
+	free(c->persistence_file);
+	for (int i = 0; i < c->n_history; i++)
+		free(c->history[i].filter);
 	conf_init(c);
 }
 
@@ -497,6 +502,7 @@ static int conf_set_number(struct conf *c, const char *key, const char *v, char 
 		{"midge_hooks_queue_bytes", (uint64_t)1 << 40}, {"midge_hooks_max_prefixes", INT32_MAX},
 		{"midge_hooks_nice", 19},
 		{"memory_limit", UINT64_MAX},
+		{"autosave_interval", UINT32_MAX}, {"midge_persist_commit_delay_ms", 1000},
 	};
 	size_t i;
 	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
@@ -558,6 +564,8 @@ static int conf_set_number(struct conf *c, const char *key, const char *v, char 
 	case 27: c->hooks_max_prefixes = (uint32_t)n; break;
 	case 28: c->hooks_nice = (int)n; break;
 	case 29: c->memory_limit = n; break;
+	case 30: c->autosave_interval = (uint32_t)n; break;
+	case 31: c->persist_commit_delay_ms = (uint32_t)n; break;
 	}
 	return 0;
 }
@@ -577,6 +585,9 @@ static int conf_set_bool(struct conf *c, const char *key, const char *v, char *m
 		{"midge_shared_subscriptions", offsetof(struct conf, engine.shared_sub_available)},
 		{"midge_check_payload_format", offsetof(struct conf, engine.check_payload_format)},
 		{"check_retain_source", offsetof(struct conf, engine.check_retain_source)},
+		{"persistence", offsetof(struct conf, persistence)},
+		{"autosave_on_changes", offsetof(struct conf, autosave_on_changes)},
+		{"midge_persist_quick_check", offsetof(struct conf, persist_quick_check)},
 	};
 	bool *dst = conf_field_find(c, keys, sizeof(keys) / sizeof(keys[0]), key);
 	if (!dst) {
@@ -743,6 +754,77 @@ static int conf_set_hooks_endpoint(struct conf *c, const char *v, char *msg, siz
 		return 0;
 }
 
+/* midge_persist_sync ack | periodic [SECONDS] */
+static int conf_set_persist_sync(struct conf *c, const char *v, char *msg, size_t msglen)
+{
+	char mode[16] = "", secs[24] = "", extra[2] = "";
+	uint64_t n;
+	int k = sscanf(v, "%15s %23s %1s", mode, secs, extra);
+	if (k == 1 && strcmp(mode, "ack") == 0) {
+		c->persist_sync = CONF_PERSIST_ACK;
+		return 0;
+	}
+	if (k >= 1 && k <= 2 && strcmp(mode, "periodic") == 0) {
+		c->persist_sync = CONF_PERSIST_PERIODIC;
+		c->persist_period_set = k == 2;
+		if (k == 2) {
+			if (conf_parse_u64(secs, UINT32_MAX, &n) < 0)
+				return conf_fail(msg, msglen,
+						 "midge_persist_sync periodic needs a number of seconds, "
+						 "not '%s'", secs);
+			c->persist_period = (uint32_t)n;
+		}
+		return 0;
+	}
+	return conf_fail(msg, msglen,
+			 "midge_persist_sync needs 'ack' or 'periodic [SECONDS]', not '%s'", v);
+}
+
+/* midge_history FILTER MAX_MESSAGES [MAX_AGE_SECONDS] */
+static int conf_set_history(struct conf *c, const char *v, char *msg, size_t msglen)
+{
+	char filter[1024] = "", max[24] = "", age[24] = "", extra[2] = "";
+	uint64_t n, a = 0;
+	int k = sscanf(v, "%1023s %23s %23s %1s", filter, max, age, extra);
+	if (k < 2 || k > 3 || conf_parse_u64(max, UINT32_MAX, &n) < 0 || n == 0 ||
+	    (k == 3 && conf_parse_u64(age, UINT32_MAX, &a) < 0))
+		return conf_fail(msg, msglen,
+				 "midge_history needs FILTER MAX_MESSAGES [MAX_AGE_SECONDS] (a count "
+				 "from 1, seconds from 0), not '%s'", v);
+	size_t fl = strlen(filter);
+	if (!codec_topic_filter_valid((const uint8_t *)filter, fl) || strncmp(filter, "$share/", 7) == 0 ||
+	    strncmp(filter, "$replay/", 8) == 0)
+		return conf_fail(msg, msglen, "midge_history: '%s' is not a topic filter a log can keep",
+				 filter);
+	for (int i = 0; i < c->n_history; i++)
+		if (strcmp(c->history[i].filter, filter) == 0)
+			return conf_fail(msg, msglen, "midge_history: '%s' appears twice", filter);
+	if (c->n_history >= CONF_MAX_HISTORY)
+		return conf_fail(msg, msglen, "at most %d midge_history lines", CONF_MAX_HISTORY);
+	struct conf_history *h = &c->history[c->n_history];
+	h->filter = strdup(filter);
+	if (!h->filter)
+		return conf_fail(msg, msglen, "out of memory");
+	h->max_messages = (uint32_t)n;
+	h->max_age_s = (uint32_t)a;
+	c->n_history++;
+	return 0;
+}
+
+int conf_persist_path(const struct conf *c, char *buf, size_t len)
+{
+	const char *dir = c->persistence_location && *c->persistence_location ? c->persistence_location
+									      : NULL;
+	const char *file = c->persistence_file && *c->persistence_file ? c->persistence_file
+								       : CONF_DEFAULT_PERSISTENCE_FILE;
+	int n;
+	if (!dir || file[0] == '/')
+		n = snprintf(buf, len, "%s", file);
+	else
+		n = snprintf(buf, len, "%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/", file);
+	return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
 /* Keys that only hold a string. Returns 0 or -1 (OOM); *handled says
  * whether key was one of them. */
 static int conf_set_string(struct conf *c, const char *key, const char *v, int *handled)
@@ -755,6 +837,8 @@ static int conf_set_string(struct conf *c, const char *key, const char *v, int *
 		{"midge_node_name", offsetof(struct conf, node_name)},
 		{"midge_hooks_curve_secret_key", offsetof(struct conf, hooks_curve_secret)},
 		{"midge_hooks_curve_public_key", offsetof(struct conf, hooks_curve_public)},
+		{"persistence_location", offsetof(struct conf, persistence_location)},
+		{"persistence_file", offsetof(struct conf, persistence_file)},
 	};
 	char **str = conf_field_find(c, keys, sizeof(keys) / sizeof(keys[0]), key);
 	*handled = str != NULL;
@@ -765,13 +849,12 @@ static int conf_set_string(struct conf *c, const char *key, const char *v, int *
  * its value is what midge does anyway; -1 when key is not one. */
 static int conf_set_unsupported(const char *key, const char *v, char *msg, size_t msglen)
 {
+	(void)v;
 	for (int i = 0; conf_unsupported[i]; i++) {
 		size_t n = strlen(conf_unsupported[i]);
 		bool prefix = conf_unsupported[i][n - 1] == '_';
 		if (prefix ? strncmp(key, conf_unsupported[i], n) == 0
 			   : strcmp(key, conf_unsupported[i]) == 0) {
-			if (strcmp(key, "persistence") == 0 && strcmp(v, "false") == 0)
-				return 0;
 			snprintf(msg, msglen,
 				 "'%s' is a Mosquitto option midge does not support yet; ignored", key);
 			return 1;
@@ -875,6 +958,16 @@ int conf_set(struct conf *c, const char *key, const char *value, char *msg, size
 		return conf_fail(msg, msglen, "include_dir is read from a configuration file only");
 	if (conf_set_refused(c, key, msg, msglen) < 0)
 		return -1;
+	if (strcmp(key, "midge_persist_sync") == 0)
+		return conf_set_persist_sync(c, v, msg, msglen);
+	if (strcmp(key, "midge_persist_damaged") == 0) {
+		if (strcmp(v, "stop") != 0 && strcmp(v, "move") != 0)
+			return conf_fail(msg, msglen, "midge_persist_damaged needs stop or move, not '%s'", v);
+		c->persist_move_damaged = strcmp(v, "move") == 0;
+		return 0;
+	}
+	if (strcmp(key, "midge_history") == 0)
+		return conf_set_history(c, v, msg, msglen);
 	rc = conf_set_unsupported(key, v, msg, msglen);
 	if (rc >= 0)
 		return rc;

@@ -78,6 +78,19 @@ struct conf_listener {
 	char *acl_file;
 };
 
+/* A replay log (midge_history FILTER MAX_MESSAGES [MAX_AGE_SECONDS]). */
+#define CONF_MAX_HISTORY 64
+struct conf_history {
+	char *filter;
+	uint32_t max_messages;
+	uint32_t max_age_s; /* 0: no age bound */
+};
+
+enum conf_persist_sync {
+	CONF_PERSIST_ACK = 0,      /* acknowledged = committed (the default) */
+	CONF_PERSIST_PERIODIC = 1, /* Mosquitto-like: committed every period */
+};
+
 /* Sockets accepted and still waiting for CONNECT (or its TLS handshake),
  * broker-wide: each holds a descriptor and some memory until
  * connect_timeout, so a flood of silent sockets is cut here, not at the
@@ -137,7 +150,28 @@ struct conf {
 	char *hooks_curve_secret;
 	char *hooks_curve_public;
 	char *node_name;
+
+	/* persistence (docs/persistence.md) */
+	bool persistence;
+	char *persistence_location;  /* a directory; NULL: the working directory */
+	char *persistence_file;      /* NULL: midge.db */
+	uint32_t autosave_interval;  /* Mosquitto's: seconds (or changes), 1800 */
+	bool autosave_on_changes;
+	int persist_sync;            /* enum conf_persist_sync */
+	uint32_t persist_period;     /* periodic SECONDS, when given */
+	bool persist_period_set;
+	uint32_t persist_commit_delay_ms;
+	bool persist_move_damaged;   /* midge_persist_damaged move */
+	bool persist_quick_check;
+	struct conf_history history[CONF_MAX_HISTORY];
+	int n_history;
 };
+
+#define CONF_DEFAULT_PERSISTENCE_FILE "midge.db"
+
+/* The database path: persistence_location joined with persistence_file.
+ * Returns 0, or -1 when it does not fit. */
+int conf_persist_path(const struct conf *c, char *buf, size_t len);
 
 /* Defaults (Mosquitto's where it has the key). */
 void conf_init(struct conf *c);

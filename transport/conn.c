@@ -224,18 +224,38 @@ static bool conn_wants_input(const struct conn *c)
 {
 	if (c->paused || c->read_stopped || c->closing || c->eof_held)
 		return false;
-	return !c->held || !c->ec ||
-	       (c->rbuf ? c->rbuf->len : 0) < engine_conn_max_packet(c->ec);
+	if (!c->held || !c->ec)
+		return true;
+	/* held after CONNECT (acknowledgements the store has not made
+	 * durable yet): not read until engine_io.resume */
+	if (engine_conn_version(c->ec) != 0)
+		return false;
+	return (c->rbuf ? c->rbuf->len : 0) < engine_conn_max_packet(c->ec);
 }
 
 /*
- * Passes c's news on to its I/O thread, in this order: the end it was
- * asked for, output (one batch in flight at a time), whether to read.
+ * Passes c's news on to its I/O thread, in this order: input that waited
+ * for the engine (engine_io.resume), the end it was asked for, output
+ * (one batch in flight at a time), whether to read.
  * Returns false when c must stay on the dirty list (a record could not be
  * queued, or an end waits for the top of the loop).
  */
+static void conn_frame(struct midge *m, struct conn *c, const uint8_t *data, size_t n);
+
 static bool conn_flush(struct midge *m, struct conn *c, bool top_level)
 {
+	if (c->resume_input && !c->gone && !c->ending) {
+		/* frames what waited; only from the top of the loop: the
+		 * engine is called */
+		if (!top_level)
+			return false;
+		c->resume_input = false;
+		if (c->held && c->ec) {
+			c->held = false;
+			if (c->rbuf && c->rbuf->len)
+				conn_frame(m, c, c->rbuf->data, c->rbuf->len);
+		}
+	}
 	if (c->gone) {
 		/* the I/O thread frees it; the engine must not touch it after */
 		return conn_post(m, c, IO_RELEASE, 0, NULL) == 0;
@@ -394,6 +414,14 @@ static void conn_on_input(struct midge *m, struct conn *c, const uint8_t *p, uin
 	} else {
 		conn_frame(m, c, p, len);
 	}
+}
+
+void conn_resume(struct midge *m, struct conn *c)
+{
+	if (!c->held || c->gone || c->ending)
+		return;
+	c->resume_input = true;
+	conn_mark_dirty(m, c);
 }
 
 void conn_auth_done(struct midge *m, struct conn *c, int rc)

@@ -97,7 +97,9 @@ struct conn {
 	uint32_t gone : 1;         /* IO_CLOSED received: freed once off the dirty list */
 	uint32_t read_stopped : 1; /* protocol error or close: input is discarded */
 	uint32_t paused : 1;       /* output over the bound: not read until it drains */
-	uint32_t held : 1;         /* CONNECT awaits its authentication decision */
+	uint32_t held : 1;         /* CONNECT awaits its authentication decision, or the
+				      engine holds as many acknowledgements as it may */
+	uint32_t resume_input : 1; /* engine_io.resume came: frame what waits, read again */
 	uint32_t eof_held : 1;     /* the peer closed after sending more behind its held CONNECT */
 	uint32_t reading : 1;      /* what the I/O thread was last told (IO_READ) */
 	uint32_t tear : 1;         /* teardown asked: IO_TEARDOWN to say */
@@ -136,6 +138,10 @@ int conn_send(struct midge *m, struct conn *c, const uint8_t *head, size_t head_
  * CONNECT is framed and reading resumes. For authentication sources that
  * answer later (ENGINE_AUTH_PENDING). */
 void conn_auth_done(struct midge *m, struct conn *c, int rc);
+/* engine_io.resume: c may be read again (the acknowledgements it held
+ * went out). Deferred to the next flush at the top of the loop, outside
+ * the engine. */
+void conn_resume(struct midge *m, struct conn *c);
 /* Close c: stop reading, flush, shut the write side, linger. */
 void conn_close(struct midge *m, struct conn *c);
 /* The socket goes now (the engine is told at once). */

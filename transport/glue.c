@@ -27,6 +27,14 @@ static void io_close(void *ctx, void *handle)
 		conn_close(ctx, handle);
 }
 
+/* engine_io.resume: the connection held too many acknowledgements for
+ * the store and may be read again (conn_resume). */
+static void io_resume(void *ctx, void *handle)
+{
+	if (handle)
+		conn_resume(ctx, handle);
+}
+
 /* Hooks get the message's handle with the event, so the publisher's
  * queue can hold it instead of copying it. */
 static void io_event(void *ctx, const struct midge_event *ev)
@@ -54,7 +62,8 @@ int glue_engine_start(struct midge *m)
 {
 	if (m->engine)
 		return 0;
-	struct engine_io io = {.ctx = m, .send = io_send, .close = io_close, .event = io_event};
+	struct engine_io io = {.ctx = m, .send = io_send, .close = io_close, .event = io_event,
+			       .resume = io_resume};
 	struct engine_auth auth = {.ctx = m,
 				   .connect = auth_connect,
 				   .acl = auth_acl,

@@ -65,7 +65,8 @@ static bool loop_io_pending(const struct midge *m)
  * The end of a loop pass: the connections' news goes to their I/O
  * threads, what those reported is handled (which makes more news: output
  * written lets the next batch go), until nothing moves, a few rounds at
- * most. An inline I/O thread does its work here. Only from top-level
+ * most. An inline I/O thread does its work here; the store's writer
+ * gets the pass's changes. Only from top-level
  * callbacks. Whatever is left keeps the loop from blocking in poll.
  */
 static void loop_settle(struct midge *m)
@@ -77,6 +78,9 @@ static void loop_settle(struct midge *m)
 		if (!moved)
 			break;
 	}
+	/* this pass's changes go to the store's writer (the acknowledgements
+	 * that wait for them go out when it says they are durable) */
+	persist_pass(m);
 	/* Once per pass: the publisher's thread is woken for the pass's
 	 * events, and what it has read is given back. */
 	hooks_flush(m->hooks);
@@ -359,6 +363,7 @@ static void loop_reload(struct midge *m)
 	struct engine_config cfg;
 	glue_engine_config(&nc, &cfg);
 	engine_reconfigure(m->engine, &cfg);
+	persist_reload(m, &nc);
 	/* the bound listeners stay as they were read; the rest moves over */
 	struct conf old = m->conf;
 	conf_take_listeners(&nc, &old);
@@ -501,9 +506,11 @@ static void loop_take_down(struct midge *m)
 	conn_flush_dirty(m, true);
 	if (m->io)
 		iothr_stop(m);
+	persist_quiet(m); /* its uv_async_t closes with the rest */
 	uv_walk(&m->loop, loop_close_walk, NULL);
 	while (uv_run(&m->loop, UV_RUN_NOWAIT) != 0)
 		;
+	persist_stop(m); /* every session detached: the final commit */
 	/* The last events (connections closed above) are queued: the
 	 * publisher sends them, stops, and gives back what it held. */
 	hooks_zmq_stop(m->hooks);
@@ -568,7 +575,8 @@ int midge_run(struct midge *m)
 		log_err("password checks: cannot start the worker pool");
 		goto out;
 	}
-	if (listeners_open(m) < 0 || loop_hooks_start(m) < 0 || daemon_write_pid(m) < 0 ||
+	if (persist_start(m) < 0 || listeners_open(m) < 0 || loop_hooks_start(m) < 0 ||
+	    daemon_write_pid(m) < 0 ||
 	    daemon_drop_privileges(m) < 0)
 		goto out;
 	m->running = true;

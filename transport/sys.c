@@ -89,6 +89,10 @@ void sys_publish(struct midge *m, uint64_t now)
 	sys_put(m, 20, "$SYS/broker/midge/hooks/sent", "%llu", (unsigned long long)hooks_sent(m->hooks));
 	sys_put(m, 21, "$SYS/broker/midge/connections", "%d", m->n_conns);
 	sys_put(m, 40, "$SYS/broker/midge/acl/denied", "%llu", (unsigned long long)st.acl_denied);
+	sys_put(m, 41, "$SYS/broker/midge/acks held", "%llu", (unsigned long long)st.acks_held);
+	sys_put(m, 42, "$SYS/broker/midge/history/messages", "%llu",
+		(unsigned long long)st.history_count);
+	persist_sys(m, now, sys_put, 43);
 	if (secs > 0) {
 		sys_load(m, 0, "messages/received", st.msgs_received, secs, 22);
 		sys_load(m, 1, "messages/sent", st.msgs_sent, secs, 25);

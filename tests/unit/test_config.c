@@ -301,6 +301,56 @@ static void test_refused_keys(void)
 	}
 }
 
+/* Mosquitto's persistence keys with their meaning, midge's own, and the
+ * path they make. */
+static void test_persistence_keys(void)
+{
+	struct conf c;
+	char path[256], err[256];
+	load_ok(&c, "persistence true\npersistence_location /var/lib/midge\n"
+		    "persistence_file store.db\nautosave_interval 60\nautosave_on_changes true\n"
+		    "midge_persist_sync periodic 5\nmidge_persist_commit_delay_ms 2\n"
+		    "midge_persist_damaged move\nmidge_history a/# 100 3600\nmidge_history b 1\n");
+	CU_ASSERT_TRUE(c.persistence);
+	CU_ASSERT_EQUAL(c.autosave_interval, 60);
+	CU_ASSERT_TRUE(c.autosave_on_changes);
+	CU_ASSERT_EQUAL(c.persist_sync, CONF_PERSIST_PERIODIC);
+	CU_ASSERT_TRUE(c.persist_period_set);
+	CU_ASSERT_EQUAL(c.persist_period, 5);
+	CU_ASSERT_EQUAL(c.persist_commit_delay_ms, 2);
+	CU_ASSERT_TRUE(c.persist_move_damaged);
+	CU_ASSERT_EQUAL(c.n_history, 2);
+	CU_ASSERT_STRING_EQUAL(c.history[0].filter, "a/#");
+	CU_ASSERT_EQUAL(c.history[0].max_messages, 100);
+	CU_ASSERT_EQUAL(c.history[0].max_age_s, 3600);
+	CU_ASSERT_EQUAL(c.history[1].max_age_s, 0);
+	CU_ASSERT_EQUAL(conf_persist_path(&c, path, sizeof path), 0);
+	CU_ASSERT_STRING_EQUAL(path, "/var/lib/midge/store.db");
+	CU_ASSERT_EQUAL(warnings, 0);
+	conf_clear(&c);
+	load_ok(&c, "persistence_location /tmp/x/\n");
+	CU_ASSERT_FALSE(c.persistence);
+	CU_ASSERT_EQUAL(c.persist_sync, CONF_PERSIST_ACK);
+	CU_ASSERT_EQUAL(c.autosave_interval, 1800);
+	CU_ASSERT_EQUAL(conf_persist_path(&c, path, sizeof path), 0);
+	CU_ASSERT_STRING_EQUAL(path, "/tmp/x/midge.db");
+	conf_clear(&c);
+	static const char *const bad[] = {
+		"midge_persist_sync sometimes\n", "midge_persist_sync periodic x\n",
+		"midge_persist_sync ack 5\n", "midge_persist_damaged maybe\n",
+		"midge_history a/#\n", "midge_history a/# 0\n", "midge_history a/+b 5\n",
+		"midge_history $share/g/a 5\n", "midge_history $replay/all/a 5\n",
+		"midge_history a 5\nmidge_history a 6\n", "midge_persist_commit_delay_ms 5000\n",
+		"autosave_interval -1\n", "persistence yes\n",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		conf_init(&c);
+		CU_ASSERT_EQUAL(load_text(&c, bad[i], err, sizeof err), -1);
+		CU_ASSERT(strstr(err, ":1:") != NULL || strstr(err, ":2:") != NULL);
+		conf_clear(&c);
+	}
+}
+
 /* TLS keys on a listener with no certificate would leave it plain TCP. */
 static void test_tls_keys_need_certificate(void)
 {
@@ -487,6 +537,7 @@ static const struct test_case cases[] = {
 	{"per_listener_settings", test_per_listener_settings},
 	{"include_dir", test_include_dir},
 	{"log lines escaped", test_log_escape},
+	{"persistence keys and midge_history", test_persistence_keys},
 	{"logging and hooks", test_logging_and_hooks},
 	{"TLS priority string", test_tls_priority},
 	{NULL, NULL},

@@ -3,6 +3,7 @@
  * Every expectation on the wire is a hand-written hex string of the exact
  * bytes the engine queued on a connection, in order.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@ struct fconn {
 	int close_calls;
 	bool gone;
 	bool refuse_qos0;
+	int resumes; /* engine_io.resume calls */
 };
 
 struct fevent {
@@ -80,6 +82,12 @@ static void f_close(void *ctx, void *handle)
 {
 	struct fconn *f = handle;
 	f->close_calls++;
+}
+
+static void f_resume(void *ctx, void *handle)
+{
+	struct fconn *f = handle;
+	f->resumes++;
 }
 
 /* Which member of ev->u each event type fills (include/midge.h); a type
@@ -171,7 +179,7 @@ static const struct fevent *last_ev(enum midge_event_type type)
 
 static void start(const struct engine_config *cfg, const struct engine_auth *auth)
 {
-	static const struct engine_io io = {NULL, f_send, f_close, f_event};
+	static const struct engine_io io = {NULL, f_send, f_close, f_event, f_resume};
 	memset(F, 0, sizeof F);
 	NEVS = 0;
 	NOW = 1000000;
@@ -185,10 +193,13 @@ static void start(const struct engine_config *cfg, const struct engine_auth *aut
 	CU_ASSERT_FATAL(E != NULL);
 }
 
+static void rec_free_handles(void);
+
 static void stop(void)
 {
 	engine_free(E);
 	E = NULL;
+	rec_free_handles();
 }
 
 /* The default bounds, for a test to change one or two before start(). */
@@ -744,79 +755,146 @@ static void t_auth_pending_client_gone(void)
 	stop();
 }
 
-/* A store that writes down what it is told, one call per entry. */
-static char STORE_LOG[1024];
+/* A store that writes down what it is told, one call per entry. Its
+ * session handle is the client id (copied): the log names sessions. */
+static char STORE_LOG[4096];
+static uint64_t REC_TICKET; /* what ticket() answers */
 
-static void store_note(const char *fmt, const struct midge_str *who, const char *a, size_t alen,
-		       unsigned x, unsigned y)
+static void store_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void store_note(const char *fmt, ...)
 {
 	size_t k = strlen(STORE_LOG);
-	snprintf(STORE_LOG + k, sizeof STORE_LOG - k, fmt, (int)who->len, who->p, (int)alen, a, x, y);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(STORE_LOG + k, sizeof STORE_LOG - k, fmt, ap);
+	va_end(ap);
 }
 
-static void rec_session_saved(void *ctx, const struct engine_store_session *s)
+/* The recorder's handles, freed by rec_free_handles() (a store owns its
+ * handles: the engine never frees them). */
+#define REC_HANDLES 64
+static char *REC_HANDLE[REC_HANDLES];
+
+static void *rec_session_saved(void *ctx, void *sess, const struct engine_store_session *s)
 {
-	store_note("saved %.*s%.*s %u v%u; ", &s->client_id, "", 0, s->expiry, s->protocol);
+	store_note("saved %.*s %u v%u%s; ", (int)s->client_id.len, s->client_id.p, s->expiry,
+		   s->protocol, s->disconnected_at ? " off" : "");
+	if (sess)
+		return sess;
+	for (int i = 0; i < REC_HANDLES; i++)
+		if (!REC_HANDLE[i])
+			return REC_HANDLE[i] = strndup(s->client_id.p, s->client_id.len);
+	CU_FAIL("too many stored sessions for the recorder");
+	return NULL;
 }
 
-static void rec_session_removed(void *ctx, const struct midge_str *id)
+static void rec_session_removed(void *ctx, void *sess)
 {
-	store_note("removed %.*s%.*s; ", id, "", 0, 0, 0);
+	store_note("removed %s; ", (char *)sess);
+	for (int i = 0; i < REC_HANDLES; i++)
+		if (REC_HANDLE[i] == sess)
+			REC_HANDLE[i] = NULL;
+	free(sess);
 }
 
-static void rec_sub_added(void *ctx, const struct midge_str *id, const struct midge_str *filter,
-			  uint8_t options, uint32_t sub_id)
+static void rec_free_handles(void)
 {
-	store_note("sub %.*s %.*s %u %u; ", id, filter->p, filter->len, options, sub_id);
+	for (int i = 0; i < REC_HANDLES; i++) {
+		free(REC_HANDLE[i]);
+		REC_HANDLE[i] = NULL;
+	}
 }
 
-static void rec_sub_removed(void *ctx, const struct midge_str *id, const struct midge_str *filter)
+static void rec_sub_added(void *ctx, void *sess, const struct midge_str *filter, uint8_t options,
+			  uint32_t sub_id)
 {
-	store_note("unsub %.*s %.*s; ", id, filter->p, filter->len, 0, 0);
+	store_note("sub %s %.*s %u %u; ", (char *)sess, (int)filter->len, filter->p, options, sub_id);
 }
 
-static void rec_queued(void *ctx, const struct midge_str *id, const struct midge_message *msg)
+static void rec_sub_removed(void *ctx, void *sess, const struct midge_str *filter)
 {
-	store_note("queued %.*s %.*s q%u; ", id, msg->topic.p, msg->topic.len, msg->qos, 0);
+	store_note("unsub %s %.*s; ", (char *)sess, (int)filter->len, filter->p);
 }
 
-static void rec_unqueued(void *ctx, const struct midge_str *id)
+static void rec_queued(void *ctx, void *sess, const struct engine_store_msg *m,
+		       const struct engine_store_delivery *d)
 {
-	store_note("unqueued %.*s%.*s; ", id, "", 0, 0, 0);
+	store_note("queued %s %.*s q%u; ", (char *)sess, (int)m->v.topic.len, m->v.topic.p, d->qos);
 }
 
-static void rec_flight_set(void *ctx, const struct midge_str *id, uint16_t pid,
-			   enum engine_store_flight state, const struct midge_message *msg)
+static void rec_unqueued(void *ctx, void *sess, uint64_t id)
 {
-	store_note("flight %.*s%.*s %u %u; ", id, "", 0, pid, state);
+	store_note("unqueued %s; ", (char *)sess);
 }
 
-static void rec_flight_done(void *ctx, const struct midge_str *id, uint16_t pid)
+static void rec_flight_sent(void *ctx, void *sess, uint16_t pid, const struct engine_store_msg *m,
+			    const struct engine_store_delivery *d)
 {
-	store_note("done %.*s%.*s %u; ", id, "", 0, pid, 0);
+	store_note("flight %s %u q%u; ", (char *)sess, pid, d->qos);
 }
 
-static void rec_qos2_received(void *ctx, const struct midge_str *id, uint16_t pid)
+static void rec_flight_released(void *ctx, void *sess, uint16_t pid, uint64_t id)
 {
-	store_note("qos2 %.*s%.*s %u; ", id, "", 0, pid, 0);
+	store_note("pubrel %s %u; ", (char *)sess, pid);
 }
 
-static void rec_qos2_released(void *ctx, const struct midge_str *id, uint16_t pid)
+static void rec_flight_done(void *ctx, void *sess, uint16_t pid, uint64_t id)
 {
-	store_note("rel %.*s%.*s %u; ", id, "", 0, pid, 0);
+	store_note("done %s %u%s; ", (char *)sess, pid, id ? "" : " -");
 }
 
-static void rec_will_set(void *ctx, const struct midge_str *id, const struct midge_message *will,
-			 uint32_t delay)
+static void rec_released(void *ctx, uint64_t id)
 {
-	store_note("will %.*s %.*s %u; ", id, will ? will->topic.p : "-", will ? will->topic.len : 1,
-		   delay, 0);
+	store_note("released; ");
+}
+
+static void rec_qos2_received(void *ctx, void *sess, uint16_t pid)
+{
+	store_note("qos2 %s %u; ", (char *)sess, pid);
+}
+
+static void rec_qos2_released(void *ctx, void *sess, uint16_t pid)
+{
+	store_note("rel %s %u; ", (char *)sess, pid);
+}
+
+static void rec_will_set(void *ctx, void *sess, const struct engine_store_msg *will, uint32_t delay)
+{
+	store_note("will %s %.*s %u; ", (char *)sess, will ? (int)will->v.topic.len : 1,
+		   will ? will->v.topic.p : "-", delay);
 }
 
 static void rec_retained_set(void *ctx, const struct midge_str *topic,
-			     const struct midge_message *msg)
+			     const struct engine_store_msg *m, uint64_t old_id)
 {
-	store_note("retained %.*s%.*s %u; ", topic, "", 0, msg != NULL, 0);
+	store_note("retained %.*s %u%s; ", (int)topic->len, topic->p, m != NULL, old_id ? " old" : "");
+}
+
+static void rec_history_added(void *ctx, const struct midge_str *filter, uint64_t seq, uint64_t at,
+			      const struct engine_store_msg *m)
+{
+	store_note("history %.*s %llu %.*s; ", (int)filter->len, filter->p, (unsigned long long)seq,
+		   (int)m->v.topic.len, m->v.topic.p);
+}
+
+static void rec_history_removed(void *ctx, const struct midge_str *filter, uint64_t seq,
+				uint64_t id)
+{
+	store_note("unhistory %.*s %llu; ", (int)filter->len, filter->p, (unsigned long long)seq);
+}
+
+static uint64_t rec_ticket(void *ctx)
+{
+	return REC_TICKET;
+}
+
+/* The store calls since the last check are exactly want. */
+static void store_expect(const char *want)
+{
+	if (strcmp(STORE_LOG, want) != 0)
+		fprintf(stderr, "\n  store want: %s\n  store got:  %s\n", want, STORE_LOG);
+	CU_ASSERT_STRING_EQUAL(STORE_LOG, want);
+	STORE_LOG[0] = '\0';
 }
 
 static const struct engine_store store_recorder = {
@@ -827,12 +905,17 @@ static const struct engine_store store_recorder = {
 	rec_sub_removed,
 	rec_queued,
 	rec_unqueued,
-	rec_flight_set,
+	rec_flight_sent,
+	rec_flight_released,
 	rec_flight_done,
+	rec_released,
 	rec_qos2_received,
 	rec_qos2_released,
 	rec_will_set,
 	rec_retained_set,
+	rec_history_added,
+	rec_history_removed,
+	rec_ticket,
 };
 
 static void t_store_calls(void)
@@ -863,11 +946,10 @@ static void t_store_calls(void)
 	/* DISCONNECT with expiry 0: the session leaves the store */
 	CU_ASSERT_EQUAL(feed(1, "e0 07 00 05 11 00 00 00 00"), -1);
 	gone(1, NULL);
-	CU_ASSERT_STRING_EQUAL(STORE_LOG,
-			       "saved p 60 v5; will p w 5; sub p a/# 1 0; qos2 p 9; rel p 9; "
-			       "queued p a/b q1; will p - 0; saved p 60 v5; unqueued p; flight p 1 1; "
-			       "done p 1; "
-			       "retained a/r 1; retained a/r 0; unsub p a/#; removed p; ");
+	store_expect("saved p 60 v5; will p w 5; sub p a/# 1 0; qos2 p 9; rel p 9; "
+		     "saved p 60 v5 off; queued p a/b q1; will p - 0; saved p 60 v5; unqueued p; "
+		     "flight p 1 q1; done p 1; "
+		     "retained a/r 1; retained a/r 0 old; unsub p a/#; removed p; ");
 	stop();
 }
 
@@ -2843,11 +2925,550 @@ static const struct test_case more_cases[] = {
 	{NULL, NULL},
 };
 
+/* ------------------------------------------------------------ store (issue 14) */
+
+/* Appends a v5 property block (its bytes as hex) to body at *n. */
+static void body_props(uint8_t *body, size_t *n, const char *props)
+{
+	uint8_t pb[128];
+	size_t k = unhex(props, pb, sizeof pb);
+	body[(*n)++] = (uint8_t)k;
+	memcpy(body + *n, pb, k);
+	*n += k;
+}
+
+/* Appends a 2-byte length and the string. */
+static void body_str(uint8_t *body, size_t *n, const char *str)
+{
+	size_t len = strlen(str);
+	body[(*n)++] = (uint8_t)(len >> 8);
+	body[(*n)++] = (uint8_t)len;
+	memcpy(body + *n, str, len);
+	*n += len;
+}
+
+/* A packet as hex: first byte, its remaining length (< 128), the body. */
+static const char *packet_hex(char *buf, size_t cap, uint8_t first, const uint8_t *body, size_t n)
+{
+	size_t k = (size_t)snprintf(buf, cap, "%02x %02zx", first, n);
+	for (size_t i = 0; i < n; i++)
+		k += (size_t)snprintf(buf + k, cap - k, " %02x", body[i]);
+	return buf;
+}
+
+/* A PUBLISH as hex: first byte, topic, packet id (0: none), v5 property
+ * bytes as hex (NULL: a 3.x packet), payload text. */
+static const char *pubhex(char *buf, size_t cap, uint8_t first, const char *topic, uint16_t pid,
+			  const char *props, const char *payload)
+{
+	uint8_t body[512];
+	size_t n = 0, pl = strlen(payload);
+	body_str(body, &n, topic);
+	if (pid) {
+		body[n++] = (uint8_t)(pid >> 8);
+		body[n++] = (uint8_t)pid;
+	}
+	if (props)
+		body_props(body, &n, props);
+	memcpy(body + n, payload, pl);
+	n += pl;
+	return packet_hex(buf, cap, first, body, n);
+}
+
+/* Subscribes connection i (packet id pid) to filter with the options
+ * byte, v5 when props is not NULL (its property bytes as hex). Returns
+ * what came back. */
+static const char *sub_raw(int i, uint16_t pid, const char *filter, uint8_t options,
+			   const char *props)
+{
+	char hx[1024];
+	uint8_t body[512];
+	size_t n = 0;
+	body[n++] = (uint8_t)(pid >> 8);
+	body[n++] = (uint8_t)pid;
+	if (props)
+		body_props(body, &n, props);
+	body_str(body, &n, filter);
+	body[n++] = options;
+	feed(i, packet_hex(hx, sizeof hx, 0x82, body, n));
+	return out(i);
+}
+
+static void store_start(void)
+{
+	STORE_LOG[0] = '\0';
+	REC_TICKET = 0;
+	start(NULL, NULL);
+	engine_store_attach(E, &store_recorder);
+}
+
+/* PUBACK, PUBREC, PUBREL, PUBCOMP and SUBACK wait for the store's ticket;
+ * once one waits, the acknowledgements behind it keep their order; traffic
+ * between clean sessions never waits. */
+static void t_store_hold_acks(void)
+{
+	char hx[512];
+	store_start();
+	up4_kept(0, "pp", "20 02 00 00");
+	up4_kept(1, "s", "20 02 00 00");
+	subscribe4(1, "a/b", 2);
+	up4(2, "c");
+	subscribe4(2, "c/d", 1);
+	REC_TICKET = 5;
+	/* stored for s: the PUBACK waits, the delivery does not */
+	feed(0, pubhex(hx, sizeof hx, 0x32, "a/b", 5, NULL, "hi"));
+	expect(0, "");
+	expect(1, pubhex(hx, sizeof hx, 0x32, "a/b", 1, NULL, "hi"));
+	/* no subscriber, nothing stored: behind the first all the same [4.6] */
+	feed(0, pubhex(hx, sizeof hx, 0x32, "x", 6, NULL, "hi"));
+	expect(0, "");
+	CU_ASSERT_EQUAL(stats_now().acks_held, 2);
+	engine_store_durable(E, 4, NOW);
+	expect(0, "");
+	engine_store_durable(E, 5, NOW);
+	expect(0, "40 02 00 05 40 02 00 06");
+	CU_ASSERT_EQUAL(stats_now().acks_held, 0);
+	/* clean to clean: nothing reported, nothing waits */
+	REC_TICKET = 6;
+	exchange(2, pubhex(hx, sizeof hx, 0x32, "c/d", 7, NULL, "x"),
+		 "32 08 00 03 63 2f 64 00 01 78 40 02 00 07");
+	/* QoS 2 in: PUBREC waits for the id and the copy for s, PUBCOMP for the release */
+	feed(0, pubhex(hx, sizeof hx, 0x34, "a/b", 8, NULL, "q2"));
+	expect(0, "");
+	expect(1, pubhex(hx, sizeof hx, 0x34, "a/b", 2, NULL, "q2"));
+	engine_store_durable(E, 6, NOW);
+	expect(0, "50 02 00 08");
+	REC_TICKET = 7;
+	exchange(0, "62 02 00 08", "");
+	engine_store_durable(E, 7, NOW);
+	expect(0, "70 02 00 08");
+	/* QoS 2 out: the PUBREL waits until "PUBREC received" is durable */
+	REC_TICKET = 8;
+	exchange(1, "40 02 00 01", "");
+	exchange(1, "50 02 00 02", "");
+	engine_store_durable(E, 8, NOW);
+	expect(1, "62 02 00 02");
+	/* a persistent session's SUBACK waits for its subscription */
+	REC_TICKET = 9;
+	feed(1, "82 06 00 03 00 01 7a 01");
+	expect(1, "");
+	engine_store_durable(E, 9, NOW);
+	expect(1, "90 03 00 03 01");
+	/* a repeated PUBREL for a released id: the release may not be durable */
+	REC_TICKET = 10;
+	exchange(0, "62 02 00 08", "");
+	engine_store_durable(E, 10, NOW);
+	expect(0, "70 02 00 08");
+	/* the connection goes with acknowledgements held: they go with it */
+	REC_TICKET = 11;
+	feed(0, pubhex(hx, sizeof hx, 0x32, "a/b", 9, NULL, "z"));
+	CU_ASSERT_EQUAL(stats_now().acks_held, 1);
+	gone(0, NULL);
+	CU_ASSERT_EQUAL(stats_now().acks_held, 0);
+	engine_store_durable(E, 11, NOW);
+	stop();
+}
+
+/* A 3.1.1 publisher that never waits is not read past its receive
+ * maximum of held acknowledgements, and is read again once they went. */
+static void t_store_hold_input(void)
+{
+	char hx[256];
+	uint8_t buf[4096];
+	size_t n = 0;
+	store_start();
+	up4_kept(0, "pp", "20 02 00 00");
+	up4_kept(1, "s", "20 02 00 00");
+	subscribe4(1, "a/b", 1);
+	REC_TICKET = 3;
+	for (int i = 1; i <= 25; i++)
+		n += unhex(pubhex(hx, sizeof hx, 0x32, "a/b", (uint16_t)i, NULL, "m"), buf + n,
+			   sizeof buf - n);
+	struct codec_feed fo;
+	CU_ASSERT_EQUAL(engine_conn_input(E, F[0].c, buf, n, NOW, &fo), ENGINE_CONN_HELD);
+	CU_ASSERT_EQUAL(fo.used, n / 25 * 20); /* the receive maximum (20 in these tests) */
+	CU_ASSERT_EQUAL(stats_now().acks_held, 20);
+	CU_ASSERT_EQUAL(engine_conn_input(E, F[0].c, buf + fo.used, n - fo.used, NOW, &fo),
+			ENGINE_CONN_HELD);
+	CU_ASSERT_EQUAL(fo.used, 0);
+	out(1);
+	CU_ASSERT_EQUAL(F[0].resumes, 0);
+	engine_store_durable(E, 3, NOW);
+	CU_ASSERT_EQUAL(F[0].resumes, 1);
+	CU_ASSERT_EQUAL(strlen(out(0)), 20 * 12 - 1);
+	CU_ASSERT_EQUAL(feed_bytes(0, buf + n / 25 * 20, n / 25 * 5), 0);
+	CU_ASSERT_EQUAL(strlen(out(0)), 5 * 12 - 1); /* ticket 3 is durable already */
+	stop();
+}
+
+/* While the store cannot write: QoS 1/2 refused (v5 0x97, 3.x closed),
+ * new persistent sessions refused, QoS 0 and resumed sessions go on. */
+static void t_store_failing(void)
+{
+	char hx[256];
+	store_start();
+	up4(0, "pub");
+	up5(1, "pub5", 0x02, NULL);
+	up4(2, "sub");
+	subscribe4(2, "a/b", 1);
+	up4_kept(3, "keep", "20 02 00 00");
+	gone(3, NULL);
+	engine_store_failing(E, true, "disk full");
+	exchange(1, pubhex(hx, sizeof hx, 0x32, "a/b", 5, "", "hi"),
+		 "40 10 00 05 97 0c 1f 00 09 64 69 73 6b 20 66 75 6c 6c");
+	CU_ASSERT_EQUAL(last_ev(MIDGE_EV_DROP)->drop, MIDGE_DROP_STORE_FAILING);
+	expect(2, "");
+	/* QoS 0 flows */
+	feed(1, pubhex(hx, sizeof hx, 0x30, "a/b", 0, "", "q0"));
+	expect(2, pubhex(hx, sizeof hx, 0x30, "a/b", 0, NULL, "q0"));
+	/* 3.1.1 cannot be told: not acknowledged, closed */
+	CU_ASSERT_EQUAL(feed(0, pubhex(hx, sizeof hx, 0x32, "a/b", 5, NULL, "hi")), -1);
+	expect(0, "");
+	CU_ASSERT_EQUAL(F[0].close_calls, 1);
+	expect(2, "");
+	/* a new persistent session: refused; a clean one and a resumed one: fine */
+	connect_expect(4, 5, "new5", 0x02, 60, "11 00 00 00 3c", NULL, -1,
+		       "20 0f 00 88 0c 1f 00 09 64 69 73 6b 20 66 75 6c 6c");
+	connect_expect(5, 4, "new4", 0x00, 60, NULL, NULL, -1, "20 02 00 03");
+	up4(6, "clean");
+	up4_kept(7, "keep", "20 02 01 00");
+	engine_store_failing(E, false, NULL);
+	exchange(1, pubhex(hx, sizeof hx, 0x32, "a/b", 6, "", "ok"), "40 02 00 06");
+	expect(2, pubhex(hx, sizeof hx, 0x32, "a/b", 1, NULL, "ok"));
+	connect_expect(4, 4, "new4", 0x00, 60, NULL, NULL, 0, "20 02 00 00");
+	stop();
+}
+
+/* A store that counts references per message id: each call that holds a
+ * message is matched by one that lets it go. */
+#define REF_IDS 256
+static int REFS[REF_IDS];
+static bool REF_BAD;
+
+static void ref_add(uint64_t id, int d)
+{
+	if (id >= REF_IDS) {
+		REF_BAD = true;
+		return;
+	}
+	REFS[id] += d;
+	if (REFS[id] < 0)
+		REF_BAD = true;
+}
+
+static void ref_queued(void *ctx, void *sess, const struct engine_store_msg *m,
+		       const struct engine_store_delivery *d)
+{
+	ref_add(m->id, 1);
+}
+
+static void ref_unqueued(void *ctx, void *sess, uint64_t id)
+{
+	ref_add(id, -1);
+}
+
+static void ref_flight_sent(void *ctx, void *sess, uint16_t pid, const struct engine_store_msg *m,
+			    const struct engine_store_delivery *d)
+{
+	ref_add(m->id, 1);
+}
+
+static void ref_flight_released(void *ctx, void *sess, uint16_t pid, uint64_t id)
+{
+	ref_add(id, -1);
+}
+
+static void ref_flight_done(void *ctx, void *sess, uint16_t pid, uint64_t id)
+{
+	if (id)
+		ref_add(id, -1);
+}
+
+static void ref_released(void *ctx, uint64_t id)
+{
+	ref_add(id, -1);
+}
+
+static void ref_retained_set(void *ctx, const struct midge_str *topic,
+			     const struct engine_store_msg *m, uint64_t old_id)
+{
+	if (m)
+		ref_add(m->id, 1);
+	if (old_id)
+		ref_add(old_id, -1);
+}
+
+static void ref_history_added(void *ctx, const struct midge_str *filter, uint64_t seq, uint64_t at,
+			      const struct engine_store_msg *m)
+{
+	ref_add(m->id, 1);
+}
+
+static void ref_history_removed(void *ctx, const struct midge_str *filter, uint64_t seq,
+				uint64_t id)
+{
+	ref_add(id, -1);
+}
+
+static int ref_total(void)
+{
+	int n = 0;
+	for (int i = 0; i < REF_IDS; i++)
+		n += REFS[i];
+	return n;
+}
+
+static void t_store_references(void)
+{
+	char hx[256];
+	struct engine_store st = store_recorder;
+	st.message_queued = ref_queued;
+	st.message_unqueued = ref_unqueued;
+	st.flight_sent = ref_flight_sent;
+	st.flight_released = ref_flight_released;
+	st.flight_done = ref_flight_done;
+	st.message_released = ref_released;
+	st.retained_set = ref_retained_set;
+	st.history_added = ref_history_added;
+	st.history_removed = ref_history_removed;
+	memset(REFS, 0, sizeof REFS);
+	REF_BAD = false;
+	STORE_LOG[0] = '\0';
+	CFG = config_default();
+	CFG.max_inflight = 2;
+	start(&CFG, NULL);
+	CU_ASSERT_EQUAL(engine_history_add(E, "h/#", 2, 0), 0);
+	engine_store_attach(E, &st);
+	up4(0, "pub");
+	up4_kept(1, "s", "20 02 00 00");
+	subscribe4(1, "#", 2);
+	/* two in flight (window 2), three queued, one shared with retained and a log */
+	feed(0, pubhex(hx, sizeof hx, 0x33, "h/a", 1, NULL, "1"));
+	for (int i = 2; i <= 5; i++)
+		feed(0, pubhex(hx, sizeof hx, 0x34, "a/b", (uint16_t)i, NULL, "x"));
+	out(0);
+	out(1);
+	CU_ASSERT_EQUAL(ref_total(), 2 + 3 + 1 + 1);
+	exchange(1, "40 02 00 01", pubhex(hx, sizeof hx, 0x34, "a/b", 3, NULL, "x"));
+	exchange(1, "50 02 00 02", "62 02 00 02");
+	/* #3 in flight, #2 awaiting PUBCOMP (its body released), #4 #5 queued */
+	CU_ASSERT_EQUAL(ref_total(), 1 + 2 + 1 + 1);
+	/* the log's bound lets messages go; the retained one is replaced */
+	feed(0, pubhex(hx, sizeof hx, 0x31, "h/a", 0, NULL, "2"));
+	feed(0, pubhex(hx, sizeof hx, 0x30, "h/b", 0, NULL, "3"));
+	out(1);
+	CU_ASSERT_EQUAL(REFS[1], 0);
+	/* the session ends with two in flight and two queued: all released */
+	CU_ASSERT_EQUAL(feed(1, "e0 00"), -1);
+	gone(1, NULL);
+	up4_kept(2, "s", "20 02 01 00 62 02 00 02 3c 08 00 03 61 2f 62 00 03 78");
+	feed(2, "e0 00");
+	gone(2, NULL);
+	open_conn(3);
+	connect_full(3, 4, "s", 0x02, 60, NULL, NULL); /* clean: the old session goes */
+	out(3);
+	/* left: the retained "2" (also in the log) and the log's other entry */
+	CU_ASSERT_EQUAL(ref_total(), 3);
+	feed(0, "31 05 00 03 68 2f 61");
+	CU_ASSERT_EQUAL(ref_total(), 2);
+	CU_ASSERT_FALSE(REF_BAD);
+	stop();
+}
+
+/* A session, its subscriptions, window, queue, QoS 2 ids, will and the
+ * retained messages rebuilt from a store, then resumed by its client. */
+static void t_store_restore(void)
+{
+	char hx[256];
+	const char *why = NULL;
+	STORE_LOG[0] = '\0';
+	REC_TICKET = 0;
+	start(NULL, NULL);
+	CU_ASSERT_EQUAL(engine_restore_begin(E, NOW), 0);
+	struct engine_restore_msg m = {0};
+	m.id = 10;
+	m.topic = (const uint8_t *)"a/b";
+	m.topic_len = 3;
+	m.payload = (const uint8_t *)"hi";
+	m.payload_len = 2;
+	m.qos = 1;
+	CU_ASSERT_EQUAL(engine_restore_message(E, &m, &why), 0);
+	m.id = 11;
+	m.topic = (const uint8_t *)"a/c";
+	m.payload = (const uint8_t *)"yo";
+	m.qos = 2;
+	CU_ASSERT_EQUAL(engine_restore_message(E, &m, &why), 0);
+	m.id = 12;
+	m.topic = (const uint8_t *)"r";
+	m.topic_len = 1;
+	m.payload = (const uint8_t *)"rr";
+	m.qos = 0;
+	m.retain = true;
+	CU_ASSERT_EQUAL(engine_restore_message(E, &m, &why), 0);
+	CU_ASSERT_EQUAL(engine_restore_message(E, &m, &why), -1); /* the same id twice */
+	struct engine_store_session ss = {{"s", 1}, UINT32_MAX, 4, NOW - 1000};
+	CU_ASSERT_EQUAL(engine_restore_session(E, &ss, REC_HANDLE[0] = strdup("s"), &why), 0);
+	struct midge_str cid = {"s", 1}, filter = {"a/#", 3};
+	CU_ASSERT_EQUAL(engine_restore_subscription(E, &cid, &filter, 2, 0, &why), 0);
+	struct engine_store_delivery d1 = {1, false, false, 0, {0}}, d2 = {2, false, false, 0, {0}};
+	CU_ASSERT_EQUAL(engine_restore_flight(E, &cid, 7, ENGINE_STORE_AWAIT_PUBACK, 10, &d1, &why), 0);
+	CU_ASSERT_EQUAL(engine_restore_flight(E, &cid, 9, ENGINE_STORE_AWAIT_PUBCOMP, 0, &d2, &why), 0);
+	/* out of order: a damaged store */
+	CU_ASSERT_EQUAL(engine_restore_flight(E, &cid, 8, ENGINE_STORE_AWAIT_PUBACK, 10, &d1, &why), -1);
+	CU_ASSERT_EQUAL(engine_restore_queued(E, &cid, 11, &d2, &why), 0);
+	CU_ASSERT_EQUAL(engine_restore_queued(E, &cid, 99, &d2, &why), -1);
+	CU_ASSERT_EQUAL(engine_restore_qos2(E, &cid, 33, &why), 0);
+	struct midge_str rt = {"r", 1};
+	CU_ASSERT_EQUAL(engine_restore_retained(E, &cid, 12, &why), -1); /* another topic */
+	CU_ASSERT_EQUAL(engine_restore_retained(E, &rt, 12, &why), 0);
+	/* w: disconnected 50 s ago, will delay 30 s (due), expiry 100 s (not yet) */
+	struct engine_store_session sw = {{"w", 1}, 100, 5, NOW - 50000};
+	CU_ASSERT_EQUAL(engine_restore_session(E, &sw, REC_HANDLE[1] = strdup("w"), &why), 0);
+	struct midge_str wid = {"w", 1};
+	struct engine_restore_msg wm = {0};
+	wm.topic = (const uint8_t *)"will";
+	wm.topic_len = 4;
+	wm.payload = (const uint8_t *)"bye";
+	wm.payload_len = 3;
+	CU_ASSERT_EQUAL(engine_restore_will(E, &wid, &wm, 30, &why), 0);
+	/* old: expired while the broker was down */
+	struct engine_store_session so = {{"old", 3}, 10, 4, NOW - 20000};
+	CU_ASSERT_EQUAL(engine_restore_session(E, &so, REC_HANDLE[2] = strdup("old"), &why), 0);
+	struct midge_str nobody = {"x", 1};
+	CU_ASSERT_EQUAL(engine_restore_qos2(E, &nobody, 1, &why), -1);
+	engine_store_attach(E, &store_recorder);
+	CU_ASSERT_EQUAL(engine_restore_end(E, NOW), 0);
+	store_expect("will w - 0; removed old; ");
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_WILL, "will"), 1);
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_SESSION_EXPIRED, NULL), 1);
+	/* resumed: DUP resend in send order, the PUBREL, then the queue with the next id */
+	char want[512];
+	snprintf(want, sizeof want, "20 02 01 00 3a 09 00 03 61 2f 62 00 07 68 69 62 02 00 09 %s",
+		 pubhex(hx, sizeof hx, 0x34, "a/c", 10, NULL, "yo"));
+	up4_kept(0, "s", want);
+	/* the incoming QoS 2 id survived: a resend is acknowledged, not routed */
+	exchange(0, pubhex(hx, sizeof hx, 0x3c, "a/x", 33, NULL, "z"), "50 02 00 21");
+	exchange(0, "62 02 00 21", "70 02 00 21");
+	/* the retained message */
+	exchange(0, "82 06 00 05 00 01 72 00", "90 03 00 05 00 31 05 00 01 72 72 72");
+	/* w expires 100 s after it ended */
+	engine_tick(E, NOW + 49999);
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_SESSION_EXPIRED, NULL), 1);
+	engine_tick(E, NOW + 50000);
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_SESSION_EXPIRED, NULL), 2);
+	stop();
+}
+
+/* $replay/SPEC/FILTER: the log (two overlapping logs, each message once),
+ * then live with no gap and no duplicate; last:N, since:T; 3.1.1 and 5. */
+static void t_replay(void)
+{
+	char hx[256], want[2048];
+	STORE_LOG[0] = '\0';
+	start(NULL, NULL);
+	CU_ASSERT_EQUAL(engine_history_add(E, "t/#", 3, 0), 0);
+	CU_ASSERT_EQUAL(engine_history_add(E, "t/x", 10, 0), 0);
+	CU_ASSERT_EQUAL(engine_history_add(E, "t/x", 10, 0), -1);
+	CU_ASSERT_EQUAL(engine_history_add(E, "$share/g/t", 10, 0), -1);
+	engine_store_attach(E, &store_recorder);
+	up4(0, "pub");
+	const char *msgs[] = {"1", "2", "3", "4", "5"};
+	for (int i = 0; i < 5; i++) {
+		NOW += 1000;
+		feed(0, pubhex(hx, sizeof hx, 0x30, "t/x", 0, NULL, msgs[i]));
+	}
+	feed(0, pubhex(hx, sizeof hx, 0x30, "t/y", 0, NULL, "a"));
+	CU_ASSERT_EQUAL(stats_now().history_count, 8);
+	CU_ASSERT_EQUAL(stats_now().subscriptions_count, 0);
+	CU_ASSERT(strstr(STORE_LOG, "history t/# 1 t/x; history t/x 2 t/x; ") != NULL);
+	CU_ASSERT(strstr(STORE_LOG, "unhistory t/# 1; ") != NULL);
+	up4(1, "sub");
+	size_t k = (size_t)snprintf(want, sizeof want, "90 03 00 01 00");
+	for (int i = 0; i < 5; i++)
+		k += (size_t)snprintf(want + k, sizeof want - k, " %s",
+				      pubhex(hx, sizeof hx, 0x30, "t/x", 0, NULL, msgs[i]));
+	snprintf(want + k, sizeof want - k, " %s", pubhex(hx, sizeof hx, 0x30, "t/y", 0, NULL, "a"));
+	CU_ASSERT_STRING_EQUAL(sub_raw(1, 1, "$replay/all/t/#", 0, NULL), want);
+	/* live from here: one copy */
+	feed(0, pubhex(hx, sizeof hx, 0x30, "t/x", 0, NULL, "6"));
+	expect(1, pubhex(hx, sizeof hx, 0x30, "t/x", 0, NULL, "6"));
+	/* the subscription is to t/#, unsubscribed as the replay filter */
+	exchange(1, "a2 13 00 02 00 0f 24 72 65 70 6c 61 79 2f 61 6c 6c 2f 74 2f 23", "b0 02 00 02");
+	feed(0, pubhex(hx, sizeof hx, 0x30, "t/x", 0, NULL, "7"));
+	expect(1, "");
+	/* last:2 of t/x */
+	snprintf(want, sizeof want, "90 03 00 03 00 %s %s",
+		 pubhex(hx, sizeof hx, 0x30, "t/x", 0, NULL, "6"),
+		 pubhex(hx + 128, sizeof hx - 128, 0x30, "t/x", 0, NULL, "7"));
+	CU_ASSERT_STRING_EQUAL(sub_raw(1, 3, "$replay/last:2/t/x", 0, NULL), want);
+	/* since: the messages from the 4th second on; v5 with a subscription id */
+	up5(2, "sub5", 0x02, NULL);
+	char spec[64];
+	snprintf(spec, sizeof spec, "$replay/since:%llu/t/x",
+		 (unsigned long long)((NOW - 1000) / 1000));
+	k = (size_t)snprintf(want, sizeof want, "90 04 00 01 00 00");
+	const char *since[] = {"4", "5", "6", "7"};
+	for (int i = 0; i < 4; i++)
+		k += (size_t)snprintf(want + k, sizeof want - k, " %s",
+				      pubhex(hx, sizeof hx, 0x30, "t/x", 0, "0b 05", since[i]));
+	CU_ASSERT_STRING_EQUAL(sub_raw(2, 1, spec, 0, "0b 05"), want);
+	/* malformed specifications: 0x8F, 0x80 in 3.1.1 */
+	CU_ASSERT_STRING_EQUAL(sub_raw(2, 2, "$replay/last:0/t/x", 0, ""), "90 04 00 02 00 8f");
+	CU_ASSERT_STRING_EQUAL(sub_raw(2, 3, "$replay/some/t/x", 0, ""), "90 04 00 03 00 8f");
+	CU_ASSERT_STRING_EQUAL(sub_raw(2, 4, "$replay/all", 0, ""), "90 04 00 04 00 8f");
+	CU_ASSERT_STRING_EQUAL(sub_raw(2, 5, "$share/g/$replay/all/t", 0, ""), "90 04 00 05 00 8f");
+	CU_ASSERT_STRING_EQUAL(sub_raw(1, 4, "$replay/since:x/t", 0, NULL), "90 03 00 04 80");
+	stop();
+}
+
+/* Replayed messages pass the receiver's read ACL, as live ones do, and
+ * honour no-local and QoS. */
+static int acl_read_secret(void *ctx, const struct midge_client *client, const uint8_t *topic,
+			   size_t len, enum engine_access access)
+{
+	if (access == ENGINE_ACCESS_RECEIVE && len == 6 && memcmp(topic, "secret", 6) == 0)
+		return MQTT_RC_NOT_AUTHORIZED;
+	return 0;
+}
+
+static void t_replay_acl(void)
+{
+	char hx[256], want[512];
+	struct engine_auth auth = {.acl = acl_read_secret};
+	start(NULL, &auth);
+	CU_ASSERT_EQUAL(engine_history_add(E, "#", 10, 0), 0);
+	up5(0, "pub", 0x02, NULL);
+	feed(0, pubhex(hx, sizeof hx, 0x30, "secret", 0, "", "s"));
+	feed(0, pubhex(hx, sizeof hx, 0x32, "open", 1, "", "o"));
+	out(0);
+	up4(1, "sub");
+	snprintf(want, sizeof want, "90 03 00 01 01 %s",
+		 pubhex(hx, sizeof hx, 0x32, "open", 1, NULL, "o"));
+	CU_ASSERT_STRING_EQUAL(sub_raw(1, 1, "$replay/all/#", 1, NULL), want);
+	CU_ASSERT_EQUAL(last_ev(MIDGE_EV_DROP)->drop, MIDGE_DROP_NOT_AUTHORIZED);
+	CU_ASSERT_STRING_EQUAL(last_ev(MIDGE_EV_DROP)->topic, "secret");
+	/* no-local: the publisher's own messages are not replayed to it */
+	CU_ASSERT_STRING_EQUAL(sub_raw(0, 1, "$replay/all/open", 0x04, ""), "90 04 00 01 00 00");
+	stop();
+}
+
+static const struct test_case store_cases[] = {
+	{"store: acknowledgements wait for durability, in order", t_store_hold_acks},
+	{"store: a publisher not read past its held acknowledgements", t_store_hold_input},
+	{"store: failing store refuses what it cannot keep", t_store_failing},
+	{"store: message references balance", t_store_references},
+	{"store: restore sessions, windows, queues, wills, retained", t_store_restore},
+	{"replay: $replay/ log then live, last, since, malformed", t_replay},
+	{"replay: read ACL and no-local per replayed message", t_replay_acl},
+	{NULL, NULL},
+};
+
 static const struct test_suite engine_suites[] = {
 	{"engine_connect", connect_cases},
 	{"engine_more", more_cases},
 	{"engine_routing", routing_cases},
 	{"engine_session", session_cases},
+	{"engine_store", store_cases},
 	{NULL, NULL},
 };
 

@@ -234,7 +234,7 @@ static void test_event_names(void)
 		"client.subscribed", "client.unsubscribed", "message.published", "message.delivered",
 		"message.acked", "message.dropped", "message.will", "retained.set", "retained.cleared",
 		"session.created", "session.resumed", "session.taken_over", "session.expired",
-		"session.discarded", "client.protocol_error", "acl.denied",
+		"session.discarded", "client.protocol_error", "acl.denied", "store.status",
 	};
 	CU_ASSERT_EQUAL(sizeof want / sizeof want[0], MIDGE_EV__COUNT);
 	for (int t = 1; t < MIDGE_EV__COUNT; t++) {

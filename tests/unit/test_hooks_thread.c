@@ -127,7 +127,7 @@ static char *body_of(const struct midge_event *ev)
 }
 
 /* One event of every kind, with every string the record must copy. */
-static char acl_topic[16];
+static char acl_topic[16], store_why[32];
 
 static int sample_events(struct midge_event *evs, struct midge_message *m)
 {
@@ -144,7 +144,7 @@ static int sample_events(struct midge_event *evs, struct midge_message *m)
 	m->props_len = sizeof props;
 	m->origin = S("origin-client");
 	int n = 0;
-	memset(evs, 0, 13 * sizeof *evs);
+	memset(evs, 0, 14 * sizeof *evs);
 	evs[n] = (struct midge_event){.type = MIDGE_EV_CONNECT, .time_ms = 1, .client = &cl_a};
 	evs[n].u.connect.clean_start = true;
 	evs[n].u.connect.keep_alive = 30;
@@ -189,6 +189,12 @@ static int sample_events(struct midge_event *evs, struct midge_message *m)
 	evs[n].u.acl.topic = (struct midge_str){acl_topic, strlen(acl_topic)};
 	evs[n].u.acl.access = MIDGE_ACL_PUBLISH;
 	evs[n++].u.acl.why = "will";
+	snprintf(store_why, sizeof store_why, "disk I/O error");
+	evs[n] = (struct midge_event){.type = MIDGE_EV_STORE, .time_ms = 13, .client = NULL};
+	evs[n].u.store.state = "failing";
+	evs[n].u.store.why = store_why;
+	evs[n].u.store.commits = 7;
+	evs[n++].u.store.fsyncs_per_second = 2.5;
 	return n;
 }
 
@@ -198,18 +204,21 @@ static void test_queue_roundtrip(void)
 {
 	struct hooks_queue q;
 	CU_ASSERT_EQUAL_FATAL(hooks_queue_init(&q, 0, NULL), 0);
-	struct midge_event evs[13];
+	struct midge_event evs[14];
 	struct midge_message m;
 	int n = sample_events(evs, &m);
-	char *want[13];
+	char *want[14];
 	for (int i = 0; i < n; i++)
 		want[i] = body_of(&evs[i]);
 	uint64_t seq = 0;
 	for (int round = 0; round < 400; round++) {
 		snprintf(acl_topic, sizeof acl_topic, "bob/will");
+		snprintf(store_why, sizeof store_why, "disk I/O error");
 		for (int i = 0; i < n; i++)
 			CU_ASSERT_EQUAL_FATAL(hooks_queue_put(&q, &evs[i], NULL, ++seq), 0);
-		memset(acl_topic, 'X', sizeof acl_topic - 1); /* the engine moved on */
+		/* the engine moved on: its scratch holds something else */
+		memset(acl_topic, 'X', sizeof acl_topic - 1);
+		memset(store_why, 'Y', sizeof store_why - 1);
 		for (int i = 0; i < n; i++) {
 			struct hooks_rec_view r;
 			CU_ASSERT_FATAL(hooks_queue_peek(&q, &r));
