@@ -19,8 +19,8 @@ cd "$top"
 jobs=$(nproc 2>/dev/null || echo 2)
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 
-BUILD_PKGS="build-essential autoconf automake libtool pkg-config ragel libgnutls28-dev libzmq3-dev libuv1-dev libcunit1-dev"
-TEST_PKGS="mosquitto-clients mosquitto python3 python3-paho-mqtt python3-zmq gnutls-bin procps"
+BUILD_PKGS="build-essential autoconf automake libtool pkg-config ragel libgnutls28-dev libzmq3-dev libuv1-dev libcunit1-dev libmicrohttpd-dev libjansson-dev"
+TEST_PKGS="mosquitto-clients mosquitto python3 python3-paho-mqtt python3-zmq gnutls-bin procps prometheus chromium"
 FUZZ_PKGS="clang libclang-rt-14-dev"
 
 say() { printf '== %s\n' "$*" >&2; }

@@ -28,6 +28,7 @@
 #include "hooks/hooks.h"
 #include "midge.h"
 #include "transport/config.h"
+#include "transport/latency.h"
 #include "transport/outq.h"
 #include "transport/rbuf.h"
 
@@ -35,6 +36,7 @@ struct conn;
 struct engine;
 struct passwd_db;
 struct tls_creds;
+struct http;
 
 /* Connections in one phase, oldest first (an intrusive list: the links
  * are in struct conn, a connection is on at most one list). */
@@ -94,8 +96,12 @@ struct midge {
 	uint64_t accept_error_logged_ms;
 	uint64_t accept_refused_logged_ms; /* conn_over_limit's last log line ... */
 	uint64_t accept_refused;           /* ... and the refusals since */
-	struct sys_cache sys_load[6];
-	char *sys_last[40];
+	struct sys_cache sys_load[9];
+	char *sys_last[52];
+	struct latency lat;         /* delivery and auth latency (latency.h) */
+	uint64_t sockets_accepted;  /* for $SYS load/sockets */
+	uint64_t connects;          /* CONNECTs accepted, for $SYS load/connections */
+	struct http *http;          /* the HTTP server (http/http.h), NULL when off */
 	atomic_int stop_requested;
 	bool running, stopping, loop_ready, verbose;
 };
@@ -126,6 +132,11 @@ void sys_clear(struct midge *m);
 /* daemon.c: the pid file and `user`. Each returns 0 or -1 after logging. */
 int daemon_write_pid(struct midge *m);
 int daemon_drop_privileges(struct midge *m);
+
+/* loop.c: what SIGHUP does: the configuration file read again and applied
+ * (listeners stay). Returns 0, or -1 with why in err (the running
+ * configuration is kept). */
+int broker_reload(struct midge *m, char *err, size_t errlen);
 
 /* -v: every log type, to stderr as well. */
 void broker_set_verbose(struct midge *m, bool on);

@@ -21,6 +21,7 @@
 #include "codec/codec.h"
 #include "engine/engine.h"
 #include "transport/broker.h"
+#include "transport/latency.h"
 #include "transport/log.h"
 #include "transport/outq.h"
 #include "transport/rbuf.h"
@@ -141,6 +142,7 @@ int conn_send(struct conn *c, const uint8_t *head, size_t head_len, struct frame
 		conn_teardown(c, "out of memory");
 		return -1;
 	}
+	latency_carry(&conn_midge(c)->lat, q, head[0]);
 	conn_mark_dirty(c);
 	return 0;
 }
@@ -182,8 +184,10 @@ static int conn_write_out(struct conn *c)
 /* q[fill ^ 1] is all written: its frames go, new output can be written. */
 static void conn_written(struct conn *c)
 {
-	if (c->out)
+	if (c->out) {
+		latency_mark_written(&conn_midge(c)->lat, &c->out->q[c->fill ^ 1]);
 		outq_reset(&c->out->q[c->fill ^ 1], true);
+	}
 	c->writing = false;
 }
 
@@ -365,7 +369,9 @@ static void conn_read(struct conn *c)
 		}
 		b->len += (uint32_t)n;
 		total += (uint32_t)n;
+		latency_mark_read(&m->lat);
 		conn_input(c, b);
+		latency_read_done(&m->lat);
 		if (!conn_can_read(c) || ((size_t)n < room && !c->xport->ops->pending(c->xport)))
 			break;
 	}
@@ -468,6 +474,7 @@ void conn_accept(struct listener *l, int fd, const struct sockaddr_storage *ss)
 		return;
 	}
 	m->n_conns++;
+	m->sockets_accepted++;
 	c->xport = &tcp_xport;
 	conn_set_peer(c, ss);
 #ifndef __linux__

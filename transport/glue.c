@@ -9,6 +9,7 @@
 #include "midge.h"
 #include "transport/broker.h"
 #include "transport/conn.h"
+#include "transport/latency.h"
 #include "transport/passwd.h"
 
 /* engine_io.send: the head is copied, the tail referenced (conn_send). */
@@ -30,6 +31,8 @@ static void io_close(void *ctx, void *handle)
 static void io_event(void *ctx, const struct midge_event *ev)
 {
 	struct midge *m = ctx;
+	if (ev->type == MIDGE_EV_CONNECT)
+		m->connects++;
 	hooks_emit(m->hooks, ev);
 	evlog_event(&m->conf, ev);
 }
@@ -42,10 +45,11 @@ static int auth_connect(void *ctx, const struct midge_client *client,
 		return 0;
 	if (!username || !username->p)
 		return m->conf.engine.allow_anonymous ? 0 : MQTT_RC_NOT_AUTHORIZED;
-	if (passwd_check(m->passwd, username->p, username->len, password ? password->p : NULL,
-			 password ? password->len : 0) == 0)
-		return 0;
-	return MQTT_RC_BAD_USERNAME_OR_PASSWORD;
+	uint64_t t0 = latency_now_us();
+	int rc = passwd_check(m->passwd, username->p, username->len, password ? password->p : NULL,
+			      password ? password->len : 0);
+	latency_observe(&m->lat.auth, latency_now_us() - t0, 1);
+	return rc == 0 ? 0 : MQTT_RC_BAD_USERNAME_OR_PASSWORD;
 }
 
 int glue_engine_start(struct midge *m)

@@ -18,6 +18,7 @@
 #include "engine/engine.h"
 #include "hooks/hooks.h"
 #include "hooks/hooks_info.h"
+#include "http/http.h"
 #include "midge.h"
 #include "transport/broker.h"
 #include "transport/config.h"
@@ -178,30 +179,36 @@ static int loop_reload_listeners(struct midge *m, const struct conf *nc)
 	return 0;
 }
 
-static void loop_reload(struct midge *m)
+int broker_reload(struct midge *m, char *err, size_t errlen)
 {
 	struct conf nc;
-	char err[512];
+	char why[512];
 	if (!m->conf_path) {
-		log_notice("SIGHUP: no configuration file to reload");
-		return;
+		snprintf(err, errlen, "no configuration file to reload");
+		return -1;
 	}
 	conf_init(&nc);
-	if (conf_load(&nc, m->conf_path, NULL, NULL, err, sizeof(err)) < 0) {
+	if (conf_load(&nc, m->conf_path, NULL, NULL, err, errlen) < 0) {
 		log_err("reload failed, keeping the running configuration: %s", err);
 		conf_clear(&nc);
-		return;
+		return -1;
 	}
 	if (nc.n_listeners > 0 && !nc.allow_anonymous_set)
 		nc.engine.allow_anonymous = false;
-	if (loop_reload_listeners(m, &nc) < 0) {
+	if (http_reload(m, &nc.http, err, errlen) < 0) {
+		log_err("reload failed, keeping the running configuration: %s", err);
 		conf_clear(&nc);
-		return;
+		return -1;
+	}
+	if (loop_reload_listeners(m, &nc) < 0) {
+		snprintf(err, errlen, "TLS credentials of a listener could not be loaded (see the log)");
+		conf_clear(&nc);
+		return -1;
 	}
 	if (nc.password_file) {
-		struct passwd_db *db = passwd_load(nc.password_file, err, sizeof(err));
+		struct passwd_db *db = passwd_load(nc.password_file, why, sizeof(why));
 		if (!db)
-			log_err("password_file not reloaded: %s", err);
+			log_err("password_file not reloaded: %s", why);
 		else {
 			passwd_free(m->passwd);
 			m->passwd = db;
@@ -211,21 +218,28 @@ static void loop_reload(struct midge *m)
 		m->passwd = NULL;
 	}
 	engine_reconfigure(m->engine, &nc.engine);
-	/* Listeners stay as they are; the rest of the settings move over. */
+	/* Listeners stay as they are (the HTTP one too); the rest of the
+	 * settings move over. */
 	struct conf old = m->conf;
 	conf_take_listeners(&nc, &old);
+	conf_take_http_listener(&nc, &old);
 	m->conf = nc;
 	conf_clear(&old);
 	log_open(&m->conf);
 	log_notice("configuration reloaded from %s (listener changes need a restart)", m->conf_path);
+	return 0;
 }
 
 static void loop_on_signal(uv_signal_t *s, int signum)
 {
 	struct midge *m = s->data;
-	if (signum == SIGHUP)
-		loop_reload(m);
-	else
+	char err[512];
+	if (signum == SIGHUP) {
+		if (!m->conf_path)
+			log_notice("SIGHUP: no configuration file to reload");
+		else
+			broker_reload(m, err, sizeof(err));
+	} else
 		loop_begin_stop(m);
 }
 
@@ -328,6 +342,7 @@ static void loop_take_down(struct midge *m)
 {
 	m->running = false;
 	m->loop_ready = false;
+	http_stop(m);
 	listeners_close(m);
 	conn_teardown_all(m, "server shutting down");
 	uv_walk(&m->loop, loop_close_walk, NULL);
@@ -362,11 +377,11 @@ int midge_run(struct midge *m)
 	engine_reconfigure(m->engine, &m->conf.engine);
 	if (loop_init(m) < 0)
 		return -1;
-	if (listeners_open(m) < 0 || loop_hooks_start(m) < 0 || daemon_write_pid(m) < 0 ||
-	    daemon_drop_privileges(m) < 0)
+	m->started_ms = broker_now_ms();
+	if (listeners_open(m) < 0 || loop_hooks_start(m) < 0 || http_start(m) < 0 ||
+	    daemon_write_pid(m) < 0 || daemon_drop_privileges(m) < 0)
 		goto out;
 	m->running = true;
-	m->started_ms = broker_now_ms();
 	log_notice("midge %s running", midge_version());
 	uv_timer_start(&m->tick, loop_on_tick, 1000, 1000);
 	if (m->conf.sys_interval)

@@ -1,6 +1,7 @@
 /*
  * sys.c - the $SYS/broker/... topics, Mosquitto's names: counters from
- * the engine and the hooks, load averages over 1, 5 and 15 minutes,
+ * the engine and the hooks, load averages over 1, 5 and 15 minutes
+ * (messages, bytes, publish received/sent/dropped, sockets, connections),
  * published as retained messages when their value changed.
  */
 #include <stdarg.h>
@@ -95,8 +96,12 @@ void sys_publish(struct midge *m, uint64_t now)
 		sys_load(m, 3, "bytes/sent", st.bytes_sent, secs, 31);
 		sys_load(m, 4, "publish/received", st.publish_received, secs, 34);
 		sys_load(m, 5, "publish/sent", st.publish_sent, secs, 37);
+		/* Mosquitto's other rates, per minute like the rest */
+		sys_load(m, 6, "publish/dropped", st.msgs_dropped, secs, 40);
+		sys_load(m, 7, "sockets", m->sockets_accepted, secs, 43);
+		sys_load(m, 8, "connections", m->connects, secs, 46);
 	} else {
-		for (int i = 0; i < 6; i++)
+		for (int i = 0; i < 9; i++)
 			m->sys_load[i].last = 0;
 		m->sys_load[0].last = st.msgs_received;
 		m->sys_load[1].last = st.msgs_sent;
@@ -104,6 +109,9 @@ void sys_publish(struct midge *m, uint64_t now)
 		m->sys_load[3].last = st.bytes_sent;
 		m->sys_load[4].last = st.publish_received;
 		m->sys_load[5].last = st.publish_sent;
+		m->sys_load[6].last = st.msgs_dropped;
+		m->sys_load[7].last = m->sockets_accepted;
+		m->sys_load[8].last = m->connects;
 	}
 }
 
