@@ -470,11 +470,11 @@ static int http_start_daemon(struct http *h, const struct conf_http *cfg, struct
 		h->tls = true;
 	}
 	struct MHD_OptionItem opts[] = {
+		{MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)http_mhd_log, h}, /* first: it says so */
 		{MHD_OPTION_SOCK_ADDR, 0, sa},
 		{MHD_OPTION_CONNECTION_LIMIT, (intptr_t)cfg->max_connections, NULL},
 		{MHD_OPTION_CONNECTION_TIMEOUT, HTTP_CONNECTION_TIMEOUT_S, NULL},
 		{MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)http_on_completed, h},
-		{MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)http_mhd_log, h},
 		{cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, cert},
 		{cert ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, key},
 		{MHD_OPTION_END, 0, NULL},

@@ -243,7 +243,8 @@ int http_sse_open(struct http_req *r, const char *prefix, size_t plen)
 	memcpy(c->prefix, prefix, plen);
 	c->last_write_ms = broker_now_ms();
 	/* a comment first, so the reader sees the stream open at once */
-	sse_append(c, ": midge events\n\n", 17);
+	static const char hello[] = ": midge events\n\n";
+	sse_append(c, hello, sizeof hello - 1);
 	struct MHD_Response *resp =
 	    MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, sse_read, c, sse_free_client);
 	if (!resp) {
@@ -281,7 +282,8 @@ void http_sse_tick(struct http_sse *s, uint64_t now_ms)
 		}
 		if (c->len == c->off && now_ms - c->last_write_ms >= HTTP_SSE_KEEPALIVE_MS) {
 			/* a comment: proxies keep the stream, a vanished reader is found */
-			sse_append(c, ": keepalive\n\n", 13);
+			static const char keepalive[] = ": keepalive\n\n";
+			sse_append(c, keepalive, sizeof keepalive - 1);
 			c->last_write_ms = now_ms;
 			sse_wake(c);
 		}
