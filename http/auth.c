@@ -5,7 +5,8 @@
  * roles, read and admin (midge_http_admin names the password file's
  * admins). Failed logins are 401 and rate limited: after
  * HTTP_AUTH_FAILS_PER_ADDR failures in a window an address gets 429
- * without its credentials being checked, and at most
+ * without its password being checked (a valid token, cheap to compare,
+ * and a login verified before still pass), and at most
  * HTTP_AUTH_FAILS_PER_SEC failures a second are checked broker-wide, so
  * guessing costs the broker no hashing beyond that.
  *
@@ -337,16 +338,18 @@ static enum http_auth_verdict http_auth_bearer(struct http_auth *a, const char *
 					       enum http_role *role, char *user_out,
 					       size_t user_len)
 {
-	if (http_fail_throttled(a, peer, now)) {
-		a->throttled++;
-		return HTTP_AUTH_THROTTLED;
-	}
-	/* every token is compared, so the time says nothing about which matched */
+	/* every token is compared, so the time says nothing about which
+	 * matched; comparing is cheap, so a valid token passes even from a
+	 * throttled address, and guesses from it get 429 */
 	int found = -1;
 	for (int i = 0; i < a->n_tokens; i++)
 		if (http_ct_equal(a->tokens[i].token, a->tokens[i].len, tok, len) && found < 0)
 			found = i;
 	if (found < 0) {
+		if (http_fail_throttled(a, peer, now)) {
+			a->throttled++;
+			return HTTP_AUTH_THROTTLED;
+		}
 		http_fail_note(a, peer, now);
 		return HTTP_AUTH_FAILED;
 	}

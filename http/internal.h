@@ -180,6 +180,7 @@ struct http {
 	uv_timer_t tick;  /* once a second: SSE keepalives, topic rates */
 	bool handles;     /* poll and timers are initialised */
 	bool running;
+	bool run_soon; /* the timer is set to run libmicrohttpd on the next loop pass */
 	bool tls;
 	uint16_t port;
 	char addr[64];
@@ -207,6 +208,10 @@ int http_reply(struct http_req *r, unsigned status, struct MHD_Response *resp);
 const char *http_arg(struct http_req *r, const char *name);
 /* s[0..n) with control characters escaped, for a log line. */
 const char *http_log_str(const char *s, size_t n, char *buf, size_t cap);
+
+/* A stream was resumed outside libmicrohttpd's run: run it on the next
+ * loop pass (once, however many events resumed streams meanwhile). */
+void http_run_soon(struct http *h);
 
 /* ---- api.c: handlers (routes.c lists them) ---- */
 int http_api_broker(struct http *h, struct http_req *r, const char *arg);

@@ -316,12 +316,26 @@ static void http_run(struct http *h)
 {
 	if (!h->d)
 		return;
-	MHD_run(h->d);
 	MHD_UNSIGNED_LONG_LONG ms = 0;
+	/* A connection resumed during a run is taken up by the next one;
+	 * libmicrohttpd says so with a timeout of 0. */
+	for (int i = 0; i < 4; i++) {
+		MHD_run(h->d);
+		if (MHD_get_timeout(h->d, &ms) != MHD_YES || ms > 0)
+			break;
+	}
 	if (MHD_get_timeout(h->d, &ms) == MHD_YES)
 		uv_timer_start(&h->timer, http_on_timer, ms, 0);
 	else
 		uv_timer_stop(&h->timer);
+}
+
+void http_run_soon(struct http *h)
+{
+	if (h->handles && !h->run_soon) {
+		h->run_soon = true;
+		uv_timer_start(&h->timer, http_on_timer, 0, 0);
+	}
 }
 
 static void http_on_poll(uv_poll_t *p, int status, int events)
@@ -333,7 +347,9 @@ static void http_on_poll(uv_poll_t *p, int status, int events)
 
 static void http_on_timer(uv_timer_t *t)
 {
-	http_run(t->data);
+	struct http *h = t->data;
+	h->run_soon = false;
+	http_run(h);
 }
 
 static void http_on_tick(uv_timer_t *t)

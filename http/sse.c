@@ -11,8 +11,11 @@
  * counts those it had no room for ("dropped"), as each ZeroMQ socket
  * does. A stream's output waits in a buffer of midge_http_sse_buffer
  * bytes: a reader that falls behind loses events (counted), and one that
- * takes nothing for HTTP_SSE_STALL_MS while events were lost is closed
+ * takes nothing for HTTP_SSE_STALL_MS while bytes wait for it is closed
  * (counted): a slow reader never slows the broker or grows its memory.
+ * (libmicrohttpd's own write buffer may hold a stuck reader's bytes while
+ * ours is empty; the keepalive every HTTP_SSE_KEEPALIVE_MS then waits in
+ * ours, so an idle stuck reader is found too.)
  *
  * libmicrohttpd pulls a stream's bytes through a content reader; with
  * nothing to send the connection is suspended (no busy polling) and an
@@ -37,10 +40,11 @@ struct sse_client {
 	char *buf;
 	size_t off, len, cap; /* unsent bytes are buf[off..len) */
 	uint64_t seq, dropped;
-	uint64_t stalled_since; /* first loss since the reader last took bytes; 0 none */
-	uint64_t last_write_ms;
+	uint64_t last_write_ms; /* the reader last took bytes (or a keepalive was queued) */
+	uint64_t waiting_since; /* the oldest bytes waiting arrived (or were last taken from) */
 	bool suspended;
 	bool closing; /* end the stream at the next read */
+	bool abort;   /* ... by closing the connection (a stuck reader) */
 	size_t plen;
 	char prefix[HTTP_SSE_PREFIX_MAX];
 };
@@ -90,12 +94,16 @@ static void sse_wake(struct sse_client *c)
 	if (c->suspended) {
 		c->suspended = false;
 		MHD_resume_connection(c->conn);
+		http_run_soon(c->s->h);
 	}
 }
 
-/* Appends p[0..n) to c's buffer. Returns 0, or -1 when it has no room. */
-static int sse_append(struct sse_client *c, const char *p, size_t n)
+/* Appends p[0..n) to c's buffer at time now. Returns 0, or -1 when it
+ * has no room. */
+static int sse_append(struct sse_client *c, const char *p, size_t n, uint64_t now)
 {
+	if (c->len == c->off)
+		c->waiting_since = now;
 	if (c->len + n > c->cap && c->off) {
 		memmove(c->buf, c->buf + c->off, c->len - c->off);
 		c->len -= c->off;
@@ -125,13 +133,11 @@ static bool sse_wants(const struct sse_client *c, const char *name, size_t nlen,
 	return rest <= topic->len && memcmp(c->prefix + nlen + 1, topic->p, rest) == 0;
 }
 
-/* A stream took no bytes for too long while losing events. */
-static void sse_note_loss(struct http_sse *s, struct sse_client *c, uint64_t now)
+/* An event c had no room for. */
+static void sse_note_loss(struct http_sse *s, struct sse_client *c)
 {
 	c->dropped++;
 	s->st.dropped++;
-	if (!c->stalled_since)
-		c->stalled_since = now ? now : 1;
 }
 
 void http_sse_event(struct http_sse *s, const struct midge_event *ev)
@@ -153,13 +159,13 @@ void http_sse_event(struct http_sse *s, const struct midge_event *ev)
 		uint64_t seq = ++c->seq;
 		/* no rendering for a stream that is full anyway */
 		if (!sse_room(c, nlen + 64 + (rendered > 0 ? s->render.len : 256))) {
-			sse_note_loss(s, c, ev->time_ms);
+			sse_note_loss(s, c);
 			continue;
 		}
 		if (rendered == 0)
 			rendered = hooks_render_body(&s->render, ev, s->h->node) == 0 ? 1 : -1;
 		if (rendered < 0) {
-			sse_note_loss(s, c, ev->time_ms);
+			sse_note_loss(s, c);
 			continue;
 		}
 		size_t off = hooks_render_head(&s->render, seq, c->dropped);
@@ -167,12 +173,12 @@ void http_sse_event(struct http_sse *s, const struct midge_event *ev)
 		int hl = snprintf(head, sizeof head, "id: %llu\nevent: %s\ndata: ",
 				  (unsigned long long)seq, name);
 		if (hl < 0 || (size_t)hl >= sizeof head || !sse_room(c, (size_t)hl + jlen + 2)) {
-			sse_note_loss(s, c, ev->time_ms);
+			sse_note_loss(s, c);
 			continue;
 		}
-		sse_append(c, head, (size_t)hl);
-		sse_append(c, s->render.p + off, jlen);
-		sse_append(c, "\n\n", 2);
+		sse_append(c, head, (size_t)hl, ev->time_ms);
+		sse_append(c, s->render.p + off, jlen, ev->time_ms);
+		sse_append(c, "\n\n", 2, ev->time_ms);
 		s->st.events++;
 		sse_wake(c);
 	}
@@ -184,7 +190,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *out, size_t max)
 	struct sse_client *c = cls;
 	(void)pos;
 	if (!c->s || c->closing)
-		return MHD_CONTENT_READER_END_OF_STREAM;
+		return c->abort ? MHD_CONTENT_READER_END_WITH_ERROR : MHD_CONTENT_READER_END_OF_STREAM;
 	size_t n = c->len - c->off;
 	if (n == 0) {
 		/* nothing to send: wait for an event (sse_wake) or a keepalive */
@@ -198,8 +204,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *out, size_t max)
 	c->off += n;
 	if (c->off == c->len)
 		c->off = c->len = 0;
-	c->stalled_since = 0;
-	c->last_write_ms = broker_now_ms();
+	c->last_write_ms = c->waiting_since = broker_now_ms(); /* progress */
 	return (ssize_t)n;
 }
 
@@ -244,7 +249,7 @@ int http_sse_open(struct http_req *r, const char *prefix, size_t plen)
 	c->last_write_ms = broker_now_ms();
 	/* a comment first, so the reader sees the stream open at once */
 	static const char hello[] = ": midge events\n\n";
-	sse_append(c, hello, sizeof hello - 1);
+	sse_append(c, hello, sizeof hello - 1, c->last_write_ms);
 	struct MHD_Response *resp =
 	    MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, sse_read, c, sse_free_client);
 	if (!resp) {
@@ -270,20 +275,23 @@ void http_sse_tick(struct http_sse *s, uint64_t now_ms)
 	for (struct sse_client *c = s->clients; c; c = c->next) {
 		if (c->closing)
 			continue;
-		if (c->stalled_since && now_ms - c->stalled_since >= HTTP_SSE_STALL_MS) {
-			/* losing events and taking nothing: the reader is gone or too slow */
+		if (c->len > c->off && now_ms - c->waiting_since >= HTTP_SSE_STALL_MS) {
+			/* bytes wait and the reader takes none: it is gone or stuck */
 			log_notice("http: event stream closed: its reader took nothing for %d s "
 				   "(%llu events dropped)",
 				   HTTP_SSE_STALL_MS / 1000, (unsigned long long)c->dropped);
 			s->st.slow_closed++;
-			c->closing = true;
+			c->closing = c->abort = true;
+			/* libmicrohttpd asks the reader nothing while the socket is
+			 * full: its own timeout closes the connection then */
+			MHD_set_connection_option(c->conn, MHD_CONNECTION_OPTION_TIMEOUT, 1u);
 			sse_wake(c);
 			continue;
 		}
 		if (c->len == c->off && now_ms - c->last_write_ms >= HTTP_SSE_KEEPALIVE_MS) {
 			/* a comment: proxies keep the stream, a vanished reader is found */
 			static const char keepalive[] = ": keepalive\n\n";
-			sse_append(c, keepalive, sizeof keepalive - 1);
+			sse_append(c, keepalive, sizeof keepalive - 1, now_ms);
 			c->last_write_ms = now_ms;
 			sse_wake(c);
 		}
