@@ -95,7 +95,8 @@ try {
   await page.screenshot({ path: join(artifacts, "dashboard-events.png") });
 
   await page.evaluate(() => { location.hash = "#overview"; });
-  await sleep(1500);
+  // MIDGE_SHOT_WAIT_MS: let the charts fill before the last screenshot
+  await sleep(Number(process.env.MIDGE_SHOT_WAIT_MS || 1500));
   await page.screenshot({ path: join(artifacts, "dashboard.png") });
 } catch (e) {
   check("dashboard run", false, e.stack || e.message);

@@ -27,7 +27,7 @@ import httpctl  # noqa: E402
 import paho.mqtt.client as mqtt  # noqa: E402
 
 R = brokerctl.Results("dashboard")
-brokerctl.deadline(R, 170)
+brokerctl.deadline(R, 170 + int(os.environ.get("MIDGE_SHOT_WAIT_MS", "0")) // 1000)
 TOP_SRCDIR = os.path.abspath(httpctl.TOP_SRCDIR)
 TOP_BUILDDIR = os.path.abspath(os.environ.get("top_builddir") or os.path.join(TOP_SRCDIR, "build"))
 DASH = os.path.join(TOP_SRCDIR, "tests", "dashboard")
@@ -84,7 +84,8 @@ def main():
                MIDGE_PASS="s3cret-admin", MIDGE_VICTIM="dash-victim", MIDGE_ARTIFACTS=ARTIFACTS)
     try:
         p = subprocess.run(["node", os.path.join(DASH, "dashboard.test.mjs")], cwd=DASH, env=env,
-                           capture_output=True, text=True, timeout=120)
+                           capture_output=True, text=True,
+                           timeout=120 + int(os.environ.get("MIDGE_SHOT_WAIT_MS", "0")) // 1000)
         out = p.stdout
     except subprocess.TimeoutExpired as e:
         out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
