@@ -58,6 +58,30 @@ configure_in() {
 	fi
 }
 
+# node and npm (the dashboard's browser test): Debian's nodejs and npm when
+# node is missing (a NodeSource nodejs brings its own npm).
+node_deps() {
+	command -v npm >/dev/null 2>&1 && return 0
+	if ! command -v apt-get >/dev/null 2>&1; then
+		say "missing: node and npm (the dashboard test needs them)"
+		return 1
+	fi
+	sudo=""
+	[ "$(id -u)" -eq 0 ] || sudo="sudo"
+	say "installing: nodejs npm"
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+		nodejs npm >/dev/null
+}
+
+# The npm packages of tests/dashboard, exactly as its lockfile says.
+npm_deps() {
+	d=tests/dashboard
+	[ -d "$d/node_modules/puppeteer-core" ] && [ "$d/node_modules" -nt "$d/package-lock.json" ] &&
+		return 0
+	say "npm ci in $d"
+	(cd "$d" && npm ci --no-audit --no-fund >/dev/null)
+}
+
 build() {
 	configure_in build --enable-werror
 	make -s -C build -j"$jobs"
@@ -79,6 +103,7 @@ fuzz() {
 
 test_all() {
 	deps "$FUZZ_PKGS"
+	node_deps && npm_deps || say "dashboard test: node packages missing (it will fail)"
 	build
 	status=0
 	say "make check (unit, corpus replay, integration, benchmark smoke)"
@@ -103,7 +128,7 @@ test_all() {
 cmd=${1:-test}
 [ $# -gt 0 ] && shift
 case "$cmd" in
-deps) deps "$FUZZ_PKGS" ;;
+deps) deps "$FUZZ_PKGS" && node_deps && npm_deps ;;
 build) deps && build ;;
 run) run "$@" ;;
 test) test_all ;;
