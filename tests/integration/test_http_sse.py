@@ -22,7 +22,7 @@ import httpctl  # noqa: E402
 import paho.mqtt.client as mqtt  # noqa: E402
 
 R = brokerctl.Results("http sse")
-brokerctl.deadline(R, 100)
+brokerctl.deadline(R, 120)
 TOKEN = "sse-token-0123456789abcdef"
 
 
@@ -128,11 +128,13 @@ def test_slow_reader():
     st, text = httpctl.metrics(b, token=TOKEN)
     dropped = httpctl.metric_value(text, "midge_http_sse_dropped_total") or 0
     R.check("events the slow reader had no room for are counted", dropped > 1000, dropped)
-    # closed once events waited 5 s for it (traffic goes on meanwhile)
-    end = time.time() + 9
+    # closed once events waited 5 s for it; traffic goes on meanwhile, so
+    # that the kernel's send buffer (up to tcp_wmem's 4 MiB) fills up
+    end = time.time() + 25
     closed = 0
     while time.time() < end and not closed:
-        c.publish("flood/slow", b"y")
+        for i in range(2000):
+            c.publish("flood/more/%d" % (i % 10), b"y")
         time.sleep(0.5)
         st, text = httpctl.metrics(b, token=TOKEN)
         closed = httpctl.metric_value(text, "midge_http_sse_slow_closed_total") or 0
