@@ -34,15 +34,25 @@ DASH = os.path.join(TOP_SRCDIR, "tests", "dashboard")
 ARTIFACTS = os.path.join(TOP_BUILDDIR, "test-artifacts", "dashboard")
 
 
-def node_modules():
-    """The lockfile's packages, installed by npm ci when missing."""
+def node_dir():
+    """A directory with the test script and its npm packages: the source
+    tree's tests/dashboard when `npm ci` was run there (build.sh does), else
+    a copy in the build tree where `npm ci` installs them from the
+    committed lockfile (a read-only source tree, as in make distcheck)."""
     if os.path.isdir(os.path.join(DASH, "node_modules", "puppeteer-core")):
-        return True
-    p = subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=DASH,
+        return DASH
+    work = os.path.join(TOP_BUILDDIR, "test-dashboard")
+    os.makedirs(work, exist_ok=True)
+    for f in ("package.json", "package-lock.json", "dashboard.test.mjs"):
+        shutil.copyfile(os.path.join(DASH, f), os.path.join(work, f))
+    if os.path.isdir(os.path.join(work, "node_modules", "puppeteer-core")):
+        return work
+    p = subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=work,
                        capture_output=True, text=True, timeout=300)
     if p.returncode != 0:
         print(p.stdout, p.stderr)
-    return p.returncode == 0
+        return None
+    return work
 
 
 def client(cid, version=mqtt.MQTTv5):
@@ -55,7 +65,8 @@ def client(cid, version=mqtt.MQTTv5):
 def main():
     R.check("chromium installed", shutil.which("chromium") is not None, "apt-get install chromium")
     R.check("node installed", shutil.which("node") is not None, "apt-get install nodejs")
-    if not R.check("npm packages (tests/dashboard)", node_modules()):
+    where = node_dir()
+    if not R.check("npm packages (tests/dashboard/package-lock.json)", where is not None):
         return
     b = httpctl.start("midge_http_password_file {files}/passwd\nmidge_http_admin admin\n",
                       users={"admin": "s3cret-admin", "viewer": "viewer-pw"})
@@ -83,7 +94,7 @@ def main():
     env = dict(os.environ, MIDGE_URL="http://127.0.0.1:%d/" % b.http_port, MIDGE_USER="admin",
                MIDGE_PASS="s3cret-admin", MIDGE_VICTIM="dash-victim", MIDGE_ARTIFACTS=ARTIFACTS)
     try:
-        p = subprocess.run(["node", os.path.join(DASH, "dashboard.test.mjs")], cwd=DASH, env=env,
+        p = subprocess.run(["node", os.path.join(where, "dashboard.test.mjs")], cwd=where, env=env,
                            capture_output=True, text=True,
                            timeout=120 + int(os.environ.get("MIDGE_SHOT_WAIT_MS", "0")) // 1000)
         out = p.stdout
