@@ -33,18 +33,23 @@ deps() {
 			missing="$missing $p"
 	done
 	[ -z "$missing" ] && return 0
+	apt_install $missing
+}
+
+# apt_install PKG...: installs the packages (apt-get update first).
+apt_install() {
 	if ! command -v apt-get >/dev/null 2>&1; then
-		say "missing packages:$missing (install them with your package manager)"
+		say "missing packages: $* (install them with your package manager)"
 		return 1
 	fi
 	sudo=""
 	[ "$(id -u)" -eq 0 ] || sudo="sudo"
-	say "installing:$missing"
+	say "installing: $*"
 	export DEBIAN_FRONTEND=noninteractive
 	$sudo apt-get update -qq
 	# mosquitto (for comparison benchmarks) must not start a system broker
 	# on 1883 behind our back where service managers exist.
-	$sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
+	$sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
 # configure_in DIR [configure args...]: (re)configures DIR when needed.
@@ -61,16 +66,7 @@ configure_in() {
 # node and npm (the dashboard's browser test): Debian's nodejs and npm when
 # node is missing (a NodeSource nodejs brings its own npm).
 node_deps() {
-	command -v npm >/dev/null 2>&1 && return 0
-	if ! command -v apt-get >/dev/null 2>&1; then
-		say "missing: node and npm (the dashboard test needs them)"
-		return 1
-	fi
-	sudo=""
-	[ "$(id -u)" -eq 0 ] || sudo="sudo"
-	say "installing: nodejs npm"
-	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
-		nodejs npm >/dev/null
+	command -v npm >/dev/null 2>&1 || apt_install nodejs npm
 }
 
 # The npm packages of tests/dashboard, exactly as its lockfile says.

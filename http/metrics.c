@@ -188,6 +188,28 @@ static void engine_metrics(struct sb *b, const struct midge *m)
 	    (double)st.stored_bytes);
 }
 
+/* One sample per QoS level of a counter family. */
+static void by_qos(struct sb *b, const char *name, const char *help, const uint64_t v[3])
+{
+	family(b, name, "counter", help);
+	for (int q = 0; q < 3; q++)
+		sb_printf(b, "%s{qos=\"%d\"} %llu\n", name, q, (unsigned long long)v[q]);
+}
+
+/* One sample per reason code seen, named as events name it. */
+static void by_code(struct sb *b, const char *name, const char *help, enum midge_event_type type,
+		    const uint64_t v[256])
+{
+	family(b, name, "counter", help);
+	for (int rc = 0; rc < 256; rc++) {
+		if (!v[rc])
+			continue;
+		sb_printf(b, "%s{code=\"%d\",reason=\"", name, rc);
+		label_value(b, hooks_rc_name(type, 5, (uint8_t)rc));
+		sb_printf(b, "\"} %llu\n", (unsigned long long)v[rc]);
+	}
+}
+
 static void event_metrics(struct sb *b, const struct http_counters *c)
 {
 	family(b, "midge_clients_connected_by_protocol", "gauge",
@@ -199,45 +221,21 @@ static void event_metrics(struct sb *b, const struct http_counters *c)
 	for (int p = 3; p <= 5; p++)
 		sb_printf(b, "midge_connects_total{protocol=\"%s\"} %llu\n", protocol_name(p),
 			  (unsigned long long)c->connects_by_protocol[p]);
-	family(b, "midge_connect_refusals_total", "counter",
-	       "CONNECTs refused, by CONNACK reason code.");
-	for (int rc = 0; rc < 256; rc++) {
-		if (!c->refused_by_rc[rc])
-			continue;
-		sb_printf(b, "midge_connect_refusals_total{code=\"%d\",reason=\"", rc);
-		label_value(b, hooks_rc_name(MIDGE_EV_CONNECT_REFUSED, 5, (uint8_t)rc));
-		sb_printf(b, "\"} %llu\n", (unsigned long long)c->refused_by_rc[rc]);
-	}
-	family(b, "midge_disconnects_total", "counter", "Connections ended, by reason code.");
-	for (int rc = 0; rc < 256; rc++) {
-		if (!c->disconnects_by_rc[rc])
-			continue;
-		sb_printf(b, "midge_disconnects_total{code=\"%d\",reason=\"", rc);
-		label_value(b, hooks_rc_name(MIDGE_EV_DISCONNECT, 5, (uint8_t)rc));
-		sb_printf(b, "\"} %llu\n", (unsigned long long)c->disconnects_by_rc[rc]);
-	}
+	by_code(b, "midge_connect_refusals_total", "CONNECTs refused, by CONNACK reason code.",
+		MIDGE_EV_CONNECT_REFUSED, c->refused_by_rc);
+	by_code(b, "midge_disconnects_total", "Connections ended, by reason code.",
+		MIDGE_EV_DISCONNECT, c->disconnects_by_rc);
 	one(b, "midge_protocol_errors_total", "counter", "Connections closed for bad input.",
 	    (double)c->protocol_errors);
-	family(b, "midge_publish_received_by_qos_total", "counter",
-	       "PUBLISH messages accepted from clients, by QoS.");
-	for (int q = 0; q < 3; q++)
-		sb_printf(b, "midge_publish_received_by_qos_total{qos=\"%d\"} %llu\n", q,
-			  (unsigned long long)c->msgs_in_by_qos[q]);
-	family(b, "midge_publish_received_payload_bytes_total", "counter",
-	       "Payload bytes of the PUBLISH messages accepted from clients, by QoS.");
-	for (int q = 0; q < 3; q++)
-		sb_printf(b, "midge_publish_received_payload_bytes_total{qos=\"%d\"} %llu\n", q,
-			  (unsigned long long)c->bytes_in_by_qos[q]);
-	family(b, "midge_publish_delivered_by_qos_total", "counter",
-	       "Deliveries to subscribers, by delivery QoS.");
-	for (int q = 0; q < 3; q++)
-		sb_printf(b, "midge_publish_delivered_by_qos_total{qos=\"%d\"} %llu\n", q,
-			  (unsigned long long)c->msgs_out_by_qos[q]);
-	family(b, "midge_publish_delivered_payload_bytes_total", "counter",
-	       "Payload bytes delivered to subscribers, by delivery QoS.");
-	for (int q = 0; q < 3; q++)
-		sb_printf(b, "midge_publish_delivered_payload_bytes_total{qos=\"%d\"} %llu\n", q,
-			  (unsigned long long)c->bytes_out_by_qos[q]);
+	by_qos(b, "midge_publish_received_by_qos_total",
+	       "PUBLISH messages accepted from clients, by QoS.", c->msgs_in_by_qos);
+	by_qos(b, "midge_publish_received_payload_bytes_total",
+	       "Payload bytes of the PUBLISH messages accepted from clients, by QoS.",
+	       c->bytes_in_by_qos);
+	by_qos(b, "midge_publish_delivered_by_qos_total",
+	       "Deliveries to subscribers, by delivery QoS.", c->msgs_out_by_qos);
+	by_qos(b, "midge_publish_delivered_payload_bytes_total",
+	       "Payload bytes delivered to subscribers, by delivery QoS.", c->bytes_out_by_qos);
 	family(b, "midge_drops_total", "counter", "Messages dropped, by reason.");
 	for (int r = 1; r < 16; r++) {
 		const char *name = hooks_drop_reason_name((enum midge_drop_reason)r);

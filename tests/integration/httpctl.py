@@ -178,3 +178,14 @@ class SSEReader:
                 new.append(ev)
                 self.events.append(ev)
         return new
+
+
+def run_tests(results, tests):
+    """Runs each test function; one that raises is a failure, never a skip."""
+    for t in tests:
+        try:
+            t()
+        except Exception as e:
+            import traceback
+            traceback.print_exc()
+            results.check(t.__name__ + " ran", False, repr(e))

@@ -143,11 +143,5 @@ def test_https():
     b.stop()
 
 
-for t in (test_roles, test_fail_closed, test_https):
-    try:
-        t()
-    except Exception as e:
-        import traceback
-        traceback.print_exc()
-        R.check(t.__name__ + " ran", False, repr(e))
+httpctl.run_tests(R, [test_roles, test_fail_closed, test_https])
 R.finish()

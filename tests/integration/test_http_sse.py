@@ -164,11 +164,5 @@ def test_slow_reader():
     b.stop()
 
 
-for t in (test_same_as_zeromq, test_slow_reader):
-    try:
-        t()
-    except Exception as e:
-        import traceback
-        traceback.print_exc()
-        R.check(t.__name__ + " ran", False, repr(e))
+httpctl.run_tests(R, [test_same_as_zeromq, test_slow_reader])
 R.finish()

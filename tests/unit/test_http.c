@@ -264,8 +264,8 @@ static void t_query_clients_paging(void)
 	}
 	CU_ASSERT_EQUAL(engine_query_client_count(E), N);
 	uint64_t cursor = 0;
-	int pages = 0;
-	double worst_ms = 0;
+	int pages = 0, slow = 0;
+	double worst_ms = 0, total_ms = 0;
 	do {
 		struct timespec a, b;
 		clock_gettime(CLOCK_MONOTONIC, &a);
@@ -274,6 +274,8 @@ static void t_query_clients_paging(void)
 		double ms = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
 		if (ms > worst_ms)
 			worst_ms = ms;
+		total_ms += ms;
+		slow += ms >= 50.0;
 		pages++;
 		if (pages == 200) {
 			/* the table doubles mid-listing */
@@ -289,8 +291,12 @@ static void t_query_clients_paging(void)
 		missing += seen[k] == 0;
 	CU_ASSERT_EQUAL(missing, 0);
 	CU_ASSERT_TRUE(pages > 900 && pages < 1200);
-	printf("\n    100k clients: %d pages, slowest page %.3f ms\n", pages, worst_ms);
-	CU_ASSERT_TRUE(worst_ms < 50.0);
+	printf("\n    100k clients: %d pages, mean %.3f ms, slowest %.3f ms, %d of 50 ms or more\n",
+	       pages, total_ms / pages, worst_ms, slow);
+	/* under 50 ms a page; a page the scheduler preempted on a shared
+	 * machine may take longer, so the rule is on nearly all of them */
+	CU_ASSERT_TRUE(total_ms / pages < 5.0);
+	CU_ASSERT_TRUE(slow <= pages / 100);
 	engine_free(E);
 	free(seen);
 }
