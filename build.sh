@@ -21,8 +21,8 @@ cd "$top"
 jobs=$(nproc 2>/dev/null || echo 2)
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 
-BUILD_PKGS="build-essential autoconf automake libtool pkg-config ragel libgnutls28-dev libzmq3-dev libuv1-dev libcunit1-dev libargon2-dev libwslay-dev libsqlite3-dev"
-TEST_PKGS="mosquitto-clients mosquitto python3 python3-paho-mqtt python3-zmq gnutls-bin procps argon2 chromium util-linux mount"
+BUILD_PKGS="build-essential autoconf automake libtool pkg-config ragel libgnutls28-dev libzmq3-dev libuv1-dev libcunit1-dev libargon2-dev libwslay-dev libsqlite3-dev libmicrohttpd-dev libjansson-dev"
+TEST_PKGS="mosquitto-clients mosquitto python3 python3-paho-mqtt python3-zmq gnutls-bin procps argon2 chromium util-linux mount prometheus"
 # Commands the tests need and the Debian packages that bring them, when
 # they are not there already (a newer Node from elsewhere will do).
 TEST_CMDS="node:nodejs npm:npm"
@@ -41,18 +41,23 @@ deps() {
 		command -v "${cp%%:*}" >/dev/null 2>&1 || missing="$missing ${cp#*:}"
 	done
 	[ -z "$missing" ] && return 0
+	apt_install $missing
+}
+
+# apt_install PKG...: installs the packages (apt-get update first).
+apt_install() {
 	if ! command -v apt-get >/dev/null 2>&1; then
-		say "missing packages:$missing (install them with your package manager)"
+		say "missing packages: $* (install them with your package manager)"
 		return 1
 	fi
 	sudo=""
 	[ "$(id -u)" -eq 0 ] || sudo="sudo"
-	say "installing:$missing"
+	say "installing: $*"
 	export DEBIAN_FRONTEND=noninteractive
 	$sudo apt-get update -qq
 	# mosquitto (for comparison benchmarks) must not start a system broker
 	# on 1883 behind our back where service managers exist.
-	$sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
+	$sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
 # configure_in DIR [configure args...]: (re)configures DIR when needed.
@@ -64,6 +69,21 @@ configure_in() {
 	if [ ! -f "$dir/Makefile" ] || [ configure -nt "$dir/Makefile" ]; then
 		(cd "$dir" && "$top/configure" -q "$@")
 	fi
+}
+
+# node and npm (the dashboard's browser test): Debian's nodejs and npm when
+# node is missing (a NodeSource nodejs brings its own npm).
+node_deps() {
+	command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+}
+
+# The npm packages of tests/dashboard, exactly as its lockfile says.
+npm_deps() {
+	d=tests/dashboard
+	[ -d "$d/node_modules/puppeteer-core" ] && [ "$d/node_modules" -nt "$d/package-lock.json" ] &&
+		return 0
+	say "npm ci in $d"
+	(cd "$d" && npm ci --no-audit --no-fund >/dev/null)
 }
 
 build() {
@@ -87,6 +107,7 @@ fuzz() {
 
 test_all() {
 	deps "$FUZZ_PKGS"
+	node_deps && npm_deps || say "dashboard test: node packages missing (it will fail)"
 	build
 	status=0
 	say "make check (unit, corpus replay, integration, benchmark smoke)"
@@ -125,7 +146,7 @@ test_all() {
 cmd=${1:-test}
 [ $# -gt 0 ] && shift
 case "$cmd" in
-deps) deps "$FUZZ_PKGS" ;;
+deps) deps "$FUZZ_PKGS" && node_deps && npm_deps ;;
 build) deps && build ;;
 run) run "$@" ;;
 test) test_all ;;

@@ -28,6 +28,8 @@
  *                and logs from a store at start-up
  *   history.c    replay logs (midge_history) and $replay/ subscriptions
  *   engine.c     engine_new/free, configuration, engine_publish, statistics
+ *   query.c      the administrator's view (engine/query.h): clients, subscriptions,
+ *                retained messages, kick, publish as the administrator
  *
  * Objects:
  *   struct emsg     one accepted message, immutable and refcounted: topic,
@@ -441,6 +443,9 @@ uint32_t publish_accept(struct engine *e, struct emsg *m, const struct midge_cli
 			       uint16_t pid, bool dup);
 int publish_handle(struct engine *e, struct engine_conn *c, struct codec_packet *p);
 int publish_handle_ack(struct engine *e, struct engine_conn *c, struct codec_packet *p);
+uint8_t publish_props_check(const struct engine *e, const struct codec_props *props,
+			    const void *payload, size_t len, bool *fatal, const char **why);
+bool publish_retain_room(struct engine *e, const uint8_t *topic, size_t len, size_t size);
 
 /* alias.c */
 /* An outgoing alias decision for one PUBLISH. */

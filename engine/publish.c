@@ -60,7 +60,7 @@ void retained_expire(struct engine *e, struct emsg *m)
  * it. A client PUBLISH past it is refused (publish_handle); a will is
  * still published, but not retained.
  */
-static bool publish_retain_room(struct engine *e, const uint8_t *topic, size_t len, size_t size)
+bool publish_retain_room(struct engine *e, const uint8_t *topic, size_t len, size_t size)
 {
 	const struct emsg *old = retain_store_get(e->retained, topic, len);
 	if (!old && e->cfg.max_retained_messages &&
@@ -135,21 +135,22 @@ static uint8_t publish_topic(struct engine_conn *c, const struct codec_publish *
 }
 
 /*
- * The v5 properties a client's PUBLISH may not carry, or whose promise the
- * payload breaks. Returns 0; a reason code for DISCONNECT with *fatal set;
+ * The v5 properties a client's PUBLISH (or an administrator's,
+ * engine_admin_publish) may not carry, or whose promise the payload
+ * breaks. Returns 0; a reason code for DISCONNECT with *fatal set;
  * or a reason code for the acknowledgement (the message is not forwarded).
  */
-static uint8_t publish_props_check(const struct engine *e, const struct codec_publish *pub,
-				   bool *fatal, const char **why)
+uint8_t publish_props_check(const struct engine *e, const struct codec_props *props,
+			    const void *payload, size_t len, bool *fatal, const char **why)
 {
 	*fatal = false;
-	if (CODEC_HAS_PROP(&pub->props, CODEC_PROP_SUBSCRIPTION_ID)) {
+	if (CODEC_HAS_PROP(props, CODEC_PROP_SUBSCRIPTION_ID)) {
 		*fatal = true; /* [MQTT-3.3.4-6] */
 		*why = "PUBLISH from a client with a subscription identifier";
 		return MQTT_RC_PROTOCOL_ERROR;
 	}
-	if (e->cfg.check_payload_format && CODEC_HAS_PROP(&pub->props, CODEC_PROP_PAYLOAD_FORMAT) &&
-	    pub->props.payload_format == 1 && !codec_utf8_valid(pub->payload.p, pub->payload.len)) {
+	if (e->cfg.check_payload_format && CODEC_HAS_PROP(props, CODEC_PROP_PAYLOAD_FORMAT) &&
+	    props->payload_format == 1 && !codec_utf8_valid(payload, len)) {
 		*why = "payload format indicator 1 but the payload is not UTF-8"; /* 3.3.2.3.2 */
 		return MQTT_RC_PAYLOAD_FORMAT_INVALID;
 	}
@@ -246,7 +247,8 @@ int publish_handle(struct engine *e, struct engine_conn *c, struct codec_packet 
 
 	struct limits_answer payload_refusal;
 	if (v5 && pub->props.raw.len && !refusal) {
-		payload_refusal.rc = publish_props_check(e, pub, &payload_refusal.fatal,
+		payload_refusal.rc = publish_props_check(e, &pub->props, pub->payload.p,
+							 pub->payload.len, &payload_refusal.fatal,
 							 &payload_refusal.why);
 		if (payload_refusal.rc && payload_refusal.fatal)
 			return client_fail(e, c, payload_refusal.rc, payload_refusal.why);

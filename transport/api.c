@@ -9,6 +9,7 @@
 
 #include "engine/engine.h"
 #include "hooks/hooks.h"
+#include "http/http.h"
 #include "midge.h"
 #include "transport/broker.h"
 #include "transport/config.h"
@@ -37,6 +38,7 @@ void midge_free(struct midge *m)
 		return;
 	engine_free(m->engine);
 	hooks_free(m->hooks);
+	http_free(m); /* after hooks: its event callbacks are gone with them */
 	auth_stop(m);
 	security_free(m->sec);
 	rbuf_pool_clear(&m->rbufs);

@@ -25,6 +25,7 @@
 #include "engine/engine.h"
 #include "transport/broker.h"
 #include "transport/conn.h"
+#include "transport/latency.h"
 #include "transport/log.h"
 #include "transport/security.h"
 #include "transport/tls.h"
@@ -33,6 +34,7 @@
 struct auth_check {
 	struct auth_job job; /* first: the pool hands this back */
 	struct passwd_db *db;
+	uint64_t t0_us; /* submitted: the check's latency includes its wait */
 	size_t user_len, pass_len;
 	char data[]; /* user name, then password */
 };
@@ -61,9 +63,11 @@ static void auth_check_discard(struct auth_job *j)
 /* A finished (or cancelled) check, on the loop thread. */
 static void auth_on_done(void *ctx, struct auth_job *j)
 {
-	(void)ctx;
+	struct midge *m = ctx;
 	struct auth_check *k = (struct auth_check *)j;
 	int verdict = j->result;
+	if (!j->cancelled)
+		latency_observe(&m->lat.auth, latency_now_us() - k->t0_us, 1);
 	/* Not cancelled: the engine connection (the key) still waits. */
 	struct conn *c = j->cancelled ? NULL : engine_conn_handle((struct engine_conn *)j->key);
 	auth_check_free(k);
@@ -158,6 +162,7 @@ int auth_connect(void *ctx, const struct midge_client *client, const struct midg
 	memcpy(k->data, username->p, username->len);
 	memcpy(k->data + username->len, password->p, password->len);
 	k->db = passwd_ref(db);
+	k->t0_us = latency_now_us();
 	if (auth_pool_submit(m->auth_pool, &k->job) < 0) {
 		auth_check_free(k);
 		auth_log_busy(m, client);

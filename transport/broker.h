@@ -35,6 +35,7 @@
 #include "hooks/hooks.h"
 #include "midge.h"
 #include "transport/config.h"
+#include "transport/latency.h"
 #include "transport/outq.h"
 #include "transport/rbuf.h"
 
@@ -48,6 +49,7 @@ struct persist;
 struct security_set;
 struct tls_creds;
 struct ws_conf;
+struct http;
 
 /* Connections in one phase, oldest first (an intrusive list: the links
  * are in struct conn, a connection is on at most one list). */
@@ -79,6 +81,11 @@ struct listener {
 	bool paused; /* out of file descriptors: not polled until accept_pause fires */
 	char addr[INET6_ADDRSTRLEN];
 };
+
+/* sys.c's cache of the values last published: one slot per topic, the
+ * store's topics (persist_sys) last. */
+#define SYS_SLOT_STORE 52
+#define SYS_STORE_SLOTS 10
 
 struct sys_cache {
 	double load[3];
@@ -122,9 +129,13 @@ struct midge {
 	uint64_t accept_error_logged_ms;
 	uint64_t accept_refused_logged_ms; /* conn_over_limit's last log line ... */
 	uint64_t accept_refused;           /* ... and the refusals since */
-	struct sys_cache sys_load[6];
-	char *sys_last[57];
+	struct sys_cache sys_load[9];
+	char *sys_last[SYS_SLOT_STORE + SYS_STORE_SLOTS]; /* the last value of each $SYS topic */
 	struct persist *persist;    /* NULL without persistence */
+	struct latency lat;         /* delivery and auth latency (latency.h) */
+	uint64_t sockets_accepted;  /* for $SYS load/sockets */
+	uint64_t connects;          /* CONNECTs accepted, for $SYS load/connections */
+	struct http *http;          /* the HTTP server (http/http.h), NULL when off */
 	atomic_int stop_requested;
 	bool running, stopping, loop_ready, verbose;
 	bool memory_full; /* memory_limit reached at the last tick */
@@ -194,6 +205,10 @@ void broker_keep_busy(struct midge *m);
 /* loop.c: (re)builds the security realms from m->conf (midge_run, and
  * midge_config_set while running). Returns 0 or -1 after logging why. */
 int broker_security_start(struct midge *m);
+/* loop.c: what SIGHUP does: the configuration file read again and applied
+ * (listeners stay). Returns 0, or -1 with why in err (the running
+ * configuration is kept). */
+int broker_reload(struct midge *m, char *err, size_t errlen);
 
 /* -v: every log type, to stderr as well. */
 void broker_set_verbose(struct midge *m, bool on);

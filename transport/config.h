@@ -91,6 +91,30 @@ enum conf_persist_sync {
 	CONF_PERSIST_PERIODIC = 1, /* Mosquitto-like: committed every period */
 };
 
+/* The HTTP server (http/): metrics, admin API, dashboard. Off unless
+ * midge_http_listener is set. */
+#define CONF_HTTP_MAX_ADMINS 32
+#define CONF_HTTP_DEFAULT_MAX_CONNECTIONS 64
+#define CONF_HTTP_DEFAULT_SSE_CLIENTS 16
+#define CONF_HTTP_DEFAULT_SSE_BUFFER (256u * 1024u)
+#define CONF_HTTP_DEFAULT_MAX_BODY (1024u * 1024u)
+struct conf_http {
+	bool on;
+	uint16_t port;
+	char *host;                 /* NULL: 127.0.0.1 */
+	char *certfile, *keyfile;   /* both set: https */
+	char *password_file;        /* mosquitto_passwd format */
+	char *token_file;           /* "TOKEN ROLE" lines */
+	char *admins[CONF_HTTP_MAX_ADMINS]; /* password-file users with the admin role */
+	int n_admins;
+	char *dashboard_dir;        /* NULL: the installed one */
+	int max_connections;
+	int sse_clients;            /* open event streams at most */
+	uint32_t sse_buffer;        /* bytes of events waiting per stream */
+	uint32_t max_body;          /* request body bytes */
+	char *where;                /* "file:line" of midge_http_listener, for start-up errors */
+};
+
 /* Sockets accepted and still waiting for CONNECT (or its TLS handshake),
  * broker-wide: each holds a descriptor and some memory until
  * connect_timeout, so a flood of silent sockets is cut here, not at the
@@ -165,6 +189,7 @@ struct conf {
 	bool persist_quick_check;
 	struct conf_history history[CONF_MAX_HISTORY];
 	int n_history;
+	struct conf_http http;
 };
 
 #define CONF_DEFAULT_PERSISTENCE_FILE "midge.db"
@@ -203,6 +228,11 @@ int conf_check(const struct conf *c, char *err, size_t errlen);
 /* Moves src's listeners into dst (whose own listeners are freed): a
  * reload keeps the listeners the broker has bound. */
 void conf_take_listeners(struct conf *dst, struct conf *src);
+
+/* Moves src's HTTP listener settings (address, port, certificate, key,
+ * dashboard directory, connection limit) into dst: the running HTTP
+ * server keeps them over a reload; its credentials come from dst. */
+void conf_take_http_listener(struct conf *dst, struct conf *src);
 
 /* Adds a listener (the embedding API and -p). Returns its index or -1. */
 int conf_add_listener(struct conf *c, const char *host, uint16_t port);

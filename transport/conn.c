@@ -23,6 +23,7 @@
 #include "engine/engine.h"
 #include "transport/broker.h"
 #include "transport/iothr.h"
+#include "transport/latency.h"
 #include "transport/log.h"
 #include "transport/outq.h"
 #include "transport/proxy.h"
@@ -209,6 +210,7 @@ int conn_send(struct midge *m, struct conn *c, const uint8_t *head, size_t head_
 		conn_end(m, c, WHY_OOM, false);
 		return -1;
 	}
+	latency_carry(&m->lat, q, head[0]);
 	conn_mark_dirty(m, c);
 	return 0;
 }
@@ -407,13 +409,16 @@ static void conn_on_input(struct midge *m, struct conn *c, const uint8_t *p, uin
 			conn_keep(m, c, p, len, 0);
 		return;
 	}
+	/* the delivery latency runs from here (the engine has the bytes)
+	 * to the IO_WRITTEN of the queue a delivery went into */
+	latency_mark_read(&m->lat);
 	if (c->rbuf && c->rbuf->len > 0) {
-		if (conn_keep(m, c, p, len, c->rbuf->need) < 0)
-			return;
-		conn_frame(m, c, c->rbuf->data, c->rbuf->len);
+		if (conn_keep(m, c, p, len, c->rbuf->need) == 0)
+			conn_frame(m, c, c->rbuf->data, c->rbuf->len);
 	} else {
 		conn_frame(m, c, p, len);
 	}
+	latency_read_done(&m->lat);
 }
 
 void conn_resume(struct midge *m, struct conn *c)
@@ -464,8 +469,10 @@ static void conn_on_eof(struct midge *m, struct conn *c)
 static void conn_on_written(struct midge *m, struct conn *c)
 {
 	c->writing = false;
-	if (c->out)
+	if (c->out) {
+		latency_mark_written(&m->lat, &c->out->q[c->out->wq]);
 		outq_reset(&c->out->q[c->out->wq], true);
+	}
 	/* A client paused for sending faster than it reads is read again
 	 * once its output has drained to half the bound. */
 	if (c->paused && conn_out_bytes(c) <= m->conf.max_output_bytes / 2)
@@ -804,6 +811,7 @@ void conn_accept(struct listener *l, int fd, const struct sockaddr_storage *ss)
 		goto fail;
 	/* ownership: the socket and its layers belong to the I/O thread now */
 	m->n_conns++;
+	m->sockets_accepted++;
 	l->count++;
 	c->reading = true; /* an adopted socket is read */
 	c->phase_since_ms = broker_rel_ms(m, now);

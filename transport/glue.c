@@ -40,6 +40,8 @@ static void io_resume(void *ctx, void *handle)
 static void io_event(void *ctx, const struct midge_event *ev)
 {
 	struct midge *m = ctx;
+	if (ev->type == MIDGE_EV_CONNECT)
+		m->connects++;
 	hooks_emit(m->hooks, ev, engine_event_msg(m->engine));
 	evlog_event(&m->conf, ev);
 }

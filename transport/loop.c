@@ -21,6 +21,7 @@
 #include "engine/engine.h"
 #include "hooks/hooks.h"
 #include "hooks/hooks_info.h"
+#include "http/http.h"
 #include "midge.h"
 #include "transport/broker.h"
 #include "transport/config.h"
@@ -293,25 +294,25 @@ static bool loop_may_stay(void *ctx, const struct midge_client *cl)
 }
 
 /*
- * SIGHUP: parse and check the whole file, load every certificate,
- * password file and acl_file it names, and only then apply all of it; if
- * anything fails nothing changes and the log says why. Listeners are
- * matched by address and port; binding new ones needs a restart.
+ * SIGHUP and POST /api/v1/reload: parse and check the whole file, load
+ * every certificate, password file and acl_file it names (and the HTTP
+ * server's credentials), and only then apply all of it; if anything fails
+ * nothing changes and the log (and err) says why. Listeners are matched by
+ * address and port; binding new ones needs a restart.
  */
-static void loop_reload(struct midge *m)
+int broker_reload(struct midge *m, char *err, size_t errlen)
 {
 	struct conf nc;
-	char err[600];
 	struct tls_creds *fresh[CONF_MAX_LISTENERS * 4] = {0};
 	const struct conf_listener *order[CONF_MAX_LISTENERS] = {0};
 	struct security_set *sec = NULL;
 	int nl = 0, i;
 	if (!m->conf_path) {
-		log_notice("SIGHUP: no configuration file to reload");
-		return;
+		snprintf(err, errlen, "no configuration file to reload");
+		return -1;
 	}
 	conf_init(&nc);
-	if (conf_load(&nc, m->conf_path, NULL, NULL, err, sizeof(err)) < 0)
+	if (conf_load(&nc, m->conf_path, NULL, NULL, err, errlen) < 0)
 		goto fail;
 	if (nc.n_listeners > 0 && !nc.allow_anonymous_set)
 		nc.engine.allow_anonymous = false;
@@ -324,11 +325,12 @@ static void loop_reload(struct midge *m)
 			continue;
 		char e[400];
 		if (!(fresh[i] = tls_creds_new(nl_conf, nc.psk_file, e, sizeof(e)))) {
-			snprintf(err, sizeof err, "listener on port %u: %s", l->port, e);
+			snprintf(err, errlen, "listener on port %u: %s", l->port, e);
 			goto fail;
 		}
 	}
-	if (!(sec = security_load(&nc, order, nl, err, sizeof(err))))
+	if (!(sec = security_load(&nc, order, nl, err, errlen)) ||
+	    http_reload(m, &nc.http, err, errlen) < 0)
 		goto fail;
 	/* nothing fails from here on */
 	loop_warn_dropped(m->sec, sec, nl);
@@ -364,29 +366,37 @@ static void loop_reload(struct midge *m)
 	glue_engine_config(&nc, &cfg);
 	engine_reconfigure(m->engine, &cfg);
 	persist_reload(m, &nc);
-	/* the bound listeners stay as they were read; the rest moves over */
+	/* the bound listeners (the HTTP one too) stay as they were read; the
+	 * rest moves over */
 	struct conf old = m->conf;
 	conf_take_listeners(&nc, &old);
+	conf_take_http_listener(&nc, &old);
 	m->conf = nc;
 	conf_clear(&old);
 	log_open(&m->conf);
 	char desc[600];
 	security_describe(m->sec, desc, sizeof desc);
 	log_notice("configuration reloaded from %s: %s", m->conf_path, desc);
-	return;
+	return 0;
 fail:
 	for (i = 0; i < CONF_MAX_LISTENERS * 4; i++)
 		tls_creds_unref(fresh[i]);
+	security_free(sec);
 	conf_clear(&nc);
 	log_err("reload failed, nothing changed: %s", err);
+	return -1;
 }
 
 static void loop_on_signal(uv_signal_t *s, int signum)
 {
 	struct midge *m = s->data;
-	if (signum == SIGHUP)
-		loop_reload(m);
-	else
+	char err[512];
+	if (signum == SIGHUP) {
+		if (!m->conf_path)
+			log_notice("SIGHUP: no configuration file to reload");
+		else
+			broker_reload(m, err, sizeof(err));
+	} else
 		loop_begin_stop(m);
 }
 
@@ -498,6 +508,7 @@ static void loop_take_down(struct midge *m)
 {
 	m->running = false;
 	m->loop_ready = false;
+	http_stop(m);
 	listeners_close(m);
 	/* before the async handle closes: no worker may wake it after */
 	auth_stop(m);
@@ -569,6 +580,7 @@ int midge_run(struct midge *m)
 	engine_set_acl(m->engine, security_has_acl(m->sec));
 	if (loop_init(m) < 0)
 		return -1;
+	m->started_ms = broker_now_ms();
 	if (iothr_start(m, m->conf.io_threads) < 0)
 		goto out;
 	if (auth_start(m) < 0) {
@@ -576,11 +588,9 @@ int midge_run(struct midge *m)
 		goto out;
 	}
 	if (persist_start(m) < 0 || listeners_open(m) < 0 || loop_hooks_start(m) < 0 ||
-	    daemon_write_pid(m) < 0 ||
-	    daemon_drop_privileges(m) < 0)
+	    http_start(m) < 0 || daemon_write_pid(m) < 0 || daemon_drop_privileges(m) < 0)
 		goto out;
 	m->running = true;
-	m->started_ms = broker_now_ms();
 	log_notice("midge %s running", midge_version());
 	uv_timer_start(&m->tick, loop_on_tick, 1000, 1000);
 	if (m->conf.sys_interval)

@@ -23,6 +23,8 @@ void outq_reset(struct outq *q, bool keep)
 	q->n = 0;
 	q->blen = 0;
 	q->bytes = 0;
+	q->lat_read_sum = 0;
+	q->lat_n = 0;
 	if (!keep || q->bcap > OUTQ_KEEP_BUF) {
 		free(q->buf);
 		q->buf = NULL;

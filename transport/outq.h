@@ -30,6 +30,8 @@ struct outq {
 	uint8_t *buf;      /* copied bytes */
 	uint32_t blen, bcap;
 	uint64_t bytes;    /* all the queue holds */
+	uint64_t lat_read_sum; /* read times of the PUBLISHes queued (latency.h) */
+	uint32_t lat_n;
 };
 
 /* How far a queue is written: segment index and offset in it. */

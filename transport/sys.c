@@ -1,6 +1,7 @@
 /*
  * sys.c - the $SYS/broker/... topics, Mosquitto's names: counters from
- * the engine and the hooks, load averages over 1, 5 and 15 minutes,
+ * the engine and the hooks, load averages over 1, 5 and 15 minutes
+ * (messages, bytes, publish received/sent/dropped, sockets, connections),
  * published as retained messages when their value changed.
  */
 #include <stdarg.h>
@@ -88,11 +89,12 @@ void sys_publish(struct midge *m, uint64_t now)
 		(unsigned long long)hooks_dropped(m->hooks));
 	sys_put(m, 20, "$SYS/broker/midge/hooks/sent", "%llu", (unsigned long long)hooks_sent(m->hooks));
 	sys_put(m, 21, "$SYS/broker/midge/connections", "%d", m->n_conns);
-	sys_put(m, 40, "$SYS/broker/midge/acl/denied", "%llu", (unsigned long long)st.acl_denied);
-	sys_put(m, 41, "$SYS/broker/midge/acks held", "%llu", (unsigned long long)st.acks_held);
-	sys_put(m, 42, "$SYS/broker/midge/history/messages", "%llu",
+	/* slots 22..48: the load rates below (9 rates, 3 periods each) */
+	sys_put(m, 49, "$SYS/broker/midge/acl/denied", "%llu", (unsigned long long)st.acl_denied);
+	sys_put(m, 50, "$SYS/broker/midge/acks held", "%llu", (unsigned long long)st.acks_held);
+	sys_put(m, 51, "$SYS/broker/midge/history/messages", "%llu",
 		(unsigned long long)st.history_count);
-	persist_sys(m, now, sys_put, 43);
+	persist_sys(m, now, sys_put, SYS_SLOT_STORE);
 	if (secs > 0) {
 		sys_load(m, 0, "messages/received", st.msgs_received, secs, 22);
 		sys_load(m, 1, "messages/sent", st.msgs_sent, secs, 25);
@@ -100,8 +102,12 @@ void sys_publish(struct midge *m, uint64_t now)
 		sys_load(m, 3, "bytes/sent", st.bytes_sent, secs, 31);
 		sys_load(m, 4, "publish/received", st.publish_received, secs, 34);
 		sys_load(m, 5, "publish/sent", st.publish_sent, secs, 37);
+		/* Mosquitto's other rates, per minute like the rest */
+		sys_load(m, 6, "publish/dropped", st.msgs_dropped, secs, 40);
+		sys_load(m, 7, "sockets", m->sockets_accepted, secs, 43);
+		sys_load(m, 8, "connections", m->connects, secs, 46);
 	} else {
-		for (int i = 0; i < 6; i++)
+		for (int i = 0; i < 9; i++)
 			m->sys_load[i].last = 0;
 		m->sys_load[0].last = st.msgs_received;
 		m->sys_load[1].last = st.msgs_sent;
@@ -109,6 +115,9 @@ void sys_publish(struct midge *m, uint64_t now)
 		m->sys_load[3].last = st.bytes_sent;
 		m->sys_load[4].last = st.publish_received;
 		m->sys_load[5].last = st.publish_sent;
+		m->sys_load[6].last = st.msgs_dropped;
+		m->sys_load[7].last = m->sockets_accepted;
+		m->sys_load[8].last = m->connects;
 	}
 }
 

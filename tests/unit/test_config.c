@@ -504,6 +504,51 @@ static void test_logging_and_hooks(void)
 	conf_clear(&c);
 }
 
+static void test_http_keys(void)
+{
+	struct conf c, old;
+	char err[512];
+	load_ok(&c,
+		"midge_http_listener 8080 ::1\n"
+		"midge_http_certfile /c.pem\n"
+		"midge_http_keyfile /k.pem\n"
+		"midge_http_password_file /p\n"
+		"midge_http_admin alice bob\n"
+		"midge_http_admin carol\n"
+		"midge_http_sse_clients 3\n"
+		"midge_http_sse_buffer 8192\n"
+		"midge_http_max_body 2048\n");
+	CU_ASSERT_TRUE(c.http.on);
+	CU_ASSERT_EQUAL(c.http.port, 8080);
+	CU_ASSERT_STRING_EQUAL(c.http.host, "::1");
+	CU_ASSERT_EQUAL(c.http.n_admins, 3);
+	CU_ASSERT_STRING_EQUAL(c.http.admins[2], "carol");
+	CU_ASSERT_EQUAL(c.http.sse_clients, 3);
+	CU_ASSERT_EQUAL(c.http.sse_buffer, 8192);
+	CU_ASSERT_EQUAL(c.http.max_body, 2048);
+	CU_ASSERT_PTR_NOT_NULL(strstr(c.http.where, ":1"));
+	/* a reload keeps the running listener, takes the new credentials */
+	old = c;
+	conf_init(&c);
+	load_ok(&c, "midge_http_listener 9090\nmidge_http_token_file /t\n");
+	conf_take_http_listener(&c, &old);
+	CU_ASSERT_EQUAL(c.http.port, 8080);
+	CU_ASSERT_STRING_EQUAL(c.http.host, "::1");
+	CU_ASSERT_STRING_EQUAL(c.http.token_file, "/t");
+	CU_ASSERT_PTR_NULL(c.http.password_file);
+	conf_clear(&old);
+	conf_clear(&c);
+	const char *bad[] = {"midge_http_listener x\n", "midge_http_listener 70000\n",
+			     "midge_http_sse_buffer 10\n", "midge_http_admin\n",
+			     "midge_http_certfile\n", "midge_http_nonsense 1\n"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		conf_init(&c);
+		CU_ASSERT_EQUAL(load_text(&c, bad[i], err, sizeof(err)), -1);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err, ":1:"));
+		conf_clear(&c);
+	}
+}
+
 static void test_tls_priority(void)
 {
 	struct conf_listener l;
@@ -540,6 +585,7 @@ static const struct test_case cases[] = {
 	{"persistence keys and midge_history", test_persistence_keys},
 	{"logging and hooks", test_logging_and_hooks},
 	{"TLS priority string", test_tls_priority},
+	{"HTTP server keys", test_http_keys},
 	{NULL, NULL},
 };
 
