@@ -553,3 +553,8 @@ uint64_t hooks_rendered(const struct hooks *h)
 {
 	return h ? h->rendered : 0;
 }
+
+void hooks_zmq_version(int *major, int *minor, int *patch)
+{
+	zmq_version(major, minor, patch);
+}

@@ -33,4 +33,7 @@ uint64_t hooks_skipped(const struct hooks *h);
 /* Events rendered to JSON (at most once per event, whatever the sockets). */
 uint64_t hooks_rendered(const struct hooks *h);
 
+/* The ZeroMQ library loaded at run time (midge --version). */
+void hooks_zmq_version(int *major, int *minor, int *patch);
+
 #endif

@@ -11,9 +11,12 @@
  *   evlog.c     log lines for events   sys.c      $SYS topics
  *   loop.c      midge_run, tick, signals, reload, shutdown, ZeroMQ polling
  *   daemon.c    pid file, privileges   api.c      the midge_* embedding API
+ *   notify.c    sd_notify: ready, reloading, stopping, status, watchdog
+ *   preflight.c what start-up checks before binding (midge --test-config)
  *
- * One loop thread owns all of it. main.c uses broker_set_verbose() and
- * broker_first_port() beyond include/midge.h.
+ * One loop thread owns all of it. main.c uses broker_set_verbose(),
+ * broker_first_port(), broker_preflight() and broker_print_versions()
+ * beyond include/midge.h.
  */
 #ifndef MIDGE_TRANSPORT_BROKER_H
 #define MIDGE_TRANSPORT_BROKER_H
@@ -22,12 +25,14 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <uv.h>
 
 #include "hooks/hooks.h"
 #include "midge.h"
 #include "transport/config.h"
+#include "transport/notify.h"
 #include "transport/outq.h"
 #include "transport/rbuf.h"
 
@@ -84,6 +89,7 @@ struct midge {
 	int n_hooks_polls;
 	uv_async_t stop_async;
 	uv_signal_t sig_int, sig_term, sig_hup;
+	struct notify notify; /* the service manager's view (notify.c) */
 	struct rbuf_pool rbufs;
 	struct outbox_pool outboxes;
 	int n_conns;
@@ -126,6 +132,12 @@ void sys_clear(struct midge *m);
 /* daemon.c: the pid file and `user`. Each returns 0 or -1 after logging. */
 int daemon_write_pid(struct midge *m);
 int daemon_drop_privileges(struct midge *m);
+
+/* preflight.c: for --test-config, what start-up would refuse before
+ * binding (TLS files, password_file, user), each logged. Returns 0 or -1. */
+int broker_preflight(struct midge *m);
+/* midge --version: midge's and each library's version, read at run time. */
+void broker_print_versions(FILE *out);
 
 /* -v: every log type, to stderr as well. */
 void broker_set_verbose(struct midge *m, bool on);

@@ -130,6 +130,7 @@ static void loop_begin_stop(struct midge *m)
 	if (m->stopping)
 		return;
 	m->stopping = true;
+	notify_stopping(m);
 	log_notice("shutting down: %d connection(s) to close", m->n_conns);
 	listeners_close(m);
 	engine_shutdown(m->engine, broker_now_ms());
@@ -223,9 +224,11 @@ static void loop_reload(struct midge *m)
 static void loop_on_signal(uv_signal_t *s, int signum)
 {
 	struct midge *m = s->data;
-	if (signum == SIGHUP)
+	if (signum == SIGHUP) {
+		notify_reloading(m);
 		loop_reload(m);
-	else
+		notify_reloaded(m);
+	} else
 		loop_begin_stop(m);
 }
 
@@ -368,6 +371,7 @@ int midge_run(struct midge *m)
 	m->running = true;
 	m->started_ms = broker_now_ms();
 	log_notice("midge %s running", midge_version());
+	notify_ready(m);
 	uv_timer_start(&m->tick, loop_on_tick, 1000, 1000);
 	if (m->conf.sys_interval)
 		sys_publish(m, m->started_ms);
