@@ -7,9 +7,12 @@
 #                                  run every test (unit, corpus replay,
 #                                  integration, ASan+UBSan unit tests, unit and
 #                                  integration tests under ThreadSanitizer with
-#                                  the sockets on I/O threads, fuzzers for
+#                                  the sockets on I/O threads, the Debian
+#                                  package built and run unpacked, fuzzers for
 #                                  FUZZ_SECONDS each when clang is there,
 #                                  benchmark smoke run), print "N passed, M failed"
+#   ./build.sh deb                 build the Debian packages (midge, libmidge0,
+#                                  libmidge-dev) into build/deb/
 #   ./build.sh deps | build | fuzz | bench | dist
 #
 # Build trees: build/ (normal), build-asan/ (sanitizers), build-tsan/
@@ -21,11 +24,14 @@ cd "$top"
 jobs=$(nproc 2>/dev/null || echo 2)
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 
-BUILD_PKGS="build-essential autoconf automake libtool pkg-config ragel libgnutls28-dev libzmq3-dev libuv1-dev libcunit1-dev libargon2-dev libwslay-dev libsqlite3-dev libmicrohttpd-dev libjansson-dev"
+BUILD_PKGS="build-essential autoconf automake libtool pkg-config ragel pandoc libgnutls28-dev libzmq3-dev libuv1-dev libcunit1-dev libargon2-dev libwslay-dev libsqlite3-dev libmicrohttpd-dev libjansson-dev libsystemd-dev"
 TEST_PKGS="mosquitto-clients mosquitto python3 python3-paho-mqtt python3-zmq gnutls-bin procps argon2 chromium util-linux mount prometheus"
 # Commands the tests need and the Debian packages that bring them, when
 # they are not there already (a newer Node from elsewhere will do).
 TEST_CMDS="node:nodejs npm:npm"
+# The Debian package check (tests/package): dpkg-buildpackage's helpers,
+# lintian, man -l. systemd-analyze is used when systemd is installed.
+DEB_PKGS="debhelper lintian man-db"
 FUZZ_PKGS="clang libclang-rt-14-dev"
 
 say() { printf '== %s\n' "$*" >&2; }
@@ -33,7 +39,7 @@ say() { printf '== %s\n' "$*" >&2; }
 # Installs the Debian/Ubuntu packages that are missing, nothing else.
 deps() {
 	missing=""
-	for p in $BUILD_PKGS $TEST_PKGS ${1:-}; do
+	for p in $BUILD_PKGS $TEST_PKGS $DEB_PKGS ${1:-}; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
 			missing="$missing $p"
 	done
@@ -105,6 +111,26 @@ fuzz() {
 	make -s -C build-fuzz fuzz-run FUZZ_SECONDS="$FUZZ_SECONDS"
 }
 
+# The Debian packages from `make distdir` of build/ (tests/package/build_deb.sh).
+deb() {
+	tests/package/build_deb.sh build build/deb
+}
+
+# tests/package/test_package.py, logged like an automake test so that
+# tests/summary.sh counts its "N passed, M failed" line.
+package_check() {
+	d=build/package
+	mkdir -p "$d"
+	if top_builddir="$top/build" /usr/bin/python3 tests/package/test_package.py >"$d/test_package.log" 2>&1; then
+		res=PASS
+	else
+		res=FAIL
+	fi
+	printf ':test-result: %s\n' "$res" >"$d/test_package.trs"
+	echo "$res: tests/package/test_package.py ($(grep -m1 '^package build:' "$d/test_package.log" || echo 'no build'))"
+	[ "$res" = PASS ]
+}
+
 test_all() {
 	deps "$FUZZ_PKGS"
 	node_deps && npm_deps || say "dashboard test: node packages missing (it will fail)"
@@ -113,6 +139,9 @@ test_all() {
 	say "make check (unit, corpus replay, integration, benchmark smoke)"
 	make -C build -j"$jobs" check >build/check.out 2>&1 || status=1
 	grep -E '^(PASS|FAIL|XFAIL|XPASS|ERROR|SKIP):' build/check.out || true
+
+	say "Debian package: built from make distdir, run unpacked"
+	package_check || status=1
 
 	say "unit tests under ASan + UBSan"
 	configure_in build-asan --enable-sanitizers
@@ -147,11 +176,12 @@ cmd=${1:-test}
 [ $# -gt 0 ] && shift
 case "$cmd" in
 deps) deps "$FUZZ_PKGS" && node_deps && npm_deps ;;
+deb) deps && build && deb ;;
 build) deps && build ;;
 run) run "$@" ;;
 test) test_all ;;
 fuzz) deps "$FUZZ_PKGS" && fuzz ;;
 bench) deps && build && make -s -C build bench ;;
 dist) deps && build && make -C build -j"$jobs" distcheck ;;
-*) say "usage: $0 run|test|deps|build|fuzz|bench|dist"; exit 2 ;;
+*) say "usage: $0 run|test|deps|build|deb|fuzz|bench|dist"; exit 2 ;;
 esac

@@ -272,3 +272,8 @@ bool hooks_wait_idle(struct hooks *h, int timeout_ms)
 {
 	return !h || !h->pub || hooks_publisher_idle(h->pub, timeout_ms);
 }
+
+void hooks_zmq_version(int *major, int *minor, int *patch)
+{
+	zmq_version(major, minor, patch);
+}

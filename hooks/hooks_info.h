@@ -55,4 +55,7 @@ bool hooks_wait_idle(struct hooks *h, int timeout_ms);
  */
 int hooks_default_endpoint(char *out, size_t outlen, char *err, size_t errlen);
 
+/* The ZeroMQ library loaded at run time (midge --version). */
+void hooks_zmq_version(int *major, int *minor, int *patch);
+
 #endif

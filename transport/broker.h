@@ -16,11 +16,13 @@
  *   evlog.c     log lines for events   sys.c      $SYS topics
  *   loop.c      midge_run, tick, signals, reload, shutdown, ZeroMQ polling
  *   daemon.c    pid file, privileges   api.c      the midge_* embedding API
+ *   notify.c    sd_notify: ready, reloading, stopping, status, watchdog
+ *   preflight.c what start-up checks before binding (midge --test-config)
  *
  * The engine thread (the loop midge_run runs) owns all of it but the
  * socket halves of connections, which their I/O threads own (iothr.h).
- * main.c uses broker_set_verbose() and broker_first_port() beyond
- * include/midge.h.
+ * main.c uses broker_set_verbose(), broker_first_port(),
+ * broker_preflight() and broker_print_versions() beyond include/midge.h.
  */
 #ifndef MIDGE_TRANSPORT_BROKER_H
 #define MIDGE_TRANSPORT_BROKER_H
@@ -29,6 +31,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <uv.h>
 
@@ -36,6 +39,7 @@
 #include "midge.h"
 #include "transport/config.h"
 #include "transport/latency.h"
+#include "transport/notify.h"
 #include "transport/outq.h"
 #include "transport/rbuf.h"
 
@@ -119,6 +123,7 @@ struct midge {
 	uv_timer_t accept_pause;
 	uv_async_t stop_async;
 	uv_signal_t sig_int, sig_term, sig_hup;
+	struct notify notify; /* the service manager's view (notify.c) */
 	struct rbuf_pool rbufs;
 	struct outbox_pool outboxes;
 	int n_conns;
@@ -209,6 +214,11 @@ int broker_security_start(struct midge *m);
  * (listeners stay). Returns 0, or -1 with why in err (the running
  * configuration is kept). */
 int broker_reload(struct midge *m, char *err, size_t errlen);
+/* preflight.c: for --test-config, what start-up would refuse before
+ * binding (TLS files, password_file, user), each logged. Returns 0 or -1. */
+int broker_preflight(struct midge *m);
+/* midge --version: midge's and each library's version, read at run time. */
+void broker_print_versions(FILE *out);
 
 /* -v: every log type, to stderr as well. */
 void broker_set_verbose(struct midge *m, bool on);

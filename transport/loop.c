@@ -198,6 +198,7 @@ static void loop_begin_stop(struct midge *m)
 	if (m->stopping)
 		return;
 	m->stopping = true;
+	notify_stopping(m);
 	log_notice("shutting down: %d connection(s) to close", m->n_conns);
 	listeners_close(m);
 	iothr_linger_drop(m, true);
@@ -392,10 +393,13 @@ static void loop_on_signal(uv_signal_t *s, int signum)
 	struct midge *m = s->data;
 	char err[512];
 	if (signum == SIGHUP) {
-		if (!m->conf_path)
+		if (!m->conf_path) {
 			log_notice("SIGHUP: no configuration file to reload");
-		else
+		} else {
+			notify_reloading(m);
 			broker_reload(m, err, sizeof(err));
+			notify_reloaded(m);
+		}
 	} else
 		loop_begin_stop(m);
 }
@@ -592,6 +596,7 @@ int midge_run(struct midge *m)
 		goto out;
 	m->running = true;
 	log_notice("midge %s running", midge_version());
+	notify_ready(m);
 	uv_timer_start(&m->tick, loop_on_tick, 1000, 1000);
 	if (m->conf.sys_interval)
 		sys_publish(m, m->started_ms);
