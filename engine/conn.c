@@ -134,6 +134,11 @@ int engine_conn_set_peer(struct engine_conn *c, const char *peer_addr, uint16_t 
 	return 0;
 }
 
+const struct midge_client *engine_conn_client(const struct engine_conn *c)
+{
+	return &c->info;
+}
+
 uint8_t engine_conn_version(const struct engine_conn *c)
 {
 	return c->state < CONN_UP ? 0 : c->version;

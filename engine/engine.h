@@ -245,6 +245,9 @@ int engine_conn_set_peer(struct engine_conn *c, const char *peer_addr, uint16_t 
 uint32_t engine_conn_max_packet(const struct engine_conn *c);
 /* 0 until CONNECT is accepted (or refused), else 3, 4 or 5. */
 uint8_t engine_conn_version(const struct engine_conn *c);
+/* The client as the engine knows it (peer address as a PROXY header named
+ * it, user name, client id once CONNECT is in); valid while c is. */
+const struct midge_client *engine_conn_client(const struct engine_conn *c);
 
 /*
  * Bytes from the connection, buf[0..n): the one framing loop

@@ -612,8 +612,11 @@ void conn_expire(struct midge *m, uint64_t now)
 		limit = UINT32_MAX;
 	while (limit && m->pre.head && (uint32_t)(rel - m->pre.head->phase_since_ms) >= limit) {
 		struct conn *c = m->pre.head;
-		char a[INET6_ADDRSTRLEN];
-		log_notice("client %s:%u sent no CONNECT within %u s: closed", conn_addr(c, a), c->port,
+		/* the engine's view of the peer: the socket half may be
+		 * rewriting its own (a PROXY header) at this moment */
+		const struct midge_client *cl = c->ec ? engine_conn_client(c->ec) : NULL;
+		log_notice("client %s:%u sent no CONNECT within %u s: closed",
+			   cl && cl->peer_addr ? cl->peer_addr : "?", cl ? cl->peer_port : 0,
 			   m->conf.connect_timeout);
 		conn_list_remove(&m->pre, c);
 		c->in_pre = false;
