@@ -22,6 +22,9 @@ function check(name, ok, why) {
   console.log((ok ? "ok " : "not ok ") + name + (ok ? "" : ": " + why));
 }
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+// A broker under a sanitizer (build.sh's TSan run) answers several times
+// slower: every wait grows with it, the assertions stay the same.
+const SCALE = Math.max(1, Number(process.env.MIDGE_TIME_SCALE || 1));
 
 const profile = mkdtempSync(join(tmpdir(), "midge-chromium-"));
 const browser = await puppeteer.launch({
@@ -34,7 +37,7 @@ const browser = await puppeteer.launch({
     "--window-size=1400,1000",
   ],
   defaultViewport: { width: 1400, height: 1000 },
-  protocolTimeout: 30000,
+  protocolTimeout: 30000 * SCALE,
 });
 
 const consoleErrors = [];
@@ -46,16 +49,16 @@ try {
   await page.authenticate({ username: process.env.MIDGE_USER, password: process.env.MIDGE_PASS });
 
   // 1. the page loads and fills its tiles
-  const res = await page.goto(url, { waitUntil: "load", timeout: 15000 });
+  const res = await page.goto(url, { waitUntil: "load", timeout: 15000 * SCALE });
   check("page loads", res && res.status() === 200, res && res.status());
-  await page.waitForFunction(() => document.getElementById("t-connected").textContent !== "–", { timeout: 10000 });
+  await page.waitForFunction(() => document.getElementById("t-connected").textContent !== "–", { timeout: 10000 * SCALE });
   check("overview shows connected clients",
     Number(await page.$eval("#t-connected", (e) => e.textContent)) >= 1,
     await page.$eval("#t-connected", (e) => e.textContent));
 
   // 2. the rate chart moves while the test publishes
   await page.waitForFunction(() => Number((document.getElementById("chart-rate").dataset.last || "").split(",")[0]) > 0,
-    { timeout: 15000 });
+    { timeout: 15000 * SCALE });
   const first = await page.$eval("#chart-rate", (c) => ({ img: c.toDataURL(), last: c.dataset.last, points: c.dataset.points }));
   await sleep(2500);
   const second = await page.$eval("#chart-rate", (c) => ({ img: c.toDataURL(), last: c.dataset.last, points: c.dataset.points }));
@@ -69,15 +72,17 @@ try {
   await page.goto(url + "#events", { waitUntil: "load" });
   await page.$eval("#events-prefix", (e) => { e.value = "client."; });
   await page.click("#events-start");
-  await page.waitForFunction(() => document.getElementById("events-state").textContent === "following", { timeout: 5000 });
+  await page.waitForFunction(() => document.getElementById("events-state").textContent === "following", { timeout: 5000 * SCALE });
 
   // 4. the clients table shows the test's client, and its button kicks it
   await page.evaluate(() => { location.hash = "#clients"; });
   const row = `tr[data-clientid="${victim}"]`;
-  await page.waitForSelector(row, { timeout: 10000 });
+  await page.waitForSelector(row, { timeout: 10000 * SCALE });
   check("clients table shows the test client", true);
   await page.screenshot({ path: join(artifacts, "dashboard-clients.png") });
-  await page.click(`${row} button.kick`);
+  // The table is rebuilt on every refresh: find and click the button in
+  // one task of the page, so a refresh cannot detach it in between.
+  await page.$eval(`${row} button.kick`, (b) => b.click());
   let gone = false;
   for (let i = 0; i < 50 && !gone; i++) {
     await sleep(200);
@@ -90,7 +95,7 @@ try {
     (id) => [...document.querySelectorAll("#events-list li")].some((li) =>
       li.textContent.startsWith("client.disconnected") && li.textContent.includes('"client_id":"' + id + '"') &&
       li.textContent.includes('"rc":152')),
-    { timeout: 10000 }, victim).then(() => true, () => false);
+    { timeout: 10000 * SCALE }, victim).then(() => true, () => false);
   check("event tail shows the kick (client.disconnected, rc 152)", sawDisconnect, "not in the list");
   await page.screenshot({ path: join(artifacts, "dashboard-events.png") });
 

@@ -27,7 +27,7 @@ import httpctl  # noqa: E402
 import paho.mqtt.client as mqtt  # noqa: E402
 
 R = brokerctl.Results("dashboard")
-brokerctl.deadline(R, 170 + int(os.environ.get("MIDGE_SHOT_WAIT_MS", "0")) // 1000)
+brokerctl.deadline(R, 50 + 120 * brokerctl.TIME_SCALE + int(os.environ.get("MIDGE_SHOT_WAIT_MS", "0")) // 1000)
 TOP_SRCDIR = os.path.abspath(httpctl.TOP_SRCDIR)
 TOP_BUILDDIR = os.path.abspath(os.environ.get("top_builddir") or os.path.join(TOP_SRCDIR, "build"))
 DASH = os.path.join(TOP_SRCDIR, "tests", "dashboard")
@@ -92,15 +92,17 @@ def main():
     t.start()
     time.sleep(0.5)
     env = dict(os.environ, MIDGE_URL="http://127.0.0.1:%d/" % b.http_port, MIDGE_USER="admin",
-               MIDGE_PASS="s3cret-admin", MIDGE_VICTIM="dash-victim", MIDGE_ARTIFACTS=ARTIFACTS)
+               MIDGE_PASS="s3cret-admin", MIDGE_VICTIM="dash-victim", MIDGE_ARTIFACTS=ARTIFACTS,
+               MIDGE_TIME_SCALE=str(brokerctl.TIME_SCALE))
     try:
         p = subprocess.run(["node", os.path.join(where, "dashboard.test.mjs")], cwd=where, env=env,
                            capture_output=True, text=True,
-                           timeout=120 + int(os.environ.get("MIDGE_SHOT_WAIT_MS", "0")) // 1000)
+                           timeout=120 * brokerctl.TIME_SCALE
+                           + int(os.environ.get("MIDGE_SHOT_WAIT_MS", "0")) // 1000)
         out = p.stdout
     except subprocess.TimeoutExpired as e:
         out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
-        R.check("browser run within 120 s", False)
+        R.check("browser run within %d s" % (120 * brokerctl.TIME_SCALE), False)
     stop.set()
     t.join(5)
     results = None
@@ -112,7 +114,7 @@ def main():
         return
     for r in results:
         R.check("browser: " + r["name"], r["ok"], r["why"][:1500])
-    deadline = time.time() + 5
+    deadline = time.time() + 5 * brokerctl.TIME_SCALE
     while not victim.disconnects and time.time() < deadline:
         time.sleep(0.1)
     rc = victim.disconnects[0] if victim.disconnects else None

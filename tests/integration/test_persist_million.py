@@ -28,7 +28,7 @@ import persistctl  # noqa: E402
 from persistctl import Client  # noqa: E402
 
 r = brokerctl.Results("persist-million")
-brokerctl.deadline(r, 120)
+brokerctl.deadline(r, 120 * brokerctl.TIME_SCALE)
 check = r.check
 N = int(os.environ.get("MIDGE_MILLION", "1000000"))
 LIMIT = float(os.environ.get("MIDGE_MILLION_LIMIT", "10"))
@@ -70,9 +70,9 @@ try:
     log = b.log_text()
     line = [l for l in log.splitlines() if "recovered in" in l]
     ms = int(line[0].split("recovered in ")[1].split()[0]) if line else None
-    check("%d queued messages recovered: broker CPU %.2f s (limit %.0f s)" % (N, cpu, LIMIT),
+    r.check_cost("%d queued messages recovered: broker CPU %.2f s (limit %.0f s)" % (N, cpu, LIMIT),
           cpu < LIMIT, line)
-    if quiet:
+    if quiet and not os.environ.get("MIDGE_SANITIZER"):
         check("... and up in %.2f s wall clock (broker: %s ms; load %.1f)" % (up, ms, load),
               up < LIMIT, line)
     else:
