@@ -62,6 +62,11 @@ struct conn_list {
 	int n;
 };
 
+/* Both ends in O(1); the caller's thread owns the list (the engine's
+ * phase lists, an I/O thread's lingering list). */
+void conn_list_append(struct conn_list *l, struct conn *c);
+void conn_list_remove(struct conn_list *l, struct conn *c);
+
 struct listener {
 	uv_poll_t poll; /* first: the close callback frees the listener */
 	struct midge *m;

@@ -98,7 +98,7 @@ static void conn_mark_dirty(struct midge *m, struct conn *c)
 
 /* ---- the engine's phase lists (pre-CONNECT, closing) -------------------- */
 
-static void conn_list_append(struct conn_list *l, struct conn *c)
+void conn_list_append(struct conn_list *l, struct conn *c)
 {
 	c->list_prev = l->tail;
 	c->list_next = NULL;
@@ -110,7 +110,7 @@ static void conn_list_append(struct conn_list *l, struct conn *c)
 	l->n++;
 }
 
-static void conn_list_remove(struct conn_list *l, struct conn *c)
+void conn_list_remove(struct conn_list *l, struct conn *c)
 {
 	if (c->list_prev)
 		c->list_prev->list_next = c->list_next;

@@ -37,34 +37,6 @@ static uint32_t linger_now(void)
 	return (uint32_t)(uv_hrtime() / 1000000u);
 }
 
-/* ---- the thread's list of ending connections --------------------------- */
-
-static void linger_append(struct conn_list *l, struct conn *c)
-{
-	c->list_prev = l->tail;
-	c->list_next = NULL;
-	if (l->tail)
-		l->tail->list_next = c;
-	else
-		l->head = c;
-	l->tail = c;
-	l->n++;
-}
-
-static void linger_remove(struct conn_list *l, struct conn *c)
-{
-	if (c->list_prev)
-		c->list_prev->list_next = c->list_next;
-	else
-		l->head = c->list_next;
-	if (c->list_next)
-		c->list_next->list_prev = c->list_prev;
-	else
-		l->tail = c->list_prev;
-	c->list_prev = c->list_next = NULL;
-	l->n--;
-}
-
 static void linger_on_timer(uv_timer_t *t);
 
 /* Runs the timer for the oldest ending connection. */
@@ -127,7 +99,7 @@ void sock_teardown(struct iothr *io, struct conn *c, const char *why)
 	int fd = sock_fd(c);
 	c->torn = true;
 	if (c->shutting || c->lingering)
-		linger_remove(&io->lingering, c);
+		conn_list_remove(&io->lingering, c);
 	/* libuv stops polling the socket in uv_close but leaves it open:
 	 * it is closed here, once, after libuv has let go of it. The layers
 	 * stay until the record is freed: why may be a layer's text. */
@@ -182,7 +154,7 @@ void sock_close(struct iothr *io, struct conn *c)
 	c->rd_on = false;
 	c->wr_busy = false; /* a layer's refusal closes whatever the engine had queued */
 	c->phase_since_ms = now;
-	linger_append(&io->lingering, c);
+	conn_list_append(&io->lingering, c);
 	if (io->lingering.n > io->linger_max)
 		sock_teardown(io, io->lingering.head, NULL);
 	if (!uv_is_active((uv_handle_t *)&io->linger_timer))
