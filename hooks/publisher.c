@@ -673,10 +673,17 @@ static void pub_main(void *arg)
 	/* Observation may come after the traffic it observes: at a nice
 	 * value above the broker's, when the cores are busy the broker's
 	 * thread gets them first and this one what is left, dropping (and
-	 * counting) what it cannot send. Linux applies a nice value per
-	 * thread; failing to set it changes nothing else. */
-	if (p->nice > 0 && setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), p->nice) != 0)
-		(void)0;
+	 * counting) what it cannot send. The value is relative to the
+	 * broker's own (a broker started under nice or systemd's Nice= keeps
+	 * the same gap). Linux applies a nice value per thread; failing to
+	 * set it changes nothing else. */
+	if (p->nice > 0) {
+		errno = 0;
+		int base = getpriority(PRIO_PROCESS, 0);
+		int want = errno ? p->nice : base + p->nice;
+		if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), want > 19 ? 19 : want) != 0)
+			(void)0;
+	}
 #endif
 	/* Subscribers may have come before the thread ran. */
 	pub_read_subs(p);
