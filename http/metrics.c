@@ -286,11 +286,19 @@ static void http_own_metrics(struct sb *b, struct http *h)
 	for (int c = 1; c < 6; c++)
 		sb_printf(b, "midge_http_responses_total{class=\"%dxx\"} %llu\n", c,
 			  (unsigned long long)h->requests_by_class[c]);
+	struct http_auth_stats as;
+	http_auth_stats(h->auth, &as);
 	one(b, "midge_http_auth_failures_total", "counter", "Failed HTTP logins.",
-	    (double)http_auth_failures(h->auth));
+	    (double)as.failures);
 	one(b, "midge_http_auth_throttled_total", "counter",
-	    "HTTP logins refused unchecked (429) after too many failures.",
-	    (double)http_auth_throttled(h->auth));
+	    "HTTP logins refused unchecked (429) after too many failures.", (double)as.throttled);
+	one(b, "midge_http_auth_checks_total", "counter",
+	    "HTTP Basic passwords checked on the hashing pool.", (double)as.checks);
+	one(b, "midge_http_auth_busy_total", "counter",
+	    "HTTP logins refused (503) with midge_http_auth_pending checks pending.",
+	    (double)as.busy);
+	one(b, "midge_http_auth_pending", "gauge",
+	    "HTTP Basic password checks running or waiting.", (double)as.pending);
 }
 
 void http_process_usage(double *cpu_seconds, double *resident_bytes)
