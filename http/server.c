@@ -298,10 +298,15 @@ static enum MHD_Result http_on_request(void *cls, struct MHD_Connection *conn, c
 		return (enum MHD_Result)rc;
 	}
 	if (r->auth_state == HTTP_REQ_AUTH_DONE) {
-		/* the first call since a password check resumed r: a refusal
-		 * waits until the request is read (libmicrohttpd queues a
-		 * response only before the body or after it) */
+		/* The first call since a password check resumed r. r was
+		 * suspended in the headers call, and libmicrohttpd repeats that
+		 * call after a resume (no body yet): answer it as the first
+		 * call would have. Should a body chunk come first instead, the
+		 * refusal waits until the request is read (a response is
+		 * queued only before the body or after it). */
 		r->auth_state = HTTP_REQ_AUTH_NONE;
+		if (!*upload_size)
+			return (enum MHD_Result)http_request_verdict(h, r, r->verdict, method, url);
 		r->refused = r->verdict != HTTP_AUTH_OK || r->role < r->route->role;
 	}
 	if (*upload_size) {

@@ -221,6 +221,17 @@ def test_one_hash_for_a_burst():
             "cache)", httpctl.metric_value(text, "midge_http_auth_checks_total") == 1.0,
             httpctl.metric_value(text, "midge_http_auth_checks_total"))
     R.check("no check left pending", httpctl.metric_value(text, "midge_http_auth_pending") == 0.0)
+    # a request with a body waits for its check and keeps its body
+    st, _, body = httpctl.request(b, "POST", "/api/v1/publish", user="boss", password="boss-pw",
+                                  body={"topic": "t/x", "payload": "hello"})
+    R.check("POST with a body, credentials checked on the pool: 200",
+            st == 200 and b"receivers" in body, (st, body))
+    st, _, _ = httpctl.request(b, "POST", "/api/v1/publish", user="boss", password="nope",
+                               body={"topic": "t/x", "payload": "hello"})
+    R.check("POST with a body and a wrong password: 401", st == 401, st)
+    st, _, _ = httpctl.request(b, "DELETE", "/api/v1/clients/x", user="viewer",
+                               password="viewer-pw")
+    R.check("a read user on an admin route: 403", st == 403, st)
     b.stop()
 
 
