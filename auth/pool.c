@@ -134,7 +134,9 @@ static void *pool_worker(void *arg)
 		if (p->stop) {
 			/* the owner is gone: the job ends here */
 			pthread_mutex_unlock(&p->mu);
-			if (p->discard)
+			if (j->discard)
+				j->discard(j);
+			else if (p->discard)
 				p->discard(j);
 			pthread_mutex_lock(&p->mu);
 			break;
@@ -292,7 +294,10 @@ size_t auth_pool_drain(struct auth_pool *p, auth_pool_done_fn done, void *ctx)
 			key_take(p, j->key);
 		p->pending--;
 		n++;
-		done(ctx, j);
+		if (j->done)
+			j->done(j);
+		else
+			done(ctx, j);
 	}
 	return n;
 }

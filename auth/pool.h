@@ -25,6 +25,12 @@ struct auth_job {
 	/* Who the job is for (the owner's handle, unique among pending
 	 * jobs): auth_pool_cancel() finds it by this. */
 	const void *key;
+	/* Optional, for a second owner on the same thread sharing the pool
+	 * (the HTTP server's Basic checks beside CONNECT's): when set, the
+	 * job comes back through these instead of the pool's done and
+	 * discard (done gets no ctx: the job carries what it needs). */
+	void (*done)(struct auth_job *j);
+	void (*discard)(struct auth_job *j);
 	int result;     /* whatever run leaves, for the owner */
 	bool cancelled; /* auth_pool_cancel() was called: the result is not wanted */
 	/* the pool's own */

@@ -3,16 +3,30 @@
  * mosquitto_passwd-format file (the broker's password checking, called,
  * not copied), bearer tokens from a file of "TOKEN ROLE" lines, and two
  * roles, read and admin (midge_http_admin names the password file's
- * admins). Failed logins are 401 and rate limited: after
- * HTTP_AUTH_FAILS_PER_ADDR failures in a window an address gets 429
- * without its password being checked (a valid token, cheap to compare,
- * and a login verified before still pass), and at most
- * HTTP_AUTH_FAILS_PER_SEC failures a second are checked broker-wide, so
- * guessing costs the broker no hashing beyond that.
+ * admins).
  *
- * Verified Basic credentials are remembered (as a SHA-256 of user and
- * password) for HTTP_AUTH_CACHE_MS, so a dashboard polling every second
- * does not cost a password hash per request, whatever the hash scheme.
+ * A password hash (argon2id: tens of milliseconds) is never computed on
+ * the engine thread: a Basic check runs on the broker's hashing pool
+ * (auth/pool.c, shared with CONNECT passwords) while libmicrohttpd keeps
+ * the request suspended, and its completion, drained on the loop, resumes
+ * every request that waited for it. Requests carrying the same
+ * credentials while a check runs wait for that check (one hash for a
+ * dashboard's burst). At most midge_http_auth_pending checks wait or
+ * run; beyond that, and when the pool is full, 503 with Retry-After.
+ *
+ * Verified Basic credentials are remembered, as an HMAC-SHA-256 of user
+ * and password under a key drawn at start-up, for HTTP_AUTH_CACHE_MS in
+ * HTTP_AUTH_CACHE entries, so a dashboard polling every second does not
+ * cost a hash per request.
+ *
+ * Failed logins are 401 and rate limited: an address with
+ * HTTP_AUTH_FAILS_PER_ADDR failures in a window, its checks in flight
+ * counted as failures-to-be, gets 429 without its password being checked
+ * (a valid token, cheap to compare, and a login verified before still
+ * pass; addresses are tracked in a table of HTTP_AUTH_ADDRS, the oldest
+ * reused), and at most HTTP_AUTH_FAILS_PER_SEC failures a second are
+ * checked broker-wide, so guessing costs the broker no hashing beyond
+ * that.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -23,9 +37,13 @@
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 
-#include "http/internal.h"
-#include "transport/config.h"
 #include "auth/passwd.h"
+#include "auth/pool.h"
+#include "auth/pwfile.h"
+#include "http/internal.h"
+#include "transport/broker.h"
+#include "transport/config.h"
+#include "transport/log.h"
 
 #define HTTP_TOKEN_MIN 16
 #define HTTP_TOKENS_MAX 256
@@ -55,8 +73,27 @@ struct http_cached {
 	char user[128];
 };
 
+/* One Basic check on the hashing pool. The worker sees the job, the
+ * copies of user and password and the database reference; the rest is
+ * the loop thread's. */
+struct http_check {
+	struct auth_job job; /* first: the pool hands this back */
+	struct http *h;
+	struct http_check *prev, *next; /* pending checks of h->auth */
+	struct http_req *waiters;       /* suspended, chained by check_next */
+	struct passwd_db *db;
+	uint8_t digest[32];
+	bool stale; /* the password file was reloaded meanwhile: not cached */
+	char peer[64];
+	size_t user_len, pass_len;
+	char data[]; /* user name, NUL, password */
+};
+
 struct http_auth {
 	struct passwd_db *pw;
+	uint8_t key[32]; /* of the credentials HMAC */
+	struct http_check *checks;
+	int n_checks, max_checks;
 	struct http_token tokens[HTTP_TOKENS_MAX];
 	int n_tokens;
 	char *admins[CONF_HTTP_MAX_ADMINS];
@@ -65,8 +102,7 @@ struct http_auth {
 	struct http_cached cache[HTTP_AUTH_CACHE];
 	uint64_t sec_start;
 	uint32_t sec_fails;
-	uint64_t failures;
-	uint64_t throttled;
+	struct http_auth_stats st;
 };
 
 /* Reads "TOKEN ROLE" lines; '#' starts a comment line. Fails closed on a
@@ -136,6 +172,11 @@ struct http_auth *http_auth_new(const struct conf_http *cfg, char *err, size_t e
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	a->max_checks = cfg->auth_pending > 0 ? cfg->auth_pending : CONF_HTTP_DEFAULT_AUTH_PENDING;
+	if (gnutls_rnd(GNUTLS_RND_KEY, a->key, sizeof a->key) < 0) {
+		snprintf(err, errlen, "http: no random bytes for the credentials cache key");
+		goto fail;
+	}
 	if (cfg->password_file) {
 		a->pw = passwd_load(cfg->password_file, err, errlen);
 		if (!a->pw)
@@ -173,6 +214,7 @@ void http_auth_free(struct http_auth *a)
 	for (int i = 0; i < a->n_admins; i++)
 		free(a->admins[i]);
 	memset(a->cache, 0, sizeof a->cache);
+	memset(a->key, 0, sizeof a->key);
 	free(a);
 }
 
@@ -181,14 +223,13 @@ bool http_auth_configured(const struct http_auth *a)
 	return a && (a->pw || a->n_tokens);
 }
 
-uint64_t http_auth_failures(const struct http_auth *a)
+void http_auth_stats(const struct http_auth *a, struct http_auth_stats *out)
 {
-	return a ? a->failures : 0;
-}
-
-uint64_t http_auth_throttled(const struct http_auth *a)
-{
-	return a ? a->throttled : 0;
+	memset(out, 0, sizeof *out);
+	if (!a)
+		return;
+	*out = a->st;
+	out->pending = (uint64_t)a->n_checks;
 }
 
 /* Equal in time that depends on the lengths only. */
@@ -231,18 +272,23 @@ static bool http_fail_throttled(struct http_auth *a, const char *addr, uint64_t 
 	}
 	if (a->sec_fails >= HTTP_AUTH_FAILS_PER_SEC)
 		return true;
+	/* checks in flight count: a burst of guesses in parallel runs no
+	 * more hashes than the same guesses one after another */
+	uint32_t n = 0;
+	for (const struct http_check *k = a->checks; k; k = k->next)
+		n += strcmp(k->peer, addr) == 0;
 	for (int i = 0; i < HTTP_AUTH_ADDRS; i++) {
 		const struct http_fail *f = &a->fails[i];
-		if (f->count >= HTTP_AUTH_FAILS_PER_ADDR && strcmp(f->addr, addr) == 0 &&
+		if (f->count && strcmp(f->addr, addr) == 0 &&
 		    now - f->window_start < HTTP_AUTH_WINDOW_MS)
-			return true;
+			n += f->count;
 	}
-	return false;
+	return n >= HTTP_AUTH_FAILS_PER_ADDR;
 }
 
 static void http_fail_note(struct http_auth *a, const char *addr, uint64_t now)
 {
-	a->failures++;
+	a->st.failures++;
 	a->sec_fails++;
 	http_fail_slot(a, addr, now)->count++;
 }
@@ -255,15 +301,19 @@ static enum http_role http_user_role(const struct http_auth *a, const char *user
 	return HTTP_ROLE_READ;
 }
 
-static void http_digest(const char *user, const char *pass, uint8_t out[32])
+/* The cache's and the pending table's name for (user, password): an
+ * HMAC under a key of this run, so a memory dump does not give a fast
+ * offline test of guesses. */
+static void http_digest(const struct http_auth *a, const char *user, const char *pass,
+			uint8_t out[32])
 {
-	gnutls_hash_hd_t hd;
+	gnutls_hmac_hd_t hd;
 	memset(out, 0, 32);
-	if (gnutls_hash_init(&hd, GNUTLS_DIG_SHA256) < 0)
+	if (gnutls_hmac_init(&hd, GNUTLS_MAC_SHA256, a->key, sizeof a->key) < 0)
 		return;
-	gnutls_hash(hd, user, strlen(user) + 1); /* the NUL separates user and password */
-	gnutls_hash(hd, pass, strlen(pass));
-	gnutls_hash_deinit(hd, out);
+	gnutls_hmac(hd, user, strlen(user) + 1); /* the NUL separates user and password */
+	gnutls_hmac(hd, pass, strlen(pass));
+	gnutls_hmac_deinit(hd, out);
 }
 
 static const struct http_cached *http_cache_find(const struct http_auth *a, const uint8_t d[32],
@@ -289,39 +339,189 @@ static void http_cache_put(struct http_auth *a, const uint8_t d[32], enum http_r
 	snprintf(slot->user, sizeof slot->user, "%s", user);
 }
 
+/* ---- checks on the hashing pool ---- */
+
+static void http_check_run(struct auth_job *j)
+{
+	struct http_check *k = (struct http_check *)j;
+	const char *pass = k->data + k->user_len + 1;
+	j->result = passwd_check(k->db, k->data, k->user_len, pass, k->pass_len);
+	pwfile_wipe(k->data + k->user_len + 1, k->pass_len);
+}
+
+static void http_check_free(struct http_check *k)
+{
+	passwd_unref(k->db);
+	pwfile_wipe(k->data, k->user_len + 1 + k->pass_len);
+	free(k);
+}
+
+/* A check that ended after the pool was stopped, on its worker. */
+static void http_check_discard(struct auth_job *j)
+{
+	http_check_free((struct http_check *)j);
+}
+
+static void http_check_unlink(struct http_auth *a, struct http_check *k)
+{
+	if (k->prev)
+		k->prev->next = k->next;
+	else
+		a->checks = k->next;
+	if (k->next)
+		k->next->prev = k->prev;
+	k->prev = k->next = NULL;
+	a->n_checks--;
+}
+
+/* Hands the verdict to every request that waited and resumes it. */
+static void http_check_wake(struct http *h, struct http_check *k, enum http_auth_verdict v,
+			    enum http_role role)
+{
+	struct http_req *r;
+	while ((r = k->waiters)) {
+		k->waiters = r->check_next;
+		r->check_next = NULL;
+		r->verdict = v;
+		r->role = v == HTTP_AUTH_OK ? role : HTTP_ROLE_NONE;
+		r->auth_state = HTTP_REQ_AUTH_DONE;
+		snprintf(r->user, sizeof r->user, "%.*s", (int)k->user_len, k->data);
+		MHD_resume_connection(r->conn);
+	}
+	http_run_soon(h);
+}
+
+/* A finished (or cancelled) check, on the loop thread (from the pool's
+ * drain). Cancelled: http_auth_abort() has answered its requests and
+ * the HTTP server may be gone; only the job is touched. */
+static void http_check_done(struct auth_job *j)
+{
+	struct http_check *k = (struct http_check *)j;
+	if (j->cancelled) {
+		http_check_free(k);
+		return;
+	}
+	struct http *h = k->h;
+	struct http_auth *a = h->auth;
+	uint64_t now = broker_now_ms();
+	enum http_role role = HTTP_ROLE_NONE;
+	http_check_unlink(a, k);
+	a->st.checks++;
+	if (j->result == 0) {
+		role = http_user_role(a, k->data);
+		if (!k->stale)
+			http_cache_put(a, k->digest, role, k->data, now);
+	} else {
+		http_fail_note(a, k->peer, now);
+	}
+	http_check_wake(h, k, j->result == 0 ? HTTP_AUTH_OK : HTTP_AUTH_FAILED, role);
+	http_check_free(k);
+}
+
+/* A new check of user and pass for r, or one already running for the
+ * same credentials. HTTP_AUTH_PENDING (r waits, suspended by the
+ * caller) or HTTP_AUTH_BUSY. */
+static enum http_auth_verdict http_check_start(struct http *h, struct http_auth *a,
+					       struct http_req *r, const uint8_t d[32],
+					       const char *user, const char *pass)
+{
+	for (struct http_check *k = a->checks; k; k = k->next)
+		if (!k->stale && http_ct_equal((const char *)k->digest, 32, (const char *)d, 32)) {
+			r->check_next = k->waiters;
+			k->waiters = r;
+			return HTTP_AUTH_PENDING;
+		}
+	if (a->n_checks >= a->max_checks || !h->m->auth_pool)
+		goto busy;
+	size_t ul = strlen(user), pl = strlen(pass);
+	struct http_check *k = calloc(1, sizeof *k + ul + 1 + pl + 1);
+	if (!k)
+		goto busy;
+	k->job.run = http_check_run;
+	k->job.done = http_check_done;
+	k->job.discard = http_check_discard;
+	k->job.key = k;
+	k->h = h;
+	k->db = passwd_ref(a->pw);
+	memcpy(k->digest, d, 32);
+	snprintf(k->peer, sizeof k->peer, "%s", r->peer);
+	k->user_len = ul;
+	k->pass_len = pl;
+	memcpy(k->data, user, ul + 1);
+	memcpy(k->data + ul + 1, pass, pl + 1);
+	if (auth_pool_submit(h->m->auth_pool, &k->job) < 0) {
+		http_check_free(k);
+		goto busy;
+	}
+	k->next = a->checks;
+	if (a->checks)
+		a->checks->prev = k;
+	a->checks = k;
+	a->n_checks++;
+	r->check_next = NULL;
+	k->waiters = r;
+	return HTTP_AUTH_PENDING;
+busy:
+	a->st.busy++;
+	return HTTP_AUTH_BUSY;
+}
+
+void http_auth_abort(struct http *h, struct http_auth *a)
+{
+	if (!a)
+		return;
+	while (a->checks) {
+		struct http_check *k = a->checks;
+		http_check_unlink(a, k);
+		/* it comes back through the drain cancelled and is freed
+		 * there, or by its worker if the pool stops first */
+		auth_pool_cancel(h->m->auth_pool, k);
+		http_check_wake(h, k, HTTP_AUTH_BUSY, HTTP_ROLE_NONE);
+	}
+}
+
+void http_auth_take_over(struct http_auth *a, struct http_auth *old)
+{
+	a->checks = old->checks;
+	a->n_checks = old->n_checks;
+	for (struct http_check *k = a->checks; k; k = k->next)
+		k->stale = true;
+	old->checks = NULL;
+	old->n_checks = 0;
+	memcpy(a->fails, old->fails, sizeof a->fails);
+	a->sec_start = old->sec_start;
+	a->sec_fails = old->sec_fails;
+	a->st = old->st;
+}
+
 /* HTTP Basic against the password file. */
-static enum http_auth_verdict http_auth_basic(struct http_auth *a, struct MHD_Connection *conn,
-					      const char *peer, uint64_t now, enum http_role *role,
-					      char *user_out, size_t user_len)
+static enum http_auth_verdict http_auth_basic(struct http *h, struct http_auth *a,
+					      struct http_req *r, uint64_t now)
 {
 	char *pass = NULL;
-	char *user = MHD_basic_auth_get_username_password(conn, &pass);
+	char *user = MHD_basic_auth_get_username_password(r->conn, &pass);
 	enum http_auth_verdict v = HTTP_AUTH_FAILED;
 	uint8_t d[32];
-	if (!user || !a->pw)
+	if (!user || !a->pw) {
+		http_fail_note(a, r->peer, now);
 		goto out;
-	http_digest(user, pass ? pass : "", d);
+	}
+	/* for the log line of a failure */
+	snprintf(r->user, sizeof r->user, "%s", user);
+	http_digest(a, user, pass ? pass : "", d);
 	const struct http_cached *hit = http_cache_find(a, d, now);
 	if (hit) {
-		*role = hit->role;
-		snprintf(user_out, user_len, "%s", hit->user);
+		r->role = hit->role;
+		snprintf(r->user, sizeof r->user, "%s", hit->user);
 		v = HTTP_AUTH_OK;
 		goto out;
 	}
-	if (http_fail_throttled(a, peer, now)) {
-		a->throttled++;
+	if (http_fail_throttled(a, r->peer, now)) {
+		a->st.throttled++;
 		v = HTTP_AUTH_THROTTLED;
 		goto out;
 	}
-	if (passwd_check(a->pw, user, strlen(user), pass ? pass : "", pass ? strlen(pass) : 0) ==
-	    0) {
-		*role = http_user_role(a, user);
-		snprintf(user_out, user_len, "%s", user);
-		http_cache_put(a, d, *role, user, now);
-		v = HTTP_AUTH_OK;
-	} else {
-		http_fail_note(a, peer, now);
-	}
+	v = http_check_start(h, a, r, d, user, pass ? pass : "");
 out:
 	memset(d, 0, sizeof d);
 	if (pass) {
@@ -347,7 +547,7 @@ static enum http_auth_verdict http_auth_bearer(struct http_auth *a, const char *
 			found = i;
 	if (found < 0) {
 		if (http_fail_throttled(a, peer, now)) {
-			a->throttled++;
+			a->st.throttled++;
 			return HTTP_AUTH_THROTTLED;
 		}
 		http_fail_note(a, peer, now);
@@ -358,33 +558,23 @@ static enum http_auth_verdict http_auth_bearer(struct http_auth *a, const char *
 	return HTTP_AUTH_OK;
 }
 
-enum http_auth_verdict http_auth_check(struct http_auth *a, struct MHD_Connection *conn,
-				       uint64_t now_ms, enum http_role *role, char *user,
-				       size_t user_len)
+enum http_auth_verdict http_auth_check(struct http *h, struct http_req *r, uint64_t now_ms)
 {
-	char peer[64] = "";
-	const union MHD_ConnectionInfo *ci =
-	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	*role = HTTP_ROLE_NONE;
-	user[0] = '\0';
-	if (ci && ci->client_addr) {
-		const struct sockaddr *sa = ci->client_addr;
-		const void *addr = sa->sa_family == AF_INET6
-				       ? (const void *)&((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr
-				       : (const void *)&((const struct sockaddr_in *)(const void *)sa)->sin_addr;
-		inet_ntop(sa->sa_family, addr, peer, sizeof peer);
-	}
-	const char *hdr = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+	struct http_auth *a = h->auth;
+	r->role = HTTP_ROLE_NONE;
+	r->user[0] = '\0';
+	const char *hdr = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization");
 	if (!hdr)
 		return HTTP_AUTH_MISSING;
 	if (strncasecmp(hdr, "Bearer ", 7) == 0) {
 		const char *tok = hdr + 7;
 		while (*tok == ' ')
 			tok++;
-		return http_auth_bearer(a, tok, strlen(tok), peer, now_ms, role, user, user_len);
+		return http_auth_bearer(a, tok, strlen(tok), r->peer, now_ms, &r->role, r->user,
+					sizeof r->user);
 	}
 	if (strncasecmp(hdr, "Basic ", 6) == 0)
-		return http_auth_basic(a, conn, peer, now_ms, role, user, user_len);
-	http_fail_note(a, peer, now_ms);
+		return http_auth_basic(h, a, r, now_ms);
+	http_fail_note(a, r->peer, now_ms);
 	return HTTP_AUTH_FAILED;
 }

@@ -37,6 +37,21 @@ enum http_role {
 	HTTP_ROLE_ADMIN = 2,
 };
 
+/* The verdict on a request's credentials. */
+enum http_auth_verdict {
+	HTTP_AUTH_OK = 0,
+	HTTP_AUTH_MISSING = 1,   /* 401 with a challenge */
+	HTTP_AUTH_FAILED = 2,    /* 401 */
+	HTTP_AUTH_THROTTLED = 3, /* 429: too many failures from this address */
+	HTTP_AUTH_PENDING = 4,   /* a check runs on the hashing pool: suspend the request */
+	HTTP_AUTH_BUSY = 5,      /* 503: too many checks pending */
+};
+
+enum http_req_auth {
+	HTTP_REQ_AUTH_NONE = 0,
+	HTTP_REQ_AUTH_DONE = 1, /* a check answered while it was suspended: apply r->verdict */
+};
+
 /* A request being read: its body (bounded) and what auth found. */
 struct http_req {
 	struct http *h;
@@ -51,6 +66,12 @@ struct http_req {
 	char user[128]; /* who, for events and logs ("" anonymous) */
 	const struct http_route *route;
 	char peer[64];
+	/* a Basic check on the hashing pool (auth.c) */
+	struct http_req *check_next; /* waiting for the same check */
+	enum http_auth_verdict verdict;
+	enum http_req_auth auth_state;
+	bool refused; /* the verdict refuses: the body is dropped, the refusal
+		       * queued once the request is read */
 };
 
 typedef int (*http_handler)(struct http *h, struct http_req *r, const char *arg);
@@ -76,19 +97,27 @@ struct http_auth *http_auth_new(const struct conf_http *cfg, char *err, size_t e
 void http_auth_free(struct http_auth *a);
 /* Whether any credential source is configured. */
 bool http_auth_configured(const struct http_auth *a);
-/* The verdict on a request's credentials. */
-enum http_auth_verdict {
-	HTTP_AUTH_OK = 0,
-	HTTP_AUTH_MISSING = 1,   /* 401 with a challenge */
-	HTTP_AUTH_FAILED = 2,    /* 401 */
-	HTTP_AUTH_THROTTLED = 3, /* 429: too many failures from this address */
+/* Checks r's Authorization header; sets r->role and r->user. A Basic
+ * password that is neither remembered nor throttled is checked on the
+ * hashing pool: HTTP_AUTH_PENDING, and the caller suspends r; when the
+ * check ends, r is resumed with auth_state HTTP_REQ_AUTH_DONE and
+ * r->verdict, r->role and r->user set. */
+enum http_auth_verdict http_auth_check(struct http *h, struct http_req *r, uint64_t now_ms);
+/* Shutdown: cancels every pending check and resumes its requests with
+ * HTTP_AUTH_BUSY. */
+void http_auth_abort(struct http *h, struct http_auth *a);
+/* Reload: a takes over old's pending checks (their results are applied
+ * but not remembered: they are of the old file), failure records and
+ * counters. */
+void http_auth_take_over(struct http_auth *a, struct http_auth *old);
+struct http_auth_stats {
+	uint64_t failures;  /* 401s for wrong credentials */
+	uint64_t throttled; /* 429s */
+	uint64_t checks;    /* passwords checked on the hashing pool */
+	uint64_t busy;      /* 503s: too many checks pending */
+	uint64_t pending;   /* gauge: checks running or waiting */
 };
-/* Checks conn's Authorization header; sets *role and user. */
-enum http_auth_verdict http_auth_check(struct http_auth *a, struct MHD_Connection *conn,
-				       uint64_t now_ms, enum http_role *role, char *user,
-				       size_t user_len);
-uint64_t http_auth_failures(const struct http_auth *a);
-uint64_t http_auth_throttled(const struct http_auth *a);
+void http_auth_stats(const struct http_auth *a, struct http_auth_stats *out);
 
 /* ---- topics.c ---- */
 #define HTTP_TOPK 64            /* topics tracked */
@@ -206,7 +235,8 @@ int http_reply_buffer(struct http_req *r, unsigned status, const char *type, cha
 int http_reply(struct http_req *r, unsigned status, struct MHD_Response *resp);
 /* A query argument of conn, or NULL. */
 const char *http_arg(struct http_req *r, const char *name);
-/* s[0..n) with control characters escaped, for a log line. */
+/* s[0..n) cut to fit buf[cap], for a log line (the logger escapes
+ * control characters in every line). */
 const char *http_log_str(const char *s, size_t n, char *buf, size_t cap);
 
 /* A stream was resumed outside libmicrohttpd's run: run it on the next

@@ -88,20 +88,13 @@ const char *http_arg(struct http_req *r, const char *name)
 
 const char *http_log_str(const char *s, size_t n, char *buf, size_t cap)
 {
-	static const char hex[] = "0123456789abcdef";
-	size_t o = 0;
-	for (size_t i = 0; i < n && o + 5 < cap; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c < 0x20 || c == 0x7f || c == '\\') {
-			buf[o++] = '\\';
-			buf[o++] = 'x';
-			buf[o++] = hex[c >> 4];
-			buf[o++] = hex[c & 15];
-		} else {
-			buf[o++] = (char)c;
-		}
-	}
+	/* only bounded: transport/log.c escapes every line whole, and an
+	 * escape here would be escaped again ("\\x1b") */
+	size_t o = n < cap ? n : cap - 1;
+	memcpy(buf, s, o);
 	buf[o] = '\0';
+	if (o < n && o >= 3)
+		memcpy(buf + o - 3, "...", 3);
 	return buf;
 }
 
@@ -152,14 +145,86 @@ static void http_peer(struct MHD_Connection *conn, char *out, size_t cap)
 			  (socklen_t)cap);
 }
 
+/* Queues a JSON error with a Retry-After header. */
+static int http_reply_retry(struct http_req *r, unsigned status, const char *code,
+			    const char *why, const char *retry_after)
+{
+	json_t *body = json_pack("{s:s, s:s}", "error", why, "code", code);
+	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	json_decref(body);
+	if (!text)
+		return MHD_NO;
+	struct MHD_Response *resp =
+	    MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+	if (!resp) {
+		free(text);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, "Content-Type", "application/json");
+	MHD_add_response_header(resp, "Retry-After", retry_after);
+	return http_reply(r, status, resp);
+}
+
+/* What a verdict on r's credentials answers: MHD_YES when r may go on
+ * (authenticated, with the role its route needs), else the result of
+ * queueing the refusal. */
+static int http_request_verdict(struct http *h, struct http_req *r,
+				enum http_auth_verdict verdict, const char *method, const char *url)
+{
+	char esc[160], who[160];
+	switch (verdict) {
+	case HTTP_AUTH_OK:
+	case HTTP_AUTH_PENDING: /* not reached: the caller suspends */
+		break;
+	case HTTP_AUTH_THROTTLED:
+		return http_reply_retry(r, 429, "throttled", "too many failed logins, try later",
+					"60");
+	case HTTP_AUTH_BUSY:
+		return http_reply_retry(r, 503, "busy",
+					"too many password checks pending, try again shortly",
+					"1");
+	case HTTP_AUTH_FAILED:
+		log_notice("http: failed login from %s as '%s' for %s %s", r->peer,
+			   http_log_str(r->user, strlen(r->user), who, sizeof who), method,
+			   http_log_str(url, strlen(url), esc, sizeof esc));
+		/* fall through */
+	case HTTP_AUTH_MISSING: {
+		json_t *body = json_pack("{s:s, s:s}", "error", "authentication required", "code",
+					 "unauthorized");
+		char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+		json_decref(body);
+		struct MHD_Response *resp =
+		    text ? MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE)
+			 : NULL;
+		if (!resp) {
+			free(text);
+			return MHD_NO;
+		}
+		MHD_add_response_header(resp, "Content-Type", "application/json");
+		MHD_add_response_header(resp, "Cache-Control", "no-store");
+		r->status = 401;
+		int rc = MHD_queue_basic_auth_fail_response(r->conn, "midge", resp);
+		MHD_destroy_response(resp);
+		return rc;
+	}
+	}
+	if (r->role < r->route->role)
+		return http_reply_error(r, 403, "forbidden",
+					http_auth_configured(h->auth)
+					    ? "this needs the admin role"
+					    : "admin endpoints need midge_http_password_file or "
+					      "midge_http_token_file");
+	return MHD_YES;
+}
+
 /* The first call of a request (headers read): route, credentials, role.
- * Returns MHD_YES to go on reading the body, or the result of queueing a
- * refusal. */
+ * Returns MHD_YES to go on reading the body (or to wait, suspended, for
+ * a password check), or the result of queueing a refusal. */
 static int http_request_begin(struct http *h, struct http_req *r, const char *url,
 			      const char *method)
 {
 	bool path_known;
-	char esc[160];
+	enum http_auth_verdict v = HTTP_AUTH_OK;
 	r->route = http_route_find(method, url, &r->arg_off, &path_known);
 	if (!r->route) {
 		if (path_known)
@@ -171,61 +236,14 @@ static int http_request_begin(struct http *h, struct http_req *r, const char *ur
 		/* Start-up made sure this server listens on loopback only. */
 		r->role = HTTP_ROLE_READ;
 	} else {
-		switch (http_auth_check(h->auth, r->conn, broker_now_ms(), &r->role, r->user,
-					sizeof r->user)) {
-		case HTTP_AUTH_OK:
-			break;
-		case HTTP_AUTH_THROTTLED: {
-			json_t *body = json_pack("{s:s, s:s}", "error",
-						 "too many failed logins, try later", "code",
-						 "throttled");
-			char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-			json_decref(body);
-			if (!text)
-				return MHD_NO;
-			struct MHD_Response *resp = MHD_create_response_from_buffer(
-			    strlen(text), text, MHD_RESPMEM_MUST_FREE);
-			if (!resp) {
-				free(text);
-				return MHD_NO;
-			}
-			MHD_add_response_header(resp, "Content-Type", "application/json");
-			MHD_add_response_header(resp, "Retry-After", "60");
-			return http_reply(r, 429, resp);
-		}
-		case HTTP_AUTH_FAILED:
-			log_notice("http: failed login from %s for %s %s", r->peer, method,
-				   http_log_str(url, strlen(url), esc, sizeof esc));
-			/* fall through */
-		case HTTP_AUTH_MISSING: {
-			json_t *body = json_pack("{s:s, s:s}", "error", "authentication required",
-						 "code", "unauthorized");
-			char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-			json_decref(body);
-			struct MHD_Response *resp =
-			    text ? MHD_create_response_from_buffer(strlen(text), text,
-								   MHD_RESPMEM_MUST_FREE)
-				 : NULL;
-			if (!resp) {
-				free(text);
-				return MHD_NO;
-			}
-			MHD_add_response_header(resp, "Content-Type", "application/json");
-			MHD_add_response_header(resp, "Cache-Control", "no-store");
-			r->status = 401;
-			int rc = MHD_queue_basic_auth_fail_response(r->conn, "midge", resp);
-			MHD_destroy_response(resp);
-			return rc;
-		}
+		v = http_auth_check(h, r, broker_now_ms());
+		if (v == HTTP_AUTH_PENDING) {
+			/* resumed by the check's completion (auth.c) */
+			MHD_suspend_connection(r->conn);
+			return MHD_YES;
 		}
 	}
-	if (r->role < r->route->role)
-		return http_reply_error(r, 403, "forbidden",
-					http_auth_configured(h->auth)
-					    ? "this needs the admin role"
-					    : "admin endpoints need midge_http_password_file or "
-					      "midge_http_token_file");
-	return MHD_YES;
+	return http_request_verdict(h, r, v, method, url);
 }
 
 /* Appends an upload chunk to r's body, up to max; past it the body is
@@ -279,11 +297,26 @@ static enum MHD_Result http_on_request(void *cls, struct MHD_Connection *conn, c
 		r->started = true;
 		return (enum MHD_Result)rc;
 	}
+	if (r->auth_state == HTTP_REQ_AUTH_DONE) {
+		/* The first call since a password check resumed r. r was
+		 * suspended in the headers call, and libmicrohttpd repeats that
+		 * call after a resume (no body yet): answer it as the first
+		 * call would have. Should a body chunk come first instead, the
+		 * refusal waits until the request is read (a response is
+		 * queued only before the body or after it). */
+		r->auth_state = HTTP_REQ_AUTH_NONE;
+		if (!*upload_size)
+			return (enum MHD_Result)http_request_verdict(h, r, r->verdict, method, url);
+		r->refused = r->verdict != HTTP_AUTH_OK || r->role < r->route->role;
+	}
 	if (*upload_size) {
-		http_body_append(r, upload_data, *upload_size, h->m->conf.http.max_body);
+		if (!r->refused)
+			http_body_append(r, upload_data, *upload_size, h->m->conf.http.max_body);
 		*upload_size = 0;
 		return MHD_YES;
 	}
+	if (r->refused)
+		return (enum MHD_Result)http_request_verdict(h, r, r->verdict, method, url);
 	if (r->too_large)
 		return (enum MHD_Result)http_reply_error(r, 413, "too_large",
 							 "request body over midge_http_max_body");
@@ -636,8 +669,11 @@ void http_stop(struct midge *m)
 		return;
 	h->running = false;
 	if (h->d) {
-		/* Suspended streams must be resumed and ended before the daemon
-		 * stops (libmicrohttpd's rule); a few runs finish them. */
+		/* Suspended requests and streams must be resumed and ended
+		 * before the daemon stops (libmicrohttpd's rule); a few runs
+		 * finish them. Requests waiting for a password check get 503. */
+		http_auth_abort(h, h->auth);
+		MHD_run(h->d);
 		for (int i = 0; i < 20 && h->sse && http_sse_close_all(h->sse) > 0; i++)
 			MHD_run(h->d);
 		MHD_stop_daemon(h->d);
@@ -673,6 +709,7 @@ int http_reload(struct midge *m, const struct conf_http *cfg, char *err, size_t 
 		http_auth_free(a);
 		return -1;
 	}
+	http_auth_take_over(a, h->auth);
 	http_auth_free(h->auth);
 	h->auth = a;
 	return 0;

@@ -131,6 +131,7 @@ void conf_init(struct conf *c)
 	c->http.sse_clients = CONF_HTTP_DEFAULT_SSE_CLIENTS;
 	c->http.sse_buffer = CONF_HTTP_DEFAULT_SSE_BUFFER;
 	c->http.max_body = CONF_HTTP_DEFAULT_MAX_BODY;
+	c->http.auth_pending = CONF_HTTP_DEFAULT_AUTH_PENDING;
 }
 
 static void conf_http_clear(struct conf_http *h)
@@ -149,6 +150,7 @@ static void conf_http_clear(struct conf_http *h)
 	h->sse_clients = CONF_HTTP_DEFAULT_SSE_CLIENTS;
 	h->sse_buffer = CONF_HTTP_DEFAULT_SSE_BUFFER;
 	h->max_body = CONF_HTTP_DEFAULT_MAX_BODY;
+	h->auth_pending = CONF_HTTP_DEFAULT_AUTH_PENDING;
 }
 
 void conf_clear(struct conf *c)
@@ -928,6 +930,7 @@ static int conf_set_http(struct conf *c, const char *key, const char *v, char *m
 		{"midge_http_sse_clients", 0, 4096},
 		{"midge_http_sse_buffer", 4096, 64u << 20},
 		{"midge_http_max_body", 1024, CODEC_MAX_REMAINING},
+		{"midge_http_auth_pending", 1, 4096},
 	};
 	for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
 		if (strcmp(key, nums[i].key) != 0)
@@ -941,6 +944,7 @@ static int conf_set_http(struct conf *c, const char *key, const char *v, char *m
 		case 1: h->sse_clients = (int)n; break;
 		case 2: h->sse_buffer = (uint32_t)n; break;
 		case 3: h->max_body = (uint32_t)n; break;
+		case 4: h->auth_pending = (int)n; break;
 		}
 		return 0;
 	}

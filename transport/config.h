@@ -98,6 +98,7 @@ enum conf_persist_sync {
 #define CONF_HTTP_DEFAULT_SSE_CLIENTS 16
 #define CONF_HTTP_DEFAULT_SSE_BUFFER (256u * 1024u)
 #define CONF_HTTP_DEFAULT_MAX_BODY (1024u * 1024u)
+#define CONF_HTTP_DEFAULT_AUTH_PENDING 8
 struct conf_http {
 	bool on;
 	uint16_t port;
@@ -112,6 +113,7 @@ struct conf_http {
 	int sse_clients;            /* open event streams at most */
 	uint32_t sse_buffer;        /* bytes of events waiting per stream */
 	uint32_t max_body;          /* request body bytes */
+	int auth_pending;           /* Basic checks waiting for the hashing pool at most */
 	char *where;                /* "file:line" of midge_http_listener, for start-up errors */
 };
 

@@ -292,10 +292,78 @@ static void test_free_hands_back(void)
 	auth_pool_free(p, NULL, NULL);
 }
 
+static int own_done;
+static atomic_int own_discarded;
+
+static void on_own_done(struct auth_job *j)
+{
+	struct tjob *t = (struct tjob *)j;
+	t->came_back++;
+	own_done++;
+}
+
+static void on_own_discard(struct auth_job *j)
+{
+	(void)j;
+	atomic_fetch_add(&own_discarded, 1);
+}
+
+/* A job with its own done and discard (a second owner sharing the pool)
+ * comes back through them, never through the pool's, finished, cancelled
+ * or discarded after the pool is freed. */
+static void test_own_callbacks(void)
+{
+	enum { N = 4 };
+	reset();
+	back_total = back_cancelled = own_done = 0;
+	atomic_store(&discarded, 0);
+	atomic_store(&own_discarded, 0);
+	atomic_int ran[N] = {0};
+	struct tjob *t = tjobs(N, ran);
+	for (int i = 0; i < N; i++) {
+		t[i].job.done = on_own_done;
+		t[i].job.discard = on_own_discard;
+	}
+	struct auth_pool *p = auth_pool_new(1, 8, on_wake, on_discard, NULL);
+	CU_ASSERT_EQUAL(auth_pool_submit(p, &t[0].job), 0);
+	for (int spin = 0; spin < 200 && own_done < 1; spin++) {
+		wait_wake(50);
+		auth_pool_drain(p, on_done, NULL);
+	}
+	CU_ASSERT_EQUAL(own_done, 1);
+	CU_ASSERT_EQUAL(back_total, 0);
+	/* one running behind the gate, one waiting and cancelled, one left
+	 * for the free */
+	t[1].gate = 1;
+	CU_ASSERT_EQUAL(auth_pool_submit(p, &t[1].job), 0);
+	for (int spin = 0; spin < 1000000 && atomic_load(&started_runs) < 2; spin++)
+		sched_yield();
+	CU_ASSERT_EQUAL(auth_pool_submit(p, &t[2].job), 0);
+	CU_ASSERT_EQUAL(auth_pool_submit(p, &t[3].job), 0);
+	CU_ASSERT(auth_pool_cancel(p, &t[2]));
+	auth_pool_drain(p, on_done, NULL);
+	CU_ASSERT_EQUAL(own_done, 2);
+	CU_ASSERT(t[2].job.cancelled);
+	auth_pool_free(p, on_done, NULL);
+	CU_ASSERT_EQUAL(own_done, 3);
+	open_gate(1);
+	for (int spin = 0; spin < 2000 && atomic_load(&own_discarded) < 1; spin++) {
+		struct timespec ms = {0, 1000000};
+		nanosleep(&ms, NULL);
+	}
+	CU_ASSERT_EQUAL(atomic_load(&own_discarded), 1);
+	CU_ASSERT_EQUAL(atomic_load(&discarded), 0);
+	CU_ASSERT_EQUAL(back_total, 0);
+	struct timespec settle = {0, 50000000};
+	nanosleep(&settle, NULL);
+	free(t);
+}
+
 static const struct test_case cases[] = {
 	{"2000 jobs, bounded concurrency, each back once", test_many_jobs},
 	{"full pool refuses, cancel waiting and running", test_full_and_cancel},
 	{"free hands back every job", test_free_hands_back},
+	{"a job's own done and discard", test_own_callbacks},
 	{NULL, NULL},
 };
 
