@@ -107,7 +107,8 @@ struct emsg {
 	 * scheduled while the retained store holds the message
 	 * (retained_set()). kind 0: no expiry. */
 	struct timer_node expiry;
-	uint64_t origin;    /* serial of the publishing session; 0 for the broker */
+	uint64_t origin;    /* serial of the publishing session; 0 for the broker;
+			     * EMSG_ORIGIN_RESTORED: a client before a restart */
 	/* a retained message's publisher, for check_retain_source: its user
 	 * name (NULL: anonymous) and listener */
 	char *origin_user;
@@ -123,6 +124,10 @@ struct emsg {
 	char *origin_id;
 	uint8_t data[];
 };
+
+/* The publisher of a restored message from a client: no session's serial
+ * (they count from 1), not the broker's 0. */
+#define EMSG_ORIGIN_RESTORED UINT64_MAX
 
 static inline bool emsg_has_expiry(const struct emsg *m)
 {
@@ -374,7 +379,7 @@ int timer_set(struct engine *e, struct timer_node *t, uint64_t at);
 uint32_t engine_hash_bytes(const void *p, size_t n);
 struct session *session_find(struct engine *e, const uint8_t *cid, size_t len);
 void session_client(const struct session *s, struct midge_client *out);
-void session_set_owner(struct session *s, const struct midge_client *cl);
+int session_set_owner(struct session *s, const struct midge_client *cl);
 struct session *session_new(struct engine *e, const uint8_t *cid, size_t len);
 void session_destroy(struct engine *e, struct session *s);
 void session_expire(struct engine *e, struct session *s);
@@ -391,7 +396,7 @@ struct emsg *emsg_new(struct engine *e, const uint8_t *topic, size_t tlen,
 			     const uint8_t *payload, size_t plen, const uint8_t *props,
 			     size_t props_len, uint8_t qos, bool retain, uint64_t origin,
 			     const uint8_t *origin_id, size_t olen, bool will);
-void emsg_set_source(struct emsg *m, const struct midge_client *from);
+int emsg_set_source(struct emsg *m, const struct midge_client *from);
 char *engine_dup_bytes(const void *p, size_t n);
 uint32_t emsg_remaining_expiry(const struct engine *e, const struct emsg *m);
 

@@ -777,8 +777,12 @@ static char *REC_HANDLE[REC_HANDLES];
 
 static void *rec_session_saved(void *ctx, void *sess, const struct engine_store_session *s)
 {
-	store_note("saved %.*s %u v%u%s; ", (int)s->client_id.len, s->client_id.p, s->expiry,
+	store_note("saved %.*s %u v%u%s", (int)s->client_id.len, s->client_id.p, s->expiry,
 		   s->protocol, s->disconnected_at ? " off" : "");
+	if (s->user.p || s->listener)
+		store_note(" by %.*s@%u", s->user.p ? (int)s->user.len : 1, s->user.p ? s->user.p : "-",
+			   s->listener);
+	store_note("; ");
 	if (sess)
 		return sess;
 	for (int i = 0; i < REC_HANDLES; i++)
@@ -3306,7 +3310,7 @@ static void t_store_restore(void)
 	m.retain = true;
 	CU_ASSERT_EQUAL(engine_restore_message(E, &m, &why), 0);
 	CU_ASSERT_EQUAL(engine_restore_message(E, &m, &why), -1); /* the same id twice */
-	struct engine_store_session ss = {{"s", 1}, UINT32_MAX, 4, NOW - 1000};
+	struct engine_store_session ss = {{"s", 1}, UINT32_MAX, 4, NOW - 1000, {NULL, 0}, 0};
 	CU_ASSERT_EQUAL(engine_restore_session(E, &ss, REC_HANDLE[0] = strdup("s"), &why), 0);
 	struct midge_str cid = {"s", 1}, filter = {"a/#", 3};
 	CU_ASSERT_EQUAL(engine_restore_subscription(E, &cid, &filter, 2, 0, &why), 0);
@@ -3322,7 +3326,7 @@ static void t_store_restore(void)
 	CU_ASSERT_EQUAL(engine_restore_retained(E, &cid, 12, &why), -1); /* another topic */
 	CU_ASSERT_EQUAL(engine_restore_retained(E, &rt, 12, &why), 0);
 	/* w: disconnected 50 s ago, will delay 30 s (due), expiry 100 s (not yet) */
-	struct engine_store_session sw = {{"w", 1}, 100, 5, NOW - 50000};
+	struct engine_store_session sw = {{"w", 1}, 100, 5, NOW - 50000, {NULL, 0}, 0};
 	CU_ASSERT_EQUAL(engine_restore_session(E, &sw, REC_HANDLE[1] = strdup("w"), &why), 0);
 	struct midge_str wid = {"w", 1};
 	struct engine_restore_msg wm = {0};
@@ -3332,7 +3336,7 @@ static void t_store_restore(void)
 	wm.payload_len = 3;
 	CU_ASSERT_EQUAL(engine_restore_will(E, &wid, &wm, 30, &why), 0);
 	/* old: expired while the broker was down */
-	struct engine_store_session so = {{"old", 3}, 10, 4, NOW - 20000};
+	struct engine_store_session so = {{"old", 3}, 10, 4, NOW - 20000, {NULL, 0}, 0};
 	CU_ASSERT_EQUAL(engine_restore_session(E, &so, REC_HANDLE[2] = strdup("old"), &why), 0);
 	struct midge_str nobody = {"x", 1};
 	CU_ASSERT_EQUAL(engine_restore_qos2(E, &nobody, 1, &why), -1);
@@ -3356,6 +3360,101 @@ static void t_store_restore(void)
 	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_SESSION_EXPIRED, NULL), 1);
 	engine_tick(E, NOW + 50000);
 	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_SESSION_EXPIRED, NULL), 2);
+	stop();
+}
+
+/* The fake ACL of the restore test: "mine" is read only by user "u" on
+ * listener 2; "ret" may no longer be published by user "p" (a reload, or
+ * an acl_file changed over a restart). */
+static int acl_owner(void *ctx, const struct midge_client *client, const uint8_t *topic,
+		     size_t len, enum engine_access access)
+{
+	(void)ctx;
+	bool u2 = client->username.p && client->username.len == 1 && client->username.p[0] == 'u' &&
+		  client->listener == 2;
+	bool p = client->username.p && client->username.len == 1 && client->username.p[0] == 'p';
+	if (access == ENGINE_ACCESS_RECEIVE && len == 4 && memcmp(topic, "mine", 4) == 0 && !u2)
+		return MQTT_RC_NOT_AUTHORIZED;
+	if (access == ENGINE_ACCESS_PUBLISH && len == 3 && memcmp(topic, "ret", 3) == 0 && p)
+		return MQTT_RC_NOT_AUTHORIZED;
+	return 0;
+}
+
+/* Who things belong to survives a restart: a restored session is checked
+ * as its user on its listener (not as an anonymous client) while it is
+ * offline, and a restored retained message is checked against its
+ * publisher by check_retain_source (the broker's own pass). The store
+ * hears the owner with every save. */
+static void t_store_restore_owner(void)
+{
+	char hx[256];
+	const char *why = NULL;
+	struct engine_auth auth = {.acl = acl_owner};
+	struct engine_config cfg = config_default();
+	cfg.check_retain_source = true;
+	STORE_LOG[0] = '\0';
+	REC_TICKET = 0;
+	start(&cfg, &auth);
+	CU_ASSERT_EQUAL(engine_restore_begin(E, NOW), 0);
+	struct engine_restore_msg m = {0};
+	m.id = 5; /* queued for s */
+	m.topic = (const uint8_t *)"mine";
+	m.topic_len = 4;
+	m.payload = (const uint8_t *)"q";
+	m.payload_len = 1;
+	m.qos = 1;
+	m.source.client = true;
+	CU_ASSERT_EQUAL(engine_restore_message(E, &m, &why), 0);
+	m.id = 6; /* retained by user p */
+	m.topic = (const uint8_t *)"ret";
+	m.topic_len = 3;
+	m.retain = true;
+	m.source.user.p = "p";
+	m.source.user.len = 1;
+	m.source.listener = 1;
+	CU_ASSERT_EQUAL(engine_restore_message(E, &m, &why), 0);
+	m.id = 8; /* retained by the broker: never checked */
+	m.source.client = false;
+	m.source.user.p = NULL;
+	m.source.user.len = 0;
+	m.topic = (const uint8_t *)"ret2";
+	m.topic_len = 4;
+	CU_ASSERT_EQUAL(engine_restore_message(E, &m, &why), 0);
+	m.id = 9; /* a user name that is not UTF-8: a damaged store */
+	m.source.client = true;
+	m.source.user.p = "\xff";
+	m.source.user.len = 1;
+	CU_ASSERT_EQUAL(engine_restore_message(E, &m, &why), -1);
+	struct engine_store_session ss = {{"s", 1}, UINT32_MAX, 4, NOW - 1000, {"u", 1}, 2};
+	CU_ASSERT_EQUAL(engine_restore_session(E, &ss, REC_HANDLE[0] = strdup("s"), &why), 0);
+	struct midge_str cid = {"s", 1}, filter = {"mine", 4}, r1 = {"ret", 3}, r2 = {"ret2", 4};
+	CU_ASSERT_EQUAL(engine_restore_subscription(E, &cid, &filter, 1, 0, &why), 0);
+	struct engine_store_delivery d1 = {1, false, false, 0, {0}};
+	CU_ASSERT_EQUAL(engine_restore_queued(E, &cid, 5, &d1, &why), 0);
+	CU_ASSERT_EQUAL(engine_restore_retained(E, &r1, 6, &why), 0);
+	CU_ASSERT_EQUAL(engine_restore_retained(E, &r2, 8, &why), 0);
+	engine_store_attach(E, &store_recorder);
+	CU_ASSERT_EQUAL(engine_restore_end(E, NOW), 0);
+	/* queued while s is offline: checked as u on listener 2, kept */
+	up4(0, "pub");
+	exchange(0, pubhex(hx, sizeof hx, 0x32, "mine", 3, NULL, "r"), "40 02 00 03");
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_ACL_DENIED, NULL), 0);
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_DROP, NULL), 0);
+	/* p's retained message is withheld, the broker's goes out */
+	up4(1, "sub");
+	CU_ASSERT_STRING_EQUAL(sub_raw(1, 1, "ret", 0, NULL), "90 03 00 01 00");
+	CU_ASSERT_EQUAL(last_ev(MIDGE_EV_DROP)->drop, MIDGE_DROP_NOT_AUTHORIZED);
+	char want[256];
+	snprintf(want, sizeof want, "90 03 00 02 00 %s",
+		 pubhex(hx, sizeof hx, 0x31, "ret2", 0, NULL, "q"));
+	CU_ASSERT_STRING_EQUAL(sub_raw(1, 2, "ret2", 0, NULL), want);
+	/* s comes back as u on listener 2: both messages, in order */
+	open_conn(2);
+	CU_ASSERT_EQUAL(engine_conn_set_listener(F[2].c, 2, 0, false, NULL), 0);
+	CU_ASSERT_EQUAL(connect_full(2, 4, "s", 0x80, 60, NULL, "00 01 75"), 0);
+	expect(2, "20 02 01 00 32 09 00 04 6d 69 6e 65 00 01 71 32 09 00 04 6d 69 6e 65 00 02 72");
+	/* its owner went to the store with the session */
+	CU_ASSERT(strstr(STORE_LOG, "saved s 4294967295 v4 by u@2; ") != NULL);
 	stop();
 }
 
@@ -3458,6 +3557,7 @@ static const struct test_case store_cases[] = {
 	{"store: failing store refuses what it cannot keep", t_store_failing},
 	{"store: message references balance", t_store_references},
 	{"store: restore sessions, windows, queues, wills, retained", t_store_restore},
+	{"store: a restored session and retained message keep their owners", t_store_restore_owner},
 	{"replay: $replay/ log then live, last, since, malformed", t_replay},
 	{"replay: read ACL and no-local per replayed message", t_replay_acl},
 	{NULL, NULL},
