@@ -112,7 +112,7 @@ struct engine_io {
 	void (*event)(void *ctx, const struct midge_event *ev);
 	/* Read the connection again: engine_conn_input() returned
 	 * ENGINE_CONN_HELD because it holds too many acknowledgements waiting
-	 * for the store, and enough of them went out. May be NULL when no
+	 * for the store (or its CONNACK), and enough of them went out. May be NULL when no
 	 * store that holds acknowledgements is attached. */
 	void (*resume)(void *ctx, void *handle);
 };
@@ -268,9 +268,10 @@ struct codec_feed;
  * bounded by max_packet_before_connect). engine_conn_frame() refuses
  * packets in that state (returns ENGINE_CONN_HELD, nothing done).
  * engine_conn_input() also returns it when the connection holds as many
- * acknowledgements waiting for the store as its receive maximum: the
- * caller stops reading, keeps the rest, and feeds it again when
- * engine_io.resume is called for the connection. */
+ * acknowledgements waiting for the store as its receive maximum, or its
+ * CONNACK waits for the store (a persistent session created or a stored
+ * one discarded): the caller stops reading, keeps the rest, and feeds it
+ * again when engine_io.resume is called for the connection. */
 #define ENGINE_CONN_HELD 1
 int engine_conn_input(struct engine *e, struct engine_conn *c, const uint8_t *buf, size_t n,
 		      uint64_t now_ms, struct codec_feed *out);

@@ -1,7 +1,9 @@
 /*
  * hold.c - acknowledgements that wait for the store: a PUBACK or PUBREC
  * means the message is on disk, a SUBACK the subscription, a PUBREL or
- * PUBCOMP the end of the QoS 2 state it removes. After a packet whose
+ * PUBCOMP the end of the QoS 2 state it removes, a CONNACK the session it
+ * creates or the stored one it discards (connect.c; nothing is delivered
+ * or read before it, c->connack_held). After a packet whose
  * handling reported changes to the store, its acknowledgement is held
  * with the store's ticket (engine_store.ticket) until the store calls
  * engine_store_durable() with that ticket or a later one.
@@ -161,7 +163,7 @@ void hold_packet(struct engine *e, struct engine_conn *c, uint64_t ticket, struc
 bool hold_full(const struct engine_conn *c)
 {
 	uint32_t max = c->receive_max > 16 ? c->receive_max : 16;
-	return c->acks && c->acks->n >= max;
+	return c->connack_held || (c->acks && c->acks->n >= max);
 }
 
 uint32_t hold_count(const struct engine_conn *c)
@@ -179,6 +181,8 @@ static void hold_release_one(struct engine *e, struct held_acks *h)
 	e->st.acks_held--;
 	if (hold_is_quota(a.type))
 		h->n_quota--;
+	if (a.type == CODEC_CONNACK)
+		c->connack_held = false;
 	if (c->state == CONN_UP) {
 		if (a.bytes)
 			client_write(e, c, a.bytes, a.len, NULL, false);
@@ -186,6 +190,14 @@ static void hold_release_one(struct engine *e, struct held_acks *h)
 			output_ack(e, c, a.type, a.pid, a.rc, a.why);
 	}
 	free(a.bytes);
+	/* the CONNACK went first [MQTT-3.2.0-1]: now the window is resent
+	 * (a resumed session) and what was queued meanwhile goes */
+	if (a.type == CODEC_CONNACK && c->state == CONN_UP && c->s) {
+		if (c->connack_resend)
+			session_resend(e, c->s);
+		else
+			session_drain(e, c->s);
+	}
 }
 
 void hold_free(struct engine *e, struct engine_conn *c)

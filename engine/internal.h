@@ -204,6 +204,9 @@ struct session {
 	struct delivery *queue; /* ring */
 	uint16_t *rel;          /* set of incoming QoS 2 ids awaiting PUBREL (flight.c) */
 	uint64_t queue_bytes;
+	/* the store's ticket that makes its creation durable (0: durable
+	 * already): a resume's CONNACK waits for it too */
+	uint64_t saved_ticket;
 	struct timer_node expiry_timer;
 	/* who the session's last connection was (user name, listener): what
 	 * the receive ACL asks about while the session is offline */
@@ -295,6 +298,12 @@ struct engine_conn {
 	bool normal_disconnect;      /* normal DISCONNECT: no will */
 	bool expiry_zero;            /* CONNECT had session expiry 0 [MQTT-3.14.2-2] */
 	bool cid_own;                /* info.client_id is our own copy (the session is gone) */
+	/* the CONNACK waits for the commit that makes its session (created,
+	 * or a stored one discarded) durable: nothing is sent before it and
+	 * nothing more is read (hold.c); connack_resend: resend the window
+	 * when it goes */
+	bool connack_held;
+	bool connack_resend;
 	bool username_as_clientid;   /* the listener's use_username_as_clientid */
 	uint16_t mount_len;          /* the listener's mount_point, mount[0..mount_len) */
 	char *mount;
@@ -535,9 +544,10 @@ void session_store_save(struct engine *e, struct session *s);
  * Small calls of the per-message path, inline so that splitting the
  * engine into rooms costs no call per delivery.
  */
+/* Connected, and its CONNACK went out: deliveries may be sent. */
 static inline bool client_is_up(const struct engine_conn *c)
 {
-	return c && c->state == CONN_UP;
+	return c && c->state == CONN_UP && !c->connack_held;
 }
 
 static inline struct emsg *emsg_ref(struct emsg *m)
@@ -633,7 +643,8 @@ void hold_ack(struct engine *e, struct engine_conn *c, uint64_t ticket, uint8_t 
 /* The same for an encoded packet (SUBACK, UNSUBACK): bytes are copied. */
 void hold_packet(struct engine *e, struct engine_conn *c, uint64_t ticket, struct codec_packet *p,
 		 struct codec_props *props);
-/* Whether c holds so many acknowledgements that no more input is read. */
+/* Whether c holds so many acknowledgements, or its CONNACK, that no more
+ * input is read. */
 bool hold_full(const struct engine_conn *c);
 /* Acknowledgements held for c (its connection is gone) are dropped. */
 void hold_free(struct engine *e, struct engine_conn *c);

@@ -3105,6 +3105,67 @@ static void t_store_hold_input(void)
 	stop();
 }
 
+/* The CONNACK of a CONNECT that creates a stored session, or discards one,
+ * waits for the commit that holds it (session present must not lie after
+ * a crash), and nothing is read or sent before it [MQTT-3.2.0-1]; a resume
+ * and a clean session that replaced nothing stored are answered at once. */
+static void t_store_hold_connack(void)
+{
+	store_start();
+	REC_TICKET = 3;
+	/* a new persistent session: held, input not read meanwhile */
+	open_conn(0);
+	CU_ASSERT_EQUAL(connect_full(0, 4, "s", 0x00, 60, NULL, NULL), ENGINE_CONN_HELD);
+	expect(0, "");
+	CU_ASSERT_EQUAL(stats_now().acks_held, 1);
+	CU_ASSERT_EQUAL(feed(0, "c0 00"), ENGINE_CONN_HELD); /* PINGREQ: left to the caller */
+	expect(0, "");
+	engine_store_durable(E, 2, NOW);
+	expect(0, "");
+	engine_store_durable(E, 3, NOW);
+	expect(0, "20 02 00 00");
+	CU_ASSERT_EQUAL(F[0].resumes, 1);
+	exchange(0, "c0 00", "d0 00");
+	REC_TICKET = 4;
+	exchange(0, "82 08 00 01 00 03 61 2f 62 01", "");
+	engine_store_durable(E, 4, NOW);
+	expect(0, "90 03 00 01 01");
+	gone(0, NULL);
+	/* a resume: at once, with what was queued */
+	REC_TICKET = 5;
+	up4(1, "pub");
+	CU_ASSERT_EQUAL(engine_publish(E, (const uint8_t *)"a/b", 3, "q", 1, 1, false, NOW), 0);
+	up4_kept(2, "s", "20 02 01 00 32 08 00 03 61 2f 62 00 01 71");
+	gone(2, NULL);
+	/* clean session 1 over the stored session: its end is what is held */
+	REC_TICKET = 6;
+	open_conn(3);
+	CU_ASSERT_EQUAL(connect_full(3, 4, "s", 0x02, 60, NULL, NULL), ENGINE_CONN_HELD);
+	expect(3, "");
+	CU_ASSERT(strstr(STORE_LOG, "removed s; ") != NULL);
+	engine_store_durable(E, 6, NOW);
+	expect(3, "20 02 00 00");
+	/* a clean session that replaced nothing stored: at once */
+	up4(4, "c");
+	/* taken over while its CONNACK waits: nothing is sent before it,
+	 * and the resume waits for the same commit (the session it resumes
+	 * is not durable yet) */
+	REC_TICKET = 7;
+	open_conn(5);
+	CU_ASSERT_EQUAL(connect_full(5, 5, "t", 0x00, 60, "11 00 00 00 3c", NULL), ENGINE_CONN_HELD);
+	REC_TICKET = 8;
+	open_conn(6);
+	CU_ASSERT_EQUAL(connect_full(6, 5, "t", 0x00, 60, "11 00 00 00 3c", NULL), ENGINE_CONN_HELD);
+	expect(6, "");
+	CU_ASSERT_EQUAL(F[5].close_calls, 1);
+	expect(5, "");
+	engine_store_durable(E, 7, NOW);
+	expect(5, "");
+	expect(6, "20 09 01 00 06 21 00 14 22 00 0a");
+	gone(5, NULL);
+	stop();
+}
+
 /* While the store cannot write: QoS 1/2 refused (v5 0x97, 3.x closed),
  * new persistent sessions refused, QoS 0 and resumed sessions go on. */
 static void t_store_failing(void)
@@ -3553,6 +3614,7 @@ static void t_replay_acl(void)
 
 static const struct test_case store_cases[] = {
 	{"store: acknowledgements wait for durability, in order", t_store_hold_acks},
+	{"MQTT-3.2.0-1 store: a CONNACK waits for its session to be durable", t_store_hold_connack},
 	{"store: a publisher not read past its held acknowledgements", t_store_hold_input},
 	{"store: failing store refuses what it cannot keep", t_store_failing},
 	{"store: message references balance", t_store_references},
