@@ -90,6 +90,8 @@ void sys_publish(struct midge *m, uint64_t now)
 	sys_put(m, 21, "$SYS/broker/midge/connections", "%d", m->n_conns);
 	sys_put(m, 40, "$SYS/broker/midge/acl/denied", "%llu", (unsigned long long)st.acl_denied);
 	sys_put(m, 41, "$SYS/broker/midge/acks held", "%llu", (unsigned long long)st.acks_held);
+	sys_put(m, 53, "$SYS/broker/midge/acks held/pauses", "%llu",
+		(unsigned long long)st.acks_held_pauses);
 	sys_put(m, 42, "$SYS/broker/midge/history/messages", "%llu",
 		(unsigned long long)st.history_count);
 	persist_sys(m, now, sys_put, 43);

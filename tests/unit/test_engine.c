@@ -3105,6 +3105,57 @@ static void t_store_hold_input(void)
 	stop();
 }
 
+/* max_acks_held bounds the held acknowledgements of all connections
+ * together: a publisher that holds one is not read past the bound (at most
+ * one more packet from a connection that held none), a subscriber that
+ * holds none is still read, and commits read the paused ones again. */
+static void t_store_hold_global(void)
+{
+	char hx[256];
+	uint8_t buf[4096];
+	size_t n = 0, one;
+	struct engine_config cfg = config_default();
+	cfg.max_acks_held = 5;
+	STORE_LOG[0] = '\0';
+	REC_TICKET = 0;
+	start(&cfg, NULL);
+	engine_store_attach(E, &store_recorder);
+	up4_kept(0, "p1", "20 02 00 00");
+	up4_kept(1, "p2", "20 02 00 00");
+	up4_kept(2, "s", "20 02 00 00");
+	subscribe4(2, "a/b", 1);
+	REC_TICKET = 3;
+	for (int i = 1; i <= 10; i++)
+		n += unhex(pubhex(hx, sizeof hx, 0x32, "a/b", (uint16_t)i, NULL, "m"), buf + n,
+			   sizeof buf - n);
+	one = n / 10;
+	struct codec_feed fo;
+	/* p1: read up to the bound, then paused */
+	CU_ASSERT_EQUAL(engine_conn_input(E, F[0].c, buf, n, NOW, &fo), ENGINE_CONN_HELD);
+	CU_ASSERT_EQUAL(fo.used, 5 * one);
+	CU_ASSERT_EQUAL(stats_now().acks_held, 5);
+	CU_ASSERT_EQUAL(stats_now().acks_held_pauses, 1);
+	expect(0, "");
+	/* p2 held nothing: one packet, then paused too */
+	CU_ASSERT_EQUAL(engine_conn_input(E, F[1].c, buf, n, NOW, &fo), ENGINE_CONN_HELD);
+	CU_ASSERT_EQUAL(fo.used, one);
+	CU_ASSERT_EQUAL(stats_now().acks_held, 6);
+	CU_ASSERT_EQUAL(engine_conn_input(E, F[0].c, buf, n, NOW, &fo), ENGINE_CONN_HELD);
+	CU_ASSERT_EQUAL(fo.used, 0);
+	/* the subscriber got the six and is still read: its PUBACKs */
+	CU_ASSERT_EQUAL(strlen(out(2)), 6 * 30 - 1);
+	CU_ASSERT_EQUAL(feed(2, "40 02 00 01 40 02 00 02"), 0);
+	CU_ASSERT_EQUAL(F[0].resumes + F[1].resumes, 0);
+	/* the commit: the PUBACKs go, both publishers are read again */
+	engine_store_durable(E, 3, NOW);
+	CU_ASSERT_EQUAL(stats_now().acks_held, 0);
+	CU_ASSERT_EQUAL(F[0].resumes, 1);
+	CU_ASSERT_EQUAL(F[1].resumes, 1);
+	CU_ASSERT_EQUAL(strlen(out(0)), 5 * 12 - 1);
+	CU_ASSERT_EQUAL(strlen(out(1)), 1 * 12 - 1);
+	stop();
+}
+
 /* The CONNACK of a CONNECT that creates a stored session, or discards one,
  * waits for the commit that holds it (session present must not lie after
  * a crash), and nothing is read or sent before it [MQTT-3.2.0-1]; a resume
@@ -3616,6 +3667,7 @@ static const struct test_case store_cases[] = {
 	{"store: acknowledgements wait for durability, in order", t_store_hold_acks},
 	{"MQTT-3.2.0-1 store: a CONNACK waits for its session to be durable", t_store_hold_connack},
 	{"store: a publisher not read past its held acknowledgements", t_store_hold_input},
+	{"store: held acknowledgements bounded for all connections", t_store_hold_global},
 	{"store: failing store refuses what it cannot keep", t_store_failing},
 	{"store: message references balance", t_store_references},
 	{"store: restore sessions, windows, queues, wills, retained", t_store_restore},
