@@ -3073,21 +3073,29 @@ static void t_store_hold_acks(void)
 	stop();
 }
 
+/* count QoS 1 PUBLISH "m" on a/b, packet ids 1.., one after the other
+ * into buf; returns their size. */
+static size_t pubs_qos1(uint8_t *buf, size_t cap, int count)
+{
+	char hx[256];
+	size_t n = 0;
+	for (int i = 1; i <= count; i++)
+		n += unhex(pubhex(hx, sizeof hx, 0x32, "a/b", (uint16_t)i, NULL, "m"), buf + n,
+			   cap - n);
+	return n;
+}
+
 /* A 3.1.1 publisher that never waits is not read past its receive
  * maximum of held acknowledgements, and is read again once they went. */
 static void t_store_hold_input(void)
 {
-	char hx[256];
 	uint8_t buf[4096];
-	size_t n = 0;
 	store_start();
 	up4_kept(0, "pp", "20 02 00 00");
 	up4_kept(1, "s", "20 02 00 00");
 	subscribe4(1, "a/b", 1);
 	REC_TICKET = 3;
-	for (int i = 1; i <= 25; i++)
-		n += unhex(pubhex(hx, sizeof hx, 0x32, "a/b", (uint16_t)i, NULL, "m"), buf + n,
-			   sizeof buf - n);
+	size_t n = pubs_qos1(buf, sizeof buf, 25);
 	struct codec_feed fo;
 	CU_ASSERT_EQUAL(engine_conn_input(E, F[0].c, buf, n, NOW, &fo), ENGINE_CONN_HELD);
 	CU_ASSERT_EQUAL(fo.used, n / 25 * 20); /* the receive maximum (20 in these tests) */
@@ -3111,9 +3119,7 @@ static void t_store_hold_input(void)
  * holds none is still read, and commits read the paused ones again. */
 static void t_store_hold_global(void)
 {
-	char hx[256];
 	uint8_t buf[4096];
-	size_t n = 0, one;
 	struct engine_config cfg = config_default();
 	cfg.max_acks_held = 5;
 	STORE_LOG[0] = '\0';
@@ -3125,10 +3131,7 @@ static void t_store_hold_global(void)
 	up4_kept(2, "s", "20 02 00 00");
 	subscribe4(2, "a/b", 1);
 	REC_TICKET = 3;
-	for (int i = 1; i <= 10; i++)
-		n += unhex(pubhex(hx, sizeof hx, 0x32, "a/b", (uint16_t)i, NULL, "m"), buf + n,
-			   sizeof buf - n);
-	one = n / 10;
+	size_t n = pubs_qos1(buf, sizeof buf, 10), one = n / 10;
 	struct codec_feed fo;
 	/* p1: read up to the bound, then paused */
 	CU_ASSERT_EQUAL(engine_conn_input(E, F[0].c, buf, n, NOW, &fo), ENGINE_CONN_HELD);
