@@ -385,7 +385,7 @@ static void connack_props(const struct engine *e, const struct engine_conn *c,
 /* Step 8, acknowledge: CONNACK, the session and connect events, then
  * what a resumed session still owes the client. */
 static void connect_acknowledge(struct engine *e, struct engine_conn *c,
-				const struct connect_plan *pl)
+				const struct connect_plan *pl, uint64_t before)
 {
 	struct codec_packet ack;
 	memset(&ack, 0, sizeof ack);
@@ -393,7 +393,24 @@ static void connect_acknowledge(struct engine *e, struct engine_conn *c,
 	ack.u.connack.session_present = pl->present; /* [MQTT-3.2.2-1] [MQTT-3.2.2-2] [MQTT-3.2.2-3] */
 	if (pl->version == CODEC_V5)
 		connack_props(e, c, pl, &ack.u.connack.props);
-	output_packet(e, c, &ack, NULL);
+	/* A session created for the store, or a stored one discarded, is
+	 * what session present will say after a crash: the CONNACK waits for
+	 * the commit that holds it, as a SUBACK does. A resume waits only
+	 * while the creation of its session is not durable yet (its new
+	 * terms follow in the next commit; a failing store does not stop it);
+	 * a clean session that replaced nothing stored never waits. */
+	uint64_t ticket = 0;
+	if (pl->created || pl->discarded)
+		ticket = pl->s->saved_ticket = hold_ticket(e, before, false);
+	else if (pl->s->saved_ticket > e->durable)
+		ticket = pl->s->saved_ticket;
+	if (ticket) {
+		c->connack_held = true; /* until hold.c sends it: no delivery, no input */
+		c->connack_resend = pl->present;
+		hold_packet(e, c, ticket, &ack, NULL);
+	} else {
+		output_packet(e, c, &ack, NULL);
+	}
 
 	if (pl->created)
 		event_session(e, MIDGE_EV_SESSION_CREATED, pl->s, &c->info,
@@ -407,7 +424,7 @@ static void connect_acknowledge(struct engine *e, struct engine_conn *c,
 	ev.u.connect.session_expiry = pl->expiry;
 	ev.u.connect.session_present = pl->present;
 	event_emit(e, &ev);
-	if (pl->present)
+	if (pl->present && !c->connack_held)
 		session_resend(e, pl->s);
 }
 
@@ -441,13 +458,14 @@ static int connect_finish(struct engine *e, struct engine_conn *c, struct connec
 		return connect_refuse(e, c, pl->version, MQTT_RC_SERVER_UNAVAILABLE, pl->k,
 				      e->store_failing);
 	}
+	uint64_t before = e->store_changes;
 	if (connect_resume(e, pl) < 0) {
 		will_free(pl->will);
 		return connect_refuse(e, c, pl->version, MQTT_RC_SERVER_UNAVAILABLE, pl->k,
 				      "out of memory");
 	}
 	connect_attach(e, c, pl);
-	connect_acknowledge(e, c, pl);
+	connect_acknowledge(e, c, pl, before);
 	return 0;
 }
 

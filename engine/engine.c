@@ -28,6 +28,7 @@ static const struct engine_config config_defaults = {
 	.max_subscriptions = ENGINE_DEFAULT_MAX_SUBSCRIPTIONS,
 	.max_retained_messages = ENGINE_DEFAULT_MAX_RETAINED,
 	.max_retained_bytes = ENGINE_DEFAULT_MAX_RETAINED_BYTES,
+	.max_acks_held = ENGINE_DEFAULT_MAX_ACKS_HELD,
 	.check_payload_format = true,
 	.check_retain_source = true, /* Mosquitto's default */
 	.wildcard_sub_available = true,

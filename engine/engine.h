@@ -40,6 +40,9 @@ struct engine_config {
 	uint32_t max_sessions;             /* sessions, connected or not: CONNACK 0x97 past it */
 	uint32_t max_retained_messages;    /* retained topics: a new one is refused (0x97) */
 	uint64_t max_retained_bytes;       /* retained bytes (emsg_size) */
+	/* acknowledgements waiting for the store, all connections together:
+	 * past it a connection that holds one is read no more (hold.c) */
+	uint32_t max_acks_held;
 	bool queue_qos0_messages;
 	uint16_t max_keepalive;            /* v5 server keep alive when client asks more (0 = none) */
 	uint32_t max_client_id_len;
@@ -85,6 +88,10 @@ struct engine_config {
 #define ENGINE_DEFAULT_MAX_SESSIONS 1000000u
 #define ENGINE_DEFAULT_MAX_RETAINED 1000000u
 #define ENGINE_DEFAULT_MAX_RETAINED_BYTES (1024ull * 1024u * 1024u)
+/* Held acknowledgements (a few dozen bytes each, and the batch a commit
+ * writes for them): a thousand publishers with their receive maximum's
+ * worth waiting at once would be 10^6. */
+#define ENGINE_DEFAULT_MAX_ACKS_HELD 100000u
 
 /* What max_queued_messages 0 ("unlimited" in Mosquitto) means: every
  * queue stays bounded. max_queued_bytes still applies on top. */
@@ -112,7 +119,7 @@ struct engine_io {
 	void (*event)(void *ctx, const struct midge_event *ev);
 	/* Read the connection again: engine_conn_input() returned
 	 * ENGINE_CONN_HELD because it holds too many acknowledgements waiting
-	 * for the store, and enough of them went out. May be NULL when no
+	 * for the store (or its CONNACK), and enough of them went out. May be NULL when no
 	 * store that holds acknowledgements is attached. */
 	void (*resume)(void *ctx, void *handle);
 };
@@ -173,6 +180,7 @@ struct engine_stats {
 	uint64_t stored_bytes;
 	uint64_t acl_denied;           /* publishes, subscriptions and deliveries refused */
 	uint64_t acks_held;            /* acknowledgements waiting for the store now */
+	uint64_t acks_held_pauses;     /* connections no more read for max_acks_held */
 	uint64_t history_count;        /* messages in the replay logs */
 };
 
@@ -271,9 +279,10 @@ struct codec_feed;
  * bounded by max_packet_before_connect). engine_conn_frame() refuses
  * packets in that state (returns ENGINE_CONN_HELD, nothing done).
  * engine_conn_input() also returns it when the connection holds as many
- * acknowledgements waiting for the store as its receive maximum: the
- * caller stops reading, keeps the rest, and feeds it again when
- * engine_io.resume is called for the connection. */
+ * acknowledgements waiting for the store as its receive maximum, or its
+ * CONNACK waits for the store (a persistent session created or a stored
+ * one discarded): the caller stops reading, keeps the rest, and feeds it
+ * again when engine_io.resume is called for the connection. */
 #define ENGINE_CONN_HELD 1
 int engine_conn_input(struct engine *e, struct engine_conn *c, const uint8_t *buf, size_t n,
 		      uint64_t now_ms, struct codec_feed *out);

@@ -1,7 +1,9 @@
 /*
  * hold.c - acknowledgements that wait for the store: a PUBACK or PUBREC
  * means the message is on disk, a SUBACK the subscription, a PUBREL or
- * PUBCOMP the end of the QoS 2 state it removes. After a packet whose
+ * PUBCOMP the end of the QoS 2 state it removes, a CONNACK the session it
+ * creates or the stored one it discards (connect.c; nothing is delivered
+ * or read before it, c->connack_held). After a packet whose
  * handling reported changes to the store, its acknowledgement is held
  * with the store's ticket (engine_store.ticket) until the store calls
  * engine_store_durable() with that ticket or a later one.
@@ -16,7 +18,13 @@
  * A connection holding as many acknowledgements as its receive maximum is
  * read no more (engine_conn_input returns ENGINE_CONN_HELD) until enough of
  * them went out (engine_io.resume): a 3.1.1 client, which has no receive
- * maximum, cannot make the FIFO grow without bound.
+ * maximum, cannot make the FIFO grow without bound. All connections
+ * together are bounded too (max_acks_held, midge_persist_max_acks_held):
+ * once that many wait, a connection that holds one is not read past the
+ * packet it is on, so the broker stops reading its publishers (they wait
+ * in their TCP buffers) while subscribers, which hold nothing, go on. A
+ * connection that holds none may still bring one more: at most one per
+ * connection past the bound. Nothing acknowledged is ever dropped for it.
  *
  * Also engine_store_failing(): while the store cannot write, what would
  * need it is refused (publish.c, connect.c).
@@ -158,10 +166,20 @@ void hold_packet(struct engine *e, struct engine_conn *c, uint64_t ticket, struc
 	a->type = p->type;
 }
 
+/* Whether all connections together hold max_acks_held. */
+static bool hold_global_full(const struct engine *e)
+{
+	return e->cfg.max_acks_held && e->st.acks_held >= e->cfg.max_acks_held;
+}
+
 bool hold_full(const struct engine_conn *c)
 {
+	if (c->connack_held)
+		return true;
+	if (!c->acks || !c->acks->n)
+		return false;
 	uint32_t max = c->receive_max > 16 ? c->receive_max : 16;
-	return c->acks && c->acks->n >= max;
+	return c->acks->n >= max || hold_global_full(c->e);
 }
 
 uint32_t hold_count(const struct engine_conn *c)
@@ -179,6 +197,8 @@ static void hold_release_one(struct engine *e, struct held_acks *h)
 	e->st.acks_held--;
 	if (hold_is_quota(a.type))
 		h->n_quota--;
+	if (a.type == CODEC_CONNACK)
+		c->connack_held = false;
 	if (c->state == CONN_UP) {
 		if (a.bytes)
 			client_write(e, c, a.bytes, a.len, NULL, false);
@@ -186,6 +206,14 @@ static void hold_release_one(struct engine *e, struct held_acks *h)
 			output_ack(e, c, a.type, a.pid, a.rc, a.why);
 	}
 	free(a.bytes);
+	/* the CONNACK went first [MQTT-3.2.0-1]: now the window is resent
+	 * (a resumed session) and what was queued meanwhile goes */
+	if (a.type == CODEC_CONNACK && c->state == CONN_UP && c->s) {
+		if (c->connack_resend)
+			session_resend(e, c->s);
+		else
+			session_drain(e, c->s);
+	}
 }
 
 void hold_free(struct engine *e, struct engine_conn *c)
@@ -210,18 +238,20 @@ void engine_store_durable(struct engine *e, uint64_t ticket, uint64_t now_ms)
 	e->now = now_ms;
 	if (ticket > e->durable)
 		e->durable = ticket;
-	struct held_acks *h = e->holding, *next;
-	for (; h; h = next) {
-		next = h->next;
+	struct held_acks *h, *next;
+	for (h = e->holding; h; h = h->next)
 		while (h->n && h->ring[h->head].ticket <= e->durable)
 			hold_release_one(e, h);
-		if (!h->n)
-			hold_unlink(e, h);
+	/* then, with the global count down, who may be read again */
+	for (h = e->holding; h; h = next) {
+		next = h->next;
 		if (h->input_held && !hold_full(h->c) && h->c->state == CONN_UP) {
 			h->input_held = false;
 			if (e->io.resume)
 				e->io.resume(e->io.ctx, h->c->handle);
 		}
+		if (!h->n)
+			hold_unlink(e, h);
 	}
 }
 
@@ -249,6 +279,11 @@ void engine_store_failing(struct engine *e, bool failing, const char *why)
 /* engine_conn_input is about to stop reading c for hold_full(). */
 void hold_stop_input(struct engine_conn *c)
 {
-	if (c->acks)
-		c->acks->input_held = true;
+	struct held_acks *h = c->acks;
+	if (!h || h->input_held)
+		return;
+	h->input_held = true;
+	uint32_t max = c->receive_max > 16 ? c->receive_max : 16;
+	if (!c->connack_held && h->n < max)
+		c->e->st.acks_held_pauses++; /* for the global bound */
 }

@@ -109,7 +109,8 @@ struct emsg {
 	 * scheduled while the retained store holds the message
 	 * (retained_set()). kind 0: no expiry. */
 	struct timer_node expiry;
-	uint64_t origin;    /* serial of the publishing session; 0 for the broker */
+	uint64_t origin;    /* serial of the publishing session; 0 for the broker;
+			     * EMSG_ORIGIN_RESTORED: a client before a restart */
 	/* a retained message's publisher, for check_retain_source: its user
 	 * name (NULL: anonymous) and listener */
 	char *origin_user;
@@ -125,6 +126,10 @@ struct emsg {
 	char *origin_id;
 	uint8_t data[];
 };
+
+/* The publisher of a restored message from a client: no session's serial
+ * (they count from 1), not the broker's 0. */
+#define EMSG_ORIGIN_RESTORED UINT64_MAX
 
 static inline bool emsg_has_expiry(const struct emsg *m)
 {
@@ -201,6 +206,9 @@ struct session {
 	struct delivery *queue; /* ring */
 	uint16_t *rel;          /* set of incoming QoS 2 ids awaiting PUBREL (flight.c) */
 	uint64_t queue_bytes;
+	/* the store's ticket that makes its creation durable (0: durable
+	 * already): a resume's CONNACK waits for it too */
+	uint64_t saved_ticket;
 	struct timer_node expiry_timer;
 	/* who the session's last connection was (user name, listener): what
 	 * the receive ACL asks about while the session is offline */
@@ -292,6 +300,12 @@ struct engine_conn {
 	bool normal_disconnect;      /* normal DISCONNECT: no will */
 	bool expiry_zero;            /* CONNECT had session expiry 0 [MQTT-3.14.2-2] */
 	bool cid_own;                /* info.client_id is our own copy (the session is gone) */
+	/* the CONNACK waits for the commit that makes its session (created,
+	 * or a stored one discarded) durable: nothing is sent before it and
+	 * nothing more is read (hold.c); connack_resend: resend the window
+	 * when it goes */
+	bool connack_held;
+	bool connack_resend;
 	bool username_as_clientid;   /* the listener's use_username_as_clientid */
 	uint16_t mount_len;          /* the listener's mount_point, mount[0..mount_len) */
 	char *mount;
@@ -376,7 +390,7 @@ int timer_set(struct engine *e, struct timer_node *t, uint64_t at);
 uint32_t engine_hash_bytes(const void *p, size_t n);
 struct session *session_find(struct engine *e, const uint8_t *cid, size_t len);
 void session_client(const struct session *s, struct midge_client *out);
-void session_set_owner(struct session *s, const struct midge_client *cl);
+int session_set_owner(struct session *s, const struct midge_client *cl);
 struct session *session_new(struct engine *e, const uint8_t *cid, size_t len);
 void session_destroy(struct engine *e, struct session *s);
 void session_expire(struct engine *e, struct session *s);
@@ -393,7 +407,7 @@ struct emsg *emsg_new(struct engine *e, const uint8_t *topic, size_t tlen,
 			     const uint8_t *payload, size_t plen, const uint8_t *props,
 			     size_t props_len, uint8_t qos, bool retain, uint64_t origin,
 			     const uint8_t *origin_id, size_t olen, bool will);
-void emsg_set_source(struct emsg *m, const struct midge_client *from);
+int emsg_set_source(struct emsg *m, const struct midge_client *from);
 char *engine_dup_bytes(const void *p, size_t n);
 uint32_t emsg_remaining_expiry(const struct engine *e, const struct emsg *m);
 
@@ -535,9 +549,10 @@ void session_store_save(struct engine *e, struct session *s);
  * Small calls of the per-message path, inline so that splitting the
  * engine into rooms costs no call per delivery.
  */
+/* Connected, and its CONNACK went out: deliveries may be sent. */
 static inline bool client_is_up(const struct engine_conn *c)
 {
-	return c && c->state == CONN_UP;
+	return c && c->state == CONN_UP && !c->connack_held;
 }
 
 static inline struct emsg *emsg_ref(struct emsg *m)
@@ -633,7 +648,8 @@ void hold_ack(struct engine *e, struct engine_conn *c, uint64_t ticket, uint8_t 
 /* The same for an encoded packet (SUBACK, UNSUBACK): bytes are copied. */
 void hold_packet(struct engine *e, struct engine_conn *c, uint64_t ticket, struct codec_packet *p,
 		 struct codec_props *props);
-/* Whether c holds so many acknowledgements that no more input is read. */
+/* Whether c holds so many acknowledgements, or its CONNACK, that no more
+ * input is read. */
 bool hold_full(const struct engine_conn *c);
 /* Acknowledgements held for c (its connection is gone) are dropped. */
 void hold_free(struct engine *e, struct engine_conn *c);

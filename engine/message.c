@@ -45,14 +45,20 @@ size_t emsg_size_cb(const void *m)
 
 /*
  * Remembers who published m (user name, listener) for check_retain_source:
- * only retained messages from clients carry it. Without memory for the
- * name the source stays unknown and the message is not re-checked.
+ * only retained messages from clients carry it. Returns 0, or -1 when
+ * there is no memory for the name (the source is then checked as an
+ * anonymous client's: it may lose the retained message, never widen it).
  */
-void emsg_set_source(struct emsg *m, const struct midge_client *from)
+int emsg_set_source(struct emsg *m, const struct midge_client *from)
 {
 	m->origin_listener = from->listener;
-	if (from->username.p && (m->origin_user = engine_dup_bytes(from->username.p, from->username.len)))
-		m->origin_user_len = (uint32_t)from->username.len;
+	if (!from->username.p)
+		return 0;
+	m->origin_user = engine_dup_bytes(from->username.p, from->username.len);
+	if (!m->origin_user)
+		return -1;
+	m->origin_user_len = (uint32_t)from->username.len;
+	return 0;
 }
 
 /*

@@ -96,7 +96,9 @@ void output_ack(struct engine *e, struct engine_conn *c, uint8_t type, uint16_t 
 
 void output_disconnect(struct engine *e, struct engine_conn *c, uint8_t rc, const char *why)
 {
-	if (c->version != CODEC_V5)
+	/* nothing goes before a CONNACK that waits for the store
+	 * [MQTT-3.2.0-1]: the connection just closes */
+	if (c->version != CODEC_V5 || c->connack_held)
 		return;
 	struct codec_packet p;
 	memset(&p, 0, sizeof p);

@@ -130,11 +130,29 @@ static int restore_make(struct engine *e, const struct engine_restore_msg *rm, b
 		if (rc < 0)
 			return restore_bad(why, "message properties do not decode");
 	}
+	if (!will && rm->source.client && rm->source.user.p &&
+	    (rm->source.user.len > UINT16_MAX ||
+	     !codec_utf8_valid((const uint8_t *)rm->source.user.p, rm->source.user.len)))
+		return restore_bad(why, "a message's publisher has an invalid user name");
+	/* a client's message keeps a publisher that no session of this run
+	 * is (no-local compares serials), so check_retain_source still asks
+	 * about it; the broker's stays 0 */
+	uint64_t origin = !will && rm->source.client ? EMSG_ORIGIN_RESTORED : 0;
 	struct emsg *m = emsg_new(e, rm->topic, rm->topic_len, rm->payload, rm->payload_len,
-				  rm->props, rm->props_len, rm->qos, rm->retain, 0, rm->origin,
+				  rm->props, rm->props_len, rm->qos, rm->retain, origin, rm->origin,
 				  rm->origin_len, will);
 	if (!m)
 		return restore_bad(why, "out of memory");
+	if (origin) {
+		struct midge_client from;
+		memset(&from, 0, sizeof from);
+		from.username = rm->source.user;
+		from.listener = rm->source.listener;
+		if (emsg_set_source(m, &from) < 0) {
+			emsg_unref(m);
+			return restore_bad(why, "out of memory");
+		}
+	}
 	if (rm->id) { /* the message keeps its own id, not the fresh one emsg_new took */
 		e->msg_ids--;
 		m->id = rm->id;
@@ -180,6 +198,9 @@ int engine_restore_session(struct engine *e, const struct engine_store_session *
 		return restore_bad(why, "a stored session has session expiry 0");
 	if (session_find(e, cid, len))
 		return restore_bad(why, "two sessions have the same client id");
+	if (rs->user.p && (rs->user.len > UINT16_MAX ||
+			   !codec_utf8_valid((const uint8_t *)rs->user.p, rs->user.len)))
+		return restore_bad(why, "a session's user name is not a valid MQTT string");
 	if (r->n_sessions == r->cap_sessions) {
 		uint32_t cap = r->cap_sessions ? r->cap_sessions * 2 : 64;
 		struct restore_session *v = realloc(r->sessions, cap * sizeof *v);
@@ -193,6 +214,15 @@ int engine_restore_session(struct engine *e, const struct engine_store_session *
 		return restore_bad(why, "out of memory");
 	s->version = rs->protocol;
 	s->expiry = rs->expiry;
+	/* its owner, whom the receive ACL asks about while it is offline */
+	struct midge_client owner;
+	memset(&owner, 0, sizeof owner);
+	owner.username = rs->user;
+	owner.listener = rs->listener;
+	if (session_set_owner(s, &owner) < 0) {
+		session_destroy(e, s);
+		return restore_bad(why, "out of memory");
+	}
 	s->store = handle;
 	r->sessions[r->n_sessions].s = s;
 	r->sessions[r->n_sessions].ended_at = rs->disconnected_at;

@@ -84,17 +84,21 @@ void session_client(const struct session *s, struct midge_client *out)
 }
 
 /* Remembers who connected to s (user name, listener) for the checks
- * made while it is offline (an allocation failure leaves it anonymous). */
-void session_set_owner(struct session *s, const struct midge_client *cl)
+ * made while it is offline. Returns 0, or -1 on OOM (then it is left
+ * anonymous). */
+int session_set_owner(struct session *s, const struct midge_client *cl)
 {
 	free(s->user);
 	s->user = NULL;
 	s->user_len = 0;
+	s->listener = cl->listener;
 	if (cl->username.p) {
 		s->user = engine_dup_bytes(cl->username.p, cl->username.len);
-		s->user_len = s->user ? (uint32_t)cl->username.len : 0;
+		if (!s->user)
+			return -1;
+		s->user_len = (uint32_t)cl->username.len;
 	}
-	s->listener = cl->listener;
+	return 0;
 }
 
 /*
@@ -189,6 +193,21 @@ void session_expire(struct engine *e, struct session *s)
 	session_destroy(e, s);
 }
 
+/* What the store keeps of s: its terms and who it belongs to (the user
+ * name and listener its queue is checked against while it is offline). */
+static void session_store_record(const struct session *s, uint64_t disconnected_at,
+				 struct engine_store_session *rec)
+{
+	memset(rec, 0, sizeof *rec);
+	rec->client_id = session_id(s);
+	rec->expiry = s->expiry;
+	rec->protocol = s->version;
+	rec->disconnected_at = disconnected_at;
+	rec->user.p = s->user;
+	rec->user.len = s->user_len;
+	rec->listener = s->listener;
+}
+
 /*
  * The connection of s is gone. publish: the end was abnormal, so the will
  * goes out now or after its delay [MQTT-3.1.3-9]; otherwise it is
@@ -206,7 +225,8 @@ void session_detach(struct engine *e, struct session *s, bool publish)
 		return;
 	}
 	if (s->store) { /* the time its connection ended: its deadlines count from it */
-		struct engine_store_session rec = {session_id(s), s->expiry, s->version, e->now};
+		struct engine_store_session rec;
+		session_store_record(s, e->now, &rec);
 		s->store = STORE_CALL(e, session_saved, s->store, &rec);
 	}
 	if (s->will) {
@@ -279,7 +299,8 @@ void session_store_save(struct engine *e, struct session *s)
 		session_store_forget(e, s);
 		return;
 	}
-	struct engine_store_session rec = {session_id(s), s->expiry, s->version, s->conn ? 0 : e->now};
+	struct engine_store_session rec;
+	session_store_record(s, s->conn ? 0 : e->now, &rec);
 	s->store = STORE_CALL(e, session_saved, s->store, &rec);
 	if (s->store && s->will) {
 		struct engine_store_msg v;

@@ -166,6 +166,10 @@ void store_msg_view(const struct emsg *m, struct engine_store_msg *out)
 	emsg_view(m, &out->v, 0, false);
 	out->id = m->id;
 	out->expiry_at = emsg_has_expiry(m) ? m->expiry.at : 0;
+	out->source.client = m->origin != 0;
+	out->source.user.p = m->origin_user;
+	out->source.user.len = m->origin_user_len;
+	out->source.listener = m->origin_listener;
 }
 
 void store_delivery_view(const struct delivery *d, struct engine_store_delivery *out)

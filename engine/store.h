@@ -44,12 +44,26 @@ struct engine;
  * engine's deliveries). */
 #define ENGINE_STORE_SUBIDS 4
 
-/* A persistent session as a resume needs it. */
+/* A persistent session as a resume needs it. user and listener are who
+ * its last connection was: what the receive ACL asks about while it is
+ * offline, so they must come back with it (else its queue would be
+ * checked as an anonymous client's). */
 struct engine_store_session {
 	struct midge_str client_id;
 	uint32_t expiry;          /* seconds after the connection ends; UINT32_MAX = never */
 	uint8_t protocol;         /* 3, 4 or 5 */
 	uint64_t disconnected_at; /* wall-clock ms its connection ended; 0 while connected */
+	struct midge_str user;    /* user name; p NULL: anonymous */
+	uint16_t listener;        /* midge_client.listener */
+};
+
+/* Who published a message, as check_retain_source asks about it: a client
+ * (its user name, p NULL for anonymous or not known, and its listener) or
+ * the broker itself (client false: never checked). */
+struct engine_store_source {
+	bool client;
+	struct midge_str user;
+	uint16_t listener;
 };
 
 /* A message: its stable id and its content. v.qos and v.retain are the
@@ -60,6 +74,7 @@ struct engine_store_msg {
 	uint64_t id;
 	struct midge_message v;
 	uint64_t expiry_at;
+	struct engine_store_source source;
 };
 
 /* How one session receives a message. */
@@ -184,6 +199,7 @@ struct engine_restore_msg {
 	uint8_t qos;
 	bool retain;
 	uint64_t expiry_at; /* wall-clock ms, 0 = none */
+	struct engine_store_source source; /* ignored for a will (its session's) */
 };
 
 /*

@@ -111,7 +111,7 @@ static void fz_rows(sqlite3 *h, struct rd *r)
 		const char *table;
 		int cols;
 	} tables[] = {
-		{"sessions", 5}, {"subscriptions", 4}, {"messages", 8}, {"queue", 6},
+		{"sessions", 7}, {"subscriptions", 4}, {"messages", 10}, {"queue", 6},
 		{"inflight", 8}, {"incoming_qos2", 2}, {"wills", 7}, {"retained", 2},
 		{"history", 4},
 	};

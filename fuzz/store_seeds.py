@@ -34,16 +34,24 @@ def raw(b):
     return bytes([5, len(b)]) + b
 
 
+NULL = bytes([6])
+
+
 def row(table, *vals):
     return bytes([T[table]]) + b"".join(vals)
 
 
 NOW = 1700000000000
-session = row("sessions", i(1), w("s"), big(3600), i(4), big(NOW - 1000))
-session5 = row("sessions", i(2), w("p"), big(100), i(5), i(0))
-msg1 = row("messages", i(1), w("a/b"), raw(b"hi"), raw(b""), w("p"), i(1), i(0), i(0))
-msg2 = row("messages", i(2), w("h/1"), raw(b"yo"), raw(b"\x01\x01"), w("s"), i(2), i(1), big(NOW + 5000))
-msg3 = row("messages", i(3), w("z"), raw(b"!"), raw(b""), w(""), i(0), i(1), i(0))
+# sessions: sid, client_id, expiry, protocol, disconnected_at, user_name (NULL:
+# anonymous), listener
+session = row("sessions", i(1), w("s"), big(3600), i(4), big(NOW - 1000), raw(b"alice"), i(1))
+session5 = row("sessions", i(2), w("p"), big(100), i(5), i(0), NULL, i(0))
+# messages: id, topic, payload, props, origin, origin_user, origin_listener
+# (-1: the broker), qos, retain, expiry_at
+msg1 = row("messages", i(1), w("a/b"), raw(b"hi"), raw(b""), w("p"), NULL, i(0), i(1), i(0), i(0))
+msg2 = row("messages", i(2), w("h/1"), raw(b"yo"), raw(b"\x01\x01"), w("s"), raw(b"alice"), i(1), i(2), i(1),
+           big(NOW + 5000))
+msg3 = row("messages", i(3), w("z"), raw(b"!"), raw(b""), w(""), NULL, big(-1), i(0), i(1), i(0))
 seeds = {
     "session": session,
     "queue": session + msg1 + msg2 + row("queue", i(1), i(0), i(1), i(1), i(0), raw(b""))

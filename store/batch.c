@@ -91,11 +91,29 @@ int batch_bytes(struct batch *b, struct op *op, const void *p, size_t n)
 	return 0;
 }
 
-int batch_message(struct batch *b, struct op *op, const struct midge_message *v)
+int batch_bytes2(struct batch *b, struct op *op, const void *p1, size_t n1, const void *p2,
+		 size_t n2)
 {
+	if (n1 > UINT32_MAX || n2 > UINT32_MAX - n1 || batch_room(b, (n1 + n2 + 7) & ~(size_t)7) < 0)
+		return -1;
+	uint8_t *d = b->data + b->data_len;
+	if (n1)
+		memcpy(d, p1, n1);
+	if (n2)
+		memcpy(d + n1, p2, n2);
+	op->off = (uint32_t)b->data_len;
+	op->len = (uint32_t)(n1 + n2);
+	b->data_len += (n1 + n2 + 7) & ~(size_t)7;
+	return 0;
+}
+
+int batch_message(struct batch *b, struct op *op, const struct midge_message *v,
+		  const struct midge_str *user)
+{
+	size_t ulen = user && user->p ? user->len : 0;
 	struct op_msg_head h = {(uint32_t)v->topic.len, (uint32_t)v->payload_len,
-				(uint32_t)v->props_len, (uint32_t)v->origin.len};
-	size_t n = sizeof h + h.topic_len + h.payload_len + h.props_len + h.origin_len;
+				(uint32_t)v->props_len, (uint32_t)v->origin.len, (uint32_t)ulen};
+	size_t n = sizeof h + h.topic_len + h.payload_len + h.props_len + h.origin_len + ulen;
 	if (n > UINT32_MAX || batch_room(b, (n + 7) & ~(size_t)7) < 0)
 		return -1;
 	uint8_t *p = b->data + b->data_len;
@@ -113,13 +131,16 @@ int batch_message(struct batch *b, struct op *op, const struct midge_message *v)
 	p += h.props_len;
 	if (h.origin_len)
 		memcpy(p, v->origin.p, h.origin_len);
+	p += h.origin_len;
+	if (ulen)
+		memcpy(p, user->p, ulen);
 	b->data_len += (n + 7) & ~(size_t)7;
 	return 0;
 }
 
 void batch_message_view(const struct batch *b, const struct op *op, struct op_msg_head *h,
 			const uint8_t **topic, const uint8_t **payload, const uint8_t **props,
-			const uint8_t **origin)
+			const uint8_t **origin, const uint8_t **user)
 {
 	const uint8_t *p = b->data + op->off;
 	memcpy(h, p, sizeof *h);
@@ -131,4 +152,6 @@ void batch_message_view(const struct batch *b, const struct op *op, struct op_ms
 	*props = p;
 	p += h->props_len;
 	*origin = p;
+	p += h->origin_len;
+	*user = p;
 }

@@ -21,13 +21,14 @@ static const char *const db_tables[][2] = {
 	{"meta", "CREATE TABLE meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID"},
 	{"sessions", "CREATE TABLE sessions(sid INTEGER PRIMARY KEY, client_id BLOB NOT NULL UNIQUE, "
 		     "expiry INTEGER NOT NULL, protocol INTEGER NOT NULL, disconnected_at INTEGER NOT "
-		     "NULL)"},
+		     "NULL, user_name BLOB, listener INTEGER NOT NULL)"},
 	{"subscriptions", "CREATE TABLE subscriptions(sid INTEGER NOT NULL, filter BLOB NOT NULL, "
 			  "options INTEGER NOT NULL, sub_id INTEGER NOT NULL, PRIMARY KEY(sid, "
 			  "filter)) WITHOUT ROWID"},
 	{"messages", "CREATE TABLE messages(id INTEGER PRIMARY KEY, topic BLOB NOT NULL, payload BLOB "
-		     "NOT NULL, props BLOB NOT NULL, origin BLOB NOT NULL, qos INTEGER NOT NULL, "
-		     "retain INTEGER NOT NULL, expiry_at INTEGER NOT NULL)"},
+		     "NOT NULL, props BLOB NOT NULL, origin BLOB NOT NULL, origin_user BLOB, "
+		     "origin_listener INTEGER NOT NULL, qos INTEGER NOT NULL, retain INTEGER NOT "
+		     "NULL, expiry_at INTEGER NOT NULL)"},
 	{"queue", "CREATE TABLE queue(sid INTEGER NOT NULL, seq INTEGER NOT NULL, msg INTEGER NOT "
 		  "NULL, qos INTEGER NOT NULL, flags INTEGER NOT NULL, sub_ids BLOB NOT NULL, PRIMARY "
 		  "KEY(sid, seq)) WITHOUT ROWID"},
@@ -48,9 +49,9 @@ static const char *const db_tables[][2] = {
 #define DB_NTABLES (sizeof db_tables / sizeof db_tables[0])
 
 static const char *const db_sql[ST__COUNT] = {
-	[ST_MSG_PUT] = "INSERT OR REPLACE INTO messages VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
+	[ST_MSG_PUT] = "INSERT OR REPLACE INTO messages VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
 	[ST_MSG_DEL] = "DELETE FROM messages WHERE id=?1",
-	[ST_SESS_PUT] = "INSERT OR REPLACE INTO sessions VALUES(?1,?2,?3,?4,?5)",
+	[ST_SESS_PUT] = "INSERT OR REPLACE INTO sessions VALUES(?1,?2,?3,?4,?5,?6,?7)",
 	[ST_SESS_DEL] = "DELETE FROM sessions WHERE sid=?1",
 	[ST_SESS_DEL_SUBS] = "DELETE FROM subscriptions WHERE sid=?1",
 	[ST_SESS_DEL_QUEUE] = "DELETE FROM queue WHERE sid=?1",

@@ -217,7 +217,7 @@ static void ref_take(struct store *st, const struct engine_store_msg *m)
 	}
 	r = ref_insert(st, m->id);
 	struct op *op = r ? front_op(st, OP_MSG_PUT) : NULL;
-	if (!op || batch_message(st->open, op, &m->v) < 0) {
+	if (!op || batch_message(st->open, op, &m->v, m->source.client ? &m->source.user : NULL) < 0) {
 		if (op)
 			batch_kill(st->open, op);
 		if (r)
@@ -228,6 +228,12 @@ static void ref_take(struct store *st, const struct engine_store_msg *m)
 	op->a = m->id;
 	op->qos = m->v.qos;
 	op->flags = m->v.retain ? OP_RETAIN : 0;
+	if (m->source.client) {
+		op->flags |= OP_CLIENT;
+		if (m->source.user.p)
+			op->flags |= OP_USER;
+		op->pid = m->source.listener;
+	}
 	op->b = m->expiry_at;
 	st->open->msgs++;
 	r->refs = 1;
@@ -327,13 +333,17 @@ static void *f_session_saved(void *ctx, void *sess, const struct engine_store_se
 		return NULL;
 	}
 	struct op *op = front_op(st, OP_SESS_PUT);
-	if (!op || batch_bytes(st->open, op, rec->client_id.p, rec->client_id.len) < 0) {
+	if (!op || batch_bytes2(st->open, op, rec->client_id.p, rec->client_id.len, rec->user.p,
+				rec->user.p ? rec->user.len : 0) < 0) {
 		if (op)
 			batch_kill(st->open, op);
 		front_oom(st);
 		return s;
 	}
 	op->sid = s->sid;
+	op->a = rec->client_id.len;
+	op->flags = rec->user.p ? OP_USER : 0;
+	op->pid = rec->listener;
 	op->c = rec->expiry;
 	op->qos = rec->protocol;
 	op->b = rec->disconnected_at;
@@ -530,7 +540,7 @@ static void f_will_set(void *ctx, void *sess, const struct engine_store_msg *wil
 	struct store *st = front_of(ctx);
 	struct sess *s = sess;
 	struct op *op = front_op(st, will ? OP_WILL_PUT : OP_WILL_DEL);
-	if (!op || (will && batch_message(st->open, op, &will->v) < 0)) {
+	if (!op || (will && batch_message(st->open, op, &will->v, NULL) < 0)) {
 		if (op)
 			batch_kill(st->open, op);
 		front_oom(st);

@@ -30,9 +30,11 @@
 /* ---- batches (batch.c) --------------------------------------------------- */
 
 enum op_kind {
-	OP_MSG_PUT = 1, /* a: id, data: message (topic, payload, props, origin), qos, flags, b: expiry_at */
+	OP_MSG_PUT = 1, /* a: id, data: message (topic, payload, props, origin, user), qos, flags
+			 * (OP_CLIENT, OP_USER), pid: the publisher's listener, b: expiry_at */
 	OP_MSG_DEL,     /* a: id */
-	OP_SESS_PUT,    /* sid, data: client id, c: expiry, qos: protocol, b: disconnected_at */
+	OP_SESS_PUT,    /* sid, data: client id then user name, a: client id length, flags:
+			 * OP_USER, pid: listener, c: expiry, qos: protocol, b: disconnected_at */
 	OP_SESS_DEL,    /* sid */
 	OP_SUB_PUT,     /* sid, data: filter, qos: options, c: sub_id */
 	OP_SUB_DEL,     /* sid, data: filter */
@@ -53,6 +55,9 @@ enum op_kind {
 
 #define OP_RETAIN 0x01 /* flags: the delivery's (or message's) retain flag */
 #define OP_SHARED 0x02 /* flags: through a shared subscription */
+#define OP_CLIENT 0x04 /* flags of OP_MSG_PUT: published by a client (else the broker) */
+#define OP_USER 0x08   /* flags of OP_MSG_PUT, OP_SESS_PUT: a user name is there (else
+			* anonymous) */
 
 struct op {
 	uint8_t kind;
@@ -69,9 +74,10 @@ struct op {
 	uint32_t sub_ids[ENGINE_STORE_SUBIDS];
 };
 
-/* A message's bytes in a batch: lengths, then topic, payload, props, origin. */
+/* A message's bytes in a batch: lengths, then topic, payload, props,
+ * origin (client id), the publisher's user name. */
 struct op_msg_head {
-	uint32_t topic_len, payload_len, props_len, origin_len;
+	uint32_t topic_len, payload_len, props_len, origin_len, user_len;
 };
 
 struct batch {
@@ -92,12 +98,18 @@ void batch_reset(struct batch *b);
 struct op *batch_push(struct batch *b, uint8_t kind);
 /* Copies n bytes into the batch's data for op (off, len). Returns 0 or -1. */
 int batch_bytes(struct batch *b, struct op *op, const void *p, size_t n);
-/* Copies a message's content (struct op_msg_head and its bytes). */
-int batch_message(struct batch *b, struct op *op, const struct midge_message *v);
+/* Copies a message's content (struct op_msg_head and its bytes); user
+ * (the publisher's user name) may be NULL. */
+int batch_message(struct batch *b, struct op *op, const struct midge_message *v,
+		  const struct midge_str *user);
 /* The message an OP_MSG_PUT / OP_WILL_PUT carries. */
 void batch_message_view(const struct batch *b, const struct op *op, struct op_msg_head *h,
 			const uint8_t **topic, const uint8_t **payload, const uint8_t **props,
-			const uint8_t **origin);
+			const uint8_t **origin, const uint8_t **user);
+/* Copies two strings one after the other (a session's client id and user
+ * name; b2 may be NULL). Returns 0 or -1. */
+int batch_bytes2(struct batch *b, struct op *op, const void *p1, size_t n1, const void *p2,
+		 size_t n2);
 static inline const uint8_t *batch_data(const struct batch *b, const struct op *op)
 {
 	return b->data + op->off;

@@ -23,6 +23,8 @@ struct rsess {
 	int64_t sid;
 	struct sess *h;
 	struct midge_str cid; /* malloc'd */
+	struct midge_str user; /* malloc'd; p NULL: anonymous */
+	uint16_t listener;
 	uint64_t disconnected_at;
 	uint32_t expiry;
 	uint8_t protocol;
@@ -77,6 +79,18 @@ static int col_blob(struct recover *r, sqlite3_stmt *s, int i, const uint8_t **p
 	if (!*p)
 		*p = (const uint8_t *)"";
 	return 0;
+}
+
+/* A blob column that may be NULL (*p NULL then). */
+static int col_blob_or_null(struct recover *r, sqlite3_stmt *s, int i, const uint8_t **p,
+			    size_t *len)
+{
+	if (sqlite3_column_type(s, i) == SQLITE_NULL) {
+		*p = NULL;
+		*len = 0;
+		return 0;
+	}
+	return col_blob(r, s, i, p, len);
 }
 
 /* Steps a query; rc SQLITE_ROW or SQLITE_DONE, anything else is reported. */
@@ -169,16 +183,18 @@ static int recover_sessions(struct recover *r)
 	sqlite3_stmt *s;
 	bool row;
 	int rc = rprepare(r, "sessions",
-			  "SELECT sid, client_id, expiry, protocol, disconnected_at FROM sessions "
-			  "ORDER BY sid", &s);
+			  "SELECT sid, client_id, expiry, protocol, disconnected_at, user_name, listener "
+			  "FROM sessions ORDER BY sid", &s);
 	while (rc == 0 && (rc = rstep(r, s, &row)) == 0 && row) {
-		int64_t sid, expiry, protocol, at;
-		const uint8_t *cid;
-		size_t len;
+		int64_t sid, expiry, protocol, at, listener;
+		const uint8_t *cid, *user;
+		size_t len, ulen;
 		const char *why = NULL;
 		if (col_int(r, s, 0, 1, INT64_MAX, &sid) < 0 || col_blob(r, s, 1, &cid, &len) < 0 ||
 		    col_int(r, s, 2, 1, UINT32_MAX, &expiry) < 0 || col_int(r, s, 3, 3, 5, &protocol) < 0 ||
-		    col_int(r, s, 4, 0, INT64_MAX, &at) < 0) {
+		    col_int(r, s, 4, 0, INT64_MAX, &at) < 0 ||
+		    col_blob_or_null(r, s, 5, &user, &ulen) < 0 ||
+		    col_int(r, s, 6, 0, UINT16_MAX, &listener) < 0) {
 			rc = -1;
 			break;
 		}
@@ -195,22 +211,29 @@ static int recover_sessions(struct recover *r)
 		struct rsess *x = &r->ss[r->n];
 		memset(x, 0, sizeof *x);
 		char *copy = malloc(len + 1);
-		x->h = copy ? front_sess_new(r->st, sid) : NULL;
+		char *ucopy = user ? malloc(ulen + 1) : NULL;
+		x->h = copy && (ucopy || !user) ? front_sess_new(r->st, sid) : NULL;
 		if (!x->h) {
 			free(copy);
+			free(ucopy);
 			rc = rfail(r, "out of memory");
 			break;
 		}
 		memcpy(copy, cid, len);
+		if (ucopy)
+			memcpy(ucopy, user, ulen);
 		x->sid = sid;
 		x->cid.p = copy;
 		x->cid.len = len;
+		x->user.p = ucopy;
+		x->user.len = ulen;
+		x->listener = (uint16_t)listener;
 		x->disconnected_at = (uint64_t)at;
 		x->expiry = (uint32_t)expiry;
 		x->protocol = (uint8_t)protocol;
 		r->n++;
 		struct engine_store_session rec = {x->cid, (uint32_t)expiry, (uint8_t)protocol,
-						   (uint64_t)at};
+						   (uint64_t)at, x->user, x->listener};
 		int e_rc = engine_restore_session(r->st->e, &rec, x->h, &why);
 		rc = rengine(r, e_rc, why);
 	}
@@ -218,11 +241,12 @@ static int recover_sessions(struct recover *r)
 	return rc;
 }
 
-/* The columns topic, payload, props, origin, qos, retain from col on. */
+/* The columns topic, payload, props, [origin, origin_user,
+ * origin_listener,] qos, retain from col on. */
 static int rmessage(struct recover *r, sqlite3_stmt *s, int col, bool origin,
 		    struct engine_restore_msg *m)
 {
-	int64_t qos, retain;
+	int64_t qos, retain, listener;
 	const uint8_t *p;
 	size_t n;
 	int c = col;
@@ -235,6 +259,16 @@ static int rmessage(struct recover *r, sqlite3_stmt *s, int col, bool origin,
 			return -1;
 		m->origin = p;
 		m->origin_len = n;
+		if (col_blob_or_null(r, s, c++, &p, &n) < 0 ||
+		    col_int(r, s, c++, -1, UINT16_MAX, &listener) < 0)
+			return -1;
+		/* listener -1: the broker published it (no user name then) */
+		if (listener < 0 && p)
+			return rfail(r, "a message from the broker has a publisher's user name");
+		m->source.client = listener >= 0;
+		m->source.user.p = (const char *)p;
+		m->source.user.len = n;
+		m->source.listener = listener >= 0 ? (uint16_t)listener : 0;
 	}
 	if (col_int(r, s, c++, 0, 2, &qos) < 0 || col_int(r, s, c++, 0, 1, &retain) < 0)
 		return -1;
@@ -248,14 +282,14 @@ static int recover_messages(struct recover *r)
 	sqlite3_stmt *s;
 	bool row;
 	int rc = rprepare(r, "messages",
-			  "SELECT id, topic, payload, props, origin, qos, retain, expiry_at FROM "
-			  "messages ORDER BY id", &s);
+			  "SELECT id, topic, payload, props, origin, origin_user, origin_listener, qos, "
+			  "retain, expiry_at FROM messages ORDER BY id", &s);
 	while (rc == 0 && (rc = rstep(r, s, &row)) == 0 && row) {
 		struct engine_restore_msg m = {0};
 		int64_t id, at;
 		const char *why = NULL;
 		if (col_int(r, s, 0, 1, INT64_MAX, &id) < 0 || rmessage(r, s, 1, true, &m) < 0 ||
-		    col_int(r, s, 7, 0, INT64_MAX, &at) < 0) {
+		    col_int(r, s, 9, 0, INT64_MAX, &at) < 0) {
 			rc = -1;
 			break;
 		}
@@ -527,9 +561,13 @@ static int recover_connected(struct recover *r)
 		if (x->disconnected_at)
 			continue;
 		struct op *op = front_op(r->st, OP_SESS_PUT);
-		if (!op || batch_bytes(r->st->open, op, x->cid.p, x->cid.len) < 0)
+		if (!op || batch_bytes2(r->st->open, op, x->cid.p, x->cid.len, x->user.p,
+					x->user.len) < 0)
 			return rfail(r, "out of memory");
 		op->sid = x->sid;
+		op->a = x->cid.len;
+		op->flags = x->user.p ? OP_USER : 0;
+		op->pid = x->listener;
 		op->c = x->expiry;
 		op->qos = x->protocol;
 		op->b = r->now;
@@ -575,8 +613,10 @@ int recover_run(struct store *st, sqlite3 *h, uint64_t now_ms, char *err, size_t
 		rc = rfail(&r, "out of memory");
 	free(r.refs);
 	st->stats.recovered_sessions = r.n;
-	for (size_t i = 0; i < r.n; i++)
+	for (size_t i = 0; i < r.n; i++) {
 		free((char *)r.ss[i].cid.p);
+		free((char *)r.ss[i].user.p);
+	}
 	free(r.ss);
 	if (rc < 0)
 		engine_restore_abort(st->e);

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -178,15 +179,55 @@ static void store_checkpointer_stop(struct store *st)
 
 /* ---- open ------------------------------------------------------------------ */
 
-/* Takes an exclusive lock on the database file for this process: a second
- * midge on the same file would corrupt both brokers' view of it. */
-static int store_lock(struct store *st, char *err, size_t errlen)
+/* Gives the database file (open on fd) and the -wal and -shm files found
+ * beside it to the user midge will run as (cfg.set_owner). Returns 0 or
+ * -1 with err. */
+static int store_give(struct store *st, int fd, char *err, size_t errlen)
 {
-	st->lock_fd = open(st->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (st->lock_fd < 0) {
-		snprintf(err, errlen, "%s: cannot open: %s", st->path, strerror(errno));
+	static const char *const tails[] = {"-wal", "-shm"};
+	if (!st->cfg.set_owner)
+		return 0;
+	/* root gives away what it opened in a directory that user may write:
+	 * never a file linked from elsewhere (open refused symlinks) */
+	struct stat sb;
+	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_nlink != 1) {
+		snprintf(err, errlen, "%s: not a plain file with one link; midge running as root "
+			 "will not give it to user %lu", st->path, (unsigned long)st->cfg.uid);
 		return -1;
 	}
+	if (fchown(fd, st->cfg.uid, st->cfg.gid) < 0) {
+		snprintf(err, errlen, "%s: cannot give it to user %lu: %s", st->path,
+			 (unsigned long)st->cfg.uid, strerror(errno));
+		return -1;
+	}
+	for (size_t i = 0; i < 2; i++) {
+		char p[4200];
+		snprintf(p, sizeof p, "%s%s", st->path, tails[i]);
+		if (lchown(p, st->cfg.uid, st->cfg.gid) < 0 && errno != ENOENT) {
+			snprintf(err, errlen, "%s: cannot give it to user %lu: %s", p,
+				 (unsigned long)st->cfg.uid, strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Takes an exclusive lock on the database file for this process: a second
+ * midge on the same file would corrupt both brokers' view of it. The file
+ * is created here, 0600 (it holds every client's messages), and given to
+ * the run-as user when there is one. */
+static int store_lock(struct store *st, char *err, size_t errlen)
+{
+	int flags = O_RDWR | O_CREAT | O_CLOEXEC | (st->cfg.set_owner ? O_NOFOLLOW : 0);
+	st->lock_fd = open(st->path, flags, 0600);
+	if (st->lock_fd < 0) {
+		snprintf(err, errlen, "%s: cannot open: %s%s", st->path, strerror(errno),
+			 errno == ELOOP ? " (a symbolic link: midge started as root with 'user' "
+					  "opens only the file itself)" : "");
+		return -1;
+	}
+	if (store_give(st, st->lock_fd, err, errlen) < 0)
+		return -1;
 	if (flock(st->lock_fd, LOCK_EX | LOCK_NB) < 0) {
 		snprintf(err, errlen, "%s is in use by another midge (it holds the lock): %s",
 			 st->path, errno == EWOULDBLOCK ? "stop it or use another persistence_file"

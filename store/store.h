@@ -26,6 +26,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct engine;
 struct store;
@@ -50,6 +51,12 @@ struct store_config {
 	bool move_damaged;        /* a damaged database is moved aside and a new one started */
 	bool quick_check;         /* PRAGMA quick_check at start-up (default on) */
 	uint32_t checkpoint_pages; /* WAL pages that start a checkpoint (0: 1000, 4 MiB) */
+	/* Started as root with `user`: the files are given to that user
+	 * before privileges are dropped (SQLite gives its -wal and -shm files
+	 * the database file's owner and mode). */
+	bool set_owner;
+	uid_t uid;
+	gid_t gid;
 };
 
 /* Figures since store_open() (the $SYS topics and the bench's). */

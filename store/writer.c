@@ -33,8 +33,8 @@ static int step(sqlite3_stmt *s)
 static int apply_msg(struct db *d, const struct batch *b, const struct op *op, bool will)
 {
 	struct op_msg_head h;
-	const uint8_t *topic, *payload, *props, *origin;
-	batch_message_view(b, op, &h, &topic, &payload, &props, &origin);
+	const uint8_t *topic, *payload, *props, *origin, *user;
+	batch_message_view(b, op, &h, &topic, &payload, &props, &origin, &user);
 	sqlite3_stmt *s = d->st[will ? ST_WILL_PUT : ST_MSG_PUT];
 	if (will) {
 		sqlite3_bind_int64(s, 1, op->sid);
@@ -50,9 +50,15 @@ static int apply_msg(struct db *d, const struct batch *b, const struct op *op, b
 		sqlite3_bind_blob(s, 3, payload, (int)h.payload_len, SQLITE_STATIC);
 		sqlite3_bind_blob(s, 4, props, (int)h.props_len, SQLITE_STATIC);
 		sqlite3_bind_blob(s, 5, origin, (int)h.origin_len, SQLITE_STATIC);
-		sqlite3_bind_int(s, 6, op->qos);
-		sqlite3_bind_int(s, 7, (op->flags & OP_RETAIN) != 0);
-		sqlite3_bind_int64(s, 8, (int64_t)op->b);
+		/* the publisher: NULL user = anonymous; listener -1 = the broker */
+		if (op->flags & OP_USER)
+			sqlite3_bind_blob(s, 6, user, (int)h.user_len, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(s, 6);
+		sqlite3_bind_int(s, 7, (op->flags & OP_CLIENT) ? op->pid : -1);
+		sqlite3_bind_int(s, 8, op->qos);
+		sqlite3_bind_int(s, 9, (op->flags & OP_RETAIN) != 0);
+		sqlite3_bind_int64(s, 10, (int64_t)op->b);
 	}
 	return step(s);
 }
@@ -75,10 +81,16 @@ static int apply_op(struct db *d, const struct batch *b, const struct op *op)
 	case OP_SESS_PUT:
 		s = d->st[ST_SESS_PUT];
 		sqlite3_bind_int64(s, 1, op->sid);
-		sqlite3_bind_blob(s, 2, batch_data(b, op), (int)op->len, SQLITE_STATIC);
+		sqlite3_bind_blob(s, 2, batch_data(b, op), (int)op->a, SQLITE_STATIC);
 		sqlite3_bind_int64(s, 3, op->c);
 		sqlite3_bind_int(s, 4, op->qos);
 		sqlite3_bind_int64(s, 5, (int64_t)op->b);
+		if (op->flags & OP_USER) /* NULL: anonymous */
+			sqlite3_bind_blob(s, 6, batch_data(b, op) + op->a, (int)(op->len - op->a),
+					  SQLITE_STATIC);
+		else
+			sqlite3_bind_null(s, 6);
+		sqlite3_bind_int(s, 7, op->pid);
 		return step(s);
 	case OP_SESS_DEL: {
 		static const enum stmt_id dels[] = {ST_SESS_DEL, ST_SESS_DEL_SUBS, ST_SESS_DEL_QUEUE,

@@ -92,9 +92,10 @@ struct listener {
 };
 
 /* sys.c's cache of the values last published: one slot per topic, the
- * store's topics (persist_sys) last. */
+ * store's topics (persist_sys) in a block of their own. */
 #define SYS_SLOT_STORE 52
 #define SYS_STORE_SLOTS 10
+#define SYS_SLOT_PAUSES (SYS_SLOT_STORE + SYS_STORE_SLOTS)
 
 struct sys_cache {
 	double load[3];
@@ -140,7 +141,7 @@ struct midge {
 	uint64_t accept_refused_logged_ms; /* conn_over_limit's last log line ... */
 	uint64_t accept_refused;           /* ... and the refusals since */
 	struct sys_cache sys_load[9];
-	char *sys_last[SYS_SLOT_STORE + SYS_STORE_SLOTS]; /* the last value of each $SYS topic */
+	char *sys_last[SYS_SLOT_PAUSES + 1]; /* the last value of each $SYS topic */
 	struct persist *persist;    /* NULL without persistence */
 	struct latency lat;         /* delivery and auth latency (latency.h) */
 	uint64_t sockets_accepted;  /* for $SYS load/sockets */

@@ -543,6 +543,7 @@ static int conf_set_number(struct conf *c, const char *key, const char *v, char 
 		{"midge_hooks_nice", 19},
 		{"memory_limit", UINT64_MAX},
 		{"autosave_interval", UINT32_MAX}, {"midge_persist_commit_delay_ms", 1000},
+		{"midge_persist_max_acks_held", UINT32_MAX},
 	};
 	size_t i;
 	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
@@ -606,6 +607,7 @@ static int conf_set_number(struct conf *c, const char *key, const char *v, char 
 	case 29: c->memory_limit = n; break;
 	case 30: c->autosave_interval = (uint32_t)n; break;
 	case 31: c->persist_commit_delay_ms = (uint32_t)n; break;
+	case 32: e->max_acks_held = (uint32_t)n; break;
 	}
 	return 0;
 }

@@ -7,9 +7,11 @@
  * log lines and store.status events for failures and recovery, the
  * $SYS/broker/midge/store/ topics, and the final commit at shutdown.
  */
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <uv.h>
 
@@ -153,6 +155,18 @@ int persist_start(struct midge *m)
 	p->handles = true;
 	struct store_config sc;
 	persist_config(&m->conf, path, &sc);
+	if (m->conf.user && getuid() == 0) {
+		/* privileges are dropped after the listeners are bound: the
+		 * files must be the run-as user's by then */
+		struct passwd *pw = getpwnam(m->conf.user);
+		if (!pw) {
+			log_err("user %s does not exist", m->conf.user);
+			return -1;
+		}
+		sc.set_owner = true;
+		sc.uid = pw->pw_uid;
+		sc.gid = pw->pw_gid;
+	}
 	bool retry = false;
 	p->st = store_open(&sc, m->engine, persist_notify, p, broker_now_ms(), &retry, err, sizeof err);
 	if (!p->st && retry) {

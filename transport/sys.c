@@ -92,6 +92,8 @@ void sys_publish(struct midge *m, uint64_t now)
 	/* slots 22..48: the load rates below (9 rates, 3 periods each) */
 	sys_put(m, 49, "$SYS/broker/midge/acl/denied", "%llu", (unsigned long long)st.acl_denied);
 	sys_put(m, 50, "$SYS/broker/midge/acks held", "%llu", (unsigned long long)st.acks_held);
+	sys_put(m, SYS_SLOT_PAUSES, "$SYS/broker/midge/acks held/pauses", "%llu",
+		(unsigned long long)st.acks_held_pauses);
 	sys_put(m, 51, "$SYS/broker/midge/history/messages", "%llu",
 		(unsigned long long)st.history_count);
 	persist_sys(m, now, sys_put, SYS_SLOT_STORE);

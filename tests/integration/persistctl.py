@@ -46,7 +46,8 @@ class Client:
     """A paho client (3.1.1 or 5) in its own network thread that records the
     messages it receives and which of its own publishes were acknowledged."""
 
-    def __init__(self, cid, version, port, clean=True, expiry=None, will=None, will_props=None):
+    def __init__(self, cid, version, port, clean=True, expiry=None, will=None, will_props=None,
+                 auth=None):
         self.version = version
         self.port = port
         self.msgs = []
@@ -72,6 +73,8 @@ class Client:
         self.c.on_publish = self._on_publish
         if will:
             self.c.will_set(*will, properties=will_props)
+        if auth:  # (user name, password)
+            self.c.username_pw_set(*auth)
 
     def _on_connect(self, client, userdata, flags, rc, props=None):
         with self.cond:

@@ -49,7 +49,7 @@ try:
     db.execute("BEGIN")
     db.execute("WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i < ?) "
                "INSERT INTO messages SELECT i + 1, CAST('m/1' AS BLOB), "
-               "CAST(CAST(i AS TEXT) AS BLOB), x'', x'', 1, 0, 0 FROM c", (N - 1,))
+               "CAST(CAST(i AS TEXT) AS BLOB), x'', x'', NULL, 0, 1, 0, 0 FROM c", (N - 1,))
     db.execute("WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i < ?) "
                "INSERT INTO queue SELECT ?, i, i + 1, 1, 0, x'' FROM c", (N - 1, sid))
     db.commit()

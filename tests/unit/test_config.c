@@ -310,7 +310,8 @@ static void test_persistence_keys(void)
 	load_ok(&c, "persistence true\npersistence_location /var/lib/midge\n"
 		    "persistence_file store.db\nautosave_interval 60\nautosave_on_changes true\n"
 		    "midge_persist_sync periodic 5\nmidge_persist_commit_delay_ms 2\n"
-		    "midge_persist_damaged move\nmidge_history a/# 100 3600\nmidge_history b 1\n");
+		    "midge_persist_damaged move\nmidge_history a/# 100 3600\nmidge_history b 1\n"
+		    "midge_persist_max_acks_held 7\n");
 	CU_ASSERT_TRUE(c.persistence);
 	CU_ASSERT_EQUAL(c.autosave_interval, 60);
 	CU_ASSERT_TRUE(c.autosave_on_changes);
@@ -318,6 +319,7 @@ static void test_persistence_keys(void)
 	CU_ASSERT_TRUE(c.persist_period_set);
 	CU_ASSERT_EQUAL(c.persist_period, 5);
 	CU_ASSERT_EQUAL(c.persist_commit_delay_ms, 2);
+	CU_ASSERT_EQUAL(c.engine.max_acks_held, 7);
 	CU_ASSERT_TRUE(c.persist_move_damaged);
 	CU_ASSERT_EQUAL(c.n_history, 2);
 	CU_ASSERT_STRING_EQUAL(c.history[0].filter, "a/#");
@@ -332,6 +334,7 @@ static void test_persistence_keys(void)
 	CU_ASSERT_FALSE(c.persistence);
 	CU_ASSERT_EQUAL(c.persist_sync, CONF_PERSIST_ACK);
 	CU_ASSERT_EQUAL(c.autosave_interval, 1800);
+	CU_ASSERT_EQUAL(c.engine.max_acks_held, ENGINE_DEFAULT_MAX_ACKS_HELD);
 	CU_ASSERT_EQUAL(conf_persist_path(&c, path, sizeof path), 0);
 	CU_ASSERT_STRING_EQUAL(path, "/tmp/x/midge.db");
 	conf_clear(&c);
@@ -341,7 +344,8 @@ static void test_persistence_keys(void)
 		"midge_history a/#\n", "midge_history a/# 0\n", "midge_history a/+b 5\n",
 		"midge_history $share/g/a 5\n", "midge_history $replay/all/a 5\n",
 		"midge_history a 5\nmidge_history a 6\n", "midge_persist_commit_delay_ms 5000\n",
-		"autosave_interval -1\n", "persistence yes\n",
+		"autosave_interval -1\n", "persistence yes\n", "midge_persist_max_acks_held -1\n",
+		"midge_persist_max_acks_held 4294967296\n",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		conf_init(&c);

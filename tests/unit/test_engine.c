@@ -777,8 +777,12 @@ static char *REC_HANDLE[REC_HANDLES];
 
 static void *rec_session_saved(void *ctx, void *sess, const struct engine_store_session *s)
 {
-	store_note("saved %.*s %u v%u%s; ", (int)s->client_id.len, s->client_id.p, s->expiry,
+	store_note("saved %.*s %u v%u%s", (int)s->client_id.len, s->client_id.p, s->expiry,
 		   s->protocol, s->disconnected_at ? " off" : "");
+	if (s->user.p || s->listener)
+		store_note(" by %.*s@%u", s->user.p ? (int)s->user.len : 1, s->user.p ? s->user.p : "-",
+			   s->listener);
+	store_note("; ");
 	if (sess)
 		return sess;
 	for (int i = 0; i < REC_HANDLES; i++)
@@ -3069,21 +3073,29 @@ static void t_store_hold_acks(void)
 	stop();
 }
 
+/* count QoS 1 PUBLISH "m" on a/b, packet ids 1.., one after the other
+ * into buf; returns their size. */
+static size_t pubs_qos1(uint8_t *buf, size_t cap, int count)
+{
+	char hx[256];
+	size_t n = 0;
+	for (int i = 1; i <= count; i++)
+		n += unhex(pubhex(hx, sizeof hx, 0x32, "a/b", (uint16_t)i, NULL, "m"), buf + n,
+			   cap - n);
+	return n;
+}
+
 /* A 3.1.1 publisher that never waits is not read past its receive
  * maximum of held acknowledgements, and is read again once they went. */
 static void t_store_hold_input(void)
 {
-	char hx[256];
 	uint8_t buf[4096];
-	size_t n = 0;
 	store_start();
 	up4_kept(0, "pp", "20 02 00 00");
 	up4_kept(1, "s", "20 02 00 00");
 	subscribe4(1, "a/b", 1);
 	REC_TICKET = 3;
-	for (int i = 1; i <= 25; i++)
-		n += unhex(pubhex(hx, sizeof hx, 0x32, "a/b", (uint16_t)i, NULL, "m"), buf + n,
-			   sizeof buf - n);
+	size_t n = pubs_qos1(buf, sizeof buf, 25);
 	struct codec_feed fo;
 	CU_ASSERT_EQUAL(engine_conn_input(E, F[0].c, buf, n, NOW, &fo), ENGINE_CONN_HELD);
 	CU_ASSERT_EQUAL(fo.used, n / 25 * 20); /* the receive maximum (20 in these tests) */
@@ -3098,6 +3110,113 @@ static void t_store_hold_input(void)
 	CU_ASSERT_EQUAL(strlen(out(0)), 20 * 12 - 1);
 	CU_ASSERT_EQUAL(feed_bytes(0, buf + n / 25 * 20, n / 25 * 5), 0);
 	CU_ASSERT_EQUAL(strlen(out(0)), 5 * 12 - 1); /* ticket 3 is durable already */
+	stop();
+}
+
+/* max_acks_held bounds the held acknowledgements of all connections
+ * together: a publisher that holds one is not read past the bound (at most
+ * one more packet from a connection that held none), a subscriber that
+ * holds none is still read, and commits read the paused ones again. */
+static void t_store_hold_global(void)
+{
+	uint8_t buf[4096];
+	struct engine_config cfg = config_default();
+	cfg.max_acks_held = 5;
+	STORE_LOG[0] = '\0';
+	REC_TICKET = 0;
+	start(&cfg, NULL);
+	engine_store_attach(E, &store_recorder);
+	up4_kept(0, "p1", "20 02 00 00");
+	up4_kept(1, "p2", "20 02 00 00");
+	up4_kept(2, "s", "20 02 00 00");
+	subscribe4(2, "a/b", 1);
+	REC_TICKET = 3;
+	size_t n = pubs_qos1(buf, sizeof buf, 10), one = n / 10;
+	struct codec_feed fo;
+	/* p1: read up to the bound, then paused */
+	CU_ASSERT_EQUAL(engine_conn_input(E, F[0].c, buf, n, NOW, &fo), ENGINE_CONN_HELD);
+	CU_ASSERT_EQUAL(fo.used, 5 * one);
+	CU_ASSERT_EQUAL(stats_now().acks_held, 5);
+	CU_ASSERT_EQUAL(stats_now().acks_held_pauses, 1);
+	expect(0, "");
+	/* p2 held nothing: one packet, then paused too */
+	CU_ASSERT_EQUAL(engine_conn_input(E, F[1].c, buf, n, NOW, &fo), ENGINE_CONN_HELD);
+	CU_ASSERT_EQUAL(fo.used, one);
+	CU_ASSERT_EQUAL(stats_now().acks_held, 6);
+	CU_ASSERT_EQUAL(engine_conn_input(E, F[0].c, buf, n, NOW, &fo), ENGINE_CONN_HELD);
+	CU_ASSERT_EQUAL(fo.used, 0);
+	/* the subscriber got the six and is still read: its PUBACKs */
+	CU_ASSERT_EQUAL(strlen(out(2)), 6 * 30 - 1);
+	CU_ASSERT_EQUAL(feed(2, "40 02 00 01 40 02 00 02"), 0);
+	CU_ASSERT_EQUAL(F[0].resumes + F[1].resumes, 0);
+	/* the commit: the PUBACKs go, both publishers are read again */
+	engine_store_durable(E, 3, NOW);
+	CU_ASSERT_EQUAL(stats_now().acks_held, 0);
+	CU_ASSERT_EQUAL(F[0].resumes, 1);
+	CU_ASSERT_EQUAL(F[1].resumes, 1);
+	CU_ASSERT_EQUAL(strlen(out(0)), 5 * 12 - 1);
+	CU_ASSERT_EQUAL(strlen(out(1)), 1 * 12 - 1);
+	stop();
+}
+
+/* The CONNACK of a CONNECT that creates a stored session, or discards one,
+ * waits for the commit that holds it (session present must not lie after
+ * a crash), and nothing is read or sent before it [MQTT-3.2.0-1]; a resume
+ * and a clean session that replaced nothing stored are answered at once. */
+static void t_store_hold_connack(void)
+{
+	store_start();
+	REC_TICKET = 3;
+	/* a new persistent session: held, input not read meanwhile */
+	open_conn(0);
+	CU_ASSERT_EQUAL(connect_full(0, 4, "s", 0x00, 60, NULL, NULL), ENGINE_CONN_HELD);
+	expect(0, "");
+	CU_ASSERT_EQUAL(stats_now().acks_held, 1);
+	CU_ASSERT_EQUAL(feed(0, "c0 00"), ENGINE_CONN_HELD); /* PINGREQ: left to the caller */
+	expect(0, "");
+	engine_store_durable(E, 2, NOW);
+	expect(0, "");
+	engine_store_durable(E, 3, NOW);
+	expect(0, "20 02 00 00");
+	CU_ASSERT_EQUAL(F[0].resumes, 1);
+	exchange(0, "c0 00", "d0 00");
+	REC_TICKET = 4;
+	exchange(0, "82 08 00 01 00 03 61 2f 62 01", "");
+	engine_store_durable(E, 4, NOW);
+	expect(0, "90 03 00 01 01");
+	gone(0, NULL);
+	/* a resume: at once, with what was queued */
+	REC_TICKET = 5;
+	up4(1, "pub");
+	CU_ASSERT_EQUAL(engine_publish(E, (const uint8_t *)"a/b", 3, "q", 1, 1, false, NOW), 0);
+	up4_kept(2, "s", "20 02 01 00 32 08 00 03 61 2f 62 00 01 71");
+	gone(2, NULL);
+	/* clean session 1 over the stored session: its end is what is held */
+	REC_TICKET = 6;
+	open_conn(3);
+	CU_ASSERT_EQUAL(connect_full(3, 4, "s", 0x02, 60, NULL, NULL), ENGINE_CONN_HELD);
+	expect(3, "");
+	CU_ASSERT(strstr(STORE_LOG, "removed s; ") != NULL);
+	engine_store_durable(E, 6, NOW);
+	expect(3, "20 02 00 00");
+	/* a clean session that replaced nothing stored: at once */
+	up4(4, "c");
+	/* taken over while its CONNACK waits: nothing is sent before it,
+	 * and the resume waits for the same commit (the session it resumes
+	 * is not durable yet) */
+	REC_TICKET = 7;
+	open_conn(5);
+	CU_ASSERT_EQUAL(connect_full(5, 5, "t", 0x00, 60, "11 00 00 00 3c", NULL), ENGINE_CONN_HELD);
+	REC_TICKET = 8;
+	open_conn(6);
+	CU_ASSERT_EQUAL(connect_full(6, 5, "t", 0x00, 60, "11 00 00 00 3c", NULL), ENGINE_CONN_HELD);
+	expect(6, "");
+	CU_ASSERT_EQUAL(F[5].close_calls, 1);
+	expect(5, "");
+	engine_store_durable(E, 7, NOW);
+	expect(5, "");
+	expect(6, "20 09 01 00 06 21 00 14 22 00 0a");
+	gone(5, NULL);
 	stop();
 }
 
@@ -3306,7 +3425,7 @@ static void t_store_restore(void)
 	m.retain = true;
 	CU_ASSERT_EQUAL(engine_restore_message(E, &m, &why), 0);
 	CU_ASSERT_EQUAL(engine_restore_message(E, &m, &why), -1); /* the same id twice */
-	struct engine_store_session ss = {{"s", 1}, UINT32_MAX, 4, NOW - 1000};
+	struct engine_store_session ss = {{"s", 1}, UINT32_MAX, 4, NOW - 1000, {NULL, 0}, 0};
 	CU_ASSERT_EQUAL(engine_restore_session(E, &ss, REC_HANDLE[0] = strdup("s"), &why), 0);
 	struct midge_str cid = {"s", 1}, filter = {"a/#", 3};
 	CU_ASSERT_EQUAL(engine_restore_subscription(E, &cid, &filter, 2, 0, &why), 0);
@@ -3322,7 +3441,7 @@ static void t_store_restore(void)
 	CU_ASSERT_EQUAL(engine_restore_retained(E, &cid, 12, &why), -1); /* another topic */
 	CU_ASSERT_EQUAL(engine_restore_retained(E, &rt, 12, &why), 0);
 	/* w: disconnected 50 s ago, will delay 30 s (due), expiry 100 s (not yet) */
-	struct engine_store_session sw = {{"w", 1}, 100, 5, NOW - 50000};
+	struct engine_store_session sw = {{"w", 1}, 100, 5, NOW - 50000, {NULL, 0}, 0};
 	CU_ASSERT_EQUAL(engine_restore_session(E, &sw, REC_HANDLE[1] = strdup("w"), &why), 0);
 	struct midge_str wid = {"w", 1};
 	struct engine_restore_msg wm = {0};
@@ -3332,7 +3451,7 @@ static void t_store_restore(void)
 	wm.payload_len = 3;
 	CU_ASSERT_EQUAL(engine_restore_will(E, &wid, &wm, 30, &why), 0);
 	/* old: expired while the broker was down */
-	struct engine_store_session so = {{"old", 3}, 10, 4, NOW - 20000};
+	struct engine_store_session so = {{"old", 3}, 10, 4, NOW - 20000, {NULL, 0}, 0};
 	CU_ASSERT_EQUAL(engine_restore_session(E, &so, REC_HANDLE[2] = strdup("old"), &why), 0);
 	struct midge_str nobody = {"x", 1};
 	CU_ASSERT_EQUAL(engine_restore_qos2(E, &nobody, 1, &why), -1);
@@ -3356,6 +3475,101 @@ static void t_store_restore(void)
 	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_SESSION_EXPIRED, NULL), 1);
 	engine_tick(E, NOW + 50000);
 	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_SESSION_EXPIRED, NULL), 2);
+	stop();
+}
+
+/* The fake ACL of the restore test: "mine" is read only by user "u" on
+ * listener 2; "ret" may no longer be published by user "p" (a reload, or
+ * an acl_file changed over a restart). */
+static int acl_owner(void *ctx, const struct midge_client *client, const uint8_t *topic,
+		     size_t len, enum engine_access access)
+{
+	(void)ctx;
+	bool u2 = client->username.p && client->username.len == 1 && client->username.p[0] == 'u' &&
+		  client->listener == 2;
+	bool p = client->username.p && client->username.len == 1 && client->username.p[0] == 'p';
+	if (access == ENGINE_ACCESS_RECEIVE && len == 4 && memcmp(topic, "mine", 4) == 0 && !u2)
+		return MQTT_RC_NOT_AUTHORIZED;
+	if (access == ENGINE_ACCESS_PUBLISH && len == 3 && memcmp(topic, "ret", 3) == 0 && p)
+		return MQTT_RC_NOT_AUTHORIZED;
+	return 0;
+}
+
+/* Who things belong to survives a restart: a restored session is checked
+ * as its user on its listener (not as an anonymous client) while it is
+ * offline, and a restored retained message is checked against its
+ * publisher by check_retain_source (the broker's own pass). The store
+ * hears the owner with every save. */
+static void t_store_restore_owner(void)
+{
+	char hx[256];
+	const char *why = NULL;
+	struct engine_auth auth = {.acl = acl_owner};
+	struct engine_config cfg = config_default();
+	cfg.check_retain_source = true;
+	STORE_LOG[0] = '\0';
+	REC_TICKET = 0;
+	start(&cfg, &auth);
+	CU_ASSERT_EQUAL(engine_restore_begin(E, NOW), 0);
+	struct engine_restore_msg m = {0};
+	m.id = 5; /* queued for s */
+	m.topic = (const uint8_t *)"mine";
+	m.topic_len = 4;
+	m.payload = (const uint8_t *)"q";
+	m.payload_len = 1;
+	m.qos = 1;
+	m.source.client = true;
+	CU_ASSERT_EQUAL(engine_restore_message(E, &m, &why), 0);
+	m.id = 6; /* retained by user p */
+	m.topic = (const uint8_t *)"ret";
+	m.topic_len = 3;
+	m.retain = true;
+	m.source.user.p = "p";
+	m.source.user.len = 1;
+	m.source.listener = 1;
+	CU_ASSERT_EQUAL(engine_restore_message(E, &m, &why), 0);
+	m.id = 8; /* retained by the broker: never checked */
+	m.source.client = false;
+	m.source.user.p = NULL;
+	m.source.user.len = 0;
+	m.topic = (const uint8_t *)"ret2";
+	m.topic_len = 4;
+	CU_ASSERT_EQUAL(engine_restore_message(E, &m, &why), 0);
+	m.id = 9; /* a user name that is not UTF-8: a damaged store */
+	m.source.client = true;
+	m.source.user.p = "\xff";
+	m.source.user.len = 1;
+	CU_ASSERT_EQUAL(engine_restore_message(E, &m, &why), -1);
+	struct engine_store_session ss = {{"s", 1}, UINT32_MAX, 4, NOW - 1000, {"u", 1}, 2};
+	CU_ASSERT_EQUAL(engine_restore_session(E, &ss, REC_HANDLE[0] = strdup("s"), &why), 0);
+	struct midge_str cid = {"s", 1}, filter = {"mine", 4}, r1 = {"ret", 3}, r2 = {"ret2", 4};
+	CU_ASSERT_EQUAL(engine_restore_subscription(E, &cid, &filter, 1, 0, &why), 0);
+	struct engine_store_delivery d1 = {1, false, false, 0, {0}};
+	CU_ASSERT_EQUAL(engine_restore_queued(E, &cid, 5, &d1, &why), 0);
+	CU_ASSERT_EQUAL(engine_restore_retained(E, &r1, 6, &why), 0);
+	CU_ASSERT_EQUAL(engine_restore_retained(E, &r2, 8, &why), 0);
+	engine_store_attach(E, &store_recorder);
+	CU_ASSERT_EQUAL(engine_restore_end(E, NOW), 0);
+	/* queued while s is offline: checked as u on listener 2, kept */
+	up4(0, "pub");
+	exchange(0, pubhex(hx, sizeof hx, 0x32, "mine", 3, NULL, "r"), "40 02 00 03");
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_ACL_DENIED, NULL), 0);
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_DROP, NULL), 0);
+	/* p's retained message is withheld, the broker's goes out */
+	up4(1, "sub");
+	CU_ASSERT_STRING_EQUAL(sub_raw(1, 1, "ret", 0, NULL), "90 03 00 01 00");
+	CU_ASSERT_EQUAL(last_ev(MIDGE_EV_DROP)->drop, MIDGE_DROP_NOT_AUTHORIZED);
+	char want[256];
+	snprintf(want, sizeof want, "90 03 00 02 00 %s",
+		 pubhex(hx, sizeof hx, 0x31, "ret2", 0, NULL, "q"));
+	CU_ASSERT_STRING_EQUAL(sub_raw(1, 2, "ret2", 0, NULL), want);
+	/* s comes back as u on listener 2: both messages, in order */
+	open_conn(2);
+	CU_ASSERT_EQUAL(engine_conn_set_listener(F[2].c, 2, 0, false, NULL), 0);
+	CU_ASSERT_EQUAL(connect_full(2, 4, "s", 0x80, 60, NULL, "00 01 75"), 0);
+	expect(2, "20 02 01 00 32 09 00 04 6d 69 6e 65 00 01 71 32 09 00 04 6d 69 6e 65 00 02 72");
+	/* its owner went to the store with the session */
+	CU_ASSERT(strstr(STORE_LOG, "saved s 4294967295 v4 by u@2; ") != NULL);
 	stop();
 }
 
@@ -3454,10 +3668,13 @@ static void t_replay_acl(void)
 
 static const struct test_case store_cases[] = {
 	{"store: acknowledgements wait for durability, in order", t_store_hold_acks},
+	{"MQTT-3.2.0-1 store: a CONNACK waits for its session to be durable", t_store_hold_connack},
 	{"store: a publisher not read past its held acknowledgements", t_store_hold_input},
+	{"store: held acknowledgements bounded for all connections", t_store_hold_global},
 	{"store: failing store refuses what it cannot keep", t_store_failing},
 	{"store: message references balance", t_store_references},
 	{"store: restore sessions, windows, queues, wills, retained", t_store_restore},
+	{"store: a restored session and retained message keep their owners", t_store_restore_owner},
 	{"replay: $replay/ log then live, last, since, malformed", t_replay},
 	{"replay: read ACL and no-local per replayed message", t_replay_acl},
 	{NULL, NULL},

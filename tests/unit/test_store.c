@@ -195,12 +195,15 @@ static void crash(void)
 	E = NULL;
 }
 
+/* Connection i sends connect_hex and, as a client does, waits for the
+ * CONNACK (held until the commit of a new persistent session). */
 static void conn(int i, const char *connect_hex)
 {
 	C[i].c = engine_conn_open(E, &C[i], "127.0.0.1", 1000, false, NOW);
 	CU_ASSERT_FATAL(C[i].c != NULL);
 	C[i].n = 0;
-	feed(i, connect_hex);
+	if (feed(i, connect_hex) == ENGINE_CONN_HELD)
+		settle();
 }
 
 static void gone(int i)
@@ -471,6 +474,79 @@ static void sql(const char *text)
 	sqlite3_close(h);
 }
 
+/* One row of a query on the database file, its columns joined by '|'
+ * (NULL as "NULL"), or "" when there is none. */
+static const char *sql_row(const char *query)
+{
+	static char buf[512];
+	sqlite3 *h;
+	sqlite3_stmt *st;
+	buf[0] = '\0';
+	CU_ASSERT_FATAL(sqlite3_open(PATH_, &h) == SQLITE_OK);
+	if (sqlite3_prepare_v2(h, query, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+		size_t k = 0;
+		for (int i = 0; i < sqlite3_column_count(st); i++) {
+			const char *v = sqlite3_column_type(st, i) == SQLITE_NULL
+						? "NULL"
+						: (const char *)sqlite3_column_text(st, i);
+			k += (size_t)snprintf(buf + k, sizeof buf - k, "%s%s", i ? "|" : "", v);
+		}
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(h);
+	return buf;
+}
+
+/* Who a session and a retained message belong to is stored (the session's
+ * user name and listener, the publisher's), and kept when recovery
+ * rewrites a session that was connected at the crash. */
+static void t_store_owners(void)
+{
+	setup_dir();
+	open_ok();
+	/* "alice" on listener 3, clean session 0, subscribes to r */
+	C[0].c = engine_conn_open(E, &C[0], "127.0.0.1", 1000, false, NOW);
+	CU_ASSERT_FATAL(C[0].c != NULL);
+	CU_ASSERT_EQUAL(engine_conn_set_listener(C[0].c, 3, 0, false, NULL), 0);
+	CU_ASSERT_EQUAL(feed(0, "10 14 00 04 4d 51 54 54 04 80 00 3c 00 01 73 00 05 61 6c 69 63 65"),
+			ENGINE_CONN_HELD);
+	settle(); /* the CONNACK of a new persistent session waits for its commit */
+	EXPECT(0, "20 02 00 00");
+	feed(0, "82 06 00 01 00 01 72 01");
+	/* "bob" on listener 4 (clean) retains "x" on r, QoS 1 */
+	C[1].c = engine_conn_open(E, &C[1], "127.0.0.1", 1001, false, NOW);
+	CU_ASSERT_FATAL(C[1].c != NULL);
+	CU_ASSERT_EQUAL(engine_conn_set_listener(C[1].c, 4, 0, false, NULL), 0);
+	feed(1, "10 12 00 04 4d 51 54 54 04 82 00 3c 00 01 70 00 03 62 6f 62");
+	feed(1, "33 06 00 01 72 00 01 78");
+	/* anonymous "q" (clean session 0) */
+	conn(2, "10 0d 00 04 4d 51 54 54 04 00 00 3c 00 01 71");
+	settle();
+	CU_ASSERT_STRING_EQUAL(sql_row("SELECT user_name, listener FROM sessions WHERE client_id=CAST('s' AS BLOB)"),
+			       "alice|3");
+	CU_ASSERT_STRING_EQUAL(sql_row("SELECT user_name, listener FROM sessions WHERE client_id=CAST('q' AS BLOB)"),
+			       "NULL|0");
+	CU_ASSERT_STRING_EQUAL(sql_row("SELECT origin, origin_user, origin_listener FROM messages m "
+				       "JOIN retained r ON r.msg = m.id"),
+			       "p|bob|4");
+	/* the broker's own retained message: listener -1, no user */
+	CU_ASSERT_EQUAL(engine_publish(E, (const uint8_t *)"b", 1, "y", 1, 1, true, NOW), 0);
+	settle();
+	CU_ASSERT_STRING_EQUAL(sql_row("SELECT origin, origin_user, origin_listener FROM messages m "
+				       "JOIN retained r ON r.msg = m.id WHERE r.topic = CAST('b' AS BLOB)"),
+			       "|NULL|-1");
+	crash();
+	open_ok();
+	settle(); /* recovery rewrote s and q: connected at the crash */
+	CU_ASSERT_STRING_EQUAL(sql_row("SELECT user_name, listener, disconnected_at > 0 FROM sessions "
+				       "WHERE client_id=CAST('s' AS BLOB)"),
+			       "alice|3|1");
+	CU_ASSERT_STRING_EQUAL(sql_row("SELECT user_name, listener FROM sessions WHERE client_id=CAST('q' AS BLOB)"),
+			       "NULL|0");
+	close_all();
+	cleanup_dir();
+}
+
 static void expect_refused(const char *what)
 {
 	char err[2048] = "";
@@ -502,11 +578,11 @@ static void t_store_refuses(void)
 	expect_refused("newer midge");
 	sql("PRAGMA user_version=1");
 	/* a queue row naming a message that is not there */
-	sql("INSERT INTO sessions VALUES(7, 's', 100, 4, 1)");
+	sql("INSERT INTO sessions VALUES(7, 's', 100, 4, 1, NULL, 0)");
 	sql("INSERT INTO queue VALUES(7, 0, 42, 1, 0, x'')");
 	expect_refused("table queue: a queued delivery names a message that is not stored");
 	sql("DELETE FROM queue");
-	sql("INSERT INTO messages VALUES(42, 'a/+', 'x', x'', x'', 1, 0, 0)");
+	sql("INSERT INTO messages VALUES(42, 'a/+', 'x', x'', x'', NULL, 0, 1, 0, 0)");
 	expect_refused("table messages: a message topic is not a valid topic name");
 	sql("UPDATE messages SET topic='a/b', qos=7");
 	expect_refused("out of range");
@@ -566,6 +642,7 @@ static void t_store_refuses(void)
 
 static const struct test_case store_cases[] = {
 	{"store: everything comes back, after a close or a crash", t_store_roundtrip},
+	{"store: sessions and retained messages keep their owners", t_store_owners},
 	{"store: acknowledged before the commit, never written", t_store_cancel},
 	{"store: a failing disk holds acknowledgements, then resumes", t_store_fault},
 	{"store: periodic mode does not hold acknowledgements", t_store_periodic},
