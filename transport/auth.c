@@ -114,10 +114,21 @@ static void auth_log_refused(const struct auth_check *k)
 	log_notice("CONNECT of '%s' refused: token %s", who, k->jwt.why);
 }
 
+/* The client id a connection's entry is kept under: the token's user
+ * name where use_username_as_clientid makes it the client id. */
+static void auth_entry_key(const struct conn *c, const struct auth_check *k, const char **key,
+			   size_t *len)
+{
+	bool by_user = c->listener && c->listener->username_as_clientid;
+	*key = by_user ? k->jwt.user : k->data;
+	*len = by_user ? k->jwt.user_len : k->cid_len;
+}
+
 /* An accepted token on the loop thread: its user name replaces the
  * CONNECT's, its rules and expiry go with the connection. 0, or -1
  * (OOM: refuse). */
-static int auth_apply_jwt(struct midge *m, struct engine_conn *ec, struct auth_check *k)
+static int auth_apply_jwt(struct midge *m, struct conn *c, struct engine_conn *ec,
+			  struct auth_check *k)
 {
 	if (engine_conn_set_identity(ec, k->jwt.user) < 0)
 		return -1;
@@ -126,7 +137,10 @@ static int auth_apply_jwt(struct midge *m, struct engine_conn *ec, struct auth_c
 	int64_t exp = m->sec && m->sec->jwt_disconnect ? k->jwt.exp : 0;
 	if (!r && !exp)
 		return 0;
-	return clientauth_attach(m, ec, k->data, k->cid_len, r, exp);
+	const char *key;
+	size_t len;
+	auth_entry_key(c, k, &key, &len);
+	return clientauth_attach(m, ec, key, len, r, exp);
 }
 
 /* A check that ended after the pool was stopped, on its worker. */
@@ -149,10 +163,14 @@ static void auth_on_done(void *ctx, struct auth_job *j)
 	if (c && verdict)
 		auth_log_refused(k);
 	bool attached = c && !verdict && k->by_jwt;
-	if (attached && auth_apply_jwt(m, ec, k) < 0)
+	if (attached && auth_apply_jwt(m, c, ec, k) < 0)
 		verdict = MQTT_RC_SERVER_UNAVAILABLE;
-	if (c && conn_auth_done(ctx, c, verdict) < 0 && attached)
-		clientauth_refused(m, ec, k->data, k->cid_len);
+	if (c && conn_auth_done(ctx, c, verdict) < 0 && attached) {
+		const char *key;
+		size_t len;
+		auth_entry_key(c, k, &key, &len);
+		clientauth_refused(m, ec, key, len);
+	}
 	auth_check_free(k);
 }
 

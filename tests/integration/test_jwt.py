@@ -326,6 +326,24 @@ r.check("acl claim that is not a list: refused",
         *refused(p, token(acl={"pub": ["a"]}), v5=True))
 b.stop()
 
+# use_username_as_clientid: the token's user name becomes the client id;
+# its rules must still apply (kept under that id)
+b = brokerctl.start("listener {port} 127.0.0.1\nallow_anonymous false\n"
+                    "use_username_as_clientid true\nmidge_jwt_key_file %s\n" % path("rsa.pub"))
+c, rc = connect(b.port, token(sub="zed", iss=None, aud=None,
+                              acl=[{"permission": "allow", "action": "all", "topic": "z/%u/#"}]),
+                v5=True, cid="whatever")
+subs.clear()
+r.check("use_username_as_clientid: connected with the token's name", rc == 0, rc)
+c.on_subscribe = lambda cl, ud, mid, rcs, props=None: subs.__setitem__(
+    mid, [x.value if hasattr(x, "value") else x for x in rcs])
+r.check("use_username_as_clientid: the acl claim still applies (allowed)",
+        (sub("z/zed/#") or 0) < 0x80, subs)
+r.check("use_username_as_clientid: the acl claim still applies (denied)",
+        sub("other/#") == 0x87, subs)
+stop(c)
+b.stop()
+
 # ---- expiry -----------------------------------------------------------------------
 b = brokerctl.start(BASE + "midge_jwt_key_file %s\n" % path("rsa.pub"))
 c, rc = connect(b.port, token(life=3), v5=True, cid="short")
