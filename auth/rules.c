@@ -34,36 +34,9 @@ static bool rules_level_is(const uint8_t *p, size_t b, size_t e, char c)
 	return e - b == 1 && p[b] == (uint8_t)c;
 }
 
-bool rules_topic_matches(const uint8_t *f, size_t fl, const uint8_t *t, size_t tl)
-{
-	/* [MQTT-4.7.2-1]: a wildcard first level does not match $ topics */
-	if (tl && t[0] == '$' && fl && (f[0] == '+' || f[0] == '#'))
-		return false;
-	size_t fi = 0, ti = 0;
-	bool t_done = false;
-	for (;;) {
-		size_t fe = rules_level_end(f, fl, fi);
-		if (rules_level_is(f, fi, fe, '#'))
-			return true; /* the rest, the parent level included [MQTT-4.7.1-2] */
-		if (t_done)
-			return false;
-		size_t te = rules_level_end(t, tl, ti);
-		if (!rules_level_is(f, fi, fe, '+') &&
-		    (fe - fi != te - ti || memcmp(f + fi, t + ti, fe - fi) != 0))
-			return false;
-		bool f_last = fe == fl, t_last = te == tl;
-		if (f_last)
-			return t_last;
-		fi = fe + 1;
-		if (t_last)
-			t_done = true;
-		else
-			ti = te + 1;
-	}
-}
-
 bool rules_filter_covers(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
 {
+	/* [MQTT-4.7.2-1]: a wildcard first level does not match $ topics */
 	if (bl && b[0] == '$' && al && (a[0] == '+' || a[0] == '#'))
 		return false;
 	size_t ai = 0, bi = 0;
@@ -71,7 +44,7 @@ bool rules_filter_covers(const uint8_t *a, size_t al, const uint8_t *b, size_t b
 	for (;;) {
 		size_t ae = rules_level_end(a, al, ai);
 		if (rules_level_is(a, ai, ae, '#'))
-			return true;
+			return true; /* the rest, the parent level included [MQTT-4.7.1-2] */
 		if (b_done)
 			return false;
 		size_t be = rules_level_end(b, bl, bi);
@@ -92,6 +65,13 @@ bool rules_filter_covers(const uint8_t *a, size_t al, const uint8_t *b, size_t b
 		else
 			bi = be + 1;
 	}
+}
+
+/* A topic name is a filter without wildcards: the filter that covers it
+ * matches it. */
+bool rules_topic_matches(const uint8_t *f, size_t fl, const uint8_t *t, size_t tl)
+{
+	return rules_filter_covers(f, fl, t, tl);
 }
 
 /* `$share/GROUP/FILTER` is checked as FILTER. */

@@ -240,10 +240,26 @@ static size_t security_describe_one(const struct security *r, char *out, size_t 
 	return n < 0 ? 0 : (size_t)n < outlen ? (size_t)n : outlen;
 }
 
+/* "; jwt key_file F (RSA key); chain passwd,jwt" after the realms. */
+static void security_describe_sources(const struct security_set *s, char *out, size_t outlen)
+{
+	size_t used = strlen(out);
+	if (s->jwt && used < outlen) {
+		char d[300];
+		jwt_verifier_describe(s->jwt, d, sizeof d);
+		used += (size_t)snprintf(out + used, outlen - used, "; jwt %s", d);
+	}
+	/* a password file alone is what the realms already say */
+	for (int i = 0; (s->jwt || s->chain.n > 1) && i < s->chain.n && used < outlen; i++)
+		used += (size_t)snprintf(out + used, outlen - used, "%s%s", i ? "," : "; chain ",
+					 auth_source_name((enum auth_source)s->chain.src[i]));
+}
+
 void security_describe(const struct security_set *s, char *out, size_t outlen)
 {
 	if (!s->per_listener) {
 		security_describe_one(&s->global, out, outlen);
+		security_describe_sources(s, out, outlen);
 		return;
 	}
 	size_t used = (size_t)snprintf(out, outlen, "per listener:");
@@ -254,4 +270,5 @@ void security_describe(const struct security_set *s, char *out, size_t outlen)
 		if (used < outlen)
 			used += security_describe_one(&s->own[i], out + used, outlen - used);
 	}
+	security_describe_sources(s, out, outlen);
 }
