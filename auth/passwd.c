@@ -455,6 +455,11 @@ void passwd_unref(struct passwd_db *db)
 	free(db);
 }
 
+bool passwd_has_user(const struct passwd_db *db, const char *user, size_t user_len)
+{
+	return passwd_lookup(db, user, user_len) != NULL;
+}
+
 size_t passwd_count(const struct passwd_db *db)
 {
 	return db ? db->n : 0;

@@ -68,6 +68,10 @@ size_t passwd_count(const struct passwd_db *db);
 int passwd_check(const struct passwd_db *db, const char *user, size_t user_len,
 		 const char *password, size_t password_len);
 
+/* Whether user is in db (the chain's passwd source defers for one who is
+ * not, when a later source has something to check). Any thread. */
+bool passwd_has_user(const struct passwd_db *db, const char *user, size_t user_len);
+
 /*
  * Hashes password into the file format: kind PASSWD_ARGON2ID (Mosquitto
  * 2.1's parameters), PASSWD_PBKDF2_SHA512 (iterations, 0 for the

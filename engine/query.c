@@ -279,6 +279,20 @@ enum engine_kick_result engine_client_kick(struct engine *e, const char *cid, si
 	return ENGINE_KICK_SESSION_DISCARDED;
 }
 
+bool engine_client_disconnect(struct engine *e, const char *cid, size_t len, uint8_t rc,
+			      const char *why, uint64_t now_ms)
+{
+	e->now = now_ms;
+	struct session *s = session_find(e, (const uint8_t *)cid, len);
+	struct engine_conn *c = s ? s->conn : NULL;
+	if (!c || c->state == CONN_CLOSING)
+		return false;
+	if (c->state == CONN_UP)
+		output_disconnect(e, c, rc, why); /* v5 only: 3.1.1 has no server DISCONNECT */
+	client_request_close(e, c, rc, false, why);
+	return true;
+}
+
 int engine_admin_publish(struct engine *e, const struct midge_client *from, const char *topic,
 			 size_t topic_len, const void *payload, size_t payload_len,
 			 const uint8_t *props, size_t props_len, uint8_t qos, bool retain,

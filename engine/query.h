@@ -148,6 +148,15 @@ enum engine_kick_result engine_client_kick(struct engine *e, const char *cid, si
 					   bool discard, uint64_t now_ms);
 
 /*
+ * Ends the connection of client cid for reason rc (a v5 reason code, e.g.
+ * MQTT_RC_MAX_CONNECT_TIME when its credentials expired): a v5 client
+ * gets DISCONNECT rc, every version is closed as a server-initiated
+ * disconnect (its will is published). Returns whether it was connected.
+ */
+bool engine_client_disconnect(struct engine *e, const char *cid, size_t len, uint8_t rc,
+			      const char *why, uint64_t now_ms);
+
+/*
  * Publishes as an administrator, held to the same checks as a client's
  * PUBLISH: a valid topic name, the v5 property block props[0..props_len)
  * decoded as a PUBLISH's (no subscription identifier, no topic alias),

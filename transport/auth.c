@@ -8,50 +8,139 @@
  * the authentication itself: the CONNECT's password is not checked, as in
  * Mosquitto.
  *
- * Workers see only the job: a copy of the user name and password and a
- * reference to the password database, taken and dropped on the loop
- * thread. Nothing here blocks the loop: a full pool refuses the CONNECT
- * with "server busy".
+ * The job runs the sources of midge_auth_chain that have something to
+ * check (auth/chain.h), in order, until one answers: the password file
+ * (a user it does not know defers when a later source can answer) and
+ * JWT (auth/jwt.c: RS/ES signatures cost as much as a hash). A token's
+ * user name, rules and expiry come back with the decision and are
+ * attached to the connection (clientauth.h) before the engine hears it.
+ *
+ * Workers see only the job: a copy of the client id, user name and
+ * password and references to the password database and JWT verifier,
+ * taken and dropped on the loop thread. Nothing here blocks the loop: a
+ * full pool refuses the CONNECT with "server busy".
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include <uv.h>
 
+#include <time.h>
+
+#include "auth/jwt.h"
 #include "auth/passwd.h"
 #include "auth/pool.h"
 #include "auth/pwfile.h"
 #include "codec/codec.h"
 #include "engine/engine.h"
 #include "transport/broker.h"
+#include "transport/clientauth.h"
 #include "transport/conn.h"
 #include "transport/latency.h"
 #include "transport/log.h"
 #include "transport/security.h"
 #include "transport/tls.h"
 
-/* One password check: what the worker needs, and nothing else. */
+/* One CONNECT's chain: what the worker needs, and nothing else. */
 struct auth_check {
 	struct auth_job job; /* first: the pool hands this back */
-	struct passwd_db *db;
+	struct security_check chk; /* references of its own */
+	struct jwt_result jwt;     /* a token's gifts, when JWT allowed */
+	bool by_jwt;
 	uint64_t t0_us; /* submitted: the check's latency includes its wait */
-	size_t user_len, pass_len;
-	char data[]; /* user name, then password */
+	size_t cid_len, user_len, pass_len;
+	char data[]; /* client id, user name, then password */
 };
+
+/* The password file's answer; defers for a user it does not know when a
+ * later source has something to check (alone, it checks a dummy entry
+ * so an unknown user costs what a known one does). */
+static int auth_step_passwd(struct auth_check *k, bool more)
+{
+	const char *user = k->data + k->cid_len, *pass = user + k->user_len;
+	if (more && !passwd_has_user(k->chk.db, user, k->user_len))
+		return AUTH_DEFER;
+	return passwd_check(k->chk.db, user, k->user_len, pass, k->pass_len) == 0 ? AUTH_ALLOW
+										 : AUTH_DENY;
+}
+
+static int auth_step_jwt(struct auth_check *k)
+{
+	const char *user = k->data + k->cid_len, *pass = user + k->user_len;
+	const char *t = k->chk.jwt_from_username ? user : pass;
+	size_t n = k->chk.jwt_from_username ? k->user_len : k->pass_len;
+	if (jwt_verify(k->chk.jwt, t, n, k->data, k->cid_len, (int64_t)time(NULL), &k->jwt) !=
+	    JWT_ALLOW)
+		return AUTH_DENY;
+	k->by_jwt = true;
+	return AUTH_ALLOW;
+}
 
 static void auth_check_run(struct auth_job *j)
 {
 	struct auth_check *k = (struct auth_check *)j;
-	int rc = passwd_check(k->db, k->data, k->user_len, k->data + k->user_len, k->pass_len);
-	pwfile_wipe(k->data + k->user_len, k->pass_len);
-	j->result = rc == 0 ? 0 : MQTT_RC_BAD_USERNAME_OR_PASSWORD;
+	int a = AUTH_DEFER;
+	for (int i = 0; i < k->chk.chain.n && a == AUTH_DEFER; i++) {
+		bool more = i + 1 < k->chk.chain.n;
+		switch (k->chk.chain.src[i]) {
+		case AUTH_SRC_PASSWD: a = auth_step_passwd(k, more); break;
+		case AUTH_SRC_JWT: a = auth_step_jwt(k); break;
+		default: break; /* not run on the pool */
+		}
+	}
+	pwfile_wipe(k->data + k->cid_len + k->user_len, k->pass_len);
+	/* every source deferred: not possible while the last one always
+	 * answers, refused if it ever is */
+	j->result = a == AUTH_ALLOW ? 0 : MQTT_RC_BAD_USERNAME_OR_PASSWORD;
 }
 
 static void auth_check_free(struct auth_check *k)
 {
-	passwd_unref(k->db);
-	pwfile_wipe(k->data, k->user_len + k->pass_len);
+	passwd_unref(k->chk.db);
+	jwt_verifier_unref(k->chk.jwt);
+	jwt_result_clear(&k->jwt);
+	pwfile_wipe(k->data, k->cid_len + k->user_len + k->pass_len);
 	free(k);
+}
+
+/* A refusal by a token, said once in the log (the client only learns
+ * "bad user name or password"). */
+static void auth_log_refused(const struct auth_check *k)
+{
+	if (!k->jwt.why[0])
+		return;
+	char who[300];
+	pwfile_printable(k->data, k->cid_len, who, sizeof who);
+	log_notice("CONNECT of '%s' refused: token %s", who, k->jwt.why);
+}
+
+/* The client id a connection's entry is kept under: the token's user
+ * name where use_username_as_clientid makes it the client id. */
+static void auth_entry_key(const struct conn *c, const struct auth_check *k, const char **key,
+			   size_t *len)
+{
+	bool by_user = c->listener && c->listener->username_as_clientid;
+	*key = by_user ? k->jwt.user : k->data;
+	*len = by_user ? k->jwt.user_len : k->cid_len;
+}
+
+/* An accepted token on the loop thread: its user name replaces the
+ * CONNECT's, its rules and expiry go with the connection. 0, or -1
+ * (OOM: refuse). */
+static int auth_apply_jwt(struct midge *m, struct conn *c, struct engine_conn *ec,
+			  struct auth_check *k)
+{
+	if (engine_conn_set_identity(ec, k->jwt.user) < 0)
+		return -1;
+	struct rules *r = k->jwt.rules;
+	k->jwt.rules = NULL; /* clientauth owns them now */
+	int64_t exp = m->sec && m->sec->jwt_disconnect ? k->jwt.exp : 0;
+	if (!r && !exp)
+		return 0;
+	const char *key;
+	size_t len;
+	auth_entry_key(c, k, &key, &len);
+	return clientauth_attach(m, ec, key, len, r, exp);
 }
 
 /* A check that ended after the pool was stopped, on its worker. */
@@ -69,10 +158,20 @@ static void auth_on_done(void *ctx, struct auth_job *j)
 	if (!j->cancelled)
 		latency_observe(&m->lat.auth, latency_now_us() - k->t0_us, 1);
 	/* Not cancelled: the engine connection (the key) still waits. */
-	struct conn *c = j->cancelled ? NULL : engine_conn_handle((struct engine_conn *)j->key);
+	struct engine_conn *ec = j->cancelled ? NULL : (struct engine_conn *)j->key;
+	struct conn *c = ec ? engine_conn_handle(ec) : NULL;
+	if (c && verdict)
+		auth_log_refused(k);
+	bool attached = c && !verdict && k->by_jwt;
+	if (attached && auth_apply_jwt(m, c, ec, k) < 0)
+		verdict = MQTT_RC_SERVER_UNAVAILABLE;
+	if (c && conn_auth_done(ctx, c, verdict) < 0 && attached) {
+		const char *key;
+		size_t len;
+		auth_entry_key(c, k, &key, &len);
+		clientauth_refused(m, ec, key, len);
+	}
 	auth_check_free(k);
-	if (c)
-		conn_auth_done(ctx, c, verdict);
 }
 
 static void auth_on_async(uv_async_t *a)
@@ -99,7 +198,7 @@ int auth_start(struct midge *m)
 	unsigned threads = m->conf.auth_threads ? m->conf.auth_threads : auth_pool_default_threads();
 	unsigned queue = m->conf.auth_queue ? m->conf.auth_queue : 64u * threads;
 	m->auth_pool = auth_pool_new(threads, queue, auth_wake, auth_check_discard, &m->auth_async);
-	if (!m->auth_pool)
+	if (!m->auth_pool || clientauth_start(m) < 0)
 		return -1;
 	log_info("password checks: %u worker thread(s), %u may wait", threads, queue);
 	return 0;
@@ -111,6 +210,7 @@ void auth_stop(struct midge *m)
 	 * its worker when it ends (the loop does not wait for it) */
 	auth_pool_free(m->auth_pool, auth_on_done, m);
 	m->auth_pool = NULL;
+	clientauth_stop(m);
 }
 
 /* One line a second at most while checks are refused. */
@@ -141,27 +241,39 @@ int auth_connect(void *ctx, const struct midge_client *client, const struct midg
 	struct midge *m = ctx;
 	struct engine_conn *ec = engine_conn_of(client);
 	struct conn *c = engine_conn_handle(ec);
-	struct passwd_db *db;
+	struct security_check chk;
 	/* no realm yet (the embedding API before midge_run): nobody is let in */
 	if (!m->sec)
 		return MQTT_RC_NOT_AUTHORIZED;
 	int rc = security_connect(m->sec, client, username, password,
-				  c && conn_tls_authenticated(c), &db);
+				  c && conn_tls_authenticated(c), &chk);
 	if (rc != SECURITY_CHECK_PASSWORD)
 		return rc;
 	if (!m->auth_pool)
 		return MQTT_RC_SERVER_UNAVAILABLE;
-	struct auth_check *k = malloc(sizeof(*k) + username->len + password->len);
+	size_t ul = username && username->p ? username->len : 0;
+	size_t pl = password && password->p ? password->len : 0;
+	size_t cl = client->client_id.p ? client->client_id.len : 0;
+	struct auth_check *k = malloc(sizeof(*k) + cl + ul + pl);
 	if (!k)
 		return MQTT_RC_SERVER_UNAVAILABLE;
-	memset(&k->job, 0, sizeof(k->job));
+	memset(k, 0, sizeof(*k));
 	k->job.run = auth_check_run;
 	k->job.key = ec;
-	k->user_len = username->len;
-	k->pass_len = password->len;
-	memcpy(k->data, username->p, username->len);
-	memcpy(k->data + username->len, password->p, password->len);
-	k->db = passwd_ref(db);
+	k->cid_len = cl;
+	k->user_len = ul;
+	k->pass_len = pl;
+	if (cl)
+		memcpy(k->data, client->client_id.p, cl);
+	if (ul)
+		memcpy(k->data + cl, username->p, ul);
+	if (pl)
+		memcpy(k->data + cl + ul, password->p, pl);
+	k->chk = chk;
+	if (chk.db)
+		passwd_ref(chk.db);
+	if (chk.jwt)
+		jwt_verifier_ref(chk.jwt);
 	k->t0_us = latency_now_us();
 	if (auth_pool_submit(m->auth_pool, &k->job) < 0) {
 		auth_check_free(k);

@@ -44,6 +44,7 @@
 #include "transport/rbuf.h"
 
 struct auth_pool;
+struct clientauth;
 struct conn;
 struct engine;
 struct iothr;
@@ -113,6 +114,7 @@ struct midge {
 	uv_async_t auth_async;        /* ... finished ones wake the loop */
 	uint64_t auth_busy_logged_ms; /* refusals "server busy": the last line ... */
 	uint64_t auth_busy;           /* ... and those since */
+	struct clientauth *clientauth; /* clients' own rules and token expiry (clientauth.h) */
 	struct listener *listeners;
 	struct conn_list pre;       /* accepted, waiting for CONNECT */
 	struct conn_list closing;   /* asked to close, flushing their output */

@@ -132,6 +132,7 @@ void conf_init(struct conf *c)
 	c->http.sse_buffer = CONF_HTTP_DEFAULT_SSE_BUFFER;
 	c->http.max_body = CONF_HTTP_DEFAULT_MAX_BODY;
 	c->http.auth_pending = CONF_HTTP_DEFAULT_AUTH_PENDING;
+	c->auth.jwt_disconnect_on_expiry = true;
 }
 
 static void conf_http_clear(struct conf_http *h)
@@ -174,6 +175,7 @@ void conf_clear(struct conf *c)
 	for (int i = 0; i < c->n_history; i++)
 		free(c->history[i].filter);
 	conf_http_clear(&c->http);
+	conf_auth_clear(&c->auth);
 	conf_init(c);
 }
 
@@ -1099,6 +1101,9 @@ int conf_set(struct conf *c, const char *key, const char *value, char *msg, size
 	}
 	if (strcmp(key, "midge_history") == 0)
 		return conf_set_history(c, v, msg, msglen);
+	rc = conf_set_auth(c, key, v, msg, msglen, &handled);
+	if (handled)
+		return rc;
 	rc = conf_set_unsupported(key, v, msg, msglen);
 	if (rc >= 0)
 		return rc;
@@ -1247,6 +1252,8 @@ int conf_load(struct conf *c, const char *path, conf_warn_cb warn_cb, void *user
 
 int conf_check(const struct conf *c, char *err, size_t errlen)
 {
+	if (conf_check_auth(c, err, errlen) < 0)
+		return -1;
 	for (int i = 0; i < c->n_listeners; i++) {
 		const struct conf_listener *l = &c->listeners[i];
 		if ((l->certfile != NULL) != (l->keyfile != NULL)) {

@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth/chain.h"
 #include "engine/engine.h"
 #include "hooks/hooks.h"
 
@@ -128,8 +129,23 @@ struct conf_http {
  * was 1024, too little for a browser with cookies). */
 #define CONF_DEFAULT_WS_HEADERS 4096
 
+/* Authentication sources beyond the password file (docs/auth.md):
+ * midge_jwt_* and midge_auth_chain; read by transport/config_auth.c. */
+struct conf_auth {
+	char *jwt_key_file, *jwt_jwks_file; /* at most one: JWT is on with either */
+	char *jwt_issuer, *jwt_audience, *jwt_username_claim;
+	unsigned jwt_algs;          /* midge_jwt_algorithms (enum jwt_alg_bit), 0 = all */
+	uint32_t jwt_leeway;        /* seconds */
+	bool jwt_from_username;     /* midge_jwt_from username (default: the password) */
+	bool jwt_disconnect_on_expiry; /* default true */
+	char *jwt_where;            /* "file:line" of the first midge_jwt_ key */
+	struct auth_chain chain;    /* midge_auth_chain, when chain_where is set */
+	char *chain_where;          /* "file:line" of midge_auth_chain; NULL: not set */
+};
+
 struct conf {
 	struct engine_config engine;
+	struct conf_auth auth;
 	struct conf_listener listeners[CONF_MAX_LISTENERS];
 	int n_listeners;
 	/* The listener created by top-level `port`/`bind_address`/TLS keys
@@ -242,6 +258,18 @@ int conf_add_listener(struct conf *c, const char *host, uint16_t port);
 /* Whether the listener settings can be honoured together; -1 with the
  * reason (naming what to use instead) in err. Called at start-up. */
 int conf_listener_check(const struct conf_listener *l, char *err, size_t errlen);
+
+/* midge_jwt_* and midge_auth_chain (config_auth.c): *handled 0 for any
+ * other key; else 0 or -1 with msg. */
+int conf_set_auth(struct conf *c, const char *key, const char *v, char *msg, size_t msglen,
+		  int *handled);
+/* Whether the whole file's auth keys go together (JWT options without a
+ * key, two key sources, a chain naming a source not configured): 0, or -1
+ * with "file:line: why" in err. */
+int conf_check_auth(const struct conf *c, char *err, size_t errlen);
+/* The chain in effect for c (auth/chain.h), after conf_check_auth(). */
+void conf_auth_chain(const struct conf *c, struct auth_chain *out);
+void conf_auth_clear(struct conf_auth *a);
 
 /* Parses the value of log_type; returns the bit or 0 if unknown. */
 unsigned conf_log_type_bit(const char *name);

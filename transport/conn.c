@@ -429,13 +429,14 @@ void conn_resume(struct midge *m, struct conn *c)
 	conn_mark_dirty(m, c);
 }
 
-void conn_auth_done(struct midge *m, struct conn *c, int rc)
+int conn_auth_done(struct midge *m, struct conn *c, int rc)
 {
 	if (!c->held || !c->ec || c->gone || c->ending)
-		return;
+		return -1;
 	c->held = false;
 	/* Refused: the engine has queued the CONNACK and asked to close. */
-	if (engine_conn_auth_done(m->engine, c->ec, rc, broker_now_ms()) == 0) {
+	int accepted = engine_conn_auth_done(m->engine, c->ec, rc, broker_now_ms());
+	if (accepted == 0) {
 		if (c->rbuf && c->rbuf->len)
 			conn_frame(m, c, c->rbuf->data, c->rbuf->len);
 		if (c->eof_held) {
@@ -444,6 +445,7 @@ void conn_auth_done(struct midge *m, struct conn *c, int rc)
 		}
 	}
 	conn_mark_dirty(m, c);
+	return accepted == 0 ? 0 : -1;
 }
 
 /*

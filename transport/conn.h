@@ -136,8 +136,9 @@ int conn_send(struct midge *m, struct conn *c, const uint8_t *head, size_t head_
 /* The decision on c's held CONNECT (engine_conn_auth_done(): 0 accepts,
  * a reason code refuses): on acceptance the input that arrived behind the
  * CONNECT is framed and reading resumes. For authentication sources that
- * answer later (ENGINE_AUTH_PENDING). */
-void conn_auth_done(struct midge *m, struct conn *c, int rc);
+ * answer later (ENGINE_AUTH_PENDING). Returns 0 when the engine accepted
+ * the CONNECT, -1 otherwise. */
+int conn_auth_done(struct midge *m, struct conn *c, int rc);
 /* engine_io.resume: c may be read again (the acknowledgements it held
  * went out). Deferred to the next flush at the top of the loop, outside
  * the engine. */

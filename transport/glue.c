@@ -10,6 +10,7 @@
 #include "hooks/hooks.h"
 #include "midge.h"
 #include "transport/broker.h"
+#include "transport/clientauth.h"
 #include "transport/conn.h"
 #include "transport/security.h"
 
@@ -42,6 +43,7 @@ static void io_event(void *ctx, const struct midge_event *ev)
 	struct midge *m = ctx;
 	if (ev->type == MIDGE_EV_CONNECT)
 		m->connects++;
+	clientauth_on_event(m, ev);
 	hooks_emit(m->hooks, ev, engine_event_msg(m->engine));
 	evlog_event(&m->conf, ev);
 }
@@ -50,6 +52,10 @@ static int auth_acl(void *ctx, const struct midge_client *client, const uint8_t 
 		    enum engine_access access)
 {
 	struct midge *m = ctx;
+	/* a client's own rules (a token's acl claim) before its realm's */
+	int own = clientauth_acl(m, client, topic, len, access);
+	if (own >= 0)
+		return own;
 	return m->sec ? security_acl(m->sec, client, topic, len, access) : MQTT_RC_NOT_AUTHORIZED;
 }
 

@@ -9,9 +9,10 @@
 #include <string.h>
 
 #include "auth/acl.h"
+#include "auth/jwt.h"
+#include "auth/passwd.h"
 #include "codec/codec.h"
 #include "transport/log.h"
-#include "auth/passwd.h"
 
 static void security_clear(struct security *r)
 {
@@ -30,6 +31,7 @@ void security_free(struct security_set *s)
 	for (int i = 0; i < CONF_MAX_LISTENERS; i++)
 		security_clear(&s->own[i]);
 	free(s->clientid_prefixes);
+	jwt_verifier_unref(s->jwt);
 	free(s);
 }
 
@@ -57,6 +59,31 @@ static int security_realm(struct security *r, bool allow_anonymous, const char *
 	return 0;
 }
 
+/* The chain and the JWT verifier (broker-wide). 0 or -1 with err. */
+static int security_load_sources(struct security_set *s, const struct conf *c, char *err,
+				 size_t errlen)
+{
+	const struct conf_auth *a = &c->auth;
+	conf_auth_chain(c, &s->chain);
+	s->jwt_from_username = a->jwt_from_username;
+	s->jwt_disconnect = a->jwt_disconnect_on_expiry;
+	if (!a->jwt_key_file && !a->jwt_jwks_file)
+		return 0;
+	struct jwt_opts o = {.algs = a->jwt_algs,
+			     .leeway_s = a->jwt_leeway,
+			     .issuer = a->jwt_issuer,
+			     .audience = a->jwt_audience,
+			     .username_claim = a->jwt_username_claim,
+			     .key_file = a->jwt_key_file,
+			     .jwks_file = a->jwt_jwks_file};
+	char e[400];
+	if (!(s->jwt = jwt_verifier_load(&o, e, sizeof e))) {
+		snprintf(err, errlen, "%s: %s", a->jwt_where ? a->jwt_where : "JWT", e);
+		return -1;
+	}
+	return 0;
+}
+
 struct security_set *security_load(const struct conf *c, const struct conf_listener *const *order,
 				   int n, char *err, size_t errlen)
 {
@@ -68,6 +95,8 @@ struct security_set *security_load(const struct conf *c, const struct conf_liste
 	snprintf(err, errlen, "out of memory");
 	s->per_listener = c->per_listener_settings;
 	s->n_listeners = n > CONF_MAX_LISTENERS ? CONF_MAX_LISTENERS : n;
+	if (security_load_sources(s, c, err, errlen) < 0)
+		goto fail;
 	if (c->clientid_prefixes && !(s->clientid_prefixes = strdup(c->clientid_prefixes)))
 		goto fail;
 	if (!s->per_listener) {
@@ -106,12 +135,29 @@ const struct security *security_of(const struct security_set *s, uint16_t listen
 	return &s->own[listener - 1];
 }
 
+/* Whether source src has something to check in this CONNECT. */
+static bool security_source_has(const struct security_set *s, const struct security *r, int src,
+				const struct midge_str *username, const struct midge_str *password)
+{
+	bool named = username && username->p, pw = password && password->p;
+	switch (src) {
+	case AUTH_SRC_PASSWD:
+		return r->passwd && named && pw;
+	case AUTH_SRC_JWT: {
+		const struct midge_str *t = s->jwt_from_username ? username : password;
+		return s->jwt && t && t->p && jwt_token_shape(t->p, t->len);
+	}
+	default: /* AUTH_SRC_ZMQ: answered by its own module, not the pool */
+		return false;
+	}
+}
+
 int security_connect(const struct security_set *s, const struct midge_client *cl,
 		     const struct midge_str *username, const struct midge_str *password,
-		     bool identity_proven, struct passwd_db **check)
+		     bool identity_proven, struct security_check *check)
 {
 	const struct security *r = security_of(s, cl->listener);
-	*check = NULL;
+	memset(check, 0, sizeof *check);
 	if (!r)
 		return MQTT_RC_NOT_AUTHORIZED;
 	if (s->clientid_prefixes) {
@@ -123,15 +169,22 @@ int security_connect(const struct security_set *s, const struct midge_client *cl
 	 * its identity and the CONNECT's password is not looked at. */
 	if (identity_proven)
 		return 0;
+	for (int i = 0; i < s->chain.n; i++)
+		if (security_source_has(s, r, s->chain.src[i], username, password))
+			check->chain.src[check->chain.n++] = s->chain.src[i];
+	if (check->chain.n) {
+		check->db = r->passwd;
+		check->jwt = s->jwt;
+		check->jwt_from_username = s->jwt_from_username;
+		return SECURITY_CHECK_PASSWORD;
+	}
+	/* Every source defers: Mosquitto's rule. */
 	bool named = username && username->p;
 	if (!r->passwd || !named)
 		return r->allow_anonymous ? 0 : MQTT_RC_NOT_AUTHORIZED;
 	/* No password: refused alike for every user, without hashing, so
 	 * this tells nothing about who exists. */
-	if (!password || !password->p)
-		return MQTT_RC_BAD_USERNAME_OR_PASSWORD;
-	*check = r->passwd;
-	return SECURITY_CHECK_PASSWORD;
+	return MQTT_RC_BAD_USERNAME_OR_PASSWORD;
 }
 
 bool security_may_stay(const struct security_set *s, const struct midge_client *cl)
@@ -139,7 +192,9 @@ bool security_may_stay(const struct security_set *s, const struct midge_client *
 	const struct security *r = security_of(s, cl->listener);
 	if (!r)
 		return false;
-	if (!cl->username.p || !r->passwd)
+	/* a token, like a password, was checked at CONNECT: its expiry
+	 * ends the connection (transport/clientauth.c) */
+	if (!cl->username.p || (!r->passwd && !s->jwt))
 		return r->allow_anonymous;
 	return true;
 }
@@ -163,6 +218,8 @@ int security_acl(const struct security_set *s, const struct midge_client *cl,
 
 bool security_has_acl(const struct security_set *s)
 {
+	if (s->jwt)
+		return true; /* a token's acl claim may give a client its own rules */
 	if (!s->per_listener)
 		return s->global.acl != NULL;
 	for (int i = 0; i < s->n_listeners; i++)
@@ -183,10 +240,26 @@ static size_t security_describe_one(const struct security *r, char *out, size_t 
 	return n < 0 ? 0 : (size_t)n < outlen ? (size_t)n : outlen;
 }
 
+/* "; jwt key_file F (RSA key); chain passwd,jwt" after the realms. */
+static void security_describe_sources(const struct security_set *s, char *out, size_t outlen)
+{
+	size_t used = strlen(out);
+	if (s->jwt && used < outlen) {
+		char d[300];
+		jwt_verifier_describe(s->jwt, d, sizeof d);
+		used += (size_t)snprintf(out + used, outlen - used, "; jwt %s", d);
+	}
+	/* a password file alone is what the realms already say */
+	for (int i = 0; (s->jwt || s->chain.n > 1) && i < s->chain.n && used < outlen; i++)
+		used += (size_t)snprintf(out + used, outlen - used, "%s%s", i ? "," : "; chain ",
+					 auth_source_name((enum auth_source)s->chain.src[i]));
+}
+
 void security_describe(const struct security_set *s, char *out, size_t outlen)
 {
 	if (!s->per_listener) {
 		security_describe_one(&s->global, out, outlen);
+		security_describe_sources(s, out, outlen);
 		return;
 	}
 	size_t used = (size_t)snprintf(out, outlen, "per listener:");
@@ -197,4 +270,5 @@ void security_describe(const struct security_set *s, char *out, size_t outlen)
 		if (used < outlen)
 			used += security_describe_one(&s->own[i], out + used, outlen - used);
 	}
+	security_describe_sources(s, out, outlen);
 }

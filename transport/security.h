@@ -20,8 +20,11 @@
 #include "midge.h"
 #include "transport/config.h"
 
+#include "auth/chain.h"
+
 struct acl;
 struct passwd_db;
+struct jwt_verifier;
 
 /* One realm: the broker's, or one listener's. */
 struct security {
@@ -39,6 +42,11 @@ struct security_set {
 	int n_listeners;
 	bool have[CONF_MAX_LISTENERS]; /* own[i] belongs to a configured listener */
 	char *clientid_prefixes;
+	/* the sources beyond password files (docs/auth.md), broker-wide */
+	struct auth_chain chain;  /* in effect: midge_auth_chain or the configured ones */
+	struct jwt_verifier *jwt; /* midge_jwt_key_file/jwks_file; NULL: no JWT */
+	bool jwt_from_username;   /* midge_jwt_from username */
+	bool jwt_disconnect;      /* midge_jwt_disconnect_on_expiry */
 };
 
 /*
@@ -61,20 +69,35 @@ void security_free(struct security_set *s);
 const struct security *security_of(const struct security_set *s, uint16_t listener);
 
 /*
+ * What the chain must look at, off the engine thread: the sources of
+ * the chain in order that have something to check for this CONNECT
+ * (passwd: a user name and a password; jwt: a token-shaped password or
+ * user name, per midge_jwt_from), with what they check against. The
+ * caller takes its own references.
+ */
+struct security_check {
+	struct auth_chain chain;  /* only the sources with something to check */
+	struct passwd_db *db;     /* the realm's password file, for passwd */
+	struct jwt_verifier *jwt; /* for jwt */
+	bool jwt_from_username;
+};
+
+/*
  * What engine_auth.connect answers: clientid_prefixes, then a client whose
- * user name a TLS handshake proved (identity_proven) is in, then Mosquitto
- * 2's rule: no password source: allow_anonymous decides for every client,
- * named or not; a password file: anonymous clients by allow_anonymous,
- * named ones by their password. Returns 0, MQTT_RC_NOT_AUTHORIZED,
- * MQTT_RC_BAD_USERNAME_OR_PASSWORD (no password given), or
- * SECURITY_CHECK_PASSWORD with *check the database the password must match
- * (the caller checks it, off the engine thread; a wrong one is
+ * user name a TLS handshake proved (identity_proven) is in, then the
+ * chain (midge_auth_chain, docs/auth.md): when no source has anything to
+ * check, Mosquitto 2's rule: no password source: allow_anonymous decides
+ * for every client, named or not; a password file: anonymous clients by
+ * allow_anonymous, named ones by their password. Returns 0,
+ * MQTT_RC_NOT_AUTHORIZED, MQTT_RC_BAD_USERNAME_OR_PASSWORD (no password
+ * given), or SECURITY_CHECK_PASSWORD with *check filled: the caller runs
+ * the chain off the engine thread (a wrong password or a refused token is
  * MQTT_RC_BAD_USERNAME_OR_PASSWORD).
  */
 #define SECURITY_CHECK_PASSWORD 0x100
 int security_connect(const struct security_set *s, const struct midge_client *cl,
 		     const struct midge_str *username, const struct midge_str *password,
-		     bool identity_proven, struct passwd_db **check);
+		     bool identity_proven, struct security_check *check);
 
 /*
  * After a reload: may a connected client stay (engine_recheck)? Mosquitto's
