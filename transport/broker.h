@@ -107,6 +107,7 @@ struct midge {
 	uv_async_t auth_async;        /* ... finished ones wake the loop */
 	uint64_t auth_busy_logged_ms; /* refusals "server busy": the last line ... */
 	uint64_t auth_busy;           /* ... and those since */
+	struct zauth *zauth;          /* auth workers over ZeroMQ (zauth.c), NULL when off */
 	struct listener *listeners;
 	struct conn_list pre;       /* accepted, waiting for CONNECT */
 	struct conn_list closing;   /* asked to close, flushing their output */

@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth/zconf.h"
 #include "engine/engine.h"
 #include "hooks/hooks.h"
 
@@ -190,6 +191,7 @@ struct conf {
 	struct conf_history history[CONF_MAX_HISTORY];
 	int n_history;
 	struct conf_http http;
+	struct zauth_conf zauth;     /* midge_auth_* (auth/zconf.h) */
 };
 
 #define CONF_DEFAULT_PERSISTENCE_FILE "midge.db"

@@ -12,6 +12,7 @@
 #include "transport/broker.h"
 #include "transport/conn.h"
 #include "transport/security.h"
+#include "transport/zauth.h"
 
 /* engine_io.send: the head is copied, the tail referenced (conn_send). */
 static int io_send(void *ctx, void *handle, const uint8_t *head, size_t head_len,
@@ -43,6 +44,7 @@ static void io_event(void *ctx, const struct midge_event *ev)
 	if (ev->type == MIDGE_EV_CONNECT)
 		m->connects++;
 	hooks_emit(m->hooks, ev, engine_event_msg(m->engine));
+	zauth_event(m, ev);
 	evlog_event(&m->conf, ev);
 }
 
@@ -50,6 +52,9 @@ static int auth_acl(void *ctx, const struct midge_client *client, const uint8_t 
 		    enum engine_access access)
 {
 	struct midge *m = ctx;
+	int rc;
+	if (zauth_acl(m, client, topic, len, access, &rc)) /* the client's rules from a worker */
+		return rc;
 	return m->sec ? security_acl(m->sec, client, topic, len, access) : MQTT_RC_NOT_AUTHORIZED;
 }
 

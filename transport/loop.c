@@ -30,6 +30,7 @@
 #include "transport/log.h"
 #include "transport/security.h"
 #include "transport/tls.h"
+#include "transport/zauth.h"
 
 #define SHUTDOWN_GRACE_MS 3000
 
@@ -169,6 +170,7 @@ static void loop_on_tick(uv_timer_t *t)
 	loop_check_memory(m);
 	engine_tick(m->engine, now);
 	conn_expire(m, now);
+	zauth_tick(m);
 	if (m->hooks) {
 		hooks_notes(m->hooks, loop_log_hooks_note, NULL);
 		loop_log_hooks_dropped(m, now);
@@ -554,11 +556,12 @@ int broker_security_start(struct midge *m)
 	security_free(m->sec);
 	m->sec = sec;
 	if (m->engine)
-		engine_set_acl(m->engine, security_has_acl(sec));
+		engine_set_acl(m->engine, security_has_acl(sec) || zauth_wants_acl(m));
 	char desc[600];
 	security_describe(m->sec, desc, sizeof desc);
 	log_info("security: %s", desc);
-	if (!m->sec->per_listener && !m->sec->global.allow_anonymous && !m->sec->global.passwd)
+	if (!m->sec->per_listener && !m->sec->global.allow_anonymous && !m->sec->global.passwd &&
+	    !zauth_on(m))
 		log_warn("allow_anonymous false and no password_file: every client will be refused");
 	return 0;
 }
@@ -581,7 +584,7 @@ int midge_run(struct midge *m)
 	struct engine_config cfg;
 	glue_engine_config(&m->conf, &cfg);
 	engine_reconfigure(m->engine, &cfg);
-	engine_set_acl(m->engine, security_has_acl(m->sec));
+	engine_set_acl(m->engine, security_has_acl(m->sec) || zauth_wants_acl(m));
 	if (loop_init(m) < 0)
 		return -1;
 	m->started_ms = broker_now_ms();

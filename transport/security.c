@@ -106,19 +106,26 @@ const struct security *security_of(const struct security_set *s, uint16_t listen
 	return &s->own[listener - 1];
 }
 
+bool security_admits(const struct security_set *s, const struct midge_client *cl)
+{
+	if (!security_of(s, cl->listener))
+		return false;
+	if (s->clientid_prefixes) {
+		size_t n = strlen(s->clientid_prefixes);
+		if (cl->client_id.len < n || memcmp(cl->client_id.p, s->clientid_prefixes, n) != 0)
+			return false;
+	}
+	return true;
+}
+
 int security_connect(const struct security_set *s, const struct midge_client *cl,
 		     const struct midge_str *username, const struct midge_str *password,
 		     bool identity_proven, struct passwd_db **check)
 {
 	const struct security *r = security_of(s, cl->listener);
 	*check = NULL;
-	if (!r)
+	if (!security_admits(s, cl))
 		return MQTT_RC_NOT_AUTHORIZED;
-	if (s->clientid_prefixes) {
-		size_t n = strlen(s->clientid_prefixes);
-		if (cl->client_id.len < n || memcmp(cl->client_id.p, s->clientid_prefixes, n) != 0)
-			return MQTT_RC_NOT_AUTHORIZED;
-	}
 	/* The certificate or PSK was the authentication; the user name is
 	 * its identity and the CONNECT's password is not looked at. */
 	if (identity_proven)

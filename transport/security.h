@@ -60,6 +60,10 @@ void security_free(struct security_set *s);
  * settings have none for it (refuse everything). */
 const struct security *security_of(const struct security_set *s, uint16_t listener);
 
+/* Whether cl's listener has a realm and its client id the
+ * clientid_prefixes: what every source of authentication asks first. */
+bool security_admits(const struct security_set *s, const struct midge_client *cl);
+
 /*
  * What engine_auth.connect answers: clientid_prefixes, then a client whose
  * user name a TLS handshake proved (identity_proven) is in, then Mosquitto
