@@ -333,13 +333,14 @@ int broker_reload(struct midge *m, char *err, size_t errlen)
 		}
 	}
 	if (!(sec = security_load(&nc, order, nl, err, errlen)) ||
+	    zauth_reload_check(m, &nc.zauth, sec, err, errlen) < 0 ||
 	    http_reload(m, &nc.http, err, errlen) < 0)
 		goto fail;
 	/* nothing fails from here on */
 	loop_warn_dropped(m->sec, sec, nl);
 	security_free(m->sec);
 	m->sec = sec;
-	engine_set_acl(m->engine, security_has_acl(sec));
+	engine_set_acl(m->engine, security_has_acl(sec) || zauth_wants_acl(m));
 	uint32_t dropped = engine_recheck(m->engine, loop_may_stay, m, broker_now_ms());
 	if (dropped)
 		log_notice("reload: %u client(s) no longer allowed by the new configuration: "
@@ -372,6 +373,7 @@ int broker_reload(struct midge *m, char *err, size_t errlen)
 	/* the bound listeners (the HTTP one too) stay as they were read; the
 	 * rest moves over */
 	struct conf old = m->conf;
+	zauth_reload(m, &nc.zauth);
 	conf_take_listeners(&nc, &old);
 	conf_take_http_listener(&nc, &old);
 	m->conf = nc;

@@ -168,7 +168,7 @@ bool zauth_acl(struct midge *m, const struct midge_client *cl, const uint8_t *to
 
 bool zauth_wants_acl(const struct midge *m)
 {
-	return zauth_on(m);
+	return m->zauth || zauth_on(m);
 }
 
 void zauth_event(struct midge *m, const struct midge_event *ev)
@@ -511,6 +511,47 @@ static bool zauth_has_passwd(const struct security_set *s)
 	for (int i = 0; i < CONF_MAX_LISTENERS; i++)
 		any = any || s->own[i].passwd;
 	return any;
+}
+
+int zauth_reload_check(const struct midge *m, const struct zauth_conf *nz,
+		       const struct security_set *sec, char *err, size_t errlen)
+{
+	bool on = m->zauth || nz->endpoint;
+	if (on && zauth_has_passwd(sec)) {
+		snprintf(err, errlen, "password_file and midge_auth_endpoint together: the workers "
+				      "would decide every CONNECT and the file none; remove one of them");
+		return -1;
+	}
+	return 0;
+}
+
+/* Whether two optional strings differ. */
+static bool zauth_differ(const char *a, const char *b)
+{
+	return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
+}
+
+void zauth_reload(struct midge *m, struct zauth_conf *nz)
+{
+	struct zauth_conf *oz = &m->conf.zauth;
+	if (zauth_differ(oz->endpoint, nz->endpoint) ||
+	    zauth_differ(oz->curve_server_key_file, nz->curve_server_key_file) ||
+	    zauth_differ(oz->curve_worker_keys_file, nz->curve_worker_keys_file) ||
+	    oz->timeout_ms != nz->timeout_ms || oz->queue != nz->queue)
+		log_warn("reload: midge_auth_endpoint, its CurveZMQ keys, midge_auth_timeout_ms and "
+			 "midge_auth_worker_queue stay as they were: a restart changes them");
+	/* ownership: the strings in force move to the new configuration */
+	char **o[] = {&oz->endpoint, &oz->endpoint_where, &oz->curve_server_key_file,
+		      &oz->curve_worker_keys_file};
+	char **n[] = {&nz->endpoint, &nz->endpoint_where, &nz->curve_server_key_file,
+		      &nz->curve_worker_keys_file};
+	for (int i = 0; i < 4; i++) {
+		char *t = *n[i];
+		*n[i] = *o[i];
+		*o[i] = t;
+	}
+	nz->timeout_ms = oz->timeout_ms;
+	nz->queue = oz->queue;
 }
 
 static void zauth_wake(void *arg)

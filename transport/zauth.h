@@ -43,6 +43,17 @@ bool zauth_acl(struct midge *m, const struct midge_client *cl, const uint8_t *to
 /* Whether any client has rules (the engine must ask for every topic). */
 bool zauth_wants_acl(const struct midge *m);
 
+/* A reload's new keys: refused (-1 with err) when they would put a
+ * password_file beside the workers. */
+struct zauth_conf;
+struct security_set;
+int zauth_reload_check(const struct midge *m, const struct zauth_conf *nz,
+		       const struct security_set *sec, char *err, size_t errlen);
+/* Applies them: the endpoint, its keys, the timeout and the queue bound
+ * are the thread's and stay as bound (a change is logged: restart);
+ * midge_auth_on_timeout and the cache keys apply from now on. */
+void zauth_reload(struct midge *m, struct zauth_conf *nz);
+
 /* Events: a client that went may have taken its session with it. */
 void zauth_event(struct midge *m, const struct midge_event *ev);
 /* Once a second: rules of sessions that are gone are dropped. */

@@ -15,6 +15,7 @@ midge only (Mosquitto has no auth workers)."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -23,7 +24,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import brokerctl  # noqa: E402
 from brokerctl import publish_packet, read_packet, spawn, kill, subscribe_packet  # noqa: E402
-from test_zauth_lib import connect3, connect5  # noqa: E402
+from test_zauth_lib import connect3, connect5, received_topics  # noqa: E402
 
 r = brokerctl.Results("auth workers")
 brokerctl.deadline(r, 120)
@@ -82,7 +83,8 @@ db = os.path.join(d, "users.json")
 with open(db, "w") as f:
     json.dump(users, f)
 
-b = broker("")
+# the request waits in midge until the worker has started and said ready
+b = broker("", timeout_ms=15000)
 start_worker([PY, JSON_WORKER, b.endpoint, db])
 rc, s = connect3(b.port, "a1", "alice", "good")
 r.check("3.1.1 good password: CONNACK 0", rc == 0, rc)
@@ -119,22 +121,33 @@ p = read_packet(al)
 r.check("news/# is wider than the rule news/+: refused", p and p[1][2] == 0x80, p)
 for t in ("other/x", "alice/secret", "alice/x"):
     al.sendall(publish_packet(t, b"m"))
-got = []
-while True:
-    p = read_packet(dv, 1.0)
-    if not p:
-        break
-    got.append(p[1][2:2 + int.from_bytes(p[1][:2], "big")].decode())
+got = received_topics(dv, 3.0)
 r.check("publish: only alice/x passes the rules (deny first, then allow)", got == ["alice/x"], got)
 dv.sendall(publish_packet("news/1", b"n"))
 dv.sendall(publish_packet("alice/secret", b"n"))
-p = read_packet(al, 2.0)
-topics = []
-while p:
-    topics.append(p[1][2:2 + int.from_bytes(p[1][:2], "big")].decode())
-    p = read_packet(al, 0.5)
+topics = received_topics(al, 2.0, 0.5)
 r.check("receive: news/1 delivered to alice (her own publish of alice/x too), alice/secret not",
         "news/1" in topics and "alice/secret" not in topics, topics)
+# a reload keeps the rules in force (acl stays on without an acl_file)
+received_topics(dv, 0.5, 0.5)  # dave's own publishes above
+b.signal(signal.SIGHUP)
+end = time.time() + 15
+while "configuration reloaded" not in b.log_text() and time.time() < end:
+    time.sleep(0.05)
+al.sendall(publish_packet("other/y", b"m"))
+al.sendall(publish_packet("alice/y", b"m"))
+got = received_topics(dv, 5.0)
+r.check("after SIGHUP the rules still apply: only alice/y passes", got == ["alice/y"], got)
+empty_pw = os.path.join(d, "empty.pw")
+open(empty_pw, "w").close()
+with open(b.conf_path, "a") as f:
+    f.write("\npassword_file %s\n" % empty_pw)
+b.signal(signal.SIGHUP)
+end = time.time() + 15
+while "reload failed" not in b.log_text() and time.time() < end:
+    time.sleep(0.05)
+r.check("a reload adding a password_file beside the workers fails, nothing changed",
+        "password_file and midge_auth_endpoint together" in b.log_text())
 al.close()
 dv.close()
 b.stop()

@@ -46,3 +46,15 @@ def connect3(port, cid, user=None, pw=None):
     s.sendall(connect_packet(cid, username=user, password=pw))
     p = read_packet(s, 10)
     return (p[1][1] if p and p[0] == 0x20 else None), s
+
+
+def received_topics(sock, first=1.0, then=1.0):
+    """The topics of the 3.1.1 PUBLISH packets sock receives until it is
+    quiet: the first wait `first` seconds, each next one `then`."""
+    topics = []
+    p = read_packet(sock, first)
+    while p:
+        if p[0] & 0xF0 == 0x30:
+            topics.append(p[1][2:2 + int.from_bytes(p[1][:2], "big")].decode())
+        p = read_packet(sock, then)
+    return topics

@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import brokerctl  # noqa: E402
 from brokerctl import publish_packet, read_packet, spawn, kill, subscribe_packet  # noqa: E402
-from test_zauth_lib import connect3, connect5  # noqa: E402
+from test_zauth_lib import connect3, connect5, received_topics  # noqa: E402
 
 r = brokerctl.Results("auth worker oauth")
 brokerctl.deadline(r, 60)
@@ -85,12 +85,7 @@ p = read_packet(s)
 r.check("subscribe inside the scopes: granted", p and p[1][2] == 0x00, p)
 s.sendall(publish_packet("bob/x", b"no"))
 s.sendall(publish_packet("alice/x", b"yes"))
-p = read_packet(s, 2.0)
-topics = []
-while p:
-    if p[0] & 0xF0 == 0x30:
-        topics.append(p[1][2:2 + int.from_bytes(p[1][:2], "big")].decode())
-    p = read_packet(s, 0.5)
+topics = received_topics(s, 2.0, 0.5)
 r.check("publish: only alice/x goes through", topics == ["alice/x"], topics)
 s.close()
 for tok, what in (("tok-revoked", "inactive"), ("tok-old", "expired"), ("nope", "unknown")):
