@@ -293,6 +293,9 @@ static void loop_warn_dropped(const struct security_set *old, const struct secur
 static bool loop_may_stay(void *ctx, const struct midge_client *cl)
 {
 	struct midge *m = ctx;
+	/* a worker's decision stands until the client's next CONNECT */
+	if (m->zauth)
+		return security_admits(m->sec, cl);
 	return security_may_stay(m->sec, cl);
 }
 
