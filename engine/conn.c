@@ -113,6 +113,12 @@ int engine_conn_set_identity(struct engine_conn *c, const char *username)
 	return 0;
 }
 
+void engine_conn_cap_expiry(struct engine_conn *c, uint32_t seconds)
+{
+	c->auth_expiry_capped = true;
+	c->auth_expiry_max = seconds;
+}
+
 int engine_conn_set_peer(struct engine_conn *c, const char *peer_addr, uint16_t peer_port)
 {
 	size_t n = strnlen(peer_addr, PEER_TEXT_MAX - 1);

@@ -452,6 +452,11 @@ static int connect_finish(struct engine *e, struct engine_conn *c, struct connec
 				      "session limit reached (midge_max_sessions)");
 	}
 	connect_terms(&e->cfg, pl);
+	if (c->auth_expiry_capped && pl->expiry > c->auth_expiry_max) {
+		/* the auth module's cap; a v5 CONNACK says the value used (3.2.2.3.2) */
+		pl->expiry = c->auth_expiry_max;
+		pl->expiry_capped = pl->version == CODEC_V5;
+	}
 	if (e->store_failing && pl->expiry && !connect_resumes(e, pl)) {
 		/* a session the store could not keep would be a promise broken */
 		will_free(pl->will);

@@ -240,8 +240,13 @@ int engine_conn_set_listener(struct engine_conn *c, uint16_t listener, uint8_t v
 			     bool username_as_clientid, const char *mount_point);
 
 /* Sets the username from a TLS client certificate
- * (use_identity_as_username); call before the CONNECT arrives. */
+ * (use_identity_as_username); call before the CONNECT arrives, or from
+ * an auth module deciding the CONNECT (the user name it names). */
 int engine_conn_set_identity(struct engine_conn *c, const char *username);
+
+/* An auth module deciding c's CONNECT caps its session expiry interval
+ * at `seconds` (v5: CONNACK says the value used). */
+void engine_conn_cap_expiry(struct engine_conn *c, uint32_t seconds);
 
 /* The peer's address as a PROXY protocol header gives it (the socket's
  * is the proxy's): what events, logs and ACL patterns see from now on.

@@ -307,6 +307,8 @@ struct engine_conn {
 	bool connack_held;
 	bool connack_resend;
 	bool username_as_clientid;   /* the listener's use_username_as_clientid */
+	bool auth_expiry_capped;     /* the auth module capped the session expiry: */
+	uint32_t auth_expiry_max;    /* ... at this (engine_conn_cap_expiry) */
 	uint16_t mount_len;          /* the listener's mount_point, mount[0..mount_len) */
 	char *mount;
 	uint8_t versions;            /* protocol levels the listener accepts (bit 1 << level), 0 = all */

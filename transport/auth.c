@@ -40,6 +40,7 @@
 #include "transport/log.h"
 #include "transport/security.h"
 #include "transport/tls.h"
+#include "transport/zauth.h"
 
 /* One CONNECT's chain: what the worker needs, and nothing else. */
 struct auth_check {
@@ -193,6 +194,8 @@ int auth_start(struct midge *m)
 	if (uv_async_init(&m->loop, &m->auth_async, auth_on_async) < 0)
 		return -1;
 	m->auth_async.data = m;
+	if (zauth_start(m) < 0)
+		return -1;
 	if (m->auth_pool)
 		return 0;
 	unsigned threads = m->conf.auth_threads ? m->conf.auth_threads : auth_pool_default_threads();
@@ -206,6 +209,7 @@ int auth_start(struct midge *m)
 
 void auth_stop(struct midge *m)
 {
+	zauth_stop(m);
 	/* every check comes back cancelled; one that is running is freed by
 	 * its worker when it ends (the loop does not wait for it) */
 	auth_pool_free(m->auth_pool, auth_on_done, m);
@@ -245,6 +249,9 @@ int auth_connect(void *ctx, const struct midge_client *client, const struct midg
 	/* no realm yet (the embedding API before midge_run): nobody is let in */
 	if (!m->sec)
 		return MQTT_RC_NOT_AUTHORIZED;
+	if (zauth_on(m)) /* the workers decide, after the realm's own rules */
+		return security_admits(m->sec, client) ? zauth_connect(m, client, username, password, c)
+						       : MQTT_RC_NOT_AUTHORIZED;
 	int rc = security_connect(m->sec, client, username, password,
 				  c && conn_tls_authenticated(c), &chk);
 	if (rc != SECURITY_CHECK_PASSWORD)
@@ -290,4 +297,5 @@ void auth_connect_cancel(void *ctx, const struct midge_client *client)
 	 * freed there; one still waiting never runs */
 	if (m->auth_pool)
 		auth_pool_cancel(m->auth_pool, engine_conn_of(client));
+	zauth_cancel(m, client);
 }

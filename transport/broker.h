@@ -115,6 +115,7 @@ struct midge {
 	uint64_t auth_busy_logged_ms; /* refusals "server busy": the last line ... */
 	uint64_t auth_busy;           /* ... and those since */
 	struct clientauth *clientauth; /* clients' own rules and token expiry (clientauth.h) */
+	struct zauth *zauth;          /* auth workers over ZeroMQ (zauth.c), NULL when off */
 	struct listener *listeners;
 	struct conn_list pre;       /* accepted, waiting for CONNECT */
 	struct conn_list closing;   /* asked to close, flushing their output */

@@ -112,6 +112,7 @@ void conf_init(struct conf *c)
 		c->listeners[i].allow_anonymous = -1;
 	}
 	c->default_listener = -1;
+	zauth_conf_init(&c->zauth);
 	c->max_connections = -1;
 	c->max_pending_connects = CONF_DEFAULT_MAX_PENDING;
 	c->io_threads = -1;
@@ -176,6 +177,7 @@ void conf_clear(struct conf *c)
 		free(c->history[i].filter);
 	conf_http_clear(&c->http);
 	conf_auth_clear(&c->auth);
+	zauth_conf_clear(&c->zauth);
 	conf_init(c);
 }
 
@@ -1069,6 +1071,9 @@ int conf_set(struct conf *c, const char *key, const char *value, char *msg, size
 	rc = conf_set_http(c, key, v, msg, msglen, &handled);
 	if (handled)
 		return rc;
+	rc = zauth_conf_set(&c->zauth, key, v, c->where, msg, msglen, &handled);
+	if (handled)
+		return rc;
 	if (strcmp(key, "set_tcp_nodelay") == 0) {
 		bool b;
 		if (conf_parse_bool(v, &b) < 0)
@@ -1252,7 +1257,7 @@ int conf_load(struct conf *c, const char *path, conf_warn_cb warn_cb, void *user
 
 int conf_check(const struct conf *c, char *err, size_t errlen)
 {
-	if (conf_check_auth(c, err, errlen) < 0)
+	if (conf_check_auth(c, err, errlen) < 0 || zauth_conf_check(&c->zauth, err, errlen) < 0)
 		return -1;
 	for (int i = 0; i < c->n_listeners; i++) {
 		const struct conf_listener *l = &c->listeners[i];

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "auth/chain.h"
+#include "auth/zconf.h"
 #include "engine/engine.h"
 #include "hooks/hooks.h"
 
@@ -208,6 +209,7 @@ struct conf {
 	struct conf_history history[CONF_MAX_HISTORY];
 	int n_history;
 	struct conf_http http;
+	struct zauth_conf zauth;     /* midge_auth_* (auth/zconf.h) */
 };
 
 #define CONF_DEFAULT_PERSISTENCE_FILE "midge.db"

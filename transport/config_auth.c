@@ -128,8 +128,9 @@ static void conf_auth_present(const struct conf *c, struct auth_sources_present 
 	p->on[AUTH_SRC_JWT] = c->auth.jwt_key_file || c->auth.jwt_jwks_file;
 	p->hint[AUTH_SRC_PASSWD] = "set password_file";
 	p->hint[AUTH_SRC_JWT] = "set midge_jwt_key_file or midge_jwt_jwks_file";
-	/* the ZeroMQ auth workers configure themselves here when built */
-	p->hint[AUTH_SRC_ZMQ] = "midge_auth_endpoint: not in this version";
+	/* the workers decide alone when configured (transport/zauth.c refuses
+	 * other sources beside them): not a link of a chain yet */
+	p->hint[AUTH_SRC_ZMQ] = "midge_auth_endpoint decides alone in this version, not in a chain";
 }
 
 int conf_check_auth(const struct conf *c, char *err, size_t errlen)

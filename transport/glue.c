@@ -13,6 +13,7 @@
 #include "transport/clientauth.h"
 #include "transport/conn.h"
 #include "transport/security.h"
+#include "transport/zauth.h"
 
 /* engine_io.send: the head is copied, the tail referenced (conn_send). */
 static int io_send(void *ctx, void *handle, const uint8_t *head, size_t head_len,
@@ -45,6 +46,7 @@ static void io_event(void *ctx, const struct midge_event *ev)
 		m->connects++;
 	clientauth_on_event(m, ev);
 	hooks_emit(m->hooks, ev, engine_event_msg(m->engine));
+	zauth_event(m, ev);
 	evlog_event(&m->conf, ev);
 }
 
@@ -56,6 +58,9 @@ static int auth_acl(void *ctx, const struct midge_client *client, const uint8_t 
 	int own = clientauth_acl(m, client, topic, len, access);
 	if (own >= 0)
 		return own;
+	int rc;
+	if (zauth_acl(m, client, topic, len, access, &rc)) /* the client's rules from a worker */
+		return rc;
 	return m->sec ? security_acl(m->sec, client, topic, len, access) : MQTT_RC_NOT_AUTHORIZED;
 }
 

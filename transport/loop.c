@@ -30,6 +30,7 @@
 #include "transport/log.h"
 #include "transport/security.h"
 #include "transport/tls.h"
+#include "transport/zauth.h"
 
 #define SHUTDOWN_GRACE_MS 3000
 
@@ -169,6 +170,7 @@ static void loop_on_tick(uv_timer_t *t)
 	loop_check_memory(m);
 	engine_tick(m->engine, now);
 	conn_expire(m, now);
+	zauth_tick(m);
 	if (m->hooks) {
 		hooks_notes(m->hooks, loop_log_hooks_note, NULL);
 		loop_log_hooks_dropped(m, now);
@@ -291,6 +293,9 @@ static void loop_warn_dropped(const struct security_set *old, const struct secur
 static bool loop_may_stay(void *ctx, const struct midge_client *cl)
 {
 	struct midge *m = ctx;
+	/* a worker's decision stands until the client's next CONNECT */
+	if (m->zauth)
+		return security_admits(m->sec, cl);
 	return security_may_stay(m->sec, cl);
 }
 
@@ -331,13 +336,14 @@ int broker_reload(struct midge *m, char *err, size_t errlen)
 		}
 	}
 	if (!(sec = security_load(&nc, order, nl, err, errlen)) ||
+	    zauth_reload_check(m, &nc.zauth, sec, err, errlen) < 0 ||
 	    http_reload(m, &nc.http, err, errlen) < 0)
 		goto fail;
 	/* nothing fails from here on */
 	loop_warn_dropped(m->sec, sec, nl);
 	security_free(m->sec);
 	m->sec = sec;
-	engine_set_acl(m->engine, security_has_acl(sec));
+	engine_set_acl(m->engine, security_has_acl(sec) || zauth_wants_acl(m));
 	uint32_t dropped = engine_recheck(m->engine, loop_may_stay, m, broker_now_ms());
 	if (dropped)
 		log_notice("reload: %u client(s) no longer allowed by the new configuration: "
@@ -370,6 +376,7 @@ int broker_reload(struct midge *m, char *err, size_t errlen)
 	/* the bound listeners (the HTTP one too) stay as they were read; the
 	 * rest moves over */
 	struct conf old = m->conf;
+	zauth_reload(m, &nc.zauth);
 	conf_take_listeners(&nc, &old);
 	conf_take_http_listener(&nc, &old);
 	m->conf = nc;
@@ -554,11 +561,12 @@ int broker_security_start(struct midge *m)
 	security_free(m->sec);
 	m->sec = sec;
 	if (m->engine)
-		engine_set_acl(m->engine, security_has_acl(sec));
+		engine_set_acl(m->engine, security_has_acl(sec) || zauth_wants_acl(m));
 	char desc[600];
 	security_describe(m->sec, desc, sizeof desc);
 	log_info("security: %s", desc);
-	if (!m->sec->per_listener && !m->sec->global.allow_anonymous && !m->sec->global.passwd)
+	if (!m->sec->per_listener && !m->sec->global.allow_anonymous && !m->sec->global.passwd &&
+	    !zauth_on(m))
 		log_warn("allow_anonymous false and no password_file: every client will be refused");
 	return 0;
 }
@@ -581,7 +589,7 @@ int midge_run(struct midge *m)
 	struct engine_config cfg;
 	glue_engine_config(&m->conf, &cfg);
 	engine_reconfigure(m->engine, &cfg);
-	engine_set_acl(m->engine, security_has_acl(m->sec));
+	engine_set_acl(m->engine, security_has_acl(m->sec) || zauth_wants_acl(m));
 	if (loop_init(m) < 0)
 		return -1;
 	m->started_ms = broker_now_ms();

@@ -152,19 +152,26 @@ static bool security_source_has(const struct security_set *s, const struct secur
 	}
 }
 
+bool security_admits(const struct security_set *s, const struct midge_client *cl)
+{
+	if (!security_of(s, cl->listener))
+		return false;
+	if (s->clientid_prefixes) {
+		size_t n = strlen(s->clientid_prefixes);
+		if (cl->client_id.len < n || memcmp(cl->client_id.p, s->clientid_prefixes, n) != 0)
+			return false;
+	}
+	return true;
+}
+
 int security_connect(const struct security_set *s, const struct midge_client *cl,
 		     const struct midge_str *username, const struct midge_str *password,
 		     bool identity_proven, struct security_check *check)
 {
 	const struct security *r = security_of(s, cl->listener);
 	memset(check, 0, sizeof *check);
-	if (!r)
+	if (!r || !security_admits(s, cl))
 		return MQTT_RC_NOT_AUTHORIZED;
-	if (s->clientid_prefixes) {
-		size_t n = strlen(s->clientid_prefixes);
-		if (cl->client_id.len < n || memcmp(cl->client_id.p, s->clientid_prefixes, n) != 0)
-			return MQTT_RC_NOT_AUTHORIZED;
-	}
 	/* The certificate or PSK was the authentication; the user name is
 	 * its identity and the CONNECT's password is not looked at. */
 	if (identity_proven)

@@ -68,6 +68,10 @@ void security_free(struct security_set *s);
  * settings have none for it (refuse everything). */
 const struct security *security_of(const struct security_set *s, uint16_t listener);
 
+/* Whether cl's listener has a realm and its client id the
+ * clientid_prefixes: what every source of authentication asks first. */
+bool security_admits(const struct security_set *s, const struct midge_client *cl);
+
 /*
  * What the chain must look at, off the engine thread: the sources of
  * the chain in order that have something to check for this CONNECT

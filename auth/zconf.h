@@ -1,0 +1,47 @@
+/*
+ * zconf.h - the auth workers' configuration keys (docs/configuration.md):
+ *   midge_auth_endpoint ENDPOINT        ipc://PATH or tcp://HOST:PORT
+ *   midge_auth_curve_server_key FILE    midge's CurveZMQ secret key (Z85)
+ *   midge_auth_curve_worker_keys FILE   the workers' public keys, one a line
+ *   midge_auth_timeout_ms N             per request (default 2000)
+ *   midge_auth_on_timeout deny|allow    (default deny)
+ *   midge_auth_cache_ttl SECONDS        decisions remembered (default 0: none)
+ *   midge_auth_cache_size N             at most (default 10000)
+ *   midge_auth_worker_queue N           requests out at once (default 10000)
+ * Fail closed: a tcp:// endpoint other hosts can reach needs CurveZMQ and a
+ * list of worker keys (zauth_conf_check()).
+ */
+#ifndef MIDGE_AUTH_ZCONF_H
+#define MIDGE_AUTH_ZCONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct zauth_conf {
+	char *endpoint;       /* NULL: no auth workers */
+	char *endpoint_where; /* "file:line" of midge_auth_endpoint, or NULL */
+	char *curve_server_key_file, *curve_worker_keys_file;
+	uint32_t timeout_ms;
+	bool on_timeout_allow;
+	uint32_t cache_ttl; /* seconds */
+	uint32_t cache_size;
+	uint32_t queue;
+};
+
+void zauth_conf_init(struct zauth_conf *z);
+void zauth_conf_clear(struct zauth_conf *z);
+
+/* One key (where: "file:line" or NULL). Returns 0 (set), -1 with msg
+ * (a bad value), and *handled says whether key was one of ours. */
+int zauth_conf_set(struct zauth_conf *z, const char *key, const char *v, const char *where,
+		   char *msg, size_t msglen, int *handled);
+
+/* What only the whole file shows. Returns 0, or -1 with err (starting
+ * with the endpoint's file:line when known). */
+int zauth_conf_check(const struct zauth_conf *z, char *err, size_t errlen);
+
+/* Whether host (of tcp://HOST:PORT) is a loopback address. */
+bool zauth_conf_loopback(const char *endpoint);
+
+#endif

@@ -1,0 +1,214 @@
+/*
+ * zrules.c - a client's rule list from an auth worker (zrules.h): built
+ * once from the answer's JSON, matched level by level in order for every
+ * check. Rule lists are short (bounded by ZRULES_MAX) and belong to one
+ * client, so a linear first-match scan is the honest cost; nothing is
+ * allocated per check.
+ */
+#include "auth/zrules.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+struct zrule {
+	uint8_t allow;  /* 1 allow, 0 deny */
+	uint8_t action; /* ZR_PUB | ZR_SUB */
+	uint32_t len;
+	const char *topic; /* into the set's own allocation */
+};
+
+#define ZR_PUB 1u
+#define ZR_SUB 2u
+
+struct zrules {
+	unsigned refs;
+	uint32_t n;
+	struct zrule r[];
+};
+
+struct zrules *zrules_ref(struct zrules *r)
+{
+	if (r)
+		r->refs++;
+	return r;
+}
+
+void zrules_unref(struct zrules *r)
+{
+	if (r && --r->refs == 0)
+		free(r);
+}
+
+size_t zrules_count(const struct zrules *r)
+{
+	return r ? r->n : 0;
+}
+
+/* One element's permission and action, or -1 with err. */
+static int zrules_parse_one(json_t *o, size_t i, uint8_t *allow, uint8_t *action, const char **topic,
+			    size_t *tlen, char *err, size_t errlen)
+{
+	const char *perm = json_string_value(json_object_get(o, "permission"));
+	const char *act = json_string_value(json_object_get(o, "action"));
+	json_t *t = json_object_get(o, "topic");
+	if (!json_is_object(o) || !perm || !act || !json_is_string(t)) {
+		snprintf(err, errlen, "acl[%zu]: needs permission, action and topic strings", i);
+		return -1;
+	}
+	if (strcmp(perm, "allow") == 0)
+		*allow = 1;
+	else if (strcmp(perm, "deny") == 0)
+		*allow = 0;
+	else {
+		snprintf(err, errlen, "acl[%zu]: permission is allow or deny", i);
+		return -1;
+	}
+	if (strcmp(act, "publish") == 0)
+		*action = ZR_PUB;
+	else if (strcmp(act, "subscribe") == 0)
+		*action = ZR_SUB;
+	else if (strcmp(act, "all") == 0)
+		*action = ZR_PUB | ZR_SUB;
+	else {
+		snprintf(err, errlen, "acl[%zu]: action is publish, subscribe or all", i);
+		return -1;
+	}
+	*topic = json_string_value(t);
+	*tlen = json_string_length(t);
+	if (*tlen == 0 || *tlen > ZRULES_MAX_TOPIC || memchr(*topic, '\0', *tlen)) {
+		snprintf(err, errlen, "acl[%zu]: topic empty, too long or holding NUL", i);
+		return -1;
+	}
+	return 0;
+}
+
+struct zrules *zrules_from_json(const void *arr_, char *err, size_t errlen)
+{
+	json_t *arr = (json_t *)arr_;
+	struct zrules *r = NULL;
+	if (!json_is_array(arr)) {
+		snprintf(err, errlen, "acl is not an array");
+		return NULL;
+	}
+	size_t n = json_array_size(arr), bytes = 0;
+	if (n > ZRULES_MAX) {
+		snprintf(err, errlen, "acl has %zu rules, at most %u", n, ZRULES_MAX);
+		return NULL;
+	}
+	uint8_t allow, action;
+	const char *topic;
+	size_t tlen;
+	for (size_t i = 0; i < n; i++) {
+		if (zrules_parse_one(json_array_get(arr, i), i, &allow, &action, &topic, &tlen, err,
+				     errlen) < 0)
+			return NULL;
+		bytes += tlen;
+	}
+	r = malloc(sizeof *r + n * sizeof r->r[0] + bytes);
+	if (!r) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	r->refs = 1;
+	r->n = (uint32_t)n;
+	char *text = (char *)&r->r[n];
+	for (size_t i = 0; i < n; i++) {
+		zrules_parse_one(json_array_get(arr, i), i, &allow, &action, &topic, &tlen, err, errlen);
+		memcpy(text, topic, tlen);
+		r->r[i] = (struct zrule){allow, action, (uint32_t)tlen, text};
+		text += tlen;
+	}
+	return r;
+}
+
+/* The next level of s[0..n) from *pos: its start and length; *pos moves
+ * past its '/'. Returns false when s has no more levels. */
+static bool zrules_level(const char *s, size_t n, size_t *pos, bool *more, const char **lv,
+			 size_t *lvlen)
+{
+	if (!*more)
+		return false;
+	const char *start = s + *pos;
+	const char *slash = memchr(start, '/', n - *pos);
+	*lv = start;
+	*lvlen = slash ? (size_t)(slash - start) : n - *pos;
+	*pos += *lvlen + 1;
+	*more = slash != NULL;
+	return true;
+}
+
+/*
+ * Whether rule r covers subject s: every topic name s matches (s is a
+ * topic name, or a filter when `filter`) is matched by r, with %c and %u
+ * levels of r standing for cid and user.
+ */
+static bool zrules_covers(const struct zrule *r, const char *s, size_t sn, bool filter,
+			  const char *cid, size_t cid_len, const char *user, size_t user_len,
+			  bool has_user)
+{
+	size_t rp = 0, sp = 0;
+	bool rmore = true, smore = true, first = true;
+	const char *rl, *sl;
+	size_t rlen, slen;
+	while (zrules_level(r->topic, r->len, &rp, &rmore, &rl, &rlen)) {
+		bool wild = (rlen == 1 && (rl[0] == '#' || rl[0] == '+'));
+		/* `$` topics are not matched by a leading wildcard */
+		if (first && wild && sn && s[0] == '$')
+			return false;
+		first = false;
+		if (rlen == 1 && rl[0] == '#')
+			return true; /* the rest, including the parent level itself */
+		if (!zrules_level(s, sn, &sp, &smore, &sl, &slen))
+			return false;
+		if (filter && slen == 1 && sl[0] == '#')
+			return false; /* only a '#' rule covers a '#' */
+		if (rlen == 1 && rl[0] == '+')
+			continue;
+		if (filter && slen == 1 && sl[0] == '+')
+			return false; /* a literal does not cover every level */
+		if (rlen == 2 && rl[0] == '%' && (rl[1] == 'c' || rl[1] == 'u')) {
+			if (rl[1] == 'u' && !has_user)
+				return false;
+			bool c = rl[1] == 'c';
+			rl = c ? cid : user;
+			rlen = c ? cid_len : user_len;
+			/* a substituted value with '/' or wildcards is no level */
+			if (!rl || memchr(rl, '/', rlen) || memchr(rl, '+', rlen) || memchr(rl, '#', rlen))
+				return false;
+		}
+		if (rlen != slen || memcmp(rl, sl, slen) != 0)
+			return false;
+	}
+	return !smore; /* both ended together */
+}
+
+bool zrules_check(const struct zrules *r, const char *cid, size_t cid_len, const char *user,
+		  size_t user_len, bool has_user, const uint8_t *topic, size_t len,
+		  enum zrules_access access)
+{
+	if (!r)
+		return false;
+	const char *t = (const char *)topic;
+	size_t tn = len;
+	bool filter = access == ZRULES_SUBSCRIBE;
+	uint8_t want = access == ZRULES_PUBLISH ? ZR_PUB : ZR_SUB;
+	if (filter && tn > 7 && memcmp(t, "$share/", 7) == 0) {
+		/* the group is no topic level: look at the filter behind it */
+		const char *slash = memchr(t + 7, '/', tn - 7);
+		if (!slash)
+			return false;
+		tn -= (size_t)(slash + 1 - t);
+		t = slash + 1;
+	}
+	for (uint32_t i = 0; i < r->n; i++) {
+		if (!(r->r[i].action & want))
+			continue;
+		if (zrules_covers(&r->r[i], t, tn, filter, cid ? cid : "", cid_len, user, user_len,
+				  has_user))
+			return r->r[i].allow;
+	}
+	return false;
+}

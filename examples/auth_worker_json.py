@@ -1,0 +1,122 @@
+#!/usr/bin/python3
+"""auth_worker_json.py - a midge auth worker backed by a JSON file of users.
+
+    python3 auth_worker_json.py ENDPOINT users.json [--curve-server-key PUB
+        --curve-secret-key FILE]
+    python3 auth_worker_json.py --hash PASSWORD     # prints a password entry
+
+users.json:
+    {
+      "users": {
+        "alice": {"password": "pbkdf2_sha256$100000$<salt b64>$<hash b64>",
+                  "acl": [{"permission": "allow", "action": "all",
+                           "topic": "alice/#"}],
+                  "session_expiry_max": 3600},
+        "bob":   {"password": "...", "username": "bob@example"}
+      },
+      "anonymous": {"acl": [{"permission": "allow", "action": "subscribe",
+                             "topic": "public/#"}]}
+    }
+
+A user without "acl" gets no rules (the broker's acl_file, if any,
+decides); "anonymous" absent refuses clients without a user name. The
+protocol is midge's (docs/auth.md, "ZeroMQ auth workers"): a REQ socket
+says ready, then answers one request at a time. Run several for more
+throughput; midge gives each request to the least recently used one.
+"""
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import sys
+
+import zmq
+
+
+def hash_password(password, iterations=100000):
+    salt = os.urandom(16)
+    dk = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    return "pbkdf2_sha256$%d$%s$%s" % (iterations, base64.b64encode(salt).decode(),
+                                       base64.b64encode(dk).decode())
+
+
+def check_password(entry, password):
+    try:
+        kind, iterations, salt, want = entry.split("$")
+        if kind != "pbkdf2_sha256":
+            return False
+        got = hashlib.pbkdf2_hmac("sha256", password, base64.b64decode(salt), int(iterations))
+        return hmac.compare_digest(got, base64.b64decode(want))
+    except (ValueError, TypeError):
+        return False
+
+
+def decide(db, req):
+    """The answer to one request (a dict)."""
+    answer = {"version": 1, "id": req.get("id")}
+    if req.get("type") != "connect":
+        answer.update(result="deny", reason_code=0x87)
+        return answer
+    user = req.get("username")
+    if user is None:
+        anon = db.get("anonymous")
+        if anon is None:
+            answer.update(result="deny", reason_code=0x87)  # not authorized
+            return answer
+        answer.update(result="allow")
+        if "acl" in anon:
+            answer["acl"] = anon["acl"]
+        return answer
+    entry = db.get("users", {}).get(user)
+    password = base64.b64decode(req["password"]) if req.get("password") is not None else None
+    if entry is None or password is None or not check_password(entry.get("password", ""), password):
+        answer.update(result="deny", reason_code=0x86)  # bad user name or password
+        return answer
+    answer.update(result="allow")
+    for key in ("acl", "session_expiry_max", "username"):
+        if key in entry:
+            answer[key] = entry[key]
+    return answer
+
+
+def serve(endpoint, path, curve=None):
+    with open(path) as f:
+        db = json.load(f)
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.REQ)
+    if curve:
+        server_public, secret_file = curve
+        with open(secret_file) as f:
+            secret = f.read().strip().encode()
+        sock.curve_secretkey = secret
+        sock.curve_publickey = zmq.curve_public(secret)
+        sock.curve_serverkey = server_public.encode()
+    sock.connect(endpoint)
+    sock.send_json({"version": 1, "type": "ready"})
+    while True:
+        try:
+            req = json.loads(sock.recv())
+        except ValueError:
+            req = {}
+        sock.send_string(json.dumps(decide(db, req)))
+
+
+def main(argv):
+    if len(argv) == 3 and argv[1] == "--hash":
+        print(hash_password(argv[2]))
+        return 0
+    if len(argv) not in (3, 7):
+        print(__doc__, file=sys.stderr)
+        return 2
+    curve = None
+    if len(argv) == 7:
+        opts = dict(zip(argv[3::2], argv[4::2]))
+        curve = (opts["--curve-server-key"], opts["--curve-secret-key"])
+    serve(argv[1], argv[2], curve)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

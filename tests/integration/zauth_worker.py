@@ -1,0 +1,70 @@
+#!/usr/bin/python3
+"""zauth_worker.py - an auth worker for the tests: allows everyone (with
+the rules and fields given as JSON), or misbehaves on purpose.
+
+    zauth_worker.py ENDPOINT [--delay MS] [--silent] [--log FILE]
+                    [--answer JSON] [--deny CODE] [--curve SERVER_PUB SECRET]
+
+--silent says ready and never answers; --delay waits before each answer;
+--log appends each request's JSON on a line (the tests count them);
+--answer is merged into each "allow" answer; --deny CODE denies all.
+"""
+import json
+import sys
+import time
+
+import zmq
+
+
+def main(argv):
+    endpoint = argv[1]
+    opts = {"delay": 0, "silent": False, "log": None, "answer": {}, "deny": None, "curve": None}
+    i = 2
+    while i < len(argv):
+        a = argv[i]
+        if a == "--silent":
+            opts["silent"] = True
+            i += 1
+            continue
+        if a == "--curve":
+            opts["curve"] = (argv[i + 1], argv[i + 2])
+            i += 3
+            continue
+        v = argv[i + 1]
+        if a == "--delay":
+            opts["delay"] = int(v) / 1000.0
+        elif a == "--log":
+            opts["log"] = v
+        elif a == "--answer":
+            opts["answer"] = json.loads(v)
+        elif a == "--deny":
+            opts["deny"] = int(v)
+        i += 2
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.REQ)
+    if opts["curve"]:
+        s.curve_serverkey = opts["curve"][0].encode()
+        s.curve_secretkey = opts["curve"][1].encode()
+        s.curve_publickey = zmq.curve_public(opts["curve"][1].encode())
+    s.connect(endpoint)
+    s.send_json({"version": 1, "type": "ready"})
+    print("ready", flush=True)
+    while True:
+        req = json.loads(s.recv())
+        if opts["log"]:
+            with open(opts["log"], "a") as f:
+                f.write(json.dumps(req) + "\n")
+        if opts["silent"]:
+            time.sleep(3600)
+        if opts["delay"]:
+            time.sleep(opts["delay"])
+        if opts["deny"] is not None:
+            ans = {"version": 1, "id": req["id"], "result": "deny", "reason_code": opts["deny"]}
+        else:
+            ans = {"version": 1, "id": req["id"], "result": "allow"}
+            ans.update(opts["answer"])
+        s.send_string(json.dumps(ans))
+
+
+if __name__ == "__main__":
+    main(sys.argv)

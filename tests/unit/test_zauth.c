@@ -1,0 +1,312 @@
+/*
+ * test_zauth.c - the auth worker protocol (auth/zproto.c: the connect
+ * request, answers and greetings, bounds and refusals), the rules an
+ * answer carries (auth/zrules.c: first match, actions, %c/%u, $ topics,
+ * filters) and the configuration keys (auth/zconf.c: the fail-closed
+ * endpoint checks).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "auth/zconf.h"
+#include "auth/zproto.h"
+#include "auth/zrules.h"
+#include "tests/unit/runner.h"
+
+static int parse(const char *text, struct zproto_answer *a)
+{
+	char err[200];
+	return zproto_parse(text, strlen(text), a, err, sizeof err);
+}
+
+static void test_request(void)
+{
+	struct zproto_connect q = {
+		.client_id = {"dev-1", 5},
+		.username = {"alice", 5},
+		.password = {"\x00\xffpw", 4},
+		.peer = "10.0.0.7",
+		.peer_port = 4242,
+		.listener = 2,
+		.protocol = 5,
+		.tls = true,
+	};
+	char *out;
+	size_t len;
+	CU_ASSERT_EQUAL_FATAL(zproto_connect_request(&q, 77, &out, &len), 0);
+	json_error_t je;
+	json_t *o = json_loadb(out, len, 0, &je);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+	CU_ASSERT_EQUAL(json_integer_value(json_object_get(o, "version")), 1);
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(o, "type")), "connect");
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(o, "id")), "77");
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(o, "client_id")), "dev-1");
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(o, "username")), "alice");
+	/* binary passwords survive: base64 of 00 ff 70 77 */
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(o, "password")), "AP9wdw==");
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(o, "peer")), "10.0.0.7");
+	CU_ASSERT_EQUAL(json_integer_value(json_object_get(o, "listener")), 2);
+	CU_ASSERT_TRUE(json_is_true(json_object_get(o, "tls")));
+	CU_ASSERT_TRUE(json_is_null(json_object_get(o, "tls_subject")));
+	json_decref(o);
+	zproto_wipe(out, len);
+	/* absent user name and password are null, not "" */
+	struct zproto_connect anon = {.client_id = {"c", 1}, .protocol = 4};
+	CU_ASSERT_EQUAL_FATAL(zproto_connect_request(&anon, 1, &out, &len), 0);
+	o = json_loadb(out, len, 0, &je);
+	CU_ASSERT_TRUE(json_is_null(json_object_get(o, "username")));
+	CU_ASSERT_TRUE(json_is_null(json_object_get(o, "password")));
+	json_decref(o);
+	zproto_wipe(out, len);
+}
+
+static void test_answers(void)
+{
+	struct zproto_answer a;
+	CU_ASSERT_EQUAL(parse("{\"version\":1,\"type\":\"ready\"}", &a), ZPROTO_READY);
+	CU_ASSERT_EQUAL(parse("{\"version\":1,\"id\":\"5\",\"result\":\"allow\"}", &a),
+			ZPROTO_ANSWER);
+	CU_ASSERT_TRUE(a.allow);
+	CU_ASSERT_EQUAL(a.id, 5);
+	CU_ASSERT_PTR_NULL(a.rules);
+	zproto_answer_clear(&a);
+	CU_ASSERT_EQUAL(parse("{\"version\":1,\"id\":\"18446744073709551615\",\"result\":\"allow\","
+			      "\"username\":\"bob@corp\",\"session_expiry_max\":60,\"cache\":false,"
+			      "\"acl\":[{\"permission\":\"allow\",\"action\":\"all\",\"topic\":\"a/#\"}]}",
+			      &a),
+			ZPROTO_ANSWER);
+	CU_ASSERT_EQUAL(a.id, UINT64_MAX);
+	CU_ASSERT_STRING_EQUAL(a.username, "bob@corp");
+	CU_ASSERT_TRUE(a.has_expiry_max);
+	CU_ASSERT_EQUAL(a.expiry_max, 60);
+	CU_ASSERT_TRUE(a.no_cache);
+	CU_ASSERT_EQUAL(zrules_count(a.rules), 1);
+	zproto_answer_clear(&a);
+	/* deny: the worker's code when it is a refusal [MQTT-3.2.2-6], else 0x87 */
+	CU_ASSERT_EQUAL(parse("{\"version\":1,\"id\":\"1\",\"result\":\"deny\",\"reason_code\":134}",
+			      &a),
+			ZPROTO_ANSWER);
+	CU_ASSERT_FALSE(a.allow);
+	CU_ASSERT_EQUAL(a.reason_code, 0x86);
+	CU_ASSERT_EQUAL(parse("{\"version\":1,\"id\":\"1\",\"result\":\"deny\",\"reason_code\":0}", &a),
+			ZPROTO_ANSWER);
+	CU_ASSERT_EQUAL(a.reason_code, 0x87);
+	CU_ASSERT_EQUAL(parse("{\"version\":1,\"id\":\"1\",\"result\":\"deny\"}", &a), ZPROTO_ANSWER);
+	CU_ASSERT_EQUAL(a.reason_code, 0x87);
+}
+
+static void test_bad_answers(void)
+{
+	static const char *bad[] = {
+		"",
+		"[]",
+		"{\"id\":\"1\",\"result\":\"allow\"}",                     /* no version */
+		"{\"version\":2,\"id\":\"1\",\"result\":\"allow\"}",       /* another version */
+		"{\"version\":1,\"id\":1,\"result\":\"allow\"}",           /* id not a string */
+		"{\"version\":1,\"id\":\"-1\",\"result\":\"allow\"}",
+		"{\"version\":1,\"id\":\"1x\",\"result\":\"allow\"}",
+		"{\"version\":1,\"id\":\"99999999999999999999999\",\"result\":\"allow\"}",
+		"{\"version\":1,\"id\":\"1\",\"result\":\"maybe\"}",
+		"{\"version\":1,\"id\":\"1\",\"id\":\"2\",\"result\":\"allow\"}", /* duplicate key */
+		"{\"version\":1,\"id\":\"1\",\"result\":\"allow\",\"username\":\"\"}",
+		"{\"version\":1,\"id\":\"1\",\"result\":\"allow\",\"username\":\"a\\u0000b\"}",
+		"{\"version\":1,\"id\":\"1\",\"result\":\"allow\",\"session_expiry_max\":-1}",
+		"{\"version\":1,\"id\":\"1\",\"result\":\"allow\",\"session_expiry_max\":4294967296}",
+		"{\"version\":1,\"id\":\"1\",\"result\":\"allow\",\"acl\":{}}",
+		"{\"version\":1,\"id\":\"1\",\"result\":\"allow\",\"acl\":[{\"permission\":\"allow\"}]}",
+		"{\"version\":1,\"id\":\"1\",\"result\":\"allow\",\"acl\":[{\"permission\":\"x\","
+		"\"action\":\"all\",\"topic\":\"a\"}]}",
+		"{\"version\":1,\"id\":\"1\",\"result\":\"allow\",\"acl\":[{\"permission\":\"allow\","
+		"\"action\":\"read\",\"topic\":\"a\"}]}",
+		"{\"version\":1,\"id\":\"1\",\"result\":\"allow\",\"acl\":[{\"permission\":\"allow\","
+		"\"action\":\"all\",\"topic\":\"\"}]}",
+		"{\"version\":1,\"id\":\"1\",\"result\":\"allow\",\"cache\":1}",
+		"{\"version\":1,\"id\":\"1\",\"result\":\"deny\",\"reason_code\":\"x\"}",
+		NULL,
+	};
+	struct zproto_answer a;
+	for (int i = 0; bad[i]; i++) {
+		int rc = parse(bad[i], &a);
+		if (rc >= 0)
+			fprintf(stderr, "accepted: %s\n", bad[i]);
+		CU_ASSERT_EQUAL(rc, -1);
+		CU_ASSERT_PTR_NULL(a.username);
+		CU_ASSERT_PTR_NULL(a.rules);
+	}
+	/* over the bound, whatever it holds */
+	size_t n = ZPROTO_MAX_MSG + 1;
+	char *big = malloc(n);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(big);
+	memset(big, ' ', n);
+	CU_ASSERT_EQUAL(zproto_parse(big, n, &a, (char[80]){0}, 80), -1);
+	free(big);
+}
+
+/* Rules from JSON text. */
+static struct zrules *rules(const char *text)
+{
+	json_error_t je;
+	char err[200];
+	json_t *arr = json_loads(text, 0, &je);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(arr);
+	struct zrules *r = zrules_from_json(arr, err, sizeof err);
+	json_decref(arr);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	return r;
+}
+
+static bool may(const struct zrules *r, const char *cid, const char *user, const char *topic,
+		enum zrules_access a)
+{
+	return zrules_check(r, cid, strlen(cid), user, user ? strlen(user) : 0, user != NULL,
+			    (const uint8_t *)topic, strlen(topic), a);
+}
+
+static void test_rules_first_match(void)
+{
+	struct zrules *r = rules("[{\"permission\":\"deny\",\"action\":\"all\",\"topic\":\"a/secret\"},"
+				 "{\"permission\":\"allow\",\"action\":\"publish\",\"topic\":\"a/#\"},"
+				 "{\"permission\":\"allow\",\"action\":\"subscribe\",\"topic\":\"n/+\"}]");
+	CU_ASSERT_FALSE(may(r, "c", "u", "a/secret", ZRULES_PUBLISH));
+	CU_ASSERT_TRUE(may(r, "c", "u", "a/x", ZRULES_PUBLISH));
+	CU_ASSERT_TRUE(may(r, "c", "u", "a", ZRULES_PUBLISH)); /* '#' covers its parent */
+	CU_ASSERT_FALSE(may(r, "c", "u", "a/x", ZRULES_RECEIVE)); /* publish rules do not read */
+	CU_ASSERT_TRUE(may(r, "c", "u", "n/1", ZRULES_RECEIVE));
+	CU_ASSERT_FALSE(may(r, "c", "u", "n/1/2", ZRULES_RECEIVE));
+	CU_ASSERT_FALSE(may(r, "c", "u", "n/1", ZRULES_PUBLISH));
+	CU_ASSERT_FALSE(may(r, "c", "u", "zzz", ZRULES_PUBLISH)); /* nothing matching denies */
+	zrules_unref(r);
+	r = rules("[]");
+	CU_ASSERT_FALSE(may(r, "c", "u", "a", ZRULES_PUBLISH));
+	zrules_unref(r);
+}
+
+static void test_rules_filters(void)
+{
+	struct zrules *r = rules("[{\"permission\":\"allow\",\"action\":\"subscribe\",\"topic\":\"n/+\"},"
+				 "{\"permission\":\"allow\",\"action\":\"subscribe\",\"topic\":\"m/#\"}]");
+	CU_ASSERT_TRUE(may(r, "c", NULL, "n/+", ZRULES_SUBSCRIBE));
+	CU_ASSERT_TRUE(may(r, "c", NULL, "n/x", ZRULES_SUBSCRIBE));
+	CU_ASSERT_FALSE(may(r, "c", NULL, "n/#", ZRULES_SUBSCRIBE));
+	CU_ASSERT_FALSE(may(r, "c", NULL, "+/x", ZRULES_SUBSCRIBE));
+	CU_ASSERT_TRUE(may(r, "c", NULL, "m/#", ZRULES_SUBSCRIBE));
+	CU_ASSERT_TRUE(may(r, "c", NULL, "m/+/z/#", ZRULES_SUBSCRIBE));
+	CU_ASSERT_TRUE(may(r, "c", NULL, "$share/g/m/a", ZRULES_SUBSCRIBE));
+	CU_ASSERT_FALSE(may(r, "c", NULL, "$share/g", ZRULES_SUBSCRIBE));
+	zrules_unref(r);
+}
+
+static void test_rules_substitution(void)
+{
+	struct zrules *r = rules("[{\"permission\":\"allow\",\"action\":\"all\",\"topic\":\"c/%c/#\"},"
+				 "{\"permission\":\"allow\",\"action\":\"all\",\"topic\":\"u/%u\"}]");
+	CU_ASSERT_TRUE(may(r, "dev1", "ann", "c/dev1/x", ZRULES_PUBLISH));
+	CU_ASSERT_FALSE(may(r, "dev1", "ann", "c/dev2/x", ZRULES_PUBLISH));
+	CU_ASSERT_TRUE(may(r, "dev1", "ann", "u/ann", ZRULES_PUBLISH));
+	CU_ASSERT_FALSE(may(r, "dev1", NULL, "u/", ZRULES_PUBLISH)); /* no user: no %u */
+	/* a name holding '/' or a wildcard is no single level */
+	CU_ASSERT_FALSE(may(r, "a/b", "ann", "c/a/b/x", ZRULES_PUBLISH));
+	CU_ASSERT_FALSE(may(r, "+", "ann", "c/+/x", ZRULES_SUBSCRIBE));
+	zrules_unref(r);
+}
+
+static void test_rules_dollar(void)
+{
+	/* [MQTT-4.7.2-1]: a leading wildcard does not match a $ topic */
+	struct zrules *r = rules("[{\"permission\":\"allow\",\"action\":\"all\",\"topic\":\"#\"},"
+				 "{\"permission\":\"allow\",\"action\":\"subscribe\","
+				 "\"topic\":\"$SYS/#\"}]");
+	CU_ASSERT_TRUE(may(r, "c", NULL, "a/b", ZRULES_PUBLISH));
+	CU_ASSERT_FALSE(may(r, "c", NULL, "$SYS/x", ZRULES_PUBLISH));
+	CU_ASSERT_TRUE(may(r, "c", NULL, "$SYS/x", ZRULES_RECEIVE));
+	zrules_unref(r);
+}
+
+static void test_rules_bounds(void)
+{
+	char err[200];
+	json_t *arr = json_array();
+	for (unsigned i = 0; i <= ZRULES_MAX; i++)
+		json_array_append_new(arr, json_pack("{s:s,s:s,s:s}", "permission", "allow", "action",
+						     "all", "topic", "t"));
+	CU_ASSERT_PTR_NULL(zrules_from_json(arr, err, sizeof err));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "at most"));
+	json_array_remove(arr, 0);
+	struct zrules *r = zrules_from_json(arr, err, sizeof err);
+	CU_ASSERT_EQUAL(zrules_count(r), ZRULES_MAX);
+	zrules_unref(r);
+	json_decref(arr);
+}
+
+static int conf_err(const char *lines[][2], char *err, size_t errlen)
+{
+	struct zauth_conf z;
+	char msg[300];
+	int handled, rc = 0;
+	zauth_conf_init(&z);
+	for (int i = 0; lines[i][0] && rc == 0; i++) {
+		rc = zauth_conf_set(&z, lines[i][0], lines[i][1], "f.conf:7", msg, sizeof msg,
+				    &handled);
+		if (rc < 0)
+			snprintf(err, errlen, "%s", msg);
+	}
+	if (rc == 0)
+		rc = zauth_conf_check(&z, err, errlen);
+	zauth_conf_clear(&z);
+	return rc;
+}
+
+static void test_conf(void)
+{
+	char err[400] = "";
+	const char *ipc[][2] = {{"midge_auth_endpoint", "ipc:///run/x"}, {NULL, NULL}};
+	CU_ASSERT_EQUAL(conf_err(ipc, err, sizeof err), 0);
+	const char *lo[][2] = {{"midge_auth_endpoint", "tcp://127.0.0.1:5555"}, {NULL, NULL}};
+	CU_ASSERT_EQUAL(conf_err(lo, err, sizeof err), 0);
+	const char *lo6[][2] = {{"midge_auth_endpoint", "tcp://[::1]:5555"}, {NULL, NULL}};
+	CU_ASSERT_EQUAL(conf_err(lo6, err, sizeof err), 0);
+	const char *open[][2] = {{"midge_auth_endpoint", "tcp://*:5555"}, {NULL, NULL}};
+	CU_ASSERT_EQUAL(conf_err(open, err, sizeof err), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "f.conf:7: midge_auth_endpoint tcp://*:5555"));
+	const char *tricky[][2] = {{"midge_auth_endpoint", "tcp://127.0.0.1.evil.com:5555"},
+				   {NULL, NULL}};
+	CU_ASSERT_EQUAL(conf_err(tricky, err, sizeof err), -1);
+	const char *curve[][2] = {{"midge_auth_endpoint", "tcp://*:5555"},
+				  {"midge_auth_curve_server_key", "s"},
+				  {"midge_auth_curve_worker_keys", "w"},
+				  {NULL, NULL}};
+	CU_ASSERT_EQUAL(conf_err(curve, err, sizeof err), 0);
+	const char *half[][2] = {{"midge_auth_endpoint", "tcp://*:5555"},
+				 {"midge_auth_curve_server_key", "s"},
+				 {NULL, NULL}};
+	CU_ASSERT_EQUAL(conf_err(half, err, sizeof err), -1);
+	const char *inproc[][2] = {{"midge_auth_endpoint", "inproc://x"}, {NULL, NULL}};
+	CU_ASSERT_EQUAL(conf_err(inproc, err, sizeof err), -1);
+	const char *t0[][2] = {{"midge_auth_timeout_ms", "0"}, {NULL, NULL}};
+	CU_ASSERT_EQUAL(conf_err(t0, err, sizeof err), -1);
+	const char *ot[][2] = {{"midge_auth_on_timeout", "maybe"}, {NULL, NULL}};
+	CU_ASSERT_EQUAL(conf_err(ot, err, sizeof err), -1);
+}
+
+static const struct test_case zauth_cases[] = {
+	{"connect request", test_request},
+	{"MQTT-3.2.2-6 answers", test_answers},
+	{"bad answers", test_bad_answers},
+	{"rules first match", test_rules_first_match},
+	{"rules filters", test_rules_filters},
+	{"rules substitution", test_rules_substitution},
+	{"MQTT-4.7.2-1 rules dollar topics", test_rules_dollar},
+	{"rules bounds", test_rules_bounds},
+	{"configuration", test_conf},
+	{NULL, NULL},
+};
+
+static const struct test_suite suites[] = {
+	{"zauth", zauth_cases},
+	{NULL, NULL},
+};
+
+TEST_RUNNER_MAIN(suites)

@@ -1,0 +1,653 @@
+/*
+ * zauth.c - auth workers on the engine thread (zauth.h).
+ *
+ * Three tables, all on the engine thread and all bounded:
+ *   - pending requests, by id (the answer's key) and by engine connection
+ *     (connect_cancel's), at most midge_auth_worker_queue;
+ *   - the decision cache, by SHA-256 of what the decision depends on
+ *     (listener, client id, user name, password, TLS), at most
+ *     midge_auth_cache_size, oldest first out, each for
+ *     midge_auth_cache_ttl seconds; it keeps no password, only the digest;
+ *   - the rules of clients a worker gave rules, by client id, one entry
+ *     per session: replaced at the client's next CONNECT, dropped once its
+ *     session is gone (checked on the tick after a disconnect, expiry or
+ *     discard).
+ */
+#include "transport/zauth.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+#include <uv.h>
+
+#include "auth/pwfile.h"
+#include "auth/zproto.h"
+#include "auth/zrules.h"
+#include "auth/zworker.h"
+#include "codec/codec.h"
+#include "engine/query.h"
+#include "transport/broker.h"
+#include "transport/conn.h"
+#include "transport/latency.h"
+#include "transport/log.h"
+#include "transport/security.h"
+
+#define ZAUTH_BUCKETS 4096u /* pending and rules; chains grow past it */
+#define ZAUTH_SWEEP 1024    /* rule entries looked at per tick */
+
+struct zpending {
+	uint64_t id;
+	struct engine_conn *ec;
+	uint8_t key[32]; /* the cache key */
+	uint64_t t0_us;
+	struct zpending *id_next, *ec_next;
+};
+
+struct zcached {
+	uint8_t key[32];
+	uint64_t expires_ms;
+	struct zproto_answer a; /* its rules shared with the clients it let in */
+	struct zcached *next, *fifo_next;
+};
+
+struct zclient {
+	char *cid;
+	size_t len;
+	struct zrules *rules;
+	bool check; /* its session may be gone: asked on the tick */
+	struct zclient *next;
+};
+
+struct zauth {
+	uv_async_t async; /* first: the close callback frees the struct */
+	struct midge *m;
+	struct zworker *w;
+	uint64_t next_id;
+	size_t n_pending;
+	struct zpending *by_id[ZAUTH_BUCKETS], *by_ec[ZAUTH_BUCKETS];
+	struct zcached *cache[ZAUTH_BUCKETS];
+	struct zcached *fifo_head, *fifo_tail;
+	size_t n_cached;
+	struct zclient *clients[ZAUTH_BUCKETS];
+	size_t n_clients, n_check;
+	uint64_t timeouts, bad, logged_ms, quiet; /* for the log */
+};
+
+static uint32_t zauth_hash(const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	uint32_t h = 2166136261u;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 16777619u;
+	return h;
+}
+
+static uint32_t zauth_ptr_bucket(const void *p)
+{
+	uintptr_t v = (uintptr_t)p;
+	return (uint32_t)((v >> 4) ^ (v >> 17)) % ZAUTH_BUCKETS;
+}
+
+bool zauth_on(const struct midge *m)
+{
+	return m->conf.zauth.endpoint != NULL;
+}
+
+/* ------------------------------------------------------------ rules */
+
+static struct zclient **zauth_client_slot(struct zauth *z, const char *cid, size_t len)
+{
+	struct zclient **pp = &z->clients[zauth_hash(cid, len) % ZAUTH_BUCKETS];
+	while (*pp && ((*pp)->len != len || memcmp((*pp)->cid, cid, len) != 0))
+		pp = &(*pp)->next;
+	return pp;
+}
+
+static void zauth_client_drop(struct zauth *z, struct zclient **pp)
+{
+	struct zclient *k = *pp;
+	*pp = k->next;
+	if (k->check)
+		z->n_check--;
+	zrules_unref(k->rules);
+	free(k->cid);
+	free(k);
+	z->n_clients--;
+}
+
+/* The rules of client cid from now on (NULL: none, acl_file decides).
+ * Returns 0 or -1 (out of memory: the caller refuses the CONNECT). */
+static int zauth_client_set(struct zauth *z, const char *cid, size_t len, struct zrules *rules)
+{
+	struct zclient **pp = zauth_client_slot(z, cid, len);
+	if (!rules) {
+		if (*pp)
+			zauth_client_drop(z, pp);
+		return 0;
+	}
+	if (!*pp) {
+		struct zclient *k = calloc(1, sizeof *k);
+		if (!k || !(k->cid = malloc(len ? len : 1))) {
+			free(k);
+			return -1;
+		}
+		memcpy(k->cid, cid, len);
+		k->len = len;
+		*pp = k;
+		z->n_clients++;
+	}
+	zrules_unref((*pp)->rules);
+	(*pp)->rules = zrules_ref(rules);
+	if ((*pp)->check) {
+		(*pp)->check = false;
+		z->n_check--;
+	}
+	return 0;
+}
+
+bool zauth_acl(struct midge *m, const struct midge_client *cl, const uint8_t *topic, size_t len,
+	       enum engine_access access, int *rc)
+{
+	struct zauth *z = m->zauth;
+	if (!z || !z->n_clients || !cl->client_id.p)
+		return false;
+	struct zclient *k = *zauth_client_slot(z, cl->client_id.p, cl->client_id.len);
+	if (!k)
+		return false;
+	enum zrules_access a = access == ENGINE_ACCESS_PUBLISH     ? ZRULES_PUBLISH
+			       : access == ENGINE_ACCESS_SUBSCRIBE ? ZRULES_SUBSCRIBE
+								   : ZRULES_RECEIVE;
+	bool ok = zrules_check(k->rules, cl->client_id.p, cl->client_id.len, cl->username.p,
+			       cl->username.len, cl->username.p != NULL, topic, len, a);
+	*rc = ok ? 0 : MQTT_RC_NOT_AUTHORIZED;
+	return true;
+}
+
+bool zauth_wants_acl(const struct midge *m)
+{
+	return m->zauth || zauth_on(m);
+}
+
+void zauth_event(struct midge *m, const struct midge_event *ev)
+{
+	struct zauth *z = m->zauth;
+	if (!z || !z->n_clients)
+		return;
+	if (ev->type != MIDGE_EV_DISCONNECT && ev->type != MIDGE_EV_SESSION_EXPIRED &&
+	    ev->type != MIDGE_EV_SESSION_DISCARDED)
+		return;
+	if (!ev->client)
+		return;
+	const struct midge_str *cid = &ev->client->client_id;
+	if (!cid->p)
+		return;
+	struct zclient *k = *zauth_client_slot(z, cid->p, cid->len);
+	if (k && !k->check) {
+		k->check = true;
+		z->n_check++;
+	}
+}
+
+void zauth_tick(struct midge *m)
+{
+	struct zauth *z = m->zauth;
+	if (!z)
+		return;
+	if (z->timeouts || z->bad) {
+		log_warn("auth workers: %llu request(s) unanswered within midge_auth_timeout_ms %u "
+			 "(answered as midge_auth_on_timeout %s), %llu bad answer(s); %u worker(s) "
+			 "known",
+			 (unsigned long long)z->timeouts, m->conf.zauth.timeout_ms,
+			 m->conf.zauth.on_timeout_allow ? "allow" : "deny",
+			 (unsigned long long)z->bad, zworker_known(z->w));
+		z->timeouts = z->bad = 0;
+	}
+	struct engine_client_info info;
+	int seen = 0;
+	for (uint32_t b = 0; b < ZAUTH_BUCKETS && z->n_check && seen < ZAUTH_SWEEP; b++) {
+		struct zclient **pp = &z->clients[b];
+		while (*pp) {
+			if ((*pp)->check && seen++ < ZAUTH_SWEEP) {
+				if (engine_query_client(m->engine, (*pp)->cid, (*pp)->len, &info) < 0) {
+					zauth_client_drop(z, pp);
+					continue;
+				}
+				/* connected again, or an offline session: looked at
+				 * again after its next disconnect or its expiry */
+				(*pp)->check = false;
+				z->n_check--;
+			}
+			pp = &(*pp)->next;
+		}
+	}
+}
+
+/* ------------------------------------------------------------ cache */
+
+/* SHA-256 of what a decision depends on, length-prefixed. */
+static void zauth_cache_key(const struct midge_client *cl, const struct midge_str *user,
+			    const struct midge_str *pass, uint8_t out[32])
+{
+	gnutls_hash_hd_t h;
+	uint8_t hdr[4] = {(uint8_t)(cl->listener >> 8), (uint8_t)cl->listener, cl->tls, cl->protocol};
+	memset(out, 0, 32);
+	if (gnutls_hash_init(&h, GNUTLS_DIG_SHA256) < 0)
+		return;
+	gnutls_hash(h, hdr, sizeof hdr);
+	const struct midge_str *parts[3] = {&cl->client_id, user, pass};
+	for (int i = 0; i < 3; i++) {
+		uint64_t n = parts[i]->p ? parts[i]->len + 1 : 0; /* absent differs from empty */
+		gnutls_hash(h, &n, sizeof n);
+		if (parts[i]->p)
+			gnutls_hash(h, parts[i]->p, parts[i]->len);
+	}
+	gnutls_hash_deinit(h, out);
+}
+
+static void zauth_cache_unlink(struct zauth *z, struct zcached *e)
+{
+	struct zcached **pp = &z->cache[zauth_hash(e->key, 32) % ZAUTH_BUCKETS];
+	while (*pp && *pp != e)
+		pp = &(*pp)->next;
+	if (*pp)
+		*pp = e->next;
+	zproto_answer_clear(&e->a);
+	free(e);
+	z->n_cached--;
+}
+
+/* Drops the oldest entry (the FIFO's head). */
+static void zauth_cache_evict(struct zauth *z)
+{
+	struct zcached *e = z->fifo_head;
+	if (!e)
+		return;
+	z->fifo_head = e->fifo_next;
+	if (!z->fifo_head)
+		z->fifo_tail = NULL;
+	zauth_cache_unlink(z, e);
+}
+
+static const struct zcached *zauth_cache_find(struct zauth *z, const uint8_t key[32])
+{
+	uint64_t now = broker_now_ms();
+	/* expired entries leave from the head: every entry lives as long */
+	while (z->fifo_head && z->fifo_head->expires_ms <= now)
+		zauth_cache_evict(z);
+	for (struct zcached *e = z->cache[zauth_hash(key, 32) % ZAUTH_BUCKETS]; e; e = e->next)
+		if (memcmp(e->key, key, 32) == 0)
+			return e;
+	return NULL;
+}
+
+/* Remembers answer a for key (its parts are shared or copied). */
+static void zauth_cache_put(struct zauth *z, const uint8_t key[32], const struct zproto_answer *a)
+{
+	const struct conf *c = &z->m->conf;
+	if (!c->zauth.cache_ttl || a->no_cache || zauth_cache_find(z, key))
+		return;
+	while (z->n_cached >= c->zauth.cache_size)
+		zauth_cache_evict(z);
+	struct zcached *e = calloc(1, sizeof *e);
+	if (!e)
+		return;
+	memcpy(e->key, key, 32);
+	e->expires_ms = broker_now_ms() + (uint64_t)c->zauth.cache_ttl * 1000u;
+	e->a = *a;
+	e->a.rules = zrules_ref(a->rules);
+	e->a.username = a->username ? strdup(a->username) : NULL;
+	if (a->username && !e->a.username) {
+		zrules_unref(e->a.rules);
+		free(e);
+		return;
+	}
+	uint32_t b = zauth_hash(key, 32) % ZAUTH_BUCKETS;
+	e->next = z->cache[b];
+	z->cache[b] = e;
+	if (z->fifo_tail)
+		z->fifo_tail->fifo_next = e;
+	else
+		z->fifo_head = e;
+	z->fifo_tail = e;
+	z->n_cached++;
+}
+
+/* ------------------------------------------------------------ decisions */
+
+/*
+ * Applies an allowing answer to the held (or being decided) CONNECT of
+ * ec: the user name, the session expiry cap, the rules (kept under the
+ * client id the session will have). Returns 0 or a reason code.
+ */
+static int zauth_apply(struct zauth *z, struct engine_conn *ec, struct conn *c,
+		       const struct zproto_answer *a)
+{
+	if (!a->allow)
+		return a->reason_code ? a->reason_code : MQTT_RC_NOT_AUTHORIZED;
+	if (a->username && engine_conn_set_identity(ec, a->username) < 0)
+		return MQTT_RC_SERVER_UNAVAILABLE;
+	if (a->has_expiry_max)
+		engine_conn_cap_expiry(ec, a->expiry_max);
+	const struct midge_client *cl = engine_conn_client(ec);
+	/* use_username_as_clientid: the session will be the user name's */
+	const struct midge_str *cid =
+		c && c->listener && c->listener->username_as_clientid && cl->username.p ? &cl->username
+											  : &cl->client_id;
+	if (zauth_client_set(z, cid->p ? cid->p : "", cid->p ? cid->len : 0, a->rules) < 0)
+		return MQTT_RC_SERVER_UNAVAILABLE;
+	return 0;
+}
+
+static struct zpending **zauth_pending_by_id(struct zauth *z, uint64_t id)
+{
+	struct zpending **pp = &z->by_id[id % ZAUTH_BUCKETS];
+	while (*pp && (*pp)->id != id)
+		pp = &(*pp)->id_next;
+	return pp;
+}
+
+/* Takes p off both tables (not freed). */
+static void zauth_pending_unlink(struct zauth *z, struct zpending *p)
+{
+	struct zpending **pp = zauth_pending_by_id(z, p->id);
+	if (*pp)
+		*pp = p->id_next;
+	pp = &z->by_ec[zauth_ptr_bucket(p->ec)];
+	while (*pp && *pp != p)
+		pp = &(*pp)->ec_next;
+	if (*pp)
+		*pp = p->ec_next;
+	z->n_pending--;
+}
+
+/* A result from the worker thread. */
+static void zauth_on_result(void *ctx, struct zworker_result *r)
+{
+	struct zauth *z = ctx;
+	struct midge *m = z->m;
+	struct zpending *p = *zauth_pending_by_id(z, r->id);
+	if (!p) { /* cancelled: the client went */
+		zworker_result_free(r);
+		return;
+	}
+	zauth_pending_unlink(z, p);
+	struct conn *c = engine_conn_handle(p->ec);
+	int rc;
+	if (r->status == ZWORKER_TIMEOUT) {
+		z->timeouts++;
+		rc = m->conf.zauth.on_timeout_allow ? 0 : MQTT_RC_SERVER_UNAVAILABLE;
+	} else if (r->status == ZWORKER_BAD) {
+		char why[400];
+		pwfile_printable(r->note, strlen(r->note), why, sizeof why);
+		if (!z->bad++)
+			log_warn("auth workers: a bad answer (%s): CONNECT refused", why);
+		rc = MQTT_RC_SERVER_UNAVAILABLE;
+	} else {
+		latency_observe(&m->lat.auth, latency_now_us() - p->t0_us, 1);
+		rc = zauth_apply(z, p->ec, c, &r->answer);
+		if (rc == 0 || !r->answer.allow)
+			zauth_cache_put(z, p->key, &r->answer);
+	}
+	free(p);
+	zworker_result_free(r);
+	if (c)
+		conn_auth_done(m, c, rc);
+}
+
+static void zauth_on_async(uv_async_t *a)
+{
+	struct zauth *z = a->data;
+	if (z->w)
+		zworker_drain(z->w, zauth_on_result, z);
+}
+
+int zauth_connect(struct midge *m, const struct midge_client *cl, const struct midge_str *user,
+		  const struct midge_str *pass, struct conn *c)
+{
+	struct zauth *z = m->zauth;
+	struct engine_conn *ec = engine_conn_of(cl);
+	if (!z)
+		return MQTT_RC_SERVER_UNAVAILABLE;
+	uint8_t key[32];
+	zauth_cache_key(cl, user, pass, key);
+	const struct zcached *hit = m->conf.zauth.cache_ttl ? zauth_cache_find(z, key) : NULL;
+	if (hit)
+		return zauth_apply(z, ec, c, &hit->a);
+	if (z->n_pending >= m->conf.zauth.queue)
+		return MQTT_RC_SERVER_BUSY;
+	struct zproto_connect q = {
+		.client_id = {cl->client_id.p, cl->client_id.len},
+		.username = {user->p, user->len},
+		.password = {pass->p, pass->len},
+		.peer = cl->peer_addr,
+		.peer_port = cl->peer_port,
+		.listener = cl->listener,
+		.protocol = cl->protocol,
+		.tls = cl->tls,
+	};
+	char *json;
+	size_t len;
+	struct zpending *p = calloc(1, sizeof *p);
+	if (!p || zproto_connect_request(&q, ++z->next_id, &json, &len) < 0) {
+		free(p);
+		return MQTT_RC_SERVER_UNAVAILABLE;
+	}
+	/* ownership: the worker thread has the request's text from here */
+	if (zworker_submit(z->w, z->next_id, json, len) < 0) {
+		free(p);
+		return MQTT_RC_SERVER_BUSY;
+	}
+	p->id = z->next_id;
+	p->ec = ec;
+	memcpy(p->key, key, 32);
+	p->t0_us = latency_now_us();
+	struct zpending **pp = zauth_pending_by_id(z, p->id);
+	*pp = p;
+	uint32_t b = zauth_ptr_bucket(ec);
+	p->ec_next = z->by_ec[b];
+	z->by_ec[b] = p;
+	z->n_pending++;
+	return ENGINE_AUTH_PENDING;
+}
+
+void zauth_cancel(struct midge *m, const struct midge_client *cl)
+{
+	struct zauth *z = m->zauth;
+	if (!z)
+		return;
+	struct engine_conn *ec = engine_conn_of(cl);
+	for (struct zpending *p = z->by_ec[zauth_ptr_bucket(ec)]; p; p = p->ec_next)
+		if (p->ec == ec) {
+			/* the answer, when it comes, finds no request and is dropped */
+			zauth_pending_unlink(z, p);
+			free(p);
+			return;
+		}
+}
+
+/* ------------------------------------------------------------ start, stop */
+
+/* Reads a file of Z85 keys (one a line, '#' comments) into keys[]. */
+static int zauth_read_keys(const char *path, char keys[][41], int max, int *n, char *err,
+			   size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	char line[256];
+	int lineno = 0;
+	*n = 0;
+	if (!f) {
+		snprintf(err, errlen, "%s: cannot open", path);
+		return -1;
+	}
+	while (fgets(line, sizeof line, f)) {
+		lineno++;
+		char *s = line;
+		while (*s == ' ' || *s == '\t')
+			s++;
+		size_t len = strcspn(s, " \t\r\n");
+		if (len == 0 || s[0] == '#')
+			continue;
+		if (len != 40 || *n >= max) {
+			snprintf(err, errlen, "%s:%d: %s", path, lineno,
+				 len != 40 ? "not a 40-character Z85 key" : "too many keys");
+			fclose(f);
+			return -1;
+		}
+		memcpy(keys[*n], s, 40);
+		keys[(*n)++][40] = '\0';
+	}
+	fclose(f);
+	return 0;
+}
+
+/* Whether another source (a password file, JWT) is configured: the
+ * workers decide every CONNECT alone in this version, so another source
+ * would silently go unused. */
+static bool zauth_has_other_source(const struct security_set *s)
+{
+	if (!s)
+		return false;
+	bool any = s->global.passwd != NULL || s->jwt != NULL;
+	for (int i = 0; i < CONF_MAX_LISTENERS; i++)
+		any = any || s->own[i].passwd;
+	return any;
+}
+
+int zauth_reload_check(const struct midge *m, const struct zauth_conf *nz,
+		       const struct security_set *sec, char *err, size_t errlen)
+{
+	bool on = m->zauth || nz->endpoint;
+	if (on && zauth_has_other_source(sec)) {
+		snprintf(err, errlen, "password_file or midge_jwt_ keys with midge_auth_endpoint: the "
+				      "workers would decide every CONNECT and the others none; remove one");
+		return -1;
+	}
+	return 0;
+}
+
+/* Whether two optional strings differ. */
+static bool zauth_differ(const char *a, const char *b)
+{
+	return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
+}
+
+void zauth_reload(struct midge *m, struct zauth_conf *nz)
+{
+	struct zauth_conf *oz = &m->conf.zauth;
+	if (zauth_differ(oz->endpoint, nz->endpoint) ||
+	    zauth_differ(oz->curve_server_key_file, nz->curve_server_key_file) ||
+	    zauth_differ(oz->curve_worker_keys_file, nz->curve_worker_keys_file) ||
+	    oz->timeout_ms != nz->timeout_ms || oz->queue != nz->queue)
+		log_warn("reload: midge_auth_endpoint, its CurveZMQ keys, midge_auth_timeout_ms and "
+			 "midge_auth_worker_queue stay as they were: a restart changes them");
+	/* ownership: the strings in force move to the new configuration */
+	char **o[] = {&oz->endpoint, &oz->endpoint_where, &oz->curve_server_key_file,
+		      &oz->curve_worker_keys_file};
+	char **n[] = {&nz->endpoint, &nz->endpoint_where, &nz->curve_server_key_file,
+		      &nz->curve_worker_keys_file};
+	for (int i = 0; i < 4; i++) {
+		char *t = *n[i];
+		*n[i] = *o[i];
+		*o[i] = t;
+	}
+	nz->timeout_ms = oz->timeout_ms;
+	nz->queue = oz->queue;
+}
+
+static void zauth_wake(void *arg)
+{
+	uv_async_send(arg);
+}
+
+static void zauth_on_closed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+int zauth_start(struct midge *m)
+{
+	const struct zauth_conf *zc = &m->conf.zauth;
+	char err[400];
+	static char keys[ZWORKER_MAX_KEYS][41];
+	char secret[1][41];
+	if (!zc->endpoint || m->zauth)
+		return 0;
+	if (zauth_has_other_source(m->sec)) {
+		/* which source answers first is midge_auth_chain's to say */
+		snprintf(err, sizeof err, "%s: password_file or midge_jwt_ keys with "
+					  "midge_auth_endpoint: the workers would decide every CONNECT "
+					  "and the others none; remove one",
+			 zc->endpoint_where ? zc->endpoint_where : "midge_auth_endpoint");
+		goto fail;
+	}
+	struct zworker_cfg wc = {.endpoint = zc->endpoint, .timeout_ms = zc->timeout_ms,
+				 .queue = zc->queue, .wake = zauth_wake};
+	if (zc->curve_server_key_file) {
+		int n;
+		if (zauth_read_keys(zc->curve_server_key_file, secret, 1, &n, err, sizeof err) < 0 ||
+		    zauth_read_keys(zc->curve_worker_keys_file, keys, ZWORKER_MAX_KEYS, &wc.n_keys, err,
+				    sizeof err) < 0)
+			goto fail;
+		if (n != 1 || wc.n_keys == 0) {
+			snprintf(err, sizeof err, "%s", n != 1 ? "midge_auth_curve_server_key: no key"
+							       : "midge_auth_curve_worker_keys: no key");
+			goto fail;
+		}
+		wc.curve_secret = secret[0];
+		for (int i = 0; i < wc.n_keys; i++)
+			wc.worker_keys[i] = keys[i];
+	}
+	struct zauth *z = calloc(1, sizeof *z);
+	if (!z) {
+		snprintf(err, sizeof err, "out of memory");
+		goto fail;
+	}
+	z->m = m;
+	if (uv_async_init(&m->loop, &z->async, zauth_on_async) < 0) {
+		free(z);
+		snprintf(err, sizeof err, "uv_async_init failed");
+		goto fail;
+	}
+	z->async.data = z;
+	wc.wake_arg = &z->async;
+	z->w = zworker_start(&wc, err, sizeof err);
+	if (!z->w) {
+		uv_close((uv_handle_t *)&z->async, zauth_on_closed);
+		goto fail;
+	}
+	m->zauth = z;
+	log_info("auth workers: %s (%s), timeout %u ms then %s, cache %u s x %u, %u requests at most",
+		 zc->endpoint, wc.curve_secret ? "CurveZMQ" : "plain", zc->timeout_ms,
+		 zc->on_timeout_allow ? "allow" : "deny", zc->cache_ttl, zc->cache_size, zc->queue);
+	gnutls_memset(secret, 0, sizeof secret);
+	return 0;
+fail:
+	gnutls_memset(secret, 0, sizeof secret);
+	log_err("auth workers: %s", err);
+	return -1;
+}
+
+void zauth_stop(struct midge *m)
+{
+	struct zauth *z = m->zauth;
+	if (!z)
+		return;
+	m->zauth = NULL;
+	zworker_stop(z->w); /* no wake-up after this */
+	z->w = NULL;
+	for (uint32_t b = 0; b < ZAUTH_BUCKETS; b++) {
+		while (z->by_id[b]) {
+			struct zpending *p = z->by_id[b];
+			z->by_id[b] = p->id_next;
+			free(p);
+		}
+		while (z->clients[b])
+			zauth_client_drop(z, &z->clients[b]);
+	}
+	while (z->fifo_head)
+		zauth_cache_evict(z);
+	uv_close((uv_handle_t *)&z->async, zauth_on_closed);
+}

@@ -1,0 +1,62 @@
+/*
+ * zauth.h - auth workers as the broker uses them (engine thread): a
+ * CONNECT becomes a `connect` request (auth/zproto.c) handed to the worker
+ * thread (auth/zworker.c) while the engine holds it; the answer comes
+ * back through a uv_async and becomes the engine's decision, with the
+ * user name, session expiry cap and ACL rules the worker gave. Decisions
+ * may be remembered (midge_auth_cache_ttl); rules are kept per client id
+ * while its session lives and checked locally (auth/zrules.c).
+ */
+#ifndef MIDGE_TRANSPORT_ZAUTH_H
+#define MIDGE_TRANSPORT_ZAUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/engine.h"
+#include "midge.h"
+
+struct midge;
+struct conn;
+
+/* With midge_auth_endpoint: binds and starts the worker thread. Returns
+ * 0 (also when not configured) or -1 after logging why. */
+int zauth_start(struct midge *m);
+/* Stops the thread; pending CONNECTs are not answered (their connections
+ * go with the broker). Safe when not started. */
+void zauth_stop(struct midge *m);
+/* Whether auth workers decide CONNECTs. */
+bool zauth_on(const struct midge *m);
+
+/* engine_auth.connect for workers: 0, a reason code, or
+ * ENGINE_AUTH_PENDING. c may be NULL (the embedding API). */
+int zauth_connect(struct midge *m, const struct midge_client *cl, const struct midge_str *user,
+		  const struct midge_str *pass, struct conn *c);
+/* engine_auth.connect_cancel: forgets the request of cl, if any. */
+void zauth_cancel(struct midge *m, const struct midge_client *cl);
+
+/* engine_auth.acl: when the client has rules from a worker, *rc is the
+ * decision and true is returned; false: not ours (acl_file decides). */
+bool zauth_acl(struct midge *m, const struct midge_client *cl, const uint8_t *topic, size_t len,
+	       enum engine_access access, int *rc);
+/* Whether any client has rules (the engine must ask for every topic). */
+bool zauth_wants_acl(const struct midge *m);
+
+/* A reload's new keys: refused (-1 with err) when they would put a
+ * password_file beside the workers. */
+struct zauth_conf;
+struct security_set;
+int zauth_reload_check(const struct midge *m, const struct zauth_conf *nz,
+		       const struct security_set *sec, char *err, size_t errlen);
+/* Applies them: the endpoint, its keys, the timeout and the queue bound
+ * are the thread's and stay as bound (a change is logged: restart);
+ * midge_auth_on_timeout and the cache keys apply from now on. */
+void zauth_reload(struct midge *m, struct zauth_conf *nz);
+
+/* Events: a client that went may have taken its session with it. */
+void zauth_event(struct midge *m, const struct midge_event *ev);
+/* Once a second: rules of sessions that are gone are dropped. */
+void zauth_tick(struct midge *m);
+
+#endif
