@@ -134,6 +134,12 @@ struct engine_bridge *engine_bridge_add(struct engine *e, const char *name, cons
 	return b;
 }
 
+void engine_bridge_set_ready(struct engine_bridge *b, engine_bridge_ready_cb ready, void *ctx)
+{
+	b->ready = ready;
+	b->ctx = ctx;
+}
+
 int engine_bridge_subscribe(struct engine_bridge *b, const char *filter, uint8_t qos)
 {
 	size_t len = strlen(filter);

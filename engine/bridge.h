@@ -68,6 +68,10 @@ struct engine_bridge_out {
 struct engine_bridge *engine_bridge_add(struct engine *e, const char *name, const char *client_id,
 					engine_bridge_ready_cb ready, void *ctx);
 
+/* Changes who hears that the queue grew (NULL: nobody): a link that
+ * goes away while the engine stays. */
+void engine_bridge_set_ready(struct engine_bridge *b, engine_bridge_ready_cb ready, void *ctx);
+
 /* A local filter whose messages go to the remote at most at qos. Returns
  * 0, or -1 when the filter is invalid or on OOM. */
 int engine_bridge_subscribe(struct engine_bridge *b, const char *filter, uint8_t qos);
