@@ -824,6 +824,12 @@ static void link_on_poll(uv_poll_t *p, int status, int events)
 		link_connected(l);
 		return;
 	}
+	if (status < 0 && (l->state == LINK_CONNACK || l->state == LINK_UP)) {
+		link_read(l); /* libuv says EBADF for POLLERR: the read says what it was */
+		if (l->fd >= 0)
+			link_fail(l, "the connection failed");
+		return;
+	}
 	if (status < 0) {
 		link_fail(l, "socket: %s", uv_strerror(status));
 		return;
