@@ -94,6 +94,7 @@ void engine_free(struct engine *e)
 	engine_restore_abort(e);
 	topic_tree_free(e->tree);
 	history_free_all(e);
+	bridge_free_all(e);
 	retain_store_free(e->retained);
 	free(e->session_table);
 	free(e->sub_table);

@@ -27,6 +27,8 @@
  *   restore.c    rebuilding sessions, queues, windows, retained messages
  *                and logs from a store at start-up
  *   history.c    replay logs (midge_history) and $replay/ subscriptions
+ *   bridge.c     bridges as receivers (engine/bridge.h): their queue and window
+ *                towards the remote, their store records, messages from the remote
  *   engine.c     engine_new/free, configuration, engine_publish, statistics
  *   query.c      the administrator's view (engine/query.h): clients, subscriptions,
  *                retained messages, kick, publish as the administrator
@@ -187,6 +189,7 @@ struct slot {
 enum subscriber_kind {
 	SUBSCRIBER_SESSION = 1,
 	SUBSCRIBER_HISTORY = 2, /* a replay log (history.c) */
+	SUBSCRIBER_BRIDGE = 3,  /* a bridge to another broker (bridge.c) */
 };
 
 struct subscriber {
@@ -349,6 +352,7 @@ struct engine {
 	struct history **histories; /* replay logs, in configuration order */
 	uint32_t n_histories;
 	uint64_t history_seq;      /* the last entry number given to any log */
+	struct engine_bridge *bridges; /* bridge.c */
 	uint64_t msg_ids;          /* the last message id given */
 	uint64_t now;
 	struct topic_tree *tree;
@@ -681,6 +685,25 @@ void history_replay(struct engine *e, struct session *s, const struct replay_spe
 struct history *history_find(struct engine *e, const uint8_t *filter, size_t len);
 int history_restore(struct engine *e, struct history *h, uint64_t seq, uint64_t at, struct emsg *m);
 void history_trim_all(struct engine *e);
+
+/* bridge.c */
+struct engine_bridge;
+bool bridge_match(struct engine *e, struct subscriber *sb, const struct emsg *m, struct hit **h,
+		  bool *merged);
+void bridge_deliver(struct engine *e, struct subscriber *sb, struct emsg *m, uint8_t qos);
+void bridge_free(struct engine *e, struct engine_bridge *b);
+void bridge_free_all(struct engine *e);
+/* A store's client id that names a bridge queue (it starts with U+0000). */
+bool bridge_is_key(const struct midge_str *cid);
+int bridge_restore_session(struct engine *e, const struct engine_store_session *rs, void *handle,
+			   const char **why);
+struct engine_bridge *bridge_restored(struct engine *e, const struct midge_str *cid,
+				      const char **why);
+int bridge_restore_queued(struct engine *e, struct engine_bridge *b, struct emsg *m,
+			  const struct engine_store_delivery *d, const char **why);
+int bridge_restore_flight(struct engine *e, struct engine_bridge *b, uint16_t pid, uint8_t state,
+			  struct emsg *m, const struct engine_store_delivery *d, const char **why);
+void bridge_restore_end(struct engine *e);
 
 /* session.c: the store forgets s (its queue and window released). */
 void session_store_forget(struct engine *e, struct session *s);

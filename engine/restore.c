@@ -190,6 +190,8 @@ int engine_restore_session(struct engine *e, const struct engine_store_session *
 	struct restore *r = e->restore;
 	const uint8_t *cid = (const uint8_t *)rs->client_id.p;
 	size_t len = rs->client_id.len;
+	if (bridge_is_key(&rs->client_id)) /* a bridge's queue (bridge.c) */
+		return bridge_restore_session(e, rs, handle, why);
 	if (len > UINT16_MAX || !codec_utf8_valid(cid, len))
 		return restore_bad(why, "a client id is not a valid MQTT string");
 	if (rs->protocol < CODEC_V31 || rs->protocol > CODEC_V5)
@@ -286,13 +288,17 @@ static int restore_delivery(const struct engine_store_delivery *sd, struct emsg 
 int engine_restore_queued(struct engine *e, const struct midge_str *cid, uint64_t msg_id,
 			  const struct engine_store_delivery *sd, const char **why)
 {
+	struct emsg *m = restore_msg_get(e->restore, msg_id);
+	if (!m)
+		return restore_bad(why, "a queued delivery names a message that is not stored");
+	if (bridge_is_key(cid)) {
+		struct engine_bridge *b = bridge_restored(e, cid, why);
+		return b ? bridge_restore_queued(e, b, m, sd, why) : -1;
+	}
 	struct session *s = restore_session_of(e, cid, why);
 	struct delivery d;
 	if (!s)
 		return -1;
-	struct emsg *m = restore_msg_get(e->restore, msg_id);
-	if (!m)
-		return restore_bad(why, "a queued delivery names a message that is not stored");
 	if (restore_delivery(sd, m, &d, why) < 0)
 		return -1;
 	uint32_t before = s->queue_len;
@@ -305,10 +311,7 @@ int engine_restore_flight(struct engine *e, const struct midge_str *cid, uint16_
 			  enum engine_store_flight state, uint64_t msg_id,
 			  const struct engine_store_delivery *sd, const char **why)
 {
-	struct session *s = restore_session_of(e, cid, why);
 	struct delivery d;
-	if (!s)
-		return -1;
 	struct emsg *m = msg_id ? restore_msg_get(e->restore, msg_id) : NULL;
 	if (state < ENGINE_STORE_AWAIT_PUBACK || state > ENGINE_STORE_AWAIT_PUBCOMP)
 		return restore_bad(why, "an in-flight delivery has an unknown state");
@@ -318,6 +321,18 @@ int engine_restore_flight(struct engine *e, const struct midge_str *cid, uint16_
 		return -1;
 	if ((state == ENGINE_STORE_AWAIT_PUBACK) != (d.qos == 1))
 		return restore_bad(why, "an in-flight delivery's state does not fit its QoS");
+	if (bridge_is_key(cid)) {
+		struct engine_bridge *b = bridge_restored(e, cid, why);
+		if (!b)
+			return -1;
+		uint8_t st = state == ENGINE_STORE_AWAIT_PUBACK ? SLOT_PUBACK
+			     : state == ENGINE_STORE_AWAIT_PUBREC ? SLOT_PUBREC : SLOT_PUBCOMP;
+		return bridge_restore_flight(e, b, pid, st, state == ENGINE_STORE_AWAIT_PUBCOMP ? NULL : m,
+					     sd, why);
+	}
+	struct session *s = restore_session_of(e, cid, why);
+	if (!s)
+		return -1;
 	struct slot *sl = flight_place(s, pid);
 	if (!sl)
 		return restore_bad(why, "in-flight packet ids are repeated, out of order or 0");
@@ -433,6 +448,7 @@ int engine_restore_end(struct engine *e, uint64_t now_ms)
 		session_arm_timers(e, x->s, x->ended_at ? x->ended_at : now_ms);
 	}
 	history_trim_all(e);
+	bridge_restore_end(e);
 	e->restore = r;
 	engine_restore_abort(e); /* the table's references go; unused messages with them */
 	return 0;

@@ -112,6 +112,20 @@ static bool route_match(void *ctx, void *subscriber, uint8_t options, uint32_t s
 			h->to = sb;
 		}
 		return false;
+	case SUBSCRIBER_BRIDGE: { /* several filters of one bridge: one hit, the highest QoS */
+		bool merged;
+		if (!bridge_match(r->e, sb, r->m, &h, &merged))
+			return false;
+		if (merged) {
+			if (SUB_QOS(options) > h->qos)
+				h->qos = SUB_QOS(options);
+		} else if (hits_push(r->e, &h) == 0) {
+			memset(h, 0, sizeof *h);
+			h->to = sb;
+			h->qos = SUB_QOS(options);
+		}
+		return false;
+	}
 	}
 	return false;
 }
@@ -158,6 +172,10 @@ static uint32_t route_deliver(struct engine *e, struct emsg *m, uint32_t base)
 			break;
 		case SUBSCRIBER_HISTORY:
 			history_append(e, h->to, m);
+			break;
+		case SUBSCRIBER_BRIDGE:
+			bridge_deliver(e, h->to, m, h->qos);
+			n++;
 			break;
 		}
 	}

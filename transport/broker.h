@@ -45,6 +45,7 @@
 
 struct auth_pool;
 struct clientauth;
+struct bridges;
 struct conn;
 struct engine;
 struct iothr;
@@ -150,6 +151,7 @@ struct midge {
 	uint64_t sockets_accepted;  /* for $SYS load/sockets */
 	uint64_t connects;          /* CONNECTs accepted, for $SYS load/connections */
 	struct http *http;          /* the HTTP server (http/http.h), NULL when off */
+	struct bridges *bridges;    /* links to other brokers (bridge/bridge.h), NULL when none */
 	atomic_int stop_requested;
 	bool running, stopping, loop_ready, verbose;
 	bool memory_full; /* memory_limit reached at the last tick */

@@ -49,16 +49,6 @@ static const struct {
 					   "not load (docs/security.md)"},
 	{"ciphers_tls1.3", "is not read by midge: restrict TLS 1.3 suites with "
 			   "midge_tls_priority (a GnuTLS priority string)"},
-	/* bridges: an issue of their own */
-	{"connection", "bridges are not implemented yet: the messages this bridge would carry "
-		       "would not flow (docs/security.md)"},
-	{"address", NULL}, {"addresses", NULL}, {"topic", NULL}, {"remote_username", NULL},
-	{"remote_password", NULL}, {"remote_clientid", NULL}, {"local_clientid", NULL},
-	{"local_username", NULL}, {"local_password", NULL}, {"bridge_", NULL},
-	{"cleansession", NULL}, {"local_cleansession", NULL}, {"keepalive_interval", NULL},
-	{"try_private", NULL}, {"start_type", NULL}, {"restart_timeout", NULL},
-	{"notifications", NULL}, {"notifications_local_only", NULL}, {"notification_topic", NULL},
-	{"round_robin", NULL}, {"idle_timeout", NULL}, {"threshold", NULL},
 	{NULL, NULL},
 };
 
@@ -178,7 +168,15 @@ void conf_clear(struct conf *c)
 	conf_http_clear(&c->http);
 	conf_auth_clear(&c->auth);
 	zauth_conf_clear(&c->zauth);
+	bridge_confs_clear(&c->bridges);
 	conf_init(c);
+}
+
+void conf_take_bridges(struct conf *dst, struct conf *src)
+{
+	struct bridge_confs t = dst->bridges;
+	dst->bridges = src->bridges;
+	src->bridges = t;
 }
 
 void conf_take_listeners(struct conf *dst, struct conf *src)
@@ -1013,6 +1011,8 @@ int conf_set(struct conf *c, const char *key, const char *value, char *msg, size
 		c->io_threads = (int)n;
 		return 0;
 	}
+	if (bridge_conf_is_key(key)) /* a `connection` section (bridge/conf.c) */
+		return bridge_conf_set(&c->bridges, key, v, c->where, msg, msglen);
 	if (strcmp(key, "listener") == 0) {
 		/* listener PORT [ADDRESS] */
 		char port[16] = "", addr[256] = "";
@@ -1257,7 +1257,8 @@ int conf_load(struct conf *c, const char *path, conf_warn_cb warn_cb, void *user
 
 int conf_check(const struct conf *c, char *err, size_t errlen)
 {
-	if (conf_check_auth(c, err, errlen) < 0 || zauth_conf_check(&c->zauth, err, errlen) < 0)
+	if (conf_check_auth(c, err, errlen) < 0 || zauth_conf_check(&c->zauth, err, errlen) < 0 ||
+	    bridge_conf_check(&c->bridges, err, errlen) < 0)
 		return -1;
 	for (int i = 0; i < c->n_listeners; i++) {
 		const struct conf_listener *l = &c->listeners[i];

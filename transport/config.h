@@ -21,6 +21,7 @@
 
 #include "auth/chain.h"
 #include "auth/zconf.h"
+#include "bridge/conf.h"
 #include "engine/engine.h"
 #include "hooks/hooks.h"
 
@@ -210,6 +211,7 @@ struct conf {
 	int n_history;
 	struct conf_http http;
 	struct zauth_conf zauth;     /* midge_auth_* (auth/zconf.h) */
+	struct bridge_confs bridges; /* `connection` sections (bridge/conf.h) */
 };
 
 #define CONF_DEFAULT_PERSISTENCE_FILE "midge.db"
@@ -253,6 +255,10 @@ void conf_take_listeners(struct conf *dst, struct conf *src);
  * dashboard directory, connection limit) into dst: the running HTTP
  * server keeps them over a reload; its credentials come from dst. */
 void conf_take_http_listener(struct conf *dst, struct conf *src);
+
+/* Swaps the bridge sections of dst and src: a reload keeps the running
+ * bridges' (they are read at start-up only). */
+void conf_take_bridges(struct conf *dst, struct conf *src);
 
 /* Adds a listener (the embedding API and -p). Returns its index or -1. */
 int conf_add_listener(struct conf *c, const char *host, uint16_t port);

@@ -24,6 +24,8 @@
 #include "http/http.h"
 #include "midge.h"
 #include "transport/broker.h"
+
+#include "bridge/bridge.h"
 #include "transport/config.h"
 #include "transport/conn.h"
 #include "transport/iothr.h"
@@ -379,6 +381,9 @@ int broker_reload(struct midge *m, char *err, size_t errlen)
 	zauth_reload(m, &nc.zauth);
 	conf_take_listeners(&nc, &old);
 	conf_take_http_listener(&nc, &old);
+	if (nc.bridges.n || old.bridges.n)
+		log_notice("reload: bridges are read at start-up only: the running ones stay");
+	conf_take_bridges(&nc, &old);
 	m->conf = nc;
 	conf_clear(&old);
 	log_open(&m->conf);
@@ -528,10 +533,13 @@ static void loop_take_down(struct midge *m)
 	conn_flush_dirty(m, true);
 	if (m->io)
 		iothr_stop(m);
+	bridges_stop(m->bridges); /* DISCONNECT to each remote, sockets closed */
 	persist_quiet(m); /* its uv_async_t closes with the rest */
 	uv_walk(&m->loop, loop_close_walk, NULL);
 	while (uv_run(&m->loop, UV_RUN_NOWAIT) != 0)
 		;
+	bridges_free(m->bridges);
+	m->bridges = NULL;
 	persist_stop(m); /* every session detached: the final commit */
 	/* The last events (connections closed above) are queued: the
 	 * publisher sends them, stops, and gives back what it held. */
@@ -571,6 +579,34 @@ int broker_security_start(struct midge *m)
 	return 0;
 }
 
+/* The configured bridges in the engine, before the store restores their
+ * queues. Returns 0 or -1 after logging why. */
+static int loop_bridges_declare(struct midge *m)
+{
+	char err[600];
+	if (!m->conf.bridges.n)
+		return 0;
+	m->bridges = bridges_new(&m->loop, m->engine, &m->conf.bridges, m->conf.engine.max_inflight,
+				 m->conf.engine.max_packet_size, err, sizeof err);
+	if (!m->bridges) {
+		log_err("%s", err);
+		return -1;
+	}
+	return 0;
+}
+
+/* The bridges connect (after the privileges dropped: their TLS files are
+ * read as the broker's user). Returns 0 or -1 after logging why. */
+static int loop_bridges_start(struct midge *m)
+{
+	char err[600];
+	if (m->bridges && bridges_start(m->bridges, err, sizeof err) < 0) {
+		log_err("%s", err);
+		return -1;
+	}
+	return 0;
+}
+
 int midge_run(struct midge *m)
 {
 	int rc = -1;
@@ -599,8 +635,9 @@ int midge_run(struct midge *m)
 		log_err("password checks: cannot start the worker pool");
 		goto out;
 	}
-	if (persist_start(m) < 0 || listeners_open(m) < 0 || loop_hooks_start(m) < 0 ||
-	    http_start(m) < 0 || daemon_write_pid(m) < 0 || daemon_drop_privileges(m) < 0)
+	if (loop_bridges_declare(m) < 0 || persist_start(m) < 0 || listeners_open(m) < 0 ||
+	    loop_hooks_start(m) < 0 || http_start(m) < 0 || daemon_write_pid(m) < 0 ||
+	    daemon_drop_privileges(m) < 0 || loop_bridges_start(m) < 0)
 		goto out;
 	m->running = true;
 	log_notice("midge %s running", midge_version());

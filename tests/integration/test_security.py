@@ -223,7 +223,8 @@ for text, says in [
         ("listener 1883 127.0.0.1\nrequire_certificate true\n",
          "bad.conf:1: listener on port 1883: require_certificate / use_identity_as_username need "
          "certfile"),
-        ("connection b1\naddress 127.0.0.1\n", "bad.conf:1: 'connection' refused: bridges"),
+        ("connection b1\naddress 127.0.0.1\n", "bad.conf:1: connection b1 has no topic line"),
+        ("connection b1\naddress 127.0.0.1\ntopic a\nbridge_psk 00\n", "bad.conf:4: bridge_psk (TLS-PSK"),
         ("listener 1883 127.0.0.1\nacl_file /nonexistent/acl\n", "acl_file /nonexistent/acl"),
         ("listener 1883 127.0.0.1\nacl_file %s\n" % write("badacl", "topic\n"),
          "badacl:1: empty topic"),

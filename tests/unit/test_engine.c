@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "codec/codec.h"
+#include "engine/bridge.h"
 #include "engine/engine.h"
 #include "engine/store.h"
 #include "tests/unit/runner.h"
@@ -3680,12 +3681,250 @@ static const struct test_case store_cases[] = {
 	{NULL, NULL},
 };
 
+
+/* ------------------------------------------------------------ bridges (issue 19) */
+
+static int READY;
+
+static void b_ready(void *ctx)
+{
+	(void)ctx;
+	READY++;
+}
+
+/* The next packet for the remote as "PUBLISH topic q1 pid dup payload" or
+ * "PUBREL pid", or "-" when there is none now. */
+static const char *b_next(struct engine_bridge *b)
+{
+	static char buf[256];
+	struct engine_bridge_out o;
+	if (!engine_bridge_next(b, NOW, &o))
+		return "-";
+	if (o.type == CODEC_PUBREL) {
+		snprintf(buf, sizeof buf, "PUBREL %u", o.packet_id);
+		return buf;
+	}
+	snprintf(buf, sizeof buf, "%.*s q%u %u%s%s %.*s", (int)o.topic_len, (const char *)o.topic, o.qos,
+		 o.packet_id, o.dup ? " dup" : "", o.retain ? " r" : "", (int)o.payload_len,
+		 (const char *)o.payload);
+	return buf;
+}
+
+static void b_pub(uint8_t first, const char *topic, uint16_t pid, const char *payload)
+{
+	char hx[512];
+	feed(0, pubhex(hx, sizeof hx, first, topic, pid, NULL, payload));
+	out(0);
+}
+
+/* Queued while down, in order; the window bounds what is in flight; an
+ * ack frees a slot; QoS is the lower of the message's and the filter's. */
+static void t_bridge_queue_window(void)
+{
+	start(NULL, NULL);
+	READY = 0;
+	struct engine_bridge *b = engine_bridge_add(E, "cloud", "edge", b_ready, NULL);
+	CU_ASSERT_FATAL(b != NULL);
+	CU_ASSERT_PTR_NULL(engine_bridge_add(E, "cloud", "x", b_ready, NULL)); /* name taken */
+	CU_ASSERT_EQUAL(engine_bridge_subscribe(b, "a/#", 1), 0);
+	CU_ASSERT_EQUAL(engine_bridge_subscribe(b, "a/b", 2), 0); /* overlapping: one copy, QoS 2 */
+	CU_ASSERT_EQUAL(engine_bridge_subscribe(b, "a/+/#/x", 1), -1);
+	CU_ASSERT_EQUAL(engine_bridge_subscribe(b, "$share/g/a", 1), -1);
+	up4(0, "pub");
+	b_pub(0x32, "a/x", 1, "1");
+	b_pub(0x34, "a/b", 2, "2");
+	b_pub(0x30, "a/y", 0, "3");
+	b_pub(0x34, "a/z", 3, "4");
+	b_pub(0x32, "other", 4, "no");
+	CU_ASSERT_EQUAL(READY, 4);
+	CU_ASSERT_EQUAL(engine_bridge_pending(b), 4);
+	CU_ASSERT_STRING_EQUAL(b_next(b), "-"); /* down: nothing goes */
+	engine_bridge_up(b, 2);
+	CU_ASSERT_STRING_EQUAL(b_next(b), "a/x q1 1 1");
+	CU_ASSERT_STRING_EQUAL(b_next(b), "a/b q2 2 2");
+	CU_ASSERT_STRING_EQUAL(b_next(b), "a/y q0 0 3"); /* QoS 0 needs no slot */
+	CU_ASSERT_STRING_EQUAL(b_next(b), "-"); /* the window (2) is full */
+	CU_ASSERT_EQUAL(engine_bridge_ack(b, CODEC_PUBACK, 1, 0), 0);
+	CU_ASSERT_STRING_EQUAL(b_next(b), "a/z q1 1 4"); /* QoS 2 sent, a/# grants 1 */
+	CU_ASSERT_STRING_EQUAL(b_next(b), "-");
+	CU_ASSERT_EQUAL(engine_bridge_pending(b), 2);
+	CU_ASSERT_EQUAL(engine_bridge_ack(b, CODEC_PUBACK, 1, 0), 0);
+	CU_ASSERT_EQUAL(engine_bridge_ack(b, CODEC_PUBACK, 1, 0), 0); /* twice: ignored */
+	CU_ASSERT_EQUAL(engine_bridge_ack(b, CODEC_PUBACK, 2, 0), 0); /* QoS 2: not a PUBACK */
+	CU_ASSERT_EQUAL(engine_bridge_pending(b), 1);
+	CU_ASSERT_EQUAL(engine_bridge_ack(b, CODEC_PUBREC, 2, 0), 1);
+	CU_ASSERT_EQUAL(engine_bridge_ack(b, CODEC_PUBCOMP, 2, 0), 0);
+	CU_ASSERT_EQUAL(engine_bridge_pending(b), 0);
+	CU_ASSERT_EQUAL(engine_bridge_ack(b, CODEC_PUBREC, 77, 0), 1); /* [MQTT-4.3.3-4] unknown: PUBREL */
+	CU_ASSERT_EQUAL(stats_now().inflight_count, 0);
+	stop();
+}
+
+/* [MQTT-4.4.0-1] A reconnect sends the window again first, in the order
+ * it first went (PUBLISH with DUP, PUBREL where PUBREC came), then the
+ * queue; nothing is given up until acknowledged. */
+static void t_bridge_resend(void)
+{
+	start(NULL, NULL);
+	struct engine_bridge *b = engine_bridge_add(E, "c", "edge", b_ready, NULL);
+	CU_ASSERT_EQUAL(engine_bridge_subscribe(b, "#", 2), 0);
+	up4(0, "pub");
+	engine_bridge_up(b, 10);
+	b_pub(0x32, "t/1", 1, "a");
+	b_pub(0x34, "t/2", 2, "b");
+	b_pub(0x32, "t/3", 3, "c");
+	CU_ASSERT_STRING_EQUAL(b_next(b), "t/1 q1 1 a");
+	CU_ASSERT_STRING_EQUAL(b_next(b), "t/2 q2 2 b");
+	CU_ASSERT_EQUAL(engine_bridge_ack(b, CODEC_PUBREC, 2, 0), 1);
+	engine_bridge_down(b);
+	b_pub(0x32, "t/4", 4, "d");
+	CU_ASSERT_STRING_EQUAL(b_next(b), "-");
+	CU_ASSERT_EQUAL(engine_bridge_pending(b), 4);
+	engine_bridge_up(b, 10);
+	CU_ASSERT_STRING_EQUAL(b_next(b), "t/1 q1 1 dup a");
+	CU_ASSERT_STRING_EQUAL(b_next(b), "PUBREL 2");
+	CU_ASSERT_STRING_EQUAL(b_next(b), "t/3 q1 3 c");
+	CU_ASSERT_STRING_EQUAL(b_next(b), "t/4 q1 4 d");
+	CU_ASSERT_STRING_EQUAL(b_next(b), "-");
+	/* down again before anything was acknowledged: all of it again */
+	engine_bridge_down(b);
+	engine_bridge_up(b, 10);
+	CU_ASSERT_STRING_EQUAL(b_next(b), "t/1 q1 1 dup a");
+	CU_ASSERT_STRING_EQUAL(b_next(b), "PUBREL 2");
+	CU_ASSERT_STRING_EQUAL(b_next(b), "t/3 q1 3 dup c");
+	CU_ASSERT_STRING_EQUAL(b_next(b), "t/4 q1 4 dup d");
+	CU_ASSERT_STRING_EQUAL(b_next(b), "-");
+	engine_bridge_ack(b, CODEC_PUBACK, 3, 0);
+	engine_bridge_ack(b, CODEC_PUBACK, 1, 0);
+	engine_bridge_ack(b, CODEC_PUBCOMP, 2, 0);
+	engine_bridge_ack(b, CODEC_PUBACK, 4, 0);
+	CU_ASSERT_EQUAL(engine_bridge_pending(b), 0);
+	/* freed ids are used again (the last freed first) */
+	b_pub(0x32, "t/5", 5, "e");
+	CU_ASSERT_STRING_EQUAL(b_next(b), "t/5 q1 4 e");
+	stop();
+}
+
+/* What the remote sent reaches local subscribers but never goes back to
+ * the remote through the bridge's own filters (no loops); retained as
+ * published. */
+static void t_bridge_no_local(void)
+{
+	char hx[256];
+	start(NULL, NULL);
+	READY = 0;
+	struct engine_bridge *b = engine_bridge_add(E, "c", "edge", b_ready, NULL);
+	struct engine_bridge *b2 = engine_bridge_add(E, "d", "edge2", b_ready, NULL);
+	CU_ASSERT_EQUAL(engine_bridge_subscribe(b, "#", 1), 0);
+	CU_ASSERT_EQUAL(engine_bridge_subscribe(b2, "#", 1), 0);
+	up4(1, "sub");
+	subscribe4(1, "in/#", 1);
+	CU_ASSERT_EQUAL(engine_bridge_publish(b, (const uint8_t *)"in/x", 4, (const uint8_t *)"hi", 2,
+					      NULL, 0, 1, true, NOW),
+			0);
+	CU_ASSERT_STRING_EQUAL(out(1), pubhex(hx, sizeof hx, 0x32, "in/x", 1, NULL, "hi"));
+	CU_ASSERT_EQUAL(engine_bridge_pending(b), 0); /* not back to its remote */
+	CU_ASSERT_EQUAL(engine_bridge_pending(b2), 1); /* another bridge gets it */
+	CU_ASSERT_EQUAL(READY, 1);
+	engine_bridge_up(b2, 5);
+	CU_ASSERT_STRING_EQUAL(b_next(b2), "in/x q1 1 r hi");
+	/* retained locally */
+	up4(2, "late");
+	exchange(2, "82 09 00 05 00 04 69 6e 2f 78 00", "90 03 00 05 00 31 08 00 04 69 6e 2f 78 68 69");
+	/* the broker's checks apply */
+	CU_ASSERT_EQUAL(engine_bridge_publish(b, (const uint8_t *)"in/+", 4, (const uint8_t *)"", 0, NULL,
+					      0, 0, false, NOW),
+			MQTT_RC_TOPIC_NAME_INVALID);
+	stop();
+}
+
+/* The queue is bounded by max_queued_messages / max_queued_bytes: what
+ * does not fit is dropped with an event, the rest kept in order. */
+static void t_bridge_bound(void)
+{
+	CFG = config_default();
+	CFG.max_queued_messages = 3;
+	start(&CFG, NULL);
+	struct engine_bridge *b = engine_bridge_add(E, "c", "edge", b_ready, NULL);
+	CU_ASSERT_EQUAL(engine_bridge_subscribe(b, "#", 1), 0);
+	up4(0, "pub");
+	for (int i = 1; i <= 5; i++)
+		b_pub(0x32, "q", (uint16_t)i, i == 1 ? "1" : i == 2 ? "2" : i == 3 ? "3" : "x");
+	CU_ASSERT_EQUAL(engine_bridge_pending(b), 3);
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_DROP, "q"), 2);
+	CU_ASSERT_EQUAL(last_ev(MIDGE_EV_DROP)->drop, MIDGE_DROP_QUEUE_FULL);
+	CU_ASSERT_STRING_EQUAL(last_ev(MIDGE_EV_DROP)->cid, "edge");
+	engine_bridge_up(b, 10);
+	CU_ASSERT_STRING_EQUAL(b_next(b), "q q1 1 1");
+	CU_ASSERT_STRING_EQUAL(b_next(b), "q q1 2 2");
+	CU_ASSERT_STRING_EQUAL(b_next(b), "q q1 3 3");
+	CU_ASSERT_STRING_EQUAL(b_next(b), "-");
+	stop();
+}
+
+/* With a store: the queue and window are a session "\0bridge:NAME"'s, and
+ * a restart restores them (the window sent again first, then the queue). */
+static void t_bridge_restore(void)
+{
+	const char *why = NULL;
+	start(NULL, NULL);
+	struct engine_bridge *b = engine_bridge_add(E, "c", "edge", b_ready, NULL);
+	CU_ASSERT_EQUAL(engine_bridge_subscribe(b, "#", 2), 0);
+	CU_ASSERT_EQUAL(engine_restore_begin(E, NOW), 0);
+	struct engine_restore_msg m = {0};
+	m.id = 10;
+	m.topic = (const uint8_t *)"a/b";
+	m.topic_len = 3;
+	m.payload = (const uint8_t *)"hi";
+	m.payload_len = 2;
+	m.qos = 1;
+	CU_ASSERT_EQUAL(engine_restore_message(E, &m, &why), 0);
+	m.id = 11;
+	m.topic = (const uint8_t *)"a/c";
+	m.payload = (const uint8_t *)"yo";
+	m.qos = 2;
+	CU_ASSERT_EQUAL(engine_restore_message(E, &m, &why), 0);
+	struct engine_store_session ss = {.client_id = {"\0bridge:c", 9}, .expiry = UINT32_MAX, .protocol = 4, .disconnected_at = NOW};
+	CU_ASSERT_EQUAL(engine_restore_session(E, &ss, REC_HANDLE[0] = strdup("bc"), &why), 0);
+	/* a bridge no longer configured: its records go at the end */
+	struct engine_store_session sg = {.client_id = {"\0bridge:gone", 12}, .expiry = UINT32_MAX, .protocol = 4, .disconnected_at = NOW};
+	CU_ASSERT_EQUAL(engine_restore_session(E, &sg, REC_HANDLE[1] = strdup("bg"), &why), 0);
+	struct midge_str cid = {"\0bridge:c", 9}, gid = {"\0bridge:gone", 12};
+	struct engine_store_delivery d1 = {1, false, false, 0, {0}}, d2 = {2, false, false, 0, {0}};
+	CU_ASSERT_EQUAL(engine_restore_flight(E, &cid, 3, ENGINE_STORE_AWAIT_PUBACK, 10, &d1, &why), 0);
+	CU_ASSERT_EQUAL(engine_restore_flight(E, &cid, 3, ENGINE_STORE_AWAIT_PUBACK, 10, &d1, &why), -1);
+	CU_ASSERT_EQUAL(engine_restore_queued(E, &cid, 11, &d2, &why), 0);
+	CU_ASSERT_EQUAL(engine_restore_queued(E, &gid, 11, &d2, &why), 1);
+	struct midge_str nobody = {"\0bridge:x", 9};
+	CU_ASSERT_EQUAL(engine_restore_queued(E, &nobody, 11, &d2, &why), -1);
+	STORE_LOG[0] = '\0';
+	engine_store_attach(E, &store_recorder);
+	CU_ASSERT_EQUAL(engine_restore_end(E, NOW), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(STORE_LOG, "removed"));
+	CU_ASSERT_EQUAL(engine_bridge_pending(b), 2);
+	engine_bridge_up(b, 10);
+	CU_ASSERT_STRING_EQUAL(b_next(b), "a/b q1 3 dup hi");
+	CU_ASSERT_STRING_EQUAL(b_next(b), "a/c q2 2 yo"); /* a free id */
+	CU_ASSERT_STRING_EQUAL(b_next(b), "-");
+	stop();
+}
+
+static const struct test_case bridge_cases[] = {
+	{"bridge: queue while down, window, acks, QoS of the filter", t_bridge_queue_window},
+	{"[MQTT-4.4.0-1] bridge: resend on reconnect in send order, PUBREL", t_bridge_resend},
+	{"bridge: no loops, messages from the remote reach local clients", t_bridge_no_local},
+	{"bridge: queue bounded by max_queued_messages", t_bridge_bound},
+	{"bridge: queue and window restored from a store", t_bridge_restore},
+	{NULL, NULL},
+};
+
 static const struct test_suite engine_suites[] = {
 	{"engine_connect", connect_cases},
 	{"engine_more", more_cases},
 	{"engine_routing", routing_cases},
 	{"engine_session", session_cases},
 	{"engine_store", store_cases},
+	{"engine_bridge", bridge_cases},
 	{NULL, NULL},
 };
 
