@@ -522,10 +522,12 @@ static void loop_take_down(struct midge *m)
 	if (m->io)
 		iothr_stop(m);
 	persist_quiet(m); /* its uv_async_t closes with the rest */
+	cluster_link_quiet(m); /* so does the cluster's */
 	uv_walk(&m->loop, loop_close_walk, NULL);
 	while (uv_run(&m->loop, UV_RUN_NOWAIT) != 0)
 		;
 	persist_stop(m); /* every session detached: the final commit */
+	cluster_link_free(m);
 	/* The last events (connections closed above) are queued: the
 	 * publisher sends them, stops, and gives back what it held. */
 	hooks_zmq_stop(m->hooks);
@@ -591,7 +593,7 @@ int midge_run(struct midge *m)
 		log_err("password checks: cannot start the worker pool");
 		goto out;
 	}
-	if (persist_start(m) < 0 || listeners_open(m) < 0 || loop_hooks_start(m) < 0 ||
+	if (cluster_link_start(m) < 0 || persist_start(m) < 0 || listeners_open(m) < 0 || loop_hooks_start(m) < 0 ||
 	    http_start(m) < 0 || daemon_write_pid(m) < 0 || daemon_drop_privileges(m) < 0)
 		goto out;
 	m->running = true;
