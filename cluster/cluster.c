@@ -36,6 +36,8 @@
 #include "engine/engine.h"
 #include "transport/log.h"
 
+#define RECONNECT_GRACE_MS 500
+
 /* One filter this node's clients subscribed to (engine thread: count and
  * the table; cluster thread: subs; libnats threads: filter, read-only). */
 struct interest {
@@ -82,6 +84,7 @@ struct cluster {
 	/* shared counters */
 	atomic_bool connected;
 	atomic_bool async_on; /* uv_async_init done, cluster_quiet not yet */
+	atomic_uint_fast64_t reconnected_at; /* ms */
 	atomic_uint_fast64_t sent_ticket;
 	atomic_uint_fast64_t forwarded, received, dropped_out, dropped_in, subjects, disconnects;
 };
@@ -314,6 +317,7 @@ static void on_reconnected(natsConnection *nc, void *closure)
 {
 	(void)nc;
 	struct cluster *c = closure;
+	atomic_store(&c->reconnected_at, now_ms());
 	atomic_store(&c->connected, true);
 	pthread_mutex_lock(&c->out.mu);
 	pthread_cond_signal(&c->out.cv);
@@ -508,8 +512,12 @@ static void *cluster_thread(void *arg)
 			thread_heartbeat(c);
 			beat = now_ms() + c->cfg.lease_ms / 3;
 		}
-		bool up = atomic_load(&c->connected);
-		if (pending && up && thread_send(c, end) < 0) {
+		/* After a reconnect the other nodes need a moment to subscribe
+		 * again (libnats resends their subscriptions as it reconnects):
+		 * what waited is sent after RECONNECT_GRACE_MS. */
+		bool up = atomic_load(&c->connected) &&
+			  now_ms() >= atomic_load(&c->reconnected_at) + RECONNECT_GRACE_MS;
+		if (pending && (!up || thread_send(c, end) < 0)) {
 			struct timespec d = {0, 50 * 1000000L};
 			nanosleep(&d, NULL); /* a reconnect is under way */
 		}
