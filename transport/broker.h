@@ -212,6 +212,9 @@ int cluster_link_start(struct midge *m);
 void cluster_link_quiet(struct midge *m);
 void cluster_link_free(struct midge *m);
 void cluster_link_sys(struct midge *m, sys_put_fn put, int slot);
+/* SIGHUP: keeps the running cluster settings in the new conf nc, warning
+ * when the file changed them. */
+void cluster_link_reload(struct midge *m, struct conf *nc);
 
 /* daemon.c: the pid file and `user`. Each returns 0 or -1 after logging. */
 int daemon_write_pid(struct midge *m);

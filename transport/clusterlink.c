@@ -76,3 +76,33 @@ void cluster_link_sys(struct midge *m, sys_put_fn put, int slot)
 	put(m, slot + 7, "$SYS/broker/midge/cluster/disconnects", "%llu",
 	    (unsigned long long)s.disconnects);
 }
+
+static bool str_eq(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static void swap_str(char **a, char **b)
+{
+	char *t = *a;
+	*a = *b;
+	*b = t;
+}
+
+/* SIGHUP: the cluster keys (and, in a cluster, the node name) are the
+ * running ones until a restart. */
+void cluster_link_reload(struct midge *m, struct conf *nc)
+{
+	struct conf *c = &m->conf;
+	bool same = str_eq(nc->cluster_servers, c->cluster_servers) &&
+		    str_eq(nc->cluster_name, c->cluster_name) && nc->cluster_buffer == c->cluster_buffer &&
+		    (!c->cluster_servers || str_eq(nc->node_name, c->node_name));
+	if (!same)
+		log_warn("reload: midge_cluster, midge_cluster_name, midge_cluster_buffer and a cluster "
+			 "node's midge_node_name need a restart; the running settings stay");
+	swap_str(&nc->cluster_servers, &c->cluster_servers);
+	swap_str(&nc->cluster_name, &c->cluster_name);
+	nc->cluster_buffer = c->cluster_buffer;
+	if (c->cluster_servers)
+		swap_str(&nc->node_name, &c->node_name);
+}

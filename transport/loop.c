@@ -367,6 +367,7 @@ int broker_reload(struct midge *m, char *err, size_t errlen)
 	glue_engine_config(&nc, &cfg);
 	engine_reconfigure(m->engine, &cfg);
 	persist_reload(m, &nc);
+	cluster_link_reload(m, &nc);
 	/* the bound listeners (the HTTP one too) stay as they were read; the
 	 * rest moves over */
 	struct conf old = m->conf;
