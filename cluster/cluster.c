@@ -653,6 +653,18 @@ static natsStatus retained_load(struct cluster *c)
 	return s;
 }
 
+/* Frees what cluster_start allocated besides NATS objects. */
+static void cluster_release(struct cluster *c)
+{
+	free(c->table);
+	ring_free(&c->out);
+	ring_free(&c->in);
+	free(c->servers);
+	free(c->node);
+	free(c->name);
+	free(c);
+}
+
 struct cluster *cluster_start(const struct cluster_config *cfg, uv_loop_t *loop,
 			      struct engine *e, char *err, size_t errlen)
 {
@@ -739,13 +751,7 @@ fail:
 	kvStore_Destroy(c->nodes);
 	jsCtx_Destroy(c->js);
 	natsConnection_Destroy(c->nc);
-	ring_free(&c->out);
-	ring_free(&c->in);
-	free(c->table);
-	free(c->servers);
-	free(c->node);
-	free(c->name);
-	free(c);
+	cluster_release(c);
 	return NULL;
 }
 
@@ -809,13 +815,7 @@ void cluster_free(struct cluster *c)
 			free(k->in);
 		free(k);
 	}
-	free(c->table);
-	ring_free(&c->out);
-	ring_free(&c->in);
-	free(c->servers);
-	free(c->node);
-	free(c->name);
-	free(c);
+	cluster_release(c);
 }
 
 void cluster_stats(const struct cluster *c, struct cluster_stats *out)

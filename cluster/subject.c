@@ -68,20 +68,35 @@ static void put_prefix(struct out *o, const char *cluster, const uint8_t *name, 
 	put_str(o, len && name[0] == '$' ? ".d" : ".m");
 }
 
-int cluster_subject_topic(char *out, size_t cap, const char *cluster, const uint8_t *t, size_t len)
+/* The levels of name[0..len) as tokens after the prefix; with filter,
+ * '+' and '#' are the wildcards (*parent: a '#' below the first level). */
+static void put_levels(struct out *o, const uint8_t *name, size_t len, bool filter, bool *parent)
 {
-	struct out o = {out, 0, cap, false};
-	put_prefix(&o, cluster, t, len);
 	size_t s = 0;
 	for (;;) {
-		const uint8_t *slash = memchr(t + s, '/', len - s);
-		size_t e = slash ? (size_t)(slash - t) : len;
-		put(&o, '.');
-		put_level(&o, t + s, e - s);
+		const uint8_t *slash = memchr(name + s, '/', len - s);
+		size_t e = slash ? (size_t)(slash - name) : len;
+		put(o, '.');
+		if (filter && e - s == 1 && name[s] == '+') {
+			put(o, '*');
+		} else if (filter && e - s == 1 && name[s] == '#') {
+			put(o, '>');
+			*parent = s > 0; /* "a/#" matches "a" too; "#" alone has no parent */
+		} else {
+			put_level(o, name + s, e - s);
+		}
 		if (!slash)
 			break;
 		s = e + 1;
 	}
+}
+
+int cluster_subject_topic(char *out, size_t cap, const char *cluster, const uint8_t *t, size_t len)
+{
+	struct out o = {out, 0, cap, false};
+	bool parent = false;
+	put_prefix(&o, cluster, t, len);
+	put_levels(&o, t, len, false, &parent);
 	return done(&o);
 }
 
@@ -91,23 +106,7 @@ int cluster_subject_filter(char *out, size_t cap, const char *cluster, const uin
 	struct out o = {out, 0, cap, false};
 	*parent = false;
 	put_prefix(&o, cluster, f, len);
-	size_t s = 0;
-	for (;;) {
-		const uint8_t *slash = memchr(f + s, '/', len - s);
-		size_t e = slash ? (size_t)(slash - f) : len;
-		put(&o, '.');
-		if (e - s == 1 && f[s] == '+') {
-			put(&o, '*');
-		} else if (e - s == 1 && f[s] == '#') {
-			put(&o, '>');
-			*parent = s > 0; /* "a/#" matches "a" too; "#" alone has no parent */
-		} else {
-			put_level(&o, f + s, e - s);
-		}
-		if (!slash)
-			break;
-		s = e + 1;
-	}
+	put_levels(&o, f, len, true, parent);
 	return done(&o);
 }
 

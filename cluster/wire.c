@@ -50,7 +50,7 @@ void cluster_wire_encode(uint8_t *out, const struct engine_cluster_msg *m)
 int cluster_wire_decode(const uint8_t *b, size_t n, struct engine_cluster_msg *m)
 {
 	memset(m, 0, sizeof *m);
-	if (n < CLUSTER_WIRE_HEAD || b[0] != 'M' || b[1] != 1 || (b[2] & 3) == 3 || (b[2] & ~7u))
+	if (n < CLUSTER_WIRE_HEAD || b[0] != 'M' || b[1] != 1 || (b[2] & 3) == 3 || (b[2] & ~7u) || b[3])
 		return -1;
 	size_t tl = (size_t)get_be(b + 4, 2), ol = (size_t)get_be(b + 6, 2);
 	size_t pl = (size_t)get_be(b + 8, 4);

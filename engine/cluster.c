@@ -163,6 +163,11 @@ int engine_cluster_retain(struct engine *e, const uint8_t *topic, size_t len,
 		/* an expired one clears what this node held */
 		if (m)
 			m->retain = true;
+		/* this node's bounds hold for the cluster's messages too */
+		if (m && !publish_retain_room(e, topic, len, emsg_size(m))) {
+			emsg_unref(m);
+			return -1;
+		}
 		rc = retained_set(e, topic, len, m); /* takes m's reference */
 	}
 	e->st.retained_count = retain_store_count(e->retained);
