@@ -142,6 +142,7 @@ struct lg_conn {
 struct lg_opts {
 	const char *host;
 	int port;
+	int sub_port;         /* 0: subscribers use port too */
 	int workload;
 	int qos;
 	uint32_t size;
@@ -177,6 +178,7 @@ struct lg {
 	uv_timer_t tick;       /* 1 ms: pacing, phases, stalls, keepalive */
 	uv_timer_t deadline;
 	struct sockaddr_storage addr;
+	struct sockaddr_storage sub_addr; /* --sub-port: another node of a cluster */
 	char prefix[64];       /* topic and client-id prefix, unique per run */
 
 	struct lg_conn *pubs;
@@ -1355,7 +1357,9 @@ static void lg_connect_next(struct lg *lg)
 		c->tcp.data = c;
 		c->state = LG_ST_CONNECTING;
 		c->creq.data = c;
-		int rc = uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&lg->addr, lg_on_connect);
+		const struct sockaddr_storage *to =
+			c->role == LG_SUB && lg->o.sub_port ? &lg->sub_addr : &lg->addr;
+		int rc = uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)to, lg_on_connect);
 		if (rc != 0) {
 			fprintf(stderr, "midge-loadgen: connect: %s\n", uv_strerror(rc));
 			lg->connect_fail++;
@@ -1709,6 +1713,8 @@ static void lg_usage(FILE *f)
 	      "      --ws                 MQTT over WebSocket (with --tls: wss); one masked\n"
 	      "                           binary frame per packet\n"
 	      "      --ws-path PATH       the upgrade request's path (/mqtt)\n"
+	      "      --sub-port PORT      subscribers connect to PORT (another node of a\n"
+	      "                           midge cluster: cross-node traffic); publishers to -p\n"
 	      "      --persistent         subscribers keep their session (3.1.1 clean 0, v5\n"
 	      "                           session expiry 300 s): a broker with persistence\n"
 	      "                           stores what they are sent\n"
@@ -1762,6 +1768,7 @@ static void lg_parse(struct lg_opts *o, int argc, char **argv)
 		{ "ws", no_argument, NULL, 11 },
 		{ "ws-path", required_argument, NULL, 12 },
 		{ "persistent", no_argument, NULL, 13 },
+		{ "sub-port", required_argument, NULL, 14 },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1823,6 +1830,7 @@ static void lg_parse(struct lg_opts *o, int argc, char **argv)
 		case 11: o->ws = true; break;
 		case 12: o->ws_path = optarg; break;
 		case 13: o->persistent = true; break;
+		case 14: o->sub_port = (int)lg_parse_num(optarg, 1, 65535, "sub-port"); break;
 		case 'h': lg_usage(stdout); exit(0);
 		default: lg_usage(stderr); exit(1);
 		}
@@ -1865,6 +1873,11 @@ static void lg_resolve(struct lg *lg)
 	} else {
 		lg_die("--host takes a numeric loopback address");
 	}
+	lg->sub_addr = lg->addr;
+	if (lg->o.sub_port && lg->addr.ss_family == AF_INET)
+		((struct sockaddr_in *)&lg->sub_addr)->sin_port = htons((uint16_t)lg->o.sub_port);
+	else if (lg->o.sub_port)
+		((struct sockaddr_in6 *)&lg->sub_addr)->sin6_port = htons((uint16_t)lg->o.sub_port);
 }
 
 static void lg_raise_nofile(uint32_t need)

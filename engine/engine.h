@@ -360,4 +360,69 @@ void engine_stats(const struct engine *e, struct engine_stats *out);
 int engine_history_add(struct engine *e, const char *filter, uint32_t max_messages,
 		       uint32_t max_age_s);
 
+/*
+ * The cluster (cluster/, over NATS): what the engine tells it and what it
+ * hands the engine. Every call is on the engine thread; the views are
+ * valid during the call only (a cluster copies what it keeps).
+ *
+ * interest: a filter (without its $share/NAME/ prefix) gained its first
+ * subscription on this node (on) or lost its last (!on) - the cluster
+ * subscribes in NATS only to those. publish: a message accepted on this
+ * node (from a client, a will, the broker itself, but never one that came
+ * from the cluster) goes to the other nodes, encoded once. It returns 0
+ * and sets *ticket (0: nothing to wait for; else the acknowledgement of a
+ * QoS 1/2 PUBLISH waits until engine_cluster_sent() reaches it), or -1
+ * when the cluster cannot take it (its buffer is full). room: whether a
+ * QoS 1/2 message would be taken now (else the PUBLISH is refused as
+ * while the store fails: 0x97 in MQTT 5, a close in 3.x). retained: the
+ * retained message of a topic was set (m) or cleared (NULL) on this node.
+ */
+struct engine_cluster_msg {
+	const uint8_t *topic;
+	size_t topic_len;
+	const uint8_t *payload;
+	size_t payload_len;
+	const uint8_t *props; /* raw v5 PUBLISH properties, NULL when none */
+	size_t props_len;
+	const uint8_t *origin_id; /* the publishing client's id (empty: the broker) */
+	size_t origin_len;
+	uint64_t expiry_at; /* wall-clock ms the message expires, 0 = never */
+	uint8_t qos;
+	bool retain;
+};
+
+struct engine_cluster {
+	void *ctx;
+	void (*interest)(void *ctx, const uint8_t *filter, size_t len, bool on);
+	int (*publish)(void *ctx, const struct engine_cluster_msg *m, uint64_t *ticket);
+	bool (*room)(void *ctx);
+	void (*retained)(void *ctx, const uint8_t *topic, size_t len, const struct engine_cluster_msg *m);
+};
+
+/* Attaches a cluster (copied) before the first subscription exists (so
+ * before restoring a store). */
+void engine_cluster_attach(struct engine *e, const struct engine_cluster *cl);
+/* The cluster is gone: the engine tells it nothing more. */
+void engine_cluster_detach(struct engine *e);
+
+/*
+ * A message another node published, received here through the NATS
+ * subscription of filter f[0..flen): delivered to this node's
+ * subscriptions of exactly that filter (and their shared groups), never
+ * sent back to the cluster. Returns the number of receivers, or -1 when
+ * the message is invalid (its topic does not match f, bad properties).
+ */
+int engine_cluster_input(struct engine *e, const uint8_t *f, size_t flen,
+			 const struct engine_cluster_msg *m, uint64_t now_ms);
+
+/* The cluster has every message up to ticket: acknowledgements held for
+ * it go out (engine/hold.c). */
+void engine_cluster_sent(struct engine *e, uint64_t ticket, uint64_t now_ms);
+
+/* The cluster-wide retained message of a topic changed (m, or NULL when
+ * cleared): this node's retained store follows, without routing and
+ * without telling the cluster again. Returns 0 or -1. */
+int engine_cluster_retain(struct engine *e, const uint8_t *topic, size_t len,
+			  const struct engine_cluster_msg *m, uint64_t now_ms);
+
 #endif

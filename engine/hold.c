@@ -26,6 +26,11 @@
  * connection that holds none may still bring one more: at most one per
  * connection past the bound. Nothing acknowledged is ever dropped for it.
  *
+ * The cluster adds a second ticket of its own (engine_cluster_sent()): the
+ * PUBACK or PUBREC of a message forwarded to other nodes also waits until
+ * NATS confirmed it has the message (docs/cluster.md); an entry goes out
+ * once both tickets are reached.
+ *
  * Also engine_store_failing(): while the store cannot write, what would
  * need it is refused (publish.c, connect.c).
  */
@@ -36,6 +41,7 @@
 
 struct held_ack {
 	uint64_t ticket;
+	uint64_t cticket; /* the cluster's, 0 = none */
 	uint8_t *bytes; /* an encoded packet (SUBACK, UNSUBACK), else NULL */
 	const char *why; /* static text */
 	uint32_t len;
@@ -115,16 +121,24 @@ static struct held_ack *hold_push(struct engine *e, struct engine_conn *c)
 	return a;
 }
 
-/* Whether an acknowledgement with this ticket can go out now. */
-static bool hold_now(const struct engine_conn *c, uint64_t ticket)
+/* Whether an acknowledgement with these tickets can go out now. */
+static bool hold_now(const struct engine_conn *c, uint64_t ticket, uint64_t cticket)
 {
-	return !ticket && (!c->acks || !c->acks->n);
+	return !ticket && !cticket && (!c->acks || !c->acks->n);
 }
 
 void hold_ack(struct engine *e, struct engine_conn *c, uint64_t ticket, uint8_t type, uint16_t pid,
 	      uint8_t rc, const char *why)
 {
-	if (hold_now(c, ticket)) {
+	hold_ack_cluster(e, c, ticket, 0, type, pid, rc, why);
+}
+
+void hold_ack_cluster(struct engine *e, struct engine_conn *c, uint64_t ticket, uint64_t cticket,
+		      uint8_t type, uint16_t pid, uint8_t rc, const char *why)
+{
+	if (cticket <= e->cluster_sent)
+		cticket = 0;
+	if (hold_now(c, ticket, cticket)) {
 		output_ack(e, c, type, pid, rc, why);
 		return;
 	}
@@ -134,6 +148,7 @@ void hold_ack(struct engine *e, struct engine_conn *c, uint64_t ticket, uint8_t 
 		return;
 	}
 	a->ticket = ticket;
+	a->cticket = cticket;
 	a->type = type;
 	a->pid = pid;
 	a->rc = rc;
@@ -145,7 +160,7 @@ void hold_ack(struct engine *e, struct engine_conn *c, uint64_t ticket, uint8_t 
 void hold_packet(struct engine *e, struct engine_conn *c, uint64_t ticket, struct codec_packet *p,
 		 struct codec_props *props)
 {
-	if (hold_now(c, ticket)) {
+	if (hold_now(c, ticket, 0)) {
 		output_packet(e, c, p, props);
 		return;
 	}
@@ -233,14 +248,13 @@ void hold_free(struct engine *e, struct engine_conn *c)
 	c->acks = NULL;
 }
 
-void engine_store_durable(struct engine *e, uint64_t ticket, uint64_t now_ms)
+/* Sends what both tickets reached allow, in each connection's order. */
+static void hold_release(struct engine *e)
 {
-	e->now = now_ms;
-	if (ticket > e->durable)
-		e->durable = ticket;
 	struct held_acks *h, *next;
 	for (h = e->holding; h; h = h->next)
-		while (h->n && h->ring[h->head].ticket <= e->durable)
+		while (h->n && h->ring[h->head].ticket <= e->durable &&
+		       h->ring[h->head].cticket <= e->cluster_sent)
 			hold_release_one(e, h);
 	/* then, with the global count down, who may be read again */
 	for (h = e->holding; h; h = next) {
@@ -253,6 +267,22 @@ void engine_store_durable(struct engine *e, uint64_t ticket, uint64_t now_ms)
 		if (!h->n)
 			hold_unlink(e, h);
 	}
+}
+
+void engine_store_durable(struct engine *e, uint64_t ticket, uint64_t now_ms)
+{
+	e->now = now_ms;
+	if (ticket > e->durable)
+		e->durable = ticket;
+	hold_release(e);
+}
+
+void engine_cluster_sent(struct engine *e, uint64_t ticket, uint64_t now_ms)
+{
+	e->now = now_ms;
+	if (ticket > e->cluster_sent)
+		e->cluster_sent = ticket;
+	hold_release(e);
 }
 
 int ring_regrow(void *ring, size_t esize, uint32_t *cap, uint32_t *head, uint32_t n,

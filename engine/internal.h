@@ -29,6 +29,8 @@
  *   history.c    replay logs (midge_history) and $replay/ subscriptions
  *   bridge.c     bridges as receivers (engine/bridge.h): their queue and window
  *                towards the remote, their store records, messages from the remote
+ *   cluster.c    what the cluster (NATS) hears: interest per filter, messages
+ *                to forward, retained changes; messages from other nodes
  *   engine.c     engine_new/free, configuration, engine_publish, statistics
  *   query.c      the administrator's view (engine/query.h): clients, subscriptions,
  *                retained messages, kick, publish as the administrator
@@ -347,6 +349,10 @@ struct engine {
 	uint64_t store_changes;    /* store calls made: did a packet report anything? */
 	uint64_t durable;          /* the store's ticket reached (engine_store_durable) */
 	struct held_acks *holding; /* connections with acknowledgements held */
+	struct engine_cluster cluster; /* engine_cluster_attach(); has_cluster */
+	bool has_cluster;
+	uint64_t cluster_sent;     /* the cluster's ticket reached (engine_cluster_sent) */
+	uint64_t cluster_ticket;   /* the ticket of the message publish_accept just forwarded */
 	const char *store_failing; /* why the store cannot write; NULL while it can */
 	struct restore *restore;   /* between engine_restore_begin() and _end() */
 	struct history **histories; /* replay logs, in configuration order */
@@ -406,6 +412,12 @@ void session_detach(struct engine *e, struct session *s, bool publish);
 void sub_unlink(struct engine *e, struct sub *x);
 void session_take_over(struct engine *e, struct session *s, bool clean_start);
 
+/* cluster.c */
+void cluster_interest(struct engine *e, const uint8_t *filter, size_t len, bool on);
+bool cluster_forward(struct engine *e, const struct emsg *m, const struct midge_client *from);
+void cluster_retained(struct engine *e, const uint8_t *topic, size_t len, const struct emsg *m);
+bool cluster_full(const struct engine *e);
+
 /* message.c */
 void emsg_unref_cb(void *m);
 size_t emsg_size_cb(const void *m);
@@ -454,6 +466,7 @@ void session_resend(struct engine *e, struct session *s);
 
 /* route.c */
 uint32_t route_message(struct engine *e, struct emsg *m);
+uint32_t route_message_filter(struct engine *e, struct emsg *m, const uint8_t *f, size_t flen);
 /* s's session ends: what it was given through a shared subscription and
  * has not acknowledged goes to another member of the group. */
 void route_share_out(struct engine *e, struct session *s);
@@ -651,6 +664,10 @@ uint64_t hold_ticket(struct engine *e, uint64_t before, bool conservative);
  * held for c (the order the specification requires, 4.6). */
 void hold_ack(struct engine *e, struct engine_conn *c, uint64_t ticket, uint8_t type, uint16_t pid,
 	      uint8_t rc, const char *why);
+/* hold_ack() that also waits until the cluster has the message forwarded
+ * with cticket (engine_cluster_sent), 0 = none. */
+void hold_ack_cluster(struct engine *e, struct engine_conn *c, uint64_t ticket, uint64_t cticket,
+		      uint8_t type, uint16_t pid, uint8_t rc, const char *why);
 /* The same for an encoded packet (SUBACK, UNSUBACK): bytes are copied. */
 void hold_packet(struct engine *e, struct engine_conn *c, uint64_t ticket, struct codec_packet *p,
 		 struct codec_props *props);

@@ -79,6 +79,7 @@ uint32_t publish_accept(struct engine *e, struct emsg *m, const struct midge_cli
 	if (m->retain && e->cfg.retain_available) {
 		if (m->payload->len == 0) {
 			/* [MQTT-3.3.1-6] [MQTT-3.3.1-7] */
+			cluster_retained(e, m->topic, m->topic_len, NULL);
 			if (retained_set(e, m->topic, m->topic_len, NULL) > 0) {
 				if (!from && e->broker_retained)
 					e->broker_retained--;
@@ -90,6 +91,7 @@ uint32_t publish_accept(struct engine *e, struct emsg *m, const struct midge_cli
 				      MIDGE_DROP_RETAINED_FULL,
 				      "retained store full: published, not retained");
 		} else if ((set = retained_set(e, m->topic, m->topic_len, emsg_ref(m))) >= 0) {
+			cluster_retained(e, m->topic, m->topic_len, m);
 			if (!from && set == 0)
 				e->broker_retained++;
 			/* [MQTT-3.3.1-5] ownership: the store holds the new reference */
@@ -101,6 +103,9 @@ uint32_t publish_accept(struct engine *e, struct emsg *m, const struct midge_cli
 	}
 	event_message(e, MIDGE_EV_PUBLISH, from, m, NULL, m->qos, pid, dup, 0, NULL);
 	uint32_t n = route_message(e, m);
+	/* other nodes may have subscribers: nobody can say "none" */
+	if (cluster_forward(e, m, from))
+		n++;
 	if (!n && e->io.event)
 		event_message(e, MIDGE_EV_DROP, from, m, NULL, m->qos, pid, dup,
 			     MIDGE_DROP_NO_SUBSCRIBERS, "no matching subscribers");
@@ -164,15 +169,17 @@ uint8_t publish_props_check(const struct engine *e, const struct codec_props *pr
  */
 static int publish_acknowledge(struct engine *e, struct engine_conn *c,
 			       const struct codec_publish *pub, uint8_t rc, const char *why,
-			       uint64_t before)
+			       uint64_t before, uint64_t cticket)
 {
 	if (pub->qos == 1) {
-		hold_ack(e, c, hold_ticket(e, before, false), CODEC_PUBACK, pub->packet_id, rc, why);
+		hold_ack_cluster(e, c, hold_ticket(e, before, false), cticket, CODEC_PUBACK,
+				 pub->packet_id, rc, why);
 	} else if (pub->qos == 2) {
 		/* [MQTT-4.3.3-8]: remember the id until PUBREL; a refusal ends the exchange */
 		if (rc < 0x80 && rel_add(e, c->s, pub->packet_id) < 0)
 			return client_fail(e, c, MQTT_RC_IMPLEMENTATION_SPECIFIC, "out of memory");
-		hold_ack(e, c, hold_ticket(e, before, false), CODEC_PUBREC, pub->packet_id, rc, why);
+		hold_ack_cluster(e, c, hold_ticket(e, before, false), cticket, CODEC_PUBREC,
+				 pub->packet_id, rc, why);
 	}
 	return 0;
 }
@@ -188,18 +195,20 @@ static int publish_refuse_unstorable(struct engine *e, struct engine_conn *c,
 				     const struct codec_publish *pub, const uint8_t *topic,
 				     size_t tlen, uint64_t before)
 {
+	const char *why = e->store_failing ? e->store_failing
+					   : "the cluster's buffer is full (NATS unreachable)";
 	struct emsg *m = emsg_new(e, topic, tlen, pub->payload.p, pub->payload.len, NULL, 0,
 				  pub->qos, pub->retain, c->s->serial, (const uint8_t *)c->s->cid,
 				  c->s->cid_len, false);
 	if (m) {
-		event_drop(e, NULL, m, pub->qos, MIDGE_DROP_STORE_FAILING, e->store_failing);
+		event_drop(e, NULL, m, pub->qos, MIDGE_DROP_STORE_FAILING, why);
 		emsg_unref(m);
 	}
 	if (c->version != CODEC_V5) {
-		client_request_close(e, c, MQTT_RC_QUOTA_EXCEEDED, false, e->store_failing);
+		client_request_close(e, c, MQTT_RC_QUOTA_EXCEEDED, false, why);
 		return -1;
 	}
-	return publish_acknowledge(e, c, pub, MQTT_RC_QUOTA_EXCEEDED, e->store_failing, before);
+	return publish_acknowledge(e, c, pub, MQTT_RC_QUOTA_EXCEEDED, why, before, 0);
 }
 
 /*
@@ -236,7 +245,7 @@ int publish_handle(struct engine *e, struct engine_conn *c, struct codec_packet 
 	/* [MQTT-3.3.4-9]: acknowledgements held for the store still count */
 	if (v5 && pub->qos > 0 && s->n_rel + hold_count(c) >= c->receive_max)
 		return client_fail(e, c, MQTT_RC_RECEIVE_MAX_EXCEEDED, "receive maximum exceeded");
-	if (pub->qos > 0 && e->store_failing && !refusal)
+	if (pub->qos > 0 && (e->store_failing || cluster_full(e)) && !refusal)
 		return publish_refuse_unstorable(e, c, pub, topic, tlen, before);
 	enum midge_drop_reason drop = verdict == LIMITS_SIZE     ? MIDGE_DROP_TOO_LARGE
 				      : verdict == LIMITS_MEMORY ? MIDGE_DROP_MEMORY_LIMIT
@@ -278,10 +287,12 @@ int publish_handle(struct engine *e, struct engine_conn *c, struct codec_packet 
 	} else if (!publish_accept(e, m, &c->info, pub->packet_id, pub->dup) && pub->qos > 0) {
 		rc = MQTT_RC_NO_MATCHING_SUBSCRIBERS;
 	}
+	uint64_t cticket = refusal ? 0 : e->cluster_ticket;
+	e->cluster_ticket = 0;
 	emsg_unref(m);
 	if (c->state != CONN_UP)
 		return -1;
-	return publish_acknowledge(e, c, pub, rc, why, before);
+	return publish_acknowledge(e, c, pub, rc, why, before, cticket);
 }
 
 /*

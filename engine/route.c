@@ -194,6 +194,15 @@ uint32_t route_message(struct engine *e, struct emsg *m)
 	return route_deliver(e, m, base);
 }
 
+uint32_t route_message_filter(struct engine *e, struct emsg *m, const uint8_t *f, size_t flen)
+{
+	uint32_t base = e->nhits;
+	struct route_ctx r = {e, m, NULL};
+	e->route_gen++;
+	topic_tree_match_filter(e->tree, f, flen, route_match, &r);
+	return route_deliver(e, m, base);
+}
+
 /* m, given to s through one of its shared subscriptions, goes to another
  * member of the first of them that matches its topic. */
 static void route_reoffer(struct engine *e, struct session *s, struct emsg *m)

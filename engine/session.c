@@ -149,6 +149,7 @@ static void session_unsubscribe_all(struct engine *e, struct session *s)
 	for (x = s->subs; x; x = nx) {
 		nx = x->next;
 		topic_tree_unsubscribe(e->tree, x->filter, x->len, &s->subscriber);
+		cluster_interest(e, x->filter, x->len, false);
 		sub_unlink(e, x);
 		free(x);
 	}

@@ -144,6 +144,8 @@ int sub_apply(struct engine *e, struct session *s, const uint8_t *f, size_t len,
 	/* [MQTT-3.8.4-3]: a subscription to the same filter is replaced */
 	x->options = options;
 	x->sub_id = sub_id;
+	if (isnew)
+		cluster_interest(e, f, len, true);
 	return isnew;
 }
 
@@ -387,6 +389,7 @@ int unsubscribe_handle(struct engine *e, struct engine_conn *c, struct codec_pac
 		uint8_t rc = MQTT_RC_NO_SUBSCRIPTION_EXISTED;
 		if (x) {
 			topic_tree_unsubscribe(e->tree, tf.p, tf.len, &s->subscriber);
+			cluster_interest(e, tf.p, tf.len, false);
 			sub_unlink(e, x);
 			free(x);
 			if (s->store) {

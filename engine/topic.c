@@ -490,6 +490,14 @@ size_t topic_tree_group_count(const struct topic_tree *t)
 	return t->groups;
 }
 
+void topic_tree_match_filter(struct topic_tree *t, const uint8_t *f, size_t len, topic_match_cb cb,
+			     void *ctx)
+{
+	struct topic_node *n = node_walk(t, f, len, false);
+	if (n)
+		node_emit(n, cb, ctx);
+}
+
 bool topic_tree_offer_group(struct topic_tree *t, const uint8_t *f, size_t len, topic_match_cb cb,
 			    void *ctx)
 {

@@ -50,7 +50,12 @@ typedef bool (*topic_match_cb)(void *ctx, void *subscriber, uint8_t options, uin
 void topic_tree_match(struct topic_tree *t, const uint8_t *topic, size_t len, topic_match_cb cb,
 		      void *ctx);
 
-/* Number of subscriptions held. */
+/* Calls cb as topic_tree_match() does, but only for the subscriptions
+ * (and shared groups) of exactly filter f[0..len) (no $share/ prefix): a
+ * message the cluster received for that filter. */
+void topic_tree_match_filter(struct topic_tree *t, const uint8_t *f, size_t len, topic_match_cb cb,
+			     void *ctx);
+
 /* Offers one message to the group of shared subscription f[0..len)
  * ("$share/NAME/FILTER") as a match would: cb for its members in turn
  * until one accepts. Returns false when there is no such group. */

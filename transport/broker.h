@@ -98,6 +98,8 @@ struct listener {
 #define SYS_SLOT_STORE 52
 #define SYS_STORE_SLOTS 10
 #define SYS_SLOT_PAUSES (SYS_SLOT_STORE + SYS_STORE_SLOTS)
+#define SYS_SLOT_CLUSTER (SYS_SLOT_PAUSES + 1)
+#define SYS_CLUSTER_SLOTS 8
 
 struct sys_cache {
 	double load[3];
@@ -145,8 +147,9 @@ struct midge {
 	uint64_t accept_refused_logged_ms; /* conn_over_limit's last log line ... */
 	uint64_t accept_refused;           /* ... and the refusals since */
 	struct sys_cache sys_load[9];
-	char *sys_last[SYS_SLOT_PAUSES + 1]; /* the last value of each $SYS topic */
+	char *sys_last[SYS_SLOT_CLUSTER + SYS_CLUSTER_SLOTS]; /* the last value of each $SYS topic */
 	struct persist *persist;    /* NULL without persistence */
+	struct cluster *cluster;    /* NULL without midge_cluster */
 	struct latency lat;         /* delivery and auth latency (latency.h) */
 	uint64_t sockets_accepted;  /* for $SYS load/sockets */
 	uint64_t connects;          /* CONNECTs accepted, for $SYS load/connections */
@@ -210,6 +213,19 @@ void persist_stop(struct midge *m);
 void persist_reload(struct midge *m, struct conf *nc);
 /* The $SYS/broker/midge/store/ topics from cache slot `slot` on (10). */
 void persist_sys(struct midge *m, uint64_t now, sys_put_fn put, int slot);
+
+/* clusterlink.c: the cluster (cluster/) on the loop. cluster_link_start
+ * after the engine and before persist_start (0, or -1 after logging why:
+ * start-up stops); cluster_link_quiet before the loop closes its
+ * handles; cluster_link_free after; cluster_link_sys: the
+ * $SYS/broker/midge/cluster/ topics from slot on (SYS_CLUSTER_SLOTS). */
+int cluster_link_start(struct midge *m);
+void cluster_link_quiet(struct midge *m);
+void cluster_link_free(struct midge *m);
+void cluster_link_sys(struct midge *m, sys_put_fn put, int slot);
+/* SIGHUP: keeps the running cluster settings in the new conf nc, warning
+ * when the file changed them. */
+void cluster_link_reload(struct midge *m, struct conf *nc);
 
 /* daemon.c: the pid file and `user`. Each returns 0 or -1 after logging. */
 int daemon_write_pid(struct midge *m);

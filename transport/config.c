@@ -161,6 +161,8 @@ void conf_clear(struct conf *c)
 	free(c->hooks_curve_secret);
 	free(c->hooks_curve_public);
 	free(c->node_name);
+	free(c->cluster_servers);
+	free(c->cluster_name);
 	free(c->persistence_location);
 	free(c->persistence_file);
 	for (int i = 0; i < c->n_history; i++)
@@ -965,6 +967,8 @@ static int conf_set_string(struct conf *c, const char *key, const char *v, int *
 		{"pid_file", offsetof(struct conf, pid_file)},
 		{"user", offsetof(struct conf, user)},
 		{"midge_node_name", offsetof(struct conf, node_name)},
+		{"midge_cluster", offsetof(struct conf, cluster_servers)},
+		{"midge_cluster_name", offsetof(struct conf, cluster_name)},
 		{"midge_hooks_curve_secret_key", offsetof(struct conf, hooks_curve_secret)},
 		{"midge_hooks_curve_public_key", offsetof(struct conf, hooks_curve_public)},
 		{"persistence_location", offsetof(struct conf, persistence_location)},
@@ -1000,6 +1004,14 @@ int conf_set(struct conf *c, const char *key, const char *value, char *msg, size
 	int rc;
 	msg[0] = '\0';
 
+	if (strcmp(key, "midge_cluster_buffer") == 0) {
+		/* what may wait for NATS each way: at least 1 MiB */
+		if (conf_parse_u64(v, (uint64_t)1 << 40, &c->cluster_buffer) < 0 ||
+		    c->cluster_buffer < (1u << 20))
+			return conf_fail(msg, msglen,
+					 "midge_cluster_buffer needs a byte count 1048576..2^40, not '%s'", v);
+		return 0;
+	}
 	if (strcmp(key, "midge_io_threads") == 0) {
 		uint64_t n;
 		if (strcmp(v, "auto") == 0) {

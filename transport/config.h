@@ -195,6 +195,11 @@ struct conf {
 	char *hooks_curve_public;
 	char *node_name;
 
+	/* the cluster (docs/cluster.md); NULL cluster_servers: a single node */
+	char *cluster_servers;       /* midge_cluster */
+	char *cluster_name;          /* midge_cluster_name; NULL: "midge" */
+	uint64_t cluster_buffer;     /* midge_cluster_buffer; 0: the default */
+
 	/* persistence (docs/persistence.md) */
 	bool persistence;
 	char *persistence_location;  /* a directory; NULL: the working directory */

@@ -375,6 +375,7 @@ int broker_reload(struct midge *m, char *err, size_t errlen)
 	glue_engine_config(&nc, &cfg);
 	engine_reconfigure(m->engine, &cfg);
 	persist_reload(m, &nc);
+	cluster_link_reload(m, &nc);
 	/* the bound listeners (the HTTP one too) stay as they were read; the
 	 * rest moves over */
 	struct conf old = m->conf;
@@ -535,12 +536,14 @@ static void loop_take_down(struct midge *m)
 		iothr_stop(m);
 	bridges_stop(m->bridges); /* DISCONNECT to each remote, sockets closed */
 	persist_quiet(m); /* its uv_async_t closes with the rest */
+	cluster_link_quiet(m); /* so does the cluster's */
 	uv_walk(&m->loop, loop_close_walk, NULL);
 	while (uv_run(&m->loop, UV_RUN_NOWAIT) != 0)
 		;
 	bridges_free(m->bridges);
 	m->bridges = NULL;
 	persist_stop(m); /* every session detached: the final commit */
+	cluster_link_free(m);
 	/* The last events (connections closed above) are queued: the
 	 * publisher sends them, stops, and gives back what it held. */
 	hooks_zmq_stop(m->hooks);
@@ -635,7 +638,7 @@ int midge_run(struct midge *m)
 		log_err("password checks: cannot start the worker pool");
 		goto out;
 	}
-	if (loop_bridges_declare(m) < 0 || persist_start(m) < 0 || listeners_open(m) < 0 ||
+	if (cluster_link_start(m) < 0 || loop_bridges_declare(m) < 0 || persist_start(m) < 0 || listeners_open(m) < 0 ||
 	    loop_hooks_start(m) < 0 || http_start(m) < 0 || daemon_write_pid(m) < 0 ||
 	    daemon_drop_privileges(m) < 0 || loop_bridges_start(m) < 0)
 		goto out;

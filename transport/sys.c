@@ -97,6 +97,7 @@ void sys_publish(struct midge *m, uint64_t now)
 	sys_put(m, 51, "$SYS/broker/midge/history/messages", "%llu",
 		(unsigned long long)st.history_count);
 	persist_sys(m, now, sys_put, SYS_SLOT_STORE);
+	cluster_link_sys(m, sys_put, SYS_SLOT_CLUSTER);
 	if (secs > 0) {
 		sys_load(m, 0, "messages/received", st.msgs_received, secs, 22);
 		sys_load(m, 1, "messages/sent", st.msgs_sent, secs, 25);

@@ -1,0 +1,61 @@
+/*
+ * cluster.h - several midge nodes acting as one broker over NATS
+ * (docs/cluster.md). The transport starts it after the engine and before
+ * the store restores anything; it attaches itself to the engine
+ * (engine_cluster_attach) and talks to the loop through a uv_async_t.
+ */
+#ifndef MIDGE_CLUSTER_CLUSTER_H
+#define MIDGE_CLUSTER_CLUSTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+struct engine;
+struct cluster;
+
+struct cluster_config {
+	const char *servers;  /* midge_cluster: nats://HOST:PORT[,nats://...] */
+	const char *node;     /* midge_node_name: unique in the cluster */
+	const char *name;     /* midge_cluster_name: subject and bucket prefix */
+	uint64_t buffer_bytes; /* midge_cluster_buffer: what waits for NATS, each way */
+	uint32_t lease_ms;    /* how long a dead node's name stays claimed */
+};
+
+#define CLUSTER_DEFAULT_BUFFER (64ull * 1024 * 1024)
+#define CLUSTER_DEFAULT_LEASE_MS 10000u
+
+struct cluster_stats {
+	bool connected;
+	uint64_t forwarded;   /* messages handed to NATS */
+	uint64_t received;    /* messages from other nodes */
+	uint64_t dropped_out; /* not forwarded: the buffer was full */
+	uint64_t dropped_in;  /* not delivered here: the buffer was full, or invalid */
+	uint64_t buffered;    /* bytes waiting for NATS now */
+	uint64_t subjects;    /* NATS subscriptions for this node's filters */
+	uint64_t disconnects;
+};
+
+/*
+ * Connects (blocking, at start-up only: the loop does not run yet),
+ * claims the node name (refused if a live node holds it), loads the
+ * cluster's retained messages into the engine, attaches to the engine and
+ * starts the cluster's threads. NULL with err set on failure (start-up
+ * stops).
+ */
+struct cluster *cluster_start(const struct cluster_config *cfg, uv_loop_t *loop,
+			      struct engine *e, char *err, size_t errlen);
+/* Sends what is buffered (bounded wait: 2 s), releases the node name,
+ * stops the threads and closes the NATS connection: nothing wakes the
+ * loop after it. Call before the loop closes its handles (the uv_async_t
+ * is one of them). */
+void cluster_quiet(struct cluster *c);
+/* After the loop closed its handles: detaches from the engine and frees
+ * everything. cluster_free(NULL) does nothing. */
+void cluster_free(struct cluster *c);
+void cluster_stats(const struct cluster *c, struct cluster_stats *out);
+const char *cluster_node(const struct cluster *c);
+
+#endif

@@ -1,0 +1,73 @@
+/*
+ * wire.c - the encoding of a message between nodes (wire.h).
+ */
+#include "cluster/wire.h"
+
+#include <string.h>
+
+size_t cluster_wire_size(const struct engine_cluster_msg *m)
+{
+	return CLUSTER_WIRE_HEAD + m->topic_len + m->origin_len + m->props_len + m->payload_len;
+}
+
+static void be(uint8_t *p, uint64_t v, int n)
+{
+	for (int i = n - 1; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static uint64_t get_be(const uint8_t *p, int n)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < n; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+void cluster_wire_encode(uint8_t *out, const struct engine_cluster_msg *m)
+{
+	out[0] = 'M';
+	out[1] = 1;
+	out[2] = (uint8_t)((m->qos & 3) | (m->retain ? 4 : 0));
+	out[3] = 0;
+	be(out + 4, m->topic_len, 2);
+	be(out + 6, m->origin_len, 2);
+	be(out + 8, m->props_len, 4);
+	be(out + 12, m->expiry_at, 8);
+	uint8_t *p = out + CLUSTER_WIRE_HEAD;
+	memcpy(p, m->topic, m->topic_len);
+	p += m->topic_len;
+	if (m->origin_len)
+		memcpy(p, m->origin_id, m->origin_len);
+	p += m->origin_len;
+	if (m->props_len)
+		memcpy(p, m->props, m->props_len);
+	p += m->props_len;
+	if (m->payload_len)
+		memcpy(p, m->payload, m->payload_len);
+}
+
+int cluster_wire_decode(const uint8_t *b, size_t n, struct engine_cluster_msg *m)
+{
+	memset(m, 0, sizeof *m);
+	if (n < CLUSTER_WIRE_HEAD || b[0] != 'M' || b[1] != 1 || (b[2] & 3) == 3 || (b[2] & ~7u) || b[3])
+		return -1;
+	size_t tl = (size_t)get_be(b + 4, 2), ol = (size_t)get_be(b + 6, 2);
+	size_t pl = (size_t)get_be(b + 8, 4);
+	size_t rest = n - CLUSTER_WIRE_HEAD;
+	if (tl > rest || ol > rest - tl || pl > rest - tl - ol)
+		return -1;
+	const uint8_t *p = b + CLUSTER_WIRE_HEAD;
+	m->qos = b[2] & 3;
+	m->retain = (b[2] & 4) != 0;
+	m->expiry_at = get_be(b + 12, 8);
+	m->topic = p;
+	m->topic_len = tl;
+	m->origin_id = p + tl;
+	m->origin_len = ol;
+	m->props = pl ? p + tl + ol : NULL;
+	m->props_len = pl;
+	m->payload = p + tl + ol + pl;
+	m->payload_len = rest - tl - ol - pl;
+	return 0;
+}
