@@ -22,7 +22,7 @@ set -eu
 top=$(cd "$(dirname "$0")" && pwd)
 cd "$top"
 jobs=$(nproc 2>/dev/null || echo 2)
-FUZZ_SECONDS=${FUZZ_SECONDS:-60}
+FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 
 BUILD_PKGS="build-essential autoconf automake libtool pkg-config ragel pandoc libgnutls28-dev libzmq3-dev libuv1-dev libcunit1-dev libargon2-dev libwslay-dev libsqlite3-dev libmicrohttpd-dev libjansson-dev libsystemd-dev libjwt-gnutls-dev libnats-dev"
 TEST_PKGS="nats-server mosquitto-clients mosquitto python3 python3-paho-mqtt python3-zmq python3-jwt gnutls-bin procps argon2 chromium util-linux mount prometheus"
