@@ -28,7 +28,7 @@ void zauth_conf_clear(struct zauth_conf *z)
 	zauth_conf_init(z);
 }
 
-static int zauth_conf_str(char **dst, const char *v, char *msg, size_t msglen, const char *key)
+int zauth_conf_str(char **dst, const char *v, char *msg, size_t msglen, const char *key)
 {
 	if (!*v) {
 		snprintf(msg, msglen, "%s needs a value", key);

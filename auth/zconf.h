@@ -32,6 +32,10 @@ struct zauth_conf {
 void zauth_conf_init(struct zauth_conf *z);
 void zauth_conf_clear(struct zauth_conf *z);
 
+/* A string-valued key of the auth sections (these and midge_jwt_*): *dst
+ * replaced by a copy of v. Returns 0, or -1 with msg (empty, no memory). */
+int zauth_conf_str(char **dst, const char *v, char *msg, size_t msglen, const char *key);
+
 /* One key (where: "file:line" or NULL). Returns 0 (set), -1 with msg
  * (a bad value), and *handled says whether key was one of ours. */
 int zauth_conf_set(struct zauth_conf *z, const char *key, const char *v, const char *where,

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "auth/jwt.h"
+#include "auth/zconf.h"
 #include "transport/config.h"
 
 void conf_auth_clear(struct conf_auth *a)
@@ -21,22 +22,6 @@ void conf_auth_clear(struct conf_auth *a)
 	free(a->chain_where);
 	memset(a, 0, sizeof *a);
 	a->jwt_disconnect_on_expiry = true;
-}
-
-static int conf_auth_str(char **dst, const char *v, const char *key, char *msg, size_t msglen)
-{
-	if (!*v) {
-		snprintf(msg, msglen, "%s needs a value", key);
-		return -1;
-	}
-	char *s = strdup(v);
-	if (!s) {
-		snprintf(msg, msglen, "out of memory");
-		return -1;
-	}
-	free(*dst);
-	*dst = s;
-	return 0;
 }
 
 /* Where a key was set, for the checks made once the file is read. */
@@ -70,15 +55,15 @@ int conf_set_auth(struct conf *c, const char *key, const char *v, char *msg, siz
 	}
 	const char *k = key + 10;
 	if (strcmp(k, "key_file") == 0)
-		return conf_auth_str(&a->jwt_key_file, v, key, msg, msglen);
+		return zauth_conf_str(&a->jwt_key_file, v, msg, msglen, key);
 	if (strcmp(k, "jwks_file") == 0)
-		return conf_auth_str(&a->jwt_jwks_file, v, key, msg, msglen);
+		return zauth_conf_str(&a->jwt_jwks_file, v, msg, msglen, key);
 	if (strcmp(k, "issuer") == 0)
-		return conf_auth_str(&a->jwt_issuer, v, key, msg, msglen);
+		return zauth_conf_str(&a->jwt_issuer, v, msg, msglen, key);
 	if (strcmp(k, "audience") == 0)
-		return conf_auth_str(&a->jwt_audience, v, key, msg, msglen);
+		return zauth_conf_str(&a->jwt_audience, v, msg, msglen, key);
 	if (strcmp(k, "username_claim") == 0)
-		return conf_auth_str(&a->jwt_username_claim, v, key, msg, msglen);
+		return zauth_conf_str(&a->jwt_username_claim, v, msg, msglen, key);
 	if (strcmp(k, "algorithms") == 0) {
 		char e[200];
 		if (jwt_parse_algs(v, &a->jwt_algs, e, sizeof e) < 0) {
