@@ -1,5 +1,5 @@
 /*
- * http.c - what a WebSocket listener makes of a complete request head:
+ * http_head.c - what a WebSocket listener makes of a complete request head:
  * header lookups, the opening handshake's rules (RFC 6455 4.2.1 and
  * 4.2.2, MQTT 6.0) and the request path as a file name. The head itself
  * is parsed by the Ragel machine in http_parse.rl.
