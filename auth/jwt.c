@@ -694,7 +694,7 @@ static int jwt_check_claims(const struct jwt_verifier *v, json_t *c, const char 
 	json_t *acl = json_object_get(c, "acl");
 	if (acl) {
 		struct rules_who who = {cid, cid_len, out->user, out->user_len};
-		char e[200];
+		char e[160]; /* leaves room in why for the prefix */
 		if (!(out->rules = rules_from_json(acl, &who, e, sizeof e))) {
 			snprintf(out->why, sizeof out->why, "acl claim: %s", e);
 			return JWT_DENY;

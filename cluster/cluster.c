@@ -68,6 +68,14 @@ struct cluster {
 	struct command *cmds, **cmds_tail;
 	bool stop;
 	bool quiet; /* cluster_quiet() ran */
+	/* libnats runs the connection's callbacks on its own thread, queued:
+	 * on_disconnected may still be pending after natsConnection_Close
+	 * returns. The closed callback comes last on that queue, so c lives
+	 * until it has run. */
+	pthread_mutex_t closed_mu;
+	pthread_cond_t closed_cv;
+	bool closed;
+	bool leak; /* the closed callback never came: never free c */
 	pthread_t thread, watcher;
 	bool thread_on, watcher_on;
 	natsConnection *nc;
@@ -311,6 +319,39 @@ static void on_disconnected(natsConnection *nc, void *closure)
 	atomic_store(&c->connected, false);
 	atomic_fetch_add(&c->disconnects, 1);
 	wake(c);
+}
+
+static void on_closed(natsConnection *nc, void *closure)
+{
+	(void)nc;
+	struct cluster *c = closure;
+	pthread_mutex_lock(&c->closed_mu);
+	c->closed = true;
+	pthread_cond_signal(&c->closed_cv);
+	pthread_mutex_unlock(&c->closed_mu);
+}
+
+/* Closes the connection and waits (bounded) for its last callback. Returns
+ * false if that never came: c must then outlive us (leaked, not freed). */
+static bool nats_close_wait(struct cluster *c)
+{
+	if (!c->nc)
+		return true;
+	natsConnection_Close(c->nc);
+	natsConnection_Destroy(c->nc);
+	c->nc = NULL;
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 5;
+	pthread_mutex_lock(&c->closed_mu);
+	while (!c->closed)
+		if (pthread_cond_timedwait(&c->closed_cv, &c->closed_mu, &until) == ETIMEDOUT)
+			break;
+	bool done = c->closed;
+	pthread_mutex_unlock(&c->closed_mu);
+	if (!done)
+		log_warn("cluster: NATS closed callback did not run within 5 s");
+	return done;
 }
 
 static void on_reconnected(natsConnection *nc, void *closure)
@@ -631,6 +672,8 @@ static natsStatus connect_nats(struct cluster *c)
 	if (s == NATS_OK)
 		s = natsOptions_SetReconnectedCB(o, on_reconnected, c);
 	if (s == NATS_OK)
+		s = natsOptions_SetClosedCB(o, on_closed, c);
+	if (s == NATS_OK)
 		s = natsConnection_Connect(&c->nc, o);
 	natsOptions_Destroy(o);
 	return s;
@@ -656,6 +699,10 @@ static natsStatus retained_load(struct cluster *c)
 /* Frees what cluster_start allocated besides NATS objects. */
 static void cluster_release(struct cluster *c)
 {
+	if (c->leak)
+		return;
+	pthread_mutex_destroy(&c->closed_mu);
+	pthread_cond_destroy(&c->closed_cv);
 	free(c->table);
 	ring_free(&c->out);
 	ring_free(&c->in);
@@ -673,6 +720,8 @@ struct cluster *cluster_start(const struct cluster_config *cfg, uv_loop_t *loop,
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	pthread_mutex_init(&c->closed_mu, NULL);
+	pthread_cond_init(&c->closed_cv, NULL);
 	c->cfg = *cfg;
 	if (!c->cfg.buffer_bytes)
 		c->cfg.buffer_bytes = CLUSTER_DEFAULT_BUFFER;
@@ -750,7 +799,7 @@ fail:
 	kvStore_Destroy(c->retained);
 	kvStore_Destroy(c->nodes);
 	jsCtx_Destroy(c->js);
-	natsConnection_Destroy(c->nc);
+	c->leak = !nats_close_wait(c);
 	cluster_release(c);
 	return NULL;
 }
@@ -788,11 +837,9 @@ void cluster_quiet(struct cluster *c)
 	jsCtx_Destroy(c->js);
 	c->retained = c->nodes = NULL;
 	c->js = NULL;
-	/* after this no libnats thread calls back; none wakes the loop */
+	/* none of libnats' callbacks still to come wakes the loop */
 	atomic_store(&c->async_on, false);
-	natsConnection_Close(c->nc);
-	natsConnection_Destroy(c->nc);
-	c->nc = NULL;
+	c->leak = !nats_close_wait(c);
 }
 
 void cluster_free(struct cluster *c)
