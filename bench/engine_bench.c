@@ -106,7 +106,7 @@ static void run(unsigned subs, unsigned msgs, uint8_t qos, bool events, size_t p
 {
 	struct bench_io b = {0};
 	struct engine_config cfg;
-	struct engine_io io = {&b, bench_send, bench_close, events ? bench_event : NULL, NULL};
+	struct engine_io io = {&b, bench_send, bench_close, events ? bench_event : NULL, NULL, NULL};
 	engine_config_default(&cfg);
 	cfg.max_inflight = 65535;
 	cfg.receive_max = 65535;

@@ -161,6 +161,10 @@ static int deliver_publish(struct engine *e, struct engine_conn *c, const struct
 	e->st.bytes_sent += h.total;
 	e->st.msgs_sent++;
 	e->st.publish_sent++;
+	if (d->qos < 3) {
+		e->st.publish_sent_qos[d->qos]++;
+		e->st.publish_bytes_sent_qos[d->qos] += m->payload->len;
+	}
 	if (e->io.event)
 		event_message(e, MIDGE_EV_DELIVER, &c->info, m, c->s, d->qos, pid, dup, 0, NULL);
 	return SENT;

@@ -60,6 +60,8 @@ struct engine *engine_new(const struct engine_config *cfg, const struct engine_i
 		return NULL;
 	engine_config_apply(e, cfg);
 	e->io = *io;
+	e->event_mask = ~0u;
+	e->sample_left = 1;
 	if (auth) {
 		e->auth = *auth;
 		e->has_auth = true;

@@ -122,6 +122,13 @@ struct engine_io {
 	 * for the store (or its CONNACK), and enough of them went out. May be NULL when no
 	 * store that holds acknowledgements is attached. */
 	void (*resume)(void *ctx, void *handle);
+	/*
+	 * A sample of the published messages' topics (may be NULL): called for
+	 * one PUBLISH accepted in every `gap`, where gap is what the previous
+	 * call returned (1 the first time; 0 is taken as 1). The sampler draws
+	 * the gaps, so the engine pays one decrement per message, and no event.
+	 */
+	uint32_t (*sample)(void *ctx, const uint8_t *topic, size_t len);
 };
 
 /* What engine_auth.acl is asked (the values of enum midge_acl_access):
@@ -182,6 +189,11 @@ struct engine_stats {
 	uint64_t acks_held;            /* acknowledgements waiting for the store now */
 	uint64_t acks_held_pauses;     /* connections no more read for max_acks_held */
 	uint64_t history_count;        /* messages in the replay logs */
+	/* By QoS: PUBLISH accepted from clients (not the broker's own, not
+	 * another node's) and deliveries written, with their payload bytes. */
+	uint64_t publish_received_qos[3], publish_bytes_received_qos[3];
+	uint64_t publish_sent_qos[3], publish_bytes_sent_qos[3];
+	uint64_t drops_by_reason[16]; /* enum midge_drop_reason & 15 */
 };
 
 /* auth may be NULL (allow all). cfg and io are copied. NULL on OOM. */
@@ -348,6 +360,15 @@ int engine_publish(struct engine *e, const uint8_t *topic, size_t topic_len, con
 		   size_t payload_len, uint8_t qos, bool retain, uint64_t now_ms);
 
 void engine_stats(const struct engine *e, struct engine_stats *out);
+
+/*
+ * The message events (published, delivered, acked, dropped, will,
+ * retained.*) io.event is called with: bit t set = type t is built and
+ * sent; the others cost nothing. Every other event is always sent, and
+ * every count in engine_stats is kept either way. Default: all. The
+ * transport sets it once per loop pass from what its consumers want.
+ */
+void engine_set_event_mask(struct engine *e, uint32_t types);
 
 /*
  * A replay log (midge_history FILTER MAX_MESSAGES [MAX_AGE_SECONDS]): the

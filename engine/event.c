@@ -30,7 +30,9 @@ void event_message(struct engine *e, enum midge_event_type type, const struct mi
 			 const struct emsg *m, const struct session *to, uint8_t qos, uint16_t pid,
 			 bool dup, enum midge_drop_reason drop, const char *why)
 {
-	if (!e->io.event)
+	if (type == MIDGE_EV_DROP)
+		e->st.drops_by_reason[(unsigned)drop & 15u]++;
+	if (!e->io.event || !(e->event_mask & (1u << type)))
 		return;
 	struct midge_event ev;
 	struct midge_message v;
@@ -49,6 +51,11 @@ void event_message(struct engine *e, enum midge_event_type type, const struct mi
 	e->event_msg = (struct emsg *)m;
 	event_emit(e, &ev);
 	e->event_msg = NULL;
+}
+
+void engine_set_event_mask(struct engine *e, uint32_t types)
+{
+	e->event_mask = types;
 }
 
 struct emsg *engine_event_msg(const struct engine *e)

@@ -391,6 +391,8 @@ struct engine {
 	struct emsg *event_msg;    /* the message of the event io.event is being called with */
 	struct head_cache head_cache;
 	struct engine_stats st;
+	uint32_t event_mask; /* engine_set_event_mask */
+	uint32_t sample_left; /* publishes until io.sample's next call */
 };
 
 

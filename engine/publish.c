@@ -75,6 +75,14 @@ uint32_t publish_accept(struct engine *e, struct emsg *m, const struct midge_cli
 {
 	e->st.msgs_received++;
 	e->st.publish_received++;
+	if (from && m->qos < 3) {
+		e->st.publish_received_qos[m->qos]++;
+		e->st.publish_bytes_received_qos[m->qos] += m->payload->len;
+	}
+	if (e->io.sample && !--e->sample_left) {
+		uint32_t gap = e->io.sample(e->io.ctx, m->topic, m->topic_len);
+		e->sample_left = gap ? gap : 1;
+	}
 	int set;
 	if (m->retain && e->cfg.retain_available) {
 		if (m->payload->len == 0) {

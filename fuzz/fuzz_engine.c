@@ -154,7 +154,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct fz z;
 	struct engine_config cfg;
-	struct engine_io io = {&z, fz_send, fz_close, fz_event, NULL};
+	struct engine_io io = {&z, fz_send, fz_close, fz_event, NULL, NULL};
 	uint64_t now = 1700000000000ull;
 	memset(&z, 0, sizeof z);
 	engine_config_default(&cfg);

@@ -145,7 +145,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 1)
 		return 0;
-	static const struct engine_io io = {NULL, fz_send, fz_close, NULL, NULL};
+	static const struct engine_io io = {NULL, fz_send, fz_close, NULL, NULL, NULL};
 	struct engine_config cfg;
 	engine_config_default(&cfg);
 	cfg.max_queued_messages = 16; /* the queue bound also meets recovery */

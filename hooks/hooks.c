@@ -19,6 +19,7 @@
 struct hooks_cb {
 	midge_event_cb cb;
 	void *user;
+	const uint32_t *want; /* NULL: every event of the type; else the bits */
 };
 
 struct hooks_list {
@@ -88,7 +89,8 @@ static void *hooks_grow(void *v, size_t n, size_t *cap, size_t elem, size_t firs
 }
 
 /* Registration may allocate (the list grows); dispatch never does. */
-int hooks_on(struct hooks *h, enum midge_event_type type, midge_event_cb cb, void *user)
+int hooks_on_want(struct hooks *h, enum midge_event_type type, midge_event_cb cb, void *user,
+		  const uint32_t *want)
 {
 	if (!h || !cb || !midge_event_name(type))
 		return -1;
@@ -97,10 +99,28 @@ int hooks_on(struct hooks *h, enum midge_event_type type, midge_event_cb cb, voi
 	if (!v)
 		return -1;
 	l->v = v;
-	l->v[l->n].cb = cb;
-	l->v[l->n].user = user;
+	l->v[l->n] = (struct hooks_cb){cb, user, want};
 	l->n++;
 	return 0;
+}
+
+int hooks_on(struct hooks *h, enum midge_event_type type, midge_event_cb cb, void *user)
+{
+	return hooks_on_want(h, type, cb, user, NULL);
+}
+
+uint32_t hooks_types(const struct hooks *h)
+{
+	if (!h)
+		return 0;
+	uint32_t types = h->pub ? hooks_publisher_types(h->pub) : 0;
+	for (uint32_t t = 1; t < MIDGE_EV__COUNT; t++) {
+		const struct hooks_list *l = &h->cbs[t];
+		for (size_t i = 0; i < l->n && !(types & (1u << t)); i++)
+			if (!l->v[i].want || (*l->v[i].want & (1u << t)))
+				types |= 1u << t;
+	}
+	return types;
 }
 
 /* Checks the CurveZMQ server keys: the secret key must be Z85 text of a
@@ -140,6 +160,12 @@ static void counts_add(struct hooks_counts *to, const struct hooks_counts *c)
 	to->rendered += c->rendered;
 	to->queued += c->queued;
 	to->ignored += c->ignored;
+}
+
+void hooks_quiet(struct hooks *h)
+{
+	if (h && h->pub)
+		hooks_publisher_quiet(h->pub);
 }
 
 void hooks_zmq_stop(struct hooks *h)
@@ -206,7 +232,8 @@ void hooks_emit(struct hooks *h, const struct midge_event *ev, void *msg)
 		return;
 	const struct hooks_list *l = &h->cbs[ev->type];
 	for (size_t i = 0, n = l->n; i < n; i++)
-		l->v[i].cb(ev, l->v[i].user);
+		if (!l->v[i].want || (*l->v[i].want & (1u << ev->type)))
+			l->v[i].cb(ev, l->v[i].user);
 	if (h->pub)
 		hooks_publisher_emit(h->pub, ev, msg);
 }

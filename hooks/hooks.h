@@ -55,6 +55,11 @@ struct hooks_config {
 	size_t max_prefixes;        /* distinct prefixes per socket; 0 = default */
 	struct hooks_holder holder; /* how message events' messages are held */
 	int nice;                   /* the publisher thread's nice value, 0..19 (Linux) */
+	/* Called on the publisher's thread when the event types some
+	 * subscriber wants changed (hooks_types() tells the new ones): the
+	 * engine thread wakes to pass them on. May be NULL. */
+	void (*want_changed)(void *ctx);
+	void *want_ctx;
 };
 
 struct hooks;
@@ -66,6 +71,15 @@ void hooks_free(struct hooks *h);
 
 /* Adds a callback for one event type. Returns 0 or -1. */
 int hooks_on(struct hooks *h, enum midge_event_type type, midge_event_cb cb, void *user);
+/* The same, called only while bit `type` of *want is set: a consumer
+ * that wants some types only now and then (an event stream open) keeps
+ * *want current (engine thread) instead of filtering in its callback, so
+ * hooks_types() can tell the engine not to build the rest. */
+int hooks_on_want(struct hooks *h, enum midge_event_type type, midge_event_cb cb, void *user,
+		  const uint32_t *want);
+/* Bit t: some callback or some ZeroMQ subscriber (as far as the publisher
+ * thread has told) may want events of type t now. Engine thread. */
+uint32_t hooks_types(const struct hooks *h);
 
 /* Binds the configured endpoints (replacing any bound before) and starts
  * the publisher's thread. Returns 0, or -1 with a message in
@@ -75,6 +89,8 @@ int hooks_zmq_start(struct hooks *h, const struct hooks_config *cfg, char *err, 
  * what the queue held and closes the sockets. Events emitted afterwards
  * reach the callbacks only. */
 void hooks_zmq_stop(struct hooks *h);
+/* Ends the publisher's want_changed calls (before what they wake goes). */
+void hooks_quiet(struct hooks *h);
 
 /* Dispatches one event: callbacks, then (maybe) a record for the
  * publisher. msg is the engine's handle of a message event's message (for

@@ -88,6 +88,8 @@ struct hooks_publisher {
 	char *node;
 	enum hooks_format format;
 	int nice;
+	void (*want_changed)(void *ctx); /* under notes_mu: hooks_publisher_quiet */
+	void *want_ctx;
 	struct hooks_queue q;
 	uv_thread_t thread;
 	bool loop_ready;
@@ -257,7 +259,21 @@ static void pub_publish_want(struct hooks_publisher *p)
 		atomic_store_explicit(&p->want_sock[i], w->all | w->some, memory_order_relaxed);
 		atomic_store_explicit(&p->a_prefixes[i], w->n, memory_order_release);
 	}
-	atomic_store_explicit(&p->want, all | some << 32, memory_order_release);
+	uint64_t now = all | some << 32;
+	uint64_t was = atomic_exchange_explicit(&p->want, now, memory_order_acq_rel);
+	if (was == now)
+		return;
+	uv_mutex_lock(&p->notes_mu);
+	if (p->want_changed)
+		p->want_changed(p->want_ctx);
+	uv_mutex_unlock(&p->notes_mu);
+}
+
+void hooks_publisher_quiet(struct hooks_publisher *p)
+{
+	uv_mutex_lock(&p->notes_mu);
+	p->want_changed = NULL;
+	uv_mutex_unlock(&p->notes_mu);
 }
 
 /*
@@ -770,6 +786,8 @@ struct hooks_publisher *hooks_publisher_start(void *zctx, const struct hooks_con
 	}
 	p->format = cfg->format;
 	p->nice = cfg->nice > 19 ? 19 : cfg->nice;
+	p->want_changed = cfg->want_changed;
+	p->want_ctx = cfg->want_ctx;
 	if (cfg->node && !(p->node = strdup(cfg->node)))
 		goto oom;
 	size_t qbytes = cfg->queue_bytes ? cfg->queue_bytes : HOOKS_DEFAULT_QUEUE_BYTES;
@@ -866,6 +884,12 @@ void hooks_publisher_flush(struct hooks_publisher *p)
 	hooks_queue_reclaim(&p->q);
 	if (p->since_wake)
 		pub_wake(p);
+}
+
+uint32_t hooks_publisher_types(const struct hooks_publisher *p)
+{
+	uint64_t w = atomic_load_explicit(&((struct hooks_publisher *)p)->want, memory_order_relaxed);
+	return (uint32_t)(w | w >> 32);
 }
 
 void hooks_publisher_counts(const struct hooks_publisher *p, struct hooks_counts *c)

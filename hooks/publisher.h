@@ -43,6 +43,11 @@ void hooks_publisher_free(struct hooks_publisher *p);
 void hooks_publisher_emit(struct hooks_publisher *p, const struct midge_event *ev, void *msg);
 void hooks_publisher_flush(struct hooks_publisher *p);
 
+/* No want_changed call starts after this returns (any thread). */
+void hooks_publisher_quiet(struct hooks_publisher *p);
+/* Bit t: some subscriber of some socket may want events of type t (all
+ * of them or some topics), as the publisher thread last published it. */
+uint32_t hooks_publisher_types(const struct hooks_publisher *p);
 void hooks_publisher_counts(const struct hooks_publisher *p, struct hooks_counts *c);
 int hooks_publisher_count(const struct hooks_publisher *p);
 const char *hooks_publisher_endpoint(const struct hooks_publisher *p, int i);

@@ -13,6 +13,7 @@
 #define MIDGE_HTTP_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct midge;
 
@@ -33,6 +34,11 @@ void http_stop(struct midge *m);
  * off), or -1 with why in err and nothing changed. */
 struct conf_http;
 int http_reload(struct midge *m, const struct conf_http *cfg, char *err, size_t errlen);
+
+/* engine_io.sample: one sampled published message's topic for the
+ * busiest-topics table; returns the gap to the next sample (a long one
+ * while the server is off). */
+uint32_t http_sample_topic(struct midge *m, const uint8_t *topic, size_t len);
 
 /* Frees what outlives http_stop() (the event counters). */
 void http_free(struct midge *m);

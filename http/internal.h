@@ -125,8 +125,9 @@ void http_auth_stats(const struct http_auth *a, struct http_auth_stats *out);
 struct http_topk;
 struct http_topk *http_topk_new(uint64_t seed);
 void http_topk_free(struct http_topk *t);
-/* One published message on topic (sampled inside). */
-void http_topk_count(struct http_topk *t, const char *topic, size_t len);
+/* A sampled published message on topic; returns how many published
+ * messages to let pass before the next sample (engine_io.sample). */
+uint32_t http_topk_sample(struct http_topk *t, const char *topic, size_t len);
 /* Closes the rate window when it is due (call about once a second). */
 void http_topk_tick(struct http_topk *t, uint64_t now_ms);
 /* The busiest topics, highest rate first, at most limit. */
@@ -156,12 +157,13 @@ struct http_counters {
 	uint64_t connects_by_protocol[6];
 	uint64_t refused_by_rc[256];
 	uint64_t disconnects_by_rc[256];
-	uint64_t msgs_in_by_qos[3], bytes_in_by_qos[3];   /* client PUBLISH accepted */
-	uint64_t msgs_out_by_qos[3], bytes_out_by_qos[3]; /* deliveries written */
-	uint64_t drops_by_reason[16];
 	uint64_t protocol_errors;
 };
 void http_counters_event(struct http_counters *c, const struct midge_event *ev);
+/* The event types http_counters_event counts. */
+#define HTTP_WANT_COUNTERS                                                                   \
+	((1u << MIDGE_EV_CONNECT) | (1u << MIDGE_EV_DISCONNECT) |                            \
+	 (1u << MIDGE_EV_CONNECT_REFUSED) | (1u << MIDGE_EV_PROTOCOL_ERROR))
 /* CPU seconds and resident bytes of this process. */
 void http_process_usage(double *cpu_seconds, double *resident_bytes);
 /* The Prometheus text exposition of everything, as a malloc'd string. */
@@ -219,6 +221,9 @@ struct http {
 	struct http_topk *topk;
 	struct http_sse *sse;
 	struct http_counters counters;
+	/* the event types http_on_event is called for (hooks_on_want): the
+	 * counters' and what open event streams match */
+	uint32_t want;
 	uint64_t requests_by_class[6]; /* 1xx .. 5xx by first digit */
 	uint64_t started_ms;
 };

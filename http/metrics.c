@@ -1,8 +1,8 @@
 /*
  * metrics.c - /metrics in the Prometheus text format (version 0.0.4):
  * everything $SYS publishes, plus what the events tell (connections,
- * CONNECTs and refusals by reason, messages and bytes by QoS, drops by
- * reason), listeners, hooks and SSE, the HTTP server itself, latency
+ * CONNECTs and refusals by reason) and the engine counts without events
+ * (messages and bytes by QoS, drops by reason), listeners, hooks and SSE, the HTTP server itself, latency
  * histograms (delivery, authentication), and the process (CPU, memory,
  * descriptors). Names follow Prometheus conventions: midge_..._total for
  * counters, _seconds and _bytes units; `promtool check metrics` passes.
@@ -27,7 +27,6 @@
 
 void http_counters_event(struct http_counters *c, const struct midge_event *ev)
 {
-	const struct midge_message *msg;
 	uint8_t proto = ev->client && ev->client->protocol < 6 ? ev->client->protocol : 0;
 	switch (ev->type) {
 	case MIDGE_EV_CONNECT:
@@ -44,23 +43,6 @@ void http_counters_event(struct http_counters *c, const struct midge_event *ev)
 		break;
 	case MIDGE_EV_PROTOCOL_ERROR:
 		c->protocol_errors++;
-		break;
-	case MIDGE_EV_PUBLISH:
-		msg = ev->u.message.msg;
-		if (ev->client && msg && msg->qos < 3) { /* from clients, not the broker */
-			c->msgs_in_by_qos[msg->qos]++;
-			c->bytes_in_by_qos[msg->qos] += msg->payload_len;
-		}
-		break;
-	case MIDGE_EV_DELIVER:
-		msg = ev->u.message.msg;
-		if (ev->u.message.qos < 3) {
-			c->msgs_out_by_qos[ev->u.message.qos]++;
-			c->bytes_out_by_qos[ev->u.message.qos] += msg ? msg->payload_len : 0;
-		}
-		break;
-	case MIDGE_EV_DROP:
-		c->drops_by_reason[(unsigned)ev->u.message.drop & 15u]++;
 		break;
 	default:
 		break;
@@ -211,7 +193,8 @@ static void by_code(struct sb *b, const char *name, const char *help, enum midge
 	}
 }
 
-static void event_metrics(struct sb *b, const struct http_counters *c)
+static void event_metrics(struct sb *b, const struct http_counters *c,
+			  const struct engine_stats *st)
 {
 	family(b, "midge_clients_connected_by_protocol", "gauge",
 	       "Clients connected now, by protocol version.");
@@ -229,20 +212,20 @@ static void event_metrics(struct sb *b, const struct http_counters *c)
 	one(b, "midge_protocol_errors_total", "counter", "Connections closed for bad input.",
 	    (double)c->protocol_errors);
 	by_qos(b, "midge_publish_received_by_qos_total",
-	       "PUBLISH messages accepted from clients, by QoS.", c->msgs_in_by_qos);
+	       "PUBLISH messages accepted from clients, by QoS.", st->publish_received_qos);
 	by_qos(b, "midge_publish_received_payload_bytes_total",
 	       "Payload bytes of the PUBLISH messages accepted from clients, by QoS.",
-	       c->bytes_in_by_qos);
+	       st->publish_bytes_received_qos);
 	by_qos(b, "midge_publish_delivered_by_qos_total",
-	       "Deliveries to subscribers, by delivery QoS.", c->msgs_out_by_qos);
+	       "Deliveries to subscribers, by delivery QoS.", st->publish_sent_qos);
 	by_qos(b, "midge_publish_delivered_payload_bytes_total",
-	       "Payload bytes delivered to subscribers, by delivery QoS.", c->bytes_out_by_qos);
+	       "Payload bytes delivered to subscribers, by delivery QoS.", st->publish_bytes_sent_qos);
 	family(b, "midge_drops_total", "counter", "Messages dropped, by reason.");
 	for (int r = 1; r < 16; r++) {
 		const char *name = hooks_drop_reason_name((enum midge_drop_reason)r);
 		if (name)
 			sb_printf(b, "midge_drops_total{reason=\"%s\"} %llu\n", name,
-				  (unsigned long long)c->drops_by_reason[r]);
+				  (unsigned long long)st->drops_by_reason[r]);
 	}
 }
 
@@ -377,7 +360,9 @@ char *http_metrics_render(struct http *h, size_t *len)
 	one(&b, "midge_uptime_seconds", "gauge", "Seconds since the broker started.",
 	    (double)(broker_now_ms() - m->started_ms) / 1000.0);
 	engine_metrics(&b, m);
-	event_metrics(&b, &h->counters);
+	struct engine_stats st;
+	engine_stats(m->engine, &st);
+	event_metrics(&b, &h->counters, &st);
 	listener_metrics(&b, m);
 	http_own_metrics(&b, h);
 	histogram(&b, "midge_delivery_latency_seconds",

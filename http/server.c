@@ -407,13 +407,12 @@ static void http_mhd_log(void *cls, const char *fmt, va_list ap)
 	log_info("http: %s", http_log_str(line, len, esc, sizeof esc));
 }
 
-/* The consumer of every event (engine thread): counters, topics, SSE. */
+/* The consumer of the events h->want names (engine thread): the
+ * connection counters, and the event streams. */
 static void http_on_event(const struct midge_event *ev, void *user)
 {
 	struct http *h = user;
 	http_counters_event(&h->counters, ev);
-	if (ev->type == MIDGE_EV_PUBLISH && ev->u.message.msg && h->topk)
-		http_topk_count(h->topk, ev->u.message.msg->topic.p, ev->u.message.msg->topic.len);
 	if (h->sse)
 		http_sse_event(h->sse, ev);
 }
@@ -582,6 +581,14 @@ static int http_handles_start(struct http *h)
 	return 0;
 }
 
+uint32_t http_sample_topic(struct midge *m, const uint8_t *topic, size_t len)
+{
+	struct http *h = m->http;
+	if (!h || !h->topk)
+		return 1u << 16;
+	return http_topk_sample(h->topk, (const char *)topic, len);
+}
+
 static struct http *http_get(struct midge *m)
 {
 	if (m->http)
@@ -590,9 +597,11 @@ static struct http *http_get(struct midge *m)
 	if (!h)
 		return NULL;
 	h->m = m;
-	/* Registered once and for the broker's life: hooks has no removal. */
+	h->want = HTTP_WANT_COUNTERS;
+	/* Registered once and for the broker's life (hooks has no removal);
+	 * h->want says which types are called now. */
 	for (int t = 1; t < MIDGE_EV__COUNT; t++)
-		if (hooks_on(m->hooks, (enum midge_event_type)t, http_on_event, h) < 0) {
+		if (hooks_on_want(m->hooks, (enum midge_event_type)t, http_on_event, h, &h->want) < 0) {
 			free(h);
 			return NULL;
 		}

@@ -76,6 +76,7 @@ void http_sse_free(struct http_sse *s)
 		s->clients = c->next;
 		c->s = NULL;
 	}
+	s->h->want = HTTP_WANT_COUNTERS;
 	hooks_buf_release(&s->render);
 	free(s);
 }
@@ -208,6 +209,24 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *out, size_t max)
 	return (ssize_t)n;
 }
 
+/* Keeps h->want to the counters' types and those some open stream's
+ * prefix can match, so no other message event is built for us. */
+static void sse_want_update(struct http_sse *s)
+{
+	uint32_t want = HTTP_WANT_COUNTERS;
+	for (uint32_t t = 1; t < MIDGE_EV__COUNT; t++) {
+		const char *name = midge_event_name((enum midge_event_type)t);
+		if (!name)
+			continue;
+		size_t nlen = strlen(name);
+		for (const struct sse_client *c = s->clients; c && !(want & (1u << t)); c = c->next)
+			if (c->plen <= nlen ? memcmp(c->prefix, name, c->plen) == 0
+					    : memcmp(c->prefix, name, nlen) == 0 && c->prefix[nlen] == '/')
+				want |= 1u << t;
+	}
+	s->h->want = want;
+}
+
 static void sse_free_client(void *cls)
 {
 	struct sse_client *c = cls;
@@ -220,6 +239,7 @@ static void sse_free_client(void *cls)
 		if (c->next)
 			c->next->prev = c->prev;
 		s->n_clients--;
+		sse_want_update(s);
 	}
 	free(c->buf);
 	free(c);
@@ -263,6 +283,7 @@ int http_sse_open(struct http_req *r, const char *prefix, size_t plen)
 	s->clients = c;
 	s->n_clients++;
 	s->st.opened++;
+	sse_want_update(s);
 	MHD_add_response_header(resp, "Content-Type", "text/event-stream");
 	MHD_add_response_header(resp, "X-Accel-Buffering", "no");
 	return http_reply(r, 200, resp);

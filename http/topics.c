@@ -4,7 +4,8 @@
  * 2005) over HTTP_TOPK counters, fed a random sample of the published
  * messages (one in HTTP_TOPK_SAMPLE on average, the gaps drawn from a
  * xorshift generator so that no periodic pattern of publishers aliases
- * with the sampling). Per message that is one decrement; per sampled
+ * with the sampling). The engine counts the gaps down (engine_io.sample):
+ * per message that is one decrement and no event; per sampled
  * message a hash of the topic and a probe of a table twice the size of
  * the counters; a miss replaces the smallest counter (a scan of
  * HTTP_TOPK entries), whose count the newcomer inherits as its error
@@ -38,7 +39,6 @@ struct http_topk_entry {
 struct http_topk {
 	struct http_topk_entry e[HTTP_TOPK];
 	int16_t slot[HTTP_TOPK_SLOTS]; /* index into e + 1, 0 empty (open addressing) */
-	uint32_t skip;                 /* messages until the next sample */
 	uint64_t rng;
 	uint64_t window_start;
 	uint64_t sampled;
@@ -67,7 +67,6 @@ struct http_topk *http_topk_new(uint64_t seed)
 	if (!t)
 		return NULL;
 	t->rng = seed | 1;
-	t->skip = topk_gap(t);
 	t->window_start = seed;
 	return t;
 }
@@ -110,11 +109,9 @@ static void topk_reindex(struct http_topk *t)
 	}
 }
 
-void http_topk_count(struct http_topk *t, const char *p, size_t n)
+/* One sampled message on topic p[0..n). */
+static void topk_count(struct http_topk *t, const char *p, size_t n)
 {
-	if (--t->skip)
-		return;
-	t->skip = topk_gap(t);
 	t->sampled++;
 	uint32_t h = topk_hash(p, n);
 	for (uint32_t s = h % HTTP_TOPK_SLOTS; t->slot[s]; s = (s + 1) % HTTP_TOPK_SLOTS) {
@@ -157,6 +154,12 @@ void http_topk_count(struct http_topk *t, const char *p, size_t n)
 	while (t->slot[s])
 		s = (s + 1) % HTTP_TOPK_SLOTS;
 	t->slot[s] = (int16_t)(min - t->e + 1);
+}
+
+uint32_t http_topk_sample(struct http_topk *t, const char *p, size_t n)
+{
+	topk_count(t, p, n);
+	return topk_gap(t);
 }
 
 void http_topk_tick(struct http_topk *t, uint64_t now_ms)

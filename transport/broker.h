@@ -169,6 +169,10 @@ uint32_t broker_rel_ms(const struct midge *m, uint64_t now);
 /* glue.c: creates the engine with the transport's engine_io and auth
  * once. Returns 0 or -1 on OOM. */
 int glue_engine_start(struct midge *m);
+/* Once per loop pass: tells the engine which message events anyone
+ * (callbacks, ZeroMQ subscribers, the debug log) consumes now, so that
+ * the others are never built (engine_set_event_mask). */
+void glue_event_mask(struct midge *m);
 /* glue.c: the engine configuration the transport hands the engine: the
  * file's, with allow_anonymous left to the security realms. */
 void glue_engine_config(const struct conf *c, struct engine_config *out);

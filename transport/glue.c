@@ -8,10 +8,12 @@
 #include "codec/codec.h"
 #include "engine/engine.h"
 #include "hooks/hooks.h"
+#include "http/http.h"
 #include "midge.h"
 #include "transport/broker.h"
 #include "transport/clientauth.h"
 #include "transport/conn.h"
+#include "transport/log.h"
 #include "transport/security.h"
 #include "transport/zauth.h"
 
@@ -50,6 +52,21 @@ static void io_event(void *ctx, const struct midge_event *ev)
 	evlog_event(&m->conf, ev);
 }
 
+/* engine_io.sample: the HTTP server's busiest topics. */
+static uint32_t io_sample(void *ctx, const uint8_t *topic, size_t len)
+{
+	return http_sample_topic(ctx, topic, len);
+}
+
+void glue_event_mask(struct midge *m)
+{
+	if (!m->engine)
+		return;
+	/* the log writes every message event at debug level */
+	uint32_t types = log_enabled(CONF_LOG_DEBUG) ? ~0u : hooks_types(m->hooks);
+	engine_set_event_mask(m->engine, types);
+}
+
 static int auth_acl(void *ctx, const struct midge_client *client, const uint8_t *topic, size_t len,
 		    enum engine_access access)
 {
@@ -76,7 +93,7 @@ int glue_engine_start(struct midge *m)
 	if (m->engine)
 		return 0;
 	struct engine_io io = {.ctx = m, .send = io_send, .close = io_close, .event = io_event,
-			       .resume = io_resume};
+			       .resume = io_resume, .sample = io_sample};
 	struct engine_auth auth = {.ctx = m,
 				   .connect = auth_connect,
 				   .acl = auth_acl,

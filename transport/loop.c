@@ -88,6 +88,7 @@ static void loop_settle(struct midge *m)
 	/* Once per pass: the publisher's thread is woken for the pass's
 	 * events, and what it has read is given back. */
 	hooks_flush(m->hooks);
+	glue_event_mask(m);
 	if (m->n_dirty || loop_io_pending(m))
 		uv_idle_start(&m->busy, loop_on_busy);
 	else
@@ -98,6 +99,15 @@ static void loop_settle(struct midge *m)
 static void loop_on_io_wake(uv_async_t *a)
 {
 	conn_drain(a->data);
+}
+
+/* The publisher's thread: its subscribers want other event types now.
+ * The pass this wakes tells the engine (glue_event_mask) before it reads
+ * anything more. */
+static void loop_wake_for_events(void *ctx)
+{
+	struct midge *m = ctx;
+	uv_async_send(&m->io_wake);
 }
 
 static void loop_on_check(uv_check_t *h)
@@ -462,6 +472,8 @@ static int loop_hooks_start(struct midge *m)
 	/* The queue holds message events' messages instead of copying them;
 	 * hold and release run on this thread (hooks_emit, hooks_flush),
 	 * view on the publisher's. */
+	hc.want_changed = loop_wake_for_events;
+	hc.want_ctx = m;
 	hc.holder.hold = engine_msg_hold;
 	hc.holder.release = engine_msg_release;
 	hc.holder.view = engine_msg_view;
@@ -537,6 +549,7 @@ static void loop_take_down(struct midge *m)
 	bridges_stop(m->bridges); /* DISCONNECT to each remote, sockets closed */
 	persist_quiet(m); /* its uv_async_t closes with the rest */
 	cluster_link_quiet(m); /* so does the cluster's */
+	hooks_quiet(m->hooks); /* the publisher wakes io_wake no more */
 	uv_walk(&m->loop, loop_close_walk, NULL);
 	while (uv_run(&m->loop, UV_RUN_NOWAIT) != 0)
 		;

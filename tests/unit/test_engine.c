@@ -85,6 +85,18 @@ static void f_close(void *ctx, void *handle)
 	f->close_calls++;
 }
 
+/* engine_io.sample: counts the sampled topics, asks for SAMPLE_GAP. */
+static int SAMPLES;
+static uint32_t SAMPLE_GAP;
+static uint32_t f_sample(void *ctx, const uint8_t *topic, size_t len)
+{
+	(void)ctx;
+	(void)topic;
+	(void)len;
+	SAMPLES++;
+	return SAMPLE_GAP;
+}
+
 static void f_resume(void *ctx, void *handle)
 {
 	struct fconn *f = handle;
@@ -180,9 +192,11 @@ static const struct fevent *last_ev(enum midge_event_type type)
 
 static void start(const struct engine_config *cfg, const struct engine_auth *auth)
 {
-	static const struct engine_io io = {NULL, f_send, f_close, f_event, f_resume};
+	static const struct engine_io io = {NULL, f_send, f_close, f_event, f_resume, f_sample};
 	memset(F, 0, sizeof F);
 	NEVS = 0;
+	SAMPLES = 0;
+	SAMPLE_GAP = 1000;
 	NOW = 1000000;
 	if (cfg) {
 		CFG = *cfg;
@@ -1104,6 +1118,44 @@ static void t_qos0_route(void)
 	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_PUBLISH, "a/b"), 1);
 	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_DELIVER, "a/b"), 1);
 	CU_ASSERT_STRING_EQUAL(last_ev(MIDGE_EV_DELIVER)->to, "sub");
+	stop();
+}
+
+/* Message events outside the mask are not built, yet every count is
+ * kept; the sampler sees one publish in every gap it asked for. */
+static void t_event_mask(void)
+{
+	start(NULL, NULL);
+	pub_sub4(1);
+	engine_set_event_mask(E, 1u << MIDGE_EV_ACKED);
+	SAMPLE_GAP = 2;
+	int samples = SAMPLES;
+	for (uint16_t i = 1; i <= 4; i++) {
+		char pkt[64];
+		snprintf(pkt, sizeof pkt, "32 09 00 03 61 2f 62 00 %02x 68 69", i);
+		feed(0, pkt);
+		snprintf(pkt, sizeof pkt, "40 02 00 %02x", i);
+		feed(1, pkt);
+	}
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_PUBLISH, NULL), 0);
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_DELIVER, NULL), 0);
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_ACKED, "a/b"), 4);
+	CU_ASSERT_EQUAL(SAMPLES - samples, 2); /* the 1st publish's sample asked for 2 */
+	struct engine_stats st = stats_now();
+	CU_ASSERT_EQUAL(st.publish_received_qos[1], 4);
+	CU_ASSERT_EQUAL(st.publish_bytes_received_qos[1], 8);
+	CU_ASSERT_EQUAL(st.publish_sent_qos[1], 4);
+	CU_ASSERT_EQUAL(st.publish_bytes_sent_qos[1], 8);
+	CU_ASSERT_EQUAL(st.publish_received_qos[0], 0);
+	/* no subscriber: a drop, counted by reason with no event built */
+	feed(0, "30 07 00 03 78 2f 79 68 69");
+	engine_stats(E, &st);
+	CU_ASSERT_EQUAL(st.drops_by_reason[MIDGE_DROP_NO_SUBSCRIBERS], 1);
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_DROP, NULL), 0);
+	engine_set_event_mask(E, ~0u);
+	feed(0, "30 07 00 03 61 2f 62 68 69");
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_PUBLISH, "a/b"), 1);
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_DELIVER, "a/b"), 1);
 	stop();
 }
 
@@ -2839,6 +2891,7 @@ static const struct test_case connect_cases[] = {
 };
 static const struct test_case routing_cases[] = {
 	{"QoS 0 routing", t_qos0_route},
+	{"event mask: unbuilt events, kept counts, sampled topics", t_event_mask},
 	{"MQTT-4.3.2-2 QoS 1 flow", t_qos1_flow},
 	{"MQTT-4.3.3-4 QoS 2 flow", t_qos2_flow},
 	{"MQTT-4.3.3-9 QoS 2 resent PUBLISH not delivered twice", t_qos2_no_duplicate},

@@ -67,7 +67,7 @@ static void t_close(void *ctx, void *handle)
 {
 }
 
-static const struct engine_io IO = {NULL, t_send, t_close, NULL, NULL};
+static const struct engine_io IO = {NULL, t_send, t_close, NULL, NULL, NULL};
 
 /* What connection i was sent since the last call. */
 static const char *got(int i)
