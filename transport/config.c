@@ -276,6 +276,12 @@ static int conf_include_dir(struct conf *c, const char *dir, conf_warn_cb warn_c
 	return rc;
 }
 
+/*
+ * Applies path's lines through conf_set() (include_dir through
+ * conf_include_dir()), then checks each listener's keys together.
+ * Returns 0, or -1 with "file:line: why" in err; warnings go to warn_cb.
+ * c keeps what the lines before an error set.
+ */
 static int conf_load_file(struct conf *c, const char *path, conf_warn_cb warn_cb, void *user,
 			  char *err, size_t errlen)
 {

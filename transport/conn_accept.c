@@ -131,6 +131,9 @@ fail:
 	return NULL;
 }
 
+/* Whether a connection from ss on l must be refused (max_connections of
+ * l or of the broker, midge_max_pending_connects): logged at most once a
+ * second, with the count refused since. */
 static bool conn_over_limit(struct listener *l, const struct sockaddr_storage *ss)
 {
 	struct midge *m = l->m;

@@ -243,6 +243,7 @@ struct conn_chunk_run {
 	uint32_t n;
 };
 
+/* Gives run's chunk back to its I/O thread, waking it if it waited. */
 static void conn_chunk_flush(struct conn_chunk_run *run)
 {
 	if (run->chunk && chunk_put(&run->io->chunks, run->chunk, run->n) && run->io->running &&
