@@ -2,7 +2,9 @@
  * broker.h - the broker object (struct midge) the transport's rooms share,
  * and what each room offers the others:
  *
- *   conn.c      a connection's engine half: accept, frame, output, time bounds
+ *   conn.c      a connection's engine half: lifetime, output, time bounds;
+ *               conn_input.c what the I/O threads report (framing);
+ *               conn_accept.c accept, limits, the layer stack
  *   sock.c      its socket half, on an I/O thread: poll, read, write
  *   linger.c    how the socket half ends: shut, linger, teardown
  *   iothr.c     the I/O threads and the records between them and the engine

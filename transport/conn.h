@@ -1,7 +1,8 @@
 /*
  * conn.h - one client connection, in two halves that two threads own.
  *
- * The engine half (conn.c, engine thread): the engine connection, the
+ * The engine half (conn.c, conn_input.c, conn_accept.c; the engine
+ * thread): the engine connection, the
  * partial packet being assembled, the output queues, backpressure, the
  * time bound of waiting for CONNECT and of flushing before a close.
  * The socket half (sock.c and linger.c, the connection's I/O thread):
@@ -103,7 +104,7 @@ struct conn {
 	uint32_t eof_held : 1;     /* the peer closed after sending more behind its held CONNECT */
 	uint32_t reading : 1;      /* what the I/O thread was last told (IO_READ) */
 	uint32_t tear : 1;         /* teardown asked: IO_TEARDOWN to say */
-	uint32_t tear_why : 3;     /* why: conn.c's enum conn_why */
+	uint32_t tear_why : 3;     /* why: enum conn_why (conn_internal.h) */
 	uint32_t tls_identity : 1; /* a TLS handshake proved the user name (IO_IDENTITY) */
 	uint32_t close_now : 1;    /* a layer refused or ended the stream: IO_CLOSE whatever is queued */
 	unsigned : 0;
@@ -123,7 +124,7 @@ struct conn {
 	uint16_t released : 1;      /* IO_RELEASE came: freed by the close callback */
 };
 
-/* ---- the engine half (conn.c) ---- */
+/* ---- the engine half (conn.c, conn_input.c, conn_accept.c) ---- */
 
 /* Takes over fd, just accepted on l from ss: refuses it (max_connections,
  * shutdown) or opens its layers and engine connection and hands the
