@@ -425,6 +425,7 @@ struct bridges *bridges_new(uv_loop_t *loop, struct engine *e, const struct brid
 				 cf->where ? cf->where : "bridge", cf->name);
 			goto fail;
 		}
+		engine_bridge_set_answer(l->eb, link_answer, l);
 		for (int k = 0; k < cf->n_topics; k++) {
 			const struct bridge_topic *t = &cf->topics[k];
 			if ((t->dir & BRIDGE_OUT) && engine_bridge_subscribe(l->eb, t->local_filter, t->qos) < 0) {
@@ -482,8 +483,10 @@ void bridges_free(struct bridges *bs)
 		return;
 	for (int i = 0; i < bs->n; i++) {
 		struct link *l = &bs->links[i];
-		if (l->eb)
-			engine_bridge_set_ready(l->eb, NULL, NULL); /* the engine outlives the link */
+		if (l->eb) { /* the engine outlives the link */
+			engine_bridge_set_ready(l->eb, NULL, NULL);
+			engine_bridge_set_answer(l->eb, NULL, NULL);
+		}
 		if (l->creds)
 			gnutls_certificate_free_credentials(l->creds);
 		free(l->out);

@@ -123,6 +123,10 @@ void link_read(struct link *l);
 /* Moves messages from the engine into the output while the link is up and
  * the output holds less than LINK_OUT_HIGH, then flushes. */
 void link_pump(struct link *l);
+/* engine_bridge_answer_cb: an acknowledgement for the remote may go (the
+ * store committed what it acknowledges): into the output, flushed on the
+ * loop's next pass; dropped when the link is no longer up. */
+void link_answer(void *ctx, uint8_t type, uint16_t packet_id, uint8_t rc);
 /* Publishes the bridge's state ("1" up, "0" down) retained on the local
  * broker, as Mosquitto does (notifications). */
 void link_notify_local(struct link *l, bool up);

@@ -243,6 +243,19 @@ int link_send_connect(struct link *l)
 
 /* ---- input ------------------------------------------------------------- */
 
+void link_answer(void *ctx, uint8_t type, uint16_t packet_id, uint8_t rc)
+{
+	struct link *l = ctx;
+	if (l->state != LINK_UP)
+		return; /* the connection it answers is gone */
+	if (link_put_ack(l, type, packet_id, rc) < 0) {
+		/* never sent: the remote sends the message again */
+		log_warn("bridge %s: out of memory: an acknowledgement was not sent", l->cf->name);
+		return;
+	}
+	link_kick(l); /* flushed on the loop's next pass */
+}
+
 static bool link_qos2_has(struct link *l, uint16_t id)
 {
 	return l->qos2_in[id >> 3] & (1u << (id & 7));
@@ -266,7 +279,7 @@ static int link_in_publish(struct link *l, const struct codec_publish *p)
 	uint8_t rc = 0;
 	l->last_msg = link_now();
 	if (p->qos == 2 && link_qos2_has(l, p->packet_id)) /* a resend: published already */
-		return link_put_ack(l, CODEC_PUBREC, p->packet_id, 0);
+		return engine_bridge_answer(l->eb, CODEC_PUBREC, p->packet_id, 0);
 	int tl = link_map(l->cf, BRIDGE_IN, false, p->topic.p, p->topic.len, topic, sizeof topic);
 	if (tl < 0) {
 		log_debug("bridge %s: %.*s matches no 'in' topic line: dropped", l->cf->name,
@@ -286,12 +299,14 @@ static int link_in_publish(struct link *l, const struct codec_publish *p)
 			log_warn("bridge %s: a message on %.*s was not published locally: %s", l->cf->name,
 				 tl > 200 ? 200 : tl, (const char *)topic, codec_rc_name(rc));
 	}
+	/* the acknowledgement waits until the store committed the message
+	 * (engine_bridge_answer): nothing acknowledged is lost */
 	if (p->qos == 1)
-		return link_put_ack(l, CODEC_PUBACK, p->packet_id, rc ? MQTT_RC_UNSPECIFIED : 0);
+		return engine_bridge_answer(l->eb, CODEC_PUBACK, p->packet_id, rc ? MQTT_RC_UNSPECIFIED : 0);
 	if (p->qos == 2) {
 		if (!rc)
 			link_qos2_set(l, p->packet_id, true);
-		return link_put_ack(l, CODEC_PUBREC, p->packet_id, rc ? MQTT_RC_UNSPECIFIED : 0);
+		return engine_bridge_answer(l->eb, CODEC_PUBREC, p->packet_id, rc ? MQTT_RC_UNSPECIFIED : 0);
 	}
 	return 0;
 }
@@ -414,7 +429,7 @@ static int link_on_packet(void *ctx, const struct codec_frame *fr, const uint8_t
 		break;
 	case CODEC_PUBREL: /* [MQTT-4.3.3-11] the id may be used again */
 		link_qos2_set(l, p.u.ack.packet_id, false);
-		r = link_put_ack(l, CODEC_PUBCOMP, p.u.ack.packet_id, 0);
+		r = engine_bridge_answer(l->eb, CODEC_PUBCOMP, p.u.ack.packet_id, 0);
 		break;
 	case CODEC_SUBACK:
 		for (uint32_t i = 0; i < p.u.suback.count; i++)

@@ -710,6 +710,9 @@ bool bridge_match(struct engine *e, struct subscriber *sb, const struct emsg *m,
 void bridge_deliver(struct engine *e, struct subscriber *sb, struct emsg *m, uint8_t qos);
 void bridge_free(struct engine *e, struct engine_bridge *b);
 void bridge_free_all(struct engine *e);
+/* hold.c: the store or the cluster reached a ticket: each bridge's
+ * answers to its remote that waited for it go, in order. */
+void bridge_release_answers(struct engine *e);
 /* A store's client id that names a bridge queue (it starts with U+0000). */
 bool bridge_is_key(const struct midge_str *cid);
 int bridge_restore_session(struct engine *e, const struct engine_store_session *rs, void *handle,
