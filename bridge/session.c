@@ -223,19 +223,12 @@ int link_send_connect(struct link *l)
 		c->props.present |= CODEC_PROP_BIT(CODEC_PROP_SESSION_EXPIRY);
 		c->props.session_expiry = UINT32_MAX;
 	}
-	size_t at = l->out_len;
+	/* Mosquitto's bridge bit: the protocol level with 0x80, so a Mosquitto
+	 * (or midge) remote treats us as a bridge (no echo, retain as
+	 * published) */
+	c->bridge = cf->try_private && cf->protocol != 5;
 	if (link_put(l, &p) < 0)
 		return -1;
-	if (cf->try_private && cf->protocol != 5) {
-		/* Mosquitto's bridge bit: the protocol level with 0x80, so a
-		 * Mosquitto remote treats us as a bridge (no echo, retain as
-		 * published). The level follows the fixed header and name. */
-		size_t k = at + 1;
-		while (l->out[k] & 0x80)
-			k++;
-		k += 1 + 2 + (cf->protocol == 3 ? 6 : 4);
-		l->out[k] |= 0x80;
-	}
 	l->state = LINK_CONNACK;
 	l->state_since = link_now();
 	return link_flush(l);

@@ -302,6 +302,7 @@ struct engine_conn {
 	bool close_by_client;
 	bool counted_connected;      /* counted in clients_connected */
 	bool problem_info;           /* v5 request problem information */
+	bool bridge;                 /* CONNECT level 0x83/0x84: a Mosquitto bridge */
 	bool normal_disconnect;      /* normal DISCONNECT: no will */
 	bool expiry_zero;            /* CONNECT had session expiry 0 [MQTT-3.14.2-2] */
 	bool cid_own;                /* info.client_id is our own copy (the session is gone) */

@@ -3838,6 +3838,25 @@ static void t_bridge_no_local(void)
 	stop();
 }
 
+/* A CONNECT with Mosquitto's bridge bit (0x84): that client is treated as
+ * Mosquitto treats a bridge: no echo of its own messages, retain as
+ * published; a plain 3.1.1 client keeps [MQTT-3.3.1-9]. */
+static void t_connect_bridge_bit(void)
+{
+	start(NULL, NULL);
+	connect_expect(0, 0x84, "mb", 0x02, 60, NULL, NULL, 0, "20 02 00 00");
+	subscribe4(0, "t/#", 0);
+	up4(1, "plain");
+	subscribe4(1, "t/#", 0);
+	feed(0, "31 07 00 03 74 2f 61 68 69"); /* retained t/a from the bridge */
+	CU_ASSERT_STRING_EQUAL(out(0), "");   /* not echoed */
+	CU_ASSERT_STRING_EQUAL(out(1), "30 07 00 03 74 2f 61 68 69");
+	feed(1, "31 07 00 03 74 2f 62 68 69"); /* retained t/b from the plain client */
+	CU_ASSERT_STRING_EQUAL(out(0), "31 07 00 03 74 2f 62 68 69"); /* retain as published */
+	CU_ASSERT_STRING_EQUAL(out(1), "30 07 00 03 74 2f 62 68 69");
+	stop();
+}
+
 static char ANSWERS[256];
 
 static void b_answer(void *ctx, uint8_t type, uint16_t pid, uint8_t rc)
@@ -3966,6 +3985,7 @@ static const struct test_case bridge_cases[] = {
 	{"[MQTT-4.4.0-1] bridge: resend on reconnect in send order, PUBREL", t_bridge_resend},
 	{"bridge: no loops, messages from the remote reach local clients", t_bridge_no_local},
 	{"[MQTT-4.6.0-2] bridge: answers to the remote wait for the store, in order", t_bridge_answer_held},
+	{"[MQTT-3.3.1-9] a CONNECT with the bridge bit: no echo, retain as published", t_connect_bridge_bit},
 	{"bridge: queue bounded by max_queued_messages", t_bridge_bound},
 	{"bridge: queue and window restored from a store", t_bridge_restore},
 	{NULL, NULL},
