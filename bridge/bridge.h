@@ -4,10 +4,13 @@
  *
  * Rooms:
  *   conf.c   the keys of a `connection` section (bounded, fuzzed)
- *   link.c   one link: resolve, non-blocking connect (fail-over over its
- *            addresses, restart with backoff), TLS (GnuTLS), the MQTT
- *            client on midge's codec, topic remapping, notifications,
- *            start types
+ *   link.c     one link's connection lifetime: resolve, non-blocking
+ *              connect (fail-over over its addresses, restart with
+ *              backoff), TLS (GnuTLS), start types, the set of links
+ *   session.c  the MQTT client on midge's codec over that connection:
+ *              CONNECT, SUBSCRIBE, PUBLISH both ways with topic
+ *              remapping, acknowledgements, notifications
+ *   link.h     what the two share (struct link, its states)
  *
  * The engine side (the bridge's queue towards the remote, its window,
  * its persistence, no loops) is engine/bridge.h. A link runs on the

@@ -204,6 +204,7 @@ struct codec_props {
 struct codec_connect {
 	struct codec_buf protocol_name;
 	uint8_t level;       /* 3, 4 or 5 */
+	bool bridge;         /* the level had Mosquitto's bridge bit (0x83, 0x84) */
 	uint8_t flags;       /* the raw connect flags byte */
 	bool clean_start;    /* clean session in 3.1 / 3.1.1 */
 	bool will;

@@ -591,12 +591,16 @@ static inline int body_opts_v5(struct dstate *d, uint8_t o, const struct codec_b
 
 /* Protocol name and level (3.1.2.1, 3.1.2.2): "MQIsdp" goes with 3, "MQTT"
  * with 4 and 5; anything else is answered 0x84 [MQTT-3.1.2-1]
- * [MQTT-3.1.2-2]. */
+ * [MQTT-3.1.2-2]. 0x83 and 0x84 are 3 and 4 with Mosquitto's bridge bit
+ * (its try_private): c->bridge. */
 static inline int body_level(struct dstate *d, uint8_t level)
 {
 	struct codec_connect *c = &d->out->u.connect;
 	const struct codec_buf *n = &c->protocol_name;
 
+	c->bridge = level == (0x80 | CODEC_V31) || level == (0x80 | CODEC_V311);
+	if (c->bridge)
+		level &= 0x7f;
 	c->level = level;
 	if (level == CODEC_V31 && n->len == 6 && memcmp(n->p, "MQIsdp", 6) == 0)
 		d->out->version = level;

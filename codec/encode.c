@@ -276,7 +276,8 @@ static void put_connect(struct out *o, const struct codec_connect *c, uint8_t ve
 		put_counted(o, (const uint8_t *)"MQIsdp", 6);
 	else
 		put_counted(o, (const uint8_t *)"MQTT", 4);
-	put8(o, ver);
+	/* Mosquitto's bridge bit (try_private) before MQTT 5 */
+	put8(o, (uint8_t)(ver | (c->bridge && ver != CODEC_V5 ? 0x80 : 0)));
 	if (c->clean_start)
 		flags |= 0x02;
 	if (c->will)

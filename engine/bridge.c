@@ -27,6 +27,14 @@ struct bqueued {
 	bool retain;
 };
 
+/* An acknowledgement for the remote waiting for the store (and the
+ * cluster): engine_bridge_answer(). */
+struct banswer {
+	uint64_t ticket, cticket;
+	uint16_t pid;
+	uint8_t type, rc;
+};
+
 struct bslot {
 	struct emsg *m; /* NULL once PUBREL was sent (the body is not needed) */
 	uint32_t prev, next; /* send order */
@@ -61,6 +69,12 @@ struct engine_bridge {
 	uint32_t cursor;     /* the next slot to look at for a resend */
 	uint32_t n_inflight;
 	struct emsg *last;   /* the message engine_bridge_next() gave last (views) */
+	/* acknowledgements towards the remote, in order, held until durable */
+	engine_bridge_answer_cb answer;
+	void *answer_ctx;
+	struct banswer *answers; /* a ring */
+	uint32_t ans_cap, ans_head, ans_n;
+	uint64_t cticket; /* the cluster's ticket of its last message forwarded */
 	/* routing: several matching filters make one hit */
 	uint32_t route_gen, route_hit;
 	struct midge_client client; /* what events name */
@@ -138,6 +152,12 @@ void engine_bridge_set_ready(struct engine_bridge *b, engine_bridge_ready_cb rea
 {
 	b->ready = ready;
 	b->ctx = ctx;
+}
+
+void engine_bridge_set_answer(struct engine_bridge *b, engine_bridge_answer_cb answer, void *ctx)
+{
+	b->answer = answer;
+	b->answer_ctx = ctx;
 }
 
 int engine_bridge_subscribe(struct engine_bridge *b, const char *filter, uint8_t qos)
@@ -350,6 +370,51 @@ void engine_bridge_up(struct engine_bridge *b, uint16_t window)
 void engine_bridge_down(struct engine_bridge *b)
 {
 	b->up = false;
+	/* they answered that connection: the remote sends again what it did
+	 * not hear acknowledged */
+	b->ans_head = b->ans_n = 0;
+}
+
+/* ---- acknowledgements towards the remote -------------------------------- */
+
+int engine_bridge_answer(struct engine_bridge *b, uint8_t type, uint16_t packet_id, uint8_t rc)
+{
+	struct engine *e = b->e;
+	/* everything reported so far: the message this answers among it */
+	uint64_t ticket = hold_ticket(e, e->store_changes, true);
+	uint64_t cticket = b->cticket > e->cluster_sent ? b->cticket : 0;
+	if (!ticket && !cticket && !b->ans_n) {
+		if (b->answer)
+			b->answer(b->answer_ctx, type, packet_id, rc);
+		return 0;
+	}
+	/* bounded by the protocol: an answer per packet id the remote has in
+	 * flight towards us (PUBACK or PUBREC, then PUBCOMP) */
+	if (b->ans_n == b->ans_cap &&
+	    ring_regrow(&b->answers, sizeof *b->answers, &b->ans_cap, &b->ans_head, b->ans_n,
+			b->ans_cap ? b->ans_cap * 2 : 16) < 0)
+		return -1;
+	struct banswer *a = &b->answers[(b->ans_head + b->ans_n) % b->ans_cap];
+	a->ticket = ticket;
+	a->cticket = cticket;
+	a->pid = packet_id;
+	a->type = type;
+	a->rc = rc;
+	b->ans_n++;
+	return 0;
+}
+
+void bridge_release_answers(struct engine *e)
+{
+	for (struct engine_bridge *b = e->bridges; b; b = b->next)
+		while (b->ans_n && b->answers[b->ans_head].ticket <= e->durable &&
+		       b->answers[b->ans_head].cticket <= e->cluster_sent) {
+			struct banswer a = b->answers[b->ans_head];
+			b->ans_head = (b->ans_head + 1) % b->ans_cap;
+			b->ans_n--;
+			if (b->answer)
+				b->answer(b->answer_ctx, a.type, a.pid, a.rc);
+		}
 }
 
 uint32_t engine_bridge_pending(const struct engine_bridge *b)
@@ -528,6 +593,9 @@ uint8_t engine_bridge_publish(struct engine_bridge *b, const uint8_t *topic, siz
 	if (!m)
 		return props_len ? MQTT_RC_MALFORMED : MQTT_RC_IMPLEMENTATION_SPECIFIC;
 	publish_accept(e, m, &b->client, 0, false);
+	if (e->cluster_ticket) /* its acknowledgement waits for NATS too */
+		b->cticket = e->cluster_ticket;
+	e->cluster_ticket = 0;
 	emsg_unref(m);
 	return 0;
 }
@@ -635,6 +703,7 @@ void bridge_free(struct engine *e, struct engine_bridge *b)
 	while (b->head != BRIDGE_NIL)
 		bridge_slot_free(b, b->head);
 	emsg_unref(b->last);
+	free(b->answers);
 	free(b->queue);
 	free(b->slots);
 	free(b->free_ids);

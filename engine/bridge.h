@@ -24,7 +24,10 @@
  *
  * In (remote -> local): engine_bridge_publish() accepts a message as a
  * PUBLISH from a client called local_clientid; its origin is the bridge,
- * so the bridge's own subscriptions never send it back (no loops).
+ * so the bridge's own subscriptions never send it back (no loops). Its
+ * acknowledgement goes through engine_bridge_answer(), which holds it
+ * until the store committed the message, as a client's PUBACK is held
+ * (hold.c).
  *
  * Every call is on the engine's thread.
  */
@@ -43,6 +46,11 @@ struct engine_bridge;
 /* Called (during routing: only note it, act later) when the bridge's
  * queue grew. */
 typedef void (*engine_bridge_ready_cb)(void *ctx);
+/* An acknowledgement for the remote (PUBACK, PUBREC or PUBCOMP, rc its v5
+ * reason code) may go now: from engine_bridge_answer() itself, or later
+ * from engine_store_durable() / engine_cluster_sent(). Only note it (put
+ * it in the output): the engine is in the middle of something. */
+typedef void (*engine_bridge_answer_cb)(void *ctx, uint8_t type, uint16_t packet_id, uint8_t rc);
 
 /* One packet for the remote: a PUBLISH, or a PUBREL resent after a
  * reconnect. Views stay valid until the next call about this bridge. */
@@ -72,6 +80,10 @@ struct engine_bridge *engine_bridge_add(struct engine *e, const char *name, cons
  * goes away while the engine stays. */
 void engine_bridge_set_ready(struct engine_bridge *b, engine_bridge_ready_cb ready, void *ctx);
 
+/* Who sends the acknowledgements engine_bridge_answer() releases (NULL:
+ * nobody; they are dropped). */
+void engine_bridge_set_answer(struct engine_bridge *b, engine_bridge_answer_cb answer, void *ctx);
+
 /* A local filter whose messages go to the remote at most at qos. Returns
  * 0, or -1 when the filter is invalid or on OOM. */
 int engine_bridge_subscribe(struct engine_bridge *b, const char *filter, uint8_t qos);
@@ -80,7 +92,9 @@ int engine_bridge_subscribe(struct engine_bridge *b, const char *filter, uint8_t
  * flight (the smaller of ours and its receive maximum); what was in
  * flight goes again first. */
 void engine_bridge_up(struct engine_bridge *b, uint16_t window);
-/* The connection to the remote is gone: messages wait in the queue. */
+/* The connection to the remote is gone: messages wait in the queue;
+ * answers still held are dropped (the remote sends their messages
+ * again). */
 void engine_bridge_down(struct engine_bridge *b);
 
 /* The next packet for the remote. Returns 1 with *out, 0 when there is
@@ -103,5 +117,18 @@ uint32_t engine_bridge_pending(const struct engine_bridge *b);
 uint8_t engine_bridge_publish(struct engine_bridge *b, const uint8_t *topic, size_t topic_len,
 			      const uint8_t *payload, size_t payload_len, const uint8_t *props,
 			      size_t props_len, uint8_t qos, bool retain, uint64_t now_ms);
+
+/*
+ * Every acknowledgement towards the remote goes through here: PUBACK and
+ * PUBREC for its PUBLISHes (accepted or not), PUBCOMP for its PUBRELs.
+ * Nothing acknowledged is lost: with a store, the answer waits until
+ * everything reported so far (the message it acknowledges among it) is
+ * durable, and the cluster confirmed the last message it forwarded; and
+ * it stays behind every answer still waiting, so they keep the order
+ * 4.6 requires [MQTT-4.6.0-2] [MQTT-4.6.0-3]. The answer callback gets it
+ * when it may go (at once when nothing waits). Returns 0, or -1 on OOM
+ * (fail the link: the remote sends it again).
+ */
+int engine_bridge_answer(struct engine_bridge *b, uint8_t type, uint16_t packet_id, uint8_t rc);
 
 #endif

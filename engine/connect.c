@@ -150,6 +150,7 @@ static void connect_negotiate(struct engine_conn *c, const struct codec_connect 
 {
 	c->version = k->level;
 	c->info.protocol = k->level;
+	c->bridge = k->bridge;
 	c->problem_info = true;
 	c->client_receive_max = 65535;
 	if (k->level != CODEC_V5)

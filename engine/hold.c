@@ -31,6 +31,10 @@
  * NATS confirmed it has the message (docs/cluster.md); an entry goes out
  * once both tickets are reached.
  *
+ * Bridges hold their acknowledgements towards the remote the same way,
+ * in a FIFO of their own (bridge.c, engine_bridge_answer()), released
+ * here with the connections'.
+ *
  * Also engine_store_failing(): while the store cannot write, what would
  * need it is refused (publish.c, connect.c).
  */
@@ -252,6 +256,7 @@ void hold_free(struct engine *e, struct engine_conn *c)
 static void hold_release(struct engine *e)
 {
 	struct held_acks *h, *next;
+	bridge_release_answers(e);
 	for (h = e->holding; h; h = h->next)
 		while (h->n && h->ring[h->head].ticket <= e->durable &&
 		       h->ring[h->head].cticket <= e->cluster_sent)

@@ -302,6 +302,7 @@ struct engine_conn {
 	bool close_by_client;
 	bool counted_connected;      /* counted in clients_connected */
 	bool problem_info;           /* v5 request problem information */
+	bool bridge;                 /* CONNECT level 0x83/0x84: a Mosquitto bridge */
 	bool normal_disconnect;      /* normal DISCONNECT: no will */
 	bool expiry_zero;            /* CONNECT had session expiry 0 [MQTT-3.14.2-2] */
 	bool cid_own;                /* info.client_id is our own copy (the session is gone) */
@@ -712,6 +713,9 @@ bool bridge_match(struct engine *e, struct subscriber *sb, const struct emsg *m,
 void bridge_deliver(struct engine *e, struct subscriber *sb, struct emsg *m, uint8_t qos);
 void bridge_free(struct engine *e, struct engine_bridge *b);
 void bridge_free_all(struct engine *e);
+/* hold.c: the store or the cluster reached a ticket: each bridge's
+ * answers to its remote that waited for it go, in order. */
+void bridge_release_answers(struct engine *e);
 /* A store's client id that names a bridge queue (it starts with U+0000). */
 bool bridge_is_key(const struct midge_str *cid);
 int bridge_restore_session(struct engine *e, const struct engine_store_session *rs, void *handle,

@@ -201,6 +201,10 @@ static int subscribe_one(struct engine *e, struct engine_conn *c, const struct c
 	else {
 		uint8_t qos = en->qos > cfg->max_qos ? cfg->max_qos : en->qos;
 		uint8_t options = c->version == CODEC_V5 ? (uint8_t)((en->options & ~3u) | qos) : qos;
+		/* a Mosquitto bridge (try_private): its own messages are not
+		 * echoed to it, and they keep their retain flag, as Mosquitto does */
+		if (c->bridge)
+			options |= SUB_NO_LOCAL | SUB_RAP;
 		int added = sub_apply(e, s, f, len, options, sub_id);
 		if (added < 0) {
 			rc = MQTT_RC_UNSPECIFIED;

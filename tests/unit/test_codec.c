@@ -118,6 +118,24 @@ static void test_connect_v31_fields(void)
 	free(b);
 }
 
+/* Mosquitto's bridge bit: 0x84 is 3.1.1 from a bridge; MQTT 5 has none. */
+static void test_connect_bridge_bit(void)
+{
+	struct codec_packet p;
+	uint8_t *b = decode_named("connect_v311_bridge", &p);
+
+	CU_ASSERT_EQUAL(p.version, CODEC_V311);
+	CU_ASSERT_EQUAL(p.u.connect.level, CODEC_V311);
+	CU_ASSERT(p.u.connect.bridge);
+	free(b);
+	b = decode_named("connect_v311_min", &p);
+	CU_ASSERT(!p.u.connect.bridge);
+	free(b);
+	static const uint8_t v5b[] = {0x00, 0x04, 'M', 'Q', 'T', 'T', 0x85, 0x02, 0x00, 0x3C, 0x00, 0x00, 0x00};
+	CU_ASSERT_EQUAL(codec_decode(0x10, v5b, sizeof v5b, CODEC_V311, &p),
+			-MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION); /* [MQTT-3.1.2-2] */
+}
+
 static void test_connect_v5_fields(void)
 {
 	struct codec_packet p;
@@ -1213,6 +1231,7 @@ static const struct test_case vectors[] = {
 	{"all valid vectors decode", test_valid_all_decode},
 	{"CONNECT 3.1.1 fields", test_connect_v311_fields},
 	{"CONNECT 3.1 fields", test_connect_v31_fields},
+	{"[MQTT-3.1.2-2] CONNECT with Mosquitto's bridge bit", test_connect_bridge_bit},
 	{"CONNECT 5 fields and properties", test_connect_v5_fields},
 	{"CONNACK fields", test_connack_fields},
 	{"PUBLISH fields", test_publish_fields},

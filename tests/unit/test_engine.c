@@ -3891,6 +3891,77 @@ static void t_bridge_no_local(void)
 	stop();
 }
 
+/* A CONNECT with Mosquitto's bridge bit (0x84): that client is treated as
+ * Mosquitto treats a bridge: no echo of its own messages, retain as
+ * published; a plain 3.1.1 client keeps [MQTT-3.3.1-9]. */
+static void t_connect_bridge_bit(void)
+{
+	start(NULL, NULL);
+	connect_expect(0, 0x84, "mb", 0x02, 60, NULL, NULL, 0, "20 02 00 00");
+	subscribe4(0, "t/#", 0);
+	up4(1, "plain");
+	subscribe4(1, "t/#", 0);
+	feed(0, "31 07 00 03 74 2f 61 68 69"); /* retained t/a from the bridge */
+	CU_ASSERT_STRING_EQUAL(out(0), "");   /* not echoed */
+	CU_ASSERT_STRING_EQUAL(out(1), "30 07 00 03 74 2f 61 68 69");
+	feed(1, "31 07 00 03 74 2f 62 68 69"); /* retained t/b from the plain client */
+	CU_ASSERT_STRING_EQUAL(out(0), "31 07 00 03 74 2f 62 68 69"); /* retain as published */
+	CU_ASSERT_STRING_EQUAL(out(1), "30 07 00 03 74 2f 62 68 69");
+	stop();
+}
+
+static char ANSWERS[256];
+
+static void b_answer(void *ctx, uint8_t type, uint16_t pid, uint8_t rc)
+{
+	(void)ctx;
+	size_t n = strlen(ANSWERS);
+	snprintf(ANSWERS + n, sizeof ANSWERS - n, "%s%s %u %u", n ? "," : "",
+		 type == CODEC_PUBACK ? "PUBACK" : type == CODEC_PUBREC ? "PUBREC" : "PUBCOMP", pid, rc);
+}
+
+/* [MQTT-4.6.0-2] A message from the remote is acknowledged to it only once
+ * the store committed it (nothing acknowledged is lost), and answers keep
+ * their order behind one that waits; a reconnect drops what answered the
+ * old connection. */
+static void t_bridge_answer_held(void)
+{
+	store_start();
+	ANSWERS[0] = '\0';
+	struct engine_bridge *b = engine_bridge_add(E, "c", "edge", b_ready, NULL);
+	engine_bridge_set_answer(b, b_answer, NULL);
+	up4_kept(1, "s", "20 02 00 00");
+	subscribe4(1, "in/#", 1);
+	engine_store_durable(E, 1, NOW);
+	out(1);
+	/* nothing for the store to wait for: at once */
+	CU_ASSERT_EQUAL(engine_bridge_answer(b, CODEC_PUBCOMP, 9, 0), 0);
+	CU_ASSERT_STRING_EQUAL(ANSWERS, "PUBCOMP 9 0");
+	ANSWERS[0] = '\0';
+	REC_TICKET = 4;
+	CU_ASSERT_EQUAL(engine_bridge_publish(b, (const uint8_t *)"in/x", 4, (const uint8_t *)"hi", 2,
+					      NULL, 0, 1, false, NOW),
+			0);
+	CU_ASSERT_EQUAL(engine_bridge_answer(b, CODEC_PUBACK, 1, 0), 0);
+	CU_ASSERT_STRING_EQUAL(ANSWERS, ""); /* not committed yet */
+	REC_TICKET = 0; /* a QoS 0 message stores nothing, but its turn is behind */
+	CU_ASSERT_EQUAL(engine_bridge_answer(b, CODEC_PUBCOMP, 2, 0), 0);
+	CU_ASSERT_STRING_EQUAL(ANSWERS, "");
+	engine_store_durable(E, 3, NOW);
+	CU_ASSERT_STRING_EQUAL(ANSWERS, "");
+	engine_store_durable(E, 4, NOW);
+	CU_ASSERT_STRING_EQUAL(ANSWERS, "PUBACK 1 0,PUBCOMP 2 0");
+	/* held across a reconnect: dropped (the remote sends it again) */
+	ANSWERS[0] = '\0';
+	REC_TICKET = 6;
+	CU_ASSERT_EQUAL(engine_bridge_answer(b, CODEC_PUBREC, 3, 0), 0);
+	engine_bridge_down(b);
+	engine_store_durable(E, 6, NOW);
+	CU_ASSERT_STRING_EQUAL(ANSWERS, "");
+	engine_bridge_set_answer(b, NULL, NULL);
+	stop();
+}
+
 /* The queue is bounded by max_queued_messages / max_queued_bytes: what
  * does not fit is dropped with an event, the rest kept in order. */
 static void t_bridge_bound(void)
@@ -3966,6 +4037,8 @@ static const struct test_case bridge_cases[] = {
 	{"bridge: queue while down, window, acks, QoS of the filter", t_bridge_queue_window},
 	{"[MQTT-4.4.0-1] bridge: resend on reconnect in send order, PUBREL", t_bridge_resend},
 	{"bridge: no loops, messages from the remote reach local clients", t_bridge_no_local},
+	{"[MQTT-4.6.0-2] bridge: answers to the remote wait for the store, in order", t_bridge_answer_held},
+	{"[MQTT-3.3.1-9] a CONNECT with the bridge bit: no echo, retain as published", t_connect_bridge_bit},
 	{"bridge: queue bounded by max_queued_messages", t_bridge_bound},
 	{"bridge: queue and window restored from a store", t_bridge_restore},
 	{NULL, NULL},
