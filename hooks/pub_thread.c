@@ -175,7 +175,7 @@ static void pub_main(void *arg)
 	uv_run(&p->loop, UV_RUN_DEFAULT);
 }
 
-/* ------------------------------------------------------------ engine thread */
+/* ------------------------------------ start and stop, from the engine thread */
 
 /* Everything but the struct, its counters and notes. */
 static void pub_release(struct hooks_publisher *p)
