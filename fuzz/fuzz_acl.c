@@ -1,5 +1,5 @@
 /*
- * fuzz_acl.c - auth/acl.c on arbitrary text. The input up to the first NUL
+ * fuzz_acl.c - auth/acl*.c on arbitrary text. The input up to the first NUL
  * is an acl_file; what follows is queries, one a line: "cid TAB topic" for
  * an anonymous client, "cid TAB user TAB topic" for a named one. The
  * parser must accept or refuse without a crash, a leak or a read past the

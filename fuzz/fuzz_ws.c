@@ -1,5 +1,5 @@
 /*
- * fuzz_ws.c - the WebSocket connection layer (transport/ws.c) on
+ * fuzz_ws.c - the WebSocket connection layer (transport/ws*.c) on
  * arbitrary input: the HTTP upgrade, then frames (the layer's own scan
  * of data frames and wslay's of the rest), over an in-memory layer below
  * it that hands the input out in chunks of varying size (so headers and

@@ -1,7 +1,7 @@
 /*
  * hooks.c - the callback registry, and the publisher's engine-thread side:
  * its start and stop, and the records handed to it. The publisher itself
- * (sockets, thread, rendering) is publisher.c.
+ * (sockets, thread, rendering) is publisher.c and pub_*.c (pub.h).
  */
 #include "hooks/hooks.h"
 
@@ -214,7 +214,7 @@ int hooks_zmq_start(struct hooks *h, const struct hooks_config *cfg, char *err, 
 			return -1;
 		}
 		/* hooks_free() waits for unsent events only as long as the
-		 * sockets' ZMQ_LINGER says (publisher.c). */
+		 * sockets' ZMQ_LINGER says (pub_sock.c). */
 		zmq_ctx_set(h->zctx, ZMQ_BLOCKY, 0);
 	}
 	h->pub = hooks_publisher_start(h->zctx, cfg, err, errlen);

@@ -10,6 +10,7 @@
  *   iothr.c     the I/O threads and the records between them and the engine
  *   ioq.c       the record queue      chunk.c    input chunks
  *   xport.h     the connection-layer stack: tcp.c, proxy.c, tls.c, ws.c
+ *               (ws_http.c the upgrade, ws_frame.c the frames)
  *   rbuf.c      receive buffers        outq.c     output queues
  *   listener.c  listening sockets, accept
  *   glue.c      engine_io (send, close, event)

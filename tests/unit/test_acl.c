@@ -1,5 +1,5 @@
 /*
- * test_acl.c - auth/acl.c: the acl_file parser (Mosquitto's syntax, its
+ * test_acl.c - auth/acl*.c: the acl_file parser (Mosquitto's syntax, its
  * quirks and its errors), the topic decision (sections, patterns, deny
  * first, $ topics, dangerous names, whole-level substitution) and the
  * subscription-filter decision. Expected results are Mosquitto's
