@@ -334,8 +334,46 @@ static void fail(char *err, size_t errlen, const char *what, natsStatus s)
 		 last ? last : "");
 }
 
-/* Connects with the configured servers (comma separated). */
-static natsStatus connect_nats(struct cluster *c)
+/* Applies midge_cluster's TLS and credential keys to o. Returns 0, or -1
+ * with "file:line: key path: why" in err (start-up stops: fail closed). */
+static int secure_options(const struct cluster_secure *k, natsOptions *o, char *err, size_t errlen)
+{
+	const char *key = NULL, *at = NULL, *path = NULL;
+	natsStatus s = NATS_OK;
+	if (k->cafile) {
+		key = "midge_cluster_cafile", at = k->cafile_at, path = k->cafile;
+		s = natsOptions_SetSecure(o, true);
+		if (s == NATS_OK)
+			s = natsOptions_LoadCATrustedCertificates(o, k->cafile);
+	}
+	if (s == NATS_OK && k->certfile) {
+		key = "midge_cluster_certfile", at = k->certfile_at, path = k->certfile;
+		s = natsOptions_LoadCertificatesChain(o, k->certfile, k->keyfile);
+	}
+	if (s == NATS_OK && k->creds) {
+		key = "midge_cluster_credentials", at = k->creds_at, path = k->creds;
+		s = natsOptions_SetUserCredentialsFromFiles(o, k->creds, NULL);
+	}
+	if (s == NATS_OK && k->user) {
+		key = "midge_cluster_username", at = NULL, path = k->user;
+		s = natsOptions_SetUserInfo(o, k->user, k->password);
+	}
+	if (s == NATS_OK && k->token) {
+		key = "midge_cluster_token", at = NULL, path = "";
+		s = natsOptions_SetToken(o, k->token);
+	}
+	if (s == NATS_OK)
+		return 0;
+	natsStatus ls;
+	const char *last = nats_GetLastError(&ls);
+	snprintf(err, errlen, "%s%s%s %s: %s%s%s", at ? at : "", at ? ": " : "", key, path,
+		 natsStatus_GetText(s), last ? ": " : "", last ? last : "");
+	return -1;
+}
+
+/* Connects with the configured servers (comma separated) and security.
+ * Returns NATS_OK, or the failure (err set when the options were at fault). */
+static natsStatus connect_nats(struct cluster *c, char *err, size_t errlen)
 {
 	natsOptions *o = NULL;
 	const char *urls[16];
@@ -364,7 +402,9 @@ static natsStatus connect_nats(struct cluster *c)
 		s = natsOptions_SetReconnectedCB(o, on_reconnected, c);
 	if (s == NATS_OK)
 		s = natsOptions_SetClosedCB(o, on_closed, c);
-	if (s == NATS_OK)
+	if (s == NATS_OK && secure_options(&c->cfg.secure, o, err, errlen) < 0)
+		s = NATS_INVALID_ARG;
+	else if (s == NATS_OK)
 		s = natsConnection_Connect(&c->nc, o);
 	natsOptions_Destroy(o);
 	return s;
@@ -411,9 +451,12 @@ struct cluster *cluster_start(const struct cluster_config *cfg, uv_loop_t *loop,
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	natsStatus s = connect_nats(c);
+	err[0] = '\0';
+	natsStatus s = connect_nats(c, err, errlen);
 	if (s != NATS_OK) {
-		fail(err, errlen, "cannot connect to midge_cluster's NATS servers", s);
+		if (!err[0])
+			fail(err, errlen, "cannot connect to midge_cluster's NATS servers (check midge_cluster, "
+					  "and its TLS and credential keys)", s);
 		goto fail;
 	}
 	atomic_store(&c->connected, true);
