@@ -144,28 +144,35 @@ static void on_closed(natsConnection *nc, void *closure)
 	(void)nc;
 	struct cluster *c = closure;
 	pthread_mutex_lock(&c->closed_mu);
-	c->closed = true;
+	c->closed++;
 	pthread_cond_signal(&c->closed_cv);
 	pthread_mutex_unlock(&c->closed_mu);
 }
 
-/* Closes the connection and waits (bounded) for its last callback. Returns
- * false if that never came: c must then outlive us (leaked, not freed). */
+/* Closes the connections and waits (bounded) for the last callback of
+ * each. Returns false if one never came: c must then outlive us (leaked,
+ * not freed). */
 static bool nats_close_wait(struct cluster *c)
 {
-	if (!c->nc)
+	int want = (c->nc != NULL) + (c->qnc != NULL);
+	if (!want)
 		return true;
-	natsConnection_Close(c->nc);
-	natsConnection_Destroy(c->nc);
-	c->nc = NULL;
+	natsConnection **ncs[2] = {&c->qnc, &c->nc};
+	for (int i = 0; i < 2; i++) {
+		if (*ncs[i]) {
+			natsConnection_Close(*ncs[i]);
+			natsConnection_Destroy(*ncs[i]);
+			*ncs[i] = NULL;
+		}
+	}
 	struct timespec until;
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += 5;
 	pthread_mutex_lock(&c->closed_mu);
-	while (!c->closed)
+	while (c->closed < want)
 		if (pthread_cond_timedwait(&c->closed_cv, &c->closed_mu, &until) == ETIMEDOUT)
 			break;
-	bool done = c->closed;
+	bool done = c->closed >= want;
 	pthread_mutex_unlock(&c->closed_mu);
 	if (!done)
 		log_warn("cluster: NATS closed callback did not run within 5 s");
@@ -371,8 +378,11 @@ static int secure_options(const struct cluster_secure *k, natsOptions *o, char *
 	return -1;
 }
 
-/* Connects with the configured servers (comma separated) and security.
- * Returns NATS_OK, or the failure (err set when the options were at fault). */
+/* Connects with the configured servers (comma separated) and security:
+ * nc, without echo (a node never receives its own messages back), and
+ * qnc, with echo, for the queue groups of shared subscriptions (a node's
+ * own message may be for its own group's turn). Returns NATS_OK, or the
+ * failure (err set when the options were at fault). */
 static natsStatus connect_nats(struct cluster *c, char *err, size_t errlen)
 {
 	natsOptions *o = NULL;
@@ -406,6 +416,15 @@ static natsStatus connect_nats(struct cluster *c, char *err, size_t errlen)
 		s = NATS_INVALID_ARG;
 	else if (s == NATS_OK)
 		s = natsConnection_Connect(&c->nc, o);
+	/* libnats copied o: the second connection's differences */
+	if (s == NATS_OK)
+		s = natsOptions_SetNoEcho(o, false);
+	if (s == NATS_OK)
+		s = natsOptions_SetDisconnectedCB(o, NULL, NULL);
+	if (s == NATS_OK)
+		s = natsOptions_SetReconnectedCB(o, NULL, NULL);
+	if (s == NATS_OK)
+		s = natsConnection_Connect(&c->qnc, o);
 	natsOptions_Destroy(o);
 	return s;
 }

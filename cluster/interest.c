@@ -1,7 +1,9 @@
 /*
  * interest.c - which filters this node's clients subscribed to, counted
  * per filter, and the NATS subscriptions that bring other nodes' messages
- * for them (cluster/internal.h says which thread touches what). The
+ * for them (cluster/internal.h says which thread touches what): a
+ * shared filter $share/G/F is one entry, subscribed as a NATS queue
+ * group (one member in the whole cluster gets each message). The
  * engine thread keeps the table and posts changes; the cluster thread
  * subscribes and unsubscribes; libnats' threads deliver into the
  * incoming ring.
@@ -142,9 +144,23 @@ void cluster_interest_apply(struct cluster *c, struct command *k)
 		}
 		return;
 	}
-	char subj[CLUSTER_SUBJECT_MAX];
+	/* $share/G/F: F's subject in a queue group named after G, on qnc */
+	const uint8_t *f = in->filter, *g = NULL;
+	size_t flen = in->len, glen = 0;
+	char subj[CLUSTER_SUBJECT_MAX], queue[CLUSTER_SUBJECT_MAX];
+	if (flen > 7 && memcmp(f, "$share/", 7) == 0) {
+		g = f + 7;
+		f = memchr(g, '/', flen - 7);
+		if (!f)
+			return;
+		glen = (size_t)(f - g);
+		f++;
+		flen = in->len - (size_t)(f - in->filter);
+		if (cluster_subject_topic(queue, sizeof queue, c->name, g, glen) < 0)
+			return;
+	}
 	bool parent;
-	int sl = cluster_subject_filter(subj, sizeof subj, c->name, in->filter, in->len, &parent);
+	int sl = cluster_subject_filter(subj, sizeof subj, c->name, f, flen, &parent);
 	if (sl < 0)
 		return;
 	int n = parent ? 2 : 1;
@@ -152,7 +168,9 @@ void cluster_interest_apply(struct cluster *c, struct command *k)
 	for (int i = 0; i < n; i++) {
 		if (i == 1)
 			subj[sl - 2] = '\0'; /* "a.>" and "a": MQTT's a/# matches a */
-		natsStatus s = natsConnection_Subscribe(&in->subs[i], c->nc, subj, on_nats_msg, in);
+		natsStatus s = g ? natsConnection_QueueSubscribe(&in->subs[i], c->qnc, subj, queue,
+								on_nats_msg, in)
+				 : natsConnection_Subscribe(&in->subs[i], c->nc, subj, on_nats_msg, in);
 		if (s == NATS_OK) {
 			natsSubscription_SetPendingLimits(in->subs[i], -1, 256 * 1024 * 1024);
 			natsSubscription_SetOnCompleteCB(in->subs[i], on_sub_complete, in);

@@ -63,11 +63,12 @@ struct cluster {
 	 * until it has run. */
 	pthread_mutex_t closed_mu;
 	pthread_cond_t closed_cv;
-	bool closed;
+	int closed; /* closed callbacks that ran */
 	bool leak; /* the closed callback never came: never free c */
 	pthread_t thread, watcher;
 	bool thread_on, watcher_on;
-	natsConnection *nc;
+	natsConnection *nc;  /* no echo: messages, buckets */
+	natsConnection *qnc; /* echo: shared subscriptions' queue groups */
 	jsCtx *js;
 	kvStore *nodes, *retained;
 	kvWatcher *watch;
