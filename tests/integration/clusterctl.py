@@ -67,3 +67,12 @@ def start_node(nats, name, cluster="t", extra=""):
     b = brokerctl.start(node_config(nats, name, cluster, extra))
     b.name = name
     return b
+
+
+def stop(nodes, nats):
+    """Stops the nodes (by PID), then nats-server, then anything else a
+    test started through brokerctl."""
+    for n in nodes:
+        n.stop()
+    nats.stop()
+    brokerctl.stop_all()

@@ -108,8 +108,5 @@ try:
         check("TLS keys without midge_cluster: start-up stops, saying so",
               "broker.conf:2: midge_cluster_cafile is a cluster key, but midge_cluster is not set" in str(e), str(e)[-400:])
 finally:
-    for n in nodes:
-        n.stop()
-    nats.stop()
-    brokerctl.stop_all()
+    clusterctl.stop(nodes, nats)
 r.finish()

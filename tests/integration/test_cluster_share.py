@@ -82,8 +82,5 @@ try:
     for c in members + others + plain:
         c.close()
 finally:
-    for n in nodes:
-        n.stop()
-    nats.stop()
-    brokerctl.stop_all()
+    clusterctl.stop(nodes, nats)
 r.finish()
