@@ -16,8 +16,20 @@
 struct engine;
 struct cluster;
 
+/* How the node proves itself to NATS and checks NATS (docs/cluster.md,
+ * "Security"); each NULL when unset. TLS is on with cafile; certfile and
+ * keyfile come together; at most one of creds, user (+ password), token. */
+struct cluster_secure {
+	const char *cafile, *certfile, *keyfile; /* PEM files */
+	const char *creds;                       /* a NATS .creds file (JWT + NKey seed) */
+	const char *user, *password, *token;
+	/* "file:line" of each key for start-up errors, in the same order */
+	const char *cafile_at, *certfile_at, *keyfile_at, *creds_at;
+};
+
 struct cluster_config {
 	const char *servers;  /* midge_cluster: nats://HOST:PORT[,nats://...] */
+	struct cluster_secure secure;
 	const char *node;     /* midge_node_name: unique in the cluster */
 	const char *name;     /* midge_cluster_name: subject and bucket prefix */
 	uint64_t buffer_bytes; /* midge_cluster_buffer: what waits for NATS, each way */

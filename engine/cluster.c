@@ -24,24 +24,45 @@ void engine_cluster_detach(struct engine *e)
 	e->has_cluster = false;
 }
 
-/* The filter interest is about: $share/NAME/F stands for F (the group's
- * members on this node are offered what arrives for F). */
+/* Whether a topic or filter is under $SYS: each node's own, a node's
+ * statistics never cross. */
+static bool cluster_is_sys(const uint8_t *t, size_t len)
+{
+	return len >= 4 && memcmp(t, "$SYS", 4) == 0 && (len == 4 || t[4] == '/');
+}
+
+/* The F of "$share/NAME/F", or NULL when f is not a shared filter. */
+static const uint8_t *cluster_share_filter(const uint8_t *f, size_t len, size_t *flen)
+{
+	if (len <= 7 || memcmp(f, "$share/", 7) != 0)
+		return NULL;
+	const uint8_t *x = memchr(f + 7, '/', len - 7);
+	if (!x)
+		return NULL;
+	x++;
+	*flen = len - (size_t)(x - f);
+	return x;
+}
+
+/* The filter interest is about, whole: $share/NAME/F is its own interest
+ * (a NATS queue group, so each message reaches one member in the cluster). */
 void cluster_interest(struct engine *e, const uint8_t *filter, size_t len, bool on)
 {
 	if (!e->has_cluster || !e->cluster.interest)
 		return;
-	if (len > 7 && memcmp(filter, "$share/", 7) == 0) {
-		const uint8_t *f = memchr(filter + 7, '/', len - 7);
-		if (!f)
-			return;
-		f++;
-		len -= (size_t)(f - filter);
-		filter = f;
-	}
-	/* $SYS is each node's own: a node's statistics never cross */
-	if (len >= 4 && memcmp(filter, "$SYS", 4) == 0 && (len == 4 || filter[4] == '/'))
+	size_t flen = len;
+	const uint8_t *f = cluster_share_filter(filter, len, &flen);
+	if (cluster_is_sys(f ? f : filter, flen))
 		return;
 	e->cluster.interest(e->cluster.ctx, filter, len, on);
+}
+
+/* Whether a message on topic, forwarded to the cluster, reaches this
+ * node's shared groups through the cluster (every group but those on
+ * $SYS filters, which have no interest there). */
+bool cluster_shares(const struct engine *e, const uint8_t *topic, size_t len)
+{
+	return e->has_cluster && e->cluster.interest && !cluster_is_sys(topic, len);
 }
 
 /* The view of m the cluster is given. */
@@ -131,15 +152,17 @@ int engine_cluster_input(struct engine *e, const uint8_t *f, size_t flen,
 			 const struct engine_cluster_msg *v, uint64_t now_ms)
 {
 	e->now = now_ms;
+	size_t plen = flen;
+	const uint8_t *pf = cluster_share_filter(f, flen, &plen);
 	/* NATS matched the subject; the MQTT rules decide ($ topics, escaping) */
-	if (!topic_filter_matches(f, flen, v->topic, v->topic_len))
+	if (!topic_filter_matches(pf ? pf : f, plen, v->topic, v->topic_len))
 		return -1;
 	struct emsg *m = cluster_msg(e, v);
 	if (!m)
 		return -1;
 	e->st.msgs_received++;
 	e->st.publish_received++;
-	uint32_t n = route_message_filter(e, m, f, flen);
+	uint32_t n = pf ? route_message_group(e, m, f, flen) : route_message_filter(e, m, f, flen, true);
 	emsg_unref(m);
 	return (int)n;
 }

@@ -386,9 +386,11 @@ int engine_history_add(struct engine *e, const char *filter, uint32_t max_messag
  * hands the engine. Every call is on the engine thread; the views are
  * valid during the call only (a cluster copies what it keeps).
  *
- * interest: a filter (without its $share/NAME/ prefix) gained its first
- * subscription on this node (on) or lost its last (!on) - the cluster
- * subscribes in NATS only to those. publish: a message accepted on this
+ * interest: a filter gained its first subscription on this node (on) or
+ * lost its last (!on) - the cluster subscribes in NATS only to those; a
+ * shared one comes whole ("$share/NAME/F"): the cluster delivers each
+ * message for it to one node's group (the publisher's own included), so
+ * the engine leaves shared groups out of what it routes locally. publish: a message accepted on this
  * node (from a client, a will, the broker itself, but never one that came
  * from the cluster) goes to the other nodes, encoded once. It returns 0
  * and sets *ticket (0: nothing to wait for; else the acknowledgement of a
@@ -429,8 +431,10 @@ void engine_cluster_detach(struct engine *e);
 /*
  * A message another node published, received here through the NATS
  * subscription of filter f[0..flen): delivered to this node's
- * subscriptions of exactly that filter (and their shared groups), never
- * sent back to the cluster. Returns the number of receivers, or -1 when
+ * subscriptions of exactly that filter, never sent back to the cluster.
+ * f "$share/NAME/F" (a NATS queue group: one node of the cluster gets
+ * each message, this node's own ones included) offers it to that group
+ * only; the plain filter's delivery leaves the groups out. Returns the number of receivers, or -1 when
  * the message is invalid (its topic does not match f, bad properties).
  */
 int engine_cluster_input(struct engine *e, const uint8_t *f, size_t flen,

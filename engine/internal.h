@@ -418,6 +418,7 @@ void session_take_over(struct engine *e, struct session *s, bool clean_start);
 /* cluster.c */
 void cluster_interest(struct engine *e, const uint8_t *filter, size_t len, bool on);
 bool cluster_forward(struct engine *e, const struct emsg *m, const struct midge_client *from);
+bool cluster_shares(const struct engine *e, const uint8_t *topic, size_t len);
 void cluster_retained(struct engine *e, const uint8_t *topic, size_t len, const struct emsg *m);
 bool cluster_full(const struct engine *e);
 
@@ -468,8 +469,14 @@ void session_drain(struct engine *e, struct session *s);
 void session_resend(struct engine *e, struct session *s);
 
 /* route.c */
-uint32_t route_message(struct engine *e, struct emsg *m);
-uint32_t route_message_filter(struct engine *e, struct emsg *m, const uint8_t *f, size_t flen);
+/* Delivers m to every matching subscription; with no_shared the shared
+ * groups are left out (the cluster gives them m: route_message_group). */
+uint32_t route_message(struct engine *e, struct emsg *m, bool no_shared);
+uint32_t route_message_filter(struct engine *e, struct emsg *m, const uint8_t *f, size_t flen,
+			      bool no_shared);
+/* Offers m to the group of shared subscription f ("$share/NAME/F") only.
+ * Returns the number of receivers (0 or 1). */
+uint32_t route_message_group(struct engine *e, struct emsg *m, const uint8_t *f, size_t flen);
 /* s's session ends: what it was given through a shared subscription and
  * has not acknowledged goes to another member of the group. */
 void route_share_out(struct engine *e, struct session *s);

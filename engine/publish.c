@@ -110,9 +110,15 @@ uint32_t publish_accept(struct engine *e, struct emsg *m, const struct midge_cli
 		e->st.retained_count = retain_store_count(e->retained);
 	}
 	event_message(e, MIDGE_EV_PUBLISH, from, m, NULL, m->qos, pid, dup, 0, NULL);
-	uint32_t n = route_message(e, m);
-	/* other nodes may have subscribers: nobody can say "none" */
-	if (cluster_forward(e, m, from))
+	/* other nodes may have subscribers: nobody can say "none". What went
+	 * to the cluster reaches this node's shared groups through it (a NATS
+	 * queue group: once in the whole cluster); the ticket is kept across
+	 * the routing, which may publish again. */
+	bool forwarded = cluster_forward(e, m, from);
+	uint64_t ticket = e->cluster_ticket;
+	uint32_t n = route_message(e, m, forwarded && cluster_shares(e, m->topic, m->topic_len));
+	e->cluster_ticket = ticket;
+	if (forwarded)
 		n++;
 	if (!n && e->io.event)
 		event_message(e, MIDGE_EV_DROP, from, m, NULL, m->qos, pid, dup,

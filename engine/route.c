@@ -27,6 +27,7 @@ struct route_ctx {
 	struct engine *e;
 	struct emsg *m;
 	const struct session *skip; /* never chosen from a shared group (route_share_out) */
+	bool no_shared;             /* the cluster delivers to the shared groups */
 };
 
 static struct session *session_of(struct subscriber *sb)
@@ -102,6 +103,8 @@ static bool route_match(void *ctx, void *subscriber, uint8_t options, uint32_t s
 	struct hit *h;
 	switch (sb->kind) {
 	case SUBSCRIBER_SESSION:
+		if (shared && r->no_shared)
+			return true; /* "taken": the tree offers the group no further */
 		if (shared)
 			return route_match_shared(r, sb, options, sub_id);
 		route_match_session(r, session_of(sb), options, sub_id);
@@ -185,21 +188,34 @@ static uint32_t route_deliver(struct engine *e, struct emsg *m, uint32_t base)
 	return n;
 }
 
-uint32_t route_message(struct engine *e, struct emsg *m)
+uint32_t route_message(struct engine *e, struct emsg *m, bool no_shared)
 {
 	uint32_t base = e->nhits;
-	struct route_ctx r = {e, m, NULL};
+	struct route_ctx r = {e, m, NULL, no_shared};
 	e->route_gen++;
 	topic_tree_match(e->tree, m->topic, m->topic_len, route_match, &r);
 	return route_deliver(e, m, base);
 }
 
-uint32_t route_message_filter(struct engine *e, struct emsg *m, const uint8_t *f, size_t flen)
+uint32_t route_message_filter(struct engine *e, struct emsg *m, const uint8_t *f, size_t flen,
+			      bool no_shared)
 {
 	uint32_t base = e->nhits;
-	struct route_ctx r = {e, m, NULL};
+	struct route_ctx r = {e, m, NULL, no_shared};
 	e->route_gen++;
 	topic_tree_match_filter(e->tree, f, flen, route_match, &r);
+	return route_deliver(e, m, base);
+}
+
+uint32_t route_message_group(struct engine *e, struct emsg *m, const uint8_t *f, size_t flen)
+{
+	uint32_t base = e->nhits;
+	struct route_ctx r = {e, m, NULL, false};
+	e->route_gen++;
+	if (!topic_tree_offer_group(e->tree, f, flen, route_match, &r)) {
+		e->nhits = base;
+		return 0;
+	}
 	return route_deliver(e, m, base);
 }
 
@@ -219,7 +235,7 @@ static void route_reoffer(struct engine *e, struct session *s, struct emsg *m)
 		if (!topic_filter_matches(f, flen, m->topic, m->topic_len))
 			continue;
 		uint32_t base = e->nhits;
-		struct route_ctx r = {e, m, s};
+		struct route_ctx r = {e, m, s, false};
 		e->route_gen++;
 		if (topic_tree_offer_group(e->tree, x->filter, x->len, route_match, &r)) {
 			route_deliver(e, m, base);

@@ -34,6 +34,19 @@ int cluster_link_start(struct midge *m)
 		.node = cf->node_name,
 		.name = name,
 		.buffer_bytes = cf->cluster_buffer,
+		.secure = {
+			.cafile = cf->cluster_secure[CONF_CLUSTER_CAFILE],
+			.certfile = cf->cluster_secure[CONF_CLUSTER_CERTFILE],
+			.keyfile = cf->cluster_secure[CONF_CLUSTER_KEYFILE],
+			.creds = cf->cluster_secure[CONF_CLUSTER_CREDENTIALS],
+			.user = cf->cluster_secure[CONF_CLUSTER_USERNAME],
+			.password = cf->cluster_secure[CONF_CLUSTER_PASSWORD],
+			.token = cf->cluster_secure[CONF_CLUSTER_TOKEN],
+			.cafile_at = cf->cluster_secure_where[CONF_CLUSTER_CAFILE],
+			.certfile_at = cf->cluster_secure_where[CONF_CLUSTER_CERTFILE],
+			.keyfile_at = cf->cluster_secure_where[CONF_CLUSTER_KEYFILE],
+			.creds_at = cf->cluster_secure_where[CONF_CLUSTER_CREDENTIALS],
+		},
 	};
 	char err[512];
 	m->cluster = cluster_start(&cc, &m->loop, m->engine, err, sizeof err);
@@ -94,15 +107,23 @@ static void swap_str(char **a, char **b)
 void cluster_link_reload(struct midge *m, struct conf *nc)
 {
 	struct conf *c = &m->conf;
-	bool same = str_eq(nc->cluster_servers, c->cluster_servers) &&
+	bool same_secure = true;
+	for (int k = 0; k < CONF_CLUSTER_KEYS; k++)
+		same_secure = same_secure && str_eq(nc->cluster_secure[k], c->cluster_secure[k]);
+	bool same = same_secure && str_eq(nc->cluster_servers, c->cluster_servers) &&
 		    str_eq(nc->cluster_name, c->cluster_name) && nc->cluster_buffer == c->cluster_buffer &&
 		    (!c->cluster_servers || str_eq(nc->node_name, c->node_name));
 	if (!same)
-		log_warn("reload: midge_cluster, midge_cluster_name, midge_cluster_buffer and a cluster "
-			 "node's midge_node_name need a restart; the running settings stay");
+		log_warn("reload: midge_cluster, midge_cluster_name, midge_cluster_buffer, the "
+			 "midge_cluster_ TLS and credential keys and a cluster node's midge_node_name "
+			 "need a restart; the running settings stay");
 	swap_str(&nc->cluster_servers, &c->cluster_servers);
 	swap_str(&nc->cluster_name, &c->cluster_name);
 	nc->cluster_buffer = c->cluster_buffer;
+	for (int k = 0; k < CONF_CLUSTER_KEYS; k++) {
+		swap_str(&nc->cluster_secure[k], &c->cluster_secure[k]);
+		swap_str(&nc->cluster_secure_where[k], &c->cluster_secure_where[k]);
+	}
 	if (c->cluster_servers)
 		swap_str(&nc->node_name, &c->node_name);
 }

@@ -89,6 +89,7 @@ void conf_clear(struct conf *c)
 		free(c->history[i].filter);
 	conf_http_clear(&c->http);
 	conf_auth_clear(&c->auth);
+	conf_cluster_clear(c);
 	zauth_conf_clear(&c->zauth);
 	bridge_confs_clear(&c->bridges);
 	conf_init(c);
@@ -211,6 +212,9 @@ int conf_set(struct conf *c, const char *key, const char *value, char *msg, size
 			return rc;
 	}
 	rc = zauth_conf_set(&c->zauth, key, v, c->where, msg, msglen, &handled);
+	if (handled)
+		return rc;
+	rc = conf_set_cluster(c, key, v, msg, msglen, &handled);
 	if (handled)
 		return rc;
 	rc = conf_set_unsupported(key, v, msg, msglen);
@@ -368,7 +372,7 @@ int conf_load(struct conf *c, const char *path, conf_warn_cb warn_cb, void *user
 int conf_check(const struct conf *c, char *err, size_t errlen)
 {
 	if (conf_check_auth(c, err, errlen) < 0 || zauth_conf_check(&c->zauth, err, errlen) < 0 ||
-	    bridge_conf_check(&c->bridges, err, errlen) < 0)
+	    bridge_conf_check(&c->bridges, err, errlen) < 0 || conf_check_cluster(c, err, errlen) < 0)
 		return -1;
 	for (int i = 0; i < c->n_listeners; i++) {
 		const struct conf_listener *l = &c->listeners[i];

@@ -145,6 +145,18 @@ struct conf_auth {
 	char *chain_where;          /* "file:line" of midge_auth_chain; NULL: not set */
 };
 
+/* The NATS connection's security keys (config_cluster.c). */
+enum conf_cluster_key {
+	CONF_CLUSTER_CAFILE,
+	CONF_CLUSTER_CERTFILE,
+	CONF_CLUSTER_KEYFILE,
+	CONF_CLUSTER_CREDENTIALS,
+	CONF_CLUSTER_USERNAME,
+	CONF_CLUSTER_PASSWORD,
+	CONF_CLUSTER_TOKEN,
+	CONF_CLUSTER_KEYS
+};
+
 struct conf {
 	struct engine_config engine;
 	struct conf_auth auth;
@@ -199,6 +211,8 @@ struct conf {
 	char *cluster_servers;       /* midge_cluster */
 	char *cluster_name;          /* midge_cluster_name; NULL: "midge" */
 	uint64_t cluster_buffer;     /* midge_cluster_buffer; 0: the default */
+	char *cluster_secure[CONF_CLUSTER_KEYS];       /* enum conf_cluster_key; NULL: unset */
+	char *cluster_secure_where[CONF_CLUSTER_KEYS]; /* "file:line" of each */
 
 	/* persistence (docs/persistence.md) */
 	bool persistence;
@@ -283,6 +297,16 @@ int conf_check_auth(const struct conf *c, char *err, size_t errlen);
 /* The chain in effect for c (auth/chain.h), after conf_check_auth(). */
 void conf_auth_chain(const struct conf *c, struct auth_chain *out);
 void conf_auth_clear(struct conf_auth *a);
+
+/* midge_cluster_cafile ... midge_cluster_token (config_cluster.c):
+ * *handled 0 for any other key; else 0 or -1 with msg. */
+int conf_set_cluster(struct conf *c, const char *key, const char *v, char *msg, size_t msglen,
+		     int *handled);
+/* Whether the cluster's security keys can be honoured (used together as
+ * they must be, their files readable): 0, or -1 with "file:line: why". */
+int conf_check_cluster(const struct conf *c, char *err, size_t errlen);
+const char *conf_cluster_key_name(int k);
+void conf_cluster_clear(struct conf *c);
 
 /* Parses the value of log_type; returns the bit or 0 if unknown. */
 unsigned conf_log_type_bit(const char *name);

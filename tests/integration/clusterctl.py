@@ -19,23 +19,34 @@ NATS_SERVER = shutil.which("nats-server") or "/usr/bin/nats-server"
 class Nats:
     """nats-server -js on 127.0.0.1; restart() keeps its port and store."""
 
-    def __init__(self):
+    def __init__(self, config=None, scheme="nats"):
+        """config: nats-server configuration text (TLS, authorization)
+        given with -c; the port, address and store stay on the command line."""
         self.dir = tempfile.mkdtemp(prefix="midge-nats-")
+        os.chmod(self.dir, 0o755)
         self.port = brokerctl.free_port()
+        self.scheme = scheme
+        self.config = config
         self.proc = None
         self.start()
 
     def start(self):
         log = open(os.path.join(self.dir, "nats.log"), "a")
+        extra = []
+        if self.config is not None:
+            path = os.path.join(self.dir, "nats.conf")
+            with open(path, "w") as f:
+                f.write(self.config)
+            extra = ["-c", path]
         self.proc = subprocess.Popen(
-            [NATS_SERVER, "-js", "-sd", os.path.join(self.dir, "js"), "-p", str(self.port),
+            [NATS_SERVER] + extra + ["-js", "-sd", os.path.join(self.dir, "js"), "-p", str(self.port),
              "-a", "127.0.0.1"], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
         if not brokerctl.wait_port(self.port, proc=self.proc):
             raise RuntimeError("nats-server did not start")
 
     def url(self):
-        return "nats://127.0.0.1:%d" % self.port
+        return "%s://127.0.0.1:%d" % (self.scheme, self.port)
 
     def kill(self, sig=signal.SIGKILL):
         if self.proc and self.proc.poll() is None:
@@ -56,3 +67,12 @@ def start_node(nats, name, cluster="t", extra=""):
     b = brokerctl.start(node_config(nats, name, cluster, extra))
     b.name = name
     return b
+
+
+def stop(nodes, nats):
+    """Stops the nodes (by PID), then nats-server, then anything else a
+    test started through brokerctl."""
+    for n in nodes:
+        n.stop()
+    nats.stop()
+    brokerctl.stop_all()

@@ -1,0 +1,141 @@
+/*
+ * internal.h - what the cluster's files share (cluster.h is the outside
+ * view). cluster.c: the NATS connection, the cluster thread, the hand-over
+ * with the loop; interest.c: the table of this node's filters and their
+ * NATS subscriptions; kv.c: the JetStream key-value buckets (the node
+ * name's lease, the retained store and its watcher).
+ *
+ * Threads and who touches what:
+ * - the engine thread (the loop) owns the engine and the interest table;
+ *   it appends messages and retained changes to the outgoing ring (out),
+ *   subscription changes to a command list, and drains the incoming ring
+ *   (in) into the engine when the uv_async_t fires;
+ * - the cluster thread makes every NATS call that waits for anything
+ *   (publish, flush, key-value puts, the node lease's heartbeat,
+ *   subscribe); it never touches the engine;
+ * - libnats's threads run the subscription and connection callbacks: they
+ *   copy into the incoming ring and wake the loop, nothing else;
+ * - the watcher thread follows the retained bucket into the incoming ring.
+ */
+#ifndef MIDGE_CLUSTER_INTERNAL_H
+#define MIDGE_CLUSTER_INTERNAL_H
+
+#include <nats/nats.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "cluster/cluster.h"
+#include "cluster/ring.h"
+
+/* One filter this node's clients subscribed to (engine thread: count and
+ * the table; cluster thread: subs; libnats threads: filter, read-only). */
+struct interest {
+	struct interest *next; /* the table's chain */
+	uint32_t count;        /* subscriptions on this node */
+	natsSubscription *subs[2];
+	atomic_int pending;    /* NATS subscriptions not completed yet */
+	struct cluster *c;
+	uint16_t len;
+	uint8_t filter[];
+};
+
+/* A subscription change for the cluster thread. */
+struct command {
+	struct command *next;
+	struct interest *in;
+	bool on;
+};
+
+struct cluster {
+	struct cluster_config cfg;
+	char *servers, *node, *name; /* copies */
+	struct engine *engine;
+	uv_loop_t *loop;
+	uv_async_t async;
+	struct ring out; /* engine -> cluster thread; its mu also guards cmds, stop */
+	struct ring in;  /* libnats, watcher -> engine */
+	struct command *cmds, **cmds_tail;
+	bool stop;
+	bool quiet; /* cluster_quiet() ran */
+	/* libnats runs the connection's callbacks on its own thread, queued:
+	 * on_disconnected may still be pending after natsConnection_Close
+	 * returns. The closed callback comes last on that queue, so c lives
+	 * until it has run. */
+	pthread_mutex_t closed_mu;
+	pthread_cond_t closed_cv;
+	int closed; /* closed callbacks that ran */
+	bool leak; /* the closed callback never came: never free c */
+	pthread_t thread, watcher;
+	bool thread_on, watcher_on;
+	natsConnection *nc;  /* no echo: messages, buckets */
+	natsConnection *qnc; /* echo: shared subscriptions' queue groups */
+	jsCtx *js;
+	kvStore *nodes, *retained;
+	kvWatcher *watch;
+	uint64_t lease_rev;
+	/* engine thread */
+	struct interest **table;
+	uint32_t table_cap, table_n;
+	uint64_t next_ticket;
+	bool was_connected;
+	uint64_t dropped_out_logged, dropped_in_logged;
+	/* shared counters */
+	atomic_bool connected;
+	atomic_bool async_on; /* uv_async_init done, cluster_quiet not yet */
+	atomic_uint_fast64_t reconnected_at; /* ms */
+	atomic_uint_fast64_t sent_ticket;
+	atomic_uint_fast64_t forwarded, received, dropped_out, dropped_in, subjects, disconnects;
+};
+
+/* ---- cluster.c --------------------------------------------------------- */
+
+/* Wakes the loop (any thread), once its handle exists. */
+void cluster_wake(struct cluster *c);
+/* Wall-clock milliseconds (leases and expiry are compared across nodes). */
+uint64_t cluster_now_ms(void);
+/* Any thread: copies one record into the incoming ring and wakes the
+ * loop; counts it dropped when the ring is full. */
+void cluster_input_put(struct cluster *c, uint8_t kind, const char *name, size_t nlen,
+		       const void *data, size_t dlen);
+
+/* ---- interest.c -------------------------------------------------------- */
+
+/* Allocates the empty table. Returns 0 or -1. */
+int cluster_interest_init(struct cluster *c);
+/* engine_cluster.interest (engine thread): counts subscriptions per
+ * filter; the first one posts a subscribe, the last one's end an
+ * unsubscribe for the cluster thread. */
+void cluster_interest_change(void *ctx, const uint8_t *f, size_t len, bool on);
+/* Cluster thread: carries out one posted change in NATS. */
+void cluster_interest_apply(struct cluster *c, struct command *k);
+/* cluster_quiet: ends every NATS subscription (their completions free
+ * what they held). */
+void cluster_interest_close(struct cluster *c);
+/* cluster_free, after the connection closed: frees the entries and
+ * commands no completion freed (cluster_release frees the table). */
+void cluster_interest_free(struct cluster *c);
+
+/* ---- kv.c -------------------------------------------------------------- */
+
+/* Start-up: opens (creating when missing) the nodes and retained buckets.
+ * Returns NATS_OK or the failure. */
+natsStatus cluster_kv_open(struct cluster *c);
+/* Start-up: claims the node name (create = claim: refused while a live
+ * node holds it). Returns 0, or -1 with err set. */
+int cluster_kv_claim(struct cluster *c, char *err, size_t errlen);
+/* Cluster thread: renews the lease (update with the revision, so a node
+ * that lost its name learns it). */
+void cluster_kv_heartbeat(struct cluster *c);
+/* Start-up: loads the retained bucket straight into the engine, then
+ * starts the watcher thread that follows it into the incoming ring. */
+natsStatus cluster_kv_load(struct cluster *c);
+int cluster_kv_watch(struct cluster *c);
+/* Loop: one retained change (key, encoded message or nothing: deleted)
+ * into the engine. */
+void cluster_kv_apply(struct cluster *c, const char *key, size_t klen, const uint8_t *v, size_t vl,
+		      uint64_t now);
+/* Stops the watcher, gives the node name back (a node started in its
+ * place may take it at once), releases the buckets. Idempotent. */
+void cluster_kv_close(struct cluster *c);
+
+#endif
