@@ -154,7 +154,7 @@ int authx_connect(struct engine *e, struct engine_conn *c, const struct codec_co
 	const struct codec_buf *m = &k->props.auth_method;
 	if (!e->has_auth || !e->auth.enhanced) {
 		/* [MQTT-4.12.0-1] a method nobody serves */
-		*why = "no authentication method is served (no auth worker)";
+		*why = "no authentication method is configured";
 		return MQTT_RC_BAD_AUTH_METHOD;
 	}
 	if (!c->ax) {
@@ -205,7 +205,7 @@ int authx_packet(struct engine *e, struct engine_conn *c, struct codec_packet *p
 					   : "a packet other than AUTH during authentication");
 	if (!ax) /* [MQTT-4.12.0-7] */
 		return client_fail(e, c, MQTT_RC_PROTOCOL_ERROR,
-				   "AUTH without an authentication method in CONNECT");
+				   "AUTH without an authentication method");
 	const struct codec_disconnect *a = &p->u.disconnect;
 	if (!authx_same_method(ax, &a->props)) {
 		why = "AUTH with another authentication method than CONNECT's";
