@@ -236,10 +236,11 @@ s = socket.create_connection(("127.0.0.1", b.port), timeout=10)
 t0 = time.monotonic()
 s.sendall(bytes([0x10]) + varint(len(body)) + body)
 first, _ = expect(s, 0xF0)
-rc, _ = connack(s, 5)
+rc, pk = connack(s, 5)
 took = time.monotonic() - t0
 r.check("a client that does not answer: CONNACK 0x87 at midge_auth_exchange_timeout_ms",
-        first == 0x18 and rc == 0x87 and 1.2 < took < 4, (first, rc, took))
+        first == 0x18 and rc == 0x87 and 1.2 < took < 4,
+        (first, rc, pk, took, [x for x in b.log_text().splitlines() if "dev-6" in x]))
 s.close()
 
 # ---- 3.1.1 clients never see AUTH ----------------------------------------
