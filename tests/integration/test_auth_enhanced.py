@@ -29,8 +29,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import brokerctl  # noqa: E402
-from brokerctl import _s, read_packet, spawn, varint, varint_decode  # noqa: E402
-from test_zauth_lib import connect3, connect5  # noqa: E402
+from brokerctl import _s, read_packet, spawn, varint  # noqa: E402
+from test_zauth_lib import connect3, connect5, props_of  # noqa: E402
 
 r = brokerctl.Results("enhanced authentication")
 brokerctl.deadline(r, 90)
@@ -60,29 +60,6 @@ def auth_props(method, data=None):
 def auth_packet(rc, props):
     body = bytes([rc]) + varint(len(props)) + props
     return bytes([0xF0]) + varint(len(body)) + body
-
-
-def props_of(body, at):
-    """{id: bytes or int} of the property block at body[at:]."""
-    plen, i = varint_decode(body, at)
-    got, end = {}, i + plen
-    while i < end:
-        pid = body[i]
-        i += 1
-        if pid in (0x11, 0x27):
-            got[pid] = int.from_bytes(body[i:i + 4], "big")
-            i += 4
-        elif pid in (0x21, 0x22, 0x13):
-            got[pid] = int.from_bytes(body[i:i + 2], "big")
-            i += 2
-        elif pid in (0x24, 0x25, 0x28, 0x29, 0x2A):
-            got[pid] = body[i]
-            i += 1
-        else:
-            n = int.from_bytes(body[i:i + 2], "big")
-            got[pid] = body[i + 2:i + 2 + n]
-            i += 2 + n
-    return got
 
 
 class ScramClient:
