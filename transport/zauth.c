@@ -364,6 +364,17 @@ static void zauth_pending_unlink(struct zauth *z, struct zpending *p)
 	z->n_pending--;
 }
 
+/* A worker's answer that did not parse: counted, the first logged (with
+ * what it refused); the request is refused as server unavailable. */
+static int zauth_bad_answer(struct zauth *z, const struct zworker_result *r, const char *refused)
+{
+	char why[400];
+	pwfile_printable(r->note, strlen(r->note), why, sizeof why);
+	if (!z->bad++)
+		log_warn("auth workers: a bad answer (%s): %s", why, refused);
+	return MQTT_RC_SERVER_UNAVAILABLE;
+}
+
 /*
  * The answer to an `auth` request (MQTT 5 enhanced authentication):
  * continue with the method's data, allow (applied as a connect answer is
@@ -381,11 +392,7 @@ static void zauth_step_result(struct zauth *z, struct zpending *p, struct conn *
 		z->timeouts++;
 		rc = MQTT_RC_SERVER_UNAVAILABLE;
 	} else if (r->status == ZWORKER_BAD) {
-		char why[400];
-		pwfile_printable(r->note, strlen(r->note), why, sizeof why);
-		if (!z->bad++)
-			log_warn("auth workers: a bad answer (%s): authentication refused", why);
-		rc = MQTT_RC_SERVER_UNAVAILABLE;
+		rc = zauth_bad_answer(z, r, "authentication refused");
 	} else if (a->cont) {
 		rc = MQTT_RC_CONTINUE_AUTH;
 	} else if (a->allow && engine_conn_version(p->ec) != 0) {
@@ -429,11 +436,7 @@ static void zauth_on_result(void *ctx, struct zworker_result *r)
 		z->timeouts++;
 		rc = m->conf.zauth.on_timeout_allow ? 0 : MQTT_RC_SERVER_UNAVAILABLE;
 	} else if (r->status == ZWORKER_BAD) {
-		char why[400];
-		pwfile_printable(r->note, strlen(r->note), why, sizeof why);
-		if (!z->bad++)
-			log_warn("auth workers: a bad answer (%s): CONNECT refused", why);
-		rc = MQTT_RC_SERVER_UNAVAILABLE;
+		rc = zauth_bad_answer(z, r, "CONNECT refused");
 	} else {
 		latency_observe(&m->lat.auth, latency_now_us() - p->t0_us, 1);
 		rc = zauth_apply(z, p->ec, c, &r->answer);
