@@ -17,6 +17,9 @@ void zauth_conf_init(struct zauth_conf *z)
 	z->timeout_ms = ZAUTH_DEFAULT_TIMEOUT_MS;
 	z->cache_size = ZAUTH_DEFAULT_CACHE_SIZE;
 	z->queue = ZAUTH_DEFAULT_QUEUE;
+	z->max_rounds = 8;
+	z->max_data = 8192;
+	z->exchange_ms = 30000;
 }
 
 void zauth_conf_clear(struct zauth_conf *z)
@@ -85,6 +88,12 @@ int zauth_conf_set(struct zauth_conf *z, const char *key, const char *v, const c
 		return zauth_conf_num(&z->cache_size, v, 1, 10000000, msg, msglen, key);
 	if (strcmp(key, "midge_auth_worker_queue") == 0)
 		return zauth_conf_num(&z->queue, v, 1, 1000000, msg, msglen, key);
+	if (strcmp(key, "midge_auth_max_rounds") == 0)
+		return zauth_conf_num(&z->max_rounds, v, 1, 1000, msg, msglen, key);
+	if (strcmp(key, "midge_auth_max_data") == 0)
+		return zauth_conf_num(&z->max_data, v, 1, 65535, msg, msglen, key);
+	if (strcmp(key, "midge_auth_exchange_timeout_ms") == 0)
+		return zauth_conf_num(&z->exchange_ms, v, 100, 600000, msg, msglen, key);
 	if (strcmp(key, "midge_auth_on_timeout") == 0) {
 		if (strcmp(v, "deny") != 0 && strcmp(v, "allow") != 0) {
 			snprintf(msg, msglen, "midge_auth_on_timeout needs deny or allow, not '%s'", v);

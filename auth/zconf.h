@@ -27,6 +27,11 @@ struct zauth_conf {
 	uint32_t cache_ttl; /* seconds */
 	uint32_t cache_size;
 	uint32_t queue;
+	/* MQTT 5 enhanced authentication, each exchange (engine_config's
+	 * auth_max_rounds, auth_max_data, auth_exchange_ms) */
+	uint32_t max_rounds;
+	uint32_t max_data;
+	uint32_t exchange_ms;
 };
 
 void zauth_conf_init(struct zauth_conf *z);

@@ -36,23 +36,19 @@ static int zproto_set_b64(json_t *o, const char *key, const struct zproto_bytes 
 	return rc;
 }
 
-int zproto_connect_request(const struct zproto_connect *in, uint64_t id, char **out,
-			   size_t *outlen)
+/* The members every request has: version, type, id, and what midge
+ * knows of the client. Returns 0 or -1. */
+static int zproto_set_client(json_t *o, const char *type, uint64_t id,
+			     const struct zproto_connect *in)
 {
 	char ids[24];
-	int rc = -1;
-	*out = NULL;
-	json_t *o = json_object();
-	if (!o)
-		return -1;
 	snprintf(ids, sizeof ids, "%" PRIu64, id);
 	if (json_object_set_new(o, "version", json_integer(ZPROTO_VERSION)) < 0 ||
-	    json_object_set_new(o, "type", json_string("connect")) < 0 ||
+	    json_object_set_new(o, "type", json_string(type)) < 0 ||
 	    json_object_set_new(o, "id", json_string(ids)) < 0 ||
 	    zproto_set_str(o, "client_id", in->client_id.p ? in->client_id.p : "",
 			   in->client_id.len) < 0 ||
 	    zproto_set_str(o, "username", in->username.p, in->username.len) < 0 ||
-	    zproto_set_b64(o, "password", &in->password) < 0 ||
 	    zproto_set_str(o, "peer", in->peer, in->peer ? strlen(in->peer) : 0) < 0 ||
 	    json_object_set_new(o, "peer_port", json_integer(in->peer_port)) < 0 ||
 	    json_object_set_new(o, "listener", json_integer(in->listener)) < 0 ||
@@ -62,16 +58,36 @@ int zproto_connect_request(const struct zproto_connect *in, uint64_t id, char **
 			   in->tls_subject ? strlen(in->tls_subject) : 0) < 0 ||
 	    zproto_set_str(o, "tls_fingerprint", in->tls_fingerprint,
 			   in->tls_fingerprint ? strlen(in->tls_fingerprint) : 0) < 0)
-		goto out;
+		return -1;
+	return 0;
+}
+
+/* *out: o's compact text, at most ZPROTO_MAX_MSG. Returns 0 or -1. */
+static int zproto_dump(json_t *o, char **out, size_t *outlen)
+{
 	*out = json_dumps(o, JSON_COMPACT);
 	if (!*out)
-		goto out;
+		return -1;
 	*outlen = strlen(*out);
 	if (*outlen > ZPROTO_MAX_MSG) {
 		zproto_wipe(*out, *outlen);
 		*out = NULL;
-		goto out;
+		return -1;
 	}
+	return 0;
+}
+
+int zproto_connect_request(const struct zproto_connect *in, uint64_t id, char **out,
+			   size_t *outlen)
+{
+	int rc = -1;
+	*out = NULL;
+	json_t *o = json_object();
+	if (!o)
+		return -1;
+	if (zproto_set_client(o, "connect", id, in) < 0 ||
+	    zproto_set_b64(o, "password", &in->password) < 0 || zproto_dump(o, out, outlen) < 0)
+		goto out;
 	rc = 0;
 out:
 	/* the password's base64 is in the tree: jansson frees without wiping,
@@ -80,6 +96,28 @@ out:
 		json_t *pw = json_object_get(o, "password");
 		gnutls_memset((void *)(uintptr_t)json_string_value(pw), 0, json_string_length(pw));
 	}
+	json_decref(o);
+	return rc;
+}
+
+int zproto_auth_request(const struct zproto_connect *in, const struct zproto_auth *a,
+			uint64_t id, char **out, size_t *outlen)
+{
+	static const char *const steps[] = {"connect", "continue", "reauthenticate"};
+	int rc = -1;
+	*out = NULL;
+	if (a->step < 0 || a->step > ZPROTO_STEP_REAUTH)
+		return -1;
+	json_t *o = json_object();
+	if (!o)
+		return -1;
+	if (zproto_set_client(o, "auth", id, in) < 0 ||
+	    json_object_set_new(o, "step", json_string(steps[a->step])) < 0 ||
+	    zproto_set_str(o, "method", a->method.p, a->method.len) < 0 ||
+	    zproto_set_b64(o, "data", &a->data) < 0 || zproto_dump(o, out, outlen) < 0)
+		goto out;
+	rc = 0;
+out:
 	json_decref(o);
 	return rc;
 }
@@ -95,6 +133,7 @@ void zproto_wipe(char *text, size_t len)
 void zproto_answer_clear(struct zproto_answer *a)
 {
 	free(a->username);
+	free(a->data);
 	zrules_unref(a->rules);
 	memset(a, 0, sizeof *a);
 }
@@ -114,6 +153,33 @@ static int zproto_fail(char *err, size_t errlen, const char *what)
 {
 	snprintf(err, errlen, "%s", what);
 	return -1;
+}
+
+/* "data" (enhanced authentication): base64 of at most ZPROTO_MAX_DATA
+ * bytes, or absent / null. */
+static int zproto_parse_data(json_t *o, struct zproto_answer *a, char *err, size_t errlen)
+{
+	json_t *d = json_object_get(o, "data");
+	if (!d || json_is_null(d))
+		return 0;
+	size_t n = json_string_length(d);
+	if (!json_is_string(d) || n > (ZPROTO_MAX_DATA + 2) / 3 * 4)
+		return zproto_fail(err, errlen, "data: base64 of at most 65535 bytes");
+	a->has_data = true;
+	if (n == 0)
+		return (a->data = malloc(1)) ? 0 : zproto_fail(err, errlen, "out of memory");
+	gnutls_datum_t in = {(unsigned char *)(uintptr_t)json_string_value(d), (unsigned)n};
+	gnutls_datum_t dec = {NULL, 0};
+	if (gnutls_base64_decode2(&in, &dec) < 0 || dec.size > ZPROTO_MAX_DATA) {
+		gnutls_free(dec.data);
+		return zproto_fail(err, errlen, "data: base64 of at most 65535 bytes");
+	}
+	a->data = malloc(dec.size ? dec.size : 1);
+	if (a->data && dec.size)
+		memcpy(a->data, dec.data, dec.size);
+	a->data_len = dec.size;
+	gnutls_free(dec.data);
+	return a->data ? 0 : zproto_fail(err, errlen, "out of memory");
 }
 
 /* The answer's fields, after "id" and "result". */
@@ -180,10 +246,14 @@ int zproto_parse(const void *buf, size_t len, struct zproto_answer *out, char *e
 		goto out;
 	}
 	out->no_cache = c && json_is_false(c);
+	if (zproto_parse_data(o, out, err, errlen) < 0)
+		goto out;
 	if (result && strcmp(result, "allow") == 0) {
 		out->allow = true;
 		if (zproto_parse_allow(o, out, err, errlen) < 0)
 			goto out;
+	} else if (result && strcmp(result, "continue") == 0) {
+		out->cont = true;
 	} else if (result && strcmp(result, "deny") == 0) {
 		json_t *r = json_object_get(o, "reason_code");
 		if (r && !json_is_integer(r)) {
@@ -192,7 +262,7 @@ int zproto_parse(const void *buf, size_t len, struct zproto_answer *out, char *e
 		}
 		out->reason_code = r ? zproto_refusal(json_integer_value(r)) : 0x87;
 	} else {
-		zproto_fail(err, errlen, "result: allow or deny");
+		zproto_fail(err, errlen, "result: allow, deny or continue");
 		goto out;
 	}
 	rc = ZPROTO_ANSWER;

@@ -48,6 +48,33 @@ struct zproto_connect {
 int zproto_connect_request(const struct zproto_connect *in, uint64_t id, char **out,
 			   size_t *outlen);
 
+/* The step of an enhanced authentication exchange an `auth` request is
+ * about (its "step": connect, continue, reauthenticate). */
+enum zproto_step {
+	ZPROTO_STEP_CONNECT = 0,
+	ZPROTO_STEP_CONTINUE = 1,
+	ZPROTO_STEP_REAUTH = 2,
+};
+
+/* The largest Authentication Data (a binary property: 65535 bytes). */
+#define ZPROTO_MAX_DATA 65535u
+
+/* What an `auth` request adds to the client's fields (views). */
+struct zproto_auth {
+	enum zproto_step step;
+	struct zproto_bytes method; /* the Authentication Method (UTF-8) */
+	struct zproto_bytes data;   /* the Authentication Data (base64), p NULL: none */
+};
+
+/*
+ * The JSON text of an `auth` request with id `id` (MQTT 5 enhanced
+ * authentication): the client's fields of in (its password is not
+ * sent), step, method and data. *out malloc'd (zproto_wipe() it).
+ * Returns 0 or -1 (out of memory, or over ZPROTO_MAX_MSG).
+ */
+int zproto_auth_request(const struct zproto_connect *in, const struct zproto_auth *a,
+			uint64_t id, char **out, size_t *outlen);
+
 /* Zeroes and frees a request's text. */
 void zproto_wipe(char *text, size_t len);
 
@@ -67,6 +94,10 @@ struct zproto_answer {
 	uint32_t expiry_max;
 	struct zrules *rules;    /* allow: this client's ACL rules, or NULL (acl_file decides) */
 	bool no_cache;           /* "cache": false: do not remember this decision */
+	bool cont;               /* "result": "continue" (an `auth` request's next step) */
+	bool has_data;           /* "data": the Authentication Data for the client */
+	uint8_t *data;           /* ... decoded, data_len bytes (malloc'd) */
+	size_t data_len;
 };
 
 /*

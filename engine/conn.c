@@ -165,6 +165,7 @@ void client_teardown(struct engine *e, struct engine_conn *c)
 	alias_free(c);
 	hold_free(e, c);
 	connect_held_free(c);
+	authx_free(e, c);
 	if (c->cid_own)
 		free((char *)c->info.client_id.p);
 	free((char *)c->info.username.p);
@@ -179,6 +180,7 @@ void engine_conn_closed(struct engine *e, struct engine_conn *c, const char *why
 	e->now = now_ms;
 	struct session *s = c->s;
 	connect_held_cancel(e, c);
+	authx_cancel(e, c);
 	if (c->state != CONN_CLOSING)
 		timer_cancel(e, &c->keepalive_timer);
 	c->state = CONN_CLOSING;

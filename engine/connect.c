@@ -226,10 +226,8 @@ static int connect_authenticate(struct engine *e, struct engine_conn *c,
 		*why = "authentication data without an authentication method";
 		return MQTT_RC_PROTOCOL_ERROR;
 	}
-	if (pl->version == CODEC_V5 && CODEC_HAS_PROP(&k->props, CODEC_PROP_AUTH_METHOD)) {
-		*why = "no authentication method is configured";
-		return MQTT_RC_BAD_AUTH_METHOD;
-	}
+	if (pl->version == CODEC_V5 && CODEC_HAS_PROP(&k->props, CODEC_PROP_AUTH_METHOD))
+		return authx_connect(e, c, k, why); /* the method decides, not the password */
 	if (!c->info.username.p && !e->cfg.allow_anonymous) {
 		*why = "anonymous clients not allowed";
 		return MQTT_RC_NOT_AUTHORIZED;
@@ -381,6 +379,7 @@ static void connack_props(const struct engine *e, const struct engine_conn *c,
 		CONNACK_PROP(pr, CODEC_PROP_SERVER_KEEP_ALIVE, server_keep_alive, pl->keepalive);
 	if (pl->expiry_capped)
 		CONNACK_PROP(pr, CODEC_PROP_SESSION_EXPIRY, session_expiry, pl->expiry);
+	authx_connack_props(c, pr);
 }
 
 /* Step 8, acknowledge: CONNACK, the session and connect events, then
@@ -533,10 +532,15 @@ int connect_handle(struct engine *e, struct engine_conn *c, const uint8_t *body,
 	return connect_finish(e, c, &pl);
 }
 
-int engine_conn_auth_done(struct engine *e, struct engine_conn *c, int rc, uint64_t now_ms)
+/*
+ * Decides the held CONNECT of c: rc 0 goes on with the steps after
+ * authentication, anything else refuses it with why (NULL: "refused by
+ * authentication"). Returns 0 when accepted, -1 when refused or when c
+ * holds no CONNECT.
+ */
+int connect_held_finish(struct engine *e, struct engine_conn *c, int rc, const char *why)
 {
-	e->now = now_ms;
-	if (c->state != CONN_AUTH_PENDING)
+	if (c->state != CONN_AUTH_PENDING || !c->held)
 		return -1;
 	struct connect_held *h = c->held;
 	c->held = NULL;
@@ -545,11 +549,19 @@ int engine_conn_auth_done(struct engine *e, struct engine_conn *c, int rc, uint6
 	if (rc)
 		r = connect_refuse(e, c, h->plan.version,
 				   rc > 0 && rc < 256 ? (uint8_t)rc : MQTT_RC_NOT_AUTHORIZED, h->plan.k,
-				   "refused by authentication");
+				   why ? why : "refused by authentication");
 	else
 		r = connect_finish(e, c, &h->plan);
 	free(h);
 	return r;
+}
+
+int engine_conn_auth_done(struct engine *e, struct engine_conn *c, int rc, uint64_t now_ms)
+{
+	e->now = now_ms;
+	if (c->ax) /* an enhanced exchange answers through engine_conn_auth_step() */
+		return -1;
+	return connect_held_finish(e, c, rc, NULL);
 }
 
 /* The socket of a connection whose decision is pending is gone: the auth

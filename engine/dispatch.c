@@ -80,7 +80,7 @@ int engine_conn_frame(struct engine *e, struct engine_conn *c, uint8_t first, co
 	e->now = now_ms;
 	if (c->state == CONN_CLOSING)
 		return -1;
-	if (c->state == CONN_AUTH_PENDING)
+	if (c->state == CONN_AUTH_PENDING && !authx_reads(c))
 		return ENGINE_CONN_HELD;
 	e->st.bytes_received += 1 + codec_varint_size(len) + len;
 	c->last_packet_ms = now_ms; /* [MQTT-3.1.2-23] any packet resets the keepalive */
@@ -88,6 +88,8 @@ int engine_conn_frame(struct engine *e, struct engine_conn *c, uint8_t first, co
 	memset(&p, 0, sizeof p);
 	int rc = codec_decode(first, body, len, c->version, &p);
 	uint8_t type = first >> 4;
+	if (c->state == CONN_AUTH_PENDING) /* the client's turn in an AUTH exchange */
+		return authx_packet(e, c, &p, rc);
 	if (c->state == CONN_NEW) {
 		if (type != CODEC_CONNECT) /* [MQTT-3.1.0-1] */
 			return client_fail(e, c, MQTT_RC_PROTOCOL_ERROR, first_not_connect[type]);
@@ -114,7 +116,7 @@ int engine_conn_frame(struct engine *e, struct engine_conn *c, uint8_t first, co
 	case CODEC_DISCONNECT:
 		return dispatch_disconnect(e, c, &p);
 	case CODEC_AUTH:
-		return client_fail(e, c, MQTT_RC_PROTOCOL_ERROR, "AUTH without an authentication method");
+		return authx_packet(e, c, &p, rc);
 	default:
 		return client_fail(e, c, MQTT_RC_PROTOCOL_ERROR, "packet type a client must not send");
 	}
@@ -170,7 +172,7 @@ static int input_packet(void *ctx, const struct codec_frame *fr, const uint8_t *
 int engine_conn_input(struct engine *e, struct engine_conn *c, const uint8_t *buf, size_t n,
 		      uint64_t now_ms, struct codec_feed *out)
 {
-	if (c->state == CONN_AUTH_PENDING) {
+	if (c->state == CONN_AUTH_PENDING && !authx_reads(c)) {
 		/* nothing is read while the CONNECT waits: the caller keeps it all */
 		out->used = 0;
 		out->need = 0;

@@ -36,6 +36,9 @@ static const struct engine_config config_defaults = {
 	.shared_sub_available = true,
 	.topic_alias_max = 10,
 	.retry_interval_ms = 20000,
+	.auth_max_rounds = 8,
+	.auth_max_data = 8192,
+	.auth_exchange_ms = 30000,
 };
 
 void engine_config_default(struct engine_config *cfg)

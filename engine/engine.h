@@ -64,6 +64,11 @@ struct engine_config {
 	uint32_t message_size_limit;       /* max PUBLISH and will payload, 0 = none */
 	bool check_retain_source;          /* a retained message goes out only while its
 					    * publisher may still publish on its topic */
+	/* MQTT 5 enhanced authentication [MQTT-4.12] (authx.c): each bounds
+	 * one exchange (a CONNECT's, or a re-authentication's) */
+	uint16_t auth_max_rounds;          /* AUTH 0x18 midge may send in one exchange */
+	uint32_t auth_max_data;            /* Authentication Data bytes either way, per packet */
+	uint32_t auth_exchange_ms;         /* from CONNECT or AUTH 0x19 to its end */
 };
 
 /*
@@ -143,6 +148,15 @@ enum engine_access {
 /* What engine_auth.connect returns when it decides later. */
 #define ENGINE_AUTH_PENDING (-1)
 
+/* Which packet engine_auth.enhanced is asked about [MQTT-4.12]: the
+ * CONNECT carrying an Authentication Method, the client's AUTH 0x18
+ * (Continue authentication), its AUTH 0x19 (Re-authenticate). */
+enum engine_auth_step {
+	ENGINE_AUTH_STEP_CONNECT = 0,
+	ENGINE_AUTH_STEP_CONTINUE = 1,
+	ENGINE_AUTH_STEP_REAUTH = 2,
+};
+
 /*
  * Authentication and authorization decisions. Any callback may be NULL
  * (allow). Return 0 to allow or a v5 reason code to refuse
@@ -164,6 +178,18 @@ struct engine_auth {
 	int (*acl)(void *ctx, const struct midge_client *client, const uint8_t *topic, size_t len,
 		   enum engine_access access);
 	void (*connect_cancel)(void *ctx, const struct midge_client *client);
+	/*
+	 * MQTT 5 enhanced authentication: one step of the exchange of the
+	 * client's method (data.p NULL: the packet carried no Authentication
+	 * Data). NULL: no method is served (CONNACK 0x8C). Return
+	 * ENGINE_AUTH_PENDING and answer with engine_conn_auth_step(), or a
+	 * reason code at once (MQTT_RC_BAD_AUTH_METHOD for a method nobody
+	 * serves). connect_cancel is called, as for connect, when the
+	 * connection goes while a step is pending. Views valid during the
+	 * call only.
+	 */
+	int (*enhanced)(void *ctx, const struct midge_client *client, enum engine_auth_step step,
+			const struct midge_str *method, const struct midge_str *data);
 };
 
 /* Broker-wide counters, for $SYS and the logs. */
@@ -313,6 +339,19 @@ int engine_conn_input(struct engine *e, struct engine_conn *c, const uint8_t *bu
  * no pending CONNECT (nothing done).
  */
 int engine_conn_auth_done(struct engine *e, struct engine_conn *c, int rc, uint64_t now_ms);
+
+/*
+ * The answer to engine_auth.enhanced for c (data.p NULL or data NULL:
+ * no Authentication Data): MQTT_RC_CONTINUE_AUTH sends AUTH 0x18 with
+ * the method and data and reads the client's next AUTH; 0 accepts
+ * (CONNACK 0x00, or AUTH 0x00 after a re-authentication, with the method
+ * and data [MQTT-4.12.0-5]); a reason code refuses (CONNACK, or
+ * DISCONNECT after a re-authentication [MQTT-4.12.1-2]). Returns 0 when
+ * c goes on (feed its held input again), -1 when c is closing or no step
+ * of it was pending (nothing done).
+ */
+int engine_conn_auth_step(struct engine *e, struct engine_conn *c, int rc,
+			  const struct midge_str *data, uint64_t now_ms);
 
 /* The connection a client record handed to engine_auth.connect belongs to. */
 struct engine_conn *engine_conn_of(const struct midge_client *client);

@@ -7,6 +7,7 @@
  *   dispatch.c   engine_conn_input() and engine_conn_frame(): framing, decoding,
  *                dispatch, PINGREQ, DISCONNECT, protocol and framing errors
  *   connect.c    CONNECT in named steps, CONNACK, refusals, pending auth
+ *   authx.c      MQTT 5 enhanced authentication: AUTH exchanges, re-authentication
  *   conn.c       connection lifetime: open, close request, teardown, keepalive
  *   session.c    sessions: client-id table, take-over, detach, expiry
  *   will.c       the will and its delay
@@ -93,6 +94,7 @@ enum tkind {
 	T_WILL = 2,
 	T_EXPIRY = 3,
 	T_RETAINED = 4, /* a retained message's expiry */
+	T_AUTH = 5,     /* an enhanced authentication exchange's deadline */
 };
 
 struct timer_node {
@@ -284,6 +286,7 @@ struct engine_conn {
 	const char *close_why;
 	struct conn_aliases *aliases; /* NULL until a topic alias is used either way */
 	struct connect_held *held;    /* CONN_AUTH_PENDING: the CONNECT waiting */
+	struct authx *ax;             /* v5 enhanced authentication (authx.c), or NULL */
 	struct held_acks *acks;       /* acknowledgements waiting for the store (hold.c) */
 	uint64_t last_packet_ms;
 	struct timer_node keepalive_timer;
@@ -519,6 +522,18 @@ int connect_handle(struct engine *e, struct engine_conn *c, const uint8_t *body,
 		   struct codec_packet *p, int rc);
 void connect_held_cancel(struct engine *e, struct engine_conn *c);
 void connect_held_free(struct engine_conn *c);
+int connect_held_finish(struct engine *e, struct engine_conn *c, int rc, const char *why);
+
+/* authx.c */
+struct authx;
+int authx_connect(struct engine *e, struct engine_conn *c, const struct codec_connect *k,
+		  const char **why);
+int authx_packet(struct engine *e, struct engine_conn *c, struct codec_packet *p, int rc);
+bool authx_reads(const struct engine_conn *c);
+void authx_connack_props(const struct engine_conn *c, struct codec_props *pr);
+void authx_fire(struct engine *e, struct timer_node *t);
+void authx_cancel(struct engine *e, struct engine_conn *c);
+void authx_free(struct engine *e, struct engine_conn *c);
 
 /* limits.c */
 bool limits_acl_allows(struct engine *e, const struct midge_client *cl, const uint8_t *topic,

@@ -103,6 +103,9 @@ uint64_t engine_tick(struct engine *e, uint64_t now_ms)
 		case T_RETAINED:
 			retained_expire(e, container_of(t, struct emsg, expiry));
 			break;
+		case T_AUTH:
+			authx_fire(e, t);
+			break;
 		}
 	}
 	return e->nheap ? e->heap[0]->at : UINT64_MAX;

@@ -11,11 +11,15 @@
  *   0x5_            graceful shutdown
  *   0x6k NN         the pending authentication of connection k completes:
  *                   allowed when NN is even, else refused with NN | 0x80
+ *   0x7k NN         the pending enhanced authentication step of connection
+ *                   k (MQTT 5 AUTH) completes: NN % 3 = 0 continues, 1
+ *                   accepts, 2 refuses with 0x87; with data when NN & 4
  *
  * The first byte selects a configuration variant (bits: QoS 0 queueing
  * off, window 1, retain off, wildcards off, shared off, max QoS 1, upgrade
  * QoS, an ACL that denies topics starting with 'd' and an authentication
- * that refuses user "x" and answers later for user "p").
+ * that refuses user "x" and answers later for user "p", and serves every
+ * Authentication Method but "x", later).
  *
  * The fake io checks the contract (no send after the socket is gone,
  * close asked at most once per connection) and the engine is freed at the
@@ -35,6 +39,7 @@ struct fz_conn {
 	struct engine_conn *c;
 	bool closing; /* io->close was called or the engine returned -1 */
 	bool held;    /* the engine holds its CONNECT for the authentication */
+	bool step;    /* an enhanced authentication step is pending */
 	uint8_t buf[4096];
 	size_t n;
 };
@@ -82,6 +87,7 @@ static void fz_gone(struct engine *e, struct fz_conn *k, uint64_t now)
 	k->c = NULL;
 	k->closing = false;
 	k->held = false;
+	k->step = false;
 	k->n = 0;
 }
 
@@ -134,6 +140,29 @@ static void fz_auth_done(struct engine *e, struct fz_conn *k, uint8_t verdict, u
 		fz_input(e, k, now);
 }
 
+/* The pending enhanced authentication step of k is answered; what k
+ * kept is fed again when its CONNECT was held. */
+static void fz_auth_step(struct engine *e, struct fz_conn *k, uint8_t nn, uint64_t now)
+{
+	if (!k->c)
+		return;
+	struct midge_str d = {"d", 1};
+	int verdict = nn % 3 == 0 ? MQTT_RC_CONTINUE_AUTH : nn % 3 == 1 ? 0 : MQTT_RC_NOT_AUTHORIZED;
+	int rc = engine_conn_auth_step(e, k->c, verdict, nn & 4 ? &d : NULL, now);
+	if (!k->step) {
+		if (rc != -1) /* nothing was pending */
+			abort();
+		return;
+	}
+	k->step = false;
+	if (rc < 0) {
+		k->closing = true;
+	} else if (k->held) {
+		k->held = false;
+		fz_input(e, k, now);
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static int fz_acl(void *ctx, const struct midge_client *client, const uint8_t *topic, size_t len,
@@ -148,6 +177,24 @@ static int fz_connect(void *ctx, const struct midge_client *client, const struct
 	if (user->len == 1 && user->p[0] == 'p')
 		return ENGINE_AUTH_PENDING;
 	return user->len == 1 && user->p[0] == 'x' ? MQTT_RC_BAD_USERNAME_OR_PASSWORD : 0;
+}
+
+static int fz_enhanced(void *ctx, const struct midge_client *client, enum engine_auth_step step,
+		       const struct midge_str *method, const struct midge_str *data)
+{
+	struct fz_conn *k = engine_conn_handle(engine_conn_of(client));
+	if (!method->p || (data->p == NULL && data->len))
+		abort();
+	if (method->len == 1 && method->p[0] == 'x')
+		return MQTT_RC_BAD_AUTH_METHOD;
+	k->step = true;
+	return ENGINE_AUTH_PENDING;
+}
+
+static void fz_cancel(void *ctx, const struct midge_client *client)
+{
+	struct fz_conn *k = engine_conn_handle(engine_conn_of(client));
+	k->step = false;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -166,7 +213,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cfg.topic_alias_max = 4;
 	cfg.max_packet_size = 4096;
 	cfg.max_packet_before_connect = 1024;
-	struct engine_auth auth = {.connect = fz_connect, .acl = fz_acl};
+	struct engine_auth auth = {.connect = fz_connect, .acl = fz_acl, .connect_cancel = fz_cancel,
+				   .enhanced = fz_enhanced};
 	uint8_t variant = size ? data[0] : 0;
 	cfg.queue_qos0_messages = !(variant & 0x01);
 	if (variant & 0x02)
@@ -190,6 +238,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				k->c = engine_conn_open(e, k, "127.0.0.1", 1883, false, now);
 				k->closing = false;
 				k->held = false;
+				k->step = false;
 				k->n = 0;
 			}
 			break;
@@ -230,6 +279,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (i >= size)
 				goto out;
 			fz_auth_done(e, k, data[i++], now);
+			break;
+		case 7:
+			if (i >= size)
+				goto out;
+			fz_auth_step(e, k, data[i++], now);
 			break;
 		default:
 			break;

@@ -7,7 +7,9 @@
  * input; an accepted answer keeps its bounds; a refusal says why; and for
  * a topic without wildcards, subscribing to it as a filter is allowed
  * exactly when receiving it is (the filter covers that one topic, so the
- * same rule must match first).
+ * same rule must match first). An enhanced authentication answer
+ * (`continue`, or any answer with "data") holds its decoded data within
+ * ZPROTO_MAX_DATA.
  */
 #include "auth/zproto.h"
 #include "auth/zrules.h"
@@ -46,7 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int kind = zproto_parse(data, mlen, &a, err, sizeof err);
 	if (kind < 0) {
 		FUZZ_CHECK(err[0] != '\0');
-		FUZZ_CHECK(!a.username && !a.rules);
+		FUZZ_CHECK(!a.username && !a.rules && !a.data);
 		return 0;
 	}
 	FUZZ_CHECK(kind == ZPROTO_READY || kind == ZPROTO_ANSWER);
@@ -57,8 +59,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(a.username_len > 0 && a.username_len <= ZPROTO_MAX_USERNAME);
 		FUZZ_CHECK(strlen(a.username) == a.username_len);
 	}
-	if (!a.allow)
+	FUZZ_CHECK(!(a.allow && a.cont));
+	if (!a.allow && !a.cont)
 		FUZZ_CHECK(a.reason_code >= 0x80);
+	/* enhanced authentication's data: decoded, within the property's bound */
+	FUZZ_CHECK(a.has_data == (a.data != NULL));
+	FUZZ_CHECK(a.data_len <= ZPROTO_MAX_DATA);
+	if (!a.has_data)
+		FUZZ_CHECK(a.data_len == 0);
 	FUZZ_CHECK(zrules_count(a.rules) <= ZRULES_MAX);
 	if (a.rules && nul) {
 		const char *q = (const char *)nul + 1, *end = (const char *)data + size;

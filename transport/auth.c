@@ -290,6 +290,19 @@ int auth_connect(void *ctx, const struct midge_client *client, const struct midg
 	return ENGINE_AUTH_PENDING;
 }
 
+int auth_enhanced(void *ctx, const struct midge_client *client, enum engine_auth_step step,
+		  const struct midge_str *method, const struct midge_str *data)
+{
+	struct midge *m = ctx;
+	if (!m->sec)
+		return MQTT_RC_NOT_AUTHORIZED;
+	if (!zauth_on(m)) /* [MQTT-4.12.0-1] only workers serve methods */
+		return MQTT_RC_BAD_AUTH_METHOD;
+	if (step == ENGINE_AUTH_STEP_CONNECT && !security_admits(m->sec, client))
+		return MQTT_RC_NOT_AUTHORIZED;
+	return zauth_enhanced(m, client, step, method, data);
+}
+
 void auth_connect_cancel(void *ctx, const struct midge_client *client)
 {
 	struct midge *m = ctx;

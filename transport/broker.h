@@ -188,6 +188,10 @@ void auth_stop(struct midge *m);
 int auth_connect(void *ctx, const struct midge_client *client, const struct midge_str *username,
 		 const struct midge_str *password);
 void auth_connect_cancel(void *ctx, const struct midge_client *client);
+/* engine_auth.enhanced: MQTT 5 enhanced authentication, served by the
+ * auth workers (0x8C without them). */
+int auth_enhanced(void *ctx, const struct midge_client *client, enum engine_auth_step step,
+		  const struct midge_str *method, const struct midge_str *data);
 
 /* evlog.c: the log line (if any) for one event. */
 void evlog_event(const struct conf *conf, const struct midge_event *ev);

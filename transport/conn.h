@@ -140,6 +140,11 @@ int conn_send(struct midge *m, struct conn *c, const uint8_t *head, size_t head_
  * answer later (ENGINE_AUTH_PENDING). Returns 0 when the engine accepted
  * the CONNECT, -1 otherwise. */
 int conn_auth_done(struct midge *m, struct conn *c, int rc);
+/* The answer to one step of c's enhanced authentication
+ * (engine_conn_auth_step()): before CONNACK as conn_auth_done (a
+ * "continue" reads the client's next AUTH); after, the engine sends AUTH
+ * or DISCONNECT. Returns 0 when c goes on, -1 otherwise. */
+int conn_auth_step(struct midge *m, struct conn *c, int rc, const struct midge_str *data);
 /* engine_io.resume: c may be read again (the acknowledgements it held
  * went out). Deferred to the next flush at the top of the loop, outside
  * the engine. */

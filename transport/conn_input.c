@@ -113,13 +113,10 @@ void conn_resume(struct midge *m, struct conn *c)
 	conn_mark_dirty(m, c);
 }
 
-int conn_auth_done(struct midge *m, struct conn *c, int rc)
+/* After the engine took a held CONNECT's answer (accepted: 0): what
+ * arrived behind it is framed, and a peer that closed meanwhile goes. */
+static int conn_auth_resume(struct midge *m, struct conn *c, int accepted)
 {
-	if (!c->held || !c->ec || c->gone || c->ending)
-		return -1;
-	c->held = false;
-	/* Refused: the engine has queued the CONNACK and asked to close. */
-	int accepted = engine_conn_auth_done(m->engine, c->ec, rc, broker_now_ms());
 	if (accepted == 0) {
 		if (c->rbuf && c->rbuf->len)
 			conn_frame(m, c, c->rbuf->data, c->rbuf->len);
@@ -130,6 +127,35 @@ int conn_auth_done(struct midge *m, struct conn *c, int rc)
 	}
 	conn_mark_dirty(m, c);
 	return accepted == 0 ? 0 : -1;
+}
+
+int conn_auth_done(struct midge *m, struct conn *c, int rc)
+{
+	if (!c->held || !c->ec || c->gone || c->ending)
+		return -1;
+	c->held = false;
+	/* Refused: the engine has queued the CONNACK and asked to close. */
+	return conn_auth_resume(m, c, engine_conn_auth_done(m->engine, c->ec, rc, broker_now_ms()));
+}
+
+int conn_auth_step(struct midge *m, struct conn *c, int rc, const struct midge_str *data)
+{
+	if (!c->ec || c->gone || c->ending)
+		return -1;
+	if (engine_conn_version(c->ec) != 0) {
+		/* a re-authentication: the connection was read all along (a
+		 * hold for the store is not ours to lift) */
+		int r = engine_conn_auth_step(m->engine, c->ec, rc, data, broker_now_ms());
+		conn_mark_dirty(m, c);
+		return r;
+	}
+	if (!c->held)
+		return -1;
+	/* the CONNECT's exchange: read again, for the client's AUTH 0x18 or
+	 * (accepted) everything */
+	c->held = false;
+	return conn_auth_resume(m, c, engine_conn_auth_step(m->engine, c->ec, rc, data,
+							    broker_now_ms()));
 }
 
 /*

@@ -86,6 +86,9 @@ void glue_engine_config(const struct conf *c, struct engine_config *out)
 	*out = c->engine;
 	/* the realms decide, per listener with per_listener_settings */
 	out->allow_anonymous = true;
+	out->auth_max_rounds = (uint16_t)c->zauth.max_rounds;
+	out->auth_max_data = c->zauth.max_data;
+	out->auth_exchange_ms = c->zauth.exchange_ms;
 }
 
 int glue_engine_start(struct midge *m)
@@ -97,7 +100,8 @@ int glue_engine_start(struct midge *m)
 	struct engine_auth auth = {.ctx = m,
 				   .connect = auth_connect,
 				   .acl = auth_acl,
-				   .connect_cancel = auth_connect_cancel};
+				   .connect_cancel = auth_connect_cancel,
+				   .enhanced = auth_enhanced};
 	struct engine_config cfg;
 	glue_engine_config(&m->conf, &cfg);
 	m->engine = engine_new(&cfg, &io, &auth);

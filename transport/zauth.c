@@ -43,6 +43,7 @@ struct zpending {
 	struct engine_conn *ec;
 	uint8_t key[32]; /* the cache key */
 	uint64_t t0_us;
+	bool enhanced; /* an `auth` request: answered with engine_conn_auth_step() */
 	struct zpending *id_next, *ec_next;
 };
 
@@ -363,6 +364,55 @@ static void zauth_pending_unlink(struct zauth *z, struct zpending *p)
 	z->n_pending--;
 }
 
+/* A worker's answer that did not parse: counted, the first logged (with
+ * what it refused); the request is refused as server unavailable. */
+static int zauth_bad_answer(struct zauth *z, const struct zworker_result *r, const char *refused)
+{
+	char why[400];
+	pwfile_printable(r->note, strlen(r->note), why, sizeof why);
+	if (!z->bad++)
+		log_warn("auth workers: a bad answer (%s): %s", why, refused);
+	return MQTT_RC_SERVER_UNAVAILABLE;
+}
+
+/*
+ * The answer to an `auth` request (MQTT 5 enhanced authentication):
+ * continue with the method's data, allow (applied as a connect answer is
+ * before CONNACK; after it only the rules change), or deny. A timeout or
+ * a bad answer refuses whatever midge_auth_on_timeout says: "allow"
+ * cannot finish a method's exchange.
+ */
+static void zauth_step_result(struct zauth *z, struct zpending *p, struct conn *c,
+			      const struct zworker_result *r)
+{
+	struct midge *m = z->m;
+	const struct zproto_answer *a = &r->answer;
+	int rc;
+	if (r->status == ZWORKER_TIMEOUT) {
+		z->timeouts++;
+		rc = MQTT_RC_SERVER_UNAVAILABLE;
+	} else if (r->status == ZWORKER_BAD) {
+		rc = zauth_bad_answer(z, r, "authentication refused");
+	} else if (a->cont) {
+		rc = MQTT_RC_CONTINUE_AUTH;
+	} else if (a->allow && engine_conn_version(p->ec) != 0) {
+		/* re-authenticated: the user name and the session's terms
+		 * stay; the rules are the latest answer's */
+		const struct midge_client *cl = engine_conn_client(p->ec);
+		rc = zauth_client_set(z, cl->client_id.p ? cl->client_id.p : "",
+				      cl->client_id.p ? cl->client_id.len : 0, a->rules) < 0
+			     ? MQTT_RC_SERVER_UNAVAILABLE
+			     : 0;
+	} else {
+		rc = zauth_apply(z, p->ec, c, a);
+	}
+	if (r->status == ZWORKER_ANSWER)
+		latency_observe(&m->lat.auth, latency_now_us() - p->t0_us, 1);
+	struct midge_str data = {a->has_data ? (const char *)a->data : NULL, a->data_len};
+	if (c)
+		conn_auth_step(m, c, rc, &data);
+}
+
 /* A result from the worker thread. */
 static void zauth_on_result(void *ctx, struct zworker_result *r)
 {
@@ -375,16 +425,18 @@ static void zauth_on_result(void *ctx, struct zworker_result *r)
 	}
 	zauth_pending_unlink(z, p);
 	struct conn *c = engine_conn_handle(p->ec);
+	if (p->enhanced) {
+		zauth_step_result(z, p, c, r);
+		free(p);
+		zworker_result_free(r);
+		return;
+	}
 	int rc;
 	if (r->status == ZWORKER_TIMEOUT) {
 		z->timeouts++;
 		rc = m->conf.zauth.on_timeout_allow ? 0 : MQTT_RC_SERVER_UNAVAILABLE;
 	} else if (r->status == ZWORKER_BAD) {
-		char why[400];
-		pwfile_printable(r->note, strlen(r->note), why, sizeof why);
-		if (!z->bad++)
-			log_warn("auth workers: a bad answer (%s): CONNECT refused", why);
-		rc = MQTT_RC_SERVER_UNAVAILABLE;
+		rc = zauth_bad_answer(z, r, "CONNECT refused");
 	} else {
 		latency_observe(&m->lat.auth, latency_now_us() - p->t0_us, 1);
 		rc = zauth_apply(z, p->ec, c, &r->answer);
@@ -404,6 +456,53 @@ static void zauth_on_async(uv_async_t *a)
 		zworker_drain(z->w, zauth_on_result, z);
 }
 
+/* What a request says of the client (views into cl and user). */
+static struct zproto_connect zauth_client_fields(const struct midge_client *cl,
+						 const struct midge_str *user)
+{
+	struct zproto_connect q = {
+		.client_id = {cl->client_id.p, cl->client_id.len},
+		.username = {user->p, user->len},
+		.peer = cl->peer_addr,
+		.peer_port = cl->peer_port,
+		.listener = cl->listener,
+		.protocol = cl->protocol,
+		.tls = cl->tls,
+	};
+	return q;
+}
+
+/*
+ * Hands request json (ownership: the worker thread's from here, also on
+ * failure) to the workers as id next_id + 1 and remembers it for ec.
+ * Returns the pending entry, or NULL when the queue is full or memory
+ * ran out.
+ */
+static struct zpending *zauth_submit(struct zauth *z, struct engine_conn *ec, char *json,
+				     size_t len, bool enhanced)
+{
+	struct zpending *p = calloc(1, sizeof *p);
+	if (!p) {
+		zproto_wipe(json, len);
+		return NULL;
+	}
+	if (zworker_submit(z->w, z->next_id + 1, json, len) < 0) {
+		free(p);
+		return NULL;
+	}
+	p->id = ++z->next_id;
+	p->ec = ec;
+	p->enhanced = enhanced;
+	p->t0_us = latency_now_us();
+	struct zpending **pp = zauth_pending_by_id(z, p->id);
+	*pp = p;
+	uint32_t b = zauth_ptr_bucket(ec);
+	p->ec_next = z->by_ec[b];
+	z->by_ec[b] = p;
+	z->n_pending++;
+	return p;
+}
+
 int zauth_connect(struct midge *m, const struct midge_client *cl, const struct midge_str *user,
 		  const struct midge_str *pass, struct conn *c)
 {
@@ -418,39 +517,42 @@ int zauth_connect(struct midge *m, const struct midge_client *cl, const struct m
 		return zauth_apply(z, ec, c, &hit->a);
 	if (z->n_pending >= m->conf.zauth.queue)
 		return MQTT_RC_SERVER_BUSY;
-	struct zproto_connect q = {
-		.client_id = {cl->client_id.p, cl->client_id.len},
-		.username = {user->p, user->len},
-		.password = {pass->p, pass->len},
-		.peer = cl->peer_addr,
-		.peer_port = cl->peer_port,
-		.listener = cl->listener,
-		.protocol = cl->protocol,
-		.tls = cl->tls,
+	struct zproto_connect q = zauth_client_fields(cl, user);
+	q.password.p = pass->p;
+	q.password.len = pass->len;
+	char *json;
+	size_t len;
+	if (zproto_connect_request(&q, z->next_id + 1, &json, &len) < 0)
+		return MQTT_RC_SERVER_UNAVAILABLE;
+	struct zpending *p = zauth_submit(z, ec, json, len, false);
+	if (!p)
+		return MQTT_RC_SERVER_BUSY;
+	memcpy(p->key, key, 32);
+	return ENGINE_AUTH_PENDING;
+}
+
+int zauth_enhanced(struct midge *m, const struct midge_client *cl, enum engine_auth_step step,
+		   const struct midge_str *method, const struct midge_str *data)
+{
+	struct zauth *z = m->zauth;
+	if (!z)
+		return MQTT_RC_BAD_AUTH_METHOD; /* [MQTT-4.12.0-1] nobody serves a method */
+	if (z->n_pending >= m->conf.zauth.queue)
+		return MQTT_RC_SERVER_BUSY;
+	struct zproto_connect q = zauth_client_fields(cl, &cl->username);
+	struct zproto_auth a = {
+		.step = step == ENGINE_AUTH_STEP_CONNECT    ? ZPROTO_STEP_CONNECT
+			: step == ENGINE_AUTH_STEP_CONTINUE ? ZPROTO_STEP_CONTINUE
+							    : ZPROTO_STEP_REAUTH,
+		.method = {method->p, method->len},
+		.data = {data->p, data->len},
 	};
 	char *json;
 	size_t len;
-	struct zpending *p = calloc(1, sizeof *p);
-	if (!p || zproto_connect_request(&q, ++z->next_id, &json, &len) < 0) {
-		free(p);
+	if (zproto_auth_request(&q, &a, z->next_id + 1, &json, &len) < 0)
 		return MQTT_RC_SERVER_UNAVAILABLE;
-	}
-	/* ownership: the worker thread has the request's text from here */
-	if (zworker_submit(z->w, z->next_id, json, len) < 0) {
-		free(p);
-		return MQTT_RC_SERVER_BUSY;
-	}
-	p->id = z->next_id;
-	p->ec = ec;
-	memcpy(p->key, key, 32);
-	p->t0_us = latency_now_us();
-	struct zpending **pp = zauth_pending_by_id(z, p->id);
-	*pp = p;
-	uint32_t b = zauth_ptr_bucket(ec);
-	p->ec_next = z->by_ec[b];
-	z->by_ec[b] = p;
-	z->n_pending++;
-	return ENGINE_AUTH_PENDING;
+	return zauth_submit(z, engine_conn_of(cl), json, len, true) ? ENGINE_AUTH_PENDING
+								     : MQTT_RC_SERVER_BUSY;
 }
 
 void zauth_cancel(struct midge *m, const struct midge_client *cl)

@@ -33,6 +33,11 @@ bool zauth_on(const struct midge *m);
  * ENGINE_AUTH_PENDING. c may be NULL (the embedding API). */
 int zauth_connect(struct midge *m, const struct midge_client *cl, const struct midge_str *user,
 		  const struct midge_str *pass, struct conn *c);
+/* engine_auth.enhanced for workers (an `auth` request): a reason code
+ * (0x8C without workers), or ENGINE_AUTH_PENDING; the answer goes to
+ * conn_auth_step(). */
+int zauth_enhanced(struct midge *m, const struct midge_client *cl, enum engine_auth_step step,
+		   const struct midge_str *method, const struct midge_str *data);
 /* engine_auth.connect_cancel: forgets the request of cl, if any. */
 void zauth_cancel(struct midge *m, const struct midge_client *cl);
 

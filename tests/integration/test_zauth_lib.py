@@ -19,8 +19,12 @@ def connect5(port, cid, user=None, pw=None, props=b""):
     p = read_packet(s, 10)
     if not p or p[0] != 0x20:
         return None, {}, s
-    rc, body = p[1][1], p[1]
-    plen, i = varint_decode(body, 2)
+    return p[1][1], props_of(p[1], 2), s
+
+
+def props_of(body, at):
+    """{property id: value} of the v5 property block at body[at:]."""
+    plen, i = varint_decode(body, at)
     got, end = {}, i + plen
     while i < end:
         pid = body[i]
@@ -34,11 +38,11 @@ def connect5(port, cid, user=None, pw=None, props=b""):
         elif pid in (0x24, 0x25, 0x28, 0x29, 0x2A):
             got[pid] = body[i]
             i += 1
-        else:  # strings
+        else:  # strings and binary data
             n = int.from_bytes(body[i:i + 2], "big")
             got[pid] = body[i + 2:i + 2 + n]
             i += 2 + n
-    return rc, got, s
+    return got
 
 
 def connect3(port, cid, user=None, pw=None):

@@ -2267,6 +2267,178 @@ static void t_auth_packet(void)
 	stop();
 }
 
+/* ------------------------------------------- enhanced authentication */
+
+static struct engine_conn *STEP_CONN;
+static int STEP_N, STEP_LAST, STEP_CANCELS;
+static char STEP_DATA[64];
+
+static int step_enhanced(void *ctx, const struct midge_client *client, enum engine_auth_step step,
+			 const struct midge_str *method, const struct midge_str *data)
+{
+	CU_ASSERT_EQUAL(method->len, 1);
+	STEP_CONN = engine_conn_of(client);
+	STEP_N++;
+	STEP_LAST = (int)step;
+	if (data->p)
+		copy_str(STEP_DATA, sizeof STEP_DATA, data->p, data->len);
+	else
+		copy_str(STEP_DATA, sizeof STEP_DATA, "-", 1);
+	return method->p[0] == 'X' ? MQTT_RC_BAD_AUTH_METHOD : ENGINE_AUTH_PENDING;
+}
+
+static void step_cancel(void *ctx, const struct midge_client *client)
+{
+	STEP_CANCELS++;
+}
+
+static const struct engine_auth auth_steps = {.enhanced = step_enhanced,
+					      .connect_cancel = step_cancel};
+
+static int step_answer(int rc, const char *data)
+{
+	struct midge_str d = {data, data ? strlen(data) : 0};
+	return engine_conn_auth_step(E, F[0].c, rc, data ? &d : NULL, NOW);
+}
+
+/* CONNECT with method "M" and data "c1", the worker continues with "s1". */
+static void enhanced_start(void)
+{
+	STEP_N = STEP_CANCELS = 0;
+	start(NULL, &auth_steps);
+	open_conn(0);
+	CU_ASSERT_EQUAL(connect_full(0, 5, "a", 0x02, 60, "15 00 01 4d 16 00 02 63 31", NULL),
+			ENGINE_CONN_HELD);
+	CU_ASSERT_EQUAL(STEP_LAST, ENGINE_AUTH_STEP_CONNECT);
+	CU_ASSERT_STRING_EQUAL(STEP_DATA, "c1");
+	CU_ASSERT_PTR_EQUAL(STEP_CONN, F[0].c);
+	expect(0, "");
+	/* [MQTT-4.12.0-2] AUTH 0x18, the method, the data */
+	CU_ASSERT_EQUAL(step_answer(MQTT_RC_CONTINUE_AUTH, "s1"), 0);
+	expect(0, "f0 0b 18 09 15 00 01 4d 16 00 02 73 31");
+}
+
+static void t_enhanced_exchange(void)
+{
+	enhanced_start();
+	/* the client's turn: its AUTH 0x18 goes to the module, the CONNECT stays held */
+	CU_ASSERT_EQUAL(feed(0, "f0 0b 18 09 15 00 01 4d 16 00 02 63 32"), ENGINE_CONN_HELD);
+	CU_ASSERT_EQUAL(STEP_LAST, ENGINE_AUTH_STEP_CONTINUE);
+	CU_ASSERT_STRING_EQUAL(STEP_DATA, "c2");
+	CU_ASSERT_EQUAL(engine_conn_version(F[0].c), 0);
+	/* [MQTT-4.12.0-5] CONNACK with the method and the final data */
+	CU_ASSERT_EQUAL(step_answer(0, "s2"), 0);
+	expect(0, "20 12 00 00 0f 15 00 01 4d 16 00 02 73 32 21 00 14 22 00 0a");
+	CU_ASSERT_EQUAL(engine_conn_version(F[0].c), 5);
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_CONNECT, NULL), 1);
+	/* [MQTT-4.12.1-1] re-authentication; the client goes on meanwhile */
+	CU_ASSERT_EQUAL(feed(0, "f0 0b 19 09 15 00 01 4d 16 00 02 63 33"), 0);
+	CU_ASSERT_EQUAL(STEP_LAST, ENGINE_AUTH_STEP_REAUTH);
+	exchange(0, "c0 00", "d0 00");
+	CU_ASSERT_EQUAL(step_answer(0, NULL), 0);
+	expect(0, "f0 06 00 04 15 00 01 4d");
+	/* nothing pending any more */
+	CU_ASSERT_EQUAL(step_answer(0, NULL), -1);
+	/* [MQTT-4.12.1-2] a failed re-authentication: DISCONNECT 0x87 */
+	CU_ASSERT_EQUAL(feed(0, "f0 06 19 04 15 00 01 4d"), 0);
+	CU_ASSERT_STRING_EQUAL(STEP_DATA, "-");
+	CU_ASSERT_EQUAL(step_answer(MQTT_RC_BAD_USERNAME_OR_PASSWORD, NULL), -1);
+	CU_ASSERT_EQUAL(strncmp(out(0), "e0 ", 3), 0);
+	CU_ASSERT_EQUAL(F[0].close_calls, 1);
+	CU_ASSERT_EQUAL(STEP_N, 4);
+	stop();
+}
+
+static void t_enhanced_refusals(void)
+{
+	/* [MQTT-4.12.0-3] another method in the client's AUTH: CONNACK 0x82 */
+	enhanced_start();
+	CU_ASSERT_EQUAL(feed(0, "f0 06 18 04 15 00 01 4e"), -1);
+	CU_ASSERT_EQUAL(strncmp(out(0), "20 ", 3), 0);
+	CU_ASSERT_EQUAL(F[0].close_calls, 1);
+	stop();
+	/* anything but AUTH during the exchange: CONNACK 0x82 */
+	enhanced_start();
+	CU_ASSERT_EQUAL(feed(0, "c0 00"), -1);
+	const char *got = out(0);
+	CU_ASSERT_EQUAL(strncmp(got, "20 ", 3), 0);
+	CU_ASSERT_EQUAL(strncmp(got + 5, " 00 82", 6), 0);
+	stop();
+	/* the module refuses: CONNACK with its code, no method */
+	enhanced_start();
+	CU_ASSERT_EQUAL(feed(0, "f0 06 18 04 15 00 01 4d"), ENGINE_CONN_HELD);
+	CU_ASSERT_EQUAL(step_answer(MQTT_RC_NOT_AUTHORIZED, NULL), -1);
+	got = out(0);
+	CU_ASSERT_EQUAL(strncmp(got + 5, " 00 87", 6), 0);
+	stop();
+	/* a method the module does not serve: 0x8C at once */
+	STEP_N = 0;
+	start(NULL, &auth_steps);
+	open_conn(0);
+	CU_ASSERT_EQUAL(connect_full(0, 5, "a", 0x02, 60, "15 00 01 58", NULL), -1);
+	got = out(0);
+	CU_ASSERT_EQUAL(strncmp(got + 5, " 00 8c", 6), 0);
+	stop();
+}
+
+static void t_enhanced_bounds(void)
+{
+	struct engine_config cfg = config_default();
+	cfg.auth_max_rounds = 1;
+	cfg.auth_exchange_ms = 2000;
+	/* rounds: a second AUTH 0x18 from midge is one too many */
+	STEP_N = STEP_CANCELS = 0;
+	start(&cfg, &auth_steps);
+	open_conn(0);
+	CU_ASSERT_EQUAL(connect_full(0, 5, "a", 0x02, 60, "15 00 01 4d", NULL), ENGINE_CONN_HELD);
+	CU_ASSERT_EQUAL(step_answer(MQTT_RC_CONTINUE_AUTH, NULL), 0);
+	expect(0, "f0 06 18 04 15 00 01 4d");
+	CU_ASSERT_EQUAL(feed(0, "f0 06 18 04 15 00 01 4d"), ENGINE_CONN_HELD);
+	CU_ASSERT_EQUAL(step_answer(MQTT_RC_CONTINUE_AUTH, NULL), -1);
+	CU_ASSERT_EQUAL(strncmp(out(0) + 5, " 00 87", 6), 0);
+	stop();
+	/* time: the module never answers; the step is cancelled */
+	STEP_N = STEP_CANCELS = 0;
+	start(&cfg, &auth_steps);
+	open_conn(0);
+	CU_ASSERT_EQUAL(connect_full(0, 5, "a", 0x02, 60, "15 00 01 4d", NULL), ENGINE_CONN_HELD);
+	engine_tick(E, NOW + 1999);
+	expect(0, "");
+	engine_tick(E, NOW + 2000);
+	CU_ASSERT_EQUAL(strncmp(out(0) + 5, " 00 87", 6), 0);
+	CU_ASSERT_EQUAL(STEP_CANCELS, 1);
+	CU_ASSERT_EQUAL(F[0].close_calls, 1);
+	gone(0, NULL);
+	CU_ASSERT_EQUAL(STEP_CANCELS, 1);
+	stop();
+	/* data: over auth_max_data */
+	cfg.auth_max_data = 1;
+	start(&cfg, &auth_steps);
+	open_conn(0);
+	CU_ASSERT_EQUAL(connect_full(0, 5, "a", 0x02, 60, "15 00 01 4d 16 00 02 63 31", NULL), -1);
+	CU_ASSERT_EQUAL(strncmp(out(0) + 5, " 00 87", 6), 0);
+	stop();
+}
+
+/* The client goes while its step is decided: the module forgets it. */
+static void t_enhanced_client_gone(void)
+{
+	enhanced_start();
+	CU_ASSERT_EQUAL(feed(0, "f0 06 18 04 15 00 01 4d"), ENGINE_CONN_HELD);
+	gone(0, NULL);
+	CU_ASSERT_EQUAL(STEP_CANCELS, 1);
+	stop();
+	/* during a re-authentication */
+	enhanced_start();
+	CU_ASSERT_EQUAL(feed(0, "f0 06 18 04 15 00 01 4d"), ENGINE_CONN_HELD);
+	CU_ASSERT_EQUAL(step_answer(0, NULL), 0);
+	out(0);
+	CU_ASSERT_EQUAL(feed(0, "f0 06 19 04 15 00 01 4d"), 0);
+	gone(0, NULL);
+	CU_ASSERT_EQUAL(STEP_CANCELS, 1);
+	stop();
+}
+
 static void t_request_problem_info(void)
 {
 	struct engine_auth auth = {.acl = acl_deny_secret};
@@ -2953,7 +3125,11 @@ static const struct test_case session_cases[] = {
 	{"MQTT-3.1.2-24 client maximum packet size", t_client_max_packet},
 	{"slow consumer QoS 0 drop", t_slow_consumer},
 	{"server shutdown 0x8B", t_shutdown},
-	{"AUTH without method", t_auth_packet},
+	{"MQTT-4.12.0-7 AUTH without method", t_auth_packet},
+	{"MQTT-4.12.0-2 enhanced authentication exchange and re-authentication", t_enhanced_exchange},
+	{"MQTT-4.12.0-3 enhanced authentication refusals", t_enhanced_refusals},
+	{"enhanced authentication bounds: rounds, time, data", t_enhanced_bounds},
+	{"enhanced authentication, client gone meanwhile", t_enhanced_client_gone},
 	{"MQTT-3.1.2-29 request problem information 0", t_request_problem_info},
 	{"stats and disconnect event", t_stats_and_events},
 	{NULL, NULL},

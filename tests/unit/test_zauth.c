@@ -98,6 +98,72 @@ static void test_answers(void)
 	CU_ASSERT_EQUAL(a.reason_code, 0x87);
 }
 
+/* MQTT 5 enhanced authentication: the `auth` request and the answers
+ * that carry the method's data. */
+static void test_enhanced(void)
+{
+	struct zproto_connect q = {.client_id = {"dev-1", 5}, .peer = "10.0.0.7", .protocol = 5};
+	struct zproto_auth a = {.step = ZPROTO_STEP_REAUTH, .method = {"SCRAM-SHA-256", 13},
+				.data = {"\x00\xffpw", 4}};
+	char *out;
+	size_t len;
+	CU_ASSERT_EQUAL_FATAL(zproto_auth_request(&q, &a, 9, &out, &len), 0);
+	json_error_t je;
+	json_t *o = json_loadb(out, len, 0, &je);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(o, "type")), "auth");
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(o, "id")), "9");
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(o, "step")), "reauthenticate");
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(o, "method")), "SCRAM-SHA-256");
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(o, "data")), "AP9wdw==");
+	CU_ASSERT_PTR_NULL(json_object_get(o, "password")); /* the method authenticates */
+	json_decref(o);
+	zproto_wipe(out, len);
+	/* no Authentication Data: null; an empty one: "" */
+	a.step = ZPROTO_STEP_CONNECT;
+	a.data.p = NULL;
+	CU_ASSERT_EQUAL_FATAL(zproto_auth_request(&q, &a, 10, &out, &len), 0);
+	o = json_loadb(out, len, 0, &je);
+	CU_ASSERT_TRUE(json_is_null(json_object_get(o, "data")));
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(o, "step")), "connect");
+	json_decref(o);
+	zproto_wipe(out, len);
+
+	struct zproto_answer r;
+	CU_ASSERT_EQUAL(parse("{\"version\":1,\"id\":\"9\",\"result\":\"continue\","
+			      "\"data\":\"AP9wdw==\"}", &r),
+			ZPROTO_ANSWER);
+	CU_ASSERT_TRUE(r.cont);
+	CU_ASSERT_FALSE(r.allow);
+	CU_ASSERT_TRUE(r.has_data);
+	CU_ASSERT_EQUAL(r.data_len, 4);
+	CU_ASSERT_EQUAL(memcmp(r.data, "\x00\xffpw", 4), 0);
+	zproto_answer_clear(&r);
+	CU_ASSERT_EQUAL(parse("{\"version\":1,\"id\":\"9\",\"result\":\"allow\",\"data\":\"\"}",
+			      &r), ZPROTO_ANSWER);
+	CU_ASSERT_TRUE(r.allow && r.has_data && r.data_len == 0);
+	zproto_answer_clear(&r);
+	CU_ASSERT_EQUAL(parse("{\"version\":1,\"id\":\"9\",\"result\":\"continue\"}", &r),
+			ZPROTO_ANSWER);
+	CU_ASSERT_TRUE(r.cont && !r.has_data && !r.data);
+	zproto_answer_clear(&r);
+	/* data that is not base64, or not a string, or over 65535 bytes */
+	CU_ASSERT_EQUAL(parse("{\"version\":1,\"id\":\"9\",\"result\":\"continue\","
+			      "\"data\":\"no base64!\"}", &r), -1);
+	CU_ASSERT_PTR_NULL(r.data);
+	CU_ASSERT_EQUAL(parse("{\"version\":1,\"id\":\"9\",\"result\":\"continue\","
+			      "\"data\":5}", &r), -1);
+	size_t n = 87400;
+	char *big = malloc(n + 80);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(big);
+	int k = snprintf(big, 80, "{\"version\":1,\"id\":\"9\",\"result\":\"continue\",\"data\":\"");
+	memset(big + k, 'A', n); /* 87400 characters: 65550 bytes */
+	memcpy(big + k + n, "\"}", 3);
+	CU_ASSERT_EQUAL(parse(big, &r), -1);
+	CU_ASSERT_PTR_NULL(r.data);
+	free(big);
+}
+
 static void test_bad_answers(void)
 {
 	static const char *bad[] = {
@@ -295,6 +361,7 @@ static const struct test_case zauth_cases[] = {
 	{"connect request", test_request},
 	{"MQTT-3.2.2-6 answers", test_answers},
 	{"bad answers", test_bad_answers},
+	{"MQTT-4.12.0-2 enhanced authentication", test_enhanced},
 	{"rules first match", test_rules_first_match},
 	{"rules filters", test_rules_filters},
 	{"rules substitution", test_rules_substitution},

@@ -1,0 +1,276 @@
+"""MQTT 5 enhanced authentication [MQTT-4.12] served by an auth worker,
+end to end: examples/auth_worker_scram.py (SCRAM-SHA-256) and a client
+written here on raw sockets (paho-mqtt sends an Authentication Method in
+CONNECT but does not answer AUTH packets), the packets encoded from the
+specification's bytes.
+- SCRAM succeeds in two rounds: AUTH 0x18 with the server-first message,
+  CONNACK 0x00 with the method and the server signature, which the
+  client checks [MQTT-4.12.0-5];
+- a wrong password: CONNACK 0x87; a method the worker does not serve:
+  0x8C; without auth workers: 0x8C [MQTT-4.12.0-1];
+- AUTH from a client that did not use enhanced authentication:
+  DISCONNECT 0x82 [MQTT-4.12.0-7]; another method in AUTH: 0x82
+  [MQTT-4.12.0-3];
+- re-authentication (AUTH 0x19): success (AUTH 0x00), failure
+  (DISCONNECT 0x87) [MQTT-4.12.1-2];
+- the bounds: rounds (midge_auth_max_rounds), time
+  (midge_auth_exchange_timeout_ms);
+- a 3.1.1 client never sees AUTH.
+midge only (Mosquitto serves enhanced authentication only by plugin)."""
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import sys
+import socket
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import brokerctl  # noqa: E402
+from brokerctl import _s, read_packet, spawn, varint  # noqa: E402
+from test_zauth_lib import connect3, connect5, props_of  # noqa: E402
+
+r = brokerctl.Results("enhanced authentication")
+brokerctl.deadline(r, 90)
+PY = "/usr/bin/python3"
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCRAM = os.path.join(HERE, "..", "..", "examples", "auth_worker_scram.py")
+WORKER = os.path.join(HERE, "zauth_worker.py")
+METHOD = "SCRAM-SHA-256"
+workers = []
+
+
+def start_worker(cmd, ready_line=False):
+    p = spawn(cmd)
+    workers.append(p)
+    if ready_line:
+        p.stdout.readline()
+    return p
+
+
+def auth_props(method, data=None):
+    p = bytes([0x15]) + _s(method.encode())
+    if data is not None:
+        p += bytes([0x16]) + _s(data)
+    return p
+
+
+def auth_packet(rc, props):
+    body = bytes([rc]) + varint(len(props)) + props
+    return bytes([0xF0]) + varint(len(body)) + body
+
+
+class ScramClient:
+    """The client side of SCRAM-SHA-256 (RFC 5802), as a test needs it."""
+
+    def __init__(self, user, password):
+        self.user, self.password = user, password
+        self.cnonce = base64.b64encode(os.urandom(18)).decode()
+        self.bare = "n=%s,r=%s" % (user, self.cnonce)
+
+    def first(self):
+        return ("n,," + self.bare).encode()
+
+    def final(self, server_first):
+        a = dict(x.split("=", 1) for x in server_first.decode().split(","))
+        salted = hashlib.pbkdf2_hmac("sha256", self.password.encode(),
+                                     base64.b64decode(a["s"]), int(a["i"]))
+        client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+        without = "c=biws,r=%s" % a["r"]
+        msg = ("%s,%s,%s" % (self.bare, server_first.decode(), without)).encode()
+        sig = hmac.new(hashlib.sha256(client_key).digest(), msg, "sha256").digest()
+        proof = bytes(x ^ y for x, y in zip(client_key, sig))
+        server_key = hmac.new(salted, b"Server Key", "sha256").digest()
+        self.want = "v=" + base64.b64encode(hmac.new(server_key, msg, "sha256").digest()).decode()
+        return (without + ",p=" + base64.b64encode(proof).decode()).encode()
+
+
+def expect(sock, first, timeout=5):
+    """(reason code, props) of the next packet if its first byte is
+    `first`, else (None, the packet)."""
+    p = read_packet(sock, timeout)
+    if not p or p[0] != first:
+        return None, p
+    if len(p[1]) < 2:
+        return (p[1][0] if p[1] else 0), {}
+    return p[1][0], props_of(p[1], 1)
+
+
+def connack(sock, timeout=5):
+    p = read_packet(sock, timeout)
+    if not p or p[0] != 0x20:
+        return None, p
+    return p[1][1], props_of(p[1], 2)
+
+
+def scram_connect(port, cid, user, password, bad_method_in_auth=False):
+    """Runs the exchange; (CONNACK code, its props, client, socket, steps)."""
+    cl = ScramClient(user, password)
+    body = _s(b"MQTT") + bytes([5, 0x02]) + (60).to_bytes(2, "big")
+    props = auth_props(METHOD, cl.first())
+    body += varint(len(props)) + props + _s(cid.encode())
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(bytes([0x10]) + varint(len(body)) + body)
+    steps = []
+    p = read_packet(s, 5)
+    if p and p[0] == 0xF0:
+        rc, got = p[1][0], props_of(p[1], 1)
+        steps.append((rc, got))
+        method = "OTHER" if bad_method_in_auth else METHOD
+        s.sendall(auth_packet(0x18, auth_props(method, cl.final(got.get(0x16, b"")))))
+        p = read_packet(s, 5)
+    if not p or p[0] != 0x20:
+        return None, p, cl, s, steps
+    return p[1][1], props_of(p[1], 2), cl, s, steps
+
+
+def pings(s):
+    s.sendall(b"\xc0\x00")
+    p = read_packet(s, 5)
+    return bool(p) and p[0] == 0xD0
+
+
+def reauth(s, user, password):
+    """AUTH 0x19 and the exchange; the last packet's (type, rc, props)."""
+    cl = ScramClient(user, password)
+    s.sendall(auth_packet(0x19, auth_props(METHOD, cl.first())))
+    p = read_packet(s, 5)
+    if not p or p[0] != 0xF0 or p[1][0] != 0x18:
+        return p and (p[0], p[1][0] if p[1] else 0, {}), cl
+    got = props_of(p[1], 1)
+    s.sendall(auth_packet(0x18, auth_props(METHOD, cl.final(got.get(0x16, b"")))))
+    p = read_packet(s, 5)
+    if not p:
+        return None, cl
+    return (p[0], p[1][0] if p[1] else 0, props_of(p[1], 1) if len(p[1]) > 1 else {}), cl
+
+
+d = brokerctl.scratch_dir("authx")
+users = {"users": {}}
+for name, pw in (("alice", "wonderland"), ("bob", "builder")):
+    out = brokerctl.run([PY, SCRAM, "--entry", pw], timeout=30)[1]
+    users["users"][name] = json.loads(out)
+users["users"]["alice"]["acl"] = [{"permission": "allow", "action": "all", "topic": "alice/#"}]
+with open(os.path.join(d, "users.json"), "w") as f:
+    json.dump(users, f)
+
+b = brokerctl.start("listener {port} 127.0.0.1\nallow_anonymous false\n"
+                    "midge_auth_endpoint ipc://{dir}/auth\nmidge_auth_timeout_ms 2000\n"
+                    "midge_auth_exchange_timeout_ms 1500\n")
+start_worker([PY, SCRAM, "ipc://%s/auth" % b.dir, os.path.join(d, "users.json")])
+time.sleep(0.5)  # the worker's "ready"
+
+# ---- success: two rounds, the server proves itself too ------------------
+rc, props, cl, s, steps = scram_connect(b.port, "dev-1", "alice", "wonderland")
+r.check("[MQTT-4.12.0-2] SCRAM: the server continues with AUTH 0x18 and the method",
+        len(steps) == 1 and steps[0][0] == 0x18 and steps[0][1].get(0x15) == METHOD.encode()
+        and steps[0][1].get(0x16, b"").startswith(b"r=" + cl.cnonce.encode()), steps)
+r.check("[MQTT-4.12.0-5] SCRAM: CONNACK 0x00 with the method", rc == 0 and
+        isinstance(props, dict) and props.get(0x15) == METHOD.encode(), (rc, props))
+r.check("SCRAM: CONNACK's Authentication Data is the server signature the client expects",
+        isinstance(props, dict) and props.get(0x16, b"").decode() == getattr(cl, "want", None),
+        props)
+r.check("SCRAM: the client is connected (PINGRESP)", rc == 0 and pings(s))
+
+# ---- re-authentication ---------------------------------------------------
+last, rcl = reauth(s, "alice", "wonderland")
+r.check("[MQTT-4.12.1-1] re-authentication: AUTH 0x00 with the method and the signature",
+        last and last[0] == 0xF0 and last[1] == 0x00 and last[2].get(0x15) == METHOD.encode()
+        and last[2].get(0x16, b"").decode() == rcl.want, last)
+r.check("re-authentication: the connection goes on", pings(s))
+last, _ = reauth(s, "alice", "not-her-password")
+r.check("[MQTT-4.12.1-2] re-authentication failed: DISCONNECT 0x87",
+        last and last[0] == 0xE0 and last[1] == 0x87, last)
+r.check("re-authentication failed: the connection is closed", read_packet(s, 3) is None)
+s.close()
+
+# ---- refusals -------------------------------------------------------------
+rc, p, _, s, steps = scram_connect(b.port, "dev-2", "alice", "wrong")
+r.check("wrong password: CONNACK 0x87 after the AUTH round", rc == 0x87 and len(steps) == 1,
+        (rc, p))
+s.close()
+rc, p, _, s, steps = scram_connect(b.port, "dev-3", "mallory", "x")
+r.check("unknown user: CONNACK 0x87 without an AUTH round", rc == 0x87 and not steps, (rc, p))
+s.close()
+rc, got, s = connect5(b.port, "dev-4", props=auth_props("GS2-KRB5", b"x"))
+r.check("[MQTT-4.12.0-1] a method the worker does not serve: CONNACK 0x8C", rc == 0x8C and
+        0x15 not in got, (rc, got))
+s.close()
+rc, p, _, s, steps = scram_connect(b.port, "dev-5", "alice", "wonderland",
+                                   bad_method_in_auth=True)
+r.check("[MQTT-4.12.0-3] AUTH with another method than CONNECT's: CONNACK 0x82", rc == 0x82,
+        (rc, p))
+s.close()
+
+# the client never answers the AUTH 0x18: refused at midge_auth_exchange_timeout_ms
+cl = ScramClient("alice", "wonderland")
+body = _s(b"MQTT") + bytes([5, 0x02]) + (60).to_bytes(2, "big")
+pr = auth_props(METHOD, cl.first())
+body += varint(len(pr)) + pr + _s(b"dev-6")
+s = socket.create_connection(("127.0.0.1", b.port), timeout=10)
+t0 = time.monotonic()
+s.sendall(bytes([0x10]) + varint(len(body)) + body)
+first, _ = expect(s, 0xF0)
+rc, pk = connack(s, 5)
+took = time.monotonic() - t0
+r.check("a client that does not answer: CONNACK 0x87 at midge_auth_exchange_timeout_ms",
+        first == 0x18 and rc == 0x87 and 1.2 < took < 4,
+        (first, rc, pk, took, [x for x in b.log_text().splitlines() if "dev-6" in x]))
+s.close()
+
+# ---- 3.1.1 clients never see AUTH ----------------------------------------
+rc3, s = connect3(b.port, "old-1", "alice", "wonderland")
+r.check("3.1.1: decided by a connect request (the SCRAM worker refuses it): return code 5",
+        rc3 == 5, rc3)
+s.close()
+
+# ---- without auth workers -------------------------------------------------
+b2 = brokerctl.start("listener {port} 127.0.0.1\nallow_anonymous true\n")
+rc, got, s = connect5(b2.port, "x-1", props=auth_props(METHOD, b"n,,n=a,r=b"))
+r.check("[MQTT-4.12.0-1] no auth workers: CONNACK 0x8C, no method in it", rc == 0x8C and
+        0x15 not in got, (rc, got))
+s.close()
+rc, got, s = connect5(b2.port, "x-2")
+r.check("[MQTT-4.12.0-6] plain CONNECT: CONNACK 0x00 without a method", rc == 0 and
+        0x15 not in got, (rc, got))
+s.sendall(auth_packet(0x19, auth_props(METHOD, b"n,,n=a,r=b")))
+code, _ = expect(s, 0xE0)
+r.check("[MQTT-4.12.0-7] AUTH without enhanced authentication in CONNECT: DISCONNECT 0x82",
+        code == 0x82, code)
+s.close()
+rc3, s = connect3(b2.port, "old-2")
+r.check("3.1.1 without workers: accepted", rc3 == 0, rc3)
+s.sendall(auth_packet(0x19, auth_props(METHOD)))
+r.check("3.1.1: a type-15 packet closes the connection, no AUTH or DISCONNECT back",
+        read_packet(s, 3) is None)
+s.close()
+
+# ---- the rounds bound: a worker that always continues ----------------------
+b3 = brokerctl.start("listener {port} 127.0.0.1\nallow_anonymous false\n"
+                     "midge_auth_endpoint ipc://{dir}/auth\nmidge_auth_max_rounds 2\n")
+start_worker([PY, WORKER, "ipc://%s/auth" % b3.dir, "--answer",
+              json.dumps({"result": "continue", "data": base64.b64encode(b"more").decode()})],
+             ready_line=True)
+body = _s(b"MQTT") + bytes([5, 0x02]) + (60).to_bytes(2, "big")
+pr = auth_props("LOOP", b"x")
+body += varint(len(pr)) + pr + _s(b"loop-1")
+s = socket.create_connection(("127.0.0.1", b3.port), timeout=10)
+s.sendall(bytes([0x10]) + varint(len(body)) + body)
+rounds, rc = 0, None
+for _ in range(10):
+    p = read_packet(s, 5)
+    if p and p[0] == 0xF0 and p[1][0] == 0x18:
+        rounds += 1
+        s.sendall(auth_packet(0x18, auth_props("LOOP", b"y")))
+        continue
+    rc = p[1][1] if p and p[0] == 0x20 else p
+    break
+r.check("midge_auth_max_rounds 2: two AUTH 0x18, then CONNACK 0x87", rounds == 2 and rc == 0x87,
+        (rounds, rc))
+s.close()
+
+for w in workers:
+    brokerctl.kill(w)
+r.finish()
