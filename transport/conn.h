@@ -56,8 +56,9 @@ struct xport;
  */
 struct conn {
 	/* ---- the socket half: the I/O thread's ---- */
-	uv_poll_t poll;        /* on the I/O thread's loop; poll.data is that struct iothr */
+	struct iothr *io;      /* the I/O thread that polls the socket (iopoll.c) */
 	struct xport *xport;   /* top of the layer stack (&tcp_xport for plain TCP) */
+	int fd;                /* the socket, until it is torn down */
 
 	/* ---- the engine half: the engine thread's ---- */
 	struct engine_conn *ec;     /* NULL once the engine was told the end */
@@ -122,6 +123,7 @@ struct conn {
 	uint16_t torn : 1;          /* uv_close called, IO_CLOSED posted */
 	uint16_t close_done : 1;    /* libuv's close callback has run */
 	uint16_t released : 1;      /* IO_RELEASE came: freed by the close callback */
+	uint16_t registered : 1;    /* in the thread's epoll set */
 };
 
 /* ---- the engine half (conn.c, conn_input.c, conn_accept.c) ---- */
@@ -200,12 +202,17 @@ void sock_linger_read(struct iothr *io, struct conn *c);
  * for_good: shutting down, none lingers from now on). Returns how many. */
 int sock_linger_drop(struct iothr *io, bool for_good);
 void sock_poll_update(struct iothr *io, struct conn *c);
-void sock_on_poll(uv_poll_t *h, int status, int events);
+/* What the poller saw on c: status < 0 an error on the socket, else
+ * events UV_READABLE | UV_WRITABLE among those polled for. */
+void sock_on_poll(struct iothr *io, struct conn *c, int status, int events);
+/* c's socket is closed and out of the poller, nothing on the stack holds
+ * it: freed now if the engine released it too. */
+void sock_on_closed(struct iothr *io, struct conn *c);
 
 /* The I/O thread that owns c's socket (valid once adopted, on it). */
 static inline struct iothr *sock_io(const struct conn *c)
 {
-	return c->poll.data;
+	return c->io;
 }
 
 #endif

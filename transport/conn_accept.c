@@ -176,6 +176,8 @@ void conn_accept(struct listener *l, int fd, const struct sockaddr_storage *ss)
 	}
 	c->io_index = (uint8_t)(m->next_io++ % (unsigned)m->n_io);
 	struct iothr *io = conn_io(m, c);
+	c->io = io;
+	c->fd = -1; /* the socket half's from IO_ADOPT on */
 	c->xport = &tcp_xport;
 	conn_set_peer(c, ss);
 #ifndef __linux__

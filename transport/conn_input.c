@@ -198,7 +198,7 @@ static void conn_listener_leave(struct conn *c)
 	struct listener *l = c->listener;
 	c->listener = NULL;
 	if (l && --l->count == 0 && l->closed)
-		free(l);
+		listener_free(l);
 }
 
 /* The socket is gone: nothing more comes for c from its I/O thread. */

@@ -10,6 +10,7 @@
  */
 #include "transport/iothr.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,6 +96,7 @@ static int iothr_pass(struct iothr *io)
 		n += io->pending.n;
 		sock_read_pending(io);
 	}
+	iopoll_flush_closed(io);
 	return n;
 }
 
@@ -114,6 +116,7 @@ static void iothr_on_check(uv_check_t *h)
 		sock_read_pending(io);
 	if (io->pending.n == 0)
 		uv_idle_stop(&io->busy);
+	iopoll_flush_closed(io);
 	if (io->out.pushed != io->out_pushed) {
 		io->out_pushed = io->out.pushed;
 		uv_async_send(&io->m->io_wake);
@@ -124,6 +127,8 @@ static void iothr_begin_stop(struct iothr *io)
 {
 	io->stopping = true;
 	sock_teardown_all(io, "server shutting down");
+	iopoll_flush_closed(io);
+	iopoll_close(io);
 	if (io->inline_mode)
 		return;
 	/* the loop ends once the sockets' close callbacks have run */
@@ -218,6 +223,7 @@ static void iothr_free(struct iothr *io)
 {
 	if (!io)
 		return;
+	iopoll_free(io);
 	ioq_free(&io->in);
 	ioq_free(&io->out);
 	chunk_pool_clear(&io->chunks);
@@ -233,6 +239,7 @@ static struct iothr *iothr_new(struct midge *m, int index, bool inline_mode)
 	if (!io)
 		return NULL;
 	io->m = m;
+	io->epfd = -1;
 	io->index = index;
 	io->inline_mode = inline_mode;
 	chunk_pool_init(&io->chunks, CHUNK_POOL_MAX);
@@ -248,6 +255,16 @@ static struct iothr *iothr_new(struct midge *m, int index, bool inline_mode)
 			iothr_free(io);
 			return NULL;
 		}
+	}
+	/* first: failing, it leaves no handle behind on the loop */
+	if (iopoll_init(io) < 0) {
+		log_err("cannot create the I/O thread's epoll set: %s", strerror(errno));
+		if (!inline_mode)
+			uv_loop_close(io->loop);
+		iothr_free(io);
+		return NULL;
+	}
+	if (!inline_mode) {
 		uv_async_init(io->loop, &io->wake, iothr_on_wake);
 		io->wake.data = io;
 		uv_check_init(io->loop, &io->check);

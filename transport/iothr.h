@@ -92,6 +92,11 @@ struct iothr {
 	struct conn_vec pending; /* to read without waiting for the poller */
 	struct conn_vec starved; /* to read once an input chunk comes back */
 	uv_idle_t busy;          /* reads pending: the next poll must not block */
+	uv_poll_t epoll_watch;   /* epfd, on the loop (iopoll.c) */
+	int epfd;                /* the sockets' epoll set */
+	struct conn **by_fd;     /* the thread's connections by descriptor */
+	int by_fd_cap;
+	struct conn_vec closed;  /* torn down this pass: closed once the pass is over */
 	uint64_t out_pushed;    /* out.pushed when the engine was last woken */
 	uint64_t in_kicked;     /* in.pushed when this thread was last woken */
 	int index;
@@ -125,6 +130,16 @@ void iothr_teardown_all(struct midge *m, const char *why);
 
 /* The socket side: posts r to the engine (woken at the end of the pass). */
 void iothr_report(struct iothr *io, const struct ioq_rec *r);
+
+/* iopoll.c: the thread's sockets in one epoll set of its own. */
+int iopoll_init(struct iothr *io);
+void iopoll_close(struct iothr *io);
+void iopoll_free(struct iothr *io);
+int iopoll_add(struct iothr *io, struct conn *c, int fd);
+int iopoll_set(struct iothr *io, struct conn *c, unsigned want);
+void iopoll_remove(struct iothr *io, struct conn *c);
+void iopoll_flush_closed(struct iothr *io);
+void iopoll_each(struct iothr *io, void (*fn)(struct iothr *, struct conn *, void *), void *arg);
 /* Queues c to be read without waiting for the poller (or, starved, when
  * an input chunk comes back). */
 void iothr_want_read(struct iothr *io, struct conn *c);

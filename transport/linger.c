@@ -26,12 +26,6 @@
 
 #define LINGER_READS 16 /* discarding reads per wakeup of a lingering socket */
 
-static int sock_fd(const struct conn *c)
-{
-	uv_os_fd_t fd;
-	return uv_fileno((const uv_handle_t *)&c->poll, &fd) == 0 ? fd : -1;
-}
-
 static uint32_t linger_now(void)
 {
 	return (uint32_t)(uv_hrtime() / 1000000u);
@@ -77,12 +71,11 @@ static void sock_free(struct iothr *io, struct conn *c)
 	free(c);
 }
 
-static void sock_on_closed(uv_handle_t *h)
+void sock_on_closed(struct iothr *io, struct conn *c)
 {
-	struct conn *c = (struct conn *)h;
 	c->close_done = true;
 	if (c->released)
-		sock_free(sock_io(c), c);
+		sock_free(io, c);
 }
 
 void sock_release(struct iothr *io, struct conn *c)
@@ -96,14 +89,15 @@ void sock_teardown(struct iothr *io, struct conn *c, const char *why)
 {
 	if (c->torn)
 		return;
-	int fd = sock_fd(c);
+	int fd = c->fd;
 	c->torn = true;
 	if (c->shutting || c->lingering)
 		conn_list_remove(&io->lingering, c);
-	/* libuv stops polling the socket in uv_close but leaves it open:
-	 * it is closed here, once, after libuv has let go of it. The layers
-	 * stay until the record is freed: why may be a layer's text. */
-	uv_close((uv_handle_t *)&c->poll, sock_on_closed);
+	/* Closing the descriptor takes it out of the epoll set; the record
+	 * outlives this pass (iopoll_remove). The layers stay until the
+	 * record is freed: why may be a layer's text. */
+	iopoll_remove(io, c);
+	c->fd = -1;
 	if (fd >= 0)
 		close(fd);
 	struct ioq_rec r = {.op = IO_CLOSED, .conn = c, .p = (void *)why};
@@ -134,7 +128,7 @@ static void sock_linger_start(struct iothr *io, struct conn *c)
 void sock_shut(struct iothr *io, struct conn *c)
 {
 	const char *why = NULL;
-	int rc = c->xport->ops->shutdown(c->xport, sock_fd(c), &why);
+	int rc = c->xport->ops->shutdown(c->xport, c->fd, &why);
 	if (rc < 0) {
 		sock_teardown(io, c, why);
 	} else if (rc == 0) {
@@ -177,7 +171,7 @@ int sock_linger_drop(struct iothr *io, bool for_good)
 void sock_linger_read(struct iothr *io, struct conn *c)
 {
 	uint8_t sink[4096];
-	int fd = sock_fd(c);
+	int fd = c->fd;
 	for (int i = 0; i < LINGER_READS; i++) {
 		const char *why = NULL;
 		ssize_t n = c->xport->ops->read(c->xport, fd, sink, sizeof(sink), &why);
@@ -190,16 +184,12 @@ void sock_linger_read(struct iothr *io, struct conn *c)
 	}
 }
 
-/* uv_walk: tears down every connection of the loop, arg the reason. */
-static void sock_walk_teardown(uv_handle_t *h, void *arg)
+static void sock_each_teardown(struct iothr *io, struct conn *c, void *why)
 {
-	if (h->type != UV_POLL || ((uv_poll_t *)h)->poll_cb != sock_on_poll || uv_is_closing(h))
-		return;
-	struct conn *c = (struct conn *)h;
-	sock_teardown(sock_io(c), c, arg);
+	sock_teardown(io, c, why);
 }
 
 void sock_teardown_all(struct iothr *io, const char *why)
 {
-	uv_walk(io->loop, sock_walk_teardown, (void *)why);
+	iopoll_each(io, sock_each_teardown, (void *)why);
 }

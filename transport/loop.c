@@ -546,6 +546,10 @@ static void loop_take_down(struct midge *m)
 	conn_flush_dirty(m, true);
 	if (m->io)
 		iothr_stop(m);
+	/* every connection is gone: nothing marks one dirty again */
+	free(m->dirty);
+	m->dirty = NULL;
+	m->n_dirty = m->cap_dirty = 0;
 	bridges_stop(m->bridges); /* DISCONNECT to each remote, sockets closed */
 	persist_quiet(m); /* its uv_async_t closes with the rest */
 	cluster_link_quiet(m); /* so does the cluster's */

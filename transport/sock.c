@@ -31,12 +31,6 @@
 #define SOCK_IOV 1024
 #endif
 
-static int sock_fd(const struct conn *c)
-{
-	uv_os_fd_t fd;
-	return uv_fileno((const uv_handle_t *)&c->poll, &fd) == 0 ? fd : -1;
-}
-
 static void sock_report(struct iothr *io, struct conn *c, uint8_t op)
 {
 	struct ioq_rec r = {.op = op, .conn = c};
@@ -46,8 +40,8 @@ static void sock_report(struct iothr *io, struct conn *c, uint8_t op)
 /*
  * Polls c for what it waits for now: readable while the engine wants its
  * input (or it lingers); writable while output waits for the socket.
- * Each change costs libuv an epoll_ctl or two, so nothing is done when
- * the mask is unchanged.
+ * Each change costs an epoll_ctl, so nothing is done when the mask is
+ * unchanged.
  */
 void sock_poll_update(struct iothr *io, struct conn *c)
 {
@@ -58,25 +52,23 @@ void sock_poll_update(struct iothr *io, struct conn *c)
 	unsigned want = (readable ? UV_READABLE : 0) | (writable ? UV_WRITABLE : 0);
 	if (want == c->events)
 		return;
-	int rc = want ? uv_poll_start(&c->poll, (int)want, sock_on_poll) : uv_poll_stop(&c->poll);
-	if (rc < 0) {
-		sock_teardown(io, c, uv_strerror(rc));
-		return;
-	}
-	c->events = want & 3u;
+	int rc = iopoll_set(io, c, want);
+	if (rc < 0)
+		sock_teardown(io, c, uv_strerror(uv_translate_sys_error(-rc)));
 }
 
 void sock_adopt(struct iothr *io, struct conn *c, int fd)
 {
-	if (uv_poll_init(io->loop, &c->poll, fd) < 0) {
+	if (iopoll_add(io, c, fd) < 0) {
 		close(fd);
+		c->fd = -1;
+		c->io = io;
 		c->torn = true;
-		c->close_done = true; /* no handle to close: IO_RELEASE frees it */
+		c->close_done = true; /* not in the poller: IO_RELEASE frees it */
 		struct ioq_rec r = {.op = IO_CLOSED, .conn = c, .p = (void *)"cannot poll the socket"};
 		iothr_report(io, &r);
 		return;
 	}
-	c->poll.data = io;
 	c->rd_on = true;
 	sock_poll_update(io, c);
 }
@@ -94,7 +86,7 @@ static int sock_write_out(struct iothr *io, struct conn *c)
 	struct outbox *o = c->out;
 	struct outq *q = &o->q[o->wq];
 	struct iovec iov[SOCK_IOV];
-	int fd = sock_fd(c);
+	int fd = c->fd;
 	while (!outq_done(q, o->written)) {
 		size_t total;
 		const char *why = "write error";
@@ -118,7 +110,7 @@ static int sock_write_out(struct iothr *io, struct conn *c)
 static int sock_flush_layers(struct iothr *io, struct conn *c)
 {
 	const char *why = NULL;
-	int rc = c->xport->ops->flush(c->xport, sock_fd(c), &why);
+	int rc = c->xport->ops->flush(c->xport, c->fd, &why);
 	if (rc < 0) {
 		sock_teardown(io, c, why);
 		return -1;
@@ -207,7 +199,7 @@ static void sock_read_failed(struct iothr *io, struct conn *c, ssize_t n, const 
  */
 static void sock_read(struct iothr *io, struct conn *c)
 {
-	int fd = sock_fd(c);
+	int fd = c->fd;
 	uint32_t total = 0;
 	for (int i = 0; i < READS_PER_WAKEUP && total < READ_MAX_PER_WAKEUP; i++) {
 		uint32_t room;
@@ -288,16 +280,14 @@ void sock_retry_starved(struct iothr *io)
 	io->starved.n = 0;
 }
 
-void sock_on_poll(uv_poll_t *h, int status, int events)
+void sock_on_poll(struct iothr *io, struct conn *c, int status, int events)
 {
-	struct conn *c = (struct conn *)h;
-	struct iothr *io = sock_io(c);
 	if (status < 0) {
-		/* POLLERR: libuv stopped polling; the socket error says why
-		 * (a reset, mostly), as a read would have. */
+		/* EPOLLERR: the socket error says why (a reset, mostly), as a
+		 * read would have. */
 		int err = 0;
 		socklen_t len = sizeof(err);
-		if (getsockopt(sock_fd(c), SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err == 0)
+		if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err == 0)
 			err = EIO;
 		sock_teardown(io, c, uv_strerror(uv_translate_sys_error(err)));
 		return;
