@@ -301,15 +301,16 @@ void authx_fire(struct engine *e, struct timer_node *t)
 	authx_refuse(e, c, MQTT_RC_NOT_AUTHORIZED, "authentication over midge_auth_exchange_ms");
 }
 
-/* The connection is gone: a pending step is forgotten by the module
- * (connect.c does it for a held CONNECT). */
+/* The connection is gone: the module forgets the exchange, a pending
+ * step or what it keeps between steps (the worker holding the method's
+ * state), whatever the phase (connect.c does it for a held CONNECT). */
 void authx_cancel(struct engine *e, struct engine_conn *c)
 {
 	struct authx *ax = c->ax;
 	if (!ax)
 		return;
 	timer_cancel(e, &ax->t);
-	if (ax->phase == AUTHX_WORKER && !c->held && e->auth.connect_cancel)
+	if (!c->held && e->auth.connect_cancel)
 		e->auth.connect_cancel(e->auth.ctx, &c->info);
 	ax->phase = AUTHX_IDLE;
 }
