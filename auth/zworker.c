@@ -2,9 +2,11 @@
  * zworker.c - the auth workers' ROUTER socket and its thread (zworker.h).
  *
  * Thread state (the thread's alone once it runs): `waiting`, a FIFO of
- * requests no worker holds yet, in deadline order (every request gets
- * the same timeout); `w[]`, the workers known, each idle (on the ready
- * FIFO) or holding one request. Shared under `mu`: the inbox of
+ * requests for any worker that no worker holds yet, in deadline order
+ * (every request gets the same timeout); `w[]`, the workers known, each
+ * idle (on the ready FIFO) or holding one request, and each with its own
+ * FIFO of requests for it alone (affinity), served before it is ready
+ * for anyone else. Shared under `mu`: the inbox of
  * submitted requests and the outbox of results. Everything is bounded:
  * requests by cfg->queue (counted from submission to result), workers by
  * ZWORKER_MAX_WORKERS, messages by ZPROTO_MAX_MSG.
@@ -29,6 +31,7 @@ struct zreq {
 	uint64_t deadline_ms;
 	char *json;
 	size_t len;
+	struct zworker_route to; /* to.len 0: any worker */
 	struct zreq *next;
 };
 
@@ -36,6 +39,7 @@ struct zpeer {
 	uint8_t ident[256];
 	size_t ident_len;
 	struct zreq *busy; /* the request it holds (json already freed), or NULL */
+	struct zreq *pin_head, *pin_tail; /* requests for it alone, deadline order */
 	bool used;
 	bool ready;        /* on the ready FIFO */
 };
@@ -96,14 +100,19 @@ static void zworker_post(struct zworker *z, struct zworker_result *r)
 		z->cfg.wake(z->cfg.wake_arg);
 }
 
-/* A result for request q, which ends here. a (may be NULL) is moved. */
+/* A result for request q, which ends here. a (may be NULL) is moved;
+ * from (may be NULL) is the worker that answered. */
 static void zworker_finish(struct zworker *z, struct zreq *q, enum zworker_status st,
-			   struct zproto_answer *a, const char *note)
+			   struct zproto_answer *a, const char *note, const struct zpeer *from)
 {
 	struct zworker_result *r = calloc(1, sizeof *r);
 	if (r) {
 		r->id = q->id;
 		r->status = st;
+		if (from) {
+			r->worker.len = (uint8_t)from->ident_len;
+			memcpy(r->worker.ident, from->ident, from->ident_len);
+		}
 		if (a) {
 			r->answer = *a; /* ownership: the result holds the answer's parts now */
 			memset(a, 0, sizeof *a);
@@ -154,7 +163,8 @@ unsigned zworker_known(const struct zworker *z)
 
 /* ------------------------------------------------------------ submit */
 
-int zworker_submit(struct zworker *z, uint64_t id, char *json, size_t len)
+int zworker_submit(struct zworker *z, uint64_t id, char *json, size_t len,
+		   const struct zworker_route *to)
 {
 	if (atomic_fetch_add(&z->outstanding, 1) >= z->cfg.queue) {
 		atomic_fetch_sub(&z->outstanding, 1);
@@ -168,6 +178,8 @@ int zworker_submit(struct zworker *z, uint64_t id, char *json, size_t len)
 		return -1;
 	}
 	q->id = id;
+	if (to)
+		q->to = *to;
 	q->json = json; /* ownership: the request, freed by the thread */
 	q->len = len;
 	q->deadline_ms = zworker_now_ms() + z->cfg.timeout_ms;
@@ -190,31 +202,78 @@ int zworker_submit(struct zworker *z, uint64_t id, char *json, size_t len)
 
 /* ------------------------------------------------------------ the thread */
 
+/* Takes idle peer i off the ready FIFO (at most ZWORKER_MAX_WORKERS long). */
+static void zworker_unready(struct zworker *z, int i)
+{
+	if (!z->peer[i].ready)
+		return;
+	int n = z->r_count, k = 0;
+	int tmp[ZWORKER_MAX_WORKERS];
+	for (int j = 0; j < n; j++) {
+		int idx = z->ready[(z->r_head + j) % ZWORKER_MAX_WORKERS];
+		if (idx != i)
+			tmp[k++] = idx;
+	}
+	z->r_head = 0;
+	z->r_count = k;
+	memcpy(z->ready, tmp, (size_t)k * sizeof tmp[0]);
+	z->peer[i].ready = false;
+}
+
 static void zworker_forget(struct zworker *z, int i)
 {
 	struct zpeer *p = &z->peer[i];
-	if (p->ready) {
-		/* take it off the ready FIFO */
-		int n = z->r_count, k = 0;
-		int tmp[ZWORKER_MAX_WORKERS];
-		for (int j = 0; j < n; j++) {
-			int idx = z->ready[(z->r_head + j) % ZWORKER_MAX_WORKERS];
-			if (idx != i)
-				tmp[k++] = idx;
-		}
-		z->r_head = 0;
-		z->r_count = k;
-		memcpy(z->ready, tmp, (size_t)k * sizeof tmp[0]);
+	/* the exchanges whose state it held cannot go on elsewhere */
+	while (p->pin_head) {
+		struct zreq *q = p->pin_head;
+		p->pin_head = q->next;
+		zworker_finish(z, q, ZWORKER_GONE, NULL, "the worker of this exchange is gone", NULL);
 	}
+	zworker_unready(z, i);
 	memset(p, 0, sizeof *p);
 	atomic_fetch_sub(&z->known, 1);
 }
 
+/* Sends [identity][""][json] to peer i and makes q the request it holds
+ * (its text wiped: the password is the worker's now). Returns 0, or -1
+ * when the peer is gone (ROUTER_MANDATORY: EHOSTUNREACH) or cannot take
+ * it now; q is still the caller's then. */
+static int zworker_give(struct zworker *z, int i, struct zreq *q)
+{
+	struct zpeer *p = &z->peer[i];
+	if (zmq_send(z->router, p->ident, p->ident_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+		return -1;
+	zmq_send(z->router, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+	if (zmq_send(z->router, q->json, q->len, ZMQ_DONTWAIT) < 0)
+		return -1;
+	q->next = NULL;
+	zproto_wipe(q->json, q->len);
+	q->json = NULL;
+	q->len = 0;
+	p->busy = q;
+	return 0;
+}
+
+/* Peer i holds nothing: it takes the first request for it alone, else
+ * joins the ready FIFO. A peer that cannot be sent to is forgotten. */
 static void zworker_make_ready(struct zworker *z, int i)
 {
-	if (z->peer[i].ready)
+	struct zpeer *p = &z->peer[i];
+	if (p->ready || p->busy)
 		return;
-	z->peer[i].ready = true;
+	if (p->pin_head) {
+		struct zreq *q = p->pin_head;
+		p->pin_head = q->next;
+		if (!p->pin_head)
+			p->pin_tail = NULL;
+		if (zworker_give(z, i, q) < 0) {
+			zworker_finish(z, q, ZWORKER_GONE, NULL, "the worker of this exchange is gone",
+				       NULL);
+			zworker_forget(z, i);
+		}
+		return;
+	}
+	p->ready = true;
 	z->ready[(z->r_head + z->r_count) % ZWORKER_MAX_WORKERS] = i;
 	z->r_count++;
 }
@@ -240,34 +299,55 @@ static int zworker_add(struct zworker *z, const uint8_t *id, size_t n)
 	return -1; /* full: this worker gets nothing until one goes */
 }
 
-/* Moves what was submitted to the end of the waiting FIFO. */
+/* Request q is for one worker (affinity): it goes to it now when it is
+ * idle, waits on its own FIFO while it is busy, and comes back
+ * ZWORKER_GONE when that worker is not known (it crashed, or timed out
+ * and was forgotten). */
+static void zworker_route(struct zworker *z, struct zreq *q)
+{
+	q->next = NULL;
+	int i = zworker_find(z, q->to.ident, q->to.len);
+	if (i < 0) {
+		zworker_finish(z, q, ZWORKER_GONE, NULL, "the worker of this exchange is gone", NULL);
+		return;
+	}
+	struct zpeer *p = &z->peer[i];
+	if (p->pin_tail)
+		p->pin_tail->next = q;
+	else
+		p->pin_head = q;
+	p->pin_tail = q;
+	if (p->ready) {
+		zworker_unready(z, i);
+		zworker_make_ready(z, i); /* gives it the request */
+	}
+}
+
+/* Moves what was submitted to the end of the waiting FIFO, or to the
+ * worker it is for. */
 static void zworker_take_inbox(struct zworker *z)
 {
 	char buf[64];
 	while (read(z->pipe_rd, buf, sizeof buf) > 0)
 		;
 	pthread_mutex_lock(&z->mu);
-	struct zreq *h = z->in_head, *t = z->in_tail;
+	struct zreq *q = z->in_head;
 	z->in_head = z->in_tail = NULL;
 	pthread_mutex_unlock(&z->mu);
-	if (!h)
-		return;
-	if (z->w_tail)
-		z->w_tail->next = h;
-	else
-		z->w_head = h;
-	z->w_tail = t;
-}
-
-/* Sends [identity][""][json] to peer i. Returns 0, or -1 when the peer
- * is gone (ROUTER_MANDATORY: EHOSTUNREACH) or cannot take it now. */
-static int zworker_send(struct zworker *z, int i, const struct zreq *q)
-{
-	struct zpeer *p = &z->peer[i];
-	if (zmq_send(z->router, p->ident, p->ident_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
-		return -1;
-	zmq_send(z->router, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-	return zmq_send(z->router, q->json, q->len, ZMQ_DONTWAIT) < 0 ? -1 : 0;
+	while (q) {
+		struct zreq *next = q->next;
+		q->next = NULL;
+		if (q->to.len) {
+			zworker_route(z, q);
+		} else {
+			if (z->w_tail)
+				z->w_tail->next = q;
+			else
+				z->w_head = q;
+			z->w_tail = q;
+		}
+		q = next;
+	}
 }
 
 /* Gives waiting requests to idle workers, least recently used first. */
@@ -279,21 +359,16 @@ static void zworker_dispatch(struct zworker *z)
 		z->r_count--;
 		z->peer[i].ready = false;
 		struct zreq *q = z->w_head;
-		if (zworker_send(z, i, q) < 0) {
+		struct zreq *next = q->next;
+		if (zworker_give(z, i, q) < 0) {
 			zworker_forget(z, i); /* the next idle one gets it */
 			continue;
 		}
-		z->w_head = q->next;
+		z->w_head = next;
 		if (!z->w_head)
 			z->w_tail = NULL;
-		q->next = NULL;
-		zproto_wipe(q->json, q->len); /* the password is the worker's now */
-		q->json = NULL;
-		q->len = 0;
-		z->peer[i].busy = q;
 	}
 }
-
 /* One message from a worker: [identity][""][payload]. */
 static void zworker_on_message(struct zworker *z)
 {
@@ -313,7 +388,7 @@ static void zworker_on_message(struct zworker *z)
 		}
 		size_t n = zmq_msg_size(&part);
 		if (frames == 0) {
-			if (n > sizeof ident)
+			if (n > ZWORKER_MAX_IDENT) /* ZeroMQ's routing identities are shorter */
 				shape_ok = false;
 			else
 				memcpy(ident, zmq_msg_data(&part), ident_len = n);
@@ -341,10 +416,10 @@ static void zworker_on_message(struct zworker *z)
 	struct zreq *q = z->peer[i].busy;
 	if (q && kind == ZPROTO_ANSWER && a.id == q->id) {
 		z->peer[i].busy = NULL;
-		zworker_finish(z, q, ZWORKER_ANSWER, &a, NULL);
+		zworker_finish(z, q, ZWORKER_ANSWER, &a, NULL, &z->peer[i]);
 	} else if (q && kind < 0) {
 		z->peer[i].busy = NULL;
-		zworker_finish(z, q, ZWORKER_BAD, NULL, err);
+		zworker_finish(z, q, ZWORKER_BAD, NULL, err, NULL);
 	} else if (kind == ZPROTO_ANSWER) {
 		zproto_answer_clear(&a); /* an answer to a request given up on */
 	}
@@ -362,17 +437,29 @@ static long zworker_expire(struct zworker *z)
 		z->w_head = q->next;
 		if (!z->w_head)
 			z->w_tail = NULL;
-		zworker_finish(z, q, ZWORKER_TIMEOUT, NULL, "no worker free");
+		zworker_finish(z, q, ZWORKER_TIMEOUT, NULL, "no worker free", NULL);
 	}
 	if (z->w_head)
 		next = z->w_head->deadline_ms;
 	for (int i = 0; i < ZWORKER_MAX_WORKERS; i++) {
-		struct zreq *q = z->peer[i].busy;
+		struct zpeer *p = &z->peer[i];
+		/* requests for this worker alone, waiting while it is busy */
+		while (p->pin_head && p->pin_head->deadline_ms <= now) {
+			struct zreq *q = p->pin_head;
+			p->pin_head = q->next;
+			if (!p->pin_head)
+				p->pin_tail = NULL;
+			zworker_finish(z, q, ZWORKER_TIMEOUT, NULL, "the exchange's worker stayed busy",
+				       NULL);
+		}
+		if (p->pin_head && p->pin_head->deadline_ms < next)
+			next = p->pin_head->deadline_ms;
+		struct zreq *q = p->busy;
 		if (!q)
 			continue;
 		if (q->deadline_ms <= now) {
-			z->peer[i].busy = NULL;
-			zworker_finish(z, q, ZWORKER_TIMEOUT, NULL, "the worker did not answer");
+			p->busy = NULL;
+			zworker_finish(z, q, ZWORKER_TIMEOUT, NULL, "the worker did not answer", NULL);
 			zworker_forget(z, i);
 		} else if (q->deadline_ms < next) {
 			next = q->deadline_ms;
@@ -457,8 +544,13 @@ static void zworker_free(struct zworker *z)
 		next = q->next;
 		zreq_free(q);
 	}
-	for (int i = 0; i < ZWORKER_MAX_WORKERS; i++)
+	for (int i = 0; i < ZWORKER_MAX_WORKERS; i++) {
 		zreq_free(z->peer[i].busy);
+		for (q = z->peer[i].pin_head; q; q = next) {
+			next = q->next;
+			zreq_free(q);
+		}
+	}
 	struct zworker_result *r, *rn;
 	for (r = z->out_head; r; r = rn) {
 		rn = r->next;

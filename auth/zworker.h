@@ -12,6 +12,12 @@
  * blocks on a worker: a request unanswered when its deadline passes comes
  * back ZWORKER_TIMEOUT, and the worker that held it is forgotten until it
  * speaks again (a worker that crashed comes back as a new peer).
+ *
+ * Affinity: a request may name the worker it must go to (the routing
+ * identity an earlier result carried: the next step of an enhanced
+ * authentication exchange whose state that worker holds). It waits for
+ * that worker alone, and comes back ZWORKER_GONE when the worker is not
+ * known or is forgotten before it takes it.
  */
 #ifndef MIDGE_AUTH_ZWORKER_H
 #define MIDGE_AUTH_ZWORKER_H
@@ -25,6 +31,7 @@ struct zworker;
 
 #define ZWORKER_MAX_WORKERS 256 /* peers remembered at once */
 #define ZWORKER_MAX_KEYS 256    /* midge_auth_curve_worker_keys lines */
+#define ZWORKER_MAX_IDENT 255   /* a ZeroMQ routing identity, at most */
 
 struct zworker_cfg {
 	const char *endpoint;
@@ -41,12 +48,20 @@ enum zworker_status {
 	ZWORKER_ANSWER = 0,  /* r->answer is the worker's */
 	ZWORKER_TIMEOUT = 1, /* no worker answered in time */
 	ZWORKER_BAD = 2,     /* the worker's answer did not parse (r->note says why) */
+	ZWORKER_GONE = 3,    /* the worker the request was for is gone */
+};
+
+/* A worker's routing identity (ZeroMQ's, ZWORKER_MAX_IDENT bytes at most). */
+struct zworker_route {
+	uint8_t len;
+	uint8_t ident[ZWORKER_MAX_IDENT];
 };
 
 struct zworker_result {
 	uint64_t id;
 	enum zworker_status status;
 	struct zproto_answer answer;
+	struct zworker_route worker; /* ZWORKER_ANSWER: the worker that answered */
 	char note[160];
 	struct zworker_result *next;
 };
@@ -60,10 +75,12 @@ struct zworker *zworker_start(const struct zworker_cfg *cfg, char *err, size_t e
 
 /*
  * Queues request `id` (json[0..len), malloc'd; ownership: the worker
- * thread wipes and frees it). Returns 0, or -1 when cfg->queue requests
- * are out (json is wiped and freed then too).
+ * thread wipes and frees it) for any worker, or for worker `to` alone
+ * (NULL: any; see Affinity above). Returns 0, or -1 when cfg->queue
+ * requests are out (json is wiped and freed then too).
  */
-int zworker_submit(struct zworker *z, uint64_t id, char *json, size_t len);
+int zworker_submit(struct zworker *z, uint64_t id, char *json, size_t len,
+		   const struct zworker_route *to);
 
 /* Hands every result that came back to done (engine thread); done owns
  * the result (free it with zworker_result_free). Returns how many. */

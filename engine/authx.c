@@ -31,6 +31,7 @@ struct authx {
 	uint32_t final_len;
 	bool has_final;
 	bool reauth;         /* the exchange is a re-authentication (connected) */
+	bool cancelled;      /* connect_cancel told since the last step asked */
 	uint8_t phase;       /* enum authx_phase */
 	uint16_t rounds;     /* AUTH 0x18 sent in this exchange */
 	uint16_t method_len;
@@ -124,6 +125,7 @@ static int authx_ask(struct engine *e, struct engine_conn *c, enum engine_auth_s
 		data.len = pr->auth_data.len;
 	}
 	ax->phase = AUTHX_WORKER;
+	ax->cancelled = false;
 	int rc = e->auth.enhanced(e->auth.ctx, &c->info, step, &method, &data);
 	if (rc == ENGINE_AUTH_PENDING)
 		return 0;
@@ -296,21 +298,26 @@ void authx_fire(struct engine *e, struct timer_node *t)
 	struct engine_conn *c = ax->c;
 	if (c->state == CONN_CLOSING)
 		return;
-	if (ax->phase == AUTHX_WORKER && e->auth.connect_cancel)
+	if (ax->phase == AUTHX_WORKER && e->auth.connect_cancel) {
 		e->auth.connect_cancel(e->auth.ctx, &c->info);
+		ax->cancelled = true;
+	}
 	authx_refuse(e, c, MQTT_RC_NOT_AUTHORIZED, "authentication over midge_auth_exchange_ms");
 }
 
-/* The connection is gone: a pending step is forgotten by the module
- * (connect.c does it for a held CONNECT). */
+/* The connection is gone: the module forgets the exchange, a pending
+ * step or what it keeps between steps (the worker holding the method's
+ * state), whatever the phase, unless it was told already (connect.c
+ * tells it for a held CONNECT, authx_fire at the deadline). */
 void authx_cancel(struct engine *e, struct engine_conn *c)
 {
 	struct authx *ax = c->ax;
 	if (!ax)
 		return;
 	timer_cancel(e, &ax->t);
-	if (ax->phase == AUTHX_WORKER && !c->held && e->auth.connect_cancel)
+	if (!c->held && !ax->cancelled && e->auth.connect_cancel)
 		e->auth.connect_cancel(e->auth.ctx, &c->info);
+	ax->cancelled = true;
 	ax->phase = AUTHX_IDLE;
 }
 

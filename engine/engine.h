@@ -185,8 +185,9 @@ struct engine_auth {
 	 * ENGINE_AUTH_PENDING and answer with engine_conn_auth_step(), or a
 	 * reason code at once (MQTT_RC_BAD_AUTH_METHOD for a method nobody
 	 * serves). connect_cancel is called, as for connect, when the
-	 * connection goes while a step is pending. Views valid during the
-	 * call only.
+	 * connection of a client that used a method goes, a step pending or
+	 * not (the module may keep state between steps). Views valid during
+	 * the call only.
 	 */
 	int (*enhanced)(void *ctx, const struct midge_client *client, enum engine_auth_step step,
 			const struct midge_str *method, const struct midge_str *data);

@@ -29,8 +29,10 @@ request (no method) is denied: this worker serves only the method.
 
 The exchange's state (the first messages, the nonce) lives in this
 process between the two steps, keyed by the connection (client id, peer
-address and port): run one such worker per broker, or share the state
-between workers, since midge may give the second step to another worker.
+address and port). midge gives every step of one exchange to the worker
+that answered its first (docs/auth.md, "Several workers"), so run as many
+of these as you like; one that dies takes its unfinished exchanges with it
+(those clients are refused and connect again).
 """
 
 import base64

@@ -69,6 +69,9 @@ struct conn {
 	 * does not change while a write is in flight, so the I/O thread
 	 * reads it then. */
 	struct outbox *out;
+	/* A verified client certificate's "subject\0fingerprint\0" (IO_CERT),
+	 * kept only with auth workers; freed with the connection. */
+	char *tls_cert;
 
 	/* ---- handed over ----
 	 * The phase list links and the phase start time belong to the

@@ -21,6 +21,7 @@
 #include "transport/tls.h"
 #include "transport/ws.h"
 #include "transport/xport.h"
+#include "transport/zauth.h"
 
 /* Fills c's peer address from what accept() returned. */
 static void conn_set_peer(struct conn *c, const struct sockaddr_storage *ss)
@@ -53,6 +54,23 @@ static int conn_tls_identity(void *owner, const char *proved)
 	if (!name)
 		return -1;
 	struct ioq_rec r = {.op = IO_IDENTITY, .conn = c, .p = name};
+	iothr_report(sock_io(c), &r);
+	return 0;
+}
+
+/* On the I/O thread at the end of a TLS handshake that verified a client
+ * certificate (only with auth workers: their connect and auth requests
+ * carry it): subject and fingerprint go to the engine ahead of any input. */
+static int conn_tls_cert(void *owner, const char *subject, const char *fingerprint)
+{
+	struct conn *c = owner;
+	size_t ls = subject ? strlen(subject) : 0, lf = strlen(fingerprint);
+	char *p = malloc(ls + lf + 2);
+	if (!p)
+		return -1;
+	memcpy(p, subject ? subject : "", ls + 1);
+	memcpy(p + ls + 1, fingerprint, lf + 1);
+	struct ioq_rec r = {.op = IO_CERT, .conn = c, .p = p};
 	iothr_report(sock_io(c), &r);
 	return 0;
 }
@@ -114,7 +132,8 @@ static struct xport *conn_layers_new(struct listener *l, struct conn *c, struct 
 		top = x;
 	}
 	if (l->creds) {
-		if (!(x = tls_xport_new(l->creds, top, &io->rbufs, conn_tls_identity, c)))
+		if (!(x = tls_xport_new(l->creds, top, &io->rbufs, conn_tls_identity,
+					    zauth_on(m) ? conn_tls_cert : NULL, c)))
 			goto fail;
 		top = x;
 	}

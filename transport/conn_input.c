@@ -261,6 +261,15 @@ static void conn_on_identity(struct midge *m, struct conn *c, char *name)
 	free(name);
 }
 
+/* A verified client certificate (IO_CERT), for the auth workers. */
+static void conn_on_cert(struct conn *c, char *cert)
+{
+	if (c->ec && !c->gone && !c->tls_cert)
+		c->tls_cert = cert; /* ownership: freed with c */
+	else
+		free(cert);
+}
+
 /* Input chunks are given back grouped: one atomic step per chunk per
  * drain, not per read. */
 struct conn_chunk_run {
@@ -302,6 +311,7 @@ int conn_drain(struct midge *m)
 			case IO_CLOSED: conn_on_closed(m, c, r.p); break;
 			case IO_IDENTITY: conn_on_identity(m, c, r.p); break;
 			case IO_PEER: conn_on_peer(m, c, r.p); break;
+			case IO_CERT: conn_on_cert(c, r.p); break;
 			case IO_REFUSED: conn_on_refused(m, c, r.flag != 0); break;
 			default: break;
 			}

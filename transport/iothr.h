@@ -26,6 +26,9 @@
  *   IO_CLOSED    conn, p = why: the socket is gone; nothing more comes for conn
  *   IO_IDENTITY  conn, p = malloc'd name or NULL: a TLS client's verified name
  *   IO_PEER      conn, p = malloc'd struct conn_peer: what a PROXY header said
+ *   IO_CERT      conn, p = malloc'd "subject\0fingerprint\0" (subject "" when
+ *                unwritable): a TLS client's verified certificate, for the
+ *                auth workers' requests
  *   IO_REFUSED   conn, flag = orderly: a layer refused the peer (logged) or
  *                ended its stream in order (a WebSocket Close, a file served);
  *                nothing more is read, the engine closes (the layer's answer
@@ -61,6 +64,7 @@ enum iothr_op {
 	IO_IDENTITY,
 	IO_PEER,
 	IO_REFUSED,
+	IO_CERT,
 };
 
 /* IO_PEER: the client as a PROXY header names it. */

@@ -68,6 +68,7 @@ static void sock_free(struct iothr *io, struct conn *c)
 					vecs[k]->v[i--] = vecs[k]->v[--vecs[k]->n];
 	}
 	xport_free(c->xport);
+	free(c->tls_cert);
 	free(c);
 }
 

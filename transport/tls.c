@@ -37,6 +37,7 @@ struct tls_xport {
 	struct outq cipher_out; /* records the layer below has not taken yet */
 	struct outq_pos out_pos;
 	tls_identity_cb identity;
+	tls_cert_cb cert;
 	void *owner;
 	const char *below_why; /* the layer below failed inside pull or push */
 	bool handshaken, bye_sent, eof;
@@ -310,6 +311,39 @@ static int tls_peer_identity(gnutls_session_t s, enum tls_identity how, char *bu
 	return 0;
 }
 
+/*
+ * Reports the verified client certificate of s through t->cert: its
+ * subject and SHA-256 fingerprint (the auth workers' tls_subject and
+ * tls_fingerprint). A session without one (PSK, no certificate asked)
+ * reports nothing. 0, or -1 when the callback refuses or memory ran out.
+ */
+static int tls_report_cert(struct tls_xport *t)
+{
+	unsigned count = 0;
+	const gnutls_datum_t *certs = gnutls_certificate_get_peers(t->s, &count);
+	if (gnutls_auth_get_type(t->s) != GNUTLS_CRD_CERTIFICATE || !certs || count == 0)
+		return 0;
+	uint8_t digest[32];
+	size_t dlen = sizeof digest;
+	char hex[65], subject[4096];
+	if (gnutls_fingerprint(GNUTLS_DIG_SHA256, &certs[0], digest, &dlen) < 0 || dlen != 32)
+		return -1;
+	for (size_t i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+	gnutls_x509_crt_t crt;
+	bool have = false;
+	if (gnutls_x509_crt_init(&crt) < 0)
+		return -1;
+	if (gnutls_x509_crt_import(crt, &certs[0], GNUTLS_X509_FMT_DER) >= 0) {
+		long n = tls_name_subject(crt, subject, sizeof subject);
+		/* the workers get UTF-8 text without NUL, or null */
+		have = n > 0 && strlen(subject) == (size_t)n &&
+		       codec_utf8_valid((const uint8_t *)subject, (size_t)n);
+	}
+	gnutls_x509_crt_deinit(crt);
+	return t->cert(t->owner, have ? subject : NULL, hex);
+}
+
 /* ---- the TLS connection layer ------------------------------------------- */
 
 /* GnuTLS wants ciphertext: what was read ahead, else one read of the
@@ -401,6 +435,11 @@ static ssize_t tls_handshake(struct tls_xport *t, const char **why)
 		return r == 1 ? XPORT_AGAIN : r; /* a warning: wait for more */
 	}
 	t->handshaken = true;
+	/* only a certificate the handshake verified says who the client is */
+	if (t->cert && t->creds->verify_peer && tls_report_cert(t) < 0) {
+		*why = "cannot report the client certificate";
+		return XPORT_REFUSED;
+	}
 	if (t->creds->identity != TLS_IDENTITY_NONE && t->identity) {
 		char name[4096];
 		bool have = tls_peer_identity(t->s, t->creds->identity, name, sizeof(name)) == 0;
@@ -553,7 +592,7 @@ static const struct xport_ops tls_ops = {
 };
 
 struct xport *tls_xport_new(struct tls_creds *creds, struct xport *below, struct rbuf_pool *pool,
-			    tls_identity_cb identity, void *owner)
+			    tls_identity_cb identity, tls_cert_cb cert, void *owner)
 {
 	struct tls_xport *t = calloc(1, sizeof(*t));
 	if (!t)
@@ -563,6 +602,7 @@ struct xport *tls_xport_new(struct tls_creds *creds, struct xport *below, struct
 	t->creds = tls_creds_ref(creds);
 	t->pool = pool;
 	t->identity = identity;
+	t->cert = cert;
 	t->owner = owner;
 	if (tls_session_new(creds, &t->s, t, tls_push, tls_pull) < 0) {
 		t->s = NULL;

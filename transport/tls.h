@@ -54,19 +54,26 @@ void tls_creds_unref(struct tls_creds *c);
  * on, -1 to refuse the peer. */
 typedef int (*tls_identity_cb)(void *owner, const char *name);
 
+/* Called once the handshake is done when the client presented a
+ * certificate the listener verified (require_certificate, or an identity
+ * from certificates): subject is its subject DN as use_subject_as_username
+ * writes it (NULL when it cannot be written), fingerprint the SHA-256 of
+ * its DER as 64 lowercase hex digits. Return 0 to go on, -1 to refuse. */
+typedef int (*tls_cert_cb)(void *owner, const char *subject, const char *fingerprint);
+
 /*
  * The TLS connection layer (see xport.h) over `below`: a non-blocking
  * server session whose GnuTLS pull and push go through the layer below,
  * never to the socket directly. Ciphertext read ahead sits in a buffer
  * from pool while it lasts; output is encrypted as one corked record
  * batch per write and what the layer below refuses is held (queued).
- * identity (may be NULL) is called as tls_identity_cb says. Returns NULL
- * on OOM or a GnuTLS failure.
+ * identity and cert (either may be NULL) are called as tls_identity_cb
+ * and tls_cert_cb say. Returns NULL on OOM or a GnuTLS failure.
  */
 struct xport;
 struct rbuf_pool;
 struct xport *tls_xport_new(struct tls_creds *creds, struct xport *below, struct rbuf_pool *pool,
-			    tls_identity_cb identity, void *owner);
+			    tls_identity_cb identity, tls_cert_cb cert, void *owner);
 
 /* The priority string a listener uses (exposed for the tests). */
 int tls_priority_string(const struct conf_listener *l, char *buf, size_t len);

@@ -5,9 +5,14 @@
  *   - pending requests, by id (the answer's key) and by engine connection
  *     (connect_cancel's), at most midge_auth_worker_queue;
  *   - the decision cache, by SHA-256 of what the decision depends on
- *     (listener, client id, user name, password, TLS), at most
+ *     (listener, client id, user name, password, TLS and its client
+ *     certificate's fingerprint), at most
  *     midge_auth_cache_size, oldest first out, each for
  *     midge_auth_cache_ttl seconds; it keeps no password, only the digest;
+ *   - the worker of each enhanced-authentication exchange between its
+ *     steps (affinity: the method's state lives in that worker), by
+ *     engine connection, one entry per connection at most, dropped when
+ *     the exchange ends or the connection goes;
  *   - the rules of clients a worker gave rules, by client id, one entry
  *     per session: replaced at the client's next CONNECT, dropped once its
  *     session is gone (checked on the tick after a disconnect, expiry or
@@ -54,6 +59,13 @@ struct zcached {
 	struct zcached *next, *fifo_next;
 };
 
+/* The worker an exchange's next step goes to. */
+struct zroute {
+	struct engine_conn *ec;
+	struct zworker_route worker;
+	struct zroute *next;
+};
+
 struct zclient {
 	char *cid;
 	size_t len;
@@ -70,11 +82,12 @@ struct zauth {
 	size_t n_pending;
 	struct zpending *by_id[ZAUTH_BUCKETS], *by_ec[ZAUTH_BUCKETS];
 	struct zcached *cache[ZAUTH_BUCKETS];
+	struct zroute *routes[ZAUTH_BUCKETS];
 	struct zcached *fifo_head, *fifo_tail;
 	size_t n_cached;
 	struct zclient *clients[ZAUTH_BUCKETS];
 	size_t n_clients, n_check;
-	uint64_t timeouts, bad, logged_ms, quiet; /* for the log */
+	uint64_t timeouts, bad, gone, logged_ms, quiet; /* for the log */
 };
 
 static uint32_t zauth_hash(const void *p, size_t n)
@@ -197,14 +210,16 @@ void zauth_tick(struct midge *m)
 	struct zauth *z = m->zauth;
 	if (!z)
 		return;
-	if (z->timeouts || z->bad) {
+	if (z->timeouts || z->bad || z->gone) {
 		log_warn("auth workers: %llu request(s) unanswered within midge_auth_timeout_ms %u "
-			 "(answered as midge_auth_on_timeout %s), %llu bad answer(s); %u worker(s) "
+			 "(answered as midge_auth_on_timeout %s), %llu bad answer(s), %llu "
+			 "authentication exchange(s) refused because their worker went; %u worker(s) "
 			 "known",
 			 (unsigned long long)z->timeouts, m->conf.zauth.timeout_ms,
 			 m->conf.zauth.on_timeout_allow ? "allow" : "deny",
-			 (unsigned long long)z->bad, zworker_known(z->w));
-		z->timeouts = z->bad = 0;
+			 (unsigned long long)z->bad, (unsigned long long)z->gone,
+			 zworker_known(z->w));
+		z->timeouts = z->bad = z->gone = 0;
 	}
 	struct engine_client_info info;
 	int seen = 0;
@@ -230,7 +245,7 @@ void zauth_tick(struct midge *m)
 
 /* SHA-256 of what a decision depends on, length-prefixed. */
 static void zauth_cache_key(const struct midge_client *cl, const struct midge_str *user,
-			    const struct midge_str *pass, uint8_t out[32])
+			    const struct midge_str *pass, const struct conn *c, uint8_t out[32])
 {
 	gnutls_hash_hd_t h;
 	uint8_t hdr[4] = {(uint8_t)(cl->listener >> 8), (uint8_t)cl->listener, cl->tls, cl->protocol};
@@ -238,8 +253,15 @@ static void zauth_cache_key(const struct midge_client *cl, const struct midge_st
 	if (gnutls_hash_init(&h, GNUTLS_DIG_SHA256) < 0)
 		return;
 	gnutls_hash(h, hdr, sizeof hdr);
-	const struct midge_str *parts[3] = {&cl->client_id, user, pass};
-	for (int i = 0; i < 3; i++) {
+	/* another certificate is another client: the workers see its
+	 * subject and fingerprint (the fingerprint covers the subject) */
+	struct midge_str fp = {NULL, 0};
+	if (c && c->tls_cert) {
+		fp.p = c->tls_cert + strlen(c->tls_cert) + 1;
+		fp.len = strlen(fp.p);
+	}
+	const struct midge_str *parts[4] = {&cl->client_id, user, pass, &fp};
+	for (int i = 0; i < 4; i++) {
 		uint64_t n = parts[i]->p ? parts[i]->len + 1 : 0; /* absent differs from empty */
 		gnutls_hash(h, &n, sizeof n);
 		if (parts[i]->p)
@@ -364,6 +386,41 @@ static void zauth_pending_unlink(struct zauth *z, struct zpending *p)
 	z->n_pending--;
 }
 
+/* ------------------------------------------------------------ affinity */
+
+static struct zroute **zauth_route_slot(struct zauth *z, const struct engine_conn *ec)
+{
+	struct zroute **pp = &z->routes[zauth_ptr_bucket(ec)];
+	while (*pp && (*pp)->ec != ec)
+		pp = &(*pp)->next;
+	return pp;
+}
+
+/* The exchange of ec is over (or starts anew): its worker is forgotten. */
+static void zauth_route_drop(struct zauth *z, const struct engine_conn *ec)
+{
+	struct zroute **pp = zauth_route_slot(z, ec);
+	struct zroute *r = *pp;
+	if (r) {
+		*pp = r->next;
+		free(r);
+	}
+}
+
+/* The next step of ec's exchange goes to worker w. Returns 0 or -1 (out
+ * of memory: the exchange is refused). */
+static int zauth_route_set(struct zauth *z, struct engine_conn *ec, const struct zworker_route *w)
+{
+	struct zroute **pp = zauth_route_slot(z, ec);
+	if (!*pp) {
+		if (!(*pp = calloc(1, sizeof **pp)))
+			return -1;
+		(*pp)->ec = ec;
+	}
+	(*pp)->worker = *w;
+	return 0;
+}
+
 /* A worker's answer that did not parse: counted, the first logged (with
  * what it refused); the request is refused as server unavailable. */
 static int zauth_bad_answer(struct zauth *z, const struct zworker_result *r, const char *refused)
@@ -388,13 +445,20 @@ static void zauth_step_result(struct zauth *z, struct zpending *p, struct conn *
 	struct midge *m = z->m;
 	const struct zproto_answer *a = &r->answer;
 	int rc;
+	zauth_route_drop(z, p->ec);
 	if (r->status == ZWORKER_TIMEOUT) {
 		z->timeouts++;
+		rc = MQTT_RC_SERVER_UNAVAILABLE;
+	} else if (r->status == ZWORKER_GONE) {
+		/* the method's state went with its worker */
+		z->gone++;
 		rc = MQTT_RC_SERVER_UNAVAILABLE;
 	} else if (r->status == ZWORKER_BAD) {
 		rc = zauth_bad_answer(z, r, "authentication refused");
 	} else if (a->cont) {
-		rc = MQTT_RC_CONTINUE_AUTH;
+		/* the next step goes to the worker holding the exchange */
+		rc = zauth_route_set(z, p->ec, &r->worker) < 0 ? MQTT_RC_SERVER_UNAVAILABLE
+							       : MQTT_RC_CONTINUE_AUTH;
 	} else if (a->allow && engine_conn_version(p->ec) != 0) {
 		/* re-authenticated: the user name and the session's terms
 		 * stay; the rules are the latest answer's */
@@ -456,9 +520,10 @@ static void zauth_on_async(uv_async_t *a)
 		zworker_drain(z->w, zauth_on_result, z);
 }
 
-/* What a request says of the client (views into cl and user). */
+/* What a request says of the client (views into cl, user and c's
+ * verified certificate; c may be NULL). */
 static struct zproto_connect zauth_client_fields(const struct midge_client *cl,
-						 const struct midge_str *user)
+						 const struct midge_str *user, const struct conn *c)
 {
 	struct zproto_connect q = {
 		.client_id = {cl->client_id.p, cl->client_id.len},
@@ -469,6 +534,11 @@ static struct zproto_connect zauth_client_fields(const struct midge_client *cl,
 		.protocol = cl->protocol,
 		.tls = cl->tls,
 	};
+	if (c && c->tls_cert) {
+		/* "subject\0fingerprint\0", subject "" when unwritable */
+		q.tls_subject = c->tls_cert[0] ? c->tls_cert : NULL;
+		q.tls_fingerprint = c->tls_cert + strlen(c->tls_cert) + 1;
+	}
 	return q;
 }
 
@@ -479,14 +549,14 @@ static struct zproto_connect zauth_client_fields(const struct midge_client *cl,
  * ran out.
  */
 static struct zpending *zauth_submit(struct zauth *z, struct engine_conn *ec, char *json,
-				     size_t len, bool enhanced)
+				     size_t len, bool enhanced, const struct zworker_route *to)
 {
 	struct zpending *p = calloc(1, sizeof *p);
 	if (!p) {
 		zproto_wipe(json, len);
 		return NULL;
 	}
-	if (zworker_submit(z->w, z->next_id + 1, json, len) < 0) {
+	if (zworker_submit(z->w, z->next_id + 1, json, len, to) < 0) {
 		free(p);
 		return NULL;
 	}
@@ -511,20 +581,20 @@ int zauth_connect(struct midge *m, const struct midge_client *cl, const struct m
 	if (!z)
 		return MQTT_RC_SERVER_UNAVAILABLE;
 	uint8_t key[32];
-	zauth_cache_key(cl, user, pass, key);
+	zauth_cache_key(cl, user, pass, c, key);
 	const struct zcached *hit = m->conf.zauth.cache_ttl ? zauth_cache_find(z, key) : NULL;
 	if (hit)
 		return zauth_apply(z, ec, c, &hit->a);
 	if (z->n_pending >= m->conf.zauth.queue)
 		return MQTT_RC_SERVER_BUSY;
-	struct zproto_connect q = zauth_client_fields(cl, user);
+	struct zproto_connect q = zauth_client_fields(cl, user, c);
 	q.password.p = pass->p;
 	q.password.len = pass->len;
 	char *json;
 	size_t len;
 	if (zproto_connect_request(&q, z->next_id + 1, &json, &len) < 0)
 		return MQTT_RC_SERVER_UNAVAILABLE;
-	struct zpending *p = zauth_submit(z, ec, json, len, false);
+	struct zpending *p = zauth_submit(z, ec, json, len, false, NULL);
 	if (!p)
 		return MQTT_RC_SERVER_BUSY;
 	memcpy(p->key, key, 32);
@@ -539,7 +609,20 @@ int zauth_enhanced(struct midge *m, const struct midge_client *cl, enum engine_a
 		return MQTT_RC_BAD_AUTH_METHOD; /* [MQTT-4.12.0-1] nobody serves a method */
 	if (z->n_pending >= m->conf.zauth.queue)
 		return MQTT_RC_SERVER_BUSY;
-	struct zproto_connect q = zauth_client_fields(cl, &cl->username);
+	/* a continue goes to the worker that asked for it; connect and
+	 * reauthenticate start an exchange on whichever worker is free */
+	struct engine_conn *ec = engine_conn_of(cl);
+	struct zworker_route to;
+	bool pinned = false;
+	if (step == ENGINE_AUTH_STEP_CONTINUE) {
+		const struct zroute *r = *zauth_route_slot(z, ec);
+		if (!r)
+			return MQTT_RC_SERVER_UNAVAILABLE; /* no worker holds this exchange */
+		to = r->worker;
+		pinned = true;
+	}
+	zauth_route_drop(z, ec);
+	struct zproto_connect q = zauth_client_fields(cl, &cl->username, engine_conn_handle(ec));
 	struct zproto_auth a = {
 		.step = step == ENGINE_AUTH_STEP_CONNECT    ? ZPROTO_STEP_CONNECT
 			: step == ENGINE_AUTH_STEP_CONTINUE ? ZPROTO_STEP_CONTINUE
@@ -551,8 +634,8 @@ int zauth_enhanced(struct midge *m, const struct midge_client *cl, enum engine_a
 	size_t len;
 	if (zproto_auth_request(&q, &a, z->next_id + 1, &json, &len) < 0)
 		return MQTT_RC_SERVER_UNAVAILABLE;
-	return zauth_submit(z, engine_conn_of(cl), json, len, true) ? ENGINE_AUTH_PENDING
-								     : MQTT_RC_SERVER_BUSY;
+	return zauth_submit(z, ec, json, len, true, pinned ? &to : NULL) ? ENGINE_AUTH_PENDING
+									 : MQTT_RC_SERVER_BUSY;
 }
 
 void zauth_cancel(struct midge *m, const struct midge_client *cl)
@@ -561,6 +644,7 @@ void zauth_cancel(struct midge *m, const struct midge_client *cl)
 	if (!z)
 		return;
 	struct engine_conn *ec = engine_conn_of(cl);
+	zauth_route_drop(z, ec);
 	for (struct zpending *p = z->by_ec[zauth_ptr_bucket(ec)]; p; p = p->ec_next)
 		if (p->ec == ec) {
 			/* the answer, when it comes, finds no request and is dropped */
@@ -748,6 +832,11 @@ void zauth_stop(struct midge *m)
 		}
 		while (z->clients[b])
 			zauth_client_drop(z, &z->clients[b]);
+		while (z->routes[b]) {
+			struct zroute *r = z->routes[b];
+			z->routes[b] = r->next;
+			free(r);
+		}
 	}
 	while (z->fifo_head)
 		zauth_cache_evict(z);

@@ -2,18 +2,22 @@
  * test_zauth.c - the auth worker protocol (auth/zproto.c: the connect
  * request, answers and greetings, bounds and refusals), the rules an
  * answer carries (auth/zrules.c: first match, actions, %c/%u, $ topics,
- * filters) and the configuration keys (auth/zconf.c: the fail-closed
- * endpoint checks).
+ * filters), the configuration keys (auth/zconf.c: the fail-closed
+ * endpoint checks) and the worker socket's affinity (auth/zworker.c:
+ * requests for one worker, with real ZeroMQ peers).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
+#include <unistd.h>
+#include <zmq.h>
 
 #include "auth/zconf.h"
 #include "auth/zproto.h"
 #include "auth/zrules.h"
+#include "auth/zworker.h"
 #include "tests/unit/runner.h"
 
 static int parse(const char *text, struct zproto_answer *a)
@@ -357,6 +361,146 @@ static void test_conf(void)
 	CU_ASSERT_EQUAL(conf_err(ot, err, sizeof err), -1);
 }
 
+/* A worker peer: a DEALER with routing identity id, connected and ready. */
+static void *worker_peer(void *ctx, const char *endpoint, const char *id)
+{
+	void *d = zmq_socket(ctx, ZMQ_DEALER);
+	int zero = 0;
+	zmq_setsockopt(d, ZMQ_ROUTING_ID, id, strlen(id));
+	zmq_setsockopt(d, ZMQ_LINGER, &zero, sizeof zero);
+	CU_ASSERT_EQUAL_FATAL(zmq_connect(d, endpoint), 0);
+	zmq_send(d, "", 0, ZMQ_SNDMORE);
+	const char *ready = "{\"version\": 1, \"type\": \"ready\"}";
+	zmq_send(d, ready, strlen(ready), 0);
+	return d;
+}
+
+/* The id of the request peer d got within ms, or 0. */
+static unsigned long worker_got(void *d, int ms)
+{
+	zmq_pollitem_t it = {d, 0, ZMQ_POLLIN, 0};
+	char buf[2048];
+	if (zmq_poll(&it, 1, ms) <= 0)
+		return 0;
+	zmq_recv(d, buf, sizeof buf, 0); /* the empty delimiter */
+	int n = zmq_recv(d, buf, sizeof buf - 1, 0);
+	if (n < 0)
+		return 0;
+	buf[n < (int)sizeof buf - 1 ? n : (int)sizeof buf - 1] = '\0';
+	const char *at = strstr(buf, "\"id\": \"");
+	return at ? strtoul(at + 7, NULL, 10) : 0;
+}
+
+static void worker_answer(void *d, unsigned long id)
+{
+	char buf[128];
+	int n = snprintf(buf, sizeof buf, "{\"version\": 1, \"id\": \"%lu\", \"result\": \"allow\"}",
+			 id);
+	zmq_send(d, "", 0, ZMQ_SNDMORE);
+	zmq_send(d, buf, (size_t)n, 0);
+}
+
+static struct zworker_result *got_result;
+
+static void keep_result(void *ctx, struct zworker_result *r)
+{
+	(void)ctx;
+	r->next = got_result;
+	got_result = r;
+}
+
+/* Waits up to ms for the result of request id; NULL if none came. */
+static struct zworker_result *result_of(struct zworker *z, uint64_t id, int ms)
+{
+	for (int waited = 0; waited <= ms; waited += 10) {
+		zworker_drain(z, keep_result, NULL);
+		for (struct zworker_result **pp = &got_result; *pp; pp = &(*pp)->next)
+			if ((*pp)->id == id) {
+				struct zworker_result *r = *pp;
+				*pp = r->next;
+				return r;
+			}
+		usleep(10000);
+	}
+	return NULL;
+}
+
+/* A request's text (the worker thread frees it). */
+static char *request_text(unsigned id)
+{
+	char buf[80];
+	snprintf(buf, sizeof buf, "{\"version\": 1, \"type\": \"auth\", \"id\": \"%u\"}", id);
+	return strdup(buf);
+}
+
+/* A request for one worker waits for it while it is busy (the other,
+ * idle, does not get it), reaches it once it answered; a request for a
+ * worker not known comes back ZWORKER_GONE at once. */
+static void test_affinity(void)
+{
+	char endpoint[128], err[200];
+	snprintf(endpoint, sizeof endpoint, "ipc:///tmp/midge-unit-zworker-%ld", (long)getpid());
+	struct zworker_cfg cfg = {.endpoint = endpoint, .timeout_ms = 3000, .queue = 16};
+	struct zworker *z = zworker_start(&cfg, err, sizeof err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(z);
+	void *ctx = zmq_ctx_new();
+	void *a = worker_peer(ctx, endpoint, "worker-a");
+	void *b = worker_peer(ctx, endpoint, "worker-b");
+	for (int i = 0; i < 200 && zworker_known(z) < 2; i++)
+		usleep(10000);
+	CU_ASSERT_EQUAL_FATAL(zworker_known(z), 2);
+
+	/* request 1 to whoever is free: its answer names the worker */
+	char *t = request_text(1);
+	CU_ASSERT_EQUAL(zworker_submit(z, 1, t, strlen(t), NULL), 0);
+	unsigned long on_a = worker_got(a, 2000), on_b = on_a ? 0 : worker_got(b, 2000);
+	CU_ASSERT_TRUE_FATAL(on_a == 1 || on_b == 1);
+	void *holder = on_a ? a : b, *other = on_a ? b : a;
+	const char *holder_id = on_a ? "worker-a" : "worker-b";
+	worker_answer(holder, 1);
+	struct zworker_result *r = result_of(z, 1, 2000);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	CU_ASSERT_EQUAL(r->status, ZWORKER_ANSWER);
+	CU_ASSERT_EQUAL(r->worker.len, strlen(holder_id));
+	CU_ASSERT_EQUAL(memcmp(r->worker.ident, holder_id, r->worker.len), 0);
+	struct zworker_route route = r->worker;
+	zworker_result_free(r);
+
+	/* the holder busy with request 2; request 3 is for it alone */
+	t = request_text(2);
+	CU_ASSERT_EQUAL(zworker_submit(z, 2, t, strlen(t), &route), 0);
+	CU_ASSERT_EQUAL(worker_got(holder, 2000), 2);
+	t = request_text(3);
+	CU_ASSERT_EQUAL(zworker_submit(z, 3, t, strlen(t), &route), 0);
+	CU_ASSERT_EQUAL(worker_got(other, 300), 0); /* idle, yet not given it */
+	worker_answer(holder, 2);
+	CU_ASSERT_EQUAL(worker_got(holder, 2000), 3);
+	worker_answer(holder, 3);
+	r = result_of(z, 3, 2000);
+	CU_ASSERT_TRUE(r && r->status == ZWORKER_ANSWER);
+	zworker_result_free(r);
+	zworker_result_free(result_of(z, 2, 2000));
+
+	/* a worker nobody knows */
+	struct zworker_route nobody = {.len = 6};
+	memcpy(nobody.ident, "nobody", 6);
+	t = request_text(4);
+	CU_ASSERT_EQUAL(zworker_submit(z, 4, t, strlen(t), &nobody), 0);
+	r = result_of(z, 4, 2000);
+	CU_ASSERT_TRUE(r && r->status == ZWORKER_GONE);
+	zworker_result_free(r);
+
+	zworker_stop(z);
+	zmq_close(a);
+	zmq_close(b);
+	zmq_ctx_term(ctx);
+	while (got_result) {
+		r = got_result;
+		got_result = r->next;
+		zworker_result_free(r);
+	}
+}
+
 static const struct test_case zauth_cases[] = {
 	{"connect request", test_request},
 	{"MQTT-3.2.2-6 answers", test_answers},
@@ -368,6 +512,7 @@ static const struct test_case zauth_cases[] = {
 	{"MQTT-4.7.2-1 rules dollar topics", test_rules_dollar},
 	{"rules bounds", test_rules_bounds},
 	{"configuration", test_conf},
+	{"MQTT-4.12.0-2 worker affinity", test_affinity},
 	{NULL, NULL},
 };
 
