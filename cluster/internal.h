@@ -15,7 +15,9 @@
  *   subscribe); it never touches the engine;
  * - libnats's threads run the subscription and connection callbacks: they
  *   copy into the incoming ring and wake the loop, nothing else;
- * - the watcher thread follows the retained bucket into the incoming ring.
+ * - the watcher thread follows the retained bucket into the incoming ring;
+ * - the owner thread claims client ids in the owners bucket and fetches
+ *   moved sessions (owner.c); its answers wait in a list for the loop.
  */
 #ifndef MIDGE_CLUSTER_INTERNAL_H
 #define MIDGE_CLUSTER_INTERNAL_H
@@ -37,6 +39,16 @@ struct interest {
 	struct cluster *c;
 	uint16_t len;
 	uint8_t filter[];
+};
+
+/* A CONNECT's claim of a client id (owner.c): posted by the loop, carried
+ * out by the owner thread, answered back to the loop with what moved. */
+struct owner_job {
+	struct owner_job *next;
+	uint64_t claim;
+	uint8_t *session; /* the moved session's encoding (malloc), or NULL */
+	size_t session_len;
+	char key[]; /* the client id as a bucket key */
 };
 
 /* A subscription change for the cluster thread. */
@@ -73,6 +85,17 @@ struct cluster {
 	kvStore *nodes, *retained;
 	kvWatcher *watch;
 	uint64_t lease_rev;
+	/* owner.c: the owners and moved-sessions buckets, the owner thread */
+	jsCtx *ojs; /* a shorter wait than js: a CONNECT waits on it */
+	kvStore *owners, *sessions;
+	natsSubscription *osub; /* NAME.o.NODE: other nodes' claims */
+	pthread_t othread;
+	bool othread_on, ostop;
+	pthread_mutex_t omu;
+	pthread_cond_t ocv;
+	struct owner_job *ojobs, **ojobs_tail, *odone; /* under omu */
+	uint32_t opending; /* claims posted and not answered yet (engine thread) */
+	size_t session_max; /* the largest encoded session NATS takes */
 	/* engine thread */
 	struct interest **table;
 	uint32_t table_cap, table_n;
@@ -137,5 +160,27 @@ void cluster_kv_apply(struct cluster *c, const char *key, size_t klen, const uin
 /* Stops the watcher, gives the node name back (a node started in its
  * place may take it at once), releases the buckets. Idempotent. */
 void cluster_kv_close(struct cluster *c);
+
+/* ---- owner.c ----------------------------------------------------------- */
+
+/* Start-up: opens the owners and sessions buckets, listens for other
+ * nodes' claims, starts the owner thread. Returns NATS_OK or the failure. */
+natsStatus cluster_owner_start(struct cluster *c);
+/* engine_cluster.claim (engine thread). */
+int cluster_owner_claim(void *ctx, uint64_t claim, const uint8_t *cid, size_t len);
+/* Loop: the owner thread's answers into the engine. */
+void cluster_owner_answers(struct cluster *c, uint64_t now);
+/* Loop: another node claimed the client id of key; reply is where it
+ * waits for the hand-over (REC_RELEASE). */
+void cluster_owner_release(struct cluster *c, const char *key, size_t klen, const char *reply,
+			   size_t rlen, uint64_t now);
+/* Cluster thread: writes a released session to the sessions bucket and
+ * tells the claiming node (REC_HANDOVER). Returns NATS_OK or the failure. */
+natsStatus cluster_owner_handover(struct cluster *c, const char *key, const uint8_t *data,
+				  size_t len);
+/* cluster_quiet: stops the owner thread and the claims' subscription
+ * (before the connection closes); cluster_free: frees what is left. */
+void cluster_owner_stop(struct cluster *c);
+void cluster_owner_free(struct cluster *c);
 
 #endif

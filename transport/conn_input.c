@@ -117,6 +117,13 @@ void conn_resume(struct midge *m, struct conn *c)
  * arrived behind it is framed, and a peer that closed meanwhile goes. */
 static int conn_auth_resume(struct midge *m, struct conn *c, int accepted)
 {
+	if (accepted == ENGINE_CONN_HELD) {
+		/* authenticated; the cluster claims the client id now and
+		 * engine_io.resume comes with its answer */
+		c->held = true;
+		conn_mark_dirty(m, c);
+		return 0;
+	}
 	if (accepted == 0) {
 		if (c->rbuf && c->rbuf->len)
 			conn_frame(m, c, c->rbuf->data, c->rbuf->len);
