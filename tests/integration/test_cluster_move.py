@@ -80,7 +80,11 @@ nats = clusterctl.Nats()
 nodes = []
 clients = []
 try:
-    nodes = [clusterctl.start_node(nats, "m%d" % i) for i in range(3)]
+    # a short connect_timeout: a CONNECT held for the claim, once
+    # accepted, must not count as one never sent
+    nodes = [clusterctl.start_node(nats, "m%d" % i, extra="midge_connect_timeout 1")
+             for i in range(3)]
+    stay = []  # connections that must stay up
     A, B, C = nodes
 
     # ---- an offline session moves: v5 with session expiry, 3.1.1 persistent
@@ -99,6 +103,7 @@ try:
         time.sleep(1.0)  # they cross to m0, into the offline queue
         again = Client(cid, v, B.port, clean=False, expiry=300 if v == 5 else None)
         clients.append(again)
+        stay.append(again)
         check("v%d: the same id connects on m1" % v, again.connect())
         check("v%d: m1's CONNACK says session present [MQTT-3.2.2-3]" % v,
               again.session_present == 1, "session present %r" % again.session_present)
@@ -125,6 +130,7 @@ try:
         t0 = time.time()
         taker = Client(cid, v, B.port, clean=False, expiry=300 if v == 5 else None)
         clients.append(taker)
+        stay.append(taker)
         check("v%d: the same id connects on m1" % v, taker.connect())
         took = time.time() - t0
         check("v%d: m0's connection is closed" % v, k.gone.wait(5))
@@ -164,6 +170,13 @@ try:
     check("clean-1 back on m0", back.connect())
     check("back on m0: the session from m1 (empty, present)", back.session_present == 1,
           "session present %r" % back.session_present)
+    idle = Client("idle", 5, B.port)  # sends nothing after its CONNECT
+    clients.append(idle)
+    stay.append(idle)
+    check("an idle client connects on m1", idle.connect())
+    time.sleep(2.5)  # past midge_connect_timeout, twice
+    check("connections accepted after a claim stay up (not timed out as without CONNECT)",
+          all(c.connects == 1 for c in stay), str([c.connects for c in stay]))
 finally:
     for c in clients:
         try:
