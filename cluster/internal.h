@@ -28,6 +28,7 @@
 
 #include "cluster/cluster.h"
 #include "cluster/ring.h"
+#include "engine/engine.h"
 
 /* One filter this node's clients subscribed to (engine thread: count and
  * the table; cluster thread: subs; libnats threads: filter, read-only). */
@@ -96,6 +97,11 @@ struct cluster {
 	struct owner_job *ojobs, **ojobs_tail, *odone; /* under omu */
 	uint32_t opending; /* claims posted and not answered yet (engine thread) */
 	size_t session_max; /* the largest encoded session NATS takes */
+	/* will.c: the wills bucket; the nodes alive at the last heartbeat
+	 * (cluster thread) */
+	kvStore *wills;
+	char **seen;
+	int n_seen;
 	/* engine thread */
 	struct interest **table;
 	uint32_t table_cap, table_n;
@@ -182,5 +188,22 @@ natsStatus cluster_owner_handover(struct cluster *c, const char *key, const uint
  * (before the connection closes); cluster_free: frees what is left. */
 void cluster_owner_stop(struct cluster *c);
 void cluster_owner_free(struct cluster *c);
+
+/* ---- will.c ------------------------------------------------------------ */
+
+/* Start-up: opens (creating when missing) the wills bucket. */
+natsStatus cluster_will_open(struct cluster *c);
+/* engine_cluster.will (engine thread): the will of a session changed. */
+void cluster_will_changed(void *ctx, const uint8_t *cid, size_t len,
+			  const struct engine_cluster_msg *will, uint32_t delay);
+/* Loop: a dead node's will (u32 delay + encoded will) into the engine. */
+void cluster_will_publish(struct cluster *c, const uint8_t *data, size_t len, uint64_t now);
+/* Cluster thread: puts (len > 0) or deletes a will key. */
+natsStatus cluster_will_store(struct cluster *c, const char *key, const uint8_t *data, size_t len);
+/* Cluster thread, each heartbeat: the nodes whose lease is gone since the
+ * last one have their wills published (by one node of the cluster). */
+void cluster_will_check(struct cluster *c);
+/* Releases the bucket and the remembered nodes. */
+void cluster_will_close(struct cluster *c);
 
 #endif

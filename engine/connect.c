@@ -328,6 +328,7 @@ static void connect_attach(struct engine *e, struct engine_conn *c, struct conne
 		pl->will->s = s;
 		s->will = pl->will; /* ownership: the session holds the will now */
 		pl->will = NULL;
+		cluster_will(e, s);
 	}
 	c->state = CONN_UP;
 	c->counted_connected = true;

@@ -465,6 +465,12 @@ struct engine_cluster {
 	 * 0 when it will (the CONNECT waits), -1 to go on at once (NATS
 	 * unreachable: the node keeps serving). */
 	int (*claim)(void *ctx, uint64_t claim, const uint8_t *cid, size_t len);
+	/* May be NULL. The pending will of session cid is now will (delay
+	 * in seconds), or it has none any more (NULL: published, discarded,
+	 * or the session ended), so the cluster can publish the wills of a
+	 * node that died (cluster/will.c). */
+	void (*will)(void *ctx, const uint8_t *cid, size_t len, const struct engine_cluster_msg *will,
+		     uint32_t delay);
 };
 
 /* Attaches a cluster (copied) before the first subscription exists (so
@@ -504,6 +510,14 @@ int engine_cluster_retain(struct engine *e, const uint8_t *topic, size_t len,
  */
 int engine_cluster_claimed(struct engine *e, uint64_t claim, const uint8_t *session, size_t len,
 			   uint64_t now_ms);
+
+/*
+ * The will of a client of a node that died (its lease lapsed), published
+ * here for the cluster: m's props are the will's properties (its message
+ * expiry counts from now). Routed here and forwarded to the cluster as a
+ * broker message. Returns 0, or -1 when m is invalid.
+ */
+int engine_cluster_will(struct engine *e, const struct engine_cluster_msg *m, uint64_t now_ms);
 
 /*
  * Another node took client id cid over: its connection here gets

@@ -428,6 +428,7 @@ bool cluster_forward(struct engine *e, const struct emsg *m, const struct midge_
 bool cluster_shares(const struct engine *e, const uint8_t *topic, size_t len);
 void cluster_retained(struct engine *e, const uint8_t *topic, size_t len, const struct emsg *m);
 bool cluster_full(const struct engine *e);
+void cluster_will(struct engine *e, const struct session *s);
 
 /* message.c */
 void emsg_unref_cb(void *m);

@@ -2059,7 +2059,7 @@ static void claimed_connect(int i, uint8_t level, const char *cid, uint8_t flags
 
 static void t_cluster_session_move(void)
 {
-	static const struct engine_cluster fc = {NULL, fc_interest, fc_publish, fc_room, NULL, fc_claim};
+	static const struct engine_cluster fc = {NULL, fc_interest, fc_publish, fc_room, NULL, fc_claim, NULL};
 	start(NULL, NULL);
 	engine_cluster_attach(E, &fc);
 	CLAIMS = 0;
