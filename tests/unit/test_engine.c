@@ -2043,6 +2043,66 @@ static int fc_claim(void *ctx, uint64_t claim, const uint8_t *cid, size_t len)
 	return 0;
 }
 
+/* engine_cluster.will: the last will reported and how many reports. */
+static int WILLS_SET, WILLS_GONE;
+static char WILL_TOPIC[32];
+
+static void fc_will(void *ctx, const uint8_t *cid, size_t len, const struct engine_cluster_msg *w,
+		    uint32_t delay)
+{
+	(void)ctx, (void)cid, (void)len, (void)delay;
+	if (!w) {
+		WILLS_GONE++;
+		return;
+	}
+	WILLS_SET++;
+	copy_str(WILL_TOPIC, sizeof WILL_TOPIC, (const char *)w->topic, w->topic_len);
+}
+
+/* The wills a node's sessions hold are reported to the cluster as they
+ * come and go; a dead node's will published here routes like the
+ * broker's message. */
+static void t_cluster_wills(void)
+{
+	static const struct engine_cluster fc = {NULL, fc_interest, fc_publish, fc_room, NULL, NULL,
+						 fc_will};
+	start(NULL, NULL);
+	engine_cluster_attach(E, &fc);
+	WILLS_SET = WILLS_GONE = 0;
+	up4(1, "watch");
+	exchange(1, "82 06 00 01 00 01 77 01", "90 03 00 01 01");
+	/* will "w" = "x" (flags: will, clean) */
+	connect_expect(0, 4, "x", 0x06, 60, NULL, "00 01 77 00 01 78", 0, "20 02 00 00");
+	CU_ASSERT_EQUAL(WILLS_SET, 1);
+	CU_ASSERT_STRING_EQUAL(WILL_TOPIC, "w");
+	CU_ASSERT_EQUAL(feed(0, "e0 00"), -1); /* DISCONNECT: discarded [MQTT-3.1.2-10] */
+	gone(0, NULL);
+	CU_ASSERT_EQUAL(WILLS_GONE, 1);
+	expect(1, "");
+	connect_expect(2, 4, "y", 0x06, 60, NULL, "00 01 77 00 01 79", 0, "20 02 00 00");
+	gone(2, "reset"); /* published here: gone from the cluster's copy too */
+	CU_ASSERT_EQUAL(WILLS_SET, 2);
+	CU_ASSERT_EQUAL(WILLS_GONE, 2);
+	expect(1, "30 04 00 01 77 79"); /* the will at its QoS 0 */
+	/* a dead node's will, published here */
+	struct engine_cluster_msg m;
+	memset(&m, 0, sizeof m);
+	m.topic = (const uint8_t *)"w";
+	m.topic_len = 1;
+	m.payload = (const uint8_t *)"z";
+	m.payload_len = 1;
+	m.origin_id = (const uint8_t *)"dead";
+	m.origin_len = 4;
+	m.qos = 1;
+	CU_ASSERT_EQUAL(engine_cluster_will(E, &m, NOW), 0);
+	expect(1, "32 06 00 01 77 00 01 7a");
+	CU_ASSERT(count_ev(MIDGE_EV_WILL, "w") == 2);
+	m.topic = (const uint8_t *)"w/#";
+	m.topic_len = 3;
+	CU_ASSERT_EQUAL(engine_cluster_will(E, &m, NOW), -1); /* not a topic name */
+	stop();
+}
+
 /* Connects cid on connection i: the CONNECT waits for the cluster's
  * claim, then goes on with session (the moved encoding, or none). */
 static void claimed_connect(int i, uint8_t level, const char *cid, uint8_t flags,
@@ -3225,6 +3285,7 @@ static const struct test_case session_cases[] = {
 	{"takeover v3.1.1 publishes the will", t_takeover_v4_will},
 	{"takeover of a connection that sent DISCONNECT", t_takeover_after_disconnect},
 	{"MQTT-3.1.4-3 cluster: a session moves between nodes", t_cluster_session_move},
+	{"MQTT-3.1.2-8 cluster: wills kept for the cluster, a dead node's published", t_cluster_wills},
 	{"MQTT-3.1.3-9 will delay versus resume", t_will_delay_resume},
 	{"will delay elapsed", t_will_delay_elapsed},
 	{"will at session end before the delay", t_will_at_session_end},
