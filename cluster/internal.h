@@ -146,6 +146,10 @@ void cluster_interest_free(struct cluster *c);
 
 /* ---- kv.c -------------------------------------------------------------- */
 
+/* Binds *kv to bucket NAME_suffix through js, creating it when missing
+ * (history 1, file storage; ttl_ms 0: values never expire). */
+natsStatus cluster_kv_bucket(struct cluster *c, jsCtx *js, kvStore **kv, const char *suffix,
+			     int64_t ttl_ms);
 /* Start-up: opens (creating when missing) the nodes and retained buckets.
  * Returns NATS_OK or the failure. */
 natsStatus cluster_kv_open(struct cluster *c);

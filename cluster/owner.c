@@ -32,23 +32,6 @@
 /* How long an uncollected moved session stays in its bucket. */
 #define OWNER_SESSION_TTL_MS (5 * 60 * 1000)
 
-/* Binds to NAME_suffix, creating it when missing (ttl_ms 0: none). */
-static natsStatus owner_bucket(struct cluster *c, kvStore **kv, const char *suffix, int64_t ttl_ms)
-{
-	char name[160];
-	snprintf(name, sizeof name, "%s_%s", c->name, suffix);
-	natsStatus s = js_KeyValue(kv, c->ojs, name);
-	if (s == NATS_OK)
-		return s;
-	kvConfig kc;
-	kvConfig_Init(&kc);
-	kc.Bucket = name;
-	kc.History = 1;
-	kc.TTL = ttl_ms * 1000000; /* libnats: nanoseconds */
-	kc.StorageType = js_FileStorage;
-	return js_CreateKeyValue(kv, c->ojs, &kc);
-}
-
 /* libnats thread: another node claims one of our client ids. Copied into
  * the incoming ring for the loop (key, reply subject). */
 static void on_claim_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
@@ -278,9 +261,9 @@ natsStatus cluster_owner_start(struct cluster *c)
 	jo.Wait = 2000;
 	natsStatus s = natsConnection_JetStream(&c->ojs, c->nc, &jo);
 	if (s == NATS_OK)
-		s = owner_bucket(c, &c->owners, "owners", 0);
+		s = cluster_kv_bucket(c, c->ojs, &c->owners, "owners", 0);
 	if (s == NATS_OK)
-		s = owner_bucket(c, &c->sessions, "sessions", OWNER_SESSION_TTL_MS);
+		s = cluster_kv_bucket(c, c->ojs, &c->sessions, "sessions", OWNER_SESSION_TTL_MS);
 	char subj[CLUSTER_SUBJECT_MAX];
 	snprintf(subj, sizeof subj, "%s.o.%s", c->name, c->node);
 	if (s == NATS_OK)

@@ -26,17 +26,7 @@
 
 natsStatus cluster_will_open(struct cluster *c)
 {
-	char name[160];
-	snprintf(name, sizeof name, "%s_wills", c->name);
-	natsStatus s = js_KeyValue(&c->wills, c->js, name);
-	if (s == NATS_OK)
-		return s;
-	kvConfig kc;
-	kvConfig_Init(&kc);
-	kc.Bucket = name;
-	kc.History = 1;
-	kc.StorageType = js_FileStorage;
-	return js_CreateKeyValue(&c->wills, c->js, &kc);
+	return cluster_kv_bucket(c, c->js, &c->wills, "wills", 0);
 }
 
 /* ---- the loop ---------------------------------------------------------- */
