@@ -204,6 +204,11 @@ static void cluster_on_async(uv_async_t *a)
 		struct engine_cluster_msg m;
 		if (x->kind == REC_RETAIN) {
 			cluster_kv_apply(c, rec_name(x), x->name_len, rec_data(x), x->data_len, now);
+		} else if (x->kind == REC_WILL) {
+			cluster_will_publish(c, rec_data(x), x->data_len, now);
+		} else if (x->kind == REC_RELEASE) {
+			cluster_owner_release(c, rec_name(x), x->name_len, (const char *)rec_data(x),
+					      x->data_len, now);
 		} else if (cluster_wire_decode(rec_data(x), x->data_len, &m) < 0 ||
 			   engine_cluster_input(c->engine, (const uint8_t *)rec_name(x), x->name_len, &m,
 						now) < 0) {
@@ -215,6 +220,7 @@ static void cluster_on_async(uv_async_t *a)
 	pthread_mutex_lock(&c->in.mu);
 	c->in.rpos = end;
 	pthread_mutex_unlock(&c->in.mu);
+	cluster_owner_answers(c, now);
 	uint64_t t = atomic_load(&c->sent_ticket);
 	engine_cluster_sent(c->engine, t, now);
 	bool up = atomic_load(&c->connected);
@@ -252,6 +258,10 @@ static int thread_send(struct cluster *c, uint64_t end)
 			s = kvStore_Put(NULL, c->retained, rec_name(x), rec_data(x), (int)x->data_len);
 		} else if (x->kind == REC_RETAIN) {
 			s = kvStore_Delete(c->retained, rec_name(x));
+		} else if (x->kind == REC_HANDOVER) {
+			s = cluster_owner_handover(c, rec_name(x), rec_data(x), x->data_len);
+		} else if (x->kind == REC_WILL) {
+			s = cluster_will_store(c, rec_name(x), rec_data(x), x->data_len);
 		}
 		if (s != NATS_OK) {
 			if (atomic_load(&c->connected))
@@ -307,6 +317,7 @@ static void *cluster_thread(void *arg)
 		}
 		if (cluster_now_ms() >= beat) {
 			cluster_kv_heartbeat(c);
+			cluster_will_check(c);
 			beat = cluster_now_ms() + c->cfg.lease_ms / 3;
 		}
 		/* After a reconnect the other nodes need a moment to subscribe
@@ -434,6 +445,7 @@ static void cluster_release(struct cluster *c)
 {
 	if (c->leak)
 		return;
+	cluster_owner_free(c);
 	pthread_mutex_destroy(&c->closed_mu);
 	pthread_cond_destroy(&c->closed_cv);
 	free(c->table);
@@ -487,6 +499,13 @@ struct cluster *cluster_start(const struct cluster_config *cfg, uv_loop_t *loop,
 	}
 	if (cluster_kv_claim(c, err, errlen) < 0)
 		goto fail;
+	s = cluster_owner_start(c);
+	if (s == NATS_OK)
+		s = cluster_will_open(c);
+	if (s != NATS_OK) {
+		fail(err, errlen, "cannot open the cluster's session owners and wills buckets", s);
+		goto fail;
+	}
 	s = cluster_kv_load(c);
 	if (s != NATS_OK) {
 		fail(err, errlen, "cannot read the cluster's retained messages", s);
@@ -499,7 +518,7 @@ struct cluster *cluster_start(const struct cluster_config *cfg, uv_loop_t *loop,
 	c->async.data = c;
 	atomic_store(&c->async_on, true);
 	struct engine_cluster ec = {c, cluster_interest_change, cluster_on_publish, cluster_on_room,
-				    cluster_on_retained};
+				    cluster_on_retained, cluster_owner_claim, cluster_will_changed};
 	engine_cluster_attach(e, &ec);
 	c->thread_on = pthread_create(&c->thread, NULL, cluster_thread, c) == 0;
 	if (!c->thread_on || cluster_kv_watch(c) < 0) {
@@ -511,6 +530,8 @@ struct cluster *cluster_start(const struct cluster_config *cfg, uv_loop_t *loop,
 	log_notice("cluster: node %s joined cluster %s", c->node, c->name);
 	return c;
 fail:
+	cluster_owner_stop(c);
+	cluster_will_close(c);
 	cluster_kv_close(c);
 	c->leak = !nats_close_wait(c);
 	cluster_release(c);
@@ -528,6 +549,8 @@ void cluster_quiet(struct cluster *c)
 	pthread_mutex_unlock(&c->out.mu);
 	if (c->thread_on)
 		pthread_join(c->thread, NULL);
+	cluster_owner_stop(c);
+	cluster_will_close(c);
 	/* the name is free at once for a node started in its place */
 	cluster_kv_close(c);
 	cluster_interest_close(c);

@@ -15,7 +15,9 @@
  *   subscribe); it never touches the engine;
  * - libnats's threads run the subscription and connection callbacks: they
  *   copy into the incoming ring and wake the loop, nothing else;
- * - the watcher thread follows the retained bucket into the incoming ring.
+ * - the watcher thread follows the retained bucket into the incoming ring;
+ * - the owner thread claims client ids in the owners bucket and fetches
+ *   moved sessions (owner.c); its answers wait in a list for the loop.
  */
 #ifndef MIDGE_CLUSTER_INTERNAL_H
 #define MIDGE_CLUSTER_INTERNAL_H
@@ -26,6 +28,7 @@
 
 #include "cluster/cluster.h"
 #include "cluster/ring.h"
+#include "engine/engine.h"
 
 /* One filter this node's clients subscribed to (engine thread: count and
  * the table; cluster thread: subs; libnats threads: filter, read-only). */
@@ -37,6 +40,16 @@ struct interest {
 	struct cluster *c;
 	uint16_t len;
 	uint8_t filter[];
+};
+
+/* A CONNECT's claim of a client id (owner.c): posted by the loop, carried
+ * out by the owner thread, answered back to the loop with what moved. */
+struct owner_job {
+	struct owner_job *next;
+	uint64_t claim;
+	uint8_t *session; /* the moved session's encoding (malloc), or NULL */
+	size_t session_len;
+	char key[]; /* the client id as a bucket key */
 };
 
 /* A subscription change for the cluster thread. */
@@ -73,6 +86,22 @@ struct cluster {
 	kvStore *nodes, *retained;
 	kvWatcher *watch;
 	uint64_t lease_rev;
+	/* owner.c: the owners and moved-sessions buckets, the owner thread */
+	jsCtx *ojs; /* a shorter wait than js: a CONNECT waits on it */
+	kvStore *owners, *sessions;
+	natsSubscription *osub; /* NAME.o.NODE: other nodes' claims */
+	pthread_t othread;
+	bool othread_on, ostop;
+	pthread_mutex_t omu;
+	pthread_cond_t ocv;
+	struct owner_job *ojobs, **ojobs_tail, *odone; /* under omu */
+	uint32_t opending; /* claims posted and not answered yet (engine thread) */
+	size_t session_max; /* the largest encoded session NATS takes */
+	/* will.c: the wills bucket; the nodes alive at the last heartbeat
+	 * (cluster thread) */
+	kvStore *wills;
+	char **seen;
+	int n_seen;
 	/* engine thread */
 	struct interest **table;
 	uint32_t table_cap, table_n;
@@ -117,6 +146,10 @@ void cluster_interest_free(struct cluster *c);
 
 /* ---- kv.c -------------------------------------------------------------- */
 
+/* Binds *kv to bucket NAME_suffix through js, creating it when missing
+ * (history 1, file storage; ttl_ms 0: values never expire). */
+natsStatus cluster_kv_bucket(struct cluster *c, jsCtx *js, kvStore **kv, const char *suffix,
+			     int64_t ttl_ms);
 /* Start-up: opens (creating when missing) the nodes and retained buckets.
  * Returns NATS_OK or the failure. */
 natsStatus cluster_kv_open(struct cluster *c);
@@ -137,5 +170,44 @@ void cluster_kv_apply(struct cluster *c, const char *key, size_t klen, const uin
 /* Stops the watcher, gives the node name back (a node started in its
  * place may take it at once), releases the buckets. Idempotent. */
 void cluster_kv_close(struct cluster *c);
+
+/* ---- owner.c ----------------------------------------------------------- */
+
+/* Start-up: opens the owners and sessions buckets, listens for other
+ * nodes' claims, starts the owner thread. Returns NATS_OK or the failure. */
+natsStatus cluster_owner_start(struct cluster *c);
+/* engine_cluster.claim (engine thread). */
+int cluster_owner_claim(void *ctx, uint64_t claim, const uint8_t *cid, size_t len);
+/* Loop: the owner thread's answers into the engine. */
+void cluster_owner_answers(struct cluster *c, uint64_t now);
+/* Loop: another node claimed the client id of key; reply is where it
+ * waits for the hand-over (REC_RELEASE). */
+void cluster_owner_release(struct cluster *c, const char *key, size_t klen, const char *reply,
+			   size_t rlen, uint64_t now);
+/* Cluster thread: writes a released session to the sessions bucket and
+ * tells the claiming node (REC_HANDOVER). Returns NATS_OK or the failure. */
+natsStatus cluster_owner_handover(struct cluster *c, const char *key, const uint8_t *data,
+				  size_t len);
+/* cluster_quiet: stops the owner thread and the claims' subscription
+ * (before the connection closes); cluster_free: frees what is left. */
+void cluster_owner_stop(struct cluster *c);
+void cluster_owner_free(struct cluster *c);
+
+/* ---- will.c ------------------------------------------------------------ */
+
+/* Start-up: opens (creating when missing) the wills bucket. */
+natsStatus cluster_will_open(struct cluster *c);
+/* engine_cluster.will (engine thread): the will of a session changed. */
+void cluster_will_changed(void *ctx, const uint8_t *cid, size_t len,
+			  const struct engine_cluster_msg *will, uint32_t delay);
+/* Loop: a dead node's will (u32 delay + encoded will) into the engine. */
+void cluster_will_publish(struct cluster *c, const uint8_t *data, size_t len, uint64_t now);
+/* Cluster thread: puts (len > 0) or deletes a will key. */
+natsStatus cluster_will_store(struct cluster *c, const char *key, const uint8_t *data, size_t len);
+/* Cluster thread, each heartbeat: the nodes whose lease is gone since the
+ * last one have their wills published (by one node of the cluster). */
+void cluster_will_check(struct cluster *c);
+/* Releases the bucket and the remembered nodes. */
+void cluster_will_close(struct cluster *c);
 
 #endif

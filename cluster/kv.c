@@ -14,12 +14,12 @@
 #include "engine/engine.h"
 #include "transport/log.h"
 
-/* Binds to bucket, creating it when missing. ttl_ms 0: no expiry. */
-static natsStatus bucket_open(struct cluster *c, kvStore **kv, const char *suffix, int64_t ttl_ms)
+natsStatus cluster_kv_bucket(struct cluster *c, jsCtx *js, kvStore **kv, const char *suffix,
+			     int64_t ttl_ms)
 {
 	char name[160];
 	snprintf(name, sizeof name, "%s_%s", c->name, suffix);
-	natsStatus s = js_KeyValue(kv, c->js, name);
+	natsStatus s = js_KeyValue(kv, js, name);
 	if (s == NATS_OK)
 		return s;
 	kvConfig kc;
@@ -28,16 +28,16 @@ static natsStatus bucket_open(struct cluster *c, kvStore **kv, const char *suffi
 	kc.History = 1;
 	kc.TTL = ttl_ms * 1000000; /* libnats: nanoseconds */
 	kc.StorageType = js_FileStorage;
-	return js_CreateKeyValue(kv, c->js, &kc);
+	return js_CreateKeyValue(kv, js, &kc);
 }
 
 natsStatus cluster_kv_open(struct cluster *c)
 {
 	natsStatus s = natsConnection_JetStream(&c->js, c->nc, NULL);
 	if (s == NATS_OK)
-		s = bucket_open(c, &c->nodes, "nodes", (int64_t)c->cfg.lease_ms);
+		s = cluster_kv_bucket(c, c->js, &c->nodes, "nodes", (int64_t)c->cfg.lease_ms);
 	if (s == NATS_OK)
-		s = bucket_open(c, &c->retained, "retained", 0);
+		s = cluster_kv_bucket(c, c->js, &c->retained, "retained", 0);
 	return s;
 }
 

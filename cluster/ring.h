@@ -19,6 +19,9 @@ enum ring_kind {
 	REC_PUBLISH = 1, /* subject, encoded message */
 	REC_RETAIN = 2,  /* key, encoded message (put) or nothing (delete) */
 	REC_INPUT = 3,   /* filter, encoded message (from NATS) */
+	REC_RELEASE = 4, /* owner key, reply subject: another node claims a client id (owner.c) */
+	REC_HANDOVER = 5,/* owner key, u16 reply length, reply, encoded session (owner.c) */
+	REC_WILL = 6,    /* will key, u32 delay + encoded will, or nothing: deleted (will.c) */
 };
 
 struct rec {

@@ -283,6 +283,8 @@ int engine_conn_auth_step(struct engine *e, struct engine_conn *c, int rc,
 		ax->has_final = true;
 	}
 	int r = connect_held_finish(e, c, 0, NULL);
+	if (r == ENGINE_CONN_HELD)
+		return r; /* the cluster claims the client id: the CONNACK comes later */
 	/* the CONNACK that carried it is encoded (or held as bytes) */
 	free(ax->final);
 	ax->final = NULL;

@@ -122,6 +122,47 @@ void cluster_retained(struct engine *e, const uint8_t *topic, size_t len, const 
 	e->cluster.retained(e->cluster.ctx, topic, len, m ? &v : NULL);
 }
 
+/* The pending will of s changed (set at CONNECT, or gone): the cluster
+ * keeps it for the case this node dies. */
+void cluster_will(struct engine *e, const struct session *s)
+{
+	if (!e->has_cluster || !e->cluster.will)
+		return;
+	if (!s->will) {
+		e->cluster.will(e->cluster.ctx, (const uint8_t *)s->cid, s->cid_len, NULL, 0);
+		return;
+	}
+	struct engine_cluster_msg v;
+	cluster_view(e, s->will->m, &v);
+	v.expiry_at = 0; /* a will's expiry counts from its publication */
+	e->cluster.will(e->cluster.ctx, (const uint8_t *)s->cid, s->cid_len, &v, s->will->delay);
+}
+
+int engine_cluster_will(struct engine *e, const struct engine_cluster_msg *v, uint64_t now_ms)
+{
+	e->now = now_ms;
+	if (v->topic_len == 0 || v->topic_len > UINT16_MAX || v->qos > 2 ||
+	    !codec_topic_name_valid(v->topic, v->topic_len) || v->payload_len > UINT32_MAX ||
+	    v->origin_len > UINT16_MAX)
+		return -1;
+	struct emsg *m = emsg_new(e, v->topic, v->topic_len, v->payload, v->payload_len, v->props,
+				  v->props_len, v->qos, v->retain, 0, v->origin_id, v->origin_len, true);
+	if (!m)
+		return -1;
+	/* as will_publish(): the expiry counts from the publication */
+	if (emsg_has_expiry(m))
+		m->expiry.at = e->now + (uint64_t)m->props->message_expiry * 1000;
+	struct midge_client cl;
+	memset(&cl, 0, sizeof cl);
+	cl.client_id.p = (const char *)v->origin_id;
+	cl.client_id.len = v->origin_len;
+	event_message(e, MIDGE_EV_WILL, &cl, m, NULL, m->qos, 0, false, 0, NULL);
+	/* the node that died allowed it at CONNECT; it goes out as the broker's */
+	publish_accept(e, m, NULL, 0, false);
+	emsg_unref(m);
+	return 0;
+}
+
 /* Whether a QoS 1/2 PUBLISH must be refused because the cluster cannot
  * take it now (its bounded buffer is full). */
 bool cluster_full(const struct engine *e)

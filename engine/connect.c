@@ -119,6 +119,7 @@ struct connect_plan {
 	bool present;   /* session present in CONNACK */
 	bool discarded; /* an old session was discarded by a clean start */
 	bool created;
+	bool claimed; /* the cluster was asked for the client id (move.c) */
 };
 
 /* A CONNECT waiting for engine_conn_auth_done(): its body copied, decoded
@@ -327,6 +328,7 @@ static void connect_attach(struct engine *e, struct engine_conn *c, struct conne
 		pl->will->s = s;
 		s->will = pl->will; /* ownership: the session holds the will now */
 		pl->will = NULL;
+		cluster_will(e, s);
 	}
 	c->state = CONN_UP;
 	c->counted_connected = true;
@@ -474,6 +476,36 @@ static int connect_finish(struct engine *e, struct engine_conn *c, struct connec
 	return 0;
 }
 
+/* The client id the session will have: the user name under
+ * use_username_as_clientid (connect_finish makes the switch). */
+static const uint8_t *connect_final_cid(const struct engine_conn *c, const struct connect_plan *pl,
+					size_t *len)
+{
+	if (c->username_as_clientid) {
+		*len = c->info.username.len;
+		return (const uint8_t *)c->info.username.p;
+	}
+	*len = pl->cid_len;
+	return pl->cid;
+}
+
+const uint8_t *connect_held_cid(const struct engine_conn *c, size_t *len)
+{
+	return c->held ? connect_final_cid(c, &c->held->plan, len) : NULL;
+}
+
+/* Whether the authenticated CONNECT waits for the cluster's claim of its
+ * client id (asked once per CONNECT). */
+static bool connect_claim(struct engine *e, struct engine_conn *c, struct connect_plan *pl)
+{
+	if (pl->claimed)
+		return false;
+	pl->claimed = true;
+	size_t len;
+	const uint8_t *cid = connect_final_cid(c, pl, &len);
+	return move_claim(e, c, cid, len);
+}
+
 /*
  * Holds the CONNECT until engine_conn_auth_done(): its body is copied and
  * decoded again, so nothing points into the transport's buffer. Returns
@@ -529,6 +561,8 @@ int connect_handle(struct engine *e, struct engine_conn *c, const uint8_t *body,
 		return connect_hold(e, c, &pl, body, len);
 	if (verdict)
 		return connect_refuse(e, c, pl.version, (uint8_t)verdict, pl.k, why);
+	if (connect_claim(e, c, &pl))
+		return connect_hold(e, c, &pl, body, len); /* until engine_cluster_claimed() */
 	return connect_finish(e, c, &pl);
 }
 
@@ -543,6 +577,8 @@ int connect_held_finish(struct engine *e, struct engine_conn *c, int rc, const c
 	if (c->state != CONN_AUTH_PENDING || !c->held)
 		return -1;
 	struct connect_held *h = c->held;
+	if (!rc && connect_claim(e, c, &h->plan))
+		return ENGINE_CONN_HELD; /* authenticated: now the cluster's claim */
 	c->held = NULL;
 	c->state = CONN_NEW;
 	int r;
@@ -568,6 +604,7 @@ int engine_conn_auth_done(struct engine *e, struct engine_conn *c, int rc, uint6
  * module forgets it (the held CONNECT is freed with the connection). */
 void connect_held_cancel(struct engine *e, struct engine_conn *c)
 {
+	move_claim_cancel(e, c);
 	if (c->held && e->has_auth && e->auth.connect_cancel)
 		e->auth.connect_cancel(e->auth.ctx, &c->info);
 }

@@ -460,6 +460,18 @@ struct engine_cluster {
 	int (*publish)(void *ctx, const struct engine_cluster_msg *m, uint64_t *ticket);
 	bool (*room)(void *ctx);
 	void (*retained)(void *ctx, const uint8_t *topic, size_t len, const struct engine_cluster_msg *m);
+	/* May be NULL. An authenticated CONNECT of client id cid: the
+	 * cluster claims the id for this node (cluster/owner.c) and answers
+	 * engine_cluster_claimed(claim) later, on the engine thread. Returns
+	 * 0 when it will (the CONNECT waits), -1 to go on at once (NATS
+	 * unreachable: the node keeps serving). */
+	int (*claim)(void *ctx, uint64_t claim, const uint8_t *cid, size_t len);
+	/* May be NULL. The pending will of session cid is now will (delay
+	 * in seconds), or it has none any more (NULL: published, discarded,
+	 * or the session ended), so the cluster can publish the wills of a
+	 * node that died (cluster/will.c). */
+	void (*will)(void *ctx, const uint8_t *cid, size_t len, const struct engine_cluster_msg *will,
+		     uint32_t delay);
 };
 
 /* Attaches a cluster (copied) before the first subscription exists (so
@@ -489,5 +501,33 @@ void engine_cluster_sent(struct engine *e, uint64_t ticket, uint64_t now_ms);
  * without telling the cluster again. Returns 0 or -1. */
 int engine_cluster_retain(struct engine *e, const uint8_t *topic, size_t len,
 			  const struct engine_cluster_msg *m, uint64_t now_ms);
+
+/*
+ * The answer to engine_cluster.claim: the held CONNECT goes on. session
+ * (len bytes, from engine_cluster_release() on the node that had the
+ * client id; NULL/0 when none moved) becomes this node's session of the
+ * id first, so the CONNECT resumes it. Returns 0 when the CONNECT was
+ * accepted, -1 when refused or when the connection is gone.
+ */
+int engine_cluster_claimed(struct engine *e, uint64_t claim, const uint8_t *session, size_t len,
+			   uint64_t now_ms);
+
+/*
+ * The will of a client of a node that died (its lease lapsed), published
+ * here for the cluster: m's props are the will's properties (its message
+ * expiry counts from now). Routed here and forwarded to the cluster as a
+ * broker message. Returns 0, or -1 when m is invalid.
+ */
+int engine_cluster_will(struct engine *e, const struct engine_cluster_msg *m, uint64_t now_ms);
+
+/*
+ * Another node took client id cid over: its connection here gets
+ * DISCONNECT 0x8E (v5; 3.x closes), and a session that outlives it is
+ * encoded into *out (malloc'd, at most max bytes: queued messages beyond
+ * that are dropped as a full queue) and ends here without its will.
+ * *out is NULL when no session moves. Returns 0, or -1 on OOM.
+ */
+int engine_cluster_release(struct engine *e, const uint8_t *cid, size_t len, size_t max,
+			   uint8_t **out, size_t *out_len, uint64_t now_ms);
 
 #endif

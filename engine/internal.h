@@ -289,6 +289,8 @@ struct engine_conn {
 	struct authx *ax;             /* v5 enhanced authentication (authx.c), or NULL */
 	struct held_acks *acks;       /* acknowledgements waiting for the store (hold.c) */
 	uint64_t last_packet_ms;
+	uint64_t claim;                  /* its CONNECT waits for the cluster's claim (move.c) */
+	struct engine_conn *claim_next;  /* engine.claims */
 	struct timer_node keepalive_timer;
 	struct midge_client info;
 	uint32_t client_max_packet;  /* the client's maximum packet size, 0 = none */
@@ -355,6 +357,8 @@ struct engine {
 	struct held_acks *holding; /* connections with acknowledgements held */
 	struct engine_cluster cluster; /* engine_cluster_attach(); has_cluster */
 	bool has_cluster;
+	struct engine_conn *claims; /* CONNECTs waiting for the cluster's claim (move.c) */
+	uint64_t claim_seq;
 	uint64_t cluster_sent;     /* the cluster's ticket reached (engine_cluster_sent) */
 	uint64_t cluster_ticket;   /* the ticket of the message publish_accept just forwarded */
 	const char *store_failing; /* why the store cannot write; NULL while it can */
@@ -424,6 +428,7 @@ bool cluster_forward(struct engine *e, const struct emsg *m, const struct midge_
 bool cluster_shares(const struct engine *e, const uint8_t *topic, size_t len);
 void cluster_retained(struct engine *e, const uint8_t *topic, size_t len, const struct emsg *m);
 bool cluster_full(const struct engine *e);
+void cluster_will(struct engine *e, const struct session *s);
 
 /* message.c */
 void emsg_unref_cb(void *m);
@@ -523,6 +528,11 @@ int connect_handle(struct engine *e, struct engine_conn *c, const uint8_t *body,
 void connect_held_cancel(struct engine *e, struct engine_conn *c);
 void connect_held_free(struct engine_conn *c);
 int connect_held_finish(struct engine *e, struct engine_conn *c, int rc, const char *why);
+const uint8_t *connect_held_cid(const struct engine_conn *c, size_t *len);
+
+/* move.c */
+bool move_claim(struct engine *e, struct engine_conn *c, const uint8_t *cid, size_t len);
+void move_claim_cancel(struct engine *e, struct engine_conn *c);
 
 /* authx.c */
 struct authx;

@@ -74,6 +74,7 @@ void will_clear(struct engine *e, struct session *s)
 		return;
 	s->will = NULL;
 	will_store_forget(e, s);
+	cluster_will(e, s);
 	timer_cancel(e, &w->t);
 	will_free(w);
 }
@@ -87,6 +88,7 @@ void will_publish(struct engine *e, struct session *s)
 	struct emsg *m = w->m;
 	s->will = NULL;
 	will_store_forget(e, s);
+	cluster_will(e, s);
 	timer_cancel(e, &w->t);
 	free(w);
 	struct midge_client cl;

@@ -230,6 +230,7 @@ static bool conn_flush(struct midge *m, struct conn *c, bool top_level)
 			c->held = false;
 			if (c->rbuf && c->rbuf->len)
 				conn_frame(m, c, c->rbuf->data, c->rbuf->len);
+			conn_leave_pre(m, c); /* a CONNECT held for the cluster's claim, accepted */
 		}
 	}
 	if (c->gone) {

@@ -41,6 +41,14 @@ static int conn_keep(struct midge *m, struct conn *c, const uint8_t *p, size_t l
  * engine, the incomplete rest stays in c's buffer. A CONNECT held for its
  * decision stops the framing; what followed it waits in the buffer.
  */
+void conn_leave_pre(struct midge *m, struct conn *c)
+{
+	if (c->in_pre && c->ec && engine_conn_version(c->ec) != 0) {
+		conn_list_remove(&m->pre, c);
+		c->in_pre = false;
+	}
+}
+
 void conn_frame(struct midge *m, struct conn *c, const uint8_t *data, size_t n)
 {
 	bool own = c->rbuf && data == c->rbuf->data;
@@ -66,10 +74,7 @@ void conn_frame(struct midge *m, struct conn *c, const uint8_t *data, size_t n)
 		c->rbuf->need = (uint32_t)feed.need;
 		rbuf_release_if_empty(&m->rbufs, &c->rbuf);
 	}
-	if (c->in_pre && c->ec && engine_conn_version(c->ec) != 0) {
-		conn_list_remove(&m->pre, c);
-		c->in_pre = false;
-	}
+	conn_leave_pre(m, c);
 	if (!c->paused && conn_out_bytes(c) > m->conf.max_output_bytes) {
 		/* The client sends faster than it reads its answers: stop
 		 * reading until its output drains (nothing blocks the loop). */
@@ -117,9 +122,17 @@ void conn_resume(struct midge *m, struct conn *c)
  * arrived behind it is framed, and a peer that closed meanwhile goes. */
 static int conn_auth_resume(struct midge *m, struct conn *c, int accepted)
 {
+	if (accepted == ENGINE_CONN_HELD) {
+		/* authenticated; the cluster claims the client id now and
+		 * engine_io.resume comes with its answer */
+		c->held = true;
+		conn_mark_dirty(m, c);
+		return 0;
+	}
 	if (accepted == 0) {
 		if (c->rbuf && c->rbuf->len)
 			conn_frame(m, c, c->rbuf->data, c->rbuf->len);
+		conn_leave_pre(m, c); /* nothing behind the CONNECT: conn_frame did not */
 		if (c->eof_held) {
 			/* what it sent before closing is done; now the close */
 			conn_end(m, c, WHY_PEER_CLOSED, false);

@@ -60,5 +60,8 @@ uint64_t conn_out_bytes(const struct conn *c);
 /* conn_input.c: frames data[0..n) for c (c's own buffer, or an input
  * chunk when c has no partial packet); see there. */
 void conn_frame(struct midge *m, struct conn *c, const uint8_t *data, size_t n);
+/* c's CONNECT was accepted: it leaves the list of connections that must
+ * send one within connect_timeout. */
+void conn_leave_pre(struct midge *m, struct conn *c);
 
 #endif

@@ -2009,6 +2009,180 @@ static void t_takeover_after_disconnect(void)
 	stop();
 }
 
+/* ---- a session moving between cluster nodes (engine/move.c) ------------ */
+
+static uint64_t CLAIM_ID;
+static int CLAIMS;
+static bool CLAIM_REFUSED; /* as when NATS is unreachable */
+
+static void fc_interest(void *ctx, const uint8_t *f, size_t len, bool on)
+{
+	(void)ctx, (void)f, (void)len, (void)on;
+}
+
+static int fc_publish(void *ctx, const struct engine_cluster_msg *m, uint64_t *ticket)
+{
+	(void)ctx, (void)m;
+	*ticket = 0;
+	return 0;
+}
+
+static bool fc_room(void *ctx)
+{
+	(void)ctx;
+	return true;
+}
+
+static int fc_claim(void *ctx, uint64_t claim, const uint8_t *cid, size_t len)
+{
+	(void)ctx, (void)cid, (void)len;
+	if (CLAIM_REFUSED)
+		return -1;
+	CLAIM_ID = claim;
+	CLAIMS++;
+	return 0;
+}
+
+/* engine_cluster.will: the last will reported and how many reports. */
+static int WILLS_SET, WILLS_GONE;
+static char WILL_TOPIC[32];
+
+static void fc_will(void *ctx, const uint8_t *cid, size_t len, const struct engine_cluster_msg *w,
+		    uint32_t delay)
+{
+	(void)ctx, (void)cid, (void)len, (void)delay;
+	if (!w) {
+		WILLS_GONE++;
+		return;
+	}
+	WILLS_SET++;
+	copy_str(WILL_TOPIC, sizeof WILL_TOPIC, (const char *)w->topic, w->topic_len);
+}
+
+/* The wills a node's sessions hold are reported to the cluster as they
+ * come and go; a dead node's will published here routes like the
+ * broker's message. */
+static void t_cluster_wills(void)
+{
+	static const struct engine_cluster fc = {NULL, fc_interest, fc_publish, fc_room, NULL, NULL,
+						 fc_will};
+	start(NULL, NULL);
+	engine_cluster_attach(E, &fc);
+	WILLS_SET = WILLS_GONE = 0;
+	up4(1, "watch");
+	exchange(1, "82 06 00 01 00 01 77 01", "90 03 00 01 01");
+	/* will "w" = "x" (flags: will, clean) */
+	connect_expect(0, 4, "x", 0x06, 60, NULL, "00 01 77 00 01 78", 0, "20 02 00 00");
+	CU_ASSERT_EQUAL(WILLS_SET, 1);
+	CU_ASSERT_STRING_EQUAL(WILL_TOPIC, "w");
+	CU_ASSERT_EQUAL(feed(0, "e0 00"), -1); /* DISCONNECT: discarded [MQTT-3.1.2-10] */
+	gone(0, NULL);
+	CU_ASSERT_EQUAL(WILLS_GONE, 1);
+	expect(1, "");
+	connect_expect(2, 4, "y", 0x06, 60, NULL, "00 01 77 00 01 79", 0, "20 02 00 00");
+	gone(2, "reset"); /* published here: gone from the cluster's copy too */
+	CU_ASSERT_EQUAL(WILLS_SET, 2);
+	CU_ASSERT_EQUAL(WILLS_GONE, 2);
+	expect(1, "30 04 00 01 77 79"); /* the will at its QoS 0 */
+	/* a dead node's will, published here */
+	struct engine_cluster_msg m;
+	memset(&m, 0, sizeof m);
+	m.topic = (const uint8_t *)"w";
+	m.topic_len = 1;
+	m.payload = (const uint8_t *)"z";
+	m.payload_len = 1;
+	m.origin_id = (const uint8_t *)"dead";
+	m.origin_len = 4;
+	m.qos = 1;
+	CU_ASSERT_EQUAL(engine_cluster_will(E, &m, NOW), 0);
+	expect(1, "32 06 00 01 77 00 01 7a");
+	CU_ASSERT(count_ev(MIDGE_EV_WILL, "w") == 2);
+	m.topic = (const uint8_t *)"w/#";
+	m.topic_len = 3;
+	CU_ASSERT_EQUAL(engine_cluster_will(E, &m, NOW), -1); /* not a topic name */
+	stop();
+}
+
+/* Connects cid on connection i: the CONNECT waits for the cluster's
+ * claim, then goes on with session (the moved encoding, or none). */
+static void claimed_connect(int i, uint8_t level, const char *cid, uint8_t flags,
+			    const uint8_t *session, size_t len)
+{
+	int before = CLAIMS;
+	open_conn(i);
+	CU_ASSERT_EQUAL(connect_full(i, level, cid, flags, 60, NULL, NULL), ENGINE_CONN_HELD);
+	CU_ASSERT_EQUAL(CLAIMS, before + 1);
+	expect(i, "");
+	CU_ASSERT_EQUAL(engine_cluster_claimed(E, CLAIM_ID, session, len, NOW), 0);
+	CU_ASSERT_EQUAL(F[i].resumes, 1); /* the transport reads again */
+}
+
+static void t_cluster_session_move(void)
+{
+	static const struct engine_cluster fc = {NULL, fc_interest, fc_publish, fc_room, NULL, fc_claim, NULL};
+	start(NULL, NULL);
+	engine_cluster_attach(E, &fc);
+	CLAIMS = 0;
+	CLAIM_REFUSED = false;
+	/* "m" persistent (3.1.1 clean 0), subscribed to t at QoS 1, offline */
+	claimed_connect(0, 4, "m", 0x00, NULL, 0);
+	expect(0, "20 02 00 00");
+	exchange(0, "82 06 00 01 00 01 74 01", "90 03 00 01 01");
+	gone(0, NULL);
+	CU_ASSERT_EQUAL(engine_publish(E, (const uint8_t *)"t", 1, "y", 1, 1, false, NOW), 0);
+	CU_ASSERT_EQUAL(engine_publish(E, (const uint8_t *)"t", 1, "z", 1, 1, false, NOW), 0);
+	/* another node takes it: encoded, gone from here */
+	uint8_t *blob = NULL, *blob2 = NULL;
+	size_t bl = 0, bl2 = 0;
+	CU_ASSERT_EQUAL(engine_cluster_release(E, (const uint8_t *)"m", 1, 65536, &blob, &bl, NOW), 0);
+	CU_ASSERT_FATAL(blob != NULL);
+	CU_ASSERT_EQUAL(stats_now().clients_total, 0);
+	CU_ASSERT_EQUAL(stats_now().subscriptions_count, 0);
+	/* a truncated encoding is refused whole: a new session */
+	claimed_connect(1, 4, "m", 0x00, blob, bl - 1);
+	expect(1, "20 02 00 00");
+	gone(1, NULL);
+	CU_ASSERT_EQUAL(engine_cluster_release(E, (const uint8_t *)"m", 1, 65536, &blob2, &bl2, NOW), 0);
+	free(blob2);
+	/* the whole encoding: session present [MQTT-3.2.2-3], the queue
+	 * delivered in order, the subscription routes here */
+	claimed_connect(2, 4, "m", 0x00, blob, bl);
+	expect(2, "20 02 01 00 32 06 00 01 74 00 01 79 32 06 00 01 74 00 02 7a");
+	CU_ASSERT_EQUAL(engine_publish(E, (const uint8_t *)"t", 1, "w", 1, 0, false, NOW), 0);
+	expect(2, "30 04 00 01 74 77");
+	/* a bound smaller than the queue: the terms move, the messages are dropped */
+	gone(2, NULL);
+	CU_ASSERT_EQUAL(engine_publish(E, (const uint8_t *)"t", 1, "v", 1, 1, false, NOW), 0);
+	free(blob);
+	blob = NULL;
+	CU_ASSERT_EQUAL(engine_cluster_release(E, (const uint8_t *)"m", 1, 30, &blob, &bl, NOW), 0);
+	CU_ASSERT_FATAL(blob != NULL);
+	CU_ASSERT(bl <= 30);
+	CU_ASSERT(count_ev(MIDGE_EV_DROP, "t") >= 1);
+	claimed_connect(3, 4, "m", 0x00, blob, bl);
+	expect(3, "20 02 01 00");
+	free(blob);
+	/* a live v5 connection: DISCONNECT 0x8E, closed [MQTT-3.1.4-3] */
+	claimed_connect(4, 5, "k", 0x02, NULL, 0);
+	expect(4, connack5_default);
+	CU_ASSERT_EQUAL(engine_cluster_release(E, (const uint8_t *)"k", 1, 65536, &blob, &bl, NOW), 0);
+	CU_ASSERT_PTR_NULL(blob); /* session expiry 0: nothing outlives the connection */
+	const char *o = out(4);
+	CU_ASSERT(strncmp(o, "e0", 2) == 0 && strncmp(o + 6, "8e", 2) == 0);
+	CU_ASSERT_EQUAL(F[4].close_calls, 1);
+	/* a claim answered after its connection went */
+	open_conn(5);
+	CU_ASSERT_EQUAL(connect_full(5, 4, "q", 0x02, 60, NULL, NULL), ENGINE_CONN_HELD);
+	uint64_t id = CLAIM_ID;
+	gone(5, "reset");
+	CU_ASSERT_EQUAL(engine_cluster_claimed(E, id, NULL, 0, NOW), -1);
+	/* NATS unreachable (the claim refused): served at once */
+	CLAIM_REFUSED = true;
+	up4(6, "r");
+	CLAIM_REFUSED = false;
+	stop();
+}
+
 /* Connects "w" (v5) with will "w" = "x" delayed 5 s and the session expiry
  * as given; expects the default CONNACK. */
 static void connect_will_delay(int i, const char *expiry_props)
@@ -3110,6 +3284,8 @@ static const struct test_case session_cases[] = {
 	{"MQTT-3.1.4-3 takeover v5 0x8E", t_takeover_v5},
 	{"takeover v3.1.1 publishes the will", t_takeover_v4_will},
 	{"takeover of a connection that sent DISCONNECT", t_takeover_after_disconnect},
+	{"MQTT-3.1.4-3 cluster: a session moves between nodes", t_cluster_session_move},
+	{"MQTT-3.1.2-8 cluster: wills kept for the cluster, a dead node's published", t_cluster_wills},
 	{"MQTT-3.1.3-9 will delay versus resume", t_will_delay_resume},
 	{"will delay elapsed", t_will_delay_elapsed},
 	{"will at session end before the delay", t_will_at_session_end},

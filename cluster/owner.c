@@ -1,0 +1,316 @@
+/*
+ * owner.c - sessions cluster-wide (docs/cluster.md, "Sessions across
+ * nodes"): the bucket NAME_owners maps each client id to the node that
+ * holds its session (create = claim, update with the revision =
+ * compare-and-set). A CONNECT, once authenticated, waits while the owner
+ * thread claims its id: free or ours, it goes on at once; another node's,
+ * that node is asked on NAME.o.<node> to hand the session over. It closes
+ * the client's connection there (0x8E), writes the encoded session to the
+ * bucket NAME_sessions and answers; the owner thread reads it back and
+ * the loop resumes the CONNECT with it (engine/move.c).
+ *
+ * Nothing here blocks the loop: the claim and the read run on the owner
+ * thread, the write on the cluster thread (it carries the other node's
+ * answer too, so two nodes claiming from each other never wait on each
+ * other's owner thread). NATS unreachable: the CONNECT goes on without a
+ * claim (the node keeps serving; see docs/cluster.md).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster/internal.h"
+#include "cluster/subject.h"
+#include "engine/engine.h"
+#include "transport/log.h"
+
+/* Claims waiting for the owner thread at most: past it a CONNECT goes on
+ * without one (logged), so a storm of CONNECTs cannot grow memory. */
+#define OWNER_PENDING_MAX 4096
+/* How long the claiming node waits for the old node's hand-over. */
+#define OWNER_HANDOVER_MS 3000
+/* How long an uncollected moved session stays in its bucket. */
+#define OWNER_SESSION_TTL_MS (5 * 60 * 1000)
+
+/* libnats thread: another node claims one of our client ids. Copied into
+ * the incoming ring for the loop (key, reply subject). */
+static void on_claim_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+	(void)nc;
+	(void)sub;
+	struct cluster *c = closure;
+	const char *reply = natsMsg_GetReply(msg);
+	int kl = natsMsg_GetDataLength(msg);
+	if (reply && kl > 0 && kl < CLUSTER_SUBJECT_MAX)
+		cluster_input_put(c, REC_RELEASE, natsMsg_GetData(msg), (size_t)kl, reply,
+				  strlen(reply));
+	natsMsg_Destroy(msg);
+}
+
+/* ---- the owner thread -------------------------------------------------- */
+
+/* Claims key for this node. Returns the node that held it (to be asked
+ * for the session) in from, or "" when it was free, ours, or NATS failed. */
+static void owner_cas(struct cluster *c, const char *key, char *from, size_t cap)
+{
+	from[0] = '\0';
+	for (int tries = 0; tries < 4; tries++) {
+		uint64_t rev = 0;
+		if (kvStore_CreateString(&rev, c->owners, key, c->node) == NATS_OK)
+			return; /* nobody had it */
+		kvEntry *en = NULL;
+		natsStatus s = kvStore_Get(&en, c->owners, key);
+		if (s == NATS_NOT_FOUND)
+			continue; /* deleted meanwhile: create again */
+		if (s != NATS_OK) {
+			log_warn("cluster: cannot read the owner of a client id: %s (the session "
+				 "starts here alone)", natsStatus_GetText(s));
+			return;
+		}
+		const char *v = kvEntry_ValueString(en);
+		bool ours = v && strcmp(v, c->node) == 0;
+		snprintf(from, cap, "%s", v && !ours ? v : "");
+		uint64_t was = kvEntry_Revision(en);
+		kvEntry_Destroy(en);
+		if (ours)
+			return;
+		/* compare-and-set: a node that claimed it meanwhile wins, we look again */
+		if (kvStore_UpdateString(&rev, c->owners, key, c->node, was) == NATS_OK)
+			return;
+		from[0] = '\0';
+	}
+	log_warn("cluster: client id claimed by other nodes at the same time; this node takes it");
+}
+
+/* Asks node from to hand key's session over; fills j with what it wrote. */
+static void owner_fetch(struct cluster *c, struct owner_job *j, const char *from)
+{
+	char subj[CLUSTER_SUBJECT_MAX];
+	snprintf(subj, sizeof subj, "%s.o.%s", c->name, from);
+	natsMsg *reply = NULL;
+	natsStatus s = natsConnection_Request(&reply, c->nc, subj, j->key, (int)strlen(j->key),
+					      OWNER_HANDOVER_MS);
+	if (s == NATS_NO_RESPONDERS) {
+		log_notice("cluster: node %s, which held a client id, is gone: its session starts "
+			   "anew here", from);
+		return;
+	}
+	if (s != NATS_OK) {
+		log_warn("cluster: node %s did not hand a session over (%s): it starts anew here",
+			 from, natsStatus_GetText(s));
+		return;
+	}
+	bool moved = natsMsg_GetDataLength(reply) == 1 && natsMsg_GetData(reply)[0] == '1';
+	natsMsg_Destroy(reply);
+	if (!moved)
+		return; /* it had no session that outlives its connection */
+	kvEntry *en = NULL;
+	s = kvStore_Get(&en, c->sessions, j->key);
+	if (s != NATS_OK) {
+		log_warn("cluster: the session node %s handed over cannot be read: %s", from,
+			 natsStatus_GetText(s));
+		return;
+	}
+	int vl = kvEntry_ValueLen(en);
+	if (vl > 0 && (j->session = malloc((size_t)vl)) != NULL) {
+		memcpy(j->session, kvEntry_Value(en), (size_t)vl);
+		j->session_len = (size_t)vl;
+	}
+	kvEntry_Destroy(en);
+	kvStore_Delete(c->sessions, j->key); /* read once */
+}
+
+static void *owner_thread(void *arg)
+{
+	struct cluster *c = arg;
+	pthread_mutex_lock(&c->omu);
+	for (;;) {
+		while (!c->ostop && !c->ojobs)
+			pthread_cond_wait(&c->ocv, &c->omu);
+		if (c->ostop)
+			break;
+		struct owner_job *j = c->ojobs;
+		c->ojobs = j->next;
+		if (!c->ojobs)
+			c->ojobs_tail = &c->ojobs;
+		pthread_mutex_unlock(&c->omu);
+		if (atomic_load(&c->connected)) {
+			char from[128];
+			owner_cas(c, j->key, from, sizeof from);
+			if (from[0])
+				owner_fetch(c, j, from);
+		}
+		pthread_mutex_lock(&c->omu);
+		j->next = c->odone;
+		c->odone = j;
+		pthread_mutex_unlock(&c->omu);
+		cluster_wake(c);
+		pthread_mutex_lock(&c->omu);
+	}
+	pthread_mutex_unlock(&c->omu);
+	return NULL;
+}
+
+/* ---- the loop ---------------------------------------------------------- */
+
+int cluster_owner_claim(void *ctx, uint64_t claim, const uint8_t *cid, size_t len)
+{
+	struct cluster *c = ctx;
+	if (!c->othread_on || !atomic_load(&c->connected))
+		return -1; /* NATS unreachable: this node serves the client alone */
+	if (c->opending >= OWNER_PENDING_MAX) {
+		log_warn("cluster: %u client ids being claimed already: a CONNECT goes on without "
+			 "a claim", c->opending);
+		return -1;
+	}
+	char key[CLUSTER_SUBJECT_MAX];
+	int kl = cluster_key_topic(key, sizeof key, cid, len);
+	if (kl < 0)
+		return -1; /* too long for a key: served here alone */
+	struct owner_job *j = calloc(1, sizeof *j + (size_t)kl + 1);
+	if (!j)
+		return -1;
+	j->claim = claim;
+	memcpy(j->key, key, (size_t)kl + 1);
+	pthread_mutex_lock(&c->omu);
+	*c->ojobs_tail = j;
+	c->ojobs_tail = &j->next;
+	pthread_cond_signal(&c->ocv);
+	pthread_mutex_unlock(&c->omu);
+	c->opending++;
+	return 0;
+}
+
+void cluster_owner_answers(struct cluster *c, uint64_t now)
+{
+	pthread_mutex_lock(&c->omu);
+	struct owner_job *j = c->odone;
+	c->odone = NULL;
+	pthread_mutex_unlock(&c->omu);
+	while (j) {
+		struct owner_job *next = j->next;
+		c->opending--;
+		engine_cluster_claimed(c->engine, j->claim, j->session, j->session_len, now);
+		free(j->session);
+		free(j);
+		j = next;
+	}
+}
+
+void cluster_owner_release(struct cluster *c, const char *key, size_t klen, const char *reply,
+			   size_t rlen, uint64_t now)
+{
+	uint8_t cid[CLUSTER_SUBJECT_MAX];
+	int cl = cluster_key_parse(cid, sizeof cid, key, klen);
+	if (cl < 0 || rlen > UINT16_MAX)
+		return;
+	uint8_t *enc = NULL;
+	size_t el = 0;
+	if (engine_cluster_release(c->engine, cid, (size_t)cl, c->session_max, &enc, &el, now) < 0)
+		log_warn("cluster: out of memory encoding a session for another node: it starts anew there");
+	uint8_t *data;
+	pthread_mutex_lock(&c->out.mu);
+	int rc = ring_put(&c->out, REC_HANDOVER, key, klen, 2 + rlen + el, 0, &data);
+	if (rc == 0) {
+		data[0] = (uint8_t)(rlen >> 8);
+		data[1] = (uint8_t)rlen;
+		memcpy(data + 2, reply, rlen);
+		if (el)
+			memcpy(data + 2 + rlen, enc, el);
+		pthread_cond_signal(&c->out.cv);
+	}
+	pthread_mutex_unlock(&c->out.mu);
+	if (rc < 0)
+		log_warn("cluster: buffer for NATS full: a session taken over by another node is lost");
+	free(enc);
+}
+
+/* ---- the cluster thread ------------------------------------------------ */
+
+natsStatus cluster_owner_handover(struct cluster *c, const char *key, const uint8_t *data,
+				  size_t len)
+{
+	if (len < 2)
+		return NATS_OK;
+	size_t rlen = (size_t)data[0] << 8 | data[1];
+	if (len < 2 + rlen)
+		return NATS_OK;
+	char reply[CLUSTER_SUBJECT_MAX];
+	if (rlen >= sizeof reply)
+		return NATS_OK;
+	memcpy(reply, data + 2, rlen);
+	reply[rlen] = '\0';
+	size_t el = len - 2 - rlen;
+	natsStatus s = NATS_OK;
+	if (el)
+		s = kvStore_Put(NULL, c->sessions, key, data + 2 + rlen, (int)el);
+	if (s == NATS_OK)
+		s = natsConnection_PublishString(c->nc, reply, el ? "1" : "0");
+	return s;
+}
+
+/* ---- start and stop ---------------------------------------------------- */
+
+natsStatus cluster_owner_start(struct cluster *c)
+{
+	pthread_mutex_init(&c->omu, NULL);
+	pthread_cond_init(&c->ocv, NULL);
+	c->ojobs_tail = &c->ojobs;
+	jsOptions jo;
+	jsOptions_Init(&jo);
+	jo.Wait = 2000;
+	natsStatus s = natsConnection_JetStream(&c->ojs, c->nc, &jo);
+	if (s == NATS_OK)
+		s = cluster_kv_bucket(c, c->ojs, &c->owners, "owners", 0);
+	if (s == NATS_OK)
+		s = cluster_kv_bucket(c, c->ojs, &c->sessions, "sessions", OWNER_SESSION_TTL_MS);
+	char subj[CLUSTER_SUBJECT_MAX];
+	snprintf(subj, sizeof subj, "%s.o.%s", c->name, c->node);
+	if (s == NATS_OK)
+		s = natsConnection_Subscribe(&c->osub, c->nc, subj, on_claim_msg, c);
+	if (s != NATS_OK)
+		return s;
+	int64_t mp = natsConnection_GetMaxPayload(c->nc);
+	c->session_max = mp > 4096 ? (size_t)mp - 1024 : 0;
+	c->othread_on = pthread_create(&c->othread, NULL, owner_thread, c) == 0;
+	return c->othread_on ? NATS_OK : NATS_ERR;
+}
+
+void cluster_owner_stop(struct cluster *c)
+{
+	if (c->othread_on) {
+		pthread_mutex_lock(&c->omu);
+		c->ostop = true;
+		pthread_cond_signal(&c->ocv);
+		pthread_mutex_unlock(&c->omu);
+		pthread_join(c->othread, NULL);
+		c->othread_on = false;
+	}
+	if (c->osub) {
+		natsSubscription_Unsubscribe(c->osub);
+		natsSubscription_Destroy(c->osub);
+		c->osub = NULL;
+	}
+	kvStore_Destroy(c->owners);
+	kvStore_Destroy(c->sessions);
+	jsCtx_Destroy(c->ojs);
+	c->owners = c->sessions = NULL;
+	c->ojs = NULL;
+}
+
+void cluster_owner_free(struct cluster *c)
+{
+	struct owner_job *lists[2] = {c->ojobs, c->odone};
+	for (int i = 0; i < 2; i++) {
+		for (struct owner_job *j = lists[i], *n; j; j = n) {
+			n = j->next;
+			free(j->session);
+			free(j);
+		}
+	}
+	c->ojobs = c->odone = NULL;
+	if (c->ojobs_tail) {
+		pthread_mutex_destroy(&c->omu);
+		pthread_cond_destroy(&c->ocv);
+	}
+}
