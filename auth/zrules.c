@@ -15,13 +15,18 @@
 
 struct zrule {
 	uint8_t allow;  /* 1 allow, 0 deny */
-	uint8_t action; /* ZR_PUB | ZR_SUB */
+	uint8_t action; /* ZR_PUB | ZR_SUB, and ZR_LIT */
+	uint16_t lit1;  /* with ZR_LIT: the length of the literal first level */
 	uint32_t len;
 	const char *topic; /* into the set's own allocation */
 };
 
 #define ZR_PUB 1u
 #define ZR_SUB 2u
+/* The first level is literal (no wildcard, no %c/%u): a subject whose
+ * first level differs is not covered, which zrules_check sees with one
+ * comparison instead of walking the rule. */
+#define ZR_LIT 4u
 
 struct zrules {
 	unsigned refs;
@@ -118,7 +123,15 @@ struct zrules *zrules_from_json(const void *arr_, char *err, size_t errlen)
 	for (size_t i = 0; i < n; i++) {
 		zrules_parse_one(json_array_get(arr, i), i, &allow, &action, &topic, &tlen, err, errlen);
 		memcpy(text, topic, tlen);
-		r->r[i] = (struct zrule){allow, action, (uint32_t)tlen, text};
+		r->r[i] = (struct zrule){allow, action, 0, (uint32_t)tlen, text};
+		const char *slash = memchr(text, '/', tlen);
+		size_t l1 = slash ? (size_t)(slash - text) : tlen;
+		bool wild = l1 == 1 && (text[0] == '+' || text[0] == '#');
+		bool subst = l1 == 2 && text[0] == '%' && (text[1] == 'c' || text[1] == 'u');
+		if (!wild && !subst && l1 <= UINT16_MAX) {
+			r->r[i].action |= ZR_LIT;
+			r->r[i].lit1 = (uint16_t)l1;
+		}
 		text += tlen;
 	}
 	return r;
@@ -203,8 +216,13 @@ bool zrules_check(const struct zrules *r, const char *cid, size_t cid_len, const
 		tn -= (size_t)(slash + 1 - t);
 		t = slash + 1;
 	}
+	const char *s1 = memchr(t, '/', tn);
+	size_t l1 = s1 ? (size_t)(s1 - t) : tn;
 	for (uint32_t i = 0; i < r->n; i++) {
 		if (!(r->r[i].action & want))
+			continue;
+		if ((r->r[i].action & ZR_LIT) &&
+		    (r->r[i].lit1 != l1 || memcmp(r->r[i].topic, t, l1) != 0))
 			continue;
 		if (zrules_covers(&r->r[i], t, tn, filter, cid ? cid : "", cid_len, user, user_len,
 				  has_user))

@@ -86,6 +86,10 @@ struct zauth {
 	struct zcached *fifo_head, *fifo_tail;
 	size_t n_cached;
 	struct zclient *clients[ZAUTH_BUCKETS];
+	/* The client looked up last for a delivery, and for anything else:
+	 * a batch of one client's PUBLISHes asks for one, every delivery to
+	 * a fan-in subscriber for another, in turns. */
+	struct zclient *last[2];
 	size_t n_clients, n_check;
 	uint64_t timeouts, bad, gone, logged_ms, quiet; /* for the log */
 };
@@ -124,6 +128,9 @@ static void zauth_client_drop(struct zauth *z, struct zclient **pp)
 {
 	struct zclient *k = *pp;
 	*pp = k->next;
+	for (int i = 0; i < 2; i++)
+		if (z->last[i] == k)
+			z->last[i] = NULL;
 	if (k->check)
 		z->n_check--;
 	zrules_unref(k->rules);
@@ -168,9 +175,16 @@ bool zauth_acl(struct midge *m, const struct midge_client *cl, const uint8_t *to
 	struct zauth *z = m->zauth;
 	if (!z || !z->n_clients || !cl->client_id.p)
 		return false;
-	struct zclient *k = *zauth_client_slot(z, cl->client_id.p, cl->client_id.len);
-	if (!k)
-		return false;
+	/* an entry's id is its own copy and ids are unique among entries:
+	 * an equal id is the right entry, whatever the caller's pointer */
+	int which = access == ENGINE_ACCESS_PUBLISH || access == ENGINE_ACCESS_SUBSCRIBE ? 0 : 1;
+	struct zclient *k = z->last[which];
+	if (!k || k->len != cl->client_id.len || memcmp(k->cid, cl->client_id.p, k->len) != 0) {
+		k = *zauth_client_slot(z, cl->client_id.p, cl->client_id.len);
+		if (!k)
+			return false;
+		z->last[which] = k;
+	}
 	enum zrules_access a = access == ENGINE_ACCESS_PUBLISH     ? ZRULES_PUBLISH
 			       : access == ENGINE_ACCESS_SUBSCRIBE ? ZRULES_SUBSCRIBE
 								   : ZRULES_RECEIVE;

@@ -283,6 +283,31 @@ static void test_rules_substitution(void)
 	zrules_unref(r);
 }
 
+/* A rule's literal first level is compared before the rule is walked:
+ * the shortcut must decide exactly as the walk does. */
+static void test_rules_first_level(void)
+{
+	struct zrules *r = rules("[{\"permission\":\"deny\",\"action\":\"all\",\"topic\":\"ab/x\"},"
+				 "{\"permission\":\"allow\",\"action\":\"all\",\"topic\":\"a/#\"},"
+				 "{\"permission\":\"allow\",\"action\":\"all\",\"topic\":\"solo\"},"
+				 "{\"permission\":\"allow\",\"action\":\"all\",\"topic\":\"/lead\"},"
+				 "{\"permission\":\"allow\",\"action\":\"all\",\"topic\":\"%c/own\"}]");
+	CU_ASSERT_FALSE(may(r, "c", NULL, "ab/x", ZRULES_PUBLISH)); /* not "a" by its first byte */
+	CU_ASSERT_FALSE(may(r, "c", NULL, "ab/y", ZRULES_PUBLISH));
+	CU_ASSERT_TRUE(may(r, "c", NULL, "a", ZRULES_PUBLISH));     /* a topic without '/' */
+	CU_ASSERT_TRUE(may(r, "c", NULL, "a/b/c", ZRULES_PUBLISH));
+	CU_ASSERT_TRUE(may(r, "c", NULL, "solo", ZRULES_PUBLISH));
+	CU_ASSERT_FALSE(may(r, "c", NULL, "sol", ZRULES_PUBLISH));
+	CU_ASSERT_FALSE(may(r, "c", NULL, "solo/x", ZRULES_PUBLISH));
+	CU_ASSERT_TRUE(may(r, "c", NULL, "/lead", ZRULES_PUBLISH)); /* an empty first level */
+	CU_ASSERT_FALSE(may(r, "c", NULL, "x/lead", ZRULES_PUBLISH));
+	CU_ASSERT_TRUE(may(r, "dev", NULL, "dev/own", ZRULES_PUBLISH)); /* %c: not literal */
+	CU_ASSERT_FALSE(may(r, "dev", NULL, "other/own", ZRULES_PUBLISH));
+	CU_ASSERT_FALSE(may(r, "c", NULL, "+/x", ZRULES_SUBSCRIBE));
+	CU_ASSERT_TRUE(may(r, "c", NULL, "$share/g/a/+", ZRULES_SUBSCRIBE));
+	zrules_unref(r);
+}
+
 static void test_rules_dollar(void)
 {
 	/* [MQTT-4.7.2-1]: a leading wildcard does not match a $ topic */
@@ -509,6 +534,7 @@ static const struct test_case zauth_cases[] = {
 	{"rules first match", test_rules_first_match},
 	{"rules filters", test_rules_filters},
 	{"rules substitution", test_rules_substitution},
+	{"rules literal first level", test_rules_first_level},
 	{"MQTT-4.7.2-1 rules dollar topics", test_rules_dollar},
 	{"rules bounds", test_rules_bounds},
 	{"configuration", test_conf},
