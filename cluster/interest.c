@@ -182,22 +182,50 @@ void cluster_interest_apply(struct cluster *c, struct command *k)
 	}
 }
 
+/* Unsubscribes in's NATS subscriptions. The last completion frees in,
+ * on a libnats thread, perhaps before this returns: nothing of in is
+ * read after the first unsubscribe, and whoever pointed at in has let go
+ * of it before. */
+static void interest_unsubscribe(struct interest *in)
+{
+	natsSubscription *subs[2] = {in->subs[0], in->subs[1]};
+	for (int k = 0; k < 2; k++)
+		if (subs[k]) {
+			natsSubscription_Unsubscribe(subs[k]);
+			natsSubscription_Destroy(subs[k]);
+		}
+}
+
 void cluster_interest_close(struct cluster *c)
 {
+	/* the cluster thread has stopped: the table and the commands it had
+	 * not applied are this thread's */
 	for (uint32_t i = 0; i < c->table_cap; i++) {
-		for (struct interest *x = c->table[i]; x; x = x->next) {
-			for (int k = 0; k < 2; k++)
-				if (x->subs[k]) {
-					natsSubscription_Unsubscribe(x->subs[k]);
-					natsSubscription_Destroy(x->subs[k]);
-				}
+		struct interest **pp = &c->table[i];
+		while (*pp) {
+			struct interest *x = *pp;
+			if (!x->subs[0] && !x->subs[1]) {
+				pp = &x->next; /* never subscribed: cluster_interest_free's */
+				continue;
+			}
+			*pp = x->next;
+			c->table_n--;
+			interest_unsubscribe(x);
+		}
+	}
+	for (struct command *k = c->cmds; k; k = k->next) {
+		if (!k->on && k->in && (k->in->subs[0] || k->in->subs[1])) {
+			struct interest *in = k->in;
+			k->in = NULL;
+			interest_unsubscribe(in);
 		}
 	}
 }
 
 void cluster_interest_free(struct cluster *c)
 {
-	/* the subscriptions' completions have run and freed theirs */
+	/* what had subscriptions left the table in cluster_interest_close,
+	 * and their completions have freed them */
 	for (uint32_t i = 0; i < c->table_cap; i++) {
 		for (struct interest *x = c->table[i], *nx; x; x = nx) {
 			nx = x->next;
@@ -207,7 +235,7 @@ void cluster_interest_free(struct cluster *c)
 	}
 	for (struct command *k = c->cmds, *nk; k; k = nk) {
 		nk = k->next;
-		if (!k->on && !k->in->subs[0] && !k->in->subs[1])
+		if (k->in && !k->on && !k->in->subs[0] && !k->in->subs[1])
 			free(k->in);
 		free(k);
 	}
