@@ -52,7 +52,10 @@ static void fuzz_query(const struct acl *a, const char *q, size_t n)
 		return;
 	bool r = acl_check(a, &w, (const uint8_t *)topic, tn, ACL_READ);
 	(void)acl_check(a, &w, (const uint8_t *)topic, tn, ACL_WRITE);
-	if (!r)
+	/* "$share/G/F" as a filter is a shared subscription to F, not to
+	 * the topic name of the same spelling: the invariants below compare
+	 * a topic with filters that match it, which such a name has none of */
+	if (!r || (tn >= 7 && memcmp(topic, "$share/", 7) == 0))
 		return;
 	FUZZ_CHECK(fuzz_readable(a, &w, topic, tn));
 	if (topic[0] != '$')
