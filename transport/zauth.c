@@ -1,7 +1,7 @@
 /*
  * zauth.c - auth workers on the engine thread (zauth.h).
  *
- * Three tables, all on the engine thread and all bounded:
+ * Four tables, all on the engine thread and all bounded:
  *   - pending requests, by id (the answer's key) and by engine connection
  *     (connect_cancel's), at most midge_auth_worker_queue;
  *   - the decision cache, by SHA-256 of what the decision depends on
@@ -13,10 +13,8 @@
  *     steps (affinity: the method's state lives in that worker), by
  *     engine connection, one entry per connection at most, dropped when
  *     the exchange ends or the connection goes;
- *   - the rules of clients a worker gave rules, by client id, one entry
- *     per session: replaced at the client's next CONNECT, dropped once its
- *     session is gone (checked on the tick after a disconnect, expiry or
- *     discard).
+ *   - the rules of clients a worker gave rules, by client id: their own
+ *     room, zauth_rules.c.
  */
 #include "transport/zauth.h"
 
@@ -39,220 +37,11 @@
 #include "transport/latency.h"
 #include "transport/log.h"
 #include "transport/security.h"
-
-#define ZAUTH_BUCKETS 4096u /* pending and rules; chains grow past it */
-#define ZAUTH_SWEEP 1024    /* rule entries looked at per tick */
-
-struct zpending {
-	uint64_t id;
-	struct engine_conn *ec;
-	uint8_t key[32]; /* the cache key */
-	uint64_t t0_us;
-	bool enhanced; /* an `auth` request: answered with engine_conn_auth_step() */
-	struct zpending *id_next, *ec_next;
-};
-
-struct zcached {
-	uint8_t key[32];
-	uint64_t expires_ms;
-	struct zproto_answer a; /* its rules shared with the clients it let in */
-	struct zcached *next, *fifo_next;
-};
-
-/* The worker an exchange's next step goes to. */
-struct zroute {
-	struct engine_conn *ec;
-	struct zworker_route worker;
-	struct zroute *next;
-};
-
-struct zclient {
-	char *cid;
-	size_t len;
-	struct zrules *rules;
-	bool check; /* its session may be gone: asked on the tick */
-	struct zclient *next;
-};
-
-struct zauth {
-	uv_async_t async; /* first: the close callback frees the struct */
-	struct midge *m;
-	struct zworker *w;
-	uint64_t next_id;
-	size_t n_pending;
-	struct zpending *by_id[ZAUTH_BUCKETS], *by_ec[ZAUTH_BUCKETS];
-	struct zcached *cache[ZAUTH_BUCKETS];
-	struct zroute *routes[ZAUTH_BUCKETS];
-	struct zcached *fifo_head, *fifo_tail;
-	size_t n_cached;
-	struct zclient *clients[ZAUTH_BUCKETS];
-	/* The client looked up last for a delivery, and for anything else:
-	 * a batch of one client's PUBLISHes asks for one, every delivery to
-	 * a fan-in subscriber for another, in turns. */
-	struct zclient *last[2];
-	size_t n_clients, n_check;
-	uint64_t timeouts, bad, gone, logged_ms, quiet; /* for the log */
-};
-
-static uint32_t zauth_hash(const void *p, size_t n)
-{
-	const uint8_t *b = p;
-	uint32_t h = 2166136261u;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ b[i]) * 16777619u;
-	return h;
-}
-
-static uint32_t zauth_ptr_bucket(const void *p)
-{
-	uintptr_t v = (uintptr_t)p;
-	return (uint32_t)((v >> 4) ^ (v >> 17)) % ZAUTH_BUCKETS;
-}
+#include "transport/zauth_internal.h"
 
 bool zauth_on(const struct midge *m)
 {
 	return m->conf.zauth.endpoint != NULL;
-}
-
-/* ------------------------------------------------------------ rules */
-
-static struct zclient **zauth_client_slot(struct zauth *z, const char *cid, size_t len)
-{
-	struct zclient **pp = &z->clients[zauth_hash(cid, len) % ZAUTH_BUCKETS];
-	while (*pp && ((*pp)->len != len || memcmp((*pp)->cid, cid, len) != 0))
-		pp = &(*pp)->next;
-	return pp;
-}
-
-static void zauth_client_drop(struct zauth *z, struct zclient **pp)
-{
-	struct zclient *k = *pp;
-	*pp = k->next;
-	for (int i = 0; i < 2; i++)
-		if (z->last[i] == k)
-			z->last[i] = NULL;
-	if (k->check)
-		z->n_check--;
-	zrules_unref(k->rules);
-	free(k->cid);
-	free(k);
-	z->n_clients--;
-}
-
-/* The rules of client cid from now on (NULL: none, acl_file decides).
- * Returns 0 or -1 (out of memory: the caller refuses the CONNECT). */
-static int zauth_client_set(struct zauth *z, const char *cid, size_t len, struct zrules *rules)
-{
-	struct zclient **pp = zauth_client_slot(z, cid, len);
-	if (!rules) {
-		if (*pp)
-			zauth_client_drop(z, pp);
-		return 0;
-	}
-	if (!*pp) {
-		struct zclient *k = calloc(1, sizeof *k);
-		if (!k || !(k->cid = malloc(len ? len : 1))) {
-			free(k);
-			return -1;
-		}
-		memcpy(k->cid, cid, len);
-		k->len = len;
-		*pp = k;
-		z->n_clients++;
-	}
-	zrules_unref((*pp)->rules);
-	(*pp)->rules = zrules_ref(rules);
-	if ((*pp)->check) {
-		(*pp)->check = false;
-		z->n_check--;
-	}
-	return 0;
-}
-
-bool zauth_acl(struct midge *m, const struct midge_client *cl, const uint8_t *topic, size_t len,
-	       enum engine_access access, int *rc)
-{
-	struct zauth *z = m->zauth;
-	if (!z || !z->n_clients || !cl->client_id.p)
-		return false;
-	/* an entry's id is its own copy and ids are unique among entries:
-	 * an equal id is the right entry, whatever the caller's pointer */
-	int which = access == ENGINE_ACCESS_PUBLISH || access == ENGINE_ACCESS_SUBSCRIBE ? 0 : 1;
-	struct zclient *k = z->last[which];
-	if (!k || k->len != cl->client_id.len || memcmp(k->cid, cl->client_id.p, k->len) != 0) {
-		k = *zauth_client_slot(z, cl->client_id.p, cl->client_id.len);
-		if (!k)
-			return false;
-		z->last[which] = k;
-	}
-	enum zrules_access a = access == ENGINE_ACCESS_PUBLISH     ? ZRULES_PUBLISH
-			       : access == ENGINE_ACCESS_SUBSCRIBE ? ZRULES_SUBSCRIBE
-								   : ZRULES_RECEIVE;
-	bool ok = zrules_check(k->rules, cl->client_id.p, cl->client_id.len, cl->username.p,
-			       cl->username.len, cl->username.p != NULL, topic, len, a);
-	*rc = ok ? 0 : MQTT_RC_NOT_AUTHORIZED;
-	return true;
-}
-
-bool zauth_wants_acl(const struct midge *m)
-{
-	return m->zauth || zauth_on(m);
-}
-
-void zauth_event(struct midge *m, const struct midge_event *ev)
-{
-	struct zauth *z = m->zauth;
-	if (!z || !z->n_clients)
-		return;
-	if (ev->type != MIDGE_EV_DISCONNECT && ev->type != MIDGE_EV_SESSION_EXPIRED &&
-	    ev->type != MIDGE_EV_SESSION_DISCARDED)
-		return;
-	if (!ev->client)
-		return;
-	const struct midge_str *cid = &ev->client->client_id;
-	if (!cid->p)
-		return;
-	struct zclient *k = *zauth_client_slot(z, cid->p, cid->len);
-	if (k && !k->check) {
-		k->check = true;
-		z->n_check++;
-	}
-}
-
-void zauth_tick(struct midge *m)
-{
-	struct zauth *z = m->zauth;
-	if (!z)
-		return;
-	if (z->timeouts || z->bad || z->gone) {
-		log_warn("auth workers: %llu request(s) unanswered within midge_auth_timeout_ms %u "
-			 "(answered as midge_auth_on_timeout %s), %llu bad answer(s), %llu "
-			 "authentication exchange(s) refused because their worker went; %u worker(s) "
-			 "known",
-			 (unsigned long long)z->timeouts, m->conf.zauth.timeout_ms,
-			 m->conf.zauth.on_timeout_allow ? "allow" : "deny",
-			 (unsigned long long)z->bad, (unsigned long long)z->gone,
-			 zworker_known(z->w));
-		z->timeouts = z->bad = z->gone = 0;
-	}
-	struct engine_client_info info;
-	int seen = 0;
-	for (uint32_t b = 0; b < ZAUTH_BUCKETS && z->n_check && seen < ZAUTH_SWEEP; b++) {
-		struct zclient **pp = &z->clients[b];
-		while (*pp) {
-			if ((*pp)->check && seen++ < ZAUTH_SWEEP) {
-				if (engine_query_client(m->engine, (*pp)->cid, (*pp)->len, &info) < 0) {
-					zauth_client_drop(z, pp);
-					continue;
-				}
-				/* connected again, or an offline session: looked at
-				 * again after its next disconnect or its expiry */
-				(*pp)->check = false;
-				z->n_check--;
-			}
-			pp = &(*pp)->next;
-		}
-	}
 }
 
 /* ------------------------------------------------------------ cache */
