@@ -313,15 +313,25 @@ void conn_flush_dirty(struct midge *m, bool top_level)
 
 /* ---- time bounds ----------------------------------------------------------- */
 
+/* How long ago since was, rel being now; 0 for a since later than rel:
+ * conn_close() stamps a connection with a fresh clock reading, which
+ * can be a millisecond past the now the tick began with, and the
+ * unsigned difference would read as 49 days. */
+static uint32_t conn_age_ms(uint32_t rel, uint32_t since)
+{
+	int32_t d = (int32_t)(rel - since);
+	return d > 0 ? (uint32_t)d : 0;
+}
+
 void conn_expire(struct midge *m, uint64_t now)
 {
 	/* [MQTT-3.1.4-1]-adjacent housekeeping: a socket that never sends
 	 * CONNECT (or never finishes TLS) is closed after connect_timeout. */
 	uint64_t limit = (uint64_t)m->conf.connect_timeout * 1000u;
 	uint32_t rel = broker_rel_ms(m, now);
-	if (limit > UINT32_MAX)
-		limit = UINT32_MAX;
-	while (limit && m->pre.head && (uint32_t)(rel - m->pre.head->phase_since_ms) >= limit) {
+	if (limit > INT32_MAX)
+		limit = INT32_MAX;
+	while (limit && m->pre.head && conn_age_ms(rel, m->pre.head->phase_since_ms) >= limit) {
 		struct conn *c = m->pre.head;
 		/* the engine's view of the peer: the socket half may be
 		 * rewriting its own (a PROXY header) at this moment */
@@ -336,7 +346,7 @@ void conn_expire(struct midge *m, uint64_t now)
 	/* A client that does not read cannot hold a closing socket open:
 	 * what it has not taken after the grace period is dropped. */
 	while (m->closing.head &&
-	       (uint32_t)(rel - m->closing.head->phase_since_ms) > CLOSE_GRACE_MS) {
+	       conn_age_ms(rel, m->closing.head->phase_since_ms) > CLOSE_GRACE_MS) {
 		struct conn *c = m->closing.head;
 		conn_list_remove(&m->closing, c);
 		c->in_grace = false;
