@@ -20,9 +20,19 @@ for trs in $(find "${@:-.}" -name '*.trs' | sort); do
 	SKIP) [ -z "$line" ] && { echo "SKIPPED (counted as failed): $log"; f=1; } ;;
 	*) [ "$f" -eq 0 ] && f=1 ;;
 	esac
-	[ "$f" -ne 0 ] && echo "FAILED: $log ($res)"
+	if [ "$f" -ne 0 ]; then
+		echo "FAILED: $log ($res)"
+		# what failed, for a reader who sees only the end of the output
+		grep -E '^(FAIL |not ok|Traceback|[A-Za-z]*Error)|ThreadSanitizer|AddressSanitizer|runtime error' \
+			"$log" 2>/dev/null | head -n 6 | cut -c1-400 | sed 's/^/    /'
+	fi
 	passed=$((passed + p))
 	failed=$((failed + f))
+done
+# sanitizer reports written beside the logs (build.sh's log_path)
+for rep in $(find "${@:-.}" -maxdepth 1 -name 'tsan.*' 2>/dev/null | sort | head -n 3); do
+	echo "REPORT: $rep"
+	grep -E '^(WARNING|SUMMARY)|^    #[0-3] ' "$rep" | head -n 12 | cut -c1-300 | sed 's/^/    /'
 done
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
