@@ -318,6 +318,7 @@ static void *cluster_thread(void *arg)
 		if (cluster_now_ms() >= beat) {
 			cluster_kv_heartbeat(c);
 			cluster_will_check(c);
+			cluster_nodes_refresh(c);
 			beat = cluster_now_ms() + c->cfg.lease_ms / 3;
 		}
 		/* After a reconnect the other nodes need a moment to subscribe
@@ -446,6 +447,8 @@ static void cluster_release(struct cluster *c)
 	if (c->leak)
 		return;
 	cluster_owner_free(c);
+	cluster_nodes_free(c);
+	pthread_mutex_destroy(&c->sum_mu);
 	pthread_mutex_destroy(&c->closed_mu);
 	pthread_cond_destroy(&c->closed_cv);
 	free(c->table);
@@ -467,6 +470,7 @@ struct cluster *cluster_start(const struct cluster_config *cfg, uv_loop_t *loop,
 	}
 	pthread_mutex_init(&c->closed_mu, NULL);
 	pthread_cond_init(&c->closed_cv, NULL);
+	pthread_mutex_init(&c->sum_mu, NULL);
 	c->cfg = *cfg;
 	if (!c->cfg.buffer_bytes)
 		c->cfg.buffer_bytes = CLUSTER_DEFAULT_BUFFER;

@@ -70,4 +70,22 @@ void cluster_free(struct cluster *c);
 void cluster_stats(const struct cluster *c, struct cluster_stats *out);
 const char *cluster_node(const struct cluster *c);
 
+#define CLUSTER_NODE_NAME_MAX 64 /* midge_node_name's bound */
+#define CLUSTER_NODES_MAX 256    /* nodes a summary lists */
+
+/* One live node of the cluster summary (nodes.c). */
+struct cluster_node_info {
+	char name[CLUSTER_NODE_NAME_MAX + 1];
+	int64_t clients;  /* connected on that node; -1: unknown (an older node) */
+	uint64_t seen_ms; /* wall clock of its last heartbeat */
+	bool self;        /* this node (its count is the current one) */
+};
+
+/* Engine thread, every second: the clients connected here, written into
+ * this node's lease at the next heartbeat. */
+void cluster_set_clients(struct cluster *c, uint64_t connected);
+/* Any thread: the live nodes, this one included, by name, at most max;
+ * the others as of the last heartbeat. Returns how many. */
+int cluster_nodes(struct cluster *c, struct cluster_node_info *out, int max);
+
 #endif

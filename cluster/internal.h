@@ -102,6 +102,11 @@ struct cluster {
 	kvStore *wills;
 	char **seen;
 	int n_seen;
+	/* nodes.c: the other live nodes as of the last heartbeat (sum_mu) */
+	pthread_mutex_t sum_mu;
+	struct cluster_node_info *sum;
+	int n_sum;
+	atomic_uint_fast64_t local_clients; /* written by the loop */
 	/* engine thread */
 	struct interest **table;
 	uint32_t table_cap, table_n;
@@ -170,6 +175,16 @@ void cluster_kv_apply(struct cluster *c, const char *key, size_t klen, const uin
 /* Stops the watcher, gives the node name back (a node started in its
  * place may take it at once), releases the buckets. Idempotent. */
 void cluster_kv_close(struct cluster *c);
+
+/* ---- nodes.c ----------------------------------------------------------- */
+
+/* A lease's value: "<ms> <clients connected here>". Returns its length. */
+int cluster_lease_value(struct cluster *c, char *buf, size_t cap);
+/* Cluster thread, after cluster_will_check: reads the leases of the nodes
+ * it found alive (c->seen) into the summary. */
+void cluster_nodes_refresh(struct cluster *c);
+/* cluster_release: frees the summary. */
+void cluster_nodes_free(struct cluster *c);
 
 /* ---- owner.c ----------------------------------------------------------- */
 

@@ -1,8 +1,9 @@
 /*
  * kv.c - the cluster's JetStream key-value buckets (docs/cluster.md):
  * <name>_nodes holds each node's name under a lease (create = claim,
- * update with the revision = renew), <name>_retained the cluster-wide
- * retained store, loaded at start-up and followed by the watcher thread.
+ * update with the revision = renew; the value is nodes.c's),
+ * <name>_retained the cluster-wide retained store, loaded at start-up
+ * and followed by the watcher thread.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,7 +45,7 @@ natsStatus cluster_kv_open(struct cluster *c)
 int cluster_kv_claim(struct cluster *c, char *err, size_t errlen)
 {
 	char v[64];
-	int vn = snprintf(v, sizeof v, "%llu", (unsigned long long)cluster_now_ms());
+	int vn = cluster_lease_value(c, v, sizeof v);
 	natsStatus s = kvStore_Create(&c->lease_rev, c->nodes, c->node, v, vn);
 	if (s == NATS_OK)
 		return 0;
@@ -59,7 +60,7 @@ void cluster_kv_heartbeat(struct cluster *c)
 {
 	uint64_t rev = 0;
 	char v[64];
-	int n = snprintf(v, sizeof v, "%llu", (unsigned long long)cluster_now_ms());
+	int n = cluster_lease_value(c, v, sizeof v);
 	natsStatus s = kvStore_Update(&rev, c->nodes, c->node, v, n, c->lease_rev);
 	if (s == NATS_OK)
 		c->lease_rev = rev;

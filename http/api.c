@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster/cluster.h"
 #include "codec/codec.h"
 #include "engine/engine.h"
 #include "engine/query.h"
@@ -192,6 +193,41 @@ int http_api_broker(struct http *h, struct http_req *r, const char *arg)
 			      "tls", h->tls, "listeners", ls, "config", api_config(&m->conf));
 	if (o && m->conf_path)
 		json_object_set_new(o, "config_file", json_string(m->conf_path));
+	return http_reply_json(r, 200, o);
+}
+
+/* ---- cluster ---- */
+
+int http_api_cluster(struct http *h, struct http_req *r, const char *arg)
+{
+	(void)arg;
+	struct midge *m = h->m;
+	if (!m->cluster)
+		return http_reply_error(r, 404, "not_found", "this node is not in a cluster (midge_cluster)");
+	struct cluster_stats st;
+	cluster_stats(m->cluster, &st);
+	struct cluster_node_info *v = malloc(CLUSTER_NODES_MAX * sizeof *v);
+	json_t *nodes = json_array();
+	if (!v || !nodes) {
+		free(v);
+		json_decref(nodes);
+		return http_reply_error(r, 503, "out_of_memory", "out of memory");
+	}
+	int n = cluster_nodes(m->cluster, v, CLUSTER_NODES_MAX);
+	json_int_t clients = 0;
+	for (int i = 0; i < n; i++) {
+		clients += v[i].clients > 0 ? v[i].clients : 0;
+		json_array_append_new(
+		    nodes, json_pack("{s:s, s:o, s:I, s:b}", "name", v[i].name, "clients",
+				     v[i].clients >= 0 ? json_integer(v[i].clients) : json_null(),
+				     "seen_ms", (json_int_t)v[i].seen_ms, "self", v[i].self));
+	}
+	free(v);
+	const char *name = m->conf.cluster_name ? m->conf.cluster_name : "midge";
+	json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:I, s:o}", "cluster", name, "node",
+			      cluster_node(m->cluster), "state",
+			      st.connected ? "connected" : "disconnected", "nodes_count", n,
+			      "clients", clients, "nodes", nodes);
 	return http_reply_json(r, 200, o);
 }
 

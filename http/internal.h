@@ -250,6 +250,8 @@ void http_run_soon(struct http *h);
 
 /* ---- api.c: handlers (routes.c lists them) ---- */
 int http_api_broker(struct http *h, struct http_req *r, const char *arg);
+/* GET /api/v1/cluster: the cluster summary (404 outside a cluster). */
+int http_api_cluster(struct http *h, struct http_req *r, const char *arg);
 int http_api_clients(struct http *h, struct http_req *r, const char *arg);
 int http_api_client(struct http *h, struct http_req *r, const char *arg);
 int http_api_kick(struct http *h, struct http_req *r, const char *arg);

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cluster/cluster.h"
 #include "engine/engine.h"
 #include "engine/query.h"
 #include "hooks/hooks.h"
@@ -329,6 +330,62 @@ static double http_open_fds(uint64_t now)
 	return kept;
 }
 
+/* The node's name (the events' "node": midge_node_name, or the host
+ * name; a scrape of several brokers tells them apart by it), and in a
+ * cluster its link to NATS and the summary every node keeps: the live
+ * nodes and their connected clients. */
+static void cluster_metrics(struct sb *b, const struct midge *m, const char *node)
+{
+	const struct conf *c = &m->conf;
+	family(b, "midge_node_info", "gauge",
+	       "Always 1; the node name and the name of its cluster (empty outside a "
+	       "cluster) are labels.");
+	sb_printf(b, "midge_node_info{node=\"");
+	label_value(b, node);
+	sb_printf(b, "\",cluster=\"");
+	label_value(b, m->cluster ? (c->cluster_name ? c->cluster_name : "midge") : "");
+	sb_printf(b, "\"} 1\n");
+	if (!m->cluster)
+		return;
+	struct cluster_stats s;
+	cluster_stats(m->cluster, &s);
+	one(b, "midge_cluster_connected", "gauge", "1 while the node is connected to NATS.",
+	    s.connected);
+	one(b, "midge_cluster_forwarded_messages_total", "counter",
+	    "Messages handed to NATS for other nodes.", (double)s.forwarded);
+	one(b, "midge_cluster_received_messages_total", "counter",
+	    "Messages received from other nodes.", (double)s.received);
+	family(b, "midge_cluster_dropped_messages_total", "counter",
+	       "Messages dropped for a full buffer (out: to NATS; in: from it, or invalid).");
+	sb_printf(b, "midge_cluster_dropped_messages_total{direction=\"out\"} %llu\n",
+		  (unsigned long long)s.dropped_out);
+	sb_printf(b, "midge_cluster_dropped_messages_total{direction=\"in\"} %llu\n",
+		  (unsigned long long)s.dropped_in);
+	one(b, "midge_cluster_buffered_bytes", "gauge", "Bytes waiting to be sent to NATS.",
+	    (double)s.buffered);
+	one(b, "midge_cluster_subjects", "gauge", "NATS subscriptions for this node's filters.",
+	    (double)s.subjects);
+	one(b, "midge_cluster_disconnects_total", "counter", "Times the link to NATS was lost.",
+	    (double)s.disconnects);
+	struct cluster_node_info *nodes = malloc(CLUSTER_NODES_MAX * sizeof *nodes);
+	if (!nodes) {
+		b->failed = true;
+		return;
+	}
+	int n = cluster_nodes(m->cluster, nodes, CLUSTER_NODES_MAX);
+	one(b, "midge_cluster_nodes", "gauge", "Live nodes in the cluster, this one included.", n);
+	family(b, "midge_cluster_node_clients", "gauge",
+	       "Clients connected to each live node (as of its last heartbeat).");
+	for (int i = 0; i < n; i++) {
+		if (nodes[i].clients < 0)
+			continue;
+		sb_printf(b, "midge_cluster_node_clients{node=\"");
+		label_value(b, nodes[i].name);
+		sb_printf(b, "\"} %lld\n", (long long)nodes[i].clients);
+	}
+	free(nodes);
+}
+
 /* CPU, memory and descriptors of this process (Prometheus's process_
  * names). */
 static void process_metrics(struct sb *b, const struct midge *m)
@@ -365,6 +422,7 @@ char *http_metrics_render(struct http *h, size_t *len)
 	event_metrics(&b, &h->counters, &st);
 	listener_metrics(&b, m);
 	http_own_metrics(&b, h);
+	cluster_metrics(&b, m, h->node);
 	histogram(&b, "midge_delivery_latency_seconds",
 		  "In-broker delivery latency: PUBLISH read to delivery written to the subscriber's "
 		  "socket.",

@@ -12,6 +12,7 @@ const struct http_route http_routes[] = {
 	{"GET", "/api/v1/openapi.json", HTTP_ROLE_READ, http_api_openapi},
 	{"GET", "/api/v1/broker", HTTP_ROLE_READ, http_api_broker},
 	{"GET", "/api/v1/stats", HTTP_ROLE_READ, http_api_summary},
+	{"GET", "/api/v1/cluster", HTTP_ROLE_READ, http_api_cluster},
 	{"GET", "/api/v1/clients", HTTP_ROLE_READ, http_api_clients},
 	{"GET", "/api/v1/clients/{clientid}", HTTP_ROLE_READ, http_api_client},
 	{"DELETE", "/api/v1/clients/{clientid}", HTTP_ROLE_ADMIN, http_api_kick},

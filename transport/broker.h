@@ -102,7 +102,7 @@ struct listener {
 #define SYS_STORE_SLOTS 10
 #define SYS_SLOT_PAUSES (SYS_SLOT_STORE + SYS_STORE_SLOTS)
 #define SYS_SLOT_CLUSTER (SYS_SLOT_PAUSES + 1)
-#define SYS_CLUSTER_SLOTS 8
+#define SYS_CLUSTER_SLOTS 10
 
 struct sys_cache {
 	double load[3];
@@ -234,6 +234,8 @@ int cluster_link_start(struct midge *m);
 void cluster_link_quiet(struct midge *m);
 void cluster_link_free(struct midge *m);
 void cluster_link_sys(struct midge *m, sys_put_fn put, int slot);
+/* Every tick: this node's connected clients, for the cluster summary. */
+void cluster_link_tick(struct midge *m);
 /* SIGHUP: keeps the running cluster settings in the new conf nc, warning
  * when the file changed them. */
 void cluster_link_reload(struct midge *m, struct conf *nc);

@@ -88,6 +88,22 @@ void cluster_link_sys(struct midge *m, sys_put_fn put, int slot)
 	put(m, slot + 6, "$SYS/broker/midge/cluster/subjects", "%llu", (unsigned long long)s.subjects);
 	put(m, slot + 7, "$SYS/broker/midge/cluster/disconnects", "%llu",
 	    (unsigned long long)s.disconnects);
+	static struct cluster_node_info nodes[CLUSTER_NODES_MAX]; /* engine thread only */
+	int n = cluster_nodes(m->cluster, nodes, CLUSTER_NODES_MAX);
+	unsigned long long clients = 0;
+	for (int i = 0; i < n; i++)
+		clients += nodes[i].clients > 0 ? (unsigned long long)nodes[i].clients : 0;
+	put(m, slot + 8, "$SYS/broker/midge/cluster/nodes", "%d", n);
+	put(m, slot + 9, "$SYS/broker/midge/cluster/clients/connected", "%llu", clients);
+}
+
+void cluster_link_tick(struct midge *m)
+{
+	if (!m->cluster)
+		return;
+	struct engine_stats st;
+	engine_stats(m->engine, &st);
+	cluster_set_clients(m->cluster, st.clients_connected);
 }
 
 static bool str_eq(const char *a, const char *b)

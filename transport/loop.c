@@ -183,6 +183,7 @@ static void loop_on_tick(uv_timer_t *t)
 	engine_tick(m->engine, now);
 	conn_expire(m, now);
 	zauth_tick(m);
+	cluster_link_tick(m);
 	if (m->hooks) {
 		hooks_notes(m->hooks, loop_log_hooks_note, NULL);
 		loop_log_hooks_dropped(m, now);
