@@ -1,13 +1,22 @@
 #!/usr/bin/python3
-"""Cross-node point-to-point throughput of a midge cluster against a single
-node, in one run: a nats-server with JetStream and two midge nodes on free
-loopback ports; midge-loadgen p2p at QoS 0 and 1 with publishers on node
-n0 and subscribers on n0 (single node: the cluster has nothing to carry) and
-then on n1 (every message crosses NATS). Prints each RESULT line and the
-ratios (target: cross-node >= 50 % of single node), and the CPU seconds of
-the two brokers and of nats-server per million messages.
+"""A midge cluster against a single node, in one run: a nats-server with
+JetStream and three midge nodes on free loopback ports.
 
-  bench/cluster_bench.py [--duration S] [--pairs N] [--build DIR]
+- p2p: midge-loadgen p2p at QoS 0 and 1 with publishers on node n0 and
+  subscribers on n0 (single node: the cluster has nothing to carry) and
+  then on n1 (every message crosses NATS). Target: cross-node >= 50 % of
+  single node.
+- fanin: the aggregate of three nodes. Single: one midge-loadgen fan-in
+  (3 x P publishers, one wildcard subscriber) on n0. Aggregate: three
+  loadgens at once, the publishers of the i-th on node i and its
+  subscriber on node i+1 (every message crosses NATS), their rates
+  added.
+
+Prints each RESULT line, the ratios, and the CPU seconds of each broker
+and of nats-server per million messages.
+
+  bench/cluster_bench.py [--workload p2p|fanin|all] [--duration S]
+                         [--pairs N] [--publishers P] [--build DIR]
 """
 
 import argparse
@@ -52,10 +61,77 @@ def result_field(line, key):
     return 0.0
 
 
+def cpu_line(cpu0, cpu1, msgs):
+    n = max(msgs, 1)
+    return ("  cpu s per million messages (whole run incl. warm-up): n0 %.2f, n1 %.2f, n2 %.2f, "
+            "nats-server %.2f" % tuple((c1 - c0) / n * 1e6 for c0, c1 in zip(cpu0, cpu1)))
+
+
+def run_loadgen(a, loadgen, args, label):
+    return subprocess.Popen([loadgen] + args + ["-d", str(a.duration), "-u", "1", "--quiet",
+                                                "-l", label],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+
+def last_line(proc, timeout):
+    out, _ = proc.communicate(timeout=timeout)
+    out = (out or "").strip()
+    return out.splitlines()[-1] if out else "(no result)"
+
+
+def p2p(a, loadgen, nodes, pids):
+    rates = {}
+    for qos in (0, 1):
+        for mode in ("single", "cross"):
+            sub = nodes[0][1] if mode == "single" else nodes[1][1]
+            cpu0 = [cpu_seconds(p) for p in pids]
+            proc = run_loadgen(a, loadgen, ["-p", str(nodes[0][1]), "--sub-port", str(sub), "-w",
+                                            "p2p", "-q", str(qos), "-c", str(a.pairs)],
+                               "%s-qos%d" % (mode, qos))
+            line = last_line(proc, a.duration + 60)
+            cpu1 = [cpu_seconds(p) for p in pids]
+            rate = result_field(line, "msg_per_s")
+            rates[(mode, qos)] = rate
+            print(line)
+            print(cpu_line(cpu0, cpu1, rate * a.duration))
+    for qos in (0, 1):
+        s, c = rates[("single", qos)], rates[("cross", qos)]
+        print("QoS %d: single node %.0f msg/s, cross-node %.0f msg/s: %.0f %% (target >= 50 %%)"
+              % (qos, s, c, 100.0 * c / s if s else 0))
+
+
+def fanin(a, loadgen, nodes, pids):
+    for qos in (0, 1):
+        cpu0 = [cpu_seconds(p) for p in pids]
+        proc = run_loadgen(a, loadgen, ["-p", str(nodes[0][1]), "-w", "fanin", "-q", str(qos),
+                                        "-c", str(3 * a.publishers)], "fanin-single-qos%d" % qos)
+        line = last_line(proc, a.duration + 60)
+        cpu1 = [cpu_seconds(p) for p in pids]
+        single = result_field(line, "msg_per_s")
+        print(line)
+        print(cpu_line(cpu0, cpu1, single * a.duration))
+        cpu0 = [cpu_seconds(p) for p in pids]
+        procs = [run_loadgen(a, loadgen, ["-p", str(nodes[i][1]), "--sub-port",
+                                          str(nodes[(i + 1) % 3][1]), "-w", "fanin", "-q",
+                                          str(qos), "-c", str(a.publishers)],
+                             "fanin-n%d-to-n%d-qos%d" % (i, (i + 1) % 3, qos)) for i in range(3)]
+        lines = [last_line(p, a.duration + 60) for p in procs]
+        cpu1 = [cpu_seconds(p) for p in pids]
+        total = sum(result_field(x, "msg_per_s") for x in lines)
+        for x in lines:
+            print(x)
+        print(cpu_line(cpu0, cpu1, total * a.duration))
+        print("fan-in QoS %d: single node %.0f msg/s, three nodes (every message across NATS) "
+              "%.0f msg/s in all: %.0f %%" % (qos, single, total,
+                                              100.0 * total / single if single else 0))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=float, default=5)
     ap.add_argument("--pairs", type=int, default=20)
+    ap.add_argument("--publishers", type=int, default=10, help="per node, fan-in")
+    ap.add_argument("--workload", choices=("p2p", "fanin", "all"), default="all")
     ap.add_argument("--build", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                    "..", "build"))
     a = ap.parse_args()
@@ -70,7 +146,7 @@ def main():
         if not wait_port(np, nats):
             sys.exit("nats-server did not start")
         nodes = []
-        for i in range(2):
+        for i in range(3):
             port = free_port()
             conf = os.path.join(work, "n%d.conf" % i)
             with open(conf, "w") as f:
@@ -84,28 +160,11 @@ def main():
                 sys.exit("midge n%d did not start" % i)
             nodes.append((p, port))
         loadgen = os.path.join(a.build, "bench", "midge-loadgen")
-        rates = {}
-        for qos in (0, 1):
-            for mode in ("single", "cross"):
-                sub = nodes[0][1] if mode == "single" else nodes[1][1]
-                cpu0 = [cpu_seconds(p.pid) for p in (nodes[0][0], nodes[1][0], nats)]
-                out = subprocess.run(
-                    [loadgen, "-p", str(nodes[0][1]), "--sub-port", str(sub), "-w", "p2p",
-                     "-q", str(qos), "-c", str(a.pairs), "-d", str(a.duration), "-u", "1",
-                     "--quiet", "-l", "%s-qos%d" % (mode, qos)],
-                    capture_output=True, text=True, timeout=a.duration + 60).stdout.strip()
-                cpu1 = [cpu_seconds(p.pid) for p in (nodes[0][0], nodes[1][0], nats)]
-                line = out.splitlines()[-1] if out else "(no result)"
-                rate = result_field(line, "msg_per_s")
-                rates[(mode, qos)] = rate
-                n = max(rate * a.duration, 1)
-                print(line)
-                print("  cpu s per million messages (whole run incl. warm-up): n0 %.2f, n1 %.2f, "
-                      "nats-server %.2f" % tuple((c1 - c0) / n * 1e6 for c0, c1 in zip(cpu0, cpu1)))
-        for qos in (0, 1):
-            s, c = rates[("single", qos)], rates[("cross", qos)]
-            print("QoS %d: single node %.0f msg/s, cross-node %.0f msg/s: %.0f %% (target >= 50 %%)"
-                  % (qos, s, c, 100.0 * c / s if s else 0))
+        pids = [p.pid for p, _ in nodes] + [nats.pid]
+        if a.workload in ("p2p", "all"):
+            p2p(a, loadgen, nodes, pids)
+        if a.workload in ("fanin", "all"):
+            fanin(a, loadgen, nodes, pids)
     finally:
         for p in procs:
             if p.poll() is None:
