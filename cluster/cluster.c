@@ -292,7 +292,9 @@ static void *cluster_thread(void *arg)
 		pthread_mutex_lock(&c->out.mu);
 		for (;;) {
 			bool up = atomic_load(&c->connected);
-			if (c->stop || c->cmds || (up && c->out.rpos != c->out.wpos) || cluster_now_ms() >= beat)
+			uint64_t now = cluster_now_ms();
+			if (c->stop || c->cmds || (up && c->out.rpos != c->out.wpos) || now >= beat ||
+			    (c->waits && now >= c->waits->due_ms))
 				break;
 			struct timespec ts;
 			clock_gettime(CLOCK_REALTIME, &ts);
@@ -315,6 +317,7 @@ static void *cluster_thread(void *arg)
 			free(k);
 			k = nk;
 		}
+		cluster_will_due(c);
 		if (cluster_now_ms() >= beat) {
 			cluster_kv_heartbeat(c);
 			cluster_will_check(c);

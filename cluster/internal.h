@@ -52,6 +52,16 @@ struct owner_job {
 	char key[]; /* the client id as a bucket key */
 };
 
+/* A dead node's will in its delay (will.c, cluster thread). */
+struct will_wait {
+	struct will_wait *next;
+	uint64_t due_ms;
+	char *key;      /* "<node>.<client id as a key>" */
+	size_t plen;    /* strlen("<node>.") */
+	size_t len;
+	uint8_t data[]; /* u32 delay + the encoded will */
+};
+
 /* A subscription change for the cluster thread. */
 struct command {
 	struct command *next;
@@ -102,6 +112,8 @@ struct cluster {
 	kvStore *wills;
 	char **seen;
 	int n_seen;
+	struct will_wait *waits; /* dead nodes' wills in their delay, by due time */
+	uint64_t wait_bytes;     /* their size: bounded by midge_cluster_buffer */
 	/* nodes.c: the other live nodes as of the last heartbeat (sum_mu) */
 	pthread_mutex_t sum_mu;
 	struct cluster_node_info *sum;
@@ -220,9 +232,14 @@ void cluster_will_publish(struct cluster *c, const uint8_t *data, size_t len, ui
 /* Cluster thread: puts (len > 0) or deletes a will key. */
 natsStatus cluster_will_store(struct cluster *c, const char *key, const uint8_t *data, size_t len);
 /* Cluster thread, each heartbeat: the nodes whose lease is gone since the
- * last one have their wills published (by one node of the cluster). */
+ * last one have their wills published (by one node of the cluster), at
+ * once or once their delay has passed. */
 void cluster_will_check(struct cluster *c);
-/* Releases the bucket and the remembered nodes. */
+/* Cluster thread, every wake-up: the held wills whose delay has passed
+ * are published, unless their client id went to another node since. */
+void cluster_will_due(struct cluster *c);
+/* Releases the bucket, the remembered nodes and the held wills (those
+ * are lost with this node: docs/cluster.md). */
 void cluster_will_close(struct cluster *c);
 
 #endif

@@ -9,7 +9,11 @@
  * a killed one lets it lapse), the first node to create "<node>.reaped" in
  * NAME_nodes (a compare-and-set: one node in the cluster) publishes that
  * node's wills, except for the clients whose id another node holds since
- * (their session resumed there [MQTT-3.1.3-9]).
+ * (their session resumed there [MQTT-3.1.3-9]). A will with a delay (the
+ * smaller of its will delay and its session's expiry, as the engine
+ * sends it) waits on that node's cluster thread for the delay, counted
+ * from when the node was found gone, and goes out only if its client id
+ * is still the dead node's then.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,6 +93,68 @@ static bool will_owner_is(struct cluster *c, const char *idkey, const char *node
 	return same;
 }
 
+/*
+ * Keeps a will whose delay is not zero until it is due (its copy leaves
+ * the bucket with the others: this node publishes it or nobody does).
+ * Returns 0 when held, -1 to publish it now: no delay, or past the bound
+ * (midge_cluster_buffer: a will early is better than none), or no memory.
+ */
+static int will_hold(struct cluster *c, const char *key, size_t plen, const uint8_t *v,
+		     size_t vl)
+{
+	if (vl < 4)
+		return -1;
+	uint32_t delay = (uint32_t)v[0] << 24 | (uint32_t)v[1] << 16 | (uint32_t)v[2] << 8 | v[3];
+	if (!delay)
+		return -1;
+	if (c->wait_bytes + vl > c->cfg.buffer_bytes) {
+		log_warn("cluster: the wills waiting for their delay fill midge_cluster_buffer: "
+			 "the will of %s goes out now", key);
+		return -1;
+	}
+	struct will_wait *w = malloc(sizeof *w + vl);
+	if (!w || !(w->key = strdup(key))) {
+		free(w);
+		return -1;
+	}
+	w->due_ms = cluster_now_ms() + (uint64_t)delay * 1000;
+	w->plen = plen;
+	w->len = vl;
+	memcpy(w->data, v, vl);
+	struct will_wait **pp = &c->waits;
+	while (*pp && (*pp)->due_ms <= w->due_ms)
+		pp = &(*pp)->next;
+	w->next = *pp;
+	*pp = w;
+	c->wait_bytes += vl;
+	return 0;
+}
+
+static void will_wait_free(struct cluster *c, struct will_wait *w)
+{
+	c->wait_bytes -= w->len;
+	free(w->key);
+	free(w);
+}
+
+void cluster_will_due(struct cluster *c)
+{
+	uint64_t now = cluster_now_ms();
+	while (c->waits && c->waits->due_ms <= now) {
+		struct will_wait *w = c->waits;
+		c->waits = w->next;
+		char node[CLUSTER_NODE_NAME_MAX + 1];
+		size_t nl = w->plen - 1 < sizeof node - 1 ? w->plen - 1 : sizeof node - 1;
+		memcpy(node, w->key, nl);
+		node[nl] = '\0';
+		/* [MQTT-3.1.3-9] a client that connected again meanwhile (on
+		 * any node: it claimed its id) has no will to publish */
+		if (will_owner_is(c, w->key + w->plen, node))
+			cluster_input_put(c, REC_WILL, w->key, strlen(w->key), w->data, w->len);
+		will_wait_free(c, w);
+	}
+}
+
 /* Publishes the wills node left, if this node is the one to (the
  * "<node>.reaped" mark, created once in the cluster). */
 static void will_reap(struct cluster *c, const char *node)
@@ -107,16 +173,21 @@ static void will_reap(struct cluster *c, const char *node)
 	if (kvStore_Watch(&w, c->wills, filter, &o) != NATS_OK)
 		return;
 	size_t plen = strlen(node) + 1;
-	uint32_t n = 0, skipped = 0;
+	uint32_t n = 0, held = 0, skipped = 0;
 	for (;;) {
 		kvEntry *en = NULL;
 		if (kvWatcher_Next(&en, w, 2000) != NATS_OK || !en)
 			break; /* NULL: every will there is was seen */
 		const char *key = kvEntry_Key(en);
+		const uint8_t *v = kvEntry_Value(en);
+		size_t vl = (size_t)kvEntry_ValueLen(en);
 		if (strlen(key) > plen && will_owner_is(c, key + plen, node)) {
-			cluster_input_put(c, REC_WILL, key, strlen(key), kvEntry_Value(en),
-					  (size_t)kvEntry_ValueLen(en));
-			n++;
+			if (will_hold(c, key, plen, v, vl) == 0) {
+				held++;
+			} else {
+				cluster_input_put(c, REC_WILL, key, strlen(key), v, vl);
+				n++;
+			}
 		} else {
 			skipped++;
 		}
@@ -125,8 +196,9 @@ static void will_reap(struct cluster *c, const char *node)
 	}
 	kvWatcher_Destroy(w);
 	log_notice("cluster: node %s is gone (its lease lapsed or it stopped): %u of its clients' "
-		   "wills published here, %u of clients connected elsewhere since dropped",
-		   node, n, skipped);
+		   "wills published here, %u held here for their will delay, %u of clients "
+		   "connected elsewhere since dropped",
+		   node, n, held, skipped);
 }
 
 void cluster_will_check(struct cluster *c)
@@ -169,6 +241,11 @@ void cluster_will_check(struct cluster *c)
 
 void cluster_will_close(struct cluster *c)
 {
+	while (c->waits) {
+		struct will_wait *w = c->waits;
+		c->waits = w->next;
+		will_wait_free(c, w);
+	}
 	for (int i = 0; i < c->n_seen; i++)
 		free(c->seen[i]);
 	free(c->seen);

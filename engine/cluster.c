@@ -135,7 +135,10 @@ void cluster_will(struct engine *e, const struct session *s)
 	struct engine_cluster_msg v;
 	cluster_view(e, s->will->m, &v);
 	v.expiry_at = 0; /* a will's expiry counts from its publication */
-	e->cluster.will(e->cluster.ctx, (const uint8_t *)s->cid, s->cid_len, &v, s->will->delay);
+	/* published when its delay passes or its session ends, whichever
+	 * comes first (session.c does the same here) */
+	uint32_t delay = s->will->delay < s->expiry ? s->will->delay : s->expiry;
+	e->cluster.will(e->cluster.ctx, (const uint8_t *)s->cid, s->cid_len, &v, delay);
 }
 
 int engine_cluster_will(struct engine *e, const struct engine_cluster_msg *v, uint64_t now_ms)

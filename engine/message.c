@@ -62,9 +62,51 @@ int emsg_set_source(struct emsg *m, const struct midge_client *from)
 }
 
 /*
+ * Removes the Will Delay Interval (0x18) from a will's property block in
+ * place and returns the new length. It is the one will property a
+ * PUBLISH must not carry, and the raw block travels as a PUBLISH's: to
+ * other nodes of a cluster, in a moved session. Anything that does not
+ * walk as a will's properties is left as it is (the decoder refuses it).
+ */
+static uint32_t will_props_strip(uint8_t *p, uint32_t len)
+{
+	uint32_t i = 0;
+	while (i < len) {
+		uint8_t id = p[i];
+		uint32_t n; /* the value's size */
+		if (id == 0x01) {
+			n = 1;
+		} else if (id == 0x02 || id == 0x18) {
+			n = 4;
+		} else if (id == 0x03 || id == 0x08 || id == 0x09 || id == 0x26) {
+			if (len - i < 3)
+				return len;
+			n = 2 + ((uint32_t)p[i + 1] << 8 | p[i + 2]);
+			if (id == 0x26) { /* a pair: the second string's length follows */
+				if (len - i - 1 < n + 2)
+					return len;
+				n += 2 + ((uint32_t)p[i + 1 + n] << 8 | p[i + 2 + n]);
+			}
+		} else {
+			return len;
+		}
+		if (len - i - 1 < n)
+			return len;
+		if (id == 0x18) {
+			memmove(p + i, p + i + 1 + n, len - i - 1 - n);
+			len -= 1 + n;
+			continue;
+		}
+		i += 1 + n;
+	}
+	return len;
+}
+
+/*
  * A new message with one reference: copies topic, payload and the raw v5
  * property block (decoded again from the copy so the views point into it;
- * will properties when `will`). Only forwardable properties stay marked
+ * will properties when `will`, the will delay taken out of the copy).
+ * Only forwardable properties stay marked
  * present; message expiry becomes an absolute deadline (for a will, once
  * it is published). NULL on OOM or a property block that does not decode.
  */
@@ -100,9 +142,13 @@ struct emsg *emsg_new(struct engine *e, const uint8_t *topic, size_t tlen,
 	m->topic_len = (uint16_t)tlen;
 	memcpy(m->topic, topic, tlen);
 	m->raw_props = bytes + tlen;
-	m->props_len = (uint32_t)props_len;
 	if (props_len)
 		memcpy(m->raw_props, props, props_len);
+	if (will && props_len)
+		props_len = will_props_strip(m->raw_props, (uint32_t)props_len);
+	if (!props_len)
+		m->props = NULL;
+	m->props_len = (uint32_t)props_len;
 	m->origin_id = (char *)m->raw_props + props_len;
 	m->origin_len = (uint32_t)olen;
 	if (olen)

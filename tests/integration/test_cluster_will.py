@@ -4,12 +4,19 @@ died"): clients with wills are connected on node m0, which is killed with
 publishes their wills for the cluster: a subscriber on m2 gets each will
 exactly once (v5 and 3.1.1) [MQTT-3.1.2-8]; not the will of a client that
 sent DISCONNECT [MQTT-3.1.2-10], nor that of a client whose session went
-on on m1 before the kill [MQTT-3.1.3-9]. Three nodes and a real
-nats-server with JetStream."""
+on on m1 before the kill [MQTT-3.1.3-9]. Will delays: a will with a 4 s
+delay is published about 4 s after the others; one with a 60 s delay whose
+client connects again on another node within it is never published
+[MQTT-3.1.3-9]; one with a 60 s delay and a 2 s session expiry comes when
+the session ends, 2 s after the others. Three nodes and a real nats-server with
+JetStream."""
 
 import os
 import sys
 import time
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import brokerctl  # noqa: E402
@@ -17,7 +24,7 @@ import clusterctl  # noqa: E402
 from persistctl import Client, kill9  # noqa: E402
 
 r = brokerctl.Results("cluster-will")
-brokerctl.deadline(r, 55)
+brokerctl.deadline(r, 90)
 check = r.check
 
 nats = clusterctl.Nats()
@@ -38,6 +45,17 @@ try:
         cl.c.reconnect_delay_set(60, 60)  # a reconnect to d0 would claim the id back
         check("v%d %s with a will connects on d0" % (v, cid), cl.connect())
         withwill.append(cl)
+    delayed = {}
+    for cid, delay, expiry in (("late", 4, 300), ("back", 60, 300), ("short", 60, 2)):
+        wp = mqtt.Properties(PacketTypes.WILLMESSAGE)
+        wp.WillDelayInterval = delay
+        cl = Client(cid, 5, A.port, clean=True, expiry=expiry,
+                    will=("will/" + cid, "gone-" + cid, 1, False), will_props=wp)
+        clients.append(cl)
+        cl.c.reconnect_delay_set(60, 60)
+        check("v5 %s (will delay %d s, session expiry %d s) connects on d0" % (cid, delay, expiry),
+              cl.connect())
+        delayed[cid] = cl
     withwill[2].close()  # "bye": DISCONNECT, its will is discarded
     moved = Client("mover", 5, B.port, clean=False, expiry=300,
                    will=("will/mover-d1", "gone-mover-d1", 1, False))
@@ -48,25 +66,43 @@ try:
     check("no will yet", sub.msgs == [], str([m.payload for m in sub.msgs]))
     t0 = time.time()
     kill9(A)
-    want = ["gone-w4", "gone-w5"]
-    end = time.time() + 25
-    while time.time() < end and len(sub.msgs) < 2:
-        time.sleep(0.1)
-    took = time.time() - t0
+    # "back" connects again on d1 within its 60 s will delay
+    back = Client("back", 5, B.port, clean=False, expiry=300)
+    clients.append(back)
+    check("back connects again on d1 after the kill", back.connect())
+    stamp = {}
+    end = time.time() + 35
+    while time.time() < end and len(stamp) < 4:
+        for m in list(sub.msgs):
+            stamp.setdefault(m.payload.decode(), time.time() - t0)
+        time.sleep(0.05)
     time.sleep(4.0)  # another survivor's heartbeat: a duplicate would come now
-    got = sorted(m.payload.decode() for m in sub.msgs)
-    check("the wills of d0's clients arrive on d2, each once [MQTT-3.1.2-8]", got == want,
-          "got %s" % got)
+    order = [m.payload.decode() for m in sub.msgs]
+    got = sorted(x for x in order if x in ("gone-w4", "gone-w5"))
+    check("the wills of d0's clients arrive on d2, each once [MQTT-3.1.2-8]",
+          sorted(order) == ["gone-late", "gone-short", "gone-w4", "gone-w5"], "got %s" % order)
     topics = sorted(m.topic for m in sub.msgs)
-    check("on their will topics", topics == ["will/w4", "will/w5"], str(topics))
+    check("on their will topics", topics == ["will/late", "will/short", "will/w4", "will/w5"],
+          str(topics))
+    took = min(stamp.get("gone-w4", 99), stamp.get("gone-w5", 99))
     # the lease (10 s) was renewed at most lease/3 before the kill; the
     # survivors look at every heartbeat (lease/3)
-    check("once the lease lapsed, within a heartbeat or two",
-          6.0 <= took <= 20.0 if len(got) >= 2 else False, "%.1f s" % took)
+    check("once the lease lapsed, within a heartbeat or two", 6.0 <= took <= 20.0,
+          "%.1f s" % took)
     print("wills published %.1f s after kill -9 (lease 10 s, loaded machine)" % took)
+    late = stamp.get("gone-late", 99) - took
+    short = stamp.get("gone-short", 99) - took
+    check("the will with a 4 s delay comes 4 s after the others", 3.0 <= late <= 6.5,
+          "%.1f s after" % late)
+    check("the will with a 60 s delay and a 2 s session expiry comes when its session ends, "
+          "2 s after the others", 1.0 <= short <= 4.5, "%.1f s after" % short)
+    check("the will of a client that connected again within its delay is never published "
+          "[MQTT-3.1.3-9]", "gone-back" not in order, order)
     logs = B.log_text() + C.log_text()
-    check("a survivor says it published d0's wills", "node d0 is gone" in logs
-          and "2 of its clients' wills published" in logs)
+    check("a survivor says it published d0's wills and held the delayed ones",
+          "node d0 is gone" in logs and "2 of its clients' wills published here, "
+          "2 held here for their will delay" in logs,
+          [x for x in logs.splitlines() if "is gone" in x])
     check("mover still connected on d1 (its will not published)",
           "gone-mover-d1" not in got and moved.connects == 1, "%d connections" % moved.connects)
 finally:

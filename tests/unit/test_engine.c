@@ -2046,17 +2046,29 @@ static int fc_claim(void *ctx, uint64_t claim, const uint8_t *cid, size_t len)
 /* engine_cluster.will: the last will reported and how many reports. */
 static int WILLS_SET, WILLS_GONE;
 static char WILL_TOPIC[32];
+static uint32_t WILL_DELAY;
+static int WILL_PROPS_RC;       /* the reported properties decoded as a PUBLISH's */
+static struct codec_props WILL_PROPS;
+static uint8_t WILL_PROPS_RAW[64];
 
 static void fc_will(void *ctx, const uint8_t *cid, size_t len, const struct engine_cluster_msg *w,
 		    uint32_t delay)
 {
-	(void)ctx, (void)cid, (void)len, (void)delay;
+	(void)ctx, (void)cid, (void)len;
 	if (!w) {
 		WILLS_GONE++;
 		return;
 	}
 	WILLS_SET++;
+	WILL_DELAY = delay;
 	copy_str(WILL_TOPIC, sizeof WILL_TOPIC, (const char *)w->topic, w->topic_len);
+	memset(&WILL_PROPS, 0, sizeof WILL_PROPS);
+	WILL_PROPS_RC = -1;
+	if (w->props_len <= sizeof WILL_PROPS_RAW) {
+		memcpy(WILL_PROPS_RAW, w->props, w->props_len);
+		WILL_PROPS_RC = codec_props_decode(WILL_PROPS_RAW, (uint32_t)w->props_len,
+						   CODEC_PUBLISH, &WILL_PROPS);
+	}
 }
 
 /* The wills a node's sessions hold are reported to the cluster as they
@@ -2100,6 +2112,19 @@ static void t_cluster_wills(void)
 	m.topic = (const uint8_t *)"w/#";
 	m.topic_len = 3;
 	CU_ASSERT_EQUAL(engine_cluster_will(E, &m, NOW), -1); /* not a topic name */
+	/* v5: the will delay (10 s) is reported beside the message, capped by
+	 * the session expiry (5 s); the message's properties travel as a
+	 * PUBLISH's, without the Will Delay Interval a PUBLISH may not carry
+	 * (another node refused them before), the others kept */
+	connect_expect(3, 5, "v", 0x06, 60, "11 00 00 00 05",
+		       "10 18 00 00 00 0a 03 00 01 74 26 00 01 6b 00 01 76 00 01 77 00 01 78", 0,
+		       connack5_default);
+	CU_ASSERT_EQUAL(WILLS_SET, 3);
+	CU_ASSERT_EQUAL(WILL_DELAY, 5);
+	CU_ASSERT_EQUAL(WILL_PROPS_RC, 0);
+	CU_ASSERT_FALSE(CODEC_HAS_PROP(&WILL_PROPS, CODEC_PROP_WILL_DELAY));
+	CU_ASSERT_TRUE(CODEC_HAS_PROP(&WILL_PROPS, CODEC_PROP_CONTENT_TYPE));
+	CU_ASSERT_EQUAL(WILL_PROPS.user_count, 1);
 	stop();
 }
 
