@@ -2065,7 +2065,8 @@ static void fc_will(void *ctx, const uint8_t *cid, size_t len, const struct engi
 	memset(&WILL_PROPS, 0, sizeof WILL_PROPS);
 	WILL_PROPS_RC = -1;
 	if (w->props_len <= sizeof WILL_PROPS_RAW) {
-		memcpy(WILL_PROPS_RAW, w->props, w->props_len);
+		if (w->props_len)
+			memcpy(WILL_PROPS_RAW, w->props, w->props_len);
 		WILL_PROPS_RC = codec_props_decode(WILL_PROPS_RAW, (uint32_t)w->props_len,
 						   CODEC_PUBLISH, &WILL_PROPS);
 	}
