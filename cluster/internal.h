@@ -3,7 +3,9 @@
  * view). cluster.c: the NATS connection, the cluster thread, the hand-over
  * with the loop; interest.c: the table of this node's filters and their
  * NATS subscriptions; kv.c: the JetStream key-value buckets (the node
- * name's lease, the retained store and its watcher).
+ * name's lease, the retained store and its watcher); nodes.c: the summary
+ * of live nodes read from the leases; owner.c: client ids and moved
+ * sessions; will.c: the wills of nodes that died.
  *
  * Threads and who touches what:
  * - the engine thread (the loop) owns the engine and the interest table;
