@@ -19,6 +19,7 @@
 #include "transport/latency.h"
 #include "transport/outq.h"
 #include "transport/rbuf.h"
+#include "transport/zauth.h"
 
 #define DRAIN_MAX 65536 /* records per conn_drain call: timers get their turn */
 
@@ -64,6 +65,8 @@ void conn_frame(struct midge *m, struct conn *c, const uint8_t *data, size_t n)
 	if (rc == ENGINE_CONN_HELD) {
 		c->held = true;
 		conn_mark_dirty(m, c);
+	} else if (c->acl_asked) {
+		zauth_acl_settle(m, c->ec); /* what the replay used is cached now */
 	}
 	if (own) {
 		rbuf_consume(c->rbuf, (uint32_t)feed.used);
