@@ -60,6 +60,7 @@ static struct zaclent *zacl_new(struct zauth *z, struct zclient *k, uint8_t acti
 	z->acl[h % ZAUTH_BUCKETS] = e;
 	e->k_next = k->acl;
 	k->acl = e;
+	k->n_asked++;
 	return e;
 }
 
@@ -136,6 +137,10 @@ static int zacl_ask(struct zauth *z, struct zaclent *e, const struct midge_clien
 {
 	struct engine_conn *ec = engine_conn_of(cl);
 	struct conn *c = engine_conn_handle(ec);
+	if (!c) { /* no transport connection to resume (the embedding API) */
+		zacl_free(z, e);
+		return -1;
+	}
 	struct zproto_connect q = zauth_client_fields(cl, &cl->username, c);
 	struct zproto_bytes t = {e->topic, e->len};
 	char *json;
@@ -144,15 +149,13 @@ static int zacl_ask(struct zauth *z, struct zaclent *e, const struct midge_clien
 	if (z->n_pending < z->m->conf.zauth.queue &&
 	    zproto_acl_request(&q, e->action, &t, z->next_id + 1, &json, &len) == 0)
 		p = zauth_submit(z, ec, json, len, false, NULL); /* ownership: json is the thread's */
-	e->k->n_asked++;
 	if (!p) {
 		zacl_free(z, e);
 		return -1;
 	}
 	p->acl = e;
 	e->p = p;
-	if (c)
-		c->acl_asked = true; /* conn_tell_engine cancels, conn_frame settles */
+	c->acl_asked = true; /* conn_tell_engine cancels, conn_frame settles */
 	return 0;
 }
 
@@ -217,10 +220,18 @@ void zauth_acl_result(struct zauth *z, struct zpending *p, const struct zworker_
 		conn_resume(m, c);
 }
 
-void zauth_acl_forget(struct zauth *z, struct zclient *k)
+void zauth_acl_forget(struct zauth *z, struct zclient *k, bool resume)
 {
-	while (k->acl)
+	struct engine_conn *waiting = NULL;
+	while (k->acl) {
+		if (k->acl->p)
+			waiting = k->acl->p->ec;
 		zacl_free(z, k->acl);
+	}
+	/* a packet waited for what was forgotten: read again, it asks anew */
+	struct conn *c = resume && waiting ? engine_conn_handle(waiting) : NULL;
+	if (c)
+		conn_resume(z->m, c);
 }
 
 void zauth_acl_cancel(struct midge *m, struct engine_conn *ec)

@@ -149,7 +149,9 @@ int zauth_acl_decide(struct zauth *z, struct zclient *k, const struct midge_clie
 		     const uint8_t *topic, size_t len, enum engine_access access);
 /* The answer (or timeout) of `acl` request p, already unlinked. */
 void zauth_acl_result(struct zauth *z, struct zpending *p, const struct zworker_result *r);
-/* Frees every `acl` entry of k (its requests' answers are dropped). */
-void zauth_acl_forget(struct zauth *z, struct zclient *k);
+/* Frees every `acl` entry of k (its requests' answers are dropped);
+ * resume: the connection whose packet waited for one is read again (it
+ * asks anew), else it is gone. */
+void zauth_acl_forget(struct zauth *z, struct zclient *k, bool resume);
 
 #endif

@@ -35,7 +35,7 @@ void zauth_client_drop(struct zauth *z, struct zclient **pp)
 			z->last[i] = NULL;
 	if (k->check)
 		z->n_check--;
-	zauth_acl_forget(z, k);
+	zauth_acl_forget(z, k, false); /* its session is gone, or the broker stops */
 	zrules_unref(k->rules);
 	free(k->cid);
 	free(k);
@@ -70,7 +70,7 @@ int zauth_client_set(struct zauth *z, const char *cid, size_t len, struct zrules
 	zrules_unref((*pp)->rules);
 	(*pp)->rules = zrules_ref(rules);
 	/* another CONNECT's answer: what the last one was told goes */
-	zauth_acl_forget(z, *pp);
+	zauth_acl_forget(z, *pp, true);
 	(*pp)->ask = ask;
 	if ((*pp)->check) {
 		(*pp)->check = false;

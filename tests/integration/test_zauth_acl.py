@@ -6,7 +6,8 @@ and 5.0 clients (raw sockets where paho 1.6 hides a reason code):
   and PUBREC 0x87, 3.1.1 acknowledged; never delivered), subscribe
   allowed and denied per filter (SUBACK 0x87 / 0x80), receive decided by
   the subscription;
-- the cache: one request per topic, counted by the worker;
+- the cache: one request per topic, counted by the worker; without a
+  cache every PUBLISH asks, and a SUBSCRIBE asks in turns;
 - order while a request is pending: the messages behind the held one
   arrive after it, none lost; other clients are not stalled meanwhile;
 - a worker that never answers: midge_auth_on_timeout deny / allow;
@@ -331,6 +332,26 @@ r.check("the broker serves on after clients went while held",
         b.alive() and after.publish("t/b", "z") == 0)
 after.close()
 watch.stop()
+b.stop()
+
+# ---- no cache, and a SUBSCRIBE with more filters than may be asked at once
+log2 = os.path.join(d, "acl2.log")
+b = broker("midge_auth_acl_cache_ttl 0\nmidge_auth_acl_pending_per_client 2\n")
+start_worker([PY, WORKER, b.endpoint, "--answer", '{"acl": "ask"}', "--acl-deny", "no/",
+              "--log", log2])
+s = Sub(b.port, "s0", True)
+g = s.subscribe([("k/%d" % i, 1) for i in range(5)] + [("no/x", 1)])
+r.check("6 filters asked 2 at a time, without a cache: every code, in order",
+        g == [1, 1, 1, 1, 1, 0x87], g)
+p = Raw(b.port, "p0", True)
+for i in range(10):
+    p.send_publish("k/%d" % (i % 5), "v%d" % i, i % 2)
+r.check("pipelined, each asked again (ttl 0): all 10 delivered in order",
+        [m[1] for m in s.wait_for(10, 10)] == ["v%d" % i for i in range(10)], s.msgs)
+r.check("ttl 0: one request per PUBLISH", len([x for x in acl_lines(log2)
+                                                 if x["action"] == "publish"]) == 10)
+p.close()
+s.stop()
 b.stop()
 
 # ---- a worker that never answers acl requests ----------------------------
