@@ -27,41 +27,27 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import brokerctl  # noqa: E402
-from brokerctl import _s, kill, read_packet, spawn, varint  # noqa: E402
+from brokerctl import _s, kill, read_packet, varint  # noqa: E402
+from test_zauth_lib import PY, WORKER, JSON_WORKER, request_lines, worker_broker  # noqa: E402
+import test_zauth_lib  # noqa: E402
 import paho.mqtt.client as mqtt  # noqa: E402
 
 r = brokerctl.Results("auth workers: acl requests")
 brokerctl.deadline(r, 100)
-PY = "/usr/bin/python3"
-HERE = os.path.dirname(os.path.abspath(__file__))
-WORKER = os.path.join(HERE, "zauth_worker.py")
-JSON_WORKER = os.path.join(HERE, "..", "..", "examples", "auth_worker_json.py")
 d = brokerctl.scratch_dir("zauth_acl")
 workers = []
 
 
 def start_worker(cmd):
-    p = spawn(cmd)
-    workers.append(p)
-    if "zauth_worker.py" in cmd[1]:
-        p.stdout.readline()  # "ready" went out
-    return p
+    return test_zauth_lib.start_worker(workers, cmd)
 
 
 def broker(extra="", timeout_ms=5000):
-    b = brokerctl.start("listener {port} 127.0.0.1\n"
-                        "midge_auth_endpoint ipc://{dir}/auth\nmidge_auth_timeout_ms %d\n%s"
-                        % (timeout_ms, extra))
-    b.endpoint = "ipc://%s/auth" % b.dir
-    return b
+    return worker_broker(extra, timeout_ms)
 
 
 def acl_lines(path):
-    try:
-        with open(path) as f:
-            return [x for x in (json.loads(y) for y in f if y.strip()) if x.get("type") == "acl"]
-    except OSError:
-        return []
+    return [x for x in request_lines(path) if x.get("type") == "acl"]
 
 
 class Raw:

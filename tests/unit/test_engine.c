@@ -1598,21 +1598,28 @@ static int acl_ask_a(void *ctx, const struct midge_client *client, const uint8_t
 	return 0;
 }
 
-/* engine_auth.acl answered ENGINE_AUTH_PENDING for a PUBLISH: the packet
- * is not used (out->used ends before it), nothing is answered or routed
- * and nothing behind it is read; fed again once the answer is in, it is
- * handled once, in order, counted once. */
-static void t_acl_held_publish(void)
+/* The held-packet tests' engine: acl_ask_a asked, "pub" (0) and "sub"
+ * (1) connected, 3.1.1, "a" pending. */
+static void ask_start(void)
 {
-	struct engine_auth auth = {.acl = acl_ask_a};
-	uint8_t b[64];
-	struct codec_feed fo;
+	static const struct engine_auth auth = {.acl = acl_ask_a};
 	ASK_ANSWER = ENGINE_AUTH_PENDING;
 	ASKS_A = ASKS_OTHER = 0;
 	start(NULL, &auth);
 	engine_set_acl_ask(E, true);
 	up4(0, "pub");
 	up4(1, "sub");
+}
+
+/* engine_auth.acl answered ENGINE_AUTH_PENDING for a PUBLISH: the packet
+ * is not used (out->used ends before it), nothing is answered or routed
+ * and nothing behind it is read; fed again once the answer is in, it is
+ * handled once, in order, counted once. */
+static void t_acl_held_publish(void)
+{
+	uint8_t b[64];
+	struct codec_feed fo;
+	ask_start();
 	subscribe4(1, "#", 1);
 	/* b (allowed), a (pending), b again */
 	size_t n = unhex("32 06 00 01 62 00 01 78 32 06 00 01 61 00 02 79 32 06 00 01 62 00 03 7a",
@@ -1656,13 +1663,7 @@ static void t_acl_held_publish(void)
  * answer refuses (fail closed). */
 static void t_acl_held_subscribe(void)
 {
-	struct engine_auth auth = {.acl = acl_ask_a};
-	ASK_ANSWER = ENGINE_AUTH_PENDING;
-	ASKS_A = ASKS_OTHER = 0;
-	start(NULL, &auth);
-	engine_set_acl_ask(E, true);
-	up4(0, "pub");
-	up4(1, "sub");
+	ask_start();
 	/* a (pending) and c (allowed), QoS 1 each */
 	CU_ASSERT_EQUAL(feed(1, "82 0a 00 0a 00 01 61 01 00 01 63 01"), ENGINE_CONN_HELD);
 	expect(1, "");
