@@ -101,10 +101,13 @@ def decide_acl(db, req):
     user = req.get("username")
     entry = db.get("anonymous") if user is None else db.get("users", {}).get(user)
     action = req.get("action")
+    topic = req.get("topic", "")
+    if action == "subscribe" and topic.startswith("$share/"):
+        topic = topic.split("/", 2)[2] if topic.count("/") >= 2 else ""  # its filter
     for rule in (entry or {}).get("acl", []):
         if rule.get("action") not in (action, "all"):
             continue
-        if covers(rule.get("topic", ""), req.get("topic", ""), req):
+        if covers(rule.get("topic", ""), topic, req):
             return "allow" if rule.get("permission") == "allow" else "deny"
     return "deny"
 
