@@ -17,6 +17,10 @@ void zauth_conf_init(struct zauth_conf *z)
 	z->timeout_ms = ZAUTH_DEFAULT_TIMEOUT_MS;
 	z->cache_size = ZAUTH_DEFAULT_CACHE_SIZE;
 	z->queue = ZAUTH_DEFAULT_QUEUE;
+	z->acl_cache_ttl = 60;
+	z->acl_cache_size = 100000;
+	z->acl_cache_per_client = 256;
+	z->acl_pending_per_client = 16;
 	z->max_rounds = 8;
 	z->max_data = 8192;
 	z->exchange_ms = 30000;
@@ -88,6 +92,14 @@ int zauth_conf_set(struct zauth_conf *z, const char *key, const char *v, const c
 		return zauth_conf_num(&z->cache_size, v, 1, 10000000, msg, msglen, key);
 	if (strcmp(key, "midge_auth_worker_queue") == 0)
 		return zauth_conf_num(&z->queue, v, 1, 1000000, msg, msglen, key);
+	if (strcmp(key, "midge_auth_acl_cache_ttl") == 0)
+		return zauth_conf_num(&z->acl_cache_ttl, v, 0, 86400, msg, msglen, key);
+	if (strcmp(key, "midge_auth_acl_cache_size") == 0)
+		return zauth_conf_num(&z->acl_cache_size, v, 1, 10000000, msg, msglen, key);
+	if (strcmp(key, "midge_auth_acl_cache_per_client") == 0)
+		return zauth_conf_num(&z->acl_cache_per_client, v, 1, 100000, msg, msglen, key);
+	if (strcmp(key, "midge_auth_acl_pending_per_client") == 0)
+		return zauth_conf_num(&z->acl_pending_per_client, v, 1, 1000, msg, msglen, key);
 	if (strcmp(key, "midge_auth_max_rounds") == 0)
 		return zauth_conf_num(&z->max_rounds, v, 1, 1000, msg, msglen, key);
 	if (strcmp(key, "midge_auth_max_data") == 0)

@@ -8,6 +8,10 @@
  *   midge_auth_cache_ttl SECONDS        decisions remembered (default 0: none)
  *   midge_auth_cache_size N             at most (default 10000)
  *   midge_auth_worker_queue N           requests out at once (default 10000)
+ *   midge_auth_acl_cache_ttl SECONDS    `acl` answers remembered (default 60)
+ *   midge_auth_acl_cache_size N         at most, all clients (default 100000)
+ *   midge_auth_acl_cache_per_client N   at most, one client (default 256)
+ *   midge_auth_acl_pending_per_client N `acl` requests out for one client (default 16)
  * Fail closed: a tcp:// endpoint other hosts can reach needs CurveZMQ and a
  * list of worker keys (zauth_conf_check()).
  */
@@ -27,6 +31,9 @@ struct zauth_conf {
 	uint32_t cache_ttl; /* seconds */
 	uint32_t cache_size;
 	uint32_t queue;
+	/* `acl` requests (clients whose connect answer said "acl": "ask") */
+	uint32_t acl_cache_ttl; /* seconds */
+	uint32_t acl_cache_size, acl_cache_per_client, acl_pending_per_client;
 	/* MQTT 5 enhanced authentication, each exchange (engine_config's
 	 * auth_max_rounds, auth_max_data, auth_exchange_ms) */
 	uint32_t max_rounds;

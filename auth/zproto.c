@@ -122,6 +122,30 @@ out:
 	return rc;
 }
 
+int zproto_acl_request(const struct zproto_connect *in, enum zproto_action action,
+		       const struct zproto_bytes *topic, uint64_t id, char **out, size_t *outlen)
+{
+	int rc = -1;
+	*out = NULL;
+	if (action != ZPROTO_ACL_PUBLISH && action != ZPROTO_ACL_SUBSCRIBE)
+		return -1;
+	json_t *o = json_object();
+	if (!o)
+		return -1;
+	json_t *t = json_stringn(topic->p ? (const char *)topic->p : "", topic->len);
+	if (!t) /* not UTF-8: the codec lets no such topic through */
+		goto out;
+	if (zproto_set_client(o, "acl", id, in) < 0 ||
+	    json_object_set_new(o, "action",
+				json_string(action == ZPROTO_ACL_PUBLISH ? "publish" : "subscribe")) < 0 ||
+	    json_object_set_new(o, "topic", t) < 0 || zproto_dump(o, out, outlen) < 0)
+		goto out;
+	rc = 0;
+out:
+	json_decref(o);
+	return rc;
+}
+
 void zproto_wipe(char *text, size_t len)
 {
 	if (!text)
@@ -205,8 +229,14 @@ static int zproto_parse_allow(json_t *o, struct zproto_answer *a, char *err, siz
 		a->expiry_max = (uint32_t)json_integer_value(x);
 	}
 	json_t *acl = json_object_get(o, "acl");
-	if (acl && !json_is_null(acl) && !(a->rules = zrules_from_json(acl, err, errlen)))
+	if (json_is_string(acl)) {
+		/* the worker decides this client's messages one by one */
+		if (strcmp(json_string_value(acl), "ask") != 0)
+			return zproto_fail(err, errlen, "acl: a list of rules, or \"ask\"");
+		a->acl_ask = true;
+	} else if (acl && !json_is_null(acl) && !(a->rules = zrules_from_json(acl, err, errlen))) {
 		return -1;
+	}
 	return 0;
 }
 

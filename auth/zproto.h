@@ -75,6 +75,23 @@ struct zproto_auth {
 int zproto_auth_request(const struct zproto_connect *in, const struct zproto_auth *a,
 			uint64_t id, char **out, size_t *outlen);
 
+/* What an `acl` request asks (views): may the client publish on topic,
+ * or subscribe to the filter topic. */
+enum zproto_action {
+	ZPROTO_ACL_PUBLISH = 0,
+	ZPROTO_ACL_SUBSCRIBE = 1,
+};
+
+/*
+ * The JSON text of an `acl` request with id `id`, for a client whose
+ * connect answer said "acl": "ask": the client's fields of in (its
+ * password is not sent), action and topic (a topic name or filter,
+ * UTF-8, under the listener's mount_point). *out malloc'd (free it).
+ * Returns 0 or -1 (out of memory, or over ZPROTO_MAX_MSG).
+ */
+int zproto_acl_request(const struct zproto_connect *in, enum zproto_action action,
+		       const struct zproto_bytes *topic, uint64_t id, char **out, size_t *outlen);
+
 /* Zeroes and frees a request's text. */
 void zproto_wipe(char *text, size_t len);
 
@@ -93,6 +110,7 @@ struct zproto_answer {
 	bool has_expiry_max;     /* allow: cap the session expiry interval */
 	uint32_t expiry_max;
 	struct zrules *rules;    /* allow: this client's ACL rules, or NULL (acl_file decides) */
+	bool acl_ask;            /* allow: "acl": "ask": `acl` requests decide its messages */
 	bool no_cache;           /* "cache": false: do not remember this decision */
 	bool cont;               /* "result": "continue" (an `auth` request's next step) */
 	bool has_data;           /* "data": the Authentication Data for the client */

@@ -101,14 +101,16 @@ int engine_conn_frame(struct engine *e, struct engine_conn *c, uint8_t first, co
 		return client_fail(e, c, (uint8_t)-rc, codec_rc_name((uint8_t)-rc));
 	switch (type) {
 	case CODEC_PUBLISH:
-		return publish_handle(e, c, &p);
+		rc = publish_handle(e, c, &p);
+		break;
 	case CODEC_PUBACK:
 	case CODEC_PUBREC:
 	case CODEC_PUBREL:
 	case CODEC_PUBCOMP:
 		return publish_handle_ack(e, c, &p);
 	case CODEC_SUBSCRIBE:
-		return subscribe_handle(e, c, &p);
+		rc = subscribe_handle(e, c, &p);
+		break;
 	case CODEC_UNSUBSCRIBE:
 		return unsubscribe_handle(e, c, &p);
 	case CODEC_PINGREQ:
@@ -120,6 +122,11 @@ int engine_conn_frame(struct engine *e, struct engine_conn *c, uint8_t first, co
 	default:
 		return client_fail(e, c, MQTT_RC_PROTOCOL_ERROR, "packet type a client must not send");
 	}
+	/* a PUBLISH or SUBSCRIBE waiting for its ACL answer comes again:
+	 * counted when it is handled */
+	if (rc == ENGINE_CONN_REPLAY)
+		e->st.bytes_received -= 1 + codec_varint_size(len) + len;
+	return rc;
 }
 
 /* The framer refused the input: rc is the positive reason code of
@@ -140,6 +147,7 @@ struct input_pass {
 	uint64_t now;
 	uint32_t limit; /* the framer's limit for the next packet */
 	bool up;        /* CONNECT accepted: the limit no longer changes */
+	size_t unread;  /* the held packet's size: not handled, so not used */
 };
 
 /* Stops codec_frames() with one of these (its callback's positive values). */
@@ -157,6 +165,11 @@ static int input_packet(void *ctx, const struct codec_frame *fr, const uint8_t *
 		return INPUT_CLOSING;
 	if (rc == ENGINE_CONN_HELD)
 		return INPUT_HELD;
+	if (rc == ENGINE_CONN_REPLAY) {
+		/* codec_frames() counted it used: given back below */
+		in->unread = (size_t)fr->header_len + fr->remaining;
+		return INPUT_HELD;
+	}
 	if (hold_full(in->c)) { /* read on once the store made some durable */
 		hold_stop_input(in->c);
 		return INPUT_HELD;
@@ -189,10 +202,15 @@ int engine_conn_input(struct engine *e, struct engine_conn *c, const uint8_t *bu
 		out->need = 0;
 		return ENGINE_CONN_HELD;
 	}
-	struct input_pass in = {e, c, now_ms, engine_conn_max_packet(c), c->state == CONN_UP};
+	struct input_pass in = {e, c, now_ms, engine_conn_max_packet(c), c->state == CONN_UP, 0};
 	int rc = codec_frames(buf, n, &in.limit, input_packet, &in, out);
-	if (rc == INPUT_HELD)
-		return ENGINE_CONN_HELD; /* out->used ends with the CONNECT, or the packet that filled the hold */
+	if (rc == INPUT_HELD) {
+		/* out->used ends with the CONNECT, or the packet that filled the
+		 * hold, or before the packet waiting for its ACL answer */
+		out->used -= in.unread;
+		out->need = 0;
+		return ENGINE_CONN_HELD;
+	}
 	if (rc < 0)
 		dispatch_framing_error(e, c, (uint8_t)-rc, now_ms);
 	if (rc != 0) {

@@ -121,6 +121,16 @@ void engine_set_acl(struct engine *e, bool on)
 	e->acl_on = on && e->has_auth && e->auth.acl;
 }
 
+void engine_set_acl_ask(struct engine *e, bool on)
+{
+	e->acl_ask = on;
+}
+
+bool engine_acl_may_wait(const struct engine *e)
+{
+	return e->acl_may_hold;
+}
+
 void engine_reconfigure(struct engine *e, const struct engine_config *cfg)
 {
 	engine_config_apply(e, cfg);

@@ -175,6 +175,18 @@ struct engine_auth {
 	void *ctx;
 	int (*connect)(void *ctx, const struct midge_client *client, const struct midge_str *username,
 		       const struct midge_str *password);
+	/*
+	 * acl may also return ENGINE_AUTH_PENDING for a PUBLISH or a
+	 * SUBSCRIBE of a connected client (an auth worker asked; never
+	 * asked for a will, a delivery or a retained message's source, where
+	 * PENDING refuses): the packet is not handled and stays unread
+	 * (engine_conn_input, ENGINE_CONN_HELD below) until the module has
+	 * the answer and the transport feeds the input again; the same
+	 * packet is then decoded anew and asks again, and the module must
+	 * answer from what it learnt. A SUBSCRIBE asks for every filter
+	 * before it applies any (engine_set_acl_ask), so the replay finds
+	 * none half applied.
+	 */
 	int (*acl)(void *ctx, const struct midge_client *client, const uint8_t *topic, size_t len,
 		   enum engine_access access);
 	void (*connect_cancel)(void *ctx, const struct midge_client *client);
@@ -251,6 +263,17 @@ void engine_msg_view(const void *m, struct midge_message *v);
  * skip the call. */
 void engine_set_acl(struct engine *e, bool on);
 
+/* Whether engine_auth.acl may answer ENGINE_AUTH_PENDING (auth workers
+ * are configured): off (the default), a SUBSCRIBE asks once per filter
+ * and a PENDING answer anywhere refuses. On, a SUBSCRIBE first asks for
+ * all its filters and is held if any answer is pending. */
+void engine_set_acl_ask(struct engine *e, bool on);
+/* Whether the engine_auth.acl call in progress may answer
+ * ENGINE_AUTH_PENDING: it is about a connected client's PUBLISH or
+ * SUBSCRIBE and engine_set_acl_ask is on. Anything else (a will, a
+ * delivery, a retained message's source) must be answered now. */
+bool engine_acl_may_wait(const struct engine *e);
+
 /* memory_limit: while full, every PUBLISH and will is refused (QoS > 0:
  * the acknowledgement says 0x97 in MQTT 5; a will: CONNACK 0x97). The
  * transport measures and sets it. */
@@ -316,7 +339,8 @@ const struct midge_client *engine_conn_client(const struct engine_conn *c);
  */
 struct codec_feed;
 /* Returned by engine_conn_input() and engine_conn_frame() while a CONNECT
- * waits for its authentication decision. engine_conn_input() then
+ * waits for its authentication decision, and by engine_conn_input() when
+ * a packet waits for an access decision (below). engine_conn_input() then
  * consumed the CONNECT and nothing after it (out->used); the caller keeps
  * the rest and feeds it again after engine_conn_auth_done() returned 0
  * (it may stop reading meanwhile: before CONNECT is accepted its buffer is
@@ -326,8 +350,23 @@ struct codec_feed;
  * acknowledgements waiting for the store as its receive maximum, or its
  * CONNACK waits for the store (a persistent session created or a stored
  * one discarded): the caller stops reading, keeps the rest, and feeds it
- * again when engine_io.resume is called for the connection. */
+ * again when engine_io.resume is called for the connection.
+ *
+ * A packet waiting for an access decision (engine_auth.acl answered
+ * ENGINE_AUTH_PENDING for a PUBLISH or SUBSCRIBE): engine_conn_input()
+ * returns ENGINE_CONN_HELD with out->used ending *before* that packet
+ * (it was decoded, not handled: no state changed, no byte counted), so
+ * the caller keeps it at the start of what it keeps, stops reading the
+ * connection, and feeds the kept input again once the auth module says
+ * the answer is in (the module resumes the connection itself; the
+ * engine is not told). The packet is decoded again and now finds its
+ * answer. Nothing behind the held packet is read meanwhile, so the
+ * client's order is kept; other connections go on. If the connection
+ * goes first, the caller tells the module (its requests are forgotten)
+ * before engine_conn_closed(). engine_conn_frame() returns
+ * ENGINE_CONN_REPLAY for such a packet: not handled, feed it again. */
 #define ENGINE_CONN_HELD 1
+#define ENGINE_CONN_REPLAY 2
 int engine_conn_input(struct engine *e, struct engine_conn *c, const uint8_t *buf, size_t n,
 		      uint64_t now_ms, struct codec_feed *out);
 
@@ -366,7 +405,8 @@ void *engine_conn_handle(const struct engine_conn *c);
  * reading, -1 once the connection is closing (the engine has queued the
  * CONNACK/DISCONNECT the specification prescribes and called io->close):
  * the transport must not feed it more; ENGINE_CONN_HELD while a CONNECT
- * waits for its authentication decision.
+ * waits for its authentication decision; ENGINE_CONN_REPLAY when the
+ * packet waits for an access decision and was not handled (above).
  */
 int engine_conn_frame(struct engine *e, struct engine_conn *c, uint8_t first,
 		      const uint8_t *body, uint32_t len, uint64_t now_ms);

@@ -350,6 +350,10 @@ struct engine {
 	struct engine_auth auth;
 	bool has_auth;
 	bool acl_on; /* auth.acl is set and asked (engine_set_acl) */
+	bool acl_ask; /* auth.acl may answer ENGINE_AUTH_PENDING (engine_set_acl_ask) */
+	/* While a client's PUBLISH or SUBSCRIBE is checked: a PENDING answer
+	 * holds the packet (acl_held set) instead of refusing it. */
+	bool acl_may_hold, acl_held;
 	bool memory_full; /* memory_limit reached (engine_set_memory_full) */
 	struct engine_store store; /* engine_store_none unless attached */
 	uint64_t store_changes;    /* store calls made: did a packet report anything? */
@@ -559,6 +563,7 @@ enum limits_verdict {
 	LIMITS_DEPTH,
 	LIMITS_ACL,
 	LIMITS_MEMORY,
+	LIMITS_HELD, /* the ACL's answer is pending: the packet waits (publish.c) */
 	LIMITS__COUNT
 };
 struct limits_answer {

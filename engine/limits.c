@@ -33,18 +33,28 @@ static bool limits_dollar_may_publish(const uint8_t *t, size_t n)
  * Every access decision of the engine: the `$` rule for publishes, then
  * the auth module's acl callback. A refusal is counted ($SYS) and
  * reported as an acl.denied event about cl. topic is a topic name, or
- * the filter of a SUBSCRIBE.
+ * the filter of a SUBSCRIBE. An answer still pending (ENGINE_AUTH_PENDING)
+ * refuses (fail closed), except while a client's packet may wait for it
+ * (e->acl_may_hold): then e->acl_held is set, nothing is counted, and
+ * the caller holds the packet.
  */
 bool limits_acl_allows(struct engine *e, const struct midge_client *cl, const uint8_t *topic,
 		       size_t len, enum engine_access access)
 {
 	const char *why = NULL;
+	int rc;
 	if (access == ENGINE_ACCESS_PUBLISH && !limits_dollar_may_publish(topic, len))
 		why = "clients may not publish on $SYS or $share topics";
-	else if (e->acl_on && e->auth.acl(e->auth.ctx, cl, topic, len, access) != 0)
-		why = access == ENGINE_ACCESS_PUBLISH     ? "publish not authorized"
+	else if (e->acl_on && (rc = e->auth.acl(e->auth.ctx, cl, topic, len, access)) != 0) {
+		if (rc == ENGINE_AUTH_PENDING && e->acl_may_hold) {
+			e->acl_held = true;
+			return false;
+		}
+		why = rc == ENGINE_AUTH_PENDING            ? "access decision not available"
+		      : access == ENGINE_ACCESS_PUBLISH     ? "publish not authorized"
 		      : access == ENGINE_ACCESS_SUBSCRIBE ? "no topic of the filter is readable"
 							  : "receive not authorized";
+	}
 	if (!why)
 		return true;
 	e->st.acl_denied++;
@@ -135,7 +145,7 @@ enum limits_verdict limits_check_message(struct engine *e, const struct midge_cl
 	if (limits_topic_too_deep(e, topic, len))
 		return LIMITS_DEPTH;
 	if (!limits_acl_allows(e, from, topic, len, ENGINE_ACCESS_PUBLISH))
-		return LIMITS_ACL;
+		return e->acl_held ? LIMITS_HELD : LIMITS_ACL;
 	if (e->memory_full)
 		return LIMITS_MEMORY;
 	return LIMITS_OK;
@@ -156,6 +166,7 @@ const struct limits_answer limits_answer_publish[LIMITS__COUNT] = {
 	[LIMITS_DEPTH] = {MQTT_RC_TOPIC_NAME_INVALID, false, "topic has too many levels"},
 	[LIMITS_ACL] = {MQTT_RC_NOT_AUTHORIZED, false, "publish not authorized"},
 	[LIMITS_MEMORY] = {MQTT_RC_QUOTA_EXCEEDED, false, "memory_limit reached"},
+	[LIMITS_HELD] = {MQTT_RC_NOT_AUTHORIZED, false, "publish not authorized"}, /* not used */
 };
 
 const struct limits_answer limits_answer_will[LIMITS__COUNT] = {
@@ -165,6 +176,7 @@ const struct limits_answer limits_answer_will[LIMITS__COUNT] = {
 	[LIMITS_DEPTH] = {MQTT_RC_TOPIC_NAME_INVALID, true, "will topic has too many levels"},
 	[LIMITS_ACL] = {MQTT_RC_NOT_AUTHORIZED, true, "will topic not authorized"},
 	[LIMITS_MEMORY] = {MQTT_RC_QUOTA_EXCEEDED, true, "memory_limit reached"},
+	[LIMITS_HELD] = {MQTT_RC_NOT_AUTHORIZED, true, "will topic not authorized"}, /* never held */
 };
 
 /*

@@ -228,7 +228,8 @@ static int publish_refuse_unstorable(struct engine *e, struct engine_conn *c,
 /*
  * An inbound PUBLISH: topic (alias), a resent QoS 2 id, the shared message
  * check (limits.c), the receive maximum, then accepted or dropped, then
- * acknowledged. Returns 0, or -1 once the connection is closing.
+ * acknowledged. Returns 0, -1 once the connection is closing, or
+ * ENGINE_CONN_REPLAY when the ACL's answer is pending (nothing done).
  */
 int publish_handle(struct engine *e, struct engine_conn *c, struct codec_packet *p)
 {
@@ -251,8 +252,16 @@ int publish_handle(struct engine *e, struct engine_conn *c, struct codec_packet 
 		hold_ack(e, c, hold_ticket(e, before, true), CODEC_PUBREC, pub->packet_id, 0, NULL);
 		return 0;
 	}
+	/* an auth worker's answer may be pending: the packet then waits,
+	 * unhandled (nothing above changed what a replay would see: an
+	 * alias set again is set to the same topic) */
+	e->acl_may_hold = e->acl_ask;
+	e->acl_held = false;
 	enum limits_verdict verdict = limits_check_message(e, &c->info, topic, tlen, pub->payload.len,
 							   pub->qos, pub->retain);
+	e->acl_may_hold = false;
+	if (verdict == LIMITS_HELD)
+		return ENGINE_CONN_REPLAY;
 	const struct limits_answer *refusal = verdict ? &limits_answer_publish[verdict] : NULL;
 	if (refusal && refusal->fatal)
 		return client_fail(e, c, refusal->rc, refusal->why);

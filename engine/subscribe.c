@@ -164,21 +164,38 @@ static bool sub_room(struct engine *e, struct session *s, const uint8_t *f, size
  * error that closes the connection. *fresh tells whether the subscription
  * is new.
  */
+/*
+ * The filter an entry subscribes to: FILTER of $replay/SPEC/FILTER, under
+ * the listener's mount_point (*f may point into e->mount_buf until the
+ * next call). Returns what history_parse_replay() returned (< 0: a bad
+ * $replay), or -2 when the mounted filter is too long.
+ */
+static int subscribe_filter(struct engine *e, const struct engine_conn *c,
+			    const struct codec_sub_entry *en, const uint8_t **f, size_t *len)
+{
+	struct replay_spec rs;
+	*f = en->filter.p;
+	*len = en->filter.len;
+	int replay = history_parse_replay(*f, *len, &rs);
+	if (replay == 0) {
+		*f = rs.filter;
+		*len = rs.len;
+	}
+	if (conn_mount(e, c, f, len) < 0) /* the listener's mount_point in front */
+		return -2;
+	return replay;
+}
+
 static int subscribe_one(struct engine *e, struct engine_conn *c, const struct codec_sub_entry *en,
 			 uint32_t sub_id, bool *fresh)
 {
 	struct session *s = c->s;
 	const struct engine_config *cfg = &e->cfg;
-	const uint8_t *f = en->filter.p;
-	size_t len = en->filter.len;
-	struct replay_spec rs;
-	int replay = history_parse_replay(f, len, &rs);
-	if (replay == 0) {
-		f = rs.filter;
-		len = rs.len;
-	}
+	const uint8_t *f;
+	size_t len;
+	int replay = subscribe_filter(e, c, en, &f, &len);
 	*fresh = false;
-	if (conn_mount(e, c, &f, &len) < 0) /* the listener's mount_point in front */
+	if (replay == -2)
 		return c->version == CODEC_V5 ? MQTT_RC_TOPIC_FILTER_INVALID : 0x80;
 	bool shared = subscribe_is_shared(f, len);
 	bool wild = memchr(f, '+', len) || memchr(f, '#', len);
@@ -276,12 +293,42 @@ static void retained_send(struct engine *e, struct session *s, const uint8_t *f,
 	e->n_retained_matches = base;
 }
 
+/*
+ * Whether an answer of the ACL for some filter of sb is still pending
+ * (engine_set_acl_ask): every filter is asked before any is applied, so
+ * a SUBSCRIBE either waits whole or goes through with every answer in.
+ * Denials are not reported here; subscribe_one() asks again and does.
+ */
+static bool subscribe_acl_pending(struct engine *e, struct engine_conn *c,
+				  const struct codec_subscribe *sb)
+{
+	struct codec_sub_entry en;
+	uint32_t pos = 0;
+	bool pending = false;
+	e->acl_may_hold = true;
+	for (uint32_t i = 0; i < sb->count && codec_subscribe_next(sb, &pos, &en) == 1; i++) {
+		const uint8_t *f;
+		size_t len;
+		if (subscribe_filter(e, c, &en, &f, &len) < 0)
+			continue;
+		/* every filter: its request goes out now, with the others */
+		if (e->auth.acl(e->auth.ctx, &c->info, f, len, ENGINE_ACCESS_SUBSCRIBE) ==
+		    ENGINE_AUTH_PENDING)
+			pending = true;
+	}
+	e->acl_may_hold = false;
+	return pending;
+}
+
 /* SUBSCRIBE: each entry applied and reported, SUBACK with one code per
  * filter, then the retained messages the new subscriptions ask for.
- * Returns 0, or -1 once the connection is closing. */
+ * Returns 0, -1 once the connection is closing, or ENGINE_CONN_REPLAY
+ * when an ACL answer is pending (nothing done). */
 int subscribe_handle(struct engine *e, struct engine_conn *c, struct codec_packet *p)
 {
 	struct codec_subscribe *sb = &p->u.subscribe;
+	if (e->acl_ask && e->acl_on && subscribe_acl_pending(e, c, sb))
+		return ENGINE_CONN_REPLAY;
 	uint64_t before = e->store_changes;
 	uint32_t sub_id = 0;
 	if (c->version == CODEC_V5 && CODEC_HAS_PROP(&sb->props, CODEC_PROP_SUBSCRIPTION_ID)) {

@@ -19,7 +19,14 @@ users.json:
     }
 
 A user without "acl" gets no rules (the broker's acl_file, if any,
-decides); "anonymous" absent refuses clients without a user name. The
+decides); "anonymous" absent refuses clients without a user name.
+
+A user (or "anonymous") with "ask": true is answered "acl": "ask" at
+CONNECT: midge then sends an `acl` request for each topic it publishes
+on and each filter it subscribes to (docs/auth.md, "Per-message acl
+requests"), and this worker decides them with the same "acl" rules
+(first match wins, nothing matching denies; a subscription is allowed
+when the rule's filter covers every topic of the requested one). The
 protocol is midge's (docs/auth.md, "ZeroMQ auth workers"): a REQ socket
 says ready, then answers one request at a time. Run several for more
 throughput; midge gives each request to the least recently used one.
@@ -53,9 +60,64 @@ def check_password(entry, password):
         return False
 
 
+def substitute(level, req):
+    """%c and %u as a whole level: the client id and user name (a name
+    holding '/', '+' or '#' never matches)."""
+    for key, name in (("%c", req.get("client_id")), ("%u", req.get("username"))):
+        if level == key:
+            if name is None or any(ch in name for ch in "/+#"):
+                return None
+            return name
+    return level
+
+
+def covers(rule, topic, req):
+    """Whether the rule's filter matches the topic (publish) or covers
+    every topic of the filter (subscribe); '$' topics are not matched by
+    a leading wildcard."""
+    r = [substitute(level, req) for level in rule.split("/")]
+    t = topic.split("/")
+    if t[0].startswith("$") and r[0] in ("+", "#"):
+        return False
+    for i, level in enumerate(r):
+        if level is None:
+            return False
+        if level == "#":
+            return True
+        if i >= len(t):
+            return False
+        if level == "+":
+            if t[i] == "#":
+                return False
+            continue
+        if level != t[i]:
+            return False
+    return len(r) == len(t)
+
+
+def decide_acl(db, req):
+    """An `acl` request: the first of the user's rules whose action and
+    filter match decides; nothing matching denies."""
+    user = req.get("username")
+    entry = db.get("anonymous") if user is None else db.get("users", {}).get(user)
+    action = req.get("action")
+    topic = req.get("topic", "")
+    if action == "subscribe" and topic.startswith("$share/"):
+        topic = topic.split("/", 2)[2] if topic.count("/") >= 2 else ""  # its filter
+    for rule in (entry or {}).get("acl", []):
+        if rule.get("action") not in (action, "all"):
+            continue
+        if covers(rule.get("topic", ""), topic, req):
+            return "allow" if rule.get("permission") == "allow" else "deny"
+    return "deny"
+
+
 def decide(db, req):
     """The answer to one request (a dict)."""
     answer = {"version": 1, "id": req.get("id")}
+    if req.get("type") == "acl":
+        answer.update(result=decide_acl(db, req))
+        return answer
     if req.get("type") != "connect":
         answer.update(result="deny", reason_code=0x87)
         return answer
@@ -66,7 +128,9 @@ def decide(db, req):
             answer.update(result="deny", reason_code=0x87)  # not authorized
             return answer
         answer.update(result="allow")
-        if "acl" in anon:
+        if anon.get("ask"):
+            answer["acl"] = "ask"
+        elif "acl" in anon:
             answer["acl"] = anon["acl"]
         return answer
     entry = db.get("users", {}).get(user)
@@ -78,6 +142,8 @@ def decide(db, req):
     for key in ("acl", "session_expiry_max", "username"):
         if key in entry:
             answer[key] = entry[key]
+    if entry.get("ask"):
+        answer["acl"] = "ask"  # the rules answer `acl` requests instead
     return answer
 
 

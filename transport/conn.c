@@ -26,6 +26,7 @@
 #include "transport/log.h"
 #include "transport/outq.h"
 #include "transport/rbuf.h"
+#include "transport/zauth.h"
 
 static const char *const conn_why_text[] = {
 	[WHY_NONE] = NULL,
@@ -155,6 +156,8 @@ void conn_tell_engine(struct midge *m, struct conn *c, const char *why)
 	if (c->ec) {
 		struct engine_conn *ec = c->ec;
 		c->ec = NULL;
+		if (c->acl_asked) /* a packet may wait for a worker's answer */
+			zauth_acl_cancel(m, ec);
 		engine_conn_closed(m->engine, ec, why, broker_now_ms());
 	}
 }
@@ -231,6 +234,10 @@ static bool conn_flush(struct midge *m, struct conn *c, bool top_level)
 			if (c->rbuf && c->rbuf->len)
 				conn_frame(m, c, c->rbuf->data, c->rbuf->len);
 			conn_leave_pre(m, c); /* a CONNECT held for the cluster's claim, accepted */
+			/* the peer closed behind a packet that waited (an ACL
+			 * answer): handled now, so the close goes on */
+			if (c->eof_held && !c->held && !c->gone && !c->ending)
+				conn_end(m, c, WHY_PEER_CLOSED, false);
 		}
 	}
 	if (c->gone) {

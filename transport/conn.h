@@ -111,6 +111,7 @@ struct conn {
 	uint32_t tear_why : 3;     /* why: enum conn_why (conn_internal.h) */
 	uint32_t tls_identity : 1; /* a TLS handshake proved the user name (IO_IDENTITY) */
 	uint32_t close_now : 1;    /* a layer refused or ended the stream: IO_CLOSE whatever is queued */
+	uint32_t acl_asked : 1;    /* an auth worker was asked an `acl` request for it (zauth_acl.c) */
 	unsigned : 0;
 
 	/* socket flags */

@@ -19,6 +19,7 @@
 #include "transport/latency.h"
 #include "transport/outq.h"
 #include "transport/rbuf.h"
+#include "transport/zauth.h"
 
 #define DRAIN_MAX 65536 /* records per conn_drain call: timers get their turn */
 
@@ -65,6 +66,11 @@ void conn_frame(struct midge *m, struct conn *c, const uint8_t *data, size_t n)
 		c->held = true;
 		conn_mark_dirty(m, c);
 	}
+	/* a packet was handled (all, or some before the one held): the acl
+	 * answers a replayed packet used are cached now, so those of a
+	 * client held again and again do not pile up */
+	if (c->acl_asked && (rc != ENGINE_CONN_HELD || feed.used > 0))
+		zauth_acl_settle(m, c->ec);
 	if (own) {
 		rbuf_consume(c->rbuf, (uint32_t)feed.used);
 	} else if (conn_keep(m, c, data + feed.used, n - feed.used, feed.need) < 0) {

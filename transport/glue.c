@@ -105,6 +105,8 @@ int glue_engine_start(struct midge *m)
 	struct engine_config cfg;
 	glue_engine_config(&m->conf, &cfg);
 	m->engine = engine_new(&cfg, &io, &auth);
+	if (m->engine) /* a worker's answer may say "acl": "ask" (zauth_acl.c) */
+		engine_set_acl_ask(m->engine, zauth_on(m));
 	return m->engine ? 0 : -1;
 }
 

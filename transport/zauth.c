@@ -162,7 +162,8 @@ static int zauth_apply(struct zauth *z, struct engine_conn *ec, struct conn *c,
 	const struct midge_str *cid =
 		c && c->listener && c->listener->username_as_clientid && cl->username.p ? &cl->username
 											  : &cl->client_id;
-	if (zauth_client_set(z, cid->p ? cid->p : "", cid->p ? cid->len : 0, a->rules) < 0)
+	if (zauth_client_set(z, cid->p ? cid->p : "", cid->p ? cid->len : 0, a->rules, a->acl_ask) <
+	    0)
 		return MQTT_RC_SERVER_UNAVAILABLE;
 	return 0;
 }
@@ -176,7 +177,7 @@ static struct zpending **zauth_pending_by_id(struct zauth *z, uint64_t id)
 }
 
 /* Takes p off both tables (not freed). */
-static void zauth_pending_unlink(struct zauth *z, struct zpending *p)
+void zauth_pending_unlink(struct zauth *z, struct zpending *p)
 {
 	struct zpending **pp = zauth_pending_by_id(z, p->id);
 	if (*pp)
@@ -226,7 +227,7 @@ static int zauth_route_set(struct zauth *z, struct engine_conn *ec, const struct
 
 /* A worker's answer that did not parse: counted, the first logged (with
  * what it refused); the request is refused as server unavailable. */
-static int zauth_bad_answer(struct zauth *z, const struct zworker_result *r, const char *refused)
+int zauth_bad_answer(struct zauth *z, const struct zworker_result *r, const char *refused)
 {
 	char why[400];
 	pwfile_printable(r->note, strlen(r->note), why, sizeof why);
@@ -267,7 +268,8 @@ static void zauth_step_result(struct zauth *z, struct zpending *p, struct conn *
 		 * stay; the rules are the latest answer's */
 		const struct midge_client *cl = engine_conn_client(p->ec);
 		rc = zauth_client_set(z, cl->client_id.p ? cl->client_id.p : "",
-				      cl->client_id.p ? cl->client_id.len : 0, a->rules) < 0
+				      cl->client_id.p ? cl->client_id.len : 0, a->rules,
+				      a->acl_ask) < 0
 			     ? MQTT_RC_SERVER_UNAVAILABLE
 			     : 0;
 	} else {
@@ -291,6 +293,12 @@ static void zauth_on_result(void *ctx, struct zworker_result *r)
 		return;
 	}
 	zauth_pending_unlink(z, p);
+	if (p->acl) { /* a PUBLISH or SUBSCRIBE waits for it */
+		zauth_acl_result(z, p, r);
+		free(p);
+		zworker_result_free(r);
+		return;
+	}
 	struct conn *c = engine_conn_handle(p->ec);
 	if (p->enhanced) {
 		zauth_step_result(z, p, c, r);
@@ -325,8 +333,8 @@ static void zauth_on_async(uv_async_t *a)
 
 /* What a request says of the client (views into cl, user and c's
  * verified certificate; c may be NULL). */
-static struct zproto_connect zauth_client_fields(const struct midge_client *cl,
-						 const struct midge_str *user, const struct conn *c)
+struct zproto_connect zauth_client_fields(const struct midge_client *cl,
+					  const struct midge_str *user, const struct conn *c)
 {
 	struct zproto_connect q = {
 		.client_id = {cl->client_id.p, cl->client_id.len},
@@ -351,8 +359,8 @@ static struct zproto_connect zauth_client_fields(const struct midge_client *cl,
  * Returns the pending entry, or NULL when the queue is full or memory
  * ran out.
  */
-static struct zpending *zauth_submit(struct zauth *z, struct engine_conn *ec, char *json,
-				     size_t len, bool enhanced, const struct zworker_route *to)
+struct zpending *zauth_submit(struct zauth *z, struct engine_conn *ec, char *json, size_t len,
+			      bool enhanced, const struct zworker_route *to)
 {
 	struct zpending *p = calloc(1, sizeof *p);
 	if (!p) {
@@ -449,7 +457,7 @@ void zauth_cancel(struct midge *m, const struct midge_client *cl)
 	struct engine_conn *ec = engine_conn_of(cl);
 	zauth_route_drop(z, ec);
 	for (struct zpending *p = z->by_ec[zauth_ptr_bucket(ec)]; p; p = p->ec_next)
-		if (p->ec == ec) {
+		if (p->ec == ec && !p->acl) { /* `acl` requests go with the connection */
 			/* the answer, when it comes, finds no request and is dropped */
 			zauth_pending_unlink(z, p);
 			free(p);
@@ -627,14 +635,16 @@ void zauth_stop(struct midge *m)
 	m->zauth = NULL;
 	zworker_stop(z->w); /* no wake-up after this */
 	z->w = NULL;
+	/* the clients first: their `acl` entries take their requests along */
+	for (uint32_t b = 0; b < ZAUTH_BUCKETS; b++)
+		while (z->clients[b])
+			zauth_client_drop(z, &z->clients[b]);
 	for (uint32_t b = 0; b < ZAUTH_BUCKETS; b++) {
 		while (z->by_id[b]) {
 			struct zpending *p = z->by_id[b];
 			z->by_id[b] = p->id_next;
 			free(p);
 		}
-		while (z->clients[b])
-			zauth_client_drop(z, &z->clients[b]);
 		while (z->routes[b]) {
 			struct zroute *r = z->routes[b];
 			z->routes[b] = r->next;

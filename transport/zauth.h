@@ -45,6 +45,12 @@ void zauth_cancel(struct midge *m, const struct midge_client *cl);
  * decision and true is returned; false: not ours (acl_file decides). */
 bool zauth_acl(struct midge *m, const struct midge_client *cl, const uint8_t *topic, size_t len,
 	       enum engine_access access, int *rc);
+/* The connection of ec goes: its `acl` requests and fresh answers are
+ * forgotten (call before engine_conn_closed). */
+void zauth_acl_cancel(struct midge *m, struct engine_conn *ec);
+/* ec's input was handled past the packet that waited for its answers:
+ * those answers are cached now, or dropped (zauth_acl.c). */
+void zauth_acl_settle(struct midge *m, struct engine_conn *ec);
 /* Whether any client has rules (the engine must ask for every topic). */
 bool zauth_wants_acl(const struct midge *m);
 

@@ -35,16 +35,23 @@ void zauth_client_drop(struct zauth *z, struct zclient **pp)
 			z->last[i] = NULL;
 	if (k->check)
 		z->n_check--;
+	zauth_acl_forget(z, k, false); /* its session is gone, or the broker stops */
 	zrules_unref(k->rules);
 	free(k->cid);
 	free(k);
 	z->n_clients--;
 }
 
-int zauth_client_set(struct zauth *z, const char *cid, size_t len, struct zrules *rules)
+struct zclient *zauth_client_find(struct zauth *z, const struct midge_str *cid)
+{
+	return cid->p ? *zauth_client_slot(z, cid->p, cid->len) : NULL;
+}
+
+int zauth_client_set(struct zauth *z, const char *cid, size_t len, struct zrules *rules,
+		     bool ask)
 {
 	struct zclient **pp = zauth_client_slot(z, cid, len);
-	if (!rules) {
+	if (!rules && !ask) {
 		if (*pp)
 			zauth_client_drop(z, pp);
 		return 0;
@@ -62,6 +69,9 @@ int zauth_client_set(struct zauth *z, const char *cid, size_t len, struct zrules
 	}
 	zrules_unref((*pp)->rules);
 	(*pp)->rules = zrules_ref(rules);
+	/* another CONNECT's answer: what the last one was told goes */
+	zauth_acl_forget(z, *pp, true);
+	(*pp)->ask = ask;
 	if ((*pp)->check) {
 		(*pp)->check = false;
 		z->n_check--;
@@ -84,6 +94,10 @@ bool zauth_acl(struct midge *m, const struct midge_client *cl, const uint8_t *to
 		if (!k)
 			return false;
 		z->last[which] = k;
+	}
+	if (k->ask) {
+		*rc = zauth_acl_decide(z, k, cl, topic, len, access);
+		return true;
 	}
 	enum zrules_access a = access == ENGINE_ACCESS_PUBLISH     ? ZRULES_PUBLISH
 			       : access == ENGINE_ACCESS_SUBSCRIBE ? ZRULES_SUBSCRIBE
@@ -134,6 +148,12 @@ void zauth_tick(struct midge *m)
 			 (unsigned long long)z->bad, (unsigned long long)z->gone,
 			 zworker_known(z->w));
 		z->timeouts = z->bad = z->gone = 0;
+	}
+	if (z->acl_busy) {
+		log_warn("auth workers: %llu publish or subscribe request(s) refused as not authorized: "
+			 "midge_auth_worker_queue (%u) full",
+			 (unsigned long long)z->acl_busy, m->conf.zauth.queue);
+		z->acl_busy = 0;
 	}
 	struct engine_client_info info;
 	int seen = 0;

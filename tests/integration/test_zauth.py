@@ -23,42 +23,23 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import brokerctl  # noqa: E402
-from brokerctl import publish_packet, read_packet, spawn, kill, subscribe_packet  # noqa: E402
-from test_zauth_lib import connect3, connect5, received_topics  # noqa: E402
+from brokerctl import publish_packet, read_packet, kill, subscribe_packet  # noqa: E402
+from test_zauth_lib import (PY, WORKER, JSON_WORKER, connect3, connect5,  # noqa: E402
+                            received_topics, request_lines as lines, worker_broker)
+import test_zauth_lib  # noqa: E402
 
 r = brokerctl.Results("auth workers")
 brokerctl.deadline(r, 120)
-PY = "/usr/bin/python3"
-HERE = os.path.dirname(os.path.abspath(__file__))
-SRC = os.path.join(HERE, "..", "..")
-WORKER = os.path.join(HERE, "zauth_worker.py")
-JSON_WORKER = os.path.join(SRC, "examples", "auth_worker_json.py")
 d = brokerctl.scratch_dir("zauth")
 workers = []
 
 
 def start_worker(cmd):
-    p = spawn(cmd)
-    workers.append(p)
-    if "zauth_worker.py" in cmd[1]:
-        p.stdout.readline()  # "ready" went out
-    return p
+    return test_zauth_lib.start_worker(workers, cmd)
 
 
 def broker(extra, timeout_ms=1000):
-    b = brokerctl.start("listener {port} 127.0.0.1\nallow_anonymous false\n"
-                        "midge_auth_endpoint ipc://{dir}/auth\nmidge_auth_timeout_ms %d\n%s"
-                        % (timeout_ms, extra))
-    b.endpoint = "ipc://%s/auth" % b.dir
-    return b
-
-
-def lines(path):
-    try:
-        with open(path) as f:
-            return [json.loads(x) for x in f if x.strip()]
-    except OSError:
-        return []
+    return worker_broker("allow_anonymous false\n" + extra, timeout_ms)
 
 
 # ---- the JSON example: allow, deny, rules, user name, expiry cap --------

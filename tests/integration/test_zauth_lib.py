@@ -1,9 +1,45 @@
-"""Helpers of the auth worker tests (test_zauth*.py): a raw MQTT 5 CONNECT
-and its CONNACK's reason code and properties."""
+"""Helpers of the auth worker tests (test_zauth*.py): the workers and a
+broker bound for them; a raw MQTT 5 CONNECT and its CONNACK's reason code
+and properties."""
 
+import json
+import os
 import socket
 
-from brokerctl import connect_packet, read_packet, varint, varint_decode, _s
+import brokerctl
+from brokerctl import connect_packet, read_packet, spawn, varint, varint_decode, _s
+
+PY = "/usr/bin/python3"
+HERE = os.path.dirname(os.path.abspath(__file__))
+WORKER = os.path.join(HERE, "zauth_worker.py")
+JSON_WORKER = os.path.join(HERE, "..", "..", "examples", "auth_worker_json.py")
+
+
+def start_worker(workers, cmd):
+    """Starts a worker (stopped by the test with kill(), from workers)."""
+    p = spawn(cmd)
+    workers.append(p)
+    if "zauth_worker.py" in cmd[1]:
+        p.stdout.readline()  # "ready" went out
+    return p
+
+
+def worker_broker(extra, timeout_ms):
+    """A broker whose auth workers connect to b.endpoint."""
+    b = brokerctl.start("listener {port} 127.0.0.1\n"
+                        "midge_auth_endpoint ipc://{dir}/auth\nmidge_auth_timeout_ms %d\n%s"
+                        % (timeout_ms, extra))
+    b.endpoint = "ipc://%s/auth" % b.dir
+    return b
+
+
+def request_lines(path):
+    """The requests a worker's --log wrote, as dicts."""
+    try:
+        with open(path) as f:
+            return [json.loads(x) for x in f if x.strip()]
+    except OSError:
+        return []
 
 
 def connect5(port, cid, user=None, pw=None, props=b""):

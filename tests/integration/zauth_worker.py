@@ -8,6 +8,9 @@ the rules and fields given as JSON), or misbehaves on purpose.
 --silent says ready and never answers; --delay waits before each answer;
 --log appends each request's JSON on a line (the tests count them);
 --answer is merged into each "allow" answer; --deny CODE denies all.
+`acl` requests (docs/auth.md): allowed, but a topic starting with
+--acl-deny PREFIX is denied; --acl-delay MS waits before each answer;
+--acl-silent never answers one (nor anything after it).
 """
 import json
 import sys
@@ -18,12 +21,13 @@ import zmq
 
 def main(argv):
     endpoint = argv[1]
-    opts = {"delay": 0, "silent": False, "log": None, "answer": {}, "deny": None, "curve": None}
+    opts = {"delay": 0, "silent": False, "log": None, "answer": {}, "deny": None, "curve": None,
+            "acl_deny": None, "acl_delay": 0, "acl_silent": False}
     i = 2
     while i < len(argv):
         a = argv[i]
-        if a == "--silent":
-            opts["silent"] = True
+        if a in ("--silent", "--acl-silent"):
+            opts[a[2:].replace("-", "_")] = True
             i += 1
             continue
         if a == "--curve":
@@ -39,6 +43,10 @@ def main(argv):
             opts["answer"] = json.loads(v)
         elif a == "--deny":
             opts["deny"] = int(v)
+        elif a == "--acl-deny":
+            opts["acl_deny"] = v
+        elif a == "--acl-delay":
+            opts["acl_delay"] = int(v) / 1000.0
         i += 2
     ctx = zmq.Context()
     s = ctx.socket(zmq.REQ)
@@ -56,6 +64,14 @@ def main(argv):
                 f.write(json.dumps(req) + "\n")
         if opts["silent"]:
             time.sleep(3600)
+        if req.get("type") == "acl":
+            if opts["acl_silent"]:
+                time.sleep(3600)
+            time.sleep(opts["acl_delay"])
+            deny = opts["acl_deny"] and req["topic"].startswith(opts["acl_deny"])
+            s.send_string(json.dumps({"version": 1, "id": req["id"],
+                                      "result": "deny" if deny else "allow"}))
+            continue
         if opts["delay"]:
             time.sleep(opts["delay"])
         if opts["deny"] is not None:

@@ -1579,6 +1579,111 @@ static void t_acl(void)
 	stop();
 }
 
+/* The fake auth worker of the held-packet tests: topic "a" is pending
+ * until ASK_ANSWER says what its answer is (0 allow, else the code). */
+static int ASK_ANSWER = ENGINE_AUTH_PENDING;
+static int ASKS_A, ASKS_OTHER;
+
+static int acl_ask_a(void *ctx, const struct midge_client *client, const uint8_t *topic,
+		     size_t len, enum engine_access access)
+{
+	(void)ctx;
+	(void)client;
+	(void)access;
+	if (len == 1 && topic[0] == 'a') {
+		ASKS_A++;
+		return ASK_ANSWER;
+	}
+	ASKS_OTHER++;
+	return 0;
+}
+
+/* The held-packet tests' engine: acl_ask_a asked, "pub" (0) and "sub"
+ * (1) connected, 3.1.1, "a" pending. */
+static void ask_start(void)
+{
+	static const struct engine_auth auth = {.acl = acl_ask_a};
+	ASK_ANSWER = ENGINE_AUTH_PENDING;
+	ASKS_A = ASKS_OTHER = 0;
+	start(NULL, &auth);
+	engine_set_acl_ask(E, true);
+	up4(0, "pub");
+	up4(1, "sub");
+}
+
+/* engine_auth.acl answered ENGINE_AUTH_PENDING for a PUBLISH: the packet
+ * is not used (out->used ends before it), nothing is answered or routed
+ * and nothing behind it is read; fed again once the answer is in, it is
+ * handled once, in order, counted once. */
+static void t_acl_held_publish(void)
+{
+	uint8_t b[64];
+	struct codec_feed fo;
+	ask_start();
+	subscribe4(1, "#", 1);
+	/* b (allowed), a (pending), b again */
+	size_t n = unhex("32 06 00 01 62 00 01 78 32 06 00 01 61 00 02 79 32 06 00 01 62 00 03 7a",
+			 b, sizeof b);
+	uint64_t bytes0 = stats_now().bytes_received;
+	CU_ASSERT_EQUAL(engine_conn_input(E, F[0].c, b, n, NOW, &fo), ENGINE_CONN_HELD);
+	CU_ASSERT_EQUAL(fo.used, 8); /* the first PUBLISH only */
+	CU_ASSERT_EQUAL(fo.need, 0);
+	expect(0, "40 02 00 01");
+	expect(1, "32 06 00 01 62 00 01 78");
+	CU_ASSERT_EQUAL(stats_now().bytes_received, bytes0 + 8);
+	CU_ASSERT_EQUAL(ASKS_A, 1);
+	/* fed again while still pending: still held, nothing more */
+	CU_ASSERT_EQUAL(engine_conn_input(E, F[0].c, b + 8, n - 8, NOW, &fo), ENGINE_CONN_HELD);
+	CU_ASSERT_EQUAL(fo.used, 0);
+	expect(0, "");
+	expect(1, "");
+	/* the answer is in: a, then the b behind it, in order */
+	ASK_ANSWER = 0;
+	CU_ASSERT_EQUAL(engine_conn_input(E, F[0].c, b + 8, n - 8, NOW, &fo), 0);
+	CU_ASSERT_EQUAL(fo.used, n - 8);
+	expect(0, "40 02 00 02 40 02 00 03");
+	expect(1, "32 06 00 01 61 00 02 79 32 06 00 01 62 00 03 7a");
+	CU_ASSERT_EQUAL(stats_now().bytes_received, bytes0 + n);
+	CU_ASSERT_EQUAL(stats_now().publish_received, 3);
+	/* denied once answered: acknowledged and dropped (3.1.1), counted */
+	ASK_ANSWER = MQTT_RC_NOT_AUTHORIZED;
+	exchange(0, "32 06 00 01 61 00 04 78", "40 02 00 04");
+	expect(1, "");
+	CU_ASSERT_EQUAL(stats_now().acl_denied, 1);
+	/* held, then the connection goes: nothing left behind (ASan) */
+	ASK_ANSWER = ENGINE_AUTH_PENDING;
+	CU_ASSERT_EQUAL(feed(0, "32 06 00 01 61 00 05 78"), ENGINE_CONN_HELD);
+	gone(0, "test");
+	stop();
+}
+
+/* A SUBSCRIBE asks for every filter before applying any: held whole
+ * while one answer is pending (no SUBACK, no subscription), then one
+ * code per filter [MQTT-3.9.3-1]; without engine_set_acl_ask a pending
+ * answer refuses (fail closed). */
+static void t_acl_held_subscribe(void)
+{
+	ask_start();
+	/* a (pending) and c (allowed), QoS 1 each */
+	CU_ASSERT_EQUAL(feed(1, "82 0a 00 0a 00 01 61 01 00 01 63 01"), ENGINE_CONN_HELD);
+	expect(1, "");
+	CU_ASSERT_EQUAL(ASKS_A, 1);
+	CU_ASSERT_EQUAL(ASKS_OTHER, 1);
+	exchange(0, "30 04 00 01 63 78", "");
+	expect(1, ""); /* c was not subscribed yet */
+	ASK_ANSWER = MQTT_RC_NOT_AUTHORIZED;
+	exchange(1, "82 0a 00 0a 00 01 61 01 00 01 63 01", "90 04 00 0a 80 01");
+	exchange(0, "30 04 00 01 63 78", "");
+	expect(1, "30 04 00 01 63 78");
+	/* fail closed: a pending answer where nothing may wait refuses */
+	engine_set_acl_ask(E, false);
+	ASK_ANSWER = ENGINE_AUTH_PENDING;
+	exchange(1, "82 06 00 0b 00 01 61 00", "90 03 00 0b 80");
+	exchange(0, "32 06 00 01 61 00 01 78", "40 02 00 01");
+	expect(1, "");
+	stop();
+}
+
 /* Mosquitto's rule for $ topics, with no auth module at all: no client
  * publishes on $SYS (but a bridge's state topic) or $share; 3.1.1 is
  * acknowledged, v5 told 0x87. */
@@ -3283,6 +3388,8 @@ static const struct test_case routing_cases[] = {
 	{"subscription identifiers not available 0xA1", t_sub_ids_unavailable},
 	{"ACL publish and subscribe", t_acl},
 	{"ACL $SYS and $share not published by clients", t_acl_dollar_publish},
+	{"ACL answer pending: the PUBLISH held unread, replayed in order", t_acl_held_publish},
+	{"MQTT-3.9.3-1 ACL answer pending: the SUBSCRIBE held whole", t_acl_held_subscribe},
 	{"ACL offline session keeps its user name", t_acl_offline_session},
 	{"check_retain_source", t_check_retain_source},
 	{"mount_point", t_mount_point},

@@ -168,6 +168,52 @@ static void test_enhanced(void)
 	free(big);
 }
 
+/* Per-message `acl` requests: the request's JSON, and "acl": "ask" in a
+ * connect answer (any other string is a bad answer). */
+static void test_acl_requests(void)
+{
+	struct zproto_connect q = {.client_id = {"dev-1", 5}, .username = {"eve", 3},
+				   .password = {"pw", 2}, .protocol = 4};
+	struct zproto_bytes topic = {"dev/1/temp", 10};
+	char *out;
+	size_t len;
+	CU_ASSERT_EQUAL_FATAL(zproto_acl_request(&q, ZPROTO_ACL_PUBLISH, &topic, 12, &out, &len), 0);
+	json_error_t je;
+	json_t *o = json_loadb(out, len, 0, &je);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+	CU_ASSERT_EQUAL(json_integer_value(json_object_get(o, "version")), 1);
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(o, "type")), "acl");
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(o, "id")), "12");
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(o, "client_id")), "dev-1");
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(o, "username")), "eve");
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(o, "action")), "publish");
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(o, "topic")), "dev/1/temp");
+	CU_ASSERT_PTR_NULL(json_object_get(o, "password")); /* never sent again */
+	json_decref(o);
+	zproto_wipe(out, len);
+	CU_ASSERT_EQUAL_FATAL(zproto_acl_request(&q, ZPROTO_ACL_SUBSCRIBE, &topic, 13, &out, &len),
+			      0);
+	o = json_loadb(out, len, 0, &je);
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(o, "action")), "subscribe");
+	json_decref(o);
+	zproto_wipe(out, len);
+	CU_ASSERT_EQUAL(zproto_acl_request(&q, (enum zproto_action)7, &topic, 14, &out, &len), -1);
+	struct zproto_bytes bad = {"\xff", 1}; /* not UTF-8 */
+	CU_ASSERT_EQUAL(zproto_acl_request(&q, ZPROTO_ACL_PUBLISH, &bad, 15, &out, &len), -1);
+
+	struct zproto_answer a;
+	CU_ASSERT_EQUAL(parse("{\"version\":1,\"id\":\"3\",\"result\":\"allow\",\"acl\":\"ask\"}", &a),
+			ZPROTO_ANSWER);
+	CU_ASSERT_TRUE(a.allow && a.acl_ask && !a.rules);
+	zproto_answer_clear(&a);
+	CU_ASSERT_EQUAL(parse("{\"version\":1,\"id\":\"3\",\"result\":\"allow\",\"acl\":\"always\"}",
+			      &a), -1);
+	CU_ASSERT_EQUAL(parse("{\"version\":1,\"id\":\"3\",\"result\":\"allow\",\"acl\":[]}", &a),
+			ZPROTO_ANSWER);
+	CU_ASSERT_FALSE(a.acl_ask);
+	zproto_answer_clear(&a);
+}
+
 static void test_bad_answers(void)
 {
 	static const char *bad[] = {
@@ -384,6 +430,16 @@ static void test_conf(void)
 	CU_ASSERT_EQUAL(conf_err(t0, err, sizeof err), -1);
 	const char *ot[][2] = {{"midge_auth_on_timeout", "maybe"}, {NULL, NULL}};
 	CU_ASSERT_EQUAL(conf_err(ot, err, sizeof err), -1);
+	const char *acl[][2] = {{"midge_auth_acl_cache_ttl", "0"},
+				{"midge_auth_acl_cache_size", "5"},
+				{"midge_auth_acl_cache_per_client", "2"},
+				{"midge_auth_acl_pending_per_client", "1"},
+				{NULL, NULL}};
+	CU_ASSERT_EQUAL(conf_err(acl, err, sizeof err), 0);
+	const char *acl0[][2] = {{"midge_auth_acl_pending_per_client", "0"}, {NULL, NULL}};
+	CU_ASSERT_EQUAL(conf_err(acl0, err, sizeof err), -1);
+	const char *acl1[][2] = {{"midge_auth_acl_cache_size", "0"}, {NULL, NULL}};
+	CU_ASSERT_EQUAL(conf_err(acl1, err, sizeof err), -1);
 }
 
 /* A worker peer: a DEALER with routing identity id, connected and ready. */
@@ -530,6 +586,7 @@ static const struct test_case zauth_cases[] = {
 	{"connect request", test_request},
 	{"MQTT-3.2.2-6 answers", test_answers},
 	{"bad answers", test_bad_answers},
+	{"acl requests", test_acl_requests},
 	{"MQTT-4.12.0-2 enhanced authentication", test_enhanced},
 	{"rules first match", test_rules_first_match},
 	{"rules filters", test_rules_filters},
