@@ -158,13 +158,6 @@ static bool sub_room(struct engine *e, struct session *s, const uint8_t *f, size
 }
 
 /*
- * Applies one SUBSCRIBE entry. A $replay/SPEC/FILTER entry subscribes to
- * FILTER (history.c delivers the log after the SUBACK). Returns the
- * granted QoS or a failure code (0x80 in 3.1.1), or -1 for a protocol
- * error that closes the connection. *fresh tells whether the subscription
- * is new.
- */
-/*
  * The filter an entry subscribes to: FILTER of $replay/SPEC/FILTER, under
  * the listener's mount_point (*f may point into e->mount_buf until the
  * next call). Returns what history_parse_replay() returned (< 0: a bad
@@ -186,6 +179,13 @@ static int subscribe_filter(struct engine *e, const struct engine_conn *c,
 	return replay;
 }
 
+/*
+ * Applies one SUBSCRIBE entry. A $replay/SPEC/FILTER entry subscribes to
+ * FILTER (history.c delivers the log after the SUBACK). Returns the
+ * granted QoS or a failure code (0x80 in 3.1.1), or -1 for a protocol
+ * error that closes the connection. *fresh tells whether the subscription
+ * is new.
+ */
 static int subscribe_one(struct engine *e, struct engine_conn *c, const struct codec_sub_entry *en,
 			 uint32_t sub_id, bool *fresh)
 {
