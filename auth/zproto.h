@@ -95,6 +95,7 @@ struct zproto_answer {
 	struct zrules *rules;    /* allow: this client's ACL rules, or NULL (acl_file decides) */
 	bool no_cache;           /* "cache": false: do not remember this decision */
 	bool cont;               /* "result": "continue" (an `auth` request's next step) */
+	bool defer;              /* "result": "defer": the chain's next source decides */
 	bool has_data;           /* "data": the Authentication Data for the client */
 	uint8_t *data;           /* ... decoded, data_len bytes (malloc'd) */
 	size_t data_len;

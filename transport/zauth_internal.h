@@ -16,6 +16,8 @@
 #include "auth/zrules.h"
 #include "auth/zworker.h"
 
+struct auth_check;
+
 #define ZAUTH_BUCKETS 4096u /* pending and rules; chains grow past it */
 #define ZAUTH_SWEEP 1024    /* rule entries looked at per tick */
 
@@ -25,6 +27,7 @@ struct zpending {
 	uint8_t key[32]; /* the cache key */
 	uint64_t t0_us;
 	bool enhanced; /* an `auth` request: answered with engine_conn_auth_step() */
+	struct auth_check *walk; /* the CONNECT's chain (transport/auth.c), or NULL */
 	struct zpending *id_next, *ec_next;
 };
 
