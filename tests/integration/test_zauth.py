@@ -141,13 +141,13 @@ r.check("after SIGHUP the rules still apply: only alice/y passes", got == ["alic
 empty_pw = os.path.join(d, "empty.pw")
 open(empty_pw, "w").close()
 with open(b.conf_path, "a") as f:
-    f.write("\npassword_file %s\n" % empty_pw)
+    f.write("\npassword_file %s\nmidge_auth_chain passwd\n" % empty_pw)
 b.signal(signal.SIGHUP)
 end = time.time() + 15
 while "reload failed" not in b.log_text() and time.time() < end:
     time.sleep(0.05)
-r.check("a reload adding a password_file beside the workers fails, nothing changed",
-        "password_file or midge_jwt_ keys with midge_auth_endpoint" in b.log_text())
+r.check("a reload whose chain leaves the workers out fails, nothing changed",
+        "midge_auth_chain does not name zmq, but midge_auth_endpoint is set" in b.log_text())
 al.close()
 dv.close()
 b.stop()
@@ -282,11 +282,12 @@ with open(secret, "w") as f:
     f.write("a-secret-of-enough-length-for-hs256\n")
 with open(conf, "w") as f:
     f.write("listener %d 127.0.0.1\nmidge_auth_endpoint ipc://%s/w.sock\n"
-            "midge_jwt_key_file %s\n" % (brokerctl.free_port(), d, secret))
+            "midge_jwt_key_file %s\nmidge_auth_chain jwt\n" % (brokerctl.free_port(), d, secret))
 p = subprocess.run([brokerctl.midge_binary(), "-c", conf], capture_output=True, text=True,
                    timeout=10)
-r.check("a JWT key beside the workers refused at start-up (it would go unused)",
-        p.returncode != 0 and "midge_jwt_ keys with midge_auth_endpoint" in p.stderr, p.stderr)
+r.check("a chain leaving the workers out refused at start-up (they would serve no password)",
+        p.returncode != 0 and "open.conf:4: midge_auth_chain does not name zmq" in p.stderr,
+        p.stderr)
 
 for w in workers:
     kill(w)

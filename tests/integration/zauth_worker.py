@@ -4,10 +4,13 @@ the rules and fields given as JSON), or misbehaves on purpose.
 
     zauth_worker.py ENDPOINT [--delay MS] [--silent] [--log FILE]
                     [--answer JSON] [--deny CODE] [--curve SERVER_PUB SECRET]
+                    [--by-user JSON]
 
 --silent says ready and never answers; --delay waits before each answer;
 --log appends each request's JSON on a line (the tests count them);
---answer is merged into each "allow" answer; --deny CODE denies all.
+--answer is merged into each "allow" answer; --deny CODE denies all;
+--by-user {"alice": {"result": "defer"}, "*": {...}} answers a request by
+its user name ("" when it has none; "*" for the others, else as above).
 """
 import json
 import sys
@@ -18,7 +21,8 @@ import zmq
 
 def main(argv):
     endpoint = argv[1]
-    opts = {"delay": 0, "silent": False, "log": None, "answer": {}, "deny": None, "curve": None}
+    opts = {"delay": 0, "silent": False, "log": None, "answer": {}, "deny": None, "curve": None,
+            "by_user": {}}
     i = 2
     while i < len(argv):
         a = argv[i]
@@ -39,6 +43,8 @@ def main(argv):
             opts["answer"] = json.loads(v)
         elif a == "--deny":
             opts["deny"] = int(v)
+        elif a == "--by-user":
+            opts["by_user"] = json.loads(v)
         i += 2
     ctx = zmq.Context()
     s = ctx.socket(zmq.REQ)
@@ -58,7 +64,12 @@ def main(argv):
             time.sleep(3600)
         if opts["delay"]:
             time.sleep(opts["delay"])
-        if opts["deny"] is not None:
+        by = opts["by_user"]
+        mine = by.get(req.get("username") or "", by.get("*"))
+        if mine is not None:
+            ans = {"version": 1, "id": req["id"]}
+            ans.update(mine)
+        elif opts["deny"] is not None:
             ans = {"version": 1, "id": req["id"], "result": "deny", "reason_code": opts["deny"]}
         else:
             ans = {"version": 1, "id": req["id"], "result": "allow"}
