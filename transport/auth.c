@@ -185,6 +185,8 @@ static void auth_on_done(void *ctx, struct auth_job *j)
 	bool attached = c && !verdict && k->by_jwt;
 	if (attached && auth_apply_jwt(m, c, ec, k) < 0)
 		verdict = MQTT_RC_SERVER_UNAVAILABLE;
+	if (c && !verdict)
+		zauth_forget_rules(m, ec, c);
 	if (c && conn_auth_done(ctx, c, verdict) < 0 && attached) {
 		const char *key;
 		size_t len;
@@ -303,7 +305,10 @@ static int auth_walk(struct midge *m, struct engine_conn *ec, struct auth_check 
 	}
 	if (!m->sec)
 		return MQTT_RC_NOT_AUTHORIZED;
-	return security_undecided(m->sec, cl, k->has_user, c && conn_tls_authenticated(c));
+	int rc = security_undecided(m->sec, cl, k->has_user, c && conn_tls_authenticated(c));
+	if (rc == 0)
+		zauth_forget_rules(m, ec, c);
+	return rc;
 }
 
 void auth_check_resume(struct midge *m, struct engine_conn *ec, struct auth_check *k)

@@ -144,6 +144,19 @@ static void zauth_cache_put(struct zauth *z, const uint8_t key[32], const struct
 
 /* ------------------------------------------------------------ decisions */
 
+/* The rules of ec's session from now on (NULL: none), kept under the
+ * client id the session will have. 0 or -1 (out of memory). */
+static int zauth_rules_set(struct zauth *z, struct engine_conn *ec, struct conn *c,
+			   struct zrules *rules)
+{
+	const struct midge_client *cl = engine_conn_client(ec);
+	/* use_username_as_clientid: the session will be the user name's */
+	const struct midge_str *cid =
+		c && c->listener && c->listener->username_as_clientid && cl->username.p ? &cl->username
+											  : &cl->client_id;
+	return zauth_client_set(z, cid->p ? cid->p : "", cid->p ? cid->len : 0, rules);
+}
+
 /*
  * Applies an allowing answer to the held (or being decided) CONNECT of
  * ec: the user name, the session expiry cap, the rules (kept under the
@@ -158,14 +171,13 @@ static int zauth_apply(struct zauth *z, struct engine_conn *ec, struct conn *c,
 		return MQTT_RC_SERVER_UNAVAILABLE;
 	if (a->has_expiry_max)
 		engine_conn_cap_expiry(ec, a->expiry_max);
-	const struct midge_client *cl = engine_conn_client(ec);
-	/* use_username_as_clientid: the session will be the user name's */
-	const struct midge_str *cid =
-		c && c->listener && c->listener->username_as_clientid && cl->username.p ? &cl->username
-											  : &cl->client_id;
-	if (zauth_client_set(z, cid->p ? cid->p : "", cid->p ? cid->len : 0, a->rules) < 0)
-		return MQTT_RC_SERVER_UNAVAILABLE;
-	return 0;
+	return zauth_rules_set(z, ec, c, a->rules) < 0 ? MQTT_RC_SERVER_UNAVAILABLE : 0;
+}
+
+void zauth_forget_rules(struct midge *m, struct engine_conn *ec, struct conn *c)
+{
+	if (m->zauth)
+		zauth_rules_set(m->zauth, ec, c, NULL);
 }
 
 static struct zpending **zauth_pending_by_id(struct zauth *z, uint64_t id)

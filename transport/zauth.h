@@ -44,6 +44,10 @@ bool zauth_on(const struct midge *m);
  */
 int zauth_connect(struct midge *m, const struct midge_client *cl, const struct midge_str *user,
 		  const struct midge_str *pass, struct conn *c, struct auth_check *walk);
+/* A CONNECT another source of the chain let in: the rules a worker gave
+ * its session before are not its any more (acl_file decides, or the
+ * token's). */
+void zauth_forget_rules(struct midge *m, struct engine_conn *ec, struct conn *c);
 /* engine_auth.enhanced for workers (an `auth` request): a reason code
  * (0x8C without workers), or ENGINE_AUTH_PENDING; the answer goes to
  * conn_auth_step(). */

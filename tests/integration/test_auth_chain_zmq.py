@@ -2,7 +2,8 @@
 end with real pyzmq workers (zauth_worker.py), a password file made by
 mosquitto_passwd, HS256 tokens made by python3-jwt and paho clients:
 - passwd,zmq: a user in the file is decided by the file (the worker is
-  not asked, a wrong password is final), others by the worker;
+  not asked, a wrong password is final), others by the worker; a session
+  the file lets in loses the rules a worker gave it before;
 - zmq,passwd: the worker defers and the file decides; the worker's
   cached defer does not hide the file's later answer (a reload changes
   the password: the old one is refused although the defer is cached);
@@ -21,6 +22,7 @@ midge only (Mosquitto has no auth workers)."""
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -31,7 +33,7 @@ import paho.mqtt.client as mqtt
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import brokerctl  # noqa: E402
-from brokerctl import kill, spawn  # noqa: E402
+from brokerctl import connect_packet, kill, read_packet, spawn, subscribe_packet  # noqa: E402
 from test_zauth_lib import connect3, connect5  # noqa: E402
 
 r = brokerctl.Results("auth chain with workers")
@@ -117,7 +119,9 @@ def paho(b, cid, user, pw, proto=mqtt.MQTTv311):
 
 # ---- passwd,zmq -------------------------------------------------------------
 b = broker("allow_anonymous false\npassword_file %s\nmidge_auth_chain passwd,zmq\n" % PW)
-log = worker(b, {"carol": ALLOW, "dave": ALLOW, "*": deny(0x87)})
+log = worker(b, {"carol": ALLOW, "dave": ALLOW, "*": deny(0x87),
+                 "ruled": {"result": "allow",
+                           "acl": [{"permission": "allow", "action": "all", "topic": "r/#"}]}})
 r.check("passwd,zmq: a file user, right password (paho 3.1.1): in",
         paho(b, "p1", "carol", "cpw") == 0)
 r.check("passwd,zmq: a file user, wrong password: 0x86, final although the worker would allow",
@@ -128,6 +132,24 @@ r.check("passwd,zmq: a user the file does not know: the worker allows (paho 5.0)
         paho(b, "p3", "dave", "any", mqtt.MQTTv5) == 0)
 r.check("passwd,zmq: ... and the worker's deny is the answer (0x87)",
         v5(b, "p4", "mallory", "x") == 0x87)
+
+
+def suback(user, pw):
+    """The SUBACK code of `other/#` for persistent session s1 (3.1.1)."""
+    s = socket.create_connection(("127.0.0.1", b.port), timeout=10)
+    s.sendall(connect_packet("s1", clean=False, username=user, password=pw))
+    p = read_packet(s)
+    s.sendall(subscribe_packet(1, "other/#", 0))
+    q = read_packet(s)
+    s.close()
+    return p and p[1][1] == 0 and q and q[1][2]
+
+
+r.check("passwd,zmq: a session the worker gave rules: other/# refused",
+        suback("ruled", "x") == 0x80)
+time.sleep(0.2)
+r.check("passwd,zmq: the same session let in by the file: the worker's rules are gone",
+        suback("carol", "cpw") == 0x00)
 req = json.loads(open(log).read().splitlines()[0])
 r.check("passwd,zmq: the worker's request carries the CONNECT's fields",
         req["type"] == "connect" and req["username"] == "dave" and req["password"] == "YW55" and
