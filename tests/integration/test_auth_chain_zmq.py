@@ -16,6 +16,8 @@ mosquitto_passwd, HS256 tokens made by python3-jwt and paho clients:
 - the default chain (no midge_auth_chain) is passwd,zmq;
 - enhanced authentication goes to the workers in a chain; a defer
   there is 0x8C;
+- a TLS identity (use_identity_as_username, a certtool certificate,
+  mosquitto_pub): the workers are asked, the file is not;
 - start-up refusals with file:line.
 midge only (Mosquitto has no auth workers)."""
 
@@ -33,7 +35,9 @@ import paho.mqtt.client as mqtt
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import brokerctl  # noqa: E402
-from brokerctl import connect_packet, kill, read_packet, spawn, subscribe_packet  # noqa: E402
+import pki as pkitool  # noqa: E402
+from brokerctl import (connect_packet, kill, read_packet, run, spawn,  # noqa: E402
+                       subscribe_packet)
 from test_zauth_lib import connect3, connect5  # noqa: E402
 
 r = brokerctl.Results("auth chain with workers")
@@ -83,13 +87,18 @@ def worker(b, by_user, *more):
     return log
 
 
-def asked(log):
-    """The user names of the requests a worker got, in order."""
+def requests(log):
+    """The requests a worker got, in order."""
     try:
         with open(log) as f:
-            return [json.loads(x).get("username") for x in f if x.strip()]
+            return [json.loads(x) for x in f if x.strip()]
     except OSError:
         return []
+
+
+def asked(log):
+    """The user names of the requests a worker got, in order."""
+    return [x.get("username") for x in requests(log)]
 
 
 def v5(b, cid, user=None, pw=None, props=b""):
@@ -150,7 +159,7 @@ r.check("passwd,zmq: a session the worker gave rules: other/# refused",
 time.sleep(0.2)
 r.check("passwd,zmq: the same session let in by the file: the worker's rules are gone",
         suback("carol", "cpw") == 0x00)
-req = json.loads(open(log).read().splitlines()[0])
+req = requests(log)[0]
 r.check("passwd,zmq: the worker's request carries the CONNECT's fields",
         req["type"] == "connect" and req["username"] == "dave" and req["password"] == "YW55" and
         req["client_id"] == "p3", req)
@@ -249,15 +258,46 @@ b.stop()
 b = broker("allow_anonymous false\npassword_file %s\n" % PW)
 log = worker(b, {"*": ALLOW})
 rc = v5(b, "e2", props=METHOD)
-with open(log) as f:
-    last = json.loads(f.read().splitlines()[-1])
+last = (requests(log) or [{}])[-1]
 r.check("an Authentication Method in a chain: an `auth` request, allowed",
-        rc == 0 and last["type"] == "auth" and last["method"] == "TEST", (rc, last))
+        rc == 0 and last.get("type") == "auth" and last.get("method") == "TEST", (rc, last))
 rc, s = connect3(b.port, "e3", "carol", "cpw")
 s.close()
 r.check("... and a 3.1.1 file user beside it", rc == 0, rc)
 b.stop()
 
+
+# ---- a TLS identity in a chain: the workers are asked, the file is not ------------
+pki = pkitool.make(d, "cz")
+carol_cert = pkitool.client_cert(d, pki, "carol", 'cn = "carol"\n')
+b = brokerctl.start("""listener {port} 127.0.0.1
+certfile %(server)s
+keyfile %(server-key)s
+cafile %(ca)s
+require_certificate true
+use_identity_as_username true
+allow_anonymous false
+password_file %(pw)s
+midge_auth_endpoint ipc://{dir}/auth
+midge_auth_chain passwd,zmq
+""" % dict(pki, pw=PW))
+b.endpoint = "ipc://%s/auth" % b.dir
+log = worker(b, {"*": DEFER})
+
+
+def tls_pub(cid):
+    return run(["mosquitto_pub", "-p", str(b.port), "-h", "127.0.0.1", "-t", "t", "-m", "x",
+                "-i", cid, "-u", "carol", "-P", "wrong", "--cafile", pki["ca"],
+                "--cert", carol_cert[0], "--key", carol_cert[1]], timeout=20)[:2]
+
+
+rc, out = tls_pub("i1")
+reqs = requests(log)
+r.check("TLS identity, passwd,zmq: the worker asked (with the certificate), the file not "
+        "(a wrong password of a file user), the worker's defer lets the identity in",
+        rc == 0 and len(reqs) == 1 and reqs[0]["username"] == "carol" and
+        reqs[0]["tls_fingerprint"], (rc, out, reqs))
+b.stop()
 
 # ---- start-up refusals with file:line ---------------------------------------------
 def start_fails(text, says):
