@@ -38,7 +38,7 @@ import brokerctl  # noqa: E402
 import pki as pkitool  # noqa: E402
 from brokerctl import (connect_packet, kill, read_packet, run, spawn,  # noqa: E402
                        subscribe_packet)
-from test_zauth_lib import connect3, connect5  # noqa: E402
+from test_zauth_lib import connect3, connect5, json_lines  # noqa: E402
 
 r = brokerctl.Results("auth chain with workers")
 brokerctl.deadline(r, 90)
@@ -87,18 +87,9 @@ def worker(b, by_user, *more):
     return log
 
 
-def requests(log):
-    """The requests a worker got, in order."""
-    try:
-        with open(log) as f:
-            return [json.loads(x) for x in f if x.strip()]
-    except OSError:
-        return []
-
-
 def asked(log):
     """The user names of the requests a worker got, in order."""
-    return [x.get("username") for x in requests(log)]
+    return [x.get("username") for x in json_lines(log)]
 
 
 def v5(b, cid, user=None, pw=None, props=b""):
@@ -159,7 +150,7 @@ r.check("passwd,zmq: a session the worker gave rules: other/# refused",
 time.sleep(0.2)
 r.check("passwd,zmq: the same session let in by the file: the worker's rules are gone",
         suback("carol", "cpw") == 0x00)
-req = requests(log)[0]
+req = json_lines(log)[0]
 r.check("passwd,zmq: the worker's request carries the CONNECT's fields",
         req["type"] == "connect" and req["username"] == "dave" and req["password"] == "YW55" and
         req["client_id"] == "p3", req)
@@ -258,7 +249,7 @@ b.stop()
 b = broker("allow_anonymous false\npassword_file %s\n" % PW)
 log = worker(b, {"*": ALLOW})
 rc = v5(b, "e2", props=METHOD)
-last = (requests(log) or [{}])[-1]
+last = (json_lines(log) or [{}])[-1]
 r.check("an Authentication Method in a chain: an `auth` request, allowed",
         rc == 0 and last.get("type") == "auth" and last.get("method") == "TEST", (rc, last))
 rc, s = connect3(b.port, "e3", "carol", "cpw")
@@ -292,7 +283,7 @@ def tls_pub(cid):
 
 
 rc, out = tls_pub("i1")
-reqs = requests(log)
+reqs = json_lines(log)
 r.check("TLS identity, passwd,zmq: the worker asked (with the certificate), the file not "
         "(a wrong password of a file user), the worker's defer lets the identity in",
         rc == 0 and len(reqs) == 1 and reqs[0]["username"] == "carol" and

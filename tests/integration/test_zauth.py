@@ -24,7 +24,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import brokerctl  # noqa: E402
 from brokerctl import publish_packet, read_packet, spawn, kill, subscribe_packet  # noqa: E402
-from test_zauth_lib import connect3, connect5, received_topics  # noqa: E402
+from test_zauth_lib import connect3, connect5, json_lines, received_topics  # noqa: E402
 
 r = brokerctl.Results("auth workers")
 brokerctl.deadline(r, 120)
@@ -51,14 +51,6 @@ def broker(extra, timeout_ms=1000):
                         % (timeout_ms, extra))
     b.endpoint = "ipc://%s/auth" % b.dir
     return b
-
-
-def lines(path):
-    try:
-        with open(path) as f:
-            return [json.loads(x) for x in f if x.strip()]
-    except OSError:
-        return []
 
 
 # ---- the JSON example: allow, deny, rules, user name, expiry cap --------
@@ -199,8 +191,8 @@ for t in ths:
 for t in ths:
     t.join(10)
 el = time.time() - t0
-n1 = sum(1 for x in lines(log1) if x["client_id"].startswith("par"))
-n2 = sum(1 for x in lines(log2) if x["client_id"].startswith("par"))
+n1 = sum(1 for x in json_lines(log1) if x["client_id"].startswith("par"))
+n2 = sum(1 for x in json_lines(log2) if x["client_id"].startswith("par"))
 r.check("two workers share 4 CONNECTs of 300 ms: %.2f s, %d + %d" % (el, n1, n2),
         res == [0] * 4 and n1 >= 1 and n2 >= 1 and el < 2.5, (res, el, n1, n2))
 b.stop()
@@ -223,7 +215,7 @@ for i in range(3):
 rc2, s = connect3(b.port, "same", "u", "other")
 s.close()
 r.check("cache: the same credentials thrice reach the worker once, others again",
-        rc == 0 and rc2 == 0 and len(lines(log3)) == 2, len(lines(log3)))
+        rc == 0 and rc2 == 0 and len(json_lines(log3)) == 2, len(json_lines(log3)))
 rc, s = connect3(b.port, "same", "u", "p")
 s.sendall(subscribe_packet(1, "y", 0))
 p = read_packet(s)
@@ -233,7 +225,7 @@ for cid in ("c1", "c2", "c3"):
     connect3(b.port, cid, "u", "p")[1].close()
 connect3(b.port, "same", "u", "p")[1].close()
 r.check("cache bounded (midge_auth_cache_size 2): the oldest was asked again",
-        len(lines(log3)) == 6, len(lines(log3)))
+        len(json_lines(log3)) == 6, len(json_lines(log3)))
 b.stop()
 
 # ---- CurveZMQ over tcp:// -------------------------------------------------

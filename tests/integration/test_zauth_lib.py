@@ -1,6 +1,8 @@
-"""Helpers of the auth worker tests (test_zauth*.py): a raw MQTT 5 CONNECT
-and its CONNACK's reason code and properties."""
+"""Helpers of the auth worker tests (test_zauth*.py, test_auth_chain_zmq.py):
+a raw MQTT 5 CONNECT and its CONNACK's reason code and properties; a
+worker's log."""
 
+import json
 import socket
 
 from brokerctl import connect_packet, read_packet, varint, varint_decode, _s
@@ -62,3 +64,13 @@ def received_topics(sock, first=1.0, then=1.0):
             topics.append(p[1][2:2 + int.from_bytes(p[1][:2], "big")].decode())
         p = read_packet(sock, then)
     return topics
+
+
+def json_lines(path):
+    """The JSON objects of a file, a line each ([] while it is missing):
+    what a test worker logged."""
+    try:
+        with open(path) as f:
+            return [json.loads(x) for x in f if x.strip()]
+    except OSError:
+        return []
