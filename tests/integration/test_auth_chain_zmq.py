@@ -7,6 +7,8 @@ mosquitto_passwd, HS256 tokens made by python3-jwt and paho clients:
 - zmq,passwd: the worker defers and the file decides; the worker's
   cached defer does not hide the file's later answer (a reload changes
   the password: the old one is refused although the defer is cached);
+- the example worker (examples/auth_worker_json.py) with "unknown":
+  "defer" before a password file;
 - jwt,zmq: a token decides (valid or not), a password that is no token
   goes to the worker;
 - a worker that never answers, or none at all, inside a chain:
@@ -184,6 +186,21 @@ r.check("after a reload changing carol's password, her cached defer does not let
         v5(b, "q1", "carol", "cpw") == 0x86 and asked(log).count("carol") == n_carol,
         asked(log))
 r.check("... and the new one is in", v5(b, "q1", "carol", "newpw") == 0)
+b.stop()
+
+# ---- the JSON example worker with "unknown": "defer", before the file ------------
+JSON_WORKER = os.path.join(HERE, "..", "..", "examples", "auth_worker_json.py")
+entry = subprocess.run([PY, JSON_WORKER, "--hash", "apw"], capture_output=True, text=True,
+                       timeout=30, check=True).stdout.strip()
+db = os.path.join(d, "users.json")
+with open(db, "w") as f:
+    json.dump({"users": {"alice": {"password": entry}}, "unknown": "defer"}, f)
+b = broker("allow_anonymous false\npassword_file %s\nmidge_auth_chain zmq,passwd\n" % PW)
+workers.append(spawn([PY, JSON_WORKER, b.endpoint, db]))
+r.check("example worker: its user alice is its own (in; a wrong password 0x86)",
+        v5(b, "x1", "alice", "apw") == 0 and v5(b, "x2", "alice", "no") == 0x86)
+r.check("example worker: a user it does not have is deferred to the file (carol in)",
+        v5(b, "x3", "carol", "cpw") == 0 and v5(b, "x4", "carol", "no") == 0x86)
 b.stop()
 
 # ---- jwt,zmq with real tokens -------------------------------------------------
