@@ -23,6 +23,7 @@ mosquitto_passwd, HS256 tokens made by python3-jwt and paho clients:
 - start-up refusals with file:line.
 midge only (Mosquitto has no auth workers)."""
 
+import atexit
 import json
 import os
 import signal
@@ -49,6 +50,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 WORKER = os.path.join(HERE, "zauth_worker.py")
 d = brokerctl.scratch_dir("chainz")
 workers = []
+
+
+@atexit.register
+def _cleanup():
+    """Every worker and broker this test started, also when a check
+    raised on the way."""
+    for w in workers:
+        kill(w)
+    brokerctl.stop_all()
+
+
 ALLOW, DEFER = {"result": "allow"}, {"result": "defer"}
 
 
