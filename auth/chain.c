@@ -64,6 +64,7 @@ int auth_chain_resolve(const struct auth_chain *configured, bool have,
 				out->src[out->n++] = (uint8_t)i;
 		return 0;
 	}
+	bool zmq = false;
 	for (int i = 0; i < configured->n; i++) {
 		int s = configured->src[i];
 		if (!p->on[s]) {
@@ -71,6 +72,14 @@ int auth_chain_resolve(const struct auth_chain *configured, bool have,
 				 auth_source_names[s], p->hint[s] ? p->hint[s] : "not in this build");
 			return -1;
 		}
+		zmq |= s == AUTH_SRC_ZMQ;
+	}
+	if (p->on[AUTH_SRC_ZMQ] && !zmq) {
+		/* the workers would serve methods (MQTT 5 enhanced
+		 * authentication) but no password: name them, or remove them */
+		snprintf(err, errlen, "midge_auth_chain does not name zmq, but midge_auth_endpoint is "
+				      "set: add zmq to the chain, or remove midge_auth_endpoint");
+		return -1;
 	}
 	*out = *configured;
 	return 0;

@@ -8,8 +8,8 @@
  *
  * The table below is the one place a source is named. passwd and jwt run
  * on the hashing pool (transport/auth.c); zmq is answered by ZeroMQ auth
- * workers on the engine thread and is filled in by that work (it is known
- * by name so a chain naming it fails with a clear message until then).
+ * workers on the engine thread (transport/zauth.c): a CONNECT's walk
+ * goes back and forth between the two, in the chain's order.
  */
 #ifndef MIDGE_AUTH_CHAIN_H
 #define MIDGE_AUTH_CHAIN_H
@@ -55,8 +55,11 @@ struct auth_sources_present {
 /*
  * The chain in effect: the configured one, checked against what is
  * configured (a named source that is not: -1 with err naming it and what
- * would configure it), or, with none configured (have false), every
- * configured source in the table's order.
+ * would configure it; zmq configured but not named: -1 too, since the
+ * workers would still serve enhanced authentication but no CONNECT's
+ * password), or, with none configured (have false), every configured
+ * source in the table's order: passwd, jwt, zmq (the local sources
+ * first, the workers for what they defer).
  */
 int auth_chain_resolve(const struct auth_chain *configured, bool have,
 		       const struct auth_sources_present *p, struct auth_chain *out, char *err,

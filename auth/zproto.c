@@ -284,6 +284,8 @@ int zproto_parse(const void *buf, size_t len, struct zproto_answer *out, char *e
 			goto out;
 	} else if (result && strcmp(result, "continue") == 0) {
 		out->cont = true;
+	} else if (result && strcmp(result, "defer") == 0) {
+		out->defer = true; /* nothing else of it is read */
 	} else if (result && strcmp(result, "deny") == 0) {
 		json_t *r = json_object_get(o, "reason_code");
 		if (r && !json_is_integer(r)) {
@@ -292,7 +294,7 @@ int zproto_parse(const void *buf, size_t len, struct zproto_answer *out, char *e
 		}
 		out->reason_code = r ? zproto_refusal(json_integer_value(r)) : 0x87;
 	} else {
-		zproto_fail(err, errlen, "result: allow, deny or continue");
+		zproto_fail(err, errlen, "result: allow, deny, defer or continue");
 		goto out;
 	}
 	rc = ZPROTO_ANSWER;

@@ -113,6 +113,7 @@ struct zproto_answer {
 	bool acl_ask;            /* allow: "acl": "ask": `acl` requests decide its messages */
 	bool no_cache;           /* "cache": false: do not remember this decision */
 	bool cont;               /* "result": "continue" (an `auth` request's next step) */
+	bool defer;              /* "result": "defer": the chain's next source decides */
 	bool has_data;           /* "data": the Authentication Data for the client */
 	uint8_t *data;           /* ... decoded, data_len bytes (malloc'd) */
 	size_t data_len;

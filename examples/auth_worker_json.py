@@ -15,11 +15,16 @@ users.json:
         "bob":   {"password": "...", "username": "bob@example"}
       },
       "anonymous": {"acl": [{"permission": "allow", "action": "subscribe",
-                             "topic": "public/#"}]}
+                             "topic": "public/#"}]},
+      "unknown": "defer"
     }
 
 A user without "acl" gets no rules (the broker's acl_file, if any,
 decides); "anonymous" absent refuses clients without a user name.
+"unknown": "defer" answers "defer" for a user the file does not have
+(and for clients without a user name when "anonymous" is absent): the
+next source of midge_auth_chain decides (docs/auth.md, "The chain");
+without it they are refused.
 
 A user (or "anonymous") with "ask": true is answered "acl": "ask" at
 CONNECT: midge then sends an `acl` request for each topic it publishes
@@ -122,10 +127,14 @@ def decide(db, req):
         answer.update(result="deny", reason_code=0x87)
         return answer
     user = req.get("username")
+    defer = db.get("unknown") == "defer"
     if user is None:
         anon = db.get("anonymous")
         if anon is None:
-            answer.update(result="deny", reason_code=0x87)  # not authorized
+            if defer:
+                answer.update(result="defer")
+            else:
+                answer.update(result="deny", reason_code=0x87)  # not authorized
             return answer
         answer.update(result="allow")
         if anon.get("ask"):
@@ -134,6 +143,9 @@ def decide(db, req):
             answer["acl"] = anon["acl"]
         return answer
     entry = db.get("users", {}).get(user)
+    if entry is None and defer:
+        answer.update(result="defer")
+        return answer
     password = base64.b64decode(req["password"]) if req.get("password") is not None else None
     if entry is None or password is None or not check_password(entry.get("password", ""), password):
         answer.update(result="deny", reason_code=0x86)  # bad user name or password

@@ -59,9 +59,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(a.username_len > 0 && a.username_len <= ZPROTO_MAX_USERNAME);
 		FUZZ_CHECK(strlen(a.username) == a.username_len);
 	}
-	FUZZ_CHECK(!(a.allow && a.cont));
-	if (!a.allow && !a.cont)
+	/* one result: allow, deny, continue or defer */
+	FUZZ_CHECK(a.allow + a.cont + a.defer <= 1);
+	if (!a.allow && !a.cont && !a.defer)
 		FUZZ_CHECK(a.reason_code >= 0x80);
+	/* a defer carries nothing of an allow's (its fields are not read) */
+	if (a.defer)
+		FUZZ_CHECK(!a.username && !a.rules && !a.has_expiry_max && !a.reason_code);
 	/* enhanced authentication's data: decoded, within the property's bound */
 	FUZZ_CHECK(a.has_data == (a.data != NULL));
 	FUZZ_CHECK(a.data_len <= ZPROTO_MAX_DATA);

@@ -8,12 +8,19 @@
  * the authentication itself: the CONNECT's password is not checked, as in
  * Mosquitto.
  *
- * The job runs the sources of midge_auth_chain that have something to
- * check (auth/chain.h), in order, until one answers: the password file
- * (a user it does not know defers when a later source can answer) and
- * JWT (auth/jwt.c: RS/ES signatures cost as much as a hash). A token's
- * user name, rules and expiry come back with the decision and are
- * attached to the connection (clientauth.h) before the engine hears it.
+ * A CONNECT walks the sources of midge_auth_chain that have something to
+ * check (auth/chain.h), in order, until one answers. The job runs a run
+ * of pool sources: the password file (a user it does not know defers
+ * when a later source can answer) and JWT (auth/jwt.c: RS/ES signatures
+ * cost as much as a hash). It stops before a zmq link: back on the loop,
+ * the same walk (struct auth_check) goes to the auth workers (zauth.c),
+ * which decide, or defer and hand it back here for the next run of pool
+ * sources; when every source deferred, Mosquitto's rule decides
+ * (security_undecided()). One owner at a time (the pool, the workers'
+ * pending request, or the loop between them), so a cancel finds it in
+ * one place and no source is asked twice. A token's user name, rules
+ * and expiry come back with the decision and are attached to the
+ * connection (clientauth.h) before the engine hears it.
  *
  * Workers see only the job: a copy of the client id, user name and
  * password and references to the password database and JWT verifier,
@@ -42,12 +49,17 @@
 #include "transport/tls.h"
 #include "transport/zauth.h"
 
+/* The job's result when its pool sources deferred up to a zmq link. */
+#define AUTH_CHECK_DEFERRED 0x201
+
 /* One CONNECT's chain: what the worker needs, and nothing else. */
 struct auth_check {
 	struct auth_job job; /* first: the pool hands this back */
 	struct security_check chk; /* references of its own */
 	struct jwt_result jwt;     /* a token's gifts, when JWT allowed */
 	bool by_jwt;
+	bool has_user, has_pass; /* absent differs from empty (the workers see null) */
+	uint8_t next;            /* the chain's next source to ask */
 	uint64_t t0_us; /* submitted: the check's latency includes its wait */
 	size_t cid_len, user_len, pass_len;
 	char data[]; /* client id, user name, then password */
@@ -81,17 +93,20 @@ static void auth_check_run(struct auth_job *j)
 {
 	struct auth_check *k = (struct auth_check *)j;
 	int a = AUTH_DEFER;
-	for (int i = 0; i < k->chk.chain.n && a == AUTH_DEFER; i++) {
-		bool more = i + 1 < k->chk.chain.n;
-		switch (k->chk.chain.src[i]) {
-		case AUTH_SRC_PASSWD: a = auth_step_passwd(k, more); break;
-		case AUTH_SRC_JWT: a = auth_step_jwt(k); break;
-		default: break; /* not run on the pool */
+	while (a == AUTH_DEFER && k->next < k->chk.chain.n) {
+		uint8_t src = k->chk.chain.src[k->next];
+		if (src == AUTH_SRC_ZMQ) {
+			/* the workers' turn, on the loop: the password goes on */
+			j->result = AUTH_CHECK_DEFERRED;
+			return;
 		}
+		bool more = k->next + 1 < k->chk.chain.n;
+		a = src == AUTH_SRC_PASSWD ? auth_step_passwd(k, more) : auth_step_jwt(k);
+		k->next++;
 	}
 	pwfile_wipe(k->data + k->cid_len + k->user_len, k->pass_len);
-	/* every source deferred: not possible while the last one always
-	 * answers, refused if it ever is */
+	/* every source deferred: not possible while the last pool source
+	 * always answers, refused if it ever is */
 	j->result = a == AUTH_ALLOW ? 0 : MQTT_RC_BAD_USERNAME_OR_PASSWORD;
 }
 
@@ -161,11 +176,17 @@ static void auth_on_done(void *ctx, struct auth_job *j)
 	/* Not cancelled: the engine connection (the key) still waits. */
 	struct engine_conn *ec = j->cancelled ? NULL : (struct engine_conn *)j->key;
 	struct conn *c = ec ? engine_conn_handle(ec) : NULL;
+	if (c && verdict == AUTH_CHECK_DEFERRED) {
+		auth_check_resume(m, ec, k);
+		return;
+	}
 	if (c && verdict)
 		auth_log_refused(k);
 	bool attached = c && !verdict && k->by_jwt;
 	if (attached && auth_apply_jwt(m, c, ec, k) < 0)
 		verdict = MQTT_RC_SERVER_UNAVAILABLE;
+	if (c && !verdict)
+		zauth_forget_rules(m, ec, c);
 	if (c && conn_auth_done(ctx, c, verdict) < 0 && attached) {
 		const char *key;
 		size_t len;
@@ -239,6 +260,74 @@ static void auth_log_busy(struct midge *m, const struct midge_client *client)
 	}
 }
 
+/* Queues k's next run of pool sources: ENGINE_AUTH_PENDING (the pool
+ * holds k), or a refusal (k still the caller's). */
+static int auth_submit(struct midge *m, const struct midge_client *cl, struct auth_check *k)
+{
+	if (!m->auth_pool)
+		return MQTT_RC_SERVER_UNAVAILABLE;
+	k->t0_us = latency_now_us();
+	if (auth_pool_submit(m->auth_pool, &k->job) < 0) {
+		auth_log_busy(m, cl);
+		return MQTT_RC_SERVER_BUSY;
+	}
+	return ENGINE_AUTH_PENDING;
+}
+
+/* A field of the walk's copy, absent when the CONNECT had none. */
+static struct midge_str auth_check_field(const char *p, size_t len, bool has)
+{
+	struct midge_str f = {has ? p : NULL, has ? len : 0};
+	return f;
+}
+
+/*
+ * Walks k's chain from k->next, on the loop: a run of pool sources goes
+ * to the pool, a zmq link to the workers (a cached defer goes straight
+ * on), and when every source has deferred Mosquitto's rule decides.
+ * Returns ENGINE_AUTH_PENDING (the pool or the workers hold k now), or
+ * the decision (k still the caller's).
+ */
+static int auth_walk(struct midge *m, struct engine_conn *ec, struct auth_check *k)
+{
+	const struct midge_client *cl = engine_conn_client(ec);
+	struct conn *c = engine_conn_handle(ec);
+	while (k->next < k->chk.chain.n) {
+		if (k->chk.chain.src[k->next] != AUTH_SRC_ZMQ)
+			return auth_submit(m, cl, k);
+		k->next++;
+		const char *user = k->data + k->cid_len;
+		struct midge_str u = auth_check_field(user, k->user_len, k->has_user);
+		struct midge_str p = auth_check_field(user + k->user_len, k->pass_len, k->has_pass);
+		int rc = zauth_connect(m, cl, &u, &p, c, k);
+		if (rc != ZAUTH_DEFERRED)
+			return rc;
+	}
+	if (!m->sec)
+		return MQTT_RC_NOT_AUTHORIZED;
+	int rc = security_undecided(m->sec, cl, k->has_user, c && conn_tls_authenticated(c));
+	if (rc == 0)
+		zauth_forget_rules(m, ec, c);
+	return rc;
+}
+
+void auth_check_resume(struct midge *m, struct engine_conn *ec, struct auth_check *k)
+{
+	struct conn *c = engine_conn_handle(ec);
+	int rc = auth_walk(m, ec, k);
+	if (rc == ENGINE_AUTH_PENDING)
+		return;
+	auth_check_free(k);
+	if (c)
+		conn_auth_done(m, c, rc);
+}
+
+void auth_check_drop(struct auth_check *k)
+{
+	if (k)
+		auth_check_free(k);
+}
+
 int auth_connect(void *ctx, const struct midge_client *client, const struct midge_str *username,
 		 const struct midge_str *password)
 {
@@ -249,15 +338,10 @@ int auth_connect(void *ctx, const struct midge_client *client, const struct midg
 	/* no realm yet (the embedding API before midge_run): nobody is let in */
 	if (!m->sec)
 		return MQTT_RC_NOT_AUTHORIZED;
-	if (zauth_on(m)) /* the workers decide, after the realm's own rules */
-		return security_admits(m->sec, client) ? zauth_connect(m, client, username, password, c)
-						       : MQTT_RC_NOT_AUTHORIZED;
 	int rc = security_connect(m->sec, client, username, password,
 				  c && conn_tls_authenticated(c), &chk);
 	if (rc != SECURITY_CHECK_PASSWORD)
 		return rc;
-	if (!m->auth_pool)
-		return MQTT_RC_SERVER_UNAVAILABLE;
 	size_t ul = username && username->p ? username->len : 0;
 	size_t pl = password && password->p ? password->len : 0;
 	size_t cl = client->client_id.p ? client->client_id.len : 0;
@@ -270,6 +354,8 @@ int auth_connect(void *ctx, const struct midge_client *client, const struct midg
 	k->cid_len = cl;
 	k->user_len = ul;
 	k->pass_len = pl;
+	k->has_user = username && username->p;
+	k->has_pass = password && password->p;
 	if (cl)
 		memcpy(k->data, client->client_id.p, cl);
 	if (ul)
@@ -281,13 +367,10 @@ int auth_connect(void *ctx, const struct midge_client *client, const struct midg
 		passwd_ref(chk.db);
 	if (chk.jwt)
 		jwt_verifier_ref(chk.jwt);
-	k->t0_us = latency_now_us();
-	if (auth_pool_submit(m->auth_pool, &k->job) < 0) {
+	rc = auth_walk(m, ec, k);
+	if (rc != ENGINE_AUTH_PENDING)
 		auth_check_free(k);
-		auth_log_busy(m, client);
-		return MQTT_RC_SERVER_BUSY;
-	}
-	return ENGINE_AUTH_PENDING;
+	return rc;
 }
 
 int auth_enhanced(void *ctx, const struct midge_client *client, enum engine_auth_step step,

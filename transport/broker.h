@@ -188,6 +188,18 @@ void auth_stop(struct midge *m);
 int auth_connect(void *ctx, const struct midge_client *client, const struct midge_str *username,
 		 const struct midge_str *password);
 void auth_connect_cancel(void *ctx, const struct midge_client *client);
+/*
+ * A CONNECT's walk along midge_auth_chain (auth.c), handed to the auth
+ * workers for a zmq link (zauth.c) and back: auth_check_resume() goes on
+ * after the workers deferred (the next source, or Mosquitto's rule) and
+ * gives the engine the decision when it has one; auth_check_drop() frees
+ * a walk the workers decided or that was cancelled (NULL: nothing).
+ * Engine thread only.
+ */
+struct auth_check;
+struct engine_conn;
+void auth_check_resume(struct midge *m, struct engine_conn *ec, struct auth_check *k);
+void auth_check_drop(struct auth_check *k);
 /* engine_auth.enhanced: MQTT 5 enhanced authentication, served by the
  * auth workers (0x8C without them). */
 int auth_enhanced(void *ctx, const struct midge_client *client, enum engine_auth_step step,

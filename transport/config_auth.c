@@ -111,11 +111,10 @@ static void conf_auth_present(const struct conf *c, struct auth_sources_present 
 	for (int i = 0; i < c->n_listeners; i++)
 		p->on[AUTH_SRC_PASSWD] |= c->listeners[i].password_file != NULL;
 	p->on[AUTH_SRC_JWT] = c->auth.jwt_key_file || c->auth.jwt_jwks_file;
+	p->on[AUTH_SRC_ZMQ] = c->zauth.endpoint != NULL;
 	p->hint[AUTH_SRC_PASSWD] = "set password_file";
 	p->hint[AUTH_SRC_JWT] = "set midge_jwt_key_file or midge_jwt_jwks_file";
-	/* the workers decide alone when configured (transport/zauth.c refuses
-	 * other sources beside them): not a link of a chain yet */
-	p->hint[AUTH_SRC_ZMQ] = "midge_auth_endpoint decides alone in this version, not in a chain";
+	p->hint[AUTH_SRC_ZMQ] = "set midge_auth_endpoint";
 }
 
 int conf_check_auth(const struct conf *c, char *err, size_t errlen)

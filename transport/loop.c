@@ -389,8 +389,12 @@ int broker_reload(struct midge *m, char *err, size_t errlen)
 	cluster_link_reload(m, &nc);
 	/* the bound listeners (the HTTP one too) stay as they were read; the
 	 * rest moves over */
-	struct conf old = m->conf;
+	/* before the copy: zauth_reload() swaps the bound endpoint's strings
+	 * with m->conf's, and `old` must hold the ones it freed (after the
+	 * copy, old and nc both held the bound ones: a double free at exit,
+	 * a read of freed memory at the next reload) */
 	zauth_reload(m, &nc.zauth);
+	struct conf old = m->conf;
 	conf_take_listeners(&nc, &old);
 	conf_take_http_listener(&nc, &old);
 	if (nc.bridges.n || old.bridges.n)

@@ -147,8 +147,8 @@ static bool security_source_has(const struct security_set *s, const struct secur
 		const struct midge_str *t = s->jwt_from_username ? username : password;
 		return s->jwt && t && t->p && jwt_token_shape(t->p, t->len);
 	}
-	default: /* AUTH_SRC_ZMQ: answered by its own module, not the pool */
-		return false;
+	default: /* AUTH_SRC_ZMQ: the workers are asked about every CONNECT */
+		return true;
 	}
 }
 
@@ -173,24 +173,37 @@ int security_connect(const struct security_set *s, const struct midge_client *cl
 	if (!r || !security_admits(s, cl))
 		return MQTT_RC_NOT_AUTHORIZED;
 	/* The certificate or PSK was the authentication; the user name is
-	 * its identity and the CONNECT's password is not looked at. */
-	if (identity_proven)
-		return 0;
-	for (int i = 0; i < s->chain.n; i++)
-		if (security_source_has(s, r, s->chain.src[i], username, password))
-			check->chain.src[check->chain.n++] = s->chain.src[i];
+	 * its identity and the CONNECT's password is not looked at (the
+	 * workers are still asked: they see the certificate, and may pin
+	 * it). */
+	for (int i = 0; i < s->chain.n; i++) {
+		int src = s->chain.src[i];
+		if (identity_proven ? src == AUTH_SRC_ZMQ
+				    : security_source_has(s, r, src, username, password))
+			check->chain.src[check->chain.n++] = (uint8_t)src;
+	}
 	if (check->chain.n) {
 		check->db = r->passwd;
 		check->jwt = s->jwt;
 		check->jwt_from_username = s->jwt_from_username;
 		return SECURITY_CHECK_PASSWORD;
 	}
+	return security_undecided(s, cl, username && username->p, identity_proven);
+}
+
+int security_undecided(const struct security_set *s, const struct midge_client *cl, bool named,
+		       bool identity_proven)
+{
+	const struct security *r = security_of(s, cl->listener);
+	if (!r)
+		return MQTT_RC_NOT_AUTHORIZED;
+	if (identity_proven)
+		return 0;
 	/* Every source defers: Mosquitto's rule. */
-	bool named = username && username->p;
 	if (!r->passwd || !named)
 		return r->allow_anonymous ? 0 : MQTT_RC_NOT_AUTHORIZED;
-	/* No password: refused alike for every user, without hashing, so
-	 * this tells nothing about who exists. */
+	/* No password (or none a source took): refused alike for every
+	 * user, without hashing, so this tells nothing about who exists. */
 	return MQTT_RC_BAD_USERNAME_OR_PASSWORD;
 }
 

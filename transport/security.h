@@ -76,8 +76,8 @@ bool security_admits(const struct security_set *s, const struct midge_client *cl
  * What the chain must look at, off the engine thread: the sources of
  * the chain in order that have something to check for this CONNECT
  * (passwd: a user name and a password; jwt: a token-shaped password or
- * user name, per midge_jwt_from), with what they check against. The
- * caller takes its own references.
+ * user name, per midge_jwt_from; zmq: every CONNECT), with what they
+ * check against. The caller takes its own references.
  */
 struct security_check {
 	struct auth_chain chain;  /* only the sources with something to check */
@@ -88,20 +88,30 @@ struct security_check {
 
 /*
  * What engine_auth.connect answers: clientid_prefixes, then a client whose
- * user name a TLS handshake proved (identity_proven) is in, then the
+ * user name a TLS handshake proved (identity_proven) is in (after the
+ * workers, when the chain has zmq: only that source is kept), then the
  * chain (midge_auth_chain, docs/auth.md): when no source has anything to
  * check, Mosquitto 2's rule: no password source: allow_anonymous decides
  * for every client, named or not; a password file: anonymous clients by
  * allow_anonymous, named ones by their password. Returns 0,
  * MQTT_RC_NOT_AUTHORIZED, MQTT_RC_BAD_USERNAME_OR_PASSWORD (no password
  * given), or SECURITY_CHECK_PASSWORD with *check filled: the caller runs
- * the chain off the engine thread (a wrong password or a refused token is
- * MQTT_RC_BAD_USERNAME_OR_PASSWORD).
+ * the chain (passwd and jwt off the engine thread, zmq by the workers; a
+ * wrong password or a refused token is MQTT_RC_BAD_USERNAME_OR_PASSWORD).
  */
 #define SECURITY_CHECK_PASSWORD 0x100
 int security_connect(const struct security_set *s, const struct midge_client *cl,
 		     const struct midge_str *username, const struct midge_str *password,
 		     bool identity_proven, struct security_check *check);
+
+/*
+ * When every source of the chain deferred (or none had anything to
+ * check): a proven TLS identity is in; otherwise Mosquitto 2's rule
+ * (above) with `named` saying whether the CONNECT had a user name.
+ * Returns 0 or the refusal's reason code.
+ */
+int security_undecided(const struct security_set *s, const struct midge_client *cl, bool named,
+		       bool identity_proven);
 
 /*
  * After a reload: may a connected client stay (engine_recheck)? Mosquitto's

@@ -26,6 +26,7 @@
 #include <gnutls/gnutls.h>
 #include <uv.h>
 
+#include "auth/chain.h"
 #include "auth/pwfile.h"
 #include "auth/zproto.h"
 #include "auth/zrules.h"
@@ -143,6 +144,20 @@ static void zauth_cache_put(struct zauth *z, const uint8_t key[32], const struct
 
 /* ------------------------------------------------------------ decisions */
 
+/* The rules of ec's session from now on (NULL and !ask: none; ask:
+ * `acl` requests decide), kept under the client id the session will
+ * have. 0 or -1 (out of memory). */
+static int zauth_rules_set(struct zauth *z, struct engine_conn *ec, struct conn *c,
+			   struct zrules *rules, bool ask)
+{
+	const struct midge_client *cl = engine_conn_client(ec);
+	/* use_username_as_clientid: the session will be the user name's */
+	const struct midge_str *cid =
+		c && c->listener && c->listener->username_as_clientid && cl->username.p ? &cl->username
+											  : &cl->client_id;
+	return zauth_client_set(z, cid->p ? cid->p : "", cid->p ? cid->len : 0, rules, ask);
+}
+
 /*
  * Applies an allowing answer to the held (or being decided) CONNECT of
  * ec: the user name, the session expiry cap, the rules (kept under the
@@ -157,15 +172,13 @@ static int zauth_apply(struct zauth *z, struct engine_conn *ec, struct conn *c,
 		return MQTT_RC_SERVER_UNAVAILABLE;
 	if (a->has_expiry_max)
 		engine_conn_cap_expiry(ec, a->expiry_max);
-	const struct midge_client *cl = engine_conn_client(ec);
-	/* use_username_as_clientid: the session will be the user name's */
-	const struct midge_str *cid =
-		c && c->listener && c->listener->username_as_clientid && cl->username.p ? &cl->username
-											  : &cl->client_id;
-	if (zauth_client_set(z, cid->p ? cid->p : "", cid->p ? cid->len : 0, a->rules, a->acl_ask) <
-	    0)
-		return MQTT_RC_SERVER_UNAVAILABLE;
-	return 0;
+	return zauth_rules_set(z, ec, c, a->rules, a->acl_ask) < 0 ? MQTT_RC_SERVER_UNAVAILABLE : 0;
+}
+
+void zauth_forget_rules(struct midge *m, struct engine_conn *ec, struct conn *c)
+{
+	if (m->zauth)
+		zauth_rules_set(m->zauth, ec, c, NULL, false);
 }
 
 static struct zpending **zauth_pending_by_id(struct zauth *z, uint64_t id)
@@ -259,6 +272,9 @@ static void zauth_step_result(struct zauth *z, struct zpending *p, struct conn *
 		rc = MQTT_RC_SERVER_UNAVAILABLE;
 	} else if (r->status == ZWORKER_BAD) {
 		rc = zauth_bad_answer(z, r, "authentication refused");
+	} else if (a->defer) {
+		/* no other source of the chain serves a method */
+		rc = MQTT_RC_BAD_AUTH_METHOD;
 	} else if (a->cont) {
 		/* the next step goes to the worker holding the exchange */
 		rc = zauth_route_set(z, p->ec, &r->worker) < 0 ? MQTT_RC_SERVER_UNAVAILABLE
@@ -307,18 +323,34 @@ static void zauth_on_result(void *ctx, struct zworker_result *r)
 		return;
 	}
 	int rc;
+	struct engine_conn *ec = p->ec;
+	struct auth_check *walk = p->walk;
+	uint8_t key[32];
+	uint64_t t0_us = p->t0_us;
+	memcpy(key, p->key, sizeof key);
+	free(p);
 	if (r->status == ZWORKER_TIMEOUT) {
+		/* definite even inside a chain: an outage must not hand the
+		 * decision to another source (docs/auth.md) */
 		z->timeouts++;
 		rc = m->conf.zauth.on_timeout_allow ? 0 : MQTT_RC_SERVER_UNAVAILABLE;
 	} else if (r->status == ZWORKER_BAD) {
 		rc = zauth_bad_answer(z, r, "CONNECT refused");
 	} else {
-		latency_observe(&m->lat.auth, latency_now_us() - p->t0_us, 1);
-		rc = zauth_apply(z, p->ec, c, &r->answer);
+		latency_observe(&m->lat.auth, latency_now_us() - t0_us, 1);
+		/* the workers' own answer is cached, a defer too: never the
+		 * chain's outcome, so the later sources are asked each time */
+		if (r->answer.defer) {
+			zauth_cache_put(z, key, &r->answer);
+			zworker_result_free(r);
+			auth_check_resume(m, ec, walk);
+			return;
+		}
+		rc = zauth_apply(z, ec, c, &r->answer);
 		if (rc == 0 || !r->answer.allow)
-			zauth_cache_put(z, p->key, &r->answer);
+			zauth_cache_put(z, key, &r->answer);
 	}
-	free(p);
+	auth_check_drop(walk);
 	zworker_result_free(r);
 	if (c)
 		conn_auth_done(m, c, rc);
@@ -385,7 +417,7 @@ struct zpending *zauth_submit(struct zauth *z, struct engine_conn *ec, char *jso
 }
 
 int zauth_connect(struct midge *m, const struct midge_client *cl, const struct midge_str *user,
-		  const struct midge_str *pass, struct conn *c)
+		  const struct midge_str *pass, struct conn *c, struct auth_check *walk)
 {
 	struct zauth *z = m->zauth;
 	struct engine_conn *ec = engine_conn_of(cl);
@@ -395,7 +427,7 @@ int zauth_connect(struct midge *m, const struct midge_client *cl, const struct m
 	zauth_cache_key(cl, user, pass, c, key);
 	const struct zcached *hit = m->conf.zauth.cache_ttl ? zauth_cache_find(z, key) : NULL;
 	if (hit)
-		return zauth_apply(z, ec, c, &hit->a);
+		return hit->a.defer ? ZAUTH_DEFERRED : zauth_apply(z, ec, c, &hit->a);
 	if (z->n_pending >= m->conf.zauth.queue)
 		return MQTT_RC_SERVER_BUSY;
 	struct zproto_connect q = zauth_client_fields(cl, user, c);
@@ -409,6 +441,7 @@ int zauth_connect(struct midge *m, const struct midge_client *cl, const struct m
 	if (!p)
 		return MQTT_RC_SERVER_BUSY;
 	memcpy(p->key, key, 32);
+	p->walk = walk;
 	return ENGINE_AUTH_PENDING;
 }
 
@@ -460,6 +493,7 @@ void zauth_cancel(struct midge *m, const struct midge_client *cl)
 		if (p->ec == ec && !p->acl) { /* `acl` requests go with the connection */
 			/* the answer, when it comes, finds no request and is dropped */
 			zauth_pending_unlink(z, p);
+			auth_check_drop(p->walk);
 			free(p);
 			return;
 		}
@@ -500,26 +534,27 @@ static int zauth_read_keys(const char *path, char keys[][41], int max, int *n, c
 	return 0;
 }
 
-/* Whether another source (a password file, JWT) is configured: the
- * workers decide every CONNECT alone in this version, so another source
- * would silently go unused. */
-static bool zauth_has_other_source(const struct security_set *s)
+/* Whether the chain in effect asks the workers. */
+static bool zauth_in_chain(const struct security_set *s)
 {
-	if (!s)
-		return false;
-	bool any = s->global.passwd != NULL || s->jwt != NULL;
-	for (int i = 0; i < CONF_MAX_LISTENERS; i++)
-		any = any || s->own[i].passwd;
-	return any;
+	for (int i = 0; s && i < s->chain.n; i++)
+		if (s->chain.src[i] == AUTH_SRC_ZMQ)
+			return true;
+	return false;
 }
 
 int zauth_reload_check(const struct midge *m, const struct zauth_conf *nz,
 		       const struct security_set *sec, char *err, size_t errlen)
 {
-	bool on = m->zauth || nz->endpoint;
-	if (on && zauth_has_other_source(sec)) {
-		snprintf(err, errlen, "password_file or midge_jwt_ keys with midge_auth_endpoint: the "
-				      "workers would decide every CONNECT and the others none; remove one");
+	(void)nz;
+	/* the endpoint stays as it was bound (zauth_reload()): the new
+	 * chain must ask the workers exactly when they run */
+	bool running = m->zauth != NULL;
+	if (running != zauth_in_chain(sec)) {
+		snprintf(err, errlen, "%s", running ? "the auth workers stay until a restart: keep "
+						      "midge_auth_endpoint (and zmq in midge_auth_chain)"
+						    : "midge_auth_endpoint was not set at start-up: a restart "
+						      "starts the auth workers");
 		return -1;
 	}
 	return 0;
@@ -572,14 +607,6 @@ int zauth_start(struct midge *m)
 	char secret[1][41];
 	if (!zc->endpoint || m->zauth)
 		return 0;
-	if (zauth_has_other_source(m->sec)) {
-		/* which source answers first is midge_auth_chain's to say */
-		snprintf(err, sizeof err, "%s: password_file or midge_jwt_ keys with "
-					  "midge_auth_endpoint: the workers would decide every CONNECT "
-					  "and the others none; remove one",
-			 zc->endpoint_where ? zc->endpoint_where : "midge_auth_endpoint");
-		goto fail;
-	}
 	struct zworker_cfg wc = {.endpoint = zc->endpoint, .timeout_ms = zc->timeout_ms,
 				 .queue = zc->queue, .wake = zauth_wake};
 	if (zc->curve_server_key_file) {
@@ -643,6 +670,7 @@ void zauth_stop(struct midge *m)
 		while (z->by_id[b]) {
 			struct zpending *p = z->by_id[b];
 			z->by_id[b] = p->id_next;
+			auth_check_drop(p->walk);
 			free(p);
 		}
 		while (z->routes[b]) {

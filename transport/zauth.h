@@ -19,6 +19,7 @@
 
 struct midge;
 struct conn;
+struct auth_check;
 
 /* With midge_auth_endpoint: binds and starts the worker thread. Returns
  * 0 (also when not configured) or -1 after logging why. */
@@ -29,10 +30,24 @@ void zauth_stop(struct midge *m);
 /* Whether auth workers decide CONNECTs. */
 bool zauth_on(const struct midge *m);
 
-/* engine_auth.connect for workers: 0, a reason code, or
- * ENGINE_AUTH_PENDING. c may be NULL (the embedding API). */
+/* zauth_connect(): the workers (or the cache) deferred, now. */
+#define ZAUTH_DEFERRED 0x200
+
+/*
+ * The zmq link of a CONNECT's chain: 0, a reason code, ZAUTH_DEFERRED
+ * (a cached defer: the caller goes on with walk, still its own), or
+ * ENGINE_AUTH_PENDING: walk (NULL or not) is held with the request; the
+ * answer is given to the engine (conn_auth_done()) with walk dropped, or,
+ * when the worker defers, handed to auth_check_resume(). A timeout is
+ * decided by midge_auth_on_timeout, never deferred. c may be NULL (the
+ * embedding API).
+ */
 int zauth_connect(struct midge *m, const struct midge_client *cl, const struct midge_str *user,
-		  const struct midge_str *pass, struct conn *c);
+		  const struct midge_str *pass, struct conn *c, struct auth_check *walk);
+/* A CONNECT another source of the chain let in: the rules a worker gave
+ * its session before are not its any more (acl_file decides, or the
+ * token's). */
+void zauth_forget_rules(struct midge *m, struct engine_conn *ec, struct conn *c);
 /* engine_auth.enhanced for workers (an `auth` request): a reason code
  * (0x8C without workers), or ENGINE_AUTH_PENDING; the answer goes to
  * conn_auth_step(). */

@@ -17,6 +17,8 @@
 #include "auth/zworker.h"
 #include "engine/engine.h"
 
+struct auth_check;
+
 #define ZAUTH_BUCKETS 4096u /* pending and rules; chains grow past it */
 #define ZAUTH_SWEEP 1024    /* rule entries looked at per tick */
 
@@ -30,6 +32,7 @@ struct zpending {
 	uint64_t t0_us;
 	bool enhanced; /* an `auth` request: answered with engine_conn_auth_step() */
 	struct zaclent *acl; /* an `acl` request: the entry its answer fills */
+	struct auth_check *walk; /* the CONNECT's chain (transport/auth.c), or NULL */
 	struct zpending *id_next, *ec_next;
 };
 

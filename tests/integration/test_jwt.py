@@ -406,7 +406,7 @@ r.check("chain naming an unknown source stops start-up with file:line",
 r.check("chain naming jwt without a key stops start-up",
         *start_fails("listener 1883\npassword_file %s\nmidge_auth_chain jwt,passwd\n" % pw,
                      "bad.conf:3: midge_auth_chain names jwt, which is not configured"))
-r.check("chain naming zmq (not in this version) stops start-up",
+r.check("chain naming zmq without midge_auth_endpoint stops start-up",
         *start_fails("listener 1883\nmidge_auth_chain zmq\n", "zmq, which is not configured"))
 r.check("midge_jwt_algorithms none stops start-up",
         *start_fails("listener 1883\nmidge_jwt_key_file %s\nmidge_jwt_algorithms none\n"

@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import brokerctl  # noqa: E402
 from brokerctl import publish_packet, read_packet, kill, subscribe_packet  # noqa: E402
 from test_zauth_lib import (PY, WORKER, JSON_WORKER, connect3, connect5,  # noqa: E402
-                            received_topics, request_lines as lines, worker_broker)
+                            json_lines, received_topics, worker_broker)
 import test_zauth_lib  # noqa: E402
 
 r = brokerctl.Results("auth workers")
@@ -122,13 +122,13 @@ r.check("after SIGHUP the rules still apply: only alice/y passes", got == ["alic
 empty_pw = os.path.join(d, "empty.pw")
 open(empty_pw, "w").close()
 with open(b.conf_path, "a") as f:
-    f.write("\npassword_file %s\n" % empty_pw)
+    f.write("\npassword_file %s\nmidge_auth_chain passwd\n" % empty_pw)
 b.signal(signal.SIGHUP)
 end = time.time() + 15
 while "reload failed" not in b.log_text() and time.time() < end:
     time.sleep(0.05)
-r.check("a reload adding a password_file beside the workers fails, nothing changed",
-        "password_file or midge_jwt_ keys with midge_auth_endpoint" in b.log_text())
+r.check("a reload whose chain leaves the workers out fails, nothing changed",
+        "midge_auth_chain does not name zmq, but midge_auth_endpoint is set" in b.log_text())
 al.close()
 dv.close()
 b.stop()
@@ -180,8 +180,8 @@ for t in ths:
 for t in ths:
     t.join(10)
 el = time.time() - t0
-n1 = sum(1 for x in lines(log1) if x["client_id"].startswith("par"))
-n2 = sum(1 for x in lines(log2) if x["client_id"].startswith("par"))
+n1 = sum(1 for x in json_lines(log1) if x["client_id"].startswith("par"))
+n2 = sum(1 for x in json_lines(log2) if x["client_id"].startswith("par"))
 r.check("two workers share 4 CONNECTs of 300 ms: %.2f s, %d + %d" % (el, n1, n2),
         res == [0] * 4 and n1 >= 1 and n2 >= 1 and el < 2.5, (res, el, n1, n2))
 b.stop()
@@ -204,7 +204,7 @@ for i in range(3):
 rc2, s = connect3(b.port, "same", "u", "other")
 s.close()
 r.check("cache: the same credentials thrice reach the worker once, others again",
-        rc == 0 and rc2 == 0 and len(lines(log3)) == 2, len(lines(log3)))
+        rc == 0 and rc2 == 0 and len(json_lines(log3)) == 2, len(json_lines(log3)))
 rc, s = connect3(b.port, "same", "u", "p")
 s.sendall(subscribe_packet(1, "y", 0))
 p = read_packet(s)
@@ -214,7 +214,7 @@ for cid in ("c1", "c2", "c3"):
     connect3(b.port, cid, "u", "p")[1].close()
 connect3(b.port, "same", "u", "p")[1].close()
 r.check("cache bounded (midge_auth_cache_size 2): the oldest was asked again",
-        len(lines(log3)) == 6, len(lines(log3)))
+        len(json_lines(log3)) == 6, len(json_lines(log3)))
 b.stop()
 
 # ---- CurveZMQ over tcp:// -------------------------------------------------
@@ -263,11 +263,12 @@ with open(secret, "w") as f:
     f.write("a-secret-of-enough-length-for-hs256\n")
 with open(conf, "w") as f:
     f.write("listener %d 127.0.0.1\nmidge_auth_endpoint ipc://%s/w.sock\n"
-            "midge_jwt_key_file %s\n" % (brokerctl.free_port(), d, secret))
+            "midge_jwt_key_file %s\nmidge_auth_chain jwt\n" % (brokerctl.free_port(), d, secret))
 p = subprocess.run([brokerctl.midge_binary(), "-c", conf], capture_output=True, text=True,
                    timeout=10)
-r.check("a JWT key beside the workers refused at start-up (it would go unused)",
-        p.returncode != 0 and "midge_jwt_ keys with midge_auth_endpoint" in p.stderr, p.stderr)
+r.check("a chain leaving the workers out refused at start-up (they would serve no password)",
+        p.returncode != 0 and "open.conf:4: midge_auth_chain does not name zmq" in p.stderr,
+        p.stderr)
 
 for w in workers:
     kill(w)

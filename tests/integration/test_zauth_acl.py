@@ -28,7 +28,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import brokerctl  # noqa: E402
 from brokerctl import _s, kill, read_packet, varint  # noqa: E402
-from test_zauth_lib import PY, WORKER, JSON_WORKER, request_lines, worker_broker  # noqa: E402
+from test_zauth_lib import PY, WORKER, JSON_WORKER, json_lines, worker_broker  # noqa: E402
 import test_zauth_lib  # noqa: E402
 import paho.mqtt.client as mqtt  # noqa: E402
 
@@ -47,7 +47,7 @@ def broker(extra="", timeout_ms=5000):
 
 
 def acl_lines(path):
-    return [x for x in request_lines(path) if x.get("type") == "acl"]
+    return [x for x in json_lines(path) if x.get("type") == "acl"]
 
 
 class Raw:

@@ -1,6 +1,6 @@
-"""Helpers of the auth worker tests (test_zauth*.py): the workers and a
-broker bound for them; a raw MQTT 5 CONNECT and its CONNACK's reason code
-and properties."""
+"""Helpers of the auth worker tests (test_zauth*.py, test_auth_chain_zmq.py):
+the workers and a broker bound for them; a raw MQTT 5 CONNECT and its
+CONNACK's reason code and properties; a worker's log."""
 
 import json
 import os
@@ -31,15 +31,6 @@ def worker_broker(extra, timeout_ms):
                         % (timeout_ms, extra))
     b.endpoint = "ipc://%s/auth" % b.dir
     return b
-
-
-def request_lines(path):
-    """The requests a worker's --log wrote, as dicts."""
-    try:
-        with open(path) as f:
-            return [json.loads(x) for x in f if x.strip()]
-    except OSError:
-        return []
 
 
 def connect5(port, cid, user=None, pw=None, props=b""):
@@ -98,3 +89,13 @@ def received_topics(sock, first=1.0, then=1.0):
             topics.append(p[1][2:2 + int.from_bytes(p[1][:2], "big")].decode())
         p = read_packet(sock, then)
     return topics
+
+
+def json_lines(path):
+    """The JSON objects of a file, a line each ([] while it is missing):
+    what a test worker logged."""
+    try:
+        with open(path) as f:
+            return [json.loads(x) for x in f if x.strip()]
+    except OSError:
+        return []

@@ -4,10 +4,13 @@ the rules and fields given as JSON), or misbehaves on purpose.
 
     zauth_worker.py ENDPOINT [--delay MS] [--silent] [--log FILE]
                     [--answer JSON] [--deny CODE] [--curve SERVER_PUB SECRET]
+                    [--by-user JSON]
 
 --silent says ready and never answers; --delay waits before each answer;
 --log appends each request's JSON on a line (the tests count them);
---answer is merged into each "allow" answer; --deny CODE denies all.
+--answer is merged into each "allow" answer; --deny CODE denies all;
+--by-user {"alice": {"result": "defer"}, "*": {...}} answers a request by
+its user name ("" when it has none; "*" for the others, else as above).
 `acl` requests (docs/auth.md): allowed, but a topic starting with
 --acl-deny PREFIX is denied; --acl-delay MS waits before each answer;
 --acl-silent never answers one (nor anything after it).
@@ -22,7 +25,7 @@ import zmq
 def main(argv):
     endpoint = argv[1]
     opts = {"delay": 0, "silent": False, "log": None, "answer": {}, "deny": None, "curve": None,
-            "acl_deny": None, "acl_delay": 0, "acl_silent": False}
+            "acl_deny": None, "acl_delay": 0, "acl_silent": False, "by_user": {}}
     i = 2
     while i < len(argv):
         a = argv[i]
@@ -47,6 +50,8 @@ def main(argv):
             opts["acl_deny"] = v
         elif a == "--acl-delay":
             opts["acl_delay"] = int(v) / 1000.0
+        elif a == "--by-user":
+            opts["by_user"] = json.loads(v)
         i += 2
     ctx = zmq.Context()
     s = ctx.socket(zmq.REQ)
@@ -74,7 +79,12 @@ def main(argv):
             continue
         if opts["delay"]:
             time.sleep(opts["delay"])
-        if opts["deny"] is not None:
+        by = opts["by_user"]
+        mine = by.get(req.get("username") or "", by.get("*"))
+        if mine is not None:
+            ans = {"version": 1, "id": req["id"]}
+            ans.update(mine)
+        elif opts["deny"] is not None:
             ans = {"version": 1, "id": req["id"], "result": "deny", "reason_code": opts["deny"]}
         else:
             ans = {"version": 1, "id": req["id"], "result": "allow"}

@@ -572,6 +572,40 @@ static void test_tls_priority(void)
 	CU_ASSERT_STRING_EQUAL(buf, "SECURE256");
 }
 
+/* midge_auth_chain with the auth workers (docs/auth.md, "The chain"):
+ * zmq in any position; by default after the local sources; a chain
+ * leaving configured workers out, or naming them unconfigured, refused
+ * with file:line. */
+static void test_auth_chain_zmq(void)
+{
+	struct conf c;
+	struct auth_chain ch;
+	char err[400];
+	load_ok(&c, "password_file /etc/passwd\nmidge_auth_endpoint ipc:///tmp/w\n"
+		    "midge_auth_chain zmq,passwd\n");
+	conf_auth_chain(&c, &ch);
+	CU_ASSERT(ch.n == 2 && ch.src[0] == AUTH_SRC_ZMQ && ch.src[1] == AUTH_SRC_PASSWD);
+	conf_clear(&c);
+	load_ok(&c, "password_file /etc/passwd\nmidge_auth_endpoint ipc:///tmp/w\n");
+	conf_auth_chain(&c, &ch);
+	CU_ASSERT(ch.n == 2 && ch.src[0] == AUTH_SRC_PASSWD && ch.src[1] == AUTH_SRC_ZMQ);
+	conf_clear(&c);
+	conf_init(&c);
+	CU_ASSERT_EQUAL(load_text(&c, "password_file /etc/passwd\nmidge_auth_endpoint ipc:///tmp/w\n"
+				      "midge_auth_chain passwd\n",
+				  err, sizeof err),
+			-1);
+	CU_ASSERT(strstr(err, ":3: midge_auth_chain does not name zmq") != NULL);
+	conf_clear(&c);
+	conf_init(&c);
+	CU_ASSERT_EQUAL(load_text(&c, "password_file /etc/passwd\nmidge_auth_chain passwd,zmq\n", err,
+				  sizeof err),
+			-1);
+	CU_ASSERT(strstr(err, ":2: midge_auth_chain names zmq, which is not configured (set "
+			      "midge_auth_endpoint)") != NULL);
+	conf_clear(&c);
+}
+
 static const struct test_case cases[] = {
 	{"defaults", test_defaults},
 	{"listener blocks", test_listener_blocks},
@@ -592,6 +626,7 @@ static const struct test_case cases[] = {
 	{"logging and hooks", test_logging_and_hooks},
 	{"TLS priority string", test_tls_priority},
 	{"HTTP server keys", test_http_keys},
+	{"midge_auth_chain with zmq", test_auth_chain_zmq},
 	{NULL, NULL},
 };
 

@@ -197,6 +197,22 @@ static void test_chain(void)
 	CU_ASSERT_EQUAL(auth_chain_parse("zmq,jwt", &c, err, sizeof err), 0);
 	CU_ASSERT_EQUAL(auth_chain_resolve(&c, true, &p, &out, err, sizeof err), -1);
 	CU_ASSERT(strstr(err, "zmq, which is not configured (c)") != NULL);
+	/* the workers in any position, and by default after the local sources */
+	p.on[AUTH_SRC_ZMQ] = true;
+	CU_ASSERT_EQUAL(auth_chain_parse("zmq,passwd", &c, err, sizeof err), 0);
+	CU_ASSERT_EQUAL(auth_chain_resolve(&c, true, &p, &out, err, sizeof err), 0);
+	CU_ASSERT(out.n == 2 && out.src[0] == AUTH_SRC_ZMQ && out.src[1] == AUTH_SRC_PASSWD);
+	CU_ASSERT_EQUAL(auth_chain_parse("passwd,zmq,jwt", &c, err, sizeof err), 0);
+	CU_ASSERT_EQUAL(auth_chain_resolve(&c, true, &p, &out, err, sizeof err), 0);
+	CU_ASSERT(out.n == 3 && out.src[1] == AUTH_SRC_ZMQ && out.src[2] == AUTH_SRC_JWT);
+	CU_ASSERT_EQUAL(auth_chain_resolve(NULL, false, &p, &out, err, sizeof err), 0);
+	CU_ASSERT(out.n == 3 && out.src[0] == AUTH_SRC_PASSWD && out.src[1] == AUTH_SRC_JWT &&
+		  out.src[2] == AUTH_SRC_ZMQ);
+	/* configured workers left out of a chain: refused, not silently unused */
+	CU_ASSERT_EQUAL(auth_chain_parse("passwd,jwt", &c, err, sizeof err), 0);
+	CU_ASSERT_EQUAL(auth_chain_resolve(&c, true, &p, &out, err, sizeof err), -1);
+	CU_ASSERT(strstr(err, "does not name zmq") != NULL);
+	CU_ASSERT_EQUAL(auth_chain_parse("zmq,zmq", &c, err, sizeof err), -1);
 }
 
 /* ---- JWT on HS256 tokens -------------------------------------------------- */

@@ -102,6 +102,38 @@ static void test_answers(void)
 	CU_ASSERT_EQUAL(a.reason_code, 0x87);
 }
 
+/* "defer": the chain's next source decides (docs/auth.md); what else the
+ * answer says is not read, and an older worker's answers keep parsing. */
+static void test_defer(void)
+{
+	struct zproto_answer a;
+	CU_ASSERT_EQUAL(parse("{\"version\":1,\"id\":\"5\",\"result\":\"defer\"}", &a),
+			ZPROTO_ANSWER);
+	CU_ASSERT_TRUE(a.defer);
+	CU_ASSERT_FALSE(a.allow);
+	CU_ASSERT_FALSE(a.cont);
+	CU_ASSERT_FALSE(a.no_cache);
+	zproto_answer_clear(&a);
+	/* allow's fields on a defer are ignored, not applied */
+	CU_ASSERT_EQUAL(parse("{\"version\":1,\"id\":\"6\",\"result\":\"defer\",\"cache\":false,"
+			      "\"username\":\"root\",\"acl\":[{\"permission\":\"allow\","
+			      "\"action\":\"all\",\"topic\":\"#\"}]}",
+			      &a),
+			ZPROTO_ANSWER);
+	CU_ASSERT_TRUE(a.defer && a.no_cache);
+	CU_ASSERT_PTR_NULL(a.username);
+	CU_ASSERT_PTR_NULL(a.rules);
+	zproto_answer_clear(&a);
+	/* an allow or deny is never a defer */
+	CU_ASSERT_EQUAL(parse("{\"version\":1,\"id\":\"7\",\"result\":\"allow\"}", &a),
+			ZPROTO_ANSWER);
+	CU_ASSERT_FALSE(a.defer);
+	zproto_answer_clear(&a);
+	CU_ASSERT_EQUAL(parse("{\"version\":1,\"id\":\"7\",\"result\":\"Defer\"}", &a), -1);
+	CU_ASSERT_EQUAL(parse("{\"version\":1,\"id\":\"7\",\"result\":\"deferred\"}", &a), -1);
+	CU_ASSERT_EQUAL(parse("{\"version\":2,\"id\":\"7\",\"result\":\"defer\"}", &a), -1);
+}
+
 /* MQTT 5 enhanced authentication: the `auth` request and the answers
  * that carry the method's data. */
 static void test_enhanced(void)
@@ -587,6 +619,7 @@ static const struct test_case zauth_cases[] = {
 	{"MQTT-3.2.2-6 answers", test_answers},
 	{"bad answers", test_bad_answers},
 	{"acl requests", test_acl_requests},
+	{"defer answers", test_defer},
 	{"MQTT-4.12.0-2 enhanced authentication", test_enhanced},
 	{"rules first match", test_rules_first_match},
 	{"rules filters", test_rules_filters},
