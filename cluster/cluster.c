@@ -209,6 +209,8 @@ static void cluster_on_async(uv_async_t *a)
 		} else if (x->kind == REC_RELEASE) {
 			cluster_owner_release(c, rec_name(x), x->name_len, (const char *)rec_data(x),
 					      x->data_len, now);
+		} else if (x->kind == REC_ADOPT || x->kind == REC_ADOPT_WILL) {
+			cluster_state_apply(c, x, now);
 		} else if (cluster_wire_decode(rec_data(x), x->data_len, &m) < 0 ||
 			   engine_cluster_input(c->engine, (const uint8_t *)rec_name(x), x->name_len, &m,
 						now) < 0) {
@@ -262,6 +264,8 @@ static int thread_send(struct cluster *c, uint64_t end)
 			s = cluster_owner_handover(c, rec_name(x), rec_data(x), x->data_len);
 		} else if (x->kind == REC_WILL) {
 			s = cluster_will_store(c, rec_name(x), rec_data(x), x->data_len);
+		} else if (x->kind == REC_STATE) {
+			s = cluster_state_store(c, rec_name(x), rec_data(x), x->data_len);
 		}
 		if (s != NATS_OK) {
 			if (atomic_load(&c->connected))
@@ -287,6 +291,7 @@ static int thread_send(struct cluster *c, uint64_t end)
 static void *cluster_thread(void *arg)
 {
 	struct cluster *c = arg;
+	cluster_will_reap_self(c);
 	uint64_t beat = cluster_now_ms() + c->cfg.lease_ms / 3, stop_by = 0;
 	for (;;) {
 		pthread_mutex_lock(&c->out.mu);
@@ -509,8 +514,10 @@ struct cluster *cluster_start(const struct cluster_config *cfg, uv_loop_t *loop,
 	s = cluster_owner_start(c);
 	if (s == NATS_OK)
 		s = cluster_will_open(c);
+	if (s == NATS_OK)
+		s = cluster_state_open(c);
 	if (s != NATS_OK) {
-		fail(err, errlen, "cannot open the cluster's session owners and wills buckets", s);
+		fail(err, errlen, "cannot open the cluster's session owners, wills and state buckets", s);
 		goto fail;
 	}
 	s = cluster_kv_load(c);
@@ -525,10 +532,11 @@ struct cluster *cluster_start(const struct cluster_config *cfg, uv_loop_t *loop,
 	c->async.data = c;
 	atomic_store(&c->async_on, true);
 	struct engine_cluster ec = {c, cluster_interest_change, cluster_on_publish, cluster_on_room,
-				    cluster_on_retained, cluster_owner_claim, cluster_will_changed};
+				    cluster_on_retained, cluster_owner_claim, cluster_will_changed,
+				    c->cfg.checkpoint_ms ? cluster_state_changed : NULL};
 	engine_cluster_attach(e, &ec);
 	c->thread_on = pthread_create(&c->thread, NULL, cluster_thread, c) == 0;
-	if (!c->thread_on || cluster_kv_watch(c) < 0) {
+	if (!c->thread_on || cluster_kv_watch(c) < 0 || cluster_state_start(c) < 0) {
 		/* the loop closes the uv handle at its end; c stays for it */
 		snprintf(err, errlen, "cannot start the cluster's threads");
 		cluster_quiet(c);
@@ -538,6 +546,7 @@ struct cluster *cluster_start(const struct cluster_config *cfg, uv_loop_t *loop,
 	return c;
 fail:
 	cluster_owner_stop(c);
+	cluster_state_close(c);
 	cluster_will_close(c);
 	cluster_kv_close(c);
 	c->leak = !nats_close_wait(c);
@@ -550,6 +559,7 @@ void cluster_quiet(struct cluster *c)
 	if (!c || c->quiet)
 		return;
 	c->quiet = true;
+	cluster_state_quiet(c);
 	pthread_mutex_lock(&c->out.mu);
 	c->stop = true;
 	pthread_cond_signal(&c->out.cv);
@@ -557,6 +567,7 @@ void cluster_quiet(struct cluster *c)
 	if (c->thread_on)
 		pthread_join(c->thread, NULL);
 	cluster_owner_stop(c);
+	cluster_state_close(c);
 	cluster_will_close(c);
 	/* the name is free at once for a node started in its place */
 	cluster_kv_close(c);

@@ -34,10 +34,12 @@ struct cluster_config {
 	const char *name;     /* midge_cluster_name: subject and bucket prefix */
 	uint64_t buffer_bytes; /* midge_cluster_buffer: what waits for NATS, each way */
 	uint32_t lease_ms;    /* how long a dead node's name stays claimed */
+	uint32_t checkpoint_ms; /* midge_cluster_checkpoint_ms: sessions' copies (0: none) */
 };
 
 #define CLUSTER_DEFAULT_BUFFER (64ull * 1024 * 1024)
 #define CLUSTER_DEFAULT_LEASE_MS 10000u
+#define CLUSTER_DEFAULT_CHECKPOINT_MS 250u
 
 struct cluster_stats {
 	bool connected;

@@ -116,6 +116,14 @@ struct cluster {
 	int n_seen;
 	struct will_wait *waits; /* dead nodes' wills in their delay, by due time */
 	uint64_t wait_bytes;     /* their size: bounded by midge_cluster_buffer */
+	/* state.c: the sessions' checkpoints (loop: the timer; cluster
+	 * thread: sjs, state; owner thread: ostate) */
+	jsCtx *sjs; /* publishes that do not wait for their acknowledgement */
+	kvStore *state, *ostate;
+	uv_timer_t ck_timer;
+	bool ck_timer_on;
+	atomic_uint_fast64_t ck_written, ck_failed;
+	uint64_t ck_failed_logged;
 	/* nodes.c: the other live nodes as of the last heartbeat (sum_mu) */
 	pthread_mutex_t sum_mu;
 	struct cluster_node_info *sum;
@@ -237,11 +245,49 @@ natsStatus cluster_will_store(struct cluster *c, const char *key, const uint8_t 
  * last one have their wills published (by one node of the cluster), at
  * once or once their delay has passed. */
 void cluster_will_check(struct cluster *c);
+/* Cluster thread, as it starts: what this node left under its name when
+ * it died (sessions' checkpoints, wills) is taken back (will_reap). */
+void cluster_will_reap_self(struct cluster *c);
 /* Cluster thread, every wake-up: the held wills whose delay has passed
  * are published, unless their client id went to another node since. */
 void cluster_will_due(struct cluster *c);
 /* Releases the bucket, the remembered nodes and the held wills (those
  * are lost with this node: docs/cluster.md). */
 void cluster_will_close(struct cluster *c);
+
+/* ---- state.c ----------------------------------------------------------- */
+
+/* The owner keys of the sessions adopted from a node, sorted. */
+struct state_set {
+	char **keys;
+	size_t n;
+};
+
+natsStatus cluster_state_open(struct cluster *c);
+/* Loop: starts the checkpoint timer (midge_cluster_checkpoint_ms); at a
+ * stop, the last checkpoints before the cluster thread ends. */
+int cluster_state_start(struct cluster *c);
+void cluster_state_quiet(struct cluster *c);
+/* engine_cluster.checkpoint. */
+int cluster_state_changed(void *ctx, const uint8_t *cid, size_t len, const uint8_t *state,
+			  size_t slen);
+/* Loop: a REC_ADOPT or REC_ADOPT_WILL record. */
+void cluster_state_apply(struct cluster *c, const struct rec *x, uint64_t now);
+/* Cluster thread: a REC_STATE record to JetStream. */
+natsStatus cluster_state_store(struct cluster *c, const char *key, const uint8_t *data,
+			       size_t len);
+/* Cluster thread: every checkpoint node left becomes this node's session
+ * (claimed in the owners bucket, handed to the loop), except those of
+ * clients connected elsewhere since; each key is deleted. out: the owner
+ * keys adopted (cluster_state_set_free). Returns 0 or -1. */
+int cluster_state_adopt(struct cluster *c, const char *node, struct state_set *out);
+bool cluster_state_has(const struct state_set *set, const char *idkey);
+void cluster_state_set_free(struct state_set *set);
+/* Owner thread: node from died holding j's client id; its checkpoint of
+ * the session, if any, becomes j's session (read once). */
+void cluster_state_take(struct cluster *c, struct owner_job *j, const char *from);
+/* After the cluster thread ended: the last copies reach JetStream (at
+ * most 2 s), the handles go. */
+void cluster_state_close(struct cluster *c);
 
 #endif

@@ -90,9 +90,11 @@ static void owner_fetch(struct cluster *c, struct owner_job *j, const char *from
 	natsMsg *reply = NULL;
 	natsStatus s = natsConnection_Request(&reply, c->nc, subj, j->key, (int)strlen(j->key),
 					      OWNER_HANDOVER_MS);
-	if (s == NATS_NO_RESPONDERS) {
-		log_notice("cluster: node %s, which held a client id, is gone: its session starts "
-			   "anew here", from);
+	if (s == NATS_NO_RESPONDERS || s == NATS_TIMEOUT) {
+		log_notice("cluster: node %s, which held a client id, is gone (%s): the session "
+			   "resumes here from its checkpoint, if it has one",
+			   from, natsStatus_GetText(s));
+		cluster_state_take(c, j, from);
 		return;
 	}
 	if (s != NATS_OK) {

@@ -22,6 +22,9 @@ enum ring_kind {
 	REC_RELEASE = 4, /* owner key, reply subject: another node claims a client id (owner.c) */
 	REC_HANDOVER = 5,/* owner key, u16 reply length, reply, encoded session (owner.c) */
 	REC_WILL = 6,    /* will key, u32 delay + encoded will, or nothing: deleted (will.c) */
+	REC_STATE = 7,   /* state key, a session's checkpoint, or nothing: deleted (state.c) */
+	REC_ADOPT = 8,   /* owner key, a dead node's session checkpoint to adopt (state.c) */
+	REC_ADOPT_WILL = 9, /* owner key, u32 delay + encoded will of an adopted session */
 };
 
 struct rec {

@@ -155,25 +155,33 @@ void cluster_will_due(struct cluster *c)
 	}
 }
 
-/* Publishes the wills node left, if this node is the one to (the
- * "<node>.reaped" mark, created once in the cluster). */
-static void will_reap(struct cluster *c, const char *node)
+/* Adopts the sessions node left and publishes its wills, if this node is
+ * the one to (the "<node>.reaped" mark, created once in the cluster; a
+ * node started again under its old name does it for itself, self). The
+ * wills of adopted sessions go to those sessions, as do all of a
+ * restarted node's own (the engine knows which of its sessions came back
+ * from its store with their own will). */
+static void will_reap(struct cluster *c, const char *node, bool self)
 {
 	char mark[160];
 	snprintf(mark, sizeof mark, "%s.reaped", node);
 	uint64_t rev = 0;
-	if (kvStore_CreateString(&rev, c->nodes, mark, c->node) != NATS_OK)
+	if (!self && kvStore_CreateString(&rev, c->nodes, mark, c->node) != NATS_OK)
 		return; /* another node does it (or NATS failed: the next heartbeat does not retry) */
+	struct state_set adopted;
+	cluster_state_adopt(c, node, &adopted);
 	char filter[160];
 	snprintf(filter, sizeof filter, "%s.>", node);
 	kvWatchOptions o;
 	kvWatchOptions_Init(&o);
 	o.IgnoreDeletes = true;
 	kvWatcher *w = NULL;
-	if (kvStore_Watch(&w, c->wills, filter, &o) != NATS_OK)
+	if (kvStore_Watch(&w, c->wills, filter, &o) != NATS_OK) {
+		cluster_state_set_free(&adopted);
 		return;
+	}
 	size_t plen = strlen(node) + 1;
-	uint32_t n = 0, held = 0, skipped = 0;
+	uint32_t n = 0, held = 0, skipped = 0, kept = 0;
 	for (;;) {
 		kvEntry *en = NULL;
 		if (kvWatcher_Next(&en, w, 2000) != NATS_OK || !en)
@@ -181,7 +189,11 @@ static void will_reap(struct cluster *c, const char *node)
 		const char *key = kvEntry_Key(en);
 		const uint8_t *v = kvEntry_Value(en);
 		size_t vl = (size_t)kvEntry_ValueLen(en);
-		if (strlen(key) > plen && will_owner_is(c, key + plen, node)) {
+		if (strlen(key) > plen && (self || cluster_state_has(&adopted, key + plen))) {
+			/* after the session's REC_ADOPT in the ring: the loop has it */
+			cluster_input_put(c, REC_ADOPT_WILL, key + plen, strlen(key + plen), v, vl);
+			kept++;
+		} else if (strlen(key) > plen && will_owner_is(c, key + plen, node)) {
 			if (will_hold(c, key, plen, v, vl) == 0) {
 				held++;
 			} else {
@@ -195,10 +207,18 @@ static void will_reap(struct cluster *c, const char *node)
 		kvEntry_Destroy(en);
 	}
 	kvWatcher_Destroy(w);
-	log_notice("cluster: node %s is gone (its lease lapsed or it stopped): %u of its clients' "
-		   "wills published here, %u held here for their will delay, %u of clients "
-		   "connected elsewhere since dropped",
-		   node, n, held, skipped);
+	cluster_state_set_free(&adopted);
+	if (!self || n || held || skipped || kept)
+		log_notice("cluster: node %s is gone (its lease lapsed or it stopped): %u of its "
+			   "clients' wills published here, %u held here for their will delay, %u "
+			   "kept with their adopted sessions, %u of clients connected elsewhere "
+			   "since dropped",
+			   node, n, held, kept, skipped);
+}
+
+void cluster_will_reap_self(struct cluster *c)
+{
+	will_reap(c, c->node, true);
 }
 
 void cluster_will_check(struct cluster *c)
@@ -221,7 +241,7 @@ void cluster_will_check(struct cluster *c)
 		for (int j = 0; j < n && !live; j++)
 			live = strcmp(c->seen[i], now[j]) == 0;
 		if (!live)
-			will_reap(c, c->seen[i]);
+			will_reap(c, c->seen[i], false);
 		free(c->seen[i]);
 	}
 	free(c->seen);

@@ -17,11 +17,13 @@ void engine_cluster_attach(struct engine *e, const struct engine_cluster *cl)
 {
 	e->cluster = *cl;
 	e->has_cluster = true;
+	e->ck_on = cl->checkpoint != NULL;
 }
 
 void engine_cluster_detach(struct engine *e)
 {
 	e->has_cluster = false;
+	e->ck_on = false; /* sessions ending from now on keep their checkpoints */
 }
 
 /* Whether a topic or filter is under $SYS: each node's own, a node's

@@ -218,6 +218,7 @@ static int session_send_inflight(struct engine *e, struct session *s, struct del
 	sl->d = *d;
 	sl->state = d->qos == 1 ? SLOT_PUBACK : SLOT_PUBREC;
 	flight_commit(e, s);
+	move_touch(e, s);
 	if (s->store) {
 		struct engine_store_msg v;
 		struct engine_store_delivery dv;
@@ -259,6 +260,8 @@ void session_enqueue(struct engine *e, struct session *s, struct delivery *d)
 		emsg_unref(d->m);
 		return;
 	}
+	if (d->qos > 0)
+		move_touch(e, s);
 	if (s->store && d->qos > 0) {
 		struct engine_store_msg v;
 		struct engine_store_delivery dv;
@@ -283,6 +286,8 @@ void session_dequeue(struct engine *e, struct session *s, struct delivery *out)
 	s->queue_bytes -= sz;
 	e->st.stored_count--;
 	e->st.stored_bytes -= sz;
+	if (out->qos > 0)
+		move_touch(e, s);
 	if (s->store && out->qos > 0)
 		STORE_CALL(e, message_unqueued, s->store, out->m->id);
 }

@@ -102,6 +102,8 @@ void engine_free(struct engine *e)
 	bridge_free_all(e);
 	retain_store_free(e->retained);
 	free(e->session_table);
+	free(e->ck_dirty);
+	free(e->ck_buf.p);
 	free(e->sub_table);
 	free(e->heap);
 	free(e->hits);

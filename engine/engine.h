@@ -512,6 +512,14 @@ struct engine_cluster {
 	 * node that died (cluster/will.c). */
 	void (*will)(void *ctx, const uint8_t *cid, size_t len, const struct engine_cluster_msg *will,
 		     uint32_t delay);
+	/* May be NULL (no checkpoints). The checkpoint of session cid, so
+	 * another node can resume it if this one dies (cluster/state.c):
+	 * its encoding (as engine_cluster_release's, valid during the call),
+	 * or NULL/0 when the session ended here. Returns 0, or -1 when the
+	 * cluster cannot take it now (its buffer is full): the session stays
+	 * marked and is offered again. */
+	int (*checkpoint)(void *ctx, const uint8_t *cid, size_t len, const uint8_t *state,
+			  size_t state_len);
 };
 
 /* Attaches a cluster (copied) before the first subscription exists (so
@@ -569,5 +577,33 @@ int engine_cluster_will(struct engine *e, const struct engine_cluster_msg *m, ui
  */
 int engine_cluster_release(struct engine *e, const uint8_t *cid, size_t len, size_t max,
 			   uint8_t **out, size_t *out_len, uint64_t now_ms);
+
+/*
+ * Offers the checkpoint of every persistent session that changed since
+ * its last one to engine_cluster.checkpoint, oldest change first, each
+ * at most max bytes (deliveries beyond it are left out of the copy, not
+ * dropped), until budget bytes were offered or the cluster's buffer is
+ * full (the rest wait for the next call). Returns the number offered.
+ */
+uint32_t engine_cluster_checkpoint(struct engine *e, size_t max, size_t budget, uint64_t now_ms);
+
+/*
+ * The checkpoint of client id cid, from a node that died, becomes an
+ * offline session here (its expiry counted from now), unless a session
+ * of cid exists here already. Returns 0, or -1 when it is invalid or
+ * not taken.
+ */
+int engine_cluster_adopt(struct engine *e, const uint8_t *cid, size_t len, const uint8_t *state,
+			 size_t state_len, uint64_t now_ms);
+
+/*
+ * The pending will of adopted session cid, from the node that died: it
+ * becomes the session's will, published after delay seconds or when the
+ * session ends, dropped if the client connects again [MQTT-3.1.3-9]; with
+ * no such offline session here, it goes out now as engine_cluster_will's.
+ * Returns 0, or -1 when m is invalid.
+ */
+int engine_cluster_adopt_will(struct engine *e, const uint8_t *cid, size_t len,
+			      const struct engine_cluster_msg *m, uint32_t delay, uint64_t now_ms);
 
 #endif

@@ -189,6 +189,7 @@ void flight_remove(struct engine *e, struct session *s, struct slot *sl)
 		if (s->unsent_at)
 			s->unsent_at--;
 	}
+	move_touch(e, s);
 	if (s->store)
 		STORE_CALL(e, flight_done, s->store, pid, id);
 }

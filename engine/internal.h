@@ -225,6 +225,7 @@ struct session {
 	uint32_t hash;
 	uint32_t expiry; /* seconds; EXPIRY_NEVER; 0 ends with the connection */
 	uint32_t n_subs;
+	uint32_t ck; /* checkpoint.c: CK_SAVED | place in engine.ck_dirty */
 	uint32_t queue_cap, queue_head, queue_len;
 	uint32_t route_gen; /* route generation of the hit below */
 	uint32_t route_hit; /* index in engine.hits for this generation */
@@ -344,6 +345,13 @@ struct head_cache {
 	uint8_t buf[HEAD_SHAPES][HEAD_CACHE_MAX];
 };
 
+/* A session's encoding being written (move.c grows p within max). */
+struct move_buf {
+	uint8_t *p;
+	size_t len, cap, max;
+	bool oom;
+};
+
 struct engine {
 	struct engine_config cfg;
 	struct engine_io io;
@@ -362,6 +370,10 @@ struct engine {
 	struct engine_cluster cluster; /* engine_cluster_attach(); has_cluster */
 	bool has_cluster;
 	struct engine_conn *claims; /* CONNECTs waiting for the cluster's claim (move.c) */
+	bool ck_on;                 /* the cluster keeps checkpoints (checkpoint.c) */
+	struct session **ck_dirty;  /* sessions changed since their checkpoint (NULL: ended) */
+	uint32_t ck_n, ck_cap;
+	struct move_buf ck_buf;     /* reused by every checkpoint */
 	uint64_t claim_seq;
 	uint64_t cluster_sent;     /* the cluster's ticket reached (engine_cluster_sent) */
 	uint64_t cluster_ticket;   /* the ticket of the message publish_accept just forwarded */
@@ -537,6 +549,33 @@ const uint8_t *connect_held_cid(const struct engine_conn *c, size_t *len);
 /* move.c */
 bool move_claim(struct engine *e, struct engine_conn *c, const uint8_t *cid, size_t len);
 void move_claim_cancel(struct engine *e, struct engine_conn *c);
+/* Encodes s into b within b->max bytes: the terms and subscriptions must
+ * fit (else -1), deliveries that do not are left out (report: each with
+ * a drop event, as from a full queue: the session moves without them).
+ * Returns 0 or -1. */
+int move_encode(struct engine *e, struct session *s, struct move_buf *b, bool report);
+/* Makes the session encoded in blob this node's session of cid (*out,
+ * when out is not NULL). A local one without a connection is older (the
+ * id was claimed elsewhere since) and goes; one with a connection stays
+ * (it came later). Returns 0 or -1 (nothing kept of an invalid encoding). */
+int move_install(struct engine *e, const uint8_t *cid, size_t cid_len, const uint8_t *blob,
+		 size_t len, struct session **out);
+
+/* checkpoint.c: each persistent session's copy in the cluster, for when
+ * this node dies (docs/cluster.md, "A node that dies"). */
+#define CK_SAVED 0x80000000u /* session.ck: the cluster has a checkpoint of it */
+#define CK_INDEX 0x7fffffffu /* session.ck: its place in engine.ck_dirty + 1, or 0 */
+void checkpoint_dirty(struct engine *e, struct session *s);
+/* s changed in what its checkpoint holds (terms, subscriptions, queue,
+ * window): one test when checkpoints are off or s is marked already. */
+static inline void move_touch(struct engine *e, struct session *s)
+{
+	if (e->ck_on && !(s->ck & CK_INDEX))
+		checkpoint_dirty(e, s);
+}
+/* s ends: out of the dirty list, and its checkpoint goes (session_destroy,
+ * before its queue is emptied). */
+void checkpoint_forget(struct engine *e, struct session *s);
 
 /* authx.c */
 struct authx;

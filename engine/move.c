@@ -54,15 +54,9 @@ void move_claim_cancel(struct engine *e, struct engine_conn *c)
 
 /* ---- encoding ---------------------------------------------------------- */
 
-struct wbuf {
-	uint8_t *p;
-	size_t len, cap, max;
-	bool oom;
-};
-
 /* Makes room for n more bytes within max. Returns false when they do not
  * fit (b->oom also set when memory ran out). */
-static bool wb_room(struct wbuf *b, size_t n)
+static bool wb_room(struct move_buf *b, size_t n)
 {
 	if (b->len + n > b->max)
 		return false;
@@ -83,13 +77,13 @@ static bool wb_room(struct wbuf *b, size_t n)
 	return true;
 }
 
-static void wb_uint(struct wbuf *b, uint64_t v, int bytes)
+static void wb_uint(struct move_buf *b, uint64_t v, int bytes)
 {
 	for (int i = bytes - 1; i >= 0; i--)
 		b->p[b->len++] = (uint8_t)(v >> (8 * i));
 }
 
-static void wb_bytes(struct wbuf *b, const void *p, size_t n)
+static void wb_bytes(struct move_buf *b, const void *p, size_t n)
 {
 	if (n)
 		memcpy(b->p + b->len, p, n);
@@ -97,7 +91,7 @@ static void wb_bytes(struct wbuf *b, const void *p, size_t n)
 }
 
 /* Appends one delivery. Returns false when it does not fit. */
-static bool move_put_delivery(struct wbuf *b, const struct delivery *d)
+static bool move_put_delivery(struct move_buf *b, const struct delivery *d)
 {
 	const struct emsg *m = d->m;
 	size_t need = 3 + 4u * d->n_sub_ids + 2 + m->topic_len + 4 + m->payload->len + 4 +
@@ -123,12 +117,7 @@ static bool move_put_delivery(struct wbuf *b, const struct delivery *d)
 	return true;
 }
 
-/*
- * Encodes s within b->max bytes: the terms and subscriptions must fit
- * (else -1), deliveries that do not are dropped as from a full queue.
- * Returns 0 or -1.
- */
-static int move_encode(struct engine *e, struct session *s, struct wbuf *b)
+int move_encode(struct engine *e, struct session *s, struct move_buf *b, bool report)
 {
 	size_t need = 3 + 1 + 4 + 2 + 3 + s->user_len + 4;
 	for (const struct sub *x = s->subs; x; x = x->next)
@@ -165,7 +154,7 @@ static int move_encode(struct engine *e, struct session *s, struct wbuf *b)
 			continue;
 		if (move_put_delivery(b, &sl->d))
 			n++;
-		else
+		else if (report)
 			event_drop(e, s, sl->d.m, sl->d.qos, MIDGE_DROP_QUEUE_FULL,
 				   "larger than a moved session may be (NATS max_payload)");
 	}
@@ -173,7 +162,7 @@ static int move_encode(struct engine *e, struct session *s, struct wbuf *b)
 		const struct delivery *d = &s->queue[(s->queue_head + i) % s->queue_cap];
 		if (move_put_delivery(b, d))
 			n++;
-		else
+		else if (report)
 			event_drop(e, s, d->m, d->qos, MIDGE_DROP_QUEUE_FULL,
 				   "larger than a moved session may be (NATS max_payload)");
 	}
@@ -202,8 +191,8 @@ int engine_cluster_release(struct engine *e, const uint8_t *cid, size_t len, siz
 	}
 	int rc = 0;
 	if (s->expiry != 0) {
-		struct wbuf b = {NULL, 0, 0, max, false};
-		if (move_encode(e, s, &b) == 0) {
+		struct move_buf b = {NULL, 0, 0, max, false};
+		if (move_encode(e, s, &b, true) == 0) {
 			*out = b.p;
 			*out_len = b.len;
 		} else {
@@ -296,12 +285,8 @@ static int move_get_delivery(struct engine *e, struct session *s, struct rbuf_vi
 	return 0;
 }
 
-/* Makes the session encoded in blob this node's session of cid. A local
- * one without a connection is older (the id was claimed elsewhere since)
- * and goes; one with a connection stays (it came later). Returns 0 or -1
- * (nothing kept of an invalid encoding). */
-static int move_install(struct engine *e, const uint8_t *cid, size_t cid_len, const uint8_t *blob,
-			size_t len)
+int move_install(struct engine *e, const uint8_t *cid, size_t cid_len, const uint8_t *blob,
+		 size_t len, struct session **out)
 {
 	struct rbuf_view r = {blob, len, false};
 	const uint8_t *magic = rd_bytes(&r, 3);
@@ -353,6 +338,9 @@ static int move_install(struct engine *e, const uint8_t *cid, size_t cid_len, co
 	if (r.bad || r.left)
 		goto bad;
 	e->st.subscriptions_count = topic_tree_count(e->tree);
+	move_touch(e, s); /* this node's checkpoint of it from now on */
+	if (out)
+		*out = s;
 	return 0;
 bad:
 	session_destroy(e, s);
@@ -373,7 +361,7 @@ int engine_cluster_claimed(struct engine *e, uint64_t claim, const uint8_t *sess
 	size_t cid_len = 0;
 	const uint8_t *cid = connect_held_cid(c, &cid_len);
 	if (session && len && cid)
-		move_install(e, cid, cid_len, session, len); /* invalid: a new session */
+		move_install(e, cid, cid_len, session, len, NULL); /* invalid: a new session */
 	int r = connect_held_finish(e, c, 0, NULL);
 	if (e->io.resume)
 		e->io.resume(e->io.ctx, c->handle);

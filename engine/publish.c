@@ -351,6 +351,7 @@ int publish_handle_ack(struct engine *e, struct engine_conn *c, struct codec_pac
 		bool again = sl->state == SLOT_PUBCOMP; /* a repeated PUBREC */
 		if (sl->state == SLOT_PUBREC) {
 			event_acked(e, c, sl, sl->d.m);
+			move_touch(e, s);
 			if (s->store)
 				STORE_CALL(e, flight_released, s->store, pid, sl->d.m->id);
 			flight_release_message(s, sl);

@@ -445,6 +445,7 @@ int engine_restore_end(struct engine *e, uint64_t now_ms)
 	for (uint32_t i = 0; i < r->n_sessions; i++) {
 		struct restore_session *x = &r->sessions[i];
 		/* connected when the broker stopped: its connection ends now */
+		move_touch(e, x->s); /* the cluster's copy, if it keeps one */
 		session_arm_timers(e, x->s, x->ended_at ? x->ended_at : now_ms);
 	}
 	history_trim_all(e);

@@ -162,6 +162,7 @@ void session_destroy(struct engine *e, struct session *s)
 {
 	if (s->store)
 		session_store_forget(e, s); /* what follows is gone with it */
+	checkpoint_forget(e, s);
 	session_unsubscribe_all(e, s);
 	timer_cancel(e, &s->expiry_timer);
 	will_clear(e, s);
@@ -225,6 +226,7 @@ void session_detach(struct engine *e, struct session *s, bool publish)
 		session_destroy(e, s);
 		return;
 	}
+	move_touch(e, s);
 	if (s->store) { /* the time its connection ended: its deadlines count from it */
 		struct engine_store_session rec;
 		session_store_record(s, e->now, &rec);
@@ -296,6 +298,7 @@ void session_store_forget(struct engine *e, struct session *s)
  */
 void session_store_save(struct engine *e, struct session *s)
 {
+	move_touch(e, s);
 	if (s->expiry == 0) {
 		session_store_forget(e, s);
 		return;

@@ -227,6 +227,7 @@ static int subscribe_one(struct engine *e, struct engine_conn *c, const struct c
 			rc = MQTT_RC_UNSPECIFIED;
 		} else {
 			*fresh = added == 1;
+			move_touch(e, s);
 			if (s->store) {
 				struct midge_str filter = {(const char *)f, len};
 				STORE_CALL(e, subscription_added, s->store, &filter, options, sub_id);
@@ -443,6 +444,7 @@ int unsubscribe_handle(struct engine *e, struct engine_conn *c, struct codec_pac
 			cluster_interest(e, tf.p, tf.len, false);
 			sub_unlink(e, x);
 			free(x);
+			move_touch(e, s);
 			if (s->store) {
 				struct midge_str filter = {(const char *)tf.p, tf.len};
 				STORE_CALL(e, subscription_removed, s->store, &filter);

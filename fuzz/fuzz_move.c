@@ -99,6 +99,15 @@ static void fm_connect(struct engine *e, struct fm *k, const uint8_t *session, s
 	engine_cluster_claimed(e, k->claim, session, len, now);
 }
 
+/* engine_cluster.checkpoint: a copy is a valid encoding of its session. */
+static int fm_checkpoint(void *ctx, const uint8_t *cid, size_t len, const uint8_t *st, size_t sl)
+{
+	(void)ctx, (void)cid, (void)len;
+	if (st && (sl < 3 || memcmp(st, "MS\1", 3) != 0))
+		abort();
+	return 0;
+}
+
 static void fm_gone(struct engine *e, struct fm *k, uint64_t now)
 {
 	engine_conn_closed(e, k->c, "fuzz", now);
@@ -116,7 +125,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	struct fm k;
 	memset(&k, 0, sizeof k);
-	struct engine_cluster cl = {&k, fm_interest, fm_publish, fm_room, NULL, fm_claim, NULL};
+	struct engine_cluster cl = {&k, fm_interest, fm_publish, fm_room, NULL, fm_claim, NULL,
+				    fm_checkpoint};
 	engine_cluster_attach(e, &cl);
 	uint64_t now = 1000000;
 	fm_connect(e, &k, data, size, now);
@@ -132,7 +142,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		free(enc);
 		fm_gone(e, &k, now);
 	}
+	/* the same bytes as a dead node's checkpoint, adopted offline */
+	engine_cluster_adopt(e, (const uint8_t *)"d", 1, data, size, now);
+	engine_publish(e, (const uint8_t *)"a/b", 3, "q", 1, 2, false, now);
+	engine_cluster_checkpoint(e, 1 << 20, SIZE_MAX, now);
 	engine_tick(e, now + 400 * 1000);
+	engine_cluster_checkpoint(e, 1 << 20, SIZE_MAX, now + 400 * 1000);
 	engine_free(e);
 	return 0;
 }

@@ -34,6 +34,8 @@ int cluster_link_start(struct midge *m)
 		.node = cf->node_name,
 		.name = name,
 		.buffer_bytes = cf->cluster_buffer,
+		.checkpoint_ms = cf->cluster_checkpoint_set ? cf->cluster_checkpoint_ms
+							    : CLUSTER_DEFAULT_CHECKPOINT_MS,
 		.secure = {
 			.cafile = cf->cluster_secure[CONF_CLUSTER_CAFILE],
 			.certfile = cf->cluster_secure[CONF_CLUSTER_CERTFILE],
@@ -128,14 +130,19 @@ void cluster_link_reload(struct midge *m, struct conf *nc)
 		same_secure = same_secure && str_eq(nc->cluster_secure[k], c->cluster_secure[k]);
 	bool same = same_secure && str_eq(nc->cluster_servers, c->cluster_servers) &&
 		    str_eq(nc->cluster_name, c->cluster_name) && nc->cluster_buffer == c->cluster_buffer &&
+		    nc->cluster_checkpoint_ms == c->cluster_checkpoint_ms &&
+		    nc->cluster_checkpoint_set == c->cluster_checkpoint_set &&
 		    (!c->cluster_servers || str_eq(nc->node_name, c->node_name));
 	if (!same)
-		log_warn("reload: midge_cluster, midge_cluster_name, midge_cluster_buffer, the "
+		log_warn("reload: midge_cluster, midge_cluster_name, midge_cluster_buffer, "
+			 "midge_cluster_checkpoint_ms, the "
 			 "midge_cluster_ TLS and credential keys and a cluster node's midge_node_name "
 			 "need a restart; the running settings stay");
 	swap_str(&nc->cluster_servers, &c->cluster_servers);
 	swap_str(&nc->cluster_name, &c->cluster_name);
 	nc->cluster_buffer = c->cluster_buffer;
+	nc->cluster_checkpoint_ms = c->cluster_checkpoint_ms;
+	nc->cluster_checkpoint_set = c->cluster_checkpoint_set;
 	for (int k = 0; k < CONF_CLUSTER_KEYS; k++) {
 		swap_str(&nc->cluster_secure[k], &c->cluster_secure[k]);
 		swap_str(&nc->cluster_secure_where[k], &c->cluster_secure_where[k]);

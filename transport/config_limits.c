@@ -189,6 +189,16 @@ int conf_set_limits(struct conf *c, const char *key, const char *v, char *msg, s
 					 "midge_cluster_buffer needs a byte count 1048576..2^40, not '%s'", v);
 		return 0;
 	}
+	if (strcmp(key, "midge_cluster_checkpoint_ms") == 0) {
+		/* 0: no checkpoints (a dead node's sessions are lost, as before) */
+		uint64_t n;
+		if (conf_parse_u64(v, 3600000, &n) < 0 || (n && n < 10))
+			return conf_fail(msg, msglen,
+					 "midge_cluster_checkpoint_ms needs 0 (off) or 10..3600000, not '%s'", v);
+		c->cluster_checkpoint_ms = (uint32_t)n;
+		c->cluster_checkpoint_set = true;
+		return 0;
+	}
 	if (strcmp(key, "midge_io_threads") == 0) {
 		uint64_t n;
 		if (strcmp(v, "auto") == 0) {

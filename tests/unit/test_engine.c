@@ -2183,7 +2183,7 @@ static void fc_will(void *ctx, const uint8_t *cid, size_t len, const struct engi
 static void t_cluster_wills(void)
 {
 	static const struct engine_cluster fc = {NULL, fc_interest, fc_publish, fc_room, NULL, NULL,
-						 fc_will};
+						 fc_will, NULL};
 	start(NULL, NULL);
 	engine_cluster_attach(E, &fc);
 	WILLS_SET = WILLS_GONE = 0;
@@ -2250,7 +2250,8 @@ static void claimed_connect(int i, uint8_t level, const char *cid, uint8_t flags
 
 static void t_cluster_session_move(void)
 {
-	static const struct engine_cluster fc = {NULL, fc_interest, fc_publish, fc_room, NULL, fc_claim, NULL};
+	static const struct engine_cluster fc = {NULL, fc_interest, fc_publish, fc_room, NULL, fc_claim, NULL,
+						 NULL};
 	start(NULL, NULL);
 	engine_cluster_attach(E, &fc);
 	CLAIMS = 0;
@@ -2311,6 +2312,103 @@ static void t_cluster_session_move(void)
 	CLAIM_REFUSED = true;
 	up4(6, "r");
 	CLAIM_REFUSED = false;
+	stop();
+}
+
+/* engine_cluster.checkpoint: the last copy offered, and the count of
+ * copies and deletions; CK_FULL answers as a full cluster buffer. */
+static int CK_PUTS, CK_DELS;
+static bool CK_FULL;
+static uint8_t CK_LAST[4096];
+static size_t CK_LAST_LEN;
+
+static int fc_checkpoint(void *ctx, const uint8_t *cid, size_t len, const uint8_t *st, size_t sl)
+{
+	(void)ctx, (void)cid, (void)len;
+	if (CK_FULL)
+		return -1;
+	if (!st) {
+		CK_DELS++;
+		return 0;
+	}
+	CU_ASSERT_FATAL(sl <= sizeof CK_LAST);
+	memcpy(CK_LAST, st, sl);
+	CK_LAST_LEN = sl;
+	CK_PUTS++;
+	return 0;
+}
+
+/* Checkpoints (docs/cluster.md, "A node that dies"): a persistent session
+ * is copied once per round in which it changed, a clean one never; a full
+ * buffer keeps it marked; its end deletes the copy. A copy adopted as
+ * another node's checkpoint is an offline session with its subscriptions
+ * and queue, and an adopted will waits for its delay [MQTT-3.1.3-9]. */
+static void t_cluster_checkpoint(void)
+{
+	static const struct engine_cluster fc = {NULL, fc_interest, fc_publish, fc_room, NULL, NULL,
+						 NULL, fc_checkpoint};
+	start(NULL, NULL);
+	engine_cluster_attach(E, &fc);
+	CK_PUTS = CK_DELS = 0;
+	CK_FULL = false;
+	up4(0, "c"); /* clean: nothing to keep */
+	subscribe4(0, "t", 0);
+	CU_ASSERT_EQUAL(engine_cluster_checkpoint(E, 65536, SIZE_MAX, NOW), 0);
+	CU_ASSERT_EQUAL(CK_PUTS, 0);
+	up4_kept(1, "m", "20 02 00 00");
+	subscribe4(1, "t", 1);
+	gone(1, NULL);
+	CU_ASSERT_EQUAL(engine_cluster_checkpoint(E, 65536, SIZE_MAX, NOW), 1);
+	CU_ASSERT_EQUAL(engine_cluster_checkpoint(E, 65536, SIZE_MAX, NOW), 0); /* unchanged */
+	for (int k = 0; k < 3; k++) /* many changes, one copy */
+		CU_ASSERT_EQUAL(engine_publish(E, (const uint8_t *)"t", 1, "y", 1, 1, false, NOW), 0);
+	expect(0, "30 04 00 01 74 79 30 04 00 01 74 79 30 04 00 01 74 79");
+	CK_FULL = true;
+	CU_ASSERT_EQUAL(engine_cluster_checkpoint(E, 65536, SIZE_MAX, NOW), 0);
+	CK_FULL = false;
+	CU_ASSERT_EQUAL(engine_cluster_checkpoint(E, 65536, SIZE_MAX, NOW), 1);
+	CU_ASSERT_EQUAL(CK_PUTS, 2);
+	uint8_t blob[sizeof CK_LAST];
+	size_t bl = CK_LAST_LEN;
+	memcpy(blob, CK_LAST, bl);
+	/* the session ends (a clean start discards it): its copy goes */
+	up4(2, "m");
+	CU_ASSERT_EQUAL(CK_DELS, 1);
+	gone(2, NULL);
+	CU_ASSERT_EQUAL(engine_cluster_checkpoint(E, 65536, SIZE_MAX, NOW), 0);
+	/* adopted as "n": offline, its subscription queues, its copy is
+	 * this node's now */
+	CU_ASSERT_EQUAL(engine_cluster_adopt(E, (const uint8_t *)"n", 1, blob, bl, NOW), 0);
+	CU_ASSERT_EQUAL(engine_cluster_adopt(E, (const uint8_t *)"n", 1, blob, bl, NOW), -1);
+	CU_ASSERT_EQUAL(engine_cluster_adopt(E, (const uint8_t *)"o", 1, blob, bl - 1, NOW), -1);
+	CU_ASSERT_EQUAL(engine_cluster_checkpoint(E, 65536, SIZE_MAX, NOW), 1);
+	CU_ASSERT_EQUAL(engine_publish(E, (const uint8_t *)"t", 1, "z", 1, 1, false, NOW), 0);
+	expect(0, "30 04 00 01 74 7a");
+	/* its will, delayed 5 s, waits for the delay */
+	struct engine_cluster_msg m;
+	memset(&m, 0, sizeof m);
+	m.topic = (const uint8_t *)"t";
+	m.topic_len = 1;
+	m.payload = (const uint8_t *)"w";
+	m.payload_len = 1;
+	m.origin_id = (const uint8_t *)"n";
+	m.origin_len = 1;
+	CU_ASSERT_EQUAL(engine_cluster_adopt_will(E, (const uint8_t *)"n", 1, &m, 5, NOW), 0);
+	expect(0, "");
+	NOW += 5000;
+	engine_tick(E, NOW);
+	expect(0, "30 04 00 01 74 77");
+	/* the client comes back: session present, the 3 messages of the copy
+	 * and the 2 queued here, in order */
+	up4_kept(3, "n",
+		 "20 02 01 00 32 06 00 01 74 00 01 79 32 06 00 01 74 00 02 79 32 06 00 01 74 00 03 79"
+		 " 32 06 00 01 74 00 04 7a"); /* not the will: QoS 0 is not queued offline */
+	/* a will for a session connected again is dropped [MQTT-3.1.3-9] */
+	int wills = count_ev(MIDGE_EV_WILL, NULL);
+	CU_ASSERT_EQUAL(engine_cluster_adopt_will(E, (const uint8_t *)"n", 1, &m, 5, NOW), 0);
+	NOW += 6000;
+	engine_tick(E, NOW);
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_WILL, NULL), wills);
 	stop();
 }
 
@@ -3418,6 +3516,7 @@ static const struct test_case session_cases[] = {
 	{"takeover v3.1.1 publishes the will", t_takeover_v4_will},
 	{"takeover of a connection that sent DISCONNECT", t_takeover_after_disconnect},
 	{"MQTT-3.1.4-3 cluster: a session moves between nodes", t_cluster_session_move},
+	{"MQTT-3.1.3-9 cluster: sessions' checkpoints, adopted with their wills", t_cluster_checkpoint},
 	{"MQTT-3.1.2-8 cluster: wills kept for the cluster, a dead node's published", t_cluster_wills},
 	{"MQTT-3.1.3-9 will delay versus resume", t_will_delay_resume},
 	{"will delay elapsed", t_will_delay_elapsed},
