@@ -5,7 +5,8 @@
  * NATS subscriptions; kv.c: the JetStream key-value buckets (the node
  * name's lease, the retained store and its watcher); nodes.c: the summary
  * of live nodes read from the leases; owner.c: client ids and moved
- * sessions; will.c: the wills of nodes that died.
+ * sessions; state.c: the sessions' checkpoints and their adoption;
+ * will.c: the wills of nodes that died.
  *
  * Threads and who touches what:
  * - the engine thread (the loop) owns the engine and the interest table;
