@@ -533,7 +533,8 @@ struct cluster *cluster_start(const struct cluster_config *cfg, uv_loop_t *loop,
 	atomic_store(&c->async_on, true);
 	struct engine_cluster ec = {c, cluster_interest_change, cluster_on_publish, cluster_on_room,
 				    cluster_on_retained, cluster_owner_claim, cluster_will_changed,
-				    c->cfg.checkpoint_ms ? cluster_state_changed : NULL};
+				    c->cfg.checkpoint_ms ? cluster_state_changed : NULL,
+				    cluster_owner_ended};
 	engine_cluster_attach(e, &ec);
 	c->thread_on = pthread_create(&c->thread, NULL, cluster_thread, c) == 0;
 	if (!c->thread_on || cluster_kv_watch(c) < 0 || cluster_state_start(c) < 0) {

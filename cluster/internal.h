@@ -49,7 +49,7 @@ struct interest {
  * out by the owner thread, answered back to the loop with what moved. */
 struct owner_job {
 	struct owner_job *next;
-	uint64_t claim;
+	uint64_t claim; /* 0: give the id back (its session ended here) */
 	uint8_t *session; /* the moved session's encoding (malloc), or NULL */
 	size_t session_len;
 	char key[]; /* the client id as a bucket key */
@@ -109,6 +109,8 @@ struct cluster {
 	pthread_cond_t ocv;
 	struct owner_job *ojobs, **ojobs_tail, *odone; /* under omu */
 	uint32_t opending; /* claims posted and not answered yet (engine thread) */
+	char **ended;      /* ids whose session ended here, to give back (engine thread) */
+	uint32_t n_ended, cap_ended;
 	size_t session_max; /* the largest encoded session NATS takes */
 	/* will.c: the wills bucket; the nodes alive at the last heartbeat
 	 * (cluster thread) */
@@ -230,6 +232,16 @@ natsStatus cluster_owner_handover(struct cluster *c, const char *key, const uint
  * (before the connection closes); cluster_free: frees what is left. */
 void cluster_owner_stop(struct cluster *c);
 void cluster_owner_free(struct cluster *c);
+
+/* ---- owner.c (the give-back) ------------------------------------------ */
+
+/* engine_cluster.ended (loop): remembers the id for the next sweep. */
+void cluster_owner_ended(void *ctx, const uint8_t *cid, size_t len);
+/* Loop, on the state timer: the ids that ended here and have no new
+ * session here go to the owner thread, which deletes each owner key this
+ * node still holds (a compare-and-set on its revision: a claim by another
+ * node meanwhile wins), so NAME_owners keeps the ids of live sessions. */
+void cluster_owner_sweep(struct cluster *c);
 
 /* ---- will.c ------------------------------------------------------------ */
 

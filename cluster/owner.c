@@ -22,6 +22,7 @@
 #include "cluster/internal.h"
 #include "cluster/subject.h"
 #include "engine/engine.h"
+#include "engine/query.h"
 #include "transport/log.h"
 
 /* Claims waiting for the owner thread at most: past it a CONNECT goes on
@@ -82,6 +83,34 @@ static void owner_cas(struct cluster *c, const char *key, char *from, size_t cap
 	log_warn("cluster: client id claimed by other nodes at the same time; this node takes it");
 }
 
+/* Deletes key from the owners bucket if this node still holds it: a
+ * delete marker published with the revision read as the expected last
+ * one, so another node's claim meanwhile is kept. */
+static void owner_give_back(struct cluster *c, const char *key)
+{
+	kvEntry *en = NULL;
+	if (kvStore_Get(&en, c->owners, key) != NATS_OK)
+		return;
+	const char *v = kvEntry_ValueString(en);
+	bool ours = v && strcmp(v, c->node) == 0;
+	uint64_t rev = kvEntry_Revision(en);
+	kvEntry_Destroy(en);
+	if (!ours)
+		return;
+	char subj[CLUSTER_SUBJECT_MAX + 200];
+	snprintf(subj, sizeof subj, "$KV.%s_owners.%s", c->name, key);
+	natsMsg *m = NULL;
+	natsStatus s = natsMsg_Create(&m, subj, NULL, NULL, 0);
+	if (s == NATS_OK) /* what kvStore_Delete sends */
+		s = natsMsgHeader_Set(m, "KV-Operation", "DEL");
+	jsPubOptions po;
+	jsPubOptions_Init(&po);
+	po.ExpectLastSubjectSeq = rev;
+	if (s == NATS_OK)
+		js_PublishMsg(NULL, c->ojs, m, &po, NULL); /* refused: claimed since, theirs */
+	natsMsg_Destroy(m);
+}
+
 /* Asks node from to hand key's session over; fills j with what it wrote. */
 static void owner_fetch(struct cluster *c, struct owner_job *j, const char *from)
 {
@@ -136,7 +165,10 @@ static void *owner_thread(void *arg)
 		if (!c->ojobs)
 			c->ojobs_tail = &c->ojobs;
 		pthread_mutex_unlock(&c->omu);
-		if (atomic_load(&c->connected)) {
+		if (!j->claim) {
+			if (atomic_load(&c->connected))
+				owner_give_back(c, j->key);
+		} else if (atomic_load(&c->connected)) {
 			char from[128];
 			owner_cas(c, j->key, from, sizeof from);
 			if (from[0])
@@ -155,16 +187,10 @@ static void *owner_thread(void *arg)
 
 /* ---- the loop ---------------------------------------------------------- */
 
-int cluster_owner_claim(void *ctx, uint64_t claim, const uint8_t *cid, size_t len)
+/* Posts a job for the owner thread (claim 0: a give-back). Returns 0, or
+ * -1 when the id is too long for a key or memory ran out. */
+static int owner_post(struct cluster *c, uint64_t claim, const uint8_t *cid, size_t len)
 {
-	struct cluster *c = ctx;
-	if (!c->othread_on || !atomic_load(&c->connected))
-		return -1; /* NATS unreachable: this node serves the client alone */
-	if (c->opending >= OWNER_PENDING_MAX) {
-		log_warn("cluster: %u client ids being claimed already: a CONNECT goes on without "
-			 "a claim", c->opending);
-		return -1;
-	}
 	char key[CLUSTER_SUBJECT_MAX];
 	int kl = cluster_key_topic(key, sizeof key, cid, len);
 	if (kl < 0)
@@ -183,6 +209,58 @@ int cluster_owner_claim(void *ctx, uint64_t claim, const uint8_t *cid, size_t le
 	return 0;
 }
 
+/* Ids waiting to be given back at most: past it one stays in the bucket
+ * (a CONNECT elsewhere then asks this node, which answers "nothing"). */
+#define OWNER_ENDED_MAX 65536
+
+void cluster_owner_ended(void *ctx, const uint8_t *cid, size_t len)
+{
+	struct cluster *c = ctx;
+	if (c->n_ended == c->cap_ended) {
+		uint32_t cap = c->cap_ended ? c->cap_ended * 2 : 64;
+		char **n = cap <= OWNER_ENDED_MAX ? realloc(c->ended, cap * sizeof *n) : NULL;
+		if (!n)
+			return;
+		c->ended = n;
+		c->cap_ended = cap;
+	}
+	char *k = malloc(len + 1);
+	if (!k)
+		return;
+	memcpy(k, cid, len);
+	k[len] = '\0';
+	c->ended[c->n_ended++] = k;
+}
+
+void cluster_owner_sweep(struct cluster *c)
+{
+	uint32_t i = 0;
+	for (; i < c->n_ended && c->opending < OWNER_PENDING_MAX / 2; i++) {
+		char *cid = c->ended[i];
+		struct engine_client_info info;
+		/* a new session of the id here keeps it (its claim came after) */
+		if (engine_query_client(c->engine, cid, strlen(cid), &info) < 0 &&
+		    atomic_load(&c->connected))
+			owner_post(c, 0, (const uint8_t *)cid, strlen(cid));
+		free(cid);
+	}
+	memmove(c->ended, c->ended + i, (c->n_ended - i) * sizeof *c->ended);
+	c->n_ended -= i;
+}
+
+int cluster_owner_claim(void *ctx, uint64_t claim, const uint8_t *cid, size_t len)
+{
+	struct cluster *c = ctx;
+	if (!c->othread_on || !atomic_load(&c->connected))
+		return -1; /* NATS unreachable: this node serves the client alone */
+	if (c->opending >= OWNER_PENDING_MAX) {
+		log_warn("cluster: %u client ids being claimed already: a CONNECT goes on without "
+			 "a claim", c->opending);
+		return -1;
+	}
+	return owner_post(c, claim, cid, len);
+}
+
 void cluster_owner_answers(struct cluster *c, uint64_t now)
 {
 	pthread_mutex_lock(&c->omu);
@@ -192,7 +270,8 @@ void cluster_owner_answers(struct cluster *c, uint64_t now)
 	while (j) {
 		struct owner_job *next = j->next;
 		c->opending--;
-		engine_cluster_claimed(c->engine, j->claim, j->session, j->session_len, now);
+		if (j->claim)
+			engine_cluster_claimed(c->engine, j->claim, j->session, j->session_len, now);
 		free(j->session);
 		free(j);
 		j = next;
@@ -311,6 +390,11 @@ void cluster_owner_free(struct cluster *c)
 		}
 	}
 	c->ojobs = c->odone = NULL;
+	for (uint32_t i = 0; i < c->n_ended; i++)
+		free(c->ended[i]);
+	free(c->ended);
+	c->ended = NULL;
+	c->n_ended = c->cap_ended = 0;
 	if (c->ojobs_tail) {
 		pthread_mutex_destroy(&c->omu);
 		pthread_cond_destroy(&c->ocv);

@@ -87,9 +87,14 @@ int cluster_state_changed(void *ctx, const uint8_t *cid, size_t len, const uint8
 	return rc;
 }
 
+/* Every midge_cluster_checkpoint_ms (every second without checkpoints):
+ * the copies of the sessions that changed, and the ids to give back. */
 static void state_on_timer(uv_timer_t *t)
 {
 	struct cluster *c = t->data;
+	cluster_owner_sweep(c);
+	if (!c->cfg.checkpoint_ms)
+		return;
 	uint32_t n = engine_cluster_checkpoint(c->engine, c->session_max, c->out.cap / 4,
 					       cluster_now_ms());
 	atomic_fetch_add(&c->ck_written, n);
@@ -104,14 +109,12 @@ static void state_on_timer(uv_timer_t *t)
 
 int cluster_state_start(struct cluster *c)
 {
-	if (!c->cfg.checkpoint_ms)
-		return 0;
 	if (uv_timer_init(c->loop, &c->ck_timer) != 0)
 		return -1;
 	c->ck_timer.data = c;
 	c->ck_timer_on = true;
-	return uv_timer_start(&c->ck_timer, state_on_timer, c->cfg.checkpoint_ms,
-			      c->cfg.checkpoint_ms);
+	uint32_t every = c->cfg.checkpoint_ms ? c->cfg.checkpoint_ms : 1000;
+	return uv_timer_start(&c->ck_timer, state_on_timer, every, every);
 }
 
 void cluster_state_quiet(struct cluster *c)
@@ -119,6 +122,8 @@ void cluster_state_quiet(struct cluster *c)
 	if (!c->ck_timer_on)
 		return;
 	uv_timer_stop(&c->ck_timer);
+	if (!c->cfg.checkpoint_ms)
+		return;
 	/* what changed since the last copy, so the sessions resume elsewhere
 	 * as they are now (c->quiet: the whole buffer may take them) */
 	engine_cluster_checkpoint(c->engine, c->session_max, SIZE_MAX, cluster_now_ms());

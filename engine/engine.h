@@ -520,6 +520,10 @@ struct engine_cluster {
 	 * marked and is offered again. */
 	int (*checkpoint)(void *ctx, const uint8_t *cid, size_t len, const uint8_t *state,
 			  size_t state_len);
+	/* May be NULL. The session of cid ended here (not handed to another
+	 * node), so the cluster may give the client id back
+	 * (cluster/owner.c) once no new session of it is here. */
+	void (*ended)(void *ctx, const uint8_t *cid, size_t len);
 };
 
 /* Attaches a cluster (copied) before the first subscription exists (so

@@ -371,6 +371,7 @@ struct engine {
 	bool has_cluster;
 	struct engine_conn *claims; /* CONNECTs waiting for the cluster's claim (move.c) */
 	bool ck_on;                 /* the cluster keeps checkpoints (checkpoint.c) */
+	bool releasing;             /* engine_cluster_release: the id is another node's */
 	struct session **ck_dirty;  /* sessions changed since their checkpoint (NULL: ended) */
 	uint32_t ck_n, ck_cap;
 	struct move_buf ck_buf;     /* reused by every checkpoint */

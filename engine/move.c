@@ -200,7 +200,9 @@ int engine_cluster_release(struct engine *e, const uint8_t *cid, size_t len, siz
 			rc = b.oom ? -1 : 0;
 		}
 	}
+	e->releasing = true;
 	session_destroy(e, s);
+	e->releasing = false;
 	return rc;
 }
 

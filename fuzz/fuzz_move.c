@@ -126,7 +126,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct fm k;
 	memset(&k, 0, sizeof k);
 	struct engine_cluster cl = {&k, fm_interest, fm_publish, fm_room, NULL, fm_claim, NULL,
-				    fm_checkpoint};
+				    fm_checkpoint, NULL};
 	engine_cluster_attach(e, &cl);
 	uint64_t now = 1000000;
 	fm_connect(e, &k, data, size, now);

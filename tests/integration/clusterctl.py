@@ -2,9 +2,12 @@
 free loopback port and a temporary store (stopped by PID), and midge nodes
 joined to it through brokerctl."""
 
+import base64
+import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -56,6 +59,43 @@ class Nats:
     def stop(self):
         self.kill(signal.SIGTERM)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def kv_get(nats, bucket, key, timeout=3.0):
+    """The value of key in a JetStream key-value bucket, read over NATS's
+    own protocol (a direct "last message by subject" request): bytes, or
+    None when the key is absent or deleted."""
+    s = socket.create_connection(("127.0.0.1", nats.port), timeout=timeout)
+    try:
+        s.recv(4096)  # INFO
+        req = json.dumps({"last_by_subj": "$KV.%s.%s" % (bucket, key)}).encode()
+        s.sendall(b'CONNECT {"verbose":false,"headers":true}\r\nSUB _INBOX.kv 1\r\n'
+                  b"PUB $JS.API.STREAM.MSG.GET.KV_%s _INBOX.kv %d\r\n%s\r\n"
+                  % (bucket.encode(), len(req), req))
+        buf = b""
+        end = time.time() + timeout
+        while time.time() < end:
+            buf += s.recv(65536)
+            i = buf.find(b"MSG _INBOX.kv 1 ")
+            if i < 0:
+                continue
+            j = buf.find(b"\r\n", i)
+            if j < 0:
+                continue
+            n = int(buf[i:j].split()[-1])
+            if len(buf) < j + 2 + n:
+                continue
+            ans = json.loads(buf[j + 2:j + 2 + n])
+            msg = ans.get("message")
+            if not msg:
+                return None
+            hdrs = base64.b64decode(msg.get("hdrs", "")) if msg.get("hdrs") else b""
+            if b"KV-Operation" in hdrs:
+                return None
+            return base64.b64decode(msg.get("data", ""))
+        raise RuntimeError("no answer from JetStream")
+    finally:
+        s.close()
 
 
 def node_config(nats, name, cluster="t", extra=""):

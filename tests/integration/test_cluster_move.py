@@ -170,6 +170,28 @@ try:
     check("clean-1 back on m0", back.connect())
     check("back on m0: the session from m1 (empty, present)", back.session_present == 1,
           "session present %r" % back.session_present)
+    # ---- a session that ends gives its id back: the owners bucket keeps
+    # the ids of live sessions only, and a later claim of it elsewhere is
+    # a plain create
+    check("clean-1's id is m0's in t_owners", clusterctl.kv_get(nats, "t_owners", "clean-1") == b"m0")
+    gb = Client("giveback", 5, A.port)  # session expiry 0: it ends with its connection
+    check("giveback connects on m0", gb.connect())
+    check("giveback's id is m0's in t_owners",
+          clusterctl.kv_get(nats, "t_owners", "giveback") == b"m0")
+    gb.close()
+    end = time.time() + 5
+    while clusterctl.kv_get(nats, "t_owners", "giveback") is not None and time.time() < end:
+        time.sleep(0.2)
+    check("its session ended: the id is gone from t_owners within a sweep",
+          clusterctl.kv_get(nats, "t_owners", "giveback") is None)
+    gb2 = Client("giveback", 5, B.port)
+    clients.append(gb2)
+    check("giveback connects on m1", gb2.connect())
+    check("its id is m1's now", clusterctl.kv_get(nats, "t_owners", "giveback") == b"m1")
+    check("no node asked: m1 did not find it held",
+          "claimed by other nodes at the same time" not in B.log_text() + A.log_text())
+    check("clean-1, still connected on m0, keeps its id",
+          clusterctl.kv_get(nats, "t_owners", "clean-1") == b"m0")
     idle = Client("idle", 5, B.port)  # sends nothing after its CONNECT
     clients.append(idle)
     stay.append(idle)

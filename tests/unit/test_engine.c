@@ -2183,7 +2183,7 @@ static void fc_will(void *ctx, const uint8_t *cid, size_t len, const struct engi
 static void t_cluster_wills(void)
 {
 	static const struct engine_cluster fc = {NULL, fc_interest, fc_publish, fc_room, NULL, NULL,
-						 fc_will, NULL};
+						 fc_will, NULL, NULL};
 	start(NULL, NULL);
 	engine_cluster_attach(E, &fc);
 	WILLS_SET = WILLS_GONE = 0;
@@ -2251,7 +2251,7 @@ static void claimed_connect(int i, uint8_t level, const char *cid, uint8_t flags
 static void t_cluster_session_move(void)
 {
 	static const struct engine_cluster fc = {NULL, fc_interest, fc_publish, fc_room, NULL, fc_claim, NULL,
-						 NULL};
+						 NULL, NULL};
 	start(NULL, NULL);
 	engine_cluster_attach(E, &fc);
 	CLAIMS = 0;
@@ -2317,8 +2317,14 @@ static void t_cluster_session_move(void)
 
 /* engine_cluster.checkpoint: the last copy offered, and the count of
  * copies and deletions; CK_FULL answers as a full cluster buffer. */
-static int CK_PUTS, CK_DELS;
+static int CK_PUTS, CK_DELS, ENDED;
 static bool CK_FULL;
+
+static void fc_ended(void *ctx, const uint8_t *cid, size_t len)
+{
+	(void)ctx, (void)cid, (void)len;
+	ENDED++;
+}
 static uint8_t CK_LAST[4096];
 static size_t CK_LAST_LEN;
 
@@ -2346,10 +2352,10 @@ static int fc_checkpoint(void *ctx, const uint8_t *cid, size_t len, const uint8_
 static void t_cluster_checkpoint(void)
 {
 	static const struct engine_cluster fc = {NULL, fc_interest, fc_publish, fc_room, NULL, NULL,
-						 NULL, fc_checkpoint};
+						 NULL, fc_checkpoint, fc_ended};
 	start(NULL, NULL);
 	engine_cluster_attach(E, &fc);
-	CK_PUTS = CK_DELS = 0;
+	CK_PUTS = CK_DELS = ENDED = 0;
 	CK_FULL = false;
 	up4(0, "c"); /* clean: nothing to keep */
 	subscribe4(0, "t", 0);
@@ -2374,7 +2380,9 @@ static void t_cluster_checkpoint(void)
 	/* the session ends (a clean start discards it): its copy goes */
 	up4(2, "m");
 	CU_ASSERT_EQUAL(CK_DELS, 1);
+	CU_ASSERT_EQUAL(ENDED, 1); /* the cluster may give the id back */
 	gone(2, NULL);
+	CU_ASSERT_EQUAL(ENDED, 2);
 	CU_ASSERT_EQUAL(engine_cluster_checkpoint(E, 65536, SIZE_MAX, NOW), 0);
 	/* adopted as "n": offline, its subscription queues, its copy is
 	 * this node's now */
@@ -2409,6 +2417,13 @@ static void t_cluster_checkpoint(void)
 	NOW += 6000;
 	engine_tick(E, NOW);
 	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_WILL, NULL), wills);
+	/* handed to another node: the id is that node's, not given back */
+	uint8_t *enc = NULL;
+	size_t el = 0;
+	int ended = ENDED;
+	CU_ASSERT_EQUAL(engine_cluster_release(E, (const uint8_t *)"n", 1, 65536, &enc, &el, NOW), 0);
+	free(enc);
+	CU_ASSERT_EQUAL(ENDED, ended);
 	stop();
 }
 
