@@ -244,7 +244,8 @@ void cluster_owner_sweep(struct cluster *c)
 			owner_post(c, 0, (const uint8_t *)cid, strlen(cid));
 		free(cid);
 	}
-	memmove(c->ended, c->ended + i, (c->n_ended - i) * sizeof *c->ended);
+	if (i && i < c->n_ended)
+		memmove(c->ended, c->ended + i, (c->n_ended - i) * sizeof *c->ended);
 	c->n_ended -= i;
 }
 

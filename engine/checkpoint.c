@@ -91,7 +91,8 @@ uint32_t engine_cluster_checkpoint(struct engine *e, size_t max, size_t budget, 
 	}
 	/* the rest, in order, to the front */
 	uint32_t left = e->ck_n - i;
-	memmove(e->ck_dirty, e->ck_dirty + i, left * sizeof *e->ck_dirty);
+	if (left && i)
+		memmove(e->ck_dirty, e->ck_dirty + i, left * sizeof *e->ck_dirty);
 	e->ck_n = left;
 	for (uint32_t k = 0; k < left; k++) {
 		if (e->ck_dirty[k])
