@@ -600,6 +600,10 @@ void cluster_stats(const struct cluster *c, struct cluster_stats *out)
 	out->dropped_in = atomic_load(&w->dropped_in);
 	out->subjects = atomic_load(&w->subjects);
 	out->disconnects = atomic_load(&w->disconnects);
+	out->checkpoints = atomic_load(&w->ck_written);
+	out->checkpoint_failures = atomic_load(&w->ck_failed);
+	out->sessions_resumed = atomic_load(&w->resumed);
+	out->sessions_adopted = atomic_load(&w->adopted);
 	pthread_mutex_lock(&w->out.mu);
 	out->buffered = w->out.wpos - w->out.rpos;
 	pthread_mutex_unlock(&w->out.mu);

@@ -50,6 +50,10 @@ struct cluster_stats {
 	uint64_t buffered;    /* bytes waiting for NATS now */
 	uint64_t subjects;    /* NATS subscriptions for this node's filters */
 	uint64_t disconnects;
+	uint64_t checkpoints;         /* session checkpoints handed to JetStream */
+	uint64_t checkpoint_failures; /* ... that JetStream refused */
+	uint64_t sessions_resumed;    /* dead nodes' sessions resumed here on a claim */
+	uint64_t sessions_adopted;    /* ... adopted here */
 };
 
 /*

@@ -125,7 +125,7 @@ struct cluster {
 	kvStore *state, *ostate;
 	uv_timer_t ck_timer;
 	bool ck_timer_on;
-	atomic_uint_fast64_t ck_written, ck_failed;
+	atomic_uint_fast64_t ck_written, ck_failed, resumed, adopted;
 	uint64_t ck_failed_logged;
 	/* nodes.c: the other live nodes as of the last heartbeat (sum_mu) */
 	pthread_mutex_t sum_mu;

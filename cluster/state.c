@@ -140,6 +140,8 @@ void cluster_state_apply(struct cluster *c, const struct rec *x, uint64_t now)
 		if (engine_cluster_adopt(c->engine, cid, (size_t)cl, d, x->data_len, now) < 0)
 			log_warn("cluster: a dead node's session checkpoint was not adopted (invalid, "
 				 "or the client is connected here)");
+		else
+			atomic_fetch_add(&c->adopted, 1);
 		return;
 	}
 	struct engine_cluster_msg m;
@@ -299,6 +301,7 @@ void cluster_state_take(struct cluster *c, struct owner_job *j, const char *from
 	if (vl > 0 && (j->session = malloc((size_t)vl)) != NULL) {
 		memcpy(j->session, kvEntry_Value(en), (size_t)vl);
 		j->session_len = (size_t)vl;
+		atomic_fetch_add(&c->resumed, 1);
 		log_notice("cluster: a session of node %s resumes here from its checkpoint", from);
 	}
 	kvEntry_Destroy(en);

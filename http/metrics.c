@@ -367,6 +367,18 @@ static void cluster_metrics(struct sb *b, const struct midge *m, const char *nod
 	    (double)s.subjects);
 	one(b, "midge_cluster_disconnects_total", "counter", "Times the link to NATS was lost.",
 	    (double)s.disconnects);
+	one(b, "midge_cluster_checkpoints_total", "counter",
+	    "Persistent sessions' checkpoints handed to JetStream.", (double)s.checkpoints);
+	one(b, "midge_cluster_checkpoint_failures_total", "counter",
+	    "Checkpoints JetStream refused (offered again at the session's next change).",
+	    (double)s.checkpoint_failures);
+	family(b, "midge_cluster_dead_sessions_total", "counter",
+	       "Sessions of nodes that died taken over here (resumed: on a claim; adopted: "
+	       "as a survivor).");
+	sb_printf(b, "midge_cluster_dead_sessions_total{how=\"resumed\"} %llu\n",
+		  (unsigned long long)s.sessions_resumed);
+	sb_printf(b, "midge_cluster_dead_sessions_total{how=\"adopted\"} %llu\n",
+		  (unsigned long long)s.sessions_adopted);
 	struct cluster_node_info *nodes = malloc(CLUSTER_NODES_MAX * sizeof *nodes);
 	if (!nodes) {
 		b->failed = true;

@@ -117,11 +117,24 @@ try:
           got.get("$SYS/broker/midge/cluster/clients/connected", 0) >= 6, got)
 
     # ---- a node dies -------------------------------------------------------------------
+    # a persistent session on n2, checkpointed (docs/cluster.md, "A node that dies")
+    p = Client("p2", 5, nodes[2].port, clean=True, expiry=300)
+    p.connect()
+    p.subscribe("p/t", 1)
+    p.close()
+    ok = wait_for(lambda: (mv(httpctl.metrics(nodes[2])[1], "midge_cluster_checkpoints_total") or 0) >= 1, 5)
+    check("/metrics: n2 counts its session checkpoints", ok)
     nodes[2].signal(signal.SIGKILL)
     ok = wait_for(lambda: all(clients_by_node(summary(n)) == {"n0": 1, "n1": 2}
                               for n in nodes[:2]), 20)
     check("n2 killed: it leaves every summary once its lease lapses", ok,
           [clients_by_node(summary(n)) for n in nodes[:2]])
+
+    def adopted():
+        return sum(mv(httpctl.metrics(n)[1], "midge_cluster_dead_sessions_total",
+                      {"how": "adopted"}) or 0 for n in nodes[:2])
+    ok = wait_for(lambda: adopted() == 1, 10)
+    check("/metrics: one survivor counts n2's session adopted", ok, adopted())
 
     # ---- outside a cluster -------------------------------------------------------------
     plain = httpctl.start("")
