@@ -55,6 +55,19 @@ struct owner_job {
 	char key[]; /* the client id as a bucket key */
 };
 
+/* Owner threads (owner.c): the KV round trips of claims and give-backs
+ * of different client ids overlap; each id's jobs go to one thread, so
+ * they run in the order the loop posted them. */
+#define CLUSTER_OWNER_THREADS 4
+struct owner_shard {
+	struct cluster *c;
+	pthread_t thread;
+	bool on, stop;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct owner_job *jobs, **tail; /* under mu */
+};
+
 /* A dead node's will in its delay (will.c, cluster thread). */
 struct will_wait {
 	struct will_wait *next;
@@ -103,11 +116,10 @@ struct cluster {
 	jsCtx *ojs; /* a shorter wait than js: a CONNECT waits on it */
 	kvStore *owners, *sessions;
 	natsSubscription *osub; /* NAME.o.NODE: other nodes' claims */
-	pthread_t othread;
-	bool othread_on, ostop;
+	struct owner_shard oshard[CLUSTER_OWNER_THREADS]; /* a client id's jobs: one thread, in order */
+	bool oinit;
 	pthread_mutex_t omu;
-	pthread_cond_t ocv;
-	struct owner_job *ojobs, **ojobs_tail, *odone; /* under omu */
+	struct owner_job *odone; /* under omu */
 	uint32_t opending; /* claims posted and not answered yet (engine thread) */
 	char **ended;      /* ids whose session ended here, to give back (engine thread) */
 	uint32_t n_ended, cap_ended;

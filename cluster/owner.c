@@ -153,18 +153,19 @@ static void owner_fetch(struct cluster *c, struct owner_job *j, const char *from
 
 static void *owner_thread(void *arg)
 {
-	struct cluster *c = arg;
-	pthread_mutex_lock(&c->omu);
+	struct owner_shard *sh = arg;
+	struct cluster *c = sh->c;
+	pthread_mutex_lock(&sh->mu);
 	for (;;) {
-		while (!c->ostop && !c->ojobs)
-			pthread_cond_wait(&c->ocv, &c->omu);
-		if (c->ostop)
+		while (!sh->stop && !sh->jobs)
+			pthread_cond_wait(&sh->cv, &sh->mu);
+		if (sh->stop)
 			break;
-		struct owner_job *j = c->ojobs;
-		c->ojobs = j->next;
-		if (!c->ojobs)
-			c->ojobs_tail = &c->ojobs;
-		pthread_mutex_unlock(&c->omu);
+		struct owner_job *j = sh->jobs;
+		sh->jobs = j->next;
+		if (!sh->jobs)
+			sh->tail = &sh->jobs;
+		pthread_mutex_unlock(&sh->mu);
 		if (!j->claim) {
 			if (atomic_load(&c->connected))
 				owner_give_back(c, j->key);
@@ -179,9 +180,9 @@ static void *owner_thread(void *arg)
 		c->odone = j;
 		pthread_mutex_unlock(&c->omu);
 		cluster_wake(c);
-		pthread_mutex_lock(&c->omu);
+		pthread_mutex_lock(&sh->mu);
 	}
-	pthread_mutex_unlock(&c->omu);
+	pthread_mutex_unlock(&sh->mu);
 	return NULL;
 }
 
@@ -200,11 +201,15 @@ static int owner_post(struct cluster *c, uint64_t claim, const uint8_t *cid, siz
 		return -1;
 	j->claim = claim;
 	memcpy(j->key, key, (size_t)kl + 1);
-	pthread_mutex_lock(&c->omu);
-	*c->ojobs_tail = j;
-	c->ojobs_tail = &j->next;
-	pthread_cond_signal(&c->ocv);
-	pthread_mutex_unlock(&c->omu);
+	uint32_t h = 2166136261u; /* FNV-1a of the key: its thread */
+	for (int i = 0; i < kl; i++)
+		h = (h ^ (uint8_t)key[i]) * 16777619u;
+	struct owner_shard *sh = &c->oshard[h % CLUSTER_OWNER_THREADS];
+	pthread_mutex_lock(&sh->mu);
+	*sh->tail = j;
+	sh->tail = &j->next;
+	pthread_cond_signal(&sh->cv);
+	pthread_mutex_unlock(&sh->mu);
 	c->opending++;
 	return 0;
 }
@@ -252,7 +257,7 @@ void cluster_owner_sweep(struct cluster *c)
 int cluster_owner_claim(void *ctx, uint64_t claim, const uint8_t *cid, size_t len)
 {
 	struct cluster *c = ctx;
-	if (!c->othread_on || !atomic_load(&c->connected))
+	if (!c->oshard[0].on || !atomic_load(&c->connected))
 		return -1; /* NATS unreachable: this node serves the client alone */
 	if (c->opending >= OWNER_PENDING_MAX) {
 		log_warn("cluster: %u client ids being claimed already: a CONNECT goes on without "
@@ -336,8 +341,14 @@ natsStatus cluster_owner_handover(struct cluster *c, const char *key, const uint
 natsStatus cluster_owner_start(struct cluster *c)
 {
 	pthread_mutex_init(&c->omu, NULL);
-	pthread_cond_init(&c->ocv, NULL);
-	c->ojobs_tail = &c->ojobs;
+	for (int i = 0; i < CLUSTER_OWNER_THREADS; i++) {
+		struct owner_shard *sh = &c->oshard[i];
+		sh->c = c;
+		pthread_mutex_init(&sh->mu, NULL);
+		pthread_cond_init(&sh->cv, NULL);
+		sh->tail = &sh->jobs;
+	}
+	c->oinit = true;
 	jsOptions jo;
 	jsOptions_Init(&jo);
 	jo.Wait = 2000;
@@ -354,19 +365,27 @@ natsStatus cluster_owner_start(struct cluster *c)
 		return s;
 	int64_t mp = natsConnection_GetMaxPayload(c->nc);
 	c->session_max = mp > 4096 ? (size_t)mp - 1024 : 0;
-	c->othread_on = pthread_create(&c->othread, NULL, owner_thread, c) == 0;
-	return c->othread_on ? NATS_OK : NATS_ERR;
+	for (int i = 0; i < CLUSTER_OWNER_THREADS; i++) {
+		struct owner_shard *sh = &c->oshard[i];
+		sh->on = pthread_create(&sh->thread, NULL, owner_thread, sh) == 0;
+		if (!sh->on)
+			return NATS_ERR;
+	}
+	return NATS_OK;
 }
 
 void cluster_owner_stop(struct cluster *c)
 {
-	if (c->othread_on) {
-		pthread_mutex_lock(&c->omu);
-		c->ostop = true;
-		pthread_cond_signal(&c->ocv);
-		pthread_mutex_unlock(&c->omu);
-		pthread_join(c->othread, NULL);
-		c->othread_on = false;
+	for (int i = 0; i < CLUSTER_OWNER_THREADS; i++) {
+		struct owner_shard *sh = &c->oshard[i];
+		if (!sh->on)
+			continue;
+		pthread_mutex_lock(&sh->mu);
+		sh->stop = true;
+		pthread_cond_signal(&sh->cv);
+		pthread_mutex_unlock(&sh->mu);
+		pthread_join(sh->thread, NULL);
+		sh->on = false;
 	}
 	if (c->osub) {
 		natsSubscription_Unsubscribe(c->osub);
@@ -382,22 +401,26 @@ void cluster_owner_stop(struct cluster *c)
 
 void cluster_owner_free(struct cluster *c)
 {
-	struct owner_job *lists[2] = {c->ojobs, c->odone};
-	for (int i = 0; i < 2; i++) {
-		for (struct owner_job *j = lists[i], *n; j; j = n) {
+	if (!c->oinit)
+		return;
+	for (int i = 0; i <= CLUSTER_OWNER_THREADS; i++) {
+		struct owner_job *j = i < CLUSTER_OWNER_THREADS ? c->oshard[i].jobs : c->odone;
+		for (struct owner_job *n; j; j = n) {
 			n = j->next;
 			free(j->session);
 			free(j);
 		}
+		if (i < CLUSTER_OWNER_THREADS) {
+			pthread_mutex_destroy(&c->oshard[i].mu);
+			pthread_cond_destroy(&c->oshard[i].cv);
+		}
 	}
-	c->ojobs = c->odone = NULL;
+	c->odone = NULL;
 	for (uint32_t i = 0; i < c->n_ended; i++)
 		free(c->ended[i]);
 	free(c->ended);
 	c->ended = NULL;
 	c->n_ended = c->cap_ended = 0;
-	if (c->ojobs_tail) {
-		pthread_mutex_destroy(&c->omu);
-		pthread_cond_destroy(&c->ocv);
-	}
+	pthread_mutex_destroy(&c->omu);
+	c->oinit = false;
 }

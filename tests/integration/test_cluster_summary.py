@@ -105,11 +105,17 @@ try:
     s.connect()
     s.subscribe("$SYS/broker/midge/cluster/#", 0)
     got = {}
-    end = time.monotonic() + 4
-    while time.monotonic() < end and len(got) < 2:
-        for m in s.wait(1, 1):
+    end = time.monotonic() + 6
+    seen = 0
+    # the retained value first, then one a second: a slow node's first one
+    # may predate the others' heartbeats, so read until the latest counts all
+    while time.monotonic() < end and (
+            len(got) < 2 or got.get("$SYS/broker/midge/cluster/clients/connected", 0) < 6):
+        msgs = s.wait(seen + 1, 1)
+        for m in msgs[seen:]:
             if m.topic.endswith("/nodes") or m.topic.endswith("/clients/connected"):
                 got[m.topic] = int(m.payload)
+        seen = len(msgs)
     s.close()
     check("$SYS/broker/midge/cluster/nodes is 3",
           got.get("$SYS/broker/midge/cluster/nodes") == 3, got)
