@@ -280,6 +280,10 @@ void cluster_will_due(struct cluster *c);
  * are lost with this node: docs/cluster.md). */
 void cluster_will_close(struct cluster *c);
 
+/* kv.c: a delete marker for key in bucket NAME_<suffix>, as
+ * kvStore_Delete sends it, for publishes that set their own options. */
+natsStatus cluster_kv_marker(struct cluster *c, natsMsg **m, const char *suffix, const char *key);
+
 /* ---- state.c ----------------------------------------------------------- */
 
 /* The owner keys of the sessions adopted from a node, sorted. */

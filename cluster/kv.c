@@ -152,3 +152,14 @@ void cluster_kv_close(struct cluster *c)
 	c->retained = c->nodes = NULL;
 	c->js = NULL;
 }
+
+natsStatus cluster_kv_marker(struct cluster *c, natsMsg **m, const char *suffix, const char *key)
+{
+	char subj[CLUSTER_SUBJECT_MAX + 200];
+	snprintf(subj, sizeof subj, "$KV.%s_%s.%s", c->name, suffix, key);
+	*m = NULL;
+	natsStatus s = natsMsg_Create(m, subj, NULL, NULL, 0);
+	if (s == NATS_OK)
+		s = natsMsgHeader_Set(*m, "KV-Operation", "DEL");
+	return s;
+}

@@ -97,12 +97,8 @@ static void owner_give_back(struct cluster *c, const char *key)
 	kvEntry_Destroy(en);
 	if (!ours)
 		return;
-	char subj[CLUSTER_SUBJECT_MAX + 200];
-	snprintf(subj, sizeof subj, "$KV.%s_owners.%s", c->name, key);
 	natsMsg *m = NULL;
-	natsStatus s = natsMsg_Create(&m, subj, NULL, NULL, 0);
-	if (s == NATS_OK) /* what kvStore_Delete sends */
-		s = natsMsgHeader_Set(m, "KV-Operation", "DEL");
+	natsStatus s = cluster_kv_marker(c, &m, "owners", key);
 	jsPubOptions po;
 	jsPubOptions_Init(&po);
 	po.ExpectLastSubjectSeq = rev;

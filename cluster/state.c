@@ -157,14 +157,13 @@ void cluster_state_apply(struct cluster *c, const struct rec *x, uint64_t now)
 natsStatus cluster_state_store(struct cluster *c, const char *key, const uint8_t *data,
 			       size_t len)
 {
-	char subj[CLUSTER_SUBJECT_MAX + 200];
-	snprintf(subj, sizeof subj, "$KV.%s_state.%s", c->name, key);
-	if (len)
+	if (len) {
+		char subj[CLUSTER_SUBJECT_MAX + 200];
+		snprintf(subj, sizeof subj, "$KV.%s_state.%s", c->name, key);
 		return js_PublishAsync(c->sjs, subj, data, (int)len, NULL);
+	}
 	natsMsg *m = NULL;
-	natsStatus s = natsMsg_Create(&m, subj, NULL, NULL, 0);
-	if (s == NATS_OK) /* what kvStore_Delete sends */
-		s = natsMsgHeader_Set(m, "KV-Operation", "DEL");
+	natsStatus s = cluster_kv_marker(c, &m, "state", key);
 	if (s == NATS_OK)
 		s = js_PublishMsgAsync(c->sjs, &m, NULL); /* takes m on success */
 	natsMsg_Destroy(m);

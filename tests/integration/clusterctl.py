@@ -61,6 +61,18 @@ class Nats:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def publish(node, tag, items):
+    """Publishes (topic, payload, qos) items from a v5 client on node; True
+    when every one was acknowledged."""
+    from persistctl import Client
+    p = Client("pub-" + tag, 5, node.port)
+    p.connect()
+    mids = [p.publish(t, x, q).mid for t, x, q in items]
+    ok = p.wait_acked(mids, 10)
+    p.close()
+    return ok
+
+
 def kv_get(nats, bucket, key, timeout=3.0):
     """The value of key in a JetStream key-value bucket, read over NATS's
     own protocol (a direct "last message by subject" request): bytes, or

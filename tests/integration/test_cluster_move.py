@@ -65,17 +65,6 @@ class Kicked:
             pass
 
 
-def publish(node, tag, items):
-    """Publishes (topic, payload, qos) items from a client on node; True
-    when every one was acknowledged."""
-    p = Client("pub-" + tag, 5, node.port)
-    p.connect()
-    mids = [p.publish(t, x, q).mid for t, x, q in items]
-    ok = p.wait_acked(mids, 10)
-    p.close()
-    return ok
-
-
 nats = clusterctl.Nats()
 nodes = []
 clients = []
@@ -99,7 +88,7 @@ try:
         items = [("mv%d/%d/a" % (v, i), "q1-%d" % i, 1) for i in range(5)]
         items += [("mv%d/x" % v, "q2-%d" % i, 2) for i in range(3)]
         check("v%d: 8 QoS 1/2 messages for the offline session acknowledged on m2" % v,
-              publish(C, "a%d" % v, items))
+              clusterctl.publish(C, "a%d" % v, items))
         time.sleep(1.0)  # they cross to m0, into the offline queue
         again = Client(cid, v, B.port, clean=False, expiry=300 if v == 5 else None)
         clients.append(again)
@@ -113,7 +102,7 @@ try:
               "got %s" % got)
         time.sleep(0.5)  # m1 subscribes in NATS on the cluster thread
         check("v%d: a new message on m2 acknowledged" % v,
-              publish(C, "b%d" % v, [("mv%d/7/a" % v, "after", 1)]))
+              clusterctl.publish(C, "b%d" % v, [("mv%d/7/a" % v, "after", 1)]))
         got = [m.payload.decode() for m in again.wait(9, 5)]
         check("v%d: the moved subscriptions route on m1" % v, "after" in got, str(got))
         time.sleep(0.3)
@@ -142,7 +131,7 @@ try:
               "session present %r" % taker.session_present)
         time.sleep(0.5)
         check("v%d: a message on m2 acknowledged" % v,
-              publish(C, "l%d" % v, [("lv%d/t" % v, "to-b", 1)]))
+              clusterctl.publish(C, "l%d" % v, [("lv%d/t" % v, "to-b", 1)]))
         got = [m.payload.decode() for m in taker.wait(1, 5)]
         check("v%d: the subscription made on m0 delivers on m1" % v, got == ["to-b"], str(got))
         check("v%d: m0's old connection got nothing more" % v, k.msgs == [], str(k.msgs))
@@ -154,7 +143,7 @@ try:
     old.subscribe("cl/t", 1)
     old.close()
     time.sleep(0.3)
-    check("a message for clean-1's offline session acknowledged", publish(C, "c", [("cl/t", "x", 1)]))
+    check("a message for clean-1's offline session acknowledged", clusterctl.publish(C, "c", [("cl/t", "x", 1)]))
     time.sleep(0.5)
     fresh = Client("clean-1", 5, B.port, clean=True, expiry=300)
     clients.append(fresh)

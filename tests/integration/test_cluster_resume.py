@@ -34,17 +34,6 @@ brokerctl.deadline(r, 80)
 check = r.check
 
 
-def publish(node, tag, items):
-    """Publishes (topic, payload, qos) items from a client on node; True
-    when every one was acknowledged."""
-    p = Client("pub-" + tag, 5, node.port)
-    p.connect()
-    mids = [p.publish(t, x, q).mid for t, x, q in items]
-    ok = p.wait_acked(mids, 10)
-    p.close()
-    return ok
-
-
 def raw_publishes(sock, n, timeout=5.0):
     """Reads n PUBLISH packets (without acknowledging them)."""
     got = []
@@ -105,9 +94,9 @@ try:
     items = {v: [("rs%d/%d/a" % (v, i), "q1-%d" % i, 1) for i in range(5)] +
              [("rs%d/x" % v, "q2-%d" % i, 2) for i in range(3)] for v in (5, 4)}
     check("16 QoS 1/2 messages for the offline sessions acknowledged on r2",
-          publish(C, "a", items[5] + items[4]))
+          clusterctl.publish(C, "a", items[5] + items[4]))
     check("5 QoS 1 messages for inflight acknowledged on r2",
-          publish(C, "f", [("fl/t", "f-%d" % i, 1) for i in range(5)]))
+          clusterctl.publish(C, "f", [("fl/t", "f-%d" % i, 1) for i in range(5)]))
     first_round = raw_publishes(raw, 5)
     check("inflight gets them on r0 and acknowledges none",
           sorted(p[2] for p in first_round) == [b"f-%d" % i for i in range(5)],
@@ -134,7 +123,7 @@ try:
               "got %s" % got)
         time.sleep(0.5)
         check("v%d: a new message on r2 acknowledged" % v,
-              publish(C, "b%d" % v, [("rs%d/7/a" % v, "after", 1)]))
+              clusterctl.publish(C, "b%d" % v, [("rs%d/7/a" % v, "after", 1)]))
         got = [m.payload.decode() for m in again.wait(9, 5)]
         check("v%d: the resumed subscriptions route on r1" % v, "after" in got, str(got))
     raw, present = raw_connect(B.port, "inflight", clean=False)
@@ -167,7 +156,7 @@ try:
           [m.topic for m in watcher.msgs] == [], str([m.topic for m in watcher.msgs]))
     time.sleep(0.5)  # the adopter subscribes in NATS for idle's filter
     check("2 QoS 1 messages for idle acknowledged on r2 after the adoption",
-          publish(C, "c", [("ad/t", "late-%d" % i, 1) for i in range(2)]))
+          clusterctl.publish(C, "c", [("ad/t", "late-%d" % i, 1) for i in range(2)]))
     back2 = Client("back", 5, C.port, clean=False, expiry=300)
     clients.append(back2)
     check("back connects again on r2 within its 60 s will delay", back2.connect())

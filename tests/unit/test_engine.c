@@ -2117,6 +2117,20 @@ static void t_takeover_after_disconnect(void)
 /* ---- a session moving between cluster nodes (engine/move.c) ------------ */
 
 static uint64_t CLAIM_ID;
+/* A will as another node sends it: topic, payload, its client id, QoS. */
+static void cluster_will_msg(struct engine_cluster_msg *m, const char *topic, const char *payload,
+			     const char *origin, uint8_t qos)
+{
+	memset(m, 0, sizeof *m);
+	m->topic = (const uint8_t *)topic;
+	m->topic_len = strlen(topic);
+	m->payload = (const uint8_t *)payload;
+	m->payload_len = strlen(payload);
+	m->origin_id = (const uint8_t *)origin;
+	m->origin_len = strlen(origin);
+	m->qos = qos;
+}
+
 static int CLAIMS;
 static bool CLAIM_REFUSED; /* as when NATS is unreachable */
 
@@ -2204,14 +2218,7 @@ static void t_cluster_wills(void)
 	expect(1, "30 04 00 01 77 79"); /* the will at its QoS 0 */
 	/* a dead node's will, published here */
 	struct engine_cluster_msg m;
-	memset(&m, 0, sizeof m);
-	m.topic = (const uint8_t *)"w";
-	m.topic_len = 1;
-	m.payload = (const uint8_t *)"z";
-	m.payload_len = 1;
-	m.origin_id = (const uint8_t *)"dead";
-	m.origin_len = 4;
-	m.qos = 1;
+	cluster_will_msg(&m, "w", "z", "dead", 1);
 	CU_ASSERT_EQUAL(engine_cluster_will(E, &m, NOW), 0);
 	expect(1, "32 06 00 01 77 00 01 7a");
 	CU_ASSERT(count_ev(MIDGE_EV_WILL, "w") == 2);
@@ -2394,13 +2401,7 @@ static void t_cluster_checkpoint(void)
 	expect(0, "30 04 00 01 74 7a");
 	/* its will, delayed 5 s, waits for the delay */
 	struct engine_cluster_msg m;
-	memset(&m, 0, sizeof m);
-	m.topic = (const uint8_t *)"t";
-	m.topic_len = 1;
-	m.payload = (const uint8_t *)"w";
-	m.payload_len = 1;
-	m.origin_id = (const uint8_t *)"n";
-	m.origin_len = 1;
+	cluster_will_msg(&m, "t", "w", "n", 0);
 	CU_ASSERT_EQUAL(engine_cluster_adopt_will(E, (const uint8_t *)"n", 1, &m, 5, NOW), 0);
 	expect(0, "");
 	NOW += 5000;
