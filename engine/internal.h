@@ -32,6 +32,9 @@
  *                towards the remote, their store records, messages from the remote
  *   cluster.c    what the cluster (NATS) hears: interest per filter, messages
  *                to forward, retained changes; messages from other nodes
+ *   move.c       a session handed to or from another node (engine/move.h)
+ *   checkpoint.c each persistent session's copy in the cluster, adopted
+ *                sessions of a node that died (engine/move.h)
  *   engine.c     engine_new/free, configuration, engine_publish, statistics
  *   query.c      the administrator's view (engine/query.h): clients, subscriptions,
  *                retained messages, kick, publish as the administrator
@@ -547,36 +550,7 @@ void connect_held_free(struct engine_conn *c);
 int connect_held_finish(struct engine *e, struct engine_conn *c, int rc, const char *why);
 const uint8_t *connect_held_cid(const struct engine_conn *c, size_t *len);
 
-/* move.c */
-bool move_claim(struct engine *e, struct engine_conn *c, const uint8_t *cid, size_t len);
-void move_claim_cancel(struct engine *e, struct engine_conn *c);
-/* Encodes s into b within b->max bytes: the terms and subscriptions must
- * fit (else -1), deliveries that do not are left out (report: each with
- * a drop event, as from a full queue: the session moves without them).
- * Returns 0 or -1. */
-int move_encode(struct engine *e, struct session *s, struct move_buf *b, bool report);
-/* Makes the session encoded in blob this node's session of cid (*out,
- * when out is not NULL). A local one without a connection is older (the
- * id was claimed elsewhere since) and goes; one with a connection stays
- * (it came later). Returns 0 or -1 (nothing kept of an invalid encoding). */
-int move_install(struct engine *e, const uint8_t *cid, size_t cid_len, const uint8_t *blob,
-		 size_t len, struct session **out);
-
-/* checkpoint.c: each persistent session's copy in the cluster, for when
- * this node dies (docs/cluster.md, "A node that dies"). */
-#define CK_SAVED 0x80000000u /* session.ck: the cluster has a checkpoint of it */
-#define CK_INDEX 0x7fffffffu /* session.ck: its place in engine.ck_dirty + 1, or 0 */
-void checkpoint_dirty(struct engine *e, struct session *s);
-/* s changed in what its checkpoint holds (terms, subscriptions, queue,
- * window): one test when checkpoints are off or s is marked already. */
-static inline void move_touch(struct engine *e, struct session *s)
-{
-	if (e->ck_on && !(s->ck & CK_INDEX))
-		checkpoint_dirty(e, s);
-}
-/* s ends: out of the dirty list, and its checkpoint goes (session_destroy,
- * before its queue is emptied). */
-void checkpoint_forget(struct engine *e, struct session *s);
+#include "engine/move.h" /* move.c, checkpoint.c: sessions between cluster nodes */
 
 /* authx.c */
 struct authx;
