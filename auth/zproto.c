@@ -123,11 +123,12 @@ out:
 }
 
 int zproto_acl_request(const struct zproto_connect *in, enum zproto_action action,
-		       const struct zproto_bytes *topic, uint64_t id, char **out, size_t *outlen)
+		       const struct zproto_bytes *topic, uint8_t qos, bool retain, uint64_t id,
+		       char **out, size_t *outlen)
 {
 	int rc = -1;
 	*out = NULL;
-	if (action != ZPROTO_ACL_PUBLISH && action != ZPROTO_ACL_SUBSCRIBE)
+	if ((action != ZPROTO_ACL_PUBLISH && action != ZPROTO_ACL_SUBSCRIBE) || qos > 2)
 		return -1;
 	json_t *o = json_object();
 	if (!o)
@@ -138,7 +139,10 @@ int zproto_acl_request(const struct zproto_connect *in, enum zproto_action actio
 	if (zproto_set_client(o, "acl", id, in) < 0 ||
 	    json_object_set_new(o, "action",
 				json_string(action == ZPROTO_ACL_PUBLISH ? "publish" : "subscribe")) < 0 ||
-	    json_object_set_new(o, "topic", t) < 0 || zproto_dump(o, out, outlen) < 0)
+	    json_object_set_new(o, "topic", t) < 0 ||
+	    json_object_set_new(o, "qos", json_integer(qos)) < 0 ||
+	    json_object_set_new(o, "retain", json_boolean(retain)) < 0 ||
+	    zproto_dump(o, out, outlen) < 0)
 		goto out;
 	rc = 0;
 out:
@@ -276,6 +280,12 @@ int zproto_parse(const void *buf, size_t len, struct zproto_answer *out, char *e
 		goto out;
 	}
 	out->no_cache = c && json_is_false(c);
+	json_t *any = json_object_get(o, "any_qos_retain");
+	if (any && !json_is_boolean(any)) {
+		zproto_fail(err, errlen, "any_qos_retain: true or false");
+		goto out;
+	}
+	out->any_qos_retain = any && json_is_true(any);
 	if (zproto_parse_data(o, out, err, errlen) < 0)
 		goto out;
 	if (result && strcmp(result, "allow") == 0) {

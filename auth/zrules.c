@@ -14,10 +14,10 @@
 #include <jansson.h>
 
 struct zrule {
-	uint8_t allow;  /* 1 allow, 0 deny */
-	uint8_t action; /* ZR_PUB | ZR_SUB, and ZR_LIT */
-	uint16_t lit1;  /* with ZR_LIT: the length of the literal first level */
 	uint32_t len;
+	uint16_t lit1;  /* with ZR_LIT: the length of the literal first level */
+	uint8_t flags;  /* ZR_PUB | ZR_SUB, ZR_LIT, ZR_ALLOW, ZR_RETAINED | ZR_UNRETAINED */
+	uint8_t qos;    /* the QoS levels it applies to, bit q for QoS q (7: all) */
 	const char *topic; /* into the set's own allocation */
 };
 
@@ -27,6 +27,11 @@ struct zrule {
  * first level differs is not covered, which zrules_check sees with one
  * comparison instead of walking the rule. */
 #define ZR_LIT 4u
+#define ZR_ALLOW 8u
+/* "retain": true / false: the rule applies to retained / to
+ * non-retained publishes only (neither: "all", or absent) */
+#define ZR_RETAINED 16u
+#define ZR_UNRETAINED 32u
 
 struct zrules {
 	unsigned refs;
@@ -50,6 +55,47 @@ void zrules_unref(struct zrules *r)
 size_t zrules_count(const struct zrules *r)
 {
 	return r ? r->n : 0;
+}
+
+/*
+ * EMQX's optional conditions of a rule: "qos" (0, 1, 2 or a list of
+ * them: the rule applies to those QoS levels only) and "retain" (true,
+ * false or "all": the rule applies to retained, to non-retained, or to
+ * all publishes). Into *qos (a bit per level) and *flags. Returns 0, or
+ * -1 with err.
+ */
+static int zrules_parse_cond(json_t *o, size_t i, uint8_t *qos, uint8_t *flags, char *err,
+			     size_t errlen)
+{
+	json_t *q = json_object_get(o, "qos"), *r = json_object_get(o, "retain");
+	*qos = 7;
+	if (q && !json_is_null(q)) {
+		size_t n = json_is_array(q) ? json_array_size(q) : 1;
+		*qos = 0;
+		for (size_t j = 0; j < n; j++) {
+			json_t *v = json_is_array(q) ? json_array_get(q, j) : q;
+			if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+			    json_integer_value(v) > 2) {
+				snprintf(err, errlen, "acl[%zu]: qos is 0, 1, 2 or a list of them", i);
+				return -1;
+			}
+			*qos |= (uint8_t)(1u << json_integer_value(v));
+		}
+		if (!*qos) {
+			snprintf(err, errlen, "acl[%zu]: qos is an empty list", i);
+			return -1;
+		}
+	}
+	if (json_is_true(r))
+		*flags |= ZR_RETAINED;
+	else if (json_is_false(r))
+		*flags |= ZR_UNRETAINED;
+	else if (r && !json_is_null(r) &&
+		 !(json_is_string(r) && strcmp(json_string_value(r), "all") == 0)) {
+		snprintf(err, errlen, "acl[%zu]: retain is true, false or \"all\"", i);
+		return -1;
+	}
+	return 0;
 }
 
 /* One element's permission and action, or -1 with err. */
@@ -103,12 +149,13 @@ struct zrules *zrules_from_json(const void *arr_, char *err, size_t errlen)
 		snprintf(err, errlen, "acl has %zu rules, at most %u", n, ZRULES_MAX);
 		return NULL;
 	}
-	uint8_t allow, action;
+	uint8_t allow, action, qos;
 	const char *topic;
 	size_t tlen;
 	for (size_t i = 0; i < n; i++) {
 		if (zrules_parse_one(json_array_get(arr, i), i, &allow, &action, &topic, &tlen, err,
-				     errlen) < 0)
+				     errlen) < 0 ||
+		    zrules_parse_cond(json_array_get(arr, i), i, &qos, &action, err, errlen) < 0)
 			return NULL;
 		bytes += tlen;
 	}
@@ -122,14 +169,17 @@ struct zrules *zrules_from_json(const void *arr_, char *err, size_t errlen)
 	char *text = (char *)&r->r[n];
 	for (size_t i = 0; i < n; i++) {
 		zrules_parse_one(json_array_get(arr, i), i, &allow, &action, &topic, &tlen, err, errlen);
+		zrules_parse_cond(json_array_get(arr, i), i, &qos, &action, err, errlen);
 		memcpy(text, topic, tlen);
-		r->r[i] = (struct zrule){allow, action, 0, (uint32_t)tlen, text};
+		if (allow)
+			action |= ZR_ALLOW;
+		r->r[i] = (struct zrule){(uint32_t)tlen, 0, action, qos, text};
 		const char *slash = memchr(text, '/', tlen);
 		size_t l1 = slash ? (size_t)(slash - text) : tlen;
 		bool wild = l1 == 1 && (text[0] == '+' || text[0] == '#');
 		bool subst = l1 == 2 && text[0] == '%' && (text[1] == 'c' || text[1] == 'u');
 		if (!wild && !subst && l1 <= UINT16_MAX) {
-			r->r[i].action |= ZR_LIT;
+			r->r[i].flags |= ZR_LIT;
 			r->r[i].lit1 = (uint16_t)l1;
 		}
 		text += tlen;
@@ -200,7 +250,7 @@ static bool zrules_covers(const struct zrule *r, const char *s, size_t sn, bool 
 
 bool zrules_check(const struct zrules *r, const char *cid, size_t cid_len, const char *user,
 		  size_t user_len, bool has_user, const uint8_t *topic, size_t len,
-		  enum zrules_access access)
+		  enum zrules_access access, uint8_t qos, bool retain)
 {
 	if (!r)
 		return false;
@@ -208,6 +258,10 @@ bool zrules_check(const struct zrules *r, const char *cid, size_t cid_len, const
 	size_t tn = len;
 	bool filter = access == ZRULES_SUBSCRIBE;
 	uint8_t want = access == ZRULES_PUBLISH ? ZR_PUB : ZR_SUB;
+	uint8_t qbit = (uint8_t)(1u << (qos < 3 ? qos : 2));
+	/* retain conditions are about publishes (EMQX's): a rule for
+	 * non-retained ones skips a retained publish and the other way */
+	uint8_t skip = access != ZRULES_PUBLISH ? 0 : retain ? ZR_UNRETAINED : ZR_RETAINED;
 	if (filter && tn > 7 && memcmp(t, "$share/", 7) == 0) {
 		/* the group is no topic level: look at the filter behind it */
 		const char *slash = memchr(t + 7, '/', tn - 7);
@@ -219,14 +273,13 @@ bool zrules_check(const struct zrules *r, const char *cid, size_t cid_len, const
 	const char *s1 = memchr(t, '/', tn);
 	size_t l1 = s1 ? (size_t)(s1 - t) : tn;
 	for (uint32_t i = 0; i < r->n; i++) {
-		if (!(r->r[i].action & want))
+		const struct zrule *x = &r->r[i];
+		if (!(x->flags & want) || (x->flags & skip) || !(x->qos & qbit))
 			continue;
-		if ((r->r[i].action & ZR_LIT) &&
-		    (r->r[i].lit1 != l1 || memcmp(r->r[i].topic, t, l1) != 0))
+		if ((x->flags & ZR_LIT) && (x->lit1 != l1 || memcmp(x->topic, t, l1) != 0))
 			continue;
-		if (zrules_covers(&r->r[i], t, tn, filter, cid ? cid : "", cid_len, user, user_len,
-				  has_user))
-			return r->r[i].allow;
+		if (zrules_covers(x, t, tn, filter, cid ? cid : "", cid_len, user, user_len, has_user))
+			return (x->flags & ZR_ALLOW) != 0;
 	}
 	return false;
 }

@@ -5,8 +5,11 @@
  *
  * The format is EMQX's, the one JWT `acl` claims use too: an ordered list
  *   {"permission": "allow"|"deny", "action": "publish"|"subscribe"|"all",
- *    "topic": FILTER}
- * first match wins, nothing matching denies. "subscribe" rules govern
+ *    "topic": FILTER, "qos": [0, 1, 2], "retain": true|false|"all"}
+ * first match wins, nothing matching denies. "qos" (a level or a list,
+ * optional: all) and "retain" (optional: "all") are conditions: a rule
+ * applies only to an access of a listed QoS and, for a publish, of the
+ * given retain flag; one that does not apply is passed over. "subscribe" rules govern
  * both subscribing and receiving (Mosquitto's read), "publish" rules
  * publishing (write). `%c` and `%u` as a whole level stand for the
  * client id and user name (a client without a user name matches no rule
@@ -56,10 +59,12 @@ size_t zrules_count(const struct zrules *r);
 /*
  * May the client (cid, and user when has_user) have `access` to
  * topic[0..len) (a filter for ZRULES_SUBSCRIBE: allowed when the first
- * matching rule covers every topic the filter can match)? No allocation.
+ * matching rule covers every topic the filter can match) at QoS qos,
+ * retained or not (retain is looked at for ZRULES_PUBLISH only)? No
+ * allocation.
  */
 bool zrules_check(const struct zrules *r, const char *cid, size_t cid_len, const char *user,
 		  size_t user_len, bool has_user, const uint8_t *topic, size_t len,
-		  enum zrules_access access);
+		  enum zrules_access access, uint8_t qos, bool retain);
 
 #endif

@@ -166,7 +166,7 @@ static void fz_auth_step(struct engine *e, struct fz_conn *k, uint8_t nn, uint64
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static int fz_acl(void *ctx, const struct midge_client *client, const uint8_t *topic, size_t len,
-		  enum engine_access access)
+		  enum engine_access access, uint8_t qos, bool retain)
 {
 	return len && topic[0] == 'd' ? MQTT_RC_NOT_AUTHORIZED : 0;
 }

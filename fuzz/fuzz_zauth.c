@@ -29,12 +29,17 @@ static void fuzz_query(const struct zrules *r, const char *q, size_t n)
 	size_t tn = n - (size_t)(topic - q), cn = (size_t)(t1 - q), un = (size_t)(t2 - t1 - 1);
 	bool has_user = un > 0;
 	const uint8_t *t = (const uint8_t *)topic;
-	bool pub = zrules_check(r, q, cn, t1 + 1, un, has_user, t, tn, ZRULES_PUBLISH);
-	bool rcv = zrules_check(r, q, cn, t1 + 1, un, has_user, t, tn, ZRULES_RECEIVE);
-	bool sub = zrules_check(r, q, cn, t1 + 1, un, has_user, t, tn, ZRULES_SUBSCRIBE);
+	/* the QoS and retain flag from the user name's first byte */
+	uint8_t qos = un ? (uint8_t)(t1[1] % 3) : 0;
+	bool retain = un && (t1[1] & 4);
+	bool pub = zrules_check(r, q, cn, t1 + 1, un, has_user, t, tn, ZRULES_PUBLISH, qos, retain);
+	bool rcv = zrules_check(r, q, cn, t1 + 1, un, has_user, t, tn, ZRULES_RECEIVE, qos, retain);
+	bool sub = zrules_check(r, q, cn, t1 + 1, un, has_user, t, tn, ZRULES_SUBSCRIBE, qos, false);
 	(void)pub;
 	bool wild = memchr(topic, '+', tn) || memchr(topic, '#', tn) ||
 		    (tn >= 7 && memcmp(topic, "$share/", 7) == 0);
+	/* retain is a publish's condition: receiving ignores it as
+	 * subscribing does */
 	if (!wild)
 		FUZZ_CHECK(sub == rcv);
 }

@@ -283,7 +283,7 @@ void clientauth_on_event(struct midge *m, const struct midge_event *ev)
 }
 
 int clientauth_acl(struct midge *m, const struct midge_client *cl, const uint8_t *topic,
-		   size_t len, enum engine_access access)
+		   size_t len, enum engine_access access, uint8_t qos, bool retain)
 {
 	struct clientauth *ca = m->clientauth;
 	if (!ca || !ca->n)

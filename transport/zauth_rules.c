@@ -80,7 +80,7 @@ int zauth_client_set(struct zauth *z, const char *cid, size_t len, struct zrules
 }
 
 bool zauth_acl(struct midge *m, const struct midge_client *cl, const uint8_t *topic, size_t len,
-	       enum engine_access access, int *rc)
+	       enum engine_access access, uint8_t qos, bool retain, int *rc)
 {
 	struct zauth *z = m->zauth;
 	if (!z || !z->n_clients || !cl->client_id.p)
@@ -96,14 +96,14 @@ bool zauth_acl(struct midge *m, const struct midge_client *cl, const uint8_t *to
 		z->last[which] = k;
 	}
 	if (k->ask) {
-		*rc = zauth_acl_decide(z, k, cl, topic, len, access);
+		*rc = zauth_acl_decide(z, k, cl, topic, len, access, qos, retain);
 		return true;
 	}
 	enum zrules_access a = access == ENGINE_ACCESS_PUBLISH     ? ZRULES_PUBLISH
 			       : access == ENGINE_ACCESS_SUBSCRIBE ? ZRULES_SUBSCRIBE
 								   : ZRULES_RECEIVE;
 	bool ok = zrules_check(k->rules, cl->client_id.p, cl->client_id.len, cl->username.p,
-			       cl->username.len, cl->username.p != NULL, topic, len, a);
+			       cl->username.len, cl->username.p != NULL, topic, len, a, qos, retain);
 	*rc = ok ? 0 : MQTT_RC_NOT_AUTHORIZED;
 	return true;
 }

@@ -209,7 +209,8 @@ static void test_acl_requests(void)
 	struct zproto_bytes topic = {"dev/1/temp", 10};
 	char *out;
 	size_t len;
-	CU_ASSERT_EQUAL_FATAL(zproto_acl_request(&q, ZPROTO_ACL_PUBLISH, &topic, 12, &out, &len), 0);
+	CU_ASSERT_EQUAL_FATAL(
+		zproto_acl_request(&q, ZPROTO_ACL_PUBLISH, &topic, 2, true, 12, &out, &len), 0);
 	json_error_t je;
 	json_t *o = json_loadb(out, len, 0, &je);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(o);
@@ -220,24 +221,44 @@ static void test_acl_requests(void)
 	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(o, "username")), "eve");
 	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(o, "action")), "publish");
 	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(o, "topic")), "dev/1/temp");
+	CU_ASSERT_EQUAL(json_integer_value(json_object_get(o, "qos")), 2);
+	CU_ASSERT_TRUE(json_is_true(json_object_get(o, "retain")));
 	CU_ASSERT_PTR_NULL(json_object_get(o, "password")); /* never sent again */
 	json_decref(o);
 	zproto_wipe(out, len);
-	CU_ASSERT_EQUAL_FATAL(zproto_acl_request(&q, ZPROTO_ACL_SUBSCRIBE, &topic, 13, &out, &len),
-			      0);
+	CU_ASSERT_EQUAL_FATAL(
+		zproto_acl_request(&q, ZPROTO_ACL_SUBSCRIBE, &topic, 1, false, 13, &out, &len), 0);
 	o = json_loadb(out, len, 0, &je);
 	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(o, "action")), "subscribe");
+	CU_ASSERT_EQUAL(json_integer_value(json_object_get(o, "qos")), 1);
+	CU_ASSERT_TRUE(json_is_false(json_object_get(o, "retain")));
 	json_decref(o);
 	zproto_wipe(out, len);
-	CU_ASSERT_EQUAL(zproto_acl_request(&q, (enum zproto_action)7, &topic, 14, &out, &len), -1);
+	CU_ASSERT_EQUAL(zproto_acl_request(&q, (enum zproto_action)7, &topic, 0, false, 14, &out, &len),
+			-1);
+	CU_ASSERT_EQUAL(zproto_acl_request(&q, ZPROTO_ACL_PUBLISH, &topic, 3, false, 14, &out, &len),
+			-1); /* QoS 3 does not exist [MQTT-3.3.1-4] */
 	struct zproto_bytes bad = {"\xff", 1}; /* not UTF-8 */
-	CU_ASSERT_EQUAL(zproto_acl_request(&q, ZPROTO_ACL_PUBLISH, &bad, 15, &out, &len), -1);
+	CU_ASSERT_EQUAL(zproto_acl_request(&q, ZPROTO_ACL_PUBLISH, &bad, 0, false, 15, &out, &len),
+			-1);
 
 	struct zproto_answer a;
 	CU_ASSERT_EQUAL(parse("{\"version\":1,\"id\":\"3\",\"result\":\"allow\",\"acl\":\"ask\"}", &a),
 			ZPROTO_ANSWER);
 	CU_ASSERT_TRUE(a.allow && a.acl_ask && !a.rules);
 	zproto_answer_clear(&a);
+	/* an `acl` answer that holds for every QoS and retain flag */
+	CU_ASSERT_EQUAL(parse("{\"version\":1,\"id\":\"4\",\"result\":\"deny\",\"any_qos_retain\":true}",
+			      &a),
+			ZPROTO_ANSWER);
+	CU_ASSERT_TRUE(!a.allow && a.any_qos_retain);
+	zproto_answer_clear(&a);
+	CU_ASSERT_EQUAL(parse("{\"version\":1,\"id\":\"4\",\"result\":\"allow\"}", &a), ZPROTO_ANSWER);
+	CU_ASSERT_FALSE(a.any_qos_retain); /* the default: per QoS and retain flag */
+	zproto_answer_clear(&a);
+	CU_ASSERT_EQUAL(parse("{\"version\":1,\"id\":\"4\",\"result\":\"allow\",\"any_qos_retain\":1}",
+			      &a),
+			-1);
 	CU_ASSERT_EQUAL(parse("{\"version\":1,\"id\":\"3\",\"result\":\"allow\",\"acl\":\"always\"}",
 			      &a), -1);
 	CU_ASSERT_EQUAL(parse("{\"version\":1,\"id\":\"3\",\"result\":\"allow\",\"acl\":[]}", &a),
@@ -306,11 +327,17 @@ static struct zrules *rules(const char *text)
 	return r;
 }
 
+static bool may_qr(const struct zrules *r, const char *cid, const char *user, const char *topic,
+		   enum zrules_access a, uint8_t qos, bool retain)
+{
+	return zrules_check(r, cid, strlen(cid), user, user ? strlen(user) : 0, user != NULL,
+			    (const uint8_t *)topic, strlen(topic), a, qos, retain);
+}
+
 static bool may(const struct zrules *r, const char *cid, const char *user, const char *topic,
 		enum zrules_access a)
 {
-	return zrules_check(r, cid, strlen(cid), user, user ? strlen(user) : 0, user != NULL,
-			    (const uint8_t *)topic, strlen(topic), a);
+	return may_qr(r, cid, user, topic, a, 0, false);
 }
 
 static void test_rules_first_match(void)
@@ -396,6 +423,51 @@ static void test_rules_dollar(void)
 	CU_ASSERT_FALSE(may(r, "c", NULL, "$SYS/x", ZRULES_PUBLISH));
 	CU_ASSERT_TRUE(may(r, "c", NULL, "$SYS/x", ZRULES_RECEIVE));
 	zrules_unref(r);
+}
+
+/* EMQX's conditions: "qos" (a level or a list) and "retain" (true,
+ * false, "all"); a rule whose condition does not hold is passed over. */
+static void test_rules_qos_retain(void)
+{
+	struct zrules *r = rules("[{\"permission\":\"deny\",\"action\":\"publish\",\"topic\":\"t/#\","
+				 "\"qos\":2},"
+				 "{\"permission\":\"deny\",\"action\":\"publish\",\"topic\":\"t/#\","
+				 "\"retain\":true},"
+				 "{\"permission\":\"allow\",\"action\":\"subscribe\",\"topic\":\"t/#\","
+				 "\"qos\":[0,1],\"retain\":false},"
+				 "{\"permission\":\"allow\",\"action\":\"all\",\"topic\":\"t/#\","
+				 "\"retain\":\"all\"}]");
+	CU_ASSERT_TRUE(may_qr(r, "c", NULL, "t/a", ZRULES_PUBLISH, 0, false));
+	CU_ASSERT_TRUE(may_qr(r, "c", NULL, "t/a", ZRULES_PUBLISH, 1, false));
+	CU_ASSERT_FALSE(may_qr(r, "c", NULL, "t/a", ZRULES_PUBLISH, 2, false));
+	CU_ASSERT_FALSE(may_qr(r, "c", NULL, "t/a", ZRULES_PUBLISH, 0, true));
+	/* retain conditions are about publishes: a subscription and a
+	 * delivery see the QoS one only */
+	CU_ASSERT_TRUE(may_qr(r, "c", NULL, "t/+", ZRULES_SUBSCRIBE, 1, false));
+	CU_ASSERT_TRUE(may_qr(r, "c", NULL, "t/a", ZRULES_RECEIVE, 1, true));
+	CU_ASSERT_TRUE(may_qr(r, "c", NULL, "t/+", ZRULES_SUBSCRIBE, 2, false)); /* the 4th rule */
+	zrules_unref(r);
+	r = rules("[{\"permission\":\"allow\",\"action\":\"subscribe\",\"topic\":\"s\",\"qos\":[0]}]");
+	CU_ASSERT_TRUE(may_qr(r, "c", NULL, "s", ZRULES_SUBSCRIBE, 0, false));
+	CU_ASSERT_FALSE(may_qr(r, "c", NULL, "s", ZRULES_SUBSCRIBE, 1, false)); /* nothing else matches */
+	CU_ASSERT_FALSE(may_qr(r, "c", NULL, "s", ZRULES_RECEIVE, 2, false));
+	zrules_unref(r);
+	const char *bad[] = {
+		"[{\"permission\":\"allow\",\"action\":\"all\",\"topic\":\"t\",\"qos\":3}]",
+		"[{\"permission\":\"allow\",\"action\":\"all\",\"topic\":\"t\",\"qos\":[]}]",
+		"[{\"permission\":\"allow\",\"action\":\"all\",\"topic\":\"t\",\"qos\":\"1\"}]",
+		"[{\"permission\":\"allow\",\"action\":\"all\",\"topic\":\"t\",\"qos\":[0,-1]}]",
+		"[{\"permission\":\"allow\",\"action\":\"all\",\"topic\":\"t\",\"retain\":\"yes\"}]",
+		"[{\"permission\":\"allow\",\"action\":\"all\",\"topic\":\"t\",\"retain\":1}]",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		json_error_t je;
+		char err[200] = "";
+		json_t *arr = json_loads(bad[i], 0, &je);
+		CU_ASSERT_PTR_NULL(zrules_from_json(arr, err, sizeof err));
+		CU_ASSERT_TRUE(strstr(err, "qos") || strstr(err, "retain"));
+		json_decref(arr);
+	}
 }
 
 static void test_rules_bounds(void)
@@ -626,6 +698,7 @@ static const struct test_case zauth_cases[] = {
 	{"rules substitution", test_rules_substitution},
 	{"rules literal first level", test_rules_first_level},
 	{"MQTT-4.7.2-1 rules dollar topics", test_rules_dollar},
+	{"rules qos and retain", test_rules_qos_retain},
 	{"rules bounds", test_rules_bounds},
 	{"configuration", test_conf},
 	{"MQTT-4.12.0-2 worker affinity", test_affinity},
