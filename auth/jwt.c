@@ -473,7 +473,13 @@ struct jwt_verifier *jwt_verifier_load(const struct jwt_opts *o, char *err, size
 		goto fail;
 	char e[300] = "";
 	if (o->jwks_file) {
-		if (jwt_load_jwks(v, text, len, e, sizeof e) < 0) {
+		int rc = jwt_load_jwks(v, text, len, e, sizeof e);
+		/* the keys are copies: the text (oct secrets among its keys)
+		 * goes now, loaded or not (it was kept once per reload) */
+		gnutls_memset(text, 0, len);
+		free(text);
+		text = NULL;
+		if (rc < 0) {
 			snprintf(err, errlen, "%s: %s", path, e);
 			goto fail;
 		}

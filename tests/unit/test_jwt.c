@@ -358,6 +358,25 @@ static void test_jwks(void)
 	CU_ASSERT(strstr(err, "does not fit") != NULL);
 	const char *badb64 = "{\"keys\":[{\"kty\":\"RSA\",\"n\":\"*\",\"e\":\"AQAB\"}]}";
 	CU_ASSERT_EQUAL(jwt_jwks_check(badb64, strlen(badb64), err, sizeof err), -1);
+	/* a JWKS file loaded, and loaded again as a reload does: the file's
+	 * text is not kept (LeakSanitizer watches the sanitizer build) */
+	char path[64];
+	snprintf(path, sizeof path, "/tmp/midge-unit-jwks-%ld.json", (long)getpid());
+	FILE *f = fopen(path, "w");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	fputs(jwks, f);
+	fclose(f);
+	struct jwt_opts o = {.jwks_file = path};
+	for (int i = 0; i < 3; i++) {
+		struct jwt_verifier *v = jwt_verifier_load(&o, err, sizeof err);
+		CU_ASSERT_PTR_NOT_NULL(v);
+		char d[200];
+		if (v)
+			jwt_verifier_describe(v, d, sizeof d);
+		CU_ASSERT(v && strstr(d, "3 keys") != NULL);
+		jwt_verifier_unref(v);
+	}
+	unlink(path);
 }
 
 static const struct test_case rules_cases[] = {
