@@ -12,7 +12,7 @@
 #include <gnutls/gnutls.h>
 #include <jansson.h>
 
-#include "auth/zrules.h"
+#include "auth/rules.h"
 
 /* A string member: valid UTF-8 becomes a string, anything else null. */
 static int zproto_set_str(json_t *o, const char *key, const void *p, size_t len)
@@ -162,7 +162,7 @@ void zproto_answer_clear(struct zproto_answer *a)
 {
 	free(a->username);
 	free(a->data);
-	zrules_unref(a->rules);
+	rules_unref(a->rules);
 	memset(a, 0, sizeof *a);
 }
 
@@ -238,8 +238,15 @@ static int zproto_parse_allow(json_t *o, struct zproto_answer *a, char *err, siz
 		if (strcmp(json_string_value(acl), "ask") != 0)
 			return zproto_fail(err, errlen, "acl: a list of rules, or \"ask\"");
 		a->acl_ask = true;
-	} else if (acl && !json_is_null(acl) && !(a->rules = zrules_from_json(acl, err, errlen))) {
-		return -1;
+	} else if (acl && !json_is_null(acl)) {
+		/* a worker's list: %c/%u at each check (a cached answer serves
+		 * other clients too), keys it does not know ignored */
+		const struct rules_opts ro = {.max = RULES_MAX_WORKER};
+		char e[160];
+		if (!(a->rules = rules_from_json(acl, &ro, e, sizeof e))) {
+			snprintf(err, errlen, "acl: %s", e);
+			return -1;
+		}
 	}
 	return 0;
 }

@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct zrules;
+struct rules;
 
 #define ZPROTO_VERSION 1
 /* The largest message either side accepts (ZMQ_MAXMSGSIZE too). */
@@ -112,7 +112,7 @@ struct zproto_answer {
 	size_t username_len;
 	bool has_expiry_max;     /* allow: cap the session expiry interval */
 	uint32_t expiry_max;
-	struct zrules *rules;    /* allow: this client's ACL rules, or NULL (acl_file decides) */
+	struct rules *rules;    /* allow: this client's ACL rules, or NULL (acl_file decides) */
 	bool acl_ask;            /* allow: "acl": "ask": `acl` requests decide its messages */
 	bool no_cache;           /* "cache": false: do not remember this decision */
 	bool any_qos_retain;     /* an `acl` answer's "any_qos_retain": true: it holds for

@@ -5,7 +5,7 @@
  * back through a uv_async and becomes the engine's decision, with the
  * user name, session expiry cap and ACL rules the worker gave. Decisions
  * may be remembered (midge_auth_cache_ttl); rules are kept per client id
- * while its session lives and checked locally (auth/zrules.c).
+ * while its session lives and checked locally (auth/rules.c).
  */
 #ifndef MIDGE_TRANSPORT_ZAUTH_H
 #define MIDGE_TRANSPORT_ZAUTH_H

@@ -13,7 +13,7 @@
 #include <uv.h>
 
 #include "auth/zproto.h"
-#include "auth/zrules.h"
+#include "auth/rules.h"
 #include "auth/zworker.h"
 #include "engine/engine.h"
 
@@ -80,7 +80,7 @@ struct zroute {
 struct zclient {
 	char *cid;
 	size_t len;
-	struct zrules *rules;
+	struct rules *rules;
 	bool check; /* its session may be gone: asked on the tick */
 	bool ask;   /* "acl": "ask": `acl` requests decide (zauth_acl.c) */
 	struct zaclent *acl;      /* its `acl` entries, any state */
@@ -144,7 +144,7 @@ int zauth_bad_answer(struct zauth *z, const struct zworker_result *r, const char
  * decides; ask: `acl` requests decide). Its `acl` answers are
  * forgotten. Returns 0 or -1 (out of memory: the caller refuses the
  * CONNECT). */
-int zauth_client_set(struct zauth *z, const char *cid, size_t len, struct zrules *rules,
+int zauth_client_set(struct zauth *z, const char *cid, size_t len, struct rules *rules,
 		     bool ask);
 void zauth_client_drop(struct zauth *z, struct zclient **pp);
 struct zclient *zauth_client_find(struct zauth *z, const struct midge_str *cid);
