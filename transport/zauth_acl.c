@@ -157,8 +157,8 @@ static int zacl_ask(struct zauth *z, struct zaclent *e, const struct midge_clien
 	size_t len;
 	struct zpending *p = NULL;
 	if (z->n_pending < z->m->conf.zauth.queue &&
-	    zproto_acl_request(&q, e->action, &t, e->qos, e->retain, z->next_id + 1, &json, &len) ==
-		    0)
+	    zproto_acl_request(&q, e->action, &t, e->qos, e->retain, z->next_id + 1, &json,
+			       &len) == 0)
 		p = zauth_submit(z, ec, json, len, false, NULL); /* ownership: json is the thread's */
 	if (!p) {
 		zacl_free(z, e);
