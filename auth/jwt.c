@@ -473,7 +473,11 @@ struct jwt_verifier *jwt_verifier_load(const struct jwt_opts *o, char *err, size
 		goto fail;
 	char e[300] = "";
 	if (o->jwks_file) {
-		if (jwt_load_jwks(v, text, len, e, sizeof e) < 0) {
+		int rc = jwt_load_jwks(v, text, len, e, sizeof e);
+		gnutls_memset(text, 0, len); /* keys copied: the text goes (oct secrets too) */
+		free(text);
+		text = NULL;
+		if (rc < 0) {
 			snprintf(err, errlen, "%s: %s", path, e);
 			goto fail;
 		}
@@ -693,9 +697,11 @@ static int jwt_check_claims(const struct jwt_verifier *v, json_t *c, const char 
 	out->exp = he ? exp : 0;
 	json_t *acl = json_object_get(c, "acl");
 	if (acl) {
+		/* %c/%u now (the CONNECT's client id); strict: refused, not loose */
 		struct rules_who who = {cid, cid_len, out->user, out->user_len};
+		const struct rules_opts ro = {.max = RULES_MAX_TOKEN, .strict = true, .who = &who};
 		char e[160]; /* leaves room in why for the prefix */
-		if (!(out->rules = rules_from_json(acl, &who, e, sizeof e))) {
+		if (!(out->rules = rules_from_json(acl, &ro, e, sizeof e))) {
 			snprintf(out->why, sizeof out->why, "acl claim: %s", e);
 			return JWT_DENY;
 		}
@@ -787,7 +793,7 @@ out:
 void jwt_result_clear(struct jwt_result *r)
 {
 	free(r->user);
-	rules_free(r->rules);
+	rules_unref(r->rules);
 	r->user = NULL;
 	r->rules = NULL;
 	r->user_len = 0;

@@ -12,7 +12,7 @@
 #include <gnutls/gnutls.h>
 #include <jansson.h>
 
-#include "auth/zrules.h"
+#include "auth/rules.h"
 
 /* A string member: valid UTF-8 becomes a string, anything else null. */
 static int zproto_set_str(json_t *o, const char *key, const void *p, size_t len)
@@ -123,11 +123,12 @@ out:
 }
 
 int zproto_acl_request(const struct zproto_connect *in, enum zproto_action action,
-		       const struct zproto_bytes *topic, uint64_t id, char **out, size_t *outlen)
+		       const struct zproto_bytes *topic, uint8_t qos, bool retain, uint64_t id,
+		       char **out, size_t *outlen)
 {
 	int rc = -1;
 	*out = NULL;
-	if (action != ZPROTO_ACL_PUBLISH && action != ZPROTO_ACL_SUBSCRIBE)
+	if ((action != ZPROTO_ACL_PUBLISH && action != ZPROTO_ACL_SUBSCRIBE) || qos > 2)
 		return -1;
 	json_t *o = json_object();
 	if (!o)
@@ -138,7 +139,10 @@ int zproto_acl_request(const struct zproto_connect *in, enum zproto_action actio
 	if (zproto_set_client(o, "acl", id, in) < 0 ||
 	    json_object_set_new(o, "action",
 				json_string(action == ZPROTO_ACL_PUBLISH ? "publish" : "subscribe")) < 0 ||
-	    json_object_set_new(o, "topic", t) < 0 || zproto_dump(o, out, outlen) < 0)
+	    json_object_set_new(o, "topic", t) < 0 ||
+	    json_object_set_new(o, "qos", json_integer(qos)) < 0 ||
+	    json_object_set_new(o, "retain", json_boolean(retain)) < 0 ||
+	    zproto_dump(o, out, outlen) < 0)
 		goto out;
 	rc = 0;
 out:
@@ -158,7 +162,7 @@ void zproto_answer_clear(struct zproto_answer *a)
 {
 	free(a->username);
 	free(a->data);
-	zrules_unref(a->rules);
+	rules_unref(a->rules);
 	memset(a, 0, sizeof *a);
 }
 
@@ -234,8 +238,15 @@ static int zproto_parse_allow(json_t *o, struct zproto_answer *a, char *err, siz
 		if (strcmp(json_string_value(acl), "ask") != 0)
 			return zproto_fail(err, errlen, "acl: a list of rules, or \"ask\"");
 		a->acl_ask = true;
-	} else if (acl && !json_is_null(acl) && !(a->rules = zrules_from_json(acl, err, errlen))) {
-		return -1;
+	} else if (acl && !json_is_null(acl)) {
+		/* a worker's list: %c/%u at each check (a cached answer serves
+		 * other clients too), keys it does not know ignored */
+		const struct rules_opts ro = {.max = RULES_MAX_WORKER};
+		char e[160];
+		if (!(a->rules = rules_from_json(acl, &ro, e, sizeof e))) {
+			snprintf(err, errlen, "acl: %s", e);
+			return -1;
+		}
 	}
 	return 0;
 }
@@ -276,6 +287,12 @@ int zproto_parse(const void *buf, size_t len, struct zproto_answer *out, char *e
 		goto out;
 	}
 	out->no_cache = c && json_is_false(c);
+	json_t *any = json_object_get(o, "any_qos_retain");
+	if (any && !json_is_boolean(any)) {
+		zproto_fail(err, errlen, "any_qos_retain: true or false");
+		goto out;
+	}
+	out->any_qos_retain = any && json_is_true(any);
 	if (zproto_parse_data(o, out, err, errlen) < 0)
 		goto out;
 	if (result && strcmp(result, "allow") == 0) {

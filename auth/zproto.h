@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct zrules;
+struct rules;
 
 #define ZPROTO_VERSION 1
 /* The largest message either side accepts (ZMQ_MAXMSGSIZE too). */
@@ -85,12 +85,15 @@ enum zproto_action {
 /*
  * The JSON text of an `acl` request with id `id`, for a client whose
  * connect answer said "acl": "ask": the client's fields of in (its
- * password is not sent), action and topic (a topic name or filter,
- * UTF-8, under the listener's mount_point). *out malloc'd (free it).
- * Returns 0 or -1 (out of memory, or over ZPROTO_MAX_MSG).
+ * password is not sent), action, topic (a topic name or filter, UTF-8,
+ * under the listener's mount_point), qos (0..2: the PUBLISH's, or the
+ * QoS a SUBSCRIBE asked for) and retain (the PUBLISH's flag; false for
+ * a SUBSCRIBE). *out malloc'd (free it). Returns 0 or -1 (out of
+ * memory, a QoS over 2, or over ZPROTO_MAX_MSG).
  */
 int zproto_acl_request(const struct zproto_connect *in, enum zproto_action action,
-		       const struct zproto_bytes *topic, uint64_t id, char **out, size_t *outlen);
+		       const struct zproto_bytes *topic, uint8_t qos, bool retain, uint64_t id,
+		       char **out, size_t *outlen);
 
 /* Zeroes and frees a request's text. */
 void zproto_wipe(char *text, size_t len);
@@ -109,9 +112,11 @@ struct zproto_answer {
 	size_t username_len;
 	bool has_expiry_max;     /* allow: cap the session expiry interval */
 	uint32_t expiry_max;
-	struct zrules *rules;    /* allow: this client's ACL rules, or NULL (acl_file decides) */
+	struct rules *rules;    /* allow: this client's ACL rules, or NULL (acl_file decides) */
 	bool acl_ask;            /* allow: "acl": "ask": `acl` requests decide its messages */
 	bool no_cache;           /* "cache": false: do not remember this decision */
+	bool any_qos_retain;     /* an `acl` answer's "any_qos_retain": true: it holds for
+				  * every QoS and retain flag of its topic */
 	bool cont;               /* "result": "continue" (an `auth` request's next step) */
 	bool defer;              /* "result": "defer": the chain's next source decides */
 	bool has_data;           /* "data": the Authentication Data for the client */

@@ -381,7 +381,7 @@ void session_drain(struct engine *e, struct session *s)
 		}
 		/* checked when queued; asked again for what changed since (a
 		 * reload, a resume under another user name) */
-		if (!limits_may_receive(e, s, d.m, d.qos)) {
+		if (!limits_may_receive(e, s, d.m, d.qos, d.retain)) {
 			emsg_unref(d.m);
 			continue;
 		}

@@ -186,9 +186,17 @@ struct engine_auth {
 	 * answer from what it learnt. A SUBSCRIBE asks for every filter
 	 * before it applies any (engine_set_acl_ask), so the replay finds
 	 * none half applied.
+	 *
+	 * qos and retain are what the access is about, so a module can
+	 * decide by them (EMQX's rules do): PUBLISH, the message's QoS and
+	 * retain flag (a will's; a retained message's source: its QoS,
+	 * retain true); SUBSCRIBE, the QoS the client asked for (before
+	 * max_qos lowers it), retain false; RECEIVE, the delivery's QoS (the
+	 * lower of the message's and the subscription's) and the retain flag
+	 * the receiver gets (true for a retained message sent on subscribe).
 	 */
 	int (*acl)(void *ctx, const struct midge_client *client, const uint8_t *topic, size_t len,
-		   enum engine_access access);
+		   enum engine_access access, uint8_t qos, bool retain);
 	void (*connect_cancel)(void *ctx, const struct midge_client *client);
 	/*
 	 * MQTT 5 enhanced authentication: one step of the exchange of the

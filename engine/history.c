@@ -323,11 +323,12 @@ void history_replay(struct engine *e, struct session *s, const struct replay_spe
 			continue;
 		/* the receiver's read permission, as for a live message
 		 * (counted and reported there) */
-		if (!limits_may_receive(e, s, m, qos))
+		bool retain = v5 && (options & SUB_RAP) ? m->retain : false;
+		if (!limits_may_receive(e, s, m, qos, retain))
 			continue;
 		struct delivery d = {0};
 		d.qos = qos;
-		d.retain = v5 && (options & SUB_RAP) ? m->retain : false;
+		d.retain = retain;
 		if (sub_id && v5) {
 			d.n_sub_ids = 1;
 			d.sub_ids[0] = sub_id;

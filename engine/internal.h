@@ -565,8 +565,9 @@ void authx_free(struct engine *e, struct engine_conn *c);
 
 /* limits.c */
 bool limits_acl_allows(struct engine *e, const struct midge_client *cl, const uint8_t *topic,
-		       size_t len, enum engine_access access);
-bool limits_may_receive(struct engine *e, struct session *s, const struct emsg *m, uint8_t qos);
+		       size_t len, enum engine_access access, uint8_t qos, bool retain);
+bool limits_may_receive(struct engine *e, struct session *s, const struct emsg *m, uint8_t qos,
+			bool retain);
 bool limits_retain_source_ok(struct engine *e, const struct emsg *m);
 bool limits_topic_too_deep(const struct engine *e, const uint8_t *p, size_t n);
 enum limits_verdict {

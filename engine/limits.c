@@ -39,13 +39,13 @@ static bool limits_dollar_may_publish(const uint8_t *t, size_t n)
  * the caller holds the packet.
  */
 bool limits_acl_allows(struct engine *e, const struct midge_client *cl, const uint8_t *topic,
-		       size_t len, enum engine_access access)
+		       size_t len, enum engine_access access, uint8_t qos, bool retain)
 {
 	const char *why = NULL;
 	int rc;
 	if (access == ENGINE_ACCESS_PUBLISH && !limits_dollar_may_publish(topic, len))
 		why = "clients may not publish on $SYS or $share topics";
-	else if (e->acl_on && (rc = e->auth.acl(e->auth.ctx, cl, topic, len, access)) != 0) {
+	else if (e->acl_on && (rc = e->auth.acl(e->auth.ctx, cl, topic, len, access, qos, retain)) != 0) {
 		if (rc == ENGINE_AUTH_PENDING && e->acl_may_hold) {
 			e->acl_held = true;
 			return false;
@@ -65,6 +65,8 @@ bool limits_acl_allows(struct engine *e, const struct midge_client *cl, const ui
 		ev.u.acl.topic.len = len;
 		ev.u.acl.access = (enum midge_acl_access)access;
 		ev.u.acl.why = why;
+		ev.u.acl.qos = qos;
+		ev.u.acl.retain = retain;
 		event_emit(e, &ev);
 	}
 	return false;
@@ -73,16 +75,19 @@ bool limits_acl_allows(struct engine *e, const struct midge_client *cl, const ui
 /*
  * May the session s receive m? The one question the engine asks before
  * it hands a message to a receiver (live, queued, retained), so every
- * path asks it the same way. A refusal is also a message.dropped
- * (not_authorized) event for s.
+ * path asks it the same way. qos is the subscription's (the delivery's
+ * is the lower of it and the message's), retain the flag the receiver
+ * gets. A refusal is also a message.dropped (not_authorized) event for s.
  */
-bool limits_may_receive(struct engine *e, struct session *s, const struct emsg *m, uint8_t qos)
+bool limits_may_receive(struct engine *e, struct session *s, const struct emsg *m, uint8_t qos,
+			bool retain)
 {
 	if (!e->acl_on)
 		return true;
 	struct midge_client cl;
 	session_client(s, &cl);
-	if (limits_acl_allows(e, &cl, m->topic, m->topic_len, ENGINE_ACCESS_RECEIVE))
+	uint8_t dq = qos < m->qos ? qos : m->qos;
+	if (limits_acl_allows(e, &cl, m->topic, m->topic_len, ENGINE_ACCESS_RECEIVE, dq, retain))
 		return true;
 	event_drop(e, s, m, qos, MIDGE_DROP_NOT_AUTHORIZED, "receive denied by ACL");
 	return false;
@@ -106,7 +111,9 @@ bool limits_retain_source_ok(struct engine *e, const struct emsg *m)
 	src.username.p = m->origin_user;
 	src.username.len = m->origin_user_len;
 	src.listener = m->origin_listener;
-	return e->auth.acl(e->auth.ctx, &src, m->topic, m->topic_len, ENGINE_ACCESS_PUBLISH) == 0;
+	/* asked as its publisher was: this QoS, retained */
+	return e->auth.acl(e->auth.ctx, &src, m->topic, m->topic_len, ENGINE_ACCESS_PUBLISH, m->qos,
+			   true) == 0;
 }
 
 static uint32_t topic_levels(const uint8_t *p, size_t n)
@@ -144,7 +151,7 @@ enum limits_verdict limits_check_message(struct engine *e, const struct midge_cl
 		return LIMITS_SIZE;
 	if (limits_topic_too_deep(e, topic, len))
 		return LIMITS_DEPTH;
-	if (!limits_acl_allows(e, from, topic, len, ENGINE_ACCESS_PUBLISH))
+	if (!limits_acl_allows(e, from, topic, len, ENGINE_ACCESS_PUBLISH, qos, retain))
 		return e->acl_held ? LIMITS_HELD : LIMITS_ACL;
 	if (e->memory_full)
 		return LIMITS_MEMORY;

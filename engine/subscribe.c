@@ -211,7 +211,7 @@ static int subscribe_one(struct engine *e, struct engine_conn *c, const struct c
 		rc = MQTT_RC_WILDCARD_SUBS_NOT_SUPPORTED;
 	else if (limits_topic_too_deep(e, f, len))
 		rc = MQTT_RC_TOPIC_FILTER_INVALID;
-	else if (!limits_acl_allows(e, &c->info, f, len, ENGINE_ACCESS_SUBSCRIBE))
+	else if (!limits_acl_allows(e, &c->info, f, len, ENGINE_ACCESS_SUBSCRIBE, en->qos, false))
 		rc = MQTT_RC_NOT_AUTHORIZED;
 	else if (!sub_room(e, s, f, len))
 		rc = MQTT_RC_QUOTA_EXCEEDED;
@@ -277,7 +277,7 @@ static void retained_send(struct engine *e, struct session *s, const uint8_t *f,
 		} else if (!limits_retain_source_ok(e, m)) {
 			event_drop(e, s, m, qos, MIDGE_DROP_NOT_AUTHORIZED,
 				   "retained message's publisher may no longer publish on its topic");
-		} else if (!limits_may_receive(e, s, m, qos)) {
+		} else if (!limits_may_receive(e, s, m, qos, true)) { /* [MQTT-3.3.1-8] */
 			/* counted and reported there */
 		} else if (s->conn) {
 			struct delivery d = {0};
@@ -313,8 +313,8 @@ static bool subscribe_acl_pending(struct engine *e, struct engine_conn *c,
 		if (subscribe_filter(e, c, &en, &f, &len) < 0)
 			continue;
 		/* every filter: its request goes out now, with the others */
-		if (e->auth.acl(e->auth.ctx, &c->info, f, len, ENGINE_ACCESS_SUBSCRIBE) ==
-		    ENGINE_AUTH_PENDING)
+		if (e->auth.acl(e->auth.ctx, &c->info, f, len, ENGINE_ACCESS_SUBSCRIBE, en.qos,
+				false) == ENGINE_AUTH_PENDING)
 			pending = true;
 	}
 	e->acl_may_hold = false;

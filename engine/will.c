@@ -95,7 +95,8 @@ void will_publish(struct engine *e, struct session *s)
 	session_client(s, &cl);
 	/* allowed at CONNECT; asked again as it goes out (what Mosquitto
 	 * does), for a reload may have taken the topic away since */
-	if (!limits_acl_allows(e, &cl, m->topic, m->topic_len, ENGINE_ACCESS_PUBLISH)) {
+	if (!limits_acl_allows(e, &cl, m->topic, m->topic_len, ENGINE_ACCESS_PUBLISH, m->qos,
+			       m->retain)) {
 		event_drop(e, s, m, m->qos, MIDGE_DROP_NOT_AUTHORIZED, "will topic no longer authorized");
 		emsg_unref(m);
 		return;

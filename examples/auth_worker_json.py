@@ -31,7 +31,9 @@ CONNECT: midge then sends an `acl` request for each topic it publishes
 on and each filter it subscribes to (docs/auth.md, "Per-message acl
 requests"), and this worker decides them with the same "acl" rules
 (first match wins, nothing matching denies; a subscription is allowed
-when the rule's filter covers every topic of the requested one). The
+when the rule's filter covers every topic of the requested one; EMQX's
+"qos" and "retain" conditions are honoured, and a user whose rules have
+none is answered "any_qos_retain": true, one request per topic). The
 protocol is midge's (docs/auth.md, "ZeroMQ auth workers"): a REQ socket
 says ready, then answers one request at a time. Run several for more
 throughput; midge gives each request to the least recently used one.
@@ -100,28 +102,46 @@ def covers(rule, topic, req):
     return len(r) == len(t)
 
 
+def applies(rule, req):
+    """EMQX's conditions of a rule: "qos" (a level or a list) against the
+    request's QoS, "retain" (true, false, "all") against a publish's
+    retain flag."""
+    qos = rule.get("qos")
+    if qos is not None and req.get("qos", 0) not in (qos if isinstance(qos, list) else [qos]):
+        return False
+    retain = rule.get("retain", "all")
+    return req.get("action") != "publish" or retain == "all" or retain == req.get("retain")
+
+
 def decide_acl(db, req):
-    """An `acl` request: the first of the user's rules whose action and
-    filter match decides; nothing matching denies."""
+    """An `acl` request: the first of the user's rules whose action,
+    conditions and filter match decides; nothing matching denies. Returns
+    the result and whether it holds for every QoS and retain flag (no
+    rule of the user has a condition)."""
     user = req.get("username")
     entry = db.get("anonymous") if user is None else db.get("users", {}).get(user)
     action = req.get("action")
     topic = req.get("topic", "")
     if action == "subscribe" and topic.startswith("$share/"):
         topic = topic.split("/", 2)[2] if topic.count("/") >= 2 else ""  # its filter
-    for rule in (entry or {}).get("acl", []):
-        if rule.get("action") not in (action, "all"):
+    rules = (entry or {}).get("acl", [])
+    any_qr = not any("qos" in x or "retain" in x for x in rules)
+    for rule in rules:
+        if rule.get("action") not in (action, "all") or not applies(rule, req):
             continue
         if covers(rule.get("topic", ""), topic, req):
-            return "allow" if rule.get("permission") == "allow" else "deny"
-    return "deny"
+            return ("allow" if rule.get("permission") == "allow" else "deny"), any_qr
+    return "deny", any_qr
 
 
 def decide(db, req):
     """The answer to one request (a dict)."""
     answer = {"version": 1, "id": req.get("id")}
     if req.get("type") == "acl":
-        answer.update(result=decide_acl(db, req))
+        result, any_qr = decide_acl(db, req)
+        answer.update(result=result)
+        if any_qr:
+            answer["any_qos_retain"] = True  # midge asks once per topic
         return answer
     if req.get("type") != "connect":
         answer.update(result="deny", reason_code=0x87)

@@ -17,7 +17,8 @@
  *
  * The first byte selects a configuration variant (bits: QoS 0 queueing
  * off, window 1, retain off, wildcards off, shared off, max QoS 1, upgrade
- * QoS, an ACL that denies topics starting with 'd' and an authentication
+ * QoS, an ACL that denies topics starting with 'd' (and QoS 2 or retained
+ * publishes on ones starting with 'q') and an authentication
  * that refuses user "x" and answers later for user "p", and serves every
  * Authentication Method but "x", later).
  *
@@ -166,8 +167,11 @@ static void fz_auth_step(struct engine *e, struct fz_conn *k, uint8_t nn, uint64
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static int fz_acl(void *ctx, const struct midge_client *client, const uint8_t *topic, size_t len,
-		  enum engine_access access)
+		  enum engine_access access, uint8_t qos, bool retain)
 {
+	/* 'd...' refused; 'q...' refused to QoS 2 and retained publishes */
+	if (len && topic[0] == 'q' && access == ENGINE_ACCESS_PUBLISH && (qos == 2 || retain))
+		return MQTT_RC_NOT_AUTHORIZED;
 	return len && topic[0] == 'd' ? MQTT_RC_NOT_AUTHORIZED : 0;
 }
 

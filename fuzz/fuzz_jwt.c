@@ -9,7 +9,7 @@
  *   2: the rest is a token, verified against an HS256 secret (header
  *      decoding, the alg and key checks, libjwt's signature check).
  * Must hold: no crash, leak or read past the input; a refusal has a
- * message; a parsed rule set is within RULES_MAX; every filter covers
+ * message; a parsed rule set is within RULES_MAX_TOKEN; every filter covers
  * itself and "#" covers every filter that does not start with $.
  */
 #include <stdio.h>
@@ -32,27 +32,30 @@ static const char *const filters[] = {"#", "+", "a/#", "a/+", "+/+", "$SYS/#", "
 static void fuzz_rules(const char *text, size_t n)
 {
 	struct rules_who who = {"c1", 2, "u1", 2};
+	const struct rules_opts ro = {.max = RULES_MAX_TOKEN, .strict = true, .who = &who};
 	char err[200] = "";
-	struct rules *r = rules_parse(text, n, &who, err, sizeof err);
+	struct rules *r = rules_parse(text, n, &ro, err, sizeof err);
 	if (!r) {
 		FUZZ_CHECK(err[0]);
 		return;
 	}
-	FUZZ_CHECK(rules_count(r) <= RULES_MAX);
+	FUZZ_CHECK(rules_count(r) <= RULES_MAX_TOKEN);
 	for (size_t i = 0; i < sizeof topics / sizeof topics[0]; i++) {
 		const uint8_t *t = (const uint8_t *)topics[i];
 		size_t tl = strlen(topics[i]);
-		(void)rules_check(r, RULES_PUBLISH, t, tl);
-		(void)rules_check(r, RULES_SUBSCRIBE, t, tl);
+		for (uint8_t q = 0; q < 3; q++) {
+			(void)rules_check(r, NULL, t, tl, RULES_PUBLISH, q, q == 1);
+			(void)rules_check(r, NULL, t, tl, RULES_SUBSCRIBE, q, false);
+		}
 	}
 	for (size_t j = 0; j < sizeof filters / sizeof filters[0]; j++) {
 		const uint8_t *f = (const uint8_t *)filters[j];
 		size_t fl = strlen(filters[j]);
-		(void)rules_check(r, RULES_SUBSCRIBE, f, fl);
+		(void)rules_check(r, NULL, f, fl, RULES_SUBSCRIBE, 1, false);
 		FUZZ_CHECK(rules_filter_covers(f, fl, f, fl));
 		FUZZ_CHECK(f[0] == '$' || rules_filter_covers((const uint8_t *)"#", 1, f, fl));
 	}
-	rules_free(r);
+	rules_unref(r);
 }
 
 static struct jwt_verifier *fuzz_verifier(void)

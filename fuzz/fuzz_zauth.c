@@ -1,6 +1,6 @@
 /*
  * fuzz_zauth.c - what an auth worker says (auth/zproto.c) and the rules it
- * gives (auth/zrules.c) on arbitrary bytes. The input up to the first NUL
+ * gives (auth/rules.c) on arbitrary bytes. The input up to the first NUL
  * is one message from a worker for zproto_parse(); each line after it is a
  * query "cid TAB user TAB topic" asked of the answer's rules, if any. The
  * parser must accept or refuse without a crash, a leak or a read past the
@@ -12,12 +12,12 @@
  * ZPROTO_MAX_DATA.
  */
 #include "auth/zproto.h"
-#include "auth/zrules.h"
+#include "auth/rules.h"
 #include "fuzz/fuzz_common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void fuzz_query(const struct zrules *r, const char *q, size_t n)
+static void fuzz_query(const struct rules *r, const char *q, size_t n)
 {
 	const char *t1 = memchr(q, '\t', n);
 	if (!t1)
@@ -29,12 +29,18 @@ static void fuzz_query(const struct zrules *r, const char *q, size_t n)
 	size_t tn = n - (size_t)(topic - q), cn = (size_t)(t1 - q), un = (size_t)(t2 - t1 - 1);
 	bool has_user = un > 0;
 	const uint8_t *t = (const uint8_t *)topic;
-	bool pub = zrules_check(r, q, cn, t1 + 1, un, has_user, t, tn, ZRULES_PUBLISH);
-	bool rcv = zrules_check(r, q, cn, t1 + 1, un, has_user, t, tn, ZRULES_RECEIVE);
-	bool sub = zrules_check(r, q, cn, t1 + 1, un, has_user, t, tn, ZRULES_SUBSCRIBE);
+	/* the QoS and retain flag from the user name's first byte */
+	uint8_t qos = un ? (uint8_t)(t1[1] % 3) : 0;
+	bool retain = un && (t1[1] & 4);
+	struct rules_who who = {q, cn, has_user ? t1 + 1 : NULL, un};
+	bool pub = rules_check(r, &who, t, tn, RULES_PUBLISH, qos, retain);
+	bool rcv = rules_check(r, &who, t, tn, RULES_RECEIVE, qos, retain);
+	bool sub = rules_check(r, &who, t, tn, RULES_SUBSCRIBE, qos, false);
 	(void)pub;
 	bool wild = memchr(topic, '+', tn) || memchr(topic, '#', tn) ||
 		    (tn >= 7 && memcmp(topic, "$share/", 7) == 0);
+	/* retain is a publish's condition: receiving ignores it as
+	 * subscribing does */
 	if (!wild)
 		FUZZ_CHECK(sub == rcv);
 }
@@ -71,7 +77,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(a.data_len <= ZPROTO_MAX_DATA);
 	if (!a.has_data)
 		FUZZ_CHECK(a.data_len == 0);
-	FUZZ_CHECK(zrules_count(a.rules) <= ZRULES_MAX);
+	FUZZ_CHECK(rules_count(a.rules) <= RULES_MAX_WORKER);
 	if (a.rules && nul) {
 		const char *q = (const char *)nul + 1, *end = (const char *)data + size;
 		while (q < end) {

@@ -468,6 +468,7 @@ static int render_acl(struct hooks_buf *b, const struct midge_event *ev)
 	static const char *const access[] = {"?", "publish", "subscribe", "receive"};
 	unsigned a = ev->u.acl.access;
 	return f_str(b, "topic", ev->u.acl.topic) || f_cstr(b, "access", access[a < 4 ? a : 0]) ||
+	       f_u64(b, "qos", ev->u.acl.qos) || f_bool(b, "retain", ev->u.acl.retain) ||
 	       f_cstr(b, "why", ev->u.acl.why);
 }
 

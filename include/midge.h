@@ -154,6 +154,12 @@ struct midge_event {
 			struct midge_str topic; /* the topic, or the filter of a SUBSCRIBE */
 			enum midge_acl_access access;
 			const char *why;
+			/* what the access was about (added after access and why,
+			 * so the union's size and earlier offsets are unchanged):
+			 * publish, the message's QoS and retain flag; subscribe, the
+			 * QoS asked for, retain false; receive, the delivery's */
+			uint8_t qos;
+			bool retain;
 		} acl;                   /* ACL_DENIED */
 		struct {
 			const char *state;   /* "ok", "failing", "recovered" (writes work again), "loaded" */

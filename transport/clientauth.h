@@ -54,7 +54,7 @@ void clientauth_on_event(struct midge *m, const struct midge_event *ev);
  * acl_file decides).
  */
 int clientauth_acl(struct midge *m, const struct midge_client *cl, const uint8_t *topic,
-		   size_t len, enum engine_access access);
+		   size_t len, enum engine_access access, uint8_t qos, bool retain);
 
 /* Clients with an entry now (tests, the log). */
 size_t clientauth_count(const struct midge *m);

@@ -68,16 +68,18 @@ void glue_event_mask(struct midge *m)
 }
 
 static int auth_acl(void *ctx, const struct midge_client *client, const uint8_t *topic, size_t len,
-		    enum engine_access access)
+		    enum engine_access access, uint8_t qos, bool retain)
 {
 	struct midge *m = ctx;
 	/* a client's own rules (a token's acl claim) before its realm's */
-	int own = clientauth_acl(m, client, topic, len, access);
+	int own = clientauth_acl(m, client, topic, len, access, qos, retain);
 	if (own >= 0)
 		return own;
 	int rc;
-	if (zauth_acl(m, client, topic, len, access, &rc)) /* the client's rules from a worker */
+	/* the client's rules from a worker, or its `acl` requests */
+	if (zauth_acl(m, client, topic, len, access, qos, retain, &rc))
 		return rc;
+	/* acl_file has no QoS or retain in its grammar (Mosquitto's) */
 	return m->sec ? security_acl(m->sec, client, topic, len, access) : MQTT_RC_NOT_AUTHORIZED;
 }
 

@@ -29,7 +29,7 @@
 #include "auth/chain.h"
 #include "auth/pwfile.h"
 #include "auth/zproto.h"
-#include "auth/zrules.h"
+#include "auth/rules.h"
 #include "auth/zworker.h"
 #include "codec/codec.h"
 #include "engine/query.h"
@@ -124,10 +124,10 @@ static void zauth_cache_put(struct zauth *z, const uint8_t key[32], const struct
 	memcpy(e->key, key, 32);
 	e->expires_ms = broker_now_ms() + (uint64_t)c->zauth.cache_ttl * 1000u;
 	e->a = *a;
-	e->a.rules = zrules_ref(a->rules);
+	e->a.rules = rules_ref(a->rules);
 	e->a.username = a->username ? strdup(a->username) : NULL;
 	if (a->username && !e->a.username) {
-		zrules_unref(e->a.rules);
+		rules_unref(e->a.rules);
 		free(e);
 		return;
 	}
@@ -148,7 +148,7 @@ static void zauth_cache_put(struct zauth *z, const uint8_t key[32], const struct
  * `acl` requests decide), kept under the client id the session will
  * have. 0 or -1 (out of memory). */
 static int zauth_rules_set(struct zauth *z, struct engine_conn *ec, struct conn *c,
-			   struct zrules *rules, bool ask)
+			   struct rules *rules, bool ask)
 {
 	const struct midge_client *cl = engine_conn_client(ec);
 	/* use_username_as_clientid: the session will be the user name's */

@@ -5,7 +5,7 @@
  * back through a uv_async and becomes the engine's decision, with the
  * user name, session expiry cap and ACL rules the worker gave. Decisions
  * may be remembered (midge_auth_cache_ttl); rules are kept per client id
- * while its session lives and checked locally (auth/zrules.c).
+ * while its session lives and checked locally (auth/rules.c).
  */
 #ifndef MIDGE_TRANSPORT_ZAUTH_H
 #define MIDGE_TRANSPORT_ZAUTH_H
@@ -56,10 +56,12 @@ int zauth_enhanced(struct midge *m, const struct midge_client *cl, enum engine_a
 /* engine_auth.connect_cancel: forgets the request of cl, if any. */
 void zauth_cancel(struct midge *m, const struct midge_client *cl);
 
-/* engine_auth.acl: when the client has rules from a worker, *rc is the
- * decision and true is returned; false: not ours (acl_file decides). */
+/* engine_auth.acl: when the client has rules from a worker (or is
+ * asked about, "acl": "ask"), *rc is the decision about access to topic
+ * at qos, retained or not, and true is returned; false: not ours
+ * (acl_file decides). */
 bool zauth_acl(struct midge *m, const struct midge_client *cl, const uint8_t *topic, size_t len,
-	       enum engine_access access, int *rc);
+	       enum engine_access access, uint8_t qos, bool retain, int *rc);
 /* The connection of ec goes: its `acl` requests and fresh answers are
  * forgotten (call before engine_conn_closed). */
 void zauth_acl_cancel(struct midge *m, struct engine_conn *ec);

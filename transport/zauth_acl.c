@@ -2,7 +2,12 @@
  * zauth_acl.c - `acl` requests (docs/auth.md, "Per-message acl requests"):
  * the PUBLISHes and SUBSCRIBEs of a client whose connect answer said
  * "acl": "ask" are decided by a worker, one request per (client, action,
- * topic or filter), the answer remembered (midge_auth_acl_cache_*).
+ * topic or filter, QoS, retain), the answer remembered
+ * (midge_auth_acl_cache_*). An answer with "any_qos_retain": true is
+ * remembered for the topic whatever the QoS and retain flag, so a worker
+ * that decides by topic alone is asked once per topic, not six times.
+ * The hash leaves QoS and retain out so both kinds of entry of a topic
+ * share a chain.
  *
  * A miss sends the request and answers ENGINE_AUTH_PENDING: the engine
  * leaves the packet unread and the connection is not read on (engine.h,
@@ -33,11 +38,14 @@ static uint32_t zacl_hash(const struct zclient *k, uint8_t action, const uint8_t
 	return zauth_hash(t, n) ^ (zauth_ptr_bucket(k) * 2654435761u) ^ action;
 }
 
+/* The entry answering (k, action, t, qos, retain): asked about exactly
+ * that, or answered for any QoS and retain flag of t. */
 static struct zaclent *zacl_find(struct zauth *z, const struct zclient *k, uint8_t action,
-				 const uint8_t *t, size_t n, uint32_t h)
+				 const uint8_t *t, size_t n, uint32_t h, uint8_t qos, bool retain)
 {
 	for (struct zaclent *e = z->acl[h % ZAUTH_BUCKETS]; e; e = e->next)
-		if (e->hash == h && e->k == k && e->action == action && e->len == n &&
+		if (e->hash == h && e->k == k && e->action == action &&
+		    ((e->qos == qos && e->retain == retain) || e->any) && e->len == n &&
 		    memcmp(e->topic, t, n) == 0)
 			return e;
 	return NULL;
@@ -45,7 +53,7 @@ static struct zaclent *zacl_find(struct zauth *z, const struct zclient *k, uint8
 
 /* A new entry for k, asked; NULL on OOM. */
 static struct zaclent *zacl_new(struct zauth *z, struct zclient *k, uint8_t action,
-				const uint8_t *t, size_t n, uint32_t h)
+				const uint8_t *t, size_t n, uint32_t h, uint8_t qos, bool retain)
 {
 	struct zaclent *e = calloc(1, sizeof *e + n);
 	if (!e)
@@ -54,6 +62,8 @@ static struct zaclent *zacl_new(struct zauth *z, struct zclient *k, uint8_t acti
 	e->len = (uint16_t)n;
 	e->hash = h;
 	e->action = action;
+	e->qos = qos;
+	e->retain = retain;
 	e->k = k;
 	e->state = ZACL_ASKED;
 	e->next = z->acl[h % ZAUTH_BUCKETS];
@@ -147,7 +157,8 @@ static int zacl_ask(struct zauth *z, struct zaclent *e, const struct midge_clien
 	size_t len;
 	struct zpending *p = NULL;
 	if (z->n_pending < z->m->conf.zauth.queue &&
-	    zproto_acl_request(&q, e->action, &t, z->next_id + 1, &json, &len) == 0)
+	    zproto_acl_request(&q, e->action, &t, e->qos, e->retain, z->next_id + 1, &json,
+			       &len) == 0)
 		p = zauth_submit(z, ec, json, len, false, NULL); /* ownership: json is the thread's */
 	if (!p) {
 		zacl_free(z, e);
@@ -160,7 +171,8 @@ static int zacl_ask(struct zauth *z, struct zaclent *e, const struct midge_clien
 }
 
 int zauth_acl_decide(struct zauth *z, struct zclient *k, const struct midge_client *cl,
-		     const uint8_t *topic, size_t len, enum engine_access access)
+		     const uint8_t *topic, size_t len, enum engine_access access, uint8_t qos,
+		     bool retain)
 {
 	if (access == ENGINE_ACCESS_RECEIVE)
 		return 0; /* the SUBSCRIBE that made the subscription was asked */
@@ -170,7 +182,9 @@ int zauth_acl_decide(struct zauth *z, struct zclient *k, const struct midge_clie
 	/* expired answers leave from the FIFO's head (one TTL for all) */
 	while (z->acl_head && z->acl_head->expires_ms <= now)
 		zacl_free(z, z->acl_head);
-	struct zaclent *e = zacl_find(z, k, action, topic, len, h);
+	if (access == ENGINE_ACCESS_SUBSCRIBE)
+		retain = false; /* a filter has no retain flag */
+	struct zaclent *e = zacl_find(z, k, action, topic, len, h, qos, retain);
 	if (e && e->state == ZACL_CACHED && e->expires_ms <= now) {
 		zacl_free(z, e); /* a TTL shortened by a reload */
 		e = NULL;
@@ -182,7 +196,7 @@ int zauth_acl_decide(struct zauth *z, struct zclient *k, const struct midge_clie
 		return MQTT_RC_NOT_AUTHORIZED;
 	if (e || k->n_asked >= z->m->conf.zauth.acl_pending_per_client)
 		return ENGINE_AUTH_PENDING; /* asked, or asked once the client's others are answered */
-	if (len > UINT16_MAX || !(e = zacl_new(z, k, action, topic, len, h)))
+	if (len > UINT16_MAX || !(e = zacl_new(z, k, action, topic, len, h, qos, retain)))
 		return MQTT_RC_NOT_AUTHORIZED;
 	if (zacl_ask(z, e, cl) == 0)
 		return ENGINE_AUTH_PENDING;
@@ -207,6 +221,7 @@ void zauth_acl_result(struct zauth *z, struct zpending *p, const struct zworker_
 		latency_observe(&m->lat.auth, latency_now_us() - p->t0_us, 1);
 		e->allow = r->answer.allow;
 		e->keep = !r->answer.no_cache;
+		e->any = r->answer.any_qos_retain;
 	} else if (r->status == ZWORKER_TIMEOUT) {
 		z->timeouts++;
 		e->allow = m->conf.zauth.on_timeout_allow;

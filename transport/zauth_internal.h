@@ -13,7 +13,7 @@
 #include <uv.h>
 
 #include "auth/zproto.h"
-#include "auth/zrules.h"
+#include "auth/rules.h"
 #include "auth/zworker.h"
 #include "engine/engine.h"
 
@@ -38,7 +38,8 @@ struct zpending {
 
 /*
  * An `acl` answer of one client (zauth_acl.c), by (client, action,
- * topic): asked (its request out), fresh (answered; the packet that
+ * topic, QoS, retain; an answer the worker marked "any_qos_retain" serves
+ * every QoS and retain flag of its topic): asked (its request out), fresh (answered; the packet that
  * asked has not been handled yet, so it stays whatever the cache's
  * bounds say), or cached (in the FIFO, until it expires or is evicted).
  */
@@ -53,6 +54,9 @@ struct zaclent {
 	uint64_t expires_ms;
 	uint32_t hash;
 	uint8_t state, action;
+	uint8_t qos;     /* what was asked */
+	bool retain;
+	bool any;        /* the answer holds for every QoS and retain flag */
 	bool allow;
 	bool keep; /* may be cached once used (not a timeout, not "cache": false) */
 	uint16_t len;
@@ -76,7 +80,7 @@ struct zroute {
 struct zclient {
 	char *cid;
 	size_t len;
-	struct zrules *rules;
+	struct rules *rules;
 	bool check; /* its session may be gone: asked on the tick */
 	bool ask;   /* "acl": "ask": `acl` requests decide (zauth_acl.c) */
 	struct zaclent *acl;      /* its `acl` entries, any state */
@@ -140,7 +144,7 @@ int zauth_bad_answer(struct zauth *z, const struct zworker_result *r, const char
  * decides; ask: `acl` requests decide). Its `acl` answers are
  * forgotten. Returns 0 or -1 (out of memory: the caller refuses the
  * CONNECT). */
-int zauth_client_set(struct zauth *z, const char *cid, size_t len, struct zrules *rules,
+int zauth_client_set(struct zauth *z, const char *cid, size_t len, struct rules *rules,
 		     bool ask);
 void zauth_client_drop(struct zauth *z, struct zclient **pp);
 struct zclient *zauth_client_find(struct zauth *z, const struct midge_str *cid);
@@ -149,7 +153,8 @@ struct zclient *zauth_client_find(struct zauth *z, const struct midge_str *cid);
 /* The decision for an "ask" client k: 0, MQTT_RC_NOT_AUTHORIZED, or
  * ENGINE_AUTH_PENDING (a request is out; the packet waits). */
 int zauth_acl_decide(struct zauth *z, struct zclient *k, const struct midge_client *cl,
-		     const uint8_t *topic, size_t len, enum engine_access access);
+		     const uint8_t *topic, size_t len, enum engine_access access, uint8_t qos,
+		     bool retain);
 /* The answer (or timeout) of `acl` request p, already unlinked. */
 void zauth_acl_result(struct zauth *z, struct zpending *p, const struct zworker_result *r);
 /* Frees every `acl` entry of k (its requests' answers are dropped);

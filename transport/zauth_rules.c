@@ -36,7 +36,7 @@ void zauth_client_drop(struct zauth *z, struct zclient **pp)
 	if (k->check)
 		z->n_check--;
 	zauth_acl_forget(z, k, false); /* its session is gone, or the broker stops */
-	zrules_unref(k->rules);
+	rules_unref(k->rules);
 	free(k->cid);
 	free(k);
 	z->n_clients--;
@@ -47,7 +47,7 @@ struct zclient *zauth_client_find(struct zauth *z, const struct midge_str *cid)
 	return cid->p ? *zauth_client_slot(z, cid->p, cid->len) : NULL;
 }
 
-int zauth_client_set(struct zauth *z, const char *cid, size_t len, struct zrules *rules,
+int zauth_client_set(struct zauth *z, const char *cid, size_t len, struct rules *rules,
 		     bool ask)
 {
 	struct zclient **pp = zauth_client_slot(z, cid, len);
@@ -67,8 +67,8 @@ int zauth_client_set(struct zauth *z, const char *cid, size_t len, struct zrules
 		*pp = k;
 		z->n_clients++;
 	}
-	zrules_unref((*pp)->rules);
-	(*pp)->rules = zrules_ref(rules);
+	rules_unref((*pp)->rules);
+	(*pp)->rules = rules_ref(rules);
 	/* another CONNECT's answer: what the last one was told goes */
 	zauth_acl_forget(z, *pp, true);
 	(*pp)->ask = ask;
@@ -80,7 +80,7 @@ int zauth_client_set(struct zauth *z, const char *cid, size_t len, struct zrules
 }
 
 bool zauth_acl(struct midge *m, const struct midge_client *cl, const uint8_t *topic, size_t len,
-	       enum engine_access access, int *rc)
+	       enum engine_access access, uint8_t qos, bool retain, int *rc)
 {
 	struct zauth *z = m->zauth;
 	if (!z || !z->n_clients || !cl->client_id.p)
@@ -96,14 +96,14 @@ bool zauth_acl(struct midge *m, const struct midge_client *cl, const uint8_t *to
 		z->last[which] = k;
 	}
 	if (k->ask) {
-		*rc = zauth_acl_decide(z, k, cl, topic, len, access);
+		*rc = zauth_acl_decide(z, k, cl, topic, len, access, qos, retain);
 		return true;
 	}
-	enum zrules_access a = access == ENGINE_ACCESS_PUBLISH     ? ZRULES_PUBLISH
-			       : access == ENGINE_ACCESS_SUBSCRIBE ? ZRULES_SUBSCRIBE
-								   : ZRULES_RECEIVE;
-	bool ok = zrules_check(k->rules, cl->client_id.p, cl->client_id.len, cl->username.p,
-			       cl->username.len, cl->username.p != NULL, topic, len, a);
+	enum rules_access a = access == ENGINE_ACCESS_PUBLISH     ? RULES_PUBLISH
+			       : access == ENGINE_ACCESS_SUBSCRIBE ? RULES_SUBSCRIBE
+								   : RULES_RECEIVE;
+	struct rules_who who = {cl->client_id.p, cl->client_id.len, cl->username.p, cl->username.len};
+	bool ok = rules_check(k->rules, &who, topic, len, a, qos, retain);
 	*rc = ok ? 0 : MQTT_RC_NOT_AUTHORIZED;
 	return true;
 }

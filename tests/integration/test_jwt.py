@@ -319,9 +319,30 @@ r.check("acl claim: publish users/bob denied", "users/bob" not in seen, seen)
 r.check("acl claim: publish news/x denied (subscribe-only rule)", "news/x" not in seen, seen)
 stop(c)
 stop(o)
-bad = [{"permission": "allow", "action": "publish", "topic": "a/#", "qos": [0]}]
-r.check("acl claim with a key midge does not apply (qos): refused",
+# EMQX's qos and retain conditions in a claim: QoS 2 and retained
+# publishes on q/# refused, QoS 0 and 1 ones allowed
+qr = [{"permission": "deny", "action": "publish", "topic": "q/#", "qos": 2},
+      {"permission": "deny", "action": "publish", "topic": "q/#", "retain": True},
+      {"permission": "allow", "action": "all", "topic": "q/#", "qos": [0, 1, 2]}]
+c, rc = connect(p, token(acl=qr), v5=True, cid="qr1")
+seen = []
+o, orc = connect(p, token(sub="observer", acl=[{"permission": "allow", "action": "all",
+                                                 "topic": "#"}]), v5=True, cid="obs2")
+o.on_message = lambda cl, ud, msg: seen.append(msg.payload.decode())
+o.subscribe("q/#", 2)
+time.sleep(0.3)
+for pl, q, rt in (("q0", 0, False), ("q2", 2, False), ("q1r", 1, True), ("q1", 1, False)):
+    c.publish("q/t", pl.encode(), qos=q, retain=rt)
+time.sleep(0.8)
+r.check("acl claim with qos/retain conditions: QoS 0 and 1 delivered, QoS 2 and retained not",
+        sorted(seen) == ["q0", "q1"], seen)
+stop(c)
+stop(o)
+bad = [{"permission": "allow", "action": "publish", "topic": "a/#", "clientid": "x"}]
+r.check("acl claim with a key midge does not apply (clientid): refused",
         *refused(p, token(acl=bad), v5=True))
+bad = [{"permission": "allow", "action": "publish", "topic": "a/#", "qos": [3]}]
+r.check("acl claim with a qos that is no QoS: refused", *refused(p, token(acl=bad), v5=True))
 r.check("acl claim that is not a list: refused",
         *refused(p, token(acl={"pub": ["a"]}), v5=True))
 b.stop()

@@ -190,7 +190,7 @@ start_worker([PY, WORKER, b.endpoint, "--answer", '{"acl": 5}'])
 rc, props, s = connect5(b.port, "bad1", "u", "p")
 time.sleep(1.2)
 r.check("a bad answer: CONNACK 0x88 and a log line",
-        rc == 0x88 and "a bad answer (acl is not an array)" in b.log_text(), rc)
+        rc == 0x88 and "a bad answer (acl: the rules are not a JSON array)" in b.log_text(), rc)
 b.stop()
 
 # ---- the decision cache --------------------------------------------------

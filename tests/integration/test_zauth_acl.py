@@ -15,7 +15,13 @@ and 5.0 clients (raw sockets where paho 1.6 hides a reason code):
   is never handled), and closed after a DISCONNECT (what it sent before
   is still handled);
 - a will of an "ask" client is refused (nothing could be asked when it
-  is published).
+  is published);
+- QoS and retain: `acl` requests carry them; a worker that refuses QoS 2
+  or retained publishes on a topic while it allows QoS 0 ones there is
+  obeyed (v5 PUBREC/PUBACK 0x87, 3.1.1 acknowledged and dropped, nothing
+  retained), each (topic, QoS, retain) asked once, or once per topic
+  when the answer says "any_qos_retain"; rules with EMQX's "qos" and
+  "retain" conditions (a worker's list, the JSON example's "ask").
 midge only (Mosquitto has no auth workers)."""
 
 import json
@@ -70,11 +76,11 @@ class Raw:
         p = read_packet(self.s, 10)
         self.rc = p[1][1] if p and p[0] == 0x20 else None
 
-    def send_publish(self, topic, payload, qos):
+    def send_publish(self, topic, payload, qos, retain=False):
         self.pid = self.pid % 65535 + 1
         body = _s(topic.encode()) + (self.pid.to_bytes(2, "big") if qos else b"") + \
             (b"\x00" if self.v5 else b"") + payload.encode()
-        self.s.sendall(bytes([0x30 | qos << 1]) + varint(len(body)) + body)
+        self.s.sendall(bytes([0x30 | qos << 1 | retain]) + varint(len(body)) + body)
         return self.pid
 
     def ack(self, qos, pid, timeout=10):
@@ -89,8 +95,8 @@ class Raw:
                 return p[1][2] if len(p[1]) > 2 else 0
         return None
 
-    def publish(self, topic, payload, qos=1):
-        return self.ack(qos, self.send_publish(topic, payload, qos))
+    def publish(self, topic, payload, qos=1, retain=False):
+        return self.ack(qos, self.send_publish(topic, payload, qos, retain))
 
     def close(self):
         try:
@@ -338,6 +344,111 @@ r.check("ttl 0: one request per PUBLISH", len([x for x in acl_lines(log2)
                                                  if x["action"] == "publish"]) == 10)
 p.close()
 s.stop()
+b.stop()
+
+# ---- QoS and retain: in the request, in the cache's key, in rules --------
+log3 = os.path.join(d, "acl3.log")
+b = broker()
+start_worker([PY, WORKER, b.endpoint, "--answer", '{"acl": "ask"}',
+              "--acl-deny-qos2-retained", "q/", "--log", log3])
+s = Sub(b.port, "qr-watch", True)
+r.check("qr: the watcher subscribes to q/# at QoS 2", s.subscribe([("q/#", 2)]) == [2], s.granted)
+pp = mqtt.Client(client_id="qr-paho", protocol=mqtt.MQTTv5)
+pp.connect("127.0.0.1", b.port, keepalive=60)
+pp.loop_start()
+for i in range(2):
+    pp.publish("q/t", "q0-%d" % i, qos=0).wait_for_publish(5)
+got = [m[1] for m in s.wait_for(2, 10)]
+r.check("qr: paho QoS 0 publishes on q/t arrive", got == ["q0-0", "q0-1"], got)
+p5 = Raw(b.port, "qr-5", True)
+r.check("qr: 5.0 QoS 2 on the same topic: PUBREC 0x87", p5.publish("q/t", "q2", qos=2) == 0x87)
+r.check("qr: 5.0 QoS 1 retained on it: PUBACK 0x87",
+        p5.publish("q/t", "q1r", qos=1, retain=True) == 0x87)
+r.check("qr: 5.0 QoS 1 not retained: PUBACK 0", p5.publish("q/t", "q1", qos=1) == 0)
+p4 = Raw(b.port, "qr-4", False)
+r.check("qr: 3.1.1 QoS 2: acknowledged (PUBREC) as any 3.1.1 refusal",
+        p4.publish("q/t", "q2-311", qos=2) == 0)
+p4.send_publish("q/t", "q0r-311", 0, retain=True)
+r.check("qr: 3.1.1 QoS 1 after them: PUBACK", p4.publish("q/t", "q1-311", qos=1) == 0)
+got = [m[1] for m in s.wait_for(4, 10)]
+time.sleep(0.3)
+got = [m[1] for m in s.msgs]
+r.check("qr: only QoS 0/1 non-retained ones delivered, in order",
+        got == ["q0-0", "q0-1", "q1", "q1-311"], got)
+late = Sub(b.port, "qr-late", True)
+late.subscribe([("q/#", 0)])
+time.sleep(0.3)
+r.check("qr: nothing was retained (the refused retained publishes)", late.msgs == [], late.msgs)
+late.stop()
+asked = sorted((x["qos"], x["retain"]) for x in acl_lines(log3)
+               if x["action"] == "publish" and x["topic"] == "q/t")
+# per client: paho (0, F) once for two; 5.0 (2, F) (1, T) (1, F); 3.1.1
+# (2, F) (0, T) (1, F)
+r.check("qr: acl requests carry QoS and retain, one per client and (topic, QoS, retain)",
+        asked == [(0, False), (0, True), (1, False), (1, False), (1, True), (2, False),
+                  (2, False)], asked)
+subq = [(x["qos"], x["retain"]) for x in acl_lines(log3) if x["action"] == "subscribe"]
+r.check("qr: a SUBSCRIBE's request carries the QoS asked for, retain false",
+        (2, False) in subq and (0, False) in subq, subq)
+pp.loop_stop()
+pp.disconnect()
+p5.close()
+p4.close()
+s.stop()
+b.stop()
+
+# "any_qos_retain": one answer per topic, whatever the QoS and retain flag
+log4 = os.path.join(d, "acl4.log")
+b = broker()
+start_worker([PY, WORKER, b.endpoint, "--answer", '{"acl": "ask"}', "--acl-any",
+              "--acl-deny", "no/", "--log", log4])
+c = Raw(b.port, "any-5", True)
+rcs = [c.publish("a/t", "x", qos=q, retain=rt) for q, rt in ((1, False), (2, False), (1, True))]
+rcs.append(c.publish("no/t", "x", qos=2))
+rcs.append(c.publish("no/t", "x", qos=1, retain=True))
+n = len([x for x in acl_lines(log4) if x["action"] == "publish"])
+r.check("any_qos_retain: answers kept per topic (2 requests for 5 publishes), decisions kept",
+        [x & 0x80 for x in rcs] == [0, 0, 0, 0x80, 0x80] and n == 2, (rcs, n))
+c.close()
+b.stop()
+
+# rules with EMQX's conditions: a worker's list, checked by midge itself
+rules = [{"permission": "deny", "action": "publish", "topic": "q/#", "qos": 2},
+         {"permission": "deny", "action": "publish", "topic": "q/#", "retain": True},
+         {"permission": "allow", "action": "all", "topic": "q/#", "qos": [0, 1, 2],
+          "retain": "all"}]
+b = broker()
+start_worker([PY, WORKER, b.endpoint, "--answer", json.dumps({"acl": rules})])
+s = Sub(b.port, "rl-watch", True)
+s.subscribe([("q/#", 2)])
+c = Raw(b.port, "rl-5", True)
+rcs = [c.publish("q/r", "r2", qos=2), c.publish("q/r", "r1r", qos=1, retain=True),
+       c.publish("q/r", "r1", qos=1)]
+c4 = Raw(b.port, "rl-4", False)
+c4.send_publish("q/r", "r0", 0)
+c4.send_publish("q/r", "r0r", 0, retain=True)
+got = [m[1] for m in s.wait_for(2, 10)]
+time.sleep(0.3)
+got = [m[1] for m in s.msgs]
+r.check("rules \"qos\": 2 / \"retain\": true deny: 0x87, 0x87, then 0; only r1, r0 delivered",
+        rcs == [0x87, 0x87, 0] and got == ["r1", "r0"], (rcs, got))
+c.close()
+c4.close()
+s.stop()
+b.stop()
+
+# the JSON example's "ask" decides by the same conditions
+db5 = os.path.join(d, "users5.json")
+with open(db5, "w") as f:
+    json.dump({"users": {}, "anonymous": {"ask": True, "acl": rules}}, f)
+b = broker()
+start_worker([PY, JSON_WORKER, b.endpoint, db5])
+c = Raw(b.port, "ex-5", True)
+rcs = [c.publish("q/e", "e2", qos=2), c.publish("q/e", "e1r", qos=1, retain=True),
+       c.publish("q/e", "e1", qos=1)]
+r.check("auth_worker_json.py \"ask\" with qos/retain conditions: 0x87, 0x87, then allowed "
+        "(0x10: no subscribers)", rcs == [0x87, 0x87, 0x10], rcs)
+c.close()
 b.stop()
 
 # ---- a worker that never answers acl requests ----------------------------

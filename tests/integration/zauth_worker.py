@@ -12,8 +12,12 @@ the rules and fields given as JSON), or misbehaves on purpose.
 --by-user {"alice": {"result": "defer"}, "*": {...}} answers a request by
 its user name ("" when it has none; "*" for the others, else as above).
 `acl` requests (docs/auth.md): allowed, but a topic starting with
---acl-deny PREFIX is denied; --acl-delay MS waits before each answer;
---acl-silent never answers one (nor anything after it).
+--acl-deny PREFIX is denied; --acl-deny-qos2-retained PREFIX denies a
+publish on a topic starting with PREFIX at QoS 2 or retained (its QoS 0
+and 1 non-retained ones are allowed); --acl-any answers
+"any_qos_retain": true (one answer per topic); --acl-delay MS waits
+before each answer; --acl-silent never answers one (nor anything after
+it).
 """
 import json
 import sys
@@ -25,11 +29,12 @@ import zmq
 def main(argv):
     endpoint = argv[1]
     opts = {"delay": 0, "silent": False, "log": None, "answer": {}, "deny": None, "curve": None,
-            "acl_deny": None, "acl_delay": 0, "acl_silent": False, "by_user": {}}
+            "acl_deny": None, "acl_delay": 0, "acl_silent": False, "by_user": {},
+            "acl_deny_qr": None, "acl_any": False}
     i = 2
     while i < len(argv):
         a = argv[i]
-        if a in ("--silent", "--acl-silent"):
+        if a in ("--silent", "--acl-silent", "--acl-any"):
             opts[a[2:].replace("-", "_")] = True
             i += 1
             continue
@@ -48,6 +53,8 @@ def main(argv):
             opts["deny"] = int(v)
         elif a == "--acl-deny":
             opts["acl_deny"] = v
+        elif a == "--acl-deny-qos2-retained":
+            opts["acl_deny_qr"] = v
         elif a == "--acl-delay":
             opts["acl_delay"] = int(v) / 1000.0
         elif a == "--by-user":
@@ -74,8 +81,14 @@ def main(argv):
                 time.sleep(3600)
             time.sleep(opts["acl_delay"])
             deny = opts["acl_deny"] and req["topic"].startswith(opts["acl_deny"])
-            s.send_string(json.dumps({"version": 1, "id": req["id"],
-                                      "result": "deny" if deny else "allow"}))
+            qr = opts["acl_deny_qr"]
+            if qr and req["action"] == "publish" and req["topic"].startswith(qr) and \
+                    (req["qos"] == 2 or req["retain"]):
+                deny = True
+            ans = {"version": 1, "id": req["id"], "result": "deny" if deny else "allow"}
+            if opts["acl_any"]:
+                ans["any_qos_retain"] = True
+            s.send_string(json.dumps(ans))
             continue
         if opts["delay"]:
             time.sleep(opts["delay"])

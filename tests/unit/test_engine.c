@@ -1539,7 +1539,7 @@ static void t_sub_ids_unavailable(void)
 /* The fake ACL: "secret" is refused to everyone; "mine" is readable
  * only by user u (the session's user name also while it is offline). */
 static int acl_deny_secret(void *ctx, const struct midge_client *client, const uint8_t *topic,
-			   size_t len, enum engine_access access)
+			   size_t len, enum engine_access access, uint8_t qos, bool retain)
 {
 	(void)ctx;
 	if (len == 6 && memcmp(topic, "secret", 6) == 0)
@@ -1579,13 +1579,82 @@ static void t_acl(void)
 	stop();
 }
 
+/* What engine_auth.acl was asked, in order: the QoS and retain flag it
+ * is given with each access. */
+struct acl_asked {
+	enum engine_access access;
+	uint8_t qos;
+	bool retain;
+};
+static struct acl_asked ACL_ASKED[16];
+static int N_ACL_ASKED;
+
+static int acl_record(void *ctx, const struct midge_client *client, const uint8_t *topic,
+		      size_t len, enum engine_access access, uint8_t qos, bool retain)
+{
+	(void)ctx;
+	(void)client;
+	if (N_ACL_ASKED < 16)
+		ACL_ASKED[N_ACL_ASKED++] = (struct acl_asked){access, qos, retain};
+	/* QoS 2 publishes on "q" are refused, whatever else is allowed */
+	return access == ENGINE_ACCESS_PUBLISH && qos == 2 && len == 1 && topic[0] == 'q'
+		       ? MQTT_RC_NOT_AUTHORIZED
+		       : 0;
+}
+
+static void acl_asked(int i, enum engine_access access, uint8_t qos, bool retain)
+{
+	CU_ASSERT_TRUE_FATAL(i < N_ACL_ASKED);
+	CU_ASSERT_EQUAL(ACL_ASKED[i].access, access);
+	CU_ASSERT_EQUAL(ACL_ASKED[i].qos, qos);
+	CU_ASSERT_EQUAL(ACL_ASKED[i].retain, retain);
+}
+
+/* The ACL is told the QoS and retain flag of each access: a PUBLISH's
+ * own, the QoS a SUBSCRIBE asks for (retain false), a delivery's QoS (the
+ * lower of the two) and the retain flag the receiver gets (set for a
+ * retained message sent on subscribe [MQTT-3.3.1-8], clear live in
+ * 3.1.1 [MQTT-3.3.1-9]). */
+static void t_acl_qos_retain(void)
+{
+	struct engine_auth auth = {.acl = acl_record};
+	start(NULL, &auth);
+	up4(0, "pub");
+	up4(1, "sub");
+	N_ACL_ASKED = 0;
+	exchange(1, "82 06 00 01 00 01 71 01", "90 03 00 01 01");
+	acl_asked(0, ENGINE_ACCESS_SUBSCRIBE, 1, false);
+	/* QoS 1, retained: allowed, kept, delivered at QoS 1 */
+	feed(0, "33 06 00 01 71 00 05 78");
+	expect(0, "40 02 00 05");
+	acl_asked(1, ENGINE_ACCESS_PUBLISH, 1, true);
+	acl_asked(2, ENGINE_ACCESS_RECEIVE, 1, false);
+	out(1);
+	/* QoS 2 on the same topic: refused (3.1.1: acknowledged, dropped) */
+	feed(0, "34 06 00 01 71 00 06 79");
+	expect(0, "50 02 00 06");
+	acl_asked(3, ENGINE_ACCESS_PUBLISH, 2, false);
+	CU_ASSERT_EQUAL(N_ACL_ASKED, 4); /* nothing delivered */
+	CU_ASSERT_EQUAL(last_ev(MIDGE_EV_ACL_DENIED)->rc, MIDGE_ACL_PUBLISH);
+	expect(1, "");
+	/* a new subscription at QoS 0 gets the retained one: QoS 0, retain */
+	up4(2, "late");
+	N_ACL_ASKED = 0;
+	feed(2, "82 06 00 01 00 01 71 00");
+	acl_asked(0, ENGINE_ACCESS_SUBSCRIBE, 0, false);
+	/* check_retain_source asks as its publisher was asked */
+	acl_asked(1, ENGINE_ACCESS_PUBLISH, 1, true);
+	acl_asked(2, ENGINE_ACCESS_RECEIVE, 0, true);
+	stop();
+}
+
 /* The fake auth worker of the held-packet tests: topic "a" is pending
  * until ASK_ANSWER says what its answer is (0 allow, else the code). */
 static int ASK_ANSWER = ENGINE_AUTH_PENDING;
 static int ASKS_A, ASKS_OTHER;
 
 static int acl_ask_a(void *ctx, const struct midge_client *client, const uint8_t *topic,
-		     size_t len, enum engine_access access)
+		     size_t len, enum engine_access access, uint8_t qos, bool retain)
 {
 	(void)ctx;
 	(void)client;
@@ -1746,7 +1815,7 @@ static void t_acl_offline_session(void)
 static bool deny_ret_publish; /* the fake ACL's "reload": publishing on ret is refused */
 
 static int acl_ret(void *ctx, const struct midge_client *client, const uint8_t *topic, size_t len,
-		   enum engine_access access)
+		   enum engine_access access, uint8_t qos, bool retain)
 {
 	(void)ctx;
 	(void)client;
@@ -3501,6 +3570,7 @@ static const struct test_case routing_cases[] = {
 	{"MQTT-3.3.4-4 more identifiers than one delivery carries", t_subscription_ids_many},
 	{"subscription identifiers not available 0xA1", t_sub_ids_unavailable},
 	{"ACL publish and subscribe", t_acl},
+	{"MQTT-3.3.1-8 ACL asked with QoS and retain", t_acl_qos_retain},
 	{"ACL $SYS and $share not published by clients", t_acl_dollar_publish},
 	{"ACL answer pending: the PUBLISH held unread, replayed in order", t_acl_held_publish},
 	{"MQTT-3.9.3-1 ACL answer pending: the SUBSCRIBE held whole", t_acl_held_subscribe},
@@ -4136,7 +4206,7 @@ static void t_store_restore(void)
  * listener 2; "ret" may no longer be published by user "p" (a reload, or
  * an acl_file changed over a restart). */
 static int acl_owner(void *ctx, const struct midge_client *client, const uint8_t *topic,
-		     size_t len, enum engine_access access)
+		     size_t len, enum engine_access access, uint8_t qos, bool retain)
 {
 	(void)ctx;
 	bool u2 = client->username.p && client->username.len == 1 && client->username.p[0] == 'u' &&
@@ -4292,7 +4362,7 @@ static void t_replay(void)
 /* Replayed messages pass the receiver's read ACL, as live ones do, and
  * honour no-local and QoS. */
 static int acl_read_secret(void *ctx, const struct midge_client *client, const uint8_t *topic,
-			   size_t len, enum engine_access access)
+			   size_t len, enum engine_access access, uint8_t qos, bool retain)
 {
 	if (access == ENGINE_ACCESS_RECEIVE && len == 6 && memcmp(topic, "secret", 6) == 0)
 		return MQTT_RC_NOT_AUTHORIZED;

@@ -1,7 +1,7 @@
 /*
  * test_zauth.c - the auth worker protocol (auth/zproto.c: the connect
  * request, answers and greetings, bounds and refusals), the rules an
- * answer carries (auth/zrules.c: first match, actions, %c/%u, $ topics,
+ * answer carries (auth/rules.c: first match, actions, %c/%u, $ topics,
  * filters), the configuration keys (auth/zconf.c: the fail-closed
  * endpoint checks) and the worker socket's affinity (auth/zworker.c:
  * requests for one worker, with real ZeroMQ peers).
@@ -16,7 +16,7 @@
 
 #include "auth/zconf.h"
 #include "auth/zproto.h"
-#include "auth/zrules.h"
+#include "auth/rules.h"
 #include "auth/zworker.h"
 #include "tests/unit/runner.h"
 
@@ -87,7 +87,7 @@ static void test_answers(void)
 	CU_ASSERT_TRUE(a.has_expiry_max);
 	CU_ASSERT_EQUAL(a.expiry_max, 60);
 	CU_ASSERT_TRUE(a.no_cache);
-	CU_ASSERT_EQUAL(zrules_count(a.rules), 1);
+	CU_ASSERT_EQUAL(rules_count(a.rules), 1);
 	zproto_answer_clear(&a);
 	/* deny: the worker's code when it is a refusal [MQTT-3.2.2-6], else 0x87 */
 	CU_ASSERT_EQUAL(parse("{\"version\":1,\"id\":\"1\",\"result\":\"deny\",\"reason_code\":134}",
@@ -209,7 +209,8 @@ static void test_acl_requests(void)
 	struct zproto_bytes topic = {"dev/1/temp", 10};
 	char *out;
 	size_t len;
-	CU_ASSERT_EQUAL_FATAL(zproto_acl_request(&q, ZPROTO_ACL_PUBLISH, &topic, 12, &out, &len), 0);
+	CU_ASSERT_EQUAL_FATAL(
+		zproto_acl_request(&q, ZPROTO_ACL_PUBLISH, &topic, 2, true, 12, &out, &len), 0);
 	json_error_t je;
 	json_t *o = json_loadb(out, len, 0, &je);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(o);
@@ -220,24 +221,44 @@ static void test_acl_requests(void)
 	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(o, "username")), "eve");
 	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(o, "action")), "publish");
 	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(o, "topic")), "dev/1/temp");
+	CU_ASSERT_EQUAL(json_integer_value(json_object_get(o, "qos")), 2);
+	CU_ASSERT_TRUE(json_is_true(json_object_get(o, "retain")));
 	CU_ASSERT_PTR_NULL(json_object_get(o, "password")); /* never sent again */
 	json_decref(o);
 	zproto_wipe(out, len);
-	CU_ASSERT_EQUAL_FATAL(zproto_acl_request(&q, ZPROTO_ACL_SUBSCRIBE, &topic, 13, &out, &len),
-			      0);
+	CU_ASSERT_EQUAL_FATAL(
+		zproto_acl_request(&q, ZPROTO_ACL_SUBSCRIBE, &topic, 1, false, 13, &out, &len), 0);
 	o = json_loadb(out, len, 0, &je);
 	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(o, "action")), "subscribe");
+	CU_ASSERT_EQUAL(json_integer_value(json_object_get(o, "qos")), 1);
+	CU_ASSERT_TRUE(json_is_false(json_object_get(o, "retain")));
 	json_decref(o);
 	zproto_wipe(out, len);
-	CU_ASSERT_EQUAL(zproto_acl_request(&q, (enum zproto_action)7, &topic, 14, &out, &len), -1);
+	CU_ASSERT_EQUAL(zproto_acl_request(&q, (enum zproto_action)7, &topic, 0, false, 14, &out, &len),
+			-1);
+	CU_ASSERT_EQUAL(zproto_acl_request(&q, ZPROTO_ACL_PUBLISH, &topic, 3, false, 14, &out, &len),
+			-1); /* QoS 3 does not exist [MQTT-3.3.1-4] */
 	struct zproto_bytes bad = {"\xff", 1}; /* not UTF-8 */
-	CU_ASSERT_EQUAL(zproto_acl_request(&q, ZPROTO_ACL_PUBLISH, &bad, 15, &out, &len), -1);
+	CU_ASSERT_EQUAL(zproto_acl_request(&q, ZPROTO_ACL_PUBLISH, &bad, 0, false, 15, &out, &len),
+			-1);
 
 	struct zproto_answer a;
 	CU_ASSERT_EQUAL(parse("{\"version\":1,\"id\":\"3\",\"result\":\"allow\",\"acl\":\"ask\"}", &a),
 			ZPROTO_ANSWER);
 	CU_ASSERT_TRUE(a.allow && a.acl_ask && !a.rules);
 	zproto_answer_clear(&a);
+	/* an `acl` answer that holds for every QoS and retain flag */
+	CU_ASSERT_EQUAL(parse("{\"version\":1,\"id\":\"4\",\"result\":\"deny\",\"any_qos_retain\":true}",
+			      &a),
+			ZPROTO_ANSWER);
+	CU_ASSERT_TRUE(!a.allow && a.any_qos_retain);
+	zproto_answer_clear(&a);
+	CU_ASSERT_EQUAL(parse("{\"version\":1,\"id\":\"4\",\"result\":\"allow\"}", &a), ZPROTO_ANSWER);
+	CU_ASSERT_FALSE(a.any_qos_retain); /* the default: per QoS and retain flag */
+	zproto_answer_clear(&a);
+	CU_ASSERT_EQUAL(parse("{\"version\":1,\"id\":\"4\",\"result\":\"allow\",\"any_qos_retain\":1}",
+			      &a),
+			-1);
 	CU_ASSERT_EQUAL(parse("{\"version\":1,\"id\":\"3\",\"result\":\"allow\",\"acl\":\"always\"}",
 			      &a), -1);
 	CU_ASSERT_EQUAL(parse("{\"version\":1,\"id\":\"3\",\"result\":\"allow\",\"acl\":[]}", &a),
@@ -293,124 +314,178 @@ static void test_bad_answers(void)
 	free(big);
 }
 
+/* How a worker's rules are read (auth/zproto.c). */
+static const struct rules_opts worker_opts = {.max = RULES_MAX_WORKER};
+
 /* Rules from JSON text. */
-static struct zrules *rules(const char *text)
+static struct rules *rules(const char *text)
 {
 	json_error_t je;
 	char err[200];
 	json_t *arr = json_loads(text, 0, &je);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(arr);
-	struct zrules *r = zrules_from_json(arr, err, sizeof err);
+	struct rules *r = rules_from_json(arr, &worker_opts, err, sizeof err);
 	json_decref(arr);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
 	return r;
 }
 
-static bool may(const struct zrules *r, const char *cid, const char *user, const char *topic,
-		enum zrules_access a)
+static bool may_qr(const struct rules *r, const char *cid, const char *user, const char *topic,
+		   enum rules_access a, uint8_t qos, bool retain)
 {
-	return zrules_check(r, cid, strlen(cid), user, user ? strlen(user) : 0, user != NULL,
-			    (const uint8_t *)topic, strlen(topic), a);
+	struct rules_who who = {cid, strlen(cid), user, user ? strlen(user) : 0};
+	return rules_check(r, &who, (const uint8_t *)topic, strlen(topic), a, qos, retain);
+}
+
+static bool may(const struct rules *r, const char *cid, const char *user, const char *topic,
+		enum rules_access a)
+{
+	return may_qr(r, cid, user, topic, a, 0, false);
 }
 
 static void test_rules_first_match(void)
 {
-	struct zrules *r = rules("[{\"permission\":\"deny\",\"action\":\"all\",\"topic\":\"a/secret\"},"
+	struct rules *r = rules("[{\"permission\":\"deny\",\"action\":\"all\",\"topic\":\"a/secret\"},"
 				 "{\"permission\":\"allow\",\"action\":\"publish\",\"topic\":\"a/#\"},"
 				 "{\"permission\":\"allow\",\"action\":\"subscribe\",\"topic\":\"n/+\"}]");
-	CU_ASSERT_FALSE(may(r, "c", "u", "a/secret", ZRULES_PUBLISH));
-	CU_ASSERT_TRUE(may(r, "c", "u", "a/x", ZRULES_PUBLISH));
-	CU_ASSERT_TRUE(may(r, "c", "u", "a", ZRULES_PUBLISH)); /* '#' covers its parent */
-	CU_ASSERT_FALSE(may(r, "c", "u", "a/x", ZRULES_RECEIVE)); /* publish rules do not read */
-	CU_ASSERT_TRUE(may(r, "c", "u", "n/1", ZRULES_RECEIVE));
-	CU_ASSERT_FALSE(may(r, "c", "u", "n/1/2", ZRULES_RECEIVE));
-	CU_ASSERT_FALSE(may(r, "c", "u", "n/1", ZRULES_PUBLISH));
-	CU_ASSERT_FALSE(may(r, "c", "u", "zzz", ZRULES_PUBLISH)); /* nothing matching denies */
-	zrules_unref(r);
+	CU_ASSERT_FALSE(may(r, "c", "u", "a/secret", RULES_PUBLISH));
+	CU_ASSERT_TRUE(may(r, "c", "u", "a/x", RULES_PUBLISH));
+	CU_ASSERT_TRUE(may(r, "c", "u", "a", RULES_PUBLISH)); /* '#' covers its parent */
+	CU_ASSERT_FALSE(may(r, "c", "u", "a/x", RULES_RECEIVE)); /* publish rules do not read */
+	CU_ASSERT_TRUE(may(r, "c", "u", "n/1", RULES_RECEIVE));
+	CU_ASSERT_FALSE(may(r, "c", "u", "n/1/2", RULES_RECEIVE));
+	CU_ASSERT_FALSE(may(r, "c", "u", "n/1", RULES_PUBLISH));
+	CU_ASSERT_FALSE(may(r, "c", "u", "zzz", RULES_PUBLISH)); /* nothing matching denies */
+	rules_unref(r);
 	r = rules("[]");
-	CU_ASSERT_FALSE(may(r, "c", "u", "a", ZRULES_PUBLISH));
-	zrules_unref(r);
+	CU_ASSERT_FALSE(may(r, "c", "u", "a", RULES_PUBLISH));
+	rules_unref(r);
 }
 
 static void test_rules_filters(void)
 {
-	struct zrules *r = rules("[{\"permission\":\"allow\",\"action\":\"subscribe\",\"topic\":\"n/+\"},"
+	struct rules *r = rules("[{\"permission\":\"allow\",\"action\":\"subscribe\",\"topic\":\"n/+\"},"
 				 "{\"permission\":\"allow\",\"action\":\"subscribe\",\"topic\":\"m/#\"}]");
-	CU_ASSERT_TRUE(may(r, "c", NULL, "n/+", ZRULES_SUBSCRIBE));
-	CU_ASSERT_TRUE(may(r, "c", NULL, "n/x", ZRULES_SUBSCRIBE));
-	CU_ASSERT_FALSE(may(r, "c", NULL, "n/#", ZRULES_SUBSCRIBE));
-	CU_ASSERT_FALSE(may(r, "c", NULL, "+/x", ZRULES_SUBSCRIBE));
-	CU_ASSERT_TRUE(may(r, "c", NULL, "m/#", ZRULES_SUBSCRIBE));
-	CU_ASSERT_TRUE(may(r, "c", NULL, "m/+/z/#", ZRULES_SUBSCRIBE));
-	CU_ASSERT_TRUE(may(r, "c", NULL, "$share/g/m/a", ZRULES_SUBSCRIBE));
-	CU_ASSERT_FALSE(may(r, "c", NULL, "$share/g", ZRULES_SUBSCRIBE));
-	zrules_unref(r);
+	CU_ASSERT_TRUE(may(r, "c", NULL, "n/+", RULES_SUBSCRIBE));
+	CU_ASSERT_TRUE(may(r, "c", NULL, "n/x", RULES_SUBSCRIBE));
+	CU_ASSERT_FALSE(may(r, "c", NULL, "n/#", RULES_SUBSCRIBE));
+	CU_ASSERT_FALSE(may(r, "c", NULL, "+/x", RULES_SUBSCRIBE));
+	CU_ASSERT_TRUE(may(r, "c", NULL, "m/#", RULES_SUBSCRIBE));
+	CU_ASSERT_TRUE(may(r, "c", NULL, "m/+/z/#", RULES_SUBSCRIBE));
+	CU_ASSERT_TRUE(may(r, "c", NULL, "$share/g/m/a", RULES_SUBSCRIBE));
+	CU_ASSERT_FALSE(may(r, "c", NULL, "$share/g", RULES_SUBSCRIBE));
+	rules_unref(r);
 }
 
 static void test_rules_substitution(void)
 {
-	struct zrules *r = rules("[{\"permission\":\"allow\",\"action\":\"all\",\"topic\":\"c/%c/#\"},"
+	struct rules *r = rules("[{\"permission\":\"allow\",\"action\":\"all\",\"topic\":\"c/%c/#\"},"
 				 "{\"permission\":\"allow\",\"action\":\"all\",\"topic\":\"u/%u\"}]");
-	CU_ASSERT_TRUE(may(r, "dev1", "ann", "c/dev1/x", ZRULES_PUBLISH));
-	CU_ASSERT_FALSE(may(r, "dev1", "ann", "c/dev2/x", ZRULES_PUBLISH));
-	CU_ASSERT_TRUE(may(r, "dev1", "ann", "u/ann", ZRULES_PUBLISH));
-	CU_ASSERT_FALSE(may(r, "dev1", NULL, "u/", ZRULES_PUBLISH)); /* no user: no %u */
+	CU_ASSERT_TRUE(may(r, "dev1", "ann", "c/dev1/x", RULES_PUBLISH));
+	CU_ASSERT_FALSE(may(r, "dev1", "ann", "c/dev2/x", RULES_PUBLISH));
+	CU_ASSERT_TRUE(may(r, "dev1", "ann", "u/ann", RULES_PUBLISH));
+	CU_ASSERT_FALSE(may(r, "dev1", NULL, "u/", RULES_PUBLISH)); /* no user: no %u */
 	/* a name holding '/' or a wildcard is no single level */
-	CU_ASSERT_FALSE(may(r, "a/b", "ann", "c/a/b/x", ZRULES_PUBLISH));
-	CU_ASSERT_FALSE(may(r, "+", "ann", "c/+/x", ZRULES_SUBSCRIBE));
-	zrules_unref(r);
+	CU_ASSERT_FALSE(may(r, "a/b", "ann", "c/a/b/x", RULES_PUBLISH));
+	CU_ASSERT_FALSE(may(r, "+", "ann", "c/+/x", RULES_SUBSCRIBE));
+	rules_unref(r);
 }
 
 /* A rule's literal first level is compared before the rule is walked:
  * the shortcut must decide exactly as the walk does. */
 static void test_rules_first_level(void)
 {
-	struct zrules *r = rules("[{\"permission\":\"deny\",\"action\":\"all\",\"topic\":\"ab/x\"},"
+	struct rules *r = rules("[{\"permission\":\"deny\",\"action\":\"all\",\"topic\":\"ab/x\"},"
 				 "{\"permission\":\"allow\",\"action\":\"all\",\"topic\":\"a/#\"},"
 				 "{\"permission\":\"allow\",\"action\":\"all\",\"topic\":\"solo\"},"
 				 "{\"permission\":\"allow\",\"action\":\"all\",\"topic\":\"/lead\"},"
 				 "{\"permission\":\"allow\",\"action\":\"all\",\"topic\":\"%c/own\"}]");
-	CU_ASSERT_FALSE(may(r, "c", NULL, "ab/x", ZRULES_PUBLISH)); /* not "a" by its first byte */
-	CU_ASSERT_FALSE(may(r, "c", NULL, "ab/y", ZRULES_PUBLISH));
-	CU_ASSERT_TRUE(may(r, "c", NULL, "a", ZRULES_PUBLISH));     /* a topic without '/' */
-	CU_ASSERT_TRUE(may(r, "c", NULL, "a/b/c", ZRULES_PUBLISH));
-	CU_ASSERT_TRUE(may(r, "c", NULL, "solo", ZRULES_PUBLISH));
-	CU_ASSERT_FALSE(may(r, "c", NULL, "sol", ZRULES_PUBLISH));
-	CU_ASSERT_FALSE(may(r, "c", NULL, "solo/x", ZRULES_PUBLISH));
-	CU_ASSERT_TRUE(may(r, "c", NULL, "/lead", ZRULES_PUBLISH)); /* an empty first level */
-	CU_ASSERT_FALSE(may(r, "c", NULL, "x/lead", ZRULES_PUBLISH));
-	CU_ASSERT_TRUE(may(r, "dev", NULL, "dev/own", ZRULES_PUBLISH)); /* %c: not literal */
-	CU_ASSERT_FALSE(may(r, "dev", NULL, "other/own", ZRULES_PUBLISH));
-	CU_ASSERT_FALSE(may(r, "c", NULL, "+/x", ZRULES_SUBSCRIBE));
-	CU_ASSERT_TRUE(may(r, "c", NULL, "$share/g/a/+", ZRULES_SUBSCRIBE));
-	zrules_unref(r);
+	CU_ASSERT_FALSE(may(r, "c", NULL, "ab/x", RULES_PUBLISH)); /* not "a" by its first byte */
+	CU_ASSERT_FALSE(may(r, "c", NULL, "ab/y", RULES_PUBLISH));
+	CU_ASSERT_TRUE(may(r, "c", NULL, "a", RULES_PUBLISH));     /* a topic without '/' */
+	CU_ASSERT_TRUE(may(r, "c", NULL, "a/b/c", RULES_PUBLISH));
+	CU_ASSERT_TRUE(may(r, "c", NULL, "solo", RULES_PUBLISH));
+	CU_ASSERT_FALSE(may(r, "c", NULL, "sol", RULES_PUBLISH));
+	CU_ASSERT_FALSE(may(r, "c", NULL, "solo/x", RULES_PUBLISH));
+	CU_ASSERT_TRUE(may(r, "c", NULL, "/lead", RULES_PUBLISH)); /* an empty first level */
+	CU_ASSERT_FALSE(may(r, "c", NULL, "x/lead", RULES_PUBLISH));
+	CU_ASSERT_TRUE(may(r, "dev", NULL, "dev/own", RULES_PUBLISH)); /* %c: not literal */
+	CU_ASSERT_FALSE(may(r, "dev", NULL, "other/own", RULES_PUBLISH));
+	CU_ASSERT_FALSE(may(r, "c", NULL, "+/x", RULES_SUBSCRIBE));
+	CU_ASSERT_TRUE(may(r, "c", NULL, "$share/g/a/+", RULES_SUBSCRIBE));
+	rules_unref(r);
 }
 
 static void test_rules_dollar(void)
 {
 	/* [MQTT-4.7.2-1]: a leading wildcard does not match a $ topic */
-	struct zrules *r = rules("[{\"permission\":\"allow\",\"action\":\"all\",\"topic\":\"#\"},"
+	struct rules *r = rules("[{\"permission\":\"allow\",\"action\":\"all\",\"topic\":\"#\"},"
 				 "{\"permission\":\"allow\",\"action\":\"subscribe\","
 				 "\"topic\":\"$SYS/#\"}]");
-	CU_ASSERT_TRUE(may(r, "c", NULL, "a/b", ZRULES_PUBLISH));
-	CU_ASSERT_FALSE(may(r, "c", NULL, "$SYS/x", ZRULES_PUBLISH));
-	CU_ASSERT_TRUE(may(r, "c", NULL, "$SYS/x", ZRULES_RECEIVE));
-	zrules_unref(r);
+	CU_ASSERT_TRUE(may(r, "c", NULL, "a/b", RULES_PUBLISH));
+	CU_ASSERT_FALSE(may(r, "c", NULL, "$SYS/x", RULES_PUBLISH));
+	CU_ASSERT_TRUE(may(r, "c", NULL, "$SYS/x", RULES_RECEIVE));
+	rules_unref(r);
+}
+
+/* EMQX's conditions: "qos" (a level or a list) and "retain" (true,
+ * false, "all"); a rule whose condition does not hold is passed over. */
+static void test_rules_qos_retain(void)
+{
+	struct rules *r = rules("[{\"permission\":\"deny\",\"action\":\"publish\",\"topic\":\"t/#\","
+				 "\"qos\":2},"
+				 "{\"permission\":\"deny\",\"action\":\"publish\",\"topic\":\"t/#\","
+				 "\"retain\":true},"
+				 "{\"permission\":\"allow\",\"action\":\"subscribe\",\"topic\":\"t/#\","
+				 "\"qos\":[0,1],\"retain\":false},"
+				 "{\"permission\":\"allow\",\"action\":\"all\",\"topic\":\"t/#\","
+				 "\"retain\":\"all\"}]");
+	CU_ASSERT_TRUE(may_qr(r, "c", NULL, "t/a", RULES_PUBLISH, 0, false));
+	CU_ASSERT_TRUE(may_qr(r, "c", NULL, "t/a", RULES_PUBLISH, 1, false));
+	CU_ASSERT_FALSE(may_qr(r, "c", NULL, "t/a", RULES_PUBLISH, 2, false));
+	CU_ASSERT_FALSE(may_qr(r, "c", NULL, "t/a", RULES_PUBLISH, 0, true));
+	/* retain conditions are about publishes: a subscription and a
+	 * delivery see the QoS one only */
+	CU_ASSERT_TRUE(may_qr(r, "c", NULL, "t/+", RULES_SUBSCRIBE, 1, false));
+	CU_ASSERT_TRUE(may_qr(r, "c", NULL, "t/a", RULES_RECEIVE, 1, true));
+	CU_ASSERT_TRUE(may_qr(r, "c", NULL, "t/+", RULES_SUBSCRIBE, 2, false)); /* the 4th rule */
+	rules_unref(r);
+	r = rules("[{\"permission\":\"allow\",\"action\":\"subscribe\",\"topic\":\"s\",\"qos\":[0]}]");
+	CU_ASSERT_TRUE(may_qr(r, "c", NULL, "s", RULES_SUBSCRIBE, 0, false));
+	CU_ASSERT_FALSE(may_qr(r, "c", NULL, "s", RULES_SUBSCRIBE, 1, false)); /* nothing else matches */
+	CU_ASSERT_FALSE(may_qr(r, "c", NULL, "s", RULES_RECEIVE, 2, false));
+	rules_unref(r);
+	const char *bad[] = {
+		"[{\"permission\":\"allow\",\"action\":\"all\",\"topic\":\"t\",\"qos\":3}]",
+		"[{\"permission\":\"allow\",\"action\":\"all\",\"topic\":\"t\",\"qos\":[]}]",
+		"[{\"permission\":\"allow\",\"action\":\"all\",\"topic\":\"t\",\"qos\":\"1\"}]",
+		"[{\"permission\":\"allow\",\"action\":\"all\",\"topic\":\"t\",\"qos\":[0,-1]}]",
+		"[{\"permission\":\"allow\",\"action\":\"all\",\"topic\":\"t\",\"retain\":\"yes\"}]",
+		"[{\"permission\":\"allow\",\"action\":\"all\",\"topic\":\"t\",\"retain\":1}]",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		json_error_t je;
+		char err[200] = "";
+		json_t *arr = json_loads(bad[i], 0, &je);
+		CU_ASSERT_PTR_NULL(rules_from_json(arr, &worker_opts, err, sizeof err));
+		CU_ASSERT_TRUE(strstr(err, "qos") || strstr(err, "retain"));
+		json_decref(arr);
+	}
 }
 
 static void test_rules_bounds(void)
 {
 	char err[200];
 	json_t *arr = json_array();
-	for (unsigned i = 0; i <= ZRULES_MAX; i++)
+	for (unsigned i = 0; i <= RULES_MAX_WORKER; i++)
 		json_array_append_new(arr, json_pack("{s:s,s:s,s:s}", "permission", "allow", "action",
 						     "all", "topic", "t"));
-	CU_ASSERT_PTR_NULL(zrules_from_json(arr, err, sizeof err));
+	CU_ASSERT_PTR_NULL(rules_from_json(arr, &worker_opts, err, sizeof err));
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "at most"));
 	json_array_remove(arr, 0);
-	struct zrules *r = zrules_from_json(arr, err, sizeof err);
-	CU_ASSERT_EQUAL(zrules_count(r), ZRULES_MAX);
-	zrules_unref(r);
+	struct rules *r = rules_from_json(arr, &worker_opts, err, sizeof err);
+	CU_ASSERT_EQUAL(rules_count(r), RULES_MAX_WORKER);
+	rules_unref(r);
 	json_decref(arr);
 }
 
@@ -626,6 +701,7 @@ static const struct test_case zauth_cases[] = {
 	{"rules substitution", test_rules_substitution},
 	{"rules literal first level", test_rules_first_level},
 	{"MQTT-4.7.2-1 rules dollar topics", test_rules_dollar},
+	{"rules qos and retain", test_rules_qos_retain},
 	{"rules bounds", test_rules_bounds},
 	{"configuration", test_conf},
 	{"MQTT-4.12.0-2 worker affinity", test_affinity},
