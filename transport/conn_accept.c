@@ -75,10 +75,28 @@ static int conn_tls_cert(void *owner, const char *subject, const char *fingerpri
 	return 0;
 }
 
+/* The certificate the proxy verified, for the auth workers: its subject
+ * as "CN=<common name>" (RFC 4514 escaping), no fingerprint (a PROXY
+ * header carries none). */
+static int conn_proxy_cert(struct conn *c, const char *cn)
+{
+	char subject[3 + 2 * 255 + 1] = "CN=";
+	size_t n = 3;
+	for (const char *q = cn; *q; q++) {
+		bool edge = (q == cn && (*q == ' ' || *q == '#')) || (q[1] == '\0' && *q == ' ');
+		if (edge || strchr(",+\"\\<>;=", *q))
+			subject[n++] = '\\';
+		subject[n++] = *q;
+	}
+	subject[n] = '\0';
+	return conn_tls_cert(c, subject, "");
+}
+
 /* On the I/O thread: the PROXY header named the real client. The socket
  * half's address fields take it (its log lines), the engine hears it in
  * a record. */
-static int conn_proxy_peer(void *owner, const struct proxy_info *pi, const char *cn)
+static int conn_proxy_peer(void *owner, const struct proxy_info *pi, const char *cn,
+			   const char *cert_cn)
 {
 	struct conn *c = owner;
 	char a[INET6_ADDRSTRLEN] = "";
@@ -109,6 +127,8 @@ static int conn_proxy_peer(void *owner, const struct proxy_info *pi, const char 
 	}
 	struct ioq_rec r = {.op = IO_PEER, .conn = c, .p = p};
 	iothr_report(sock_io(c), &r);
+	if (cert_cn && conn_proxy_cert(c, cert_cn) < 0)
+		return -1;
 	if (log_enabled(CONF_LOG_DEBUG))
 		log_debug("PROXY header: the client is %s:%u", text[0] ? text : "(local)", c->port);
 	return 0;
@@ -126,7 +146,7 @@ static struct xport *conn_layers_new(struct listener *l, struct conn *c, struct 
 	struct xport *top = &tcp_xport, *x = NULL;
 	if (l->proxy) {
 		struct proxy_opts o = {l->proxy, l->proxy_require_tls, l->proxy_require_cert,
-				       l->proxy_identity};
+				       l->proxy_identity, zauth_on(m)};
 		if (!(x = proxy_xport_new(&o, top, &io->rbufs, conn_proxy_peer, c)))
 			goto fail;
 		top = x;

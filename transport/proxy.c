@@ -39,7 +39,13 @@ static ssize_t proxy_accept(struct proxy_xport *p, const struct proxy_info *pi, 
 			    const char **why)
 {
 	char cn[256];
-	const char *name = NULL;
+	const char *name = NULL, *cert = NULL;
+	bool have_cn = pi->cn_len > 0 && pi->cn_len < sizeof(cn) &&
+		       !memchr(p->buf->data + pi->cn_off, 0, pi->cn_len);
+	if (have_cn) {
+		memcpy(cn, p->buf->data + pi->cn_off, pi->cn_len);
+		cn[pi->cn_len] = '\0';
+	}
 	if (p->opts.require_tls && !pi->tls)
 		return proxy_refuse(p, "PROXY header: the client did not use TLS "
 				       "(proxy_protocol_v2_require_tls)", why);
@@ -47,15 +53,14 @@ static ssize_t proxy_accept(struct proxy_xport *p, const struct proxy_info *pi, 
 		return proxy_refuse(p, "PROXY header: no verified client certificate "
 				       "(require_certificate)", why);
 	if (p->opts.identity) {
-		if (pi->cn_len == 0 || pi->cn_len >= sizeof(cn) ||
-		    memchr(p->buf->data + pi->cn_off, 0, pi->cn_len))
+		if (!have_cn)
 			return proxy_refuse(p, "PROXY header: no certificate common name "
 					       "(use_identity_as_username)", why);
-		memcpy(cn, p->buf->data + pi->cn_off, pi->cn_len);
-		cn[pi->cn_len] = '\0';
 		name = cn;
 	}
-	if (p->peer(p->owner, pi, name) < 0)
+	if (p->opts.cert && pi->cert_verified && have_cn)
+		cert = cn;
+	if (p->peer(p->owner, pi, name, cert) < 0)
 		return proxy_refuse(p, "PROXY header refused", why);
 	p->done = true;
 	p->off = (uint32_t)hl;

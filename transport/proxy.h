@@ -20,12 +20,16 @@ struct proxy_opts {
 	bool require_tls;  /* proxy_protocol_v2_require_tls */
 	bool require_cert; /* require_certificate on a listener without TLS of its own */
 	bool identity;     /* use_identity_as_username likewise: the certificate's CN is the user */
+	bool cert;         /* the auth workers hear a verified certificate's CN */
 };
 
 /* The header arrived: pi is the client as the proxy saw it; cn is its
  * certificate's common name (NUL-terminated) when opts.identity asked
- * for it, else NULL. Return 0 to go on, -1 to refuse the connection. */
-typedef int (*proxy_peer_cb)(void *owner, const struct proxy_info *pi, const char *cn);
+ * for it, else NULL; cert_cn the same when opts.cert asked for it and
+ * the proxy verified the certificate, else NULL. Return 0 to go on, -1
+ * to refuse the connection. */
+typedef int (*proxy_peer_cb)(void *owner, const struct proxy_info *pi, const char *cn,
+			     const char *cert_cn);
 
 /* NULL on OOM. */
 struct xport;

@@ -58,11 +58,13 @@ static void zauth_cache_key(const struct midge_client *cl, const struct midge_st
 		return;
 	gnutls_hash(h, hdr, sizeof hdr);
 	/* another certificate is another client: the workers see its
-	 * subject and fingerprint (the fingerprint covers the subject) */
+	 * subject and fingerprint ("subject\0fingerprint", both hashed: a
+	 * certificate a PROXY header vouched for has a subject alone) */
 	struct midge_str fp = {NULL, 0};
 	if (c && c->tls_cert) {
-		fp.p = c->tls_cert + strlen(c->tls_cert) + 1;
-		fp.len = strlen(fp.p);
+		size_t sl = strlen(c->tls_cert);
+		fp.p = c->tls_cert;
+		fp.len = sl + 1 + strlen(c->tls_cert + sl + 1);
 	}
 	const struct midge_str *parts[4] = {&cl->client_id, user, pass, &fp};
 	for (int i = 0; i < 4; i++) {
@@ -381,6 +383,8 @@ struct zproto_connect zauth_client_fields(const struct midge_client *cl,
 		/* "subject\0fingerprint\0", subject "" when unwritable */
 		q.tls_subject = c->tls_cert[0] ? c->tls_cert : NULL;
 		q.tls_fingerprint = c->tls_cert + strlen(c->tls_cert) + 1;
+		if (!q.tls_fingerprint[0])
+			q.tls_fingerprint = NULL; /* vouched for by a PROXY header */
 	}
 	return q;
 }

@@ -36,6 +36,7 @@ import resource
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -380,6 +381,30 @@ def subscribe_packet(packet_id, topic, qos=0):
 def publish_packet(topic, payload, qos=0, packet_id=1, retain=False):
     body = _s(topic.encode()) + (packet_id.to_bytes(2, "big") if qos else b"") + payload
     return bytes([0x30 | (qos << 1) | (1 if retain else 0)]) + varint(len(body)) + body
+
+
+PROXY_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+def proxy_v2(cmd, fam, rest):
+    """A PROXY protocol v2 header (HAProxy's): command, family, the rest."""
+    return PROXY_SIG + bytes([0x20 | cmd, fam]) + struct.pack("!H", len(rest)) + rest
+
+
+def proxy_v2_inet(src, sport, tlvs=b""):
+    """PROXY v2 for a TCP/IPv4 client src:sport (to 127.0.0.1:1883), with tlvs."""
+    return proxy_v2(1, 0x11, socket.inet_aton(src) + socket.inet_aton("127.0.0.1") +
+                    struct.pack("!HH", sport, 1883) + tlvs)
+
+
+def proxy_ssl_tlv(cn=None, verified=True):
+    """PP2_TYPE_SSL: the client used TLS 1.3, with a certificate the proxy
+    verified (or not), and its common name when given."""
+    sub = b"\x21\x00\x07TLSv1.3"
+    if cn:
+        sub += b"\x22" + struct.pack("!H", len(cn.encode())) + cn.encode()
+    body = bytes([0x07 if verified else 0x01]) + struct.pack("!I", 0 if verified else 1) + sub
+    return b"\x20" + struct.pack("!H", len(body)) + body
 
 
 def read_packet(sock, timeout=5.0):

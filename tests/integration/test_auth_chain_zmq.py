@@ -319,6 +319,32 @@ r.check("TLS identity, passwd,zmq: the worker asked (with the certificate), the 
         reqs[0]["tls_fingerprint"], (rc, out, reqs))
 b.stop()
 
+# ---- a certificate a PROXY header vouched for: the workers hear its CN ------------
+b = brokerctl.start("listener {port} 127.0.0.1\nenable_proxy_protocol 2\n"
+                    "midge_auth_endpoint ipc://{dir}/auth\n")
+b.endpoint = "ipc://%s/auth" % b.dir
+log = worker(b, {"*": ALLOW})
+
+
+def proxied(cid, tlvs):
+    s = socket.create_connection(("127.0.0.1", b.port), timeout=5)
+    s.sendall(brokerctl.proxy_v2_inet("10.1.2.3", 4567, tlvs) + connect_packet(cid))
+    p = read_packet(s, 5)
+    s.close()
+    return p is not None and p[0] == 0x20 and p[1][1] == 0
+
+
+ok = [proxied("px1", brokerctl.proxy_ssl_tlv("dev,7")),
+      proxied("px2", brokerctl.proxy_ssl_tlv("dev-8", verified=False)),
+      proxied("px3", brokerctl.proxy_ssl_tlv("dev,7"))]
+reqs = json_lines(log)
+r.check("PROXY v2 with a verified certificate: the worker gets tls_subject CN=<its CN> "
+        "(RFC 4514 escaped) and no fingerprint; an unverified one gives no subject",
+        ok == [True, True, True] and len(reqs) == 3 and
+        reqs[0].get("tls_subject") == "CN=dev\\,7" and reqs[0].get("tls_fingerprint") is None and
+        reqs[1].get("tls_subject") is None and reqs[0].get("peer") == "10.1.2.3", (ok, reqs))
+b.stop()
+
 # ---- start-up refusals with file:line ---------------------------------------------
 def start_fails(text, says):
     p = os.path.join(d, "bad.conf")

@@ -31,24 +31,8 @@ from brokerctl import connect_packet, read_packet, run, spawn  # noqa: E402
 r = brokerctl.Results("proxy")
 brokerctl.deadline(r, 120)
 
-SIG = b"\r\n\r\n\x00\r\nQUIT\n"
-
-
-def v2(cmd, fam, rest):
-    return SIG + bytes([0x20 | cmd, fam]) + struct.pack("!H", len(rest)) + rest
-
-
-def v2_inet(src, sport, tlvs=b""):
-    return v2(1, 0x11, socket.inet_aton(src) + socket.inet_aton("127.0.0.1") +
-              struct.pack("!HH", sport, 1883) + tlvs)
-
-
-def ssl_tlv(cn=None, verified=True):
-    sub = b"\x21\x00\x07TLSv1.3"
-    if cn:
-        sub += b"\x22" + struct.pack("!H", len(cn)) + cn.encode()
-    body = bytes([0x07 if verified else 0x01]) + struct.pack("!I", 0 if verified else 1) + sub
-    return b"\x20" + struct.pack("!H", len(body)) + body
+from brokerctl import PROXY_SIG as SIG, proxy_v2 as v2, proxy_v2_inet as v2_inet  # noqa: E402
+from brokerctl import proxy_ssl_tlv as ssl_tlv  # noqa: E402
 
 
 def session(port, header, client_id, family=socket.AF_INET, addr="127.0.0.1"):
