@@ -235,13 +235,14 @@ void cluster_owner_ended(void *ctx, const uint8_t *cid, size_t len)
 
 void cluster_owner_sweep(struct cluster *c)
 {
+	if (!atomic_load(&c->connected))
+		return; /* kept for when NATS is back (bounded by OWNER_ENDED_MAX) */
 	uint32_t i = 0;
 	for (; i < c->n_ended && c->opending < OWNER_PENDING_MAX / 2; i++) {
 		char *cid = c->ended[i];
 		struct engine_client_info info;
 		/* a new session of the id here keeps it (its claim came after) */
-		if (engine_query_client(c->engine, cid, strlen(cid), &info) < 0 &&
-		    atomic_load(&c->connected))
+		if (engine_query_client(c->engine, cid, strlen(cid), &info) < 0)
 			owner_post(c, 0, (const uint8_t *)cid, strlen(cid));
 		free(cid);
 	}
