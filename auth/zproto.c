@@ -128,7 +128,8 @@ int zproto_acl_request(const struct zproto_connect *in, enum zproto_action actio
 {
 	int rc = -1;
 	*out = NULL;
-	if ((action != ZPROTO_ACL_PUBLISH && action != ZPROTO_ACL_SUBSCRIBE) || qos > 2)
+	static const char *const names[] = {"publish", "subscribe", "receive"};
+	if ((unsigned)action > ZPROTO_ACL_RECEIVE || qos > 2)
 		return -1;
 	json_t *o = json_object();
 	if (!o)
@@ -137,8 +138,7 @@ int zproto_acl_request(const struct zproto_connect *in, enum zproto_action actio
 	if (!t) /* not UTF-8: the codec lets no such topic through */
 		goto out;
 	if (zproto_set_client(o, "acl", id, in) < 0 ||
-	    json_object_set_new(o, "action",
-				json_string(action == ZPROTO_ACL_PUBLISH ? "publish" : "subscribe")) < 0 ||
+	    json_object_set_new(o, "action", json_string(names[action])) < 0 ||
 	    json_object_set_new(o, "topic", t) < 0 ||
 	    json_object_set_new(o, "qos", json_integer(qos)) < 0 ||
 	    json_object_set_new(o, "retain", json_boolean(retain)) < 0 ||
@@ -248,6 +248,15 @@ static int zproto_parse_allow(json_t *o, struct zproto_answer *a, char *err, siz
 			return -1;
 		}
 	}
+	/* deliveries asked too, or decided by the SUBSCRIBE's answer */
+	json_t *rcv = json_object_get(o, "receive");
+	const char *rv = json_string_value(rcv);
+	if (rcv && !json_is_null(rcv) &&
+	    (!rv || (strcmp(rv, "ask") != 0 && strcmp(rv, "subscribe") != 0)))
+		return zproto_fail(err, errlen, "receive: \"ask\" or \"subscribe\"");
+	a->receive_ask = rv && strcmp(rv, "ask") == 0;
+	if (a->receive_ask && !a->acl_ask)
+		return zproto_fail(err, errlen, "receive: \"ask\" needs \"acl\": \"ask\"");
 	return 0;
 }
 

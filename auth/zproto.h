@@ -80,6 +80,7 @@ int zproto_auth_request(const struct zproto_connect *in, const struct zproto_aut
 enum zproto_action {
 	ZPROTO_ACL_PUBLISH = 0,
 	ZPROTO_ACL_SUBSCRIBE = 1,
+	ZPROTO_ACL_RECEIVE = 2, /* a delivery to the client (its connect answer's "receive": "ask") */
 };
 
 /*
@@ -88,7 +89,8 @@ enum zproto_action {
  * password is not sent), action, topic (a topic name or filter, UTF-8,
  * under the listener's mount_point), qos (0..2: the PUBLISH's, or the
  * QoS a SUBSCRIBE asked for) and retain (the PUBLISH's flag; false for
- * a SUBSCRIBE). *out malloc'd (free it). Returns 0 or -1 (out of
+ * a SUBSCRIBE; a delivery's QoS and the retain flag the client gets).
+ * *out malloc'd (free it). Returns 0 or -1 (out of
  * memory, a QoS over 2, or over ZPROTO_MAX_MSG).
  */
 int zproto_acl_request(const struct zproto_connect *in, enum zproto_action action,
@@ -114,6 +116,7 @@ struct zproto_answer {
 	uint32_t expiry_max;
 	struct rules *rules;    /* allow: this client's ACL rules, or NULL (acl_file decides) */
 	bool acl_ask;            /* allow: "acl": "ask": `acl` requests decide its messages */
+	bool receive_ask;        /* allow: and "receive": "ask": its deliveries too */
 	bool no_cache;           /* "cache": false: do not remember this decision */
 	bool any_qos_retain;     /* an `acl` answer's "any_qos_retain": true: it holds for
 				  * every QoS and retain flag of its topic */

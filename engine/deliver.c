@@ -296,7 +296,7 @@ void session_dequeue(struct engine *e, struct session *s, struct delivery *out)
  * Delivers m to s with the delivery options in d (qos already the granted
  * maximum; d->m is ignored and set here). Sends at once when connected and
  * the window allows, else queues (QoS 0 only when queue_qos0_messages and
- * the session is offline).
+ * the session is offline, or behind an answer awaited: recv_held).
  */
 void session_deliver(struct engine *e, struct session *s, struct emsg *m,
 			    struct delivery *d)
@@ -309,7 +309,9 @@ void session_deliver(struct engine *e, struct session *s, struct emsg *m,
 	}
 	d->m = m;
 	struct engine_conn *c = s->conn;
-	if (client_is_up(c)) {
+	if (client_is_up(c) && s->recv_held) {
+		/* queued in order behind the delivery whose answer is awaited */
+	} else if (client_is_up(c)) {
 		if (d->qos == 0) {
 			deliver_refused(e, s, m, 0, deliver_publish(e, c, m, d, 0, false));
 			return;
@@ -325,6 +327,22 @@ void session_deliver(struct engine *e, struct session *s, struct emsg *m,
 	}
 	emsg_ref(m);
 	session_enqueue(e, s, d);
+}
+
+/*
+ * Delivers m to s (as session_deliver) if s may receive it
+ * (limits_receive). A held answer queues it, QoS 0 too while the client
+ * is connected: what follows queues behind it until the drain has the
+ * answer, so the client sees its messages in order.
+ */
+void session_offer(struct engine *e, struct session *s, struct emsg *m, struct delivery *d)
+{
+	enum recv_verdict v = limits_receive(e, s, m, d->qos, d->retain);
+	if (v == RECV_DENIED)
+		return;
+	if (v == RECV_HELD && client_is_up(s->conn))
+		s->recv_held = true;
+	session_deliver(e, s, m, d);
 }
 
 /*
@@ -372,6 +390,22 @@ void session_drain(struct engine *e, struct session *s)
 		struct delivery *head = &s->queue[s->queue_head];
 		if (head->qos > 0 && !flight_room(e, s, session_window(e, s), emsg_size(head->m)))
 			return;
+		const struct emsg *hm = head->m;
+		enum recv_verdict v = RECV_OK;
+		if (!emsg_has_expiry(hm) || hm->expiry.at > e->now) {
+			/* checked when queued; asked again for what changed
+			 * since (a reload, a resume under another user name,
+			 * an answer that came) */
+			v = limits_receive(e, s, hm, head->qos, head->retain);
+			if (v == RECV_HELD) {
+				s->recv_held = true; /* the answer drains again */
+				return;
+			}
+			/* an acl.denied callback may have published: the
+			 * queue only grew, but check the head is still hm */
+			if (!s->queue_len || s->queue[s->queue_head].m != hm)
+				continue;
+		}
 		struct delivery d;
 		session_dequeue(e, s, &d);
 		if (emsg_has_expiry(d.m) && d.m->expiry.at <= e->now) {
@@ -379,9 +413,7 @@ void session_drain(struct engine *e, struct session *s)
 			emsg_unref(d.m);
 			continue;
 		}
-		/* checked when queued; asked again for what changed since (a
-		 * reload, a resume under another user name) */
-		if (!limits_may_receive(e, s, d.m, d.qos, d.retain)) {
+		if (v == RECV_DENIED) {
 			emsg_unref(d.m);
 			continue;
 		}
@@ -392,6 +424,8 @@ void session_drain(struct engine *e, struct session *s)
 		}
 		session_send_inflight(e, s, &d);
 	}
+	if (!s->queue_len)
+		s->recv_held = false;
 }
 
 /*

@@ -133,6 +133,18 @@ bool engine_acl_may_wait(const struct engine *e)
 	return e->acl_may_hold;
 }
 
+bool engine_acl_offline(const struct engine *e)
+{
+	return e->acl_may_hold && e->acl_offline;
+}
+
+void engine_conn_receive_ready(struct engine *e, struct engine_conn *c)
+{
+	struct session *s = c->s;
+	if (s && s->recv_held && s->conn == c)
+		session_drain(e, s);
+}
+
 void engine_reconfigure(struct engine *e, const struct engine_config *cfg)
 {
 	engine_config_apply(e, cfg);

@@ -177,9 +177,10 @@ struct engine_auth {
 		       const struct midge_str *password);
 	/*
 	 * acl may also return ENGINE_AUTH_PENDING for a PUBLISH or a
-	 * SUBSCRIBE of a connected client (an auth worker asked; never
-	 * asked for a will, a delivery or a retained message's source, where
-	 * PENDING refuses): the packet is not handled and stays unread
+	 * SUBSCRIBE of a connected client, or a delivery (RECEIVE:
+	 * engine_acl_may_wait says when; never for a will or a retained
+	 * message's source, where PENDING refuses). A PUBLISH or SUBSCRIBE
+	 * packet is not handled and stays unread
 	 * (engine_conn_input, ENGINE_CONN_HELD below) until the module has
 	 * the answer and the transport feeds the input again; the same
 	 * packet is then decoded anew and asks again, and the module must
@@ -278,9 +279,22 @@ void engine_set_acl(struct engine *e, bool on);
 void engine_set_acl_ask(struct engine *e, bool on);
 /* Whether the engine_auth.acl call in progress may answer
  * ENGINE_AUTH_PENDING: it is about a connected client's PUBLISH or
- * SUBSCRIBE and engine_set_acl_ask is on. Anything else (a will, a
- * delivery, a retained message's source) must be answered now. */
+ * SUBSCRIBE, or a delivery (RECEIVE), and engine_set_acl_ask is on.
+ * Anything else (a will, a retained message's source) must be answered
+ * now. A held delivery is queued for its session, behind it all that
+ * follows while the client is connected, and asked about again when
+ * the session's queue drains: after engine_conn_receive_ready(), or on
+ * the client's next connection. */
 bool engine_acl_may_wait(const struct engine *e);
+/* The engine_auth.acl call in progress is about a delivery to a session
+ * without a connection: PENDING queues it as any offline delivery and
+ * the question is asked again on resume, so there is nobody to ask for
+ * now (engine_conn_of(client) is not valid). */
+bool engine_acl_offline(const struct engine *e);
+/* An answer about a delivery to c's session came (the module answered
+ * ENGINE_AUTH_PENDING to a RECEIVE for it): its queue drains again, and
+ * the delivery asks again. Does nothing when nothing waits. */
+void engine_conn_receive_ready(struct engine *e, struct engine_conn *c);
 
 /* memory_limit: while full, every PUBLISH and will is refused (QoS > 0:
  * the acknowledgement says 0x97 in MQTT 5; a will: CONNACK 0x97). The

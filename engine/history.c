@@ -321,11 +321,7 @@ void history_replay(struct engine *e, struct session *s, const struct replay_spe
 			continue; /* [MQTT-3.3.2-5] */
 		if (v5 && (options & SUB_NO_LOCAL) && history_from(m, s)) /* [MQTT-3.8.3-3] */
 			continue;
-		/* the receiver's read permission, as for a live message
-		 * (counted and reported there) */
 		bool retain = v5 && (options & SUB_RAP) ? m->retain : false;
-		if (!limits_may_receive(e, s, m, qos, retain))
-			continue;
 		struct delivery d = {0};
 		d.qos = qos;
 		d.retain = retain;
@@ -334,7 +330,7 @@ void history_replay(struct engine *e, struct session *s, const struct replay_spe
 			d.sub_ids[0] = sub_id;
 		}
 		emsg_ref(m); /* a delivery may free the log's entry (a nested publish) */
-		session_deliver(e, s, m, &d);
+		session_offer(e, s, m, &d); /* the receiver's read permission, as live */
 		emsg_unref(m);
 	}
 	free(v);

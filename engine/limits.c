@@ -78,19 +78,40 @@ bool limits_acl_allows(struct engine *e, const struct midge_client *cl, const ui
  * path asks it the same way. qos is the subscription's (the delivery's
  * is the lower of it and the message's), retain the flag the receiver
  * gets. A refusal is also a message.dropped (not_authorized) event for s.
+ *
+ * With engine_set_acl_ask, the answer may be pending (an auth worker
+ * asked about this receiver): RECV_HELD, nothing counted. The caller
+ * queues the delivery and the drain asks again, so a slow worker delays
+ * this receiver only, never the publisher's fan-out to the others.
  */
-bool limits_may_receive(struct engine *e, struct session *s, const struct emsg *m, uint8_t qos,
-			bool retain)
+enum recv_verdict limits_receive(struct engine *e, struct session *s, const struct emsg *m,
+				 uint8_t qos, bool retain)
 {
 	if (!e->acl_on)
-		return true;
-	struct midge_client cl;
-	session_client(s, &cl);
+		return RECV_OK;
+	/* the connection's own record when there is one: a module that
+	 * asks needs engine_conn_of() of it */
+	struct midge_client off;
+	const struct midge_client *cl = &off;
+	if (s->conn)
+		cl = &s->conn->info;
+	else
+		session_client(s, &off);
 	uint8_t dq = qos < m->qos ? qos : m->qos;
-	if (limits_acl_allows(e, &cl, m->topic, m->topic_len, ENGINE_ACCESS_RECEIVE, dq, retain))
-		return true;
-	event_drop(e, s, m, qos, MIDGE_DROP_NOT_AUTHORIZED, "receive denied by ACL");
-	return false;
+	/* a delivery nested in a client's PUBLISH: that packet's own hold
+	 * state is put back after */
+	bool may_hold = e->acl_may_hold, held = e->acl_held, offline = e->acl_offline;
+	e->acl_may_hold = e->acl_ask;
+	e->acl_held = false;
+	e->acl_offline = !client_is_up(s->conn);
+	bool ok = limits_acl_allows(e, cl, m->topic, m->topic_len, ENGINE_ACCESS_RECEIVE, dq, retain);
+	enum recv_verdict v = ok ? RECV_OK : e->acl_held ? RECV_HELD : RECV_DENIED;
+	e->acl_may_hold = may_hold;
+	e->acl_held = held;
+	e->acl_offline = offline;
+	if (v == RECV_DENIED)
+		event_drop(e, s, m, qos, MIDGE_DROP_NOT_AUTHORIZED, "receive denied by ACL");
+	return v;
 }
 
 /*

@@ -146,9 +146,7 @@ static void route_to_session(struct engine *e, struct emsg *m, const struct hit 
 	d.n_sub_ids = s->version == CODEC_V5 ? h->n_sub_ids : 0;
 	if (d.n_sub_ids)
 		memcpy(d.sub_ids, h->sub_ids, d.n_sub_ids * sizeof d.sub_ids[0]);
-	if (!limits_may_receive(e, s, m, d.qos, d.retain))
-		return;
-	session_deliver(e, s, m, &d);
+	session_offer(e, s, m, &d);
 }
 
 /*

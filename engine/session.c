@@ -220,6 +220,7 @@ static void session_store_record(const struct session *s, uint64_t disconnected_
 void session_detach(struct engine *e, struct session *s, bool publish)
 {
 	s->conn = NULL;
+	s->recv_held = false; /* the queue is asked again on resume */
 	if (!publish)
 		will_clear(e, s);
 	if (s->expiry == 0) {
@@ -263,6 +264,7 @@ void session_take_over(struct engine *e, struct session *s, bool clean_start)
 	client_keep_client_id(old);
 	old->s = NULL;
 	s->conn = NULL;
+	s->recv_held = false;
 	if (!normal && (s->expiry == 0 || clean_start))
 		will_publish(e, s);
 	else

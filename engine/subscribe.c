@@ -277,17 +277,15 @@ static void retained_send(struct engine *e, struct session *s, const uint8_t *f,
 		} else if (!limits_retain_source_ok(e, m)) {
 			event_drop(e, s, m, qos, MIDGE_DROP_NOT_AUTHORIZED,
 				   "retained message's publisher may no longer publish on its topic");
-		} else if (!limits_may_receive(e, s, m, qos, true)) { /* [MQTT-3.3.1-8] */
-			/* counted and reported there */
 		} else if (s->conn) {
 			struct delivery d = {0};
 			d.qos = qos;
-			d.retain = true;
+			d.retain = true; /* [MQTT-3.3.1-8] */
 			if (sub_id && s->version == CODEC_V5) {
 				d.n_sub_ids = 1;
 				d.sub_ids[0] = sub_id;
 			}
-			session_deliver(e, s, m, &d);
+			session_offer(e, s, m, &d);
 		}
 		emsg_unref(m);
 	}

@@ -33,7 +33,11 @@ requests"), and this worker decides them with the same "acl" rules
 (first match wins, nothing matching denies; a subscription is allowed
 when the rule's filter covers every topic of the requested one; EMQX's
 "qos" and "retain" conditions are honoured, and a user whose rules have
-none is answered "any_qos_retain": true, one request per topic). The
+none is answered "any_qos_retain": true, one request per topic). With
+"ask_receive": true as well, the answer adds "receive": "ask": each
+message midge is about to deliver to the client is asked about too
+(action "receive", decided by the "subscribe" and "all" rules, as midge
+decides a delivery by rules itself). The
 protocol is midge's (docs/auth.md, "ZeroMQ auth workers"): a REQ socket
 says ready, then answers one request at a time. Run several for more
 throughput; midge gives each request to the least recently used one.
@@ -121,6 +125,8 @@ def decide_acl(db, req):
     user = req.get("username")
     entry = db.get("anonymous") if user is None else db.get("users", {}).get(user)
     action = req.get("action")
+    if action == "receive":
+        action = "subscribe"  # what a subscription may read, as midge's rules
     topic = req.get("topic", "")
     if action == "subscribe" and topic.startswith("$share/"):
         topic = topic.split("/", 2)[2] if topic.count("/") >= 2 else ""  # its filter
@@ -132,6 +138,14 @@ def decide_acl(db, req):
         if covers(rule.get("topic", ""), topic, req):
             return ("allow" if rule.get("permission") == "allow" else "deny"), any_qr
     return "deny", any_qr
+
+
+def ask(answer, entry):
+    """A connect answer for an "ask" user: its messages asked one by one,
+    its deliveries too with "ask_receive"."""
+    answer["acl"] = "ask"
+    if entry.get("ask_receive"):
+        answer["receive"] = "ask"
 
 
 def decide(db, req):
@@ -158,7 +172,7 @@ def decide(db, req):
             return answer
         answer.update(result="allow")
         if anon.get("ask"):
-            answer["acl"] = "ask"
+            ask(answer, anon)
         elif "acl" in anon:
             answer["acl"] = anon["acl"]
         return answer
@@ -175,7 +189,7 @@ def decide(db, req):
         if key in entry:
             answer[key] = entry[key]
     if entry.get("ask"):
-        answer["acl"] = "ask"  # the rules answer `acl` requests instead
+        ask(answer, entry)  # the rules answer `acl` requests instead
     return answer
 
 

@@ -166,9 +166,19 @@ static void fz_auth_step(struct engine *e, struct fz_conn *k, uint8_t nn, uint64
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* what a delivery on a topic starting with 'h' is answered (op 8 sets it) */
+static int fz_receive_answer;
+static struct engine *fz_engine;
+
 static int fz_acl(void *ctx, const struct midge_client *client, const uint8_t *topic, size_t len,
 		  enum engine_access access, uint8_t qos, bool retain)
 {
+	/* 'h...' deliveries wait for op 8's answer */
+	if (len && topic[0] == 'h' && access == ENGINE_ACCESS_RECEIVE) {
+		if (fz_receive_answer == ENGINE_AUTH_PENDING && !engine_acl_may_wait(fz_engine))
+			abort(); /* a delivery may always wait once acl_ask is on */
+		return fz_receive_answer;
+	}
 	/* 'd...' refused; 'q...' refused to QoS 2 and retained publishes */
 	if (len && topic[0] == 'q' && access == ENGINE_ACCESS_PUBLISH && (qos == 2 || retain))
 		return MQTT_RC_NOT_AUTHORIZED;
@@ -229,9 +239,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (variant & 0x20)
 		cfg.max_qos = 1;
 	cfg.upgrade_outgoing_qos = (variant & 0x40) != 0;
+	fz_receive_answer = ENGINE_AUTH_PENDING;
 	struct engine *e = engine_new(&cfg, &io, (variant & 0x80) ? &auth : NULL);
 	if (!e)
 		return 0;
+	fz_engine = e;
+	engine_set_acl_ask(e, (variant & 0x80) != 0);
 	size_t i = size ? 1 : 0;
 	while (i < size) {
 		uint8_t op = data[i++];
@@ -271,7 +284,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				goto out;
 			uint8_t b = data[i++];
 			char topic[8];
-			int n = snprintf(topic, sizeof topic, "t/%u", b & 0x0f);
+			int n = snprintf(topic, sizeof topic, b & 0x08 ? "h/%u" : "t/%u", b & 0x07);
 			engine_publish(e, (const uint8_t *)topic, (size_t)n, "x", 1, (b >> 4) % 3,
 				       (b & 0x80) != 0, now);
 			break;
@@ -288,6 +301,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (i >= size)
 				goto out;
 			fz_auth_step(e, k, data[i++], now);
+			break;
+		case 8: /* the answer about 'h' deliveries, then k's queue drains */
+			if (i >= size)
+				goto out;
+			fz_receive_answer = data[i] % 3 == 0   ? ENGINE_AUTH_PENDING
+					    : data[i] % 3 == 1 ? 0
+							       : MQTT_RC_NOT_AUTHORIZED;
+			i++;
+			if (k->c)
+				engine_conn_receive_ready(e, k->c);
 			break;
 		default:
 			break;

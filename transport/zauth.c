@@ -150,7 +150,7 @@ static void zauth_cache_put(struct zauth *z, const uint8_t key[32], const struct
  * `acl` requests decide), kept under the client id the session will
  * have. 0 or -1 (out of memory). */
 static int zauth_rules_set(struct zauth *z, struct engine_conn *ec, struct conn *c,
-			   struct rules *rules, bool ask)
+			   struct rules *rules, uint8_t ask)
 {
 	const struct midge_client *cl = engine_conn_client(ec);
 	/* use_username_as_clientid: the session will be the user name's */
@@ -174,7 +174,7 @@ static int zauth_apply(struct zauth *z, struct engine_conn *ec, struct conn *c,
 		return MQTT_RC_SERVER_UNAVAILABLE;
 	if (a->has_expiry_max)
 		engine_conn_cap_expiry(ec, a->expiry_max);
-	return zauth_rules_set(z, ec, c, a->rules, a->acl_ask) < 0 ? MQTT_RC_SERVER_UNAVAILABLE : 0;
+	return zauth_rules_set(z, ec, c, a->rules, zask_of(a)) < 0 ? MQTT_RC_SERVER_UNAVAILABLE : 0;
 }
 
 void zauth_forget_rules(struct midge *m, struct engine_conn *ec, struct conn *c)
@@ -287,7 +287,7 @@ static void zauth_step_result(struct zauth *z, struct zpending *p, struct conn *
 		const struct midge_client *cl = engine_conn_client(p->ec);
 		rc = zauth_client_set(z, cl->client_id.p ? cl->client_id.p : "",
 				      cl->client_id.p ? cl->client_id.len : 0, a->rules,
-				      a->acl_ask) < 0
+				      zask_of(a)) < 0
 			     ? MQTT_RC_SERVER_UNAVAILABLE
 			     : 0;
 	} else {

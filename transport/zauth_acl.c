@@ -17,9 +17,16 @@
  * TTL say) until the connection's input was handled without a hold
  * (zauth_acl_settle), so a replay always finds what it asked for.
  *
- * Deliveries (receive) are not asked: the SUBSCRIBE that made the
- * subscription was. What cannot wait (a will, a retained message's
- * source) is answered from the cache, and refused on a miss.
+ * Deliveries (receive) are asked only for a client whose connect answer
+ * also said "receive": "ask"; for the others the SUBSCRIBE that made the
+ * subscription was. A miss sends the request and the engine queues the
+ * delivery for that client alone, everything after it too (engine.h,
+ * engine_acl_may_wait); the answer drains the queue again
+ * (engine_conn_receive_ready), which finds it here and uses it up. A
+ * delivery to a session without a connection is not asked: it is
+ * queued and asked about when the client is back. What cannot wait (a
+ * will, a retained message's source) is answered from the cache, and
+ * refused on a miss.
  */
 #include "transport/zauth.h"
 
@@ -174,9 +181,11 @@ int zauth_acl_decide(struct zauth *z, struct zclient *k, const struct midge_clie
 		     const uint8_t *topic, size_t len, enum engine_access access, uint8_t qos,
 		     bool retain)
 {
-	if (access == ENGINE_ACCESS_RECEIVE)
+	if (access == ENGINE_ACCESS_RECEIVE && k->ask != ZASK_RECEIVE)
 		return 0; /* the SUBSCRIBE that made the subscription was asked */
-	uint8_t action = access == ENGINE_ACCESS_PUBLISH ? ZPROTO_ACL_PUBLISH : ZPROTO_ACL_SUBSCRIBE;
+	uint8_t action = access == ENGINE_ACCESS_PUBLISH     ? ZPROTO_ACL_PUBLISH
+			 : access == ENGINE_ACCESS_SUBSCRIBE ? ZPROTO_ACL_SUBSCRIBE
+							     : ZPROTO_ACL_RECEIVE;
 	uint32_t h = zacl_hash(k, action, topic, len);
 	uint64_t now = broker_now_ms();
 	/* expired answers leave from the FIFO's head (one TTL for all) */
@@ -189,11 +198,19 @@ int zauth_acl_decide(struct zauth *z, struct zclient *k, const struct midge_clie
 		zacl_free(z, e); /* a TTL shortened by a reload */
 		e = NULL;
 	}
-	if (e && e->state != ZACL_ASKED)
-		return e->allow ? 0 : MQTT_RC_NOT_AUTHORIZED;
+	if (e && e->state != ZACL_ASKED) {
+		int rc = e->allow ? 0 : MQTT_RC_NOT_AUTHORIZED;
+		/* a delivery's answer is used by the drain it started, not
+		 * by a replayed packet: cached (or let go) now */
+		if (e->state == ZACL_FRESH && action == ZPROTO_ACL_RECEIVE)
+			zacl_settle_one(z, e);
+		return rc;
+	}
 	/* fail closed: what cannot wait is refused without an answer */
 	if (!engine_acl_may_wait(z->m->engine))
 		return MQTT_RC_NOT_AUTHORIZED;
+	if (engine_acl_offline(z->m->engine))
+		return ENGINE_AUTH_PENDING; /* queued; asked when its client is back */
 	if (e || k->n_asked >= z->m->conf.zauth.acl_pending_per_client)
 		return ENGINE_AUTH_PENDING; /* asked, or asked once the client's others are answered */
 	if (len > UINT16_MAX || !(e = zacl_new(z, k, action, topic, len, h, qos, retain)))
@@ -226,13 +243,16 @@ void zauth_acl_result(struct zauth *z, struct zpending *p, const struct zworker_
 		z->timeouts++;
 		e->allow = m->conf.zauth.on_timeout_allow;
 	} else {
-		zauth_bad_answer(z, r, "publish or subscribe refused");
+		zauth_bad_answer(z, r, "publish, subscribe or delivery refused");
 		e->allow = false;
 	}
 	/* the packet waits for all its answers: read again after the last */
 	struct conn *c = engine_conn_handle(p->ec);
 	if (!k->n_asked && c)
 		conn_resume(m, c);
+	/* deliveries wait for their own answer only (and may wait behind
+	 * the queue's head, whatever this answer was about) */
+	engine_conn_receive_ready(m->engine, p->ec);
 }
 
 void zauth_acl_forget(struct zauth *z, struct zclient *k, bool resume)
@@ -243,10 +263,12 @@ void zauth_acl_forget(struct zauth *z, struct zclient *k, bool resume)
 			waiting = k->acl->p->ec;
 		zacl_free(z, k->acl);
 	}
-	/* a packet waited for what was forgotten: read again, it asks anew */
+	/* a packet or a delivery waited for what was forgotten: it asks anew */
 	struct conn *c = resume && waiting ? engine_conn_handle(waiting) : NULL;
-	if (c)
+	if (c) {
 		conn_resume(z->m, c);
+		engine_conn_receive_ready(z->m->engine, waiting);
+	}
 }
 
 void zauth_acl_cancel(struct midge *m, struct engine_conn *ec)

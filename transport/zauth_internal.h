@@ -77,12 +77,24 @@ struct zroute {
 	struct zroute *next;
 };
 
+/* What a client's `acl` requests decide (its connect answer). */
+enum zask {
+	ZASK_NO = 0,      /* its rules, or acl_file */
+	ZASK_PUBSUB = 1,  /* "acl": "ask": its PUBLISHes and SUBSCRIBEs */
+	ZASK_RECEIVE = 2, /* and "receive": "ask": its deliveries too */
+};
+
+static inline uint8_t zask_of(const struct zproto_answer *a)
+{
+	return !a->acl_ask ? ZASK_NO : a->receive_ask ? ZASK_RECEIVE : ZASK_PUBSUB;
+}
+
 struct zclient {
 	char *cid;
 	size_t len;
 	struct rules *rules;
 	bool check; /* its session may be gone: asked on the tick */
-	bool ask;   /* "acl": "ask": `acl` requests decide (zauth_acl.c) */
+	uint8_t ask; /* enum zask: what `acl` requests decide (zauth_acl.c) */
 	struct zaclent *acl;      /* its `acl` entries, any state */
 	uint32_t n_asked, n_fresh, n_cached;
 	struct zclient *next;
@@ -145,7 +157,7 @@ int zauth_bad_answer(struct zauth *z, const struct zworker_result *r, const char
  * forgotten. Returns 0 or -1 (out of memory: the caller refuses the
  * CONNECT). */
 int zauth_client_set(struct zauth *z, const char *cid, size_t len, struct rules *rules,
-		     bool ask);
+		     uint8_t ask);
 void zauth_client_drop(struct zauth *z, struct zclient **pp);
 struct zclient *zauth_client_find(struct zauth *z, const struct midge_str *cid);
 

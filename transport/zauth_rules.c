@@ -48,7 +48,7 @@ struct zclient *zauth_client_find(struct zauth *z, const struct midge_str *cid)
 }
 
 int zauth_client_set(struct zauth *z, const char *cid, size_t len, struct rules *rules,
-		     bool ask)
+		     uint8_t ask)
 {
 	struct zclient **pp = zauth_client_slot(z, cid, len);
 	if (!rules && !ask) {

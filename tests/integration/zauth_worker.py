@@ -14,7 +14,10 @@ its user name ("" when it has none; "*" for the others, else as above).
 `acl` requests (docs/auth.md): allowed, but a topic starting with
 --acl-deny PREFIX is denied; --acl-deny-qos2-retained PREFIX denies a
 publish on a topic starting with PREFIX at QoS 2 or retained (its QoS 0
-and 1 non-retained ones are allowed); --acl-any answers
+and 1 non-retained ones are allowed); --acl-deny-receive PREFIX denies
+a delivery (action receive) on a topic starting with PREFIX;
+--acl-receive-delay MS waits before each answer about a delivery;
+--acl-any answers
 "any_qos_retain": true (one answer per topic); --acl-delay MS waits
 before each answer; --acl-silent never answers one (nor anything after
 it).
@@ -30,7 +33,8 @@ def main(argv):
     endpoint = argv[1]
     opts = {"delay": 0, "silent": False, "log": None, "answer": {}, "deny": None, "curve": None,
             "acl_deny": None, "acl_delay": 0, "acl_silent": False, "by_user": {},
-            "acl_deny_qr": None, "acl_any": False}
+            "acl_deny_qr": None, "acl_any": False, "acl_deny_receive": None,
+            "acl_receive_delay": 0}
     i = 2
     while i < len(argv):
         a = argv[i]
@@ -57,6 +61,10 @@ def main(argv):
             opts["acl_deny_qr"] = v
         elif a == "--acl-delay":
             opts["acl_delay"] = int(v) / 1000.0
+        elif a == "--acl-deny-receive":
+            opts["acl_deny_receive"] = v
+        elif a == "--acl-receive-delay":
+            opts["acl_receive_delay"] = int(v) / 1000.0
         elif a == "--by-user":
             opts["by_user"] = json.loads(v)
         i += 2
@@ -81,6 +89,10 @@ def main(argv):
                 time.sleep(3600)
             time.sleep(opts["acl_delay"])
             deny = opts["acl_deny"] and req["topic"].startswith(opts["acl_deny"])
+            if req["action"] == "receive":
+                time.sleep(opts["acl_receive_delay"])
+                dr = opts["acl_deny_receive"]
+                deny = deny or (dr and req["topic"].startswith(dr))
             qr = opts["acl_deny_qr"]
             if qr and req["action"] == "publish" and req["topic"].startswith(qr) and \
                     (req["qos"] == 2 or req["retain"]):

@@ -1753,6 +1753,71 @@ static void t_acl_held_subscribe(void)
 	stop();
 }
 
+/* The fake worker of the held-delivery test: a delivery (RECEIVE) on
+ * "a" is pending until ASK_ANSWER says; anything else is allowed. */
+static int acl_receive_a(void *ctx, const struct midge_client *client, const uint8_t *topic,
+			 size_t len, enum engine_access access, uint8_t qos, bool retain)
+{
+	if (access != ENGINE_ACCESS_RECEIVE)
+		return 0;
+	return acl_ask_a(ctx, client, topic, len, access, qos, retain);
+}
+
+/* engine_auth.acl answered ENGINE_AUTH_PENDING for a delivery: held for
+ * that receiver alone (its publisher is answered, another subscriber
+ * served), everything after it queued behind it, QoS 0 too, and sent in
+ * order once engine_conn_receive_ready() finds the answer; a refusal
+ * drops the held one only; the receiver going meanwhile leaves nothing
+ * behind. */
+static void t_acl_held_receive(void)
+{
+	static const struct engine_auth auth = {.acl = acl_receive_a};
+	ASK_ANSWER = ENGINE_AUTH_PENDING;
+	ASKS_A = ASKS_OTHER = 0;
+	start(NULL, &auth);
+	engine_set_acl_ask(E, true);
+	up4(0, "pub");
+	up4(1, "sub");
+	up4(2, "other");
+	subscribe4(1, "#", 1);
+	subscribe4(2, "b", 0);
+	/* a (held for sub), then b at QoS 0 and 1 behind it */
+	exchange(0, "32 06 00 01 61 00 01 78", "40 02 00 01");
+	exchange(0, "30 04 00 01 62 79", "");
+	exchange(0, "32 06 00 01 62 00 02 7a", "40 02 00 02");
+	expect(1, "");
+	expect(2, "30 04 00 01 62 79 30 04 00 01 62 7a"); /* not held for it */
+	CU_ASSERT_EQUAL(ASKS_A, 1);
+	/* a drain while the answer is still out: asked again, nothing sent */
+	engine_conn_receive_ready(E, F[1].c);
+	expect(1, "");
+	CU_ASSERT_EQUAL(ASKS_A, 2);
+	/* the answer: a, then what queued behind it, in order */
+	ASK_ANSWER = 0;
+	engine_conn_receive_ready(E, F[1].c);
+	expect(1, "32 06 00 01 61 00 01 78 30 04 00 01 62 79 32 06 00 01 62 00 02 7a");
+	/* nothing held any more: straight through */
+	exchange(0, "30 04 00 01 62 77", "");
+	expect(1, "30 04 00 01 62 77");
+	out(2);
+	/* refused once answered: the held one dropped, the one behind it sent */
+	ASK_ANSWER = ENGINE_AUTH_PENDING;
+	uint64_t denied = stats_now().acl_denied;
+	exchange(0, "30 04 00 01 61 31", "");
+	exchange(0, "30 04 00 01 62 32", "");
+	expect(1, "");
+	ASK_ANSWER = MQTT_RC_NOT_AUTHORIZED;
+	engine_conn_receive_ready(E, F[1].c);
+	expect(1, "30 04 00 01 62 32");
+	CU_ASSERT_EQUAL(stats_now().acl_denied, denied + 1);
+	CU_ASSERT_EQUAL(last_ev(MIDGE_EV_ACL_DENIED)->rc, MIDGE_ACL_RECEIVE);
+	/* held, then the receiver goes: nothing left behind (ASan) */
+	ASK_ANSWER = ENGINE_AUTH_PENDING;
+	exchange(0, "32 06 00 01 61 00 03 78", "40 02 00 03");
+	gone(1, "test");
+	stop();
+}
+
 /* Mosquitto's rule for $ topics, with no auth module at all: no client
  * publishes on $SYS (but a bridge's state topic) or $share; 3.1.1 is
  * acknowledged, v5 told 0x87. */
@@ -3574,6 +3639,7 @@ static const struct test_case routing_cases[] = {
 	{"ACL $SYS and $share not published by clients", t_acl_dollar_publish},
 	{"ACL answer pending: the PUBLISH held unread, replayed in order", t_acl_held_publish},
 	{"MQTT-3.9.3-1 ACL answer pending: the SUBSCRIBE held whole", t_acl_held_subscribe},
+	{"ACL answer pending for a delivery: held for its receiver, in order", t_acl_held_receive},
 	{"ACL offline session keeps its user name", t_acl_offline_session},
 	{"check_retain_source", t_check_retain_source},
 	{"mount_point", t_mount_point},

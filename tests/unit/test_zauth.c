@@ -234,6 +234,15 @@ static void test_acl_requests(void)
 	CU_ASSERT_TRUE(json_is_false(json_object_get(o, "retain")));
 	json_decref(o);
 	zproto_wipe(out, len);
+	/* a delivery: "receive", the delivery's QoS and the flag the client gets */
+	CU_ASSERT_EQUAL_FATAL(
+		zproto_acl_request(&q, ZPROTO_ACL_RECEIVE, &topic, 0, true, 16, &out, &len), 0);
+	o = json_loadb(out, len, 0, &je);
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(o, "action")), "receive");
+	CU_ASSERT_EQUAL(json_integer_value(json_object_get(o, "qos")), 0);
+	CU_ASSERT_TRUE(json_is_true(json_object_get(o, "retain")));
+	json_decref(o);
+	zproto_wipe(out, len);
 	CU_ASSERT_EQUAL(zproto_acl_request(&q, (enum zproto_action)7, &topic, 0, false, 14, &out, &len),
 			-1);
 	CU_ASSERT_EQUAL(zproto_acl_request(&q, ZPROTO_ACL_PUBLISH, &topic, 3, false, 14, &out, &len),
@@ -245,8 +254,27 @@ static void test_acl_requests(void)
 	struct zproto_answer a;
 	CU_ASSERT_EQUAL(parse("{\"version\":1,\"id\":\"3\",\"result\":\"allow\",\"acl\":\"ask\"}", &a),
 			ZPROTO_ANSWER);
-	CU_ASSERT_TRUE(a.allow && a.acl_ask && !a.rules);
+	CU_ASSERT_TRUE(a.allow && a.acl_ask && !a.rules && !a.receive_ask);
 	zproto_answer_clear(&a);
+	/* deliveries asked too; "subscribe" is the default said aloud */
+	CU_ASSERT_EQUAL(parse("{\"version\":1,\"id\":\"3\",\"result\":\"allow\",\"acl\":\"ask\","
+			      "\"receive\":\"ask\"}", &a),
+			ZPROTO_ANSWER);
+	CU_ASSERT_TRUE(a.acl_ask && a.receive_ask);
+	zproto_answer_clear(&a);
+	CU_ASSERT_EQUAL(parse("{\"version\":1,\"id\":\"3\",\"result\":\"allow\",\"acl\":\"ask\","
+			      "\"receive\":\"subscribe\"}", &a),
+			ZPROTO_ANSWER);
+	CU_ASSERT_TRUE(a.acl_ask && !a.receive_ask);
+	zproto_answer_clear(&a);
+	/* without "acl": "ask" nobody would be asked: a bad answer, as a
+	 * value that is neither */
+	CU_ASSERT_EQUAL(parse("{\"version\":1,\"id\":\"3\",\"result\":\"allow\",\"receive\":\"ask\"}",
+			      &a), -1);
+	CU_ASSERT_EQUAL(parse("{\"version\":1,\"id\":\"3\",\"result\":\"allow\",\"acl\":\"ask\","
+			      "\"receive\":true}", &a), -1);
+	CU_ASSERT_EQUAL(parse("{\"version\":1,\"id\":\"3\",\"result\":\"allow\",\"acl\":\"ask\","
+			      "\"receive\":\"always\"}", &a), -1);
 	/* an `acl` answer that holds for every QoS and retain flag */
 	CU_ASSERT_EQUAL(parse("{\"version\":1,\"id\":\"4\",\"result\":\"deny\",\"any_qos_retain\":true}",
 			      &a),
