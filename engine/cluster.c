@@ -59,6 +59,35 @@ void cluster_interest(struct engine *e, const uint8_t *filter, size_t len, bool 
 	e->cluster.interest(e->cluster.ctx, filter, len, on);
 }
 
+/*
+ * The interest of s's subscription to filter: a shared one counts only
+ * while s has a connection, so NATS's queue group offers a message only
+ * to nodes where a member can take it. Counted for an offline member, a
+ * node would be picked and find nobody to give it to while a member on
+ * another node was connected.
+ */
+void cluster_sub_interest(struct engine *e, const struct session *s, const uint8_t *filter,
+			  size_t len, bool on)
+{
+	size_t flen;
+	if (!s->conn && cluster_share_filter(filter, len, &flen))
+		return;
+	cluster_interest(e, filter, len, on);
+}
+
+/* s got (on) or lost its connection: its shared subscriptions' interest
+ * follows (cluster_sub_interest). */
+void cluster_share_presence(struct engine *e, const struct session *s, bool on)
+{
+	if (!e->has_cluster)
+		return;
+	for (const struct sub *x = s->subs; x; x = x->next) {
+		size_t flen;
+		if (cluster_share_filter(x->filter, x->len, &flen))
+			cluster_interest(e, x->filter, x->len, on);
+	}
+}
+
 /* Whether a message on topic, forwarded to the cluster, reaches this
  * node's shared groups through the cluster (every group but those on
  * $SYS filters, which have no interest there). */

@@ -319,6 +319,7 @@ static void connect_attach(struct engine *e, struct engine_conn *c, struct conne
 	c->info.client_id.p = s->cid;
 	s->conn = c;
 	c->s = s;
+	cluster_share_presence(e, s, true);
 	s->version = pl->version;
 	session_set_owner(s, &c->info);
 	s->expiry = pl->expiry;

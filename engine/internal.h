@@ -450,6 +450,9 @@ void session_take_over(struct engine *e, struct session *s, bool clean_start);
 
 /* cluster.c */
 void cluster_interest(struct engine *e, const uint8_t *filter, size_t len, bool on);
+void cluster_sub_interest(struct engine *e, const struct session *s, const uint8_t *filter,
+			  size_t len, bool on);
+void cluster_share_presence(struct engine *e, const struct session *s, bool on);
 bool cluster_forward(struct engine *e, const struct emsg *m, const struct midge_client *from);
 bool cluster_shares(const struct engine *e, const uint8_t *topic, size_t len);
 void cluster_retained(struct engine *e, const uint8_t *topic, size_t len, const struct emsg *m);

@@ -149,7 +149,7 @@ static void session_unsubscribe_all(struct engine *e, struct session *s)
 	for (x = s->subs; x; x = nx) {
 		nx = x->next;
 		topic_tree_unsubscribe(e->tree, x->filter, x->len, &s->subscriber);
-		cluster_interest(e, x->filter, x->len, false);
+		cluster_sub_interest(e, s, x->filter, x->len, false);
 		sub_unlink(e, x);
 		free(x);
 	}
@@ -221,6 +221,7 @@ void session_detach(struct engine *e, struct session *s, bool publish)
 {
 	s->conn = NULL;
 	s->recv_held = false; /* the queue is asked again on resume */
+	cluster_share_presence(e, s, false);
 	if (!publish)
 		will_clear(e, s);
 	if (s->expiry == 0) {
@@ -265,6 +266,7 @@ void session_take_over(struct engine *e, struct session *s, bool clean_start)
 	old->s = NULL;
 	s->conn = NULL;
 	s->recv_held = false;
+	cluster_share_presence(e, s, false);
 	if (!normal && (s->expiry == 0 || clean_start))
 		will_publish(e, s);
 	else

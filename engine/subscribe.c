@@ -145,7 +145,7 @@ int sub_apply(struct engine *e, struct session *s, const uint8_t *f, size_t len,
 	x->options = options;
 	x->sub_id = sub_id;
 	if (isnew)
-		cluster_interest(e, f, len, true);
+		cluster_sub_interest(e, s, f, len, true);
 	return isnew;
 }
 
@@ -439,7 +439,7 @@ int unsubscribe_handle(struct engine *e, struct engine_conn *c, struct codec_pac
 		uint8_t rc = MQTT_RC_NO_SUBSCRIPTION_EXISTED;
 		if (x) {
 			topic_tree_unsubscribe(e->tree, tf.p, tf.len, &s->subscriber);
-			cluster_interest(e, tf.p, tf.len, false);
+			cluster_sub_interest(e, s, tf.p, tf.len, false);
 			sub_unlink(e, x);
 			free(x);
 			move_touch(e, s);

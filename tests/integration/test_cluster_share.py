@@ -4,7 +4,10 @@ NATS queue group), not once per node. N messages published on a third
 node, and N more on a member's own node: every one arrives exactly once
 across the members, both members receive some; a non-shared subscriber
 of F on each node still gets every message; a second group on the same
-filter gets its own copy of each; a group's filter with wildcards."""
+filter gets its own copy of each; a group's filter with wildcards. A
+member that is offline (a persistent session) is not picked: its node
+leaves the group's queue while nobody of the group is connected there, so
+a connected member on another node gets every message."""
 
 import os
 import sys
@@ -80,6 +83,46 @@ try:
         check("non-shared subscriber on %s got every message once" % node.name, mine == sorted(want),
               "got %d" % len(mine))
     for c in members + others + plain:
+        c.close()
+
+    # A member offline (a persistent session) is no member NATS may pick:
+    # its node leaves the queue group while nobody of the group is
+    # connected there, so the connected member elsewhere gets everything
+    away = Client("away-a", 5, A.port, clean=False, expiry=300)
+    check("a persistent v5 member on h0 connects", away.connect())
+    away.subscribe("$share/o/off/#", 1)
+    here = Client("here-b", 4, B.port)
+    here.connect()
+    here.subscribe("$share/o/off/#", 1)
+    time.sleep(0.5)
+    away.close()  # DISCONNECT: the session stays on h0, offline
+    time.sleep(0.5)
+
+    def publish_off(tag, n):
+        p = Client("pub-" + tag, 5, C.port)
+        p.connect()
+        mids = [p.publish("off/%d" % (i % 5), "%s-%d" % (tag, i), 1).mid for i in range(n)]
+        ok = p.wait_acked(mids, 10)
+        p.close()
+        return ok
+
+    check("100 QoS 1 publishes on h2 while h0's member is offline", publish_off("o1", 100))
+    got = [x for x in collect([here], 100)[0] if x.startswith("o1-")]
+    check("the connected member on h1 gets all 100 (none picked for the offline one)",
+          sorted(got) == sorted("o1-%d" % i for i in range(100)), "got %d" % len(got))
+    back = Client("away-a", 5, A.port, clean=False, expiry=300)
+    check("the offline member comes back (session present)",
+          back.connect() and back.session_present, back.session_present)
+    time.sleep(0.5)  # its node joins the queue group again
+    check("100 more with both members connected", publish_off("o2", 100))
+    got = collect([here, back], 100 + 100)
+    o2 = [[x for x in g if x.startswith("o2-")] for g in got]
+    check("then each of them once across the two members, both served",
+          sorted(o2[0] + o2[1]) == sorted("o2-%d" % i for i in range(100)) and
+          all(o2), str([len(g) for g in o2]))
+    check("nothing of the first 100 was kept for the member that was away",
+          not [x for x in got[1] if x.startswith("o1-")], got[1][:5])
+    for c in (here, back):
         c.close()
 finally:
     clusterctl.stop(nodes, nats)

@@ -2268,9 +2268,17 @@ static void cluster_will_msg(struct engine_cluster_msg *m, const char *topic, co
 static int CLAIMS;
 static bool CLAIM_REFUSED; /* as when NATS is unreachable */
 
+/* The interest counts of "$share/g/s" and "s" (fc_interest). */
+static int SHARE_INTEREST, PLAIN_INTEREST;
+
 static void fc_interest(void *ctx, const uint8_t *f, size_t len, bool on)
 {
-	(void)ctx, (void)f, (void)len, (void)on;
+	(void)ctx;
+	int *n = len == 10 && memcmp(f, "$share/g/s", 10) == 0 ? &SHARE_INTEREST
+		 : len == 1 && f[0] == 's'                     ? &PLAIN_INTEREST
+							       : NULL;
+	if (n)
+		*n += on ? 1 : -1;
 }
 
 static int fc_publish(void *ctx, const struct engine_cluster_msg *m, uint64_t *ticket)
@@ -2372,6 +2380,43 @@ static void t_cluster_wills(void)
 	CU_ASSERT_FALSE(CODEC_HAS_PROP(&WILL_PROPS, CODEC_PROP_WILL_DELAY));
 	CU_ASSERT_TRUE(CODEC_HAS_PROP(&WILL_PROPS, CODEC_PROP_CONTENT_TYPE));
 	CU_ASSERT_EQUAL(WILL_PROPS.user_count, 1);
+	stop();
+}
+
+/* A shared subscription is the cluster's interest only while its session
+ * has a connection (NATS's queue group then picks only nodes where a
+ * member can take the message); a plain one for as long as it lives. */
+static void t_cluster_share_presence(void)
+{
+	static const struct engine_cluster fc = {NULL, fc_interest, fc_publish, fc_room, NULL, NULL,
+						 NULL, NULL, NULL};
+	start(NULL, NULL);
+	engine_cluster_attach(E, &fc);
+	SHARE_INTEREST = PLAIN_INTEREST = 0;
+	up4_kept(0, "m", "20 02 00 00");
+	subscribe4(0, "$share/g/s", 1);
+	subscribe4(0, "s", 1);
+	CU_ASSERT_EQUAL(SHARE_INTEREST, 1);
+	CU_ASSERT_EQUAL(PLAIN_INTEREST, 1);
+	gone(0, "reset"); /* the session stays, offline */
+	CU_ASSERT_EQUAL(SHARE_INTEREST, 0);
+	CU_ASSERT_EQUAL(PLAIN_INTEREST, 1);
+	up4_kept(0, "m", "20 02 01 00"); /* resumed: the member is back */
+	CU_ASSERT_EQUAL(SHARE_INTEREST, 1);
+	/* taken over by a new connection of the same id: off, then on */
+	up4_kept(1, "m", "20 02 01 00");
+	CU_ASSERT_EQUAL(SHARE_INTEREST, 1);
+	gone(0, "taken over");
+	exchange(1, "a2 0e 00 02 00 0a 24 73 68 61 72 65 2f 67 2f 73", "b0 02 00 02");
+	CU_ASSERT_EQUAL(SHARE_INTEREST, 0);
+	subscribe4(1, "$share/g/s", 0);
+	CU_ASSERT_EQUAL(SHARE_INTEREST, 1);
+	gone(1, "reset");
+	CU_ASSERT_EQUAL(SHARE_INTEREST, 0);
+	/* a clean start ends the offline session: nothing counted twice */
+	up4(2, "m");
+	CU_ASSERT_EQUAL(SHARE_INTEREST, 0);
+	CU_ASSERT_EQUAL(PLAIN_INTEREST, 0);
 	stop();
 }
 
@@ -3670,6 +3715,8 @@ static const struct test_case session_cases[] = {
 	{"MQTT-3.1.4-3 cluster: a session moves between nodes", t_cluster_session_move},
 	{"MQTT-3.1.3-9 cluster: sessions' checkpoints, adopted with their wills", t_cluster_checkpoint},
 	{"MQTT-3.1.2-8 cluster: wills kept for the cluster, a dead node's published", t_cluster_wills},
+	{"cluster: a shared subscription is interest while its member is connected",
+	 t_cluster_share_presence},
 	{"MQTT-3.1.3-9 will delay versus resume", t_will_delay_resume},
 	{"will delay elapsed", t_will_delay_elapsed},
 	{"will at session end before the delay", t_will_at_session_end},
