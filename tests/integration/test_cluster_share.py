@@ -44,10 +44,11 @@ try:
         plain.append(p)
     time.sleep(0.5)  # the NATS queue subscriptions are made on the cluster thread
 
-    def publish_all(node, tag):
+    def publish_all(node, tag, n=N, topic="sh/%d/x"):
+        """n QoS 1 publishes on node, on topic with i % 7 in it: acknowledged?"""
         p = Client("pub-" + tag, 5, node.port)
         p.connect()
-        mids = [p.publish("sh/%d/x" % (i % 7), "%s-%d" % (tag, i), 1).mid for i in range(N)]
+        mids = [p.publish(topic % (i % 7), "%s-%d" % (tag, i), 1).mid for i in range(n)]
         ok = p.wait_acked(mids, 10)
         p.close()
         return ok
@@ -98,15 +99,7 @@ try:
     away.close()  # DISCONNECT: the session stays on h0, offline
     time.sleep(0.5)
 
-    def publish_off(tag, n):
-        p = Client("pub-" + tag, 5, C.port)
-        p.connect()
-        mids = [p.publish("off/%d" % (i % 5), "%s-%d" % (tag, i), 1).mid for i in range(n)]
-        ok = p.wait_acked(mids, 10)
-        p.close()
-        return ok
-
-    check("100 QoS 1 publishes on h2 while h0's member is offline", publish_off("o1", 100))
+    check("100 QoS 1 publishes on h2 while h0's member is offline", publish_all(C, "o1", 100, "off/%d"))
     got = [x for x in collect([here], 100)[0] if x.startswith("o1-")]
     check("the connected member on h1 gets all 100 (none picked for the offline one)",
           sorted(got) == sorted("o1-%d" % i for i in range(100)), "got %d" % len(got))
@@ -114,7 +107,7 @@ try:
     check("the offline member comes back (session present)",
           back.connect() and back.session_present, back.session_present)
     time.sleep(0.5)  # its node joins the queue group again
-    check("100 more with both members connected", publish_off("o2", 100))
+    check("100 more with both members connected", publish_all(C, "o2", 100, "off/%d"))
     got = collect([here, back], 100 + 100)
     o2 = [[x for x in g if x.startswith("o2-")] for g in got]
     check("then each of them once across the two members, both served",

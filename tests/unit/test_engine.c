@@ -1667,17 +1667,24 @@ static int acl_ask_a(void *ctx, const struct midge_client *client, const uint8_t
 	return 0;
 }
 
-/* The held-packet tests' engine: acl_ask_a asked, "pub" (0) and "sub"
- * (1) connected, 3.1.1, "a" pending. */
-static void ask_start(void)
+/* The held-packet tests' engine: acl asked (acl_ask_a, or another fake
+ * worker), "pub" (0) and "sub" (1) connected, 3.1.1, "a" pending. */
+static void ask_start_with(int (*acl)(void *, const struct midge_client *, const uint8_t *, size_t,
+				      enum engine_access, uint8_t, bool))
 {
-	static const struct engine_auth auth = {.acl = acl_ask_a};
+	static struct engine_auth auth;
+	auth.acl = acl;
 	ASK_ANSWER = ENGINE_AUTH_PENDING;
 	ASKS_A = ASKS_OTHER = 0;
 	start(NULL, &auth);
 	engine_set_acl_ask(E, true);
 	up4(0, "pub");
 	up4(1, "sub");
+}
+
+static void ask_start(void)
+{
+	ask_start_with(acl_ask_a);
 }
 
 /* engine_auth.acl answered ENGINE_AUTH_PENDING for a PUBLISH: the packet
@@ -1771,13 +1778,7 @@ static int acl_receive_a(void *ctx, const struct midge_client *client, const uin
  * behind. */
 static void t_acl_held_receive(void)
 {
-	static const struct engine_auth auth = {.acl = acl_receive_a};
-	ASK_ANSWER = ENGINE_AUTH_PENDING;
-	ASKS_A = ASKS_OTHER = 0;
-	start(NULL, &auth);
-	engine_set_acl_ask(E, true);
-	up4(0, "pub");
-	up4(1, "sub");
+	ask_start_with(acl_receive_a);
 	up4(2, "other");
 	subscribe4(1, "#", 1);
 	subscribe4(2, "b", 0);
