@@ -240,6 +240,12 @@ static bool conn_flush(struct midge *m, struct conn *c, bool top_level)
 				conn_end(m, c, WHY_PEER_CLOSED, false);
 		}
 	}
+	if (c->receive_ready && !c->gone && !c->ending && c->ec) {
+		if (!top_level)
+			return false;
+		c->receive_ready = false;
+		engine_conn_receive_ready(m->engine, c->ec); /* output lands on c: flushed below */
+	}
 	if (c->gone) {
 		/* the I/O thread frees it; the engine must not touch it after */
 		return conn_post(m, c, IO_RELEASE, 0, NULL) == 0;

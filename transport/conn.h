@@ -112,6 +112,7 @@ struct conn {
 	uint32_t tls_identity : 1; /* a TLS handshake proved the user name (IO_IDENTITY) */
 	uint32_t close_now : 1;    /* a layer refused or ended the stream: IO_CLOSE whatever is queued */
 	uint32_t acl_asked : 1;    /* an auth worker was asked an `acl` request for it (zauth_acl.c) */
+	uint32_t receive_ready : 1; /* an answer about a delivery came: drain (conn_receive_ready) */
 	unsigned : 0;
 
 	/* socket flags */
@@ -155,6 +156,10 @@ int conn_auth_step(struct midge *m, struct conn *c, int rc, const struct midge_s
  * went out). Deferred to the next flush at the top of the loop, outside
  * the engine. */
 void conn_resume(struct midge *m, struct conn *c);
+/* An answer about a delivery to c came (engine_conn_receive_ready): the
+ * engine is told from the top of the loop, never inside a callback of
+ * its own. */
+void conn_receive_ready(struct midge *m, struct conn *c);
 /* Close c: stop reading, flush, shut the write side, linger. */
 void conn_close(struct midge *m, struct conn *c);
 /* The socket goes now (the engine is told at once). */

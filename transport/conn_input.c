@@ -124,6 +124,14 @@ void conn_resume(struct midge *m, struct conn *c)
 	conn_mark_dirty(m, c);
 }
 
+void conn_receive_ready(struct midge *m, struct conn *c)
+{
+	if (c->gone || c->ending)
+		return;
+	c->receive_ready = true;
+	conn_mark_dirty(m, c);
+}
+
 /* After the engine took a held CONNECT's answer (accepted: 0): what
  * arrived behind it is framed, and a peer that closed meanwhile goes. */
 static int conn_auth_resume(struct midge *m, struct conn *c, int accepted)

@@ -252,7 +252,8 @@ void zauth_acl_result(struct zauth *z, struct zpending *p, const struct zworker_
 		conn_resume(m, c);
 	/* deliveries wait for their own answer only (and may wait behind
 	 * the queue's head, whatever this answer was about) */
-	engine_conn_receive_ready(m->engine, p->ec);
+	if (c)
+		conn_receive_ready(m, c);
 }
 
 void zauth_acl_forget(struct zauth *z, struct zclient *k, bool resume)
@@ -267,7 +268,7 @@ void zauth_acl_forget(struct zauth *z, struct zclient *k, bool resume)
 	struct conn *c = resume && waiting ? engine_conn_handle(waiting) : NULL;
 	if (c) {
 		conn_resume(z->m, c);
-		engine_conn_receive_ready(z->m->engine, waiting);
+		conn_receive_ready(z->m, c);
 	}
 }
 
