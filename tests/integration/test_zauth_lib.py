@@ -3,6 +3,7 @@ the workers and a broker bound for them; a raw MQTT 5 CONNECT and its
 CONNACK's reason code and properties; a worker's log; a raw-socket
 publisher and a paho subscriber of the acl tests."""
 
+import atexit
 import json
 import os
 import socket
@@ -20,12 +21,20 @@ JSON_WORKER = os.path.join(HERE, "..", "..", "examples", "auth_worker_json.py")
 
 
 def start_worker(workers, cmd):
-    """Starts a worker (stopped by the test with kill(), from workers)."""
+    """Starts a worker (stopped by the test with kill(), from workers; at
+    exit too, so a test that fails half way leaves none behind)."""
     p = spawn(cmd)
     workers.append(p)
+    atexit.register(_stop_worker, p)
     if "zauth_worker.py" in cmd[1]:
         p.stdout.readline()  # "ready" went out
     return p
+
+
+def _stop_worker(p):
+    if p.poll() is None:
+        p.kill()
+        p.wait(5)
 
 
 def worker_broker(extra, timeout_ms):
