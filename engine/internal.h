@@ -243,9 +243,7 @@ struct session {
 	uint16_t unsent_at; /* ... none before this position from the oldest */
 	uint8_t flight_cap_log2, rel_cap_log2;
 	uint8_t version;
-	/* an answer about a delivery to the connected client is awaited
-	 * (limits_receive): every delivery queues behind it, in order */
-	bool recv_held;
+	bool recv_held; /* a delivery's answer is awaited: all queue behind it, in order */
 	uint16_t listener;
 	struct subscriber subscriber; /* what the topic tree holds for it */
 	char cid[]; /* cid_len bytes and a NUL, in the same allocation */
@@ -368,9 +366,7 @@ struct engine {
 	/* While a client's PUBLISH or SUBSCRIBE is checked: a PENDING answer
 	 * holds the packet (acl_held set) instead of refusing it. */
 	bool acl_may_hold, acl_held;
-	/* While a delivery to a session without a connection is checked: a
-	 * PENDING answer queues it, to be asked again on resume. */
-	bool acl_offline;
+	bool acl_offline; /* a delivery to a session without connection is checked */
 	bool memory_full; /* memory_limit reached (engine_set_memory_full) */
 	struct engine_store store; /* engine_store_none unless attached */
 	uint64_t store_changes;    /* store calls made: did a packet report anything? */
@@ -576,11 +572,7 @@ void authx_free(struct engine *e, struct engine_conn *c);
 /* limits.c */
 bool limits_acl_allows(struct engine *e, const struct midge_client *cl, const uint8_t *topic,
 		       size_t len, enum engine_access access, uint8_t qos, bool retain);
-enum recv_verdict {
-	RECV_OK = 0,
-	RECV_DENIED = 1, /* reported (acl.denied, message.dropped) */
-	RECV_HELD = 2,   /* an auth worker was asked: queue it, ask again at the drain */
-};
+enum recv_verdict { RECV_OK, RECV_DENIED /* reported */, RECV_HELD /* queue, ask at the drain */ };
 enum recv_verdict limits_receive(struct engine *e, struct session *s, const struct emsg *m,
 				 uint8_t qos, bool retain);
 bool limits_retain_source_ok(struct engine *e, const struct emsg *m);
