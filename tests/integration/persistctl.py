@@ -52,6 +52,7 @@ class Client:
         self.port = port
         self.msgs = []
         self.acked = set()
+        self.acked_at = {}  # mid: when its acknowledgement came
         self.cond = threading.Condition()
         self.connected = threading.Event()
         self.rc = None
@@ -101,6 +102,7 @@ class Client:
     def _on_publish(self, client, userdata, mid):
         with self.cond:
             self.acked.add(mid)
+            self.acked_at[mid] = time.time()
             self.cond.notify_all()
 
     def connect(self, timeout=5):

@@ -48,6 +48,11 @@ class Stream(threading.Thread):
         with self.c.cond:
             return {self.by_mid[m] for m in list(self.c.acked) if m in self.by_mid}
 
+    def acked_at(self, seq):
+        with self.c.cond:
+            return next((self.c.acked_at[m] for m, s in self.by_mid.items()
+                         if s == seq and m in self.c.acked_at), None)
+
 
 def received(client):
     with client.cond:
@@ -94,6 +99,7 @@ try:
     check("$SYS/broker/midge/cluster/state says disconnected",
           bool(ms) and ms[-1].payload == b"disconnected")
     s.close()
+    t_restart = time.time()  # no PUBACK between the kill and this (checked above)
     nats.start()
     end = time.time() + 15
     while time.time() < end and len(st.acked()) <= a2 + 50:
@@ -108,8 +114,20 @@ try:
     while time.time() < end and not acked <= received(sub):
         time.sleep(0.2)
     lost = acked - received(sub)
-    check("every message acknowledged to the publisher reached n1 (%d acked, NATS down %.1f s)" %
-          (len(acked), time.time() - t_kill), not lost, "lost %d, e.g. %s" % (len(lost), sorted(lost)[:10]))
+    # Core NATS keeps a message in memory only: one it had confirmed to
+    # n0 but not yet written to n1 when it was killed -9 is gone with it
+    # (docs/cluster.md, "Guarantees"). Such a message was acknowledged
+    # just before the kill (or its PUBACK was on its way then); any other
+    # loss is midge's.
+    window = 0.25 * brokerctl.TIME_SCALE
+    at_kill = {s for s in lost if t_kill - window <= (st.acked_at(s) or 0) <= t_restart}
+    check("every message acknowledged to the publisher reached n1 (%d acked, NATS down %.1f s), "
+          "but those NATS held when killed" % (len(acked), time.time() - t_kill),
+          not lost - at_kill, "lost %d, e.g. %s (acknowledged at %s; killed at %.3f)" % (
+              len(lost - at_kill), sorted(lost - at_kill)[:10],
+              [st.acked_at(s) for s in sorted(lost - at_kill)[:3]], t_kill))
+    check("messages NATS held when it was killed: at most a few (%d)" % len(at_kill),
+          len(at_kill) <= 20, sorted(at_kill))
     pub.close()
     sub.close()
     local.close()
