@@ -15,7 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cluster/internal.h"
 #include "cluster/subject.h"
@@ -38,6 +40,18 @@ uint64_t cluster_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* A run of this node apart from every other (its messages' sequence
+ * numbers start again at 1): random, never 0. */
+static uint64_t cluster_run_id(void)
+{
+	uint64_t r = 0;
+	while (r == 0) {
+		if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
+			r = cluster_now_ms() ^ ((uint64_t)getpid() << 40);
+	}
+	return r;
+}
+
 /* ---- engine -> NATS (engine thread) ----------------------------------- */
 
 static void log_drop_out(struct cluster *c)
@@ -55,7 +69,8 @@ static int cluster_on_publish(void *ctx, const struct engine_cluster_msg *m, uin
 {
 	struct cluster *c = ctx;
 	char subj[CLUSTER_SUBJECT_MAX];
-	int sl = cluster_subject_topic(subj, sizeof subj, c->name, m->topic, m->topic_len);
+	int sl = cluster_subject_topic(subj, sizeof subj, c->name, m->topic, m->topic_len,
+				       m->qos && c->cfg.journal_bytes);
 	*ticket = 0;
 	if (sl < 0) {
 		log_warn("cluster: topic too long for a NATS subject: not sent to other nodes");
@@ -211,6 +226,11 @@ static void cluster_on_async(uv_async_t *a)
 					      x->data_len, now);
 		} else if (x->kind == REC_ADOPT || x->kind == REC_ADOPT_WILL) {
 			cluster_state_apply(c, x, now);
+		} else if (x->kind == REC_REPLAY_END) {
+			engine_cluster_replay_end(c->engine, x->ticket, now);
+		} else if (x->kind == REC_REPLAY) {
+			if (cluster_wire_decode(rec_data(x), x->data_len, &m) == 0)
+				engine_cluster_replay(c->engine, x->ticket, &m, now);
 		} else if (cluster_wire_decode(rec_data(x), x->data_len, &m) < 0 ||
 			   engine_cluster_input(c->engine, (const uint8_t *)rec_name(x), x->name_len, &m,
 						now) < 0) {
@@ -250,9 +270,21 @@ static int thread_send(struct cluster *c, uint64_t end)
 {
 	uint64_t pos = c->out.rpos, ticket = 0;
 	const struct rec *x;
+	/* with the journal, the batch's last QoS 1/2 message waits for the
+	 * stream's answer, which covers the messages before it (journal.c) */
+	const struct rec *confirm = NULL;
+	if (c->cfg.journal_bytes) {
+		for (uint64_t p = pos; (x = ring_at(&c->out, &p, end));)
+			if (x->kind == REC_PUBLISH && x->ticket)
+				confirm = x;
+	}
 	while ((x = ring_at(&c->out, &pos, end))) {
 		natsStatus s = NATS_OK;
-		if (x->kind == REC_PUBLISH) {
+		if (x == confirm) {
+			s = cluster_journal_confirm(c, rec_name(x), rec_data(x), x->data_len);
+			if (s == NATS_OK)
+				atomic_fetch_add(&c->forwarded, 1);
+		} else if (x->kind == REC_PUBLISH) {
 			s = natsConnection_Publish(c->nc, rec_name(x), rec_data(x), (int)x->data_len);
 			if (s == NATS_OK)
 				atomic_fetch_add(&c->forwarded, 1);
@@ -276,7 +308,7 @@ static int thread_send(struct cluster *c, uint64_t end)
 		if (x->ticket > ticket)
 			ticket = x->ticket;
 	}
-	if (ticket && natsConnection_FlushTimeout(c->nc, 5000) != NATS_OK)
+	if (ticket && !confirm && natsConnection_FlushTimeout(c->nc, 5000) != NATS_OK)
 		return -1;
 	pthread_mutex_lock(&c->out.mu);
 	c->out.rpos = end;
@@ -320,6 +352,7 @@ static void *cluster_thread(void *arg)
 			struct command *nk = k->next;
 			cluster_interest_apply(c, k);
 			free(k);
+			atomic_fetch_add(&c->cmds_applied, 1);
 			k = nk;
 		}
 		cluster_will_due(c);
@@ -455,6 +488,7 @@ static void cluster_release(struct cluster *c)
 	if (c->leak)
 		return;
 	cluster_owner_free(c);
+	cluster_journal_free(c);
 	cluster_nodes_free(c);
 	pthread_mutex_destroy(&c->sum_mu);
 	pthread_mutex_destroy(&c->closed_mu);
@@ -484,6 +518,9 @@ struct cluster *cluster_start(const struct cluster_config *cfg, uv_loop_t *loop,
 		c->cfg.buffer_bytes = CLUSTER_DEFAULT_BUFFER;
 	if (!c->cfg.lease_ms)
 		c->cfg.lease_ms = CLUSTER_DEFAULT_LEASE_MS;
+	if (!c->cfg.checkpoint_ms)
+		c->cfg.journal_bytes = 0; /* nothing resumes from a checkpoint to replay for */
+	c->run = cluster_run_id();
 	c->servers = strdup(cfg->servers);
 	c->node = strdup(cfg->node);
 	c->name = strdup(cfg->name);
@@ -520,6 +557,11 @@ struct cluster *cluster_start(const struct cluster_config *cfg, uv_loop_t *loop,
 		fail(err, errlen, "cannot open the cluster's session owners, wills and state buckets", s);
 		goto fail;
 	}
+	s = cluster_journal_open(c);
+	if (s != NATS_OK) {
+		fail(err, errlen, "cannot create the cluster's journal stream (midge_cluster_journal_bytes)", s);
+		goto fail;
+	}
 	s = cluster_kv_load(c);
 	if (s != NATS_OK) {
 		fail(err, errlen, "cannot read the cluster's retained messages", s);
@@ -534,10 +576,13 @@ struct cluster *cluster_start(const struct cluster_config *cfg, uv_loop_t *loop,
 	struct engine_cluster ec = {c, cluster_interest_change, cluster_on_publish, cluster_on_room,
 				    cluster_on_retained, cluster_owner_claim, cluster_will_changed,
 				    c->cfg.checkpoint_ms ? cluster_state_changed : NULL,
-				    cluster_owner_ended};
+				    cluster_owner_ended,
+				    c->cfg.journal_bytes ? cluster_journal_replay : NULL,
+				    c->run};
 	engine_cluster_attach(e, &ec);
 	c->thread_on = pthread_create(&c->thread, NULL, cluster_thread, c) == 0;
-	if (!c->thread_on || cluster_kv_watch(c) < 0 || cluster_state_start(c) < 0) {
+	if (!c->thread_on || cluster_kv_watch(c) < 0 || cluster_state_start(c) < 0 ||
+	    cluster_journal_start(c) < 0) {
 		/* the loop closes the uv handle at its end; c stays for it */
 		snprintf(err, errlen, "cannot start the cluster's threads");
 		cluster_quiet(c);
@@ -546,6 +591,7 @@ struct cluster *cluster_start(const struct cluster_config *cfg, uv_loop_t *loop,
 	log_notice("cluster: node %s joined cluster %s", c->node, c->name);
 	return c;
 fail:
+	cluster_journal_stop(c);
 	cluster_owner_stop(c);
 	cluster_state_close(c);
 	cluster_will_close(c);
@@ -560,6 +606,7 @@ void cluster_quiet(struct cluster *c)
 	if (!c || c->quiet)
 		return;
 	c->quiet = true;
+	cluster_journal_stop(c);
 	cluster_state_quiet(c);
 	pthread_mutex_lock(&c->out.mu);
 	c->stop = true;
@@ -604,6 +651,8 @@ void cluster_stats(const struct cluster *c, struct cluster_stats *out)
 	out->checkpoint_failures = atomic_load(&w->ck_failed);
 	out->sessions_resumed = atomic_load(&w->resumed);
 	out->sessions_adopted = atomic_load(&w->adopted);
+	out->replays = atomic_load(&w->replays);
+	out->replayed = atomic_load(&w->replayed);
 	pthread_mutex_lock(&w->out.mu);
 	out->buffered = w->out.wpos - w->out.rpos;
 	pthread_mutex_unlock(&w->out.mu);

@@ -35,11 +35,13 @@ struct cluster_config {
 	uint64_t buffer_bytes; /* midge_cluster_buffer: what waits for NATS, each way */
 	uint32_t lease_ms;    /* how long a dead node's name stays claimed */
 	uint32_t checkpoint_ms; /* midge_cluster_checkpoint_ms: sessions' copies (0: none) */
+	uint64_t journal_bytes; /* midge_cluster_journal_bytes: the QoS 1/2 journal (0: none) */
 };
 
 #define CLUSTER_DEFAULT_BUFFER (64ull * 1024 * 1024)
 #define CLUSTER_DEFAULT_LEASE_MS 10000u
 #define CLUSTER_DEFAULT_CHECKPOINT_MS 250u
+#define CLUSTER_DEFAULT_JOURNAL (1ull << 30)
 
 struct cluster_stats {
 	bool connected;
@@ -54,6 +56,8 @@ struct cluster_stats {
 	uint64_t checkpoint_failures; /* ... that JetStream refused */
 	uint64_t sessions_resumed;    /* dead nodes' sessions resumed here on a claim */
 	uint64_t sessions_adopted;    /* ... adopted here */
+	uint64_t replays;             /* journal replays for sessions resumed here */
+	uint64_t replayed;            /* messages read back from the journal */
 };
 
 /*

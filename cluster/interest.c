@@ -73,6 +73,7 @@ static void command_post(struct cluster *c, struct interest *in, bool on)
 	pthread_mutex_lock(&c->out.mu);
 	*c->cmds_tail = k;
 	c->cmds_tail = &k->next;
+	c->cmds_posted++;
 	pthread_cond_signal(&c->out.cv);
 	pthread_mutex_unlock(&c->out.mu);
 }
@@ -156,7 +157,7 @@ void cluster_interest_apply(struct cluster *c, struct command *k)
 		glen = (size_t)(f - g);
 		f++;
 		flen = in->len - (size_t)(f - in->filter);
-		if (cluster_subject_topic(queue, sizeof queue, c->name, g, glen) < 0)
+		if (cluster_subject_topic(queue, sizeof queue, c->name, g, glen, false) < 0)
 			return;
 	}
 	bool parent;

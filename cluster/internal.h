@@ -78,6 +78,14 @@ struct will_wait {
 	uint8_t data[]; /* u32 delay + the encoded will */
 };
 
+/* A journal replay (journal.c): the sessions that asked before it
+ * started share it. */
+struct jr_job {
+	uint64_t id;      /* 0: none */
+	uint64_t from_ms; /* the oldest checkpoint's time */
+	uint64_t cmds;    /* commands posted before it: its subscriptions */
+};
+
 /* A subscription change for the cluster thread. */
 struct command {
 	struct command *next;
@@ -94,6 +102,8 @@ struct cluster {
 	struct ring out; /* engine -> cluster thread; its mu also guards cmds, stop */
 	struct ring in;  /* libnats, watcher -> engine */
 	struct command *cmds, **cmds_tail;
+	uint64_t cmds_posted;              /* under out.mu */
+	atomic_uint_fast64_t cmds_applied; /* by the cluster thread */
 	bool stop;
 	bool quiet; /* cluster_quiet() ran */
 	/* libnats runs the connection's callbacks on its own thread, queued:
@@ -112,6 +122,7 @@ struct cluster {
 	kvStore *nodes, *retained;
 	kvWatcher *watch;
 	uint64_t lease_rev;
+	uint64_t run; /* this run of the node: its messages' node_run (random, not 0) */
 	/* owner.c: the owners and moved-sessions buckets, the owner thread */
 	jsCtx *ojs; /* a shorter wait than js: a CONNECT waits on it */
 	kvStore *owners, *sessions;
@@ -139,6 +150,15 @@ struct cluster {
 	bool ck_timer_on;
 	atomic_uint_fast64_t ck_written, ck_failed, resumed, adopted;
 	uint64_t ck_failed_logged;
+	/* journal.c: the replay thread and its next job (jr_mu) */
+	jsCtx *jrjs;
+	pthread_t jr_thread;
+	bool jr_init, jr_on, jr_stop;
+	pthread_mutex_t jr_mu;
+	pthread_cond_t jr_cv;
+	struct jr_job jr_next;
+	uint64_t jr_ids;
+	atomic_uint_fast64_t replays, replayed;
 	/* nodes.c: the other live nodes as of the last heartbeat (sum_mu) */
 	pthread_mutex_t sum_mu;
 	struct cluster_node_info *sum;
@@ -283,6 +303,23 @@ void cluster_will_close(struct cluster *c);
 /* kv.c: a delete marker for key in bucket NAME_<suffix>, as
  * kvStore_Delete sends it, for publishes that set their own options. */
 natsStatus cluster_kv_marker(struct cluster *c, natsMsg **m, const char *suffix, const char *key);
+
+/* ---- journal.c --------------------------------------------------------- */
+
+/* Start-up: creates (or updates) the stream; starts the replay thread.
+ * Nothing when midge_cluster_journal_bytes is 0. */
+natsStatus cluster_journal_open(struct cluster *c);
+int cluster_journal_start(struct cluster *c);
+/* Cluster thread: sends one QoS 1/2 message as a request and waits for
+ * the stream's answer: NATS_OK when it (and what this connection sent
+ * before it) is stored. */
+natsStatus cluster_journal_confirm(struct cluster *c, const char *subj, const uint8_t *data,
+				   size_t len);
+/* engine_cluster.replay (loop). */
+uint64_t cluster_journal_replay(void *ctx, uint64_t from_ms);
+/* cluster_quiet: stops the replay thread; cluster_free: the rest. */
+void cluster_journal_stop(struct cluster *c);
+void cluster_journal_free(struct cluster *c);
 
 /* ---- state.c ----------------------------------------------------------- */
 

@@ -25,6 +25,8 @@ enum ring_kind {
 	REC_STATE = 7,   /* state key, a session's checkpoint, or nothing: deleted (state.c) */
 	REC_ADOPT = 8,   /* owner key, a dead node's session checkpoint to adopt (state.c) */
 	REC_ADOPT_WILL = 9, /* owner key, u32 delay + encoded will of an adopted session */
+	REC_REPLAY = 10, /* ticket: the replay job; a message read back from the journal */
+	REC_REPLAY_END = 11, /* ticket: the replay job, which has nothing more */
 };
 
 struct rec {
@@ -34,7 +36,7 @@ struct rec {
 	uint16_t name_len; /* subject, key or filter, NUL-terminated after the header */
 	uint32_t data_len;
 	uint32_t pad2;
-	uint64_t ticket; /* REC_PUBLISH of a QoS 1/2 message: its ticket */
+	uint64_t ticket; /* REC_PUBLISH of a QoS 1/2 message: its ticket; REC_REPLAY*: the job */
 };
 
 struct ring {

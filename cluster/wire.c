@@ -27,13 +27,15 @@ static uint64_t get_be(const uint8_t *p, int n)
 void cluster_wire_encode(uint8_t *out, const struct engine_cluster_msg *m)
 {
 	out[0] = 'M';
-	out[1] = 1;
+	out[1] = 2;
 	out[2] = (uint8_t)((m->qos & 3) | (m->retain ? 4 : 0));
 	out[3] = 0;
 	be(out + 4, m->topic_len, 2);
 	be(out + 6, m->origin_len, 2);
 	be(out + 8, m->props_len, 4);
 	be(out + 12, m->expiry_at, 8);
+	be(out + 20, m->node_run, 8);
+	be(out + 28, m->seq, 8);
 	uint8_t *p = out + CLUSTER_WIRE_HEAD;
 	memcpy(p, m->topic, m->topic_len);
 	p += m->topic_len;
@@ -50,14 +52,19 @@ void cluster_wire_encode(uint8_t *out, const struct engine_cluster_msg *m)
 int cluster_wire_decode(const uint8_t *b, size_t n, struct engine_cluster_msg *m)
 {
 	memset(m, 0, sizeof *m);
-	if (n < CLUSTER_WIRE_HEAD || b[0] != 'M' || b[1] != 1 || (b[2] & 3) == 3 || (b[2] & ~7u) || b[3])
+	size_t head = n >= 2 && b[1] == 1 ? 20 : CLUSTER_WIRE_HEAD;
+	if (n < head || b[0] != 'M' || b[1] < 1 || b[1] > 2 || (b[2] & 3) == 3 || (b[2] & ~7u) || b[3])
 		return -1;
 	size_t tl = (size_t)get_be(b + 4, 2), ol = (size_t)get_be(b + 6, 2);
 	size_t pl = (size_t)get_be(b + 8, 4);
-	size_t rest = n - CLUSTER_WIRE_HEAD;
+	size_t rest = n - head;
 	if (tl > rest || ol > rest - tl || pl > rest - tl - ol)
 		return -1;
-	const uint8_t *p = b + CLUSTER_WIRE_HEAD;
+	if (head == CLUSTER_WIRE_HEAD) {
+		m->node_run = get_be(b + 20, 8);
+		m->seq = get_be(b + 28, 8);
+	}
+	const uint8_t *p = b + head;
 	m->qos = b[2] & 3;
 	m->retain = (b[2] & 4) != 0;
 	m->expiry_at = get_be(b + 12, 8);

@@ -3,10 +3,14 @@
  * retained-bucket value): encoded once on the publishing node, decoded
  * (bounded, every length checked) on the receiving ones.
  *
- *   0  'M'  1  version (1)  2  flags: qos (bits 0-1), retain (bit 2)  3  0
+ *   0  'M'  1  version (2)  2  flags: qos (bits 0-1), retain (bit 2)  3  0
  *   4  topic length (u16 BE)   6  origin id length (u16 BE)
  *   8  properties length (u32 BE)   12  expiry (u64 BE, wall-clock ms, 0 = none)
- *   20 topic, origin id, raw v5 properties, then the payload to the end
+ *   20 the publishing node's run (u64 BE)   28  its sequence number (u64 BE)
+ *   36 topic, origin id, raw v5 properties, then the payload to the end
+ *
+ * Version 1 (no run and sequence: the header ends at 20) is still read:
+ * the retained bucket keeps what older nodes wrote.
  */
 #ifndef MIDGE_CLUSTER_WIRE_H
 #define MIDGE_CLUSTER_WIRE_H
@@ -16,7 +20,7 @@
 
 #include "engine/engine.h"
 
-#define CLUSTER_WIRE_HEAD 20
+#define CLUSTER_WIRE_HEAD 36
 
 /* The encoded size of m. */
 size_t cluster_wire_size(const struct engine_cluster_msg *m);

@@ -74,6 +74,7 @@ static long checkpoint_one(struct engine *e, struct session *s, size_t max)
 uint32_t engine_cluster_checkpoint(struct engine *e, size_t max, size_t budget, uint64_t now_ms)
 {
 	e->now = now_ms;
+	journal_expire(e);
 	if (!e->ck_on)
 		return 0;
 	uint32_t i = 0, done = 0;

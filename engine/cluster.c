@@ -18,6 +18,8 @@ void engine_cluster_attach(struct engine *e, const struct engine_cluster *cl)
 	e->cluster = *cl;
 	e->has_cluster = true;
 	e->ck_on = cl->checkpoint != NULL;
+	if (journal_attach(e) < 0)
+		e->cluster.replay = NULL; /* out of memory: checkpoints only */
 }
 
 void engine_cluster_detach(struct engine *e)
@@ -128,10 +130,13 @@ static bool cluster_local(const struct emsg *m, const struct midge_client *from)
 bool cluster_forward(struct engine *e, const struct emsg *m, const struct midge_client *from)
 {
 	e->cluster_ticket = 0;
+	if (e->jr)
+		e->jr->cur_run = e->jr->cur_seq = 0;
 	if (!e->has_cluster || cluster_local(m, from))
 		return false;
 	struct engine_cluster_msg v;
 	cluster_view(e, m, &v);
+	journal_forward(e, &v);
 	uint64_t ticket = 0;
 	if (e->cluster.publish(e->cluster.ctx, &v, &ticket) < 0)
 		return false;
@@ -204,9 +209,7 @@ bool cluster_full(const struct engine *e)
 	return e->has_cluster && e->cluster.room && !e->cluster.room(e->cluster.ctx);
 }
 
-/* A message from the cluster as an emsg (reference 1), or NULL when it
- * is invalid or has expired. */
-static struct emsg *cluster_msg(struct engine *e, const struct engine_cluster_msg *v)
+struct emsg *cluster_msg(struct engine *e, const struct engine_cluster_msg *v)
 {
 	if (v->topic_len == 0 || v->topic_len > UINT16_MAX || v->qos > 2 ||
 	    !codec_topic_name_valid(v->topic, v->topic_len) || v->payload_len > UINT32_MAX)
@@ -237,6 +240,7 @@ int engine_cluster_input(struct engine *e, const uint8_t *f, size_t flen,
 		return -1;
 	e->st.msgs_received++;
 	e->st.publish_received++;
+	journal_input(e, v, pf != NULL);
 	uint32_t n = pf ? route_message_group(e, m, f, flen) : route_message_filter(e, m, f, flen, true);
 	emsg_unref(m);
 	return (int)n;

@@ -96,6 +96,7 @@ void engine_free(struct engine *e)
 	for (uint32_t i = 0; i < e->table_size; i++)
 		while (e->session_table[i])
 			session_destroy(e, e->session_table[i]);
+	journal_free(e);
 	engine_restore_abort(e);
 	topic_tree_free(e->tree);
 	history_free_all(e);

@@ -512,6 +512,10 @@ struct engine_cluster_msg {
 	const uint8_t *origin_id; /* the publishing client's id (empty: the broker) */
 	size_t origin_len;
 	uint64_t expiry_at; /* wall-clock ms the message expires, 0 = never */
+	/* the journal's order (docs/cluster.md, "The journal"): the
+	 * publishing node's run (random at its start) and its count of QoS
+	 * 1/2 messages; 0 and 0 for QoS 0 */
+	uint64_t node_run, seq;
 	uint8_t qos;
 	bool retain;
 };
@@ -546,6 +550,14 @@ struct engine_cluster {
 	 * node), so the cluster may give the client id back
 	 * (cluster/owner.c) once no new session of it is here. */
 	void (*ended)(void *ctx, const uint8_t *cid, size_t len);
+	/* May be NULL (no journal). A session resumed from a dead node's
+	 * checkpoint misses what reached that node after it: the cluster
+	 * reads the journal from from_ms on and hands each message to
+	 * engine_cluster_replay(job), then engine_cluster_replay_end(job).
+	 * Returns the job (sessions asking before it starts share one), or
+	 * 0 when it cannot (the session resumes as of its checkpoint). */
+	uint64_t (*replay)(void *ctx, uint64_t from_ms);
+	uint64_t node_run; /* this node's run: engine_cluster_msg.node_run */
 };
 
 /* Attaches a cluster (copied) before the first subscription exists (so
@@ -621,6 +633,20 @@ uint32_t engine_cluster_checkpoint(struct engine *e, size_t max, size_t budget, 
  */
 int engine_cluster_adopt(struct engine *e, const uint8_t *cid, size_t len, const uint8_t *state,
 			 size_t state_len, uint64_t now_ms);
+
+/*
+ * Journal replay (engine_cluster.replay): m, read back from the journal,
+ * goes to the sessions of job that match it and did not have it yet
+ * (its node_run and seq are past what their checkpoint held); until the
+ * job's end, new messages for those sessions wait behind the replay, so
+ * each publisher's order holds. Returns the receivers, or -1 when m is
+ * invalid.
+ */
+int engine_cluster_replay(struct engine *e, uint64_t job, const struct engine_cluster_msg *m,
+			  uint64_t now_ms);
+/* The journal has nothing more for job: the messages that waited go out
+ * (those the replay gave already are dropped). */
+void engine_cluster_replay_end(struct engine *e, uint64_t job, uint64_t now_ms);
 
 /*
  * The pending will of adopted session cid, from the node that died: it

@@ -211,6 +211,7 @@ struct session {
 	struct engine_conn *conn;
 	struct will *will; /* NULL: no pending will */
 	struct sub *subs;
+	struct journal_wait *jwait; /* a journal replay for it is under way (journal.c) */
 	void *store;            /* the store's handle while it keeps the session (expiry not 0) */
 	struct slot *flight;    /* outgoing QoS 1/2 in send order, a ring (flight.c) */
 	struct delivery *queue; /* ring */
@@ -380,6 +381,7 @@ struct engine {
 	struct session **ck_dirty;  /* sessions changed since their checkpoint (NULL: ended) */
 	uint32_t ck_n, ck_cap;
 	struct move_buf ck_buf;     /* reused by every checkpoint */
+	struct journal *jr;         /* the cluster's journal (journal.c); NULL: none */
 	uint64_t claim_seq;
 	uint64_t cluster_sent;     /* the cluster's ticket reached (engine_cluster_sent) */
 	uint64_t cluster_ticket;   /* the ticket of the message publish_accept just forwarded */

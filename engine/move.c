@@ -8,15 +8,18 @@
  * in-flight window first, then the queue); this node decodes that before
  * the CONNECT goes on, so the client resumes where it was.
  *
- * The encoding (version 1, integers big-endian, every length checked
+ * The encoding (version 2, integers big-endian, every length checked
  * against what is left: the bytes come from another node through NATS):
- *   "MS" 1, protocol u8, expiry u32, listener u16, user: u8 present,
+ *   "MS" 2, protocol u8, expiry u32, listener u16, user: u8 present,
  *   u16 length, bytes;
  *   u32 subscriptions: u16 length, filter, options u8, sub_id u32;
  *   u32 deliveries: qos u8, flags u8 (1 retain, 2 shared), n u8, n x u32
  *   subscription ids, then the message: u16 topic length, topic, u32
  *   payload length, payload, u32 properties length, properties, u16
- *   origin length, origin client id, qos u8, retain u8, expiry_at u64.
+ *   origin length, origin client id, qos u8, retain u8, expiry_at u64;
+ *   the journal (journal.c): resume u8, time u64 (wall-clock ms), u16
+ *   marks: run u64, seq u64.
+ * Version 1 (what an older node wrote) ends before the journal's part.
  */
 #include "engine/internal.h"
 
@@ -119,12 +122,18 @@ static bool move_put_delivery(struct move_buf *b, const struct delivery *d)
 
 int move_encode(struct engine *e, struct session *s, struct move_buf *b, bool report)
 {
-	size_t need = 3 + 1 + 4 + 2 + 3 + s->user_len + 4;
+	/* a checkpoint (not a hand-over: nothing is missed there) says where
+	 * a node that resumes it reads the journal from; its room is kept
+	 * before the deliveries take theirs */
+	struct journal_trailer t;
+	journal_marks(e, s, !report, &t);
+	size_t tsize = 1 + 8 + 2 + 16u * t.n;
+	size_t need = 3 + 1 + 4 + 2 + 3 + s->user_len + 4 + tsize;
 	for (const struct sub *x = s->subs; x; x = x->next)
 		need += 2 + x->len + 1 + 4;
 	if (!wb_room(b, need))
 		return -1;
-	wb_bytes(b, "MS\1", 3);
+	wb_bytes(b, "MS\2", 3);
 	wb_uint(b, s->version, 1);
 	wb_uint(b, s->expiry, 4);
 	wb_uint(b, s->listener, 2);
@@ -143,9 +152,10 @@ int move_encode(struct engine *e, struct session *s, struct move_buf *b, bool re
 		wb_uint(b, x->sub_id, 4);
 	}
 	size_t count_at = b->len;
-	if (!wb_room(b, 4))
+	if (!wb_room(b, 4 + tsize))
 		return -1;
 	wb_uint(b, 0, 4);
+	b->max -= tsize;
 	uint32_t n = 0;
 	/* what was in flight and not completed goes again, before the queue */
 	for (uint32_t k = 0; k < s->flight_span; k++) {
@@ -165,6 +175,16 @@ int move_encode(struct engine *e, struct session *s, struct move_buf *b, bool re
 		else if (report)
 			event_drop(e, s, d->m, d->qos, MIDGE_DROP_QUEUE_FULL,
 				   "larger than a moved session may be (NATS max_payload)");
+	}
+	b->max += tsize;
+	if (!wb_room(b, tsize))
+		return -1;
+	wb_uint(b, t.resume, 1);
+	wb_uint(b, t.from_ms, 8);
+	wb_uint(b, t.n, 2);
+	for (uint32_t i = 0; i < t.n; i++) {
+		wb_uint(b, t.marks[i].run, 8);
+		wb_uint(b, t.marks[i].seq, 8);
 	}
 	if (b->oom)
 		return -1;
@@ -292,8 +312,9 @@ int move_install(struct engine *e, const uint8_t *cid, size_t cid_len, const uin
 {
 	struct rbuf_view r = {blob, len, false};
 	const uint8_t *magic = rd_bytes(&r, 3);
-	if (!magic || memcmp(magic, "MS\1", 3) != 0)
+	if (!magic || memcmp(magic, "MS", 2) != 0 || magic[2] < 1 || magic[2] > 2)
 		return -1;
+	bool v2 = magic[2] == 2;
 	struct session *old = session_find(e, cid, cid_len);
 	if (old && old->conn)
 		return -1;
@@ -337,8 +358,22 @@ int move_install(struct engine *e, const uint8_t *cid, size_t cid_len, const uin
 	for (uint32_t i = 0; !r.bad && i < n; i++)
 		if (move_get_delivery(e, s, &r) < 0)
 			goto bad;
-	if (r.bad || r.left)
+	bool resume = v2 && rd_uint(&r, 1) != 0;
+	uint64_t from_ms = v2 ? rd_uint(&r, 8) : 0;
+	uint32_t nm = v2 ? (uint32_t)rd_uint(&r, 2) : 0;
+	const uint8_t *mk = rd_bytes(&r, 16u * nm);
+	if (r.bad || r.left || nm > JOURNAL_RUNS_MAX + 1)
 		goto bad;
+	if (resume) {
+		struct journal_mark marks[JOURNAL_RUNS_MAX + 1];
+		for (uint32_t i = 0; i < nm; i++) {
+			struct rbuf_view m = {mk + 16u * i, 16, false};
+			marks[i].run = rd_uint(&m, 8);
+			marks[i].seq = rd_uint(&m, 8);
+		}
+		if (journal_resume(e, s, from_ms, marks, nm) < 0)
+			goto bad;
+	}
 	e->st.subscriptions_count = topic_tree_count(e->tree);
 	move_touch(e, s); /* this node's checkpoint of it from now on */
 	if (out)

@@ -37,4 +37,55 @@ static inline void move_touch(struct engine *e, struct session *s)
  * before its queue is emptied). */
 void checkpoint_forget(struct engine *e, struct session *s);
 
+/* journal.c: the cluster's QoS 1/2 journal, replayed for a session
+ * resumed from a dead node's checkpoint (docs/cluster.md, "The journal"). */
+#define JOURNAL_RUNS_MAX 1024 /* node runs a node keeps a mark for */
+struct journal_mark {
+	uint64_t run, seq; /* run's messages up to seq were routed */
+};
+struct journal {
+	struct journal_mark *marks; /* this node's, per run (the cache: last) */
+	uint32_t n_marks, cap_marks, last;
+	uint64_t self_seq;           /* this node's QoS 1/2 messages forwarded */
+	struct journal_wait *waits;  /* sessions waiting for a replay */
+	/* the message being routed; cur_job: read back by that replay */
+	uint64_t cur_run, cur_seq, cur_job;
+};
+/* What a session's encoding says for the journal. */
+struct journal_trailer {
+	bool resume; /* a node that takes it replays the journal from from_ms */
+	uint64_t from_ms;
+	const struct journal_mark *marks;
+	uint32_t n;
+};
+/* engine_cluster_attach: the journal's state when the cluster replays. */
+int journal_attach(struct engine *e);
+void journal_free(struct engine *e);
+/* cluster_forward: v gets this node's run and its next sequence number
+ * (QoS 1/2); the local routing that follows is that message. */
+void journal_forward(struct engine *e, struct engine_cluster_msg *v);
+/* engine_cluster_input: v is routed now (shared: through a queue group). */
+void journal_input(struct engine *e, const struct engine_cluster_msg *v, bool shared);
+/* route.c, while a replay's message is routed (jr->cur_job): whether s
+ * is not one of the job's sessions, or has the message already. */
+bool journal_skip(const struct engine *e, const struct session *s);
+/* route.c: m for s, which waits for a replay. Returns true when m waits
+ * with it (a live message), false when it goes now (the replay's). */
+bool journal_divert(struct engine *e, struct session *s, struct emsg *m,
+		    const struct delivery *d);
+/* move_encode: the trailer of s (resume: the encoding is a checkpoint). */
+void journal_marks(struct engine *e, const struct session *s, bool resume,
+		   struct journal_trailer *t);
+/* move_install: s, from a checkpoint, waits for the journal from from_ms
+ * past marks. Returns 0 (also when the cluster replays nothing) or -1. */
+int journal_resume(struct engine *e, struct session *s, uint64_t from_ms,
+		   const struct journal_mark *marks, uint32_t n);
+/* The engine's periodic work: a replay that never ended lets go. */
+void journal_expire(struct engine *e);
+/* session_destroy: s stops waiting, what waited with it goes. */
+void journal_forget(struct engine *e, struct session *s);
+/* cluster.c: a message from the cluster as an emsg (reference 1), or
+ * NULL when it is invalid or has expired. */
+struct emsg *cluster_msg(struct engine *e, const struct engine_cluster_msg *v);
+
 #endif

@@ -68,6 +68,8 @@ static void route_match_session(struct route_ctx *r, struct session *s, uint8_t 
 	struct hit *h;
 	if ((options & SUB_NO_LOCAL) && r->m->origin == s->serial) /* [MQTT-3.8.3-3] */
 		return;
+	if (e->jr && e->jr->cur_job && journal_skip(e, s))
+		return; /* a replay is for its sessions, and what they lack */
 	/* A delivery carries at most ENGINE_SUBIDS identifiers; the rest go in
 	 * a further copy, which the specification allows, each copy carrying
 	 * the identifiers of the subscriptions it stands for [MQTT-3.3.4-4]. */
@@ -101,6 +103,8 @@ static bool route_match(void *ctx, void *subscriber, uint8_t options, uint32_t s
 	struct route_ctx *r = ctx;
 	struct subscriber *sb = subscriber;
 	struct hit *h;
+	if (r->e->jr && r->e->jr->cur_job && sb->kind != SUBSCRIBER_SESSION)
+		return false; /* logs and bridges had the message when it came */
 	switch (sb->kind) {
 	case SUBSCRIBER_SESSION:
 		if (shared && r->no_shared)
@@ -146,6 +150,8 @@ static void route_to_session(struct engine *e, struct emsg *m, const struct hit 
 	d.n_sub_ids = s->version == CODEC_V5 ? h->n_sub_ids : 0;
 	if (d.n_sub_ids)
 		memcpy(d.sub_ids, h->sub_ids, d.n_sub_ids * sizeof d.sub_ids[0]);
+	if (s->jwait && journal_divert(e, s, m, &d))
+		return;
 	session_offer(e, s, m, &d);
 }
 
@@ -163,9 +169,16 @@ static uint32_t route_deliver(struct engine *e, struct emsg *m, uint32_t base)
 	uint32_t end = e->nhits, n = 0;
 	e->fanout = m;
 	e->head_cache.m = NULL;
+	struct journal *j = e->jr;
+	struct journal cur = j ? *j : (struct journal){0};
 	for (uint32_t i = base; i < end; i++) {
 		/* by index: a nested route may move the array */
 		const struct hit *h = &e->hits[i];
+		if (j) { /* a nested route routed another message */
+			j->cur_run = cur.cur_run;
+			j->cur_seq = cur.cur_seq;
+			j->cur_job = cur.cur_job;
+		}
 		switch (h->to->kind) {
 		case SUBSCRIBER_SESSION:
 			route_to_session(e, m, h, session_of(h->to));

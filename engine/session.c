@@ -163,6 +163,7 @@ void session_destroy(struct engine *e, struct session *s)
 	if (s->store)
 		session_store_forget(e, s); /* what follows is gone with it */
 	checkpoint_forget(e, s);
+	journal_forget(e, s);
 	if (e->has_cluster && e->cluster.ended && !e->releasing)
 		e->cluster.ended(e->cluster.ctx, (const uint8_t *)s->cid, s->cid_len);
 	session_unsubscribe_all(e, s);

@@ -379,6 +379,11 @@ static void cluster_metrics(struct sb *b, const struct midge *m, const char *nod
 		  (unsigned long long)s.sessions_resumed);
 	sb_printf(b, "midge_cluster_dead_sessions_total{how=\"adopted\"} %llu\n",
 		  (unsigned long long)s.sessions_adopted);
+	one(b, "midge_cluster_journal_replays_total", "counter",
+	    "Journal replays asked for sessions resumed here from a dead node's checkpoint.",
+	    (double)s.replays);
+	one(b, "midge_cluster_journal_replayed_messages_total", "counter",
+	    "Messages read back from the journal for those replays.", (double)s.replayed);
 	struct cluster_node_info *nodes = malloc(CLUSTER_NODES_MAX * sizeof *nodes);
 	if (!nodes) {
 		b->failed = true;

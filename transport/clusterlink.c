@@ -36,6 +36,8 @@ int cluster_link_start(struct midge *m)
 		.buffer_bytes = cf->cluster_buffer,
 		.checkpoint_ms = cf->cluster_checkpoint_set ? cf->cluster_checkpoint_ms
 							    : CLUSTER_DEFAULT_CHECKPOINT_MS,
+		.journal_bytes = cf->cluster_journal_set ? cf->cluster_journal
+							 : CLUSTER_DEFAULT_JOURNAL,
 		.secure = {
 			.cafile = cf->cluster_secure[CONF_CLUSTER_CAFILE],
 			.certfile = cf->cluster_secure[CONF_CLUSTER_CERTFILE],
@@ -132,10 +134,12 @@ void cluster_link_reload(struct midge *m, struct conf *nc)
 		    str_eq(nc->cluster_name, c->cluster_name) && nc->cluster_buffer == c->cluster_buffer &&
 		    nc->cluster_checkpoint_ms == c->cluster_checkpoint_ms &&
 		    nc->cluster_checkpoint_set == c->cluster_checkpoint_set &&
+		    nc->cluster_journal == c->cluster_journal &&
+		    nc->cluster_journal_set == c->cluster_journal_set &&
 		    (!c->cluster_servers || str_eq(nc->node_name, c->node_name));
 	if (!same)
 		log_warn("reload: midge_cluster, midge_cluster_name, midge_cluster_buffer, "
-			 "midge_cluster_checkpoint_ms, the "
+			 "midge_cluster_checkpoint_ms, midge_cluster_journal_bytes, the "
 			 "midge_cluster_ TLS and credential keys and a cluster node's midge_node_name "
 			 "need a restart; the running settings stay");
 	swap_str(&nc->cluster_servers, &c->cluster_servers);
@@ -143,6 +147,8 @@ void cluster_link_reload(struct midge *m, struct conf *nc)
 	nc->cluster_buffer = c->cluster_buffer;
 	nc->cluster_checkpoint_ms = c->cluster_checkpoint_ms;
 	nc->cluster_checkpoint_set = c->cluster_checkpoint_set;
+	nc->cluster_journal = c->cluster_journal;
+	nc->cluster_journal_set = c->cluster_journal_set;
 	for (int k = 0; k < CONF_CLUSTER_KEYS; k++) {
 		swap_str(&nc->cluster_secure[k], &c->cluster_secure[k]);
 		swap_str(&nc->cluster_secure_where[k], &c->cluster_secure_where[k]);

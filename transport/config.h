@@ -213,6 +213,8 @@ struct conf {
 	uint64_t cluster_buffer;     /* midge_cluster_buffer; 0: the default */
 	uint32_t cluster_checkpoint_ms; /* midge_cluster_checkpoint_ms (0: off) ... */
 	bool cluster_checkpoint_set;    /* ... when set; else the default */
+	uint64_t cluster_journal;       /* midge_cluster_journal_bytes (0: off) ... */
+	bool cluster_journal_set;       /* ... when set; else the default */
 	char *cluster_secure[CONF_CLUSTER_KEYS];       /* enum conf_cluster_key; NULL: unset */
 	char *cluster_secure_where[CONF_CLUSTER_KEYS]; /* "file:line" of each */
 

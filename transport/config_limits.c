@@ -199,6 +199,16 @@ int conf_set_limits(struct conf *c, const char *key, const char *v, char *msg, s
 		c->cluster_checkpoint_set = true;
 		return 0;
 	}
+	if (strcmp(key, "midge_cluster_journal_bytes") == 0) {
+		/* 0: no journal (a dead node's sessions resume as of their checkpoint) */
+		if (conf_parse_u64(v, (uint64_t)1 << 44, &c->cluster_journal) < 0 ||
+		    (c->cluster_journal && c->cluster_journal < (1u << 20)))
+			return conf_fail(msg, msglen,
+					 "midge_cluster_journal_bytes needs 0 (off) or a byte count 1048576..2^44, not '%s'",
+					 v);
+		c->cluster_journal_set = true;
+		return 0;
+	}
 	if (strcmp(key, "midge_io_threads") == 0) {
 		uint64_t n;
 		if (strcmp(v, "auto") == 0) {

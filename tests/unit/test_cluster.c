@@ -13,7 +13,7 @@
 static const char *topic_subject(const char *t)
 {
 	static char out[256];
-	if (cluster_subject_topic(out, sizeof out, "c", (const uint8_t *)t, strlen(t)) < 0)
+	if (cluster_subject_topic(out, sizeof out, "c", (const uint8_t *)t, strlen(t), false) < 0)
 		return "(too long)";
 	return out;
 }
@@ -28,30 +28,35 @@ static const char *filter_subject(const char *f, bool *parent)
 
 static void test_topic_subjects(void)
 {
-	CU_ASSERT_STRING_EQUAL(topic_subject("a/b"), "c.m.a.b");
+	CU_ASSERT_STRING_EQUAL(topic_subject("a/b"), "c.0.m.a.b");
 	/* '.', '*', '>', '%', space and non-ASCII are escaped; empty levels are "%" */
-	CU_ASSERT_STRING_EQUAL(topic_subject("a.b/*/>/%"), "c.m.a%2Eb.%2A.%3E.%25");
-	CU_ASSERT_STRING_EQUAL(topic_subject("/x//"), "c.m.%.x.%.%");
-	CU_ASSERT_STRING_EQUAL(topic_subject("s p/\xc3\xa9"), "c.m.s%20p.%C3%A9");
+	CU_ASSERT_STRING_EQUAL(topic_subject("a.b/*/>/%"), "c.0.m.a%2Eb.%2A.%3E.%25");
+	CU_ASSERT_STRING_EQUAL(topic_subject("/x//"), "c.0.m.%.x.%.%");
+	CU_ASSERT_STRING_EQUAL(topic_subject("s p/\xc3\xa9"), "c.0.m.s%20p.%C3%A9");
 	/* [MQTT-4.7.2-1] $ topics live apart, out of reach of a leading wildcard */
-	CU_ASSERT_STRING_EQUAL(topic_subject("$SYS/x"), "c.d.$SYS.x");
+	CU_ASSERT_STRING_EQUAL(topic_subject("$SYS/x"), "c.0.d.$SYS.x");
 	char small[8];
-	CU_ASSERT_EQUAL(cluster_subject_topic(small, sizeof small, "c", (const uint8_t *)"abcdefgh", 8), -1);
+	CU_ASSERT_EQUAL(cluster_subject_topic(small, sizeof small, "c", (const uint8_t *)"abcdefgh", 8, false), -1);
+	/* QoS 1/2 under "c.1": the journal's stream takes "c.1.>", and a
+	 * filter's "c.*" takes both */
+	char j[64];
+	CU_ASSERT(cluster_subject_topic(j, sizeof j, "c", (const uint8_t *)"$x/y", 4, true) > 0);
+	CU_ASSERT_STRING_EQUAL(j, "c.1.d.$x.y");
 }
 
 static void test_filter_subjects(void)
 {
 	bool parent;
-	CU_ASSERT_STRING_EQUAL(filter_subject("a/+/b", &parent), "c.m.a.*.b");
+	CU_ASSERT_STRING_EQUAL(filter_subject("a/+/b", &parent), "c.*.m.a.*.b");
 	CU_ASSERT_FALSE(parent);
 	/* a/# also matches a: the caller subscribes to the parent too */
-	CU_ASSERT_STRING_EQUAL(filter_subject("a/#", &parent), "c.m.a.>");
+	CU_ASSERT_STRING_EQUAL(filter_subject("a/#", &parent), "c.*.m.a.>");
 	CU_ASSERT_TRUE(parent);
-	CU_ASSERT_STRING_EQUAL(filter_subject("#", &parent), "c.m.>");
+	CU_ASSERT_STRING_EQUAL(filter_subject("#", &parent), "c.*.m.>");
 	CU_ASSERT_FALSE(parent);
-	CU_ASSERT_STRING_EQUAL(filter_subject("+/x.y", &parent), "c.m.*.x%2Ey");
-	CU_ASSERT_STRING_EQUAL(filter_subject("$SYS/#", &parent), "c.d.$SYS.>");
-	CU_ASSERT_STRING_EQUAL(filter_subject("a//+", &parent), "c.m.a.%.*");
+	CU_ASSERT_STRING_EQUAL(filter_subject("+/x.y", &parent), "c.*.m.*.x%2Ey");
+	CU_ASSERT_STRING_EQUAL(filter_subject("$SYS/#", &parent), "c.*.d.$SYS.>");
+	CU_ASSERT_STRING_EQUAL(filter_subject("a//+", &parent), "c.*.m.a.%.*");
 }
 
 static void test_keys(void)
@@ -83,6 +88,8 @@ static void test_wire(void)
 	m.origin_id = (const uint8_t *)"client";
 	m.origin_len = 6;
 	m.expiry_at = 1234567890123ull;
+	m.node_run = 0x0102030405060708ull;
+	m.seq = 77;
 	m.qos = 2;
 	m.retain = true;
 	uint8_t buf[128];
@@ -98,6 +105,20 @@ static void test_wire(void)
 	CU_ASSERT_EQUAL(d.expiry_at, 1234567890123ull);
 	CU_ASSERT_EQUAL(d.qos, 2);
 	CU_ASSERT_TRUE(d.retain);
+	CU_ASSERT_EQUAL(d.node_run, 0x0102030405060708ull);
+	CU_ASSERT_EQUAL(d.seq, 77);
+	/* version 1 (what older nodes left in the retained bucket): the same
+	 * without the run and sequence */
+	uint8_t v1[128];
+	memcpy(v1, buf, 20);
+	v1[1] = 1;
+	memcpy(v1 + 20, buf + CLUSTER_WIRE_HEAD, n - CLUSTER_WIRE_HEAD);
+	CU_ASSERT_EQUAL(cluster_wire_decode(v1, n - 16, &d), 0);
+	CU_ASSERT_EQUAL(d.payload_len, 7);
+	CU_ASSERT_EQUAL(memcmp(d.payload, "payload", 7), 0);
+	CU_ASSERT_EQUAL(d.seq, 0);
+	v1[1] = 3;
+	CU_ASSERT_EQUAL(cluster_wire_decode(v1, n - 16, &d), -1);
 	/* every truncation is refused, never read past */
 	for (size_t k = 0; k < CLUSTER_WIRE_HEAD + 3 + 6 + 5; k++)
 		CU_ASSERT_EQUAL(cluster_wire_decode(buf, k, &d), -1);

@@ -2340,7 +2340,7 @@ static void fc_will(void *ctx, const uint8_t *cid, size_t len, const struct engi
 static void t_cluster_wills(void)
 {
 	static const struct engine_cluster fc = {NULL, fc_interest, fc_publish, fc_room, NULL, NULL,
-						 fc_will, NULL, NULL};
+						 fc_will, NULL, NULL, NULL, 0};
 	start(NULL, NULL);
 	engine_cluster_attach(E, &fc);
 	WILLS_SET = WILLS_GONE = 0;
@@ -2390,7 +2390,7 @@ static void t_cluster_wills(void)
 static void t_cluster_share_presence(void)
 {
 	static const struct engine_cluster fc = {NULL, fc_interest, fc_publish, fc_room, NULL, NULL,
-						 NULL, NULL, NULL};
+						 NULL, NULL, NULL, NULL, 0};
 	start(NULL, NULL);
 	engine_cluster_attach(E, &fc);
 	SHARE_INTEREST = PLAIN_INTEREST = 0;
@@ -2438,7 +2438,7 @@ static void claimed_connect(int i, uint8_t level, const char *cid, uint8_t flags
 static void t_cluster_session_move(void)
 {
 	static const struct engine_cluster fc = {NULL, fc_interest, fc_publish, fc_room, NULL, fc_claim, NULL,
-						 NULL, NULL};
+						 NULL, NULL, NULL, 0};
 	start(NULL, NULL);
 	engine_cluster_attach(E, &fc);
 	CLAIMS = 0;
@@ -2474,9 +2474,9 @@ static void t_cluster_session_move(void)
 	CU_ASSERT_EQUAL(engine_publish(E, (const uint8_t *)"t", 1, "v", 1, 1, false, NOW), 0);
 	free(blob);
 	blob = NULL;
-	CU_ASSERT_EQUAL(engine_cluster_release(E, (const uint8_t *)"m", 1, 30, &blob, &bl, NOW), 0);
+	CU_ASSERT_EQUAL(engine_cluster_release(E, (const uint8_t *)"m", 1, 41, &blob, &bl, NOW), 0);
 	CU_ASSERT_FATAL(blob != NULL);
-	CU_ASSERT(bl <= 30);
+	CU_ASSERT(bl <= 41);
 	CU_ASSERT(count_ev(MIDGE_EV_DROP, "t") >= 1);
 	claimed_connect(3, 4, "m", 0x00, blob, bl);
 	expect(3, "20 02 01 00");
@@ -2539,7 +2539,7 @@ static int fc_checkpoint(void *ctx, const uint8_t *cid, size_t len, const uint8_
 static void t_cluster_checkpoint(void)
 {
 	static const struct engine_cluster fc = {NULL, fc_interest, fc_publish, fc_room, NULL, NULL,
-						 NULL, fc_checkpoint, fc_ended};
+						 NULL, fc_checkpoint, fc_ended, NULL, 0};
 	start(NULL, NULL);
 	engine_cluster_attach(E, &fc);
 	CK_PUTS = CK_DELS = ENDED = 0;
