@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -71,6 +72,52 @@ def publish(node, tag, items):
     ok = p.wait_acked(mids, 10)
     p.close()
     return ok
+
+
+class Stream(threading.Thread):
+    """Publishes QoS 1 messages from client, payload the sequence number,
+    until stopped (or limit messages): to topic, or to topic + "<seq>" when
+    per_seq; one every interval s, slower while more than 200 wait for
+    their PUBACK. acked() is the set of sequence numbers acknowledged."""
+
+    def __init__(self, client, topic, per_seq=False, interval=0.001, limit=None):
+        super().__init__(daemon=True)
+        self.c, self.topic, self.seq, self.by_mid = client, topic, 0, {}
+        self.per_seq, self.interval, self.limit = per_seq, interval, limit
+        self.stop_flag = threading.Event()
+
+    def run(self):
+        while not self.stop_flag.is_set() and (self.limit is None or self.seq < self.limit):
+            topic = self.topic + str(self.seq) if self.per_seq else self.topic
+            info = self.c.publish(topic, str(self.seq), 1)
+            if info.rc != 0:
+                time.sleep(0.01)
+                continue
+            self.by_mid[info.mid] = self.seq
+            self.seq += 1
+            if len(self.by_mid) - len(self.c.acked) > 200:
+                time.sleep(max(self.interval, 0.005))
+            else:
+                time.sleep(self.interval)
+
+    def stop(self):
+        self.stop_flag.set()
+        self.join(5)
+
+    def acked(self):
+        with self.c.cond:
+            return {self.by_mid[m] for m in list(self.c.acked) if m in self.by_mid}
+
+    def acked_at(self, seq):
+        with self.c.cond:
+            return next((self.c.acked_at[m] for m, s in self.by_mid.items()
+                         if s == seq and m in self.c.acked_at), None)
+
+
+def received(client):
+    """The set of integer payloads a persistctl.Client received."""
+    with client.cond:
+        return {int(m.payload) for m in client.msgs}
 
 
 def kv_get(nats, bucket, key, timeout=3.0):

@@ -47,7 +47,7 @@ class Client:
     messages it receives and which of its own publishes were acknowledged."""
 
     def __init__(self, cid, version, port, clean=True, expiry=None, will=None, will_props=None,
-                 auth=None):
+                 auth=None, receive_max=None):
         self.version = version
         self.port = port
         self.msgs = []
@@ -60,6 +60,7 @@ class Client:
         self.connects = 0
         self.clean = clean
         self.expiry = expiry
+        self.receive_max = receive_max  # v5: at most this many QoS 1/2 in flight to us
         proto = mqtt.MQTTv5 if version == 5 else mqtt.MQTTv311
         if version == 5:
             self.c = mqtt.Client(client_id=cid, protocol=proto)
@@ -108,9 +109,12 @@ class Client:
     def connect(self, timeout=5):
         if self.version == 5:
             props = None
-            if self.expiry is not None:
+            if self.expiry is not None or self.receive_max is not None:
                 props = Properties(PacketTypes.CONNECT)
+            if self.expiry is not None:
                 props.SessionExpiryInterval = self.expiry
+            if self.receive_max is not None:
+                props.ReceiveMaximum = self.receive_max
             self.c.connect("127.0.0.1", self.port, keepalive=30, clean_start=self.clean,
                            properties=props)
         else:

@@ -10,53 +10,17 @@
 
 import os
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import brokerctl  # noqa: E402
 import clusterctl  # noqa: E402
+from clusterctl import Stream, received  # noqa: E402
 from persistctl import Client, kill9  # noqa: E402
 
 r = brokerctl.Results("cluster-fail")
 brokerctl.deadline(r, 58)
 check = r.check
-
-
-class Stream(threading.Thread):
-    """Publishes topic/<seq> at QoS 1 until stopped; remembers what was acked."""
-
-    def __init__(self, client, topic):
-        super().__init__(daemon=True)
-        self.c, self.topic, self.seq, self.by_mid = client, topic, 0, {}
-        self.stop_flag = threading.Event()
-
-    def run(self):
-        while not self.stop_flag.is_set():
-            info = self.c.publish(self.topic, str(self.seq), 1)
-            if info.rc != 0:
-                time.sleep(0.01)
-                continue
-            self.by_mid[info.mid] = self.seq
-            self.seq += 1
-            if len(self.by_mid) - len(self.c.acked) > 200:
-                time.sleep(0.005)
-            else:
-                time.sleep(0.001)
-
-    def acked(self):
-        with self.c.cond:
-            return {self.by_mid[m] for m in list(self.c.acked) if m in self.by_mid}
-
-    def acked_at(self, seq):
-        with self.c.cond:
-            return next((self.c.acked_at[m] for m, s in self.by_mid.items()
-                         if s == seq and m in self.c.acked_at), None)
-
-
-def received(client):
-    with client.cond:
-        return {int(m.payload) for m in client.msgs}
 
 
 nats = clusterctl.Nats()
