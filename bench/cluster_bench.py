@@ -132,6 +132,7 @@ def main():
     ap.add_argument("--pairs", type=int, default=20)
     ap.add_argument("--publishers", type=int, default=10, help="per node, fan-in")
     ap.add_argument("--workload", choices=("p2p", "fanin", "all"), default="all")
+    ap.add_argument("--extra", default="", help="configuration lines for every node, \\n apart")
     ap.add_argument("--build", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                    "..", "build"))
     a = ap.parse_args()
@@ -152,7 +153,8 @@ def main():
             with open(conf, "w") as f:
                 f.write("listener %d 127.0.0.1\nallow_anonymous true\nmidge_hooks_endpoint none\n"
                         "midge_cluster nats://127.0.0.1:%d\nmidge_node_name n%d\n"
-                        "midge_cluster_name bench\nmax_queued_messages 100000\n" % (port, np, i))
+                        "midge_cluster_name bench\nmax_queued_messages 100000\n%s\n"
+                        % (port, np, i, a.extra.replace("\\n", "\n")))
             p = subprocess.Popen([os.path.join(a.build, "midge"), "-c", conf],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             procs.append(p)

@@ -69,8 +69,7 @@ static int cluster_on_publish(void *ctx, const struct engine_cluster_msg *m, uin
 {
 	struct cluster *c = ctx;
 	char subj[CLUSTER_SUBJECT_MAX];
-	int sl = cluster_subject_topic(subj, sizeof subj, c->name, m->topic, m->topic_len,
-				       m->qos && c->cfg.journal_bytes);
+	int sl = cluster_subject_topic(subj, sizeof subj, c->name, m->topic, m->topic_len);
 	*ticket = 0;
 	if (sl < 0) {
 		log_warn("cluster: topic too long for a NATS subject: not sent to other nodes");
@@ -149,7 +148,8 @@ static void on_disconnected(natsConnection *nc, void *closure)
 {
 	(void)nc;
 	struct cluster *c = closure;
-	atomic_store(&c->connected, false);
+	if (atomic_exchange(&c->connected, false))
+		atomic_store(&c->down_at, cluster_now_ms());
 	atomic_fetch_add(&c->disconnects, 1);
 	cluster_wake(c);
 }
@@ -229,8 +229,7 @@ static void cluster_on_async(uv_async_t *a)
 		} else if (x->kind == REC_REPLAY_END) {
 			engine_cluster_replay_end(c->engine, x->ticket, now);
 		} else if (x->kind == REC_REPLAY) {
-			if (cluster_wire_decode(rec_data(x), x->data_len, &m) == 0)
-				engine_cluster_replay(c->engine, x->ticket, &m, now);
+			cluster_journal_unpack(c, x->ticket, rec_data(x), x->data_len, now);
 		} else if (cluster_wire_decode(rec_data(x), x->data_len, &m) < 0 ||
 			   engine_cluster_input(c->engine, (const uint8_t *)rec_name(x), x->name_len, &m,
 						now) < 0) {
@@ -248,11 +247,15 @@ static void cluster_on_async(uv_async_t *a)
 	bool up = atomic_load(&c->connected);
 	if (up != c->was_connected) {
 		c->was_connected = up;
-		if (up)
+		if (up) {
 			log_notice("cluster: connected to NATS again (node %s, cluster %s)", c->node, c->name);
-		else
+			/* what NATS stored meanwhile and never passed on here */
+			engine_cluster_resync(c->engine, atomic_load(&c->down_at), now);
+		}
+		else {
 			log_warn("cluster: NATS unreachable: serving local clients, buffering up to %llu bytes for the other nodes",
 				 (unsigned long long)c->out.cap);
+		}
 	}
 	uint64_t din = atomic_load(&c->dropped_in);
 	if (din > c->dropped_in_logged) {
@@ -270,21 +273,9 @@ static int thread_send(struct cluster *c, uint64_t end)
 {
 	uint64_t pos = c->out.rpos, ticket = 0;
 	const struct rec *x;
-	/* with the journal, the batch's last QoS 1/2 message waits for the
-	 * stream's answer, which covers the messages before it (journal.c) */
-	const struct rec *confirm = NULL;
-	if (c->cfg.journal_bytes) {
-		for (uint64_t p = pos; (x = ring_at(&c->out, &p, end));)
-			if (x->kind == REC_PUBLISH && x->ticket)
-				confirm = x;
-	}
 	while ((x = ring_at(&c->out, &pos, end))) {
 		natsStatus s = NATS_OK;
-		if (x == confirm) {
-			s = cluster_journal_confirm(c, rec_name(x), rec_data(x), x->data_len);
-			if (s == NATS_OK)
-				atomic_fetch_add(&c->forwarded, 1);
-		} else if (x->kind == REC_PUBLISH) {
+		if (x->kind == REC_PUBLISH) {
 			s = natsConnection_Publish(c->nc, rec_name(x), rec_data(x), (int)x->data_len);
 			if (s == NATS_OK)
 				atomic_fetch_add(&c->forwarded, 1);
@@ -308,7 +299,9 @@ static int thread_send(struct cluster *c, uint64_t end)
 		if (x->ticket > ticket)
 			ticket = x->ticket;
 	}
-	if (ticket && !confirm && natsConnection_FlushTimeout(c->nc, 5000) != NATS_OK)
+	/* with the journal, its answer confirms the batch (journal.c) */
+	if (ticket && (c->cfg.journal_bytes ? cluster_journal_write(c, c->out.rpos, end)
+					    : natsConnection_FlushTimeout(c->nc, 5000)) != NATS_OK)
 		return -1;
 	pthread_mutex_lock(&c->out.mu);
 	c->out.rpos = end;

@@ -157,7 +157,7 @@ void cluster_interest_apply(struct cluster *c, struct command *k)
 		glen = (size_t)(f - g);
 		f++;
 		flen = in->len - (size_t)(f - in->filter);
-		if (cluster_subject_topic(queue, sizeof queue, c->name, g, glen, false) < 0)
+		if (cluster_subject_topic(queue, sizeof queue, c->name, g, glen) < 0)
 			return;
 	}
 	bool parent;

@@ -158,6 +158,8 @@ struct cluster {
 	pthread_cond_t jr_cv;
 	struct jr_job jr_next;
 	uint64_t jr_ids;
+	char *jbuf; /* a journal record being made (cluster thread) */
+	size_t jlen, jr_chunk; /* ... its length and bound */
 	atomic_uint_fast64_t replays, replayed;
 	/* nodes.c: the other live nodes as of the last heartbeat (sum_mu) */
 	pthread_mutex_t sum_mu;
@@ -174,6 +176,7 @@ struct cluster {
 	atomic_bool connected;
 	atomic_bool async_on; /* uv_async_init done, cluster_quiet not yet */
 	atomic_uint_fast64_t reconnected_at; /* ms */
+	atomic_uint_fast64_t down_at;        /* ms: when the link to NATS was lost */
 	atomic_uint_fast64_t sent_ticket;
 	atomic_uint_fast64_t forwarded, received, dropped_out, dropped_in, subjects, disconnects;
 };
@@ -310,11 +313,14 @@ natsStatus cluster_kv_marker(struct cluster *c, natsMsg **m, const char *suffix,
  * Nothing when midge_cluster_journal_bytes is 0. */
 natsStatus cluster_journal_open(struct cluster *c);
 int cluster_journal_start(struct cluster *c);
-/* Cluster thread: sends one QoS 1/2 message as a request and waits for
- * the stream's answer: NATS_OK when it (and what this connection sent
- * before it) is stored. */
-natsStatus cluster_journal_confirm(struct cluster *c, const char *subj, const uint8_t *data,
-				   size_t len);
+/* Cluster thread: the QoS 1/2 messages of the outgoing records in
+ * [pos, end), sent already, into the journal. NATS_OK once the stream
+ * stored them all (and the server has everything sent before). */
+natsStatus cluster_journal_write(struct cluster *c, uint64_t pos, uint64_t end);
+/* Loop: a journal record read back for job, message by message, into
+ * the engine. */
+void cluster_journal_unpack(struct cluster *c, uint64_t job, const uint8_t *d, size_t n,
+			    uint64_t now);
 /* engine_cluster.replay (loop). */
 uint64_t cluster_journal_replay(void *ctx, uint64_t from_ms);
 /* cluster_quiet: stops the replay thread; cluster_free: the rest. */

@@ -1,22 +1,23 @@
 /*
  * journal.c - the cluster's QoS 1/2 journal (docs/cluster.md, "The
- * journal"): a JetStream stream, NAME_msgs, that takes every QoS 1/2
- * message a node publishes (their subjects start "NAME.1.", QoS 0 ones
- * "NAME.0.": nodes subscribe to both with "NAME.*."), kept for six leases.
+ * journal"): a JetStream stream, NAME_journal, on subject NAME.j, kept
+ * for six leases (and midge_cluster_journal_bytes).
  *
- * Two uses:
- * - the publisher's acknowledgement: the cluster thread sends the last
- *   QoS 1/2 message of each batch as a request and waits for the
- *   stream's answer instead of a flush; the stream stores one
- *   connection's messages in order, so that answer says every message of
- *   the batch is stored (and outlives a nats-server killed afterwards);
- * - a session resumed from a dead node's checkpoint missed what reached
- *   that node after the checkpoint, and what was published while nobody
- *   subscribed for it: the replay thread reads the stream from the
- *   checkpoint's time (less JOURNAL_MARGIN_MS) up to its last message
- *   into the incoming ring (REC_REPLAY, then REC_REPLAY_END), and the
- *   engine keeps, per session, only what its checkpoint did not hold
- *   (each message carries its node's run and sequence number).
+ * The messages still cross live on core NATS (by interest, at once); the
+ * journal has a copy of each QoS 1/2 one, in one record per batch the
+ * cluster thread sends ("J" 1, then u32 length + encoded message, each),
+ * so JetStream stores a record per batch, not per message. The batch's
+ * last record is sent as a request: the stream's answer (it stores one
+ * connection's records in order) says every message of the batch is
+ * stored, and the PUBACKs held for them go out (it replaces the flush).
+ *
+ * A session resumed from a dead node's checkpoint missed what reached
+ * that node after the checkpoint, and what was published while nobody
+ * subscribed for it: the replay thread reads the journal from the
+ * checkpoint's time (less JOURNAL_MARGIN_MS) to its last record into the
+ * incoming ring (REC_REPLAY, then REC_REPLAY_END), and the engine keeps,
+ * per session, only what its checkpoint did not hold (each message
+ * carries its node's run and sequence number: engine/journal.c).
  */
 #define _GNU_SOURCE /* memmem */
 #include <inttypes.h>
@@ -26,6 +27,7 @@
 #include <time.h>
 
 #include "cluster/internal.h"
+#include "cluster/wire.h"
 #include "transport/log.h"
 
 /* The clocks of nodes and nats-server may differ a little, and a message
@@ -46,8 +48,8 @@ natsStatus cluster_journal_open(struct cluster *c)
 	if (!c->cfg.journal_bytes)
 		return NATS_OK;
 	char name[160], subj[160];
-	snprintf(name, sizeof name, "%s_msgs", c->name);
-	snprintf(subj, sizeof subj, "%s.1.>", c->name);
+	snprintf(name, sizeof name, "%s_journal", c->name);
+	snprintf(subj, sizeof subj, "%s.j", c->name);
 	const char *subjects[1] = {subj};
 	jsStreamConfig sc;
 	jsStreamConfig_Init(&sc);
@@ -64,28 +66,87 @@ natsStatus cluster_journal_open(struct cluster *c)
 	natsStatus s = js_AddStream(NULL, c->js, &sc, NULL, &jerr);
 	if (s != NATS_OK) /* there already, perhaps with other limits: this node's win */
 		s = js_UpdateStream(NULL, c->js, &sc, NULL, &jerr);
+	/* a record is one NATS message, and one record of the incoming ring */
+	int64_t mp = natsConnection_GetMaxPayload(c->nc);
+	c->jr_chunk = mp > 4096 ? (size_t)mp - 1024 : 3072;
+	if (c->jr_chunk > c->cfg.buffer_bytes / 4)
+		c->jr_chunk = (size_t)(c->cfg.buffer_bytes / 4);
 	return s;
 }
 
 /* ---- the publisher's side (cluster thread) ----------------------------- */
 
-natsStatus cluster_journal_confirm(struct cluster *c, const char *subj, const uint8_t *data,
-				   size_t len)
+/* Sends the record in c->jbuf: as a request when last, checking the
+ * stream's answer. */
+static natsStatus journal_send(struct cluster *c, bool last)
 {
+	char subj[160];
+	snprintf(subj, sizeof subj, "%s.j", c->name);
+	if (!last)
+		return natsConnection_Publish(c->nc, subj, c->jbuf, (int)c->jlen);
 	natsMsg *reply = NULL;
-	natsStatus s = natsConnection_Request(&reply, c->nc, subj, data, (int)len, 5000);
+	natsStatus s = natsConnection_Request(&reply, c->nc, subj, c->jbuf, (int)c->jlen, 5000);
 	if (s != NATS_OK)
 		return s;
-	/* {"stream":"NAME_msgs","seq":N} or {"error":{...}} */
+	/* {"stream":"NAME_journal","seq":N} or {"error":{...}} */
 	const char *d = natsMsg_GetData(reply);
 	int n = natsMsg_GetDataLength(reply);
 	if (!d || n < 2 || memmem(d, (size_t)n, "\"error\"", 7)) {
-		log_msg(CONF_LOG_WARNING, "cluster: the journal refused a message: %.*s",
+		log_msg(CONF_LOG_WARNING, "cluster: the journal refused a record: %.*s",
 			n > 200 ? 200 : n, d ? d : "");
 		s = NATS_ERR;
 	}
 	natsMsg_Destroy(reply);
 	return s;
+}
+
+natsStatus cluster_journal_write(struct cluster *c, uint64_t pos, uint64_t end)
+{
+	if (!c->jbuf && !(c->jbuf = malloc(c->jr_chunk)))
+		return NATS_NO_MEMORY;
+	c->jbuf[0] = 'J';
+	c->jbuf[1] = 1;
+	c->jlen = 2;
+	const struct rec *x;
+	natsStatus s = NATS_OK;
+	while (s == NATS_OK && (x = ring_at(&c->out, &pos, end))) {
+		if (x->kind != REC_PUBLISH || !x->ticket)
+			continue;
+		if (4 + (size_t)x->data_len > c->jr_chunk - 2) {
+			log_msg(CONF_LOG_WARNING, "cluster: a message of %u bytes is larger than a journal "
+				"record may be: not in the journal", x->data_len);
+			continue;
+		}
+		if (c->jlen + 4 + x->data_len > c->jr_chunk) {
+			s = journal_send(c, false);
+			c->jlen = 2;
+		}
+		uint32_t l = x->data_len;
+		uint8_t *p = (uint8_t *)c->jbuf + c->jlen;
+		p[0] = (uint8_t)(l >> 24), p[1] = (uint8_t)(l >> 16), p[2] = (uint8_t)(l >> 8), p[3] = (uint8_t)l;
+		memcpy(p + 4, rec_data(x), l);
+		c->jlen += 4 + l;
+	}
+	if (s == NATS_OK)
+		s = journal_send(c, true); /* also when empty: it confirms what came before */
+	return s;
+}
+
+void cluster_journal_unpack(struct cluster *c, uint64_t job, const uint8_t *d, size_t n,
+			    uint64_t now)
+{
+	if (n < 2 || d[0] != 'J' || d[1] != 1)
+		return;
+	for (size_t at = 2; n - at >= 4;) {
+		size_t l = (size_t)d[at] << 24 | (size_t)d[at + 1] << 16 | (size_t)d[at + 2] << 8 | d[at + 3];
+		at += 4;
+		if (l > n - at)
+			return;
+		struct engine_cluster_msg m;
+		if (cluster_wire_decode(d + at, l, &m) == 0)
+			engine_cluster_replay(c->engine, job, &m, now);
+		at += l;
+	}
 }
 
 /* ---- replays ------------------------------------------------------------ */
@@ -145,11 +206,14 @@ static long replay_read(struct cluster *c, const struct jr_job *j)
 	natsConnection_FlushTimeout(c->nc, 2000);
 	sleep_ms(50); /* the stream stores what the server routed a moment ago */
 	char name[160], subj[160];
-	snprintf(name, sizeof name, "%s_msgs", c->name);
-	snprintf(subj, sizeof subj, "%s.1.>", c->name);
+	snprintf(name, sizeof name, "%s_journal", c->name);
+	snprintf(subj, sizeof subj, "%s.j", c->name);
 	jsStreamInfo *si = NULL;
 	jsErrCode jerr = 0;
-	natsStatus s = js_GetStreamInfo(&si, c->jrjs, name, NULL, &jerr);
+	natsStatus s = NATS_ERR;
+	/* a nats-server just started again may still be loading its streams */
+	for (int i = 0; i < 20 && (s = js_GetStreamInfo(&si, c->jrjs, name, NULL, &jerr)) != NATS_OK; i++)
+		sleep_ms(250);
 	if (s != NATS_OK)
 		return -1;
 	uint64_t last = si->State.LastSeq;
@@ -252,6 +316,8 @@ void cluster_journal_stop(struct cluster *c)
 	c->jr_on = false;
 	jsCtx_Destroy(c->jrjs);
 	c->jrjs = NULL;
+	free(c->jbuf);
+	c->jbuf = NULL;
 }
 
 void cluster_journal_free(struct cluster *c)

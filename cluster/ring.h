@@ -25,7 +25,7 @@ enum ring_kind {
 	REC_STATE = 7,   /* state key, a session's checkpoint, or nothing: deleted (state.c) */
 	REC_ADOPT = 8,   /* owner key, a dead node's session checkpoint to adopt (state.c) */
 	REC_ADOPT_WILL = 9, /* owner key, u32 delay + encoded will of an adopted session */
-	REC_REPLAY = 10, /* ticket: the replay job; a message read back from the journal */
+	REC_REPLAY = 10, /* ticket: the replay job; a journal record read back (journal.c) */
 	REC_REPLAY_END = 11, /* ticket: the replay job, which has nothing more */
 };
 

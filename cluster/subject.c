@@ -61,14 +61,10 @@ static void put_level(struct out *o, const uint8_t *l, size_t n)
 	}
 }
 
-/* "CLUSTER.K.m" or "CLUSTER.K.d" by the first byte of the name; K is
- * '0', '1' or '*' (subject.h). */
-static void put_prefix(struct out *o, const char *cluster, char kind, const uint8_t *name,
-		       size_t len)
+/* "CLUSTER.m" or "CLUSTER.d" by the first byte of the name. */
+static void put_prefix(struct out *o, const char *cluster, const uint8_t *name, size_t len)
 {
 	put_str(o, cluster);
-	put(o, '.');
-	put(o, kind);
 	put_str(o, len && name[0] == '$' ? ".d" : ".m");
 }
 
@@ -95,12 +91,11 @@ static void put_levels(struct out *o, const uint8_t *name, size_t len, bool filt
 	}
 }
 
-int cluster_subject_topic(char *out, size_t cap, const char *cluster, const uint8_t *t, size_t len,
-			  bool journal)
+int cluster_subject_topic(char *out, size_t cap, const char *cluster, const uint8_t *t, size_t len)
 {
 	struct out o = {out, 0, cap, false};
 	bool parent = false;
-	put_prefix(&o, cluster, journal ? '1' : '0', t, len);
+	put_prefix(&o, cluster, t, len);
 	put_levels(&o, t, len, false, &parent);
 	return done(&o);
 }
@@ -110,7 +105,7 @@ int cluster_subject_filter(char *out, size_t cap, const char *cluster, const uin
 {
 	struct out o = {out, 0, cap, false};
 	*parent = false;
-	put_prefix(&o, cluster, '*', f, len);
+	put_prefix(&o, cluster, f, len);
 	put_levels(&o, f, len, true, parent);
 	return done(&o);
 }

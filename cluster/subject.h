@@ -15,20 +15,18 @@
 #define CLUSTER_SUBJECT_MAX 3072
 
 /*
- * The subject of topic t[0..len) under prefix "CLUSTER.K.m" for ordinary
- * topics, "CLUSTER.K.d" for $ topics (a leading wildcard must not match
- * them [MQTT-4.7.2-1]); K is 1 for a message the journal keeps (QoS 1/2:
- * the stream takes "CLUSTER.1.>"), else 0. Each level is one token; in a
- * level, '.', '*', '>', '%', bytes <= 0x20 and >= 0x7f are %XX (hex), and
- * an empty level is "%" alone, so the mapping is one-to-one. Returns the
- * length written (NUL-terminated) or -1 when it does not fit in cap.
+ * The subject of topic t[0..len) under prefix ("CLUSTER.m" for ordinary
+ * topics, "CLUSTER.d" for $ topics: a leading wildcard must not match
+ * them [MQTT-4.7.2-1]). Each level is one token; in a level, '.', '*',
+ * '>', '%', bytes <= 0x20 and >= 0x7f are %XX (hex), and an empty level
+ * is "%" alone, so the mapping is one-to-one. Returns the length written
+ * (NUL-terminated) or -1 when it does not fit in cap.
  */
-int cluster_subject_topic(char *out, size_t cap, const char *cluster, const uint8_t *t, size_t len,
-			  bool journal);
+int cluster_subject_topic(char *out, size_t cap, const char *cluster, const uint8_t *t, size_t len);
 
 /*
- * The subject of filter f[0..len) (valid, no $share/ prefix), for either
- * K ("CLUSTER.*.m..."): '+' is '*', a trailing '#' is '>'. *parent is set when the filter ends in
+ * The subject of filter f[0..len) (valid, no $share/ prefix): '+' is
+ * '*', a trailing '#' is '>'. *parent is set when the filter ends in
  * "/#", which in MQTT also matches the level above it: the caller
  * subscribes to out with its last two characters cut as well. Returns the
  * length or -1.

@@ -644,6 +644,11 @@ int engine_cluster_adopt(struct engine *e, const uint8_t *cid, size_t len, const
  */
 int engine_cluster_replay(struct engine *e, uint64_t job, const struct engine_cluster_msg *m,
 			  uint64_t now_ms);
+/* The link to NATS is back after a break that began at from_ms: every
+ * session here with a subscription the journal replays reads what it
+ * missed meanwhile (what NATS stored and never passed on), as a resumed
+ * session does. */
+void engine_cluster_resync(struct engine *e, uint64_t from_ms, uint64_t now_ms);
 /* The journal has nothing more for job: the messages that waited go out
  * (those the replay gave already are dropped). */
 void engine_cluster_replay_end(struct engine *e, uint64_t job, uint64_t now_ms);

@@ -171,6 +171,29 @@ bool journal_divert(struct engine *e, struct session *s, struct emsg *m, const s
 	return true;
 }
 
+/* Whether s has a subscription the journal replays (a queue group's
+ * message is never replayed). */
+static bool journal_wants(const struct session *s)
+{
+	for (const struct sub *x = s->subs; x; x = x->next)
+		if (!(x->len > 7 && memcmp(x->filter, "$share/", 7) == 0))
+			return true;
+	return false;
+}
+
+void engine_cluster_resync(struct engine *e, uint64_t from_ms, uint64_t now_ms)
+{
+	e->now = now_ms;
+	struct journal *j = e->jr;
+	if (!j)
+		return;
+	mark_node(j, e->cluster.node_run, j->self_seq);
+	for (uint32_t i = 0; i < e->table_size; i++)
+		for (struct session *s = e->session_table[i]; s; s = s->hash_next)
+			if (!s->jwait && journal_wants(s))
+				journal_resume(e, s, from_ms, j->marks, j->n_marks);
+}
+
 void journal_marks(struct engine *e, const struct session *s, bool resume, struct journal_trailer *t)
 {
 	struct journal *j = e->jr;
