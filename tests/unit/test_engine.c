@@ -2608,6 +2608,97 @@ static void t_cluster_checkpoint(void)
 	stop();
 }
 
+/* engine_cluster.replay: the job each resumed session shares, and the
+ * time asked from. */
+static int REPLAYS;
+static uint64_t REPLAY_FROM;
+
+static uint64_t fc_replay(void *ctx, uint64_t from_ms)
+{
+	(void)ctx;
+	REPLAYS++;
+	REPLAY_FROM = from_ms;
+	return 5;
+}
+
+/* One message from the cluster, run's seq-th: live through the NATS
+ * subscription of "t", or read back by replay job (job 0: live). */
+static void journal_msg(uint64_t job, uint64_t run, uint64_t seq, const char *payload)
+{
+	struct engine_cluster_msg m;
+	cluster_will_msg(&m, "t", payload, "p", 1);
+	m.node_run = run;
+	m.seq = seq;
+	if (job)
+		engine_cluster_replay(E, job, &m, NOW);
+	else
+		CU_ASSERT(engine_cluster_input(E, (const uint8_t *)"t", 1, &m, NOW) >= 0);
+}
+
+/* The journal (docs/cluster.md, "The journal"): a session resumed from a
+ * checkpoint gets from the replay exactly what its checkpoint lacked (by
+ * each publishing run's sequence numbers), and live messages wait behind
+ * the replay, once each; other sessions never see a replay. */
+static void t_cluster_journal(void)
+{
+	static const struct engine_cluster fc = {NULL, fc_interest, fc_publish, fc_room, NULL, NULL,
+						 NULL, fc_checkpoint, fc_ended, fc_replay, 1000};
+	start(NULL, NULL);
+	engine_cluster_attach(E, &fc);
+	CK_PUTS = CK_DELS = ENDED = REPLAYS = 0;
+	CK_FULL = false;
+	up4(0, "c"); /* a live subscriber: the live messages only */
+	subscribe4(0, "t", 0);
+	up4_kept(1, "m", "20 02 00 00");
+	subscribe4(1, "t", 1);
+	gone(1, NULL);
+	journal_msg(0, 7, 1, "a");
+	journal_msg(0, 7, 2, "b");
+	expect(0, "30 04 00 01 74 61 30 04 00 01 74 62");
+	CU_ASSERT_EQUAL(engine_cluster_checkpoint(E, 65536, SIZE_MAX, NOW), 1);
+	uint8_t blob[sizeof CK_LAST];
+	size_t bl = CK_LAST_LEN;
+	memcpy(blob, CK_LAST, bl);
+	/* "m" as a dead node's checkpoint, adopted as "n": a replay from the
+	 * checkpoint's time */
+	uint64_t ck_at = NOW;
+	NOW += 3000;
+	CU_ASSERT_EQUAL(engine_cluster_adopt(E, (const uint8_t *)"n", 1, blob, bl, NOW), 0);
+	CU_ASSERT_EQUAL(REPLAYS, 1);
+	CU_ASSERT_EQUAL(REPLAY_FROM, ck_at);
+	journal_msg(0, 7, 4, "d"); /* live, while the replay runs: waits */
+	journal_msg(6, 7, 3, "x"); /* another job's: not for "n" */
+	journal_msg(5, 7, 2, "b"); /* in the checkpoint already */
+	journal_msg(5, 7, 3, "c");
+	journal_msg(5, 7, 4, "d"); /* the one waiting: given by the replay, once */
+	journal_msg(5, 9, 1, "e"); /* a run the checkpoint never saw */
+	journal_msg(0, 7, 5, "f");
+	expect(0, "30 04 00 01 74 64 30 04 00 01 74 66"); /* live: d, f; no replay */
+	engine_cluster_replay_end(E, 5, NOW);
+	journal_msg(5, 7, 6, "y"); /* after the end: nobody waits for job 5 */
+	/* the client: session present, its checkpoint's a and b, then c, d,
+	 * e from the replay, then f, which waited */
+	up4_kept(2, "n",
+		 "20 02 01 00 32 06 00 01 74 00 01 61 32 06 00 01 74 00 02 62 32 06 00 01 74 00 03 63"
+		 " 32 06 00 01 74 00 04 64 32 06 00 01 74 00 05 65 32 06 00 01 74 00 06 66");
+	/* NATS back after a break: every session with a subscription replays
+	 * what this node had not routed (run 7 up to 5 it had) */
+	gone(2, NULL);
+	REPLAYS = 0;
+	engine_cluster_resync(E, NOW - 2000, NOW);
+	CU_ASSERT_EQUAL(REPLAYS, 3); /* "c", "n", and "m" (offline since the start) */
+	journal_msg(5, 7, 5, "f");
+	journal_msg(5, 7, 7, "g");
+	engine_cluster_replay_end(E, 5, NOW);
+	expect(0, "30 04 00 01 74 67");
+	/* the six unacknowledged ones again [MQTT-4.4.0-1], then g */
+	up4_kept(2, "n",
+		 "20 02 01 00 3a 06 00 01 74 00 01 61 3a 06 00 01 74 00 02 62 3a 06 00 01 74 00 03 63"
+		 " 3a 06 00 01 74 00 04 64 3a 06 00 01 74 00 05 65 3a 06 00 01 74 00 06 66"
+		 " 32 06 00 01 74 00 07 67");
+	stop();
+}
+
 /* Connects "w" (v5) with will "w" = "x" delayed 5 s and the session expiry
  * as given; expects the default CONNACK. */
 static void connect_will_delay(int i, const char *expiry_props)
@@ -3715,6 +3806,7 @@ static const struct test_case session_cases[] = {
 	{"takeover of a connection that sent DISCONNECT", t_takeover_after_disconnect},
 	{"MQTT-3.1.4-3 cluster: a session moves between nodes", t_cluster_session_move},
 	{"MQTT-3.1.3-9 cluster: sessions' checkpoints, adopted with their wills", t_cluster_checkpoint},
+	{"MQTT-4.6.0-5 cluster: the journal replayed once, in order, for a resumed session", t_cluster_journal},
 	{"MQTT-3.1.2-8 cluster: wills kept for the cluster, a dead node's published", t_cluster_wills},
 	{"cluster: a shared subscription is interest while its member is connected",
 	 t_cluster_share_presence},
