@@ -3,8 +3,10 @@ free loopback port and a temporary store (stopped by PID), and midge nodes
 joined to it through brokerctl."""
 
 import base64
+import collections
 import json
 import os
+import selectors
 import shutil
 import signal
 import socket
@@ -120,6 +122,169 @@ def received(client):
         return {int(m.payload) for m in client.msgs}
 
 
+def counts(*clients):
+    """How many times each integer payload arrived, over persistctl.Clients."""
+    got = collections.Counter()
+    for cl in clients:
+        with cl.cond:
+            got.update(int(m.payload) for m in cl.msgs)
+    return got
+
+
+def ranges(nums):
+    """Sorted integers as "a-b" runs: 3-7, 9."""
+    out = []
+    for n in sorted(nums):
+        if out and out[-1][1] == n - 1:
+            out[-1][1] = n
+        else:
+            out.append([n, n])
+    return ", ".join("%d" % a if a == b else "%d-%d" % (a, b) for a, b in out)
+
+
+class Cut(threading.Thread):
+    """A TCP proxy on a free loopback port to 127.0.0.1:port (a node's link
+    to nats-server: start the node with url=cut.url()). One thread for all
+    its connections (non-blocking sockets, a selector); bytes go both ways
+    as they come. cut() closes every proxied connection and from then on
+    closes each new one at once (the node's link breaks and its reconnects
+    fail); restore() lets connections through again; close() stops the
+    thread and closes everything."""
+
+    BUF_MAX = 1 << 20  # bytes waiting for one side: past this, the other is not read
+
+    def __init__(self, port):
+        super().__init__(daemon=True)
+        self.target = port
+        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(16)
+        self.lsock.setblocking(False)
+        self.port = self.lsock.getsockname()[1]
+        self.lock = threading.Lock()
+        self.want_cut = False  # asked for by cut() / restore()
+        self.is_cut = False  # the thread's state
+        self.done = threading.Event()  # set by the thread once is_cut == want_cut
+        self.stop_flag = threading.Event()
+        self.peer = {}  # socket: the other end of its connection
+        self.out = {}  # socket: bytes waiting to be written to it
+        self.accepted = 0  # connections proxied
+        self.refused = 0  # connections closed at once while cut
+        self.sel = selectors.DefaultSelector()
+        self.sel.register(self.lsock, selectors.EVENT_READ)
+        self.start()
+
+    def url(self, scheme="nats"):
+        return "%s://127.0.0.1:%d" % (scheme, self.port)
+
+    def _close_pair(self, s):
+        for x in (s, self.peer.get(s)):
+            if x is None or x not in self.peer:
+                continue
+            if x in self.sel.get_map():
+                self.sel.unregister(x)
+            x.close()
+            del self.peer[x]
+            del self.out[x]
+
+    def _interest(self, s):
+        """s is read while its peer's buffer has room and written while its
+        own has bytes; neither: it leaves the selector meanwhile."""
+        ev = selectors.EVENT_READ if len(self.out[self.peer[s]]) < self.BUF_MAX else 0
+        if self.out[s]:
+            ev |= selectors.EVENT_WRITE
+        key = self.sel.get_map().get(s)
+        if not ev:
+            if key:
+                self.sel.unregister(s)
+        elif not key:
+            self.sel.register(s, ev)
+        elif key.events != ev:
+            self.sel.modify(s, ev)
+
+    def _accept(self):
+        for _ in range(16):
+            try:
+                c, _ = self.lsock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            if self.is_cut:
+                self.refused += 1
+                c.close()
+                continue
+            try:
+                u = socket.create_connection(("127.0.0.1", self.target), timeout=2)
+            except OSError:
+                c.close()
+                continue
+            self.accepted += 1
+            for x, y in ((c, u), (u, c)):
+                x.setblocking(False)
+                x.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                self.peer[x] = y
+                self.out[x] = bytearray()
+                self.sel.register(x, selectors.EVENT_READ)
+
+    def _io(self, s, ev):
+        if s not in self.peer:
+            return  # closed with its peer earlier in this round
+        p = self.peer[s]
+        try:
+            if ev & selectors.EVENT_WRITE and self.out[s]:
+                del self.out[s][:s.send(self.out[s])]
+            if ev & selectors.EVENT_READ and len(self.out[p]) < self.BUF_MAX:
+                data = s.recv(65536)
+                if not data:
+                    raise ConnectionError("end of stream")
+                self.out[p] += data
+                del self.out[p][:p.send(self.out[p])]
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError:
+            self._close_pair(s)
+            return
+        self._interest(s)
+        self._interest(p)
+
+    def run(self):
+        try:
+            while not self.stop_flag.is_set():
+                with self.lock:
+                    if self.want_cut != self.is_cut:
+                        self.is_cut = self.want_cut
+                        if self.is_cut:
+                            for s in list(self.peer):
+                                self._close_pair(s)
+                    self.done.set()
+                for key, ev in self.sel.select(0.02):
+                    if key.fileobj is self.lsock:
+                        self._accept()
+                    else:
+                        self._io(key.fileobj, ev)
+        finally:
+            for s in list(self.peer):
+                self._close_pair(s)
+            self.sel.close()
+            self.lsock.close()
+
+    def _set(self, cut):
+        with self.lock:
+            self.want_cut = cut
+            self.done.clear()
+        return self.done.wait(2)
+
+    def cut(self):
+        """Breaks the link now: True once every connection is closed."""
+        return self._set(True)
+
+    def restore(self):
+        return self._set(False)
+
+    def close(self):
+        self.stop_flag.set()
+        self.join(2)
+
+
 def kv_get(nats, bucket, key, timeout=3.0):
     """The value of key in a JetStream key-value bucket, read over NATS's
     own protocol (a direct "last message by subject" request): bytes, or
@@ -157,13 +322,15 @@ def kv_get(nats, bucket, key, timeout=3.0):
         s.close()
 
 
-def node_config(nats, name, cluster="t", extra=""):
+def node_config(nats, name, cluster="t", extra="", url=None):
+    """url: where the node finds NATS (by default nats.url(); a Cut's url())."""
     return ("listener {port} 127.0.0.1\nmidge_cluster %s\nmidge_node_name %s\n"
-            "midge_cluster_name %s\nsys_interval 1\n%s\n" % (nats.url(), name, cluster, extra))
+            "midge_cluster_name %s\nsys_interval 1\n%s\n" % (url or nats.url(), name, cluster,
+                                                               extra))
 
 
-def start_node(nats, name, cluster="t", extra=""):
-    b = brokerctl.start(node_config(nats, name, cluster, extra))
+def start_node(nats, name, cluster="t", extra="", url=None):
+    b = brokerctl.start(node_config(nats, name, cluster, extra, url))
     b.name = name
     return b
 

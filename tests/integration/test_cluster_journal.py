@@ -29,7 +29,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import brokerctl  # noqa: E402
 import clusterctl  # noqa: E402
-from clusterctl import Stream  # noqa: E402
+from clusterctl import Stream, counts, ranges  # noqa: E402
 from persistctl import Client, kill9  # noqa: E402
 
 r = brokerctl.Results("cluster-journal")
@@ -45,26 +45,6 @@ class Slow(Client):
         if self.delay:
             time.sleep(self.delay)
         super()._on_message(client, userdata, msg)
-
-
-def ranges(nums):
-    """Sorted integers as "a-b" runs: 3-7, 9."""
-    out = []
-    for n in sorted(nums):
-        if out and out[-1][1] == n - 1:
-            out[-1][1] = n
-        else:
-            out.append([n, n])
-    return ", ".join("%d" % a if a == b else "%d-%d" % (a, b) for a, b in out)
-
-
-def counts(*clients):
-    """How many times each integer payload arrived, over clients."""
-    got = collections.Counter()
-    for cl in clients:
-        with cl.cond:
-            got.update(int(m.payload) for m in cl.msgs)
-    return got
 
 
 nats = clusterctl.Nats()
