@@ -9,8 +9,9 @@
  *   20 the publishing node's run (u64 BE)   28  its sequence number (u64 BE)
  *   36 topic, origin id, raw v5 properties, then the payload to the end
  *
- * Version 1 (no run and sequence: the header ends at 20) is still read:
- * the retained bucket keeps what older nodes wrote.
+ * Version 1 (no run and sequence: the header ends at 20) is what a
+ * message outside the journal (seq 0: QoS 0) is written as, and what
+ * older nodes left in the retained bucket.
  */
 #ifndef MIDGE_CLUSTER_WIRE_H
 #define MIDGE_CLUSTER_WIRE_H

@@ -114,6 +114,15 @@ static void test_wire(void)
 	CU_ASSERT_EQUAL(d.seq, 0);
 	v1[1] = 3;
 	CU_ASSERT_EQUAL(cluster_wire_decode(v1, n - 16, &d), -1);
+	/* outside the journal (seq 0) a message is written as version 1 */
+	m.seq = 0;
+	CU_ASSERT_EQUAL(cluster_wire_size(&m), n - 16);
+	cluster_wire_encode(buf, &m);
+	CU_ASSERT_EQUAL(buf[1], 1);
+	CU_ASSERT_EQUAL(cluster_wire_decode(buf, n - 16, &d), 0);
+	CU_ASSERT_EQUAL(d.payload_len, 7);
+	m.seq = 77;
+	cluster_wire_encode(buf, &m);
 	/* every truncation is refused, never read past */
 	for (size_t k = 0; k < CLUSTER_WIRE_HEAD + 3 + 6 + 5; k++)
 		CU_ASSERT_EQUAL(cluster_wire_decode(buf, k, &d), -1);
