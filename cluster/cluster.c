@@ -251,8 +251,7 @@ static void cluster_on_async(uv_async_t *a)
 			log_notice("cluster: connected to NATS again (node %s, cluster %s)", c->node, c->name);
 			/* what NATS stored meanwhile and never passed on here */
 			engine_cluster_resync(c->engine, atomic_load(&c->down_at), now);
-		}
-		else {
+		} else {
 			log_warn("cluster: NATS unreachable: serving local clients, buffering up to %llu bytes for the other nodes",
 				 (unsigned long long)c->out.cap);
 		}

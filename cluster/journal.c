@@ -171,14 +171,17 @@ uint64_t cluster_journal_replay(void *ctx, uint64_t from_ms)
 	return id;
 }
 
-/* Puts one record into the incoming ring, waiting while it is full (the
- * loop drains it). Returns 0, or -1 when the cluster stops. */
+/* Puts one record into the incoming ring, waiting while it is half full
+ * (the loop drains it; the other half stays for live messages, which are
+ * dropped when they find no room). Returns 0, or -1 when the cluster
+ * stops. */
 static int replay_put(struct cluster *c, uint8_t kind, uint64_t job, const void *data, size_t len)
 {
 	for (;;) {
 		uint8_t *d;
 		pthread_mutex_lock(&c->in.mu);
-		int rc = ring_put(&c->in, kind, "", 0, len, job, &d);
+		bool room = c->in.wpos - c->in.rpos + len <= c->in.cap / 2;
+		int rc = room ? ring_put(&c->in, kind, "", 0, len, job, &d) : -1;
 		if (rc == 0 && len)
 			memcpy(d, data, len);
 		pthread_mutex_unlock(&c->in.mu);

@@ -73,6 +73,8 @@ int cluster_wire_decode(const uint8_t *b, size_t n, struct engine_cluster_msg *m
 	if (head == CLUSTER_WIRE_HEAD) {
 		m->node_run = get_be(b + 20, 8);
 		m->seq = get_be(b + 28, 8);
+		if (!m->seq)
+			return -1; /* written as version 1: one encoding per message */
 	}
 	const uint8_t *p = b + head;
 	m->qos = b[2] & 3;

@@ -121,6 +121,13 @@ static void test_wire(void)
 	CU_ASSERT_EQUAL(buf[1], 1);
 	CU_ASSERT_EQUAL(cluster_wire_decode(buf, n - 16, &d), 0);
 	CU_ASSERT_EQUAL(d.payload_len, 7);
+	/* a version 2 header with no sequence number is not one midge writes */
+	uint8_t v2[128];
+	memcpy(v2, buf, 20);
+	v2[1] = 2;
+	memset(v2 + 20, 0, 16);
+	memcpy(v2 + CLUSTER_WIRE_HEAD, buf + 20, n - CLUSTER_WIRE_HEAD);
+	CU_ASSERT_EQUAL(cluster_wire_decode(v2, n, &d), -1);
 	m.seq = 77;
 	cluster_wire_encode(buf, &m);
 	/* every truncation is refused, never read past */
