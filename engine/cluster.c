@@ -131,7 +131,7 @@ bool cluster_forward(struct engine *e, const struct emsg *m, const struct midge_
 {
 	e->cluster_ticket = 0;
 	if (e->jr)
-		e->jr->cur_run = e->jr->cur_seq = 0;
+		e->jr->cur_run = e->jr->cur_seq = e->jr->cur_job = 0;
 	if (!e->has_cluster || cluster_local(m, from))
 		return false;
 	struct engine_cluster_msg v;

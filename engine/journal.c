@@ -90,7 +90,9 @@ void journal_forward(struct engine *e, struct engine_cluster_msg *v)
 	struct journal *j = e->jr;
 	if (!j)
 		return;
-	j->cur_run = j->cur_seq = 0;
+	/* a message published here, also from an event callback while a
+	 * replay's message is delivered: not the replay's */
+	j->cur_run = j->cur_seq = j->cur_job = 0;
 	if (!v->qos)
 		return;
 	v->node_run = e->cluster.node_run;
@@ -106,6 +108,7 @@ void journal_input(struct engine *e, const struct engine_cluster_msg *v, bool sh
 		return;
 	j->cur_run = v->seq ? v->node_run : 0;
 	j->cur_seq = v->seq;
+	j->cur_job = 0;
 	/* a queue group's messages come on another connection, in another
 	 * order: they are never replayed, so they mark nothing */
 	if (v->seq && !shared)
