@@ -2,12 +2,15 @@
 """A midge cluster against a single node, in one run: a nats-server with
 JetStream and three midge nodes on free loopback ports.
 
-- p2p: midge-loadgen p2p at QoS 0 and 1 with publishers on node n0 and
-  subscribers on n0 (single node: the cluster has nothing to carry) and
-  then on n1 (every message crosses NATS). Target: cross-node >= 50 % of
-  single node.
+- p2p: midge-loadgen p2p at QoS 0 and 1: first on a standalone midge
+  (no cluster: the single node the target is measured against), then
+  with publishers on node n0 and subscribers on n0 (a cluster member on
+  its own: with the journal, QoS 1 still costs NATS work), and then on
+  n1 (every message crosses NATS). Target: cross-node >= 50 % of the
+  standalone node.
 - fanin: the aggregate of three nodes. Single: one midge-loadgen fan-in
-  (3 x P publishers, one wildcard subscriber) on n0. Aggregate: three
+  (3 x P publishers, one wildcard subscriber) on the standalone midge.
+  Aggregate: three
   loadgens at once, the publishers of the i-th on node i and its
   subscriber on node i+1 (every message crosses NATS), their rates
   added.
@@ -64,7 +67,7 @@ def result_field(line, key):
 def cpu_line(cpu0, cpu1, msgs):
     n = max(msgs, 1)
     return ("  cpu s per million messages (whole run incl. warm-up): n0 %.2f, n1 %.2f, n2 %.2f, "
-            "nats-server %.2f" % tuple((c1 - c0) / n * 1e6 for c0, c1 in zip(cpu0, cpu1)))
+            "nats-server %.2f, standalone %.2f" % tuple((c1 - c0) / n * 1e6 for c0, c1 in zip(cpu0, cpu1)))
 
 
 def run_loadgen(a, loadgen, args, label):
@@ -79,13 +82,14 @@ def last_line(proc, timeout):
     return out.splitlines()[-1] if out else "(no result)"
 
 
-def p2p(a, loadgen, nodes, pids):
+def p2p(a, loadgen, nodes, solo, pids):
     rates = {}
     for qos in (0, 1):
-        for mode in ("single", "cross"):
-            sub = nodes[0][1] if mode == "single" else nodes[1][1]
+        for mode in ("solo", "single", "cross"):
+            pub = solo if mode == "solo" else nodes[0][1]
+            sub = {"solo": solo, "single": nodes[0][1], "cross": nodes[1][1]}[mode]
             cpu0 = [cpu_seconds(p) for p in pids]
-            proc = run_loadgen(a, loadgen, ["-p", str(nodes[0][1]), "--sub-port", str(sub), "-w",
+            proc = run_loadgen(a, loadgen, ["-p", str(pub), "--sub-port", str(sub), "-w",
                                             "p2p", "-q", str(qos), "-c", str(a.pairs)],
                                "%s-qos%d" % (mode, qos))
             line = last_line(proc, a.duration + 60)
@@ -95,15 +99,16 @@ def p2p(a, loadgen, nodes, pids):
             print(line)
             print(cpu_line(cpu0, cpu1, rate * a.duration))
     for qos in (0, 1):
-        s, c = rates[("single", qos)], rates[("cross", qos)]
-        print("QoS %d: single node %.0f msg/s, cross-node %.0f msg/s: %.0f %% (target >= 50 %%)"
-              % (qos, s, c, 100.0 * c / s if s else 0))
+        s, m, c = rates[("solo", qos)], rates[("single", qos)], rates[("cross", qos)]
+        print("QoS %d: standalone node %.0f msg/s, cross-node %.0f msg/s: %.0f %% (target >= 50 %%); "
+              "a cluster member on its own %.0f msg/s (cross-node %.0f %% of it)"
+              % (qos, s, c, 100.0 * c / s if s else 0, m, 100.0 * c / m if m else 0))
 
 
-def fanin(a, loadgen, nodes, pids):
+def fanin(a, loadgen, nodes, solo, pids):
     for qos in (0, 1):
         cpu0 = [cpu_seconds(p) for p in pids]
-        proc = run_loadgen(a, loadgen, ["-p", str(nodes[0][1]), "-w", "fanin", "-q", str(qos),
+        proc = run_loadgen(a, loadgen, ["-p", str(solo), "-w", "fanin", "-q", str(qos),
                                         "-c", str(3 * a.publishers)], "fanin-single-qos%d" % qos)
         line = last_line(proc, a.duration + 60)
         cpu1 = [cpu_seconds(p) for p in pids]
@@ -121,7 +126,7 @@ def fanin(a, loadgen, nodes, pids):
         for x in lines:
             print(x)
         print(cpu_line(cpu0, cpu1, total * a.duration))
-        print("fan-in QoS %d: single node %.0f msg/s, three nodes (every message across NATS) "
+        print("fan-in QoS %d: standalone node %.0f msg/s, three nodes (every message across NATS) "
               "%.0f msg/s in all: %.0f %%" % (qos, single, total,
                                               100.0 * total / single if single else 0))
 
@@ -147,26 +152,28 @@ def main():
         if not wait_port(np, nats):
             sys.exit("nats-server did not start")
         nodes = []
-        for i in range(3):
+        for i in range(4):  # n0, n1, n2, and the standalone node
             port = free_port()
             conf = os.path.join(work, "n%d.conf" % i)
+            cluster = ("midge_cluster nats://127.0.0.1:%d\nmidge_node_name n%d\n"
+                       "midge_cluster_name bench\n%s\n" % (np, i, a.extra.replace("\\n", "\n"))
+                       if i < 3 else "")
             with open(conf, "w") as f:
                 f.write("listener %d 127.0.0.1\nallow_anonymous true\nmidge_hooks_endpoint none\n"
-                        "midge_cluster nats://127.0.0.1:%d\nmidge_node_name n%d\n"
-                        "midge_cluster_name bench\nmax_queued_messages 100000\n%s\n"
-                        % (port, np, i, a.extra.replace("\\n", "\n")))
+                        "max_queued_messages 100000\n%s" % (port, cluster))
             p = subprocess.Popen([os.path.join(a.build, "midge"), "-c", conf],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             procs.append(p)
             if not wait_port(port, p):
-                sys.exit("midge n%d did not start" % i)
+                sys.exit("midge %s did not start" % ("n%d" % i if i < 3 else "standalone"))
             nodes.append((p, port))
+        solo = nodes.pop()
         loadgen = os.path.join(a.build, "bench", "midge-loadgen")
-        pids = [p.pid for p, _ in nodes] + [nats.pid]
+        pids = [p.pid for p, _ in nodes] + [nats.pid, solo[0].pid]
         if a.workload in ("p2p", "all"):
-            p2p(a, loadgen, nodes, pids)
+            p2p(a, loadgen, nodes, solo[1], pids)
         if a.workload in ("fanin", "all"):
-            fanin(a, loadgen, nodes, pids)
+            fanin(a, loadgen, nodes, solo[1], pids)
     finally:
         for p in procs:
             if p.poll() is None:

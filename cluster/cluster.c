@@ -26,6 +26,8 @@
 #include "transport/log.h"
 
 #define RECONNECT_GRACE_MS 500
+/* a bundle's bound (and NATS's max_payload less a margin for headers) */
+#define CLUSTER_BUNDLE_MAX 65536
 
 void cluster_wake(struct cluster *c)
 {
@@ -64,6 +66,43 @@ static void log_drop_out(struct cluster *c)
 	}
 }
 
+/*
+ * The records the engine puts go to the cluster thread with one wake-up
+ * per loop iteration, not one per record: the engine routes a whole
+ * read's messages in a row, and a wake-up per message (a futex call, the
+ * thread scheduled for a batch of one, the mutex fought over) cost more
+ * than forwarding the message. The idle handle keeps the loop from
+ * blocking in poll while a wake-up is due (a record put from a timer).
+ * Loop thread; without the handles (starting, stopping) at once.
+ */
+static void cluster_on_check(uv_check_t *h)
+{
+	struct cluster *c = h->data;
+	if (!c->kick)
+		return;
+	c->kick = false;
+	uv_idle_stop(&c->kick_idle);
+	pthread_mutex_lock(&c->out.mu);
+	pthread_cond_signal(&c->out.cv);
+	pthread_mutex_unlock(&c->out.mu);
+}
+
+static void cluster_on_idle(uv_idle_t *h)
+{
+	(void)h;
+}
+
+/* Call with out.mu held, after a put. */
+static void cluster_kick(struct cluster *c)
+{
+	if (!c->kick_on || c->quiet) {
+		pthread_cond_signal(&c->out.cv);
+	} else if (!c->kick) {
+		c->kick = true;
+		uv_idle_start(&c->kick_idle, cluster_on_idle);
+	}
+}
+
 /* engine_cluster.publish: encodes m once into the outgoing ring. */
 static int cluster_on_publish(void *ctx, const struct engine_cluster_msg *m, uint64_t *ticket)
 {
@@ -81,7 +120,7 @@ static int cluster_on_publish(void *ctx, const struct engine_cluster_msg *m, uin
 	int rc = ring_put(&c->out, REC_PUBLISH, subj, (size_t)sl, cluster_wire_size(m), t, &data);
 	if (rc == 0) {
 		cluster_wire_encode(data, m);
-		pthread_cond_signal(&c->out.cv);
+		cluster_kick(c);
 	}
 	pthread_mutex_unlock(&c->out.mu);
 	if (rc < 0) {
@@ -121,7 +160,7 @@ static void cluster_on_retained(void *ctx, const uint8_t *topic, size_t len,
 	if (rc == 0) {
 		if (m)
 			cluster_wire_encode(data, m);
-		pthread_cond_signal(&c->out.cv);
+		cluster_kick(c);
 	}
 	pthread_mutex_unlock(&c->out.mu);
 	if (rc < 0)
@@ -141,6 +180,29 @@ void cluster_input_put(struct cluster *c, uint8_t kind, const char *name, size_t
 	pthread_mutex_unlock(&c->in.mu);
 	if (rc < 0)
 		atomic_fetch_add(&c->dropped_in, 1);
+	cluster_wake(c);
+}
+
+void cluster_input_bundle(struct cluster *c, const char *filter, size_t flen, const uint8_t *d,
+			  size_t n)
+{
+	const uint8_t *msg;
+	size_t at = 0, l;
+	int more;
+	uint64_t dropped = 0;
+	pthread_mutex_lock(&c->in.mu);
+	while ((more = cluster_wire_list_next(d, n, 'B', &at, &msg, &l)) > 0) {
+		uint8_t *p;
+		if (ring_put(&c->in, REC_INPUT, filter, flen, l, 0, &p) == 0)
+			memcpy(p, msg, l);
+		else
+			dropped++;
+	}
+	pthread_mutex_unlock(&c->in.mu);
+	if (more < 0)
+		dropped++; /* the rest of a damaged bundle */
+	if (dropped)
+		atomic_fetch_add(&c->dropped_in, dropped);
 	cluster_wake(c);
 }
 
@@ -266,28 +328,94 @@ static void cluster_on_async(uv_async_t *a)
 
 /* ---- the cluster thread ------------------------------------------------ */
 
+/*
+ * A run of consecutive messages to one subject goes as one NATS message,
+ * a bundle (wire.h): nats-server and libnats on both sides cost per NATS
+ * message, far more than per byte, and a publisher's messages arrive in
+ * runs (one read from its socket holds many). Only consecutive ones: the
+ * order of messages stays the order the engine gave them. A run of one
+ * goes as the message itself.
+ */
+struct run {
+	const struct rec *first;
+	size_t n, len; /* messages, and the bundle's length once n > 1 */
+};
+
+static natsStatus run_flush(struct cluster *c, struct run *r)
+{
+	natsStatus s = NATS_OK;
+	if (r->n == 1)
+		s = natsConnection_Publish(c->nc, rec_name(r->first), rec_data(r->first),
+					   (int)r->first->data_len);
+	else if (r->n > 1)
+		s = natsConnection_Publish(c->nc, rec_name(r->first), c->bbuf, (int)r->len);
+	if (s == NATS_OK)
+		atomic_fetch_add(&c->forwarded, r->n);
+	r->n = 0;
+	return s;
+}
+
+/* Adds the message x to the run, sending the run first when x cannot
+ * join it (another subject, or the bundle would pass c->bcap). */
+static natsStatus run_add(struct cluster *c, struct run *r, const struct rec *x)
+{
+	size_t item = CLUSTER_LIST_ITEM + x->data_len;
+	if (r->n && r->first->name_len == x->name_len &&
+	    memcmp(rec_name(r->first), rec_name(x), x->name_len) == 0 &&
+	    (r->n > 1 ? r->len : CLUSTER_LIST_HEAD + CLUSTER_LIST_ITEM + r->first->data_len) + item <=
+		    c->bcap) {
+		if (r->n == 1) {
+			cluster_wire_list_start(c->bbuf, 'B');
+			cluster_wire_list_put(c->bbuf + CLUSTER_LIST_HEAD, rec_data(r->first),
+					      r->first->data_len);
+			r->len = CLUSTER_LIST_HEAD + CLUSTER_LIST_ITEM + r->first->data_len;
+		}
+		cluster_wire_list_put(c->bbuf + r->len, rec_data(x), x->data_len);
+		r->len += item;
+		r->n++;
+		return NATS_OK;
+	}
+	natsStatus s = run_flush(c, r);
+	r->first = x;
+	r->n = 1;
+	return s;
+}
+
 /* Sends the records in [rpos, end) to NATS. Returns 0 when NATS
  * confirmed them all (a flush), -1 to try again later. */
 static int thread_send(struct cluster *c, uint64_t end)
 {
 	uint64_t pos = c->out.rpos, ticket = 0;
 	const struct rec *x;
-	while ((x = ring_at(&c->out, &pos, end))) {
+	struct run run = {0};
+	if (!c->bbuf) {
+		int64_t mp = natsConnection_GetMaxPayload(c->nc);
+		c->bcap = mp > 4096 && (uint64_t)mp - 1024 < CLUSTER_BUNDLE_MAX ? (size_t)mp - 1024
+										: CLUSTER_BUNDLE_MAX;
+		if (!(c->bbuf = malloc(c->bcap)))
+			c->bcap = 0; /* every message goes alone */
+	}
+	for (;;) {
+		x = ring_at(&c->out, &pos, end);
 		natsStatus s = NATS_OK;
-		if (x->kind == REC_PUBLISH) {
-			s = natsConnection_Publish(c->nc, rec_name(x), rec_data(x), (int)x->data_len);
-			if (s == NATS_OK)
-				atomic_fetch_add(&c->forwarded, 1);
-		} else if (x->kind == REC_RETAIN && x->data_len) {
-			s = kvStore_Put(NULL, c->retained, rec_name(x), rec_data(x), (int)x->data_len);
-		} else if (x->kind == REC_RETAIN) {
-			s = kvStore_Delete(c->retained, rec_name(x));
-		} else if (x->kind == REC_HANDOVER) {
-			s = cluster_owner_handover(c, rec_name(x), rec_data(x), x->data_len);
-		} else if (x->kind == REC_WILL) {
-			s = cluster_will_store(c, rec_name(x), rec_data(x), x->data_len);
-		} else if (x->kind == REC_STATE) {
-			s = cluster_state_store(c, rec_name(x), rec_data(x), x->data_len);
+		if (x && x->kind == REC_PUBLISH) {
+			s = run_add(c, &run, x);
+		} else {
+			s = run_flush(c, &run);
+			if (!x && s == NATS_OK)
+				break;
+		}
+		if (s == NATS_OK && x) {
+			if (x->kind == REC_RETAIN && x->data_len)
+				s = kvStore_Put(NULL, c->retained, rec_name(x), rec_data(x), (int)x->data_len);
+			else if (x->kind == REC_RETAIN)
+				s = kvStore_Delete(c->retained, rec_name(x));
+			else if (x->kind == REC_HANDOVER)
+				s = cluster_owner_handover(c, rec_name(x), rec_data(x), x->data_len);
+			else if (x->kind == REC_WILL)
+				s = cluster_will_store(c, rec_name(x), rec_data(x), x->data_len);
+			else if (x->kind == REC_STATE)
+				s = cluster_state_store(c, rec_name(x), rec_data(x), x->data_len);
 		}
 		if (s != NATS_OK) {
 			if (atomic_load(&c->connected))
@@ -486,6 +614,7 @@ static void cluster_release(struct cluster *c)
 	pthread_mutex_destroy(&c->closed_mu);
 	pthread_cond_destroy(&c->closed_cv);
 	free(c->table);
+	free(c->bbuf);
 	ring_free(&c->out);
 	ring_free(&c->in);
 	free(c->servers);
@@ -565,6 +694,10 @@ struct cluster *cluster_start(const struct cluster_config *cfg, uv_loop_t *loop,
 	}
 	c->async.data = c;
 	atomic_store(&c->async_on, true);
+	if (uv_check_init(loop, &c->kick_check) == 0 && uv_idle_init(loop, &c->kick_idle) == 0) {
+		c->kick_check.data = c;
+		c->kick_on = uv_check_start(&c->kick_check, cluster_on_check) == 0;
+	}
 	struct engine_cluster ec = {c, cluster_interest_change, cluster_on_publish, cluster_on_room,
 				    cluster_on_retained, cluster_owner_claim, cluster_will_changed,
 				    c->cfg.checkpoint_ms ? cluster_state_changed : NULL,
@@ -598,6 +731,7 @@ void cluster_quiet(struct cluster *c)
 	if (!c || c->quiet)
 		return;
 	c->quiet = true;
+	c->kick_on = false; /* the loop closes the handles next */
 	cluster_journal_stop(c);
 	cluster_state_quiet(c);
 	pthread_mutex_lock(&c->out.mu);

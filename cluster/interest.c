@@ -115,8 +115,12 @@ static void on_nats_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
 	(void)nc;
 	(void)sub;
 	struct interest *in = closure;
-	cluster_input_put(in->c, REC_INPUT, (const char *)in->filter, in->len, natsMsg_GetData(msg),
-			  (size_t)natsMsg_GetDataLength(msg));
+	const uint8_t *d = (const uint8_t *)natsMsg_GetData(msg);
+	size_t n = (size_t)natsMsg_GetDataLength(msg);
+	if (n && d[0] == 'B')
+		cluster_input_bundle(in->c, (const char *)in->filter, in->len, d, n);
+	else
+		cluster_input_put(in->c, REC_INPUT, (const char *)in->filter, in->len, d, n);
 	natsMsg_Destroy(msg);
 }
 

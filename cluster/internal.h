@@ -99,6 +99,9 @@ struct cluster {
 	struct engine *engine;
 	uv_loop_t *loop;
 	uv_async_t async;
+	uv_check_t kick_check; /* wakes the cluster thread once per loop iteration */
+	uv_idle_t kick_idle;   /* ... and keeps the loop from blocking before it */
+	bool kick, kick_on;    /* loop: records put since the last wake-up; the handles are up */
 	struct ring out; /* engine -> cluster thread; its mu also guards cmds, stop */
 	struct ring in;  /* libnats, watcher -> engine */
 	struct command *cmds, **cmds_tail;
@@ -158,6 +161,8 @@ struct cluster {
 	pthread_cond_t jr_cv;
 	struct jr_job jr_next;
 	uint64_t jr_ids;
+	uint8_t *bbuf; /* a bundle being made (cluster thread; cluster.c) */
+	size_t bcap;   /* ... its bound */
 	char *jbuf; /* a journal record being made (cluster thread) */
 	size_t jlen, jr_chunk; /* ... its length and bound */
 	atomic_uint_fast64_t replays, replayed;
@@ -191,6 +196,10 @@ uint64_t cluster_now_ms(void);
  * loop; counts it dropped when the ring is full. */
 void cluster_input_put(struct cluster *c, uint8_t kind, const char *name, size_t nlen,
 		       const void *data, size_t dlen);
+/* libnats thread: the messages of a bundle (wire.h) for filter, each a
+ * record of the incoming ring, under one lock and one wake-up. */
+void cluster_input_bundle(struct cluster *c, const char *filter, size_t flen, const uint8_t *d,
+			  size_t n);
 
 /* ---- interest.c -------------------------------------------------------- */
 

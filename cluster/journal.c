@@ -104,28 +104,24 @@ natsStatus cluster_journal_write(struct cluster *c, uint64_t pos, uint64_t end)
 {
 	if (!c->jbuf && !(c->jbuf = malloc(c->jr_chunk)))
 		return NATS_NO_MEMORY;
-	c->jbuf[0] = 'J';
-	c->jbuf[1] = 1;
-	c->jlen = 2;
+	cluster_wire_list_start((uint8_t *)c->jbuf, 'J');
+	c->jlen = CLUSTER_LIST_HEAD;
 	const struct rec *x;
 	natsStatus s = NATS_OK;
 	while (s == NATS_OK && (x = ring_at(&c->out, &pos, end))) {
 		if (x->kind != REC_PUBLISH || !x->ticket)
 			continue;
-		if (4 + (size_t)x->data_len > c->jr_chunk - 2) {
+		if (CLUSTER_LIST_ITEM + (size_t)x->data_len > c->jr_chunk - CLUSTER_LIST_HEAD) {
 			log_msg(CONF_LOG_WARNING, "cluster: a message of %u bytes is larger than a journal "
 				"record may be: not in the journal", x->data_len);
 			continue;
 		}
-		if (c->jlen + 4 + x->data_len > c->jr_chunk) {
+		if (c->jlen + CLUSTER_LIST_ITEM + x->data_len > c->jr_chunk) {
 			s = journal_send(c, false);
-			c->jlen = 2;
+			c->jlen = CLUSTER_LIST_HEAD;
 		}
-		uint32_t l = x->data_len;
-		uint8_t *p = (uint8_t *)c->jbuf + c->jlen;
-		p[0] = (uint8_t)(l >> 24), p[1] = (uint8_t)(l >> 16), p[2] = (uint8_t)(l >> 8), p[3] = (uint8_t)l;
-		memcpy(p + 4, rec_data(x), l);
-		c->jlen += 4 + l;
+		cluster_wire_list_put((uint8_t *)c->jbuf + c->jlen, rec_data(x), x->data_len);
+		c->jlen += CLUSTER_LIST_ITEM + x->data_len;
 	}
 	if (s == NATS_OK)
 		s = journal_send(c, true); /* also when empty: it confirms what came before */
@@ -135,17 +131,12 @@ natsStatus cluster_journal_write(struct cluster *c, uint64_t pos, uint64_t end)
 void cluster_journal_unpack(struct cluster *c, uint64_t job, const uint8_t *d, size_t n,
 			    uint64_t now)
 {
-	if (n < 2 || d[0] != 'J' || d[1] != 1)
-		return;
-	for (size_t at = 2; n - at >= 4;) {
-		size_t l = (size_t)d[at] << 24 | (size_t)d[at + 1] << 16 | (size_t)d[at + 2] << 8 | d[at + 3];
-		at += 4;
-		if (l > n - at)
-			return;
+	const uint8_t *msg;
+	size_t at = 0, l;
+	while (cluster_wire_list_next(d, n, 'J', &at, &msg, &l) > 0) {
 		struct engine_cluster_msg m;
-		if (cluster_wire_decode(d + at, l, &m) == 0)
+		if (cluster_wire_decode(msg, l, &m) == 0)
 			engine_cluster_replay(c->engine, job, &m, now);
-		at += l;
 	}
 }
 

@@ -90,3 +90,36 @@ int cluster_wire_decode(const uint8_t *b, size_t n, struct engine_cluster_msg *m
 	m->payload_len = rest - tl - ol - pl;
 	return 0;
 }
+
+void cluster_wire_list_start(uint8_t *out, char tag)
+{
+	out[0] = (uint8_t)tag;
+	out[1] = 1;
+}
+
+void cluster_wire_list_put(uint8_t *out, const uint8_t *msg, size_t len)
+{
+	be(out, len, CLUSTER_LIST_ITEM);
+	memcpy(out + CLUSTER_LIST_ITEM, msg, len);
+}
+
+int cluster_wire_list_next(const uint8_t *d, size_t n, char tag, size_t *at, const uint8_t **msg,
+			   size_t *len)
+{
+	if (*at == 0) {
+		if (n < CLUSTER_LIST_HEAD || d[0] != (uint8_t)tag || d[1] != 1)
+			return -1;
+		*at = CLUSTER_LIST_HEAD;
+	}
+	if (*at == n)
+		return 0;
+	if (n - *at < CLUSTER_LIST_ITEM)
+		return -1;
+	size_t l = (size_t)get_be(d + *at, CLUSTER_LIST_ITEM);
+	if (l > n - *at - CLUSTER_LIST_ITEM)
+		return -1;
+	*msg = d + *at + CLUSTER_LIST_ITEM;
+	*len = l;
+	*at += CLUSTER_LIST_ITEM + l;
+	return 1;
+}

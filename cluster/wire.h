@@ -23,6 +23,15 @@
 
 #define CLUSTER_WIRE_HEAD 36
 
+/*
+ * A list of encoded messages: a tag byte ('B' a bundle, 'J' a journal
+ * record), version 1, then each message as a u32 BE length and its
+ * encoding. A bundle is one NATS message carrying several messages to
+ * one subject (cluster.c); a journal record, a batch's QoS 1/2 ones.
+ */
+#define CLUSTER_LIST_HEAD 2
+#define CLUSTER_LIST_ITEM 4 /* the length before each message */
+
 /* The encoded size of m. */
 size_t cluster_wire_size(const struct engine_cluster_msg *m);
 /* Writes m into out (cluster_wire_size(m) bytes). */
@@ -30,5 +39,15 @@ void cluster_wire_encode(uint8_t *out, const struct engine_cluster_msg *m);
 /* Views into b[0..n) (no copy). Returns 0, or -1 when b is not an encoded
  * message (too short, lengths past its end, unknown version, QoS 3). */
 int cluster_wire_decode(const uint8_t *b, size_t n, struct engine_cluster_msg *m);
+
+/* Writes the list head with tag into out. */
+void cluster_wire_list_start(uint8_t *out, char tag);
+/* Appends msg (len bytes, CLUSTER_LIST_ITEM + len in all) at out. */
+void cluster_wire_list_put(uint8_t *out, const uint8_t *msg, size_t len);
+/* The next message of the list d[0..n) with tag, from *at (0 to start):
+ * 1 and *msg, *len, 0 at its end, -1 when d is not such a list or a
+ * length runs past its end. */
+int cluster_wire_list_next(const uint8_t *d, size_t n, char tag, size_t *at, const uint8_t **msg,
+			   size_t *len);
 
 #endif

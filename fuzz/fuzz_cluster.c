@@ -1,9 +1,10 @@
 /*
  * fuzz_cluster.c - what a node accepts from NATS: the message decoder
- * (cluster/wire.h) and the retained bucket's key parser
- * (cluster/subject.h) on arbitrary bytes. Every view lies inside the
- * input; a decoded message encodes back to the same bytes; a parsed key
- * is the key of what it parsed to.
+ * (cluster/wire.h), the lists of messages (a bundle, a journal record)
+ * and the retained bucket's key parser (cluster/subject.h) on arbitrary
+ * bytes. Every view lies inside the input; a decoded message encodes
+ * back to the same bytes, so does a whole list; a parsed key is the key
+ * of what it parsed to.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(again != NULL);
 		cluster_wire_encode(again, &m);
 		FUZZ_CHECK(memcmp(again, data, size) == 0);
+		free(again);
+	}
+	const char tags[2] = {'B', 'J'};
+	for (int t = 0; t < 2; t++) {
+		const uint8_t *msg;
+		size_t at = 0, len, n = CLUSTER_LIST_HEAD;
+		int rc;
+		uint8_t *again = malloc(size + 1);
+		FUZZ_CHECK(again != NULL);
+		cluster_wire_list_start(again, tags[t]);
+		while ((rc = cluster_wire_list_next(data, size, tags[t], &at, &msg, &len)) > 0) {
+			FUZZ_CHECK(inside(msg, len, data, size));
+			FUZZ_CHECK(n + CLUSTER_LIST_ITEM + len <= size);
+			cluster_wire_list_put(again + n, msg, len);
+			n += CLUSTER_LIST_ITEM + len;
+		}
+		if (rc == 0)
+			FUZZ_CHECK(n == size && memcmp(again, data, size) == 0);
 		free(again);
 	}
 	uint8_t topic[4096];

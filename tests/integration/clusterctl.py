@@ -15,6 +15,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import brokerctl  # noqa: E402
@@ -25,12 +26,14 @@ NATS_SERVER = shutil.which("nats-server") or "/usr/bin/nats-server"
 class Nats:
     """nats-server -js on 127.0.0.1; restart() keeps its port and store."""
 
-    def __init__(self, config=None, scheme="nats"):
+    def __init__(self, config=None, scheme="nats", monitor=False):
         """config: nats-server configuration text (TLS, authorization)
-        given with -c; the port, address and store stay on the command line."""
+        given with -c; the port, address and store stay on the command line.
+        monitor: serve nats-server's HTTP monitoring (varz())."""
         self.dir = tempfile.mkdtemp(prefix="midge-nats-")
         os.chmod(self.dir, 0o755)
         self.port = brokerctl.free_port()
+        self.mport = brokerctl.free_port() if monitor else None
         self.scheme = scheme
         self.config = config
         self.proc = None
@@ -44,6 +47,8 @@ class Nats:
             with open(path, "w") as f:
                 f.write(self.config)
             extra = ["-c", path]
+        if self.mport:
+            extra += ["-m", str(self.mport)]
         self.proc = subprocess.Popen(
             [NATS_SERVER] + extra + ["-js", "-sd", os.path.join(self.dir, "js"), "-p", str(self.port),
              "-a", "127.0.0.1"], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -53,6 +58,26 @@ class Nats:
 
     def url(self):
         return "%s://127.0.0.1:%d" % (self.scheme, self.port)
+
+    def varz(self):
+        """nats-server's own counters (in_msgs: NATS messages it received)."""
+        with urllib.request.urlopen("http://127.0.0.1:%d/varz" % self.mport, timeout=5) as f:
+            return json.load(f)
+
+    def publish_raw(self, subject, body):
+        """Publishes body on subject over NATS's own protocol, as any
+        NATS client could; returns once nats-server has it (PONG)."""
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+        try:
+            s.recv(4096)  # INFO
+            s.sendall(b'CONNECT {"verbose":false}\r\nPUB %s %d\r\n%s\r\nPING\r\n'
+                      % (subject.encode(), len(body), body))
+            buf = b""
+            end = time.time() + 5
+            while b"PONG" not in buf and time.time() < end:
+                buf += s.recv(4096)
+        finally:
+            s.close()
 
     def kill(self, sig=signal.SIGKILL):
         if self.proc and self.proc.poll() is None:

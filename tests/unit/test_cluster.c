@@ -137,6 +137,51 @@ static void test_wire(void)
 	CU_ASSERT_EQUAL(cluster_wire_decode(buf, n, &d), -1);
 }
 
+/* A bundle (several messages to one subject in one NATS message) and a
+ * journal record share the list format: lengths checked, order kept. */
+static void test_wire_list(void)
+{
+	uint8_t b[64];
+	const uint8_t *msg;
+	size_t at = 0, len, n = CLUSTER_LIST_HEAD;
+	cluster_wire_list_start(b, 'B');
+	const char *items[3] = {"first", "", "third one"};
+	for (int i = 0; i < 3; i++) {
+		cluster_wire_list_put(b + n, (const uint8_t *)items[i], strlen(items[i]));
+		n += CLUSTER_LIST_ITEM + strlen(items[i]);
+	}
+	for (int i = 0; i < 3; i++) {
+		CU_ASSERT_EQUAL(cluster_wire_list_next(b, n, 'B', &at, &msg, &len), 1);
+		CU_ASSERT_EQUAL(len, strlen(items[i]));
+		CU_ASSERT_EQUAL(memcmp(msg, items[i], len), 0);
+	}
+	CU_ASSERT_EQUAL(cluster_wire_list_next(b, n, 'B', &at, &msg, &len), 0);
+	/* another tag, another version: not this list */
+	at = 0;
+	CU_ASSERT_EQUAL(cluster_wire_list_next(b, n, 'J', &at, &msg, &len), -1);
+	b[1] = 2;
+	at = 0;
+	CU_ASSERT_EQUAL(cluster_wire_list_next(b, n, 'B', &at, &msg, &len), -1);
+	b[1] = 1;
+	/* cut anywhere inside an item: the items before it, then -1 */
+	for (size_t k = CLUSTER_LIST_HEAD; k < n; k++) {
+		int got = 0, rc;
+		at = 0;
+		while ((rc = cluster_wire_list_next(b, k, 'B', &at, &msg, &len)) > 0) {
+			CU_ASSERT_TRUE(msg + len <= b + k);
+			got++;
+		}
+		bool boundary = k == CLUSTER_LIST_HEAD || k == CLUSTER_LIST_HEAD + 9 ||
+				k == CLUSTER_LIST_HEAD + 13;
+		CU_ASSERT_EQUAL(rc, boundary ? 0 : -1);
+		CU_ASSERT_TRUE(got <= 2);
+	}
+	/* a length past the end */
+	b[CLUSTER_LIST_HEAD + 3] = 200;
+	at = 0;
+	CU_ASSERT_EQUAL(cluster_wire_list_next(b, n, 'B', &at, &msg, &len), -1);
+}
+
 static void test_ring(void)
 {
 	struct ring r;
@@ -180,6 +225,7 @@ static const struct test_case cases[] = {
 	{"filter subjects: + and #, a/# with its parent", test_filter_subjects},
 	{"retained keys round trip, names", test_keys},
 	{"wire: round trip, truncation refused", test_wire},
+	{"wire lists (bundles, journal records): order, bounds", test_wire_list},
 	{"ring: bounded, wraps", test_ring},
 	{NULL, NULL},
 };
