@@ -26,8 +26,7 @@
 #include "transport/log.h"
 
 #define RECONNECT_GRACE_MS 500
-/* a bundle's bound (and NATS's max_payload less a margin for headers) */
-#define CLUSTER_BUNDLE_MAX 65536
+#define CLUSTER_NATS_IOBUF (1 << 20)
 
 void cluster_wake(struct cluster *c)
 {
@@ -183,29 +182,6 @@ void cluster_input_put(struct cluster *c, uint8_t kind, const char *name, size_t
 	cluster_wake(c);
 }
 
-void cluster_input_bundle(struct cluster *c, const char *filter, size_t flen, const uint8_t *d,
-			  size_t n)
-{
-	const uint8_t *msg;
-	size_t at = 0, l;
-	int more;
-	uint64_t dropped = 0;
-	pthread_mutex_lock(&c->in.mu);
-	while ((more = cluster_wire_list_next(d, n, 'B', &at, &msg, &l)) > 0) {
-		uint8_t *p;
-		if (ring_put(&c->in, REC_INPUT, filter, flen, l, 0, &p) == 0)
-			memcpy(p, msg, l);
-		else
-			dropped++;
-	}
-	pthread_mutex_unlock(&c->in.mu);
-	if (more < 0)
-		dropped++; /* the rest of a damaged bundle */
-	if (dropped)
-		atomic_fetch_add(&c->dropped_in, dropped);
-	cluster_wake(c);
-}
-
 static void on_disconnected(natsConnection *nc, void *closure)
 {
 	(void)nc;
@@ -328,80 +304,20 @@ static void cluster_on_async(uv_async_t *a)
 
 /* ---- the cluster thread ------------------------------------------------ */
 
-/*
- * A run of consecutive messages to one subject goes as one NATS message,
- * a bundle (wire.h): nats-server and libnats on both sides cost per NATS
- * message, far more than per byte, and a publisher's messages arrive in
- * runs (one read from its socket holds many). Only consecutive ones: the
- * order of messages stays the order the engine gave them. A run of one
- * goes as the message itself.
- */
-struct run {
-	const struct rec *first;
-	size_t n, len; /* messages, and the bundle's length once n > 1 */
-};
-
-static natsStatus run_flush(struct cluster *c, struct run *r)
-{
-	natsStatus s = NATS_OK;
-	if (r->n == 1)
-		s = natsConnection_Publish(c->nc, rec_name(r->first), rec_data(r->first),
-					   (int)r->first->data_len);
-	else if (r->n > 1)
-		s = natsConnection_Publish(c->nc, rec_name(r->first), c->bbuf, (int)r->len);
-	if (s == NATS_OK)
-		atomic_fetch_add(&c->forwarded, r->n);
-	r->n = 0;
-	return s;
-}
-
-/* Adds the message x to the run, sending the run first when x cannot
- * join it (another subject, or the bundle would pass c->bcap). */
-static natsStatus run_add(struct cluster *c, struct run *r, const struct rec *x)
-{
-	size_t item = CLUSTER_LIST_ITEM + x->data_len;
-	if (r->n && r->first->name_len == x->name_len &&
-	    memcmp(rec_name(r->first), rec_name(x), x->name_len) == 0 &&
-	    (r->n > 1 ? r->len : CLUSTER_LIST_HEAD + CLUSTER_LIST_ITEM + r->first->data_len) + item <=
-		    c->bcap) {
-		if (r->n == 1) {
-			cluster_wire_list_start(c->bbuf, 'B');
-			cluster_wire_list_put(c->bbuf + CLUSTER_LIST_HEAD, rec_data(r->first),
-					      r->first->data_len);
-			r->len = CLUSTER_LIST_HEAD + CLUSTER_LIST_ITEM + r->first->data_len;
-		}
-		cluster_wire_list_put(c->bbuf + r->len, rec_data(x), x->data_len);
-		r->len += item;
-		r->n++;
-		return NATS_OK;
-	}
-	natsStatus s = run_flush(c, r);
-	r->first = x;
-	r->n = 1;
-	return s;
-}
-
 /* Sends the records in [rpos, end) to NATS. Returns 0 when NATS
  * confirmed them all (a flush), -1 to try again later. */
 static int thread_send(struct cluster *c, uint64_t end)
 {
 	uint64_t pos = c->out.rpos, ticket = 0;
 	const struct rec *x;
-	struct run run = {0};
-	if (!c->bbuf) {
-		int64_t mp = natsConnection_GetMaxPayload(c->nc);
-		c->bcap = mp > 4096 && (uint64_t)mp - 1024 < CLUSTER_BUNDLE_MAX ? (size_t)mp - 1024
-										: CLUSTER_BUNDLE_MAX;
-		if (!(c->bbuf = malloc(c->bcap)))
-			c->bcap = 0; /* every message goes alone */
-	}
+	struct bundle run = {0};
 	for (;;) {
 		x = ring_at(&c->out, &pos, end);
 		natsStatus s = NATS_OK;
 		if (x && x->kind == REC_PUBLISH) {
-			s = run_add(c, &run, x);
+			s = bundle_add(c, &run, x);
 		} else {
-			s = run_flush(c, &run);
+			s = bundle_flush(c, &run);
 			if (!x && s == NATS_OK)
 				break;
 		}
@@ -577,6 +493,13 @@ static natsStatus connect_nats(struct cluster *c, char *err, size_t errlen)
 		s = natsOptions_SetReconnectWait(o, 250);
 	if (s == NATS_OK)
 		s = natsOptions_SetTimeout(o, 2000);
+	/* libnats reads and writes through buffers of 32 KiB by default: the
+	 * receiving node then read full buffers, a recv per 32 KiB, and
+	 * nats-server wrote to it in pieces. With 1 MiB, cross-node QoS 0
+	 * cost a third less CPU in nats-server and a fifth less in each
+	 * node (docs/cluster.md, "Figures"). */
+	if (s == NATS_OK)
+		s = natsOptions_SetIOBufSize(o, CLUSTER_NATS_IOBUF);
 	if (s == NATS_OK) /* one delivery pool, not a thread per filter */
 		s = natsOptions_UseGlobalMessageDelivery(o, true);
 	if (s == NATS_OK)

@@ -196,8 +196,22 @@ uint64_t cluster_now_ms(void);
  * loop; counts it dropped when the ring is full. */
 void cluster_input_put(struct cluster *c, uint8_t kind, const char *name, size_t nlen,
 		       const void *data, size_t dlen);
-/* libnats thread: the messages of a bundle (wire.h) for filter, each a
- * record of the incoming ring, under one lock and one wake-up. */
+
+/* ---- bundle.c ---------------------------------------------------------- */
+
+/* A run of consecutive messages to one subject (cluster thread). */
+struct bundle {
+	const struct rec *first;
+	size_t n, len; /* messages, and the bundle's length once n > 1 */
+};
+/* Adds the REC_PUBLISH record x to r, sending r first when x cannot join
+ * it (another subject, or the bundle would pass its bound). */
+natsStatus bundle_add(struct cluster *c, struct bundle *r, const struct rec *x);
+/* Sends r (a bundle, or its one message alone), and empties it. */
+natsStatus bundle_flush(struct cluster *c, struct bundle *r);
+/* libnats thread: the messages of a bundle for filter, each a record of
+ * the incoming ring, under one lock and one wake-up; a damaged bundle
+ * gives the messages before the damage, the rest counted dropped. */
 void cluster_input_bundle(struct cluster *c, const char *filter, size_t flen, const uint8_t *d,
 			  size_t n);
 
