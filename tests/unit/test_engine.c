@@ -117,8 +117,16 @@ static const enum f_event_part f_event_parts[MIDGE_EV__COUNT] = {
 	[MIDGE_EV_ACL_DENIED] = FEV_ACL,
 };
 
+/* A delivery event publishes "z" on "t" this many times (a program's
+ * event callback that publishes: t_cluster_journal_nested). */
+static int NESTED_LEFT;
+
 static void f_event(void *ctx, const struct midge_event *ev)
 {
+	if (ev->type == MIDGE_EV_DELIVER && NESTED_LEFT > 0) {
+		NESTED_LEFT--;
+		CU_ASSERT_EQUAL(engine_publish(E, (const uint8_t *)"t", 1, "z", 1, 0, false, NOW), 0);
+	}
 	if (NEVS >= NEV)
 		return;
 	struct fevent *r = &EV[NEVS++];
@@ -2699,6 +2707,52 @@ static void t_cluster_journal(void)
 	stop();
 }
 
+static int FC_PUBS;
+
+static int fc_publish_count(void *ctx, const struct engine_cluster_msg *m, uint64_t *ticket)
+{
+	FC_PUBS++;
+	return fc_publish(ctx, m, ticket);
+}
+
+/* A message published while a replayed one is delivered (from the
+ * delivery's event callback) is a live message like any other: every
+ * subscriber gets it, the cluster too, and a session waiting for the
+ * replay gets it after the replay's messages. */
+static void t_cluster_journal_nested(void)
+{
+	static const struct engine_cluster fc = {NULL, fc_interest, fc_publish_count, fc_room, NULL,
+						 NULL, NULL, fc_checkpoint, fc_ended, fc_replay, 1000};
+	start(NULL, NULL);
+	engine_cluster_attach(E, &fc);
+	CK_PUTS = CK_DELS = ENDED = REPLAYS = 0;
+	CK_FULL = false;
+	up4(0, "c");
+	subscribe4(0, "t", 0);
+	up4_kept(1, "m", "20 02 00 00");
+	subscribe4(1, "t", 1);
+	gone(1, NULL);
+	CU_ASSERT_EQUAL(engine_cluster_checkpoint(E, 65536, SIZE_MAX, NOW), 1);
+	uint8_t blob[sizeof CK_LAST];
+	size_t bl = CK_LAST_LEN;
+	memcpy(blob, CK_LAST, bl);
+	NOW += 3000;
+	CU_ASSERT_EQUAL(engine_cluster_adopt(E, (const uint8_t *)"n", 1, blob, bl, NOW), 0);
+	CU_ASSERT_EQUAL(REPLAYS, 1);
+	up4_kept(2, "n", "20 02 01 00");
+	FC_PUBS = 0;
+	NESTED_LEFT = 1;
+	journal_msg(5, 7, 1, "a"); /* delivered to "n"; its event publishes "z" */
+	CU_ASSERT_EQUAL(NESTED_LEFT, 0);
+	NESTED_LEFT = 0;
+	expect(2, "32 06 00 01 74 00 01 61");
+	expect(0, "30 04 00 01 74 7a"); /* the live subscriber: not skipped as a replay's */
+	CU_ASSERT_EQUAL(FC_PUBS, 1);    /* and forwarded to the other nodes */
+	engine_cluster_replay_end(E, 5, NOW);
+	expect(2, "30 04 00 01 74 7a"); /* held for "n" behind the replay (QoS 0) */
+	stop();
+}
+
 /* Connects "w" (v5) with will "w" = "x" delayed 5 s and the session expiry
  * as given; expects the default CONNACK. */
 static void connect_will_delay(int i, const char *expiry_props)
@@ -3807,6 +3861,7 @@ static const struct test_case session_cases[] = {
 	{"MQTT-3.1.4-3 cluster: a session moves between nodes", t_cluster_session_move},
 	{"MQTT-3.1.3-9 cluster: sessions' checkpoints, adopted with their wills", t_cluster_checkpoint},
 	{"MQTT-4.6.0-5 cluster: the journal replayed once, in order, for a resumed session", t_cluster_journal},
+	{"cluster: a message published during a replayed delivery is a live one", t_cluster_journal_nested},
 	{"MQTT-3.1.2-8 cluster: wills kept for the cluster, a dead node's published", t_cluster_wills},
 	{"cluster: a shared subscription is interest while its member is connected",
 	 t_cluster_share_presence},
