@@ -41,7 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		const uint8_t *msg;
 		size_t at = 0, len, n = CLUSTER_LIST_HEAD;
 		int rc;
-		uint8_t *again = malloc(size + 1);
+		uint8_t *again = malloc(size + CLUSTER_LIST_HEAD); /* the head even when size is 0 */
 		FUZZ_CHECK(again != NULL);
 		cluster_wire_list_start(again, tags[t]);
 		while ((rc = cluster_wire_list_next(data, size, tags[t], &at, &msg, &len)) > 0) {
