@@ -311,36 +311,32 @@ static int thread_send(struct cluster *c, uint64_t end)
 	uint64_t pos = c->out.rpos, ticket = 0;
 	const struct rec *x;
 	struct bundle run = {0};
-	for (;;) {
-		x = ring_at(&c->out, &pos, end);
-		natsStatus s = NATS_OK;
-		if (x && x->kind == REC_PUBLISH) {
+	natsStatus s = NATS_OK;
+	while (s == NATS_OK && (x = ring_at(&c->out, &pos, end))) {
+		if (x->kind == REC_PUBLISH) {
 			s = bundle_add(c, &run, x);
-		} else {
-			s = bundle_flush(c, &run);
-			if (!x && s == NATS_OK)
-				break;
-		}
-		if (s == NATS_OK && x) {
-			if (x->kind == REC_RETAIN && x->data_len)
-				s = kvStore_Put(NULL, c->retained, rec_name(x), rec_data(x), (int)x->data_len);
-			else if (x->kind == REC_RETAIN)
-				s = kvStore_Delete(c->retained, rec_name(x));
-			else if (x->kind == REC_HANDOVER)
-				s = cluster_owner_handover(c, rec_name(x), rec_data(x), x->data_len);
-			else if (x->kind == REC_WILL)
-				s = cluster_will_store(c, rec_name(x), rec_data(x), x->data_len);
-			else if (x->kind == REC_STATE)
-				s = cluster_state_store(c, rec_name(x), rec_data(x), x->data_len);
-		}
-		if (s != NATS_OK) {
-			if (atomic_load(&c->connected))
-				log_msg(CONF_LOG_WARNING, "cluster: NATS refused a message: %s",
-					natsStatus_GetText(s));
-			return -1;
+		} else if ((s = bundle_flush(c, &run)) != NATS_OK) {
+			break;
+		} else if (x->kind == REC_RETAIN && x->data_len) {
+			s = kvStore_Put(NULL, c->retained, rec_name(x), rec_data(x), (int)x->data_len);
+		} else if (x->kind == REC_RETAIN) {
+			s = kvStore_Delete(c->retained, rec_name(x));
+		} else if (x->kind == REC_HANDOVER) {
+			s = cluster_owner_handover(c, rec_name(x), rec_data(x), x->data_len);
+		} else if (x->kind == REC_WILL) {
+			s = cluster_will_store(c, rec_name(x), rec_data(x), x->data_len);
+		} else if (x->kind == REC_STATE) {
+			s = cluster_state_store(c, rec_name(x), rec_data(x), x->data_len);
 		}
 		if (x->ticket > ticket)
 			ticket = x->ticket;
+	}
+	if (s == NATS_OK)
+		s = bundle_flush(c, &run);
+	if (s != NATS_OK) {
+		if (atomic_load(&c->connected))
+			log_msg(CONF_LOG_WARNING, "cluster: NATS refused a message: %s", natsStatus_GetText(s));
+		return -1;
 	}
 	/* with the journal, its answer confirms the batch (journal.c) */
 	if (ticket && (c->cfg.journal_bytes ? cluster_journal_write(c, c->out.rpos, end)

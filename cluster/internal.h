@@ -161,7 +161,7 @@ struct cluster {
 	pthread_cond_t jr_cv;
 	struct jr_job jr_next;
 	uint64_t jr_ids;
-	uint8_t *bbuf; /* a bundle being made (cluster thread; cluster.c) */
+	uint8_t *bbuf; /* a bundle being made (cluster thread; bundle.c) */
 	size_t bcap;   /* ... its bound */
 	char *jbuf; /* a journal record being made (cluster thread) */
 	size_t jlen, jr_chunk; /* ... its length and bound */
