@@ -2,6 +2,12 @@
 """A midge cluster against a single node, in one run: a nats-server with
 JetStream and three midge nodes on free loopback ports.
 
+Each configuration runs once per window (--windows, in-flight messages
+per publisher) and its best rate is its capacity: a closed loop's rate
+is its window over its latency, and a path through NATS has more hops
+than one node, so a window that saturates one node leaves the cluster
+waiting on latency.
+
 - p2p: midge-loadgen p2p at QoS 0 and 1: first on a standalone midge
   (no cluster: the single node the target is measured against), then
   with publishers on node n0 and subscribers on n0 (a cluster member on
@@ -19,7 +25,8 @@ Prints each RESULT line, the ratios, and the CPU seconds of each broker
 and of nats-server per million messages.
 
   bench/cluster_bench.py [--workload p2p|fanin|all] [--duration S]
-                         [--pairs N] [--publishers P] [--build DIR]
+                         [--pairs N] [--publishers P] [--windows W,W,...]
+                         [--build DIR]
 """
 
 import argparse
@@ -82,53 +89,60 @@ def last_line(proc, timeout):
     return out.splitlines()[-1] if out else "(no result)"
 
 
+def windows_run(a, loadgen, args, label, pids):
+    """Runs the generator(s) once per window of --windows; returns the
+    best rate and its window. A closed loop's rate is bounded by its
+    window over its latency: a path with more hops needs a wider window
+    to reach its capacity, and a wider one than needed costs a node
+    queueing. Each configuration is measured at each window, and its
+    capacity is the best of them; every run is printed."""
+    best = (0.0, 0)
+    for w in a.windows:
+        cpu0 = [cpu_seconds(p) for p in pids]
+        procs = [run_loadgen(a, loadgen, x + ["-W", str(w)], "%s-w%d" % (lab, w))
+                 for x, lab in zip(args, label)]
+        lines = [last_line(p, a.duration + 60) for p in procs]
+        cpu1 = [cpu_seconds(p) for p in pids]
+        rate = sum(result_field(x, "msg_per_s") for x in lines)
+        for x in lines:
+            print(x)
+        print(cpu_line(cpu0, cpu1, rate * a.duration))
+        best = max(best, (rate, w))
+    return best
+
+
+def ratio(x, y):
+    return 100.0 * x / y if y else 0
+
+
 def p2p(a, loadgen, nodes, solo, pids):
     rates = {}
     for qos in (0, 1):
         for mode in ("solo", "single", "cross"):
             pub = solo if mode == "solo" else nodes[0][1]
             sub = {"solo": solo, "single": nodes[0][1], "cross": nodes[1][1]}[mode]
-            cpu0 = [cpu_seconds(p) for p in pids]
-            proc = run_loadgen(a, loadgen, ["-p", str(pub), "--sub-port", str(sub), "-w",
-                                            "p2p", "-q", str(qos), "-c", str(a.pairs)],
-                               "%s-qos%d" % (mode, qos))
-            line = last_line(proc, a.duration + 60)
-            cpu1 = [cpu_seconds(p) for p in pids]
-            rate = result_field(line, "msg_per_s")
-            rates[(mode, qos)] = rate
-            print(line)
-            print(cpu_line(cpu0, cpu1, rate * a.duration))
+            rates[(mode, qos)] = windows_run(
+                a, loadgen, [["-p", str(pub), "--sub-port", str(sub), "-w", "p2p", "-q",
+                              str(qos), "-c", str(a.pairs)]], ["%s-qos%d" % (mode, qos)], pids)
     for qos in (0, 1):
-        s, m, c = rates[("solo", qos)], rates[("single", qos)], rates[("cross", qos)]
-        print("QoS %d: standalone node %.0f msg/s, cross-node %.0f msg/s: %.0f %% (target >= 50 %%); "
-              "a cluster member on its own %.0f msg/s (cross-node %.0f %% of it)"
-              % (qos, s, c, 100.0 * c / s if s else 0, m, 100.0 * c / m if m else 0))
+        (s, sw), (m, mw), (c, cw) = (rates[(x, qos)] for x in ("solo", "single", "cross"))
+        print("QoS %d: standalone node %.0f msg/s (window %d), cross-node %.0f msg/s (window %d): "
+              "%.0f %% (target >= 50 %%); a cluster member on its own %.0f msg/s (window %d; "
+              "cross-node %.0f %% of it)" % (qos, s, sw, c, cw, ratio(c, s), m, mw, ratio(c, m)))
 
 
 def fanin(a, loadgen, nodes, solo, pids):
     for qos in (0, 1):
-        cpu0 = [cpu_seconds(p) for p in pids]
-        proc = run_loadgen(a, loadgen, ["-p", str(solo), "-w", "fanin", "-q", str(qos),
-                                        "-c", str(3 * a.publishers)], "fanin-single-qos%d" % qos)
-        line = last_line(proc, a.duration + 60)
-        cpu1 = [cpu_seconds(p) for p in pids]
-        single = result_field(line, "msg_per_s")
-        print(line)
-        print(cpu_line(cpu0, cpu1, single * a.duration))
-        cpu0 = [cpu_seconds(p) for p in pids]
-        procs = [run_loadgen(a, loadgen, ["-p", str(nodes[i][1]), "--sub-port",
-                                          str(nodes[(i + 1) % 3][1]), "-w", "fanin", "-q",
-                                          str(qos), "-c", str(a.publishers)],
-                             "fanin-n%d-to-n%d-qos%d" % (i, (i + 1) % 3, qos)) for i in range(3)]
-        lines = [last_line(p, a.duration + 60) for p in procs]
-        cpu1 = [cpu_seconds(p) for p in pids]
-        total = sum(result_field(x, "msg_per_s") for x in lines)
-        for x in lines:
-            print(x)
-        print(cpu_line(cpu0, cpu1, total * a.duration))
-        print("fan-in QoS %d: standalone node %.0f msg/s, three nodes (every message across NATS) "
-              "%.0f msg/s in all: %.0f %%" % (qos, single, total,
-                                              100.0 * total / single if single else 0))
+        single, sw = windows_run(a, loadgen, [["-p", str(solo), "-w", "fanin", "-q", str(qos),
+                                               "-c", str(3 * a.publishers)]],
+                                 ["fanin-single-qos%d" % qos], pids)
+        total, tw = windows_run(
+            a, loadgen, [["-p", str(nodes[i][1]), "--sub-port", str(nodes[(i + 1) % 3][1]), "-w",
+                          "fanin", "-q", str(qos), "-c", str(a.publishers)] for i in range(3)],
+            ["fanin-n%d-to-n%d-qos%d" % (i, (i + 1) % 3, qos) for i in range(3)], pids)
+        print("fan-in QoS %d: standalone node %.0f msg/s (window %d), three nodes (every message "
+              "across NATS) %.0f msg/s in all (window %d): %.0f %%"
+              % (qos, single, sw, total, tw, ratio(total, single)))
 
 
 def main():
@@ -136,11 +150,14 @@ def main():
     ap.add_argument("--duration", type=float, default=5)
     ap.add_argument("--pairs", type=int, default=20)
     ap.add_argument("--publishers", type=int, default=10, help="per node, fan-in")
+    ap.add_argument("--windows", default="64,256,1024",
+                    help="in-flight messages per publisher, each tried (comma-separated)")
     ap.add_argument("--workload", choices=("p2p", "fanin", "all"), default="all")
     ap.add_argument("--extra", default="", help="configuration lines for every node, \\n apart")
     ap.add_argument("--build", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                    "..", "build"))
     a = ap.parse_args()
+    a.windows = [int(w) for w in a.windows.split(",")]
     work = tempfile.mkdtemp(prefix="midge-cluster-bench-")
     procs = []
     try:
