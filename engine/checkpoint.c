@@ -107,6 +107,14 @@ uint32_t engine_cluster_checkpoint(struct engine *e, size_t max, size_t budget, 
 	return done;
 }
 
+/* An adopted session's deadlines count from when its connection ended;
+ * one that was connected when its node died (or that does not say) lost
+ * its connection about now. */
+static uint64_t adopted_since(uint64_t ended, uint64_t now_ms)
+{
+	return ended && ended < now_ms ? ended : now_ms;
+}
+
 int engine_cluster_adopt(struct engine *e, const uint8_t *cid, size_t len, const uint8_t *state,
 			 size_t state_len, uint64_t now_ms)
 {
@@ -114,10 +122,11 @@ int engine_cluster_adopt(struct engine *e, const uint8_t *cid, size_t len, const
 	if (session_find(e, cid, len))
 		return -1; /* the client connected here since: the newer session stays */
 	struct session *s = NULL;
-	if (move_install(e, cid, len, state, state_len, &s) < 0)
+	uint64_t ended = 0;
+	if (move_install(e, cid, len, state, state_len, &s, &ended) < 0)
 		return -1;
 	event_session(e, MIDGE_EV_SESSION_CREATED, s, NULL, "adopted from a node that died");
-	session_arm_timers(e, s, now_ms);
+	session_arm_timers(e, s, adopted_since(ended, now_ms)); /* [MQTT-3.1.2-23] */
 	return 0;
 }
 
@@ -148,7 +157,10 @@ int engine_cluster_adopt_will(struct engine *e, const uint8_t *cid, size_t len,
 	w->delay = delay;
 	s->will = w;
 	cluster_will(e, s); /* this node keeps it for the cluster now */
-	if (timer_set(e, &w->t, now_ms + (uint64_t)delay * 1000) < 0)
+	/* [MQTT-3.1.3-9] the delay counts from when the connection ended,
+	 * as the adopted session's expiry does (engine_cluster_adopt) */
+	uint64_t at = adopted_since(move_ended_at(s), now_ms) + (uint64_t)delay * 1000;
+	if (at <= now_ms || timer_set(e, &w->t, at) < 0)
 		will_publish(e, s);
 	return 0;
 }

@@ -8,7 +8,7 @@
  * in-flight window first, then the queue); this node decodes that before
  * the CONNECT goes on, so the client resumes where it was.
  *
- * The encoding (version 2, integers big-endian, every length checked
+ * The encoding (version 3, integers big-endian, every length checked
  * against what is left: the bytes come from another node through NATS):
  *   "MS" 2, protocol u8, expiry u32, listener u16, user: u8 present,
  *   u16 length, bytes;
@@ -18,8 +18,11 @@
  *   payload length, payload, u32 properties length, properties, u16
  *   origin length, origin client id, qos u8, retain u8, expiry_at u64;
  *   the journal (journal.c): resume u8, time u64 (wall-clock ms), u16
- *   marks: run u64, seq u64.
- * Version 1 (what an older node wrote) ends before the journal's part.
+ *   marks: run u64, seq u64; ended u64 (wall-clock ms: when the session's
+ *   last connection ended, 0 while it is connected or nothing counts from
+ *   it).
+ * Versions 1 and 2 (what older nodes wrote) end before the journal's part
+ * and before ended.
  */
 #include "engine/internal.h"
 
@@ -120,6 +123,20 @@ static bool move_put_delivery(struct move_buf *b, const struct delivery *d)
 	return true;
 }
 
+/* When the connection of s ended, as its armed deadlines tell (they
+ * count from it: session_detach), or 0 while it is connected or when
+ * neither is armed (then nothing depends on it). */
+uint64_t move_ended_at(const struct session *s)
+{
+	if (s->conn)
+		return 0;
+	if (s->expiry != EXPIRY_NEVER && s->expiry_timer.idx)
+		return s->expiry_timer.at - (uint64_t)s->expiry * 1000;
+	if (s->will && s->will->t.idx)
+		return s->will->t.at - (uint64_t)s->will->delay * 1000;
+	return 0;
+}
+
 int move_encode(struct engine *e, struct session *s, struct move_buf *b, bool report)
 {
 	/* a checkpoint (not a hand-over: nothing is missed there) says where
@@ -127,13 +144,13 @@ int move_encode(struct engine *e, struct session *s, struct move_buf *b, bool re
 	 * before the deliveries take theirs */
 	struct journal_trailer t;
 	journal_marks(e, s, !report, &t);
-	size_t tsize = 1 + 8 + 2 + 16u * t.n;
+	size_t tsize = 1 + 8 + 2 + 16u * t.n + 8;
 	size_t need = 3 + 1 + 4 + 2 + 3 + s->user_len + 4 + tsize;
 	for (const struct sub *x = s->subs; x; x = x->next)
 		need += 2 + x->len + 1 + 4;
 	if (!wb_room(b, need))
 		return -1;
-	wb_bytes(b, "MS\2", 3);
+	wb_bytes(b, "MS\3", 3);
 	wb_uint(b, s->version, 1);
 	wb_uint(b, s->expiry, 4);
 	wb_uint(b, s->listener, 2);
@@ -186,6 +203,7 @@ int move_encode(struct engine *e, struct session *s, struct move_buf *b, bool re
 		wb_uint(b, t.marks[i].run, 8);
 		wb_uint(b, t.marks[i].seq, 8);
 	}
+	wb_uint(b, move_ended_at(s), 8);
 	if (b->oom)
 		return -1;
 	for (int i = 0; i < 4; i++)
@@ -308,13 +326,13 @@ static int move_get_delivery(struct engine *e, struct session *s, struct rbuf_vi
 }
 
 int move_install(struct engine *e, const uint8_t *cid, size_t cid_len, const uint8_t *blob,
-		 size_t len, struct session **out)
+		 size_t len, struct session **out, uint64_t *ended_at)
 {
 	struct rbuf_view r = {blob, len, false};
 	const uint8_t *magic = rd_bytes(&r, 3);
-	if (!magic || memcmp(magic, "MS", 2) != 0 || magic[2] < 1 || magic[2] > 2)
+	if (!magic || memcmp(magic, "MS", 2) != 0 || magic[2] < 1 || magic[2] > 3)
 		return -1;
-	bool v2 = magic[2] == 2;
+	bool v2 = magic[2] >= 2;
 	struct session *old = session_find(e, cid, cid_len);
 	if (old && old->conn)
 		return -1;
@@ -362,6 +380,7 @@ int move_install(struct engine *e, const uint8_t *cid, size_t cid_len, const uin
 	uint64_t from_ms = v2 ? rd_uint(&r, 8) : 0;
 	uint32_t nm = v2 ? (uint32_t)rd_uint(&r, 2) : 0;
 	const uint8_t *mk = rd_bytes(&r, 16u * nm);
+	uint64_t ended = magic[2] >= 3 ? rd_uint(&r, 8) : 0;
 	if (r.bad || r.left || nm > JOURNAL_RUNS_MAX + 1)
 		goto bad;
 	if (resume) {
@@ -378,6 +397,8 @@ int move_install(struct engine *e, const uint8_t *cid, size_t cid_len, const uin
 	move_touch(e, s); /* this node's checkpoint of it from now on */
 	if (out)
 		*out = s;
+	if (ended_at)
+		*ended_at = ended;
 	return 0;
 bad:
 	session_destroy(e, s);
@@ -398,7 +419,7 @@ int engine_cluster_claimed(struct engine *e, uint64_t claim, const uint8_t *sess
 	size_t cid_len = 0;
 	const uint8_t *cid = connect_held_cid(c, &cid_len);
 	if (session && len && cid)
-		move_install(e, cid, cid_len, session, len, NULL); /* invalid: a new session */
+		move_install(e, cid, cid_len, session, len, NULL, NULL); /* invalid: a new session */
 	int r = connect_held_finish(e, c, 0, NULL);
 	if (e->io.resume)
 		e->io.resume(e->io.ctx, c->handle);

@@ -14,12 +14,17 @@ void move_claim_cancel(struct engine *e, struct engine_conn *c);
  * a drop event, as from a full queue: the session moves without them).
  * Returns 0 or -1. */
 int move_encode(struct engine *e, struct session *s, struct move_buf *b, bool report);
+/* When the last connection of s ended (wall-clock ms, as its armed
+ * deadlines tell), or 0 while it is connected or nothing counts from it. */
+uint64_t move_ended_at(const struct session *s);
 /* Makes the session encoded in blob this node's session of cid (*out,
  * when out is not NULL). A local one without a connection is older (the
  * id was claimed elsewhere since) and goes; one with a connection stays
- * (it came later). Returns 0 or -1 (nothing kept of an invalid encoding). */
+ * (it came later). *ended_at (when not NULL): when the session's last
+ * connection ended, wall-clock ms, or 0 when the encoding does not say.
+ * Returns 0 or -1 (nothing kept of an invalid encoding). */
 int move_install(struct engine *e, const uint8_t *cid, size_t cid_len, const uint8_t *blob,
-		 size_t len, struct session **out);
+		 size_t len, struct session **out, uint64_t *ended_at);
 
 /* checkpoint.c: each persistent session's copy in the cluster, for when
  * this node dies (docs/cluster.md, "A node that dies"). */

@@ -111,7 +111,7 @@ static void fm_connect(struct engine *e, struct fm *k, const uint8_t *session, s
 static int fm_checkpoint(void *ctx, const uint8_t *cid, size_t len, const uint8_t *st, size_t sl)
 {
 	(void)ctx, (void)cid, (void)len;
-	if (st && (sl < 3 || memcmp(st, "MS\2", 3) != 0))
+	if (st && (sl < 3 || memcmp(st, "MS\3", 3) != 0))
 		abort();
 	return 0;
 }

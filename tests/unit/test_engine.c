@@ -2482,9 +2482,9 @@ static void t_cluster_session_move(void)
 	CU_ASSERT_EQUAL(engine_publish(E, (const uint8_t *)"t", 1, "v", 1, 1, false, NOW), 0);
 	free(blob);
 	blob = NULL;
-	CU_ASSERT_EQUAL(engine_cluster_release(E, (const uint8_t *)"m", 1, 41, &blob, &bl, NOW), 0);
+	CU_ASSERT_EQUAL(engine_cluster_release(E, (const uint8_t *)"m", 1, 49, &blob, &bl, NOW), 0);
 	CU_ASSERT_FATAL(blob != NULL);
-	CU_ASSERT(bl <= 41);
+	CU_ASSERT(bl <= 49);
 	CU_ASSERT(count_ev(MIDGE_EV_DROP, "t") >= 1);
 	claimed_connect(3, 4, "m", 0x00, blob, bl);
 	expect(3, "20 02 01 00");
@@ -2808,6 +2808,80 @@ static void t_will_at_session_end(void)
 	NOW += 2000;
 	engine_tick(E, NOW);
 	expect(1, "30 04 00 01 77 78");
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_SESSION_EXPIRED, NULL), 1);
+	stop();
+}
+
+/* The checkpoint callbacks of the adoption tests below. */
+static const struct engine_cluster FC_CK = {NULL, fc_interest, fc_publish, fc_room, NULL, NULL,
+					    NULL, fc_checkpoint, fc_ended, NULL, 0};
+
+/* A fresh engine with "sub" watching the will topic, at time at, adopts
+ * the copy of "w" in blob. */
+static void adopt_w_at(const uint8_t *blob, size_t bl, uint64_t at)
+{
+	start(NULL, NULL);
+	engine_cluster_attach(E, &FC_CK);
+	up4_will_watcher(1, 0);
+	NOW = at;
+	CU_ASSERT_EQUAL(engine_cluster_adopt(E, (const uint8_t *)"w", 1, blob, bl, NOW), 0);
+}
+
+/* A checkpoint says when its session's connection ended, and the node that
+ * adopts it counts the session's expiry [MQTT-3.1.2-23] and its will's
+ * delay [MQTT-3.1.3-9] from then, not from the adoption. */
+static void t_cluster_adopt_deadlines(void)
+{
+	uint8_t blob[2][sizeof CK_LAST];
+	size_t bl[2];
+	uint64_t t0[2];
+	struct engine_cluster_msg m;
+	cluster_will_msg(&m, "w", "x", "w", 0);
+	/* "w": session expiry 10 s, will delay 5 s; copied 3 s after it went
+	 * (0), and while connected (1) */
+	for (int k = 0; k < 2; k++) {
+		start(NULL, NULL);
+		engine_cluster_attach(E, &FC_CK);
+		CK_FULL = false;
+		connect_will_delay(0, "11 00 00 00 0a");
+		t0[k] = NOW;
+		if (k == 0)
+			gone(0, NULL);
+		NOW += 3000;
+		CU_ASSERT_EQUAL(engine_cluster_checkpoint(E, 65536, SIZE_MAX, NOW), 1);
+		bl[k] = CK_LAST_LEN;
+		memcpy(blob[k], CK_LAST, bl[k]);
+		stop();
+	}
+	/* adopted 8 s after the connection ended: the will's 5 s are over (it
+	 * goes at once), the session's 10 s are not */
+	adopt_w_at(blob[0], bl[0], t0[0] + 8000);
+	CU_ASSERT_EQUAL(engine_cluster_adopt_will(E, (const uint8_t *)"w", 1, &m, 5, NOW), 0);
+	expect(1, "30 04 00 01 77 78");
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_WILL, "w"), 1);
+	NOW = t0[0] + 9999;
+	engine_tick(E, NOW);
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_SESSION_EXPIRED, NULL), 0);
+	NOW = t0[0] + 10000;
+	engine_tick(E, NOW);
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_SESSION_EXPIRED, NULL), 1);
+	stop();
+	/* adopted 12 s after: the session has expired already; its will goes
+	 * as the dead node's would have */
+	adopt_w_at(blob[0], bl[0], t0[0] + 12000);
+	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_SESSION_EXPIRED, NULL), 1);
+	CU_ASSERT_EQUAL(engine_cluster_adopt_will(E, (const uint8_t *)"w", 1, &m, 5, NOW), 0);
+	expect(1, "30 04 00 01 77 78");
+	stop();
+	/* a copy of a connected session says nothing: from the adoption */
+	adopt_w_at(blob[1], bl[1], t0[1] + 8000);
+	CU_ASSERT_EQUAL(engine_cluster_adopt_will(E, (const uint8_t *)"w", 1, &m, 5, NOW), 0);
+	expect(1, "");
+	NOW = t0[1] + 13000;
+	engine_tick(E, NOW);
+	expect(1, "30 04 00 01 77 78");
+	NOW = t0[1] + 18000;
+	engine_tick(E, NOW);
 	CU_ASSERT_EQUAL(count_ev(MIDGE_EV_SESSION_EXPIRED, NULL), 1);
 	stop();
 }
@@ -3860,6 +3934,8 @@ static const struct test_case session_cases[] = {
 	{"takeover of a connection that sent DISCONNECT", t_takeover_after_disconnect},
 	{"MQTT-3.1.4-3 cluster: a session moves between nodes", t_cluster_session_move},
 	{"MQTT-3.1.3-9 cluster: sessions' checkpoints, adopted with their wills", t_cluster_checkpoint},
+	{"MQTT-3.1.2-23 cluster: an adopted session's deadlines count from its disconnection",
+	 t_cluster_adopt_deadlines},
 	{"MQTT-4.6.0-5 cluster: the journal replayed once, in order, for a resumed session", t_cluster_journal},
 	{"cluster: a message published during a replayed delivery is a live one", t_cluster_journal_nested},
 	{"MQTT-3.1.2-8 cluster: wills kept for the cluster, a dead node's published", t_cluster_wills},
