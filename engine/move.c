@@ -10,7 +10,7 @@
  *
  * The encoding (version 3, integers big-endian, every length checked
  * against what is left: the bytes come from another node through NATS):
- *   "MS" 2, protocol u8, expiry u32, listener u16, user: u8 present,
+ *   "MS" 3, protocol u8, expiry u32, listener u16, user: u8 present,
  *   u16 length, bytes;
  *   u32 subscriptions: u16 length, filter, options u8, sub_id u32;
  *   u32 deliveries: qos u8, flags u8 (1 retain, 2 shared), n u8, n x u32

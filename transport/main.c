@@ -46,8 +46,8 @@ int main(int argc, char **argv)
 	 * passes 128 KiB. libnats allocates each incoming NATS message on its
 	 * reader thread and frees it on its delivery thread: with bundles of
 	 * up to 64 KiB that top passed the mark many times a second, and a
-	 * receiving cluster node spent a sixth of its CPU in madvise and the
-	 * page faults that follow (docs/cluster.md, "Figures"). Keeping up to
+	 * receiving cluster node spent a tenth of its CPU in madvise and the
+	 * page faults that follow (docs/cluster.md, "Threads"). Keeping up to
 	 * 8 MiB, and serving messages up to 1 MiB from the heap instead of a
 	 * mapping each, ends that for a bounded amount of memory. */
 	mallopt(M_TRIM_THRESHOLD, 8 << 20);
